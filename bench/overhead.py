@@ -1,0 +1,76 @@
+"""What Prefect costs: the same checks against the sandbox, through the plain runner and through the readiness flow.
+
+    .venv/bin/python bench/overhead.py [--runs 5]
+
+Prints the median wall time of each (plain: `tasks.core.run_plain`; flow: `go-live-readiness` with its 9 section
+subflows, one Prefect task per check, on a PostgreSQL-backed Prefect server, report and artifacts included),
+and their ratio. Sandbox and server start-up are excluded from both.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs must be >= 1")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    from sandbox import Sandbox
+    from deployments.prefect_server import PrefectServer
+
+    with Sandbox.start() as sb:
+        os.environ.update(sb.env)
+        with PrefectServer(sb.prefect_database_url(), Path(tempfile.mkdtemp(prefix="golive-bench-"))) as srv:
+            os.environ.update(srv.client_env())
+            from deployments.cli import _drain_prefect
+            from flows import readiness
+            from flows.config import load_config
+            from tasks.core import Redactor, run_plain
+
+            cfg = load_config(sb.config_path)
+            specs = readiness.plan(cfg)
+            redact = Redactor(cfg.secrets())
+
+            def plain() -> float:
+                t = time.perf_counter()
+                results = run_plain(specs, cfg, redact=redact)
+                assert len(results) == len(specs)
+                return time.perf_counter() - t
+
+            def flow() -> float:
+                t = time.perf_counter()
+                state = asyncio.run(readiness.go_live_readiness(config=str(sb.config_path), mode="rehearsal",
+                                                                 output_dir=None, return_state=True))
+                dt = time.perf_counter() - t
+                report = readiness.REPORTS.pop(str(state.state_details.flow_run_id))
+                assert len(report.results) == len(specs), "the flow ran a different set of checks"
+                return dt
+
+            plain(), flow()  # warm-up: imports, connection pools, the server's first queries
+            p = [plain() for _ in range(args.runs)]
+            f = [flow() for _ in range(args.runs)]
+            _drain_prefect()
+    mp, mf = statistics.median(p), statistics.median(f)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{len(specs)} checks, {args.runs} runs each")
+    print(f"plain runner  median {mp:.3f} s  (min {min(p):.3f}, max {max(p):.3f})")
+    print(f"prefect flow  median {mf:.3f} s  (min {min(f):.3f}, max {max(f):.3f})")
+    print(f"ratio flow/plain {mf / mp:.2f}  (target <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,314 @@
+"""The `golive` command line.
+
+Exit codes (the same for every command that reaches a verdict):
+  0  GO                  every blocking check passed, no warnings
+  1  GO-WITH-WARNINGS    no blocking failure; warnings or advisory failures to read
+  2  NO-GO               a blocking check failed, errored or was skipped because its prerequisite broke
+  3  usage or config error (one line per problem, naming the field)
+  4  the gate itself failed (could not start, crashed): no verdict was reached
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_GO, EXIT_WARN, EXIT_NOGO, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 by default: that is NO-GO here, so use 3
+        self.print_usage(sys.stderr)
+        print(f"golive: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "ERROR": "bold red", "SKIPPED": "magenta",
+         "NOT_APPLICABLE": "dim", "GO": "bold green", "GO-WITH-WARNINGS": "bold yellow", "NO-GO": "bold red"}
+MARK = {"PASS": "✓", "WARN": "!", "FAIL": "✗", "ERROR": "✗", "SKIPPED": "↷", "NOT_APPLICABLE": "-"}
+
+
+def _progress_line(console, res) -> None:
+    s = res.status.value
+    text = res.summary
+    console.print(f"  [{STYLE[s]}]{MARK[s]} {s:<14}[/] {res.id:<42} [dim]{text[:110]}[/] [dim]{res.duration_s:.2f}s[/]",
+                  markup=True, emoji=False)
+
+
+def render_report(console, report, *, out_path: Path | None = None) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"go-live readiness: {report.environment} ({report.mode})", title_justify="left")
+    for col in ("Section", "Verdict", "PASS", "WARN", "FAIL", "ERROR", "SKIPPED", "N/A", "s"):
+        t.add_column(col, justify="left" if col in ("Section", "Verdict") else "right")
+    for s in report.sections:
+        c = s.counts
+        t.add_row(s.title, f"[{STYLE[s.verdict.value]}]{s.verdict.value}[/]", str(c.get("PASS", 0)),
+                  str(c.get("WARN", 0)), str(c.get("FAIL", 0)), str(c.get("ERROR", 0)), str(c.get("SKIPPED", 0)),
+                  str(c.get("NOT_APPLICABLE", 0)), f"{s.duration_s:.2f}")
+    console.print(t)
+    bad = report.blocking_failures
+    if bad:
+        console.print("[bold red]Blocking:[/]")
+        for r in bad:
+            console.print(f"  [red]{r.status.value}[/] [bold]{r.id}[/] {r.title}", emoji=False)
+            if r.status.value in ("FAIL", "WARN"):
+                console.print(f"      observed: {r.observed}\n      expected: {r.expected}", emoji=False, markup=False)
+            else:
+                console.print(f"      cause: {r.cause}", emoji=False, markup=False)
+            console.print(f"      evidence: {r.evidence}", emoji=False, markup=False)
+    warns = report.warnings
+    if warns:
+        console.print("[yellow]Warnings:[/]")
+        for r in warns:
+            console.print(f"  [yellow]{r.status.value}[/] {r.id}: {r.summary}", emoji=False)
+    na = [r for r in report.results if r.status.value == "NOT_APPLICABLE"]
+    if na:
+        console.print(f"[dim]Not applicable: {', '.join(f'{r.id} ({r.cause})' for r in na)}[/]", emoji=False)
+    console.print(f"\nVERDICT: [{STYLE[report.verdict.value]}]{report.verdict.value}[/]  "
+                  f"({len(report.results)} checks in {report.duration_s:.1f} s)")
+    if out_path:
+        console.print(f"[dim]report files: {out_path}[/]")
+
+
+# --------------------------------------------------------------------------- commands
+
+def _load_config_or_usage(path: str):
+    from flows.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        for line in e.problems:
+            print(f"{e.source}: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from flows.config import ConfigError, json_schema, load_config
+
+    if args.config_cmd == "schema":
+        print(json.dumps(json_schema(), indent=2))
+        return 0
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as e:
+        for line in e.problems:
+            print(f"{e.source}: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    sections = [k for k in ("web", "postgres", "redis", "smtp", "backups", "monitoring", "team") if getattr(cfg, k)]
+    print(f"{args.file}: ok (environment {cfg.environment}; sections: {', '.join(sections) or 'none'})")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from flows.catalog import catalog_rows, render_catalog
+
+    if args.format == "json":
+        print(json.dumps(catalog_rows(), indent=2))
+    else:
+        print(render_catalog(fmt=args.format), end="")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run checks without Prefect (quick local probing)."""
+    from flows.readiness import plan
+    from flows.report import build_report
+    from datetime import datetime, timezone
+    from tasks.core import Redactor, run_plain
+
+    cfg = _load_config_or_usage(args.config)
+    try:
+        specs = plan(cfg, args.section)
+        if args.check:
+            from tasks.core import select
+            specs = select(specs, ids=args.check)
+    except KeyError as e:
+        raise UsageError(str(e.args[0]))
+    console = _console()
+    started = datetime.now(timezone.utc)
+    results = run_plain(specs, cfg, redact=Redactor(cfg.secrets()),
+                        on_result=lambda r: _progress_line(console, r))
+    report = build_report(results, environment=cfg.environment, mode="check", started_at=started)
+    render_report(console, report)
+    return report.verdict.exit_code
+
+
+def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_dir: str | None, console):
+    """Run the readiness flow in this process; return (Report or None, final state)."""
+    import asyncio
+
+    from flows import readiness
+
+    listener = (lambda r: _progress_line(console, r))
+    readiness.LISTENERS.append(listener)
+    try:
+        state = asyncio.run(readiness.go_live_readiness(config=config_path, mode=mode, sections=sections,
+                                                         output_dir=output_dir, return_state=True))
+    finally:
+        readiness.LISTENERS.remove(listener)
+        _drain_prefect()
+    return readiness.REPORTS.pop(str(state.state_details.flow_run_id), None), state
+
+
+def _drain_prefect() -> None:
+    """Send the logs and events still queued to the API before the server (or this process) goes away."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass
+
+
+def _quiet_prefect_console() -> None:
+    # our own console shows every result; Prefect's full logs go to its API (the UI)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load_config_or_usage(args.config)
+    _quiet_prefect_console()
+    console = _console()
+    console.print(f"golive: readiness of [bold]{cfg.environment}[/] ({args.mode}) "
+                  f"on {os.environ.get('PREFECT_API_URL') or 'an ephemeral Prefect server'}")
+    report, state = _run_flow(args.config, args.mode, args.section, args.out, console)
+    if report is None:
+        console.print(f"[bold red]the gate failed:[/] {state.message}", markup=True)
+        return EXIT_GATE
+    render_report(console, report, out_path=Path(args.out) / report.environment / "latest" if args.out else None)
+    if args.junit:
+        from flows.report import to_junit
+        Path(args.junit).write_text(to_junit(report))
+    return report.verdict.exit_code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from sandbox import FAULTS, Sandbox
+    except ImportError:
+        print("golive demo needs the sandbox extra: pip install 'golive[sandbox]'", file=sys.stderr)
+        return EXIT_USAGE
+    unknown = [f for f in args.break_ if f not in FAULTS]
+    if unknown:
+        print(f"--break: unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}", file=sys.stderr)
+        return EXIT_USAGE
+    console = _console()
+    t0 = time.monotonic()
+    _quiet_prefect_console()
+    console.print("golive demo: starting the sandbox (PostgreSQL, Redis primary+replica, S3, SMTP, HTTPS app, "
+                  "Prometheus API)" + (f" with fault(s) {', '.join(args.break_)}" if args.break_ else ""))
+    with Sandbox.start(faults=args.break_) as sb:
+        t_sb = time.monotonic() - t0
+        os.environ.update(sb.env)
+        from deployments.prefect_server import PrefectServer
+
+        home = Path(tempfile.mkdtemp(prefix="golive-prefect-"))
+        console.print(f"  sandbox up in {t_sb:.1f} s; starting a Prefect server on the sandbox's PostgreSQL")
+        with PrefectServer(sb.prefect_database_url(), home) as server:
+            os.environ.update(server.client_env())
+            console.print(f"  Prefect API {server.api_url} (up at {time.monotonic() - t0:.1f} s); running the checks:")
+            report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
+        if report is None:
+            console.print(f"[bold red]the gate failed:[/] {state.message}")
+            return EXIT_GATE
+        out = Path(args.out) / report.environment / "latest" if args.out else None
+        render_report(console, report, out_path=out)
+        console.print(f"[dim]demo total {time.monotonic() - t0:.1f} s (sandbox {t_sb:.1f} s); sandbox stopped[/]")
+    return report.verdict.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="golive", description="golive: the go-live checklist as a Prefect workflow, with evidence.",
+                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    d = sub.add_parser("demo", help="bring up the local sandbox, run the readiness flow against it, tear it down")
+    d.add_argument("--break", dest="break_", action="append", default=[], metavar="FAULT",
+                   help="turn one fact of the sandbox wrong (repeatable); see `golive demo --list-faults`")
+    d.add_argument("--list-faults", action="store_true", help="list the sandbox's fault switches and exit")
+    d.add_argument("--out", default="golive-reports", help="where report.json/report.md/junit.xml go")
+    d.set_defaults(fn=cmd_demo)
+
+    r = sub.add_parser("run", help="run the readiness flow against a real environment")
+    r.add_argument("--config", required=True, help="the environment's YAML file")
+    r.add_argument("--mode", choices=["rehearsal", "ci"], default="rehearsal")
+    r.add_argument("--section", action="append", help="only this section (repeatable; dependencies are pulled in)")
+    r.add_argument("--out", default="golive-reports")
+    r.add_argument("--junit", help="also write JUnit XML here")
+    r.set_defaults(fn=cmd_run)
+
+    c = sub.add_parser("check", help="run checks in-process without Prefect (quick probing)")
+    c.add_argument("--config", required=True)
+    c.add_argument("--section", action="append")
+    c.add_argument("--check", action="append", help="only this check id (repeatable)")
+    c.set_defaults(fn=cmd_check)
+
+    k = sub.add_parser("catalog", help="list every check with its section, severity and the seed items it covers")
+    k.add_argument("--format", choices=["md", "json", "text"], default="text")
+    k.set_defaults(fn=cmd_catalog)
+
+    g = sub.add_parser("config", help="validate an environment config or print its JSON Schema")
+    gs = g.add_subparsers(dest="config_cmd", required=True, parser_class=_Parser)
+    v = gs.add_parser("validate", help="print one line per problem, naming the key path; exit 3 if any")
+    v.add_argument("file")
+    gs.add_parser("schema", help="print the JSON Schema of the config (for editors)")
+    g.set_defaults(fn=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if argv[:1] == ["demo"] and "--list-faults" in argv:
+        from sandbox import FAULTS
+        for name, desc in FAULTS.items():
+            print(f"{name:<22} {desc}")
+        return 0
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except UsageError as e:
+        print(f"golive: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print("golive: interrupted; no verdict", file=sys.stderr)
+        return EXIT_GATE
+    except Exception as e:  # noqa: BLE001 - the gate itself failed: say so, exit 4, never a verdict
+        print(f"golive: the gate itself failed: {_env_redactor().text(f'{type(e).__name__}: {e}')}", file=sys.stderr)
+        return EXIT_GATE
+
+
+def _env_redactor():
+    """Masks the values of secret-looking environment variables (and URL passwords) in a last-resort message."""
+    import re
+
+    from tasks.core import Redactor
+
+    secretish = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE", re.I)
+    return Redactor([v for k, v in os.environ.items() if secretish.search(k)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The `go-live-readiness` flow: sections 1-9 as async subflows over one shared check DAG, then the report.
+
+Design notes (measured, see docs/architecture.md):
+- sections are *async* subflows gathered concurrently: a sync subflow costs ~1 s (heartbeat join), and a
+  blocking `future.result()` inside an async flow would serialise everything;
+- a section starts once the checks it needs from other sections have landed (data waits for
+  `dependencies.postgres.reachable`, application/security for `infrastructure.web.reachable`), so the UI
+  shows the order the checklist implies; inside a section checks run as concurrently as their deps allow;
+- nothing secret crosses the Prefect API: flow/subflow parameters are a config path, a section name and an
+  opaque run key; the loaded config, its secrets and the results stay in this process (`_RUNS`).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run as runtime_flow_run
+from prefect.states import Completed, Failed, State
+
+from tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Redactor, Severity, Status,
+                        execute, load_catalog, make_result, run_checks, select)
+
+from .config import ConfigError, GoliveConfig, load_config
+from .report import Report, Verdict, build_report, to_json, to_junit, to_markdown, to_table, verdict_of
+
+Mode = Literal["rehearsal", "ci"]
+
+
+@dataclasses.dataclass
+class RunState:
+    config: GoliveConfig
+    redact: Redactor
+    specs: dict[str, CheckSpec]
+    board: Board
+    memo: Memo = dataclasses.field(default_factory=Memo)
+    landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
+
+
+_RUNS: dict[str, RunState] = {}
+#: Reports of the runs of this process, by flow run id (a flow's return value is awkward to read back from a
+#: Failed state; in-process callers pop theirs here, remote ones read the verdict artifact).
+REPORTS: dict[str, Report] = {}
+#: In-process listeners (the CLI's progress display): called with every result as it lands.
+LISTENERS: list[Callable[[CheckResult], None]] = []
+
+
+def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, CheckSpec]:
+    """The checks this environment runs, with the config's policy applied (advisory downgrades)."""
+    specs = select(load_catalog(), sections=sections)
+    adv = set(config.checks.advisory)
+    return {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
+
+
+@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def check_task(check_id: str, run_key: str) -> State:
+    """One check as a Prefect task run: FAIL/ERROR show as Failed runs in the UI, the rest Completed."""
+    st = _RUNS[run_key]
+    spec = st.specs[check_id]
+    if check_id in st.config.checks.skip:
+        res = make_result(spec, Status.NOT_APPLICABLE, started=datetime.now(timezone.utc), t0=time.monotonic(),
+                          cause="excluded by checks.skip in the environment config")
+    else:
+        res = await execute(spec, st.config, redact=st.redact, memo=st.memo)
+    st.landed[check_id] = res
+    logger = get_run_logger()
+    line = f"{res.status.value} {res.id}: {res.summary} [{res.evidence}]"
+    if res.status in (Status.FAIL, Status.ERROR):
+        logger.error(line)
+        return Failed(message=f"{res.status.value}: {res.summary}"[:500])
+    (logger.warning if res.status == Status.WARN else logger.info)(line)
+    return Completed(message=f"{res.status.value}: {res.summary}"[:500])
+
+
+@flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)
+async def section_flow(section: str, run_key: str) -> State:
+    """One checklist section: its checks as concurrent Prefect tasks, gated by their dependencies."""
+    st = _RUNS[run_key]
+    specs = [s for s in st.specs.values() if s.section == section]
+
+    async def via_prefect(spec: CheckSpec) -> CheckResult:
+        await check_task.with_options(task_run_name=spec.id)(spec.id, run_key, return_state=True)
+        res = st.landed.get(spec.id)
+        if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
+            res = make_result(spec, Status.ERROR, started=datetime.now(timezone.utc), t0=time.monotonic(),
+                              cause="the Prefect task run crashed before recording a result")
+        return res
+
+    results = await run_checks(specs, st.board, via_prefect)
+    v = verdict_of(results)
+    msg = f"{SECTIONS[section]}: {v.value} ({len(results)} checks)"
+    return Failed(message=msg) if v == Verdict.NO_GO else Completed(message=msg)
+
+
+async def _run_section(section: str, run_key: str) -> None:
+    st = _RUNS[run_key]
+    needs = {d for s in st.specs.values() if s.section == section for d in s.depends_on
+             if st.specs[d].section != section}
+    await st.board.wait(needs)  # the checklist's order: e.g. no data checks before the database answered
+    await section_flow(section=section, run_key=run_key, return_state=True)
+
+
+def _write_files(report: Report, markdown: str, output_dir: Path) -> Path:
+    stamp = report.started_at.strftime("%Y%m%dT%H%M%SZ")
+    out = output_dir / report.environment / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"report.json": to_json(report), "report.md": markdown, "junit.xml": to_junit(report)}
+    for name, text in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out / name)  # never a half-written report
+    latest = output_dir / report.environment / "latest"
+    tmp_link = output_dir / report.environment / ".latest.tmp"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(stamp)
+    tmp_link.replace(latest)
+    return out
+
+
+def verdict_payload(report: Report) -> dict:
+    """The machine-readable verdict (published as an artifact, since a flow's return value is not readable over REST)."""
+    return {"environment": report.environment, "mode": report.mode, "verdict": report.verdict.value,
+            "exit_code": report.verdict.exit_code, "flow_run_id": report.flow_run_id,
+            "started_at": report.started_at.isoformat(), "duration_s": report.duration_s,
+            "sections": {s.section: s.verdict.value for s in report.sections},
+            "blocking": [f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
+            "warnings": [f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings]}
+
+
+async def publish(report: Report, redact: Redactor, output_dir: Path | None) -> Path | None:
+    md = to_markdown(report, redact)
+    env = report.environment
+    await acreate_markdown_artifact(key=f"golive-report-{env}", markdown=md,
+                                    description=f"go-live readiness report: {report.verdict.value}")
+    await acreate_table_artifact(key=f"golive-checks-{env}", table=to_table(report),
+                                 description=f"every check with its evidence ({report.verdict.value})")
+    payload = redact.text(json.dumps(verdict_payload(report), indent=2))
+    await acreate_markdown_artifact(key=f"golive-verdict-{env}", markdown=f"```json\n{payload}\n```\n",
+                                    description=f"verdict {report.verdict.value}")
+    return _write_files(report, md, output_dir) if output_dir else None
+
+
+@flow(name="go-live-readiness", persist_result=False, validate_parameters=True)
+async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: list[str] | None = None,
+                            output_dir: str | None = "golive-reports") -> Report | State:
+    """Run the checklist against one environment and publish the GO / NO-GO report.
+
+    `config` is the path of the environment's YAML file (secrets come from the environment or Prefect Secret
+    blocks, never from parameters). In `ci` mode the run ends Failed on NO-GO so an API client can wait on it.
+    """
+    logger = get_run_logger()
+    started = datetime.now(timezone.utc)
+    try:
+        cfg = load_config(config)
+        specs = plan(cfg, sections)
+    except ConfigError as e:
+        logger.error("config %s is invalid:\n%s", e.source, e)
+        return Failed(message=f"invalid config {e.source}: {e.problems[0]} (+{len(e.problems) - 1} more)")
+    except KeyError as e:
+        return Failed(message=f"bad parameter: {e.args[0]}")
+    redact = Redactor(cfg.secrets())
+    run_key = uuid.uuid4().hex
+    board = Board(specs)
+    board.listeners.extend(LISTENERS)
+    _RUNS[run_key] = st = RunState(config=cfg, redact=redact, specs=specs, board=board)
+    try:
+        present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
+        await asyncio.gather(*(_run_section(s, run_key) for s in present))
+        report = build_report(list(st.board.results.values()), environment=cfg.environment, mode=mode,
+                              started_at=started, flow_run_id=str(runtime_flow_run.id or "") or None)
+        if report.flow_run_id:
+            REPORTS[report.flow_run_id] = report
+        path = await publish(report, redact, Path(output_dir) if output_dir else None)
+        logger.info("verdict %s for %s (%d checks, %.1f s)%s", report.verdict.value, cfg.environment,
+                    len(report.results), report.duration_s, f"; files in {path}" if path else "")
+    finally:
+        _RUNS.pop(run_key, None)
+    if mode == "ci" and report.verdict == Verdict.NO_GO:
+        return Failed(message=f"NO-GO: {len(report.blocking_failures)} blocking check(s) failed", data=report)
+    return report

@@ -1,0 +1,174 @@
+"""The report: one model fed by the check results, and small separate renderers (markdown, table, JSON, JUnit XML).
+
+Verdict rules (per section and overall):
+- NO-GO: a blocking check is FAIL, ERROR or SKIPPED (a skipped blocking check means its prerequisite broke);
+- GO-WITH-WARNINGS: anything WARN, or an advisory check FAIL / ERROR / SKIPPED;
+- GO: everything else (PASS and NOT_APPLICABLE, the latter always listed with its reason).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from pydantic import BaseModel, Field
+
+from tasks.core import SECTIONS, CheckResult, Redactor, Severity, Status
+
+
+class Verdict(str, Enum):
+    GO = "GO"
+    GO_WITH_WARNINGS = "GO-WITH-WARNINGS"
+    NO_GO = "NO-GO"
+
+    @property
+    def exit_code(self) -> int:
+        return {Verdict.GO: 0, Verdict.GO_WITH_WARNINGS: 1, Verdict.NO_GO: 2}[self]
+
+
+BAD = {Status.FAIL, Status.ERROR, Status.SKIPPED}
+
+
+def verdict_of(results: list[CheckResult]) -> Verdict:
+    if any(r.status in BAD and r.severity == Severity.BLOCKING for r in results):
+        return Verdict.NO_GO
+    if any(r.status == Status.WARN or r.status in BAD for r in results):
+        return Verdict.GO_WITH_WARNINGS
+    return Verdict.GO
+
+
+class SectionSummary(BaseModel):
+    section: str
+    title: str
+    verdict: Verdict
+    counts: dict[str, int]
+    duration_s: float
+
+
+class Report(BaseModel):
+    environment: str
+    mode: str
+    verdict: Verdict
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+    sections: list[SectionSummary]
+    results: list[CheckResult]
+    flow_run_id: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def blocking_failures(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status in BAD and r.severity == Severity.BLOCKING]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == Status.WARN or (r.status in BAD and r.severity == Severity.ADVISORY)]
+
+
+def build_report(results: list[CheckResult], *, environment: str, mode: str, started_at: datetime,
+                 flow_run_id: str | None = None, notes: list[str] | None = None) -> Report:
+    finished = datetime.now(timezone.utc)
+    order = list(SECTIONS)
+    results = sorted(results, key=lambda r: (order.index(r.section), r.id))
+    sections = []
+    for sec in order:
+        rs = [r for r in results if r.section == sec]
+        if not rs:
+            continue
+        span = (max(r.finished_at for r in rs) - min(r.started_at for r in rs)).total_seconds()
+        sections.append(SectionSummary(section=sec, title=SECTIONS[sec], verdict=verdict_of(rs),
+                                       counts=dict(Counter(r.status.value for r in rs)), duration_s=round(span, 3)))
+    return Report(environment=environment, mode=mode, verdict=verdict_of(results), started_at=started_at,
+                  finished_at=finished, duration_s=round((finished - started_at).total_seconds(), 3),
+                  sections=sections, results=results, flow_run_id=flow_run_id, notes=list(notes or []))
+
+
+# --------------------------------------------------------------------------- renderers
+
+ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "🛑", Status.SKIPPED: "⏭️",
+        Status.NOT_APPLICABLE: "➖"}
+VICON = {Verdict.GO: "🟢", Verdict.GO_WITH_WARNINGS: "🟡", Verdict.NO_GO: "🔴"}
+
+
+def _cell(v: Any, limit: int = 160) -> str:
+    if v is None:
+        return ""
+    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    s = s.replace("|", "\\|").replace("\n", " ")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def to_markdown(report: Report, redact: Redactor | None = None) -> str:
+    r = report
+    out = [f"# {VICON[r.verdict]} {r.verdict.value}: go-live readiness of `{r.environment}`", "",
+           f"Mode `{r.mode}` · {len(r.results)} checks · {r.duration_s:.1f} s · "
+           f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC", ""]
+    if r.blocking_failures:
+        out += ["## Blocking", ""]
+        out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {_cell(c.summary, 300)}" for c in r.blocking_failures]
+        out.append("")
+    if r.warnings:
+        out += ["## Warnings", ""]
+        out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {_cell(c.summary, 300)}" for c in r.warnings]
+        out.append("")
+    out += ["## Sections", "", "| Section | Verdict | PASS | WARN | FAIL | ERROR | SKIPPED | N/A |",
+            "|---|---|---|---|---|---|---|---|"]
+    for s in r.sections:
+        c = s.counts
+        out.append(f"| {s.title} | {VICON[s.verdict]} {s.verdict.value} | {c.get('PASS', 0)} | {c.get('WARN', 0)} | "
+                   f"{c.get('FAIL', 0)} | {c.get('ERROR', 0)} | {c.get('SKIPPED', 0)} | {c.get('NOT_APPLICABLE', 0)} |")
+    out += ["", "## Evidence", "", "| | Check | Severity | Observed | Expected | How it was measured | s |",
+            "|---|---|---|---|---|---|---|"]
+    for c in r.results:
+        observed = c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) else c.observed
+        out.append(f"| {ICON[c.status]} {c.status.value} | `{c.id}` {c.title} | {c.severity.value} | {_cell(observed)} | "
+                   f"{_cell(c.expected)} | {_cell(c.evidence)} | {c.duration_s:.2f} |")
+    if r.notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
+    text = "\n".join(out) + "\n"
+    return redact.text(text) if redact else text
+
+
+def to_table(report: Report) -> list[dict[str, Any]]:
+    return [{"status": c.status.value, "check": c.id, "title": c.title, "severity": c.severity.value,
+             "observed": _cell(c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) else c.observed),
+             "expected": _cell(c.expected), "evidence": _cell(c.evidence), "seconds": round(c.duration_s, 3),
+             "seed": "; ".join(c.seed)} for c in report.results]
+
+
+def to_json(report: Report) -> str:
+    return report.model_dump_json(indent=2)
+
+
+def to_junit(report: Report) -> str:
+    """JUnit XML: one testsuite per section, one testcase per check; FAIL→failure, ERROR→error, SKIPPED/N/A→skipped."""
+    root = ET.Element("testsuites", name=f"golive {report.environment}", tests=str(len(report.results)),
+                      time=f"{report.duration_s:.3f}")
+    for s in report.sections:
+        rs = [c for c in report.results if c.section == s.section]
+        c = s.counts
+        suite = ET.SubElement(root, "testsuite", name=f"{s.section}", tests=str(len(rs)),
+                              failures=str(c.get("FAIL", 0) + c.get("WARN", 0)), errors=str(c.get("ERROR", 0)),
+                              skipped=str(c.get("SKIPPED", 0) + c.get("NOT_APPLICABLE", 0)),
+                              time=f"{s.duration_s:.3f}", timestamp=report.started_at.isoformat())
+        for r in rs:
+            case = ET.SubElement(suite, "testcase", classname=f"golive.{r.section}", name=r.id,
+                                 time=f"{r.duration_s:.3f}")
+            msg = f"{r.status.value} [{r.severity.value}]: {r.summary}"
+            if r.status == Status.FAIL or r.status == Status.WARN:
+                el = ET.SubElement(case, "failure", message=msg, type=r.status.value)
+                el.text = f"observed: {r.observed}\nexpected: {r.expected}\nevidence: {r.evidence}"
+            elif r.status == Status.ERROR:
+                el = ET.SubElement(case, "error", message=msg, type="ERROR")
+                el.text = f"evidence: {r.evidence}"
+            elif r.status in (Status.SKIPPED, Status.NOT_APPLICABLE):
+                ET.SubElement(case, "skipped", message=msg)
+            out = ET.SubElement(case, "system-out")
+            out.text = f"{r.title}\nseed: {'; '.join(r.seed)}\nobserved: {r.observed}\nexpected: {r.expected}\n" \
+                       f"evidence: {r.evidence}"
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,504 @@
+"""The check framework: declaring checks, one result model, and the runner.
+
+A *check* probes one fact (`section.subject.fact`). Its body is a plain function
+``body(target, ctx) -> Observation`` that measures and says how it measured; the
+runner turns that into a :class:`CheckResult`, enforcing the timeout, turning any
+exception into ERROR, skipping dependents of a failed check with the cause, and
+redacting secrets from everything it returns.
+
+Nothing here imports Prefect: the plain runner (:func:`run_plain`) is what the tests
+and the overhead benchmark use, and the readiness flow wraps :func:`execute` in a
+Prefect task.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class Status(str, Enum):
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    ERROR = "ERROR"  # the probe itself could not run (timeout, refused connection)
+    SKIPPED = "SKIPPED"  # a dependency did not pass; `cause` names it
+    NOT_APPLICABLE = "NOT_APPLICABLE"  # the target is not configured / does not apply; `cause` says why
+
+
+class Severity(str, Enum):
+    BLOCKING = "blocking"
+    ADVISORY = "advisory"
+
+
+OK_STATUSES = frozenset({Status.PASS, Status.WARN})
+SECTIONS: dict[str, str] = {
+    "infrastructure": "1. Infrastructure Validation",
+    "dependencies": "2. Service Dependencies",
+    "data": "3. Database & Data Integrity",
+    "application": "4. Application Deployment",
+    "security": "5. Security Verification",
+    "performance": "6. Performance & Load Testing",
+    "monitoring": "7. Monitoring & Alerting",
+    "backup": "8. Backup & Disaster Recovery",
+    "team": "9. Team Readiness & Communication",
+}
+
+
+class Observation(BaseModel):
+    """What a check body measured. `evidence` says how (command, endpoint, query)."""
+
+    status: Status
+    observed: Any = None
+    expected: Any = None
+    evidence: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def passed(observed: Any, expected: Any, evidence: str, **details: Any) -> Observation:
+    return Observation(status=Status.PASS, observed=observed, expected=expected, evidence=evidence, details=details)
+
+
+def failed(observed: Any, expected: Any, evidence: str, **details: Any) -> Observation:
+    return Observation(status=Status.FAIL, observed=observed, expected=expected, evidence=evidence, details=details)
+
+
+def warned(observed: Any, expected: Any, evidence: str, **details: Any) -> Observation:
+    return Observation(status=Status.WARN, observed=observed, expected=expected, evidence=evidence, details=details)
+
+
+def not_applicable(reason: str, evidence: str = "") -> Observation:
+    return Observation(status=Status.NOT_APPLICABLE, observed=None, expected=None, evidence=evidence or reason,
+                       details={"reason": reason})
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "in": lambda a, b: a in b,
+}
+
+
+def compare(observed: Any, op: str, limit: Any, *, evidence: str, unit: str = "",
+            on_fail: Status = Status.FAIL, **details: Any) -> Observation:
+    """Compare a measured value with a threshold; `expected` reads like the condition (Gatus-style)."""
+    sfx = f" {unit}" if unit else ""
+    ok = observed is not None and _OPS[op](observed, limit)
+    return Observation(status=Status.PASS if ok else on_fail, observed=f"{_fmt(observed)}{sfx}",
+                       expected=f"{op} {_fmt(limit)}{sfx}", evidence=evidence, details=details)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+class CheckResult(BaseModel):
+    id: str
+    title: str
+    section: str
+    severity: Severity
+    seed: list[str]
+    status: Status
+    observed: Any = None
+    expected: Any = None
+    evidence: str = ""
+    cause: str | None = None  # why SKIPPED / NOT_APPLICABLE / ERROR
+    details: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float
+
+    @property
+    def summary(self) -> str:
+        if self.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) and self.cause:
+            return self.cause
+        exp = f" (expected {self.expected})" if self.expected not in (None, "") else ""
+        return f"observed {self.observed}{exp}"
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    title: str
+    seed: tuple[str, ...]
+    severity: Severity
+    depends_on: tuple[str, ...]
+    timeout: float
+    target: str | None  # the config key the body reads (e.g. "postgres"); None: the whole config
+    body: Callable[[Any, "RunContext"], Observation]
+    description: str = ""
+
+    @property
+    def section(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+REGISTRY: dict[str, CheckSpec] = {}
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+\.[a-z0-9_]+$")
+
+
+def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity = Severity.BLOCKING,
+          depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None):
+    """Declare a check. The decorated function stays a plain, directly callable function."""
+
+    def deco(fn: Callable[[Any, RunContext], Observation]):
+        if not _ID_RE.match(id):
+            raise ValueError(f"check id {id!r} is not section.subject.fact")
+        if id.split(".", 1)[0] not in SECTIONS:
+            raise ValueError(f"check id {id!r}: unknown section")
+        if id in REGISTRY and REGISTRY[id].body.__qualname__ != fn.__qualname__:
+            raise ValueError(f"check id {id!r} declared twice")
+        if timeout <= 0:
+            raise ValueError(f"check {id!r}: timeout must be > 0")
+        REGISTRY[id] = CheckSpec(id=id, title=title, seed=tuple(seed), severity=Severity(severity),
+                                 depends_on=tuple(depends_on), timeout=float(timeout), target=target, body=fn,
+                                 description=(fn.__doc__ or "").strip())
+        fn.check_id = id  # type: ignore[attr-defined]
+        return fn
+
+    return deco
+
+
+def load_catalog() -> dict[str, CheckSpec]:
+    """Import every check module so the registry is complete, and validate the graph."""
+    from . import catalog_modules  # noqa: F401  (imports the modules for their side effect)
+
+    validate_graph(REGISTRY)
+    return dict(sorted(REGISTRY.items()))
+
+
+def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
+    for s in specs.values():
+        for d in s.depends_on:
+            if d not in specs:
+                raise ValueError(f"check {s.id!r} depends on unknown check {d!r}")
+    # cycle detection
+    state: dict[str, int] = {}
+
+    def visit(i: str, path: tuple[str, ...]) -> None:
+        if state.get(i) == 2:
+            return
+        if state.get(i) == 1:
+            raise ValueError("dependency cycle: " + " -> ".join(path + (i,)))
+        state[i] = 1
+        for d in specs[i].depends_on:
+            visit(d, path + (i,))
+        state[i] = 2
+
+    for i in specs:
+        visit(i, ())
+
+
+def select(specs: Mapping[str, CheckSpec], *, sections: Iterable[str] | None = None,
+           ids: Iterable[str] | None = None, skip: Iterable[str] = ()) -> dict[str, CheckSpec]:
+    """Pick checks by section / id, pulling in their dependencies transitively."""
+    unknown = [i for i in (ids or ()) if i not in specs]
+    if unknown:
+        raise KeyError(f"unknown check id(s): {', '.join(unknown)}")
+    want: set[str] = set() if (sections or ids) else set(specs)
+    if sections:
+        secs = set(sections)
+        bad = secs - set(SECTIONS)
+        if bad:
+            raise KeyError(f"unknown section(s): {', '.join(sorted(bad))}")
+        want |= {i for i in specs if specs[i].section in secs}
+    want |= set(ids or ())
+    want -= set(skip)
+    out: set[str] = set()
+    stack = list(want)
+    while stack:
+        i = stack.pop()
+        if i in out:
+            continue
+        out.add(i)
+        stack.extend(specs[i].depends_on)
+    return {i: specs[i] for i in specs if i in out}
+
+
+# --------------------------------------------------------------------------- secrets
+
+_URL_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<at>@)")
+MASK = "***"
+
+
+class Redactor:
+    """Removes every known secret (and any password in a URL) from strings and nested data."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        forms: set[str] = set()
+        for s in secrets:
+            if not s or len(s) < 4:  # a 1-3 character "secret" would shred every string; config rejects them
+                continue
+            forms.update({s, quote(s, safe=""), quote_plus(s), json.dumps(s)[1:-1]})
+        self._secrets = sorted(forms, key=len, reverse=True)
+        self._re = re.compile("|".join(re.escape(s) for s in self._secrets)) if self._secrets else None
+
+    def add(self, *secrets: str) -> "Redactor":
+        return Redactor([*self._secrets, *secrets])
+
+    def text(self, value: str) -> str:
+        if self._re is not None:
+            value = self._re.sub(MASK, value)
+        return _URL_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), value)
+
+    def __call__(self, obj: Any) -> Any:
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, SecretStr):
+            return MASK
+        if isinstance(obj, BaseModel):
+            return self(obj.model_dump(mode="json"))
+        if isinstance(obj, Mapping):
+            return {self(k) if isinstance(k, str) else k: self(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            return [self(v) for v in obj]
+        if isinstance(obj, (int, float, bool)) or obj is None:
+            return obj
+        return self.text(str(obj))
+
+
+def collect_secrets(obj: Any) -> list[str]:
+    """Every SecretStr value inside a (nested) pydantic model."""
+    found: list[str] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, SecretStr):
+            found.append(o.get_secret_value())
+        elif isinstance(o, BaseModel):
+            for name in type(o).model_fields:
+                walk(getattr(o, name))
+        elif isinstance(o, Mapping):
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, (list, tuple, set)):
+            for v in o:
+                walk(v)
+
+    walk(obj)
+    return found
+
+
+# --------------------------------------------------------------------------- running
+
+class RunContext:
+    """What a body gets besides its target: its time budget and a per-run memo for shared probes."""
+
+    def __init__(self, config: Any = None, memo: "Memo | None" = None, timeout: float = 10.0):
+        self.config = config
+        self._memo = memo if memo is not None else Memo()
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def with_timeout(self, timeout: float) -> "RunContext":
+        return RunContext(self.config, self._memo, timeout)
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left; bodies pass this (or less) to socket/HTTP timeouts so they end on their own."""
+        return max(0.05, self.deadline - time.monotonic())
+
+    def memo(self, key: Any, fn: Callable[[], Any]) -> Any:
+        return self._memo.get(key, fn)
+
+
+class Memo:
+    """Run-scoped cache: several checks of one target share one probe (one TLS handshake, one INFO)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[Any, tuple[threading.Event, list[Any]]] = {}
+
+    def get(self, key: Any, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            owner = entry is None
+            if owner:
+                entry = (threading.Event(), [])
+                self._entries[key] = entry
+        ev, box = entry
+        if owner:
+            try:
+                box.append(("ok", fn()))
+            except BaseException as e:  # noqa: BLE001 - re-raised to every waiter
+                box.append(("err", e))
+            ev.set()
+        else:
+            ev.wait()
+        kind, val = box[0]
+        if kind == "err":
+            raise val
+        return val
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_result(spec: CheckSpec, status: Status, *, started: datetime, t0: float, observed: Any = None,
+                expected: Any = None, evidence: str = "", cause: str | None = None,
+                details: Mapping[str, Any] | None = None, redact: Redactor | None = None) -> CheckResult:
+    r = redact or Redactor()
+    return CheckResult(
+        id=spec.id, title=spec.title, section=spec.section, severity=spec.severity, seed=list(spec.seed),
+        status=status, observed=r(observed), expected=r(expected), evidence=r(evidence),
+        cause=r(cause) if cause else None, details=r(dict(details or {})),
+        started_at=started, finished_at=_now(), duration_s=round(time.monotonic() - t0, 4),
+    )
+
+
+def resolve_target(spec: CheckSpec, config: Any) -> tuple[Any, str | None]:
+    """(target, reason-if-not-applicable)."""
+    if spec.target is None:
+        return config, None
+    target = getattr(config, spec.target, None) if config is not None else None
+    if target is None:
+        return None, f"no `{spec.target}` section in the environment config"
+    return target, None
+
+
+async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = None,
+                  memo: Memo | None = None) -> CheckResult:
+    """Run one check body in its own daemon thread, bounded by the check's timeout. Never raises."""
+    redact = redact or Redactor()
+    started, t0 = _now(), time.monotonic()
+    target, na = resolve_target(spec, config)
+    if na:
+        return make_result(spec, Status.NOT_APPLICABLE, started=started, t0=t0, cause=na, evidence=na)
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+    ctx = RunContext(config, memo, spec.timeout)
+
+    def settle(kind: str, value: Any) -> None:
+        if not fut.done():
+            fut.set_result((kind, value))
+
+    def worker() -> None:
+        try:
+            obs = spec.body(target, ctx)
+            loop.call_soon_threadsafe(settle, "ok", obs)
+        except BaseException as e:  # noqa: BLE001 - every failure of a probe is evidence
+            try:
+                loop.call_soon_threadsafe(settle, "err", e)
+            except RuntimeError:  # loop closed after a timeout: nobody is waiting any more
+                pass
+
+    threading.Thread(target=worker, name=f"check:{spec.id}", daemon=True).start()
+    try:
+        kind, value = await asyncio.wait_for(fut, timeout=spec.timeout)
+    except asyncio.TimeoutError:
+        msg = f"timed out after {spec.timeout:g}s: the target did not answer in time"
+        return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg,
+                           expected="an answer within the timeout", redact=redact)
+    if kind == "err":
+        msg = f"{type(value).__name__}: {value}".strip().rstrip(":")
+        return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg, redact=redact)
+    obs = value
+    if not isinstance(obs, Observation):
+        msg = f"check body returned {type(obs).__name__}, not an Observation"
+        return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg, redact=redact)
+    cause = obs.details.get("reason") if obs.status == Status.NOT_APPLICABLE else None
+    return make_result(spec, obs.status, started=started, t0=t0, observed=obs.observed, expected=obs.expected,
+                       evidence=obs.evidence, cause=cause, details=obs.details, redact=redact)
+
+
+class Board:
+    """The shared state of one run: results as they land, and an event per check for its dependents."""
+
+    def __init__(self, specs: Mapping[str, CheckSpec]):
+        self.specs = dict(specs)
+        self.results: dict[str, CheckResult] = {}
+        self._events: dict[str, asyncio.Event] = {}
+        self.listeners: list[Callable[[CheckResult], None]] = []
+
+    def _event(self, cid: str) -> asyncio.Event:
+        ev = self._events.get(cid)
+        if ev is None:
+            ev = self._events[cid] = asyncio.Event()
+        return ev
+
+    def post(self, result: CheckResult) -> None:
+        self.results[result.id] = result
+        self._event(result.id).set()
+        for fn in self.listeners:
+            fn(result)
+
+    async def wait(self, ids: Iterable[str]) -> dict[str, CheckResult]:
+        ids = list(ids)
+        for i in ids:
+            await self._event(i).wait()
+        return {i: self.results[i] for i in ids}
+
+    def root_cause(self, cid: str) -> CheckResult:
+        r = self.results[cid]
+        while r.status == Status.SKIPPED and r.details.get("blocked_by") in self.results:
+            r = self.results[r.details["blocked_by"]]
+        return r
+
+
+Executor = Callable[[CheckSpec], Awaitable[CheckResult]]
+
+
+def gate(spec: CheckSpec, deps: Mapping[str, CheckResult], board: Board) -> CheckResult | None:
+    """The SKIPPED / NOT_APPLICABLE result when a dependency did not pass, else None."""
+    bad = [d for d in spec.depends_on if deps[d].status not in OK_STATUSES]
+    if not bad:
+        return None
+    started, t0 = _now(), time.monotonic()
+    if all(deps[d].status == Status.NOT_APPLICABLE for d in bad):
+        why = f"not applicable because {bad[0]} is: {deps[bad[0]].cause or 'not applicable'}"
+        return make_result(spec, Status.NOT_APPLICABLE, started=started, t0=t0, cause=why, evidence=why)
+    first = next(d for d in bad if deps[d].status != Status.NOT_APPLICABLE)
+    root = board.root_cause(first)
+    why = f"skipped: {first} is {deps[first].status.value}"
+    if root.id != first:
+        why += f" (root cause {root.id} {root.status.value}: {root.summary})"
+    else:
+        why += f": {deps[first].summary}"
+    return make_result(spec, Status.SKIPPED, started=started, t0=t0, cause=why, evidence=why,
+                       details={"blocked_by": first, "root_cause": root.id})
+
+
+async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executor) -> list[CheckResult]:
+    """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections)."""
+
+    async def one(spec: CheckSpec) -> CheckResult:
+        deps = await board.wait(spec.depends_on)
+        res = gate(spec, deps, board)
+        if res is None:
+            res = await executor(spec)
+        board.post(res)
+        return res
+
+    return list(await asyncio.gather(*(one(s) for s in specs)))
+
+
+def run_plain(specs: Mapping[str, CheckSpec], config: Any, *, redact: Redactor | None = None,
+              on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    """Run checks without Prefect (tests, the benchmark baseline, `golive check`)."""
+    redact = redact or Redactor(collect_secrets(config))
+    memo = Memo()
+
+    async def main() -> list[CheckResult]:
+        board = Board(specs)
+        if on_result:
+            board.listeners.append(on_result)
+        return await run_checks(specs.values(), board,
+                                lambda s: execute(s, config, redact=redact, memo=memo))
+
+    return asyncio.run(main())

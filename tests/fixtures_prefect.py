@@ -1,0 +1,21 @@
+"""A real Prefect server for the flow tests: Prefect's own server app on the sandbox's PostgreSQL."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_api(sandbox, tmp_path_factory):
+    from deployments.prefect_server import PrefectServer
+
+    server = PrefectServer(sandbox.prefect_database_url(), tmp_path_factory.mktemp("prefect-home")).start()
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        from deployments.cli import _drain_prefect
+
+        _drain_prefect()
+        server.stop()

@@ -1,0 +1,165 @@
+"""The check framework itself: timeouts, errors, dependency skipping, redaction, selection, the verdict."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from pydantic import SecretStr
+
+from flows.report import Verdict, build_report, to_junit, to_markdown, verdict_of
+from tasks.core import (CheckSpec, Observation, Redactor, Severity, Status, collect_secrets, compare, run_plain,
+                        select, validate_graph)
+from tasks.models import Target
+
+
+def spec(cid, body, *, deps=(), timeout=2.0, severity="blocking", target=None):
+    return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity(severity), depends_on=tuple(deps),
+                     timeout=timeout, target=target, body=body)
+
+
+def ok(_t, _ctx):
+    return compare(5, "<", 10, evidence="measured by ok()", unit="ms")
+
+
+def boom(_t, _ctx):
+    raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+
+def run(*specs, config=None, redact=None):
+    return {r.id: r for r in run_plain({s.id: s for s in specs}, config, redact=redact)}
+
+
+def test_pass_carries_observed_expected_evidence_and_timing():
+    r = run(spec("infrastructure.a.ok", ok))["infrastructure.a.ok"]
+    assert r.status == Status.PASS
+    assert (r.observed, r.expected, r.evidence) == ("5 ms", "< 10 ms", "measured by ok()")
+    assert r.section == "infrastructure" and r.finished_at >= r.started_at and r.duration_s >= 0
+
+
+def test_exception_is_error_with_message_and_never_raises():
+    r = run(spec("infrastructure.a.boom", boom))["infrastructure.a.boom"]
+    assert r.status == Status.ERROR
+    assert "ConnectionRefusedError" in r.cause and "Connection refused" in r.cause
+
+
+def test_hung_body_is_error_within_its_timeout():
+    release = threading.Event()
+
+    def hang(_t, _ctx):
+        release.wait(30)
+        return ok(None, None)
+
+    t0 = time.monotonic()
+    r = run(spec("infrastructure.a.hang", hang, timeout=0.5))["infrastructure.a.hang"]
+    elapsed = time.monotonic() - t0
+    release.set()
+    assert r.status == Status.ERROR and "timed out after 0.5s" in r.cause
+    assert elapsed < 1.5
+
+
+def test_failed_dependency_skips_dependents_with_root_cause():
+    res = run(spec("dependencies.db.up", boom),
+              spec("data.db.rows", ok, deps=["dependencies.db.up"]),
+              spec("data.db.more", ok, deps=["data.db.rows"]),
+              spec("data.other.ok", ok))
+    assert res["dependencies.db.up"].status == Status.ERROR
+    assert res["data.db.rows"].status == Status.SKIPPED
+    assert "dependencies.db.up is ERROR" in res["data.db.rows"].cause
+    assert res["data.db.more"].status == Status.SKIPPED
+    assert "root cause dependencies.db.up ERROR" in res["data.db.more"].cause
+    assert res["data.other.ok"].status == Status.PASS
+
+
+def test_missing_target_is_not_applicable_and_propagates_as_not_applicable():
+    class Cfg:
+        smtp = None
+
+    res = run(spec("dependencies.smtp.up", ok, target="smtp"),
+              spec("dependencies.smtp.auth", ok, target="smtp", deps=["dependencies.smtp.up"]), config=Cfg())
+    assert res["dependencies.smtp.up"].status == Status.NOT_APPLICABLE
+    assert "no `smtp` section" in res["dependencies.smtp.up"].cause
+    assert res["dependencies.smtp.auth"].status == Status.NOT_APPLICABLE
+
+
+def test_dependents_run_concurrently_after_their_dependency():
+    order: list[str] = []
+
+    def slow(name):
+        def body(_t, _ctx):
+            order.append(name)
+            time.sleep(0.3)
+            return ok(None, None)
+        return body
+
+    t0 = time.monotonic()
+    run(spec("infrastructure.a.root", slow("root")),
+        *[spec(f"infrastructure.b.c{i}", slow(f"c{i}"), deps=["infrastructure.a.root"]) for i in range(5)])
+    assert order[0] == "root"
+    assert time.monotonic() - t0 < 1.2  # 0.3 root + 0.3 for five concurrent dependents (serial would be 1.8)
+
+
+class Creds(Target):
+    password: SecretStr
+    api_key: SecretStr
+
+
+def test_secrets_are_redacted_from_results_even_when_a_body_leaks_them():
+    cfg = Creds(password=SecretStr("hunter2-very-secret"), api_key=SecretStr("sk_live_abc123xyz"))
+
+    def leaky(t, _ctx):
+        pw = t.password.get_secret_value()
+        return Observation(status=Status.FAIL, observed=f"login as admin:{pw} failed",
+                           expected={"key": t.api_key.get_secret_value()},
+                           evidence=f"postgresql://app:{pw}@db:5432/x and redis://:other@h:6379")
+
+    def raiser(t, _ctx):
+        raise RuntimeError(f"auth failed for password {t.password.get_secret_value()}")
+
+    res = run_plain({"security.a.leak": spec("security.a.leak", leaky),
+                     "security.a.raise": spec("security.a.raise", raiser)}, cfg)
+    blob = json.dumps([r.model_dump(mode="json") for r in res])
+    assert "hunter2-very-secret" not in blob and "sk_live_abc123xyz" not in blob and ":other@" not in blob
+    assert "***" in blob
+    assert collect_secrets(cfg) == ["hunter2-very-secret", "sk_live_abc123xyz"]
+
+
+def test_redactor_masks_url_encoded_forms_and_url_passwords():
+    r = Redactor(["p@ss word/1"])
+    assert r.text("x=p%40ss%20word%2F1 y=p%40ss+word%2F1") == "x=*** y=***"
+    assert r.text("postgresql://u:whatever@h/db") == "postgresql://u:***@h/db"
+
+
+def test_graph_validation_rejects_unknown_dependency_and_cycles():
+    with pytest.raises(ValueError, match="unknown check"):
+        validate_graph({"a.b.c": spec("infrastructure.b.c", ok, deps=["nope.x.y"])})
+    a = spec("infrastructure.a.a", ok, deps=["infrastructure.a.b"])
+    b = spec("infrastructure.a.b", ok, deps=["infrastructure.a.a"])
+    with pytest.raises(ValueError, match="cycle"):
+        validate_graph({a.id: a, b.id: b})
+
+
+def test_select_pulls_in_dependencies():
+    specs = {s.id: s for s in [spec("dependencies.db.up", ok), spec("data.db.rows", ok, deps=["dependencies.db.up"]),
+                               spec("team.x.y", ok)]}
+    assert set(select(specs, sections=["data"])) == {"data.db.rows", "dependencies.db.up"}
+    with pytest.raises(KeyError):
+        select(specs, sections=["nope"])
+
+
+def test_verdict_rules_and_renderers():
+    res = run(spec("infrastructure.a.ok", ok), spec("performance.a.slow", boom, severity="advisory"))
+    assert verdict_of(list(res.values())) == Verdict.GO_WITH_WARNINGS
+    res2 = run(spec("infrastructure.a.bad", boom))
+    from datetime import datetime, timezone
+    rep = build_report(list(res.values()) + list(res2.values()), environment="t", mode="ci",
+                       started_at=datetime.now(timezone.utc))
+    assert rep.verdict == Verdict.NO_GO and rep.verdict.exit_code == 2
+    assert [s.verdict for s in rep.sections] == [Verdict.NO_GO, Verdict.GO_WITH_WARNINGS]
+    md = to_markdown(rep)
+    assert "NO-GO" in md and "infrastructure.a.bad" in md
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(to_junit(rep).split("?>", 1)[1])
+    assert root.get("tests") == "3"
+    assert len(root.findall(".//error")) == 2 and len(root.findall(".//testcase")) == 3

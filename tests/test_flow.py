@@ -1,0 +1,117 @@
+"""The readiness flow on a real Prefect server (PostgreSQL-backed) against the real sandbox."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from flows.report import Verdict
+from tasks.core import SECTIONS, Status
+
+
+def run_flow(config_path, mode="ci", out=None, sections=None):
+    from flows import readiness
+
+    state = asyncio.run(readiness.go_live_readiness(config=str(config_path), mode=mode, sections=sections,
+                                                     output_dir=str(out) if out else None, return_state=True))
+    return readiness.REPORTS.pop(str(state.state_details.flow_run_id)), state
+
+
+async def _artifact(key):
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as c:
+        r = await c._client.get(f"/artifacts/{key}/latest")
+        r.raise_for_status()
+        return r.json()
+
+
+async def _flow_run_logs(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async with get_client() as c:
+        runs = await c._client.post("/flow_runs/filter", json={})
+        ids = [r["id"] for r in runs.json()]  # every run this server has seen: the parent and its sections
+        logs = await c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200)
+        return [l.message for l in logs], ids
+
+
+def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path):
+    report, state = run_flow(sandbox.config_path, out=tmp_path)
+    assert state.is_completed()
+    assert [s.section for s in report.sections] == list(SECTIONS)
+    bad = [f"{r.id} {r.status.value} {r.summary}" for r in report.results if r.status not in (Status.PASS,
+                                                                                            Status.NOT_APPLICABLE)]
+    assert report.verdict == Verdict.GO, bad
+    # every result carries evidence, and PASS results an observed and an expected value
+    for r in report.results:
+        assert r.evidence, r.id
+        if r.status == Status.PASS:
+            assert r.observed not in (None, "") and r.expected not in (None, ""), r.id
+    # the files and the artifacts keyed per environment
+    latest = tmp_path / "sandbox" / "latest"
+    assert json.loads((latest / "report.json").read_text())["verdict"] == "GO"
+    assert (latest / "junit.xml").read_text().count("<testcase") == len(report.results)
+    verdict = asyncio.run(_artifact("golive-verdict-sandbox"))
+    payload = json.loads(re.search(r"```json\n(.*)\n```", verdict["data"], re.S).group(1))
+    assert payload["verdict"] == "GO" and payload["flow_run_id"] == str(state.state_details.flow_run_id)
+    table = asyncio.run(_artifact("golive-checks-sandbox"))
+    assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
+
+
+def test_fault_makes_ci_run_failed_and_names_the_check(sandbox, prefect_api):
+    with sandbox.fault("redis-noeviction"):
+        report, state = run_flow(sandbox.config_path, mode="ci")
+    assert state.is_failed() and "NO-GO" in state.message
+    assert report.verdict == Verdict.NO_GO
+    failing = {r.id: r for r in report.blocking_failures}
+    assert "dependencies.redis.memory" in failing
+    assert "noeviction" in json.dumps(failing["dependencies.redis.memory"].model_dump(mode="json"))
+    # rehearsal mode reports the same NO-GO but the run itself completes
+    with sandbox.fault("redis-noeviction"):
+        report2, state2 = run_flow(sandbox.config_path, mode="rehearsal", sections=["dependencies"])
+    assert state2.is_completed() and report2.verdict == Verdict.NO_GO
+
+
+def test_database_down_skips_data_checks_with_the_cause(sandbox, prefect_api):
+    with sandbox.fault("postgres-down"):
+        report, _ = run_flow(sandbox.config_path, sections=["data", "dependencies"])
+    res = {r.id: r for r in report.results}
+    assert res["dependencies.postgres.reachable"].status == Status.ERROR
+    data = [r for r in report.results if r.section == "data"]
+    assert data and all(r.status == Status.SKIPPED for r in data)
+    assert all("dependencies.postgres.reachable" in r.cause for r in data)
+    # the data section started only after its prerequisite had landed
+    reach = res["dependencies.postgres.reachable"]
+    assert min(r.started_at for r in data) >= reach.finished_at
+
+
+def test_no_secret_in_logs_artifacts_reports_or_output(sandbox, prefect_api, tmp_path, capfd):
+    secrets = [v for v in sandbox.env.values()]
+    assert all(len(s) >= 16 for s in secrets)
+    with sandbox.fault("smtp-no-starttls"), sandbox.fault("postgres-down"):
+        report, state = run_flow(sandbox.config_path, out=tmp_path)
+    assert report.verdict == Verdict.NO_GO
+    out, err = capfd.readouterr()
+    logs, run_ids = asyncio.run(_flow_run_logs(str(state.state_details.flow_run_id)))
+    assert any("dependencies.postgres.reachable" in m for m in logs)
+    artifacts = [json.dumps(asyncio.run(_artifact(f"golive-{k}-sandbox"))) for k in ("report", "checks", "verdict")]
+    files = [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
+    haystack = "\n".join([out, err, *logs, *artifacts, *files, report.model_dump_json()])
+    assert len(files) == 3 and "junit" in haystack
+    for s in secrets:
+        assert s not in haystack
+
+
+def test_invalid_config_fails_the_run_with_the_field(prefect_api, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("environment: Prod!\nredis: {url: http://x}\n")
+    from flows import readiness
+
+    state = asyncio.run(readiness.go_live_readiness(config=str(bad), mode="ci", return_state=True))
+    assert state.is_failed()
+    assert "environment" in state.message or "redis.url" in state.message
