@@ -44,10 +44,20 @@ MARK = {"PASS": "✓", "WARN": "!", "FAIL": "✗", "ERROR": "✗", "SKIPPED": "�
 
 
 def _progress_line(console, res) -> None:
+    """One line per landed check: what it is when it passed, what went wrong when not."""
     s = res.status.value
-    text = res.summary
-    console.print(f"  [{STYLE[s]}]{MARK[s]} {s:<14}[/] {res.id:<42} [dim]{text[:110]}[/] [dim]{res.duration_s:.2f}s[/]",
-                  markup=True, emoji=False)
+    text = res.title if s == "PASS" else res.summary
+    console.print(f"  [{STYLE[s]}]{MARK[s]} {s:<14}[/] {res.id:<40} [dim]{_short(text, 90)} ({res.duration_s:.2f}s)[/]",
+                  markup=True, emoji=False, no_wrap=True, overflow="ellipsis")
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def report_by_id(report) -> dict:
+    return {r.id: r for r in report.results}
 
 
 def render_report(console, report, *, out_path: Path | None = None) -> None:
@@ -65,13 +75,23 @@ def render_report(console, report, *, out_path: Path | None = None) -> None:
     bad = report.blocking_failures
     if bad:
         console.print("[bold red]Blocking:[/]")
+        skipped: dict[str, list[str]] = {}
         for r in bad:
+            if r.status.value == "SKIPPED":
+                skipped.setdefault(r.details.get("root_cause", ""), []).append(r.id)
+        roots = [r for r in bad if r.status.value != "SKIPPED"]
+        for r in roots:
             console.print(f"  [red]{r.status.value}[/] [bold]{r.id}[/] {r.title}", emoji=False)
-            if r.status.value in ("FAIL", "WARN"):
+            if r.status.value == "FAIL":
                 console.print(f"      observed: {r.observed}\n      expected: {r.expected}", emoji=False, markup=False)
-            else:
+            elif r.cause != r.evidence:
                 console.print(f"      cause: {r.cause}", emoji=False, markup=False)
             console.print(f"      evidence: {r.evidence}", emoji=False, markup=False)
+            if skipped.get(r.id):
+                console.print(f"      [magenta]and so SKIPPED:[/] {', '.join(skipped.pop(r.id))}", emoji=False)
+        for ids in skipped.values():  # skipped behind a root that is not itself blocking
+            for cid in ids:
+                console.print(f"  [magenta]SKIPPED[/] [bold]{cid}[/]: {report_by_id(report)[cid].cause}", emoji=False)
     warns = report.warnings
     if warns:
         console.print("[yellow]Warnings:[/]")
@@ -79,7 +99,8 @@ def render_report(console, report, *, out_path: Path | None = None) -> None:
             console.print(f"  [yellow]{r.status.value}[/] {r.id}: {r.summary}", emoji=False)
     na = [r for r in report.results if r.status.value == "NOT_APPLICABLE"]
     if na:
-        console.print(f"[dim]Not applicable: {', '.join(f'{r.id} ({r.cause})' for r in na)}[/]", emoji=False)
+        roots = sorted({r.cause for r in na if not (r.cause or "").startswith("not applicable because")})
+        console.print(f"[dim]Not applicable: {len(na)} check(s): {'; '.join(roots)}[/]", emoji=False)
     console.print(f"\nVERDICT: [{STYLE[report.verdict.value]}]{report.verdict.value}[/]  "
                   f"({len(report.results)} checks in {report.duration_s:.1f} s)")
     if out_path:

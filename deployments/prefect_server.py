@@ -3,7 +3,8 @@
 Why not Prefect's ephemeral (SQLite) server: measured here, 9 concurrent section subflows x 10 tasks took
 28-32 s on SQLite ("database is locked" retries) and 1.5 s on PostgreSQL (docs/architecture.md). The demo and
 the tests therefore run Prefect's own server (`prefect.server.api.server:create_app`, the same app as
-`prefect server start`) as a child process on a database of the sandbox's PostgreSQL.
+`prefect server start`) as a child process on a PostgreSQL database (the sandbox starts a second PostgreSQL for it,
+so that the product database's faults never take the orchestrator down).
 """
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ class PrefectServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--lifespan", "on"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as c:
@@ -105,14 +107,3 @@ class PrefectServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def prepare_database(admin_conninfo: str, dbname: str = "prefect") -> None:
-    """Create Prefect's database (and the pg_trgm extension its migrations need) if it is not there yet."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_conninfo, autocommit=True, connect_timeout=10) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    with psycopg.connect(admin_conninfo, dbname=dbname, autocommit=True, connect_timeout=10) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")

@@ -406,7 +406,7 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
         return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg,
                            expected="an answer within the timeout", redact=redact)
     if kind == "err":
-        msg = f"{type(value).__name__}: {value}".strip().rstrip(":")
+        msg = " ".join(f"{type(value).__name__}: {value}".split()).rstrip(":")  # one line, whatever the driver wrote
         return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg, redact=redact)
     obs = value
     if not isinstance(obs, Observation):

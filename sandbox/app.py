@@ -1,0 +1,302 @@
+"""The SwipeSavvy web product: frontend + API over HTTPS, and a plain-HTTP listener that redirects to it.
+
+Run as `python -m sandbox.app --https-port P --http-port Q --cert C --key K --faults FILE [--hang]`; both uvicorn
+servers share one asyncio loop. The ops password comes from GOLIVE_SANDBOX_WEB_PASSWORD and the per-client rate limit
+(requests/minute on /api/, keyed by bearer token or client address) from GOLIVE_SANDBOX_RATE_LIMIT (default 600).
+Request-level faults are read from the fault file on every request; `--hang` (the `web-hang` fault) replaces the
+HTTPS server with a socket that accepts connections and never answers.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import os
+import platform
+import secrets
+import signal
+import time
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .runtime import FaultFile
+
+USERNAME = "ops@swipesavvy.test"
+PASSWORD_ENV = "GOLIVE_SANDBOX_WEB_PASSWORD"
+RATE_LIMIT_ENV = "GOLIVE_SANDBOX_RATE_LIMIT"
+APPROVED_ORIGINS = ("https://app.swipesavvy.test", "https://admin.swipesavvy.test")
+VERSION = "1.4.0"
+SESSION_SECONDS = 86400
+HSTS = "max-age=31536000; includeSubDomains"
+HSTS_SHORT = "max-age=3600"
+STATIC = Path(__file__).with_name("static")
+ASSETS = {"app.css": "text/css", "app.js": "text/javascript", "logo.png": "image/png"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+                                "frame-ancestors 'none'"),
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type"
+
+CAMPAIGNS = [
+    {"id": 1, "merchant_id": 2, "name": "Loyalty Boost #1", "status": "active", "channel": "sms"},
+    {"id": 2, "merchant_id": 3, "name": "Weekend Flash #2", "status": "active", "channel": "push"},
+    {"id": 5, "merchant_id": 6, "name": "Win-back #5", "status": "completed", "channel": "sms"},
+]
+USERS = [
+    {"id": 1, "email": "liam.nguyen1@example.org", "role": "admin"},
+    {"id": 4, "email": "noah.nguyen4@example.com", "role": "ops"},
+    {"id": 11, "email": "zoe.nguyen11@example.net", "role": "customer"},
+]
+MERCHANTS = [
+    {"id": 1, "name": "Golden Market", "category": "apparel",
+     "website_url": "https://www.golden-market-1.example.com"},
+    {"id": 2, "name": "Urban Circuit", "category": "electronics",
+     "website_url": "https://www.urban-circuit-2.example.com"},
+    {"id": 3, "name": "Little Table", "category": "dining",
+     "website_url": "https://www.little-table-3.example.com"},
+]
+PORTFOLIO = {"campaigns_active": 72, "impressions_30d": 8_412_000, "clicks_30d": 341_200, "conversions_30d": 33_900,
+             "revenue_cents_30d": 91_245_500, "ctr": 0.0406, "conversion_rate": 0.0994}
+PHASE4_JOBS = ["daily_analytics_aggregation", "weekly_model_retraining", "merchant_affinity_update",
+               "optimal_send_time_calculation", "campaign_optimization_generation"]
+
+
+def _error(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
+
+
+class RateLimiter:
+    """Fixed one-minute windows per client key."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def hit(self, key: str) -> int | None:
+        """None when allowed, else the seconds until the window resets."""
+        now = time.monotonic()
+        start, count = self._windows.get(key, (now, 0))
+        if now - start >= 60:
+            start, count = now, 0
+        if count >= self.per_minute:
+            return max(1, int(start + 60 - now + 0.999))
+        self._windows[key] = (start, count + 1)
+        if len(self._windows) > 10_000:  # forget idle clients
+            self._windows = {k: v for k, v in self._windows.items() if now - v[0] < 60}
+        return None
+
+
+def create_app(password: str, faults: FaultFile, rate_limit: int = 600) -> Starlette:
+    sessions: dict[str, float] = {}  # token -> expiry (monotonic)
+    limiter = RateLimiter(rate_limit)
+
+    def bearer(request: Request) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def protected(payload):
+        async def endpoint(request: Request) -> Response:
+            if "auth-off" not in faults:
+                token = bearer(request)
+                expiry = sessions.get(token) if token else None
+                if expiry is None or expiry < time.monotonic():
+                    return _error(401, "unauthorized", "a valid bearer token is required",
+                                  {"WWW-Authenticate": 'Bearer realm="swipesavvy"'})
+            return JSONResponse(payload() if callable(payload) else payload)
+        return endpoint
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ASSETS:
+            raise HTTPException(404)
+        return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
+
+    async def health(request: Request) -> Response:
+        if "health-down" in faults:
+            return JSONResponse({"status": "unhealthy", "version": VERSION}, status_code=503)
+        return JSONResponse({"status": "healthy", "version": VERSION, "python": platform.python_version(),
+                             "database": "ok", "redis": "ok"})
+
+    async def login(request: Request) -> Response:
+        try:
+            body = await request.json()
+            username, given = str(body["username"]), str(body["password"])
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "bad_request", 'expected JSON {"username": ..., "password": ...}')
+        if not (hmac.compare_digest(username.encode(), USERNAME.encode())
+                and hmac.compare_digest(given.encode(), password.encode())):
+            return _error(401, "invalid_credentials", "invalid username or password")
+        now = time.monotonic()
+        for t in [t for t, exp in sessions.items() if exp < now]:
+            del sessions[t]
+        token = secrets.token_urlsafe(32)  # a new token on every login
+        sessions[token] = now + SESSION_SECONDS
+        response = JSONResponse({"token": token, "token_type": "Bearer", "expires_in": SESSION_SECONDS,
+                                 "user": {"email": USERNAME, "role": "ops"}})
+        response.headers.append("set-cookie", f"session={token}; Path=/; Max-Age={SESSION_SECONDS}; "
+                                              "Secure; HttpOnly; SameSite=Lax")
+        return response
+
+    async def runbook(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ("deployment", "rollback") or (name == "rollback" and "runbook-missing" in faults):
+            raise HTTPException(404)
+        return PlainTextResponse((STATIC / f"runbook-{name}.md").read_text(), media_type="text/markdown")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error(404, "not_found", f"no such resource: {request.url.path}")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return _error(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
+
+    def phase4() -> dict:
+        return {"status": "healthy", "scheduler": "running", "jobs": [{"name": j, "last_status": "success"}
+                                                                      for j in PHASE4_JOBS]}
+
+    routes = [
+        Route("/", index),
+        Route("/static/{name}", asset),
+        Route("/health", health),
+        Route("/api/health", health),
+        Route("/api/auth/login", login, methods=["POST"]),
+        Route("/api/campaigns", protected({"campaigns": CAMPAIGNS, "total": 100})),
+        Route("/api/users", protected({"users": USERS, "total": 500})),
+        Route("/api/merchants", protected({"merchants": MERCHANTS, "total": 50})),
+        Route("/api/analytics/portfolio", protected({"portfolio": PORTFOLIO, "period_days": 30})),
+        Route("/api/phase4/health", protected(phase4)),
+        Route("/runbooks/{name}", runbook),
+    ]
+
+    def cors_origin(origin: str | None) -> str | None:
+        if not origin:
+            return None
+        if "cors-wildcard" in faults:
+            return "*"
+        return origin if origin in APPROVED_ORIGINS else None
+
+    async def edge(request: Request, call_next) -> Response:
+        origin = request.headers.get("origin")
+        allowed = cors_origin(origin)
+        if request.url.path.startswith("/api/"):
+            key = bearer(request) or (request.client.host if request.client else "-")
+            retry = limiter.hit(key)
+            if retry is not None:
+                response = _error(429, "rate_limited", f"more than {limiter.per_minute} requests per minute",
+                                  {"Retry-After": str(retry)})
+                return decorate(response, allowed)
+        if request.method == "OPTIONS" and origin and "access-control-request-method" in request.headers:
+            if allowed is None:
+                return decorate(_error(400, "cors_rejected", f"origin {origin} is not allowed"), None)
+            response = Response(status_code=204, headers={
+                "Access-Control-Allow-Methods": CORS_METHODS, "Access-Control-Allow-Headers": CORS_HEADERS,
+                "Access-Control-Max-Age": "600"})
+            return decorate(response, allowed)
+        return decorate(await call_next(request), allowed)
+
+    def decorate(response: Response, allowed_origin: str | None) -> Response:
+        h = response.headers
+        h["Strict-Transport-Security"] = HSTS_SHORT if "hsts-short" in faults else HSTS
+        for k, v in SECURITY_HEADERS.items():
+            h[k] = v
+        if allowed_origin:
+            h["Access-Control-Allow-Origin"] = allowed_origin
+            if allowed_origin != "*":
+                h["Access-Control-Allow-Credentials"] = "true"
+                h["Vary"] = "Origin"
+        return response
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed},
+                     middleware=[Middleware(BaseHTTPMiddleware, dispatch=edge)])
+
+
+def create_redirect_app(https_base: str, faults: FaultFile):
+    """The plain-HTTP listener: 301 to the same path over HTTPS (or 200 in the clear: `http-no-redirect`)."""
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        if "http-no-redirect" in faults:
+            response: Response = Response("<!doctype html><title>SwipeSavvy</title><p>SwipeSavvy</p>",
+                                          media_type="text/html")
+        else:
+            query = scope.get("query_string", b"").decode()
+            response = RedirectResponse(https_base + scope["path"] + (f"?{query}" if query else ""), status_code=301)
+        await response(scope, receive, send)
+    return app
+
+
+async def _hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept, read and discard whatever comes, never answer (not even the TLS handshake)."""
+    try:
+        while await reader.read(65536):
+            pass
+    finally:
+        writer.close()
+
+
+async def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # one handler for both servers, installed below
+            yield
+
+    faults = FaultFile(args.faults)
+    password = os.environ.get(PASSWORD_ENV) or ""
+    rate_limit = int(os.environ.get(RATE_LIMIT_ENV) or 600)
+    common = dict(host="127.0.0.1", log_level="warning", access_log=False, lifespan="off", server_header=False,
+                  timeout_graceful_shutdown=1)
+    http = Server(uvicorn.Config(create_redirect_app(f"https://127.0.0.1:{args.https_port}", faults),
+                                 port=args.http_port, **common))
+    servers = [http]
+    tasks = [http.serve()]
+    hang_server = None
+    if args.hang:
+        hang_server = await asyncio.start_server(_hang, "127.0.0.1", args.https_port)
+    else:
+        https = Server(uvicorn.Config(create_app(password, faults, rate_limit), port=args.https_port,
+                                      ssl_certfile=args.cert, ssl_keyfile=args.key, **common))
+        servers.append(https)
+        tasks.append(https.serve())
+
+    def stop() -> None:
+        for s in servers:
+            s.should_exit = True
+        if hang_server is not None:
+            hang_server.close()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    await asyncio.gather(*tasks)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m sandbox.app")
+    p.add_argument("--https-port", type=int, required=True)
+    p.add_argument("--http-port", type=int, required=True)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--faults", required=True, help="the runtime fault file")
+    p.add_argument("--hang", action="store_true", help="the web-hang fault")
+    asyncio.run(serve(p.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

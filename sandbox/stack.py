@@ -1,0 +1,377 @@
+"""The Sandbox: a local production-like stack of real processes on 127.0.0.1, started and stopped by one call."""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import configfile, postgres, procs, redis_pair, s3
+from .app import APPROVED_ORIGINS, PASSWORD_ENV as WEB_PASSWORD_ENV, RATE_LIMIT_ENV, USERNAME as WEB_USERNAME
+from .certs import CertFiles, make_certs
+from .faults import lookup
+from .runtime import write_faults
+from .smtp import PASSWORD_ENV as SMTP_PASSWORD_ENV, USERNAME as SMTP_USERNAME
+
+ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"   # 0755: PostgreSQL runs as nobody below it
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA_VERSION = "20251231080000"
+READY_TIMEOUT = 60.0
+
+
+def _prefect_dirs(base: Path) -> tuple[Path, Path]:
+    """Data and socket directories of the Prefect database's PostgreSQL server."""
+    return base / "prefect-pgdata", base / "prefect-pgsock"
+
+
+@dataclass
+class Service:
+    """One long-running child: how to build its argv (from the current faults), and which ports prove it is up."""
+
+    name: str
+    argv: Callable[[], list[str]]
+    ports: tuple[int, ...]
+    env: dict[str, str] | None = None
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    ready: Callable[[], bool] | None = None    # beyond the ports accepting
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Sandbox:
+    """A running stack; create it with `Sandbox.start()`.
+
+    Attributes: `config_path` (the golive YAML), `env` (the secrets it references), `urls`, `ports`, `ca_file`,
+    `base_dir`, `faults` (active fault names), `services` (name -> Service), `superuser_password` (PostgreSQL).
+    `break_`/`repair`/`fault` and `stop` may be called from any thread, one at a time.
+    """
+
+    def __init__(self, base_dir: Path, keep: bool, rate_limit: int):
+        self.base_dir = base_dir
+        self.keep = keep
+        self.rate_limit = rate_limit
+        self.faults: set[str] = set()
+        self.schema_version = SCHEMA_VERSION
+        self.dump = b""
+        self.backup_key = ""
+        self.backup_uploaded_at = dt.datetime.now(dt.timezone.utc)
+        self.unencrypted_key: str | None = None
+        self.services: dict[str, Service] = {}
+        self.certs: CertFiles | None = None
+        self.ca_file = base_dir / "ca.pem"
+        self._stopped = False
+        self._s3 = None
+        names = ["postgres", "redis", "redis_replica", "s3", "smtp", "https", "http", "prometheus", "prefect_db"]
+        self.ports: dict[str, int] = dict(zip(names, procs.free_ports(len(names))))
+        token = lambda: secrets.token_urlsafe(24)  # noqa: E731
+        self.env: dict[str, str] = {configfile.ENV_WEB: token(), configfile.ENV_DB: token(),
+                                    configfile.ENV_REDIS: token(), configfile.ENV_SMTP: token(),
+                                    configfile.ENV_S3: token()}
+        self.superuser_password = token()
+        self._prefect_password = token()
+        self._prefect_url: str | None = None
+        self.config_path = base_dir / "golive-sandbox.yaml"
+        self.fault_file = base_dir / "faults.json"
+        self.logs = base_dir / "logs"
+        p = self.ports
+        self.urls: dict[str, str] = {
+            "web": f"https://127.0.0.1:{p['https']}", "web_http": f"http://127.0.0.1:{p['http']}",
+            "postgres": f"postgresql://{postgres.APP_USER}@127.0.0.1:{p['postgres']}/{postgres.DBNAME}",
+            "redis": f"redis://127.0.0.1:{p['redis']}/0", "redis_replica": f"redis://127.0.0.1:{p['redis_replica']}/0",
+            "s3": f"http://127.0.0.1:{p['s3']}", "smtp": f"smtp://127.0.0.1:{p['smtp']}",
+            "prometheus": f"http://127.0.0.1:{p['prometheus']}",
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def start(cls, faults: Iterable[str] = (), base_dir: str | Path | None = None, *, keep: bool = False,
+              rate_limit: int = 600) -> Sandbox:
+        """Start every service, wait until each answers, apply `faults`. Raises (after cleaning up) on failure."""
+        wanted = list(dict.fromkeys(faults))
+        for name in wanted:
+            lookup(name)
+        sb = cls(_make_base_dir(base_dir), keep, rate_limit)
+        atexit.register(sb.stop)
+        try:
+            sb._start(wanted)
+        except BaseException:
+            sb.stop()
+            raise
+        return sb
+
+    def _start(self, faults: list[str]) -> None:
+        base = self.base_dir
+        self.logs.mkdir()
+        self.certs = make_certs(base)
+        # Faults the processes read when they start (fault file, argv) hold from the first start; the others are
+        # actions on running services, applied by break_() once everything is up.
+        self.faults.update(f for f in faults if lookup(f).restart or not lookup(f).apply)
+        write_faults(self.fault_file, self.faults)
+        self._bindir = bindir = postgres.pg_install(ROOT / "cache") / "bin"
+        pgdata, pgsock = base / "pgdata", base / "pgsock"
+        self._define_services(bindir, pgdata, pgsock)
+
+        for name in ("redis", "redis-replica", "s3", "smtp", "web", "prometheus"):
+            self.start_service(name, wait=False)
+        postgres.initdb(bindir, pgdata, pgsock)         # overlaps with the other services starting up
+        self.start_service("postgres", wait=True)
+        postgres.seed(pgsock, self.ports["postgres"], self.superuser_password, self.env[configfile.ENV_DB])
+        self.dump = postgres.dump(bindir, pgsock, self.ports["postgres"])
+
+        self._wait("s3")
+        client = self.s3_client()
+        s3.create_bucket(client)
+        self.upload_backup()
+        s3.upload_wal(client)
+        for name in ("redis", "redis-replica", "smtp", "web", "prometheus"):
+            self._wait(name)
+        redis_pair.seed(self.ports["redis"], self.env[configfile.ENV_REDIS])
+
+        self.config_path.write_text(configfile.render(
+            ports=self.ports, ca_file=self.ca_file, schema_version=self.schema_version,
+            approved_origins=list(APPROVED_ORIGINS), web_username=WEB_USERNAME, smtp_username=SMTP_USERNAME,
+            bucket=s3.BUCKET, backup_prefix=s3.BACKUP_PREFIX, wal_prefix=s3.WAL_PREFIX,
+            access_key_id=s3.ACCESS_KEY_ID, dbname=postgres.DBNAME, db_user=postgres.APP_USER))
+        for name in faults:
+            self.break_(name)
+
+    def stop(self) -> None:
+        """Stop every process (its stop signal, then SIGKILL) and remove the base dir unless `keep`. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        services = [s for s in self.services.values() if s.proc is not None]
+        procs.stop([s.proc for s in services], {s.proc.pid: s.stop_signal for s in services})
+        if not self.keep:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ faults
+    def break_(self, name: str) -> None:
+        """Turn the fact `name` wrong (see FAULTS). No-op if already broken."""
+        fault = lookup(name)
+        if name in self.faults:
+            return
+        self.faults.add(name)
+        write_faults(self.fault_file, self.faults)
+        try:
+            if fault.restart:
+                self.restart_service(fault.restart)
+            if fault.apply:
+                fault.apply(self)
+        except BaseException:
+            self.faults.discard(name)
+            write_faults(self.fault_file, self.faults)
+            raise
+
+    def repair(self, name: str) -> None:
+        """Turn the fact `name` right again. No-op if not broken."""
+        fault = lookup(name)
+        if name not in self.faults:
+            return
+        self.faults.discard(name)
+        write_faults(self.fault_file, self.faults)
+        if fault.restart:
+            self.restart_service(fault.restart)
+        if fault.undo:
+            fault.undo(self)
+
+    @contextlib.contextmanager
+    def fault(self, name: str) -> Iterator[Sandbox]:
+        self.break_(name)
+        try:
+            yield self
+        finally:
+            self.repair(name)
+
+    # ------------------------------------------------------------------ services
+    def _define_services(self, bindir: Path, pgdata: Path, pgsock: Path) -> None:
+        p, base = self.ports, self.base_dir
+        redis_pw = self.env[configfile.ENV_REDIS]
+        primary_conf = redis_pair.write_config(base / "redis.conf", base / "redis-data", p["redis"], redis_pw)
+        replica_conf = redis_pair.write_config(base / "redis-replica.conf", base / "redis-replica-data",
+                                               p["redis_replica"], redis_pw, primary_port=p["redis"])
+        py = [sys.executable, "-m"]
+        child_env = _child_env()
+        faults = self.fault_file
+
+        def web_argv() -> list[str]:
+            short = "tls-expiry" in self.faults
+            cert, key = (self.certs.short_cert, self.certs.short_key) if short else (self.certs.cert, self.certs.key)
+            hang = ["--hang"] if "web-hang" in self.faults else []
+            return py + ["sandbox.app", "--https-port", str(p["https"]), "--http-port", str(p["http"]),
+                         "--cert", str(cert), "--key", str(key), "--faults", str(faults), *hang]
+
+        def smtp_argv() -> list[str]:
+            no_tls = ["--no-starttls"] if "smtp-no-starttls" in self.faults else []
+            return py + ["sandbox.smtp", "--port", str(p["smtp"]), "--cert", str(self.certs.cert),
+                         "--key", str(self.certs.key), *no_tls]
+
+        def prom_argv() -> list[str]:
+            targets = [f"postgres=127.0.0.1:{p['postgres']}", f"redis=127.0.0.1:{p['redis']}",
+                       f"app=https://127.0.0.1:{p['https']}"]
+            return py + ["sandbox.prom", "--port", str(p["prometheus"]), "--faults", str(faults),
+                         *(arg for t in targets for arg in ("--target", t))]
+
+        services = [
+            Service("postgres", lambda: postgres.server_argv(bindir, pgdata, pgsock, p["postgres"]), (p["postgres"],),
+                    user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
+                    ready=lambda: postgres.accepting(pgsock, p["postgres"])),
+            Service("redis", lambda: [redis_pair.executable(), str(primary_conf)], (p["redis"],)),
+            Service("redis-replica", lambda: [redis_pair.executable(), str(replica_conf)], (p["redis_replica"],),
+                    ready=lambda: redis_pair.replica_linked(p["redis"], p["redis_replica"], redis_pw)),
+            Service("s3", lambda: s3.server_argv(p["s3"]), (p["s3"],), env=child_env),
+            Service("smtp", smtp_argv, (p["smtp"],),
+                    env={**child_env, SMTP_PASSWORD_ENV: self.env[configfile.ENV_SMTP]}),
+            Service("web", web_argv, (p["https"], p["http"]),
+                    env={**child_env, WEB_PASSWORD_ENV: self.env[configfile.ENV_WEB],
+                         RATE_LIMIT_ENV: str(self.rate_limit)}),
+            Service("prometheus", prom_argv, (p["prometheus"],), env=child_env),
+            # started on first use by prefect_database_url(), on its own postmaster
+            Service("prefect-db", lambda: postgres.server_argv(bindir, *_prefect_dirs(base), p["prefect_db"]),
+                    (p["prefect_db"],), user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
+                    ready=lambda: postgres.accepting(_prefect_dirs(base)[1], p["prefect_db"])),
+        ]
+        self.services = {s.name: s for s in services}
+
+    def start_service(self, name: str, wait: bool = True) -> None:
+        svc = self.services[name]
+        if svc.running:
+            return
+        svc.proc = procs.spawn(svc.argv(), log=self.logs / f"{name}.log", env=svc.env, user=svc.user,
+                               cwd=self.base_dir)
+        if wait:
+            self._wait(name)
+
+    def stop_service(self, name: str) -> None:
+        svc = self.services[name]
+        if svc.proc is not None:
+            procs.stop([svc.proc], {svc.proc.pid: svc.stop_signal})
+            svc.proc = None
+
+    def restart_service(self, name: str) -> None:
+        """Restart with the argv the current faults ask for; a service stopped by a fault stays stopped."""
+        if self.services[name].running:
+            self.stop_service(name)
+            self.start_service(name, wait=True)
+
+    def _wait(self, name: str, timeout: float = READY_TIMEOUT) -> None:
+        svc = self.services[name]
+
+        def ready() -> bool:
+            return all(procs.port_open(port) for port in svc.ports) and (svc.ready is None or svc.ready())
+        procs.wait_until(name, ready, timeout, alive=lambda: svc.running, log=self.logs / f"{name}.log")
+
+    def pids(self) -> dict[str, list[int]]:
+        """Live pids per service, the service's own first, then its descendants (e.g. postgres backends)."""
+        return {name: [svc.proc.pid, *procs.descendants(svc.proc.pid)]
+                for name, svc in self.services.items() if svc.running}
+
+    def prefect_database_url(self) -> str:
+        """A `prefect` database (pg_trgm installed) for Prefect's own server: `postgresql+asyncpg://...`.
+
+        It lives on a second PostgreSQL server, started on the first call, so that the product database's faults
+        (`postgres-down`) never take the orchestrator down with it.
+        """
+        if self._prefect_url is None:
+            (data, sock), port = _prefect_dirs(self.base_dir), self.ports["prefect_db"]
+            postgres.initdb(self._bindir, data, sock)
+            self.start_service("prefect-db", wait=True)
+            postgres.create_database(sock, port, self.superuser_password, "prefect", self._prefect_password,
+                                     "prefect", extensions=("pg_trgm",))
+            self._prefect_url = f"postgresql+asyncpg://prefect:{self._prefect_password}@127.0.0.1:{port}/prefect"
+        return self._prefect_url
+
+    # ------------------------------------------------------------------ clients (for faults and tests)
+    def s3_client(self):
+        if self._s3 is None:
+            self._s3 = s3.client(self.urls["s3"], self.env[configfile.ENV_S3])
+        return self._s3
+
+    def upload_backup(self) -> None:
+        """The dump under its key (named at the first upload: a repair restores the same object)."""
+        self.backup_key = self.backup_key or s3.backup_key(dt.datetime.now(dt.timezone.utc))
+        s3.upload_backup(self.s3_client(), self.backup_key, self.dump)
+        self.backup_uploaded_at = dt.datetime.now(dt.timezone.utc)
+
+    def redis_client(self, replica: bool = False):
+        return redis_pair.client(self.ports["redis_replica" if replica else "redis"], self.env[configfile.ENV_REDIS])
+
+    def wait_aof_rewrite(self, timeout: float = 10.0) -> None:
+        r = self.redis_client()
+
+        def done() -> bool:
+            info = r.info("persistence")
+            return not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled")
+        procs.wait_until("redis AOF rewrite", done, timeout)
+
+    @contextlib.contextmanager
+    def admin_db(self):
+        """A superuser connection over the unix socket (autocommit)."""
+        import psycopg
+
+        info = postgres.admin_conninfo(self.base_dir / "pgsock", self.ports["postgres"], postgres.DBNAME)
+        with psycopg.connect(info, autocommit=True) as conn:
+            yield conn
+
+
+def _child_env() -> dict[str, str]:
+    """Our environment without sandbox secrets, with the repo on PYTHONPATH (children run `-m sandbox.*`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_SANDBOX_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _make_base_dir(base_dir: str | Path | None) -> Path:
+    """A fresh 0755 directory (PostgreSQL runs as nobody inside it); stale ones of dead owners are removed."""
+    ROOT.mkdir(mode=0o755, exist_ok=True)
+    ROOT.chmod(0o755)
+    _reap_stale(ROOT)
+    if base_dir is None:
+        path = Path(tempfile.mkdtemp(prefix="run-", dir=ROOT))
+    else:
+        path = Path(base_dir).absolute()
+        path.mkdir(parents=True, exist_ok=True)
+        if any(path.iterdir()):
+            raise FileExistsError(f"sandbox base_dir must be empty: {path}")
+    path.chmod(0o755)
+    if postgres.run_as() and not postgres._reachable_by_others(path):
+        raise PermissionError(f"{path}: every parent directory must be world-searchable (PostgreSQL runs as nobody)")
+    ident = procs.proc_identity(os.getpid())
+    (path / "owner").write_text(f"{ident[0]} {ident[1]}\n" if ident else "")
+    return path
+
+
+def _reap_stale(root: Path) -> None:
+    """Remove run-* directories whose owning process is gone (left behind by a SIGKILLed parent)."""
+    for d in root.glob("run-*"):
+        try:
+            pid, start = (int(x) for x in (d / "owner").read_text().split())
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):
+                if time.time() - d.stat().st_mtime > 300:   # never got an owner file: a crash during creation
+                    shutil.rmtree(d, ignore_errors=True)
+            continue
+        if procs.proc_identity(pid) != (pid, start):
+            shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,100 @@
+"""The `golive` command line: config validation, schema, catalog, exit codes, and the demo end to end."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployments.cli import main
+from flows.catalog import coverage, render_catalog, seed_items, unknown_seed_refs
+from flows.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def golive(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], cwd=REPO, env=e, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_config_validate_names_every_bad_key_and_exits_3(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("environment: Prod!\nredis: {url: http://cache:6379, pasword: x}\n"
+                   "web: {base_url: http://a.example}\npostgres: {host: db, dbname: d, user: u, password: '${NOPE_X}'}\n")
+    assert main(["config", "validate", str(bad)]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert f"{bad}: postgres.password: environment variable NOPE_X is not set" in err
+    bad.write_text(bad.read_text().replace("${NOPE_X}", "pw"))
+    assert main(["config", "validate", str(bad)]) == 3
+    err = capsys.readouterr().err
+    for line in ("environment: String should match pattern", "redis.url: not a redis:// or rediss:// URL",
+                 "redis.pasword: unknown key (typo?)", "web.base_url: must be an https:// URL"):
+        assert f"{bad}: {line}" in err
+    assert len(err.strip().splitlines()) == 4  # one line per problem
+
+
+def test_config_validate_yaml_syntax_error_and_missing_file(tmp_path, capsys):
+    f = tmp_path / "x.yaml"
+    f.write_text("environment: [unclosed\n")
+    assert main(["config", "validate", str(f)]) == 3
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["config", "validate", str(tmp_path / "missing.yaml")]) == 3
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_example_production_config_is_valid(monkeypatch, tmp_path):
+    env = {k: "value-of-" + k for k in ("GOLIVE_WEB_PASSWORD", "GOLIVE_DB_PASSWORD", "GOLIVE_SMTP_PASSWORD",
+                                        "GOLIVE_BACKUP_ACCESS_KEY_ID", "GOLIVE_BACKUP_SECRET_ACCESS_KEY")}
+    cfg = load_config(REPO / "examples" / "production.yaml", env=env,
+                      secret_loader=lambda name: f"block-value-of-{name}")
+    assert cfg.environment == "production" and cfg.web.min_cert_days == 30
+    assert cfg.redis.password.get_secret_value() == "block-value-of-golive-redis-password"
+    assert "block-value-of-golive-redis-password" in cfg.secrets()
+    assert "value-of-GOLIVE_DB_PASSWORD" not in repr(cfg)  # SecretStr never prints
+
+
+def test_schema_and_usage_errors():
+    r = golive("config", "schema")
+    assert r.returncode == 0
+    schema = json.loads(r.stdout)
+    assert {"web", "postgres", "redis", "smtp", "backups", "monitoring", "team"} <= set(schema["properties"])
+    r = golive("frobnicate")
+    assert r.returncode == 3 and "invalid choice" in r.stderr
+    r = golive("demo", "--break", "no-such-fault")
+    assert r.returncode == 3 and "unknown fault 'no-such-fault'" in r.stderr
+    r = golive("--help")
+    assert r.returncode == 0 and "2  NO-GO" in r.stdout and "4  the gate itself failed" in r.stdout
+
+
+def test_catalog_lists_every_check_with_known_seed_items():
+    r = golive("catalog", "--format", "json")
+    rows = json.loads(r.stdout)
+    assert r.returncode == 0 and len(rows) >= 27
+    sections = {row["section"] for row in rows}
+    assert sections == {"infrastructure", "dependencies", "data", "application", "security", "performance",
+                        "monitoring", "backup", "team"}
+    for row in rows:
+        assert row["seed"] and row["timeout_s"] > 0 and row["severity"] in ("blocking", "advisory"), row["id"]
+    assert unknown_seed_refs() == []
+    assert len(seed_items()) == 112 and len(coverage()) == 112
+
+
+def test_docs_checklist_is_generated_from_the_code():
+    assert (REPO / "docs" / "checklist.md").read_text() == render_catalog(fmt="md"), \
+        "docs/checklist.md is stale: run `golive catalog --format md > docs/checklist.md`"
+
+
+@pytest.mark.parametrize("fault,check", [("tls-expiry", "infrastructure.tls.expiry")])
+def test_demo_break_prints_no_go_naming_the_check_and_evidence(fault, check, tmp_path):
+    r = golive("demo", "--break", fault, "--out", str(tmp_path), timeout=240)
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "VERDICT: NO-GO" in r.stdout
+    blocking = r.stdout.split("Blocking:", 1)[1]
+    assert check in blocking and "evidence:" in blocking
+    assert json.loads((tmp_path / "sandbox" / "latest" / "report.json").read_text())["verdict"] == "NO-GO"
