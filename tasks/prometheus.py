@@ -1,0 +1,128 @@
+"""Monitoring through the Prometheus HTTP API: targets, scrape interval, node metrics (sections 1.1, 2.3, 7)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import AnyHttpUrl, Field
+
+from .core import Observation, RunContext, check, compare, failed, passed, warned
+from .models import Target
+from .tls import curl, http_client, req_timeout
+
+
+class HostRole(Target):
+    """Thresholds of one server role (seed 1.1), read from node_exporter metrics."""
+
+    instance_regex: str = Field(description="PromQL regex matching the role's `instance` label")
+    min_cores: int = Field(ge=1)
+    max_cpu_ratio: float = Field(gt=0, le=1)
+    min_free_memory_bytes: int = Field(ge=0)
+    min_free_disk_bytes: int = Field(ge=0)
+
+
+class MonitoringTarget(Target):
+    prometheus_url: AnyHttpUrl
+    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) when prometheus_url is https")
+    max_scrape_interval_s: float = Field(15.0, gt=0, description="seed 7.1: scrape every 15 s")
+    roles: dict[str, HostRole] = Field(default_factory=lambda: {
+        "frontend": HostRole(instance_regex="frontend.*", min_cores=4, max_cpu_ratio=0.30,
+                             min_free_memory_bytes=2 * 1024**3, min_free_disk_bytes=20 * 1024**3),
+        "backend": HostRole(instance_regex="backend.*", min_cores=8, max_cpu_ratio=0.25,
+                            min_free_memory_bytes=4 * 1024**3, min_free_disk_bytes=30 * 1024**3),
+    })
+
+
+# --------------------------------------------------------------------------- probes
+
+REACHABLE = "monitoring.prometheus.reachable"
+_DURATION = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Prometheus duration (`15s`, `1m`, `1m30s`, `500ms`, `1h`) -> seconds."""
+    s = str(text).strip()
+    parts = _DURATION.findall(s)
+    if not s or "".join(n + u for n, u in parts) != s:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * _UNIT_S[u] for n, u in parts)
+
+
+def api_url(t: MonitoringTarget, path: str) -> str:
+    return str(t.prometheus_url).rstrip("/") + path
+
+
+def api_get(t: MonitoringTarget, ctx: RunContext, path: str, **params: Any) -> Any:
+    """GET a Prometheus API path; returns `data` of a `status: success` answer, raises otherwise."""
+    with http_client(ctx, t.ca_file) as c:
+        r = c.get(api_url(t, path), params=params or None, timeout=req_timeout(ctx))
+    r.raise_for_status()
+    body = r.json()
+    if body.get("status") != "success":
+        raise RuntimeError(f"{path} answered status {body.get('status')!r}: {body.get('error')}")
+    return body["data"]
+
+
+def active_targets(t: MonitoringTarget, ctx: RunContext) -> list[dict[str, Any]]:
+    """One /api/v1/targets call per run."""
+    return ctx.memo(("prom-targets", str(t.prometheus_url)),
+                    lambda: api_get(t, ctx, "/api/v1/targets", state="active").get("activeTargets", []))
+
+
+# --------------------------------------------------------------------------- checks
+
+@check(REACHABLE, title="Prometheus is up", seed=["7.1 Prometheus"], timeout=10, target="monitoring")
+def prometheus_reachable(t: MonitoringTarget, ctx: RunContext) -> Observation:
+    """GET /-/healthy answers 200."""
+    url = api_url(t, "/-/healthy")
+    with http_client(ctx, t.ca_file) as c:
+        r = c.get(url, timeout=req_timeout(ctx))
+    observed = f"{r.status_code} {r.text.strip()[:80]}"
+    evidence = f"GET {url}; re-run: `{curl(url, ca_file=t.ca_file)}`"
+    return (passed if r.status_code == 200 else failed)(observed, "200", evidence)
+
+
+@check("monitoring.prometheus.targets", title="All Prometheus scrape targets are up",
+       seed=["7.1 Prometheus", "2.3 Monitoring Agent"], depends_on=[REACHABLE], timeout=10, target="monitoring")
+def prometheus_targets(t: MonitoringTarget, ctx: RunContext) -> Observation:
+    """Every active target of /api/v1/targets has health "up"; the down ones are listed with lastError."""
+    targets = active_targets(t, ctx)
+    down = [{"job": x.get("labels", {}).get("job") or x.get("scrapePool"),
+             "instance": x.get("labels", {}).get("instance"), "health": x.get("health"),
+             "lastError": x.get("lastError") or ""} for x in targets if x.get("health") != "up"]
+    url = api_url(t, "/api/v1/targets?state=active")
+    evidence = (f"GET {url}; re-run: `curl -sS '{url}' | "
+                "jq '.data.activeTargets[] | {job: .labels.job, health, lastError}'`")
+    expected = "at least one active target, all with health == up"
+    if not targets:
+        return failed("no active targets", expected, evidence)
+    if down:
+        return failed({"down": down, "up": len(targets) - len(down), "total": len(targets)}, expected, evidence)
+    jobs = sorted({x.get("labels", {}).get("job") or x.get("scrapePool") or "?" for x in targets})
+    return passed(f"all {len(targets)} targets up (jobs: {', '.join(jobs)})", expected, evidence)
+
+
+@check("monitoring.prometheus.scrape_interval", title="Prometheus scrapes often enough",
+       seed=["7.1 Prometheus"], depends_on=[REACHABLE], timeout=10, target="monitoring")
+def prometheus_scrape_interval(t: MonitoringTarget, ctx: RunContext) -> Observation:
+    """global.scrape_interval of the loaded config (/api/v1/status/config) <= max_scrape_interval_s;
+    jobs overriding it with a longer interval make it WARN."""
+    import yaml
+
+    cfg = yaml.safe_load(api_get(t, ctx, "/api/v1/status/config").get("yaml") or "") or {}
+    raw = (cfg.get("global") or {}).get("scrape_interval", "1m")  # Prometheus' own default is 1m
+    interval = parse_duration(raw)
+    slow_jobs = {}
+    for job in cfg.get("scrape_configs") or []:
+        if job.get("scrape_interval") and parse_duration(job["scrape_interval"]) > t.max_scrape_interval_s:
+            slow_jobs[job.get("job_name", "?")] = job["scrape_interval"]
+    url = api_url(t, "/api/v1/status/config")
+    evidence = f"GET {url}, YAML global.scrape_interval = {raw!r}; re-run: `curl -sS {url} | jq -r .data.yaml`"
+    obs = compare(interval, "<=", t.max_scrape_interval_s, unit="s", evidence=evidence, raw=raw,
+                  slow_jobs=slow_jobs)
+    if obs.status.value == "PASS" and slow_jobs:
+        return warned(f"global {interval:g} s; jobs scraped less often: {slow_jobs}", obs.expected, evidence,
+                      slow_jobs=slow_jobs)
+    return obs
