@@ -31,6 +31,10 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+LEAN_OFF = ("CANCELLATION_CLEANUP", "DB_VACUUM", "EVENT_LOGGER", "FOREMAN", "LATE_RUNS", "SCHEDULER", "REPOSSESSOR",
+            "CLEANUP_RECONCILER", "TRIGGERS")
+
+
 class PrefectServer:
     """`prefect server` as a child process: started on a free port, killed with its parent, logs to a file."""
 
@@ -61,7 +65,10 @@ class PrefectServer:
                "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "true" if self.ui else "false",
                "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(self.port),
-               "PREFECT_LOGGING_SERVER_LEVEL": "WARNING"}
+               "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
+               # a single-machine server for one gate: no schedules to run, no automations, no vacuuming; on 2
+               # cores every background loop competes with the checks (the flow itself needs none of them)
+               **{f"PREFECT_SERVER_SERVICES_{svc}_ENABLED": "false" for svc in LEAN_OFF}}
         env.pop("PREFECT_API_URL", None)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

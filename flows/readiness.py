@@ -140,13 +140,14 @@ def verdict_payload(report: Report) -> dict:
 async def publish(report: Report, redact: Redactor, output_dir: Path | None) -> Path | None:
     md = to_markdown(report, redact)
     env = report.environment
-    await acreate_markdown_artifact(key=f"golive-report-{env}", markdown=md,
-                                    description=f"go-live readiness report: {report.verdict.value}")
-    await acreate_table_artifact(key=f"golive-checks-{env}", table=to_table(report),
-                                 description=f"every check with its evidence ({report.verdict.value})")
     payload = redact.text(json.dumps(verdict_payload(report), indent=2))
-    await acreate_markdown_artifact(key=f"golive-verdict-{env}", markdown=f"```json\n{payload}\n```\n",
-                                    description=f"verdict {report.verdict.value}")
+    await asyncio.gather(  # three independent API calls
+        acreate_markdown_artifact(key=f"golive-report-{env}", markdown=md,
+                                  description=f"go-live readiness report: {report.verdict.value}"),
+        acreate_table_artifact(key=f"golive-checks-{env}", table=to_table(report),
+                               description=f"every check with its evidence ({report.verdict.value})"),
+        acreate_markdown_artifact(key=f"golive-verdict-{env}", markdown=f"```json\n{payload}\n```\n",
+                                  description=f"verdict {report.verdict.value}"))
     return _write_files(report, md, output_dir) if output_dir else None
 
 
