@@ -4,7 +4,8 @@
 
 Prints the median wall time of each (plain: `tasks.core.run_plain`; flow: `go-live-readiness` with its 9 section
 subflows, one Prefect task per check, on a PostgreSQL-backed Prefect server, report and artifacts included),
-and their ratio. Sandbox and server start-up are excluded from both.
+their ratio, and Prefect's own floor: the same flow, DAG and artifacts with every check body replaced by a no-op,
+i.e. what the orchestration costs before any check does any work. Sandbox and server start-up are excluded.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,7 +40,7 @@ def main() -> int:
             from deployments.cli import _drain_prefect
             from flows import readiness
             from flows.config import load_config
-            from tasks.core import Redactor, run_plain
+            from tasks.core import Redactor, Status, make_result, run_plain
 
             cfg = load_config(sb.config_path)
             specs = readiness.plan(cfg)
@@ -62,13 +64,26 @@ def main() -> int:
             plain(), flow()  # warm-up: imports, connection pools, the server's first queries
             p = [plain() for _ in range(args.runs)]
             f = [flow() for _ in range(args.runs)]
+            real_execute = readiness.execute
+
+            async def noop(spec, config, *, redact=None, memo=None):
+                t = time.monotonic()
+                return make_result(spec, Status.PASS, started=datetime.now(timezone.utc), t0=t, observed="no-op",
+                                   expected="no-op", evidence="bench/overhead.py floor: body not run")
+
+            readiness.execute = noop
+            try:
+                n = [flow() for _ in range(args.runs)]
+            finally:
+                readiness.execute = real_execute
             _drain_prefect()
-    mp, mf = statistics.median(p), statistics.median(f)
+    mp, mf, mn = statistics.median(p), statistics.median(f), statistics.median(n)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{len(specs)} checks, {args.runs} runs each")
     print(f"plain runner  median {mp:.3f} s  (min {min(p):.3f}, max {max(p):.3f})")
     print(f"prefect flow  median {mf:.3f} s  (min {min(f):.3f}, max {max(f):.3f})")
-    print(f"ratio flow/plain {mf / mp:.2f}  (target <= 1.5)")
+    print(f"prefect floor median {mn:.3f} s  (same flow with no-op bodies: orchestration alone)")
+    print(f"ratio flow/plain {mf / mp:.2f}  (target <= 1.5); per check {1000 * (mf - mp) / len(specs):.0f} ms")
     return 0
 
 
