@@ -153,13 +153,11 @@ def redis_persistence(t: RedisTarget, ctx: RunContext) -> Observation:
     return (failed if bad else passed)(observed, expected, evidence, wrong=bad)
 
 
-def _replica_state(url: str, t: RedisTarget, ctx: RunContext, master_offset: int, window_s: float) -> dict[str, Any]:
-    """Poll one replica's INFO replication until it has applied `master_offset` (the primary's offset read
-    just before): the time that takes is its measured lag. Unreachable -> reported, not raised."""
+def _replica_state(r: Any, ctx: RunContext, master_offset: int, t0: float, window_s: float) -> dict[str, Any]:
+    """Poll one (already connected) replica's INFO replication until it has applied `master_offset` (the
+    primary's offset read at `t0`): the time that takes is its measured lag. Unreachable -> reported, not raised."""
     import redis
 
-    r = client(url, t, ctx)
-    t0 = time.perf_counter()
     try:
         while True:
             rep = r.info("replication")
@@ -178,8 +176,19 @@ def _replica_state(url: str, t: RedisTarget, ctx: RunContext, master_offset: int
             time.sleep(0.01)
     except (redis.ConnectionError, redis.TimeoutError) as e:
         return {"unreachable": f"{type(e).__name__}: {e}", "caught_up": False}
-    finally:
+
+
+def _connect_replica(url: str, t: RedisTarget, ctx: RunContext) -> tuple[Any, str | None]:
+    """Connect (and authenticate) before the primary's offset is read, so connection set-up is not counted as lag."""
+    import redis
+
+    r = client(url, t, ctx)
+    try:
+        r.ping()
+        return r, None
+    except (redis.ConnectionError, redis.TimeoutError) as e:
         r.close()
+        return None, f"{type(e).__name__}: {e}"
 
 
 @check("dependencies.redis.replication", title="Redis primary has live replicas with small lag",
@@ -189,9 +198,11 @@ def redis_replication(t: RedisTarget, ctx: RunContext) -> Observation:
     primary's current replication offset within max_replication_lag_ms (lag measured from offsets)."""
     if not t.replica_urls:
         return not_applicable("no `redis.replica_urls` configured (no replication to verify)")
+    conns = {u: _connect_replica(u, t, ctx) for u in t.replica_urls}
     r = client(t.url, t, ctx)
     try:
         prim = r.info("replication")
+        t0 = time.perf_counter()
     finally:
         r.close()
     master_offset = int(prim.get("master_repl_offset", 0))
@@ -211,8 +222,12 @@ def redis_replication(t: RedisTarget, ctx: RunContext) -> Observation:
         problems.append("0 connected replicas")
     window = max(t.max_replication_lag_ms / 1000 * 2, 0.5)
     replicas = {}
-    for u in t.replica_urls:
-        st = _replica_state(u, t, ctx, master_offset, window)
+    for u, (rc, err) in conns.items():
+        try:
+            st = _replica_state(rc, ctx, master_offset, t0, window) if rc else {"unreachable": err, "caught_up": False}
+        finally:
+            if rc:
+                rc.close()
         replicas[safe_url(u)] = st
         if not st.get("caught_up"):
             problems.append(f"{safe_url(u)}: " + (st.get("unreachable") or

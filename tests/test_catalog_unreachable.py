@@ -1,0 +1,100 @@
+"""Catalog-wide: no check passes when its target is unreachable, and a hung target ends as ERROR within the timeout."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from flows.config import parse_config
+from flows.readiness import plan
+from tasks.core import Status, run_plain
+
+# Checks that read only the config itself (a declared number, the contact list): they probe no target.
+OFFLINE = {"dependencies.smtp.capacity", "team.contacts.complete"}
+
+CONTACTS = [{"role": r, "name": "N", "phone": "+14155550100", "slack": "@n", "email": "n@example.com"}
+            for r in ("Deployment Lead", "Infrastructure Lead", "Backend Lead", "Frontend Lead", "Database Admin",
+                      "Security Lead", "VP Engineering", "CTO")]
+
+
+def config_for(port: int):
+    host = f"127.0.0.1:{port}"
+    return parse_config({
+        "environment": "nowhere",
+        "web": {"base_url": f"https://{host}", "http_url": f"http://{host}", "expected_title": "X",
+                "approved_origins": ["https://app.example"],
+                "auth": {"username": "u", "password": "web-password-123"}},
+        "postgres": {"host": "127.0.0.1", "port": port, "dbname": "d", "user": "u", "password": "db-password-123",
+                     "sslmode": "disable", "schema_version": "1"},
+        "redis": {"url": f"redis://{host}/0", "password": "redis-password-123", "replica_urls": [f"redis://{host}/0"]},
+        "smtp": {"host": "127.0.0.1", "port": port, "username": "u", "password": "smtp-password-123",
+                 "hourly_capacity": 5000},
+        "backups": {"endpoint_url": f"http://{host}", "bucket": "b", "access_key_id": "k",
+                    "secret_access_key": "s3-secret-123"},
+        "monitoring": {"prometheus_url": f"http://{host}"},
+        "team": {"runbooks": {"deployment": f"https://{host}/runbook"}, "contacts": CONTACTS},
+    }, env={})
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: connections are refused
+
+
+@pytest.fixture
+def hung_port():
+    """Accepts every TCP connection and never answers a byte."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(256)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def loop():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join(2)
+    for c in held:
+        c.close()
+    srv.close()
+
+
+def test_no_check_passes_when_every_target_refuses_connections():
+    cfg = config_for(closed_port())
+    specs = plan(cfg)
+    results = {r.id: r for r in run_plain(specs, cfg)}
+    assert set(results) == set(specs)
+    passed = {i for i, r in results.items() if r.status in (Status.PASS, Status.WARN)}
+    assert passed <= OFFLINE, passed - OFFLINE
+    for i, r in results.items():
+        if i not in OFFLINE:
+            assert r.status in (Status.ERROR, Status.FAIL, Status.SKIPPED), (i, r.status, r.summary)
+            assert r.cause or r.evidence
+
+
+def test_hung_targets_end_as_error_within_each_timeout(hung_port):
+    cfg = config_for(hung_port)
+    specs = plan(cfg)
+    t0 = time.monotonic()
+    results = run_plain(specs, cfg)
+    wall = time.monotonic() - t0
+    assert wall < max(s.timeout for s in specs.values()) + 3
+    for r in results:
+        if r.id in OFFLINE:
+            continue
+        assert r.status in (Status.ERROR, Status.FAIL, Status.SKIPPED), (r.id, r.status, r.summary)
+        assert r.duration_s <= specs[r.id].timeout + 1.0, (r.id, r.duration_s)
+    roots = [r for r in results if r.status == Status.ERROR]
+    assert roots, "a hung target must show up as ERROR somewhere, not only as skips"
