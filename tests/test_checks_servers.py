@@ -380,8 +380,8 @@ def redis_server(*conf: str, password: str | None = None) -> Iterator[int]:
 
 @contextlib.contextmanager
 def swallowing_proxy(target_port: int, trigger: bytes | None = None,
-                     stats: dict[str, int] | None = None) -> Iterator[int]:
-    """A TCP proxy to 127.0.0.1:target_port that forwards faithfully until the client sends a chunk containing
+                     stats: dict[str, int] | None = None, target_host: str = "127.0.0.1") -> Iterator[int]:
+    """A TCP proxy to target_host:target_port that forwards faithfully until the client sends a chunk containing
     `trigger`; from then on that connection is black-holed (nothing forwarded either way, nothing closed): a server
     that stops answering in the middle of a session. `stats["connections"]` counts the connections accepted."""
     import selectors
@@ -403,7 +403,7 @@ def swallowing_proxy(target_port: int, trigger: bytes | None = None,
                     client, _ = srv.accept()
                     if stats is not None:
                         stats["connections"] = stats.get("connections", 0) + 1
-                    upstream = socket.create_connection(("127.0.0.1", target_port))
+                    upstream = socket.create_connection((target_host, target_port))
                     state = {"dead": False}
                     pairs.extend([client, upstream])
                     sel.register(client, selectors.EVENT_READ, (upstream, state, True))

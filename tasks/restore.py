@@ -1,0 +1,959 @@
+"""The restore test (seed 3.3 Backup Recovery Test): the newest backup restores, and what it restores is right.
+
+The newest object under the backup prefix is streamed from S3 straight into `pg_restore` (custom format on stdin,
+never the whole object in memory) into a uniquely named scratch database on a configured restore server, which golive
+refuses to use when it is the production cluster (same address, or the same `system_identifier`: the primary or one
+of its physical replicas). The restore is timed against the RTO, the row counts of the key tables are compared with
+the source (read-only), registered integrity suites run on the restored copy, and the scratch database is dropped
+on success, failure, timeout and interpreter exit. Nothing is ever written to the source database.
+
+Bounded everywhere: the runner abandons a timed-out body's thread, so the body bounds `pg_restore` itself (a
+watchdog kills it and closes the S3 stream at the deadline) and drops the scratch database in `finally` with a
+budget of its own.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import hashlib
+import math
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+
+from .core import Observation, RunContext, Status, check, failed, passed
+from .models import Target
+from .postgres import REACHABLE as PG_REACHABLE
+from .postgres import PostgresTarget, connect as source_connect, dsn_for_evidence, table_access
+from .s3backup import BackupTarget, listing, newest, s3_client
+
+RESTORE_CHECK_TIMEOUT = 4 * 3600.0   # the runner's bound; the body's own bound is the restore timeout (the RTO)
+CLEANUP_BUDGET_S = 20.0              # dropping the scratch database has a budget of its own
+CHUNK = 1 << 20                      # bytes per S3 read / pipe write: memory stays flat whatever the dump size
+STDERR_KEEP = 64 * 1024
+SERVER = "backup.restore.server"
+TEST = "backup.restore.test"
+MEASUREMENT = ("backup.restore.test", "measurement")  # memo key: what the RTO check reads
+
+
+class RestoreTarget(Target):
+    """Where golive restores backups, and the disaster-recovery facts of sections 3.3 and 8."""
+
+    host: str = Field(description="restore server (never the production cluster: golive refuses it)")
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = Field(description="a role that may create databases (CREATEDB); superuser is not needed")
+    password: SecretStr | None = None
+    maintenance_dbname: str = Field("postgres", description="database golive connects to to create/drop scratch DBs")
+    sslmode: str = Field("prefer", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
+    pg_restore: str = Field("pg_restore", description="pg_restore binary (a path, or a name on PATH), at least as "
+                                                      "new as the pg_dump that made the backups")
+    scratch_prefix: str = Field("golive_restore_", pattern=r"^[a-z_][a-z0-9_]{0,29}$",
+                                description="scratch databases are named <prefix><UTC stamp>_<random>, "
+                                                            "lowercase (no quoting needed in psql)")
+    jobs: int = Field(1, ge=1, le=64, description="> 1: parallel restore (pg_restore -j), which needs a file: the "
+                                                  "dump is then spooled to spool_dir first")
+    spool_dir: Path | None = Field(None, description="where a parallel restore spools the dump (default: TMPDIR)")
+    rto_minutes: float = Field(30.0, gt=0, description="seed 8.2: RTO < 30 minutes")
+    rpo_minutes: float = Field(60.0, gt=0, description="seed 8.2: RPO < 1 hour of data loss")
+    rollback_minutes: float = Field(15.0, ge=0, description="seed 8.2: the deploy rollback completes in < 15 min")
+    restore_timeout_minutes: float | None = Field(None, gt=0, description="bound of one restore test; default: "
+                                                                          "rto_minutes (slower is a FAIL anyway)")
+    key_tables: list[str] | None = Field(None, description="tables whose row counts must match the source; "
+                                                           "default: postgres.required_tables")
+    row_tolerance_pct: float = Field(1.0, ge=0, le=100, description="rows written since the backup: allowed "
+                                                                    "difference, % of the source's count")
+    row_tolerance_rows: int = Field(0, ge=0, description="allowed difference in rows, on top of the percentage")
+    check_dump_dbname: bool = Field(True, description="refuse a dump whose header names another database")
+    dump_dbname: str | None = Field(None, description="the database the dumps are of; default: postgres.dbname")
+    verify_etag: bool = Field(True, description="MD5 of the streamed bytes == the object's ETag (single-part "
+                                                "uploads without KMS)")
+    run_integrity_suites: bool = Field(True, description="run the registered integrity suites on the restored copy")
+    git_repo: Path | None = Field(None, description="the application's git repository (seed 8.1)")
+    git_remote: str | None = Field(None, description="remote that must hold the release tag too (the off-machine "
+                                                     "copy of the code)")
+    release_tag: str | None = Field(None, description="the production tag of this release")
+    rollback_script: Path | None = Field(None, description="seed 8.2: e.g. /scripts/rollback_production.sh")
+    rehearsal_record: Path | None = Field(None, description="JSON (or JSON lines, the last wins) written by the "
+                                                            "last rollback rehearsal: finished_at, status, "
+                                                            "duration_seconds, script_sha256")
+    rehearsal_max_age_days: float = Field(7.0, gt=0, description="seed 8.2: recovery tested within the last week")
+
+    @model_validator(mode="after")
+    def _fits_the_runner(self) -> RestoreTarget:
+        limit = (RESTORE_CHECK_TIMEOUT - 60) / 60
+        if self.restore_limit_s / 60 > limit:
+            raise ValueError(f"restore_timeout_minutes (or rto_minutes) must be <= {limit:g}: the restore check's "
+                             f"own timeout is {RESTORE_CHECK_TIMEOUT / 3600:g} h")
+        return self
+
+    @property
+    def restore_limit_s(self) -> float:
+        return 60 * (self.restore_timeout_minutes or self.rto_minutes)
+
+
+# --------------------------------------------------------------------------- integrity suites (extension point)
+
+@dataclass(frozen=True)
+class RestoredDatabase:
+    """The scratch database while it exists (suites run before it is dropped). `password` is the restore user's."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str | None
+    sslmode: str
+    source_dbname: str
+    backup_key: str
+
+    def conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
+                             password=self.password, sslmode=self.sslmode)
+
+    def sqlalchemy_url(self) -> str:
+        from urllib.parse import quote
+
+        pw = f":{quote(self.password, safe='')}" if self.password else ""
+        return (f"postgresql+psycopg://{quote(self.user, safe='')}{pw}@{self.host}:{self.port}/"
+                f"{quote(self.dbname, safe='')}?sslmode={self.sslmode}")
+
+
+@dataclass
+class SuiteOutcome:
+    status: Status   # PASS / WARN / FAIL / ERROR
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+RestoredSuite = Callable[[RestoredDatabase, RunContext], SuiteOutcome]
+_SUITES: dict[str, RestoredSuite] = {}
+
+
+def register_restored_db_suite(name: str, suite: RestoredSuite) -> None:
+    """Run `suite` on every restored copy (before it is dropped) of every restore test of this process.
+
+    This is how the data-integrity suites (GX, in `expectations/`) plug in without `tasks/` importing them: e.g.
+    `register_restored_db_suite("gx", lambda db, ctx: run_gx_suites(db.sqlalchemy_url(), deadline=ctx.remaining))`
+    from the flow that loads them. A suite returning FAIL/ERROR (or raising) makes the restore test FAIL.
+    """
+    _SUITES[name] = suite
+
+
+def unregister_restored_db_suite(name: str) -> None:
+    _SUITES.pop(name, None)
+
+
+# --------------------------------------------------------------------------- the dump's header
+
+class NotADump(ValueError):
+    """The object is not a pg_dump custom-format archive (the message says what it looks like instead)."""
+
+
+@dataclass(frozen=True)
+class DumpHeader:
+    archive_version: str
+    format: str
+    compression: str
+    created: str | None
+    dbname: str | None
+    server_version: str | None
+    pg_dump_version: str | None
+
+
+_FORMATS = {1: "custom", 3: "tar", 4: "null", 5: "directory"}
+_COMPRESSION = {0: "none", 1: "gzip", 2: "lz4", 3: "zstd"}
+
+
+def sniff(buf: bytes) -> str:
+    """What a non-dump object looks like (for the FAIL message)."""
+    if not buf:
+        return "an empty object (0 bytes)"
+    magic = {b"\x1f\x8b": "gzip-compressed data (a gzipped plain-SQL dump?)", b"BZh": "bzip2-compressed data",
+             b"\x28\xb5\x2f\xfd": "zstd-compressed data", b"\xfd7zXZ\x00": "xz-compressed data",
+             b"PK\x03\x04": "a zip archive"}
+    for m, what in magic.items():
+        if buf.startswith(m):
+            return what
+    if len(buf) >= 262 and buf[257:262] == b"ustar":
+        return "a tar archive (pg_dump -Ft? golive streams custom-format -Fc archives)"
+    head = buf[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        stripped = text.lstrip()
+        if stripped.startswith("<"):
+            return "an HTML/XML document (an error page stored as the backup?)"
+        if stripped.startswith("--") or re.search(r"\b(CREATE|SET|COPY|INSERT)\b", text):
+            return "a plain-text SQL dump (psql restores those; pg_restore needs pg_dump -Fc)"
+        return "a text file, not a pg_dump archive"
+    return f"unknown binary data (first bytes {buf[:8].hex()})"
+
+
+def parse_header(buf: bytes) -> DumpHeader:
+    """The archive header of a pg_dump custom-format dump (pg_backup_archiver.c ReadHead), from its first bytes."""
+    if not buf.startswith(b"PGDMP"):
+        raise NotADump(sniff(buf))
+    pos = 5
+
+    def byte() -> int:
+        nonlocal pos
+        if pos >= len(buf):
+            raise NotADump("a pg_dump archive cut inside its header")
+        pos += 1
+        return buf[pos - 1]
+
+    vmaj, vmin = byte(), byte()
+    vrev = byte() if (vmaj, vmin) > (1, 0) else 0
+    version = (vmaj, vmin, vrev)
+    if version < (1, 10, 0):
+        raise NotADump(f"a pg_dump archive of version {vmaj}.{vmin}: too old to read the header (< 1.10)")
+    int_size = byte()
+    byte()  # offset size
+    fmt = byte()
+
+    def read_int() -> int:
+        nonlocal pos
+        sign = byte()
+        if pos + int_size > len(buf):
+            raise NotADump("a pg_dump archive cut inside its header")
+        val = int.from_bytes(buf[pos:pos + int_size], "little")
+        pos += int_size
+        return -val if sign else val
+
+    def read_str() -> str | None:
+        nonlocal pos
+        n = read_int()
+        if n < 0:
+            return None
+        if pos + n > len(buf):
+            raise NotADump("a pg_dump archive cut inside its header")
+        pos += n
+        return buf[pos - n:pos].decode("utf-8", errors="replace")
+
+    if version >= (1, 15, 0):
+        comp = _COMPRESSION.get(byte(), "unknown")
+    else:
+        level = read_int()
+        comp = "none" if level == 0 else f"gzip (level {level})"
+    sec, minute, hour, mday, mon, year, _dst = (read_int() for _ in range(7))
+    dbname = read_str()
+    server, dumper = read_str(), read_str()
+    created = f"{year + 1900:04d}-{mon + 1:02d}-{mday:02d} {hour:02d}:{minute:02d}:{sec:02d}"
+    return DumpHeader(archive_version=f"{vmaj}.{vmin}-{vrev}", format=_FORMATS.get(fmt, f"unknown ({fmt})"),
+                      compression=comp, created=created, dbname=dbname, server_version=server,
+                      pg_dump_version=dumper)
+
+
+# --------------------------------------------------------------------------- connections
+
+# a dead network under a connection is noticed in seconds, not at the kernel's default of ~2 hours
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+             "tcp_user_timeout": 30000}
+
+
+def _restore_connect(t: RestoreTarget, dbname: str, timeout: float, autocommit: bool = True):
+    import psycopg
+
+    conn = psycopg.connect(host=t.host, port=t.port, dbname=dbname, user=t.user,
+                           password=t.password.get_secret_value() if t.password is not None else None,
+                           sslmode=t.sslmode, connect_timeout=max(2, math.ceil(timeout)),
+                           application_name="golive-restore", autocommit=autocommit, **KEEPALIVE)
+    conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{max(1, int(timeout * 1000))}ms"])
+    return conn
+
+
+def restore_dsn(t: RestoreTarget, dbname: str) -> str:
+    return f"host={t.host} port={t.port} dbname={dbname} user={t.user} sslmode={t.sslmode}"
+
+
+_IDENTITY_SQL = ("SELECT system_identifier::text, current_setting('server_version'), "
+                 "current_setting('server_version_num')::int, pg_postmaster_start_time(), "
+                 "host(inet_server_addr()), inet_server_port() FROM pg_control_system()")
+_IDENTITY_FALLBACK_SQL = ("SELECT NULL::text, current_setting('server_version'), "
+                          "current_setting('server_version_num')::int, pg_postmaster_start_time(), "
+                          "host(inet_server_addr()), inet_server_port()")
+
+
+def _identity(conn: Any) -> dict[str, Any]:
+    from psycopg import errors
+
+    try:
+        with conn.transaction():
+            row = conn.execute(_IDENTITY_SQL).fetchone()
+    except errors.InsufficientPrivilege:  # pg_control_system() revoked: fall back to the postmaster's start time
+        row = conn.execute(_IDENTITY_FALLBACK_SQL).fetchone()
+    return {"system_identifier": row[0], "version": row[1], "version_num": row[2],
+            "postmaster_start": row[3].isoformat() if row[3] else None, "server_addr": row[4], "server_port": row[5]}
+
+
+def restore_server_facts(t: RestoreTarget, ctx: RunContext) -> dict[str, Any]:
+    def probe() -> dict[str, Any]:
+        with _restore_connect(t, t.maintenance_dbname, ctx.remaining) as conn:
+            facts = _identity(conn)
+            su, createdb = conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+                                        ).fetchone()
+            facts["can_create_databases"] = bool(su or createdb)
+            facts["superuser"] = bool(su)
+        return facts
+    return ctx.memo(("restore-server-facts", t.host, t.port, t.user), probe)
+
+
+def source_facts(src: PostgresTarget, ctx: RunContext) -> dict[str, Any]:
+    def probe() -> dict[str, Any]:
+        with source_connect(src, ctx) as conn:
+            conn.execute("SET TRANSACTION READ ONLY")
+            return _identity(conn)
+    return ctx.memo(("source-facts", src.host, src.port, src.dbname), probe)
+
+
+def _addresses(host: str, port: int) -> set[str]:
+    try:
+        return {ai[4][0] for ai in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    except socket.gaierror:
+        return set()
+
+
+def address_refusal(t: RestoreTarget, src: PostgresTarget) -> str | None:
+    """Why the restore server is the source by address (before any connection), or None."""
+    if t.port != src.port:
+        return None
+    if t.host == src.host:
+        return f"the restore server {t.host}:{t.port} is the production database server (same host and port)"
+    shared = sorted(_addresses(t.host, t.port) & _addresses(src.host, src.port))
+    if shared:
+        return (f"the restore server {t.host}:{t.port} is the production database server {src.host}:{src.port} "
+                f"(both resolve to {', '.join(shared)})")
+    return None
+
+
+def identity_refusal(rf: dict[str, Any], sf: dict[str, Any]) -> str | None:
+    if rf.get("system_identifier") and rf["system_identifier"] == sf.get("system_identifier"):
+        return (f"the restore server is the production cluster: same system_identifier {rf['system_identifier']} "
+                "(the primary itself, an alias of it, or one of its physical replicas)")
+    if rf.get("system_identifier") is None or sf.get("system_identifier") is None:
+        same = (rf.get("postmaster_start"), rf.get("server_addr"), rf.get("server_port")) == \
+            (sf.get("postmaster_start"), sf.get("server_addr"), sf.get("server_port"))
+        if same:
+            return ("the restore server is the production server: same postmaster start time, address and port "
+                    "(system_identifier not readable)")
+    return None
+
+
+def _pg_restore_version(t: RestoreTarget, timeout: float) -> str:
+    exe = shutil.which(t.pg_restore) or t.pg_restore
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=max(1.0, timeout))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"pg_restore not found: {t.pg_restore!r} (restore.pg_restore)") from None
+    return (out.stdout or out.stderr).strip()
+
+
+# --------------------------------------------------------------------------- checks
+
+@check(SERVER, title="The restore server is reachable, not production, and may create databases",
+       seed=["3.3 Backup Recovery Test"], depends_on=[PG_REACHABLE], timeout=15, target="restore")
+def restore_server(t: RestoreTarget, ctx: RunContext) -> Observation:
+    """Compares the restore server with the source (address, then `system_identifier` from pg_control_system():
+    equal means production itself, an alias of it or a physical replica: refused); the restore user must be able
+    to CREATE DATABASE; `pg_restore --version` must run."""
+    src = ctx.config.postgres
+    expected = ("a cluster other than production (different address and system_identifier), "
+                "CREATEDB for the restore user, pg_restore available")
+    evidence = (f"restore server {restore_dsn(t, t.maintenance_dbname)} vs source {dsn_for_evidence(src)}: "
+                "`SELECT system_identifier FROM pg_control_system()` on both, `SELECT rolcreatedb FROM pg_roles "
+                f"WHERE rolname = current_user`, `{t.pg_restore} --version`")
+    refusal = address_refusal(t, src)
+    if refusal:
+        return failed(f"REFUSED: {refusal}", expected, evidence)
+    rf, sf = restore_server_facts(t, ctx), source_facts(src, ctx)
+    refusal = identity_refusal(rf, sf)
+    observed = {"restore_server": f"PostgreSQL {rf['version']} at {t.host}:{t.port}",
+                "system_identifier": {"restore": rf["system_identifier"], "source": sf["system_identifier"]},
+                "can_create_databases": rf["can_create_databases"]}
+    if refusal:
+        return failed({**observed, "refused": refusal}, expected, evidence)
+    observed["pg_restore"] = _pg_restore_version(t, ctx.remaining)
+    problems = []
+    if not rf["can_create_databases"]:
+        problems.append(f"{t.user} may not create databases (needs CREATEDB)")
+    if rf["version_num"] // 10000 < sf["version_num"] // 10000:
+        problems.append(f"the restore server ({rf['version']}) is older than the source ({sf['version']})")
+    if problems:
+        return failed({**observed, "problems": problems}, expected, evidence)
+    return passed(observed, expected, evidence)
+
+
+class RestoreProbeError(RuntimeError):
+    """The restore test could not run (S3 refused, the budget ran out): an ERROR, with what was cleaned up."""
+
+
+@dataclass
+class StreamResult:
+    returncode: int | None = None
+    stderr: str = ""
+    errors: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    download_seconds: float | None = None
+    md5: str | None = None
+    killed: str | None = None        # "restore-timeout" | "check-budget"
+    stream_error: str | None = None  # the S3 side failed mid-stream
+
+
+# --------------------------------------------------------------------------- cleanup registry
+
+_LIVE: dict[str, Callable[[], None]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def _cleanup_at_exit() -> None:
+    with _LIVE_LOCK:
+        pending = list(_LIVE.values())
+        _LIVE.clear()
+    for fn in pending:
+        with contextlib.suppress(Exception):
+            fn()
+
+
+atexit.register(_cleanup_at_exit)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """preexec_fn: pg_restore gets SIGKILL when the thread that started it dies (Linux); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+    return preexec
+
+
+def scratch_name(t: RestoreTarget) -> str:
+    return f"{t.scratch_prefix}{datetime.now(timezone.utc):%Y%m%dt%H%M%Sz}_{secrets.token_hex(3)}"
+
+
+_STAMP = re.compile(r"(\d{8}t\d{6}z)_[0-9a-f]{6}$")
+
+
+def drop_scratch(t: RestoreTarget, name: str, budget: float = CLEANUP_BUDGET_S) -> str | None:
+    """DROP DATABASE name WITH (FORCE); None when it is gone, else why not."""
+    from psycopg import sql
+
+    try:
+        with _restore_connect(t, t.maintenance_dbname, budget) as conn:
+            num = int(conn.execute("SHOW server_version_num").fetchone()[0])
+            if num >= 130000:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            else:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [name]).fetchone()[0]
+        return None if left == 0 else "still listed in pg_database after DROP DATABASE"
+    except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
+        return " ".join(f"{type(e).__name__}: {e}".split())
+
+
+def drop_stale_scratch(t: RestoreTarget, ctx: RunContext) -> list[str]:
+    """Scratch databases of runs killed before their cleanup (older than twice the restore timeout, idle)."""
+    from psycopg import sql
+
+    cutoff = time.time() - max(2 * t.restore_limit_s, 3600)
+    dropped = []
+    with _restore_connect(t, t.maintenance_dbname, min(ctx.remaining, 10)) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database d WHERE datname LIKE %s AND NOT EXISTS "
+            "(SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+            [t.scratch_prefix.replace("_", r"\_") + "%"]).fetchall()]
+        for name in names:
+            m = _STAMP.search(name)
+            if not m:
+                continue
+            born = datetime.strptime(m.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=timezone.utc).timestamp()
+            if born < cutoff:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                dropped.append(name)
+    return dropped
+
+
+# --------------------------------------------------------------------------- streaming
+
+def _stderr_reader(stream: Any, keep: deque, counts: dict[str, int]) -> threading.Thread:
+    def run() -> None:
+        size = 0
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            if "error:" in line or line.startswith("pg_restore: error"):
+                counts["errors"] += 1
+            keep.append(line)
+            size += len(line)
+            while size > STDERR_KEEP and len(keep) > 1:
+                size -= len(keep.popleft())
+        stream.close()
+    th = threading.Thread(target=run, name="pg_restore-stderr", daemon=True)
+    th.start()
+    return th
+
+
+def _grow_pipe(fd: int) -> None:
+    with contextlib.suppress(Exception):
+        import fcntl
+
+        fcntl.fcntl(fd, 1031, CHUNK)  # F_SETPIPE_SZ: fewer wake-ups per MB
+
+
+def run_pg_restore(argv: list[str], env: dict[str, str], chunks: Iterator[bytes] | None, deadline: float,
+                   limit_reason: str, on_abort: Callable[[], None] = lambda: None,
+                   verify_md5: bool = True) -> StreamResult:
+    """Run pg_restore; feed it `chunks` on stdin (None: it reads a file named in argv). The watchdog kills it (and
+    calls on_abort, which closes the S3 stream) at `deadline`, recording `limit_reason`."""
+    res = StreamResult()
+    keep: deque = deque()
+    counts = {"errors": 0}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if chunks is not None else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, close_fds=True,
+                            preexec_fn=_die_with_parent())  # noqa: PLW1509 - prctl only, async-signal-safe
+    reader = _stderr_reader(proc.stderr, keep, counts)
+
+    def abort() -> None:
+        if proc.poll() is None:
+            res.killed = res.killed or limit_reason
+            with contextlib.suppress(OSError):
+                proc.kill()
+        with contextlib.suppress(Exception):
+            on_abort()
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), abort)
+    watchdog.daemon = True
+    watchdog.start()
+    md5 = hashlib.md5(usedforsecurity=False) if verify_md5 else None
+    try:
+        if chunks is not None:
+            _grow_pipe(proc.stdin.fileno())
+            try:
+                for chunk in chunks:
+                    if md5 is not None:
+                        md5.update(chunk)
+                    res.bytes += len(chunk)
+                    proc.stdin.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # pg_restore stopped reading: its exit status and stderr say why
+            except Exception as e:  # noqa: BLE001 - the S3 side broke mid-stream (or the watchdog closed it)
+                if not res.killed:
+                    res.stream_error = " ".join(f"{type(e).__name__}: {e}".split())
+                    with contextlib.suppress(OSError):
+                        proc.kill()
+            finally:
+                with contextlib.suppress(OSError, ValueError):
+                    proc.stdin.close()
+        try:
+            res.returncode = proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            abort()
+            res.returncode = proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+    res.seconds = time.monotonic() - t0
+    res.stderr = "\n".join(keep)
+    res.errors = counts["errors"]
+    res.md5 = md5.hexdigest() if md5 is not None and res.bytes else None
+    return res
+
+
+def _abort_stream(body: Any) -> None:
+    """Unblock a read stuck on the S3 socket (closing the body alone does not interrupt a recv in another thread):
+    shut the socket down, then close."""
+    raw = getattr(body, "_raw_stream", None)
+    for path in (("connection", "sock"), ("_fp", "fp", "raw", "_sock")):
+        obj = raw
+        for attr in path:
+            obj = getattr(obj, attr, None)
+        if isinstance(obj, socket.socket):
+            with contextlib.suppress(OSError):
+                obj.shutdown(socket.SHUT_RDWR)
+            break
+    with contextlib.suppress(Exception):
+        body.close()
+
+
+def _chunks(body: Any, first: bytes) -> Iterator[bytes]:
+    if first:
+        yield first
+    while True:
+        chunk = body.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _read_first(body: Any, want: int = 64 * 1024) -> bytes:
+    """At least `want` bytes (or the whole object if smaller): enough for the archive header."""
+    parts, size = [], 0
+    while size < want:
+        chunk = body.read(min(CHUNK, want - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+# --------------------------------------------------------------------------- row counts
+
+def _ident(name: str) -> Any:
+    from psycopg import sql
+
+    schema, _, table = name.rpartition(".")
+    return sql.Identifier(schema, table) if schema else sql.Identifier(table)
+
+
+def restored_counts(t: RestoreTarget, dbname: str, tables: list[str], timeout: float) -> dict[str, int | str]:
+    from psycopg import sql
+
+    out: dict[str, int | str] = {}
+    with _restore_connect(t, dbname, timeout) as conn:
+        for name in tables:
+            qualified = _ident(name)
+            if conn.execute("SELECT to_regclass(%s)", [qualified.as_string(conn)]).fetchone()[0] is None:
+                out[name] = "missing"
+                continue
+            out[name] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified)).fetchone()[0]
+    return out
+
+
+def source_counts(src: PostgresTarget, tables: list[str], ctx: RunContext) -> tuple[dict[str, int | str],
+                                                                                   dict[str, str]]:
+    """Row counts on the source in one READ ONLY transaction: count(*) below src.exact_count_limit estimated rows,
+    the pg_class estimate above (never a write)."""
+    from psycopg import sql
+
+    counts: dict[str, int | str] = {}
+    method: dict[str, str] = {}
+    with source_connect(src, ctx) as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        access = table_access(conn, tables)
+        for name in tables:
+            if access[name] != "ok":
+                counts[name] = access[name]
+                continue
+            est = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                               [_ident(name).as_string(conn)]).fetchone()[0]
+            if est is not None and est >= src.exact_count_limit:
+                counts[name], method[name] = int(est), "estimate"
+            else:
+                counts[name] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_ident(name))).fetchone()[0]
+                method[name] = "count(*)"
+    return counts, method
+
+
+def compare_counts(t: RestoreTarget, source: dict[str, int | str], restored: dict[str, int | str]
+                   ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    rows: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for name, s in source.items():
+        r = restored.get(name, "missing")
+        if isinstance(s, str) or isinstance(r, str):
+            rows[name] = {"source": s, "restored": r}
+            problems.append(f"{name}: {'source ' + s if isinstance(s, str) else 'restored copy ' + r}")
+            continue
+        diff = s - r
+        allowed = t.row_tolerance_rows + math.ceil(s * t.row_tolerance_pct / 100)
+        rows[name] = {"source": s, "restored": r, "diff": diff}
+        if abs(diff) > allowed or (s > 0 and r == 0):
+            problems.append(f"{name}: {r:,} restored vs {s:,} in the source (allowed difference {allowed:,})")
+    return rows, problems
+
+
+# --------------------------------------------------------------------------- the restore test
+
+def _client_error(e: Exception) -> tuple[str, int | None]:
+    resp = getattr(e, "response", None) or {}
+    return resp.get("Error", {}).get("Code", type(e).__name__), resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _evidence(t: RestoreTarget, b: BackupTarget, key: str, src: PostgresTarget, scratch: str, flags: list[str]) -> str:
+    ep = f" --endpoint-url {b.endpoint_url}" if b.endpoint_url else ""
+    return (f"streamed s3://{b.bucket}/{key} into `{t.pg_restore} {' '.join(flags)} -d <scratch>` on "
+            f"{t.host}:{t.port} (scratch database {scratch}, dropped afterwards); row counts: count(*) on the restored "
+            f"copy vs {dsn_for_evidence(src)} in a READ ONLY transaction; re-run: `aws s3 cp s3://{b.bucket}/{key} -"
+            f"{ep} | {t.pg_restore} {' '.join(flags)} -d {shlex.quote(restore_dsn(t, '<scratch>'))}`")
+
+
+@check(TEST, title="The newest backup restores, in time, and matches the source",
+       seed=["3.3 Backup Recovery Test", "3.3 Full Database Backup"],
+       depends_on=["backup.s3.latest_full", PG_REACHABLE, SERVER], timeout=RESTORE_CHECK_TIMEOUT, target="restore")
+def restore_test(t: RestoreTarget, ctx: RunContext) -> Observation:
+    """Streams the newest backup from S3 into `pg_restore --no-owner --no-acl --exit-on-error` (stdin; a spooled
+    file only for -j) into a fresh scratch database on the restore server; FAIL unless it exits 0 within the
+    restore timeout (the RTO), the dump is of the right database, its bytes match the ETag, and the key tables'
+    row counts match the source within the tolerance. Records restore time, size, throughput; always drops the
+    scratch database."""
+    b: BackupTarget = ctx.config.backups
+    src: PostgresTarget = ctx.config.postgres
+    started = time.monotonic()
+    limit = t.restore_limit_s
+    margin = min(10.0, max(0.3, 0.15 * ctx.timeout))
+    own_deadline = started + limit
+    budget_deadline = ctx.deadline - margin
+    deadline, reason = (own_deadline, "restore-timeout") if own_deadline <= budget_deadline else \
+        (budget_deadline, "check-budget")
+    flags = ["--no-owner", "--no-acl", "--exit-on-error"] + ([f"--jobs={t.jobs}"] if t.jobs > 1 else [])
+    expected = (f"pg_restore exits 0 within {limit / 60:g} min (RTO {t.rto_minutes:g} min); dump of "
+                f"{t.dump_dbname or src.dbname}; row counts of the key tables within {t.row_tolerance_pct:g}% "
+                f"(+{t.row_tolerance_rows}) of the source; scratch database dropped")
+
+    refusal = address_refusal(t, src) or identity_refusal(restore_server_facts(t, ctx), source_facts(src, ctx))
+    if refusal:
+        return failed(f"REFUSED, nothing restored: {refusal}", expected,
+                      f"restore server {restore_dsn(t, t.maintenance_dbname)} vs source {dsn_for_evidence(src)}")
+
+    o = newest(listing(b, b.prefix, ctx))
+    if o is None:
+        return failed(f"no backup found under s3://{b.bucket}/{b.prefix}: nothing to restore", expected,
+                      f"ListObjectsV2 s3://{b.bucket}/{b.prefix}")
+    key = o["Key"]
+    client = s3_client(b, ctx, read_timeout=min(120.0, max(5.0, ctx.remaining)))
+    try:
+        return _fetch_and_restore(t, b, src, ctx, client, key, o, deadline, reason, margin, flags, expected)
+    finally:
+        client.close()
+
+
+def _fetch_and_restore(t: RestoreTarget, b: BackupTarget, src: PostgresTarget, ctx: RunContext, client: Any, key: str,
+                       o: dict[str, Any], deadline: float, reason: str, margin: float, flags: list[str],
+                       expected: str) -> Observation:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        resp = client.get_object(Bucket=b.bucket, Key=key)
+    except ClientError as e:
+        code, status = _client_error(e)
+        raise RestoreProbeError(f"GetObject s3://{b.bucket}/{key} answered {status or '?'} {code} with access key "
+                                f"{b.access_key_id or '(default credentials)'}: the backup cannot be read, so it "
+                                "cannot be restored; no scratch database was created") from None
+    body = resp["Body"]
+    size = int(resp.get("ContentLength") or o["Size"])
+    etag = (resp.get("ETag") or "").strip('"')
+    dump: dict[str, Any] = {"key": key, "bytes": size, "last_modified": o["LastModified"].isoformat(),
+                            "sse": resp.get("ServerSideEncryption") or "none"}
+    scratch = scratch_name(t)
+    evidence = _evidence(t, b, key, src, scratch, flags)
+    try:
+        first = _read_first(body)
+        try:
+            header = parse_header(first)
+        except NotADump as e:
+            return failed({"dump": dump, "problem": f"not a pg_dump custom-format archive: {e}"}, expected,
+                          f"read the first {len(first):,} bytes of s3://{b.bucket}/{key}; nothing was restored")
+        dump.update({"dbname": header.dbname, "created": header.created, "format": header.format,
+                     "compression": header.compression, "server_version": header.server_version,
+                     "pg_dump_version": header.pg_dump_version, "archive_version": header.archive_version})
+        if header.format != "custom":
+            return failed({"dump": dump, "problem": f"a pg_dump {header.format}-format archive (golive streams "
+                                                    "custom-format -Fc dumps)"}, expected, evidence)
+        want_db = t.dump_dbname or src.dbname
+        if t.check_dump_dbname and header.dbname != want_db:
+            return failed({"dump": dump, "problem": f"a dump of database {header.dbname!r}, not {want_db!r}: "
+                                                    "nothing was restored"}, expected,
+                          f"archive header of s3://{b.bucket}/{key} (`pg_restore --list` shows it as dbname); "
+                          "nothing was restored")
+        return _restore_into_scratch(t, src, ctx, body, first, size, etag, dump, scratch, flags, deadline, reason,
+                                     margin, expected, evidence)
+    except (BotoCoreError, ClientError) as e:
+        raise RestoreProbeError(f"reading s3://{b.bucket}/{key} failed: {' '.join(str(e).split())}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            body.close()
+
+
+def _restore_into_scratch(t: RestoreTarget, src: PostgresTarget, ctx: RunContext, body: Any, first: bytes, size: int,
+                          etag: str, dump: dict[str, Any], scratch: str, flags: list[str], deadline: float,
+                          reason: str, margin: float, expected: str, evidence: str) -> Observation:
+    from psycopg import sql
+
+    stale = drop_stale_scratch(t, ctx)
+    with _restore_connect(t, t.maintenance_dbname, min(ctx.remaining, 30)) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
+    with _LIVE_LOCK:
+        _LIVE[scratch] = lambda: drop_scratch(t, scratch, 10)
+    spool: Path | None = None
+    outcome: Observation | None = None
+    error: BaseException | None = None
+    try:
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "golive-restore"}
+        env.pop("PGPASSWORD", None)
+        if t.password is not None:
+            env["PGPASSWORD"] = t.password.get_secret_value()
+        from psycopg.conninfo import make_conninfo
+
+        target = make_conninfo(host=t.host, port=t.port, dbname=scratch, user=t.user, sslmode=t.sslmode,
+                               **KEEPALIVE)
+        exe = shutil.which(t.pg_restore) or t.pg_restore
+        argv = [exe, *flags, "-d", target]
+        if t.jobs == 1:
+            stream = run_pg_restore(argv, env, _chunks(body, first), deadline, reason,
+                                    on_abort=lambda: _abort_stream(body), verify_md5=_etag_is_md5(etag, dump) and
+                                    t.verify_etag)
+        else:
+            fd, name = tempfile.mkstemp(prefix="golive-restore-", suffix=".dump", dir=t.spool_dir)
+            spool = Path(name)
+            stream = _spool_then_restore(fd, spool, argv, env, body, first, deadline, reason)
+        outcome = _judge(t, src, ctx, stream, size, etag, dump, scratch, expected, evidence, margin)
+    except BaseException as e:  # noqa: BLE001 - re-raised below, after the cleanup
+        error = e
+    finally:
+        if spool is not None:
+            with contextlib.suppress(OSError):
+                spool.unlink()
+        cleanup_error = drop_scratch(t, scratch)
+        with _LIVE_LOCK:
+            _LIVE.pop(scratch, None)
+    if error is not None:
+        if cleanup_error and isinstance(error, RestoreProbeError):
+            raise RestoreProbeError(f"{error}; BUT the scratch database {scratch} could not be dropped: "
+                                    f"{cleanup_error}") from None
+        raise error
+    assert outcome is not None
+    if stale:
+        outcome.details["stale_scratch_dropped"] = stale
+    if cleanup_error:
+        outcome.observed["problems"] = outcome.observed.get("problems", []) + \
+            [f"the scratch database {scratch} could not be dropped: {cleanup_error}"]
+        outcome.status = Status.FAIL
+    outcome.observed["scratch_dropped"] = cleanup_error is None
+    return outcome
+
+
+def _spool_then_restore(fd: int, path: Path, argv: list[str], env: dict[str, str], body: Any, first: bytes,
+                        deadline: float, reason: str) -> StreamResult:
+    """Parallel restore needs a seekable file: stream the object to disk (never to memory), then pg_restore -j."""
+    t0 = time.monotonic()
+    md5 = hashlib.md5(usedforsecurity=False)
+    total = 0
+    killer = threading.Timer(max(0.0, deadline - time.monotonic()), _abort_stream, args=(body,))
+    killer.daemon = True
+    killer.start()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in _chunks(body, first):
+                md5.update(chunk)
+                f.write(chunk)
+                total += len(chunk)
+    except Exception as e:  # noqa: BLE001
+        late = time.monotonic() >= deadline
+        return StreamResult(bytes=total, seconds=time.monotonic() - t0, killed=reason if late else None,
+                            stream_error=None if late else " ".join(f"{type(e).__name__}: {e}".split()))
+    finally:
+        killer.cancel()
+    download = time.monotonic() - t0
+    res = run_pg_restore(argv + [str(path)], env, None, deadline, reason)
+    res.bytes, res.md5, res.download_seconds = total, md5.hexdigest(), download
+    res.seconds += download
+    return res
+
+
+def _etag_is_md5(etag: str, dump: dict[str, Any]) -> bool:
+    """A single-part upload without KMS has the MD5 of its bytes as ETag (multipart: `<md5 of md5s>-<parts>`)."""
+    return bool(re.fullmatch(r"[0-9a-f]{32}", etag)) and dump.get("sse") != "aws:kms"
+
+
+def _judge(t: RestoreTarget, src: PostgresTarget, ctx: RunContext, s: StreamResult, size: int, etag: str,
+           dump: dict[str, Any], scratch: str, expected: str, evidence: str, margin: float) -> Observation:
+    mib_s = s.bytes / 1048576 / s.seconds if s.seconds > 0 else None
+    observed: dict[str, Any] = {"restore_seconds": round(s.seconds, 3), "dump_bytes": s.bytes,
+                                "throughput_mib_s": round(mib_s, 2) if mib_s else None, "dump": dump,
+                                "scratch_database": scratch}
+    if s.download_seconds is not None:
+        observed["download_seconds"] = round(s.download_seconds, 3)
+    details: dict[str, Any] = {"pg_restore_exit": s.returncode, "pg_restore_errors": s.errors,
+                               "pg_restore_stderr": s.stderr[-4000:]}
+    if s.killed == "check-budget":
+        raise RestoreProbeError(f"the restore of {dump['key']} was still running when the check's time budget ran "
+                                f"out ({s.seconds:.1f} s, {s.bytes:,} of {size:,} bytes streamed): pg_restore "
+                                f"killed, scratch database {scratch} dropped")
+    if s.killed == "restore-timeout":
+        observed["problem"] = (f"the restore did not finish within {t.restore_limit_s / 60:g} min (RTO "
+                               f"{t.rto_minutes:g} min): pg_restore killed after {s.seconds:.1f} s, "
+                               f"{s.bytes:,} of {size:,} bytes streamed")
+        return failed(observed, expected, evidence, **details)
+    if s.stream_error:
+        raise RestoreProbeError(f"streaming the backup failed after {s.bytes:,} of {size:,} bytes: {s.stream_error}; "
+                                f"pg_restore killed, scratch database {scratch} dropped")
+    if s.returncode != 0:
+        tail = [ln for ln in s.stderr.splitlines() if ln.strip()][-3:]
+        observed["problem"] = (f"pg_restore exited {s.returncode} after {s.seconds:.1f} s ({s.bytes:,} of {size:,} "
+                               f"bytes read): {' | '.join(tail) or 'no message'}")
+        return failed(observed, expected, evidence, **details)
+    problems: list[str] = []
+    comparable = bool(s.md5) and _etag_is_md5(etag, dump)
+    details["integrity"] = {"bytes_read": s.bytes, "content_length": size, "md5": s.md5, "etag": etag,
+                            "etag_match": (s.md5 == etag) if comparable else None}  # None: multipart / KMS ETag
+    if s.bytes != size:
+        problems.append(f"streamed {s.bytes:,} bytes, the object has {size:,}")
+    if comparable and s.md5 != etag:
+        problems.append(f"MD5 of the streamed bytes {s.md5} != ETag {etag} (corrupted in storage or transit)")
+    if s.seconds >= t.rto_minutes * 60:
+        problems.append(f"restore took {s.seconds / 60:.1f} min >= RTO {t.rto_minutes:g} min")
+    tables = t.key_tables or src.required_tables
+    restored = restored_counts(t, scratch, tables, max(1.0, ctx.remaining - margin))
+    source, method = source_counts(src, tables, ctx)
+    rows, row_problems = compare_counts(t, source, restored)
+    observed["rows"] = rows
+    details["source_count_method"] = method
+    problems += row_problems
+    suites = _run_suites(t, src, ctx, scratch, dump["key"]) if t.run_integrity_suites and _SUITES else {}
+    if suites:
+        observed["integrity_suites"] = {n: f"{o.status.value}: {o.summary}" for n, o in suites.items()}
+        problems += [f"integrity suite {n}: {o.status.value} {o.summary}" for n, o in suites.items()
+                     if o.status not in (Status.PASS, Status.WARN)]
+    ctx.memo(MEASUREMENT, lambda: {"restore_seconds": s.seconds, "bytes": s.bytes, "key": dump["key"]})
+    if problems:
+        observed["problems"] = problems
+        return failed(observed, expected, evidence, **details)
+    return passed(observed, expected, evidence, **details)
+
+
+def _run_suites(t: RestoreTarget, src: PostgresTarget, ctx: RunContext, scratch: str,
+                key: str) -> dict[str, SuiteOutcome]:
+    db = RestoredDatabase(host=t.host, port=t.port, dbname=scratch, user=t.user,
+                          password=t.password.get_secret_value() if t.password is not None else None,
+                          sslmode=t.sslmode, source_dbname=src.dbname, backup_key=key)
+    out: dict[str, SuiteOutcome] = {}
+    for name, suite in list(_SUITES.items()):
+        try:
+            res = suite(db, ctx)
+            out[name] = res if isinstance(res, SuiteOutcome) else \
+                SuiteOutcome(Status.ERROR, f"returned {type(res).__name__}, not a SuiteOutcome")
+        except Exception as e:  # noqa: BLE001 - a broken suite fails the restore test, with its message
+            out[name] = SuiteOutcome(Status.ERROR, " ".join(f"{type(e).__name__}: {e}".split()))
+    return out

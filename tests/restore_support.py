@@ -1,0 +1,113 @@
+"""Shared pieces of the backup / restore / DR tests (no tests in here): the leak guard every one of them runs under,
+and probes of the source database's write statistics."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from sandbox import procs
+from tasks.core import CheckResult, run_plain, select
+from tests.test_checks_servers import CATALOG, sandbox_config
+
+SCRATCH_PREFIX = "golive_restore_"
+
+
+def run_dag(ids: list[str], config: Any) -> dict[str, CheckResult]:
+    """`ids` and every check they depend on, through the plain runner (one memo: the RTO reads the restore's)."""
+    return {r.id: r for r in run_plain(select(CATALOG, ids=ids), config)}
+
+
+def scratch_databases(sb: Any) -> list[str]:
+    return [d for d in sb.restore_databases() if d.startswith(SCRATCH_PREFIX)]
+
+
+def pg_restore_processes() -> list[tuple[int, str]]:
+    """Every pg_restore process on the machine that talks to a sandbox restore server or is ours."""
+    ours = set(procs.descendants(os.getpid()))
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"pg_restore"):
+            cmd = b" ".join(argv).decode(errors="replace")
+            if int(d.name) in ours or SCRATCH_PREFIX in cmd:
+                found.append((int(d.name), cmd))
+    return found
+
+
+def stray_children(sb: Any) -> list[int]:
+    """Processes under this test process that belong to no sandbox service (a leaked pg_restore, a helper...)."""
+    mine = set(procs.descendants(os.getpid()))
+    service = {p for pids in sb.pids().values() for p in pids}
+    from tests.fixtures_prefect import FIXTURE_CHILDREN
+
+    for root in FIXTURE_CHILDREN:
+        service |= {root, *procs.descendants(root)}
+    return sorted(p for p in mine - service if procs.proc_identity(p) is not None)
+
+
+def leftovers(sb: Any) -> dict[str, Any]:
+    return {k: v for k, v in {"scratch_databases": scratch_databases(sb), "pg_restore": pg_restore_processes(),
+                              "stray_children": stray_children(sb)}.items() if v}
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(sandbox):
+    """After every test: no scratch database on the restore server, no pg_restore, no stray child process.
+    (An abandoned check thread finishes its cleanup on its own: give it a few seconds.)"""
+    yield
+    deadline = time.monotonic() + 8
+    left = leftovers(sandbox)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = leftovers(sandbox)
+    assert not left, left
+
+
+@pytest.fixture(scope="session")
+def cfg(sandbox):
+    return sandbox_config(sandbox)
+
+
+WRITE_STATS_SQL = """
+SELECT (SELECT row(tup_inserted, tup_updated, tup_deleted)::text FROM pg_stat_database
+        WHERE datname = current_database()),
+       (SELECT json_object_agg(relname, json_build_array(n_tup_ins, n_tup_upd, n_tup_del, n_tup_hot_upd))::text
+        FROM pg_stat_user_tables)
+"""
+
+
+def source_write_stats(sb: Any) -> tuple[str, str]:
+    """The source database's write counters (pg_stat_database tup_* and per-table n_tup_*), read fresh."""
+    with psycopg.connect(host="127.0.0.1", port=sb.ports["postgres"], dbname="merchants_prod", user="postgres",
+                         password=sb.superuser_password, connect_timeout=3, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return conn.execute(WRITE_STATS_SQL).fetchone()
+
+
+def settled_write_stats(sb: Any, timeout: float = 5.0) -> tuple[str, str]:
+    """The counters once every other backend has flushed (they flush at exit, or at most ~1 s after a commit)."""
+    last = source_write_stats(sb)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.1)
+        now = source_write_stats(sb)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def source_databases(sb: Any) -> list[str]:
+    with psycopg.connect(host="127.0.0.1", port=sb.ports["postgres"], dbname="postgres", user="postgres",
+                         password=sb.superuser_password, connect_timeout=3) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall()]

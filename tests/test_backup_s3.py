@@ -1,0 +1,111 @@
+"""Backup status in S3 beyond the newest object: location, retention and lifecycle, schedule, failure alert,
+configuration backups, bucket-enforced encryption. Against the sandbox's moto server (a subprocess)."""
+from __future__ import annotations
+
+import json
+
+from sandbox import s3 as sandbox_s3
+from tasks.core import Status
+from tests.restore_support import cfg, nothing_left_behind, run_dag  # noqa: F401
+from tests.test_checks_servers import as_json, assert_no_secrets, with_
+
+IDS = ["backup.s3.off_server", "backup.s3.retention", "backup.automation.schedule",
+       "backup.automation.failure_alert", "backup.s3.config_files", "backup.s3.encrypted"]
+
+
+def test_healthy_sandbox_backups_pass_with_their_evidence(sandbox, cfg):
+    res = run_dag(IDS, cfg)
+    assert all(r.status == Status.PASS for r in res.values()), \
+        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    loc = res["backup.s3.off_server"].observed
+    assert loc["endpoint_addresses"] == ["127.0.0.2"] and loc["database_addresses"] == ["127.0.0.1"]
+    ret = res["backup.s3.retention"].observed
+    assert ret["backups"] == 11 and 30 <= ret["oldest"]["age_days"] < 30.01
+    assert "expire-backups: prefix 'backups/', expires after 35 days" in ret["lifecycle"]
+    sched = res["backup.automation.schedule"].observed
+    assert sched["backups_in_window"] == 7 and 23.9 < sched["largest_gap_hours"] <= 24.01
+    assert list(res["backup.automation.failure_alert"].observed) == ["BackupFailed"]
+    files = res["backup.s3.config_files"].observed
+    assert set(files) == {".env.production", "nginx.conf", "database.yml"}
+    assert all(f["sse"] == "AES256" and f["age_hours"] < 1 for f in files.values())
+    assert "contents are never downloaded" in res["backup.s3.config_files"].evidence
+    blob = as_json(res)
+    assert sandbox_s3.CONFIG_MARKER not in blob  # the configuration files' contents are never read into a report
+    assert_no_secrets(res, cfg)
+
+
+def test_backup_store_on_the_database_server_fails(cfg):
+    on_db = with_(cfg, "postgres", host="127.0.0.2")  # as if the database server were where the bucket lives
+    r = run_dag(["backup.s3.off_server"], on_db)["backup.s3.off_server"]
+    assert r.status == Status.FAIL and r.observed["shared_addresses"] == ["127.0.0.2"]
+    aws = with_(cfg, "backups", endpoint_url=None)  # AWS itself: off-server by construction (not contacted)
+    from tasks.s3backup import s3_off_server
+    from tasks.core import RunContext
+
+    obs = s3_off_server(aws.backups, RunContext(aws))
+    assert obs.status == Status.PASS and obs.observed == {"endpoint": "AWS S3 (us-east-1)", "transport": "https"}
+
+
+def test_short_lifecycle_and_short_history_fail_retention(sandbox, cfg):
+    with sandbox.fault("backup-retention-short"):
+        r = run_dag(["backup.s3.retention"], cfg)["backup.s3.retention"]
+    assert r.status == Status.FAIL
+    assert r.observed["problems"] == ["lifecycle expires backups too early: expire-backups: prefix 'backups/', "
+                                      "expires after 7 days (covers backups/)"]
+    r = run_dag(["backup.s3.retention"], with_(cfg, "backups", retention_days=45))["backup.s3.retention"]
+    assert r.status == Status.FAIL and r.observed["problems"][0].startswith("the oldest backup is 30.0 days old")
+    assert any("expires after 35 days (covers backups/)" in p for p in r.observed["problems"])
+
+
+def test_missed_backups_fail_the_schedule_and_off_window_backups_warn(sandbox, cfg):
+    with sandbox.fault("backup-stale"):
+        r = run_dag(["backup.automation.schedule"], cfg)["backup.automation.schedule"]
+    assert r.status == Status.FAIL and 72 <= r.observed["largest_gap_hours"] < 72.2
+    newest_hour = int(r.observed["times_utc"][-1][6:8])
+    window = f"{(newest_hour + 2) % 24:02d}:00-{(newest_hour + 3) % 24:02d}:00"  # an hour no backup was taken in
+    r = run_dag(["backup.automation.schedule"], with_(cfg, "backups", backup_window_utc=window))
+    r = r["backup.automation.schedule"]
+    assert r.status == Status.WARN and len(r.observed["outside_window"]) == 7 and window in r.expected
+
+
+def test_missing_backup_failure_alert_fails(sandbox, cfg):
+    with sandbox.fault("backup-alert-missing"):
+        r = run_dag(["backup.automation.failure_alert"], cfg)["backup.automation.failure_alert"]
+    assert r.status == Status.FAIL and r.observed == "no alerting rule matches /(?i)backup/ (among 6 alerting rules)"
+    r = run_dag(["backup.automation.failure_alert"], with_(cfg, "backups", failure_alert_pattern="^PgBackRest"))
+    assert r["backup.automation.failure_alert"].status == Status.FAIL
+
+
+def test_missing_or_stale_configuration_backup_fails(sandbox, cfg):
+    with sandbox.fault("config-backup-missing"):
+        r = run_dag(["backup.s3.config_files"], cfg)["backup.s3.config_files"]
+    assert r.status == Status.FAIL and r.observed["files"]["nginx.conf"] == "missing"
+    assert r.observed["problems"] == ["nginx.conf: no backup"]
+    r = run_dag(["backup.s3.config_files"], with_(cfg, "backups", config_max_age_hours=1 / 3600 / 10))
+    assert r["backup.s3.config_files"].status == Status.FAIL
+    r = run_dag(["backup.s3.config_files"], with_(cfg, "backups", config_prefix=None))["backup.s3.config_files"]
+    assert r.status == Status.NOT_APPLICABLE and "config_prefix" in r.cause
+
+
+def test_bucket_that_does_not_enforce_encryption_fails_even_for_an_encrypted_object(sandbox, cfg):
+    client = sandbox.s3_client()
+    client.delete_bucket_encryption(Bucket=sandbox_s3.BUCKET)
+    try:
+        r = run_dag(["backup.s3.encrypted"], cfg)["backup.s3.encrypted"]
+        assert r.status == Status.FAIL and r.observed["ServerSideEncryption"] == "AES256"
+        assert r.observed["bucket_default_encryption"] == "none"
+        assert r.observed["bucket_policy_denies_unencrypted_puts"] is False
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Sid": "DenyUnencrypted", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{sandbox_s3.BUCKET}/*",
+            "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}}]}
+        client.put_bucket_policy(Bucket=sandbox_s3.BUCKET, Policy=json.dumps(policy))
+        try:
+            r = run_dag(["backup.s3.encrypted"], cfg)["backup.s3.encrypted"]
+        finally:
+            client.delete_bucket_policy(Bucket=sandbox_s3.BUCKET)
+        assert r.status == Status.PASS and r.observed["bucket_policy_denies_unencrypted_puts"] is True
+        r = run_dag(["backup.s3.encrypted"], with_(cfg, "backups", require_bucket_encryption=False))
+        assert r["backup.s3.encrypted"].status == Status.PASS
+    finally:
+        sandbox_s3.set_default_encryption(client)
