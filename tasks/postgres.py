@@ -25,6 +25,17 @@ SEED_TABLES = [
 ]
 
 
+#: seed 3.2 "Query old data from previous versions": the oldest rows of the checklist's tables, read through today's
+#: schema (every column decoded). Environments with their own schema set `postgres.backward_compat_queries`.
+COMPAT_QUERIES = {
+    "oldest users": "SELECT id, email, phone, full_name, role, created_at FROM users ORDER BY created_at LIMIT 50",
+    "first campaign analytics day": "SELECT * FROM campaign_analytics_daily "
+                                    "WHERE day = (SELECT min(day) FROM campaign_analytics_daily)",
+    "oldest notifications with their campaign": "SELECT n.*, c.name AS campaign FROM notifications n "
+                                                "JOIN campaigns c ON c.id = n.campaign_id ORDER BY n.created_at LIMIT 50",
+}
+
+
 class PostgresTarget(Target):
     host: str
     port: int = Field(5432, ge=1, le=65535)
@@ -41,6 +52,21 @@ class PostgresTarget(Target):
                                           description="seed 3.1: tables that are expected to be empty")
     exact_count_limit: int = Field(1_000_000, ge=0,
                                    description="count(*) tables whose pg_class estimate is below this; estimate above")
+    suites_dir: str | None = Field(None, description="seed 3.1: directory of Great Expectations suite files "
+                                   "(`golive expectations scaffold` writes starters); default: the suites shipped "
+                                   "for the checklist's schema")
+    sensitive_columns: list[str] = Field(default_factory=list,
+                                         description="columns never sampled nor shown, in every table (besides each "
+                                         "suite's own and names like password/token/api_key/secret)")
+    data_docs_dir: str | None = Field(None, description="build Great Expectations Data Docs of each run under "
+                                      "<data_docs_dir>/<environment>/<UTC stamp>/ (linked from the Prefect run)")
+    data_docs_s3_url: str | None = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+                                         description="also copy the Data Docs to s3://bucket/prefix/ (AWS credentials "
+                                         "and AWS_ENDPOINT_URL from the environment, as boto3 reads them)")
+    backward_compat_queries: dict[str, str] = Field(
+        default_factory=lambda: dict(COMPAT_QUERIES),
+        description="seed 3.2: name -> read-only query over data written by earlier releases; each must run and "
+                    "return rows")
 
 
 # --------------------------------------------------------------------------- probes
@@ -64,7 +90,7 @@ def psql(t: PostgresTarget, sql: str) -> str:
 
 
 @contextmanager
-def connect(t: PostgresTarget, ctx: RunContext) -> Iterator[Any]:
+def connect(t: PostgresTarget, ctx: RunContext, *, read_only: bool = False) -> Iterator[Any]:
     """One connection as the configured user, bounded by the check's budget on both sides:
     - connect: libpq connect_timeout (whole seconds, at least 2: libpq's own minimum);
     - server side: `SET LOCAL statement_timeout` (via set_config(..., true)) in the one read-only transaction the
@@ -78,6 +104,7 @@ def connect(t: PostgresTarget, ctx: RunContext) -> Iterator[Any]:
         host=t.host, port=t.port, dbname=t.dbname, user=t.user,
         password=t.password.get_secret_value() if t.password is not None else None,
         sslmode=t.sslmode, connect_timeout=max(2, ceil(ctx.remaining)), application_name="golive-check")
+    conn.read_only = read_only or None  # None: the server's default (read_only=False would force READ WRITE)
     lock = threading.Lock()
     closed = False
     aborted = threading.Event()
@@ -310,3 +337,58 @@ def migrations_version(t: PostgresTarget, ctx: RunContext) -> Observation:
     observed = {"version": version, "failed_migrations": failed_rows}
     ok = version == t.schema_version and not failed_rows
     return (passed if ok else failed)(observed, expected, evidence)
+
+
+_TIMESTAMP_COLUMNS_SQL = """
+SELECT c.oid::regclass::text AS tbl, a.attname, a.atttypid = 'timestamptz'::regtype AS tz
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.oid IN (SELECT to_regclass(name) FROM unnest(%s::text[]) AS name)
+  AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid IN ('timestamp'::regtype, 'timestamptz'::regtype)
+ORDER BY 1, a.attnum
+"""
+
+
+@check("data.timestamps.timezone", title="Timestamps are stored as UTC instants (timestamptz)",
+       seed=["3.1 Timestamp Consistency"], depends_on=[REACHABLE], timeout=10, target="postgres")
+def timestamps_timezone(t: PostgresTarget, ctx: RunContext) -> Observation:
+    """Every timestamp column of the required tables is `timestamptz` (a `timestamp without time zone` column stores
+    wall-clock times whose zone nobody knows). The other timestamp facts are in the suites (data.<table>.*)."""
+    with connect(t, ctx, read_only=True) as conn:
+        names = [_ident(n).as_string(conn) for n in t.required_tables]
+        rows = conn.execute(_TIMESTAMP_COLUMNS_SQL, [names]).fetchall()
+        zone = conn.execute("SHOW TimeZone").fetchone()[0]
+    naive = [f"{tbl}.{col}" for tbl, col, tz in rows if not tz]
+    expected = "every timestamp column timestamptz (0 `timestamp without time zone`)"
+    evidence = (f"pg_attribute of the {len(t.required_tables)} required tables on {dsn_for_evidence(t)}: "
+                f"`{psql(t, chr(92) + 'd+ <table>')}`; the database's TimeZone setting is {zone}")
+    if naive:
+        return failed({"without_time_zone": naive}, expected, evidence, checked=len(rows), timezone=zone)
+    return passed(f"{len(rows)} timestamp columns, all timestamptz", expected, evidence, checked=len(rows),
+                  timezone=zone)
+
+
+@check("data.compat.queries", title="Queries over data written by earlier releases still run",
+       seed=["3.2 Backward Compatibility"], depends_on=[REACHABLE], timeout=15, target="postgres")
+def compat_queries(t: PostgresTarget, ctx: RunContext) -> Observation:
+    """Each `backward_compat_queries` query runs (read-only transaction, up to 100 rows fetched, every column
+    decoded) and returns rows. Row values are never reported: only counts and errors."""
+    from psycopg import Error, sql
+
+    if not t.backward_compat_queries:
+        return not_applicable("no `postgres.backward_compat_queries` configured")
+    outcome: dict[str, str] = {}
+    with connect(t, ctx, read_only=True) as conn:
+        for name, query in t.backward_compat_queries.items():
+            wrapped = sql.SQL("SELECT * FROM ({}) AS golive_compat LIMIT 100").format(
+                sql.SQL(query.strip().rstrip(";")))  # type: ignore[arg-type]  # the environment's own SQL
+            try:
+                with conn.transaction():  # a savepoint: one broken query does not hide the others
+                    n = len(conn.execute(wrapped).fetchall())
+                outcome[name] = f"{n} row{'s' if n != 1 else ''}" + (" (first 100)" if n == 100 else "")
+            except Error as e:
+                outcome[name] = f"error: {' '.join(str(e.diag.message_primary or e).split())}"
+    bad = {k: v for k, v in outcome.items() if v.startswith(("error", "0 rows"))}
+    evidence = "; ".join(f"{name}: `{psql(t, q.strip())}`" for name, q in t.backward_compat_queries.items())
+    expected = "every query runs and returns rows"
+    return (failed if bad else passed)(outcome, expected, f"read-only transaction on {dsn_for_evidence(t)}: "
+                                       f"{evidence}", failing=sorted(bad))
