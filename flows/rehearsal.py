@@ -1,0 +1,355 @@
+"""Nightly rehearsal: what changed since the previous rehearsal of the same environment.
+
+Each rehearsal publishes a compact snapshot artifact `golive-rehearsal-<env>` (status and duration per check id,
+the verdict, the flow run id and the time: a few KB, far below the 1.5 MB above which Prefect emits no artifact
+event). The next rehearsal reads the latest version of it *before* publishing its own, and reports the change:
+
+- new failures: PASS / WARN / N/A before, FAIL / ERROR / SKIPPED now; fixed: the reverse; still failing;
+- other status changes (PASS -> WARN, FAIL -> ERROR, ...), checks added to or removed from the run;
+- slower checks: the duration grew more than `notify.slow_factor` x and by more than `notify.slow_min_seconds`
+  (both times the check ran: a restore test that took 40 s last night and 95 s tonight);
+- the verdict before and now.
+
+The diff is a markdown section of the report (artifact and report.md), a one-line note in the report, and a
+Slack-compatible message (`{"text", "blocks"}`) POSTed to `notify.webhook_url`: one attempt, bounded by
+`notify.timeout_s`; a failing webhook is a warning and a note, never a failed run.
+
+The pure parts (snapshot, diff, renderers) need no Prefect; `since_last_rehearsal` is what the flow calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field
+
+from tasks.core import CheckResult, Redactor, Status
+
+from .report import ICON, VICON, Report, Verdict
+
+if TYPE_CHECKING:
+    from .config import GoliveConfig, NotifyPolicy
+
+SNAPSHOT_VERSION = 1
+GOOD = frozenset({Status.PASS, Status.WARN, Status.NOT_APPLICABLE})
+BAD = frozenset({Status.FAIL, Status.ERROR, Status.SKIPPED})
+RAN = frozenset({Status.PASS, Status.WARN, Status.FAIL, Status.ERROR})  # the duration measured the target
+SLACK_ITEMS = 10  # per block; Slack caps a section's text at 3000 characters and a message at 50 blocks
+
+
+def snapshot_key(environment: str) -> str:
+    return f"golive-rehearsal-{environment}"
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+class Snapshot(BaseModel):
+    """What the next rehearsal compares with: per check id `[status, duration_s]`."""
+
+    version: int = SNAPSHOT_VERSION
+    environment: str
+    flow_run_id: str | None = None
+    started_at: datetime
+    verdict: Verdict
+    checks: dict[str, tuple[Status, float]]
+
+    @property
+    def sections(self) -> set[str]:
+        return {cid.split(".", 1)[0] for cid in self.checks}
+
+
+def snapshot_of(report: Report) -> Snapshot:
+    return Snapshot(environment=report.environment, flow_run_id=report.flow_run_id, started_at=report.started_at,
+                    verdict=report.verdict, checks={r.id: (r.status, round(r.duration_s, 3)) for r in report.results})
+
+
+def snapshot_markdown(snap: Snapshot) -> str:
+    """The artifact body: one line for people, then the JSON in a fenced block (like `golive-verdict-<env>`)."""
+    body = json.dumps(snap.model_dump(mode="json"), separators=(",", ":"))
+    return (f"Rehearsal snapshot of `{snap.environment}`: {snap.verdict.value}, {len(snap.checks)} checks, "
+            f"{snap.started_at:%Y-%m-%d %H:%M:%S} UTC. The next rehearsal compares with it.\n\n```json\n{body}\n```\n")
+
+
+_FENCE = re.compile(r"```json\n(.*?)\n```", re.S)
+
+
+def parse_snapshot(markdown: Any) -> Snapshot | None:
+    """The snapshot inside an artifact's markdown, or None when it is not one (another format, a newer version)."""
+    m = _FENCE.search(markdown) if isinstance(markdown, str) else None
+    if not m:
+        return None
+    try:
+        snap = Snapshot.model_validate_json(m.group(1))
+    except ValueError:
+        return None
+    return snap if snap.version == SNAPSHOT_VERSION else None
+
+
+# --------------------------------------------------------------------------- the diff
+
+class Change(BaseModel):
+    id: str
+    before: Status | None = None
+    after: Status | None = None
+    summary: str = ""  # tonight's summary (observed / cause), already redacted by the runner
+
+    def line(self) -> str:
+        arrow = f"{self.before.value if self.before else 'new'} → {self.after.value if self.after else 'gone'}"
+        return f"`{self.id}` {arrow}" + (f": {self.summary}" if self.summary else "")
+
+
+class Slower(BaseModel):
+    id: str
+    before_s: float
+    after_s: float
+
+    def line(self) -> str:
+        pct = (self.after_s / self.before_s - 1) * 100 if self.before_s > 0 else float("inf")
+        grew = f"+{pct:.0f} %" if pct != float("inf") else "from ~0 s"
+        return f"`{self.id}` {self.before_s:.1f} s → {self.after_s:.1f} s ({grew})"
+
+
+class RehearsalDiff(BaseModel):
+    environment: str
+    flow_run_id: str | None = None
+    started_at: datetime
+    verdict: Verdict
+    previous: Snapshot | None = Field(None, exclude=True)
+    previous_run_id: str | None = None
+    previous_started_at: datetime | None = None
+    previous_verdict: Verdict | None = None
+    new_failures: list[Change] = Field(default_factory=list)
+    fixed: list[Change] = Field(default_factory=list)
+    still_failing: list[Change] = Field(default_factory=list)
+    other_changes: list[Change] = Field(default_factory=list)
+    added: list[Change] = Field(default_factory=list)
+    removed: list[Change] = Field(default_factory=list)
+    slower: list[Slower] = Field(default_factory=list)
+    scope_note: str = ""
+    slow_rule: str = ""
+
+    @property
+    def first(self) -> bool:
+        return self.previous_started_at is None
+
+    @property
+    def changed(self) -> bool:
+        return self.first or self.previous_verdict != self.verdict or any(
+            (self.new_failures, self.fixed, self.other_changes, self.added, self.removed, self.slower))
+
+    def headline(self) -> str:
+        v = f"{VICON[self.verdict]} {self.verdict.value}"
+        if self.first:
+            return f"golive rehearsal `{self.environment}`: {v} (first rehearsal: nothing to compare with)"
+        was = "" if self.previous_verdict == self.verdict else f" (was {self.previous_verdict.value})"
+        parts = [f"{len(self.new_failures)} new failure{'s' * (len(self.new_failures) != 1)}",
+                 f"{len(self.fixed)} fixed", f"{len(self.still_failing)} still failing"]
+        if self.slower:
+            parts.append(f"{len(self.slower)} slower")
+        return f"golive rehearsal `{self.environment}`: {v}{was} · {', '.join(parts)}"
+
+    def groups(self) -> list[tuple[str, str, list[str]]]:
+        """(title, icon, lines) of the non-empty groups, most urgent first."""
+        out = [("New failures", "❌", [c.line() for c in self.new_failures]),
+               ("Fixed", "✅", [c.line() for c in self.fixed]),
+               ("Slower", "🐢", [s.line() for s in self.slower]),
+               ("Other status changes", "🔀", [c.line() for c in self.other_changes]),
+               ("New checks", "🆕", [c.line() for c in self.added]),
+               ("Checks no longer run", "➖", [c.line() for c in self.removed]),
+               ("Still failing", "⏳", [c.line() for c in self.still_failing])]
+        return [g for g in out if g[2]]
+
+
+def diff(report: Report, previous: Snapshot | None, *, slow_factor: float = 1.5,
+         slow_min_seconds: float = 1.0) -> RehearsalDiff:
+    """Compare tonight's report with the previous rehearsal's snapshot (None: the first rehearsal)."""
+    d = RehearsalDiff(environment=report.environment, flow_run_id=report.flow_run_id, started_at=report.started_at,
+                      verdict=report.verdict, previous=previous,
+                      slow_rule=f"> {slow_factor:g}x and > {slow_min_seconds:g} s longer")
+    if previous is None:
+        return d
+    d.previous_run_id, d.previous_started_at = previous.flow_run_id, previous.started_at
+    d.previous_verdict = previous.verdict
+    now: dict[str, CheckResult] = {r.id: r for r in report.results}
+    shared = previous.sections & {r.section for r in report.results}
+    if previous.sections != {r.section for r in report.results}:
+        d.scope_note = (f"The previous rehearsal covered sections {', '.join(sorted(previous.sections))}; "
+                        f"checks added or removed are compared within {', '.join(sorted(shared)) or 'none'} only.")
+    for cid, r in now.items():
+        if cid not in previous.checks:
+            if r.section in shared:
+                d.added.append(Change(id=cid, after=r.status, summary=r.summary))
+            continue
+        before, before_s = previous.checks[cid]
+        c = Change(id=cid, before=before, after=r.status, summary=r.summary)
+        if before in GOOD and r.status in BAD:
+            d.new_failures.append(c)
+        elif before in BAD and r.status in GOOD:
+            d.fixed.append(c)
+        elif before in BAD:
+            d.still_failing.append(c)  # FAIL -> ERROR shows here, with its arrow
+        elif before != r.status:
+            d.other_changes.append(c)  # PASS <-> WARN <-> N/A
+        if before in RAN and r.status in RAN and r.duration_s > before_s * slow_factor \
+                and r.duration_s - before_s > slow_min_seconds:
+            d.slower.append(Slower(id=cid, before_s=before_s, after_s=round(r.duration_s, 3)))
+    d.removed = [Change(id=cid, before=st) for cid, (st, _) in previous.checks.items()
+                 if cid not in now and cid.split(".", 1)[0] in shared]
+    return d
+
+
+# --------------------------------------------------------------------------- renderers
+
+def to_markdown(d: RehearsalDiff) -> str:
+    out = ["## What changed since the last rehearsal", ""]
+    if d.first:
+        out += [f"No previous rehearsal of `{d.environment}` was found: this run is the baseline the next "
+                "rehearsal compares with.", ""]
+        return "\n".join(out)
+    now = f"{VICON[d.verdict]} {d.verdict.value}"
+    verdict = (f"verdict {VICON[d.previous_verdict]} {d.previous_verdict.value} → {now}"
+               if d.previous_verdict != d.verdict else f"verdict unchanged: {now}")
+    out += [f"Compared with the rehearsal of {d.previous_started_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(flow run `{d.previous_run_id or '?'}`): {verdict}.", ""]
+    if d.scope_note:
+        out += [d.scope_note, ""]
+    groups = d.groups()
+    if not any(title != "Still failing" for title, _, _ in groups):
+        out += [f"No status changed and no check got slower ({d.slow_rule}).", ""]
+    for title, icon, lines in groups:
+        extra = f" ({d.slow_rule})" if title == "Slower" else ""
+        out += [f"**{icon} {title} ({len(lines)})**{extra}", ""] + [f"- {_one_line(x, 300)}" for x in lines] + [""]
+    return "\n".join(out)
+
+
+def _one_line(s: str, limit: int) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _slack_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_slack(d: RehearsalDiff) -> dict[str, Any]:
+    """A Slack incoming-webhook payload: `text` (the notification / fallback) and Block Kit `blocks`."""
+    text = d.headline()
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _one_line(
+            f"{VICON[d.verdict]} golive rehearsal {d.environment}: {d.verdict.value}", 150), "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(_one_line(text, 2900))}}]
+    if d.first:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No previous rehearsal: this run is the "
+                                                                           "baseline the next one compares with."}})
+    for title, icon, lines in d.groups():
+        shown = [f"• {_slack_escape(_one_line(x, 250))}" for x in lines[:SLACK_ITEMS]]
+        if len(lines) > SLACK_ITEMS:
+            shown.append(f"… and {len(lines) - SLACK_ITEMS} more (see the report)")
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _one_line(
+            f"*{icon} {title} ({len(lines)})*", 200) + "\n" + "\n".join(shown)[:2700]}})
+    ctx = f"flow run {d.flow_run_id or '?'} · {d.started_at:%Y-%m-%d %H:%M} UTC"
+    if d.previous_run_id:
+        ctx += f" · compared with flow run {d.previous_run_id}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(ctx)}]})
+    return {"text": text, "blocks": blocks}
+
+
+# --------------------------------------------------------------------------- Prefect API and webhook
+
+async def read_previous(environment: str, *, timeout: float = 20.0) -> Snapshot | None:
+    """The latest `golive-rehearsal-<env>` snapshot (None: there is none). Raises when the API cannot be read."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    key = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[snapshot_key(environment)]))
+
+    async def read() -> Any:
+        async with get_client() as client:
+            found = await client.read_latest_artifacts(artifact_filter=key, limit=1)
+            return found[0].data if found else None
+
+    data = await asyncio.wait_for(read(), timeout)
+    return parse_snapshot(data) if data is not None else None
+
+
+async def publish_snapshot(report: Report) -> None:
+    from prefect.artifacts import acreate_markdown_artifact
+
+    snap = snapshot_of(report)
+    await acreate_markdown_artifact(key=snapshot_key(report.environment), markdown=snapshot_markdown(snap),
+                                    description=f"rehearsal snapshot: {snap.verdict.value}, {len(snap.checks)} checks")
+
+
+def webhook_label(url: str) -> str:
+    """Where a webhook points, without its secret path: `https://hooks.slack.com/…`."""
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.hostname or '?'}{f':{u.port}' if u.port else ''}/…"
+
+
+async def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> str | None:
+    """POST once, bounded by `timeout` as a whole (connect, send, answer). None on 2xx, else what went wrong."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
+            r = await asyncio.wait_for(client.post(url, json=payload), timeout)
+    except (asyncio.TimeoutError, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    except Exception as e:  # noqa: BLE001 - refused, DNS, TLS, a bad URL: all a failed notification
+        return f"{type(e).__name__}: {e}".rstrip(": ").replace(url, webhook_label(url))
+    if 200 <= r.status_code < 300:
+        return None
+    body = _one_line(r.text, 120).replace(url, webhook_label(url))
+    return f"HTTP {r.status_code}" + (f" {body}" if body else "")
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a flow run (tests, plain use)
+        return logging.getLogger("golive.rehearsal")
+
+
+async def since_last_rehearsal(report: Report, config: GoliveConfig, redact: Redactor) -> str:
+    """Rehearsal mode, after the report is built and before it is published: read the previous snapshot, diff,
+    notify, publish tonight's snapshot. Returns the markdown section for the report; adds notes to `report`.
+    Never raises: a rehearsal that cannot compare or notify still publishes its report."""
+    from .config import NotifyPolicy
+
+    policy: NotifyPolicy = config.notify or NotifyPolicy()
+    log = _logger()
+    previous = None
+    try:
+        previous = await read_previous(report.environment)
+    except Exception as e:  # noqa: BLE001 - the comparison is a bonus; the report is the product
+        why = redact.text(_one_line(f"{type(e).__name__}: {e}", 200))
+        log.warning("the previous rehearsal could not be read (%s): nothing to compare with", why)
+        report.notes.append(f"rehearsal: the previous snapshot could not be read ({why})")
+    if previous is not None and previous.flow_run_id and previous.flow_run_id == report.flow_run_id:
+        previous = None  # this very run's snapshot: never compare a run with itself
+    d = diff(report, previous, slow_factor=policy.slow_factor, slow_min_seconds=policy.slow_min_seconds)
+    report.notes.append(redact.text(d.headline().replace("`", "")))
+    if policy.webhook_url is not None and (d.changed or not policy.only_on_change):
+        url = policy.webhook_url.get_secret_value()
+        err = await post_webhook(url, redact(to_slack(d)), policy.timeout_s)
+        if err:
+            err = redact.text(err)
+            log.warning("rehearsal webhook %s failed: %s (the run goes on)", webhook_label(url), err)
+            report.notes.append(f"rehearsal: the webhook {webhook_label(url)} failed: {err}")
+        else:
+            log.info("rehearsal diff posted to %s", webhook_label(url))
+    try:
+        await publish_snapshot(report)
+    except Exception as e:  # noqa: BLE001
+        why = redact.text(_one_line(f"{type(e).__name__}: {e}", 200))
+        log.warning("the rehearsal snapshot could not be published (%s)", why)
+        report.notes.append(f"rehearsal: tonight's snapshot could not be published ({why}): "
+                            "the next rehearsal will compare with an older one")
+    return redact.text(to_markdown(d))
