@@ -137,6 +137,38 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_expectations(args: argparse.Namespace) -> int:
+    """`lint`: every suite file through GX, one line per bad file; `scaffold`: starter suites from a live schema."""
+    from expectations.suites import SuiteError, display_path, lint_dir
+
+    if args.exp_cmd == "lint":
+        try:
+            good, errors = lint_dir(args.dir)
+        except SuiteError as e:
+            print(e, file=sys.stderr)
+            return EXIT_USAGE
+        for err in errors:
+            print(err, file=sys.stderr)
+        n = sum(len(s.expectations) for s in good)
+        where = display_path(Path(args.dir)) if args.dir else "expectations/suites"
+        print(f"{where}: {len(good)} suite(s), {n} expectation(s) ok" + (f"; {len(errors)} bad" if errors else ""))
+        return EXIT_USAGE if errors else 0
+    cfg = _load_config_or_usage(args.config)
+    if cfg.postgres is None:
+        print(f"{args.config}: postgres: required key is missing (scaffolding reads that database)", file=sys.stderr)
+        return EXIT_USAGE
+    from expectations.scaffold import scaffold
+
+    written, kept = scaffold(cfg.postgres, args.out, tables=args.table or (), force=args.force)
+    for path in written:
+        print(f"wrote {display_path(path)}")
+    for path in kept:
+        print(f"kept  {display_path(path)} (exists; --force overwrites)")
+    print(f"{len(written)} starter suite(s) for review; lint them with `golive expectations lint {args.out}` and "
+          f"point `postgres.suites_dir` at {args.out}")
+    return 0
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from flows.catalog import catalog_rows, render_catalog
 
@@ -171,7 +203,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return report.verdict.exit_code
 
 
-def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_dir: str | None, console):
+def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_dir: str | None, console,
+              **params: Any):
     """Run the readiness flow in this process; return (Report or None, final state)."""
     import asyncio
 
@@ -181,7 +214,7 @@ def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_di
     readiness.LISTENERS.append(listener)
     try:
         state = asyncio.run(readiness.go_live_readiness(config=config_path, mode=mode, sections=sections,
-                                                         output_dir=output_dir, return_state=True))
+                                                         output_dir=output_dir, return_state=True, **params))
     finally:
         readiness.LISTENERS.remove(listener)
         _drain_prefect()
@@ -233,6 +266,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if unknown:
         print(f"--break: unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}", file=sys.stderr)
         return EXIT_USAGE
+    from deployments.demo import go_live, parse_approvals
+
+    try:
+        parse_approvals(args.approve)
+    except ValueError as e:
+        raise UsageError(str(e))
+    full_path = bool(args.approve) or (sys.stdin.isatty() and not args.readiness_only)
     console = _console()
     t0 = time.monotonic()
     _quiet_prefect_console()
@@ -247,7 +287,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         console.print(f"  sandbox up in {t_sb:.1f} s; starting a Prefect server on the sandbox's PostgreSQL")
         with PrefectServer(sb.prefect_database_url(), home) as server:
             os.environ.update(server.client_env())
-            console.print(f"  Prefect API {server.api_url} (up at {time.monotonic() - t0:.1f} s); running the checks:")
+            console.print(f"  Prefect API {server.api_url} (up at {time.monotonic() - t0:.1f} s)")
+            if full_path:
+                return go_live(sb, server, args, console, _run_flow, render_report, t0)
+            console.print("  running the checks (readiness only; sign-off and deploy: run it in a terminal, or "
+                          "pass --approve 'NAME:ROLE' for each required role):")
             report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
         if report is None:
             console.print(f"[bold red]the gate failed:[/] {state.message}")
@@ -256,6 +300,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
         render_report(console, report, out_path=out)
         console.print(f"[dim]demo total {time.monotonic() - t0:.1f} s (sandbox {t_sb:.1f} s); sandbox stopped[/]")
     return report.verdict.exit_code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _load_config_or_usage(args.config)
+    from deployments.serve import serve
+
+    serve(args.config, cron=args.cron, timezone=args.timezone, poll_seconds=args.poll_seconds)
+    return 0
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param: expected KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)  # numbers, booleans, lists as JSON; anything else a string
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    from deployments.ci_client import CiError, junit_from_rows, trigger_and_wait
+
+    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        raise UsageError("--api-url or PREFECT_API_URL is required")
+    console = _console()
+    try:
+        out = trigger_and_wait(args.deployment, _params(args.param), api_url=api_url,
+                               api_key=os.environ.get("PREFECT_API_KEY"), idempotency_key=args.idempotency_key,
+                               timeout_s=args.timeout, poll_s=args.poll_seconds,
+                               on_state=lambda rid, t, name: console.print(f"[dim]flow run {rid}: {name or t}[/]"))
+    except ValueError as e:
+        raise UsageError(str(e))
+    except CiError as e:
+        console.print(f"[bold red]golive ci: no verdict:[/] {e}")
+        return EXIT_GATE
+    if out.verdict is None:
+        console.print(f"[bold red]golive ci: run {out.flow_run_id} ended {out.state} without a verdict:[/] "
+                      f"{out.state_message}")
+        return EXIT_GATE
+    v = out.verdict
+    console.print(f"VERDICT: [{STYLE[v['verdict']]}]{v['verdict']}[/] for {v['environment']} "
+                  f"(flow run {out.flow_run_id}, {out.state})")
+    for line in v.get("blocking", []):
+        console.print(f"  [red]blocking[/] {line}", markup=True, emoji=False)
+    for line in v.get("warnings", []):
+        console.print(f"  [yellow]warning[/] {line}", markup=True, emoji=False)
+    if args.junit:
+        Path(args.junit).write_text(junit_from_rows(out.checks, v["environment"]))
+        console.print(f"[dim]JUnit: {args.junit} ({len(out.checks)} checks)[/]")
+    return int(v["exit_code"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="turn one fact of the sandbox wrong (repeatable); see `golive demo --list-faults`")
     d.add_argument("--list-faults", action="store_true", help="list the sandbox's fault switches and exit")
     d.add_argument("--out", default="golive-reports", help="where report.json/report.md/junit.xml go")
+    d.add_argument("--approve", action="append", default=[], metavar="NAME:ROLE",
+                   help="sign off without prompts, once per required role (e.g. 'Samuel Adeyemi:CTO'); "
+                        "then a GO deploys the sandbox's next release and watches it")
+    d.add_argument("--release", default="1.5.0", help="the release a GO deploys (default 1.5.0)")
+    d.add_argument("--break-release", action="store_true",
+                   help="deploy a release that breaks /health during the watch: the deploy flow rolls back")
+    d.add_argument("--readiness-only", action="store_true", help="no sign-off and no deploy, even in a terminal")
     d.set_defaults(fn=cmd_demo)
 
     r = sub.add_parser("run", help="run the readiness flow against a real environment")
@@ -284,9 +390,38 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--check", action="append", help="only this check id (repeatable)")
     c.set_defaults(fn=cmd_check)
 
+    sv = sub.add_parser("serve", help="serve the go-live, nightly-rehearsal, ci and deploy-production deployments")
+    sv.add_argument("--config", required=True, help="the environment's YAML file (its secrets in this environment)")
+    sv.add_argument("--cron", default="0 2 * * *", help="nightly rehearsal schedule (default 02:00)")
+    sv.add_argument("--timezone", default="UTC")
+    sv.add_argument("--poll-seconds", type=float, default=1.0, help="how quickly a triggered run is picked up")
+    sv.set_defaults(fn=cmd_serve)
+
+    ci = sub.add_parser("ci", help="trigger a served deployment through the Prefect API, wait, grade the verdict")
+    ci.add_argument("--deployment", default="go-live-readiness/ci", help="FLOW/DEPLOYMENT")
+    ci.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="flow parameter (repeatable)")
+    ci.add_argument("--wait", action="store_true", default=True, help="wait for the verdict (the default)")
+    ci.add_argument("--junit", help="write JUnit XML here")
+    ci.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+    ci.add_argument("--poll-seconds", type=float, default=2.0)
+    ci.add_argument("--idempotency-key", help="default: derived from the CI system's run id, else random")
+    ci.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
+    ci.set_defaults(fn=cmd_ci)
+
     k = sub.add_parser("catalog", help="list every check with its section, severity and the seed items it covers")
     k.add_argument("--format", choices=["md", "json", "text"], default="text")
     k.set_defaults(fn=cmd_catalog)
+
+    x = sub.add_parser("expectations", help="the data-integrity suites (Great Expectations files): lint, scaffold")
+    xs = x.add_subparsers(dest="exp_cmd", required=True, parser_class=_Parser)
+    xl = xs.add_parser("lint", help="load every suite file through GX; one line per bad file naming the field; exit 3")
+    xl.add_argument("dir", nargs="?", help="a directory of suite files (default: the shipped expectations/suites)")
+    xf = xs.add_parser("scaffold", help="write starter suites (one per table) from the live schema, for review")
+    xf.add_argument("--config", required=True, help="the environment's YAML file (its postgres section)")
+    xf.add_argument("--out", default="expectations/suites", help="where the suite files go")
+    xf.add_argument("--table", action="append", help="only this table (repeatable; default: every user table)")
+    xf.add_argument("--force", action="store_true", help="overwrite suite files that exist")
+    x.set_defaults(fn=cmd_expectations)
 
     g = sub.add_parser("config", help="validate an environment config or print its JSON Schema")
     gs = g.add_subparsers(dest="config_cmd", required=True, parser_class=_Parser)

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tasks.core import SECTIONS, load_catalog
+from tasks.core import SECTIONS, CheckSpec, load_catalog, validate_graph
 
 SEED_FILE = Path(__file__).with_name("seed_items.json")
 
@@ -22,19 +22,51 @@ def seed_items() -> list[dict[str, Any]]:
     return json.loads(SEED_FILE.read_text(encoding="utf-8"))
 
 
+def all_checks(config: Any = None) -> dict[str, CheckSpec]:
+    """tasks' checks plus one check per expectation of the suite files (the environment's `postgres.suites_dir`,
+    else the suites shipped for the checklist's schema). A malformed suite file is a ConfigError naming the file
+    and the field."""
+    from expectations import SUITES_DIR, SuiteError, catalog_specs
+
+    from .config import ConfigError
+
+    base = load_catalog()
+    pg = getattr(config, "postgres", None)
+    try:
+        suites = catalog_specs(pg.suites_dir if pg is not None else None)
+    except SuiteError as e:
+        raise ConfigError([e.problem], e.source) from None
+    clash = sorted(base.keys() & suites.keys())
+    if clash:
+        raise ConfigError([f"check {clash[0]} is also a built-in check (rename the suite or the fact)"],
+                          str(pg.suites_dir if pg is not None and pg.suites_dir else SUITES_DIR))
+    specs = {**base, **suites}
+    validate_graph(specs)
+    return dict(sorted(specs.items()))
+
+
 def catalog_rows() -> list[dict[str, Any]]:
     return [{"id": s.id, "section": s.section, "title": s.title, "severity": s.severity.value,
              "depends_on": list(s.depends_on), "timeout_s": s.timeout, "target": s.target, "seed": list(s.seed),
              "how": s.description.splitlines()[0] if s.description else ""}
-            for s in load_catalog().values()]
+            for s in all_checks().values()]
+
+
+ATTESTATION = "attestation: "
 
 
 def coverage() -> dict[str, list[str]]:
-    """seed ref -> check ids covering it (empty list: not yet covered)."""
+    """seed ref -> check ids covering it, then `attestation: <id> (<role>)` for what only people can know
+    (flows/attestations.py); an empty list: not yet covered."""
+    from .attestations import ATTESTATIONS
+
     cov: dict[str, list[str]] = {item["ref"]: [] for item in seed_items()}
     for row in catalog_rows():
         for ref in row["seed"]:
             cov.setdefault(ref, []).append(row["id"])
+    for a in ATTESTATIONS:
+        for ref in a.seed:
+            cov.setdefault(ref, []).append(f"{ATTESTATION}{a.id} ({a.role})")
     return cov
 
 
@@ -63,7 +95,10 @@ def render_catalog(fmt: str = "text") -> str:
         out.append("")
     cov = coverage()
     done = sum(1 for v in cov.values() if v)
-    out += ["## Seed checklist coverage", "", f"{done} of {len(seed_items())} seed items are covered by a check.", "",
+    out += ["## Seed checklist coverage", "",
+            f"{done} of {len(seed_items())} seed items are covered by a check or an attestation (a statement a "
+            "signer attests on the sign-off form: what only people can know).", "",
             "| Seed item | Covered by |", "|---|---|"]
-    out += [f"| {ref} | {', '.join(f'`{c}`' for c in ids) if ids else '— not yet'} |" for ref, ids in cov.items()]
+    cells = {ref: [c if c.startswith(ATTESTATION) else f"`{c}`" for c in ids] for ref, ids in cov.items()}
+    out += [f"| {ref} | {', '.join(cs) if cs else '— not yet'} |" for ref, cs in cells.items()]
     return "\n".join(out) + "\n"

@@ -14,21 +14,45 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from tasks.postgres import PostgresTarget
 from tasks.prometheus import MonitoringTarget
 from tasks.rediscache import RedisTarget
+from tasks.restore import RestoreTarget
 from tasks.s3backup import BackupTarget
 from tasks.smtp import SmtpTarget
 from tasks.team import TeamTarget
 from tasks.web import WebTarget
+
+from .policies import ApprovalPolicy, DeployPolicy
 
 
 class ChecksPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     skip: list[str] = Field(default_factory=list, description="check ids not run in this environment (reported)")
     advisory: list[str] = Field(default_factory=list, description="check ids downgraded to advisory here")
+
+
+class NotifyPolicy(BaseModel):
+    """Rehearsal mode: what counts as "slower", and where the "what changed since last night" message goes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    webhook_url: SecretStr | None = Field(None, description="Slack-compatible incoming webhook (a secret: the "
+                                                            "URL is the credential); absent: the diff is only in "
+                                                            "the report")
+    only_on_change: bool = Field(False, description="post only when something changed (default: every night, so "
+                                                    "silence means the rehearsal did not run)")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="the webhook POST's whole budget; no retries")
+    slow_factor: float = Field(1.5, gt=1, description="slower: the duration grew more than this factor ...")
+    slow_min_seconds: float = Field(1.0, ge=0, description="... and by more than this many seconds")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v.get_secret_value()):
+            raise ValueError("must be an http(s):// URL")
+        return v
 
 
 class GoliveConfig(BaseModel):
@@ -45,9 +69,13 @@ class GoliveConfig(BaseModel):
     redis: RedisTarget | None = None
     smtp: SmtpTarget | None = None
     backups: BackupTarget | None = None
+    restore: RestoreTarget | None = None
     monitoring: MonitoringTarget | None = None
     team: TeamTarget | None = None
     checks: ChecksPolicy = Field(default_factory=ChecksPolicy)
+    notify: NotifyPolicy | None = Field(None, description="rehearsal diff thresholds and webhook (rehearsal mode)")
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    deploy: DeployPolicy | None = None
     _block_secrets: list[str] = PrivateAttr(default_factory=list)
 
     def secrets(self) -> list[str]:

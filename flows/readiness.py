@@ -12,11 +12,12 @@ Design notes (measured, see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -31,9 +32,10 @@ from tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Redactor,
                         execute, load_catalog, make_result, run_checks, select)
 
 from .config import ConfigError, GoliveConfig, load_config
+from .datadocs import publish_data_docs
 from .report import Report, Verdict, build_report, to_json, to_junit, to_markdown, to_table, verdict_of
 
-Mode = Literal["rehearsal", "ci"]
+Mode = Literal["rehearsal", "ci", "go-live"]
 
 
 @dataclasses.dataclass
@@ -56,7 +58,9 @@ LISTENERS: list[Callable[[CheckResult], None]] = []
 
 def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, CheckSpec]:
     """The checks this environment runs, with the config's policy applied (advisory downgrades)."""
-    specs = select(load_catalog(), sections=sections)
+    from .catalog import all_checks
+
+    specs = select(all_checks(config), sections=sections)
     adv = set(config.checks.advisory)
     return {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
 
@@ -81,21 +85,40 @@ async def check_task(check_id: str, run_key: str) -> State:
     return Completed(message=f"{res.status.value}: {res.summary}"[:500])
 
 
-@flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)
-async def section_flow(section: str, run_key: str) -> State:
-    """One checklist section: its checks as concurrent Prefect tasks, gated by their dependencies."""
+def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResult]]:
+    """Runs one check as a Prefect task run (named by its id) and returns its result."""
     st = _RUNS[run_key]
-    specs = [s for s in st.specs.values() if s.section == section]
 
     async def via_prefect(spec: CheckSpec) -> CheckResult:
         await check_task.with_options(task_run_name=spec.id)(spec.id, run_key, return_state=True)
-        res = st.landed.get(spec.id)
+        res = st.landed.pop(spec.id, None)
         if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
             res = make_result(spec, Status.ERROR, started=datetime.now(timezone.utc), t0=time.monotonic(),
                               cause="the Prefect task run crashed before recording a result")
         return res
 
-    results = await run_checks(specs, st.board, via_prefect)
+    return via_prefect
+
+
+@contextlib.contextmanager
+def registered_run(cfg: GoliveConfig, specs: dict[str, CheckSpec]) -> Iterator[tuple[str, RunState]]:
+    """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs."""
+    run_key = uuid.uuid4().hex
+    board = Board(specs)
+    board.listeners.extend(LISTENERS)
+    _RUNS[run_key] = st = RunState(config=cfg, redact=Redactor(cfg.secrets()), specs=specs, board=board)
+    try:
+        yield run_key, st
+    finally:
+        _RUNS.pop(run_key, None)
+
+
+@flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)
+async def section_flow(section: str, run_key: str) -> State:
+    """One checklist section: its checks as concurrent Prefect tasks, gated by their dependencies."""
+    st = _RUNS[run_key]
+    specs = [s for s in st.specs.values() if s.section == section]
+    results = await run_checks(specs, st.board, prefect_executor(run_key))
     v = verdict_of(results)
     msg = f"{SECTIONS[section]}: {v.value} ({len(results)} checks)"
     return Failed(message=msg) if v == Verdict.NO_GO else Completed(message=msg)
@@ -137,8 +160,11 @@ def verdict_payload(report: Report) -> dict:
             "warnings": [f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings]}
 
 
-async def publish(report: Report, redact: Redactor, output_dir: Path | None) -> Path | None:
+async def publish(report: Report, redact: Redactor, output_dir: Path | None, extra_section: str = "") -> Path | None:
     md = to_markdown(report, redact)
+    if extra_section:  # a markdown `## ` section (the rehearsal's diff), placed before the report's first section
+        head, sep, tail = md.partition("\n## ")
+        md = f"{head}\n{redact.text(extra_section).rstrip()}\n{sep}{tail}"  # (no section at all: appended)
     env = report.environment
     payload = redact.text(json.dumps(verdict_payload(report), indent=2))
     await asyncio.gather(  # three independent API calls
@@ -151,13 +177,21 @@ async def publish(report: Report, redact: Redactor, output_dir: Path | None) -> 
     return _write_files(report, md, output_dir) if output_dir else None
 
 
+async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redactor) -> str:
+    """Rehearsal mode: diff with the previous rehearsal, notify, publish tonight's snapshot (flows/rehearsal.py)."""
+    from .rehearsal import since_last_rehearsal
+
+    return await since_last_rehearsal(report, cfg, redact)
+
+
 @flow(name="go-live-readiness", persist_result=False, validate_parameters=True)
 async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: list[str] | None = None,
-                            output_dir: str | None = "golive-reports") -> Report | State:
+                            output_dir: str | None = "golive-reports", release: str | None = None) -> Report | State:
     """Run the checklist against one environment and publish the GO / NO-GO report.
 
     `config` is the path of the environment's YAML file (secrets come from the environment or Prefect Secret
     blocks, never from parameters). In `ci` mode the run ends Failed on NO-GO so an API client can wait on it.
+    In `go-live` mode it then pauses for the sign-off (section 10) and only a GO triggers the deploy of `release`.
     """
     logger = get_run_logger()
     started = datetime.now(timezone.utc)
@@ -169,23 +203,24 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
         return Failed(message=f"invalid config {e.source}: {e.problems[0]} (+{len(e.problems) - 1} more)")
     except KeyError as e:
         return Failed(message=f"bad parameter: {e.args[0]}")
-    redact = Redactor(cfg.secrets())
-    run_key = uuid.uuid4().hex
-    board = Board(specs)
-    board.listeners.extend(LISTENERS)
-    _RUNS[run_key] = st = RunState(config=cfg, redact=redact, specs=specs, board=board)
-    try:
+    if mode == "go-live" and not (release or "").strip():
+        return Failed(message="bad parameter: go-live mode needs `release` (the version the GO deploys)")
+    with registered_run(cfg, specs) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         await asyncio.gather(*(_run_section(s, run_key) for s in present))
         report = build_report(list(st.board.results.values()), environment=cfg.environment, mode=mode,
                               started_at=started, flow_run_id=str(runtime_flow_run.id or "") or None)
         if report.flow_run_id:
             REPORTS[report.flow_run_id] = report
-        path = await publish(report, redact, Path(output_dir) if output_dir else None)
+        diff_md = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else ""
+        path = await publish(report, st.redact, Path(output_dir) if output_dir else None, diff_md)
+        await publish_data_docs(cfg, st.specs, st.memo, report.started_at.strftime("%Y%m%dT%H%M%SZ"))
         logger.info("verdict %s for %s (%d checks, %.1f s)%s", report.verdict.value, cfg.environment,
                     len(report.results), report.duration_s, f"; files in {path}" if path else "")
-    finally:
-        _RUNS.pop(run_key, None)
+    if mode == "go-live":
+        from .approval import decide_and_deploy
+
+        return await decide_and_deploy(cfg, report, config_path=config, release=(release or "").strip())
     if mode == "ci" and report.verdict == Verdict.NO_GO:
         return Failed(message=f"NO-GO: {len(report.blocking_failures)} blocking check(s) failed", data=report)
     return report

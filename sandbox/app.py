@@ -27,13 +27,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .release import ReleaseFile
 from .runtime import FaultFile
 
 USERNAME = "ops@swipesavvy.test"
 PASSWORD_ENV = "GOLIVE_SANDBOX_WEB_PASSWORD"
 RATE_LIMIT_ENV = "GOLIVE_SANDBOX_RATE_LIMIT"
 APPROVED_ORIGINS = ("https://app.swipesavvy.test", "https://admin.swipesavvy.test")
-VERSION = "1.4.0"
 SESSION_SECONDS = 86400
 HSTS = "max-age=31536000; includeSubDomains"
 HSTS_SHORT = "max-age=3600"
@@ -99,8 +99,9 @@ class RateLimiter:
         return None
 
 
-def create_app(password: str, faults: FaultFile, rate_limit: int = 600) -> Starlette:
+def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release: ReleaseFile | None = None) -> Starlette:
     sessions: dict[str, float] = {}  # token -> expiry (monotonic)
+    release = release or ReleaseFile(Path("/nonexistent/release.json"))
     limiter = RateLimiter(rate_limit)
 
     def bearer(request: Request) -> str | None:
@@ -128,9 +129,9 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600) -> Starl
         return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
 
     async def health(request: Request) -> Response:
-        if "health-down" in faults:
-            return JSONResponse({"status": "unhealthy", "version": VERSION}, status_code=503)
-        return JSONResponse({"status": "healthy", "version": VERSION, "python": platform.python_version(),
+        if "health-down" in faults or release.broken:
+            return JSONResponse({"status": "unhealthy", "version": release.version}, status_code=503)
+        return JSONResponse({"status": "healthy", "version": release.version, "python": platform.python_version(),
                              "database": "ok", "redis": "ok"})
 
     async def login(request: Request) -> Response:
@@ -270,7 +271,8 @@ async def serve(args: argparse.Namespace) -> None:
     if args.hang:
         hang_server = await asyncio.start_server(_hang, "127.0.0.1", args.https_port)
     else:
-        https = Server(uvicorn.Config(create_app(password, faults, rate_limit), port=args.https_port,
+        release = ReleaseFile(Path(args.faults).with_name("release.json"))
+        https = Server(uvicorn.Config(create_app(password, faults, rate_limit, release), port=args.https_port,
                                       ssl_certfile=args.cert, ssl_keyfile=args.key, **common))
         servers.append(https)
         tasks.append(https.serve())

@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import saas
+
 ENV_WEB = "GOLIVE_SANDBOX_WEB_PASSWORD"
 ENV_DB = "GOLIVE_SANDBOX_DB_PASSWORD"
 ENV_REDIS = "GOLIVE_SANDBOX_REDIS_PASSWORD"
 ENV_SMTP = "GOLIVE_SANDBOX_SMTP_PASSWORD"
 ENV_S3 = "GOLIVE_SANDBOX_S3_SECRET"
+ENV_RESTORE = "GOLIVE_SANDBOX_RESTORE_PASSWORD"
 
 CONTACTS = [  # (role, name, phone, slack, email): one per role tasks/team.py requires
     ("Deployment Lead", "Dana Whitfield", "+14155550101", "@dana.w", "dana.whitfield@swipesavvy.test"),
@@ -28,8 +31,10 @@ def _q(value: object) -> str:
 
 
 def render(*, ports: dict[str, int], ca_file: Path, schema_version: str, approved_origins: list[str],
-           web_username: str, smtp_username: str, bucket: str, backup_prefix: str, wal_prefix: str,
-           access_key_id: str, dbname: str, db_user: str) -> str:
+           web_username: str, smtp_username: str, s3_endpoint: str, bucket: str, backup_prefix: str,
+           wal_prefix: str, config_prefix: str, access_key_id: str, dbname: str, db_user: str, restore_user: str,
+           pg_restore: Path, repo: Path, release_tag: str, rollback_script: Path, rehearsal_record: Path,
+           saas_urls: dict[str, str]) -> str:
     web = f"https://127.0.0.1:{ports['https']}"
     contacts = "\n".join(
         f"    - {{role: {_q(role)}, name: {_q(name)}, phone: {_q(phone)}, slack: {_q(slack)}, email: {_q(email)}}}"
@@ -67,13 +72,29 @@ smtp:
   ca_file: {_q(ca_file)}
   hourly_capacity: 2000
 backups:
-  endpoint_url: http://127.0.0.1:{ports['s3']}
+  endpoint_url: {s3_endpoint}   # its own loopback address: the backup store is not the database server
   bucket: {bucket}
   prefix: {backup_prefix}
   wal_prefix: {wal_prefix}
+  config_prefix: {config_prefix}
   access_key_id: {access_key_id}
   secret_access_key: "${{{ENV_S3}}}"
   min_size_bytes: 10000   # the sandbox database is small (~350 KB dump); production keeps the seed's 50 MB
+restore:
+  host: 127.0.0.1
+  port: {ports['postgres_restore']}
+  user: {restore_user}
+  password: "${{{ENV_RESTORE}}}"
+  sslmode: disable
+  pg_restore: {_q(pg_restore)}
+  rto_minutes: 30
+  rpo_minutes: 60
+  rollback_minutes: 15
+  git_repo: {_q(repo)}
+  git_remote: origin
+  release_tag: {_q(release_tag)}
+  rollback_script: {_q(rollback_script)}
+  rehearsal_record: {_q(rehearsal_record)}
 monitoring:
   prometheus_url: "http://127.0.0.1:{ports['prometheus']}"
 team:
@@ -83,4 +104,15 @@ team:
     rollback: "{web}/runbooks/rollback"
   contacts:
 {contacts}
+  comms:
+    release_notes: {_q(saas_urls["release_notes"])}
+    status_page_template: {_q(saas_urls["status_page_template"])}
+    customer_email_template: {_q(saas_urls["customer_email_template"])}
+  slack:
+    api_url: {_q(saas_urls["slack_api_url"])}
+    bot_token: "${{{saas.SLACK_TOKEN_ENV}}}"
+  oncall:
+    api_url: {_q(saas_urls["pagerduty_api_url"])}
+    api_token: "${{{saas.PAGERDUTY_TOKEN_ENV}}}"
+    escalation_policy_id: {_q(saas_urls["escalation_policy_id"])}
 """

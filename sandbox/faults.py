@@ -7,11 +7,13 @@ Three kinds, often combined:
 """
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import s3
+from . import configfile, dr, postgres, s3, saas
 
 if TYPE_CHECKING:
     from .stack import Sandbox
@@ -62,7 +64,7 @@ def _delete_backups(sb: Sandbox) -> None:
 
 
 def _restore_backups(sb: Sandbox) -> None:
-    sb.upload_backup()
+    sb.upload_all_backups()
 
 
 def _add_unencrypted_backup(sb: Sandbox) -> None:
@@ -81,6 +83,104 @@ def _delete_wal(sb: Sandbox) -> None:
 
 def _restore_wal(sb: Sandbox) -> None:
     s3.upload_wal(sb.s3_client())
+
+
+# --------------------------------------------------------------------------- backups, restore, disaster recovery
+
+STALE_DAYS = 3          # `backup-stale`: the newest full backup is 3 days old
+WAL_STALE = dt.timedelta(hours=8)
+
+
+def _make_stale(sb: Sandbox) -> None:
+    """Delete the backups of the last 3 days: the newest left is the real 3-day-old one."""
+    keys = [sb.backup_key] + [k for d, k in sb.history_keys().items() if d < STALE_DAYS]
+    sb.s3_client().delete_objects(Bucket=s3.BUCKET, Delete={"Objects": [{"Key": k} for k in keys]})
+
+
+def _unstale(sb: Sandbox) -> None:
+    sb.upload_history(range(1, STALE_DAYS))
+    sb.upload_backup()
+
+
+def _wal_stale(sb: Sandbox) -> None:
+    s3.delete_prefix(sb.s3_client(), s3.WAL_PREFIX)
+    with sb.s3_clock(WAL_STALE):
+        s3.upload_wal(sb.s3_client())
+
+
+def _wal_fresh(sb: Sandbox) -> None:
+    s3.delete_prefix(sb.s3_client(), s3.WAL_PREFIX)
+    s3.upload_wal(sb.s3_client())
+
+
+def _not_a_dump() -> bytes:
+    """A gzipped plain-SQL dump: what `pg_dump | gzip` leaves, which pg_restore cannot read."""
+    return gzip.compress(b"--\n-- PostgreSQL database dump\n--\nSET statement_timeout = 0;\n"
+                         b"CREATE TABLE public.users (id integer NOT NULL);\n" * 50)
+
+
+def _newer_object(name: str, body: Callable[[Sandbox], bytes]) -> tuple[Action, Action]:
+    """A newer (encrypted) object under backups/ whose content is `body`: it becomes the newest backup."""
+    def apply(sb: Sandbox) -> None:
+        sb.fault_keys[name] = s3.upload_newer(sb.s3_client(), sb.backup_uploaded_at, body(sb))
+
+    def undo(sb: Sandbox) -> None:
+        key = sb.fault_keys.pop(name, None)
+        if key:
+            sb.s3_client().delete_object(Bucket=s3.BUCKET, Key=key)
+    return apply, undo
+
+
+_truncated = _newer_object("backup-truncated", lambda sb: sb.dump[: len(sb.dump) * 6 // 10])
+_not_dump = _newer_object("backup-not-a-dump", lambda sb: _not_a_dump())
+_wrong_db = _newer_object("backup-wrong-db", lambda sb: sb.wrong_database_dump())
+
+
+def _restore_is_source(sb: Sandbox) -> None:
+    """The restore server's address now reaches the production primary, and the restore credentials work there."""
+    sb.stop_service("postgres-restore")
+    postgres.create_login_role(sb.base_dir / "pgsock", sb.ports["postgres"], postgres.RESTORE_USER,
+                               sb.env[configfile.ENV_RESTORE])
+    sb.start_service("restore-alias", wait=True)
+
+
+def _restore_is_separate(sb: Sandbox) -> None:
+    sb.stop_service("restore-alias")
+    postgres.drop_role(sb.base_dir / "pgsock", sb.ports["postgres"], postgres.RESTORE_USER)
+    sb.start_service("postgres-restore", wait=True)
+
+
+def _empty_bucket(sb: Sandbox) -> None:
+    s3.delete_prefix(sb.s3_client(), "")
+
+
+def _refill_bucket(sb: Sandbox) -> None:
+    sb.upload_all_backups()
+    s3.upload_wal(sb.s3_client())
+    s3.upload_config(sb.s3_client())
+
+
+def _forbid(on: bool) -> Action:
+    return lambda sb: s3.forbid_get(sb.urls["s3"], on)
+
+
+def _retention(days: int) -> Action:
+    return lambda sb: s3.set_lifecycle(sb.s3_client(), backup_days=days)
+
+
+MISSING_CONFIG = "nginx.conf"   # `config-backup-missing`
+
+
+def _delete_config(sb: Sandbox) -> None:
+    sb.s3_client().delete_object(Bucket=s3.BUCKET, Key=s3.CONFIG_PREFIX + MISSING_CONFIG)
+
+
+def _restore_config(sb: Sandbox) -> None:
+    s3.upload_config(sb.s3_client(), [MISSING_CONFIG])
+
+
+def _rehearsal(age: dt.timedelta) -> Action:
+    return lambda sb: dr.write_rehearsal(sb.rehearsal_record, sb.rollback_script, age)
 
 
 _noeviction, _lru = _redis_config("maxmemory-policy", "noeviction", "allkeys-lru")
@@ -111,6 +211,31 @@ REGISTRY: dict[str, Fault] = {
     "smtp-no-starttls": Fault("the SMTP server offers no STARTTLS (AUTH in the clear; restarted)", restart="smtp"),
     "node-target-down": Fault("Prometheus node target backend-2 is down"),
     "runbook-missing": Fault("/runbooks/rollback answers 404"),
+    **{name: Fault(desc) for name, desc in saas.FAULTS.items()},  # runtime faults of the Slack/PagerDuty fakes
+    "backup-stale": Fault("the newest full backup is 3 days old (the last 3 days of backups are gone)",
+                          apply=_make_stale, undo=_unstale),
+    "wal-stale": Fault("the newest WAL object is 8 hours old", apply=_wal_stale, undo=_wal_fresh),
+    "backup-truncated": Fault("the newest backup is a dump cut at 60% of its length", apply=_truncated[0],
+                              undo=_truncated[1]),
+    "backup-not-a-dump": Fault("the newest backup is a gzipped plain-SQL file, not a pg_dump archive",
+                               apply=_not_dump[0], undo=_not_dump[1]),
+    "backup-wrong-db": Fault("the newest backup is a pg_dump -Fc of another database (merchants_staging)",
+                             apply=_wrong_db[0], undo=_wrong_db[1]),
+    "restore-is-source": Fault("the restore server's address forwards to the production primary",
+                               apply=_restore_is_source, undo=_restore_is_separate),
+    "s3-forbidden": Fault("S3 auth on; golive's IAM key may list the bucket but not read objects (403)",
+                          apply=_forbid(True), undo=_forbid(False)),
+    "backup-bucket-empty": Fault("the backup bucket holds no object at all", apply=_empty_bucket,
+                                 undo=_refill_bucket),
+    "backup-retention-short": Fault("the bucket's lifecycle expires backups after 7 days",
+                                    apply=_retention(7), undo=_retention(s3.LIFECYCLE_DAYS)),
+    "backup-alert-missing": Fault("Prometheus has no backup-failure alerting rule"),
+    "config-backup-missing": Fault(f"config/{MISSING_CONFIG} is missing from the backup bucket",
+                                   apply=_delete_config, undo=_restore_config),
+    "rollback-rehearsal-stale": Fault("the last recorded rollback rehearsal is 10 days old",
+                                      apply=_rehearsal(dr.STALE_REHEARSAL_AGE), undo=_rehearsal(dr.REHEARSAL_AGE)),
+    "release-tag-missing": Fault(f"the release tag {dr.RELEASE_TAG} is deleted (locally and on origin)",
+                                 apply=lambda sb: dr.delete_tag(sb.repo), undo=lambda sb: dr.restore_tag(sb.repo)),
 }
 
 FAULTS: dict[str, str] = {name: f.description for name, f in REGISTRY.items()}

@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import configfile, postgres, procs, redis_pair, s3
+from . import configfile, dr, postgres, procs, redis_pair, s3, saas
 from .app import APPROVED_ORIGINS, PASSWORD_ENV as WEB_PASSWORD_ENV, RATE_LIMIT_ENV, USERNAME as WEB_USERNAME
 from .certs import CertFiles, make_certs
 from .faults import lookup
 from .runtime import write_faults
+from .s3server import write_clock
 from .smtp import PASSWORD_ENV as SMTP_PASSWORD_ENV, USERNAME as SMTP_USERNAME
 
 ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"   # 0755: PostgreSQL runs as nobody below it
@@ -34,6 +35,11 @@ def _prefect_dirs(base: Path) -> tuple[Path, Path]:
     return base / "prefect-pgdata", base / "prefect-pgsock"
 
 
+def _restore_dirs(base: Path) -> tuple[Path, Path]:
+    """Data and socket directories of the restore server (where golive restores backups into scratch databases)."""
+    return base / "restore-pgdata", base / "restore-pgsock"
+
+
 @dataclass
 class Service:
     """One long-running child: how to build its argv (from the current faults), and which ports prove it is up."""
@@ -45,6 +51,7 @@ class Service:
     user: str | None = None
     stop_signal: int = signal.SIGTERM
     ready: Callable[[], bool] | None = None    # beyond the ports accepting
+    host: str = "127.0.0.1"                     # where the ports listen
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -68,19 +75,29 @@ class Sandbox:
         self.schema_version = SCHEMA_VERSION
         self.dump = b""
         self.backup_key = ""
-        self.backup_uploaded_at = dt.datetime.now(dt.timezone.utc)
+        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.backup_uploaded_at = self.started_at
         self.unencrypted_key: str | None = None
+        self.fault_keys: dict[str, str] = {}       # fault name -> the S3 object it added
+        self._wrong_db_dump: bytes | None = None
+        self.s3_reader: tuple[str, str] = ("", "")  # the IAM key golive reads the bucket with (id, secret)
+        self.repo: Path | None = None
+        self.rollback_script = base_dir / "scripts" / "rollback_production.sh"
+        self.rehearsal_record = base_dir / "records" / "rollback-rehearsal.json"
+        self.clock_file = base_dir / "s3-clock.json"
         self.services: dict[str, Service] = {}
         self.certs: CertFiles | None = None
         self.ca_file = base_dir / "ca.pem"
         self._stopped = False
         self._s3 = None
-        names = ["postgres", "redis", "redis_replica", "s3", "smtp", "https", "http", "prometheus", "prefect_db"]
+        names = ["postgres", "redis", "redis_replica", "s3", "smtp", "https", "http", "prometheus", "prefect_db",
+                 "postgres_restore", "saas"]
         self.ports: dict[str, int] = dict(zip(names, procs.free_ports(len(names))))
         token = lambda: secrets.token_urlsafe(24)  # noqa: E731
         self.env: dict[str, str] = {configfile.ENV_WEB: token(), configfile.ENV_DB: token(),
                                     configfile.ENV_REDIS: token(), configfile.ENV_SMTP: token(),
-                                    configfile.ENV_S3: token()}
+                                    configfile.ENV_S3: token(), configfile.ENV_RESTORE: token(),
+                                    saas.SLACK_TOKEN_ENV: "xoxb-" + token(), saas.PAGERDUTY_TOKEN_ENV: token()}
         self.superuser_password = token()
         self._prefect_password = token()
         self._prefect_url: str | None = None
@@ -92,8 +109,9 @@ class Sandbox:
             "web": f"https://127.0.0.1:{p['https']}", "web_http": f"http://127.0.0.1:{p['http']}",
             "postgres": f"postgresql://{postgres.APP_USER}@127.0.0.1:{p['postgres']}/{postgres.DBNAME}",
             "redis": f"redis://127.0.0.1:{p['redis']}/0", "redis_replica": f"redis://127.0.0.1:{p['redis_replica']}/0",
-            "s3": f"http://127.0.0.1:{p['s3']}", "smtp": f"smtp://127.0.0.1:{p['smtp']}",
+            "s3": f"http://{s3.HOST}:{p['s3']}", "smtp": f"smtp://127.0.0.1:{p['smtp']}",
             "prometheus": f"http://127.0.0.1:{p['prometheus']}",
+            "postgres_restore": f"postgresql://{postgres.RESTORE_USER}@127.0.0.1:{p['postgres_restore']}/postgres",
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -124,30 +142,56 @@ class Sandbox:
         self._bindir = bindir = postgres.pg_install(ROOT / "cache") / "bin"
         pgdata, pgsock = base / "pgdata", base / "pgsock"
         self._define_services(bindir, pgdata, pgsock)
+        write_clock(self.clock_file, 0)
 
-        for name in ("redis", "redis-replica", "s3", "smtp", "web", "prometheus"):
+        for name in ("redis", "redis-replica", "s3", "smtp", "web", "prometheus", "saas"):
             self.start_service(name, wait=False)
-        postgres.initdb(bindir, pgdata, pgsock)         # overlaps with the other services starting up
-        self.start_service("postgres", wait=True)
+        # the two clusters' initdb run side by side, overlapping with the other services starting up
+        restore_init = _in_thread(postgres.initdb, bindir, *_restore_dirs(base))
+        postgres.initdb(bindir, pgdata, pgsock)
+        restore_init()
+        self.start_service("postgres", wait=False)
+        self.start_service("postgres-restore", wait=False)
+        bucket_ready = _in_thread(self._setup_bucket)      # while PostgreSQL starts and is seeded
+        dr_ready = _in_thread(self._setup_dr)
+        self._wait("postgres")
         postgres.seed(pgsock, self.ports["postgres"], self.superuser_password, self.env[configfile.ENV_DB])
         self.dump = postgres.dump(bindir, pgsock, self.ports["postgres"])
-
-        self._wait("s3")
-        client = self.s3_client()
-        s3.create_bucket(client)
-        self.upload_backup()
-        s3.upload_wal(client)
-        for name in ("redis", "redis-replica", "smtp", "web", "prometheus"):
+        self._wait("postgres-restore")
+        postgres.create_restore_role(_restore_dirs(base)[1], self.ports["postgres_restore"], self.superuser_password,
+                                     self.env[configfile.ENV_RESTORE])
+        bucket_ready()
+        self.upload_all_backups()
+        dr_ready()
+        for name in ("redis", "redis-replica", "smtp", "web", "prometheus", "saas"):
             self._wait(name)
         redis_pair.seed(self.ports["redis"], self.env[configfile.ENV_REDIS])
 
         self.config_path.write_text(configfile.render(
             ports=self.ports, ca_file=self.ca_file, schema_version=self.schema_version,
             approved_origins=list(APPROVED_ORIGINS), web_username=WEB_USERNAME, smtp_username=SMTP_USERNAME,
-            bucket=s3.BUCKET, backup_prefix=s3.BACKUP_PREFIX, wal_prefix=s3.WAL_PREFIX,
-            access_key_id=s3.ACCESS_KEY_ID, dbname=postgres.DBNAME, db_user=postgres.APP_USER))
+            s3_endpoint=self.urls["s3"], bucket=s3.BUCKET, backup_prefix=s3.BACKUP_PREFIX, wal_prefix=s3.WAL_PREFIX,
+            config_prefix=s3.CONFIG_PREFIX, access_key_id=self.s3_reader[0], dbname=postgres.DBNAME,
+            db_user=postgres.APP_USER, restore_user=postgres.RESTORE_USER, pg_restore=bindir / "pg_restore",
+            repo=self.repo, release_tag=dr.RELEASE_TAG, rollback_script=self.rollback_script,
+            rehearsal_record=self.rehearsal_record, saas_urls=saas.urls(f"http://127.0.0.1:{self.ports['saas']}")))
         for name in faults:
             self.break_(name)
+
+    def _setup_bucket(self) -> None:
+        """The bucket (encryption, lifecycle), golive's IAM reader, WAL and configuration backups."""
+        self._wait("s3")
+        client = self.s3_client()
+        s3.create_bucket(client)
+        self.s3_reader = s3.create_reader(self.urls["s3"])
+        self.env[configfile.ENV_S3] = self.s3_reader[1]
+        s3.upload_wal(client)
+        s3.upload_config(client)
+
+    def _setup_dr(self) -> None:
+        self.repo, _ = dr.make_repo(self.base_dir)
+        dr.write_rollback_script(self.base_dir)
+        dr.write_rehearsal(self.rehearsal_record, self.rollback_script)
 
     def stop(self) -> None:
         """Stop every process (its stop signal, then SIGKILL) and remove the base dir unless `keep`. Idempotent."""
@@ -240,17 +284,30 @@ class Sandbox:
             Service("redis", lambda: [redis_pair.executable(), str(primary_conf)], (p["redis"],)),
             Service("redis-replica", lambda: [redis_pair.executable(), str(replica_conf)], (p["redis_replica"],),
                     ready=lambda: redis_pair.replica_linked(p["redis"], p["redis_replica"], redis_pw)),
-            Service("s3", lambda: s3.server_argv(p["s3"]), (p["s3"],), env=child_env),
+            Service("s3", lambda: s3.server_argv(p["s3"], self.clock_file), (p["s3"],), env=child_env, host=s3.HOST),
             Service("smtp", smtp_argv, (p["smtp"],),
                     env={**child_env, SMTP_PASSWORD_ENV: self.env[configfile.ENV_SMTP]}),
             Service("web", web_argv, (p["https"], p["http"]),
                     env={**child_env, WEB_PASSWORD_ENV: self.env[configfile.ENV_WEB],
                          RATE_LIMIT_ENV: str(self.rate_limit)}),
             Service("prometheus", prom_argv, (p["prometheus"],), env=child_env),
+            # Slack and PagerDuty fakes (the team-readiness checks' APIs) and the communication templates
+            Service("saas", lambda: py + ["sandbox.saas", "--port", str(p["saas"]), "--faults", str(faults)],
+                    (p["saas"],), env={**child_env, **{k: self.env[k] for k in (saas.SLACK_TOKEN_ENV,
+                                                                                saas.PAGERDUTY_TOKEN_ENV)}}),
             # started on first use by prefect_database_url(), on its own postmaster
             Service("prefect-db", lambda: postgres.server_argv(bindir, *_prefect_dirs(base), p["prefect_db"]),
                     (p["prefect_db"],), user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
                     ready=lambda: postgres.accepting(_prefect_dirs(base)[1], p["prefect_db"])),
+            # where golive restores backups (a separate cluster); the `restore-is-source` fault replaces it by an
+            # alias that forwards its address to the production primary
+            Service("postgres-restore",
+                    lambda: postgres.server_argv(bindir, *_restore_dirs(base), p["postgres_restore"]),
+                    (p["postgres_restore"],), user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
+                    ready=lambda: postgres.accepting(_restore_dirs(base)[1], p["postgres_restore"])),
+            Service("restore-alias", lambda: py + ["sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['postgres_restore']}",
+                                                    "--to", f"127.0.0.1:{p['postgres']}"],
+                    (p["postgres_restore"],), env=child_env),
         ]
         self.services = {s.name: s for s in services}
 
@@ -279,7 +336,7 @@ class Sandbox:
         svc = self.services[name]
 
         def ready() -> bool:
-            return all(procs.port_open(port) for port in svc.ports) and (svc.ready is None or svc.ready())
+            return all(procs.port_open(port, svc.host) for port in svc.ports) and (svc.ready is None or svc.ready())
         procs.wait_until(name, ready, timeout, alive=lambda: svc.running, log=self.logs / f"{name}.log")
 
     def pids(self) -> dict[str, list[int]]:
@@ -308,11 +365,52 @@ class Sandbox:
             self._s3 = s3.client(self.urls["s3"], self.env[configfile.ENV_S3])
         return self._s3
 
+    @contextlib.contextmanager
+    def s3_clock(self, age: dt.timedelta):
+        """Objects put inside get LastModified = now - `age` (moto's S3 clock is set back; see sandbox/s3server.py)."""
+        write_clock(self.clock_file, age.total_seconds())
+        try:
+            yield
+        finally:
+            write_clock(self.clock_file, 0)
+
     def upload_backup(self) -> None:
-        """The dump under its key (named at the first upload: a repair restores the same object)."""
-        self.backup_key = self.backup_key or s3.backup_key(dt.datetime.now(dt.timezone.utc))
-        s3.upload_backup(self.s3_client(), self.backup_key, self.dump)
-        self.backup_uploaded_at = dt.datetime.now(dt.timezone.utc)
+        """The newest full backup, taken two minutes before the stack came up (named at the first upload: a repair
+        restores the same object)."""
+        age = dt.timedelta(seconds=s3.FRESH_AGE_S)
+        self.backup_key = self.backup_key or s3.backup_key(self.started_at - age)
+        with self.s3_clock(age):
+            s3.upload_backup(self.s3_client(), self.backup_key, self.dump)
+        self.backup_uploaded_at = dt.datetime.now(dt.timezone.utc) - age
+
+    def history_keys(self) -> dict[int, str]:
+        """Age in days -> key of the full backups kept before the newest one (s3.HISTORY_DAYS: daily for a week,
+        then weekly back to 30 days)."""
+        return {d: s3.backup_key(self.started_at - dt.timedelta(days=d, seconds=s3.FRESH_AGE_S))
+                for d in s3.HISTORY_DAYS}
+
+    def upload_history(self, days: range | None = None) -> None:
+        """The older backups (the same dump: the sandbox's data does not change)."""
+        client = self.s3_client()
+        for d, key in self.history_keys().items():
+            if days is None or d in days:
+                with self.s3_clock(dt.timedelta(days=d, seconds=s3.FRESH_AGE_S)):
+                    s3.upload_backup(client, key, self.dump)
+
+    def upload_all_backups(self) -> None:
+        self.upload_history()
+        self.upload_backup()
+
+    def wrong_database_dump(self) -> bytes:
+        """A pg_dump of another database (made once, on the restore server, then dropped there)."""
+        if self._wrong_db_dump is None:
+            data, sock = _restore_dirs(self.base_dir)
+            self._wrong_db_dump = postgres.wrong_database_dump(self._bindir, sock, self.ports["postgres_restore"])
+        return self._wrong_db_dump
+
+    def restore_databases(self) -> list[str]:
+        """Databases on the restore server (the tests: no scratch database is ever left behind)."""
+        return postgres.databases(_restore_dirs(self.base_dir)[1], self.ports["postgres_restore"])
 
     def redis_client(self, replica: bool = False):
         return redis_pair.client(self.ports["redis_replica" if replica else "redis"], self.env[configfile.ENV_REDIS])
@@ -333,6 +431,16 @@ class Sandbox:
         info = postgres.admin_conninfo(self.base_dir / "pgsock", self.ports["postgres"], postgres.DBNAME)
         with psycopg.connect(info, autocommit=True) as conn:
             yield conn
+
+
+def _in_thread(fn: Callable, *args):
+    """Start fn(*args) in a thread; the returned callable joins it and returns its result (or raises its error)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    fut = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return fut.result
 
 
 def _child_env() -> dict[str, str]:

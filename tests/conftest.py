@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.fixtures_prefect"]
+pytest_plugins = ["tests.fixtures_prefect", "tests.fixtures_golive"]
 
 
 @pytest.fixture(scope="session")

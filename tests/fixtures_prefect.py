@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import pytest
 
+#: pids of long-lived children that session fixtures start on purpose (the Prefect server, `golive serve`): tests
+#: that look for leaked processes leave these and their descendants alone
+FIXTURE_CHILDREN: set[int] = set()
+
 
 @pytest.fixture(scope="session")
 def prefect_api(sandbox, tmp_path_factory):
     from deployments.prefect_server import PrefectServer
 
-    server = PrefectServer(sandbox.prefect_database_url(), tmp_path_factory.mktemp("prefect-home")).start()
+    server = PrefectServer(sandbox.prefect_database_url(), tmp_path_factory.mktemp("prefect-home"), ui=True).start()
+    FIXTURE_CHILDREN.add(server.proc.pid)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     try:

@@ -32,9 +32,16 @@ def config_for(port: int):
         "smtp": {"host": "127.0.0.1", "port": port, "username": "u", "password": "smtp-password-123",
                  "hourly_capacity": 5000},
         "backups": {"endpoint_url": f"http://{host}", "bucket": "b", "access_key_id": "k",
-                    "secret_access_key": "s3-secret-123"},
+                    "secret_access_key": "s3-secret-123", "config_prefix": "config/"},
+        "restore": {"host": "127.0.0.1", "port": port, "user": "u", "password": "restore-password-123",
+                    "sslmode": "disable", "git_repo": "/nonexistent/repo", "release_tag": "v1",
+                    "rollback_script": "/nonexistent/rollback.sh", "rehearsal_record": "/nonexistent/rehearsal.json"},
         "monitoring": {"prometheus_url": f"http://{host}"},
-        "team": {"runbooks": {"deployment": f"https://{host}/runbook"}, "contacts": CONTACTS},
+        "team": {"runbooks": {"deployment": f"https://{host}/runbook"}, "contacts": CONTACTS,
+                 "comms": {"release_notes": f"http://{host}/notes", "status_page_template": f"http://{host}/s",
+                           "customer_email_template": f"http://{host}/e"},
+                 "slack": {"api_url": f"http://{host}/api", "bot_token": "xoxb-slack-token-123"},
+                 "oncall": {"api_url": f"http://{host}", "api_token": "pd-token-123", "escalation_policy_id": "P1"}},
     }, env={})
 
 

@@ -104,3 +104,17 @@ def test_demo_break_prints_no_go_naming_the_check_and_evidence(fault, check, tmp
     blocking = r.stdout.split("Blocking:", 1)[1]
     assert check in blocking and "evidence:" in blocking
     assert json.loads((tmp_path / "sandbox" / "latest" / "report.json").read_text())["verdict"] == "NO-GO"
+
+
+def test_demo_signs_off_deploys_and_rolls_back_a_broken_release(tmp_path):
+    r = golive("demo", "--approve", "Samuel Adeyemi:CTO", "--approve", "Grace Liu:VP Engineering",
+               "--break-release", "--out", str(tmp_path), timeout=300)
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "DECISION: GO" in r.stdout
+    assert "DEPLOY: ROLLED-BACK" in r.stdout and "API not responding" in r.stdout
+    assert "health now reports version 1.4.0" in r.stdout
+
+
+def test_demo_approve_needs_name_and_known_role():
+    r = golive("demo", "--approve", "Samuel Adeyemi")
+    assert r.returncode == 3 and "--approve: expected 'NAME:ROLE'" in r.stderr

@@ -30,13 +30,21 @@ async def _artifact(key):
 
 
 async def _flow_run_logs(flow_run_id):
+    """The log messages of one readiness run and of its section / sign-off subflows."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     async with get_client() as c:
-        runs = await c._client.post("/flow_runs/filter", json={})
-        ids = [r["id"] for r in runs.json()]  # every run this server has seen: the parent and its sections
-        logs = await c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200)
+        children = await c._client.post("/flow_runs/filter", json={
+            "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+        children.raise_for_status()
+        ids = [flow_run_id, *(r["id"] for r in children.json())]
+        logs = []
+        while True:  # the API pages logs by 200
+            page = await c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200, offset=len(logs))
+            logs += page
+            if len(page) < 200:
+                break
         return [l.message for l in logs], ids
 
 

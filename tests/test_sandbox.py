@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import bcrypt
 import httpx
@@ -106,6 +107,11 @@ def test_config_validates_against_the_golive_models(sandbox):
     assert cfg.smtp.port == sandbox.ports["smtp"] and cfg.smtp.starttls
     assert cfg.backups.endpoint_url == sandbox.urls["s3"] and cfg.backups.min_size_bytes == 10000
     assert cfg.backups.secret_access_key.get_secret_value() == sandbox.env["GOLIVE_SANDBOX_S3_SECRET"]
+    assert cfg.backups.access_key_id == sandbox.s3_reader[0] and cfg.backups.config_prefix == "config/"
+    assert cfg.restore.port == sandbox.ports["postgres_restore"] != cfg.postgres.port
+    assert cfg.restore.password.get_secret_value() == sandbox.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"]
+    assert cfg.restore.git_repo == sandbox.repo and cfg.restore.release_tag == "v2.4.0"
+    assert cfg.restore.rollback_script == sandbox.rollback_script and cfg.restore.pg_restore.endswith("pg_restore")
     assert str(cfg.monitoring.prometheus_url).rstrip("/") == sandbox.urls["prometheus"]
     assert set(cfg.team.required_roles) <= {c.role for c in cfg.team.contacts}
     assert all(c.name and re.fullmatch(r"\+[1-9]\d{7,14}", c.phone) and c.slack and "@" in c.email
@@ -200,9 +206,15 @@ def test_redis_primary_and_replica(sandbox):
 # ---------------------------------------------------------------------------------------------------- s3
 def test_s3_holds_an_encrypted_restorable_backup_and_wal(sandbox):
     client = s3(sandbox)
+    assert urlparse(sandbox.urls["s3"]).hostname == "127.0.0.2"          # its own address: off the DB server
     enc = client.get_bucket_encryption(Bucket="golive-backups")["ServerSideEncryptionConfiguration"]
     assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    (backup,) = objects(sandbox, "backups/")
+    backups = objects(sandbox, "backups/")
+    ages = sorted((time.time() - o["LastModified"].timestamp()) / 86400 for o in backups)
+    assert len(backups) == 11 and ages[0] < 0.01 and 30 <= ages[-1] < 30.01  # 30 days of history, really that old
+    assert [round(a) for a in ages] == [0, 1, 2, 3, 4, 5, 6, 7, 14, 21, 30]
+    backup = max(backups, key=lambda o: o["LastModified"])
+    assert backup["Key"] == sandbox.backup_key
     assert re.fullmatch(r"backups/merchants_prod-\d{8}T\d{6}Z\.dump", backup["Key"])
     assert backup["Size"] > 10000
     head = client.head_object(Bucket="golive-backups", Key=backup["Key"])
@@ -216,6 +228,65 @@ def test_s3_holds_an_encrypted_restorable_backup_and_wal(sandbox):
     assert [o["Key"] for o in wal] == ["wal/000000010000000000000001", "wal/000000010000000000000002",
                                        "wal/000000010000000000000003"]
     assert max(wal, key=lambda o: (o["LastModified"], o["Key"]))["Key"].endswith("3")
+    rules = client.get_bucket_lifecycle_configuration(Bucket="golive-backups")["Rules"]
+    assert {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules} == {"backups/": 35, "wal/": 35,
+                                                                               "config/": 365}
+    assert sorted(o["Key"] for o in objects(sandbox, "config/")) == \
+        ["config/.env.production", "config/database.yml", "config/nginx.conf"]
+
+
+def test_s3_auth_is_off_until_switched_on_and_golive_reads_with_an_iam_key(sandbox):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    key_id, secret = sandbox.s3_reader
+    assert key_id.startswith("AKIA") and secret == sandbox.env["GOLIVE_SANDBOX_S3_SECRET"]
+    reader = boto3.client("s3", endpoint_url=sandbox.urls["s3"], region_name="us-east-1", aws_access_key_id=key_id,
+                          aws_secret_access_key=secret)
+    assert reader.list_objects_v2(Bucket="golive-backups", Prefix="wal/")["KeyCount"] == 3
+    with sandbox.fault("s3-forbidden"):
+        assert reader.list_objects_v2(Bucket="golive-backups", Prefix="wal/")["KeyCount"] == 3
+        with pytest.raises(ClientError, match="SignatureDoesNotMatch"):             # signatures are verified
+            boto3.client("s3", endpoint_url=sandbox.urls["s3"], region_name="us-east-1", aws_access_key_id=key_id,
+                         aws_secret_access_key="wrong-secret").list_objects_v2(Bucket="golive-backups")
+        with pytest.raises(ClientError, match="InvalidAccessKeyId"):
+            s3(sandbox).list_objects_v2(Bucket="golive-backups")
+    assert s3(sandbox).list_objects_v2(Bucket="golive-backups", Prefix="wal/")["KeyCount"] == 3
+
+
+# ---------------------------------------------------------------------------------------------------- restore server
+def restore_admin(sb: Sandbox, dbname: str = "postgres") -> psycopg.Connection:
+    return psycopg.connect(host="127.0.0.1", port=sb.ports["postgres_restore"], dbname=dbname, user="golive_restore",
+                           password=sb.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"], connect_timeout=3, autocommit=True)
+
+
+def test_restore_server_is_a_separate_cluster_where_golive_may_create_databases(sandbox):
+    with restore_admin(sandbox) as conn:
+        ident = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+        su, createdb = conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+                                    ).fetchone()
+        assert (su, createdb) == (False, True)
+        conn.execute("CREATE DATABASE golive_sandbox_probe")
+        conn.execute("DROP DATABASE golive_sandbox_probe")
+    with app_db(sandbox) as conn:
+        assert conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0] != ident
+    assert sandbox.restore_databases() == ["postgres", "template0", "template1"]
+
+
+def test_dr_artifacts_git_tag_rollback_script_and_rehearsal(sandbox):
+    repo = sandbox.repo
+    git = ["git", "-C", str(repo)]
+    assert subprocess.run(git + ["rev-parse", "v2.4.0^{commit}"], capture_output=True, text=True).stdout.strip() \
+        == subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    remote = subprocess.run(git + ["ls-remote", "--tags", "origin"], capture_output=True, text=True).stdout
+    assert "refs/tags/v2.4.0" in remote and "refs/tags/v2.3.2" in remote
+    script = sandbox.rollback_script
+    assert os.access(script, os.X_OK) and subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    record = json.loads(sandbox.rehearsal_record.read_text())
+    assert record["status"] == "success" and record["duration_seconds"] < 15 * 60
+    import hashlib
+
+    assert record["script_sha256"] == hashlib.sha256(script.read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------- smtp
@@ -356,7 +427,8 @@ def test_prometheus_api(sandbox):
     rules = {r["name"]: r for g in prom(sandbox, "/api/v1/rules").json()["data"]["groups"] for r in g["rules"]}
     assert {n: rules[n]["labels"]["severity"] for n in rules} == {
         "APIDown": "critical", "DatabaseDown": "critical", "HighErrorRate": "critical",
-        "HighResponseTime": "warning", "HighMemoryUsage": "warning", "HighCPUUsage": "warning"}
+        "HighResponseTime": "warning", "HighMemoryUsage": "warning", "HighCPUUsage": "warning",
+        "BackupFailed": "critical"}
     for name, threshold in (("HighErrorRate", "> 0.05"), ("HighResponseTime", "> 2"), ("HighMemoryUsage", "> 0.85"),
                             ("HighCPUUsage", "> 0.8")):
         assert rules[name]["query"].endswith(threshold) and rules[name]["type"] == "alerting"
@@ -437,8 +509,110 @@ def _node_health(sb: Sandbox) -> tuple:
     return health, up
 
 
+def _newest_age_h(sb: Sandbox, prefix: str) -> float:
+    newest = max(objects(sb, prefix), key=lambda o: o["LastModified"])
+    return (time.time() - newest["LastModified"].timestamp()) / 3600
+
+
+def _newest_backup_body(sb: Sandbox) -> tuple:
+    """(database named in the archive header, complete or truncated) of the newest object under backups/."""
+    newest = max(objects(sb, "backups/"), key=lambda o: o["LastModified"])
+    body = s3(sb).get_object(Bucket="golive-backups", Key=newest["Key"])["Body"].read()
+    if not body.startswith(b"PGDMP"):
+        return "not PGDMP", "gzip" if body.startswith(b"\x1f\x8b") else "?"
+    pg_restore = Path(sb.services["postgres"].argv()[0]).with_name("pg_restore")
+    listing = subprocess.run([str(pg_restore), "--list"], input=body, capture_output=True).stdout.decode()
+    dbname = re.search(r"dbname: (\S+)", listing).group(1)
+    full = subprocess.run([str(pg_restore), "-f", os.devnull], input=body, capture_output=True).returncode == 0
+    return dbname, "complete" if full else "truncated"
+
+
+def _restore_port_cluster(sb: Sandbox) -> str:
+    def ident(port: int, user: str, password: str) -> int:
+        with psycopg.connect(host="127.0.0.1", port=port, dbname="postgres", user=user, password=password,
+                             connect_timeout=3) as conn:
+            return conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+    restore = ident(sb.ports["postgres_restore"], "golive_restore", sb.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"])
+    source = ident(sb.ports["postgres"], "postgres", sb.superuser_password)
+    return "production" if restore == source else "separate"
+
+
+def _reader_get(sb: Sandbox) -> str:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    key_id, secret = sb.s3_reader
+    reader = boto3.client("s3", endpoint_url=sb.urls["s3"], region_name="us-east-1", aws_access_key_id=key_id,
+                          aws_secret_access_key=secret)
+    try:
+        reader.get_object(Bucket="golive-backups", Key=sb.backup_key)["Body"].read()
+        return "readable"
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+
+
+def _lifecycle_days(sb: Sandbox) -> int:
+    rules = s3(sb).get_bucket_lifecycle_configuration(Bucket="golive-backups")["Rules"]
+    return next(r["Expiration"]["Days"] for r in rules if r["Filter"]["Prefix"] == "backups/")
+
+
+def _rule_names(sb: Sandbox) -> set[str]:
+    return {r["name"] for g in prom(sb, "/api/v1/rules").json()["data"]["groups"] for r in g["rules"]}
+
+
+def _rehearsal_age_days(sb: Sandbox) -> float:
+    from datetime import datetime, timezone
+
+    finished = datetime.fromisoformat(json.loads(sb.rehearsal_record.read_text())["finished_at"])
+    return (datetime.now(timezone.utc) - finished).total_seconds() / 86400
+
+
+def _release_tag(sb: Sandbox) -> tuple:
+    def tag(where: list[str]) -> str | None:
+        out = subprocess.run(["git", "-C", str(sb.repo), *where], capture_output=True, text=True).stdout
+        return "v2.4.0" if "refs/tags/v2.4.0" in out or out.strip() == "v2.4.0" else None
+    return tag(["tag", "--list", "v2.4.0"]), tag(["ls-remote", "--tags", "origin"])
+
+
+def _saas(sb: Sandbox, path: str, token_env: str, auth: str) -> httpx.Response:
+    base = f"http://127.0.0.1:{sb.ports['saas']}"
+    return httpx.get(base + path, headers={"Authorization": auth.format(sb.env[token_env])}, timeout=5)
+
+
+def _slack_archived(sb: Sandbox) -> bool:
+    from sandbox import saas
+
+    chans, cursor = [], ""
+    while True:  # the fake pages like Slack does
+        page = _saas(sb, f"/slack/api/conversations.list?limit=1000&cursor={cursor}", saas.SLACK_TOKEN_ENV,
+                     "Bearer {}").json()
+        chans += page["channels"]
+        cursor = page.get("response_metadata", {}).get("next_cursor", "")
+        if not cursor:
+            break
+    return any(c["name"] == saas.ARCHIVED_CHANNEL and c["is_archived"] for c in chans)
+
+
+def _oncall(sb: Sandbox, what: str):
+    from sandbox import saas
+
+    if what == "who":
+        r = _saas(sb, f"/pagerduty/oncalls?escalation_policy_ids[]={saas.ESCALATION_POLICY_ID}",
+                  saas.PAGERDUTY_TOKEN_ENV, "Token token={}")
+        return r.status_code if r.status_code != 200 else len(r.json()["oncalls"]) > 0
+    r = _saas(sb, f"/pagerduty/escalation_policies/{saas.ESCALATION_POLICY_ID}", saas.PAGERDUTY_TOKEN_ENV,
+              "Token token={}")
+    return max(rule["escalation_delay_in_minutes"] for rule in r.json()["escalation_policy"]["escalation_rules"])
+
+
 # fault -> (probe of the fact it breaks, healthy value, broken value)
 PROBES = {
+    "slack-channel-archived": (_slack_archived, False, True),
+    "oncall-nobody": (lambda sb: _oncall(sb, "who"), True, False),
+    "oncall-escalation-slow": (lambda sb: _oncall(sb, "delay"), 5, 15),
+    "saas-bad-token": (lambda sb: _oncall(sb, "who"), True, 401),
+    "comms-template-missing": (lambda sb: httpx.get(f"http://127.0.0.1:{sb.ports['saas']}/docs/customer-email.txt",
+                                                    timeout=5).status_code, 200, 404),
     "tls-expiry": (_tls, "1 year", "10 days"),
     "hsts-short": (lambda sb: get(sb, "/").headers["strict-transport-security"],
                    "max-age=31536000; includeSubDomains", "max-age=3600"),
@@ -453,13 +627,26 @@ PROBES = {
     "redis-replica-down": (lambda sb: rds(sb).info("replication")["connected_slaves"], 1, 0),
     "postgres-down": (_pg, "up", "refused"),
     "schema-version-wrong": (_newest_migration, "20251231080000", "20251205160000"),
-    "backup-missing": (lambda sb: len(objects(sb, "backups/")), 1, 0),
-    "backup-unencrypted": (_newest_backup_sse, (1, "AES256"), (2, None)),
+    "backup-missing": (lambda sb: len(objects(sb, "backups/")), 11, 0),
+    "backup-unencrypted": (_newest_backup_sse, (11, "AES256"), (12, None)),
     "wal-missing": (lambda sb: len(objects(sb, "wal/")), 3, 0),
     "smtp-down": (_smtp, "up", "refused"),
     "smtp-no-starttls": (_smtp_starttls, True, False),
     "node-target-down": (_node_health, ("up", "1"), ("down", "0")),
     "runbook-missing": (lambda sb: get(sb, "/runbooks/rollback").status_code, 200, 404),
+    "backup-stale": (lambda sb: round(_newest_age_h(sb, "backups/")), 0, 72),
+    "wal-stale": (lambda sb: round(_newest_age_h(sb, "wal/")), 0, 8),
+    "backup-truncated": (_newest_backup_body, ("merchants_prod", "complete"), ("merchants_prod", "truncated")),
+    "backup-not-a-dump": (_newest_backup_body, ("merchants_prod", "complete"), ("not PGDMP", "gzip")),
+    "backup-wrong-db": (_newest_backup_body, ("merchants_prod", "complete"), ("merchants_staging", "complete")),
+    "restore-is-source": (_restore_port_cluster, "separate", "production"),
+    "s3-forbidden": (_reader_get, "readable", "AccessDenied"),
+    "backup-bucket-empty": (lambda sb: len(objects(sb, "")), 17, 0),
+    "backup-retention-short": (lambda sb: _lifecycle_days(sb), 35, 7),
+    "backup-alert-missing": (lambda sb: "BackupFailed" in _rule_names(sb), True, False),
+    "config-backup-missing": (lambda sb: len(objects(sb, "config/")), 3, 2),
+    "rollback-rehearsal-stale": (lambda sb: round(_rehearsal_age_days(sb)), 2, 10),
+    "release-tag-missing": (_release_tag, ("v2.4.0", "v2.4.0"), (None, None)),
 }
 
 
@@ -531,7 +718,7 @@ def test_start_with_faults_in_a_given_base_dir_and_stop_cleans_up():
         assert _newest_migration(sb) == "20251205160000"
         assert _pg(sb) == "up" and _web_answer(sb) == "answers"
         identities = [procs.proc_identity(p) for pids in sb.pids().values() for p in pids]
-        assert len(sb.pids()) == 7 and all(identities)
+        assert len(sb.pids()) == 9 and all(identities)
     assert alive(identities) == []
     assert not base.exists()
     sb.stop()                                                              # idempotent
@@ -555,7 +742,8 @@ def test_sigkilled_parent_leaks_no_process():
         started = json.loads(line)
         pids = [p for ps in started["pids"].values() for p in ps]
         identities = [procs.proc_identity(p) for p in pids]
-        assert set(started["pids"]) == {"postgres", "redis", "redis-replica", "s3", "smtp", "web", "prometheus"}
+        assert set(started["pids"]) == {"postgres", "redis", "redis-replica", "s3", "smtp", "web", "prometheus",
+                                        "postgres-restore", "saas"}
         assert len(pids) > 7 and all(identities)                          # postgres has helper processes too
     finally:
         os.kill(child.pid, signal.SIGKILL)

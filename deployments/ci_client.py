@@ -1,0 +1,122 @@
+"""`golive ci`: trigger a served readiness deployment through the Prefect REST API, wait, grade the verdict.
+
+Only the REST API and httpx: a CI job needs `PREFECT_API_URL` (and `PREFECT_API_KEY` where the server wants one),
+nothing else of Prefect's. Steps: the deployment must be READY (a deployment nothing polls would leave the run Late
+forever); create the flow run with an idempotency key (a retried CI job does not start a second run); poll it to a
+terminal state within a timeout; read the run's verdict and checks artifacts; print; write JUnit; exit graded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import httpx
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+class CiError(Exception):
+    """The gate could not reach a verdict (exit 4)."""
+
+
+@dataclass
+class CiOutcome:
+    flow_run_id: str
+    state: str
+    state_message: str
+    verdict: dict[str, Any] | None
+    checks: list[dict[str, Any]]
+
+
+def _client(api_url: str, api_key: str | None, timeout: float = 15.0) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
+
+
+def default_idempotency_key(deployment: str) -> str:
+    """Stable across retries of the same CI job where the CI system says who it is; unique otherwise."""
+    for var in ("GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILD_TAG", "CIRCLE_WORKFLOW_ID"):
+        if os.environ.get(var):
+            attempt = os.environ.get("GITHUB_RUN_ATTEMPT", "")
+            return f"golive-ci:{deployment}:{var}={os.environ[var]}:{attempt}"
+    return f"golive-ci:{deployment}:{uuid.uuid4()}"
+
+
+def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: str, api_key: str | None = None,
+                     idempotency_key: str | None = None, timeout_s: float = 1800, poll_s: float = 2.0,
+                     on_state=None) -> CiOutcome:
+    if not re.fullmatch(r"[^/\s]+/[^/\s]+", deployment):
+        raise ValueError(f"--deployment: expected FLOW/DEPLOYMENT, got {deployment!r}")
+    with _client(api_url, api_key) as c:
+        flow_name, dep_name = deployment.split("/")
+        r = c.get(f"deployments/name/{flow_name}/{dep_name}")
+        if r.status_code == 404:
+            raise CiError(f"deployment {deployment} not found on {api_url}")
+        r.raise_for_status()
+        dep = r.json()
+        if dep.get("status") != "READY":
+            raise CiError(f"deployment {deployment} is {dep.get('status')}: nothing is polling it "
+                          "(is `golive serve` or a worker running?); not starting a run that would wait forever")
+        body = {"parameters": parameters, "idempotency_key": idempotency_key or default_idempotency_key(deployment)}
+        r = c.post(f"deployments/{dep['id']}/create_flow_run", json=body)
+        if r.status_code == 422:
+            raise ValueError(f"--param: the server refused the parameters: {r.json().get('detail', r.text)}")
+        r.raise_for_status()
+        run_id = r.json()["id"]
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while True:
+            run = c.get(f"flow_runs/{run_id}").json()
+            state = (run.get("state") or {})
+            stype = state.get("type", "PENDING")
+            if stype != last and on_state:
+                on_state(run_id, stype, state.get("name"))
+            last = stype
+            if stype in TERMINAL:
+                break
+            if stype == "PAUSED":
+                raise CiError(f"flow run {run_id} paused for input: a CI deployment must not wait for a person")
+            if time.monotonic() > deadline:
+                raise CiError(f"flow run {run_id} not finished after {timeout_s:g}s (state {stype})")
+            time.sleep(poll_s)
+        arts = c.post("artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+    verdict, checks = None, []
+    for a in arts:
+        key = a.get("key") or ""
+        if key.startswith("golive-verdict-"):
+            verdict = json.loads(a["data"].split("```json\n", 1)[1].rsplit("\n```", 1)[0])
+        elif key.startswith("golive-checks-"):
+            checks = a["data"] if isinstance(a["data"], list) else json.loads(a["data"])
+    return CiOutcome(flow_run_id=run_id, state=stype, state_message=state.get("message") or "", verdict=verdict,
+                     checks=checks)
+
+
+def junit_from_rows(rows: list[dict[str, Any]], environment: str) -> str:
+    """JUnit XML from the checks table artifact: one testcase per check."""
+    root = ET.Element("testsuites", name=f"golive {environment}", tests=str(len(rows)))
+    by_section: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_section.setdefault(row["check"].split(".", 1)[0], []).append(row)
+    for section, rs in by_section.items():
+        suite = ET.SubElement(root, "testsuite", name=section, tests=str(len(rs)),
+                              failures=str(sum(r["status"] in ("FAIL", "WARN") for r in rs)),
+                              errors=str(sum(r["status"] == "ERROR" for r in rs)),
+                              skipped=str(sum(r["status"] in ("SKIPPED", "NOT_APPLICABLE") for r in rs)))
+        for r in rs:
+            case = ET.SubElement(suite, "testcase", classname=f"golive.{section}", name=r["check"],
+                                 time=str(r.get("seconds", 0)))
+            msg = f"{r['status']} [{r['severity']}]: {r['observed']} (expected {r['expected']})"
+            if r["status"] in ("FAIL", "WARN"):
+                ET.SubElement(case, "failure", message=msg, type=r["status"]).text = f"evidence: {r['evidence']}"
+            elif r["status"] == "ERROR":
+                ET.SubElement(case, "error", message=msg, type="ERROR").text = f"evidence: {r['evidence']}"
+            elif r["status"] in ("SKIPPED", "NOT_APPLICABLE"):
+                ET.SubElement(case, "skipped", message=msg)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

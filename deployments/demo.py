@@ -1,0 +1,178 @@
+"""`golive demo`'s whole path: readiness, the sign-off (terminal prompts or --approve), the deploy flow and its watch.
+
+The readiness flow runs in this process (for the live progress lines); `golive serve` runs in a child process and
+executes the deploy flow when the GO triggers it; the sign-off is given through the REST API, exactly as the
+Prefect UI gives it.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .signoff_client import (api_client, json_artifact, resume, signoff_fields, state_of, wait_final,
+                             wait_paused_sign_off)
+
+
+def parse_approvals(values: list[str]) -> list[tuple[str, str]]:
+    from flows.policies import Role
+
+    roles = {r.value.casefold(): r.value for r in Role}
+    out = []
+    for v in values:
+        name, sep, role = v.rpartition(":")
+        if not sep or not name.strip() or role.strip().casefold() not in roles:
+            raise ValueError(f"--approve: expected 'NAME:ROLE' with ROLE one of {', '.join(roles.values())}; "
+                             f"got {v!r}")
+        out.append((name.strip(), roles[role.strip().casefold()]))
+    return out
+
+
+def demo_config(sb: Any, required_roles: list[str]) -> Path:
+    """The sandbox's config plus a sign-off policy and the sandbox's deploy section."""
+    from sandbox.release import deploy_section
+
+    data = yaml.safe_load(Path(sb.config_path).read_text())
+    data["approval"] = {"required_roles": required_roles, "timeout_minutes": 15, "poll_seconds": 1}
+    data["deploy"] = deploy_section(sb.base_dir)
+    path = Path(sb.base_dir) / "golive-demo.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> subprocess.Popen:
+    from .prefect_server import _die_with_parent
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--config", str(config),
+                                 "--poll-seconds", "1"], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=log.parent, preexec_fn=_die_with_parent)
+    with api_client(api_url) as api:
+        deadline = time.monotonic() + timeout
+        while api.get("deployments/name/deploy-production/deploy-production").json().get("status") != "READY":
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"`golive serve` did not come up; see {log}")
+            time.sleep(0.3)
+    return proc
+
+
+def _prompt_signoff(console, report, required: list[str], signed: list[str]) -> dict[str, Any]:
+    from flows.approval import SECTION_SIGNOFFS, attestations
+
+    todo = [r for r in required if r not in signed]
+    console.print(f"\n[bold]Sign-off[/] ({', '.join(required)} required; still needed: {', '.join(todo)})")
+    name = input("  your full name: ").strip()
+    role = input(f"  your role [{todo[0] if todo else required[0]}]: ").strip() or (todo[0] if todo else required[0])
+    decision = (input("  decision GO / NO-GO [NO-GO]: ").strip().upper() or "NO-GO").replace("NOGO", "NO-GO")
+    override = False
+    if decision == "GO" and report.blocking_failures:
+        override = input(f"  {len(report.blocking_failures)} blocking check(s) failed: override? [y/N]: ") \
+            .strip().lower() == "y"
+    reason = input("  reason (required for NO-GO and overrides): ").strip()
+    console.print("  By signing GO you confirm each section owner signed off:")
+    for title in SECTION_SIGNOFFS.values():
+        console.print(f"    - {title}")
+    console.print("  and attest:")
+    for a in attestations():
+        console.print(f"    - {a.statement} ({a.role})", markup=False)
+    attest = input("  do you confirm all of the above? [y/N]: ").strip().lower() == "y"
+    return signoff_fields(name, role, decision, reason, attest=attest, override=override)
+
+
+def go_live(sb: Any, server: Any, args: Any, console, run_flow, render_report, t0: float) -> int:
+    """Readiness in go-live mode, the sign-off, the deploy. Returns the exit code."""
+    from flows import readiness
+
+    approvals = parse_approvals(args.approve)
+    required = list(dict.fromkeys(role for _, role in approvals)) or ["CTO", "VP Engineering"]
+    config = demo_config(sb, required)
+    release = "1.5.0-broken" if args.break_release else args.release
+    console.print(f"  starting `golive serve` (go-live, nightly-rehearsal, ci, deploy-production deployments)")
+    serve = start_serve(config, Path(sb.base_dir) / "serve.log", server.api_url)
+    try:
+        box: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: box.update(out=run_flow(str(config), "go-live", None, args.out,
+                                                                          console, release=release)), daemon=True)
+        console.print(f"  readiness for release [bold]{release}[/] (sandbox serves 1.4.0), then the sign-off:")
+        worker.start()
+        api = api_client(server.api_url)
+        seen: set[str] = set()
+        signed: list[str] = []
+        queue = list(approvals)
+        shown = False
+        while worker.is_alive():
+            try:
+                pid = wait_paused_sign_off(api, seen, timeout=1.0)
+            except TimeoutError:
+                continue
+            report = next(iter(readiness.REPORTS.values()), None)
+            if report is not None and not shown:
+                render_report(console, report)
+                shown = True
+            while True:
+                if queue:
+                    name, role = queue.pop(0)
+                    blocked = bool(report and report.blocking_failures)
+                    fields = signoff_fields(name, role, "NO-GO" if blocked else "GO",
+                                            "demo: readiness is NO-GO" if blocked else "")
+                    console.print(f"  sign-off by {name} ({role}): {fields['decision']}")
+                elif sys.stdin.isatty():
+                    fields = _prompt_signoff(console, report, required, signed)
+                else:
+                    console.print("  [red]no more --approve values and no terminal to ask: waiting for the form "
+                                  "timeout (a NO-GO)[/]")
+                    break
+                answer = resume(api, pid, fields)
+                if answer.get("status") == "ACCEPT":
+                    signed.append(fields["signer_role"])
+                    break
+                console.print(f"  [red]the form refused that input:[/] {answer.get('details')}")
+                if not sys.stdin.isatty():
+                    break
+            seen.add(pid)
+        worker.join()
+        report, state = box["out"]
+        decision = json_artifact(api, f"golive-decision-{report.environment}") if report else None
+        if decision is None:
+            console.print(f"[bold red]no decision was recorded:[/] {state.message}")
+            return 4
+        colour = "green" if decision["decision"] == "GO" else "red"
+        console.print(f"\nDECISION: [bold {colour}]{decision['decision']}[/] — {decision['why']}")
+        for r in decision.get("refused", []):
+            console.print(f"  [yellow]refused sign-off[/] by {r['signer_name']}: {'; '.join(r['refused_because'])}",
+                          markup=True)
+        dep_id = decision.get("deploy_flow_run_id")
+        if not dep_id:
+            return 2
+        console.print(f"  deploy flow run {dep_id}: deploying {release}, smoke tests, then the rollback watch")
+        final = wait_final(api, dep_id, timeout=600,
+                           on_change=lambda run: console.print(f"    deploy: {run['state']['name']}"))
+        dep = json_artifact(api, f"golive-deploy-{report.environment}") or {}
+        console.print(f"DEPLOY: [bold]{dep.get('outcome', final['state']['type'])}[/] — {final['state']['message']}")
+        console.print(f"  deploy {dep.get('deploy_seconds')} s; time to detect {dep.get('time_to_detect_s')} s; "
+                      f"time to roll back {dep.get('time_to_rollback_s')} s; health now reports version "
+                      f"{_served_version(sb)}")
+        console.print(f"[dim]demo total {time.monotonic() - t0:.1f} s; sandbox stopped next[/]")
+        return 0 if dep.get("outcome") == "DEPLOYED" else 2
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(15)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+
+
+def _served_version(sb: Any) -> str:
+    import httpx
+
+    try:
+        return httpx.get(sb.urls["web"] + "/health", verify=str(sb.ca_file), timeout=5).json().get("version", "?")
+    except httpx.HTTPError as e:
+        return f"unknown ({type(e).__name__})"

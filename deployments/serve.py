@@ -1,0 +1,47 @@
+"""`golive serve`: the four deployments in one process for a single machine.
+
+- `go-live-readiness/go-live`            manual, from the UI: readiness, the sign-off pause, and a GO deploys
+- `go-live-readiness/nightly-rehearsal`  cron (default 02:00 UTC): readiness only, and what changed since last night
+- `go-live-readiness/ci`                 triggered through the API: ends Failed on NO-GO
+- `deploy-production/deploy-production`  triggered only by a GO (run_deployment with an idempotency key)
+
+`serve()` pauses its deployments and drops their scheduled runs when it stops; for schedules that survive a
+stopped process use `prefect.yaml` with a work pool and workers (see the repo root).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEPLOYMENTS = ("go-live-readiness/go-live", "go-live-readiness/nightly-rehearsal", "go-live-readiness/ci",
+               "deploy-production/deploy-production")
+
+
+def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC"):
+    from prefect.schedules import Cron
+
+    from flows.deploy import deploy_production
+    from flows.readiness import go_live_readiness
+
+    cfg = str(Path(config_path).resolve())
+    return [
+        go_live_readiness.to_deployment(name="go-live", parameters={"config": cfg, "mode": "go-live"},
+                                        description="Readiness, then the sign-off form; only a GO deploys.",
+                                        tags=["golive"]),
+        go_live_readiness.to_deployment(name="nightly-rehearsal", parameters={"config": cfg, "mode": "rehearsal"},
+                                        schedules=[Cron(cron, timezone=timezone)], tags=["golive"],
+                                        description="Nightly readiness rehearsal: report and what changed."),
+        go_live_readiness.to_deployment(name="ci", parameters={"config": cfg, "mode": "ci"}, tags=["golive"],
+                                        description="For CI through the API: Completed on GO, Failed on NO-GO."),
+        deploy_production.to_deployment(name="deploy-production", parameters={"config": cfg}, tags=["golive"],
+                                        description="Deploy, smoke-test, watch the rollback criteria, roll back."),
+    ]
+
+
+def serve(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC", poll_seconds: float = 1.0) -> None:
+    """Blocks, serving the deployments; a triggered run starts within about `poll_seconds`."""
+    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", str(max(1, int(poll_seconds))))
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*build_deployments(config_path, cron=cron, timezone=timezone), query_seconds=poll_seconds,
+                  print_starting_message=True)

@@ -1,0 +1,249 @@
+"""Section 10: the sign-off. A typed form in the Prefect UI (a paused run waiting for input), its rules, the decision.
+
+How it works:
+- each sign-off is one pause in its own small subflow (`go-live-sign-off`): a pause timeout forces *that* run to
+  Failed, and the readiness flow records the timeout as a NO-GO instead of failing with it;
+- the form's description is the report summary: verdict, blocking failures, warnings, what the signer attests,
+  and the rollback criteria the approvers are signing up for;
+- schema problems (a missing name, an unknown role) are refused by the Prefect API itself and the run stays paused;
+  the business rules below are checked here, and a refused sign-off re-opens the form with the reason on top;
+- N-of-M approvals by role: sign-offs are collected in successive pauses until every required role has a GO from a
+  distinct person (one signer never counts twice); any accepted NO-GO ends it.
+Prefect records no approver identity on a resume: the signer's name and role in the form are the record, published
+with everything they saw as the `golive-decision-<env>` artifact.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import BaseModel, Field, create_model
+
+from .policies import ApprovalPolicy, Decision, Role
+from .report import Report, Verdict
+
+
+#: Seed 10.1: the five approval gates and their owners.
+SECTION_SIGNOFFS = {
+    "infrastructure_signed_off": "Infrastructure: all checks complete (Infrastructure Team Lead)",
+    "database_signed_off": "Database: all checks complete (Database Administrator)",
+    "application_signed_off": "Application: all checks complete (Backend Team Lead)",
+    "security_signed_off": "Security: all checks complete (Security Engineer)",
+    "operations_signed_off": "Operations: all checks complete (Operations Manager)",
+}
+
+ROLLBACK_CRITERIA = """\
+**CRITICAL (immediate automatic rollback):** API not responding > 1 minute; database inaccessible; data corruption
+detected; security breach detected; revenue-impacting feature broken.
+**HIGH (assess within 5 minutes, then roll back unless acknowledged):** login failing for > 5 % of users; campaign
+creation failing; payment processing down; notification delivery failing.
+**MEDIUM (report only):** UI issues for some users; performance degradation > 50 %; analytics not collecting."""
+
+
+class SignOffBase(RunInput):
+    """The fields every sign-off has; attestations are added from flows.attestations."""
+
+    signer_name: str = Field(min_length=2, max_length=120, title="Your full name",
+                             description="Prefect records no approver identity: this is the record")
+    signer_role: Role = Field(title="Your role")
+    decision: Decision = Field(title="Decision")
+    reason: str = Field("", max_length=4000, title="Reason",
+                        description="required for NO-GO and for any override of a blocking failure")
+    override_blocking_failures: bool = Field(
+        False, title="Override blocking failures",
+        description="GO although blocking checks failed: recorded with your name and reason")
+    infrastructure_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["infrastructure_signed_off"])
+    database_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["database_signed_off"])
+    application_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["application_signed_off"])
+    security_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["security_signed_off"])
+    operations_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["operations_signed_off"])
+
+
+def attestations() -> list[Any]:
+    try:
+        from .attestations import ATTESTATIONS
+    except ImportError:  # pragma: no cover - the module ships with golive
+        return []
+    return list(ATTESTATIONS)
+
+
+def attestation_field(att: Any) -> str:
+    return f"attest_{att.id}"
+
+
+def signoff_form() -> type[SignOffBase]:
+    """The form model: the base fields plus one checkbox per attestation (its statement and owning role)."""
+    fields = {attestation_field(a): (bool, Field(False, title=f"{a.statement} ({a.role})")) for a in attestations()}
+    return create_model("GoLiveSignOff", __base__=SignOffBase, **fields)
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def evaluate(signoff: SignOffBase, report: Report, prior: list[SignOffBase]) -> list[str]:
+    """The business rules; an empty list means the sign-off is accepted."""
+    problems: list[str] = []
+    if _norm(signoff.signer_name) in {_norm(p.signer_name) for p in prior}:
+        problems.append(f"{signoff.signer_name} has already signed: one person counts once")
+    reason = signoff.reason.strip()
+    if signoff.decision == Decision.NO_GO:
+        if not reason:
+            problems.append("a NO-GO needs a reason")
+        return problems
+    blocking = report.blocking_failures
+    if blocking and not signoff.override_blocking_failures:
+        problems.append(f"GO refused: {len(blocking)} blocking check(s) failed "
+                        f"({', '.join(r.id for r in blocking[:5])}{'…' if len(blocking) > 5 else ''}); "
+                        "tick 'Override blocking failures' and give a reason, or decide NO-GO")
+    if signoff.override_blocking_failures and not reason:
+        problems.append("an override needs a reason")
+    missing = [title for name, title in SECTION_SIGNOFFS.items() if not getattr(signoff, name)]
+    if missing:
+        problems.append("GO needs every section signed off; missing: " + "; ".join(missing))
+    unattested = [a.statement for a in attestations() if not getattr(signoff, attestation_field(a), False)]
+    if unattested:
+        problems.append("GO needs every attestation; missing: " + "; ".join(unattested))
+    return problems
+
+
+class DecisionRecord(BaseModel):
+    environment: str
+    readiness_flow_run_id: str | None
+    decision: Verdict  # GO or NO-GO (GO-WITH-WARNINGS never: people decide GO or NO-GO)
+    why: str
+    decided_at: datetime
+    report_verdict: Verdict
+    blocking_seen: list[str]
+    warnings_seen: list[str]
+    required_roles: list[str]
+    signoffs: list[dict[str, Any]] = Field(default_factory=list)
+    refused: list[dict[str, Any]] = Field(default_factory=list)
+    overrides: list[dict[str, Any]] = Field(default_factory=list)
+    timed_out: bool = False
+    deploy_flow_run_id: str | None = None
+
+
+def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOffBase], problems: list[str]) -> str:
+    lines = []
+    if problems:
+        lines += ["### ⛔ The last sign-off was refused", ""] + [f"- {p}" for p in problems] + [""]
+    lines += [f"## Go-live sign-off: `{report.environment}` — readiness {report.verdict.value}", "",
+              f"{len(report.results)} checks in {report.duration_s:.1f} s; readiness run `{report.flow_run_id}`.", ""]
+    if report.blocking_failures:
+        lines += ["**Blocking failures** (GO needs an explicit, recorded override with a reason):", ""]
+        lines += [f"- `{r.id}` {r.status.value}: {r.summary[:240]}" for r in report.blocking_failures] + [""]
+    if report.warnings:
+        lines += ["**Warnings:**", ""] + [f"- `{r.id}` {r.status.value}: {r.summary[:240]}" for r in report.warnings]
+        lines.append("")
+    need = [r.value for r in policy.required_roles]
+    have = {s.signer_role.value: s.signer_name for s in signed}
+    lines += [f"**Approvals required:** {', '.join(need)}; so far: "
+              + (", ".join(f"{k} ({v})" for k, v in have.items()) or "none"), ""]
+    atts = attestations()
+    if atts:
+        lines += ["**By signing GO you attest:**", ""] + [f"- {a.statement} ({a.role})" for a in atts] + [""]
+    lines += ["**Rollback criteria you are signing up for:**", "", ROLLBACK_CRITERIA, "",
+              f"This form times out after {policy.timeout_minutes:g} minutes: a timeout is a recorded NO-GO."]
+    return "\n".join(lines)
+
+
+@flow(name="go-live-sign-off", flow_run_name="sign-off {round_no}", persist_result=False, validate_parameters=False)
+async def sign_off_step(round_no: int, description: str, timeout_s: int, poll_s: int) -> dict:
+    """One pause for one sign-off. Its own run, so a timeout fails this run and not the readiness run."""
+    form = signoff_form()
+    signoff = await pause_flow_run(wait_for_input=form.with_initial_data(description=description),
+                                   timeout=timeout_s, poll_interval=poll_s, key=f"sign-off-{round_no}")
+    return signoff.model_dump(mode="json")
+
+
+async def collect_decision(report: Report, policy: ApprovalPolicy) -> DecisionRecord:
+    logger = get_run_logger()
+    form = signoff_form()
+    accepted: list[SignOffBase] = []
+    refused: list[dict[str, Any]] = []
+    problems: list[str] = []
+    need = {r.value for r in policy.required_roles}
+    rec = dict(environment=report.environment, readiness_flow_run_id=report.flow_run_id,
+               report_verdict=report.verdict, required_roles=sorted(need),
+               blocking_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
+               warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings])
+
+    def done(decision: Verdict, why: str, timed_out: bool = False) -> DecisionRecord:
+        return DecisionRecord(**rec, decision=decision, why=why, decided_at=datetime.now(timezone.utc),
+                              signoffs=[_public(s) for s in accepted], refused=refused, timed_out=timed_out,
+                              overrides=[_public(s) for s in accepted if s.override_blocking_failures])
+
+    for round_no in range(1, policy.max_rounds + 1):
+        state = await sign_off_step(round_no=round_no,
+                                    description=form_description(report, policy, accepted, problems),
+                                    timeout_s=int(policy.timeout_minutes * 60), poll_s=policy.poll_seconds,
+                                    return_state=True)
+        if not state.is_completed():
+            logger.warning("sign-off %d ended %s: recorded as NO-GO", round_no, state.type.value)
+            return done(Verdict.NO_GO, f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): "
+                                       "a timeout is a NO-GO", timed_out=True)
+        signoff = form(**await state.result())
+        problems = evaluate(signoff, report, accepted)
+        if problems:
+            refused.append({**_public(signoff), "refused_because": problems})
+            logger.warning("sign-off by %s (%s) refused: %s", signoff.signer_name, signoff.signer_role.value,
+                           "; ".join(problems))
+            continue
+        accepted.append(signoff)
+        logger.info("sign-off by %s (%s): %s", signoff.signer_name, signoff.signer_role.value,
+                    signoff.decision.value)
+        if signoff.decision == Decision.NO_GO:
+            return done(Verdict.NO_GO, f"NO-GO by {signoff.signer_name} ({signoff.signer_role.value}): "
+                                       f"{signoff.reason.strip()}")
+        got = {s.signer_role.value for s in accepted if s.decision == Decision.GO}
+        if need <= got:
+            who = ", ".join(f"{s.signer_name} ({s.signer_role.value})" for s in accepted)
+            return done(Verdict.GO, f"GO signed by {who}")
+    return done(Verdict.NO_GO, f"no decision after {policy.max_rounds} sign-off rounds")
+
+
+def _public(s: SignOffBase) -> dict[str, Any]:
+    d = s.model_dump(mode="json")
+    d["signed_at"] = datetime.now(timezone.utc).isoformat()
+    return d
+
+
+def decision_markdown(d: DecisionRecord) -> str:
+    icon = "🟢" if d.decision == Verdict.GO else "🔴"
+    body = json.dumps(d.model_dump(mode="json"), indent=2)
+    return f"# {icon} Decision: {d.decision.value}\n\n{d.why}\n\n```json\n{body}\n```\n"
+
+
+async def publish_decision(d: DecisionRecord) -> None:
+    from prefect.artifacts import acreate_markdown_artifact
+
+    await acreate_markdown_artifact(key=f"golive-decision-{d.environment}", markdown=decision_markdown(d),
+                                    description=f"go-live decision: {d.decision.value}")
+
+
+async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, release: str):
+    """go-live mode: collect the sign-off, publish the decision, and only a GO triggers the deploy flow."""
+    from prefect.states import Completed, Failed
+
+    from .deploy import trigger_deploy
+
+    logger = get_run_logger()
+    decision = await collect_decision(report, cfg.approval)
+    deploy_run = None
+    if decision.decision == Verdict.GO and cfg.deploy is not None and report.flow_run_id:
+        await publish_decision(decision)  # the deploy flow checks it before it deploys anything
+        deploy_run = await trigger_deploy(config_path, release, report.flow_run_id, cfg.deploy.deployment)
+        decision = decision.model_copy(update={"deploy_flow_run_id": deploy_run})
+    elif decision.decision == Verdict.GO:
+        decision = decision.model_copy(update={"why": decision.why + "; no `deploy` section: nothing triggered"})
+    await publish_decision(decision)
+    logger.info("decision %s: %s%s", decision.decision.value, decision.why,
+                f"; deploy flow run {deploy_run}" if deploy_run else "")
+    if decision.decision == Verdict.GO:
+        return Completed(message=f"GO: {decision.why}", data=decision)
+    return Failed(message=f"NO-GO: {decision.why}", data=decision)

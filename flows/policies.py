@@ -1,0 +1,68 @@
+"""Run policies that live in the environment config: who must sign off, and how a release is deployed and watched.
+
+Kept free of Prefect imports so that loading and validating a config stays fast.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Role(str, Enum):
+    DEPLOYMENT_COORDINATOR = "Deployment Coordinator"
+    CTO = "CTO"
+    VP_ENGINEERING = "VP Engineering"
+    PRODUCT_LEAD = "Product Lead"
+    DEVOPS_LEAD = "DevOps Lead"
+    INFRASTRUCTURE_LEAD = "Infrastructure Team Lead"
+    DBA = "Database Administrator"
+    BACKEND_LEAD = "Backend Team Lead"
+    SECURITY_ENGINEER = "Security Engineer"
+    OPERATIONS_MANAGER = "Operations Manager"
+
+
+class Decision(str, Enum):
+    GO = "GO"
+    NO_GO = "NO-GO"
+
+
+class ApprovalPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    required_roles: list[Role] = Field(default_factory=lambda: [Role.CTO, Role.VP_ENGINEERING],
+                                       description="seed: approval required from CTO + VP Engineering")
+    timeout_minutes: float = Field(60.0, gt=0, description="per sign-off; a timeout is a recorded NO-GO")
+    poll_seconds: int = Field(10, ge=1, le=60, description="how often a paused run checks for its resume")
+    max_rounds: int = Field(10, ge=1, le=50, description="refused or extra sign-offs before the gate gives up: NO-GO")
+
+
+
+class DeployPolicy(BaseModel):
+    """The deploy flow: how to deploy and roll back, what to smoke-test, and the seed's rollback criteria."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    deployment: str = Field("deploy-production/deploy-production", description="the deploy flow's deployment")
+    command: list[str] | None = Field(None, description="argv run to deploy; `{release}` is replaced by the release")
+    webhook_url: SecretStr | None = Field(None, description="instead of a command: POSTed {release, readiness_run_id}")
+    rollback_command: list[str] | None = Field(None, description="argv run to roll back (`{release}` = the release)")
+    timeout_s: float = Field(900.0, gt=0, description="deploy / rollback step timeout (seed: rollback < 15 min)")
+    smoke_checks: list[str] = Field(default_factory=lambda: [
+        "infrastructure.web.reachable", "application.api.health", "application.api.endpoints",
+        "security.api.auth_required", "dependencies.postgres.reachable"],
+        description="check ids re-run after the deploy (their dependencies come along)")
+    watch_seconds: float = Field(600.0, ge=0, description="how long the rollback criteria are watched after deploy")
+    poll_seconds: float = Field(10.0, gt=0)
+    api_down_seconds: float = Field(60.0, ge=0, description="CRITICAL: API not responding for longer -> rollback")
+    db_down_seconds: float = Field(0.0, ge=0, description="CRITICAL: database inaccessible for longer -> rollback")
+    high_assess_seconds: float = Field(300.0, ge=0,
+                                       description="HIGH: failing for longer than this (5 min) -> rollback")
+    high_checks: list[str] = Field(default_factory=lambda: ["application.api.endpoints"],
+                                   description="HIGH criteria probed by checks (login, campaign list)")
+    error_rate_query: str | None = Field(None, description="PromQL giving the login/API error ratio (0-1)")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="seed: login failing for > 5 % of users")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "DeployPolicy":
+        if bool(self.command) == bool(self.webhook_url):
+            raise ValueError("set exactly one of `command` or `webhook_url`")
+        return self

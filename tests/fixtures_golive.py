@@ -1,0 +1,62 @@
+"""`golive serve` on the sandbox with a real Prefect server: shared by the end-to-end and the UI tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+
+@pytest.fixture(scope="session")
+def golive_config(sandbox, tmp_path_factory) -> Path:
+    """The sandbox's config plus a sign-off policy and a deploy section that deploys the sandbox's next release."""
+    data = yaml.safe_load(Path(sandbox.config_path).read_text())
+    from sandbox.release import deploy_section
+
+    data["approval"] = {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 0.5, "poll_seconds": 1}
+    data["deploy"] = deploy_section(sandbox.base_dir, watch_seconds=4, poll_seconds=0.5, api_down_seconds=1,
+                                    high_assess_seconds=2)
+    path = tmp_path_factory.mktemp("golive-e2e") / "sandbox-golive.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def served(sandbox, prefect_api, golive_config, tmp_path_factory):
+    """`golive serve` as a real child process, with the deployments READY on the server."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, **sandbox.env, **prefect_api.client_env(),
+           "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--config", str(golive_config),
+                                 "--poll-seconds", "1"], cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
+    from tests.fixtures_prefect import FIXTURE_CHILDREN
+
+    FIXTURE_CHILDREN.add(proc.pid)
+    api = httpx.Client(base_url=prefect_api.api_url + "/", timeout=10)
+    try:
+        deadline = time.monotonic() + 90
+        names = ["go-live-readiness/go-live", "go-live-readiness/ci", "go-live-readiness/nightly-rehearsal",
+                 "deploy-production/deploy-production"]
+        while True:
+            statuses = [api.get(f"deployments/name/{n}").json().get("status") for n in names]
+            if all(s == "READY" for s in statuses):
+                break
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"deployments not READY: {statuses}\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        yield api
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        api.close()
+
+

@@ -1,0 +1,66 @@
+"""The sign-off rules (flows.approval.evaluate) on real report objects; the pauses themselves are tested end to end
+in test_golive_e2e.py and test_ui.py."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flows.approval import SECTION_SIGNOFFS, attestation_field, attestations, evaluate, form_description, signoff_form
+from flows.policies import ApprovalPolicy
+from flows.report import build_report
+from tasks.core import CheckResult, Severity, Status
+
+
+def result(cid: str, status: Status) -> CheckResult:
+    now = datetime.now(timezone.utc)
+    return CheckResult(id=cid, title=cid, section=cid.split(".")[0], severity=Severity.BLOCKING, seed=["x"],
+                       status=status, observed="o", expected="e", evidence="ev", started_at=now, finished_at=now,
+                       duration_s=0.0)
+
+
+def report(*statuses: Status):
+    return build_report([result(f"security.x.c{i}", s) for i, s in enumerate(statuses)], environment="prod",
+                        mode="go-live", started_at=datetime.now(timezone.utc), flow_run_id="run-1")
+
+
+def form(**kw):
+    fields = {"signer_name": "Samuel Adeyemi", "signer_role": "CTO", "decision": "GO",
+              **{k: True for k in SECTION_SIGNOFFS}, **{attestation_field(a): True for a in attestations()}}
+    fields.update(kw)
+    return signoff_form()(**fields)
+
+
+def test_a_complete_go_on_a_green_report_is_accepted():
+    assert evaluate(form(), report(Status.PASS), []) == []
+
+
+def test_go_over_a_blocking_failure_needs_override_and_reason():
+    red = report(Status.PASS, Status.FAIL)
+    assert any(p.startswith("GO refused: 1 blocking check(s) failed (security.x.c1)") for p in evaluate(form(), red, []))
+    assert evaluate(form(override_blocking_failures=True), red, []) == ["an override needs a reason"]
+    assert evaluate(form(override_blocking_failures=True, reason="known flaky probe, fixed in 1.5.1"), red, []) == []
+
+
+def test_no_go_needs_a_reason_and_nothing_else():
+    assert evaluate(form(decision="NO-GO"), report(Status.PASS), []) == ["a NO-GO needs a reason"]
+    assert evaluate(form(decision="NO-GO", reason="freeze", infrastructure_signed_off=False),
+                    report(Status.PASS), []) == []
+
+
+def test_go_needs_every_section_sign_off_and_every_attestation():
+    problems = evaluate(form(database_signed_off=False, **{attestation_field(attestations()[0]): False}),
+                        report(Status.PASS), [])
+    assert any("Database: all checks complete" in p for p in problems)
+    assert any(attestations()[0].statement in p for p in problems)
+
+
+def test_one_person_counts_once_whatever_the_spacing_or_case():
+    first = form()
+    problems = evaluate(form(signer_name="  samuel   ADEYEMI ", signer_role="VP Engineering"), report(Status.PASS),
+                        [first])
+    assert len(problems) == 1 and problems[0].endswith("has already signed: one person counts once")
+
+
+def test_the_form_shows_what_is_signed_for():
+    text = form_description(report(Status.PASS, Status.ERROR), ApprovalPolicy(), [], ["GO refused: x"])
+    assert "The last sign-off was refused" in text and "security.x.c1" in text
+    assert "API not responding > 1 minute" in text and "CTO, VP Engineering" in text

@@ -1,0 +1,174 @@
+"""The three ways golive is used, end to end on real processes: `golive serve` serving the deployments on a real
+Prefect server, `golive ci` through the REST API, and the go-live run with its sign-off pause and the deploy flow."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from deployments.signoff_client import json_artifact, signoff_fields, wait_final, wait_paused_sign_off
+from deployments.signoff_client import resume as post_resume
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def golive(*args, prefect_api, timeout=240):
+    env = {**os.environ, **prefect_api.client_env()}
+    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_ci_returns_0_on_go_and_writes_junit(served, prefect_api, tmp_path):
+    junit = tmp_path / "readiness.xml"
+    r = golive("ci", "--deployment", "go-live-readiness/ci", "--junit", str(junit), "--poll-seconds", "0.5",
+               prefect_api=prefect_api)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "VERDICT: GO" in r.stdout
+    root = ET.parse(junit).getroot()
+    assert len(root.findall(".//testcase")) >= 30 and not root.findall(".//failure")
+
+
+def test_ci_returns_2_on_no_go_naming_the_check(served, sandbox, prefect_api, tmp_path):
+    junit = tmp_path / "readiness.xml"
+    with sandbox.fault("hsts-short"):
+        r = golive("ci", "--junit", str(junit), "--poll-seconds", "0.5", prefect_api=prefect_api)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "VERDICT: NO-GO" in r.stdout and "security.headers.hsts" in r.stdout
+    failures = ET.parse(junit).getroot().findall(".//testcase/failure/..")
+    assert [c.get("name") for c in failures] == ["security.headers.hsts"]
+
+
+def test_ci_refuses_a_deployment_nothing_polls(prefect_api):
+    r = golive("ci", "--deployment", "go-live-readiness/nope", prefect_api=prefect_api)
+    assert r.returncode == 4 and "not found" in r.stdout
+
+
+# --------------------------------------------------------------------------- the go-live run
+
+
+def start_go_live(api: httpx.Client, release: str) -> str:
+    dep = api.get("deployments/name/go-live-readiness/go-live").json()
+    r = api.post(f"deployments/{dep['id']}/create_flow_run", json={"parameters": {"release": release}})
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+def resume(api: httpx.Client, run_id: str, **fields) -> dict:
+    return post_resume(api, run_id, fields)
+
+
+def deploy_runs(api: httpx.Client) -> list[dict]:
+    dep = api.get("deployments/name/deploy-production/deploy-production").json()
+    return api.post("flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [dep["id"]]}}}).json()
+
+
+def decision(api: httpx.Client) -> dict:
+    return json_artifact(api, "golive-decision-sandbox")
+
+
+def all_signed(name: str, role: str, decision: str = "GO", **extra) -> dict:
+    return {**signoff_fields(name, role, decision), **extra}
+
+
+def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
+    api = served
+    before = {r["id"] for r in deploy_runs(api)}
+    run = start_go_live(api, "1.5.0")
+    first = wait_paused_sign_off(api, set())
+    # invalid input is refused by the API and the run stays paused
+    bad = api.post(f"flow_runs/{first}/resume", json={"run_input": {"signer_role": "Intern"}}).json()
+    assert bad["status"] == "REJECT"
+    assert api.get(f"flow_runs/{first}").json()["state"]["type"] == "PAUSED"
+    assert resume(api, first, **all_signed("Samuel Adeyemi", "CTO"))["status"] == "ACCEPT"
+    second = wait_paused_sign_off(api, {first})
+    # the same person signing again (as another role) counts once: refused, the form opens again
+    resume(api, second, **all_signed("samuel  adeyemi", "VP Engineering"))
+    third = wait_paused_sign_off(api, {first, second})
+    resume(api, third, **all_signed("Grace Liu", "VP Engineering"))
+    final = wait_final(api, run)
+    assert final["state"]["type"] == "COMPLETED", final["state"]
+    d = decision(api)
+    assert d["decision"] == "GO" and d["readiness_flow_run_id"] == run
+    assert [s["signer_name"] for s in d["signoffs"]] == ["Samuel Adeyemi", "Grace Liu"]
+    assert "already signed" in json.dumps(d["refused"])
+    new = [r for r in deploy_runs(api) if r["id"] not in before]
+    assert len(new) == 1 and new[0]["id"] == d["deploy_flow_run_id"]
+    deployed = wait_final(api, new[0]["id"])
+    assert deployed["state"]["type"] == "COMPLETED", deployed["state"]
+    assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.5.0"
+    # a retried readiness run triggers with the same idempotency key: still one deploy run
+    import asyncio
+    from flows.deploy import trigger_deploy
+
+    again = asyncio.run(trigger_deploy("x.yaml", "1.5.0", run))
+    assert again == new[0]["id"]
+    assert len([r for r in deploy_runs(api) if r["id"] not in before]) == 1
+    subprocess.run([sys.executable, "-m", "sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
+                   check=True)
+
+
+def test_no_go_deploys_nothing(served):
+    api = served
+    before = {r["id"] for r in deploy_runs(api)}
+    run = start_go_live(api, "1.5.0")
+    p = wait_paused_sign_off(api, set())
+    # a NO-GO without a reason is refused; with one it ends the run
+    resume(api, p, signer_name="Samuel Adeyemi", signer_role="CTO", decision="NO-GO")
+    p2 = wait_paused_sign_off(api, {p})
+    resume(api, p2, signer_name="Samuel Adeyemi", signer_role="CTO", decision="NO-GO", reason="marketing freeze")
+    final = wait_final(api, run)
+    assert final["state"]["type"] == "FAILED" and "NO-GO" in final["state"]["message"]
+    assert decision(api)["decision"] == "NO-GO" and "marketing freeze" in decision(api)["why"]
+    assert {r["id"] for r in deploy_runs(api)} == before
+
+
+def test_pause_timeout_is_a_recorded_no_go(served):
+    api = served
+    before = {r["id"] for r in deploy_runs(api)}
+    run = start_go_live(api, "1.5.0")
+    wait_paused_sign_off(api, set())
+    final = wait_final(api, run, timeout=120)  # approval timeout is 30 s in this config
+    assert final["state"]["type"] == "FAILED"
+    d = decision(api)
+    assert d["decision"] == "NO-GO" and d["timed_out"] and d["readiness_flow_run_id"] == run
+    assert {r["id"] for r in deploy_runs(api)} == before
+
+
+def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sandbox):
+    api = served
+    with sandbox.fault("hsts-short"):
+        run = start_go_live(api, "1.5.0")
+        p = wait_paused_sign_off(api, set())
+    resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
+    p2 = wait_paused_sign_off(api, {p})
+    form = api.get(f"flow_runs/{p2}").json()
+    resume(api, p2, signer_name="Samuel Adeyemi", signer_role="CTO", decision="NO-GO", reason="HSTS regression")
+    final = wait_final(api, run)
+    assert final["state"]["type"] == "FAILED"
+    refused = json.dumps(decision(api)["refused"])
+    assert "GO refused:" in refused and "security.headers.hsts" in refused
+    assert form["state"]["type"] == "PAUSED"
+
+
+def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
+    api = served
+    run = start_go_live(api, "1.5.0-broken")
+    p = wait_paused_sign_off(api, set())
+    resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
+    resume(api, wait_paused_sign_off(api, {p}), **all_signed("Grace Liu", "VP Engineering"))
+    assert wait_final(api, run)["state"]["type"] == "COMPLETED"
+    dep_id = decision(api)["deploy_flow_run_id"]
+    deployed = wait_final(api, dep_id)
+    assert deployed["state"]["type"] == "FAILED" and "rollback done" in deployed["state"]["message"]
+    report = json_artifact(api, "golive-deploy-sandbox")
+    assert report["outcome"] == "ROLLED-BACK" and report["trip"]["severity"] == "CRITICAL"
+    assert report["time_to_detect_s"] > 0 and report["time_to_rollback_s"] > 0
+    assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.4.0"
