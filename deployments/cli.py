@@ -186,6 +186,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
     from tasks.core import Redactor, run_plain
 
+    from flows.config import ConfigError
+
     cfg = _load_config_or_usage(args.config)
     try:
         specs = plan(cfg, args.section)
@@ -194,6 +196,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             specs = select(specs, ids=args.check)
     except KeyError as e:
         raise UsageError(str(e.args[0]))
+    except ConfigError as e:  # a bad suite file
+        raise UsageError("; ".join(e.problems))
     console = _console()
     started = datetime.now(timezone.utc)
     results = run_plain(specs, cfg, redact=Redactor(cfg.secrets()),

@@ -29,7 +29,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
 from tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Redactor, Severity, Status,
-                        execute, load_catalog, make_result, run_checks, select)
+                        execute, make_result, run_checks, select)
 
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
