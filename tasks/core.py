@@ -143,6 +143,9 @@ class CheckSpec:
     target: str | None  # the config key the body reads (e.g. "postgres"); None: the whole config
     body: Callable[[Any, "RunContext"], Observation]
     description: str = ""
+    #: heavy checks (a restore, data suites) load the machine: they start only once every light check that does
+    #: not depend on a heavy one has landed, so the gate's own load never distorts a latency measurement
+    heavy: bool = False
 
     @property
     def section(self) -> str:
@@ -154,7 +157,7 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+\.[a-z0-9_]+$")
 
 
 def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity = Severity.BLOCKING,
-          depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None):
+          depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None, heavy: bool = False):
     """Declare a check. The decorated function stays a plain, directly callable function."""
 
     def deco(fn: Callable[[Any, RunContext], Observation]):
@@ -168,7 +171,7 @@ def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity 
             raise ValueError(f"check {id!r}: timeout must be > 0")
         REGISTRY[id] = CheckSpec(id=id, title=title, seed=tuple(seed), severity=Severity(severity),
                                  depends_on=tuple(depends_on), timeout=float(timeout), target=target, body=fn,
-                                 description=(fn.__doc__ or "").strip())
+                                 description=(fn.__doc__ or "").strip(), heavy=heavy)
         fn.check_id = id  # type: ignore[attr-defined]
         return fn
 
@@ -425,12 +428,27 @@ class Board:
         self.results: dict[str, CheckResult] = {}
         self._events: dict[str, asyncio.Event] = {}
         self.listeners: list[Callable[[CheckResult], None]] = []
+        self._light: list[str] | None = None
 
     def _event(self, cid: str) -> asyncio.Event:
         ev = self._events.get(cid)
         if ev is None:
             ev = self._events[cid] = asyncio.Event()
         return ev
+
+    def light_ids(self) -> list[str]:
+        """The light checks that heavy ones wait for: those that do not (transitively) need a heavy check."""
+        if self._light is None:
+            needs_heavy: dict[str, bool] = {}
+
+            def heavy_below(cid: str) -> bool:
+                if cid not in needs_heavy:
+                    spec = self.specs.get(cid)
+                    needs_heavy[cid] = spec is not None and (spec.heavy or any(heavy_below(d) for d in spec.depends_on))
+                return needs_heavy[cid]
+
+            self._light = [cid for cid in self.specs if not heavy_below(cid)]
+        return self._light
 
     def post(self, result: CheckResult) -> None:
         self.results[result.id] = result
@@ -478,6 +496,8 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
     """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections)."""
 
     async def one(spec: CheckSpec) -> CheckResult:
+        if spec.heavy:
+            await board.wait(board.light_ids())
         deps = await board.wait(spec.depends_on)
         res = gate(spec, deps, board)
         if res is None:

@@ -711,7 +711,8 @@ def _evidence(t: RestoreTarget, b: BackupTarget, key: str, src: PostgresTarget, 
 
 @check(TEST, title="The newest backup restores, in time, and matches the source",
        seed=["3.3 Backup Recovery Test", "3.3 Full Database Backup"],
-       depends_on=["backup.s3.latest_full", PG_REACHABLE, SERVER], timeout=RESTORE_CHECK_TIMEOUT, target="restore")
+       depends_on=["backup.s3.latest_full", PG_REACHABLE, SERVER], timeout=RESTORE_CHECK_TIMEOUT, target="restore",
+       heavy=True)
 def restore_test(t: RestoreTarget, ctx: RunContext) -> Observation:
     """Streams the newest backup from S3 into `pg_restore --no-owner --no-acl --exit-on-error` (stdin; a spooled
     file only for -j) into a fresh scratch database on the restore server; FAIL unless it exits 0 within the

@@ -163,3 +163,21 @@ def test_verdict_rules_and_renderers():
     root = ET.fromstring(to_junit(rep).split("?>", 1)[1])
     assert root.get("tests") == "3"
     assert len(root.findall(".//error")) == 2 and len(root.findall(".//testcase")) == 3
+
+
+def test_heavy_checks_wait_for_the_light_ones_that_do_not_need_them():
+    order: list[str] = []
+
+    def rec(name, delay=0.0):
+        def body(_t, _ctx):
+            time.sleep(delay)
+            order.append(name)
+            return ok(None, None)
+        return body
+
+    heavy = CheckSpec(id="backup.restore.test", title="t", seed=("x",), severity=Severity.BLOCKING, depends_on=(),
+                      timeout=2, target=None, body=rec("heavy"), heavy=True)
+    after = spec("backup.recovery.rto", rec("rto"), deps=["backup.restore.test"])
+    run(heavy, after, spec("infrastructure.web.latency", rec("latency", 0.3)), spec("team.a.b", rec("quick")))
+    assert order.index("heavy") > order.index("latency") and order.index("heavy") > order.index("quick")
+    assert order[-1] == "rto"  # a light check that needs the heavy one is not waited for (no deadlock)
