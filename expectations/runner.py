@@ -123,17 +123,9 @@ class _Watchdog:
 
     @staticmethod
     def _shutdown(conn: Any) -> None:
-        import os
-        import socket
+        from tasks.postgres import shutdown_socket
 
-        try:
-            s = socket.socket(fileno=os.dup(conn.pgconn.socket))
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            finally:
-                s.close()
-        except Exception:  # noqa: BLE001 - already closed
-            pass
+        shutdown_socket(conn)
 
     def cancel(self) -> None:
         self._timer.cancel()

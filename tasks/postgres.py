@@ -89,6 +89,19 @@ def psql(t: PostgresTarget, sql: str) -> str:
     return f"psql 'host={t.host} port={t.port} dbname={t.dbname} user={t.user} sslmode={t.sslmode}' -c {quoted}"
 
 
+def shutdown_socket(conn: Any) -> None:
+    """Cut a psycopg connection's socket from another thread: a blocked read returns at once (psycopg has no read
+    timeout of its own). Idempotent; an already closed connection is fine."""
+    try:
+        s = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        finally:
+            s.close()
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+
+
 @contextmanager
 def connect(t: PostgresTarget, ctx: RunContext, *, read_only: bool = False) -> Iterator[Any]:
     """One connection as the configured user, bounded by the check's budget on both sides:
@@ -114,14 +127,7 @@ def connect(t: PostgresTarget, ctx: RunContext, *, read_only: bool = False) -> I
             if closed:
                 return
             aborted.set()
-            try:
-                s = socket.socket(fileno=os.dup(conn.pgconn.socket))
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                finally:
-                    s.close()
-            except OSError:  # already gone
-                pass
+            shutdown_socket(conn)
 
     watchdog = threading.Timer(ctx.remaining + 0.25, abort)  # just after the runner's own timeout
     watchdog.daemon = True
