@@ -29,7 +29,7 @@ def main() -> int:
         ap.error("--runs must be >= 1")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from deployments.demo import start_serve
-    from deployments.prefect_server import PrefectServer
+    from deployments.prefect_server import PrefectServer, stop_child
     from deployments.signoff_client import api_client, wait_final
     from sandbox import Sandbox
 
@@ -51,8 +51,7 @@ def main() -> int:
                         started = datetime.fromisoformat(final["start_time"])
                         pickup.append((started - created).total_seconds())
             finally:
-                serve.terminate()
-                serve.wait(20)
+                stop_child(serve, 20)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"{args.runs} runs of go-live-readiness/ci, `golive serve --poll-seconds 1`")
     print(f"pickup (created -> Running)  median {statistics.median(pickup):.2f} s, max {max(pickup):.2f} s")

@@ -272,10 +272,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from deployments.demo import go_live, parse_approvals
 
+    from sandbox.release import RELEASES
+
     try:
         parse_approvals(args.approve)
     except ValueError as e:
         raise UsageError(str(e))
+    if args.release not in RELEASES:
+        raise UsageError(f"--release: unknown sandbox release {args.release!r}; known: {', '.join(RELEASES)}")
     full_path = bool(args.approve) or (sys.stdin.isatty() and not args.readiness_only)
     console = _console()
     t0 = time.monotonic()

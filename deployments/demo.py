@@ -6,7 +6,6 @@ Prefect UI gives it.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -16,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from .signoff_client import (api_client, json_artifact, resume, signoff_fields, state_of, wait_final,
+from .prefect_server import stop_child
+from .signoff_client import (api_client, json_artifact, resume, signoff_fields, wait_final,
                              wait_paused_sign_off)
 
 
@@ -162,11 +162,7 @@ def go_live(sb: Any, server: Any, args: Any, console, run_flow, render_report, t
         console.print(f"[dim]demo total {time.monotonic() - t0:.1f} s; sandbox stopped next[/]")
         return 0 if dep.get("outcome") == "DEPLOYED" else 2
     finally:
-        serve.terminate()
-        try:
-            serve.wait(15)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop_child(serve, 15)
 
 
 def _served_version(sb: Any) -> str:

@@ -35,6 +35,18 @@ LEAN_OFF = ("CANCELLATION_CLEANUP", "DB_VACUUM", "EVENT_LOGGER", "FOREMAN", "LAT
             "CLEANUP_RECONCILER", "TRIGGERS")
 
 
+def stop_child(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+    """SIGTERM, wait up to `grace` seconds, then SIGKILL; always reaped. A child already gone is fine."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class PrefectServer:
     """`prefect server` as a child process: started on a free port, killed with its parent, logs to a file."""
 
@@ -99,13 +111,7 @@ class PrefectServer:
             return ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
         self.proc = None
 
     def __enter__(self) -> "PrefectServer":

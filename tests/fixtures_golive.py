@@ -52,11 +52,9 @@ def served(sandbox, prefect_api, golive_config, tmp_path_factory):
             time.sleep(0.5)
         yield api
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        from deployments.prefect_server import stop_child
+
+        stop_child(proc, 20)
         api.close()
 
 

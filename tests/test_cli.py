@@ -115,6 +115,8 @@ def test_demo_signs_off_deploys_and_rolls_back_a_broken_release(tmp_path):
     assert "health now reports version 1.4.0" in r.stdout
 
 
-def test_demo_approve_needs_name_and_known_role():
+def test_demo_approve_needs_name_and_known_role_and_a_known_release():
     r = golive("demo", "--approve", "Samuel Adeyemi")
     assert r.returncode == 3 and "--approve: expected 'NAME:ROLE'" in r.stderr
+    r = golive("demo", "--approve", "Samuel Adeyemi:CTO", "--release", "9.9.9")
+    assert r.returncode == 3 and "--release: unknown sandbox release '9.9.9'" in r.stderr
