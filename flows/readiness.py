@@ -129,6 +129,8 @@ async def _run_section(section: str, run_key: str) -> None:
     needs = {d for s in st.specs.values() if s.section == section for d in s.depends_on
              if st.specs[d].section != section}
     await st.board.wait(needs)  # the checklist's order: e.g. no data checks before the database answered
+    if all(st.board.waits_for_quiet_window(s.id) for s in st.specs.values() if s.section == section):
+        await st.board.wait(st.board.timing_ids())  # not even a subflow run starts during the quiet window
     await section_flow(section=section, run_key=run_key, return_state=True)
 
 

@@ -146,6 +146,10 @@ class CheckSpec:
     #: heavy checks (a restore, data suites) load the machine: they start only once every light check that does
     #: not depend on a heavy one has landed, so the gate's own load never distorts a latency measurement
     heavy: bool = False
+    #: timing checks measure a latency (PING, SELECT 1, time to first byte): they run one at a time, in a quiet
+    #: window after the checks they depend on and before every other check, because any other work in this
+    #: process (TLS context loading, JSON parsing, GIL hand-offs) shows up in a round trip measured in milliseconds
+    timing: bool = False
 
     @property
     def section(self) -> str:
@@ -157,7 +161,8 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+\.[a-z0-9_]+$")
 
 
 def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity = Severity.BLOCKING,
-          depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None, heavy: bool = False):
+          depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None, heavy: bool = False,
+          timing: bool = False):
     """Declare a check. The decorated function stays a plain, directly callable function."""
 
     def deco(fn: Callable[[Any, RunContext], Observation]):
@@ -171,7 +176,7 @@ def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity 
             raise ValueError(f"check {id!r}: timeout must be > 0")
         REGISTRY[id] = CheckSpec(id=id, title=title, seed=tuple(seed), severity=Severity(severity),
                                  depends_on=tuple(depends_on), timeout=float(timeout), target=target, body=fn,
-                                 description=(fn.__doc__ or "").strip(), heavy=heavy)
+                                 description=(fn.__doc__ or "").strip(), heavy=heavy, timing=timing)
         fn.check_id = id  # type: ignore[attr-defined]
         return fn
 
@@ -429,6 +434,8 @@ class Board:
         self._events: dict[str, asyncio.Event] = {}
         self.listeners: list[Callable[[CheckResult], None]] = []
         self._light: list[str] | None = None
+        self._quiet_before: frozenset[str] | None = None
+        self.quiet = asyncio.Lock()  # one timing check at a time
 
     def _event(self, cid: str) -> asyncio.Event:
         ev = self._events.get(cid)
@@ -449,6 +456,26 @@ class Board:
 
             self._light = [cid for cid in self.specs if not heavy_below(cid)]
         return self._light
+
+    def timing_ids(self) -> list[str]:
+        return [cid for cid, s in self.specs.items() if s.timing]
+
+    def quiet_before(self) -> frozenset[str]:
+        """The checks that run before the quiet window: what timing checks (transitively) need, not timing ones."""
+        if self._quiet_before is None:
+            seen: set[str] = set()
+            todo = [d for cid in self.timing_ids() for d in self.specs[cid].depends_on]
+            while todo:
+                cid = todo.pop()
+                if cid not in seen and cid in self.specs:
+                    seen.add(cid)
+                    todo.extend(self.specs[cid].depends_on)
+            self._quiet_before = frozenset(cid for cid in seen if not self.specs[cid].timing)
+        return self._quiet_before
+
+    def waits_for_quiet_window(self, cid: str) -> bool:
+        """True for every check that starts only once all timing checks have landed."""
+        return not self.specs[cid].timing and cid not in self.quiet_before()
 
     def post(self, result: CheckResult) -> None:
         self.results[result.id] = result
@@ -493,14 +520,23 @@ def gate(spec: CheckSpec, deps: Mapping[str, CheckResult], board: Board) -> Chec
 
 
 async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executor) -> list[CheckResult]:
-    """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections)."""
+    """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections).
+
+    Order: what timing checks need, then the timing checks one at a time (the quiet window), then every other light
+    check concurrently, then the heavy ones."""
 
     async def one(spec: CheckSpec) -> CheckResult:
+        if board.waits_for_quiet_window(spec.id):
+            await board.wait(board.timing_ids())
         if spec.heavy:
             await board.wait(board.light_ids())
         deps = await board.wait(spec.depends_on)
         res = gate(spec, deps, board)
-        if res is None:
+        if res is None and spec.timing:
+            await board.wait(board.quiet_before())
+            async with board.quiet:
+                res = await executor(spec)
+        elif res is None:
             res = await executor(spec)
         board.post(res)
         return res

@@ -202,7 +202,7 @@ def postgres_reachable(t: PostgresTarget, ctx: RunContext) -> Observation:
 
 @check("dependencies.postgres.latency", title="PostgreSQL round trip is fast",
        seed=["2.1 PostgreSQL Database: Database Accessibility"], depends_on=[REACHABLE], timeout=10,
-       target="postgres")
+       target="postgres", timing=True)
 def postgres_latency(t: PostgresTarget, ctx: RunContext) -> Observation:
     """Median of `latency_samples` SELECT 1 round trips on one open connection < max_latency_ms."""
     samples = []

@@ -89,7 +89,7 @@ def info(url: str, t: RedisTarget, ctx: RunContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- checks
 
 @check(PING, title="Redis answers PING quickly", seed=["2.1 Redis Cache: Redis Server Online"],
-       timeout=10, target="redis")
+       timeout=10, target="redis", timing=True)
 def redis_ping(t: RedisTarget, ctx: RunContext) -> Observation:
     """Median of `ping_samples` PING round trips on one connection (after connecting) < max_ping_ms."""
     r = client(t.url, t, ctx)
@@ -200,7 +200,8 @@ def _connect_replica(url: str, t: RedisTarget, ctx: RunContext) -> tuple[Any, st
 
 
 @check("dependencies.redis.replication", title="Redis primary has live replicas with small lag",
-       seed=["2.1 Redis Cache: Redis Replication"], depends_on=[PING], timeout=10, target="redis")
+       seed=["2.1 Redis Cache: Redis Replication"], depends_on=[PING], timeout=10, target="redis",
+       timing=True)
 def redis_replication(t: RedisTarget, ctx: RunContext) -> Observation:
     """Primary: role master with >= 1 connected replica. Each replica_url: link up and it reaches the
     primary's current replication offset within max_replication_lag_ms (lag measured from offsets)."""

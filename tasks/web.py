@@ -130,7 +130,7 @@ def _login_evidence(target: WebTarget) -> str:
 
 @check(REACHABLE, title="Web endpoint answers over HTTPS, fast",
        seed=["1.1 Load Balancer: Load Balancer Status", "1.1 Frontend Server(s): Server Status"],
-       timeout=10, target="web")
+       timeout=10, target="web", timing=True)
 def web_reachable(target: WebTarget, ctx: RunContext) -> Observation:
     """HTTPS GET of base_url answers 200 or 301, and the time to the first response (new connection: TCP + TLS +
     request, to the response headers, like curl's time_starttransfer) is < max_response_ms. Three requests, each on
@@ -350,7 +350,8 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
 
 
 @check("performance.api.latency_p95", title="API p95 latency (small bounded probe)",
-       seed=["6.1 Response Times"], severity="advisory", depends_on=[REACHABLE], timeout=30, target="web")
+       seed=["6.1 Response Times"], severity="advisory", depends_on=[REACHABLE], timeout=30, target="web",
+       timing=True)
 def latency_p95(target: WebTarget, ctx: RunContext) -> Observation:
     """`probe_requests` sequential GETs of health_path on one keep-alive connection (after one warm-up
     request that opens it): p95 < p95_max_ms. A probe, not a load test."""

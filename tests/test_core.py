@@ -181,3 +181,53 @@ def test_heavy_checks_wait_for_the_light_ones_that_do_not_need_them():
     run(heavy, after, spec("infrastructure.web.latency", rec("latency", 0.3)), spec("team.a.b", rec("quick")))
     assert order.index("heavy") > order.index("latency") and order.index("heavy") > order.index("quick")
     assert order[-1] == "rto"  # a light check that needs the heavy one is not waited for (no deadlock)
+
+
+def test_timing_checks_run_alone_after_their_prerequisites_and_before_everything_else():
+    """The quiet window: what timing checks need, then the timing checks one at a time, then the rest."""
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def rec(name, delay=0.05):
+        def body(_t, _ctx):
+            with lock:
+                events.append(("start", name))
+            time.sleep(delay)
+            with lock:
+                events.append(("end", name))
+            return ok(None, None)
+        return body
+
+    def timing(cid, body, deps=()):
+        return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=tuple(deps),
+                         timeout=2, target=None, body=body, timing=True)
+
+    specs = [spec("dependencies.pg.reachable", rec("reachable", 0.1)),
+             timing("dependencies.pg.latency", rec("pg-latency"), deps=["dependencies.pg.reachable"]),
+             timing("dependencies.redis.ping", rec("ping")),
+             timing("dependencies.redis.lag", rec("lag"), deps=["dependencies.redis.ping"]),  # timing on timing
+             spec("security.a.b", rec("other")), spec("team.a.b", rec("other2")),
+             spec("dependencies.pg.tables", rec("tables"), deps=["dependencies.pg.reachable"])]
+    res = run(*specs)
+    assert all(r.status == Status.PASS for r in res.values()), res
+    pos = {e: i for i, e in enumerate(events)}
+    timed = ["pg-latency", "ping", "lag"]
+    # one at a time: every timing check ends before the next one starts
+    spans = sorted((pos[("start", n)], pos[("end", n)]) for n in timed)
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), events
+    # they start only once the prerequisite has landed, and nothing else runs before they are all done
+    first_timing = min(s for s, _ in spans)
+    last_timing = max(e for _, e in spans)
+    assert pos[("end", "reachable")] < first_timing
+    for other in ("other", "other2", "tables"):
+        assert pos[("start", other)] > last_timing, events
+
+
+def test_a_timing_check_whose_prerequisite_failed_is_skipped_without_waiting_for_the_window():
+    specs = [spec("dependencies.pg.reachable", boom),
+             CheckSpec(id="dependencies.pg.latency", title="t", seed=("x",), severity=Severity.BLOCKING,
+                       depends_on=("dependencies.pg.reachable",), timeout=2, target=None, body=ok, timing=True),
+             spec("team.a.b", ok)]
+    res = run(*specs)
+    assert res["dependencies.pg.latency"].status == Status.SKIPPED
+    assert res["team.a.b"].status == Status.PASS
