@@ -365,6 +365,39 @@ def cmd_ci(args: argparse.Namespace) -> int:
     return int(v["exit_code"])
 
 
+def cmd_ack(args: argparse.Namespace) -> int:
+    """Acknowledge HIGH rollback criteria for a release being watched (or clear it): a Prefect Variable."""
+    from datetime import datetime, timezone
+
+    from pydantic import ValidationError
+
+    from flows.watch import Ack, ack_variable
+
+    name = ack_variable(args.environment)
+    if args.clear:
+        from prefect.variables import Variable
+
+        Variable.unset(name)
+        print(f"cleared {name}: HIGH rollback criteria of {args.environment} roll back again after their assessment")
+        return EXIT_GO
+    missing = [f for f in ("release", "by", "reason") if not getattr(args, f)]
+    if missing:
+        raise UsageError(f"--{missing[0]} is required (or --clear)")
+    try:
+        ack = Ack(release=args.release, by=args.by, reason=args.reason, criteria=args.criterion or [],
+                  at=datetime.now(timezone.utc))
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UsageError(f"--{err['loc'][0]}: {err['msg']}")
+    from prefect.variables import Variable
+
+    Variable.set(name, ack.model_dump(mode="json"), overwrite=True)
+    what = ", ".join(ack.criteria) if ack.criteria else "every HIGH criterion"
+    print(f"acknowledged {what} for release {ack.release} of {args.environment} by {ack.by} "
+          f"(Prefect Variable {name}); CRITICAL criteria still roll back")
+    return EXIT_GO
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="golive", description="golive: the go-live checklist as a Prefect workflow, with evidence.",
                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -415,6 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--idempotency-key", help="default: derived from the CI system's run id, else random")
     ci.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
     ci.set_defaults(fn=cmd_ci)
+
+    a = sub.add_parser("ack", help="acknowledge HIGH rollback criteria for a release in its watch window "
+                                   "(the deploy flow then keeps it; CRITICAL criteria still roll back)")
+    a.add_argument("--environment", required=True, help="the config's `environment` name")
+    a.add_argument("--release", help="the release being watched")
+    a.add_argument("--by", help="who acknowledges: 'Name: Role'")
+    a.add_argument("--reason", help="why the release stays (at least 10 characters)")
+    a.add_argument("--criterion", action="append", help="a HIGH criterion to cover (repeatable; default: all)")
+    a.add_argument("--clear", action="store_true", help="remove the acknowledgement")
+    a.set_defaults(fn=cmd_ack)
 
     k = sub.add_parser("catalog", help="list every check with its section, severity and the seed items it covers")
     k.add_argument("--format", choices=["md", "json", "text"], default="text")

@@ -6,17 +6,17 @@ artifact of its readiness run says GO.
 
 Rollback criteria (seed "Rollback Criteria"), evaluated every `poll_seconds` during `watch_seconds`:
 - CRITICAL, immediate rollback: the API not answering healthy for longer than `api_down_seconds` (seed: 1 minute),
-  the database inaccessible for longer than `db_down_seconds`, a failed smoke test right after the deploy;
-- HIGH, rollback once failing for longer than `high_assess_seconds` (seed: assess within 5 minutes): the
-  `high_checks` (login and the campaign list through the API), and the error ratio from Prometheus
-  (`error_rate_query` > `max_error_rate`, seed: login failing for > 5 % of users) where configured;
-- MEDIUM: reported only.
+  the database inaccessible for longer than `db_down_seconds`, a failed smoke test right after the deploy, and the
+  CRITICAL `alert_criteria` (data corruption, security breach, revenue feature) while their Prometheus alert fires;
+- HIGH, rollback once failing for longer than `high_assess_seconds` (seed: assess within 5 minutes) unless an
+  operator acknowledged it for this release (`golive ack`): the `high_checks` (login and the campaign list through
+  the API), the error ratio from Prometheus (`error_rate_query` > `max_error_rate`) and the HIGH alert criteria;
+- MEDIUM: reported only. The evaluation itself is flows/watch.py.
 """
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +34,8 @@ from tasks.core import Board, CheckResult, Memo, Redactor, Status, execute, load
 from .config import ConfigError, GoliveConfig, load_config
 from .policies import DeployPolicy
 from .readiness import prefect_executor, registered_run
+from .watch import (Ack, Trip, Watch, ack_variable, alert_signals, check_signals, error_rate_signal, firing_alerts,
+                    parse_ack)
 
 DEPLOYMENT = "deploy-production/deploy-production"
 
@@ -45,13 +47,6 @@ class StepResult(BaseModel):
     detail: str
 
 
-class Trip(BaseModel):
-    severity: str  # CRITICAL / HIGH
-    criterion: str
-    evidence: str
-    detected_at: datetime
-
-
 class DeployReport(BaseModel):
     environment: str
     release: str
@@ -61,6 +56,7 @@ class DeployReport(BaseModel):
     smoke: list[dict[str, Any]] = Field(default_factory=list)
     trip: Trip | None = None
     medium: list[str] = Field(default_factory=list)
+    acknowledged: list[dict[str, Any]] = Field(default_factory=list, description="HIGH criteria kept by an operator")
     deploy_seconds: float | None = None
     time_to_detect_s: float | None = None
     time_to_rollback_s: float | None = None
@@ -137,6 +133,7 @@ async def _probe(specs: dict, cfg: GoliveConfig, redact: Redactor) -> dict[str, 
 
 
 async def _error_rate(cfg: GoliveConfig, pol: DeployPolicy) -> float | None:
+    """The error ratio from Prometheus (`error_rate_query`), where configured."""
     if not (pol.error_rate_query and cfg.monitoring):
         return None
     async with httpx.AsyncClient(timeout=5.0, verify=str(cfg.monitoring.ca_file) if getattr(
@@ -202,49 +199,63 @@ async def _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook
     api_ids = ["application.api.health"]
     db_ids = ["dependencies.postgres.reachable"]
     probe_specs = select(catalog, ids=[*api_ids, *db_ids, *pol.high_checks])
-    first_bad: dict[str, float] = {}
+    watch = Watch(pol)
+    report.medium = watch.medium
+    report.acknowledged = watch.acknowledged
     end = time.monotonic() + pol.watch_seconds
     while time.monotonic() < end:
         report.polls += 1
-        results = await _probe(probe_specs, cfg, redact)
-        now = time.monotonic()
-        try:
-            rate = await _error_rate(cfg, pol)
-        except Exception as e:  # noqa: BLE001 - monitoring down is MEDIUM: report it, do not roll back for it
-            rate = None
-            report.medium.append(redact.text(f"error-rate query failed: {type(e).__name__}: {e}"))
-        signals = {
-            ("CRITICAL", "API not responding", pol.api_down_seconds): [results[i] for i in api_ids],
-            ("CRITICAL", "database inaccessible", pol.db_down_seconds): [results[i] for i in db_ids],
-            ("HIGH", "login / campaign list failing", pol.high_assess_seconds): [results[i] for i in pol.high_checks
-                                                                                   if i in results],
-        }
-        for (sev, name, allowed), rs in signals.items():
-            bad = [r for r in rs if r.status not in (Status.PASS, Status.WARN, Status.NOT_APPLICABLE)]
-            if not bad:
-                first_bad.pop(name, None)
-                continue
-            since = first_bad.setdefault(name, now)
-            if now - since >= allowed:
-                return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
-                                       Trip(severity=sev, criterion=f"{name} for {now - since:.1f}s "
-                                                                    f"(allowed {allowed:g}s)",
-                                            evidence="; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in bad),
-                                            detected_at=datetime.now(timezone.utc)))
-        if rate is not None and rate > pol.max_error_rate:
-            since = first_bad.setdefault("error rate", now)
-            if now - since >= pol.high_assess_seconds:
-                return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
-                                       Trip(severity="HIGH", criterion=f"error ratio {rate:.3f} > {pol.max_error_rate}",
-                                            evidence=f"PromQL {pol.error_rate_query}",
-                                            detected_at=datetime.now(timezone.utc)))
-        elif rate is not None:
-            first_bad.pop("error rate", None)
+        results, rate, firing, ack = await asyncio.gather(
+            _probe(probe_specs, cfg, redact), _monitoring(cfg, pol, redact, watch, "error-rate query", _error_rate),
+            _monitoring(cfg, pol, redact, watch, "alerts query", _firing), _ack(cfg.environment, release, watch))
+        signals = check_signals(pol, results, api_ids, db_ids)
+        signals += error_rate_signal(pol, rate) + alert_signals(pol, firing or [])
+        trip = watch.evaluate(time.monotonic(), signals, ack)
+        if trip is not None:
+            trip.evidence = redact.text(trip.evidence)
+            return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
+                                   trip)
         await asyncio.sleep(max(0.0, min(pol.poll_seconds, end - time.monotonic())))
     report.watched_seconds = round(pol.watch_seconds, 3)
     report.outcome = "DEPLOYED"
-    await _publish(report, f"release {release} deployed and healthy through a {pol.watch_seconds:g}s watch")
-    return Completed(message=f"deployed {release}: healthy through the watch window", data=report)
+    kept = f"; HIGH acknowledged: {', '.join(a['criterion'] for a in watch.acknowledged)}" if watch.acknowledged else ""
+    await _publish(report, f"release {release} deployed and healthy through a {pol.watch_seconds:g}s watch{kept}")
+    return Completed(message=f"deployed {release}: healthy through the watch window{kept}", data=report)
+
+
+async def _monitoring(cfg, pol, redact, watch: Watch, what: str, fetch):
+    """A monitoring read that fails is MEDIUM (recorded once), never a rollback of its own."""
+    try:
+        return await fetch(cfg, pol)
+    except Exception as e:  # noqa: BLE001
+        line = redact.text(f"{what} failed: {type(e).__name__}: {e}")
+        if line not in watch.medium:
+            watch.medium.append(line)
+        return None
+
+
+async def _firing(cfg: GoliveConfig, pol: DeployPolicy) -> list[dict] | None:
+    if not (cfg.monitoring and pol.alert_criteria):
+        return None
+    ca = getattr(cfg.monitoring, "ca_file", None)
+    return await firing_alerts(str(cfg.monitoring.prometheus_url), verify=str(ca) if ca else True)
+
+
+async def _ack(environment: str, release: str, watch: Watch) -> Ack | None:
+    """The operators' acknowledgement of HIGH criteria for this release (Prefect Variable), if any."""
+    from prefect.variables import Variable
+
+    try:
+        value = await Variable.aget(ack_variable(environment))
+    except Exception as e:  # noqa: BLE001 - no acknowledgement readable: none is assumed
+        value, problem = None, f"acknowledgement unreadable: {type(e).__name__}: {e}"
+    else:
+        ack, problem = parse_ack(value, release)
+        if problem is None:
+            return ack
+    if problem not in watch.medium:
+        watch.medium.append(problem)
+    return None
 
 
 async def _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at, trip: Trip):

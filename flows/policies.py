@@ -5,6 +5,7 @@ Kept free of Prefect imports so that loading and validating a config stays fast.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -37,6 +38,32 @@ class ApprovalPolicy(BaseModel):
 
 
 
+class AlertCriterion(BaseModel):
+    """A rollback criterion the team's monitoring already alerts on: while the Prometheus alert `alert` is firing
+    during the watch window, the criterion is failing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    alert: str = Field(pattern=r"^[A-Za-z_:][A-Za-z0-9_:]*$", description="Prometheus alertname")
+    severity: Literal["CRITICAL", "HIGH", "MEDIUM"] = Field(
+        description="CRITICAL: immediate rollback; HIGH: rollback after high_assess_seconds unless acknowledged; "
+                    "MEDIUM: reported only")
+    criterion: str = Field(min_length=3, description="the seed's wording, shown in the report")
+
+
+def _seed_alert_criteria() -> list[AlertCriterion]:
+    """The seed's rollback criteria that no probe of golive's own can see, as the alerts that signal them."""
+    rows = [("DataCorruptionDetected", "CRITICAL", "data corruption detected"),
+            ("SecurityBreachDetected", "CRITICAL", "security breach detected"),
+            ("RevenueFeatureBroken", "CRITICAL", "revenue-impacting feature broken"),
+            ("LoginFailureRateHigh", "HIGH", "login failing for > 5% of users"),
+            ("CampaignCreationFailing", "HIGH", "campaign creation failing"),
+            ("PaymentProcessingDown", "HIGH", "payment processing down"),
+            ("NotificationDeliveryFailing", "HIGH", "notification delivery failing"),
+            ("PerformanceDegraded", "MEDIUM", "performance degradation > 50%"),
+            ("AnalyticsNotCollecting", "MEDIUM", "analytics not collecting")]
+    return [AlertCriterion(alert=a, severity=s, criterion=c) for a, s, c in rows]
+
+
 class DeployPolicy(BaseModel):
     """The deploy flow: how to deploy and roll back, what to smoke-test, and the seed's rollback criteria."""
 
@@ -60,6 +87,9 @@ class DeployPolicy(BaseModel):
                                    description="HIGH criteria probed by checks (login, campaign list)")
     error_rate_query: str | None = Field(None, description="PromQL giving the login/API error ratio (0-1)")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="seed: login failing for > 5 % of users")
+    alert_criteria: list[AlertCriterion] = Field(
+        default_factory=_seed_alert_criteria,
+        description="rollback criteria read from Prometheus /api/v1/alerts (firing alerts) when `monitoring` is set")
 
     @model_validator(mode="after")
     def _one_way(self) -> "DeployPolicy":

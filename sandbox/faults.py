@@ -210,6 +210,8 @@ REGISTRY: dict[str, Fault] = {
     "smtp-down": Fault("the SMTP server is stopped", apply=_stop("smtp"), undo=_start("smtp")),
     "smtp-no-starttls": Fault("the SMTP server offers no STARTTLS (AUTH in the clear; restarted)", restart="smtp"),
     "node-target-down": Fault("Prometheus node target backend-2 is down"),
+    "alert-data-corruption": Fault("Prometheus alert DataCorruptionDetected is firing (a CRITICAL rollback criterion)"),
+    "alert-payments-down": Fault("Prometheus alert PaymentProcessingDown is firing (a HIGH rollback criterion)"),
     "runbook-missing": Fault("/runbooks/rollback answers 404"),
     **{name: Fault(desc) for name, desc in saas.FAULTS.items()},  # runtime faults of the Slack/PagerDuty fakes
     "backup-stale": Fault("the newest full backup is 3 days old (the last 3 days of backups are gone)",

@@ -44,6 +44,13 @@ NODES = {
 }
 DOWN_NODE = "backend-2"  # the `node-target-down` fault
 
+#: fault -> the alert it makes fire (GET /api/v1/alerts): the signals behind the deploy watch's alert criteria
+FIRING_ALERTS = {
+    "alert-data-corruption": ("DataCorruptionDetected", "critical",
+                              "campaign_analytics_daily checksums differ from the event log"),
+    "alert-payments-down": ("PaymentProcessingDown", "critical", "Stripe charge success rate below 50%"),
+}
+
 RULES = [
     ("APIDown", 'up{job="app"} == 0', 60, "critical", "The SwipeSavvy API is down"),
     ("DatabaseDown", 'up{job="postgres"} == 0', 60, "critical", "PostgreSQL is unreachable"),
@@ -148,6 +155,12 @@ class Monitoring:
             base = {"job": "node", "instance": name}
             out.append(({"__name__": "node_memory_MemTotal_bytes", **base}, n.mem_total))
             out.append(({"__name__": "node_memory_MemAvailable_bytes", **base}, n.mem_available))
+            # uptime and the uplink (1 Gb/s; `lo` is up with no speed), for the servers checks of seed 1.1
+            out.append(({"__name__": "node_boot_time_seconds", **base}, float(int(time.time()) - 41 * 86400)))
+            for device, speed in (("eth0", 125_000_000.0), ("lo", None)):
+                out.append(({"__name__": "node_network_up", **base, "device": device}, 1.0))
+                if speed is not None:
+                    out.append(({"__name__": "node_network_speed_bytes", **base, "device": device}, speed))
             for mountpoint, device, size, avail in (("/", "/dev/nvme0n1p1", n.fs_size, n.fs_avail),
                                                     ("/boot", "/dev/nvme0n1p15", 512 * 1024**2, 400 * 1024**2)):
                 fs = {"device": device, "fstype": "ext4" if mountpoint == "/" else "vfat", "mountpoint": mountpoint}
@@ -261,13 +274,23 @@ def create_app(monitoring: Monitoring) -> Starlette:
                       if not (name == BACKUP_RULE and "backup-alert-missing" in monitoring.faults)],
         }]})
 
+    async def alerts(request: Request) -> Response:
+        try:
+            since = _iso(monitoring.faults.path.stat().st_mtime)  # firing since the fault was switched on
+        except OSError:
+            since = _iso(time.time())
+        return ok({"alerts": [
+            {"labels": {"alertname": name, "severity": severity}, "annotations": {"summary": summary},
+             "state": "firing", "activeAt": since, "value": "1e+00"}
+            for fault, (name, severity, summary) in FIRING_ALERTS.items() if fault in monitoring.faults]})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("404 page not found\n", status_code=404)
 
     return Starlette(routes=[
         Route("/-/healthy", healthy), Route("/-/ready", ready),
         Route("/api/v1/status/config", config), Route("/api/v1/status/buildinfo", buildinfo),
-        Route("/api/v1/targets", targets), Route("/api/v1/rules", rules),
+        Route("/api/v1/targets", targets), Route("/api/v1/rules", rules), Route("/api/v1/alerts", alerts),
         Route("/api/v1/query", query, methods=["GET", "POST"]),
     ], exception_handlers={404: not_found})
 

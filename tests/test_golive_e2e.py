@@ -172,3 +172,50 @@ def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
     assert report["outcome"] == "ROLLED-BACK" and report["trip"]["severity"] == "CRITICAL"
     assert report["time_to_detect_s"] > 0 and report["time_to_rollback_s"] > 0
     assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.4.0"
+
+
+def _go_live_with_an_alert(api, sandbox, release: str, fault: str) -> dict:
+    """A GO for `release`; the alert starts firing as the deploy begins (the readiness run never sees it)."""
+    run = start_go_live(api, release)
+    p = wait_paused_sign_off(api, set())
+    resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
+    p2 = wait_paused_sign_off(api, {p})
+    resume(api, p2, **all_signed("Grace Liu", "VP Engineering"))
+    sandbox.break_(fault)
+    try:
+        assert wait_final(api, run)["state"]["type"] == "COMPLETED"
+        return wait_final(api, decision(api)["deploy_flow_run_id"])
+    finally:
+        sandbox.repair(fault)
+
+
+def test_an_acknowledged_high_alert_keeps_the_release(served, sandbox, prefect_api):
+    ack = golive("ack", "--environment", "sandbox", "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
+                 "--reason", "payments fall back to the retry queue", "--criterion", "payment", prefect_api=prefect_api)
+    assert ack.returncode == 0, ack.stderr
+    try:
+        deployed = _go_live_with_an_alert(served, sandbox, "1.5.0", "alert-payments-down")
+    finally:
+        golive("ack", "--environment", "sandbox", "--clear", prefect_api=prefect_api)
+    report = json_artifact(served, "golive-deploy-sandbox")
+    assert deployed["state"]["type"] == "COMPLETED", deployed["state"]
+    assert "HIGH acknowledged: payment processing down" in deployed["state"]["message"]
+    assert report["outcome"] == "DEPLOYED" and report["acknowledged"][0]["by"] == "Dana Whitfield: Deployment Lead"
+    assert "PaymentProcessingDown" in report["acknowledged"][0]["evidence"]
+    subprocess.run([sys.executable, "-m", "sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
+                   check=True)
+
+
+def test_a_critical_alert_rolls_back_at_once_whatever_was_acknowledged(served, sandbox, prefect_api):
+    golive("ack", "--environment", "sandbox", "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
+           "--reason", "we accept every HIGH risk tonight", prefect_api=prefect_api)
+    try:
+        deployed = _go_live_with_an_alert(served, sandbox, "1.5.0", "alert-data-corruption")
+    finally:
+        golive("ack", "--environment", "sandbox", "--clear", prefect_api=prefect_api)
+    report = json_artifact(served, "golive-deploy-sandbox")
+    assert deployed["state"]["type"] == "FAILED" and "rollback done" in deployed["state"]["message"]
+    assert report["outcome"] == "ROLLED-BACK" and report["trip"]["severity"] == "CRITICAL"
+    assert report["trip"]["criterion"].startswith("data corruption detected")
+    assert "DataCorruptionDetected" in report["trip"]["evidence"] and report["time_to_rollback_s"] > 0
+    assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.4.0"

@@ -605,8 +605,15 @@ def _oncall(sb: Sandbox, what: str):
     return max(rule["escalation_delay_in_minutes"] for rule in r.json()["escalation_policy"]["escalation_rules"])
 
 
+def _firing(sb: Sandbox) -> list[str]:
+    return sorted(a["labels"]["alertname"] for a in prom(sb, "/api/v1/alerts").json()["data"]["alerts"]
+                  if a["state"] == "firing")
+
+
 # fault -> (probe of the fact it breaks, healthy value, broken value)
 PROBES = {
+    "alert-data-corruption": (_firing, [], ["DataCorruptionDetected"]),
+    "alert-payments-down": (_firing, [], ["PaymentProcessingDown"]),
     "slack-channel-archived": (_slack_archived, False, True),
     "oncall-nobody": (lambda sb: _oncall(sb, "who"), True, False),
     "oncall-escalation-slow": (lambda sb: _oncall(sb, "delay"), 5, 15),
