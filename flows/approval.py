@@ -23,18 +23,9 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 
-from .policies import ApprovalPolicy, Decision, Role
+from .policies import SECTION_SIGNOFFS, ApprovalPolicy, Decision, Role
 from .report import Report, Verdict
 
-
-#: Seed 10.1: the five approval gates and their owners.
-SECTION_SIGNOFFS = {
-    "infrastructure_signed_off": "Infrastructure: all checks complete (Infrastructure Team Lead)",
-    "database_signed_off": "Database: all checks complete (Database Administrator)",
-    "application_signed_off": "Application: all checks complete (Backend Team Lead)",
-    "security_signed_off": "Security: all checks complete (Security Engineer)",
-    "operations_signed_off": "Operations: all checks complete (Operations Manager)",
-}
 
 ROLLBACK_CRITERIA = """\
 **CRITICAL (immediate automatic rollback):** API not responding > 1 minute; database inaccessible; data corruption

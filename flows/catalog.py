@@ -13,6 +13,8 @@ from typing import Any
 
 from tasks.core import SECTIONS, CheckSpec, load_catalog, validate_graph
 
+from .policies import SIGNOFF_SEED
+
 SEED_FILE = Path(__file__).with_name("seed_items.json")
 
 
@@ -53,11 +55,12 @@ def catalog_rows() -> list[dict[str, Any]]:
 
 
 ATTESTATION = "attestation: "
+SIGN_OFF = "sign-off form: "
 
 
 def coverage() -> dict[str, list[str]]:
     """seed ref -> check ids covering it, then `attestation: <id> (<role>)` for what only people can know
-    (flows/attestations.py); an empty list: not yet covered."""
+    (flows/attestations.py), then `sign-off form: <field>` for section 10; an empty list: not yet covered."""
     from .attestations import ATTESTATIONS
 
     cov: dict[str, list[str]] = {item["ref"]: [] for item in seed_items()}
@@ -67,6 +70,8 @@ def coverage() -> dict[str, list[str]]:
     for a in ATTESTATIONS:
         for ref in a.seed:
             cov.setdefault(ref, []).append(f"{ATTESTATION}{a.id} ({a.role})")
+    for ref, field in SIGNOFF_SEED.items():
+        cov.setdefault(ref, []).append(f"{SIGN_OFF}{field}")
     return cov
 
 
@@ -96,9 +101,10 @@ def render_catalog(fmt: str = "text") -> str:
     cov = coverage()
     done = sum(1 for v in cov.values() if v)
     out += ["## Seed checklist coverage", "",
-            f"{done} of {len(seed_items())} seed items are covered by a check or an attestation (a statement a "
-            "signer attests on the sign-off form: what only people can know).", "",
+            f"{done} of {len(seed_items())} seed items are covered by a check, an attestation (a statement a "
+            "signer attests on the sign-off form: what only people can know) or the sign-off form itself "
+            "(section 10).", "",
             "| Seed item | Covered by |", "|---|---|"]
-    cells = {ref: [c if c.startswith(ATTESTATION) else f"`{c}`" for c in ids] for ref, ids in cov.items()}
+    cells = {ref: [c if c.startswith((ATTESTATION, SIGN_OFF)) else f"`{c}`" for c in ids] for ref, ids in cov.items()}
     out += [f"| {ref} | {', '.join(cs) if cs else '— not yet'} |" for ref, cs in cells.items()]
     return "\n".join(out) + "\n"

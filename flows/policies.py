@@ -64,6 +64,25 @@ def _seed_alert_criteria() -> list[AlertCriterion]:
     return [AlertCriterion(alert=a, severity=s, criterion=c) for a, s, c in rows]
 
 
+#: Seed 10.1: the five approval gates and their owners (the sign-off form's switches).
+SECTION_SIGNOFFS = {
+    "infrastructure_signed_off": "Infrastructure: all checks complete (Infrastructure Team Lead)",
+    "database_signed_off": "Database: all checks complete (Database Administrator)",
+    "application_signed_off": "Application: all checks complete (Backend Team Lead)",
+    "security_signed_off": "Security: all checks complete (Security Engineer)",
+    "operations_signed_off": "Operations: all checks complete (Operations Manager)",
+}
+
+#: seed item -> the sign-off form field that records it (section 10 is the form itself)
+SIGNOFF_SEED = {
+    "10.1 Infrastructure": "infrastructure_signed_off", "10.1 Database": "database_signed_off",
+    "10.1 Application": "application_signed_off", "10.1 Security": "security_signed_off",
+    "10.1 Operations": "operations_signed_off",
+    "10.2 GO": "decision (GO: refused over a blocking failure unless overridden with a reason)",
+    "10.2 NO-GO": "decision (NO-GO, with its required reason)",
+}
+
+
 class DeployPolicy(BaseModel):
     """The deploy flow: how to deploy and roll back, what to smoke-test, and the seed's rollback criteria."""
 

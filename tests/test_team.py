@@ -279,7 +279,7 @@ def test_attestations_are_typed_owned_and_cover_known_seed_items():
     assert cov["9.2 Post-Deployment Communication"][0] == "team.comms.templates"
     md = render_catalog(fmt="md")
     assert "| 9.2 Stakeholder Notification | attestation: executives_informed (VP Engineering)" in md
-    assert "covered by a check or an attestation" in md
+    assert "covered by a check, an attestation" in md
 
 
 def test_no_secret_survives_the_redactor_in_evidence(fakes, faults):
