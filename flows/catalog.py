@@ -29,10 +29,13 @@ def all_checks(config: Any = None) -> dict[str, CheckSpec]:
     else the suites shipped for the checklist's schema). A malformed suite file is a ConfigError naming the file
     and the field."""
     from expectations import SUITES_DIR, SuiteError, catalog_specs
+    from expectations.restored import NAME, gx_on_restored_copy
+    from tasks.restore import register_restored_db_suite
 
     from .config import ConfigError
 
     base = load_catalog()
+    register_restored_db_suite(NAME, gx_on_restored_copy)  # the restore test validates its copy with the same suites
     pg = getattr(config, "postgres", None)
     try:
         suites = catalog_specs(pg.suites_dir if pg is not None else None)

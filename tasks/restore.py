@@ -123,6 +123,14 @@ class RestoredDatabase:
     sslmode: str
     source_dbname: str
     backup_key: str
+    source: PostgresTarget | None = None  # the production target the backup is of (its suites_dir, ...)
+
+    def as_target(self) -> PostgresTarget:
+        """The scratch database as a PostgresTarget (the restore user's credentials), for suites that take one."""
+        extra = {} if self.source is None else {"suites_dir": self.source.suites_dir,
+                                                 "sensitive_columns": self.source.sensitive_columns}
+        return PostgresTarget(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
+                              password=self.password, sslmode=self.sslmode, **extra)
 
     def conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
@@ -948,7 +956,7 @@ def _run_suites(t: RestoreTarget, src: PostgresTarget, ctx: RunContext, scratch:
                 key: str) -> dict[str, SuiteOutcome]:
     db = RestoredDatabase(host=t.host, port=t.port, dbname=scratch, user=t.user,
                           password=t.password.get_secret_value() if t.password is not None else None,
-                          sslmode=t.sslmode, source_dbname=src.dbname, backup_key=key)
+                          sslmode=t.sslmode, source_dbname=src.dbname, backup_key=key, source=src)
     out: dict[str, SuiteOutcome] = {}
     for name, suite in list(_SUITES.items()):
         try:

@@ -323,6 +323,38 @@ def test_integrity_suites_run_on_the_restored_copy_before_it_is_dropped(sandbox,
     assert "integrity suite broken: ERROR ZeroDivisionError: division by zero" in bad.observed["problems"]
 
 
+def test_the_data_integrity_suites_validate_the_restored_copy(sandbox, cfg, tmp_path):
+    """The Great Expectations files production is validated with also validate the restored copy (flows register
+    them); a blocking expectation that the copy fails makes the restore test FAIL, naming it."""
+    from expectations.restored import NAME
+    from expectations.suites import SUITES_DIR
+    from flows.catalog import all_checks
+
+    all_checks(cfg)  # registers the suites, as every readiness run does
+    try:
+        good = run_one("backup.restore.test", cfg)
+        suites = tmp_path / "suites"
+        suites.mkdir()
+        for f in SUITES_DIR.glob("*.json"):
+            (suites / f.name).write_text(f.read_text())
+        users = json.loads((suites / "users.json").read_text())
+        users["expectations"].append({"type": "expect_table_row_count_to_be_between",
+                                      "kwargs": {"min_value": 1, "max_value": 10},
+                                      "meta": {"golive": {"fact": "at_most_ten", "title": "users has at most 10 rows",
+                                                          "seed": ["3.1 Data Quality Checks"]}}})
+        (suites / "users.json").write_text(json.dumps(users))
+        strict = cfg.model_copy(update={"postgres": cfg.postgres.model_copy(update={"suites_dir": str(suites)})})
+        bad = run_one("backup.restore.test", strict)
+    finally:
+        unregister_restored_db_suite(NAME)
+    assert good.status == Status.PASS, good.summary
+    summary = good.observed["integrity_suites"][NAME]
+    assert re.match(r"PASS: \d{3} expectations of 11 suites on the restored copy", summary), summary
+    assert bad.status == Status.FAIL
+    assert any("data.users.at_most_ten FAIL" in p for p in bad.observed["problems"]), bad.observed["problems"]
+    assert_no_secrets({"r": good, "b": bad}, cfg)
+
+
 # --------------------------------------------------------------------------- the archive header
 
 def test_dump_header_and_what_non_dumps_look_like(sandbox):

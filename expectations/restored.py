@@ -1,0 +1,61 @@
+"""The data-integrity suites run on the restored copy of the newest backup (seed 3.3 "Backup Recovery Test":
+"verify data integrity after restore").
+
+`backup.restore.test` restores the newest dump into a scratch database and calls every registered integrity suite
+before it drops it (`tasks.restore.register_restored_db_suite`). `gx_on_restored_copy` is that suite for the Great
+Expectations files the readiness run already validates against production: the same files (the source target's
+`suites_dir`), the same sensitive-column masking. A blocking expectation that fails on the copy fails the restore
+test; an advisory one makes it a warning in the evidence. The flows register it (`flows.catalog`), so `tasks/`
+never imports this package.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tasks.core import RunContext, Severity, Status
+from tasks.restore import RestoredDatabase, SuiteOutcome
+
+from .suites import load_suites
+
+NAME = "great-expectations"
+
+
+def gx_on_restored_copy(db: RestoredDatabase, ctx: RunContext) -> SuiteOutcome:
+    """Every suite file against the scratch database, sequentially, within the restore test's remaining time."""
+    from .runner import run_suite
+
+    target = db.as_target()
+    suites = load_suites(target.suites_dir)
+    t0 = time.monotonic()
+    blocking: list[str] = []
+    advisory: list[str] = []
+    per_suite: dict[str, Any] = {}
+    checked = 0
+    for suite in suites:
+        if ctx.remaining < 1.0:
+            return SuiteOutcome(Status.ERROR, f"no time left for suite {suite.name} "
+                                              f"({len(per_suite)} of {len(suites)} suites ran)",
+                                {"suites": per_suite})
+        run = run_suite(suite, target, timeout=max(1.0, ctx.remaining - 0.5),
+                        sensitive_columns=target.sensitive_columns)
+        bad = []
+        for e in suite.expectations:
+            out = run.outcomes[e.fact]
+            checked += 1
+            status = Status.ERROR if isinstance(out, Exception) else out.status
+            if status in (Status.PASS, Status.NOT_APPLICABLE):
+                continue
+            line = f"data.{suite.name}.{e.fact} {status.value}"
+            (advisory if e.severity == Severity.ADVISORY else blocking).append(line)
+            bad.append(line)
+        per_suite[suite.name] = "PASS" if not bad else bad
+    took = round(time.monotonic() - t0, 2)
+    details = {"suites": per_suite, "expectations": checked, "seconds": took}
+    what = f"{checked} expectations of {len(suites)} suites on the restored copy in {took}s"
+    if blocking:
+        return SuiteOutcome(Status.FAIL, f"{len(blocking)} blocking expectation(s) fail on the restored copy: "
+                                         + "; ".join(blocking[:5]), details)
+    if advisory:
+        return SuiteOutcome(Status.WARN, f"{what}; advisory: " + "; ".join(advisory[:5]), details)
+    return SuiteOutcome(Status.PASS, what, details)
