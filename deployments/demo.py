@@ -94,7 +94,7 @@ def go_live(sb: Any, server: Any, args: Any, console, run_flow, render_report, t
     required = list(dict.fromkeys(role for _, role in approvals)) or ["CTO", "VP Engineering"]
     config = demo_config(sb, required)
     release = "1.5.0-broken" if args.break_release else args.release
-    console.print(f"  starting `golive serve` (go-live, nightly-rehearsal, ci, deploy-production deployments)")
+    console.print("  starting `golive serve` (go-live, nightly-rehearsal, ci, deploy-production deployments)")
     serve = start_serve(config, Path(sb.base_dir) / "serve.log", server.api_url)
     try:
         box: dict[str, Any] = {}

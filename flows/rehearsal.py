@@ -30,10 +30,10 @@ from pydantic import BaseModel, Field
 
 from tasks.core import CheckResult, Redactor, Status
 
-from .report import ICON, VICON, Report, Verdict
+from .report import VICON, Report, Verdict
 
 if TYPE_CHECKING:
-    from .config import GoliveConfig, NotifyPolicy
+    from .config import GoliveConfig
 
 SNAPSHOT_VERSION = 1
 GOOD = frozenset({Status.PASS, Status.WARN, Status.NOT_APPLICABLE})
