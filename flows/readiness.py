@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import time
 import uuid
@@ -85,12 +86,18 @@ async def check_task(check_id: str, run_key: str) -> State:
     return Completed(message=f"{res.status.value}: {res.summary}"[:500])
 
 
+@functools.lru_cache(maxsize=4096)
+def _named_task(check_id: str):
+    """`check_task` named by the check id (Task.with_options copies the task: ~3 ms, so once per id, not per run)."""
+    return check_task.with_options(task_run_name=check_id)
+
+
 def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResult]]:
     """Runs one check as a Prefect task run (named by its id) and returns its result."""
     st = _RUNS[run_key]
 
     async def via_prefect(spec: CheckSpec) -> CheckResult:
-        await check_task.with_options(task_run_name=spec.id)(spec.id, run_key, return_state=True)
+        await _named_task(spec.id)(spec.id, run_key, return_state=True)
         res = st.landed.pop(spec.id, None)
         if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
             res = make_result(spec, Status.ERROR, started=datetime.now(timezone.utc), t0=time.monotonic(),
@@ -126,11 +133,13 @@ async def section_flow(section: str, run_key: str) -> State:
 
 async def _run_section(section: str, run_key: str) -> None:
     st = _RUNS[run_key]
+    # (a dependency that itself waits for the quiet window is left to its check: this section may hold the timing
+    # checks that open that window, so waiting for it here would deadlock)
     needs = {d for s in st.specs.values() if s.section == section for d in s.depends_on
-             if st.specs[d].section != section}
+             if st.specs[d].section != section and not st.board.waits_for_quiet_window(d)}
     await st.board.wait(needs)  # the checklist's order: e.g. no data checks before the database answered
     if all(st.board.waits_for_quiet_window(s.id) for s in st.specs.values() if s.section == section):
-        await st.board.wait(st.board.timing_ids())  # not even a subflow run starts during the quiet window
+        await st.board.wait_quiet_window()  # not even a subflow run starts during the quiet window
     await section_flow(section=section, run_key=run_key, return_state=True)
 
 

@@ -436,6 +436,7 @@ class Board:
         self._light: list[str] | None = None
         self._quiet_before: frozenset[str] | None = None
         self.quiet = asyncio.Lock()  # one timing check at a time
+        self._released: dict[str, asyncio.Event] = {}  # timing check -> done with the quiet window
 
     def _event(self, cid: str) -> asyncio.Event:
         ev = self._events.get(cid)
@@ -477,8 +478,17 @@ class Board:
         """True for every check that starts only once all timing checks have landed."""
         return not self.specs[cid].timing and cid not in self.quiet_before()
 
+    def release(self, cid: str) -> None:
+        """The timing check `cid` is done with the quiet window (finished, gated, or past QUIET_HOLD_S)."""
+        self._released.setdefault(cid, asyncio.Event()).set()
+
+    async def wait_quiet_window(self) -> None:
+        for cid in self.timing_ids():
+            await self._released.setdefault(cid, asyncio.Event()).wait()
+
     def post(self, result: CheckResult) -> None:
         self.results[result.id] = result
+        self.release(result.id)
         self._event(result.id).set()
         for fn in self.listeners:
             fn(result)
@@ -519,15 +529,20 @@ def gate(spec: CheckSpec, deps: Mapping[str, CheckResult], board: Board) -> Chec
                        details={"blocked_by": first, "root_cause": root.id})
 
 
+#: how long one timing check keeps the process to itself (a healthy PING / SELECT 1 / TLS probe takes milliseconds)
+QUIET_HOLD_S = 0.5
+
+
 async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executor) -> list[CheckResult]:
     """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections).
 
     Order: what timing checks need, then the timing checks one at a time (the quiet window), then every other light
-    check concurrently, then the heavy ones."""
+    check concurrently, then the heavy ones. A timing check holds the window for at most QUIET_HOLD_S: one still
+    running after that (a hung or slow target) is far past any millisecond threshold, so the rest go on."""
 
     async def one(spec: CheckSpec) -> CheckResult:
         if board.waits_for_quiet_window(spec.id):
-            await board.wait(board.timing_ids())
+            await board.wait_quiet_window()
         if spec.heavy:
             await board.wait(board.light_ids())
         deps = await board.wait(spec.depends_on)
@@ -535,7 +550,10 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
         if res is None and spec.timing:
             await board.wait(board.quiet_before())
             async with board.quiet:
-                res = await executor(spec)
+                run = asyncio.ensure_future(executor(spec))
+                await asyncio.wait({run}, timeout=QUIET_HOLD_S)
+            board.release(spec.id)
+            res = await run
         elif res is None:
             res = await executor(spec)
         board.post(res)

@@ -231,3 +231,36 @@ def test_a_timing_check_whose_prerequisite_failed_is_skipped_without_waiting_for
     res = run(*specs)
     assert res["dependencies.pg.latency"].status == Status.SKIPPED
     assert res["team.a.b"].status == Status.PASS
+
+
+def test_a_hung_timing_check_holds_the_quiet_window_only_briefly():
+    from tasks.core import QUIET_HOLD_S
+
+    release = threading.Event()
+    started: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    def hang(_t, _ctx):
+        release.wait(5)
+        return ok(None, None)
+
+    def mark(name):
+        def body(_t, _ctx):
+            started[name] = time.monotonic() - t0
+            return ok(None, None)
+        return body
+
+    def timing(cid, body, timeout=2.0):
+        return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=(),
+                         timeout=timeout, target=None, body=body, timing=True)
+
+    try:
+        res = run(timing("infrastructure.web.ttfb", hang, timeout=1.5), timing("dependencies.redis.ping", mark("ping")),
+                  spec("security.a.b", mark("other")))
+    finally:
+        release.set()
+    assert res["infrastructure.web.ttfb"].status == Status.ERROR
+    assert res["dependencies.redis.ping"].status == res["security.a.b"].status == Status.PASS
+    # the other timing check and the rest did not wait for the hung one's 1.5 s timeout
+    assert started["ping"] < 1.2 and started["other"] < 1.2, started
+    assert min(started.values()) >= QUIET_HOLD_S * 0.9, started
