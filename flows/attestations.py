@@ -70,6 +70,43 @@ ATTESTATIONS: tuple[Attestation, ...] = (
        "10.3 Stakeholder Sign-Off: acknowledgement 3"),
     _a("available_post_deployment", "I am available for post-deployment monitoring (the first hour is critical)",
        EVERY_SIGNER, (), "10.3 Stakeholder Sign-Off: acknowledgement 4; Post-Checklist Handover: monitor"),
+    # sections 1 and 6: what golive's probes cannot see
+    _a("bastion_keys_valid", "Every ops team member has a valid SSH key on the bastion host and has logged in with it",
+       Role.INFRASTRUCTURE_LEAD, ("1.2 VPN/Bastion Access",),
+       "1.2 VPN/Bastion Access: keys: all team members have valid keys (golive checks that the bastion answers SSH)"),
+    _a("firewall_egress_verified", "The cloud provider's egress rules (security groups, network ACLs) were reviewed "
+       "for this release", Role.INFRASTRUCTURE_LEAD, ("1.2 Firewall Rules",),
+       "1.2 Firewall Rules: egress: AWS/cloud provider rules verified (golive probes the ingress ports)"),
+    _a("loadtest_baseline_reviewed", "The last load test was reviewed beyond the API: pages load < 2 s, database "
+       "queries < 200 ms with database CPU < 50 %, frontend < 100 MB and Redis < 500 MB of memory",
+       Role.BACKEND_LEAD, ("6.1 Response Times", "6.1 Memory Usage", "6.1 CPU Usage"),
+       "6.1 Baseline Metrics Review: front-end, database and Redis figures (golive compares the API's from the "
+       "k6 / Locust results)"),
+    # sections 4 and 5: what golive's probes cannot see
+    _a("db_access_reviewed", "Only current team members hold bastion SSH keys for the database network, and the "
+       "database credentials are strong and changed on schedule", Role.SECURITY_ENGINEER, ("5.3 Database Access",),
+       "5.3 Database Access: SSH keys, credentials (golive probes that the database port is refused where it must be)"),
+    _a("secrets_rotated", "Production secrets live in the secret store / environment only and were rotated on "
+       "schedule", Role.SECURITY_ENGINEER, ("5.2 Secrets Management",),
+       "5.2 Secrets Management: rotation (golive scans the app's git for committed secrets)"),
+    _a("audit_log_access_restricted", "Only the security team can read the audit logs", Role.SECURITY_ENGINEER,
+       ("5.3 Audit Logging",), "5.3 Audit Logging: access (golive checks entries and the 90-day retention)"),
+    _a("scheduler_logs_clean", "The scheduler's and workers' logs show no errors since the deploy", Role.BACKEND_LEAD,
+       ("4.3 Scheduler Running",), "4.3 Scheduler Running: no errors in logs (golive reads the heartbeat and the "
+       "job store)"),
+    # sections 2 and 7: what golive's probes cannot see
+    _a("test_alert_delivered", "A test alert fired through Alertmanager reached #alerts-production and the on-call "
+       "email list", Role.DEVOPS_LEAD, ("7.2 Critical Alerts", "7.1 Alertmanager"),
+       "7.2 Critical Alerts: expected to trigger and notify (golive checks the rules, their thresholds, that "
+       "Prometheus has an Alertmanager and that its routes reach Slack and email; it never fires an alert)"),
+    _a("warning_alert_responses_documented", "The expected response to each warning alert (response time, memory, "
+       "CPU) is documented in the runbook", Role.DEVOPS_LEAD, ("7.2 Warning Alerts",),
+       "7.2 Warning Alerts: expected behavior documented (golive checks the rules and their thresholds)"),
+    _a("error_dashboards_accessible", "The team can open the Sentry and Google Analytics dashboards and sees this "
+       "environment's events there", Role.BACKEND_LEAD,
+       ("2.2 Google Analytics / Sentry: Error Tracking", "2.2 Google Analytics / Sentry: Analytics Integration"),
+       "2.2 Google Analytics / Sentry: dashboards accessible (golive sends a Sentry test event, checks the snippet "
+       "and the collector)"),
 )
 
 

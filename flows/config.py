@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML: ~10x faster, same safe subset
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from tasks.postgres import PostgresTarget
@@ -24,6 +26,18 @@ from tasks.s3backup import BackupTarget
 from tasks.smtp import SmtpTarget
 from tasks.team import TeamTarget
 from tasks.web import WebTarget
+from tasks.hosts import HostsTarget
+from tasks.loadbalancer import LoadBalancerTarget
+from tasks.loadtest import LoadTestTarget
+from tasks.network import NetworkTarget
+from tasks.containers import ContainersTarget
+from tasks.observability import ObservabilityTarget
+from tasks.pgbouncer import PgBouncerTarget
+from tasks.pgindexes import IndexesTarget
+from tasks.saas_deps import SaasTarget
+from tasks.app import AppTarget
+from tasks.security import SecurityTarget
+from tasks.workers import WorkersTarget
 
 from .policies import ApprovalPolicy, DeployPolicy
 
@@ -72,6 +86,24 @@ class GoliveConfig(BaseModel):
     restore: RestoreTarget | None = None
     monitoring: MonitoringTarget | None = None
     team: TeamTarget | None = None
+    hosts: HostsTarget | None = Field(None, description="servers (1.1): LB / DB reach, backend Python, link speed")
+    network: NetworkTarget | None = Field(None, description="network (1.2): DNS, firewall, bastion, CDN")
+    loadbalancer: LoadBalancerTarget | None = Field(None, description="load balancer pool, health checks, "
+                                                                      "auto-scaling (1.1, 6.2)")
+    loadtest: LoadTestTarget | None = Field(None, description="the last load test's results (6.1)")
+    pgbouncer: PgBouncerTarget | None = Field(None, description="the connection pool's admin console (2.1)")
+    indexes: IndexesTarget | None = Field(None, description="critical indexes and queries (2.1); connects with "
+                                                           "the `postgres` section's credentials")
+    saas: SaasTarget | None = Field(None, description="Twilio, Stripe, Sentry, Google Analytics (2.2)")
+    containers: ContainersTarget | None = Field(None, description="Docker Engine and Kubernetes APIs (2.3)")
+    observability: ObservabilityTarget | None = Field(None, description="Grafana, Alertmanager, Elasticsearch/"
+                                                                       "Kibana logging (7.1)")
+    app: AppTarget | None = Field(None, description="the deployed app (4.1, 4.2): env var names, packages vs the "
+                                                    "lock file, frontend bundle; URL and login from `web`")
+    workers: WorkersTarget | None = Field(None, description="the scheduler's job store (4.3); connects with the "
+                                                            "`postgres` section's credentials")
+    security: SecurityTarget | None = Field(None, description="sessions, hashes, secrets, access control, audit "
+                                                              "log, dependencies (5.1-5.4)")
     checks: ChecksPolicy = Field(default_factory=ChecksPolicy)
     notify: NotifyPolicy | None = Field(None, description="rehearsal diff thresholds and webhook (rehearsal mode)")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
@@ -187,7 +219,7 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None,
     except OSError as e:
         raise ConfigError([f"(file): cannot read {p}: {e.strerror}"], str(p)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader (LibYAML's when built in)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"

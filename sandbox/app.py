@@ -5,6 +5,10 @@ servers share one asyncio loop. The ops password comes from GOLIVE_SANDBOX_WEB_P
 (requests/minute on /api/, keyed by bearer token or client address) from GOLIVE_SANDBOX_RATE_LIMIT (default 600).
 Request-level faults are read from the fault file on every request; `--hang` (the `web-hang` fault) replaces the
 HTTPS server with a socket that accepts connections and never answers.
+
+Besides the product API it has what a platform team probes before a go-live (sections 4 and 5): `/api/ops/runtime`
+(authenticated: the names of the process's environment variables, never their values, and its installed
+distributions), an admin panel (`/admin`, `/api/admin/users`) for the admin role only, and session cookies.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import hmac
+import importlib.metadata
 import os
 import platform
 import secrets
@@ -24,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .release import ReleaseFile
@@ -39,6 +44,11 @@ HSTS = "max-age=31536000; includeSubDomains"
 HSTS_SHORT = "max-age=3600"
 STATIC = Path(__file__).with_name("static")
 ASSETS = {"app.css": "text/css", "app.js": "text/javascript", "logo.png": "image/png"}
+BLOATED_BYTES = 6 * 1024 * 1024   # the `bundle-too-big` fault: a 6 MB vendor bundle
+MISSING_ASSET = "logo.png"        # the `asset-missing` fault answers 404 for it
+ADMIN_ROLE = "admin"
+USER_ROLE = "ops"                 # the role of USERNAME: not an admin
+MISSING_ENV = "SECRET_KEY"        # the `env-missing` fault starts the process without it
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -101,6 +111,7 @@ class RateLimiter:
 
 def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release: ReleaseFile | None = None) -> Starlette:
     sessions: dict[str, float] = {}  # token -> expiry (monotonic)
+    roles: dict[str, str] = {}       # token -> role
     release = release or ReleaseFile(Path("/nonexistent/release.json"))
     limiter = RateLimiter(rate_limit)
 
@@ -108,25 +119,67 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
+    def session_of(request: Request) -> str | None:
+        """The valid session token of the request (bearer header, else the session cookie), or None."""
+        token = bearer(request) or request.cookies.get("session")
+        expiry = sessions.get(token) if token else None
+        return token if expiry is not None and expiry >= time.monotonic() else None
+
+    def unauthorized() -> Response:
+        return _error(401, "unauthorized", "a valid bearer token is required",
+                      {"WWW-Authenticate": 'Bearer realm="swipesavvy"'})
+
     def protected(payload):
         async def endpoint(request: Request) -> Response:
-            if "auth-off" not in faults:
-                token = bearer(request)
-                expiry = sessions.get(token) if token else None
-                if expiry is None or expiry < time.monotonic():
-                    return _error(401, "unauthorized", "a valid bearer token is required",
-                                  {"WWW-Authenticate": 'Bearer realm="swipesavvy"'})
+            if "auth-off" not in faults and session_of(request) is None:
+                return unauthorized()
             return JSONResponse(payload() if callable(payload) else payload)
         return endpoint
 
+    def admin_only(payload):
+        """The admin panel: anonymous -> 401, a non-admin session -> 403 (`admin-open`: anyone gets it)."""
+        async def endpoint(request: Request) -> Response:
+            if "admin-open" not in faults:
+                token = session_of(request)
+                if token is None:
+                    return unauthorized()
+                if roles.get(token) != ADMIN_ROLE:
+                    return _error(403, "forbidden", "the admin panel is for administrators only")
+            return payload() if callable(payload) else JSONResponse(payload)
+        return endpoint
+
+    def admin_page() -> Response:
+        return HTMLResponse("<!doctype html><title>SwipeSavvy admin</title><h1>Administration</h1>")
+
+    def runtime() -> dict:
+        """Names only (never values) of the environment, and the installed distributions."""
+        dists = {}
+        for d in importlib.metadata.distributions():
+            name = d.metadata["Name"]
+            if name:
+                dists[name] = d.version
+        return {"environment": os.environ.get("APP_ENV"), "env": sorted(os.environ),
+                "packages": dict(sorted(dists.items(), key=lambda kv: kv[0].lower()))}
+
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        html = (STATIC / "index.html").read_text()
+        if "bundle-too-big" in faults:
+            html = html.replace("</head>", '  <script src="/static/vendor.js" defer></script>\n</head>')
+        return HTMLResponse(html)
 
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in ASSETS:
+        cache = {"Cache-Control": "public, max-age=300"}
+        if name == "vendor.js" and "bundle-too-big" in faults:
+            line = "var v=[" + ",".join(str(i % 997) for i in range(400)) + "];"
+            body = (line * (BLOATED_BYTES // len(line) + 1))[:BLOATED_BYTES]
+            return Response(body, media_type="text/javascript", headers=cache)
+        if name not in ASSETS or (name == MISSING_ASSET and "asset-missing" in faults):
             raise HTTPException(404)
-        return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
+        path = STATIC / name
+        if name in ("app.js", "app.css") and "bundle-unminified" in faults:
+            path = STATIC / "src" / name   # the readable sources shipped instead of the build
+        return FileResponse(path, media_type=ASSETS[name], headers=cache)
 
     async def health(request: Request) -> Response:
         if "health-down" in faults or release.broken:
@@ -146,12 +199,14 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
         now = time.monotonic()
         for t in [t for t, exp in sessions.items() if exp < now]:
             del sessions[t]
+            roles.pop(t, None)
         token = secrets.token_urlsafe(32)  # a new token on every login
         sessions[token] = now + SESSION_SECONDS
+        roles[token] = USER_ROLE
         response = JSONResponse({"token": token, "token_type": "Bearer", "expires_in": SESSION_SECONDS,
-                                 "user": {"email": USERNAME, "role": "ops"}})
-        response.headers.append("set-cookie", f"session={token}; Path=/; Max-Age={SESSION_SECONDS}; "
-                                              "Secure; HttpOnly; SameSite=Lax")
+                                 "user": {"email": USERNAME, "role": USER_ROLE}})
+        flags = "SameSite=Lax" if "cookie-insecure" in faults else "Secure; HttpOnly; SameSite=Lax"
+        response.headers.append("set-cookie", f"session={token}; Path=/; Max-Age={SESSION_SECONDS}; {flags}")
         return response
 
     async def runbook(request: Request) -> Response:
@@ -182,6 +237,9 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
         Route("/api/analytics/portfolio", protected({"portfolio": PORTFOLIO, "period_days": 30})),
         Route("/api/phase4/health", protected(phase4)),
         Route("/runbooks/{name}", runbook),
+        Route("/api/ops/runtime", protected(runtime)),
+        Route("/admin", admin_only(admin_page)),
+        Route("/api/admin/users", admin_only({"users": USERS, "total": 500})),
     ]
 
     def cors_origin(origin: str | None) -> str | None:
@@ -259,6 +317,8 @@ async def serve(args: argparse.Namespace) -> None:
             yield
 
     faults = FaultFile(args.faults)
+    if "env-missing" in faults:   # a deploy that forgot one variable: the process really starts without it
+        os.environ.pop(MISSING_ENV, None)
     password = os.environ.get(PASSWORD_ENV) or ""
     rate_limit = int(os.environ.get(RATE_LIMIT_ENV) or 600)
     common = dict(host="127.0.0.1", log_level="warning", access_log=False, lifespan="off", server_header=False,

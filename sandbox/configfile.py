@@ -34,7 +34,7 @@ def render(*, ports: dict[str, int], ca_file: Path, schema_version: str, approve
            web_username: str, smtp_username: str, s3_endpoint: str, bucket: str, backup_prefix: str,
            wal_prefix: str, config_prefix: str, access_key_id: str, dbname: str, db_user: str, restore_user: str,
            pg_restore: Path, repo: Path, release_tag: str, rollback_script: Path, rehearsal_record: Path,
-           saas_urls: dict[str, str]) -> str:
+           saas_urls: dict[str, str], extra: str = "", monitoring_extra: str = "") -> str:
     web = f"https://127.0.0.1:{ports['https']}"
     contacts = "\n".join(
         f"    - {{role: {_q(role)}, name: {_q(name)}, phone: {_q(phone)}, slack: {_q(slack)}, email: {_q(email)}}}"
@@ -97,7 +97,7 @@ restore:
   rehearsal_record: {_q(rehearsal_record)}
 monitoring:
   prometheus_url: "http://127.0.0.1:{ports['prometheus']}"
-team:
+{monitoring_extra}team:
   ca_file: {_q(ca_file)}   # the runbooks are served over HTTPS by the sandbox's own CA
   runbooks:
     deployment: "{web}/runbooks/deployment"
@@ -115,4 +115,4 @@ team:
     api_url: {_q(saas_urls["pagerduty_api_url"])}
     api_token: "${{{saas.PAGERDUTY_TOKEN_ENV}}}"
     escalation_policy_id: {_q(saas_urls["escalation_policy_id"])}
-"""
+""" + extra

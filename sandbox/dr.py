@@ -60,8 +60,9 @@ def git(repo: Path, *args: str, when: dt.datetime | None = None) -> str:
                           env=_git_env(when), timeout=30).stdout.strip()
 
 
-def make_repo(base: Path) -> tuple[Path, Path]:
-    """(work tree, bare origin): a few releases of history, the release tag pushed to origin."""
+def make_repo(base: Path, files: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """(work tree, bare origin): a few releases of history, the release tag pushed to origin. `files` (relative path
+    -> text) are added with the release commit (the app's own files: lock file, settings)."""
     repo, origin = base / "app", base / "app-origin.git"
     repo.mkdir()
     now = dt.datetime.now(dt.timezone.utc)
@@ -72,6 +73,10 @@ def make_repo(base: Path) -> tuple[Path, Path]:
         when = now - dt.timedelta(days=days)
         (repo / "CHANGELOG.md").write_text((repo / "CHANGELOG.md").read_text() + f"- {message}\n"
                                            if (repo / "CHANGELOG.md").exists() else f"# Changelog\n- {message}\n")
+        if tag == RELEASE_TAG:
+            for rel, text in (files or {}).items():
+                (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+                (repo / rel).write_text(text)
         git(repo, "add", "-A", when=when)
         git(repo, "commit", "--quiet", "-m", message, when=when)
         if tag:

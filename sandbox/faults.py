@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import configfile, dr, postgres, s3, saas
+from . import appsetup
+from . import infra
+from . import depstack, saas2
 
 if TYPE_CHECKING:
     from .stack import Sandbox
@@ -214,6 +217,8 @@ REGISTRY: dict[str, Fault] = {
     "alert-payments-down": Fault("Prometheus alert PaymentProcessingDown is firing (a HIGH rollback criterion)"),
     "runbook-missing": Fault("/runbooks/rollback answers 404"),
     **{name: Fault(desc) for name, desc in saas.FAULTS.items()},  # runtime faults of the Slack/PagerDuty fakes
+    # sections 1 and 6: network edge, load balancer, auto-scaling, load-test results (sandbox/infra.py)
+    **{name: Fault(desc, apply=apply, undo=undo) for name, (desc, apply, undo) in infra.FAULTS.items()},
     "backup-stale": Fault("the newest full backup is 3 days old (the last 3 days of backups are gone)",
                           apply=_make_stale, undo=_unstale),
     "wal-stale": Fault("the newest WAL object is 8 hours old", apply=_wal_stale, undo=_wal_fresh),
@@ -238,6 +243,37 @@ REGISTRY: dict[str, Fault] = {
                                       apply=_rehearsal(dr.STALE_REHEARSAL_AGE), undo=_rehearsal(dr.REHEARSAL_AGE)),
     "release-tag-missing": Fault(f"the release tag {dr.RELEASE_TAG} is deleted (locally and on origin)",
                                  apply=lambda sb: dr.delete_tag(sb.repo), undo=lambda sb: dr.restore_tag(sb.repo)),
+    # sections 4 and 5: the application, its workers and its security (sandbox/appsetup.py)
+    "env-missing": Fault("the API process starts without SECRET_KEY (web process restarted)", restart="web"),
+    "bundle-too-big": Fault("index.html also loads a 6 MB /static/vendor.js"),
+    "bundle-unminified": Fault("app.js and app.css are served as their readable sources"),
+    "asset-missing": Fault("/static/logo.png (referenced by index.html) answers 404"),
+    "cookie-insecure": Fault("the session cookie is set without Secure and HttpOnly"),
+    "admin-open": Fault("the admin panel answers 200 to anyone"),
+    "password-plaintext": Fault(f"user {appsetup.PLAINTEXT_USER_ID}'s password_hash holds a plaintext password",
+                                apply=appsetup.plaintext_password, undo=appsetup.hashed_password),
+    "admin-no-2fa": Fault("admin user 2 has 2FA disabled", apply=appsetup.admin_without_2fa(True),
+                          undo=appsetup.admin_without_2fa(False)),
+    "audit-log-short": Fault("the audit log keeps only 30 days", apply=appsetup.audit_short, undo=appsetup.audit_full),
+    "job-missing": Fault(f"the scheduler's job {appsetup.MISSING_JOB} is deleted from the job store",
+                         apply=appsetup.delete_job, undo=appsetup.restore_job),
+    "scheduler-down": Fault("the scheduler process died an hour ago (stopped; its last heartbeat is 1 h old)",
+                            apply=appsetup.stop_scheduler, undo=appsetup.start_scheduler),
+    "db-exposed": Fault("the database port also answers on 127.0.0.2 (another interface)",
+                        apply=appsetup.expose_db, undo=appsetup.unexpose_db),
+    "secrets-committed": Fault(f"{appsetup.SECRET_FILE} with an AWS key is committed to the app's repository",
+                               apply=appsetup.commit_secrets, undo=appsetup.uncommit_secrets),
+    "vuln-published": Fault("the advisory mirror publishes a HIGH advisory against the pinned starlette"),
+    "package-outdated": Fault("the package index has a newer stable SQLAlchemy than the pinned one"),
+    # sections 2 and 7 (sandbox/depstack.py, sandbox/saas2.py)
+    **{name: Fault(desc) for name, desc in saas2.FAULTS.items()},  # runtime faults of the SaaS/monitoring fakes
+    "index-missing": Fault(f"the index {depstack.INDEX_FAULT[0]} is dropped (the events-of-a-campaign query "
+                           "seq-scans)", apply=depstack.drop_index, undo=depstack.create_index),
+    "pgbouncer-down": Fault("PgBouncer is stopped (only where it is installed)", apply=depstack.stop_pgbouncer,
+                            undo=depstack.start_pgbouncer),
+    "alertmanager-down": Fault("Alertmanager is stopped (only where it is installed)",
+                               apply=depstack.stop_alertmanager, undo=depstack.start_alertmanager),
+    "alert-threshold-wrong": Fault("the error-rate alert rule fires at 10% instead of 5%"),
 }
 
 FAULTS: dict[str, str] = {name: f.description for name, f in REGISTRY.items()}

@@ -66,6 +66,13 @@ RULES = [
      "No successful database backup in the last 26 hours"),
 ]
 BACKUP_RULE = "BackupFailed"  # dropped by the `backup-alert-missing` fault
+#: the `alert-threshold-wrong` fault: the error-rate alert fires at 10 % instead of the checklist's 5 %
+WRONG_THRESHOLD = ("HighErrorRate", "> 0.05", "> 0.10")
+
+
+def _rule_expr(name: str, expr: str, faults) -> str:
+    rule, right, wrong = WRONG_THRESHOLD
+    return expr.replace(right, wrong) if name == rule and "alert-threshold-wrong" in faults else expr
 
 
 @dataclass(frozen=True)
@@ -130,9 +137,10 @@ def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bo
 
 
 class Monitoring:
-    def __init__(self, targets: list[Target], faults: FaultFile):
+    def __init__(self, targets: list[Target], faults: FaultFile, alertmanagers: list[str] | None = None):
         self.targets = targets
         self.faults = faults
+        self.alertmanagers = list(alertmanagers or [])  # real ones only (the sandbox passes one when installed)
 
     def node_up(self, name: str) -> bool:
         return not (name == DOWN_NODE and "node-target-down" in self.faults)
@@ -267,7 +275,8 @@ def create_app(monitoring: Monitoring) -> Starlette:
         return ok({"groups": [{
             "name": "golive-production", "file": "/etc/prometheus/rules/golive.yml", "interval": 15, "limit": 0,
             "lastEvaluation": now, "evaluationTime": 0.0012,
-            "rules": [{"state": "inactive", "name": name, "query": expr, "duration": duration,
+            "rules": [{"state": "inactive", "name": name, "query": _rule_expr(name, expr, monitoring.faults),
+                       "duration": duration,
                        "keepFiringFor": 0, "labels": {"severity": severity}, "annotations": {"summary": summary},
                        "alerts": [], "health": "ok", "evaluationTime": 0.0002, "lastEvaluation": now,
                        "type": "alerting"} for name, expr, duration, severity, summary in RULES
@@ -284,6 +293,11 @@ def create_app(monitoring: Monitoring) -> Starlette:
              "state": "firing", "activeAt": since, "value": "1e+00"}
             for fault, (name, severity, summary) in FIRING_ALERTS.items() if fault in monitoring.faults]})
 
+    async def alertmanagers(request: Request) -> Response:
+        # like Prometheus: the configured (discovered) Alertmanagers are active, whether or not they answer
+        return ok({"activeAlertmanagers": [{"url": f"{u.rstrip('/')}/api/v2/alerts"} for u in monitoring.alertmanagers],
+                   "droppedAlertmanagers": []})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("404 page not found\n", status_code=404)
 
@@ -291,7 +305,7 @@ def create_app(monitoring: Monitoring) -> Starlette:
         Route("/-/healthy", healthy), Route("/-/ready", ready),
         Route("/api/v1/status/config", config), Route("/api/v1/status/buildinfo", buildinfo),
         Route("/api/v1/targets", targets), Route("/api/v1/rules", rules), Route("/api/v1/alerts", alerts),
-        Route("/api/v1/query", query, methods=["GET", "POST"]),
+        Route("/api/v1/query", query, methods=["GET", "POST"]), Route("/api/v1/alertmanagers", alertmanagers),
     ], exception_handlers={404: not_found})
 
 
@@ -302,8 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--faults", required=True, help="the runtime fault file")
     p.add_argument("--target", action="append", default=[], help="job=[scheme://]host:port, TCP-probed")
+    p.add_argument("--alertmanager", action="append", default=[], help="the URL of a real Alertmanager")
     a = p.parse_args(argv)
-    app = create_app(Monitoring([parse_target(t) for t in a.target], FaultFile(a.faults)))
+    app = create_app(Monitoring([parse_target(t) for t in a.target], FaultFile(a.faults), a.alertmanager))
     uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning", access_log=False, lifespan="off",
                 server_header=False)
 

@@ -20,10 +20,23 @@ CREATE TABLE users (
     role           text NOT NULL DEFAULT 'customer',
     is_active      boolean NOT NULL DEFAULT true,
     last_login_at  timestamptz,
+    totp_enabled   boolean NOT NULL DEFAULT false,   -- 2FA (seed 5.3: enabled for admin accounts)
+    totp_secret    text,                             -- encrypted at rest (envelope "v1:" + base64 ciphertext)
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX users_created_at_idx ON users (created_at);
+
+-- Admin actions (seed 5.3 Audit Logging): kept 400 days.
+CREATE TABLE audit_log (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor_id     bigint NOT NULL,   -- no foreign key: the trail outlives a deleted user
+    action       text NOT NULL,
+    target       text NOT NULL,
+    occurred_at  timestamptz NOT NULL
+);
+CREATE INDEX audit_log_occurred_at_idx ON audit_log (occurred_at);
+CREATE INDEX audit_log_actor_id_idx ON audit_log (actor_id);
 
 CREATE TABLE merchants (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -201,6 +214,18 @@ FROM (
     ) base
 ) u
 ORDER BY i;
+
+-- Admins (ids 1-3) have 2FA, their TOTP secrets encrypted; ops users (4-10) too.
+UPDATE users SET totp_enabled = true,
+                 totp_secret = 'v1:' || encode(decode(md5('k1-' || id) || md5('k2-' || id), 'hex'), 'base64')
+WHERE id <= 10;
+
+-- 1200 audit log entries over the last 400 days, some in the last hour.
+INSERT INTO audit_log (actor_id, action, target, occurred_at)
+SELECT 1 + i % 10, (ARRAY['user.update','campaign.pause','merchant.approve','role.grant','settings.update'])[1 + i % 5],
+       (ARRAY['user','campaign','merchant'])[1 + i % 3] || ':' || (1 + i % 50),
+       now() - make_interval(mins => (i - 1) * 480 + 3)
+FROM generate_series(1, 1200) AS i;
 
 -- 50 merchants with https websites.
 INSERT INTO merchants (name, slug, category, website_url, email, phone, city, status, created_at, updated_at)

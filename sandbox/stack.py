@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import configfile, dr, postgres, procs, redis_pair, s3, saas
+from . import appsetup
+from . import infra
+from . import depstack
 from .app import APPROVED_ORIGINS, PASSWORD_ENV as WEB_PASSWORD_ENV, RATE_LIMIT_ENV, USERNAME as WEB_USERNAME
 from .certs import CertFiles, make_certs
 from .faults import lookup
@@ -82,6 +85,10 @@ class Sandbox:
         self._wrong_db_dump: bytes | None = None
         self.s3_reader: tuple[str, str] = ("", "")  # the IAM key golive reads the bucket with (id, secret)
         self.repo: Path | None = None
+        self.app_lock: Path | None = None              # the app's requirements.lock (in the repo)
+        self.app_secret_key = secrets.token_urlsafe(32)  # the API process's SECRET_KEY
+        self.saved_password_hash = ""                  # the `password-plaintext` fault's original hash
+        self.db_exposure = None                        # the `db-exposed` fault's forwarder
         self.rollback_script = base_dir / "scripts" / "rollback_production.sh"
         self.rehearsal_record = base_dir / "records" / "rollback-rehearsal.json"
         self.clock_file = base_dir / "s3-clock.json"
@@ -91,13 +98,16 @@ class Sandbox:
         self._stopped = False
         self._s3 = None
         names = ["postgres", "redis", "redis_replica", "s3", "smtp", "https", "http", "prometheus", "prefect_db",
-                 "postgres_restore", "saas"]
+                 "postgres_restore", "saas", "advisories"]
+        names += infra.PORT_NAMES   # sections 1 and 6: DNS, bastion, CDN, backend instances, a blocked port
+        names += depstack.PORTS     # sections 2 and 7: SaaS/monitoring fakes, PgBouncer, Alertmanager
         self.ports: dict[str, int] = dict(zip(names, procs.free_ports(len(names))))
         token = lambda: secrets.token_urlsafe(24)  # noqa: E731
         self.env: dict[str, str] = {configfile.ENV_WEB: token(), configfile.ENV_DB: token(),
                                     configfile.ENV_REDIS: token(), configfile.ENV_SMTP: token(),
                                     configfile.ENV_S3: token(), configfile.ENV_RESTORE: token(),
                                     saas.SLACK_TOKEN_ENV: "xoxb-" + token(), saas.PAGERDUTY_TOKEN_ENV: token()}
+        self.env.update(depstack.credentials(token))   # the SaaS fakes' credentials, PgBouncer's admin password
         self.superuser_password = token()
         self._prefect_password = token()
         self._prefect_url: str | None = None
@@ -153,6 +163,10 @@ class Sandbox:
         self.start_service("postgres", wait=False)
         self.start_service("postgres-restore", wait=False)
         bucket_ready = _in_thread(self._setup_bucket)      # while PostgreSQL starts and is seeded
+        aws_ready = _in_thread(infra.setup_aws, self)     # load balancer, auto-scaling group, load-test results
+        self.start_service("netfakes", wait=False)
+        for name in depstack.started(self):   # SaaS/monitoring fakes; PgBouncer, Alertmanager when installed
+            self.start_service(name, wait=False)
         dr_ready = _in_thread(self._setup_dr)
         self._wait("postgres")
         postgres.seed(pgsock, self.ports["postgres"], self.superuser_password, self.env[configfile.ENV_DB])
@@ -161,9 +175,15 @@ class Sandbox:
         postgres.create_restore_role(_restore_dirs(base)[1], self.ports["postgres_restore"], self.superuser_password,
                                      self.env[configfile.ENV_RESTORE])
         bucket_ready()
+        aws_ready()
+        self._wait("netfakes")
+        for name in depstack.started(self):
+            self._wait(name)
         self.upload_all_backups()
         dr_ready()
-        for name in ("redis", "redis-replica", "smtp", "web", "prometheus", "saas"):
+        self.start_service("scheduler", wait=False)
+        self.start_service("advisories", wait=False)
+        for name in ("redis", "redis-replica", "smtp", "web", "prometheus", "saas", "scheduler", "advisories"):
             self._wait(name)
         redis_pair.seed(self.ports["redis"], self.env[configfile.ENV_REDIS])
 
@@ -174,7 +194,9 @@ class Sandbox:
             config_prefix=s3.CONFIG_PREFIX, access_key_id=self.s3_reader[0], dbname=postgres.DBNAME,
             db_user=postgres.APP_USER, restore_user=postgres.RESTORE_USER, pg_restore=bindir / "pg_restore",
             repo=self.repo, release_tag=dr.RELEASE_TAG, rollback_script=self.rollback_script,
-            rehearsal_record=self.rehearsal_record, saas_urls=saas.urls(f"http://127.0.0.1:{self.ports['saas']}")))
+            rehearsal_record=self.rehearsal_record, saas_urls=saas.urls(f"http://127.0.0.1:{self.ports['saas']}"),
+            extra=appsetup.render(self) + infra.render(self) + depstack.render(self),
+            monitoring_extra=depstack.monitoring_extra(self)))
         for name in faults:
             self.break_(name)
 
@@ -189,7 +211,8 @@ class Sandbox:
         s3.upload_config(client)
 
     def _setup_dr(self) -> None:
-        self.repo, _ = dr.make_repo(self.base_dir)
+        self.repo, _ = dr.make_repo(self.base_dir, files=appsetup.repo_files())
+        self.app_lock = self.repo / appsetup.LOCK_NAME
         dr.write_rollback_script(self.base_dir)
         dr.write_rehearsal(self.rehearsal_record, self.rollback_script)
 
@@ -275,7 +298,7 @@ class Sandbox:
             targets = [f"postgres=127.0.0.1:{p['postgres']}", f"redis=127.0.0.1:{p['redis']}",
                        f"app=https://127.0.0.1:{p['https']}"]
             return py + ["sandbox.prom", "--port", str(p["prometheus"]), "--faults", str(faults),
-                         *(arg for t in targets for arg in ("--target", t))]
+                         *(arg for t in targets for arg in ("--target", t)), *depstack.prom_args(self)]
 
         services = [
             Service("postgres", lambda: postgres.server_argv(bindir, pgdata, pgsock, p["postgres"]), (p["postgres"],),
@@ -289,8 +312,16 @@ class Sandbox:
                     env={**child_env, SMTP_PASSWORD_ENV: self.env[configfile.ENV_SMTP]}),
             Service("web", web_argv, (p["https"], p["http"]),
                     env={**child_env, WEB_PASSWORD_ENV: self.env[configfile.ENV_WEB],
-                         RATE_LIMIT_ENV: str(self.rate_limit)}),
+                         RATE_LIMIT_ENV: str(self.rate_limit), **appsetup.web_env(self)}),
+            # the Phase 4 scheduler (APScheduler, job store in the product database) and the supply-chain mirrors
+            Service("scheduler", lambda: py + ["sandbox.scheduler"], (),
+                    env={**child_env, **appsetup.scheduler_env(self)}, ready=lambda: appsetup.jobs_ready(self)),
+            Service("advisories", lambda: py + ["sandbox.advisories", "--port", str(p["advisories"]), "--lock",
+                                                str(self.app_lock), "--faults", str(faults)],
+                    (p["advisories"],), env=child_env),
             Service("prometheus", prom_argv, (p["prometheus"],), env=child_env),
+            *infra.services(self, py, child_env),   # sections 1 and 6 (sandbox/infra.py)
+            *depstack.services(self, Service, py, child_env),   # sections 2 and 7 (sandbox/depstack.py)
             # Slack and PagerDuty fakes (the team-readiness checks' APIs) and the communication templates
             Service("saas", lambda: py + ["sandbox.saas", "--port", str(p["saas"]), "--faults", str(faults)],
                     (p["saas"],), env={**child_env, **{k: self.env[k] for k in (saas.SLACK_TOKEN_ENV,

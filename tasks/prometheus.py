@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field
 
+from .alerts import AlertRules
 from .core import Observation, RunContext, check, compare, failed, passed, warned
 from .models import Target
 from .tls import curl, http_client, req_timeout
@@ -26,6 +27,8 @@ class MonitoringTarget(Target):
     prometheus_url: AnyHttpUrl
     ca_file: Path | None = Field(None, description="extra trust anchor (PEM) when prometheus_url is https")
     max_scrape_interval_s: float = Field(15.0, gt=0, description="seed 7.1: scrape every 15 s")
+    alert_rules: AlertRules = Field(default_factory=AlertRules, description="seed 7.2: the critical and warning "
+                                    "alerting rules Prometheus must have loaded (default: the checklist's six)")
     roles: dict[str, HostRole] = Field(default_factory=lambda: {
         "frontend": HostRole(instance_regex="frontend.*", min_cores=4, max_cpu_ratio=0.30,
                              min_free_memory_bytes=2 * 1024**3, min_free_disk_bytes=20 * 1024**3),

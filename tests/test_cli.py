@@ -50,13 +50,17 @@ def test_config_validate_yaml_syntax_error_and_missing_file(tmp_path, capsys):
 
 def test_example_production_config_is_valid(monkeypatch, tmp_path):
     env = {k: "value-of-" + k for k in ("GOLIVE_WEB_PASSWORD", "GOLIVE_DB_PASSWORD", "GOLIVE_SMTP_PASSWORD",
-                                        "GOLIVE_BACKUP_ACCESS_KEY_ID", "GOLIVE_BACKUP_SECRET_ACCESS_KEY")}
+                                        "GOLIVE_BACKUP_ACCESS_KEY_ID", "GOLIVE_BACKUP_SECRET_ACCESS_KEY",
+                                        "GOLIVE_PGBOUNCER_PASSWORD")}
     cfg = load_config(REPO / "examples" / "production.yaml", env=env,
                       secret_loader=lambda name: f"block-value-of-{name}")
     assert cfg.environment == "production" and cfg.web.min_cert_days == 30
     assert cfg.redis.password.get_secret_value() == "block-value-of-golive-redis-password"
     assert "block-value-of-golive-redis-password" in cfg.secrets()
     assert "value-of-GOLIVE_DB_PASSWORD" not in repr(cfg)  # SecretStr never prints
+    # every section of the checklist has its part of the example
+    assert all(getattr(cfg, k) is not None for k in ("hosts", "network", "loadbalancer", "loadtest", "app", "workers",
+                                                      "security", "pgbouncer", "saas", "containers", "observability"))
 
 
 def test_schema_and_usage_errors():

@@ -19,6 +19,7 @@ from expectations.suites import SuiteError, lint_dir, read_suite
 from flows.catalog import seed_items
 from flows.readiness import plan
 from tasks.core import Status, load_catalog, run_plain, select
+from tasks.postgres import SEED_TABLES
 from tests.test_checks_servers import as_json, assert_no_secrets, sandbox_config, with_
 
 SUITES = Path(__file__).resolve().parents[1] / "expectations" / "suites"
@@ -342,9 +343,14 @@ def test_scaffold_writes_reviewable_suites_from_the_live_schema(sandbox, cfg, tm
         out = tmp_path / "suites"
         assert main(["expectations", "scaffold", "--config", str(config), "--out", str(out)]) == 0
         printed = capsys.readouterr().out
-        assert printed.count("wrote ") == 13 and "golive expectations lint" in printed
+        # one suite per table the app user reads: the 11 of the checklist, the 2 planted here and the sandbox
+        # app's own (the audit log, the scheduler's job store, heartbeat and run requests)
+        written = sorted(p.stem for p in out.glob("*.json"))
+        assert set(written) == {*SEED_TABLES, "gl_customers", "gl_orders", "audit_log", "apscheduler_jobs",
+                                "scheduler_heartbeat", "job_run_requests"}, written
+        assert printed.count("wrote ") == len(written) == 17 and "golive expectations lint" in printed
         good, errors = lint_dir(out)
-        assert errors == [] and len(good) == 13
+        assert errors == [] and len(good) == 17
         orders = read_suite(out / "gl_orders.json")
         facts = {e.fact: e for e in orders.expectations}
         assert facts["gl_customer_id_fk"].kwargs == {"column": "gl_customer_id", "parent_table": "gl_customers",
@@ -362,9 +368,9 @@ def test_scaffold_writes_reviewable_suites_from_the_live_schema(sandbox, cfg, tm
         assert {i for i, r in res.items() if r.status != Status.PASS} == {
             "data.gl_orders.gl_customer_id_fk", "data.gl_orders.contact_email_format"}
         assert res["data.gl_orders.gl_customer_id_fk"].details["example_ids"] == [2]
-        # the shipped suites are this scaffold, reviewed: the same checks for the sandbox's tables
+        # the shipped suites are this scaffold, reviewed: the same checks for the checklist's 11 tables
         shipped = {(s.name, e.fact) for s in load_suites() for e in s.expectations}
-        scaffolded = {(s.name, e.fact) for s in good if not s.name.startswith("gl_") for e in s.expectations}
+        scaffolded = {(s.name, e.fact) for s in good if s.name in SEED_TABLES for e in s.expectations}
         assert shipped == scaffolded
         # an existing file is kept unless --force
         assert main(["expectations", "scaffold", "--config", str(config), "--out", str(out),

@@ -4,9 +4,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
-
-import pytest
 
 from flows.report import Verdict
 from tasks.core import SECTIONS, Status
@@ -123,3 +120,33 @@ def test_invalid_config_fails_the_run_with_the_field(prefect_api, tmp_path):
     state = asyncio.run(readiness.go_live_readiness(config=str(bad), mode="ci", return_state=True))
     assert state.is_failed()
     assert "environment" in state.message or "redis.url" in state.message
+
+
+def test_a_section_with_timing_checks_may_need_a_check_that_waits_for_the_quiet_window(sandbox, prefect_api,
+                                                                                          monkeypatch):
+    """Section 1 holds timing checks (they open the quiet window) and may need a check of section 7 that waits for
+    that window: the flow must not wait for it before starting section 1 (it did, and hung: found when the server
+    role checks depended on monitoring.prometheus.reachable)."""
+    from flows import readiness
+    from tasks.core import CheckSpec, Severity, passed
+
+    def ok(_t, _ctx):
+        return passed("ok", "ok", "tests/test_flow.py")
+
+    def spec(cid, deps=(), timing=False):
+        return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=tuple(deps),
+                         timeout=5, target=None, body=ok, timing=timing)
+
+    specs = {s.id: s for s in [spec("infrastructure.web.ttfb", timing=True),
+                               spec("infrastructure.hosts.status", deps=["monitoring.prometheus.up"]),
+                               spec("monitoring.prometheus.up")]}
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+
+    async def bounded():
+        return await asyncio.wait_for(readiness.go_live_readiness(config=str(sandbox.config_path), mode="ci",
+                                                                  output_dir=None, return_state=True), 60)
+
+    state = asyncio.run(bounded())
+    report = readiness.REPORTS.pop(str(state.state_details.flow_run_id))
+    assert report.verdict == Verdict.GO and {r.id: r.status for r in report.results} == \
+        {i: Status.PASS for i in specs}

@@ -6,13 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
-import pytest
-import yaml
 
 from deployments.signoff_client import json_artifact, signoff_fields, wait_final, wait_paused_sign_off
 from deployments.signoff_client import resume as post_resume

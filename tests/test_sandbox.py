@@ -25,6 +25,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from sandbox import FAULTS, Sandbox
+from tests.app_probes import SANDBOX_PROBES as APP_PROBES
+from tests.infra_probes import SANDBOX_PROBES as INFRA_PROBES
+from tests.probes_deps2 import PROBES_2_7
 from sandbox import procs
 from sandbox.stack import ROOT, _reap_stale
 
@@ -655,6 +658,9 @@ PROBES = {
     "rollback-rehearsal-stale": (lambda sb: round(_rehearsal_age_days(sb)), 2, 10),
     "release-tag-missing": (_release_tag, ("v2.4.0", "v2.4.0"), (None, None)),
 }
+PROBES.update(APP_PROBES)  # sections 4 and 5: the app's runtime, frontend, scheduler and security facts
+PROBES.update(INFRA_PROBES)  # sections 1 and 6: network edge, load balancer, auto-scaling, load-test results
+PROBES.update(PROBES_2_7)  # sections 2 and 7: SaaS fakes, containers, PgBouncer, Alertmanager, alert rules
 
 
 def test_every_fault_has_a_probe():
@@ -725,10 +731,16 @@ def test_start_with_faults_in_a_given_base_dir_and_stop_cleans_up():
         assert _newest_migration(sb) == "20251205160000"
         assert _pg(sb) == "up" and _web_answer(sb) == "answers"
         identities = [procs.proc_identity(p) for pids in sb.pids().values() for p in pids]
-        assert len(sb.pids()) == 9 and all(identities)
+        assert set(sb.pids()) == SERVICES and all(identities)
     assert alive(identities) == []
     assert not base.exists()
     sb.stop()                                                              # idempotent
+
+
+#: every long-running process of a started sandbox (PgBouncer and Alertmanager from Debian's packages: .ci/run
+#: installs them; the prefect-db cluster starts only when asked for)
+SERVICES = {"postgres", "postgres-restore", "redis", "redis-replica", "s3", "smtp", "web", "prometheus", "saas",
+            "scheduler", "advisories", "netfakes", "saas2", "pgbouncer", "alertmanager"}
 
 
 CHILD = """
@@ -749,8 +761,7 @@ def test_sigkilled_parent_leaks_no_process():
         started = json.loads(line)
         pids = [p for ps in started["pids"].values() for p in ps]
         identities = [procs.proc_identity(p) for p in pids]
-        assert set(started["pids"]) == {"postgres", "redis", "redis-replica", "s3", "smtp", "web", "prometheus",
-                                        "postgres-restore", "saas"}
+        assert set(started["pids"]) == SERVICES
         assert len(pids) > 7 and all(identities)                          # postgres has helper processes too
     finally:
         os.kill(child.pid, signal.SIGKILL)

@@ -1,19 +1,2 @@
-// SwipeSavvy frontend (sandbox build): lists campaigns once a token is stored by the login form.
-(function () {
-  "use strict";
-  var token = window.sessionStorage.getItem("swipesavvy.token");
-  if (!token) { return; }
-  fetch("/api/campaigns", { headers: { Authorization: "Bearer " + token } })
-    .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
-    .then(function (body) {
-      var list = document.createElement("ul");
-      body.campaigns.forEach(function (c) {
-        var item = document.createElement("li");
-        item.textContent = c.name + " (" + c.status + ")";
-        list.appendChild(item);
-      });
-      var section = document.getElementById("campaigns");
-      section.replaceChildren(list);
-    })
-    .catch(function () { window.sessionStorage.removeItem("swipesavvy.token"); });
-})();
+// SwipeSavvy frontend (sandbox build, minified)
+(function(){"use strict";var t=window.sessionStorage.getItem("swipesavvy.token");if(!t){return}fetch("/api/campaigns",{headers:{Authorization:"Bearer "+t}}).then(function(r){return r.ok?r.json():Promise.reject(r.status)}).then(function(b){var l=document.createElement("ul");b.campaigns.forEach(function(c){var i=document.createElement("li");i.textContent=c.name+" ("+c.status+")";l.appendChild(i)});document.getElementById("campaigns").replaceChildren(l)}).catch(function(){window.sessionStorage.removeItem("swipesavvy.token")})})();

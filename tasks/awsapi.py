@@ -1,0 +1,49 @@
+"""AWS API access shared by the load-balancer, auto-scaling and load-test checks (boto3; read-only calls only)."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+
+from .core import RunContext
+from .models import Target
+
+
+class AwsAccess(Target):
+    """How golive reaches the AWS APIs. Without keys, boto3's default chain (env, profile, instance role) is used."""
+
+    region: str = Field("us-east-1", description="AWS region")
+    endpoint_url: AnyHttpUrl | None = Field(None, description="an API endpoint other than AWS's own (a VPC endpoint, "
+                                                              "a local emulator)")
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> "AwsAccess":
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key go together")
+        return self
+
+
+def aws_client(a: AwsAccess, service: str, ctx: RunContext) -> Any:
+    """A boto3 client whose connect/read timeouts follow the check's remaining budget; one attempt, no retries
+    (a retry loop would outlive the check's timeout)."""
+    import boto3
+    from botocore.config import Config
+
+    budget = max(0.5, ctx.remaining - 0.3)
+    session = boto3.session.Session()  # a session per call: boto3's default session is not thread-safe
+    kw: dict[str, Any] = {}
+    if a.access_key_id and a.secret_access_key:
+        kw = {"aws_access_key_id": a.access_key_id,
+              "aws_secret_access_key": a.secret_access_key.get_secret_value()}
+    return session.client(service, region_name=a.region,
+                          endpoint_url=str(a.endpoint_url).rstrip("/") if a.endpoint_url else None,
+                          config=Config(connect_timeout=min(5.0, budget), read_timeout=budget,
+                                        retries={"max_attempts": 1, "mode": "standard"}), **kw)
+
+
+def cli(a: AwsAccess, command: str) -> str:
+    """The aws CLI command an SRE can re-run."""
+    ep = f" --endpoint-url {str(a.endpoint_url).rstrip('/')}" if a.endpoint_url else ""
+    return f"aws --region {a.region}{ep} {command}"

@@ -1,0 +1,451 @@
+"""Workers and background jobs (checklist 4.3), read from the scheduler's own job store.
+
+APScheduler's SQLAlchemy job store keeps one row per job in a table (`apscheduler_jobs`: id, next_run_time as a UNIX
+float, job_state as pickled bytes). golive reads it with psycopg through the `postgres` section's connection, and
+decodes job_state with a restricted unpickler that never runs scheduler or application code: only datetime / time
+zone classes are built for real; APScheduler's trigger classes become inert records of their pickled state; any
+other global refuses the whole row. The cadence is compared as sets of allowed minutes / hours / days, so `0 */6`
+and APScheduler's `hour='*/6', minute='0'` are the same thing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import pickle
+import re
+import time
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .models import Target
+from .postgres import REACHABLE as PG_REACHABLE, PostgresTarget, _ident, connect, dsn_for_evidence, psql
+
+SEED_JOBS = {  # seed 4.3 "Jobs Configured", UTC
+    "daily_analytics_aggregation": "0 2 * * *",
+    "weekly_model_retraining": "0 3 * * mon",
+    "merchant_affinity_update": "0 */6 * * *",
+    "optimal_send_time_calculation": "0 4 * * *",
+    "campaign_optimization_generation": "0 5 * * *",
+}
+
+
+class WorkersTarget(Target):
+    jobs: dict[str, str] = Field(default_factory=lambda: dict(SEED_JOBS),
+                                 description="seed 4.3: job id -> its cadence as a 5-field cron expression (UTC)")
+    timezone: str = Field("UTC", description="the time zone every job's trigger must use")
+    jobstore_table: str = Field("apscheduler_jobs", description="APScheduler SQLAlchemyJobStore table")
+    heartbeat_table: str | None = Field("scheduler_heartbeat", description="a table the scheduler refreshes while "
+                                        "alive (None: judge liveness from next_run_time alone)")
+    heartbeat_column: str = "beat_at"
+    max_heartbeat_age_s: float = Field(120.0, gt=0, description="the newest heartbeat is at most this old")
+    overdue_grace_s: float = Field(300.0, ge=0, description="a job whose next_run_time is further in the past than "
+                                   "this was not picked up: the scheduler is not processing jobs")
+    runs_table: str = Field("job_runs", description="where each job run is recorded (job, times, status)")
+    runs_job_column: str = "job_name"
+    runs_time_column: str = "started_at"
+    runs_status_column: str = "status"
+    success_values: list[str] = Field(default_factory=lambda: ["success"])
+    run_grace_s: float = Field(3600.0, ge=0, description="the last successful run is at most one period + this old")
+    trigger_job: bool = Field(False, description="seed 4.3 'run one job manually': WRITES a row to requests_table "
+                              "asking the scheduler to run trigger_job_id now, then waits for its run (opt-in)")
+    trigger_job_id: str = Field("daily_analytics_aggregation", description="the job trigger_job runs")
+    requests_table: str = Field("job_run_requests", description="the scheduler's run-now queue (job_id, "
+                                "requested_by, requested_at)")
+    trigger_wait_s: float = Field(20.0, gt=0, le=25, description="how long to wait for the triggered run")
+
+    @field_validator("jobs")
+    @classmethod
+    def _crons(cls, v: dict[str, str]) -> dict[str, str]:
+        for job, expr in v.items():
+            parse_cron(expr)  # raises ValueError naming the problem
+        return v
+
+
+# --------------------------------------------------------------------------- cron
+
+_DOW = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+_MON = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                        "nov", "dec"])}
+_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day", 1, 31, {}), ("month", 1, 12, _MON),
+           ("day_of_week", 0, 6, _DOW))
+
+
+def _field_set(text: str, lo: int, hi: int, names: dict[str, int]) -> frozenset[int]:
+    dow = names is _DOW
+    top = 7 if dow else hi  # cron: 7 is Sunday too
+    out: set[int] = set()
+    for item in text.lower().split(","):
+        m = re.fullmatch(r"(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?", item)
+        if not m:
+            raise ValueError(f"bad cron item {item!r}")
+        rng, step = m.group(1), int(m.group(2) or 1)
+        if rng == "*":
+            a, b = lo, hi
+        else:
+            parts = [int(p) if p.isdigit() else names.get(p) for p in rng.split("-")]
+            if any(p is None for p in parts):
+                raise ValueError(f"bad cron value {rng!r}")
+            a = parts[0]
+            b = parts[1] if len(parts) == 2 else (top if m.group(2) else a)
+        if step < 1 or not (lo <= a <= top and lo <= b <= top) or b < a:
+            raise ValueError(f"cron value out of range in {item!r}")
+        out.update(v % 7 if dow else v for v in range(a, b + 1, step))
+    return frozenset(out)
+
+
+def parse_cron(expr: str) -> dict[str, frozenset[int]]:
+    parts = expr.split()
+    if len(parts) != 5:
+        raise ValueError(f"{expr!r}: a cron expression has 5 fields (minute hour day month day_of_week)")
+    return {name: _field_set(p, lo, hi, names) for p, (name, lo, hi, names) in zip(parts, _FIELDS)}
+
+
+def _matches(c: dict[str, frozenset[int]], t: dt.datetime) -> bool:
+    return (t.minute in c["minute"] and t.hour in c["hour"] and t.month in c["month"]
+            and t.day in c["day"] and (t.weekday() + 1) % 7 in c["day_of_week"])
+
+
+def cron_next(c: dict[str, frozenset[int]], after: dt.datetime) -> dt.datetime | None:
+    """The first fire time strictly after `after` (minute resolution), searching 370 days."""
+    t = after.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    end = t + dt.timedelta(days=370)
+    while t < end:
+        if t.month not in c["month"]:
+            t = (t.replace(day=1, hour=0, minute=0) + dt.timedelta(days=32)).replace(day=1)
+            continue
+        if t.day not in c["day"] or (t.weekday() + 1) % 7 not in c["day_of_week"]:
+            t = t.replace(hour=0, minute=0) + dt.timedelta(days=1)
+            continue
+        if t.hour not in c["hour"]:
+            t = t.replace(minute=0) + dt.timedelta(hours=1)
+            continue
+        if t.minute in c["minute"]:
+            return t
+        t += dt.timedelta(minutes=1)
+    return None
+
+
+def cron_period(c: dict[str, frozenset[int]], now: dt.datetime) -> dt.timedelta:
+    """The longest gap between consecutive fires over the next 8 days (its cadence, for 'last run is recent')."""
+    fires = []
+    t = now
+    while len(fires) < 60:
+        n = cron_next(c, t)
+        if n is None or n - now > dt.timedelta(days=8) and len(fires) >= 2:
+            break
+        fires.append(n)
+        t = n
+    gaps = [b - a for a, b in zip(fires, fires[1:])]
+    return max(gaps) if gaps else dt.timedelta(days=370)
+
+
+# --------------------------------------------------------------------------- decoding job_state safely
+
+class _Inert:
+    """An APScheduler class, recorded, never executed: its constructor args and pickled state."""
+
+    cls_name = "?"
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self.args = args
+        self.state: Any = {}
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slots state)
+            merged: dict[str, Any] = {}
+            for part in state:
+                if isinstance(part, dict):
+                    merged.update(part)
+            state = merged
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<{self.cls_name} {self.state!r}>"
+
+
+_INERT: dict[tuple[str, str], type] = {}
+_REAL = {("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"), ("datetime", "date"),
+         ("datetime", "time"), ("zoneinfo", "ZoneInfo"), ("zoneinfo", "ZoneInfo._unpickle"),
+         ("zoneinfo._zoneinfo", "ZoneInfo._unpickle"), ("pytz", "_p"), ("pytz", "_UTC"), ("pytz", "utc")}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Builds only datetime / zoneinfo / pytz objects for real; APScheduler trigger and job classes become inert
+    records; anything else (os.system, builtins.eval, application classes) raises UnpicklingError."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _REAL:
+            obj: Any = __import__(module, fromlist=["_"])
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            return obj
+        if module.startswith(("apscheduler.triggers.", "apscheduler.job")) and re.fullmatch(r"[A-Za-z_]\w*", name):
+            key = (module, name)
+            if key not in _INERT:
+                _INERT[key] = type(name, (_Inert,), {"cls_name": f"{module}.{name}"})
+            return _INERT[key]
+        raise pickle.UnpicklingError(f"refused global {module}.{name} (not a scheduler or time class)")
+
+
+def decode_job_state(blob: bytes) -> dict[str, Any]:
+    state = SafeUnpickler(io.BytesIO(blob)).load()
+    if not isinstance(state, dict):
+        raise pickle.UnpicklingError(f"job_state is a {type(state).__name__}, not a dict")
+    return state
+
+
+_AP_RANGES = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12), "day_of_week": (0, 6),
+              "second": (0, 59)}
+
+
+def _expr_set(expr: _Inert, field: str) -> frozenset[int] | None:
+    lo, hi = _AP_RANGES[field]
+    s = expr.state if isinstance(expr.state, dict) else {}
+    name = expr.cls_name.rsplit(".", 1)[-1]
+    step = s.get("step") or 1
+    if name == "AllExpression":
+        vals = range(lo, hi + 1, step)
+    elif name in ("RangeExpression", "WeekdayRangeExpression", "MonthRangeExpression"):
+        first = s.get("first")
+        last = s.get("last", first) if s.get("last") is not None else (hi if s.get("step") else first)
+        if first is None:
+            return None
+        vals = range(first, last + 1, step)
+    else:
+        return None  # positional / last-day expressions: not comparable to a 5-field cron
+    if field == "day_of_week":  # APScheduler: mon=0 .. sun=6; cron: sun=0, mon=1
+        return frozenset((v + 1) % 7 for v in vals)
+    return frozenset(vals)
+
+
+def trigger_sets(trigger: Any) -> tuple[str, dict[str, frozenset[int] | None], Any]:
+    """(kind, {field: allowed values}, timezone) of a decoded trigger."""
+    if not isinstance(trigger, _Inert):
+        return type(trigger).__name__, {}, None
+    kind = trigger.cls_name.rsplit(".", 1)[-1]
+    st = trigger.state if isinstance(trigger.state, dict) else {}
+    out: dict[str, frozenset[int] | None] = {}
+    if kind == "CronTrigger":
+        for f in st.get("fields", []):
+            fs = f.state if isinstance(f, _Inert) and isinstance(f.state, dict) else {}
+            name = fs.get("name")
+            if name in _AP_RANGES:
+                sets = [_expr_set(e, name) for e in fs.get("expressions", []) if isinstance(e, _Inert)]
+                out[name] = None if any(s is None for s in sets) or not sets else frozenset().union(*sets)
+    return kind, out, st.get("timezone")
+
+
+def _tz_name(tz: Any) -> str | None:
+    if tz is None:
+        return None
+    if tz in (dt.timezone.utc,):
+        return "UTC"
+    return str(getattr(tz, "key", None) or getattr(tz, "zone", None) or tz)
+
+
+def _fmt_set(s: frozenset[int] | None) -> str:
+    if s is None:
+        return "?"
+    v = sorted(s)
+    return ",".join(map(str, v)) if len(v) <= 8 else f"{v[0]}..{v[-1]} ({len(v)} values)"
+
+
+# --------------------------------------------------------------------------- probes
+
+def _pg(ctx: RunContext) -> PostgresTarget | None:
+    return getattr(ctx.config, "postgres", None)
+
+
+def jobstore(t: WorkersTarget, pg: PostgresTarget, ctx: RunContext) -> dict[str, Any]:
+    """Rows of the job store, decoded; the heartbeat; the database's now(). Memoized per run."""
+    from psycopg import sql
+
+    def do() -> dict[str, Any]:
+        with connect(pg, ctx, read_only=True) as conn:
+            now = conn.execute("SELECT now()").fetchone()[0]
+            rows = conn.execute(sql.SQL("SELECT id, next_run_time, job_state FROM {}").format(
+                _ident(t.jobstore_table))).fetchall()
+            beat = None
+            if t.heartbeat_table:
+                beat = conn.execute(sql.SQL("SELECT max({}) FROM {}").format(
+                    sql.Identifier(t.heartbeat_column), _ident(t.heartbeat_table))).fetchone()[0]
+        jobs: dict[str, dict[str, Any]] = {}
+        for job_id, nrt, blob in rows:
+            entry: dict[str, Any] = {"next_run_time": nrt}
+            try:
+                entry["state"] = decode_job_state(bytes(blob))
+            except Exception as e:  # noqa: BLE001 - a row we refuse to decode is evidence, not a crash
+                entry["decode_error"] = f"{type(e).__name__}: {e}"
+            jobs[job_id] = entry
+        return {"now": now, "jobs": jobs, "heartbeat": beat}
+
+    return ctx.memo(("jobstore", pg.host, pg.port, pg.dbname, t.jobstore_table, t.heartbeat_table), do)
+
+
+def _ts(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _evidence(t: WorkersTarget, pg: PostgresTarget, extra: str = "") -> str:
+    q = f"SELECT id, to_timestamp(next_run_time) FROM {t.jobstore_table} ORDER BY next_run_time"
+    return (f"read {t.jobstore_table} (APScheduler SQLAlchemyJobStore) on {dsn_for_evidence(pg)}; job_state decoded "
+            f"with a restricted unpickler (time classes only, scheduler classes inert, nothing executed){extra}; "
+            f"re-run: `{psql(pg, q)}`")
+
+
+@check("application.workers.scheduler", title="The scheduler is alive and picking up its jobs",
+       seed=["4.3 Scheduler Running"], depends_on=[PG_REACHABLE], timeout=10, target="workers")
+def scheduler_alive(t: WorkersTarget, ctx: RunContext) -> Observation:
+    """The newest row of heartbeat_table is at most max_heartbeat_age_s old (by the database's clock), and no job of
+    the store has a next_run_time more than overdue_grace_s in the past (a stopped scheduler leaves them there)."""
+    pg = _pg(ctx)
+    if pg is None:
+        return not_applicable("no `postgres` section: the job store's database is not configured")
+    js = jobstore(t, pg, ctx)
+    now = js["now"]
+    overdue = {j: _ts(e["next_run_time"]) for j, e in js["jobs"].items()
+               if e["next_run_time"] is not None and now.timestamp() - e["next_run_time"] > t.overdue_grace_s}
+    scheduled = sum(1 for e in js["jobs"].values() if e["next_run_time"] is not None)
+    observed: dict[str, Any] = {"jobs_in_store": len(js["jobs"]), "scheduled": scheduled, "overdue": overdue}
+    expected: dict[str, Any] = {"overdue": f"none (next_run_time at most {t.overdue_grace_s:g} s in the past)",
+                                "scheduled": ">= 1"}
+    ok = not overdue and scheduled >= 1
+    extra = ""
+    if t.heartbeat_table:
+        beat = js["heartbeat"]
+        age = None if beat is None else round((now - beat).total_seconds(), 1)
+        observed["heartbeat_age_s"] = age if age is not None else f"no row in {t.heartbeat_table}"
+        expected["heartbeat_age_s"] = f"<= {t.max_heartbeat_age_s:g}"
+        ok = ok and age is not None and age <= t.max_heartbeat_age_s
+        extra = f", and max({t.heartbeat_column}) of {t.heartbeat_table} vs now()"
+    return (passed if ok else failed)(observed, expected, _evidence(t, pg, extra))
+
+
+@check("application.workers.jobs", title="Every scheduled job exists with the right cadence",
+       seed=["4.3 Jobs Configured"], depends_on=[PG_REACHABLE], timeout=10, target="workers")
+def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
+    """Each job of `jobs` is in the job store with a cron trigger in `timezone` whose minutes / hours / days /
+    months / weekdays equal the expected cron expression's, runs at second 0, and is scheduled (next_run_time set, and
+    itself a fire time of the expected cadence)."""
+    pg = _pg(ctx)
+    if pg is None:
+        return not_applicable("no `postgres` section: the job store's database is not configured")
+    js = jobstore(t, pg, ctx)
+    problems: dict[str, str] = {}
+    observed: dict[str, Any] = {}
+    for job, expr in t.jobs.items():
+        want = parse_cron(expr)
+        e = js["jobs"].get(job)
+        if e is None:
+            problems[job] = "missing from the job store"
+            continue
+        if "decode_error" in e:
+            problems[job] = f"job_state not decodable: {e['decode_error']}"
+            continue
+        kind, got, tz = trigger_sets(e["state"].get("trigger"))
+        tzn = _tz_name(tz)
+        cadence = {f: _fmt_set(got.get(f)) for f in ("minute", "hour", "day", "month", "day_of_week")}
+        observed[job] = {"trigger": kind, "timezone": tzn, "next_run_time": _ts(e["next_run_time"]), **cadence}
+        why = []
+        if kind != "CronTrigger":
+            why.append(f"trigger is {kind}, not cron")
+        else:
+            for f in want:
+                if got.get(f) != want[f]:
+                    why.append(f"{f} {_fmt_set(got.get(f))} (expected {_fmt_set(want[f])})")
+            if got.get("second") not in (frozenset({0}), None) and got.get("second") != frozenset({0}):
+                why.append(f"second {_fmt_set(got.get('second'))} (expected 0)")
+            if tzn != t.timezone:
+                why.append(f"timezone {tzn} (expected {t.timezone})")
+        if e["next_run_time"] is None:
+            why.append("paused (next_run_time is NULL)")
+        else:
+            nrt = dt.datetime.fromtimestamp(e["next_run_time"], dt.timezone.utc)
+            if cron_next(want, nrt - dt.timedelta(minutes=1)) != nrt.replace(second=0, microsecond=0) \
+                    or nrt.second or nrt.microsecond:
+                why.append(f"next_run_time {_ts(e['next_run_time'])} is not a fire time of {expr!r}")
+        if why:
+            problems[job] = "; ".join(why)
+    expected = {job: f"cron {expr!r} in {t.timezone}, scheduled" for job, expr in t.jobs.items()}
+    extra_jobs = sorted(set(js["jobs"]) - set(t.jobs))
+    return (failed if problems else passed)({"problems": problems, "jobs": observed}, expected, _evidence(t, pg),
+                                            other_jobs=extra_jobs)
+
+
+@check("application.workers.execution", title="Jobs run and record their results",
+       seed=["4.3 Job Execution"], depends_on=[PG_REACHABLE], timeout=30, target="workers")
+def job_execution(t: WorkersTarget, ctx: RunContext) -> Observation:
+    """Read-only by default: each job's last run in runs_table succeeded and is at most one period of its cadence
+    (+ run_grace_s) old. With trigger_job (opt-in, WRITES): asks the scheduler to run trigger_job_id now (a row in
+    requests_table) and waits up to trigger_wait_s for its successful run to land in runs_table."""
+    from psycopg import sql
+
+    pg = _pg(ctx)
+    if pg is None:
+        return not_applicable("no `postgres` section: the job store's database is not configured")
+    runs, jc, tc, sc = (_ident(t.runs_table), sql.Identifier(t.runs_job_column), sql.Identifier(t.runs_time_column),
+                        sql.Identifier(t.runs_status_column))
+    if t.trigger_job:
+        if t.trigger_job_id not in t.jobs:
+            return failed(f"trigger_job_id {t.trigger_job_id!r}", f"one of {sorted(t.jobs)}", "config")
+        with connect(pg, ctx) as conn:
+            requested = conn.execute("SELECT now()").fetchone()[0]
+            conn.execute(sql.SQL("INSERT INTO {} (job_id, requested_by) VALUES (%s, %s)").format(
+                _ident(t.requests_table)), [t.trigger_job_id, "golive"])
+            conn.commit()
+            deadline = time.monotonic() + min(t.trigger_wait_s, max(0.5, ctx.remaining - 1))
+            row = None
+            while time.monotonic() < deadline:
+                row = conn.execute(sql.SQL("SELECT {}, {} FROM {} WHERE {} = %s AND {} >= %s ORDER BY {} DESC LIMIT 1")
+                                   .format(tc, sc, runs, jc, tc, tc), [t.trigger_job_id, requested]).fetchone()
+                conn.rollback()
+                if row is not None:
+                    break
+                time.sleep(0.25)
+        waited = round((dt.datetime.now(dt.timezone.utc) - requested).total_seconds(), 1)
+        evidence = (f"INSERT INTO {t.requests_table} (job_id, requested_by) VALUES ('{t.trigger_job_id}', 'golive') "
+                    f"on {dsn_for_evidence(pg)} (workers.trigger_job is on), then polled {t.runs_table} for its run")
+        expected = f"a {'/'.join(t.success_values)} run of {t.trigger_job_id} within {t.trigger_wait_s:g} s"
+        if row is None:
+            return failed({"run": f"none after {waited} s"}, expected, evidence)
+        observed = {"job": t.trigger_job_id, "status": row[1], "started_at": row[0].isoformat(timespec="seconds"),
+                    "after_s": waited}
+        return (passed if row[1] in t.success_values else failed)(observed, expected, evidence)
+
+    with connect(pg, ctx, read_only=True) as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]
+        q = sql.SQL("SELECT DISTINCT ON ({j}) {j}, {t}, {s} FROM {r} WHERE {j} = ANY(%s) "
+                    "ORDER BY {j}, {t} DESC").format(j=jc, t=tc, s=sc, r=runs)
+        last = {r[0]: (r[1], r[2]) for r in conn.execute(q, [list(t.jobs)]).fetchall()}
+        q_ok = sql.SQL("SELECT {j}, max({t}) FROM {r} WHERE {j} = ANY(%s) AND {s} = ANY(%s) GROUP BY {j}").format(
+            j=jc, t=tc, s=sc, r=runs)
+        last_ok = dict(conn.execute(q_ok, [list(t.jobs), t.success_values]).fetchall())
+    problems: dict[str, str] = {}
+    observed: dict[str, Any] = {}
+    for job, expr in t.jobs.items():
+        period = cron_period(parse_cron(expr), now)
+        limit = period.total_seconds() + t.run_grace_s
+        if job not in last:
+            problems[job] = f"no run recorded in {t.runs_table}"
+            continue
+        when, status = last[job]
+        age = (now - when).total_seconds()
+        observed[job] = {"last_run": when.isoformat(timespec="seconds"), "status": status,
+                         "age_h": round(age / 3600, 2), "limit_h": round(limit / 3600, 2)}
+        if status not in t.success_values:
+            problems[job] = f"last run {status!r}"
+        elif age > limit:
+            problems[job] = f"last run {age / 3600:.1f} h ago (its cadence allows {limit / 3600:.1f} h)"
+    q = (f"SELECT DISTINCT ON ({t.runs_job_column}) {t.runs_job_column}, {t.runs_time_column}, {t.runs_status_column} "
+         f"FROM {t.runs_table} ORDER BY {t.runs_job_column}, {t.runs_time_column} DESC")
+    evidence = (f"the last run of each job in {t.runs_table} on {dsn_for_evidence(pg)} (read-only; "
+                f"workers.trigger_job would run one now); re-run: `{psql(pg, q)}`")
+    expected = f"each job's last run {'/'.join(t.success_values)} and within one period of its cadence " \
+               f"+ {t.run_grace_s / 3600:g} h"
+    return (failed if problems else passed)({"problems": problems, "jobs": observed}, expected, evidence,
+                                            last_success={j: w.isoformat(timespec="seconds")
+                                                          for j, w in last_ok.items()})

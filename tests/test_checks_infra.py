@@ -1,0 +1,306 @@
+"""Sections 1 and 6: servers (PromQL), network (DNS, firewall, bastion, CDN), load balancer and auto-scaling (AWS API
+through moto's server, and direct probes of the instances), and the last load test's results.
+
+PASS and most failures run against the shared sandbox (its fault switches: a real dnslib DNS server, a banner server,
+a CDN edge, backend instances, moto's elbv2/autoscaling/S3); the failure modes it has no switch for run against small
+dedicated servers started here (a Prometheus API serving overloaded hosts, an app reporting an old Python, a hung
+instance) or against result files written here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from flows.config import parse_config
+from sandbox import infra
+from tasks.core import Status, select
+from tests.test_checks_servers import (CATALOG, ServerThread, assert_no_secrets, hung_server, refused_port, run_ids,
+                                       run_one, sandbox_config, with_)
+
+OWN = ("hosts", "network", "loadbalancer", "loadtest")
+ROLE_FACTS = ("status", "cores", "cpu", "memory", "disk", "link")
+IDS = sorted({i for i, s in CATALOG.items() if s.target in OWN} |
+             {f"infrastructure.{role}.{fact}" for role in ("frontend", "backend") for fact in ROLE_FACTS})
+
+
+def run_with_deps(ids: list[str], cfg) -> dict:
+    return run_ids(list(select(CATALOG, ids=ids)), cfg)
+
+
+@pytest.fixture(scope="module")
+def cfg(sandbox):
+    return sandbox_config(sandbox)
+
+
+# --------------------------------------------------------------------------- the healthy sandbox
+
+def test_sandbox_passes_every_infra_and_performance_check(cfg):
+    assert len(IDS) == 31
+    res = run_with_deps(IDS, cfg)
+    bad = {i: f"{res[i].status.value}: {res[i].summary}" for i in IDS if res[i].status != Status.PASS}
+    assert not bad, bad
+    for i in IDS:
+        r = res[i]
+        assert r.evidence and r.expected is not None and r.observed is not None, i
+    pool = res["infrastructure.lb.backend_pool"].observed
+    assert pool["target_group"]["healthy"] == 3 and pool["instances"] == {**pool["instances"], "healthy": 3,
+                                                                           "failing": {}}
+    assert res["infrastructure.dns.records"].observed["ttl_s"] == 300
+    assert res["infrastructure.bastion.ssh"].observed.startswith("SSH-2.0-OpenSSH")
+    assert set(res["performance.loadtest.p95"].observed) == {"k6", "locust"}  # a file and an S3 object
+    assert res["performance.autoscaling.config"].observed["source"].startswith("observed")
+    assert "dig @127.0.0.1 -p" in res["infrastructure.dns.records"].evidence
+    assert_no_secrets(res, cfg)  # the AWS secret of loadbalancer.aws / loadtest.s3 is in the config
+
+
+@pytest.mark.parametrize("fault, check_id, part", [
+    ("dns-ttl-long", "infrastructure.dns.records", "'ttl_s': 3600"),
+    ("dns-cname-chain", "infrastructure.dns.records", "app.edge.swipesavvy-cdn.test."),
+    ("dns-single-a", "infrastructure.dns.records", "['10.20.1.11']"),
+    ("dns-single-a", "infrastructure.dns.frontend_pool", "['10.20.1.11']"),
+    ("bastion-no-banner", "infrastructure.bastion.ssh", "no banner"),
+    ("cdn-ttl-long", "infrastructure.cdn.cache_ttl", "'ttl_s': 86400"),
+    ("cdn-wrong-origin", "infrastructure.cdn.origin", "DIFFERENT body"),
+    ("backend-instance-500", "infrastructure.lb.backend_pool", ": 500}"),
+    ("lb-target-unhealthy", "infrastructure.lb.backend_pool", "unused (Target.InvalidState)"),
+    ("firewall-port-open", "infrastructure.firewall.ports", "'open'"),
+    ("lb-algorithm-random", "performance.lb.distribution", "weighted_random"),
+    ("autoscaling-min-1", "performance.autoscaling.config", "'min': 1"),
+    ("loadtest-p95-slow", "performance.loadtest.p95", "'k6': '812 ms'"),
+    ("loadtest-low-throughput", "performance.loadtest.throughput", "'locust': '31.5'"),
+    ("loadtest-memory-high", "performance.loadtest.memory", "'k6': '1,434 MiB'"),
+    ("loadtest-cpu-high", "performance.loadtest.cpu", "'k6': '86.0 %'"),
+    ("node-target-down", "infrastructure.backend.status", "'up': False"),
+])
+def test_sandbox_fault_fails_its_check_and_repair_passes(sandbox, cfg, fault, check_id, part):
+    with sandbox.fault(fault):
+        r = run_one(check_id, cfg)
+    assert r.status == Status.FAIL, (fault, r.status, r.summary)
+    assert part in str(r.observed), r.observed
+    assert run_one(check_id, cfg).status == Status.PASS, "repaired"
+
+
+def test_firewall_fault_names_the_port_that_must_be_closed(sandbox, cfg):
+    with sandbox.fault("firewall-port-open"):
+        r = run_one("infrastructure.firewall.ports", cfg)
+    assert r.details["failing"] == [sandbox.ports["forbidden"]]
+
+
+def test_a_down_backend_node_skips_its_resource_checks_with_the_cause(sandbox, cfg):
+    ids = [f"infrastructure.backend.{f}" for f in ROLE_FACTS]
+    with sandbox.fault("node-target-down"):
+        res = run_with_deps(ids, cfg)
+    assert res["infrastructure.backend.status"].status == Status.FAIL
+    assert res["infrastructure.backend.status"].details["down"] == ["backend-2"]
+    for f in ROLE_FACTS[1:]:
+        r = res[f"infrastructure.backend.{f}"]
+        assert r.status == Status.SKIPPED and "infrastructure.backend.status is FAIL" in r.cause, r.cause
+
+
+def test_the_unhealthy_dns_answer_skips_the_frontend_pool(sandbox, cfg):
+    with sandbox.fault("dns-cname-chain"):
+        res = run_with_deps(["infrastructure.dns.frontend_pool"], cfg)
+    assert res["infrastructure.dns.records"].details["problems"] == ["2 CNAME hops"]
+    assert res["infrastructure.dns.frontend_pool"].status == Status.SKIPPED
+
+
+def test_tight_thresholds_fail_on_the_healthy_sandbox(cfg):
+    r = run_one("infrastructure.frontend.lb_latency", with_(cfg, "hosts", max_lb_latency_ms=0.0001))
+    assert r.status == Status.FAIL and r.expected == "< 0.0001 ms" and len(r.details["samples_ms"]) == 5
+    r = run_one("infrastructure.frontend.link", with_(cfg, "hosts", min_link_speed_mbps=10000))
+    assert r.status == Status.FAIL and r.observed == {"frontend-1 eth0": "up, 1000 Mb/s"}
+    r = run_one("infrastructure.lb.backend_pool", with_(cfg, "loadbalancer", min_healthy=4))
+    assert r.status == Status.FAIL and r.details["problems"] == ["3 healthy targets", "3 healthy instances"]
+    r = run_one("infrastructure.lb.health_check", with_(cfg, "loadbalancer", max_health_check_interval_s=10))
+    assert r.status == Status.FAIL and r.observed["interval_s"] == 30
+
+
+def test_the_local_machine_against_impossible_thresholds(cfg):
+    r = run_one("infrastructure.local.resources", cfg)
+    assert r.status == Status.PASS and r.expected["cpu"] == "reported (no threshold)"
+    assert r.observed["cores"] == len(os.sched_getaffinity(0))
+    local = {"min_cores": 4096, "min_free_disk_bytes": 2**60, "cpu_sample_s": 0.1}
+    r = run_one("infrastructure.local.resources", with_(cfg, "hosts", local=local))
+    assert r.status == Status.FAIL and r.details["failing"] == ["cores", "disk"], r.details
+    assert "nproc" in r.evidence and "free -h" in r.evidence
+    r = run_one("infrastructure.local.resources", with_(cfg, "hosts", local={"role": "database", "cpu_sample_s": 0.1}))
+    assert r.status == Status.FAIL and "role 'database' unknown" in r.observed
+
+
+def test_unreachable_targets_are_errors_within_the_timeout(cfg):
+    port = refused_port()
+    r = run_one("infrastructure.backend.db_latency", with_(cfg, "hosts", database=f"127.0.0.1:{port}"))
+    assert r.status == Status.ERROR and "refused" in r.cause.lower()
+    t0 = time.monotonic()
+    r = run_one("infrastructure.dns.records", with_(cfg, "network", dns={"name": "app.swipesavvy.test",
+                                                                         "nameserver": f"127.0.0.1:{port}"}),
+                timeout=2)
+    assert r.status == Status.ERROR and time.monotonic() - t0 < 3, r.cause
+    with hung_server() as hung:
+        r = run_one("infrastructure.bastion.ssh", with_(cfg, "network", bastion={"host": "127.0.0.1", "port": hung}),
+                    timeout=2)
+    assert r.status in (Status.FAIL, Status.ERROR) and r.duration_s < 3, r.summary
+
+
+# --------------------------------------------------------------------------- direct probes of the instances
+
+def test_instance_probes_are_bounded_concurrent_and_each_timed_out_alone(sandbox, cfg):
+    """Two hung instances fail on their own probe timeout (1 s each) while the others answer; the two timeouts
+    overlap (one after the other would take 2 s)."""
+    healthy = [f"http://127.0.0.1:{sandbox.ports[b]}" for b in infra.BACKENDS]
+    with hung_server() as hung1, hung_server() as hung2:
+        hung = [f"http://127.0.0.1:{hung1}", f"http://127.0.0.1:{hung2}"]
+        lb = {"instances": [*healthy, *hung, *healthy], "probe_timeout_s": 1.0, "probe_concurrency": 3}
+        c = parse_config({"environment": "t", "loadbalancer": lb}, env={})
+        t0 = time.monotonic()
+        r = run_one("infrastructure.lb.backend_pool", c)
+        wall = time.monotonic() - t0
+    assert r.status == Status.FAIL and r.observed["instances"]["healthy"] == 6
+    failing = r.observed["instances"]["failing"]
+    assert sorted(failing) == sorted(u + "/api/health" for u in hung)
+    assert all("Timeout" in e for e in failing.values()), failing
+    assert wall < 1.9, wall
+
+
+def test_declared_load_balancer_settings_are_compared_and_said_to_be_declared():
+    good = {"algorithm": "round_robin", "health_check_interval_s": 15, "min_instances": 2, "max_instances": 8,
+            "scale_up_cpu_percent": 65}
+    c = parse_config({"environment": "t", "loadbalancer": {"declared": good}}, env={})
+    res = run_ids(["performance.lb.distribution", "performance.autoscaling.config", "infrastructure.lb.health_check"],
+                  c)
+    assert {r.status for r in res.values()} == {Status.PASS}, {i: r.summary for i, r in res.items()}
+    assert all("declared" in str(r.observed) for r in res.values())
+    bad = {**good, "algorithm": "random", "health_check_interval_s": 60, "max_instances": 40,
+           "scale_up_cpu_percent": 90}
+    c = parse_config({"environment": "t", "loadbalancer": {"declared": bad}}, env={})
+    res = run_ids(["performance.lb.distribution", "performance.autoscaling.config", "infrastructure.lb.health_check"],
+                  c)
+    assert {r.status for r in res.values()} == {Status.FAIL}
+    assert res["performance.autoscaling.config"].details["problems"] == ["max 40", "scale-up at CPU 90.0"]
+    assert res["performance.lb.distribution"].details["problems"] == ["algorithm 'random'",
+                                                                      "health check interval 60.0"]
+
+
+# --------------------------------------------------------------------------- hosts from a Prometheus API
+
+@pytest.fixture(scope="module")
+def busy_prometheus(tmp_path_factory):
+    """The sandbox's own Prometheus-API app, serving one overloaded frontend and one healthy backend."""
+    import sandbox.prom as prom
+
+    GiB = prom.GiB
+    nodes = {"frontend-1": prom.Node(2, 0.55, 16 * GiB, 1 * GiB, 200 * GiB, 12 * GiB),
+             "backend-1": prom.Node(8, 0.09, 32 * GiB, 23 * GiB, 250 * GiB, 171 * GiB)}
+    faults = tmp_path_factory.mktemp("prom") / "faults.json"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(prom, "NODES", nodes)
+    try:
+        with ServerThread(prom.create_app(prom.Monitoring([], prom.FaultFile(faults)))) as srv:
+            yield srv.port
+    finally:
+        mp.undo()
+
+
+def test_role_thresholds_fail_the_overloaded_role_only(busy_prometheus):
+    c = parse_config({"environment": "t", "monitoring": {"prometheus_url": f"http://127.0.0.1:{busy_prometheus}"}},
+                     env={})
+    res = run_with_deps([f"infrastructure.{role}.{f}" for role in ("frontend", "backend") for f in ROLE_FACTS], c)
+    for f in ("cores", "cpu", "memory", "disk"):
+        assert res[f"infrastructure.frontend.{f}"].status == Status.FAIL, f
+        assert res[f"infrastructure.backend.{f}"].status == Status.PASS, f
+    assert res["infrastructure.frontend.cores"].observed == {"frontend-1": "2"}
+    assert res["infrastructure.frontend.cpu"].expected == "CPU busy over 5 min < 30.0 % on every frontend instance"
+    assert res["infrastructure.frontend.memory"].observed == {"frontend-1": "1.0 GiB"}
+    assert res["infrastructure.frontend.disk"].observed == {"frontend-1": "12.0 GiB"}
+    assert "count by (instance)" in res["infrastructure.frontend.cores"].evidence
+    # a role with no instance at all is a failure, not a silent pass
+    c = parse_config({"environment": "t", "monitoring": {
+        "prometheus_url": f"http://127.0.0.1:{busy_prometheus}",
+        "roles": {"frontend": {"instance_regex": "web-.*", "min_cores": 4, "max_cpu_ratio": 0.3,
+                               "min_free_memory_bytes": 1, "min_free_disk_bytes": 1}}}}, env={})
+    r = run_one("infrastructure.frontend.status", c)
+    assert r.status == Status.FAIL and "no instance matches" in r.observed
+    assert run_one("infrastructure.backend.status", c).status == Status.NOT_APPLICABLE
+
+
+# --------------------------------------------------------------------------- the backend's Python
+
+@pytest.fixture(scope="module")
+def python_app():
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def health(req):
+        return JSONResponse({"status": "healthy", "python": req.path_params["v"]})
+
+    with ServerThread(Starlette(routes=[Route("/{v}/health", health)])) as srv:
+        yield srv.port
+
+
+@pytest.mark.parametrize("version, status", [("3.9.18", Status.FAIL), ("3.12.1", Status.WARN),
+                                             ("3.11.9", Status.PASS), ("unknown", Status.FAIL)])
+def test_backend_python_version(python_app, version, status):
+    c = parse_config({"environment": "t", "hosts": {
+        "backend_health_urls": [f"http://127.0.0.1:{python_app}/{version}/health"]}}, env={})
+    r = run_one("infrastructure.backend.python", c)
+    assert r.status == status, r.summary
+    assert version in str(r.observed)
+
+
+# --------------------------------------------------------------------------- load-test result files
+
+def _lt(tmp_path, **kw):
+    return parse_config({"environment": "t", "loadtest": kw}, env={})
+
+
+LT_IDS = ["performance.loadtest.results", "performance.loadtest.p95", "performance.loadtest.throughput",
+          "performance.loadtest.memory", "performance.loadtest.cpu"]
+
+
+def test_k6_handle_summary_format_and_local_locust_files(tmp_path):
+    k6 = infra.k6_summary(p95_ms=420.0)
+    handle = {"metrics": {name: {"type": "trend", "contains": "time", "values": v}
+                          for name, v in k6["metrics"].items()}}
+    (tmp_path / "k6.json").write_text(json.dumps(handle))
+    (tmp_path / "run_stats.csv").write_text(infra.locust_stats(p95_ms=610))
+    (tmp_path / "run_stats_history.csv").write_text(infra.locust_history(users=120))
+    res = run_ids(LT_IDS, _lt(tmp_path, k6_summary=str(tmp_path / "k6.json"),
+                              locust_stats=str(tmp_path / "run_stats.csv")))
+    assert res["performance.loadtest.results"].status == Status.PASS
+    p95 = res["performance.loadtest.p95"]
+    assert p95.status == Status.FAIL and p95.observed == {"k6": "420 ms", "locust": "610 ms"}
+    assert p95.details["failing"] == ["locust"]
+    assert res["performance.loadtest.throughput"].observed["users"] == {"k6": "150", "locust": "120"}
+    assert res["performance.loadtest.throughput"].status == Status.PASS
+    assert f"cat {tmp_path / 'run_stats.csv'}" in p95.evidence
+
+
+def test_locust_alone_cannot_vouch_for_memory_and_cpu(tmp_path):
+    (tmp_path / "run_stats.csv").write_text(infra.locust_stats())
+    res = run_ids(LT_IDS, _lt(tmp_path, locust_stats=str(tmp_path / "run_stats.csv")))
+    assert res["performance.loadtest.p95"].status == Status.PASS
+    # no *_stats_history.csv beside it: the user count is unknown, and unknown is not ">= 100"
+    assert "no configured source reports concurrent users" in res["performance.loadtest.throughput"].observed["users"]
+    assert res["performance.loadtest.throughput"].status == Status.FAIL
+    for i in ("performance.loadtest.memory", "performance.loadtest.cpu"):
+        assert res[i].status == Status.FAIL and "no configured source reports" in res[i].observed
+
+
+def test_stale_missing_and_malformed_results(tmp_path):
+    old = tmp_path / "k6.json"
+    old.write_text(json.dumps(infra.k6_summary()))
+    past = time.time() - 45 * 86400
+    os.utime(old, (past, past))
+    res = run_ids(LT_IDS, _lt(tmp_path, k6_summary=str(old)))
+    assert res["performance.loadtest.results"].status == Status.FAIL
+    assert res["performance.loadtest.results"].observed["k6"]["age_days"] >= 45
+    assert res["performance.loadtest.p95"].status == Status.SKIPPED
+    r = run_one("performance.loadtest.results", _lt(tmp_path, k6_summary=str(tmp_path / "nope.json")))
+    assert r.status == Status.ERROR and "No such file" in r.cause
+    (tmp_path / "bad.json").write_text('{"data": []}')
+    r = run_one("performance.loadtest.results", _lt(tmp_path, k6_summary=str(tmp_path / "bad.json")))
+    assert r.status == Status.ERROR and "not a k6 JSON summary" in r.cause
