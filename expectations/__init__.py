@@ -59,6 +59,6 @@ def catalog_specs(suites_dir: str | Path | None = None) -> dict[str, CheckSpec]:
             specs[cid] = CheckSpec(
                 id=cid, title=e.title, seed=e.seed, severity=e.severity, depends_on=(REACHABLE,),
                 timeout=suite.timeout, target="postgres", body=functools.partial(_check_body, suite, e.fact),
-                description=_description(suite, e), heavy=True)
+                description=_description(suite, e), heavy=True, group=f"data.{suite.name}")
     return specs
 

@@ -47,6 +47,7 @@ class RunState:
     board: Board
     memo: Memo = dataclasses.field(default_factory=Memo)
     landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
+    groups: dict[str, asyncio.Future] = dataclasses.field(default_factory=dict)  # group -> its task run
 
 
 _RUNS: dict[str, RunState] = {}
@@ -66,10 +67,7 @@ def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, C
     return {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
 
 
-@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
-async def check_task(check_id: str, run_key: str) -> State:
-    """One check as a Prefect task run: FAIL/ERROR show as Failed runs in the UI, the rest Completed."""
-    st = _RUNS[run_key]
+async def _run_one(st: RunState, check_id: str) -> CheckResult:
     spec = st.specs[check_id]
     if check_id in st.config.checks.skip:
         res = make_result(spec, Status.NOT_APPLICABLE, started=datetime.now(timezone.utc), t0=time.monotonic(),
@@ -77,13 +75,38 @@ async def check_task(check_id: str, run_key: str) -> State:
     else:
         res = await execute(spec, st.config, redact=st.redact, memo=st.memo)
     st.landed[check_id] = res
-    logger = get_run_logger()
+    return res
+
+
+def _log(res: CheckResult) -> None:
     line = f"{res.status.value} {res.id}: {res.summary} [{res.evidence}]"
+    logger = get_run_logger()
+    level = {Status.FAIL: logger.error, Status.ERROR: logger.error, Status.WARN: logger.warning}
+    level.get(res.status, logger.info)(line)
+
+
+@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def check_task(check_id: str, run_key: str) -> State:
+    """One check as a Prefect task run: FAIL/ERROR show as Failed runs in the UI, the rest Completed."""
+    res = await _run_one(_RUNS[run_key], check_id)
+    _log(res)
     if res.status in (Status.FAIL, Status.ERROR):
-        logger.error(line)
         return Failed(message=f"{res.status.value}: {res.summary}"[:500])
-    (logger.warning if res.status == Status.WARN else logger.info)(line)
     return Completed(message=f"{res.status.value}: {res.summary}"[:500])
+
+
+@task(name="check group", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
+    """The checks of one group (the expectations of one suite: one validation of its table) as one task run;
+    each check keeps its own result, evidence and log line."""
+    st = _RUNS[run_key]
+    results = await asyncio.gather(*(_run_one(st, i) for i in check_ids))
+    for res in results:
+        _log(res)
+    counts = ", ".join(f"{n} {s.value}" for s in Status if (n := sum(r.status == s for r in results)))
+    bad = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    msg = f"{group}: {counts}" + (f"; {bad[0].id} {bad[0].status.value}: {bad[0].summary}" if bad else "")
+    return (Failed if bad else Completed)(message=msg[:500])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -92,12 +115,25 @@ def _named_task(check_id: str):
     return check_task.with_options(task_run_name=check_id)
 
 
+@functools.lru_cache(maxsize=1024)
+def _named_group_task(group: str):
+    return group_task.with_options(task_run_name=group)
+
+
 def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResult]]:
     """Runs one check as a Prefect task run (named by its id) and returns its result."""
     st = _RUNS[run_key]
 
     async def via_prefect(spec: CheckSpec) -> CheckResult:
-        await _named_task(spec.id)(spec.id, run_key, return_state=True)
+        if spec.group:  # the first member to get here starts the group's one task run; the others await it
+            run = st.groups.get(spec.group)
+            if run is None:
+                ids = sorted(i for i, s in st.specs.items() if s.group == spec.group)
+                run = st.groups[spec.group] = asyncio.ensure_future(
+                    _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
+            await run
+        else:
+            await _named_task(spec.id)(spec.id, run_key, return_state=True)
         res = st.landed.pop(spec.id, None)
         if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
             res = make_result(spec, Status.ERROR, started=datetime.now(timezone.utc), t0=time.monotonic(),

@@ -150,6 +150,9 @@ class CheckSpec:
     #: window after the checks they depend on and before every other check, because any other work in this
     #: process (TLS context loading, JSON parsing, GIL hand-offs) shows up in a round trip measured in milliseconds
     timing: bool = False
+    #: checks of one group share one unit of work (the expectations of one GX suite: one validation of the table):
+    #: the readiness flow runs a group as one Prefect task; members must share their dependencies
+    group: str | None = None
 
     @property
     def section(self) -> str:
@@ -196,6 +199,12 @@ def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
         for d in s.depends_on:
             if d not in specs:
                 raise ValueError(f"check {s.id!r} depends on unknown check {d!r}")
+    groups: dict[str, CheckSpec] = {}
+    for s in specs.values():
+        first = groups.setdefault(s.group, s) if s.group else s
+        if (first.depends_on, first.heavy, first.timing) != (s.depends_on, s.heavy, s.timing):
+            raise ValueError(f"check {s.id!r} of group {s.group!r} must have the dependencies, heavy and timing "
+                             f"flags of {first.id!r} (a group runs as one task)")
     # cycle detection
     state: dict[str, int] = {}
 

@@ -66,6 +66,51 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     assert payload["verdict"] == "GO" and payload["flow_run_id"] == str(state.state_details.flow_run_id)
     table = asyncio.run(_artifact("golive-checks-sandbox"))
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
+    # one task run per check, except the expectations of a suite: one task run per suite (one validation)
+    names = asyncio.run(_task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs()))
+    names = [n for n in names if not re.fullmatch(r"readiness-section-\d+", n)]  # subflows' own task runs
+    suites = {f"data.{s}" for s in _suite_names()}
+    expectation_ids = {r.id for r in report.results if r.id.rsplit(".", 1)[0] in suites}
+    assert len(expectation_ids) > 100 and suites <= set(names) and not expectation_ids & set(names)
+    assert "infrastructure.web.reachable" in names and len(names) == len(set(names)) == _expected_task_runs()
+
+
+def _suite_names() -> set[str]:
+    from expectations import load_suites
+
+    return {s.name for s in load_suites()}
+
+
+def _expected_task_runs() -> int:
+    from flows.catalog import all_checks
+
+    specs = all_checks()
+    return sum(1 for s in specs.values() if not s.group) + len({s.group for s in specs.values() if s.group})
+
+
+async def _task_run_names(flow_run_id, expected, wait_s=20.0):
+    """The task run names of a readiness run and its section subflows (task runs are recorded from events: poll)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as c:
+        children = await c._client.post("/flow_runs/filter", json={
+            "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+        ids = [flow_run_id, *(r["id"] for r in children.json())]
+        deadline = time.monotonic() + wait_s
+        while True:
+            runs, offset = [], 0
+            while True:
+                page = await c._client.post("/task_runs/filter", json={
+                    "flow_runs": {"id": {"any_": ids}}, "limit": 200, "offset": offset})
+                runs += page.json()
+                offset += 200
+                if len(page.json()) < 200:
+                    break
+            if len(runs) >= expected + len(ids) - 1 or time.monotonic() > deadline:
+                return [r["name"] for r in runs]
+            await asyncio.sleep(0.5)
 
 
 def test_fault_makes_ci_run_failed_and_names_the_check(sandbox, prefect_api):
