@@ -94,9 +94,11 @@ def test_docs_checklist_is_generated_from_the_code():
         "docs/checklist.md is stale: run `golive catalog --format md > docs/checklist.md`"
 
 
-@pytest.mark.parametrize("fault,check", [  # one fault of each kind: a restart, an action, a stopped service
+@pytest.mark.parametrize("fault,check", [  # the Foundation's acceptance: tls-expiry and at least four others
     ("tls-expiry", "infrastructure.tls.expiry"),
+    ("hsts-short", "security.headers.hsts"),
     ("redis-noeviction", "dependencies.redis.memory"),
+    ("backup-unencrypted", "backup.s3.encrypted"),
     ("postgres-down", "dependencies.postgres.reachable"),
 ])
 def test_demo_break_prints_no_go_naming_the_check_and_evidence(fault, check, tmp_path):
