@@ -144,7 +144,8 @@ class CheckSpec:
     body: Callable[[Any, "RunContext"], Observation]
     description: str = ""
     #: heavy checks (a restore, data suites) load the machine: they start only once every light check that does
-    #: not depend on a heavy one has landed, so the gate's own load never distorts a latency measurement
+    #: not depend on a heavy one has landed, so their load stays out of the light checks' time budgets (the
+    #: millisecond measurements are protected by the quiet window, below)
     heavy: bool = False
     #: timing checks measure a latency (PING, SELECT 1, time to first byte): they run one at a time, in a quiet
     #: window after the checks they depend on and before every other check, because any other work in this
