@@ -16,7 +16,7 @@ Kept free of Prefect imports: the flow reads the variable and passes its value i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -81,12 +81,9 @@ class Watch:
     """The state of one watch window across polls."""
 
     policy: DeployPolicy
-    first_bad: dict[str, float] = None  # type: ignore[assignment]
-    medium: list[str] = None  # type: ignore[assignment]
-    acknowledged: list[dict[str, Any]] = None  # type: ignore[assignment]
-
-    def __post_init__(self):
-        self.first_bad, self.medium, self.acknowledged = {}, [], []
+    first_bad: dict[str, float] = field(default_factory=dict)        # criterion -> when it started failing
+    medium: list[str] = field(default_factory=list)                  # MEDIUM findings, once each
+    acknowledged: list[dict[str, Any]] = field(default_factory=list)  # HIGH criteria kept, with who and why
 
     def evaluate(self, now: float, signals: list[Signal], ack: Ack | None) -> Trip | None:
         """The trip this poll causes, if any; MEDIUM and acknowledged HIGH findings are recorded, once each."""
