@@ -51,9 +51,15 @@ def test_ci_refuses_a_deployment_nothing_polls(prefect_api):
 # --------------------------------------------------------------------------- the go-live run
 
 
-def start_go_live(api: httpx.Client, release: str) -> str:
+#: the sections a run needs when a test is about the sign-off and deploy mechanics, not the checks: the data and
+#: backup sections (GX suites, the restore test) are run end to end by test_go_with_both_sign_offs_deploys_exactly_once
+LIGHT = ["infrastructure", "dependencies", "application", "security", "performance", "monitoring", "team"]
+
+
+def start_go_live(api: httpx.Client, release: str, sections: list[str] | None = None) -> str:
     dep = api.get("deployments/name/go-live-readiness/go-live").json()
-    r = api.post(f"deployments/{dep['id']}/create_flow_run", json={"parameters": {"release": release}})
+    params = {"release": release, **({"sections": sections} if sections else {})}
+    r = api.post(f"deployments/{dep['id']}/create_flow_run", json={"parameters": params})
     r.raise_for_status()
     return r.json()["id"]
 
@@ -115,7 +121,7 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
 def test_no_go_deploys_nothing(served):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
-    run = start_go_live(api, "1.5.0")
+    run = start_go_live(api, "1.5.0", LIGHT)
     p = wait_paused_sign_off(api, set())
     # a NO-GO without a reason is refused; with one it ends the run
     resume(api, p, signer_name="Samuel Adeyemi", signer_role="CTO", decision="NO-GO")
@@ -130,7 +136,7 @@ def test_no_go_deploys_nothing(served):
 def test_pause_timeout_is_a_recorded_no_go(served):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
-    run = start_go_live(api, "1.5.0")
+    run = start_go_live(api, "1.5.0", LIGHT)
     wait_paused_sign_off(api, set())
     final = wait_final(api, run, timeout=120)  # approval timeout is 30 s in this config
     assert final["state"]["type"] == "FAILED"
@@ -142,7 +148,7 @@ def test_pause_timeout_is_a_recorded_no_go(served):
 def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sandbox):
     api = served
     with sandbox.fault("hsts-short"):
-        run = start_go_live(api, "1.5.0")
+        run = start_go_live(api, "1.5.0", LIGHT)
         p = wait_paused_sign_off(api, set())
     resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
     p2 = wait_paused_sign_off(api, {p})
@@ -157,7 +163,7 @@ def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sand
 
 def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
     api = served
-    run = start_go_live(api, "1.5.0-broken")
+    run = start_go_live(api, "1.5.0-broken", LIGHT)
     p = wait_paused_sign_off(api, set())
     resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
     resume(api, wait_paused_sign_off(api, {p}), **all_signed("Grace Liu", "VP Engineering"))
@@ -173,7 +179,7 @@ def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
 
 def _go_live_with_an_alert(api, sandbox, release: str, fault: str) -> dict:
     """A GO for `release`; the alert starts firing as the deploy begins (the readiness run never sees it)."""
-    run = start_go_live(api, release)
+    run = start_go_live(api, release, LIGHT)
     p = wait_paused_sign_off(api, set())
     resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
     p2 = wait_paused_sign_off(api, {p})
