@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
 from .models import Target
@@ -28,44 +28,29 @@ def _url(v: str) -> str:
     return v.rstrip("/")
 
 
+HttpUrlStr = Annotated[str, AfterValidator(_url)]  # an http(s) base URL, without its trailing slash
+
+
 class GrafanaTarget(Target):
-    url: str
+    url: HttpUrlStr
     api_token: SecretStr | None = Field(None, description="a service-account token (Viewer is enough)")
     dashboards: list[str] = Field(default_factory=list, description="dashboard titles or UIDs that must exist")
 
-    @field_validator("url")
-    @classmethod
-    def _u(cls, v: str) -> str:
-        return _url(v)
-
-
 class AlertmanagerTarget(Target):
-    url: str
+    url: HttpUrlStr
     slack_channels: list[str] = Field(default_factory=lambda: ["#alerts-production"],
                                       description="seed 7.1: alerts posting to #alerts-production")
     require_email: bool = Field(True, description="seed 7.1: a receiver with email recipients")
 
-    @field_validator("url")
-    @classmethod
-    def _u(cls, v: str) -> str:
-        return _url(v)
-
-
 class LoggingTarget(Target):
-    elasticsearch_url: str
-    kibana_url: str | None = None
+    elasticsearch_url: HttpUrlStr
+    kibana_url: HttpUrlStr | None = None
     username: str | None = None
     password: SecretStr | None = None
     index: str = Field("filebeat-*", description="the log indices (a pattern)")
     timestamp_field: str = "@timestamp"
     max_log_age_minutes: float = Field(5.0, gt=0, description="the newest log document is at most this old")
     min_health: str = Field("green", pattern="^(green|yellow)$")
-
-    @field_validator("elasticsearch_url", "kibana_url")
-    @classmethod
-    def _u(cls, v: str | None) -> str | None:
-        return None if v is None else _url(v)
-
 
 class ObservabilityTarget(Target):
     ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for https URLs")
