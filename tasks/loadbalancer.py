@@ -11,6 +11,7 @@ that what they compared was declared, not observed.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import threading
 import time
@@ -23,6 +24,29 @@ from pydantic import AnyHttpUrl, Field, field_validator
 from .awsapi import AwsAccess, aws_client, cli
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
+
+
+#: seed 6.2 "Round-robin or least connections", as each load balancer spells it (compared case-insensitively, with
+#: `-`, spaces and `_` alike): AWS ELBv2 round_robin / least_outstanding_requests, nginx (round robin is its default)
+#: least_conn, HAProxy roundrobin / static-rr / leastconn, Envoy and GCP ROUND_ROBIN / LEAST_REQUEST, IPVS (kube-proxy)
+#: rr / wrr / lc / wlc, Traefik wrr / p2c (power of two choices: the less loaded of two), Azure Application Gateway
+#: round robin. Weighted variants are the same family: weights only matter when instances differ in size.
+ALGORITHM_FAMILIES: dict[str, str] = {
+    **dict.fromkeys(["round_robin", "roundrobin", "rr", "wrr", "weighted_round_robin", "weighted_roundrobin",
+                     "static_rr", "weighted_rr"], "round_robin"),
+    **dict.fromkeys(["least_connections", "least_connection", "least_conn", "leastconn", "lc", "wlc",
+                     "weighted_least_connections", "least_request", "least_requests", "least_outstanding_requests",
+                     "leastrequest", "p2c"], "least_connections"),
+}
+
+
+def algorithm_family(name: str | None) -> str | None:
+    """The seed's name for a load-balancing algorithm as any LB spells it (`ROUND_ROBIN`, `leastconn`, ...); a name
+    outside the families comes back normalized (lower case, `_`)."""
+    if name is None:
+        return None
+    key = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    return ALGORITHM_FAMILIES.get(key, key)
 
 
 class LbAws(AwsAccess):
@@ -52,8 +76,9 @@ class LoadBalancerTarget(Target):
     probe_timeout_s: float = Field(2.0, gt=0, le=30, description="each probe's own timeout")
     max_health_check_interval_s: float = Field(30.0, gt=0, description="seed 1.1/6.2: every 30 seconds or less")
     allowed_algorithms: list[str] = Field(
-        default_factory=lambda: ["round_robin", "least_outstanding_requests", "least_connections"],
-        description="seed 6.2: round-robin or least connections")
+        default_factory=lambda: ["round_robin", "least_connections"],
+        description="seed 6.2: round-robin or least connections; any LB's spelling of either is accepted "
+                    "(see ALGORITHM_FAMILIES), and a name outside the families is compared as written")
     expect_stickiness: bool | None = Field(None, description="seed 6.2: stickiness 'if needed' (None: reported only)")
     min_instances: int = Field(2, ge=1, description="seed 6.2: min instances 2 (high availability)")
     max_instances: int = Field(10, ge=1, description="seed 6.2: max instances 10 (cost control)")
@@ -215,7 +240,9 @@ def lb_health_check(t: LoadBalancerTarget, ctx: RunContext) -> Observation:
 @check("performance.lb.distribution", title="Load balancer distributes by round-robin / least connections",
        seed=["6.2 Load Balancer"], timeout=15, target="loadbalancer")
 def lb_distribution(t: LoadBalancerTarget, ctx: RunContext) -> Observation:
-    """Algorithm in allowed_algorithms (target-group attribute load_balancing.algorithm.type, or declared),
+    """Algorithm in allowed_algorithms, by family (round_robin: `round-robin`, `roundrobin`, `ROUND_ROBIN`, `rr`,
+    `wrr`, ...; least_connections: `least_conn`, `leastconn`, `LEAST_REQUEST`, `least_outstanding_requests`, ...)
+    (target-group attribute load_balancing.algorithm.type, or declared),
     stickiness as expected (reported when expect_stickiness is unset), health check every
     <= max_health_check_interval_s."""
     if t.aws is None and t.declared is None:
@@ -236,11 +263,14 @@ def lb_distribution(t: LoadBalancerTarget, ctx: RunContext) -> Observation:
         ({"interval_s": None}, "")
     observed = {"algorithm": algorithm, "stickiness": sticky, "health_check_interval_s": hc["interval_s"],
                 "source": source}
-    expected = {"algorithm": f"one of {t.allowed_algorithms}",
+    family = algorithm_family(algorithm)
+    allowed = {algorithm_family(a) for a in t.allowed_algorithms}
+    observed["algorithm_family"] = family
+    expected = {"algorithm": f"one of {sorted(a for a in allowed if a)} (any LB's spelling)",
                 "stickiness": "reported" if t.expect_stickiness is None else t.expect_stickiness,
                 "health_check_interval_s": f"<= {t.max_health_check_interval_s:g}"}
     problems = []
-    if algorithm not in t.allowed_algorithms:
+    if family not in allowed:
         problems.append(f"algorithm {algorithm!r}")
     if t.expect_stickiness is not None and sticky != t.expect_stickiness:
         problems.append(f"stickiness {sticky}")

@@ -305,10 +305,17 @@ def lifecycle_rules(t: BackupTarget, ctx: RunContext) -> list[dict[str, Any]]:
        seed=["3.3 Incremental/WAL Backups", "8.1 Database Backups"], depends_on=[REACHABLE], timeout=15,
        target="backups")
 def s3_retention(t: BackupTarget, ctx: RunContext) -> Observation:
-    """The oldest full backup under `prefix` is at least retention_days old, and no enabled lifecycle rule covering
-    the backup or WAL prefix expires objects sooner than retention_days."""
+    """The full backups under `prefix` span retention_days of history, and no enabled lifecycle rule covering the
+    backup or WAL prefix expires objects sooner than retention_days.
+
+    History is counted in restore points, the way backup tools and lifecycle rules keep it: the oldest backup's age
+    plus one backup interval (the median gap between consecutive backups, at most `max_backup_gap_hours`), so 30
+    daily backups kept (`retention=30`, or a rule expiring at 30 days: the oldest is 29.x days old) are 30 days of
+    history and do not flap at the boundary, while 29 daily backups are not. A lone backup counts its age only.
+    A lifecycle rule expiring at exactly retention_days passes."""
     objs = files(listing(t, t.prefix, ctx))
-    expected = f"oldest backup >= {t.retention_days:g} days old; no lifecycle rule expiring backups/WAL sooner"
+    expected = (f"oldest backup + one backup interval >= {t.retention_days:g} days; no lifecycle rule expiring "
+                "backups/WAL sooner")
     rules = lifecycle_rules(t, ctx)
     evidence = (f"ListObjectsV2 s3://{t.bucket}/{t.prefix} (oldest by LastModified) and "
                 f"GetBucketLifecycleConfiguration {t.bucket}; re-run: "
@@ -317,6 +324,8 @@ def s3_retention(t: BackupTarget, ctx: RunContext) -> Observation:
         return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, evidence)
     oldest = min(objs, key=lambda o: (o["LastModified"], o["Key"]))
     age_days = _age_hours(oldest) / 24
+    interval_h = min(_median_gap_hours(objs), t.max_backup_gap_hours)
+    history_days = age_days + interval_h / 24
     prefixes = [p for p in (t.prefix, t.wal_prefix) if p is not None]
     summary, short = [], []
     for r in rules:
@@ -333,17 +342,28 @@ def s3_retention(t: BackupTarget, ctx: RunContext) -> Observation:
         covered = [p for p in prefixes if _overlaps(prefix, p)]
         if covered and days is not None and days < t.retention_days:
             short.append(f"{line} (covers {', '.join(covered)})")
+    rule = (f"oldest {age_days:.2f} days + one backup interval {interval_h:.1f} h = {history_days:.2f} days of "
+            f"history ({len(objs)} restore points)")
     observed = {"oldest": {"key": oldest["Key"], "age_days": round(age_days, 2)}, "backups": len(objs),
+                "interval_hours": round(interval_h, 2), "history_days": round(history_days, 2), "rule": rule,
                 "lifecycle": summary or "no lifecycle rule (nothing expires)"}
     problems = []
-    if age_days < t.retention_days:
-        problems.append(f"the oldest backup is {age_days:.1f} days old")
+    if history_days < t.retention_days:
+        problems.append(f"{len(objs)} restore points cover {history_days:.1f} days: the oldest backup is "
+                        f"{age_days:.1f} days old, backups every {interval_h:.1f} h")
     if short:
         problems.append("lifecycle expires backups too early: " + "; ".join(short))
     if problems:
         observed["problems"] = problems
         return failed(observed, expected, evidence)
     return passed(observed, expected, evidence)
+
+
+def _median_gap_hours(objs: list[dict[str, Any]]) -> float:
+    """The median time between consecutive backups (0 for a single backup): the backup interval."""
+    times = sorted(o["LastModified"] for o in objs)
+    gaps = sorted((b - a).total_seconds() / 3600 for a, b in zip(times, times[1:]))
+    return gaps[len(gaps) // 2] if gaps else 0.0
 
 
 def _window(spec: str) -> tuple[int, int]:

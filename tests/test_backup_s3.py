@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sandbox import s3 as sandbox_s3
 from tasks.core import Status
 from tests.restore_support import cfg, nothing_left_behind, run_dag  # noqa: F401
@@ -53,8 +55,43 @@ def test_short_lifecycle_and_short_history_fail_retention(sandbox, cfg):
     assert r.observed["problems"] == ["lifecycle expires backups too early: expire-backups: prefix 'backups/', "
                                       "expires after 7 days (covers backups/)"]
     r = run_dag(["backup.s3.retention"], with_(cfg, "backups", retention_days=45))["backup.s3.retention"]
-    assert r.status == Status.FAIL and r.observed["problems"][0].startswith("the oldest backup is 30.0 days old")
+    assert r.status == Status.FAIL and "the oldest backup is 30.0 days old" in r.observed["problems"][0]
     assert any("expires after 35 days (covers backups/)" in p for p in r.observed["problems"])
+
+
+def _daily_backups(sandbox, prefix: str, count: int) -> None:
+    """`count` daily backups under `prefix`, the newest two hours old (as a nightly job kept by `retention=count`)."""
+    import datetime as dt
+
+    client = sandbox.s3_client()
+    for d in range(count):
+        with sandbox.s3_clock(dt.timedelta(days=d, hours=2)):
+            client.put_object(Bucket=sandbox_s3.BUCKET, Key=f"{prefix}day-{d:02d}.dump", Body=b"PGDMP",
+                              ServerSideEncryption="AES256")
+
+
+@pytest.mark.parametrize("count, status", [(30, Status.PASS), (31, Status.PASS), (29, Status.FAIL)])
+def test_retention_counts_restore_points_at_its_own_boundary(sandbox, cfg, count, status):
+    """30 daily backups kept are 30 days of history although the oldest is 29.1 days old; 29 are not."""
+    prefix = f"retention-{count}/"
+    _daily_backups(sandbox, prefix, count)
+    r = run_dag(["backup.s3.retention"], with_(cfg, "backups", prefix=prefix))["backup.s3.retention"]
+    assert r.status == status, r.summary
+    assert r.observed["backups"] == count and 23.9 < r.observed["interval_hours"] < 24.1
+    assert r.observed["rule"].startswith(f"oldest {count - 1 + 2 / 24:.2f} days + one backup interval")
+
+
+def test_a_lifecycle_rule_expiring_at_exactly_the_retention_passes(sandbox, cfg):
+    client = sandbox.s3_client()
+    try:
+        sandbox_s3.set_lifecycle(client, backup_days=30)
+        r = run_dag(["backup.s3.retention"], cfg)["backup.s3.retention"]
+        assert r.status == Status.PASS, r.summary
+        sandbox_s3.set_lifecycle(client, backup_days=29)
+        r = run_dag(["backup.s3.retention"], cfg)["backup.s3.retention"]
+        assert r.status == Status.FAIL and "expires after 29 days" in r.observed["problems"][0]
+    finally:
+        sandbox_s3.set_lifecycle(client)
 
 
 def test_missed_backups_fail_the_schedule_and_off_window_backups_warn(sandbox, cfg):

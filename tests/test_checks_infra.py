@@ -184,6 +184,37 @@ def test_declared_load_balancer_settings_are_compared_and_said_to_be_declared():
                                                                       "health check interval 60.0"]
 
 
+@pytest.mark.parametrize("spelling", [
+    "round-robin",                 # the seed's own words
+    "round_robin", "ROUND_ROBIN",  # AWS ELBv2; Envoy and GCP backend services
+    "roundrobin", "static-rr",     # HAProxy
+    "least_conn",                  # nginx
+    "leastconn",                   # HAProxy
+    "LEAST_REQUEST",               # Envoy, GCP
+    "least_outstanding_requests",  # AWS ALB
+    "wlc", "Least Connections",    # IPVS (kube-proxy); as a person writes it
+])
+def test_every_lb_spelling_of_round_robin_or_least_connections_passes(spelling):
+    declared = {"algorithm": spelling, "health_check_interval_s": 30}
+    c = parse_config({"environment": "t", "loadbalancer": {"declared": declared}}, env={})
+    r = run_ids(["performance.lb.distribution"], c)["performance.lb.distribution"]
+    assert r.status == Status.PASS, r.summary
+    assert r.observed["algorithm"] == spelling and r.observed["algorithm_family"] in ("round_robin",
+                                                                                       "least_connections")
+
+
+@pytest.mark.parametrize("spelling", ["ip_hash", "RING_HASH", "weighted_random", "source", "MAGLEV"])
+def test_hashing_and_random_algorithms_fail_as_the_nearest_unhealthy_variants(spelling):
+    declared = {"algorithm": spelling, "health_check_interval_s": 30}
+    c = parse_config({"environment": "t", "loadbalancer": {"declared": declared}}, env={})
+    r = run_ids(["performance.lb.distribution"], c)["performance.lb.distribution"]
+    assert r.status == Status.FAIL and r.details["problems"] == [f"algorithm {spelling!r}"]
+    # a team that chose hashing on purpose says so, in any spelling
+    c = parse_config({"environment": "t", "loadbalancer": {"declared": declared,
+                                                            "allowed_algorithms": [spelling.lower()]}}, env={})
+    assert run_ids(["performance.lb.distribution"], c)["performance.lb.distribution"].status == Status.PASS
+
+
 # --------------------------------------------------------------------------- hosts from a Prometheus API
 
 @pytest.fixture(scope="module")
