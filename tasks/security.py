@@ -374,7 +374,7 @@ def _loopback(host: str) -> bool:
 
 
 @check("security.transit.tls", title="Connections are encrypted in transit (API, and PostgreSQL/Redis when remote)",
-       seed=["5.2 Encryption in Transit"], depends_on=[REACHABLE], timeout=15, target="security")
+       seed=["5.2 Encryption in Transit"], depends_on=[REACHABLE, PG_REACHABLE], timeout=15, target="security")
 def transit_tls(t: SecurityTarget, ctx: RunContext) -> Observation:
     """The API answers over TLS >= 1.2 (one HTTPS request, the negotiated version read from the connection);
     PostgreSQL and Redis, when remote (not loopback), are reached with TLS: PostgreSQL sslmode require/verify-* and

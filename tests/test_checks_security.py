@@ -92,6 +92,17 @@ def test_plaintext_sensitive_column_and_remote_redis_without_tls_fail(cfg):
     assert r.observed["redis"] == {"scheme": "redis"}
 
 
+def test_transit_tls_is_skipped_behind_an_unreachable_database_not_an_error_of_its_own(cfg):
+    """One root cause, one failure: the database down is dependencies.postgres.reachable's failure."""
+    from tests.test_checks_servers import refused_port
+
+    down = with_(cfg, "postgres", host="db.internal.example", port=refused_port())
+    res = run_ids(["infrastructure.web.reachable", "dependencies.postgres.reachable", "security.transit.tls"], down)
+    assert res["dependencies.postgres.reachable"].status in (Status.FAIL, Status.ERROR)
+    r = res["security.transit.tls"]
+    assert r.status == Status.SKIPPED and "dependencies.postgres.reachable" in r.cause, (r.status, r.cause)
+
+
 def test_hash_and_ciphertext_classifiers():
     assert classify_hash("$2b$12$" + "a" * 53) == "bcrypt"
     assert classify_hash("$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQxMjM$" + "A" * 43) == "argon2"
