@@ -26,11 +26,9 @@ import os
 import platform
 import resource
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -162,22 +160,7 @@ def _measure(method: str, runs: int, env_file: Path) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-# --------------------------------------------------------------------------- the database
-
-def _start_postgres(base: Path):
-    from sandbox import postgres, procs
-    from sandbox.stack import ROOT
-
-    bindir = postgres.pg_install(ROOT / "cache") / "bin"
-    data, sock = base / "pgdata", base / "pgsock"
-    postgres.initdb(bindir, data, sock)
-    port = procs.free_ports(1)[0]
-    proc = procs.spawn(postgres.server_argv(bindir, data, sock, port), log=base / "postgres.log",
-                       user=postgres.run_as(), cwd=base)
-    procs.wait_until("postgres", lambda: procs.port_open(port) and postgres.accepting(sock, port), 60,
-                     alive=lambda: proc.poll() is None, log=base / "postgres.log")
-    return proc, sock, port, str(bindir)
-
+# --------------------------------------------------------------------------- the machine
 
 def _machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -201,16 +184,11 @@ def main() -> int:
         ap.error("--rows >= 1000 and --runs >= 1")
     import psycopg
 
-    from sandbox import postgres, procs
-    from sandbox.stack import ROOT
+    from sandbox import postgres
 
-    ROOT.mkdir(mode=0o755, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="bench-gx-", dir=ROOT))
-    base.chmod(0o755)
-    proc = None
-    try:
-        t0 = time.monotonic()
-        proc, sock, port, _ = _start_postgres(base)
+    t0 = time.monotonic()
+    with postgres.scratch_cluster("bench-gx-") as pg:
+        sock, port, base = pg.sock, pg.port, pg.base
         password = secrets.token_urlsafe(18)
         sizes = {"bench": args.rows, "bench_small": max(1000, args.rows // 100)}
         for i, (db, rows) in enumerate(sizes.items()):
@@ -250,10 +228,6 @@ def main() -> int:
                     acc["maxrss_kb"] = max(acc["maxrss_kb"], r["maxrss_kb"])
         with psycopg.connect(postgres.admin_conninfo(sock, port)) as c:
             version = c.execute("SHOW server_version").fetchone()[0]
-    finally:
-        if proc is not None:
-            procs.stop([proc], {proc.pid: postgres.STOP_SIGNAL})
-        shutil.rmtree(base, ignore_errors=True)
 
     import great_expectations
 

@@ -35,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    # no `:name:` emoji codes either: a target's `:x:` stays text
+    return Console(highlight=False, emoji=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
 STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "ERROR": "bold red", "SKIPPED": "magenta",
@@ -47,13 +48,25 @@ def _progress_line(console, res) -> None:
     """One line per landed check: what it is when it passed, what went wrong when not."""
     s = res.status.value
     text = res.title if s == "PASS" else res.summary
-    console.print(f"  [{STYLE[s]}]{MARK[s]} {s:<14}[/] {res.id:<40} [dim]{_short(text, 90)} ({res.duration_s:.2f}s)[/]",
+    console.print(f"  [{STYLE[s]}]{MARK[s]} {s:<14}[/] {res.id:<40} [dim]{_t(text, 90)} ({res.duration_s:.2f}s)[/]",
                   markup=True, emoji=False, no_wrap=True, overflow="ellipsis")
 
 
-def _short(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+def _t(text: Any, n: int = 100_000) -> str:
+    """What a target said, for a string printed with markup: one line, control characters (an ANSI escape) written
+    out, cut to `n`, Rich markup escaped (`[/oops]` in a server's answer once crashed the gate with exit 4)."""
+    from rich.markup import escape
+
+    from flows.report import plain
+
+    return escape(plain(text, n))
+
+
+def _v(text: Any) -> str:
+    """What a target said, for a string printed without markup: control characters written out, lines kept."""
+    from flows.report import visible
+
+    return visible(str(text))
 
 
 def report_by_id(report) -> dict:
@@ -63,7 +76,7 @@ def report_by_id(report) -> dict:
 def render_report(console, report, *, out_path: Path | None = None) -> None:
     from rich.table import Table
 
-    t = Table(title=f"go-live readiness: {report.environment} ({report.mode})", title_justify="left")
+    t = Table(title=f"go-live readiness: {_t(report.environment)} ({report.mode})", title_justify="left")
     for col in ("Section", "Verdict", "PASS", "WARN", "FAIL", "ERROR", "SKIPPED", "N/A", "s"):
         t.add_column(col, justify="left" if col in ("Section", "Verdict") else "right")
     for s in report.sections:
@@ -81,26 +94,28 @@ def render_report(console, report, *, out_path: Path | None = None) -> None:
                 skipped.setdefault(r.details.get("root_cause", ""), []).append(r.id)
         roots = [r for r in bad if r.status.value != "SKIPPED"]
         for r in roots:
-            console.print(f"  [red]{r.status.value}[/] [bold]{r.id}[/] {r.title}", emoji=False)
+            console.print(f"  [red]{r.status.value}[/] [bold]{r.id}[/] {_t(r.title)}", emoji=False)
             if r.status.value == "FAIL":
-                console.print(f"      observed: {r.observed}\n      expected: {r.expected}", emoji=False, markup=False)
+                console.print(_v(f"      observed: {r.observed}\n      expected: {r.expected}"), emoji=False,
+                              markup=False)
             elif r.cause != r.evidence:
-                console.print(f"      cause: {r.cause}", emoji=False, markup=False)
-            console.print(f"      evidence: {r.evidence}", emoji=False, markup=False)
+                console.print(_v(f"      cause: {r.cause}"), emoji=False, markup=False)
+            console.print(_v(f"      evidence: {r.evidence}"), emoji=False, markup=False)
             if skipped.get(r.id):
                 console.print(f"      [magenta]and so SKIPPED:[/] {', '.join(skipped.pop(r.id))}", emoji=False)
         for ids in skipped.values():  # skipped behind a root that is not itself blocking
             for cid in ids:
-                console.print(f"  [magenta]SKIPPED[/] [bold]{cid}[/]: {report_by_id(report)[cid].cause}", emoji=False)
+                cause = _t(report_by_id(report)[cid].cause)
+                console.print(f"  [magenta]SKIPPED[/] [bold]{cid}[/]: {cause}", emoji=False)
     warns = report.warnings
     if warns:
         console.print("[yellow]Warnings:[/]")
         for r in warns:
-            console.print(f"  [yellow]{r.status.value}[/] {r.id}: {r.summary}", emoji=False)
+            console.print(f"  [yellow]{r.status.value}[/] {r.id}: {_t(r.summary)}", emoji=False)
     na = [r for r in report.results if r.status.value == "NOT_APPLICABLE"]
     if na:
         roots = sorted({r.cause for r in na if not (r.cause or "").startswith("not applicable because")})
-        console.print(f"[dim]Not applicable: {len(na)} check(s): {'; '.join(roots)}[/]", emoji=False)
+        console.print(f"[dim]Not applicable: {len(na)} check(s): {_t('; '.join(roots))}[/]", emoji=False)
     console.print(f"\nVERDICT: [{STYLE[report.verdict.value]}]{report.verdict.value}[/]  "
                   f"({len(report.results)} checks in {report.duration_s:.1f} s)")
     if out_path:
@@ -109,7 +124,8 @@ def render_report(console, report, *, out_path: Path | None = None) -> None:
 
 # --------------------------------------------------------------------------- commands
 
-def _load_config_or_usage(path: str):
+def _load_config(path: str):
+    """The config, or None after one line per problem on stderr (each `file: key.path: message`, redacted)."""
     from flows.config import ConfigError, load_config
 
     try:
@@ -117,23 +133,41 @@ def _load_config_or_usage(path: str):
     except ConfigError as e:
         for line in e.problems:
             print(f"{e.source}: {line}", file=sys.stderr)
+        return None
+
+
+def _load_config_or_usage(path: str):
+    cfg = _load_config(path)
+    if cfg is None:
         raise SystemExit(EXIT_USAGE)
+    return cfg
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from flows.config import ConfigError, json_schema, load_config
+    from pydantic import BaseModel
+
+    from flows.config import json_schema
+    from tasks.core import Redactor
 
     if args.config_cmd == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
-    try:
-        cfg = load_config(args.file)
-    except ConfigError as e:
-        for line in e.problems:
-            print(f"{e.source}: {line}", file=sys.stderr)
+    if args.config_cmd == "init":
+        from flows.configinit import InitError, command
+
+        try:
+            command(args)
+        except InitError as e:
+            raise UsageError(str(e))
+        return 0
+    cfg = _load_config(args.file)
+    if cfg is None:
         return EXIT_USAGE
-    sections = [k for k in ("web", "postgres", "redis", "smtp", "backups", "monitoring", "team") if getattr(cfg, k)]
-    print(f"{args.file}: ok (environment {cfg.environment}; sections: {', '.join(sections) or 'none'})")
+    sections = [k for k in type(cfg).model_fields  # every section written in the file, in the schema's order
+                if k in cfg.model_fields_set and isinstance(getattr(cfg, k), BaseModel)]
+    rules = "production rules" if cfg.production else "not production"
+    print(Redactor(cfg.secrets()).text(f"{args.file}: ok (environment {cfg.environment}, {rules}; "
+                                       f"sections: {', '.join(sections) or 'none'})"))
     return 0
 
 
@@ -247,11 +281,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config_or_usage(args.config)
     _quiet_prefect_console()
     console = _console()
-    console.print(f"golive: readiness of [bold]{cfg.environment}[/] ({args.mode}) "
+    console.print(f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) "
                   f"on {os.environ.get('PREFECT_API_URL') or 'an ephemeral Prefect server'}")
     report, state = _run_flow(args.config, args.mode, args.section, args.out, console)
     if report is None:
-        console.print(f"[bold red]the gate failed:[/] {state.message}", markup=True)
+        console.print(f"[bold red]the gate failed:[/] {_t(state.message)}", markup=True)
         return EXIT_GATE
     render_report(console, report, out_path=Path(args.out) / report.environment / "latest" if args.out else None)
     if args.junit:
@@ -302,7 +336,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                           "pass --approve 'NAME:ROLE' for each required role):")
             report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
         if report is None:
-            console.print(f"[bold red]the gate failed:[/] {state.message}")
+            console.print(f"[bold red]the gate failed:[/] {_t(state.message)}")
             return EXIT_GATE
         out = Path(args.out) / report.environment / "latest" if args.out else None
         render_report(console, report, out_path=out)
@@ -342,23 +376,23 @@ def cmd_ci(args: argparse.Namespace) -> int:
         out = trigger_and_wait(args.deployment, _params(args.param), api_url=api_url,
                                api_key=os.environ.get("PREFECT_API_KEY"), idempotency_key=args.idempotency_key,
                                timeout_s=args.timeout, poll_s=args.poll_seconds,
-                               on_state=lambda rid, t, name: console.print(f"[dim]flow run {rid}: {name or t}[/]"))
+                               on_state=lambda rid, t, name: console.print(f"[dim]flow run {rid}: {_t(name or t)}[/]"))
     except ValueError as e:
         raise UsageError(str(e))
     except CiError as e:
-        console.print(f"[bold red]golive ci: no verdict:[/] {e}")
+        console.print(f"[bold red]golive ci: no verdict:[/] {_t(e)}")
         return EXIT_GATE
     if out.verdict is None:
         console.print(f"[bold red]golive ci: run {out.flow_run_id} ended {out.state} without a verdict:[/] "
-                      f"{out.state_message}")
+                      f"{_t(out.state_message)}")
         return EXIT_GATE
     v = out.verdict
-    console.print(f"VERDICT: [{STYLE[v['verdict']]}]{v['verdict']}[/] for {v['environment']} "
+    console.print(f"VERDICT: [{STYLE[v['verdict']]}]{_t(v['verdict'])}[/] for {_t(v['environment'])} "
                   f"(flow run {out.flow_run_id}, {out.state})")
     for line in v.get("blocking", []):
-        console.print(f"  [red]blocking[/] {line}", markup=True, emoji=False)
+        console.print(f"  [red]blocking[/] {_t(line)}", markup=True, emoji=False)
     for line in v.get("warnings", []):
-        console.print(f"  [yellow]warning[/] {line}", markup=True, emoji=False)
+        console.print(f"  [yellow]warning[/] {_t(line)}", markup=True, emoji=False)
     if args.junit:
         Path(args.junit).write_text(junit_from_rows(out.checks, v["environment"]))
         console.print(f"[dim]JUnit: {args.junit} ({len(out.checks)} checks)[/]")
@@ -479,6 +513,23 @@ def build_parser() -> argparse.ArgumentParser:
     v = gs.add_parser("validate", help="print one line per problem, naming the key path; exit 3 if any")
     v.add_argument("file")
     gs.add_parser("schema", help="print the JSON Schema of the config (for editors)")
+    gi = gs.add_parser("init", help="write a commented starter config from the URLs you know, discovering the rest "
+                                    "(read-only; passwords become ${VAR} references)")
+    gi.add_argument("--environment", required=True, help="the environment's name (lowercase, digits, dashes)")
+    for flag, what in (("--site-url", "https:// URL of the product"), ("--database-dsn", "postgresql:// DSN"),
+                       ("--redis-url", "redis:// URL of the primary"), ("--s3-bucket", "the backup bucket"),
+                       ("--s3-endpoint", "S3-compatible endpoint (default: AWS)"),
+                       ("--s3-prefix", "where full backups live (default: discovered)"),
+                       ("--prometheus-url", "http(s):// URL of Prometheus"), ("--smtp-host", "HOST[:PORT]"),
+                       ("--ca-file", "extra trust anchor (PEM) for the site, SMTP and Prometheus"),
+                       ("--suites-dir", "where starter data suites go (default: suites-<env> beside --out)")):
+        gi.add_argument(flag, help=what)
+    gi.add_argument("--out", help="the file to write (default: golive-<environment>.yaml)")
+    gi.add_argument("--force", action="store_true", help="replace --out if it exists")
+    gi.add_argument("--no-discover", action="store_true", help="write from the flags only; ask no server")
+    gi.add_argument("--interactive", action="store_true", help="prompt for missing flags (only on a terminal)")
+    gi.add_argument("--timeout", dest="timeout_s", type=float, default=10.0,
+                    help="seconds each server gets to answer (default 10)")
     g.set_defaults(fn=cmd_config)
     return p
 

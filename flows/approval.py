@@ -10,21 +10,24 @@ How it works:
 - N-of-M approvals by role: sign-offs are collected in successive pauses until every required role has a GO from a
   distinct person (one signer never counts twice); any accepted NO-GO ends it.
 Prefect records no approver identity on a resume: the signer's name and role in the form are the record, published
-with everything they saw as the `golive-decision-<env>` artifact.
+with everything they saw as the `golive-decision-<env>` artifact. That artifact is for people: anyone with API access
+can write one, so the deploy flow re-decides from the run input Prefect stored on each resume (`submitted_decision`).
 """
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
-from pydantic import BaseModel, Field, create_model
+from prefect.input import RunInput, keyset_from_paused_state
+from prefect.states import Paused
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .policies import SECTION_SIGNOFFS, ApprovalPolicy, Decision, Role
-from .report import Report, Verdict
+from .report import Report, Verdict, md
 
 
 ROLLBACK_CRITERIA = """\
@@ -78,6 +81,11 @@ def _norm(name: str) -> str:
 
 def evaluate(signoff: SignOffBase, report: Report, prior: list[SignOffBase]) -> list[str]:
     """The business rules; an empty list means the sign-off is accepted."""
+    return rules(signoff, [r.id for r in report.blocking_failures], prior)
+
+
+def rules(signoff: SignOffBase, blocking: list[str], prior: list[SignOffBase]) -> list[str]:
+    """`evaluate` on the ids of the blocking failures: what the deploy flow re-checks, without the report."""
     problems: list[str] = []
     if _norm(signoff.signer_name) in {_norm(p.signer_name) for p in prior}:
         problems.append(f"{signoff.signer_name} has already signed: one person counts once")
@@ -86,10 +94,9 @@ def evaluate(signoff: SignOffBase, report: Report, prior: list[SignOffBase]) -> 
         if not reason:
             problems.append("a NO-GO needs a reason")
         return problems
-    blocking = report.blocking_failures
     if blocking and not signoff.override_blocking_failures:
         problems.append(f"GO refused: {len(blocking)} blocking check(s) failed "
-                        f"({', '.join(r.id for r in blocking[:5])}{'…' if len(blocking) > 5 else ''}); "
+                        f"({', '.join(blocking[:5])}{'…' if len(blocking) > 5 else ''}); "
                         "tick 'Override blocking failures' and give a reason, or decide NO-GO")
     if signoff.override_blocking_failures and not reason:
         problems.append("an override needs a reason")
@@ -102,8 +109,29 @@ def evaluate(signoff: SignOffBase, report: Report, prior: list[SignOffBase]) -> 
     return problems
 
 
+SIGN_OFF_FLOW = "go-live-sign-off"
+RECORDED_DEPLOY = "; deploy flow run {}"  # how a GO's final state message names the one deploy run it triggered
+
+
+def response_key(round_no: int) -> str:
+    """Where Prefect stores the input sign-off run `round_no` was resumed with (its Paused state's keyset)."""
+    return keyset_from_paused_state(Paused(pause_key=f"sign-off-{round_no}"))["response"]
+
+
+def outcome(accepted: list[SignOffBase], need: set[str]) -> tuple[Verdict, str] | None:
+    """The decision the accepted sign-offs reach, if any: the first NO-GO ends it; GO once every required role has a
+    GO from a distinct person."""
+    last = accepted[-1]
+    if last.decision == Decision.NO_GO:
+        return Verdict.NO_GO, f"NO-GO by {last.signer_name} ({last.signer_role.value}): {last.reason.strip()}"
+    if need <= {s.signer_role.value for s in accepted if s.decision == Decision.GO}:
+        return Verdict.GO, "GO signed by " + ", ".join(f"{s.signer_name} ({s.signer_role.value})" for s in accepted)
+    return None
+
+
 class DecisionRecord(BaseModel):
     environment: str
+    release: str | None = None
     readiness_flow_run_id: str | None
     decision: Verdict  # GO or NO-GO (GO-WITH-WARNINGS never: people decide GO or NO-GO)
     why: str
@@ -116,20 +144,21 @@ class DecisionRecord(BaseModel):
     refused: list[dict[str, Any]] = Field(default_factory=list)
     overrides: list[dict[str, Any]] = Field(default_factory=list)
     timed_out: bool = False
+    signoff_runs: list[str] = Field(default_factory=list, description="the go-live-sign-off runs, round by round")
     deploy_flow_run_id: str | None = None
 
 
 def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOffBase], problems: list[str]) -> str:
     lines = []
     if problems:
-        lines += ["### ⛔ The last sign-off was refused", ""] + [f"- {p}" for p in problems] + [""]
+        lines += ["### ⛔ The last sign-off was refused", ""] + [f"- {md(p, 1000)}" for p in problems] + [""]
     lines += [f"## Go-live sign-off: `{report.environment}` — readiness {report.verdict.value}", "",
               f"{len(report.results)} checks in {report.duration_s:.1f} s; readiness run `{report.flow_run_id}`.", ""]
     if report.blocking_failures:
         lines += ["**Blocking failures** (GO needs an explicit, recorded override with a reason):", ""]
-        lines += [f"- `{r.id}` {r.status.value}: {r.summary[:240]}" for r in report.blocking_failures] + [""]
+        lines += [f"- `{r.id}` {r.status.value}: {md(r.summary, 240)}" for r in report.blocking_failures] + [""]
     if report.warnings:
-        lines += ["**Warnings:**", ""] + [f"- `{r.id}` {r.status.value}: {r.summary[:240]}" for r in report.warnings]
+        lines += ["**Warnings:**", ""] + [f"- `{r.id}` {r.status.value}: {md(r.summary, 240)}" for r in report.warnings]
         lines.append("")
     need = [r.value for r in policy.required_roles]
     have = {s.signer_role.value: s.signer_name for s in signed}
@@ -143,7 +172,7 @@ def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOf
     return "\n".join(lines)
 
 
-@flow(name="go-live-sign-off", flow_run_name="sign-off {round_no}", persist_result=False, validate_parameters=False)
+@flow(name=SIGN_OFF_FLOW, flow_run_name="sign-off {round_no}", persist_result=False, validate_parameters=False)
 async def sign_off_step(round_no: int, description: str, timeout_s: int, poll_s: int) -> dict:
     """One pause for one sign-off. Its own run, so a timeout fails this run and not the readiness run."""
     form = signoff_form()
@@ -152,15 +181,16 @@ async def sign_off_step(round_no: int, description: str, timeout_s: int, poll_s:
     return signoff.model_dump(mode="json")
 
 
-async def collect_decision(report: Report, policy: ApprovalPolicy) -> DecisionRecord:
+async def collect_decision(report: Report, policy: ApprovalPolicy, release: str | None = None) -> DecisionRecord:
     logger = get_run_logger()
     form = signoff_form()
     accepted: list[SignOffBase] = []
     refused: list[dict[str, Any]] = []
     problems: list[str] = []
+    runs: list[str] = []
     need = {r.value for r in policy.required_roles}
-    rec = dict(environment=report.environment, readiness_flow_run_id=report.flow_run_id,
-               report_verdict=report.verdict, required_roles=sorted(need),
+    rec = dict(environment=report.environment, release=release, readiness_flow_run_id=report.flow_run_id,
+               report_verdict=report.verdict, required_roles=sorted(need), signoff_runs=runs,
                blocking_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
                warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings])
 
@@ -174,6 +204,7 @@ async def collect_decision(report: Report, policy: ApprovalPolicy) -> DecisionRe
                                     description=form_description(report, policy, accepted, problems),
                                     timeout_s=int(policy.timeout_minutes * 60), poll_s=policy.poll_seconds,
                                     return_state=True)
+        runs.append(str(state.state_details.flow_run_id))
         if not state.is_completed():
             logger.warning("sign-off %d ended %s: recorded as NO-GO", round_no, state.type.value)
             return done(Verdict.NO_GO, f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): "
@@ -188,14 +219,50 @@ async def collect_decision(report: Report, policy: ApprovalPolicy) -> DecisionRe
         accepted.append(signoff)
         logger.info("sign-off by %s (%s): %s", signoff.signer_name, signoff.signer_role.value,
                     signoff.decision.value)
-        if signoff.decision == Decision.NO_GO:
-            return done(Verdict.NO_GO, f"NO-GO by {signoff.signer_name} ({signoff.signer_role.value}): "
-                                       f"{signoff.reason.strip()}")
-        got = {s.signer_role.value for s in accepted if s.decision == Decision.GO}
-        if need <= got:
-            who = ", ".join(f"{s.signer_name} ({s.signer_role.value})" for s in accepted)
-            return done(Verdict.GO, f"GO signed by {who}")
+        if reached := outcome(accepted, need):
+            return done(*reached)
     return done(Verdict.NO_GO, f"no decision after {policy.max_rounds} sign-off rounds")
+
+
+async def submitted_decision(client: Any, readiness_run_id: UUID, blocking: list[str],
+                             policy: ApprovalPolicy) -> tuple[Verdict | None, str]:
+    """The decision re-reached from what was submitted: the run input Prefect stored when each `go-live-sign-off` run
+    of the readiness run was resumed (never an artifact), through the same rules in the same round order as
+    `collect_decision`. (None, why) when the runs are not what a sign-off leaves behind."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.exceptions import ObjectNotFound
+
+    found = await client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[SIGN_OFF_FLOW])),
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[readiness_run_id])))
+    by_round = {r.parameters.get("round_no"): r for r in found}
+    rounds = [by_round.get(n) for n in range(1, len(found) + 1)]
+    if not found or None in rounds or len(found) > policy.max_rounds:
+        return None, (f"its sign-off runs are rounds {sorted(str(r.parameters.get('round_no')) for r in found)}, "
+                      f"not 1..n (n <= {policy.max_rounds})")
+    form, need, accepted = signoff_form(), {r.value for r in policy.required_roles}, []
+    for n, run in enumerate(rounds, 1):
+        reached = None
+        if run.state is None or not run.state.is_completed():
+            reached = Verdict.NO_GO, f"sign-off {n} ended {run.state.type.value if run.state else 'stateless'}"
+        else:
+            try:
+                signoff = form(**json.loads(await client.read_flow_run_input(run.id, response_key(n))))
+            except ObjectNotFound:
+                return None, f"sign-off {n} ({run.id}) has no stored input: it was never resumed through its form"
+            except ValidationError as e:
+                err = e.errors()[0]
+                return None, (f"sign-off {n} ({run.id}): stored input field "
+                              f"{'.'.join(map(str, err['loc'])) or '(top)'}: {err['msg']}")
+            except (ValueError, TypeError):
+                return None, f"sign-off {n} ({run.id}): the stored input is not a JSON object"
+            if not rules(signoff, blocking, accepted):
+                accepted.append(signoff)
+                reached = outcome(accepted, need)
+        if reached:
+            return reached if n == len(rounds) else (None, f"{len(rounds) - n} sign-off run(s) after round {n}, "
+                                                           "which decided")
+    return None, f"its {len(rounds)} sign-off(s) reach no decision"
 
 
 def _public(s: SignOffBase) -> dict[str, Any]:
@@ -224,10 +291,10 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     from .deploy import trigger_deploy
 
     logger = get_run_logger()
-    decision = await collect_decision(report, cfg.approval)
+    decision = await collect_decision(report, cfg.approval, release)
     deploy_run = None
     if decision.decision == Verdict.GO and cfg.deploy is not None and report.flow_run_id:
-        await publish_decision(decision)  # the deploy flow checks it before it deploys anything
+        await publish_decision(decision)  # on record before anything deploys (people read it; the deploy does not)
         deploy_run = await trigger_deploy(config_path, release, report.flow_run_id, cfg.deploy.deployment)
         decision = decision.model_copy(update={"deploy_flow_run_id": deploy_run})
     elif decision.decision == Verdict.GO:
@@ -235,6 +302,7 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     await publish_decision(decision)
     logger.info("decision %s: %s%s", decision.decision.value, decision.why,
                 f"; deploy flow run {deploy_run}" if deploy_run else "")
-    if decision.decision == Verdict.GO:
-        return Completed(message=f"GO: {decision.why}", data=decision)
+    if decision.decision == Verdict.GO:  # the deploy run checks that this final state names it (RECORDED_DEPLOY)
+        return Completed(message=f"GO: {decision.why}" + (RECORDED_DEPLOY.format(deploy_run) if deploy_run else ""),
+                         data=decision)
     return Failed(message=f"NO-GO: {decision.why}", data=decision)

@@ -3,20 +3,24 @@
 - `${VAR}` / `${VAR:-default}` are read from the environment (a missing variable is an error naming the key);
 - `{{ prefect.blocks.secret.NAME }}` is read from a Prefect Secret block (Prefect's own template syntax);
 - secrets are `SecretStr`: they print as `**********`, and the run's Redactor removes them from everything;
-- unknown keys are errors; every problem is reported as one line `key.path: message`.
+- every value read from the environment or a Secret block is a secret wherever it lands (a token inside a URL too);
+- production (`production: true`): a secret field must be a reference, and no secret is shorter than 8 characters;
+- unknown keys, duplicate keys are errors; every problem is reported as one line `key.path: message`, redacted;
+- the file is bounded: 1 MiB of UTF-8, 100 YAML aliases, 100,000 values once aliases expand, 64 levels deep.
 """
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML: ~10x faster, same safe subset
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator,
+                      model_validator)
 
 from tasks.postgres import PostgresTarget
 from tasks.prometheus import MonitoringTarget
@@ -38,6 +42,7 @@ from tasks.saas_deps import SaasTarget
 from tasks.app import AppTarget
 from tasks.security import SecurityTarget
 from tasks.workers import WorkersTarget
+from tasks.core import Redactor
 
 from .policies import ApprovalPolicy, DeployPolicy
 
@@ -77,7 +82,9 @@ class GoliveConfig(BaseModel):
     environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
                              description="name; also the artifact key suffix (lowercase, digits, dashes)")
     description: str = ""
-    production: bool = Field(False, description="true for the production environment (stricter checks)")
+    production: bool = Field(False, description="true for the production environment: stricter checks, and every "
+                                                "secret field must be a ${VAR} or Secret block reference of at least "
+                                                "8 characters; required when the environment is named prod/production")
     web: WebTarget | None = None
     postgres: PostgresTarget | None = None
     redis: RedisTarget | None = None
@@ -108,13 +115,33 @@ class GoliveConfig(BaseModel):
     notify: NotifyPolicy | None = Field(None, description="rehearsal diff thresholds and webhook (rehearsal mode)")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     deploy: DeployPolicy | None = None
-    _block_secrets: list[str] = PrivateAttr(default_factory=list)
+    _ref_secrets: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _named_production(self) -> "GoliveConfig":
+        if self.environment in ("prod", "production") and not self.production:
+            raise ValueError(f"environment {self.environment!r} must set `production: true` (its rules apply to it)")
+        return self
 
     def secrets(self) -> list[str]:
-        """Every secret value of this config: SecretStr fields, and anything read from a Prefect Secret block."""
-        from tasks.core import collect_secrets
+        """Every secret value of this config: SecretStr fields, and every value read from the environment or a
+        Prefect Secret block, whatever field it landed in."""
+        return [s.get_secret_value() for _, s in _secret_fields(self)] + list(self._ref_secrets)
 
-        return collect_secrets(self) + list(self._block_secrets)
+
+def _secret_fields(obj: Any, loc: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], SecretStr]]:
+    """(key path, value) of every SecretStr inside a (nested) model; the path is the YAML's (no field aliases)."""
+    if isinstance(obj, SecretStr):
+        yield loc, obj
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            yield from _secret_fields(getattr(obj, name), loc + (name,))
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _secret_fields(v, loc + (k,))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _secret_fields(v, loc + (i,))
 
 
 class ConfigError(Exception):
@@ -128,29 +155,42 @@ class ConfigError(Exception):
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _BLOCK = re.compile(r"\{\{\s*prefect\.blocks\.secret\.([a-z0-9][a-z0-9-]*)\s*\}\}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MIN_SECRET = 8  # production: shorter is guessable, and too short to redact without shredding other text
+MAX_BYTES = 1 << 20  # an environment config is a few KiB
+MAX_ALIASES = 100  # YAML `*name` references in one document ...
+MAX_VALUES = 100_000  # ... and the values it may hold once they expand ("billion laughs": 552 bytes -> 2.8 GB)
+MAX_DEPTH = 64
+#: (key path, kind, name, value) of each substitution; kind: "env", "default" (written in the file) or "block"
+Ref = tuple[tuple[Any, ...], str, str, str]
 
 
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
+        else:  # a list index; any other key quoted and bounded (a space, a dot, an escape code, 1 MiB of key)
+            out += f"[{part}]" if type(part) is int else f"[{part!r:.80}]"
     return out or "(top)"
 
 
 def _interpolate(node: Any, loc: tuple[Any, ...], env: dict[str, str], problems: list[str],
-                 secret_loader: Callable[[str], str], block_values: list[str]) -> Any:
+                 secret_loader: Callable[[str], str], refs: list[Ref]) -> Any:
     if isinstance(node, dict):
-        return {k: _interpolate(v, loc + (k,), env, problems, secret_loader, block_values) for k, v in node.items()}
+        return {k: _interpolate(v, loc + (k,), env, problems, secret_loader, refs) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, loc + (i,), env, problems, secret_loader, block_values) for i, v in enumerate(node)]
+        return [_interpolate(v, loc + (i,), env, problems, secret_loader, refs) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
 
     def var(m: re.Match) -> str:
         name, default = m.group(1), m.group(2)
         if name in env:
+            refs.append((loc, "env", name, env[name]))
             return env[name]
         if default is not None:
+            refs.append((loc, "default", name, default))
             return default
         problems.append(f"{_path(loc)}: environment variable {name} is not set")
         return ""
@@ -158,7 +198,7 @@ def _interpolate(node: Any, loc: tuple[Any, ...], env: dict[str, str], problems:
     def block(m: re.Match) -> str:
         try:
             value = secret_loader(m.group(1))
-            block_values.append(value)
+            refs.append((loc, "block", m.group(1), value))
             return value
         except Exception as e:  # noqa: BLE001 - reported as a config problem
             why = str(e) if isinstance(e, NoPrefectApi) else type(e).__name__
@@ -166,6 +206,24 @@ def _interpolate(node: Any, loc: tuple[Any, ...], env: dict[str, str], problems:
             return ""
 
     return _BLOCK.sub(block, _VAR.sub(var, node))
+
+
+def _production_problems(cfg: GoliveConfig, refs: list[Ref]) -> list[str]:
+    """Each secret field is a reference (not written in the file, nor a `${VAR:-default}`'s default), and each value
+    read into one, like each Secret block value wherever it lands, has at least MIN_SECRET characters."""
+    problems: list[str] = []
+    secret_locs = set()
+    for loc, _ in _secret_fields(cfg):
+        secret_locs.add(loc)
+        kinds = {kind for at, kind, _, _ in refs if at == loc}
+        if not kinds or "default" in kinds:
+            problems.append(f"{_path(loc)}: a secret written inline; use ${{VAR}} or a Prefect Secret block")
+    for loc, kind, name, value in refs:
+        if len(value) < MIN_SECRET and (kind == "block" or (kind == "env" and loc in secret_locs)):
+            what = f"environment variable {name}" if kind == "env" else f"Prefect Secret block {name!r}"
+            problems.append(f"{_path(loc)}: {what} holds a secret shorter than {MIN_SECRET} characters (refused in "
+                            "production)")
+    return problems
 
 
 class NoPrefectApi(Exception):
@@ -199,31 +257,109 @@ def parse_config(data: Any, *, env: dict[str, str] | None = None, source: str = 
     if not isinstance(data, dict):
         raise ConfigError([f"(top): expected a mapping of sections, got {type(data).__name__}"], source)
     problems: list[str] = []
-    block_values: list[str] = []
-    resolved = _interpolate(data, (), dict(os.environ if env is None else env), problems, secret_loader, block_values)
-    if problems:
-        raise ConfigError(problems, source)
-    try:
-        cfg = GoliveConfig.model_validate(resolved)
-        cfg._block_secrets.extend(block_values)
-        return cfg
-    except ValidationError as e:
-        raise ConfigError([_friendly(err) for err in e.errors()], source) from None
+    refs: list[Ref] = []
+    resolved = _interpolate(data, (), dict(os.environ if env is None else env), problems, secret_loader, refs)
+    secrets = [value for _, kind, _, value in refs if kind != "default" and value]
+    if not problems:
+        try:
+            cfg = GoliveConfig.model_validate(resolved)
+            problems = _production_problems(cfg, refs) if cfg.production else []
+        except ValidationError as e:
+            problems = [_friendly(err) for err in e.errors()]
+    if problems:  # redacted: a validator may quote the value it refused
+        redact = Redactor(secrets)
+        raise ConfigError([redact.text(p) for p in problems], source)
+    cfg._ref_secrets.extend(secrets)
+    return cfg
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that a config must not be: a duplicate key, an alias bomb."""
+
+
+def _bounded(root: yaml.Node) -> None:
+    """Refuse a node graph nested deeper than MAX_DEPTH, with more than MAX_ALIASES aliases, an alias inside its own
+    anchor, or more than MAX_VALUES values once its aliases expand (they are shared while loading, copied later)."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    aliases = 0
+
+    def size(node: yaml.Node, depth: int) -> int:
+        nonlocal aliases
+        if id(node) in sizes or id(node) in open_:
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise _Refused(problem=f"more than {MAX_ALIASES} aliases; refused", problem_mark=node.start_mark)
+            if id(node) in open_:
+                raise _Refused(problem="an alias inside its own anchor; refused", problem_mark=node.start_mark)
+            return sizes[id(node)]
+        if depth > MAX_DEPTH:
+            raise _Refused(problem=f"nested deeper than {MAX_DEPTH} levels; refused", problem_mark=node.start_mark)
+        open_.add(id(node))
+        kids = node.value if isinstance(node, yaml.SequenceNode) else \
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+        n = 1 + sum(size(k, depth + 1) for k in kids)
+        if n > MAX_VALUES:
+            raise _Refused(problem=f"more than {MAX_VALUES:,} values once aliases expand; refused",
+                           problem_mark=node.start_mark)
+        open_.discard(id(node))
+        sizes[id(node)] = n
+        return n
+
+    size(root, 0)
+
+
+class _Loader(_YAML_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, bounded (`_bounded`), refusing duplicate keys (YAML keeps the last one, silently)."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _bounded(node)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as e:  # a date that is no date, `!!int 0x`: not a traceback
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read this {tag} ({e})",
+                                                    node.start_mark) from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)  # a scalar, hashable; memoized for super()
+                if key in lines:
+                    raise _Refused(problem=f"duplicate key {key!r:.80} (also on line {lines[key]}); refused",
+                                   problem_mark=key_node.start_mark)
+                lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path, *, env: dict[str, str] | None = None,
                 secret_loader: Callable[[str], str] = _prefect_secret) -> GoliveConfig:
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError([f"(file): cannot read {p}: {e.strerror}"], str(p)) from None
+        with p.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # bounded: a FIFO or /dev/zero is refused too
+    except (OSError, ValueError) as e:
+        raise ConfigError([f"(file): cannot read {p}: {getattr(e, 'strerror', None) or e}"], str(p)) from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError([f"(file): larger than {MAX_BYTES >> 20} MiB; refused (a config is a few KiB)"], str(p))
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader (LibYAML's when built in)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"(file): not UTF-8 text (byte offset {e.start})"], str(p)) from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (LibYAML's when built in)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
-        raise ConfigError([f"{where}: not valid YAML ({getattr(e, 'problem', e)})"], str(p)) from None
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]  # a ReaderError has no `problem`
+        raise ConfigError([f"{where}: {what}" if isinstance(e, _Refused) else f"{where}: not valid YAML ({what})"],
+                          str(p)) from None
     return parse_config(data, env=env, source=str(p), secret_loader=secret_loader)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import acreate_link_artifact
 
-from tasks.core import CheckSpec, Memo
+from tasks.core import CheckSpec, Memo, Redactor
 
 from .config import GoliveConfig
 
@@ -56,7 +56,7 @@ async def publish_data_docs(cfg: GoliveConfig, specs: Mapping[str, CheckSpec], m
             url = await asyncio.to_thread(upload, directory, f"{pg.data_docs_s3_url.rstrip('/')}/{cfg.environment}/"
                                           f"{stamp}")
     except Exception as e:  # noqa: BLE001 - Data Docs are extra evidence: the verdict stands without them
-        logger.warning("Data Docs were not built: %s", " ".join(f"{type(e).__name__}: {e}".split())[:300])
+        logger.warning("Data Docs were not built: %s", Redactor(cfg.secrets()).clip(f"{type(e).__name__}: {e}", 300))
         return None
     await acreate_link_artifact(key=f"golive-data-docs-{cfg.environment}", link=url,
                                 link_text=f"Data Docs: {len(runs)} suites",

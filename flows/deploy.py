@@ -1,8 +1,9 @@
 """The `deploy-production` flow: deploy, smoke-test, watch the seed's rollback criteria, roll back on its own.
 
 Only a GO triggers it (`trigger_deploy`, with an idempotency key naming the deployment and the readiness run, so a
-retried readiness run never deploys twice), and it checks that itself: it refuses to deploy unless the decision
-artifact of its readiness run says GO.
+retried readiness run never deploys twice), and it proves that itself through the Prefect API before anything runs
+(`_decision_allows`): its readiness run is a go-live run of this config and release that completed, it is the one deploy
+run that run triggered, and the sign-off input stored on each resume decides GO. The decision artifact is not evidence.
 
 Rollback criteria (seed "Rollback Criteria"), evaluated every `poll_seconds` during `watch_seconds`:
 - CRITICAL, immediate rollback: the API not answering healthy for longer than `api_down_seconds` (seed: 1 minute),
@@ -16,10 +17,12 @@ Rollback criteria (seed "Rollback Criteria"), evaluated every `poll_seconds` dur
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from datetime import datetime, timezone
 from typing import Any
+from uuid import UUID
 
 import httpx
 from prefect import flow, get_run_logger, task
@@ -29,13 +32,16 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 
-from tasks.core import Board, CheckResult, Memo, Redactor, Status, execute, load_catalog, run_checks, select
+from tasks.core import (Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, load_catalog, run_checks,
+                        select)
 
+from .approval import RECORDED_DEPLOY, submitted_decision
 from .config import ConfigError, GoliveConfig, load_config
 from .policies import DeployPolicy
 from .readiness import prefect_executor, registered_run
+from .report import Verdict
 from .watch import (Ack, Trip, Watch, ack_variable, alert_signals, check_signals, error_rate_signal, firing_alerts,
-                    parse_ack)
+                    get_json, parse_ack, poll_budget)
 
 DEPLOYMENT = "deploy-production/deploy-production"
 
@@ -85,13 +91,17 @@ async def run_step(name: str, argv: list[str] | None, webhook: str | None, relea
                 await proc.wait()
                 return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
                                   detail=f"timed out after {timeout_s:g}s: killed")
-            tail = out.decode(errors="replace")[-1500:].strip()
+            tail = redact.clip(out.decode(errors="replace"), 1500, tail=True, one_line=False)
             return StepResult(name=name, ok=proc.returncode == 0, seconds=round(time.monotonic() - t0, 3),
                               detail=redact.text(f"`{' '.join(_argv(argv, release))}` exited {proc.returncode}: {tail}"))
-        async with httpx.AsyncClient(timeout=timeout_s) as c:
-            r = await c.post(webhook, json={"release": release, "readiness_run_id": readiness_run_id, "step": name})
+        async with httpx.AsyncClient(timeout=timeout_s) as c:  # bounded as a whole: httpx's timeouts are per read
+            r = await asyncio.wait_for(c.post(webhook, json={"release": release, "readiness_run_id": readiness_run_id,
+                                                             "step": name}), timeout_s)
         return StepResult(name=name, ok=r.is_success, seconds=round(time.monotonic() - t0, 3),
                           detail=redact.text(f"POST webhook answered {r.status_code}"))
+    except asyncio.TimeoutError:
+        return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
+                          detail=f"timed out after {timeout_s:g}s: the webhook did not answer")
     except Exception as e:  # noqa: BLE001 - a broken step is evidence, not a crash
         return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
                           detail=redact.text(f"{type(e).__name__}: {e}"))
@@ -100,49 +110,123 @@ async def run_step(name: str, argv: list[str] | None, webhook: str | None, relea
 _REDACTORS: dict[str, Redactor] = {}
 
 
-async def _decision_allows(env: str, readiness_run_id: str | None) -> tuple[bool, str]:
-    """Deploy only what a GO decided: the latest decision artifact of this environment must be GO for this run."""
+READINESS_FLOW = "go-live-readiness"
+VERIFY_TIMEOUT_S = 180.0  # the whole proof, including the wait for the readiness run to end
+READINESS_END_S = 120.0  # a readiness run ends right after it triggers its deploy; one still running is not a GO
+
+
+async def _decision_allows(cfg: GoliveConfig, config: str, release: str,
+                           readiness_run_id: str | None) -> tuple[bool, str]:
+    """Deploy only what was signed off, proven through the Prefect API; anything unproven or unreadable refuses.
+
+    - the readiness run exists, is a `go-live-readiness` run in go-live mode of this config and this release, and
+      ended Completed (a go-live run completes only on GO; it triggers this run just before it ends: waited for);
+    - this run is the one it triggered: a run of `deploy.deployment` with the idempotency key naming the readiness
+      run (Prefect keeps a key unique per flow, so one deploy run per readiness run), the run the readiness run's
+      final state names (a deleted and re-created run is another run), in its first execution (a re-scheduled run
+      would deploy the same decision twice);
+    - the input Prefect stored when its sign-off runs were resumed, replayed through the sign-off rules over the
+      blocking failures of its own verdict, decides GO. The decision artifact is not read: any API client can write one.
+    """
     if not readiness_run_id:
         return False, "no readiness_run_id: only a GO of a readiness run triggers a deploy"
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        r = await client._client.get(f"/artifacts/golive-decision-{env}/latest")
-    if r.status_code == 404:
-        return False, f"no decision artifact golive-decision-{env}"
-    r.raise_for_status()
-    text = r.json().get("data") or ""
     try:
-        payload = json.loads(text.split("```json\n", 1)[1].rsplit("\n```", 1)[0])
-    except (IndexError, ValueError):
-        return False, "the decision artifact is not readable"
-    if payload.get("readiness_flow_run_id") != readiness_run_id:
-        return False, (f"the latest decision is for readiness run {payload.get('readiness_flow_run_id')}, "
-                       f"not {readiness_run_id}")
-    if payload.get("decision") != "GO":
-        return False, f"the decision for readiness run {readiness_run_id} is {payload.get('decision')}"
-    return True, payload.get("why", "GO")
+        rid = UUID(readiness_run_id)
+    except ValueError:
+        return False, f"readiness_run_id {readiness_run_id[:80]!r} is not a flow run id"
+    try:
+        return await asyncio.wait_for(_verify_sign_off(cfg, config, release, rid), VERIFY_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return False, f"the sign-off of readiness run {rid} could not be verified within {VERIFY_TIMEOUT_S:g}s"
+    except Exception as e:  # noqa: BLE001 - what cannot be read cannot be proven: refused
+        return False, f"the sign-off of readiness run {rid} could not be verified: {type(e).__name__}: {e}"
+
+
+async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UUID) -> tuple[bool, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    pol, me = cfg.deploy, runtime_flow_run.id
+    if not me:
+        return False, "not running as a Prefect flow run: nothing binds it to a readiness run"
+    async with get_client() as client:
+        try:
+            run = await client.read_flow_run(rid)
+        except ObjectNotFound:
+            return False, f"no flow run {rid}"
+        flow_name, p = (await client.read_flow(run.flow_id)).name, run.parameters
+        if flow_name != READINESS_FLOW or p.get("mode") != "go-live":
+            return False, f"flow run {rid} is a {flow_name} run in {p.get('mode')!r} mode, not a go-live readiness run"
+        if p.get("config") != config:
+            return False, f"readiness run {rid} checked config {str(p.get('config'))[:200]!r}, not {config!r}"
+        if (p.get("release") or "").strip() != release:
+            return False, (f"readiness run {rid} was signed off for release {str(p.get('release'))[:80]!r}, "
+                           f"not {release[:80]!r}")
+        mine, dep = await asyncio.gather(client.read_flow_run(UUID(str(me))),
+                                         client.read_deployment_by_name(pol.deployment))
+        if mine.deployment_id != dep.id or mine.idempotency_key != f"{pol.deployment}:{rid}":
+            return False, (f"this run is not the deploy readiness run {rid} triggered (a run of {pol.deployment} "
+                           f"with idempotency key {pol.deployment}:{rid}): a decision deploys at most once")
+        if mine.run_count != 1:
+            return False, f"this deploy run is executing again (run {mine.run_count}): a decision deploys at most once"
+        deadline = time.monotonic() + READINESS_END_S
+        while not (run.state and run.state.is_final()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            run = await client.read_flow_run(rid)
+        if not (run.state and run.state.is_completed()):
+            state = f"{run.state.type.value}: {(run.state.message or '')[:300]}" if run.state else "no state"
+            return False, f"readiness run {rid} did not complete with a GO ({state})"
+        if not (run.state.message or "").endswith(RECORDED_DEPLOY.format(me)):
+            return False, (f"readiness run {rid} recorded another deploy run than this one "
+                           f"({(run.state.message or '')[-120:]!r}): a decision deploys at most once")
+        blocking = await _blocking_reported(client, cfg.environment, rid)
+        decision, why = await submitted_decision(client, rid, blocking, cfg.approval)
+    if decision != Verdict.GO:
+        return False, f"the sign-off input of readiness run {rid} does not decide GO: {why}"
+    return True, f"{why} (readiness run {rid}, release {release}; verified from the submitted sign-off input)"
+
+
+async def _blocking_reported(client: Any, env: str, rid: UUID) -> list[str]:
+    """The blocking failures the readiness run's verdict listed (the union over every version it carries: one more
+    written later can only add to them). Its sign-offs are re-checked against these."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+        key=ArtifactFilterKey(any_=[f"golive-verdict-{env}"]), flow_run_id=ArtifactFilterFlowRunId(any_=[rid])))
+    if not arts:
+        raise LookupError(f"readiness run {rid} published no verdict golive-verdict-{env}")
+    return sorted({b.split(" ", 1)[0] for a in arts
+                   for b in json.loads(str(a.data).split("```json\n", 1)[1].rsplit("\n```", 1)[0])["blocking"]})
 
 
 async def _probe(specs: dict, cfg: GoliveConfig, redact: Redactor) -> dict[str, CheckResult]:
-    """One poll of the watch window: the probe checks, concurrently, with their dependencies."""
+    """One poll of the watch window: the probe checks, concurrently, with their dependencies, all within the poll
+    budget (each check's timeout is cut to what is left of it): a hung target is an ERROR by the end of the poll."""
+    deadline = time.monotonic() + poll_budget(cfg.deploy)
     board = Board(specs)
     memo = Memo()
-    results = await run_checks(specs.values(), board, lambda s: execute(s, cfg, redact=redact, memo=memo))
+
+    def in_poll(s: CheckSpec) -> CheckSpec:
+        return dataclasses.replace(s, timeout=max(0.05, min(s.timeout, deadline - time.monotonic())))
+
+    results = await run_checks(specs.values(), board, lambda s: execute(in_poll(s), cfg, redact=redact, memo=memo))
     return {r.id: r for r in results}
 
 
+def _prometheus(cfg: GoliveConfig) -> tuple[str, Any]:
+    """(base URL, httpx verify) of the monitoring section's Prometheus."""
+    ca = getattr(cfg.monitoring, "ca_file", None)
+    return str(cfg.monitoring.prometheus_url).rstrip("/"), str(ca) if ca else True
+
+
 async def _error_rate(cfg: GoliveConfig, pol: DeployPolicy) -> float | None:
-    """The error ratio from Prometheus (`error_rate_query`), where configured."""
+    """The error ratio from Prometheus (`error_rate_query`), where configured, read within the poll budget."""
     if not (pol.error_rate_query and cfg.monitoring):
         return None
-    async with httpx.AsyncClient(timeout=5.0, verify=str(cfg.monitoring.ca_file) if getattr(
-            cfg.monitoring, "ca_file", None) else True) as c:
-        r = await c.get(f"{str(cfg.monitoring.prometheus_url).rstrip('/')}/api/v1/query",
-                        params={"query": pol.error_rate_query})
-    r.raise_for_status()
-    result = r.json()["data"]["result"]
-    return max((float(x["value"][1]) for x in result), default=0.0)
+    url, verify = _prometheus(cfg)
+    body = await get_json(f"{url}/api/v1/query", params={"query": pol.error_rate_query}, verify=verify,
+                          timeout=poll_budget(pol))
+    return max((float(x["value"][1]) for x in body["data"]["result"]), default=0.0)
 
 
 @flow(name="deploy-production", flow_run_name="deploy {release}", persist_result=False)
@@ -157,11 +241,14 @@ async def deploy_production(config: str, release: str, readiness_run_id: str | N
     pol = cfg.deploy
     report = DeployReport(environment=cfg.environment, release=release, readiness_run_id=readiness_run_id,
                           outcome="FAILED")
-    allowed, why = await _decision_allows(cfg.environment, readiness_run_id)
+    allowed, why = await _decision_allows(cfg, config, release, readiness_run_id)
+    why = Redactor(cfg.secrets()).text(why)
     if not allowed:
         report.outcome = "REFUSED"
+        logger.error("deploy refused: %s", why)
         await _publish(report, why)
         return Failed(message=f"deploy refused: {why}")
+    logger.info("sign-off verified: %s", why)
     redact_key = str(runtime_flow_run.id or id(report))
     redact = _REDACTORS[redact_key] = Redactor(cfg.secrets())
     webhook = pol.webhook_url.get_secret_value() if pol.webhook_url else None
@@ -224,7 +311,8 @@ async def _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook
 
 
 async def _monitoring(cfg, pol, redact, watch: Watch, what: str, fetch):
-    """A monitoring read that fails is MEDIUM (recorded once), never a rollback of its own."""
+    """A monitoring read (bounded by the poll budget) that fails is MEDIUM (recorded once), never a rollback of its
+    own."""
     try:
         return await fetch(cfg, pol)
     except Exception as e:  # noqa: BLE001
@@ -237,8 +325,8 @@ async def _monitoring(cfg, pol, redact, watch: Watch, what: str, fetch):
 async def _firing(cfg: GoliveConfig, pol: DeployPolicy) -> list[dict] | None:
     if not (cfg.monitoring and pol.alert_criteria):
         return None
-    ca = getattr(cfg.monitoring, "ca_file", None)
-    return await firing_alerts(str(cfg.monitoring.prometheus_url), verify=str(ca) if ca else True)
+    url, verify = _prometheus(cfg)
+    return await firing_alerts(url, verify=verify, timeout=poll_budget(pol))
 
 
 async def _ack(environment: str, release: str, watch: Watch) -> Ack | None:
@@ -290,7 +378,8 @@ async def _publish(report: DeployReport, why: str) -> None:
 
 async def trigger_deploy(config_path: str, release: str, readiness_run_id: str,
                          deployment: str = DEPLOYMENT) -> str:
-    """Start the deploy flow's deployment once per readiness run (the idempotency key names both)."""
+    """Start the deploy flow's deployment once per readiness run (the idempotency key names both). The deploy run
+    accepts only a run carrying that key, and the one the readiness run's final state names (RECORDED_DEPLOY)."""
     from prefect.deployments import run_deployment
 
     run = await run_deployment(name=deployment, parameters={"config": config_path, "release": release,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 
 class Role(str, Enum):
@@ -95,7 +95,8 @@ class DeployPolicy(BaseModel):
     smoke_checks: list[str] = Field(default_factory=lambda: [
         "infrastructure.web.reachable", "application.api.health", "application.api.endpoints",
         "security.api.auth_required", "dependencies.postgres.reachable"],
-        description="check ids re-run after the deploy (their dependencies come along)")
+        description="check ids re-run after the deploy (their dependencies come along); at least one: an empty "
+                    "list (a deploy without a smoke test) is refused")
     watch_seconds: float = Field(600.0, ge=0, description="how long the rollback criteria are watched after deploy")
     poll_seconds: float = Field(10.0, gt=0)
     api_down_seconds: float = Field(60.0, ge=0, description="CRITICAL: API not responding for longer -> rollback")
@@ -109,6 +110,18 @@ class DeployPolicy(BaseModel):
     alert_criteria: list[AlertCriterion] = Field(
         default_factory=_seed_alert_criteria,
         description="rollback criteria read from Prometheus /api/v1/alerts (firing alerts) when `monitoring` is set")
+
+    @field_validator("smoke_checks", "high_checks")
+    @classmethod
+    def _known(cls, v: list[str], info: ValidationInfo) -> list[str]:  # selected after the deploy: too late to fail
+        from tasks.core import load_catalog
+
+        if not v and info.field_name == "smoke_checks":
+            raise ValueError("empty: a deploy without a smoke test is refused (name at least one check id)")
+        unknown = [i for i in v if i not in load_catalog()]
+        if unknown:
+            raise ValueError(f"unknown check id(s): {', '.join(unknown)} (see `golive catalog`)")
+        return v
 
     @model_validator(mode="after")
     def _one_way(self) -> "DeployPolicy":

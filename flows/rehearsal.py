@@ -23,6 +23,7 @@ import json
 import logging
 import re
 from datetime import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from tasks.core import CheckResult, Redactor, Status
 
-from .report import VICON, Report, Verdict
+from .report import VICON, Report, Verdict, md, plain
 
 if TYPE_CHECKING:
     from .config import GoliveConfig
@@ -98,9 +99,10 @@ class Change(BaseModel):
     after: Status | None = None
     summary: str = ""  # tonight's summary (observed / cause), already redacted by the runner
 
-    def line(self) -> str:
+    def line(self, esc: Callable[[str], str] = str) -> str:
+        """`esc` renders the summary (what a target said) as data in the target format."""
         arrow = f"{self.before.value if self.before else 'new'} → {self.after.value if self.after else 'gone'}"
-        return f"`{self.id}` {arrow}" + (f": {self.summary}" if self.summary else "")
+        return f"`{self.id}` {arrow}" + (f": {esc(self.summary)}" if self.summary else "")
 
 
 class Slower(BaseModel):
@@ -153,15 +155,15 @@ class RehearsalDiff(BaseModel):
             parts.append(f"{len(self.slower)} slower")
         return f"golive rehearsal `{self.environment}`: {v}{was} · {', '.join(parts)}"
 
-    def groups(self) -> list[tuple[str, str, list[str]]]:
+    def groups(self, esc: Callable[[str], str] = str) -> list[tuple[str, str, list[str]]]:
         """(title, icon, lines) of the non-empty groups, most urgent first."""
-        out = [("New failures", "❌", [c.line() for c in self.new_failures]),
-               ("Fixed", "✅", [c.line() for c in self.fixed]),
+        out = [("New failures", "❌", [c.line(esc) for c in self.new_failures]),
+               ("Fixed", "✅", [c.line(esc) for c in self.fixed]),
                ("Slower", "🐢", [s.line() for s in self.slower]),
-               ("Other status changes", "🔀", [c.line() for c in self.other_changes]),
-               ("New checks", "🆕", [c.line() for c in self.added]),
-               ("Checks no longer run", "➖", [c.line() for c in self.removed]),
-               ("Still failing", "⏳", [c.line() for c in self.still_failing])]
+               ("Other status changes", "🔀", [c.line(esc) for c in self.other_changes]),
+               ("New checks", "🆕", [c.line(esc) for c in self.added]),
+               ("Checks no longer run", "➖", [c.line(esc) for c in self.removed]),
+               ("Still failing", "⏳", [c.line(esc) for c in self.still_failing])]
         return [g for g in out if g[2]]
 
 
@@ -218,12 +220,12 @@ def to_markdown(d: RehearsalDiff) -> str:
             f"(flow run `{d.previous_run_id or '?'}`): {verdict}.", ""]
     if d.scope_note:
         out += [d.scope_note, ""]
-    groups = d.groups()
+    groups = d.groups(lambda s: md(s, 240))
     if not any(title != "Still failing" for title, _, _ in groups):
         out += [f"No status changed and no check got slower ({d.slow_rule}).", ""]
     for title, icon, lines in groups:
         extra = f" ({d.slow_rule})" if title == "Slower" else ""
-        out += [f"**{icon} {title} ({len(lines)})**{extra}", ""] + [f"- {_one_line(x, 300)}" for x in lines] + [""]
+        out += [f"**{icon} {title} ({len(lines)})**{extra}", ""] + [f"- {x}" for x in lines] + [""]
     return "\n".join(out)
 
 
@@ -233,7 +235,16 @@ def _one_line(s: str, limit: int) -> str:
 
 
 def _slack_escape(s: str) -> str:
+    """Slack's mrkdwn reads only these three as syntax (`<!channel>`, `<url|label>`): everything else stays text."""
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _lines_within(lines: list[str], limit: int) -> str:
+    """As many whole lines as fit (a cut could split an entity)."""
+    out = "\n".join(lines)
+    while len(out) > limit and "\n" in out:
+        out = out.rsplit("\n", 1)[0]
+    return out[:limit]
 
 
 def to_slack(d: RehearsalDiff) -> dict[str, Any]:
@@ -246,17 +257,17 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
     if d.first:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No previous rehearsal: this run is the "
                                                                            "baseline the next one compares with."}})
-    for title, icon, lines in d.groups():
-        shown = [f"• {_slack_escape(_one_line(x, 250))}" for x in lines[:SLACK_ITEMS]]
+    for title, icon, lines in d.groups(lambda s: plain(s, 200)):
+        shown = [f"• {_slack_escape(x)}" for x in lines[:SLACK_ITEMS]]
         if len(lines) > SLACK_ITEMS:
             shown.append(f"… and {len(lines) - SLACK_ITEMS} more (see the report)")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _one_line(
-            f"*{icon} {title} ({len(lines)})*", 200) + "\n" + "\n".join(shown)[:2700]}})
+            f"*{icon} {title} ({len(lines)})*", 200) + "\n" + _lines_within(shown, 2700)}})
     ctx = f"flow run {d.flow_run_id or '?'} · {d.started_at:%Y-%m-%d %H:%M} UTC"
     if d.previous_run_id:
         ctx += f" · compared with flow run {d.previous_run_id}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(ctx)}]})
-    return {"text": text, "blocks": blocks}
+    return {"text": _slack_escape(text), "blocks": blocks}
 
 
 # --------------------------------------------------------------------------- Prefect API and webhook

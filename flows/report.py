@@ -8,6 +8,7 @@ Verdict rules (per section and overall):
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import datetime, timezone
 from enum import Enum
@@ -94,12 +95,30 @@ ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ER
 VICON = {Verdict.GO: "🟢", Verdict.GO_WITH_WARNINGS: "🟡", Verdict.NO_GO: "🔴"}
 
 
-def _cell(v: Any, limit: int = 160) -> str:
+# Everything a target said is data in every renderer: control characters (an ANSI escape, NUL) are shown as `\x1b`
+# (a terminal would obey them; XML 1.0 cannot hold them), markdown and HTML syntax is escaped, XML is written by
+# ElementTree, the terminal escapes Rich markup (deployments/cli.py), Slack gets its three entities
+# (flows/rehearsal.py).
+_CTRL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_MD = str.maketrans({**{c: "\\" + c for c in "\\`*_[]|~"}, "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters written out (`\\x1b`); tab and newline stay."""
+    return _CTRL.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text)
+
+
+def plain(v: Any, limit: int = 160) -> str:
+    """One line of plain text (a table artifact cell, a terminal line): visible control characters, cut to `limit`."""
     if v is None:
         return ""
-    s = v if isinstance(v, str) else json.dumps(v, default=str)
-    s = s.replace("|", "\\|").replace("\n", " ")
+    s = " ".join(visible(v if isinstance(v, str) else json.dumps(v, default=str)).split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def md(v: Any, limit: int = 160) -> str:
+    """`plain`, then escaped so that markdown reads it as text: no table break, code span, link, emphasis or HTML."""
+    return plain(v, limit).translate(_MD)
 
 
 def to_markdown(report: Report, redact: Redactor | None = None) -> str:
@@ -109,11 +128,11 @@ def to_markdown(report: Report, redact: Redactor | None = None) -> str:
            f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC", ""]
     if r.blocking_failures:
         out += ["## Blocking", ""]
-        out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {_cell(c.summary, 300)}" for c in r.blocking_failures]
+        out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {md(c.summary, 300)}" for c in r.blocking_failures]
         out.append("")
     if r.warnings:
         out += ["## Warnings", ""]
-        out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {_cell(c.summary, 300)}" for c in r.warnings]
+        out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {md(c.summary, 300)}" for c in r.warnings]
         out.append("")
     out += ["## Sections", "", "| Section | Verdict | PASS | WARN | FAIL | ERROR | SKIPPED | N/A |",
             "|---|---|---|---|---|---|---|---|"]
@@ -125,18 +144,19 @@ def to_markdown(report: Report, redact: Redactor | None = None) -> str:
             "|---|---|---|---|---|---|---|"]
     for c in r.results:
         observed = c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) else c.observed
-        out.append(f"| {ICON[c.status]} {c.status.value} | `{c.id}` {c.title} | {c.severity.value} | {_cell(observed)} | "
-                   f"{_cell(c.expected)} | {_cell(c.evidence)} | {c.duration_s:.2f} |")
+        out.append(f"| {ICON[c.status]} {c.status.value} | `{c.id}` {c.title} | {c.severity.value} | {md(observed)} | "
+                   f"{md(c.expected)} | {md(c.evidence)} | {c.duration_s:.2f} |")
     if r.notes:
-        out += ["", "## Notes", ""] + [f"- {n}" for n in r.notes]
+        out += ["", "## Notes", ""] + [f"- {md(n, 2000)}" for n in r.notes]
     text = "\n".join(out) + "\n"
     return redact.text(text) if redact else text
 
 
 def to_table(report: Report) -> list[dict[str, Any]]:
     return [{"status": c.status.value, "check": c.id, "title": c.title, "severity": c.severity.value,
-             "observed": _cell(c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) else c.observed),
-             "expected": _cell(c.expected), "evidence": _cell(c.evidence), "seconds": round(c.duration_s, 3),
+             "observed": plain(c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR)
+                               else c.observed),
+             "expected": plain(c.expected), "evidence": plain(c.evidence), "seconds": round(c.duration_s, 3),
              "seed": "; ".join(c.seed)} for c in report.results]
 
 
@@ -145,7 +165,8 @@ def to_json(report: Report) -> str:
 
 
 def to_junit(report: Report) -> str:
-    """JUnit XML: one testsuite per section, one testcase per check; FAIL→failure, ERROR→error, SKIPPED/N/A→skipped."""
+    """JUnit XML: one testsuite per section, one testcase per check; FAIL→failure, ERROR→error, SKIPPED/N/A→skipped.
+    ElementTree escapes markup; `visible` writes out the control characters XML 1.0 cannot hold."""
     root = ET.Element("testsuites", name=f"golive {report.environment}", tests=str(len(report.results)),
                       time=f"{report.duration_s:.3f}")
     for s in report.sections:
@@ -158,17 +179,17 @@ def to_junit(report: Report) -> str:
         for r in rs:
             case = ET.SubElement(suite, "testcase", classname=f"golive.{r.section}", name=r.id,
                                  time=f"{r.duration_s:.3f}")
-            msg = f"{r.status.value} [{r.severity.value}]: {r.summary}"
+            msg = visible(f"{r.status.value} [{r.severity.value}]: {r.summary}")
             if r.status == Status.FAIL or r.status == Status.WARN:
                 el = ET.SubElement(case, "failure", message=msg, type=r.status.value)
-                el.text = f"observed: {r.observed}\nexpected: {r.expected}\nevidence: {r.evidence}"
+                el.text = visible(f"observed: {r.observed}\nexpected: {r.expected}\nevidence: {r.evidence}")
             elif r.status == Status.ERROR:
                 el = ET.SubElement(case, "error", message=msg, type="ERROR")
-                el.text = f"evidence: {r.evidence}"
+                el.text = visible(f"evidence: {r.evidence}")
             elif r.status in (Status.SKIPPED, Status.NOT_APPLICABLE):
                 ET.SubElement(case, "skipped", message=msg)
             out = ET.SubElement(case, "system-out")
-            out.text = f"{r.title}\nseed: {'; '.join(r.seed)}\nobserved: {r.observed}\nexpected: {r.expected}\n" \
-                       f"evidence: {r.evidence}"
+            out.text = visible(f"{r.title}\nseed: {'; '.join(r.seed)}\nobserved: {r.observed}\nexpected: {r.expected}\n"
+                               f"evidence: {r.evidence}")
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

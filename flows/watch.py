@@ -16,6 +16,8 @@ Kept free of Prefect imports: the flow reads the variable and passes its value i
 """
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -144,12 +146,45 @@ def error_rate_signal(policy: DeployPolicy, rate: float | None) -> list[Signal]:
                    f"PromQL {policy.error_rate_query} = {rate:.3f}", policy.high_assess_seconds)]
 
 
+#: the least time one poll's probes get, however short poll_seconds is (a healthy API answers in milliseconds)
+POLL_BUDGET_MIN_S = 5.0
+
+
+def poll_budget(policy: DeployPolicy) -> float:
+    """How long one poll's probes may take, all of them together: a probe still running then counts as the failure it
+    is (the API not answering), so the rollback criteria are evaluated every poll whatever a target does."""
+    return max(policy.poll_seconds, POLL_BUDGET_MIN_S)
+
+
+#: the most a monitoring answer of the watch may weigh (Prometheus answers in kilobytes)
+MAX_ANSWER_BYTES = 8 << 20
+
+
+async def get_json(url: str, *, params: dict[str, str] | None = None, verify: Any = True, timeout: float = 5.0) -> Any:
+    """GET `url` and parse its JSON, the whole exchange (connect, headers, body) within `timeout`: httpx's timeouts
+    are per operation, so a server trickling a byte per read would otherwise hold the watch for as long as it likes.
+    Raises TimeoutError (naming the URL and the deadline) or ValueError (an answer past MAX_ANSWER_BYTES)."""
+
+    async def fetch() -> bytes:
+        async with httpx.AsyncClient(timeout=timeout, verify=verify) as c, c.stream("GET", url, params=params) as r:
+            r.raise_for_status()
+            body = bytearray()
+            async for chunk in r.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise ValueError(f"GET {url}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB, not read further")
+            return bytes(body)
+
+    try:
+        return json.loads(await asyncio.wait_for(fetch(), timeout))
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"GET {url}: no complete answer within {timeout:g}s") from None
+
+
 async def firing_alerts(prometheus_url: str, verify: Any = True, timeout: float = 5.0) -> list[dict]:
-    """The alerts Prometheus reports as firing (`GET /api/v1/alerts`; pending ones are not failing yet)."""
-    async with httpx.AsyncClient(timeout=timeout, verify=verify) as c:
-        r = await c.get(f"{prometheus_url.rstrip('/')}/api/v1/alerts")
-    r.raise_for_status()
-    body = r.json()
+    """The alerts Prometheus reports as firing (`GET /api/v1/alerts`; pending ones are not failing yet), read within
+    `timeout` overall."""
+    body = await get_json(f"{prometheus_url.rstrip('/')}/api/v1/alerts", verify=verify, timeout=timeout)
     if body.get("status") != "success":
         raise ValueError(f"Prometheus answered status {body.get('status')!r}: {body.get('error', '')}")
     return [a for a in body["data"]["alerts"] if a.get("state") == "firing"]

@@ -6,6 +6,8 @@ once to a 0755 cache directory).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -13,6 +15,7 @@ import pwd
 import shutil
 import signal
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -202,3 +205,40 @@ def databases(socket_dir: Path, port: int) -> list[str]:
 def system_identifier(socket_dir: Path, port: int) -> int:
     with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
         return conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+
+
+@dataclasses.dataclass
+class Cluster:
+    """A throwaway PostgreSQL cluster (superuser over the Unix socket in `sock`)."""
+
+    bindir: Path
+    sock: Path
+    port: int
+    base: Path
+
+
+@contextlib.contextmanager
+def scratch_cluster(prefix: str) -> Iterator[Cluster]:
+    """A PostgreSQL cluster of its own in a fresh 0755 directory under the sandbox root (PostgreSQL runs as nobody
+    when we are root), stopped and removed on exit: for tests and benchmarks that need a database and no sandbox."""
+    import tempfile
+
+    from .stack import ROOT
+
+    ROOT.mkdir(mode=0o755, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=ROOT))
+    base.chmod(0o755)
+    bindir = pg_install(ROOT / "cache") / "bin"
+    data, sock = base / "pgdata", base / "pgsock"
+    proc = None
+    try:
+        initdb(bindir, data, sock)
+        port = procs.free_ports(1)[0]
+        proc = procs.spawn(server_argv(bindir, data, sock, port), log=base / "postgres.log", user=run_as(), cwd=base)
+        procs.wait_until("postgres", lambda: procs.port_open(port) and accepting(sock, port), 60,
+                         alive=lambda: proc.poll() is None, log=base / "postgres.log")
+        yield Cluster(bindir, sock, port, base)
+    finally:
+        if proc is not None:
+            procs.stop([proc], {proc.pid: STOP_SIGNAL})
+        shutil.rmtree(base, ignore_errors=True)

@@ -8,15 +8,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
 from .core import Observation, RunContext, check, failed, not_applicable, passed
-from .models import Target
-from .tls import req_timeout, trust_context
+from .models import CaFile, Target
+from .tls import bounded, http_client, req_timeout
 
 
 class DockerTarget(Target):
@@ -50,7 +49,7 @@ class KubernetesTarget(Target):
 
 
 class ContainersTarget(Target):
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for https Docker / Kubernetes APIs")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for https Docker / Kubernetes APIs")
     docker: DockerTarget | None = None
     kubernetes: KubernetesTarget | None = None
 
@@ -63,11 +62,11 @@ def docker_client(t: ContainersTarget, ctx: RunContext):
     assert t.docker is not None
     u = urlsplit(t.docker.url)
     if u.scheme == "unix":
-        return httpx.Client(transport=httpx.HTTPTransport(uds=u.path), base_url="http://docker",
-                            timeout=httpx.Timeout(ctx.remaining)), f"--unix-socket {u.path} http://docker"
+        return bounded(httpx.Client(transport=httpx.HTTPTransport(uds=u.path), base_url="http://docker",
+                                    timeout=httpx.Timeout(ctx.remaining)), ctx.deadline), \
+            f"--unix-socket {u.path} http://docker"
     base = t.docker.url.replace("tcp://", "http://", 1)
-    return (httpx.Client(base_url=base, verify=trust_context(t.ca_file), timeout=httpx.Timeout(ctx.remaining)),
-            base)
+    return http_client(ctx, t.ca_file, base_url=base), base
 
 
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -121,14 +120,12 @@ def docker_containers(t: ContainersTarget, ctx: RunContext) -> Observation:
 # --------------------------------------------------------------------------- Kubernetes
 
 def _k8s_get(t: ContainersTarget, ctx: RunContext, path: str) -> Any:
-    import httpx
-
     k = t.kubernetes
     assert k is not None
     headers = {"Accept": "application/json"}
     if k.token is not None:
         headers["Authorization"] = f"Bearer {k.token.get_secret_value()}"
-    with httpx.Client(verify=trust_context(t.ca_file), timeout=httpx.Timeout(ctx.remaining)) as c:
+    with http_client(ctx, t.ca_file) as c:
         r = c.get(f"{k.api_url}{path}", headers=headers, timeout=req_timeout(ctx))
     if r.status_code in (401, 403):
         raise PermissionError(f"the Kubernetes API refused GET {path} (HTTP {r.status_code}): check the token's RBAC")

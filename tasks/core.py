@@ -13,7 +13,7 @@ Prefect task.
 from __future__ import annotations
 
 import asyncio
-import json
+import base64
 import re
 import threading
 import time
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -251,29 +251,164 @@ def select(specs: Mapping[str, CheckSpec], *, sections: Iterable[str] | None = N
 
 # --------------------------------------------------------------------------- secrets
 
-_URL_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<at>@)")
+# a URL's userinfo: `user:password@` keeps the user; one without a colon is a key (a Sentry DSN's
+# `https://<key>@host/1`, a token used as the user name): masked whole
+_URL_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://(?:[^:/@\s]*:)?)(?P<pw>[^@\s/]+)(?P<at>@)")
+# HTTP credentials whoever the user (a server echoing `Authorization: Basic <base64 of user:password>`): a token of 4+
+# characters with a digit, a symbol or an inner capital, so that `Basic authentication` stays prose (no leading
+# `\b`: it would cost `re` its first-character scan)
+_AUTH = re.compile(r"([Bb](?:[Aa][Ss][Ii][Cc]|[Ee][Aa][Rr][Ee][Rr]))\s+"
+                   r"(?=[\w+/.~-]{4})(?=[\w+/.~-]*[\d+/.~_-]|[a-zA-Z]+[A-Z])[\w+/.~-]+=*")
+_HINT = re.compile(r"[%\\&+]")  # every encoded form of a character holds one of these; without, the literal pass does
+_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=")
+_URLSAFE = str.maketrans("+/", "-_")
+_NAMED = {"\n": "n", "\t": "t", "\r": "r", "\b": "b", "\f": "f", "\v": "v", "\a": "a", "\0": "0"}
+_ENTITY = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
 MASK = "***"
 
 
+def _hex(n: int, width: int = 1) -> str:
+    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{n:0{width}x}")
+
+
+def _char(c: str) -> str:
+    """Every way an encoder writes one character, in any mix and repeated: raw; percent (either case, re-encoded as
+    %25..); JSON / Python escapes (`\\/`, `\\x`, `\\u` incl. surrogate pairs, `\\U`, `\\n`, backslashes doubled by
+    re-escaping); HTML entities (named, decimal, hex, `&amp;` re-escaped); `+` for a space."""
+    o = ord(c)
+    esc = [re.escape(c)] + (["x" + _hex(o, 2)] if o < 0x100 else []) + ([_NAMED[c]] if c in _NAMED else [])
+    if o < 0x10000:
+        esc.append("u" + _hex(o, 4))
+    else:
+        esc += ["U" + _hex(o, 8), "u" + _hex(0xD7C0 + (o >> 10), 4) + r"\\+u" + _hex(0xDC00 + (o & 0x3FF), 4)]
+    ent = [f"#0*{o};", f"#[xX]0*{_hex(o)};"] + ([_ENTITY[c] + ";"] if c in _ENTITY else [])
+    pct = "".join(f"%(?:25)*{_hex(b, 2)}" for b in c.encode("utf-8", "surrogatepass"))
+    alts = [re.escape(c), r"\+" * (c == " "), pct, r"\\+(?:" + "|".join(esc) + ")",
+            "&(?:amp;)*(?:" + "|".join(ent) + ")"]
+    return "(?:" + "|".join(a for a in alts if a) + ")"
+
+
+def _b64_cores(s: str) -> set[str]:
+    """What every base64 (standard or URL-safe) of a text holding `s` contains, whatever the alignment of `s` in it
+    (the `user:` of a Basic header before it): the characters that encode bytes of `s` only."""
+    b, out = s.encode("utf-8", "surrogatepass"), set()
+    for o in range(3):
+        core = base64.b64encode(b"\0" * o + b + b"\0\0").decode()[(o * 8 + 5) // 6:(o + len(b)) * 8 // 6]
+        if core:
+            out |= {core, core.translate(_URLSAFE)}
+    return out
+
+
+def _derived(s: str) -> list[str]:
+    """A secret URL's parts that also travel alone: the password, a key used as the user, a webhook's secret path."""
+    try:
+        u = urlsplit(s) if "://" in s else None
+    except ValueError:
+        return []
+    if u is None or not u.netloc:
+        return []
+    user, colon, pw = u.netloc.rpartition("@")[0].partition(":")
+    path = u.path + (f"?{u.query}" if u.query else "")
+    return [x for x in (pw if colon else user, path if "@" not in u.netloc and len(path) >= 16 else "") if x]
+
+
+def _alternation(words: Iterable[str]) -> str:
+    """The literals as a trie-shaped regex: `re` would try every branch of a flat alternation at every position."""
+    trie: dict = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        out = []
+        while len(node) == 1 and "" not in node:  # a chain: no group
+            (k, node), = node.items()
+            out.append(re.escape(k))
+        alts = [re.escape(k) + emit(v) for k, v in node.items() if k]
+        if alts:
+            out.append("(?:" + "|".join(alts) + ")" + "?" * ("" in node))
+        return "".join(out)
+
+    return emit(trie)
+
+
+_KIND = re.compile(r"(?:[a-z]{2,6}[_-]){1,2}")  # a token's public kind: `sk_live_`, `whsec_`, `xoxb-`, `github_pat_`
+
+
+def _cut_prefix(s: str) -> str:
+    """A prefix of `s` that a cut left: its first 4+ characters and one past a URL's scheme or a token's kind (evidence
+    names a Stripe key's kind as `sk_live_…`), at most 63 in a row."""
+    scheme, kind = s.find("://"), _KIND.match(s)
+    n = min(len(s) - 1, max(4, scheme + 4 if scheme > 0 else 0, kind.end() + 1 if kind else 0))
+    nested = ""
+    for ch in reversed(s[n:min(len(s) - 1, 63)]):
+        nested = f"(?:{re.escape(ch)}{nested})?"
+    return re.escape(s[:n]) + nested + (r"|" + re.escape(s[:63]) + r"\S*" if len(s) > 64 else "")
+
+
 class Redactor:
-    """Removes every known secret (and any password in a URL) from strings and nested data."""
+    """Removes every known secret from strings and nested data in every encoding a target or a driver may have applied
+    (`_char`, base64 via `_b64_cores`), any password or key in a URL and any HTTP Basic / Bearer credential. Secrets
+    of any length (a 1-character one masks that character everywhere: the config refuses short secrets in
+    production). Text is cut only once redacted (`clip`): a cut leaves a prefix that no longer matches its secret;
+    as a net, a string that ends with a secret's first 4+ characters has them masked."""
 
     def __init__(self, secrets: Iterable[str] = ()):
-        forms: set[str] = set()
-        for s in secrets:
-            if not s or len(s) < 4:  # a 1-3 character "secret" would shred every string; config rejects them
-                continue
-            forms.update({s, quote(s, safe=""), quote_plus(s), json.dumps(s)[1:-1]})
-        self._secrets = sorted(forms, key=len, reverse=True)
-        self._re = re.compile("|".join(re.escape(s) for s in self._secrets)) if self._secrets else None
+        given = [s for s in secrets if s]
+        self._secrets = sorted({*given, *(d for s in given for d in _derived(s))}, key=len, reverse=True)
+        self._raw = self._enc = self._b64 = self._cut = None
+        if self._secrets:
+            self._raw = re.compile(_alternation(self._secrets))
+            # the lookahead lets `re` reject most positions with one test instead of trying every secret there
+            first = {s[0] for s in self._secrets} | {"%", "\\", "&", "+"}
+            self._enc = re.compile("(?=[%s])(?:%s)" % ("".join(map(re.escape, sorted(first))),
+                                                       "|".join("".join(map(_char, s)) for s in self._secrets)))
+            cores = {c for s in self._secrets for c in _b64_cores(s)}
+            self._b64 = re.compile(_alternation(cores))
+            # a core is a run of base64 characters: a text without a run that long holds none (most evidence)
+            self._b64_run = re.compile(r"(?<![\w+/-])[\w+/-]{%d}" % min(map(len, cores)), re.ASCII)
+            heads = [_cut_prefix(s) for s in self._secrets if len(s) > 1]
+            self._cut = re.compile(r"(?:%s)(?=(?:…|\.\.\.)?['\")\]}]*\s*$)" % "|".join(heads)) if heads else None
 
     def add(self, *secrets: str) -> "Redactor":
         return Redactor([*self._secrets, *secrets])
 
     def text(self, value: str) -> str:
-        if self._re is not None:
-            value = self._re.sub(MASK, value)
+        value = _AUTH.sub(lambda m: f"{m.group(1)} {MASK}", value)  # first: a secret masked inside it would split it
+        if self._raw is not None:
+            if self._b64_run.search(value):
+                value = self._base64(value)
+            value = (self._enc if _HINT.search(value) else self._raw).sub(MASK, value)
+            m = self._cut.search(value, max(0, len(value) - len(self._secrets[0]) - 8)) if self._cut else None
+            if m:
+                value = value[:m.start()] + MASK + value[m.end():]
+        if "://" not in value:
+            return value
         return _URL_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), value)
+
+    def _base64(self, value: str) -> str:
+        """Whole base64 tokens that hold a secret (their edge characters encode bits of it too)."""
+        out, last = [], 0
+        for m in self._b64.finditer(value):
+            a, b = m.span()
+            while a > last and value[a - 1] in _B64:
+                a -= 1
+            while b < len(value) and value[b] in _B64:
+                b += 1
+            if b > last:  # (a match inside a token already masked adds nothing)
+                out += [value[last:max(a, last)], MASK]
+                last = b
+        return "".join(out) + value[last:] if out else value
+
+    def clip(self, value: Any, limit: int, *, tail: bool = False, one_line: bool = True) -> str:
+        """`value` redacted, then on one line, then cut to `limit` characters (its end kept with tail=True)."""
+        s = self.text(str(value))
+        s = " ".join(s.split()) if one_line else s.strip()
+        if len(s) <= limit:
+            return s
+        return "…" + s[len(s) - limit + 1:] if tail else s[:limit - 1] + "…"
 
     def __call__(self, obj: Any) -> Any:
         if isinstance(obj, str):
@@ -289,6 +424,13 @@ class Redactor:
         if isinstance(obj, (int, float, bool)) or obj is None:
             return obj
         return self.text(str(obj))
+
+
+def secrets_of(config: Any) -> list[str]:
+    """A config's secrets: its own account where it keeps one (the environment config also counts every value read
+    from `${VAR}` or a Secret block, whatever field it landed in), else every SecretStr inside it."""
+    own = getattr(config, "secrets", None)
+    return list(own()) if callable(own) else collect_secrets(config)
 
 
 def collect_secrets(obj: Any) -> list[str]:
@@ -315,16 +457,19 @@ def collect_secrets(obj: Any) -> list[str]:
 # --------------------------------------------------------------------------- running
 
 class RunContext:
-    """What a body gets besides its target: its time budget and a per-run memo for shared probes."""
+    """What a body gets besides its target: its time budget, a per-run memo for shared probes, and the run's redactor
+    (`ctx.redact.clip(text, n)` before cutting what a target said: the runner's redaction comes too late for a cut)."""
 
-    def __init__(self, config: Any = None, memo: "Memo | None" = None, timeout: float = 10.0):
+    def __init__(self, config: Any = None, memo: "Memo | None" = None, timeout: float = 10.0,
+                 redact: Redactor | None = None):
         self.config = config
         self._memo = memo if memo is not None else Memo()
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
+        self.redact = redact if redact is not None else Redactor(secrets_of(config))
 
     def with_timeout(self, timeout: float) -> "RunContext":
-        return RunContext(self.config, self._memo, timeout)
+        return RunContext(self.config, self._memo, timeout, self.redact)
 
     @property
     def remaining(self) -> float:
@@ -400,7 +545,7 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
         return make_result(spec, Status.NOT_APPLICABLE, started=started, t0=t0, cause=na, evidence=na)
     loop = asyncio.get_running_loop()
     fut: asyncio.Future = loop.create_future()
-    ctx = RunContext(config, memo, spec.timeout)
+    ctx = RunContext(config, memo, spec.timeout, redact)
 
     def settle(kind: str, value: Any) -> None:
         if not fut.done():
@@ -424,7 +569,8 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
         return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg,
                            expected="an answer within the timeout", redact=redact)
     if kind == "err":
-        msg = " ".join(f"{type(value).__name__}: {value}".split()).rstrip(":")  # one line, whatever the driver wrote
+        # one line, whatever the driver wrote (redacted first: joining the lines would break a secret holding a newline)
+        msg = " ".join(redact.text(f"{type(value).__name__}: {value}").split()).rstrip(":")
         return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg, redact=redact)
     obs = value
     if not isinstance(obs, Observation):
@@ -575,7 +721,7 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
 def run_plain(specs: Mapping[str, CheckSpec], config: Any, *, redact: Redactor | None = None,
               on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
     """Run checks without Prefect (tests, the benchmark baseline, `golive check`)."""
-    redact = redact or Redactor(collect_secrets(config))
+    redact = redact or Redactor(secrets_of(config))
     memo = Memo()
 
     async def main() -> list[CheckResult]:

@@ -23,7 +23,7 @@ from pydantic import AnyHttpUrl, Field, field_validator
 
 from .awsapi import AwsAccess, aws_client, cli
 from .core import Observation, RunContext, check, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Target
 
 
 #: seed 6.2 "Round-robin or least connections", as each load balancer spells it (compared case-insensitively, with
@@ -70,7 +70,7 @@ class LoadBalancerTarget(Target):
     instances: list[AnyHttpUrl] = Field(default_factory=list,
                                         description="base URLs of the backend instances, probed directly")
     health_path: str = Field("/api/health", description="seed 1.1: the health endpoint, 200 on every instance")
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for https instances")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for https instances")
     min_healthy: int = Field(2, ge=1, description="seed 1.1: minimum 2 healthy instances")
     probe_concurrency: int = Field(20, ge=1, le=200, description="instances probed at once")
     probe_timeout_s: float = Field(2.0, gt=0, le=30, description="each probe's own timeout")
@@ -103,12 +103,12 @@ def probe_instances(urls: list[str], path: str, *, concurrency: int, timeout_s: 
     before the budget ran out say so."""
     import httpx
 
-    from .tls import trust_context
+    from .tls import bounded, trust_context
 
     verify = trust_context(ca_file)  # one SSL context for every probe (loading the trust store costs ~10 ms)
     results: list[dict[str, Any] | None] = [None] * len(urls)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
-    client = httpx.Client(verify=verify, limits=limits, follow_redirects=False)
+    client = bounded(httpx.Client(verify=verify, limits=limits, follow_redirects=False), ctx.deadline)
 
     def one(i: int) -> None:
         url = urls[i].rstrip("/") + path
@@ -119,7 +119,7 @@ def probe_instances(urls: list[str], path: str, *, concurrency: int, timeout_s: 
             results[i] = {"url": url, "status": r.status_code, "ms": round((time.perf_counter() - t0) * 1000, 1)}
         except Exception as e:  # noqa: BLE001 - a failed probe is that instance's evidence
             results[i] = {"url": url, "status": None, "ms": round((time.perf_counter() - t0) * 1000, 1),
-                          "error": " ".join(f"{type(e).__name__}: {e}".split())[:200]}
+                          "error": ctx.redact.clip(f"{type(e).__name__}: {e}", 200)}
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(urls))), thread_name_prefix="lb-probe")
     try:

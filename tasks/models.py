@@ -1,10 +1,53 @@
 """Shared pieces of the target models (each target model lives beside the checks that read it)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import ssl
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 class Target(BaseModel):
     """Base of every config section: unknown keys are errors (a typo must not silently disable a check)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _pem_bundle(v: Path) -> Path:
+    """A trust anchor file: it exists and holds at least one PEM certificate OpenSSL can load."""
+    if not v.is_file():
+        raise ValueError(f"file not found: {v}")
+    if v.stat().st_size > 16 * 1024 * 1024:
+        raise ValueError(f"{v} is larger than 16 MiB: not a CA bundle")
+    if b"-----BEGIN CERTIFICATE-----" not in v.read_bytes():
+        raise ValueError(f"{v} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        ssl.create_default_context(cafile=str(v))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise ValueError(f"{v} does not load as a PEM CA bundle: {e}") from None
+    return v
+
+
+#: `ca_file` of every TLS target (web, SMTP, observability, Redis, PostgreSQL's `sslrootcert`, ...): an extra trust
+#: anchor besides the system store, e.g. a private CA; validated when the config loads.
+CaFile = Annotated[Path, AfterValidator(_pem_bundle)]
+
+
+def _host(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be empty (libpq and the socket APIs read an empty host as the local machine)")
+    if any(c.isspace() for c in v):
+        raise ValueError("a host name or address has no spaces")
+    return v
+
+
+def _name(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be empty (libpq reads an empty database or user name as a default)")
+    return v
+
+
+#: where a check connects (never "", which means "this machine"), and a database / role name (never "").
+Host = Annotated[str, AfterValidator(_host)]
+Name = Annotated[str, AfterValidator(_name)]

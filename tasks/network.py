@@ -7,13 +7,12 @@ import ipaddress
 import shlex
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
 from .core import Observation, RunContext, check, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Host, Target
 from .tls import http_client, req_timeout
 
 
@@ -57,7 +56,7 @@ def parse_nameserver(v: str) -> tuple[str, int]:
 
 
 class FirewallTarget(Target):
-    host: str = Field(description="the address the rules protect, probed from where golive runs")
+    host: Host = Field(description="the address the rules protect, probed from where golive runs")
     open_ports: list[int] = Field(default_factory=lambda: [80, 443],
                                   description="seed 1.2: ports that must accept TCP connections")
     closed_ports: list[int] = Field(default_factory=list,
@@ -77,7 +76,7 @@ class FirewallTarget(Target):
 
 
 class BastionTarget(Target):
-    host: str
+    host: Host
     port: int = Field(22, gt=0, lt=65536)
     banner_prefix: str = Field("SSH-2.0-", description="what the identification string must start with (RFC 4253)")
 
@@ -86,7 +85,7 @@ class CdnTarget(Target):
     url: AnyHttpUrl = Field(description="the CDN edge URL users hit")
     origin_url: AnyHttpUrl = Field(description="the origin the CDN must pull from (seed 1.2: over HTTPS)")
     paths: list[str] = Field(default_factory=lambda: ["/"], description="paths fetched through the edge and origin")
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for the edge and the origin")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for the edge and the origin")
     min_cache_ttl_s: int = Field(60, ge=0, description="seed 1.2: cache TTL 60-3600 seconds")
     max_cache_ttl_s: int = Field(3600, ge=0, description="seed 1.2: cache TTL 60-3600 seconds")
     cdn_headers: list[str] = Field(default_factory=lambda: ["via", "x-cache", "cf-ray", "x-amz-cf-id",

@@ -11,14 +11,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 
 
@@ -53,7 +52,7 @@ class LoggingTarget(Target):
     min_health: str = Field("green", pattern="^(green|yellow)$")
 
 class ObservabilityTarget(Target):
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for https URLs")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for https URLs")
     grafana: GrafanaTarget | None = None
     alertmanager: AlertmanagerTarget | None = None
     logging: LoggingTarget | None = None

@@ -15,18 +15,20 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from .core import Observation, RunContext, check, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Host, Name, Target
 from .postgres import REACHABLE as PG_REACHABLE
 from .postgres import shutdown_socket
 
 
 class PgBouncerTarget(Target):
-    host: str
+    host: Host
     port: int = Field(6432, ge=1, le=65535)
-    admin_user: str = Field(description="a user listed in PgBouncer's admin_users or stats_users")
+    admin_user: Name = Field(description="a user listed in PgBouncer's admin_users or stats_users")
     admin_password: SecretStr | None = None
     sslmode: str = Field("prefer", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
-    database: str | None = Field(None, description="the pooled database the app uses (default: postgres.dbname)")
+    sslrootcert: CaFile | None = Field(None, description="the CA (PEM) that signed PgBouncer's certificate, for "
+                                       "sslmode verify-ca / verify-full (libpq's sslrootcert)")
+    database: Name | None = Field(None, description="the pooled database the app uses (default: postgres.dbname)")
     min_max_client_conn: int = Field(50, ge=1, description="seed 2.1: max connections set to 50+")
 
 
@@ -34,17 +36,19 @@ ADMIN = "dependencies.pgbouncer.admin"
 
 
 def admin_psql(t: PgBouncerTarget, command: str) -> str:
-    return (f"psql 'host={t.host} port={t.port} dbname=pgbouncer user={t.admin_user} sslmode={t.sslmode}' "
+    root = f" sslrootcert={t.sslrootcert}" if t.sslrootcert else ""
+    return (f"psql 'host={t.host} port={t.port} dbname=pgbouncer user={t.admin_user} sslmode={t.sslmode}{root}' "
             f"-c '{command}'")
 
 
 @contextmanager
-def _connect(host: str, port: int, dbname: str, user: str, password: SecretStr | None, sslmode: str,
+def _connect(t: PgBouncerTarget, dbname: str, user: str, password: SecretStr | None,
              ctx: RunContext) -> Iterator[Any]:
     """An autocommit connection (the admin console has no transactions), cut when the check's budget is spent."""
     import psycopg
 
-    conn = psycopg.connect(host=host, port=port, dbname=dbname, user=user, sslmode=sslmode,
+    tls = {"sslrootcert": str(t.sslrootcert)} if t.sslrootcert else {}
+    conn = psycopg.connect(host=t.host, port=t.port, dbname=dbname, user=user, sslmode=t.sslmode, **tls,
                            password=password.get_secret_value() if password is not None else None,
                            connect_timeout=max(2, ceil(ctx.remaining)), autocommit=True)
     aborted = threading.Event()
@@ -74,7 +78,7 @@ def _connect(host: str, port: int, dbname: str, user: str, password: SecretStr |
 
 
 def admin(t: PgBouncerTarget, ctx: RunContext):
-    return _connect(t.host, t.port, "pgbouncer", t.admin_user, t.admin_password, t.sslmode, ctx)
+    return _connect(t, "pgbouncer", t.admin_user, t.admin_password, ctx)
 
 
 def show(conn: Any, what: str) -> list[dict[str, Any]]:
@@ -132,7 +136,7 @@ def pgbouncer_pools(t: PgBouncerTarget, ctx: RunContext) -> Observation:
     if pg is None:
         return not_applicable("no `postgres` section: the app user to connect through PgBouncer is unknown")
     db = t.database or pg.dbname
-    with _connect(t.host, t.port, db, pg.user, pg.password, t.sslmode, ctx) as app:
+    with _connect(t, db, pg.user, pg.password, ctx) as app:
         one = app.execute("SELECT 1").fetchone()[0]
         with admin(t, ctx) as conn:
             pools = [r for r in show(conn, "POOLS") if r.get("database") == db]

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .models import Target
+from .models import Host, Name, Target
 
 SEED_TABLES = [
     "campaigns", "users", "merchants", "notifications", "campaign_analytics_daily",
@@ -37,10 +37,10 @@ COMPAT_QUERIES = {
 
 
 class PostgresTarget(Target):
-    host: str
+    host: Host
     port: int = Field(5432, ge=1, le=65535)
-    dbname: str
-    user: str
+    dbname: Name
+    user: Name
     password: SecretStr | None = None
     sslmode: str = Field("prefer", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
     min_version: int = Field(13, description="seed 2.1: PostgreSQL 13+")

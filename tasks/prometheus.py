@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from pydantic import AnyHttpUrl, Field
 
 from .alerts import AlertRules
 from .core import Observation, RunContext, check, compare, failed, passed, warned
-from .models import Target
+from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 
 
@@ -25,7 +24,7 @@ class HostRole(Target):
 
 class MonitoringTarget(Target):
     prometheus_url: AnyHttpUrl
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) when prometheus_url is https")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) when prometheus_url is https")
     max_scrape_interval_s: float = Field(15.0, gt=0, description="seed 7.1: scrape every 15 s")
     alert_rules: AlertRules = Field(default_factory=AlertRules, description="seed 7.2: the critical and warning "
                                     "alerting rules Prometheus must have loaded (default: the checklist's six)")
@@ -82,7 +81,7 @@ def prometheus_reachable(t: MonitoringTarget, ctx: RunContext) -> Observation:
     url = api_url(t, "/-/healthy")
     with http_client(ctx, t.ca_file) as c:
         r = c.get(url, timeout=req_timeout(ctx))
-    observed = f"{r.status_code} {r.text.strip()[:80]}"
+    observed = f"{r.status_code} {ctx.redact.clip(r.text, 80)}"
     evidence = f"GET {url}; re-run: `{curl(url, ca_file=t.ca_file)}`"
     return (passed if r.status_code == 200 else failed)(observed, "200", evidence)
 

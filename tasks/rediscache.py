@@ -10,12 +10,18 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Target
 
 
 def _redis_url(v: str) -> str:
     if not v.startswith(("redis://", "rediss://")):
         raise ValueError("not a redis:// or rediss:// URL")
+    try:
+        host = urlsplit(v).hostname
+    except ValueError:  # e.g. an unclosed [IPv6 address
+        host = None
+    if not host:
+        raise ValueError("no host in the URL (redis-py would connect to localhost)")
     return v
 
 
@@ -23,6 +29,8 @@ class RedisTarget(Target):
     url: str = Field(description="redis://host:port/db (no password in the URL: use `password`)")
     password: SecretStr | None = None
     replica_urls: list[str] = Field(default_factory=list)
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for rediss:// URLs (a private CA), "
+                                   "besides the system store")
     max_ping_ms: float = Field(5.0, gt=0, description="seed 2.1: PING < 5 ms")
     max_memory_ratio: float = Field(0.8, gt=0, le=1, description="seed 2.1: used < 80% of maxmemory")
     eviction_policy: str = "allkeys-lru"
@@ -57,7 +65,8 @@ def safe_url(url: str) -> str:
 
 def cli(url: str, t: RedisTarget, *args: str) -> str:
     """A redis-cli command that re-runs the probe (password prompted, never inline)."""
-    return " ".join(["redis-cli", "-u", shlex.quote(safe_url(url))] + (["--askpass"] if t.password else []) +
+    tls = ["--tls", "--cacert", shlex.quote(str(t.ca_file))] if t.ca_file and url.startswith("rediss://") else []
+    return " ".join(["redis-cli", "-u", shlex.quote(safe_url(url)), *tls] + (["--askpass"] if t.password else []) +
                     list(args))
 
 
@@ -67,10 +76,11 @@ def client(url: str, t: RedisTarget, ctx: RunContext):
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    tls = {"ssl_ca_certs": str(t.ca_file)} if t.ca_file and url.startswith("rediss://") else {}
     return redis.Redis.from_url(
         url, password=t.password.get_secret_value() if t.password is not None else None,
         socket_timeout=ctx.remaining, socket_connect_timeout=ctx.remaining,
-        retry=Retry(NoBackoff(), 0), retry_on_timeout=False, client_name="golive-check")
+        retry=Retry(NoBackoff(), 0), retry_on_timeout=False, client_name="golive-check", **tls)
 
 
 def info(url: str, t: RedisTarget, ctx: RunContext) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 The newest object under the backup prefix is streamed from S3 straight into `pg_restore` (custom format on stdin,
 never the whole object in memory) into a uniquely named scratch database on a configured restore server, which golive
-refuses to use when it is the production cluster (same address, or the same `system_identifier`: the primary or one
-of its physical replicas). The restore is timed against the RTO, the row counts of the key tables are compared with
+uses only once proven not to be the production cluster (`prove_not_production`, on the connection that creates the
+scratch database: fail closed). The restore is timed against the RTO, the row counts of the key tables are compared with
 the source (read-only), registered integrity suites run on the restored copy, and the scratch database is dropped
 on success, failure, timeout and interpreter exit. Nothing is ever written to the source database.
 
@@ -40,7 +40,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from .core import Observation, RunContext, Status, check, failed, passed
-from .models import Target
+from .models import Host, Name, Target
 from .postgres import REACHABLE as PG_REACHABLE
 from .postgres import PostgresTarget, connect as source_connect, dsn_for_evidence, table_access
 from .s3backup import BackupTarget, listing, newest, s3_client
@@ -57,11 +57,11 @@ MEASUREMENT = ("backup.restore.test", "measurement")  # memo key: what the RTO c
 class RestoreTarget(Target):
     """Where golive restores backups, and the disaster-recovery facts of sections 3.3 and 8."""
 
-    host: str = Field(description="restore server (never the production cluster: golive refuses it)")
+    host: Host = Field(description="restore server (never the production cluster: golive refuses it)")
     port: int = Field(5432, ge=1, le=65535)
-    user: str = Field(description="a role that may create databases (CREATEDB); superuser is not needed")
+    user: Name = Field(description="a role that may create databases (CREATEDB); superuser is not needed")
     password: SecretStr | None = None
-    maintenance_dbname: str = Field("postgres", description="database golive connects to to create/drop scratch DBs")
+    maintenance_dbname: Name = Field("postgres", description="database golive connects to to create/drop scratch DBs")
     sslmode: str = Field("prefer", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
     pg_restore: str = Field("pg_restore", description="pg_restore binary (a path, or a name on PATH), at least as "
                                                       "new as the pg_dump that made the backups")
@@ -82,7 +82,7 @@ class RestoreTarget(Target):
                                                                     "difference, % of the source's count")
     row_tolerance_rows: int = Field(0, ge=0, description="allowed difference in rows, on top of the percentage")
     check_dump_dbname: bool = Field(True, description="refuse a dump whose header names another database")
-    dump_dbname: str | None = Field(None, description="the database the dumps are of; default: postgres.dbname")
+    dump_dbname: Name | None = Field(None, description="the database the dumps are of; default: postgres.dbname")
     verify_etag: bool = Field(True, description="MD5 of the streamed bytes == the object's ETag (single-part "
                                                 "uploads without KMS)")
     run_integrity_suites: bool = Field(True, description="run the registered integrity suites on the restored copy")
@@ -296,44 +296,73 @@ def restore_dsn(t: RestoreTarget, dbname: str) -> str:
     return f"host={t.host} port={t.port} dbname={dbname} user={t.user} sslmode={t.sslmode}"
 
 
-_IDENTITY_SQL = ("SELECT system_identifier::text, current_setting('server_version'), "
-                 "current_setting('server_version_num')::int, pg_postmaster_start_time(), "
-                 "host(inet_server_addr()), inet_server_port() FROM pg_control_system()")
-_IDENTITY_FALLBACK_SQL = ("SELECT NULL::text, current_setting('server_version'), "
-                          "current_setting('server_version_num')::int, pg_postmaster_start_time(), "
-                          "host(inet_server_addr()), inet_server_port()")
+def guard_evidence(t: RestoreTarget, src: PostgresTarget) -> str:
+    return (f"restore server {restore_dsn(t, t.maintenance_dbname)} vs source {dsn_for_evidence(src)}: `SELECT "
+            "system_identifier FROM pg_control_system()` on both, else the restore server's pg_stat_activity "
+            "searched for the application_name of golive's open READ ONLY session on the source")
 
 
-def _identity(conn: Any) -> dict[str, Any]:
+# The restore server is accepted only when it is PROVEN not to be the production cluster, by a proof that does not
+# depend on the address golive used (a second address of one server, its Unix socket, a DNS alias all look new):
+# 1. `system_identifier` (pg_control_system()) on both: different clusters, unless equal (the primary, an alias of
+#    it, or one of its physical replicas). Hardened and managed servers revoke it from PUBLIC (pg_monitor does not
+#    give it back), so when either side cannot read it:
+# 2. the source session carries a random application_name inside a READ ONLY transaction that stays open while the
+#    restore server's pg_catalog.pg_stat_activity is read: every backend of a cluster is listed there, with its
+#    application_name, to every role (the columns hidden from other roles are query, state, client...), so a
+#    restore server that does not list it, while the source still shows it before and after, is another postmaster.
+#    A standby on either side is refused (its primary does not list a standby's sessions, and a physical replica has
+#    its own pg_stat_activity), read in the same statement so that a load balancer cannot answer one and not the other.
+# Nothing proves it: refused, with what to grant. Nothing is ever written to either server by the proof.
+_PROBE_SQL = ("SELECT pg_is_in_recovery(), EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity "
+              "WHERE application_name = %s)")
+_SYSID_SQL = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()"
+GRANT_SYSID = "GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO {}"
+
+
+def _may_read(conn: Any, query: str, params: list[Any] | None = None) -> tuple[Any, str | None]:
+    """The first row, or (None, why not) when a privilege is missing: that only removes a proof (a savepoint keeps
+    the surrounding transaction, and with it the source's probe, alive)."""
     from psycopg import errors
 
     try:
         with conn.transaction():
-            row = conn.execute(_IDENTITY_SQL).fetchone()
-    except errors.InsufficientPrivilege:  # pg_control_system() revoked: fall back to the postmaster's start time
-        row = conn.execute(_IDENTITY_FALLBACK_SQL).fetchone()
-    return {"system_identifier": row[0], "version": row[1], "version_num": row[2],
-            "postmaster_start": row[3].isoformat() if row[3] else None, "server_addr": row[4], "server_port": row[5]}
+            return conn.execute(query, params).fetchone(), None
+    except errors.InsufficientPrivilege as e:
+        return None, " ".join(str(e).split())
 
 
-def restore_server_facts(t: RestoreTarget, ctx: RunContext) -> dict[str, Any]:
-    def probe() -> dict[str, Any]:
-        with _restore_connect(t, t.maintenance_dbname, ctx.remaining) as conn:
-            facts = _identity(conn)
-            su, createdb = conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
-                                        ).fetchone()
-            facts["can_create_databases"] = bool(su or createdb)
-            facts["superuser"] = bool(su)
-        return facts
-    return ctx.memo(("restore-server-facts", t.host, t.port, t.user), probe)
+def _identity(conn: Any, probe: str) -> dict[str, Any]:
+    version, num, standby = conn.execute("SELECT current_setting('server_version'), "
+                                         "current_setting('server_version_num')::int, pg_is_in_recovery()").fetchone()
+    sysid, sysid_error = _may_read(conn, _SYSID_SQL)
+    seen, seen_error = _may_read(conn, _PROBE_SQL, [probe])
+    return {"system_identifier": sysid and sysid[0], "sysid_error": sysid_error, "version": version,
+            "version_num": num, "in_recovery": seen[0] if seen else standby, "sees_probe": seen and seen[1],
+            "probe_error": seen_error}
 
 
-def source_facts(src: PostgresTarget, ctx: RunContext) -> dict[str, Any]:
-    def probe() -> dict[str, Any]:
-        with source_connect(src, ctx) as conn:
-            conn.execute("SET TRANSACTION READ ONLY")
-            return _identity(conn)
-    return ctx.memo(("source-facts", src.host, src.port, src.dbname), probe)
+@contextlib.contextmanager
+def _source_probe(src: PostgresTarget, ctx: RunContext) -> Iterator[dict[str, Any]]:
+    """The source's identity, its session marked with a random application_name (SET LOCAL: gone at the rollback)
+    in a READ ONLY transaction that stays open while the caller reads the restore server; on leaving, the source
+    must still show the mark (a session killed meanwhile would make the restore server's "not listed" mean nothing)."""
+    probe = f"golive-identity-{secrets.token_hex(16)}"
+    with source_connect(src, ctx, read_only=True) as conn:
+        conn.execute("SELECT set_config('application_name', %s, true)", [probe])
+        facts = {**_identity(conn, probe), "probe": probe}
+        yield facts
+        again = _may_read(conn, _PROBE_SQL, [probe])[0]
+        facts["sees_probe"] = bool(facts["sees_probe"] and again and again[1])
+
+
+def prove_not_production(t: RestoreTarget, src: PostgresTarget, ctx: RunContext,
+                         conn: Any) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """(restore server facts, source facts, refusal or None), read on `conn`: the restore server connection that
+    then creates the scratch database, so what was proven is where the database is created."""
+    with _source_probe(src, ctx) as sf:
+        rf = _identity(conn, sf["probe"])
+    return rf, sf, identity_refusal(rf, sf, t.user, src.user)
 
 
 def _addresses(host: str, port: int) -> set[str]:
@@ -344,7 +373,8 @@ def _addresses(host: str, port: int) -> set[str]:
 
 
 def address_refusal(t: RestoreTarget, src: PostgresTarget) -> str | None:
-    """Why the restore server is the source by address (before any connection), or None."""
+    """Why the restore server is the source by address (before any connection), or None. Only an early refusal:
+    a different address proves nothing (prove_not_production decides)."""
     if t.port != src.port:
         return None
     if t.host == src.host:
@@ -356,16 +386,32 @@ def address_refusal(t: RestoreTarget, src: PostgresTarget) -> str | None:
     return None
 
 
-def identity_refusal(rf: dict[str, Any], sf: dict[str, Any]) -> str | None:
-    if rf.get("system_identifier") and rf["system_identifier"] == sf.get("system_identifier"):
-        return (f"the restore server is the production cluster: same system_identifier {rf['system_identifier']} "
-                "(the primary itself, an alias of it, or one of its physical replicas)")
-    if rf.get("system_identifier") is None or sf.get("system_identifier") is None:
-        same = (rf.get("postmaster_start"), rf.get("server_addr"), rf.get("server_port")) == \
-            (sf.get("postmaster_start"), sf.get("server_addr"), sf.get("server_port"))
-        if same:
-            return ("the restore server is the production server: same postmaster start time, address and port "
-                    "(system_identifier not readable)")
+def identity_refusal(rf: dict[str, Any], sf: dict[str, Any], restore_role: str, source_role: str) -> str | None:
+    """Why the restore server is, or cannot be proven not to be, the production cluster (fail closed), or None."""
+    rid, sid = rf.get("system_identifier"), sf.get("system_identifier")
+    if rid and rid == sid:
+        return (f"the restore server is the production cluster: same system_identifier {rid} (the primary itself, "
+                "an alias of it, or one of its physical replicas)")
+    if rf.get("sees_probe"):  # whatever else was read: this is production
+        return ("the restore server is the production server: its pg_stat_activity lists golive's own session on "
+                "the source (the same postmaster reached by another address)")
+    if rid and sid:
+        return None
+    unread = "; ".join(f"{side} ({err})" for side, err in (("restore server", rf.get("sysid_error")),
+                                                           ("source", sf.get("sysid_error"))) if err)
+    grant = " and ".join(f"`{GRANT_SYSID.format(role)}` on the {side}" for side, role, f in
+                         (("restore server", restore_role, rf), ("source", source_role, sf))
+                         if not f.get("system_identifier"))
+    why = [w for w, bad in (
+        (f"pg_stat_activity not readable on the restore server ({rf.get('probe_error')})", rf.get("probe_error")),
+        (f"pg_stat_activity not readable on the source ({sf.get('probe_error')})", sf.get("probe_error")),
+        ("the source does not show golive's own session in its pg_stat_activity (a pooler?)",
+         not sf.get("probe_error") and sf.get("sees_probe") is not True),
+        ("the source is a standby (its primary does not list its sessions)", sf.get("in_recovery")),
+        ("the restore server is a standby (it may replicate production)", rf.get("in_recovery"))) if bad]
+    if why:
+        return (f"cannot prove the restore server is not the production cluster: system_identifier not readable on "
+                f"the {unread}, and {'; '.join(why)}. Grant {grant} (pg_monitor does not include it)")
     return None
 
 
@@ -383,28 +429,31 @@ def _pg_restore_version(t: RestoreTarget, timeout: float) -> str:
 @check(SERVER, title="The restore server is reachable, not production, and may create databases",
        seed=["3.3 Backup Recovery Test"], depends_on=[PG_REACHABLE], timeout=15, target="restore")
 def restore_server(t: RestoreTarget, ctx: RunContext) -> Observation:
-    """Compares the restore server with the source (address, then `system_identifier` from pg_control_system():
-    equal means production itself, an alias of it or a physical replica: refused); the restore user must be able
-    to CREATE DATABASE; `pg_restore --version` must run."""
+    """Proves the restore server is not the production cluster (`system_identifier` from pg_control_system(), or,
+    where that is revoked, golive's marked source session absent from its pg_stat_activity; see _PROBE_SQL):
+    otherwise refused, with what to grant; the restore user must be able to CREATE DATABASE; `pg_restore --version`
+    must run."""
     src = ctx.config.postgres
-    expected = ("a cluster other than production (different address and system_identifier), "
-                "CREATEDB for the restore user, pg_restore available")
-    evidence = (f"restore server {restore_dsn(t, t.maintenance_dbname)} vs source {dsn_for_evidence(src)}: "
-                "`SELECT system_identifier FROM pg_control_system()` on both, `SELECT rolcreatedb FROM pg_roles "
-                f"WHERE rolname = current_user`, `{t.pg_restore} --version`")
+    expected = ("a cluster proven other than production (different system_identifier, or it does not list golive's "
+                "source session), CREATEDB for the restore user, pg_restore available")
+    evidence = (f"{guard_evidence(t, src)}; `SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user`, "
+                f"`{t.pg_restore} --version`")
     refusal = address_refusal(t, src)
     if refusal:
         return failed(f"REFUSED: {refusal}", expected, evidence)
-    rf, sf = restore_server_facts(t, ctx), source_facts(src, ctx)
-    refusal = identity_refusal(rf, sf)
+    with _restore_connect(t, t.maintenance_dbname, ctx.remaining) as conn:
+        rf, sf, refusal = prove_not_production(t, src, ctx, conn)
+        su, createdb = conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+                                    ).fetchone()
     observed = {"restore_server": f"PostgreSQL {rf['version']} at {t.host}:{t.port}",
                 "system_identifier": {"restore": rf["system_identifier"], "source": sf["system_identifier"]},
-                "can_create_databases": rf["can_create_databases"]}
+                "proof": "system_identifier" if rf["system_identifier"] and sf["system_identifier"] else
+                "pg_stat_activity", "can_create_databases": bool(su or createdb)}
     if refusal:
         return failed({**observed, "refused": refusal}, expected, evidence)
     observed["pg_restore"] = _pg_restore_version(t, ctx.remaining)
     problems = []
-    if not rf["can_create_databases"]:
+    if not observed["can_create_databases"]:
         problems.append(f"{t.user} may not create databases (needs CREATEDB)")
     if rf["version_num"] // 10000 < sf["version_num"] // 10000:
         problems.append(f"the restore server ({rf['version']}) is older than the source ({sf['version']})")
@@ -487,25 +536,25 @@ def drop_scratch(t: RestoreTarget, name: str, budget: float = CLEANUP_BUDGET_S) 
         return " ".join(f"{type(e).__name__}: {e}".split())
 
 
-def drop_stale_scratch(t: RestoreTarget, ctx: RunContext) -> list[str]:
-    """Scratch databases of runs killed before their cleanup (older than twice the restore timeout, idle)."""
+def drop_stale_scratch(t: RestoreTarget, conn: Any) -> list[str]:
+    """Scratch databases of runs killed before their cleanup (older than twice the restore timeout, idle), on the
+    restore server connection `conn` (proven not production first)."""
     from psycopg import sql
 
     cutoff = time.time() - max(2 * t.restore_limit_s, 3600)
     dropped = []
-    with _restore_connect(t, t.maintenance_dbname, min(ctx.remaining, 10)) as conn:
-        names = [r[0] for r in conn.execute(
-            "SELECT datname FROM pg_database d WHERE datname LIKE %s AND NOT EXISTS "
-            "(SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
-            [t.scratch_prefix.replace("_", r"\_") + "%"]).fetchall()]
-        for name in names:
-            m = _STAMP.search(name)
-            if not m:
-                continue
-            born = datetime.strptime(m.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=timezone.utc).timestamp()
-            if born < cutoff:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-                dropped.append(name)
+    names = [r[0] for r in conn.execute(
+        "SELECT datname FROM pg_database d WHERE datname LIKE %s AND NOT EXISTS "
+        "(SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+        [t.scratch_prefix.replace("_", r"\_") + "%"]).fetchall()]
+    for name in names:
+        m = _STAMP.search(name)
+        if not m:
+            continue
+        born = datetime.strptime(m.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=timezone.utc).timestamp()
+        if born < cutoff:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            dropped.append(name)
     return dropped
 
 
@@ -741,10 +790,9 @@ def restore_test(t: RestoreTarget, ctx: RunContext) -> Observation:
                 f"{t.dump_dbname or src.dbname}; row counts of the key tables within {t.row_tolerance_pct:g}% "
                 f"(+{t.row_tolerance_rows}) of the source; scratch database dropped")
 
-    refusal = address_refusal(t, src) or identity_refusal(restore_server_facts(t, ctx), source_facts(src, ctx))
+    refusal = address_refusal(t, src)  # early; the proof runs on the connection that creates the scratch database
     if refusal:
-        return failed(f"REFUSED, nothing restored: {refusal}", expected,
-                      f"restore server {restore_dsn(t, t.maintenance_dbname)} vs source {dsn_for_evidence(src)}")
+        return failed(f"REFUSED, nothing restored: {refusal}", expected, guard_evidence(t, src))
 
     o = newest(listing(b, b.prefix, ctx))
     if o is None:
@@ -810,8 +858,11 @@ def _restore_into_scratch(t: RestoreTarget, src: PostgresTarget, ctx: RunContext
                           reason: str, margin: float, expected: str, evidence: str) -> Observation:
     from psycopg import sql
 
-    stale = drop_stale_scratch(t, ctx)
     with _restore_connect(t, t.maintenance_dbname, min(ctx.remaining, 30)) as conn:
+        refusal = prove_not_production(t, src, ctx, conn)[2]  # on this connection: nothing written before it
+        if refusal:
+            return failed(f"REFUSED, nothing restored: {refusal}", expected, guard_evidence(t, src))
+        stale = drop_stale_scratch(t, conn)
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
     with _LIVE_LOCK:
         _LIVE[scratch] = lambda: drop_scratch(t, scratch, 10)
@@ -905,7 +956,7 @@ def _judge(t: RestoreTarget, src: PostgresTarget, ctx: RunContext, s: StreamResu
     if s.download_seconds is not None:
         observed["download_seconds"] = round(s.download_seconds, 3)
     details: dict[str, Any] = {"pg_restore_exit": s.returncode, "pg_restore_errors": s.errors,
-                               "pg_restore_stderr": s.stderr[-4000:]}
+                               "pg_restore_stderr": ctx.redact.clip(s.stderr, 4000, tail=True, one_line=False)}
     if s.killed == "check-budget":
         raise RestoreProbeError(f"the restore of {dump['key']} was still running when the check's time budget ran "
                                 f"out ({s.seconds:.1f} s, {s.bytes:,} of {size:,} bytes streamed): pg_restore "

@@ -12,14 +12,13 @@ import re
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Target
 from .tls import http_client, req_timeout
 
 
@@ -83,7 +82,7 @@ class AnalyticsTarget(Target):
 
 
 class SaasTarget(Target):
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for https API URLs")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for https API URLs")
     twilio: TwilioTarget | None = None
     stripe: StripeTarget | None = None
     sentry: SentryTarget | None = None
@@ -339,7 +338,7 @@ def sentry_events(s: SaasTarget, ctx: RunContext) -> Observation:
         return passed(observed, expected, evidence)
     if r.status_code != 200:
         detail = _json(r).get("detail")
-        observed["rejected"] = (str(detail)[:200] if detail else r.text.strip()[:200]) or f"HTTP {r.status_code}"
+        observed["rejected"] = ctx.redact.clip(detail or r.text, 200) or f"HTTP {r.status_code}"
     else:
         observed["rejected"] = f"answered 200 without the event id (got {got!r})"
     return failed(observed, expected, evidence)

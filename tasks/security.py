@@ -436,7 +436,7 @@ def secrets_in_repo(t: SecurityTarget, ctx: RunContext) -> Observation:
     repo = t.app_repo
     r = _git(repo, ctx, "ls-files", "-z")
     if r.returncode != 0:
-        raise RuntimeError(f"git ls-files failed in {repo}: {r.stderr.decode(errors='replace').strip()[:200]}")
+        raise RuntimeError(f"git ls-files failed in {repo}: {ctx.redact.clip(r.stderr.decode(errors='replace'), 200)}")
     files = [f for f in r.stdout.decode(errors="replace").split("\0") if f]
     forbidden = [f for f in files
                  if any(fnmatch.fnmatch(Path(f).name, p) for p in t.forbidden_files)

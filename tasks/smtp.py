@@ -3,23 +3,22 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Host, Target
 from .tls import trust_context
 
 
 class SmtpTarget(Target):
-    host: str
+    host: Host
     port: int = Field(587, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
     starttls: bool = True
-    ca_file: Path | None = None
+    ca_file: CaFile | None = None
     hourly_capacity: int | None = Field(None, ge=0, description="the provider's declared emails/hour")
     min_hourly_capacity: int = Field(1000, ge=0, description="seed 2.2: 1000+ emails/hour")
 

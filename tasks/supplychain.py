@@ -78,7 +78,7 @@ def _npm_audit(d: DependencyAudit, ctx: RunContext) -> tuple[dict[str, Any], str
     try:
         report = json.loads(r.stdout or "{}")
     except ValueError:
-        return {"npm": f"npm audit exit {r.returncode}: {(r.stderr or r.stdout).strip()[:200]}"}, shown, False
+        return {"npm": f"npm audit exit {r.returncode}: {ctx.redact.clip(r.stderr or r.stdout, 200)}"}, shown, False
     if "error" in report:
         err = report["error"]
         return {"npm": f"npm audit error: {err.get('summary', err) if isinstance(err, dict) else err}"}, shown, False

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from .core import Observation, RunContext, check, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Target
 from .tls import http_client, req_timeout
 
 
@@ -94,7 +94,7 @@ class TeamTarget(Target):
     required_roles: list[str] = Field(default_factory=lambda: [
         "Deployment Lead", "Infrastructure Lead", "Backend Lead", "Frontend Lead", "Database Admin",
         "Security Lead", "VP Engineering", "CTO"])
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for https runbook, template and API URLs")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM): runbook, template and API URLs")
     comms: CommsTemplates | None = Field(None, description="communication templates; absent: the check is N/A")
     slack: SlackWorkspace = Field(default_factory=SlackWorkspace)
     oncall: OnCall | None = Field(None, description="the on-call API; absent: the check is N/A")

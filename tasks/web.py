@@ -8,13 +8,12 @@ import shlex
 import statistics as _statistics
 import time as _time
 from math import ceil as _ceil
-from pathlib import Path
 from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .models import Target
+from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 
 
@@ -27,7 +26,7 @@ class WebAuth(Target):
 class WebTarget(Target):
     base_url: AnyHttpUrl = Field(description="HTTPS URL of the product (frontend and API), e.g. https://app.example.com")
     http_url: AnyHttpUrl | None = Field(None, description="plain-HTTP URL expected to redirect to HTTPS")
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) besides the system store")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) besides the system store")
     health_path: str = "/health"
     api_health_path: str = "/api/health"
     critical_paths: list[str] = Field(default_factory=lambda: [
@@ -50,13 +49,6 @@ class WebTarget(Target):
     def _https(cls, v: AnyHttpUrl) -> AnyHttpUrl:
         if v.scheme != "https":
             raise ValueError("must be an https:// URL")
-        return v
-
-    @field_validator("ca_file")
-    @classmethod
-    def _exists(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError(f"file not found: {v}")
         return v
 
     @field_validator("health_path", "api_health_path", "protected_path", "unknown_path")
@@ -93,9 +85,8 @@ def _curl(target: WebTarget) -> str:
     return "curl -sS" + (f" --cacert {shlex.quote(str(target.ca_file))}" if target.ca_file else "")
 
 
-def _excerpt(r: Any, n: int = 80) -> str:
-    t = r.text.strip().replace("\n", " ")
-    return t[:n] + ("..." if len(t) > n else "")
+def _excerpt(r: Any, ctx: RunContext, n: int = 80) -> str:
+    return ctx.redact.clip(r.text, n)
 
 
 def login(target: WebTarget, ctx: RunContext) -> tuple[int | None, str | None, str]:
@@ -186,7 +177,7 @@ def api_health(target: WebTarget, ctx: RunContext) -> Observation:
             body = _json_body(r)
             status = body.get("status") if isinstance(body, dict) else None
             if body is None:
-                observed[path] = f"{r.status_code}, not JSON: {_excerpt(r)!r}"
+                observed[path] = f"{r.status_code}, not JSON: {_excerpt(r, ctx)!r}"
             else:
                 observed[path] = f"{r.status_code}, status={status!r}"
             if r.status_code != 200 or status != "healthy":
@@ -229,7 +220,7 @@ def api_errors(target: WebTarget, ctx: RunContext) -> Observation:
             r = c.get(url_of(target, path), timeout=req_timeout(ctx))
             body = _json_body(r)
             kind = "JSON" if body is not None else f"not JSON ({r.headers.get('content-type', 'no content-type')})"
-            observed[path] = f"{r.status_code}, {kind}: {_excerpt(r)!r}"
+            observed[path] = f"{r.status_code}, {kind}: {_excerpt(r, ctx)!r}"
             if r.status_code != code or body is None:
                 bad.append(path)
     expected = {p: f"{code} with a JSON error body" for p, code in want.items()}

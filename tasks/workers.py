@@ -2,10 +2,12 @@
 
 APScheduler's SQLAlchemy job store keeps one row per job in a table (`apscheduler_jobs`: id, next_run_time as a UNIX
 float, job_state as pickled bytes). golive reads it with psycopg through the `postgres` section's connection, and
-decodes job_state with a restricted unpickler that never runs scheduler or application code: only datetime / time
-zone classes are built for real; APScheduler's trigger classes become inert records of their pickled state; any
-other global refuses the whole row. The cadence is compared as sets of allowed minutes / hours / days, so `0 */6`
-and APScheduler's `hour='*/6', minute='0'` are the same thing.
+decodes job_state with a restricted unpickler that never runs scheduler or application code: only datetime classes
+(immutable) are built for real; a time zone becomes a fresh record of its name (never pytz's or zoneinfo's cached
+zone: those are shared by the whole process, and a pickle's BUILD could rename or rewire them); APScheduler's trigger
+classes become inert records of their pickled state; any other global refuses the whole row. Every cron value is
+checked against its field's real range before a set is built. The cadence is compared as sets of allowed minutes /
+hours / days, so `0 */6` and APScheduler's `hour='*/6', minute='0'` are the same thing.
 """
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
 from .postgres import REACHABLE as PG_REACHABLE, PostgresTarget, _ident, connect, dsn_for_evidence, psql
 
-SEED_JOBS = {  # seed 4.3 "Jobs Configured", UTC
+SEED_JOBS = {  # seed 4.3 "Jobs Configured", UTC: a time of day where the seed names one, else an interval
     "daily_analytics_aggregation": "0 2 * * *",
     "weekly_model_retraining": "0 3 * * mon",
-    "merchant_affinity_update": "0 */6 * * *",
+    "merchant_affinity_update": "every 6h",  # "every 6 hours": any phase, by interval or by cron
     "optimal_send_time_calculation": "0 4 * * *",
     "campaign_optimization_generation": "0 5 * * *",
 }
@@ -33,7 +35,9 @@ SEED_JOBS = {  # seed 4.3 "Jobs Configured", UTC
 
 class WorkersTarget(Target):
     jobs: dict[str, str] = Field(default_factory=lambda: dict(SEED_JOBS),
-                                 description="seed 4.3: job id -> its cadence as a 5-field cron expression (UTC)")
+                                 description="seed 4.3: job id -> its cadence: a 5-field cron expression (fire times "
+                                             "in `timezone`) or `every <n><s|m|h|d|w>` / `interval 6 hours` (a fixed "
+                                             "interval, any phase)")
     timezone: str = Field("UTC", description="the time zone every job's trigger must use")
     jobstore_table: str = Field("apscheduler_jobs", description="APScheduler SQLAlchemyJobStore table")
     heartbeat_table: str | None = Field("scheduler_heartbeat", description="a table the scheduler refreshes while "
@@ -59,7 +63,7 @@ class WorkersTarget(Target):
     @classmethod
     def _crons(cls, v: dict[str, str]) -> dict[str, str]:
         for job, expr in v.items():
-            parse_cron(expr)  # raises ValueError naming the problem
+            parse_cadence(expr)  # raises ValueError naming the problem
         return v
 
 
@@ -102,6 +106,34 @@ def parse_cron(expr: str) -> dict[str, frozenset[int]]:
     return {name: _field_set(p, lo, hi, names) for p, (name, lo, hi, names) in zip(parts, _FIELDS)}
 
 
+_EVERY = re.compile(r"(?:every|interval)\s+(\d+(?:\.\d+)?)\s*([a-z]+)", re.I)
+_UNIT_S = {**dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+           **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+           **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+           **dict.fromkeys(("d", "day", "days"), 86400), **dict.fromkeys(("w", "week", "weeks"), 604800)}
+
+#: a job's cadence: a fixed interval (any phase) or a cron expression's allowed values per field
+Cadence = dt.timedelta | dict[str, frozenset[int]]
+
+
+def parse_cadence(text: str) -> Cadence:
+    """`every 6h`, `every 6 hours`, `interval 30m` (a fixed interval: any phase) or a 5-field cron expression."""
+    t = text.strip()
+    if not t.lower().startswith(("every", "interval")):
+        return parse_cron(t)
+    m = _EVERY.fullmatch(t)
+    if not m or m.group(2).lower() not in _UNIT_S:
+        raise ValueError(f"{text!r}: an interval is `every <n><unit>` with unit s, m, h, d or w (e.g. `every 6h`)")
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+    if not 60 <= seconds <= 31 * 86400:
+        raise ValueError(f"{text!r}: an interval from 1 minute to 31 days")
+    return dt.timedelta(seconds=seconds)
+
+
+def _fmt_cadence(c: Cadence) -> str:
+    return f"every {c}" if isinstance(c, dt.timedelta) else " ".join(_fmt_set(c[f]) for f, *_ in _FIELDS)
+
+
 def _matches(c: dict[str, frozenset[int]], t: dt.datetime) -> bool:
     return (t.minute in c["minute"] and t.hour in c["hour"] and t.month in c["month"]
             and t.day in c["day"] and (t.weekday() + 1) % 7 in c["day_of_week"])
@@ -127,18 +159,29 @@ def cron_next(c: dict[str, frozenset[int]], after: dt.datetime) -> dt.datetime |
     return None
 
 
-def cron_period(c: dict[str, frozenset[int]], now: dt.datetime) -> dt.timedelta:
-    """The longest gap between consecutive fires over the next 8 days (its cadence, for 'last run is recent')."""
-    fires = []
-    t = now
-    while len(fires) < 60:
+def cron_fires(c: dict[str, frozenset[int]], after: dt.datetime, until: dt.datetime, *, least: int = 0,
+               most: int = 3000) -> list[dt.datetime]:
+    """The fire times after `after` up to `until` (at least `least` of them if there are), at most `most`."""
+    fires: list[dt.datetime] = []
+    t = after
+    while len(fires) < most:
         n = cron_next(c, t)
-        if n is None or n - now > dt.timedelta(days=8) and len(fires) >= 2:
+        if n is None or n > until and len(fires) >= least:
             break
         fires.append(n)
         t = n
+    return fires
+
+
+def cron_period(c: dict[str, frozenset[int]], now: dt.datetime) -> dt.timedelta:
+    """The longest gap between consecutive fires over the next 8 days (its cadence, for 'last run is recent')."""
+    fires = cron_fires(c, now, now + dt.timedelta(days=8), least=2, most=60)
     gaps = [b - a for a, b in zip(fires, fires[1:])]
     return max(gaps) if gaps else dt.timedelta(days=370)
+
+
+def cadence_period(c: Cadence, now: dt.datetime) -> dt.timedelta:
+    return c if isinstance(c, dt.timedelta) else cron_period(c, now)
 
 
 # --------------------------------------------------------------------------- decoding job_state safely
@@ -147,6 +190,7 @@ class _Inert:
     """An APScheduler class, recorded, never executed: its constructor args and pickled state."""
 
     cls_name = "?"
+    state: Any = None  # NEWOBJ does not call __init__
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         self.args = args
@@ -165,28 +209,74 @@ class _Inert:
         return f"<{self.cls_name} {self.state!r}>"
 
 
-_INERT: dict[tuple[str, str], type] = {}
+class _Zone(dt.tzinfo):
+    """A time zone named in a job's state: its name, nothing else (a tzinfo, so a datetime can carry it). Created
+    fresh for each reference; a pickle's BUILD on it is refused."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any) -> None:
+        self.key = key if isinstance(key, str) else "?"
+
+    def __setstate__(self, state: Any) -> None:
+        raise pickle.UnpicklingError(f"refused BUILD on the time zone {self.key!r}")
+
+    def __repr__(self) -> str:
+        return f"<zone {self.key}>"
+
+
+#: immutable C types: BUILD / SETITEM on them or their instances fails; they hold no process-wide state to rewire
 _REAL = {("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"), ("datetime", "date"),
-         ("datetime", "time"), ("zoneinfo", "ZoneInfo"), ("zoneinfo", "ZoneInfo._unpickle"),
-         ("zoneinfo._zoneinfo", "ZoneInfo._unpickle"), ("pytz", "_p"), ("pytz", "_UTC"), ("pytz", "utc")}
+         ("datetime", "time")}
+
+
+def _zone(key: Any = "?", *_: Any) -> _Zone:
+    return _Zone(key)
+
+
+def _zone_getattr(obj: Any, name: str) -> Any:
+    """builtins.getattr as protocol 4+ pickles a ZoneInfo (getattr(ZoneInfo, '_unpickle')), and for nothing else."""
+    if obj is _zone and name == "_unpickle":
+        return _zone
+    raise pickle.UnpicklingError(f"refused getattr(..., {name!r}) (only ZoneInfo._unpickle)")
+
+
+#: time zones, by how each library pickles them: a callable giving a fresh _Zone (pytz._p(zone, utcoffset, dst,
+#: tzname) and ZoneInfo._unpickle(key, from_cache) would hand back the library's cached, shared zone object)
+_ZONES: dict[tuple[str, str], Any] = {
+    ("pytz", "_p"): _zone, ("pytz", "_UTC"): lambda: _Zone("UTC"), ("zoneinfo", "ZoneInfo"): _zone,
+    ("zoneinfo", "ZoneInfo._unpickle"): _zone, ("zoneinfo._zoneinfo", "ZoneInfo._unpickle"): _zone,
+    ("builtins", "getattr"): _zone_getattr}
 
 
 class SafeUnpickler(pickle.Unpickler):
-    """Builds only datetime / zoneinfo / pytz objects for real; APScheduler trigger and job classes become inert
-    records; anything else (os.system, builtins.eval, application classes) raises UnpicklingError."""
+    """Builds only datetime objects for real; time zones become fresh _Zone records of their name; APScheduler trigger
+    and job classes become inert records; anything else (os.system, builtins.eval, application classes, pytz's and
+    zoneinfo's shared objects) raises UnpicklingError. So nothing a pickle's BUILD / SETITEM(S) / APPEND(S) can reach
+    outlives the load: the objects it builds are fresh, and the classes it names are immutable or inert (made for
+    this load: a process-wide cache of them would grow with every name a row invents)."""
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file)
+        self._inert: dict[tuple[str, str], type] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _REAL:
-            obj: Any = __import__(module, fromlist=["_"])
-            for part in name.split("."):
-                obj = getattr(obj, part)
-            return obj
+            return getattr(dt, name)
+        if (module, name) == ("pytz", "utc"):  # pickled by reference: the instance itself
+            return _Zone("UTC")
+        if (module, name) in _ZONES:
+            return _ZONES[module, name]
         if module.startswith(("apscheduler.triggers.", "apscheduler.job")) and re.fullmatch(r"[A-Za-z_]\w*", name):
             key = (module, name)
-            if key not in _INERT:
-                _INERT[key] = type(name, (_Inert,), {"cls_name": f"{module}.{name}"})
-            return _INERT[key]
+            if key not in self._inert:
+                self._inert[key] = type(name, (_Inert,), {"cls_name": f"{module}.{name}"})
+            return self._inert[key]
         raise pickle.UnpicklingError(f"refused global {module}.{name} (not a scheduler or time class)")
+
+
+#: a job's pickled state is a few kilobytes; a bigger one is not fetched
+MAX_JOB_STATE_BYTES = 1 << 20
 
 
 def decode_job_state(blob: bytes) -> dict[str, Any]:
@@ -197,24 +287,31 @@ def decode_job_state(blob: bytes) -> dict[str, Any]:
 
 
 _AP_RANGES = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12), "day_of_week": (0, 6),
-              "second": (0, 59)}
+              "second": (0, 59)}  # year and week are not compared: never built
 
 
 def _expr_set(expr: _Inert, field: str) -> frozenset[int] | None:
+    """The values an APScheduler field expression allows. Its first / last / step must be ints within the field's
+    range (step 1..its width), checked before any range is built: ValueError, one line naming the field, otherwise
+    (a crafted row once asked for range(0, 10**10))."""
     lo, hi = _AP_RANGES[field]
     s = expr.state if isinstance(expr.state, dict) else {}
     name = expr.cls_name.rsplit(".", 1)[-1]
     step = s.get("step") or 1
     if name == "AllExpression":
-        vals = range(lo, hi + 1, step)
+        first, last = lo, hi
     elif name in ("RangeExpression", "WeekdayRangeExpression", "MonthRangeExpression"):
         first = s.get("first")
         last = s.get("last", first) if s.get("last") is not None else (hi if s.get("step") else first)
         if first is None:
             return None
-        vals = range(first, last + 1, step)
     else:
         return None  # positional / last-day expressions: not comparable to a 5-field cron
+    for key, v, a, b in (("first", first, lo, hi), ("last", last, lo, hi), ("step", step, 1, hi - lo + 1)):
+        if type(v) is not int or not a <= v <= b:
+            shown = v if type(v) is int and v.bit_length() <= 64 else f"<{type(v).__name__}>"
+            raise ValueError(f"job_state: {field} {name} {key} = {shown}, expected an int in {a}..{b}")
+    vals = range(first, last + 1, step)
     if field == "day_of_week":  # APScheduler: mon=0 .. sun=6; cron: sun=0, mon=1
         return frozenset((v + 1) % 7 for v in vals)
     return frozenset(vals)
@@ -235,6 +332,49 @@ def trigger_sets(trigger: Any) -> tuple[str, dict[str, frozenset[int] | None], A
                 sets = [_expr_set(e, name) for e in fs.get("expressions", []) if isinstance(e, _Inert)]
                 out[name] = None if any(s is None for s in sets) or not sets else frozenset().union(*sets)
     return kind, out, st.get("timezone")
+
+
+def _child(ref: Any, state: Any) -> _Inert:
+    """A combining trigger's child, pickled as (class reference, state): an inert record like the others."""
+    obj = _Inert()
+    obj.cls_name = str(ref).replace(":", ".")
+    obj.state = state if isinstance(state, dict) else {}
+    return obj
+
+
+def trigger_fires(trigger: Any, after: dt.datetime, until: dt.datetime, anchor: dt.datetime | None,
+                  depth: int = 0) -> list[dt.datetime]:
+    """A decoded trigger's fire times (UTC) after `after` up to `until`: a cron trigger's, an interval trigger's
+    (every `interval` from `anchor`, its next run time, or from a UTC start_date), and an OrTrigger's / AndTrigger's
+    union / intersection of its children's. ValueError where a trigger cannot be compared, saying why."""
+    kind, sets, _ = trigger_sets(trigger)
+    st = trigger.state if isinstance(trigger, _Inert) and isinstance(trigger.state, dict) else {}
+    if kind == "CronTrigger":
+        cron = {f: sets.get(f) for f, *_ in _FIELDS}
+        if any(v is None for v in cron.values()):
+            raise ValueError("a cron field golive cannot compare (a positional or last-day expression)")
+        return cron_fires(cron, after, until)  # type: ignore[arg-type]
+    if kind == "IntervalTrigger":
+        every = st.get("interval")
+        if not isinstance(every, dt.timedelta) or every < dt.timedelta(minutes=1):
+            raise ValueError(f"interval {every!r}: not an interval of a minute or more")
+        if anchor is None:
+            start = st.get("start_date")
+            if not isinstance(start, dt.datetime) or _tz_name(start.tzinfo) != "UTC":
+                raise ValueError("an interval inside a combined trigger starting outside UTC: compare it by hand")
+            anchor = start.replace(tzinfo=dt.timezone.utc)
+        first = anchor + ((after - anchor) // every + 1) * every if anchor <= after else anchor
+        count = int((until - first) / every) + 1 if first <= until else 0
+        return [first + i * every for i in range(min(count, 3000))]
+    if kind in ("OrTrigger", "AndTrigger") and depth < 3:
+        children = [trigger_fires(_child(*c), after, until, None, depth + 1) for c in st.get("triggers") or []
+                    if isinstance(c, tuple) and len(c) == 2]
+        if not children:
+            raise ValueError(f"{kind} without readable triggers")
+        sets_ = [set(c) for c in children]
+        merged = set().union(*sets_) if kind == "OrTrigger" else set.intersection(*sets_)
+        return sorted(merged)
+    raise ValueError(f"{kind}: golive reads cron, interval and combining (or / and) triggers")
 
 
 def _tz_name(tz: Any) -> str | None:
@@ -265,16 +405,20 @@ def jobstore(t: WorkersTarget, pg: PostgresTarget, ctx: RunContext) -> dict[str,
     def do() -> dict[str, Any]:
         with connect(pg, ctx, read_only=True) as conn:
             now = conn.execute("SELECT now()").fetchone()[0]
-            rows = conn.execute(sql.SQL("SELECT id, next_run_time, job_state FROM {}").format(
-                _ident(t.jobstore_table))).fetchall()
+            rows = conn.execute(sql.SQL("SELECT id, next_run_time, CASE WHEN octet_length(job_state) <= %s THEN "
+                                        "job_state END, octet_length(job_state) FROM {}").format(
+                _ident(t.jobstore_table)), [MAX_JOB_STATE_BYTES]).fetchall()
             beat = None
             if t.heartbeat_table:
                 beat = conn.execute(sql.SQL("SELECT max({}) FROM {}").format(
                     sql.Identifier(t.heartbeat_column), _ident(t.heartbeat_table))).fetchone()[0]
         jobs: dict[str, dict[str, Any]] = {}
-        for job_id, nrt, blob in rows:
+        for job_id, nrt, blob, size in rows:
             entry: dict[str, Any] = {"next_run_time": nrt}
             try:
+                if blob is None:
+                    raise pickle.UnpicklingError(
+                        f"job_state is {size} bytes, more than {MAX_JOB_STATE_BYTES}: not read")
                 entry["state"] = decode_job_state(bytes(blob))
             except Exception as e:  # noqa: BLE001 - a row we refuse to decode is evidence, not a crash
                 entry["decode_error"] = f"{type(e).__name__}: {e}"
@@ -328,9 +472,15 @@ def scheduler_alive(t: WorkersTarget, ctx: RunContext) -> Observation:
 @check("application.workers.jobs", title="Every scheduled job exists with the right cadence",
        seed=["4.3 Jobs Configured"], depends_on=[PG_REACHABLE], timeout=10, target="workers")
 def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
-    """Each job of `jobs` is in the job store with a cron trigger in `timezone` whose minutes / hours / days /
-    months / weekdays equal the expected cron expression's, runs at second 0, and is scheduled (next_run_time set, and
-    itself a fire time of the expected cadence)."""
+    """Each job of `jobs` is in the job store, scheduled (next_run_time set), with the expected cadence, compared by
+    what the trigger does, not how it is written. Accepted forms:
+    - expected cron, an APScheduler CronTrigger in `timezone`: its minutes / hours / days / months / weekdays equal
+      the expression's (`0 */6 * * *` and `hour='*/6', minute='0'` alike), at second 0;
+    - expected cron, an IntervalTrigger or an OrTrigger / AndTrigger of cron and interval triggers: the same fire
+      times (UTC) over the next 8 days (`IntervalTrigger(days=1)` started at 02:00 is `0 2 * * *`);
+    - expected `every 6h`: any trigger firing at that fixed interval, whatever its phase (`IntervalTrigger(hours=6)`,
+      `0 */6 * * *`, `0 1,7,13,19 * * *`);
+    and for an expected cron, next_run_time is itself one of its fire times."""
     pg = _pg(ctx)
     if pg is None:
         return not_applicable("no `postgres` section: the job store's database is not configured")
@@ -338,7 +488,7 @@ def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
     problems: dict[str, str] = {}
     observed: dict[str, Any] = {}
     for job, expr in t.jobs.items():
-        want = parse_cron(expr)
+        want = parse_cadence(expr)
         e = js["jobs"].get(job)
         if e is None:
             problems[job] = "missing from the job store"
@@ -346,14 +496,18 @@ def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
         if "decode_error" in e:
             problems[job] = f"job_state not decodable: {e['decode_error']}"
             continue
-        kind, got, tz = trigger_sets(e["state"].get("trigger"))
+        try:
+            kind, got, tz = trigger_sets(e["state"].get("trigger"))
+        except ValueError as err:  # a cron value outside its field's range: refused before any set is built
+            problems[job] = str(err)
+            continue
         tzn = _tz_name(tz)
-        cadence = {f: _fmt_set(got.get(f)) for f in ("minute", "hour", "day", "month", "day_of_week")}
-        observed[job] = {"trigger": kind, "timezone": tzn, "next_run_time": _ts(e["next_run_time"]), **cadence}
+        observed[job] = {"trigger": kind, "timezone": tzn, "next_run_time": _ts(e["next_run_time"])}
+        nrt = None if e["next_run_time"] is None else dt.datetime.fromtimestamp(e["next_run_time"], dt.timezone.utc)
         why = []
-        if kind != "CronTrigger":
-            why.append(f"trigger is {kind}, not cron")
-        else:
+        if kind == "CronTrigger":
+            observed[job].update({f: _fmt_set(got.get(f)) for f, *_ in _FIELDS})
+        if kind == "CronTrigger" and isinstance(want, dict):
             for f in want:
                 if got.get(f) != want[f]:
                     why.append(f"{f} {_fmt_set(got.get(f))} (expected {_fmt_set(want[f])})")
@@ -361,19 +515,41 @@ def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
                 why.append(f"second {_fmt_set(got.get('second'))} (expected 0)")
             if tzn != t.timezone:
                 why.append(f"timezone {tzn} (expected {t.timezone})")
-        if e["next_run_time"] is None:
-            why.append("paused (next_run_time is NULL)")
         else:
-            nrt = dt.datetime.fromtimestamp(e["next_run_time"], dt.timezone.utc)
-            if cron_next(want, nrt - dt.timedelta(minutes=1)) != nrt.replace(second=0, microsecond=0) \
-                    or nrt.second or nrt.microsecond:
-                why.append(f"next_run_time {_ts(e['next_run_time'])} is not a fire time of {expr!r}")
+            why += _cadence_problems(e["state"].get("trigger"), want, nrt or js["now"], nrt, observed[job])
+        if nrt is None:
+            why.append("paused (next_run_time is NULL)")
+        elif isinstance(want, dict) and (cron_next(want, nrt - dt.timedelta(minutes=1)) !=
+                                         nrt.replace(second=0, microsecond=0) or nrt.second or nrt.microsecond):
+            why.append(f"next_run_time {_ts(e['next_run_time'])} is not a fire time of {expr!r}")
         if why:
             problems[job] = "; ".join(why)
-    expected = {job: f"cron {expr!r} in {t.timezone}, scheduled" for job, expr in t.jobs.items()}
+    expected = {job: (f"every {parse_cadence(expr)}" if expr.strip().lower().startswith(("every", "interval")) else
+                      f"cron {expr!r} in {t.timezone}") + ", scheduled" for job, expr in t.jobs.items()}
     extra_jobs = sorted(set(js["jobs"]) - set(t.jobs))
     return (failed if problems else passed)({"problems": problems, "jobs": observed}, expected, _evidence(t, pg),
                                             other_jobs=extra_jobs)
+
+
+def _cadence_problems(trigger: Any, want: Cadence, start: dt.datetime, anchor: dt.datetime | None,
+                      observed: dict[str, Any]) -> list[str]:
+    """A trigger compared with the expected cadence by its fire times over the next 8 days (or 3 periods)."""
+    after = start - dt.timedelta(minutes=1)
+    until = after + max(dt.timedelta(days=8), 3 * cadence_period(want, after))
+    try:
+        fires = trigger_fires(trigger, after, until, anchor)
+    except ValueError as err:
+        return [str(err)]
+    gaps = sorted({b - a for a, b in zip(fires, fires[1:])})
+    observed["fires_every"] = ", ".join(str(g) for g in gaps[:3]) + ("…" if len(gaps) > 3 else "") or "once"
+    if isinstance(want, dt.timedelta):
+        return [] if gaps == [want] else [f"fires every {observed['fires_every']} (expected every {want})"]
+    expected = cron_fires(want, after, until)
+    if fires == expected:
+        return []
+    diff = sorted(set(fires) ^ set(expected))[:1]
+    return [f"fire times differ from the cron's over the next {(until - after).days} days (first: "
+            f"{diff[0].isoformat(timespec='minutes')}{' expected' if diff and diff[0] in expected else ' extra'})"]
 
 
 @check("application.workers.execution", title="Jobs run and record their results",
@@ -427,7 +603,7 @@ def job_execution(t: WorkersTarget, ctx: RunContext) -> Observation:
     problems: dict[str, str] = {}
     observed: dict[str, Any] = {}
     for job, expr in t.jobs.items():
-        period = cron_period(parse_cron(expr), now)
+        period = cadence_period(parse_cadence(expr), now)
         limit = period.total_seconds() + t.run_grace_s
         if job not in last:
             problems[job] = f"no run recorded in {t.runs_table}"

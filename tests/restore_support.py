@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,49 @@ def source_databases(sb: Any) -> list[str]:
     with psycopg.connect(host="127.0.0.1", port=sb.ports["postgres"], dbname="postgres", user="postgres",
                          password=sb.superuser_password, connect_timeout=3) as conn:
         return [r[0] for r in conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall()]
+
+
+# --------------------------------------------------------------------------- hardened servers (the restore guard)
+
+PG_CONTROL_SYSTEM = "EXECUTE ON FUNCTION pg_catalog.pg_control_system()"
+PG_STAT_ACTIVITY = "SELECT ON pg_catalog.pg_stat_activity"
+
+
+def pg_socket(sb: Any, server: str) -> tuple[Path, int]:
+    """The Unix socket directory and port of a sandbox PostgreSQL ("postgres" or "postgres_restore")."""
+    return sb.base_dir / {"postgres": "pgsock", "postgres_restore": "restore-pgsock"}[server], sb.ports[server]
+
+
+@contextmanager
+def revoked(sb: Any, server: str, *privileges: str) -> Iterator[None]:
+    """`REVOKE <privilege> FROM PUBLIC` in every database of a sandbox server (function and view privileges are per
+    database) for the block, as hardened and managed servers have it; granted back afterwards."""
+    from sandbox.postgres import admin_conninfo
+
+    sock, port = pg_socket(sb, server)
+    with psycopg.connect(admin_conninfo(sock, port), autocommit=True) as conn:
+        dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
+
+    def each(statement: str) -> None:
+        for db in dbs:
+            with psycopg.connect(admin_conninfo(sock, port, db), autocommit=True) as conn:
+                for p in privileges:
+                    conn.execute(statement.format(p))
+    each("REVOKE {} FROM PUBLIC")
+    try:
+        yield
+    finally:
+        each("GRANT {} TO PUBLIC")
+
+
+@contextmanager
+def restore_role_on_production(sb: Any) -> Iterator[None]:
+    """The restore credentials also work on the production server (one DBA, one role name everywhere)."""
+    from sandbox import configfile, postgres
+
+    sock, port = pg_socket(sb, "postgres")
+    postgres.create_login_role(sock, port, postgres.RESTORE_USER, sb.env[configfile.ENV_RESTORE])
+    try:
+        yield
+    finally:
+        postgres.drop_role(sock, port, postgres.RESTORE_USER)

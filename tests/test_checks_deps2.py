@@ -198,9 +198,10 @@ def test_stripe_test_key_in_production_fails_and_live_key_passes(cfg, tmp_path):
     assert r.observed["livemode"] is False and prod.saas.stripe.secret_key.get_secret_value() not in as_json(r)
     live = "sk_live_" + secrets.token_urlsafe(24)
     with own_fakes(tmp_path, stripe_key=live) as u:
-        live_cfg = parse_config({"environment": "production", "production": True,
-                                 "saas": {"stripe": {"api_url": u["stripe"], "secret_key": live,
-                                                     "webhook_signing_secret": "whsec_" + "a" * 24}}}, env={})
+        live_cfg = parse_config({"environment": "production", "production": True,  # production: secrets by reference
+                                 "saas": {"stripe": {"api_url": u["stripe"], "secret_key": "${STRIPE_KEY}",
+                                                     "webhook_signing_secret": "${STRIPE_WHSEC}"}}},
+                                env={"STRIPE_KEY": live, "STRIPE_WHSEC": "whsec_" + "a" * 24})
         res = run_ids(["dependencies.stripe.api_key", "dependencies.stripe.webhooks"], live_cfg)
     assert res["dependencies.stripe.api_key"].status == Status.PASS
     assert res["dependencies.stripe.api_key"].observed == {"key": "sk_live_…", "http": 200, "livemode": True}
