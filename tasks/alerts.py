@@ -69,8 +69,17 @@ _CMP = re.compile(r"(==|!=|>=|<=|>|<)\s*(?:bool\s+)?(-?(?:\d+\.?\d*|\.\d+)(?:[eE
 _PERCENT = re.compile(r"\*\s*100\b|\b100\s*\*")
 
 
+_FREE_SHARE = re.compile(r"avail|free|idle", re.I)   # the expression measures what is left, not what is used
+_COMPLEMENT = re.compile(r"(?<![\w.])(?:1|100)\s*-")   # ... unless it subtracts that from the whole itself
+_FLIP = {"<": ">", "<=": ">="}
+
+
 def parse_threshold(expr: str, unit: str = "value") -> tuple[str, float] | None:
-    """(op, value) of the comparison that ends `expr`, normalized to `unit`; None when there is none."""
+    """(op, value) of the comparison that ends `expr`, normalized to `unit`; None when there is none.
+
+    A ratio alert written on the share left (`MemAvailable / MemTotal * 100 < 15`, idle CPU `< 0.2`: the
+    node-exporter mixins' form) is read as the share used (`> 85 %`); the same comparison on an expression that
+    already subtracts from the whole (`1 - avail / total < 0.15`) is not flipped."""
     e = expr.strip()
     while e.endswith(")") and e.startswith("("):  # ( ... > 0.05 )
         e = e[1:-1].strip()
@@ -78,8 +87,11 @@ def parse_threshold(expr: str, unit: str = "value") -> tuple[str, float] | None:
     if not m:
         return None
     op, value = m.group(1), float(m.group(2))
-    if unit == "ratio" and (_PERCENT.search(e[:m.start()]) or value > 1):
+    body = e[:m.start()]
+    if unit == "ratio" and (_PERCENT.search(body) or value > 1):
         value = value / 100
+    if unit == "ratio" and op in _FLIP and _FREE_SHARE.search(body) and not _COMPLEMENT.search(body):
+        op, value = _FLIP[op], round(1 - value, 12)
     if unit == "seconds" and "_milliseconds" in e:
         value = value / 1000
     return op, value
@@ -193,7 +205,9 @@ def alerts_critical(t: Any, ctx: RunContext) -> Observation:
        seed=["7.2 Warning Alerts"], depends_on=[REACHABLE], timeout=10, target="monitoring")
 def alerts_warning(t: Any, ctx: RunContext) -> Observation:
     """Prometheus /api/v1/rules: an alerting rule per warning expectation, threshold parsed from the PromQL and at
-    least as strict as the checklist's, severity=warning, health ok."""
+    least as strict as the checklist's, severity=warning, health ok. Accepted forms: a ratio or a percent
+    (`* 100 > 85`), on the share used or on the share left (`MemAvailable / MemTotal * 100 < 15`, idle CPU
+    `< 0.2`), over recording rules, any `for:` duration; milliseconds metrics for the response time."""
     spec = t.alert_rules
     observed, problems = _evaluate(_alerting_rules(t, ctx), spec.warning)
     out: dict[str, Any] = {"rules": observed}

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from pydantic import AnyHttpUrl, Field, field_validator
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, warned
-from .models import Target
+from .models import CaFile, Target
 from .prometheus import MonitoringTarget, api_get, api_url
 from .tls import http_client, req_timeout
 
@@ -65,9 +65,12 @@ class HostsTarget(Target):
     min_link_speed_mbps: float = Field(1000.0, gt=0, description="seed 1.1: link speed 1000 Mb/s or higher")
     link_device_regex: str = Field("eth.*|en.*|ens.*|eno.*|bond.*",
                                    description="node_exporter `device` label of the servers' uplinks")
+    link_speed_mbps: float | None = Field(None, gt=0, description="the uplinks' speed where the NIC reports none "
+                                          "(virtual NICs: AWS ENA, virtio, veth report -1 or nothing): the instance "
+                                          "type's bandwidth, reported as declared")
     backend_health_urls: list[AnyHttpUrl] = Field(
         default_factory=list, description="backend health endpoints reporting the runtime (JSON with `python_field`)")
-    ca_file: Path | None = Field(None, description="extra trust anchor (PEM) for https health URLs")
+    ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for https health URLs")
     python_field: str = Field("python", description="JSON key of the health answer holding the Python version")
     min_python: str = Field("3.10", pattern=r"^\d+\.\d+$", description="seed 1.1: Python 3.10+")
     preferred_python: str | None = Field("3.11", pattern=r"^\d+\.\d+$",
@@ -219,13 +222,19 @@ def _role_checks(role: str, seed_prefix: str) -> None:
         speeds = {(m.get("instance"), m.get("device")): v for m, v in
                   _of_role(_query(t, ctx, speed_expr), r.instance_regex)}
         min_bytes = h.min_link_speed_mbps * 1_000_000 / 8
+        declared = h.link_speed_mbps * 1_000_000 / 8 if h.link_speed_mbps else None
         observed: dict[str, str] = {}
         bad = []
         for m, v in ups:
             key = (m.get("instance"), m.get("device"))
             speed = speeds.get(key)
-            observed[f"{key[0]} {key[1]}"] = (("up" if v == 1 else "DOWN") + ", " +
-                                             (f"{speed * 8 / 1e6:g} Mb/s" if speed is not None else "speed unknown"))
+            if speed is not None and speed > 0:
+                shown = f"{speed * 8 / 1e6:g} Mb/s"
+            else:  # the driver reports no speed (-1 or no series): a virtual NIC; only a declared speed can count
+                speed = declared
+                shown = "speed not reported by the NIC" + (f", declared {h.link_speed_mbps:g} Mb/s" if declared
+                                                           else " (virtual NIC? set hosts.link_speed_mbps)")
+            observed[f"{key[0]} {key[1]}"] = ("up" if v == 1 else "DOWN") + ", " + shown
             if v != 1 or speed is None or speed < min_bytes:
                 bad.append(f"{key[0]} {key[1]}")
         expected = f"every uplink ({h.link_device_regex}) up at >= {h.min_link_speed_mbps:g} Mb/s"
@@ -235,7 +244,9 @@ def _role_checks(role: str, seed_prefix: str) -> None:
         return (failed if bad else passed)(observed, expected, evidence, failing=bad)
 
     link.__doc__ = (f"node_network_up == 1 and node_network_speed_bytes >= hosts.min_link_speed_mbps on every uplink "
-                    f"(hosts.link_device_regex) of every {role} instance.")
+                    f"(hosts.link_device_regex) of every {role} instance. Accepts a NIC that reports no speed "
+                    "(node_exporter's -1 or no series: AWS ENA, virtio, veth) only with hosts.link_speed_mbps "
+                    "declared (reported as declared); without it, FAIL naming that setting.")
     check(f"infrastructure.{role}.link", title=f"{role.capitalize()} servers: network links up at full speed",
           seed=[f"{seed_prefix}: Network Connectivity"], depends_on=[status_id], timeout=10,
           target="monitoring")(link)

@@ -282,6 +282,54 @@ def test_backend_python_version(python_app, version, status):
     assert version in str(r.observed)
 
 
+# --------------------------------------------------------------------------- uplinks as node_exporter reports them
+
+NIC_METRICS = """\
+node_network_up{device="eth0"} 1
+node_network_speed_bytes{device="eth0"} 1.25e+08
+node_network_up{device="ens5"} 1
+node_network_up{device="eth1"} 1
+node_network_speed_bytes{device="eth1"} -125000
+node_network_up{device="eth2"} 1
+node_network_speed_bytes{device="eth2"} 1.25e+07
+"""   # eth0: 1 Gb/s; ens5: AWS ENA (no speed series); eth1: virtio / veth (ethtool's -1); eth2: 100 Mb/s
+
+
+@pytest.fixture(scope="module")
+def nic_prometheus(tmp_path_factory):
+    """Debian's Prometheus scraping a node_exporter-format endpoint with the NICs above."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.monitoring_servers import real_prometheus
+
+    async def metrics(_):
+        return PlainTextResponse(NIC_METRICS)
+
+    with ServerThread(Starlette(routes=[Route("/metrics", metrics)])) as exporter, \
+            real_prometheus(tmp_path_factory.mktemp("nic-prom"), rules_text="groups: []\n",
+                            targets={"node": [f"127.0.0.1:{exporter.port}"]}) as prom:
+        prom.wait_targets({"node": "up"})
+        yield prom.url
+
+
+@pytest.mark.parametrize("devices, declared, status, shown", [
+    ("eth0", None, Status.PASS, "up, 1000 Mb/s"),                                  # a NIC that reports its speed
+    ("ens5|eth1", 10000, Status.PASS, "speed not reported by the NIC, declared 10000 Mb/s"),   # virtual NICs
+    ("ens5|eth1", None, Status.FAIL, "set hosts.link_speed_mbps"),                 # ... nothing declared
+    ("eth2", 10000, Status.FAIL, "up, 100 Mb/s"),                                  # a declaration never overrides
+])
+def test_link_speed_of_nics_that_report_none(nic_prometheus, devices, declared, status, shown):
+    hosts = {"link_device_regex": devices, **({"link_speed_mbps": declared} if declared else {})}
+    c = parse_config({"environment": "t", "hosts": hosts, "monitoring": {"prometheus_url": nic_prometheus, "roles": {
+        "backend": {"instance_regex": r"127\.0\.0\.1:\d+", "min_cores": 1, "max_cpu_ratio": 1,
+                    "min_free_memory_bytes": 0, "min_free_disk_bytes": 0}}}}, env={})
+    r = run_with_deps(["infrastructure.backend.link"], c)["infrastructure.backend.link"]
+    assert r.status == status, r.observed
+    assert len(r.observed) == len(devices.split("|")) and all(shown in v for v in r.observed.values()), r.observed
+
+
 # --------------------------------------------------------------------------- load-test result files
 
 def _lt(tmp_path, **kw):

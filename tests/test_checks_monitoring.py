@@ -95,6 +95,28 @@ def test_missing_and_mislabelled_warning_rules_fail(stack):
     assert r.observed["rules"]["memory > 85%"].startswith("HighMemoryUsage")
 
 
+MEM_USED = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 85"
+
+
+@pytest.mark.parametrize("n, expr, status, seen", [
+    (1, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 15", Status.PASS, "> 85%"),  # share left
+    (2, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.15", Status.PASS, "> 85%"),
+    (3, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 10", Status.FAIL, "> 90%"),  # too late
+    (4, "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.15", Status.FAIL, "< 15%"),  # used < 15%
+])
+def test_memory_alert_written_on_the_share_left(stack, n, expr, status, seen):
+    prom, am_url = stack
+    text = rules().replace(MEM_USED, expr).replace("alert: HighMemoryUsage", f"alert: HostMemoryLow{n}")
+    prom.reconfigure(rules_text=text, targets=prom.targets, alertmanager_url=am_url, wait_for=f"HostMemoryLow{n}")
+    try:
+        r = run_one("monitoring.alerts.warning", cfg_for(prom.url))
+    finally:
+        prom.reconfigure(rules_text=rules(), targets=prom.targets, alertmanager_url=am_url,
+                         wait_for="HighMemoryUsage")
+    assert r.status == status, r.observed
+    assert r.observed["rules"]["memory > 85%"].startswith(f"HostMemoryLow{n}: {seen}"), r.observed
+
+
 def test_stricter_thresholds_pass_and_custom_expectations_apply(stack):
     prom, _ = stack
     strict = {"critical": {"error rate > 2%": {"name_pattern": "error.?rate", "op": ">", "threshold": 0.02,
