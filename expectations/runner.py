@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from tasks.core import Observation, Status
+from tasks.models import libpq_tls
 from tasks.postgres import PostgresTarget, dsn_for_evidence
 
 from .suites import Expect, Suite, display_path, lint_suite, resolve_parameters
@@ -84,7 +85,7 @@ def _url(t: PostgresTarget, timeout: float) -> tuple[str, dict[str, Any]]:
     from sqlalchemy.engine import URL
 
     url = URL.create("postgresql+psycopg", username=t.user, host=t.host, port=t.port, database=t.dbname,
-                     query={"sslmode": t.sslmode, "application_name": "golive-gx"})
+                     query={**libpq_tls(t), "application_name": "golive-gx"})
     connect_args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeout))}
     if t.password is not None:
         connect_args["password"] = t.password.get_secret_value()

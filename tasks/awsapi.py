@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from .core import RunContext
-from .models import Target
+from .models import CaFile, Target
 
 
 class AwsAccess(Target):
@@ -17,6 +17,8 @@ class AwsAccess(Target):
                                                               "a local emulator)")
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
+    ca_file: CaFile | None = Field(None, description="the CA bundle (PEM) an https endpoint_url is verified against "
+                                   "(a private CA), instead of botocore's default bundle")
 
     @model_validator(mode="after")
     def _pair(self) -> "AwsAccess":
@@ -39,6 +41,7 @@ def aws_client(a: AwsAccess, service: str, ctx: RunContext) -> Any:
               "aws_secret_access_key": a.secret_access_key.get_secret_value()}
     return session.client(service, region_name=a.region,
                           endpoint_url=str(a.endpoint_url).rstrip("/") if a.endpoint_url else None,
+                          verify=str(a.ca_file) if a.ca_file else None,
                           config=Config(connect_timeout=min(5.0, budget), read_timeout=budget,
                                         retries={"max_attempts": 1, "mode": "standard"}), **kw)
 

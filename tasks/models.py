@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -51,3 +51,17 @@ def _name(v: str) -> str:
 #: where a check connects (never "", which means "this machine"), and a database / role name (never "").
 Host = Annotated[str, AfterValidator(_host)]
 Name = Annotated[str, AfterValidator(_name)]
+
+SSLMODE = "^(disable|allow|prefer|require|verify-ca|verify-full)$"
+
+
+def libpq_tls(t: Any) -> dict[str, str]:
+    """A libpq target's TLS parameters (`sslmode`, and `sslrootcert` when the target names its CA) for psycopg,
+    make_conninfo or a SQLAlchemy URL's query: per target, never the process-wide PGSSLROOTCERT."""
+    root = getattr(t, "sslrootcert", None)
+    return {"sslmode": t.sslmode, **({"sslrootcert": str(root)} if root else {})}
+
+
+def libpq_tls_text(t: Any) -> str:
+    """The same as `key=value` words of a conninfo string (evidence, psql command lines)."""
+    return " ".join(f"{k}={v}" for k, v in libpq_tls(t).items())

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from .core import Observation, RunContext, check, failed, not_applicable, passed
-from .models import CaFile, Host, Name, Target
+from .models import SSLMODE, CaFile, Host, Name, Target, libpq_tls, libpq_tls_text
 from .postgres import REACHABLE as PG_REACHABLE
 from .postgres import shutdown_socket
 
@@ -25,7 +25,7 @@ class PgBouncerTarget(Target):
     port: int = Field(6432, ge=1, le=65535)
     admin_user: Name = Field(description="a user listed in PgBouncer's admin_users or stats_users")
     admin_password: SecretStr | None = None
-    sslmode: str = Field("prefer", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
+    sslmode: str = Field("prefer", pattern=SSLMODE)
     sslrootcert: CaFile | None = Field(None, description="the CA (PEM) that signed PgBouncer's certificate, for "
                                        "sslmode verify-ca / verify-full (libpq's sslrootcert)")
     database: Name | None = Field(None, description="the pooled database the app uses (default: postgres.dbname)")
@@ -36,8 +36,7 @@ ADMIN = "dependencies.pgbouncer.admin"
 
 
 def admin_psql(t: PgBouncerTarget, command: str) -> str:
-    root = f" sslrootcert={t.sslrootcert}" if t.sslrootcert else ""
-    return (f"psql 'host={t.host} port={t.port} dbname=pgbouncer user={t.admin_user} sslmode={t.sslmode}{root}' "
+    return (f"psql 'host={t.host} port={t.port} dbname=pgbouncer user={t.admin_user} {libpq_tls_text(t)}' "
             f"-c '{command}'")
 
 
@@ -47,8 +46,7 @@ def _connect(t: PgBouncerTarget, dbname: str, user: str, password: SecretStr | N
     """An autocommit connection (the admin console has no transactions), cut when the check's budget is spent."""
     import psycopg
 
-    tls = {"sslrootcert": str(t.sslrootcert)} if t.sslrootcert else {}
-    conn = psycopg.connect(host=t.host, port=t.port, dbname=dbname, user=user, sslmode=t.sslmode, **tls,
+    conn = psycopg.connect(host=t.host, port=t.port, dbname=dbname, user=user, **libpq_tls(t),
                            password=password.get_secret_value() if password is not None else None,
                            connect_timeout=max(2, ceil(ctx.remaining)), autocommit=True)
     aborted = threading.Event()
@@ -68,7 +66,7 @@ def _connect(t: PgBouncerTarget, dbname: str, user: str, password: SecretStr | N
         yield conn
     except psycopg.OperationalError:
         if aborted.is_set():
-            raise TimeoutError(f"timed out: no answer from {host}:{port} within the check's budget") from None
+            raise TimeoutError(f"timed out: no answer from {t.host}:{t.port} within the check's budget") from None
         raise
     finally:
         watchdog.cancel()

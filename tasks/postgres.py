@@ -16,7 +16,7 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .models import Host, Name, Target
+from .models import CaFile, Host, Name, SSLMODE, Target, libpq_tls, libpq_tls_text
 
 SEED_TABLES = [
     "campaigns", "users", "merchants", "notifications", "campaign_analytics_daily",
@@ -42,7 +42,9 @@ class PostgresTarget(Target):
     dbname: Name
     user: Name
     password: SecretStr | None = None
-    sslmode: str = Field("prefer", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
+    sslmode: str = Field("prefer", pattern=SSLMODE)
+    sslrootcert: CaFile | None = Field(None, description="the CA (PEM) that signed the server's certificate, for "
+                                       "sslmode verify-ca / verify-full (libpq's sslrootcert; a private CA)")
     min_version: int = Field(13, description="seed 2.1: PostgreSQL 13+")
     max_latency_ms: float = Field(50.0, gt=0, description="seed 2.1: SELECT 1 < 50 ms")
     latency_samples: int = Field(5, ge=1, le=50)
@@ -77,7 +79,8 @@ REACHABLE = "dependencies.postgres.reachable"
 def dsn_for_evidence(t: PostgresTarget) -> str:
     """The connection string with the password masked (what evidence shows)."""
     pw = ":***" if t.password is not None else ""
-    return f"postgresql://{quote(t.user, safe='')}{pw}@{t.host}:{t.port}/{quote(t.dbname, safe='')}?sslmode={t.sslmode}"
+    return (f"postgresql://{quote(t.user, safe='')}{pw}@{t.host}:{t.port}/{quote(t.dbname, safe='')}?"
+            + "&".join(f"{k}={v}" for k, v in libpq_tls(t).items()))
 
 
 def psql(t: PostgresTarget, sql: str) -> str:
@@ -86,7 +89,7 @@ def psql(t: PostgresTarget, sql: str) -> str:
         quoted = f'"{sql}"'  # readable: SQL string literals keep their single quotes
     else:
         quoted = shlex.quote(sql)
-    return f"psql 'host={t.host} port={t.port} dbname={t.dbname} user={t.user} sslmode={t.sslmode}' -c {quoted}"
+    return f"psql 'host={t.host} port={t.port} dbname={t.dbname} user={t.user} {libpq_tls_text(t)}' -c {quoted}"
 
 
 def shutdown_socket(conn: Any) -> None:
@@ -116,7 +119,7 @@ def connect(t: PostgresTarget, ctx: RunContext, *, read_only: bool = False) -> I
     conn = psycopg.connect(
         host=t.host, port=t.port, dbname=t.dbname, user=t.user,
         password=t.password.get_secret_value() if t.password is not None else None,
-        sslmode=t.sslmode, connect_timeout=max(2, ceil(ctx.remaining)), application_name="golive-check")
+        connect_timeout=max(2, ceil(ctx.remaining)), application_name="golive-check", **libpq_tls(t))
     conn.read_only = read_only or None  # None: the server's default (read_only=False would force READ WRITE)
     lock = threading.Lock()
     closed = False

@@ -40,7 +40,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from .core import Observation, RunContext, Status, check, failed, passed
-from .models import Host, Name, Target
+from .models import CaFile, Host, Name, SSLMODE, Target, libpq_tls, libpq_tls_text
 from .postgres import REACHABLE as PG_REACHABLE
 from .postgres import PostgresTarget, connect as source_connect, dsn_for_evidence, table_access
 from .s3backup import BackupTarget, listing, newest, s3_client
@@ -62,7 +62,9 @@ class RestoreTarget(Target):
     user: Name = Field(description="a role that may create databases (CREATEDB); superuser is not needed")
     password: SecretStr | None = None
     maintenance_dbname: Name = Field("postgres", description="database golive connects to to create/drop scratch DBs")
-    sslmode: str = Field("prefer", pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$")
+    sslmode: str = Field("prefer", pattern=SSLMODE)
+    sslrootcert: CaFile | None = Field(None, description="the CA (PEM) that signed the restore server's certificate, "
+                                       "for sslmode verify-ca / verify-full (libpq's sslrootcert)")
     pg_restore: str = Field("pg_restore", description="pg_restore binary (a path, or a name on PATH), at least as "
                                                       "new as the pg_dump that made the backups")
     scratch_prefix: str = Field("golive_restore_", pattern=r"^[a-z_][a-z0-9_]{0,29}$",
@@ -124,26 +126,27 @@ class RestoredDatabase:
     source_dbname: str
     backup_key: str
     source: PostgresTarget | None = None  # the production target the backup is of (its suites_dir, ...)
+    sslrootcert: Path | None = None
 
     def as_target(self) -> PostgresTarget:
         """The scratch database as a PostgresTarget (the restore user's credentials), for suites that take one."""
         extra = {} if self.source is None else {"suites_dir": self.source.suites_dir,
                                                  "sensitive_columns": self.source.sensitive_columns}
         return PostgresTarget(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                              password=self.password, sslmode=self.sslmode, **extra)
+                              password=self.password, **libpq_tls(self), **extra)
 
     def conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
 
         return make_conninfo(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                             password=self.password, sslmode=self.sslmode)
+                             password=self.password, **libpq_tls(self))
 
     def sqlalchemy_url(self) -> str:
         from urllib.parse import quote
 
         pw = f":{quote(self.password, safe='')}" if self.password else ""
         return (f"postgresql+psycopg://{quote(self.user, safe='')}{pw}@{self.host}:{self.port}/"
-                f"{quote(self.dbname, safe='')}?sslmode={self.sslmode}")
+                f"{quote(self.dbname, safe='')}?" + "&".join(f"{k}={quote(v)}" for k, v in libpq_tls(self).items()))
 
 
 @dataclass
@@ -286,14 +289,14 @@ def _restore_connect(t: RestoreTarget, dbname: str, timeout: float, autocommit: 
 
     conn = psycopg.connect(host=t.host, port=t.port, dbname=dbname, user=t.user,
                            password=t.password.get_secret_value() if t.password is not None else None,
-                           sslmode=t.sslmode, connect_timeout=max(2, math.ceil(timeout)),
+                           **libpq_tls(t), connect_timeout=max(2, math.ceil(timeout)),
                            application_name="golive-restore", autocommit=autocommit, **KEEPALIVE)
     conn.execute("SELECT set_config('statement_timeout', %s, false)", [f"{max(1, int(timeout * 1000))}ms"])
     return conn
 
 
 def restore_dsn(t: RestoreTarget, dbname: str) -> str:
-    return f"host={t.host} port={t.port} dbname={dbname} user={t.user} sslmode={t.sslmode}"
+    return f"host={t.host} port={t.port} dbname={dbname} user={t.user} {libpq_tls_text(t)}"
 
 
 def guard_evidence(t: RestoreTarget, src: PostgresTarget) -> str:
@@ -876,8 +879,7 @@ def _restore_into_scratch(t: RestoreTarget, src: PostgresTarget, ctx: RunContext
             env["PGPASSWORD"] = t.password.get_secret_value()
         from psycopg.conninfo import make_conninfo
 
-        target = make_conninfo(host=t.host, port=t.port, dbname=scratch, user=t.user, sslmode=t.sslmode,
-                               **KEEPALIVE)
+        target = make_conninfo(host=t.host, port=t.port, dbname=scratch, user=t.user, **libpq_tls(t), **KEEPALIVE)
         exe = shutil.which(t.pg_restore) or t.pg_restore
         argv = [exe, *flags, "-d", target]
         if t.jobs == 1:
@@ -1007,7 +1009,8 @@ def _run_suites(t: RestoreTarget, src: PostgresTarget, ctx: RunContext, scratch:
                 key: str) -> dict[str, SuiteOutcome]:
     db = RestoredDatabase(host=t.host, port=t.port, dbname=scratch, user=t.user,
                           password=t.password.get_secret_value() if t.password is not None else None,
-                          sslmode=t.sslmode, source_dbname=src.dbname, backup_key=key, source=src)
+                          sslmode=t.sslmode, sslrootcert=t.sslrootcert, source_dbname=src.dbname, backup_key=key,
+                          source=src)
     out: dict[str, SuiteOutcome] = {}
     for name, suite in list(_SUITES.items()):
         try:

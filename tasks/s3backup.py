@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, field_validator
 
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, warned
-from .models import Target
+from .models import CaFile, Target
 
 
 class BackupTarget(Target):
@@ -19,6 +19,8 @@ class BackupTarget(Target):
     prefix: str = "backups/"
     wal_prefix: str | None = "wal/"
     endpoint_url: str | None = Field(None, description="S3-compatible endpoint; AWS when empty")
+    ca_file: CaFile | None = Field(None, description="the CA bundle (PEM) an https endpoint_url is verified against "
+                                   "(a private CA), instead of botocore's default bundle")
     region: str = "us-east-1"
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
@@ -68,7 +70,7 @@ def s3_client(t: BackupTarget, ctx: RunContext, read_timeout: float | None = Non
 
     remaining = ctx.remaining
     return boto3.session.Session().client(
-        "s3", endpoint_url=t.endpoint_url or None, region_name=t.region,
+        "s3", endpoint_url=t.endpoint_url or None, region_name=t.region, verify=str(t.ca_file) if t.ca_file else None,
         aws_access_key_id=t.access_key_id or None,
         aws_secret_access_key=t.secret_access_key.get_secret_value() if t.secret_access_key else None,
         config=Config(connect_timeout=remaining, read_timeout=read_timeout or remaining,

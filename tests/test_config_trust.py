@@ -16,6 +16,9 @@ TARGETS = {
     "redis": ({"url": "rediss://cache.example:6380/0"}, ("ca_file",)),
     "pgbouncer": ({"host": "pool.example", "admin_user": "stats"}, ("sslrootcert",)),
     "loadbalancer": ({"instances": ["https://10.0.0.1"]}, ("ca_file",)),
+    "postgres": ({"host": "db.example", "dbname": "app", "user": "app", "sslmode": "verify-full"}, ("sslrootcert",)),
+    "restore": ({"host": "restore.example", "user": "restorer", "sslmode": "verify-full"}, ("sslrootcert",)),
+    "backups": ({"bucket": "backups", "endpoint_url": "https://s3.internal.example"}, ("ca_file",)),
 }
 
 

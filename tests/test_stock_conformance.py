@@ -47,10 +47,12 @@ def stock():
 
 @pytest.fixture(scope="module")
 def user_env(stock):
-    """What the operator exports: the secrets the config references, and the private root CA where golive has no
-    per-target CA setting (libpq's PGSSLROOTCERT for `postgres` / `restore`, boto3's AWS_CA_BUNDLE for `backups`)."""
+    """What the operator exports: the secrets the config references, nothing else (the private CA is each TLS
+    target's own `ca_file` / `sslrootcert` in the config: no process-wide PGSSLROOTCERT, AWS_CA_BUNDLE, SSL_CERT_FILE)."""
     mp = pytest.MonkeyPatch()
-    for k, v in {**stock.secrets, "PGSSLROOTCERT": str(stock.ca_file), "AWS_CA_BUNDLE": str(stock.ca_file)}.items():
+    for k in ("PGSSLROOTCERT", "AWS_CA_BUNDLE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        mp.delenv(k, raising=False)
+    for k, v in stock.secrets.items():
         mp.setenv(k, v)
     yield
     mp.undo()
