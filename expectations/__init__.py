@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tasks.core import CheckSpec, Observation, RunContext
-from tasks.postgres import REACHABLE, PostgresTarget, dsn_for_evidence
+from tasks.postgres import REACHABLE, PostgresTarget, dsn_for_evidence, register_table_source, table_prerequisite
 
 from .suites import SUITES_DIR, Expect, Suite, SuiteError, load_suites
 
@@ -36,9 +36,17 @@ def suite_names(specs: Mapping[str, CheckSpec]) -> set[str]:
 def _check_body(suite: Suite, fact: str, t: PostgresTarget, ctx: RunContext) -> Observation:
     from .runner import run_suite
 
+    missing = table_prerequisite(t, ctx, suite.table)  # one failure (dependencies.postgres.tables), not one per fact
+    if missing is not None:
+        return missing
     run = ctx.memo(suite_run_key(suite.name, t),
                    lambda: run_suite(suite, t, timeout=ctx.remaining, sensitive_columns=t.sensitive_columns))
     return run.observation(fact)
+
+
+def suite_tables(t: PostgresTarget) -> list[str]:
+    """The tables the environment's suites read (`postgres.suites_dir`, else the shipped suites)."""
+    return [s.table for s in load_suites(t.suites_dir)]
 
 
 def _description(suite: Suite, e: Expect) -> str:
@@ -53,6 +61,7 @@ def catalog_specs(suites_dir: str | Path | None = None) -> dict[str, CheckSpec]:
     `dependencies.postgres.reachable`. All checks of a suite share one suite run per readiness run (memo).
     Raises SuiteError (one line naming the file and the field) for a malformed file."""
     specs: dict[str, CheckSpec] = {}
+    register_table_source("the data-integrity suites", suite_tables)
     for suite in load_suites(suites_dir):
         for e in suite.expectations:
             cid = f"data.{suite.name}.{e.fact}"

@@ -77,6 +77,12 @@ def warned(observed: Any, expected: Any, evidence: str, **details: Any) -> Obser
     return Observation(status=Status.WARN, observed=observed, expected=expected, evidence=evidence, details=details)
 
 
+def skipped(cause: str, blocked_by: str) -> Observation:
+    """A prerequisite the body found broken (a table of many, one of them missing): SKIPPED with the cause, pointing
+    at the check that reports it (`blocked_by`), like a dependency the runner found broken."""
+    return Observation(status=Status.SKIPPED, evidence=cause, details={"reason": cause, "blocked_by": blocked_by})
+
+
 def not_applicable(reason: str, evidence: str = "") -> Observation:
     return Observation(status=Status.NOT_APPLICABLE, observed=None, expected=None, evidence=evidence or reason,
                        details={"reason": reason})
@@ -576,7 +582,7 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
     if not isinstance(obs, Observation):
         msg = f"check body returned {type(obs).__name__}, not an Observation"
         return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg, redact=redact)
-    cause = obs.details.get("reason") if obs.status == Status.NOT_APPLICABLE else None
+    cause = obs.details.get("reason") if obs.status in (Status.NOT_APPLICABLE, Status.SKIPPED) else None
     return make_result(spec, obs.status, started=started, t0=t0, observed=obs.observed, expected=obs.expected,
                        evidence=obs.evidence, cause=cause, details=obs.details, redact=redact)
 

@@ -7,7 +7,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from math import ceil
 from typing import Any
@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, skipped
 from .models import CaFile, Host, Name, SSLMODE, Target, libpq_tls, libpq_tls_text
 
 SEED_TABLES = [
@@ -187,6 +187,48 @@ def table_access(conn: Any, tables: list[str]) -> dict[str, str]:
     return out
 
 
+#: other sources of tables a run needs (the data-integrity suites register theirs: `tasks` imports nothing of ours)
+_TABLE_SOURCES: dict[str, Callable[[PostgresTarget], Iterable[str]]] = {}
+TABLES = "dependencies.postgres.tables"
+
+
+def register_table_source(name: str, fn: Callable[[PostgresTarget], Iterable[str]]) -> None:
+    """Tables that checks elsewhere read (`fn(target)`, e.g. the suites' tables): `dependencies.postgres.tables`
+    checks them too, so a missing one is one failure there and its readers are SKIPPED naming it."""
+    _TABLE_SOURCES[name] = fn
+
+
+def needed_tables(t: PostgresTarget) -> dict[str, str]:
+    """table -> why it is needed ("required" or the source's name), required tables first."""
+    out = dict.fromkeys(t.required_tables, "required")
+    for name, fn in _TABLE_SOURCES.items():
+        try:
+            extra = list(fn(t))
+        except Exception:  # noqa: BLE001 - a broken source is reported by its own checks (e.g. a bad suite file)
+            continue
+        for table in extra:
+            out.setdefault(table, name)
+    return out
+
+
+def table_status(t: PostgresTarget, ctx: RunContext) -> dict[str, str]:
+    """needed table -> "ok" | "missing" | "no SELECT privilege ...", read once per run (the run's memo)."""
+    def probe() -> dict[str, str]:
+        with connect(t, ctx, read_only=True) as conn:
+            return table_access(conn, list(needed_tables(t)))
+
+    return ctx.memo(("tables", dsn_for_evidence(t)), probe)
+
+
+def table_prerequisite(t: PostgresTarget, ctx: RunContext, table: str) -> Observation | None:
+    """SKIPPED naming `dependencies.postgres.tables` when `table` is not there or not readable, else None: a check
+    that reads one table calls this first, so a missing table is one failure, not one per reader."""
+    status = table_status(t, ctx).get(table, "ok")
+    if status == "ok":
+        return None
+    return skipped(f"table {table} is {status} ({TABLES} FAIL)", TABLES)
+
+
 # --------------------------------------------------------------------------- checks: section 2
 
 @check(REACHABLE, title="PostgreSQL accepts the app user and is recent enough",
@@ -222,18 +264,21 @@ def postgres_latency(t: PostgresTarget, ctx: RunContext) -> Observation:
     return obs
 
 
-@check("dependencies.postgres.tables", title="Required tables exist and the app user can read them",
+@check(TABLES, title="Required tables exist and the app user can read them",
        seed=["2.1 PostgreSQL Database: Database Tables"], depends_on=[REACHABLE], timeout=15, target="postgres")
 def postgres_tables(t: PostgresTarget, ctx: RunContext) -> Observation:
-    """Every required table resolves (to_regclass) and `SELECT * FROM t LIMIT 0` succeeds as the app user."""
-    with connect(t, ctx) as conn:
-        access = table_access(conn, t.required_tables)
-    bad = {k: v for k, v in access.items() if v != "ok"}
+    """Every required table, and every table another check reads (the data-integrity suites' tables), resolves
+    (to_regclass) and `SELECT * FROM t LIMIT 0` succeeds as the app user. The readers of a missing table are SKIPPED
+    naming this check: one failure per missing table."""
+    access = table_status(t, ctx)
+    why = needed_tables(t)
+    bad = {k: v if why.get(k, "required") == "required" else f"{v} (read by {why[k]})"
+           for k, v in access.items() if v != "ok"}
     observed = {"ok": sum(v == "ok" for v in access.values()), "problems": bad} if bad else \
         f"all {len(access)} present and readable"
     evidence = (f"as {t.user} on {dsn_for_evidence(t)}: `SELECT to_regclass('<table>')` then "
-                f"`SELECT * FROM <table> LIMIT 0` for {', '.join(t.required_tables)}")
-    return (failed if bad else passed)(observed, f"all {len(access)} required tables present and SELECT-able",
+                f"`SELECT * FROM <table> LIMIT 0` for {', '.join(access)}")
+    return (failed if bad else passed)(observed, f"all {len(access)} tables present and SELECT-able",
                                        evidence, tables=access)
 
 
@@ -243,16 +288,20 @@ def postgres_tables(t: PostgresTarget, ctx: RunContext) -> Observation:
        seed=["3.1 Table Row Counts"], depends_on=[REACHABLE], timeout=30, target="postgres")
 def row_counts(t: PostgresTarget, ctx: RunContext) -> Observation:
     """Rows per required table > 0 (except allow_empty_tables). Exact count(*) below exact_count_limit
-    estimated rows (pg_class.reltuples), the estimate above it. Observed = the table of counts."""
+    estimated rows (pg_class.reltuples), the estimate above it. Observed = the table of counts. A table missing or
+    unreadable is dependencies.postgres.tables' failure: shown as not counted, SKIPPED when none is readable."""
     from psycopg import sql
 
     counts: dict[str, int | str] = {}
     method: dict[str, str] = {}
+    access = table_status(t, ctx)
+    readable = [n for n in t.required_tables if access.get(n, "ok") == "ok"]
+    if not readable and t.required_tables:
+        return skipped(f"no required table is readable ({TABLES} FAIL)", TABLES)
     with connect(t, ctx) as conn:
-        access = table_access(conn, t.required_tables)
         for name in t.required_tables:
-            if access[name] != "ok":
-                counts[name] = access[name]
+            if access.get(name, "ok") != "ok":
+                counts[name] = f"not counted: {access[name]} ({TABLES})"
                 continue
             est = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
                                [_ident(name).as_string(conn)]).fetchone()[0]
@@ -262,13 +311,19 @@ def row_counts(t: PostgresTarget, ctx: RunContext) -> Observation:
                 counts[name] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_ident(name))).fetchone()[0]
                 method[name] = "exact count(*)"
     empty = [n for n, c in counts.items() if c == 0 and n not in t.allow_empty_tables]
-    unreadable = [n for n, c in counts.items() if isinstance(c, str)]
+    unreadable = [n for n, c in counts.items() if isinstance(c, str)]  # reported by dependencies.postgres.tables
     expected = "rows > 0 in every required table" + \
                (f" (may be empty: {', '.join(t.allow_empty_tables)})" if t.allow_empty_tables else "")
     evidence = (f"as {t.user} on {dsn_for_evidence(t)}: `SELECT count(*) FROM <table>` where pg_class.reltuples < "
                 f"{t.exact_count_limit:,}, else reltuples; methods: {method}")
-    return (failed if empty or unreadable else passed)(counts, expected, evidence, empty=empty,
-                                                      unreadable=unreadable, method=method)
+    if empty:
+        return failed(counts, expected, evidence, empty=empty, unreadable=unreadable, method=method)
+    if unreadable:  # SKIPPED, not PASS: a blocking SKIPPED is still NO-GO when the tables check is not in the run
+        obs = skipped(f"not counted: {', '.join(unreadable)} ({TABLES} FAIL); the others hold rows", TABLES)
+        obs.observed, obs.expected = counts, expected
+        obs.details.update(unreadable=unreadable, method=method)
+        return obs
+    return passed(counts, expected, evidence, empty=empty, unreadable=unreadable, method=method)
 
 
 _NOT_VALID_SQL = """

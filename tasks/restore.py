@@ -41,8 +41,8 @@ from pydantic import Field, SecretStr, model_validator
 
 from .core import Observation, RunContext, Status, check, failed, passed
 from .models import CaFile, Host, Name, SSLMODE, Target, libpq_tls, libpq_tls_text
-from .postgres import REACHABLE as PG_REACHABLE
-from .postgres import PostgresTarget, connect as source_connect, dsn_for_evidence, table_access
+from .postgres import REACHABLE as PG_REACHABLE, TABLES
+from .postgres import PostgresTarget, connect as source_connect, dsn_for_evidence, table_access, table_status
 from .s3backup import BackupTarget, listing, newest, s3_client
 
 RESTORE_CHECK_TIMEOUT = 4 * 3600.0   # the runner's bound; the body's own bound is the restore timeout (the RTO)
@@ -986,7 +986,12 @@ def _judge(t: RestoreTarget, src: PostgresTarget, ctx: RunContext, s: StreamResu
         problems.append(f"MD5 of the streamed bytes {s.md5} != ETag {etag} (corrupted in storage or transit)")
     if s.seconds >= t.rto_minutes * 60:
         problems.append(f"restore took {s.seconds / 60:.1f} min >= RTO {t.rto_minutes:g} min")
-    tables = t.key_tables or src.required_tables
+    status = table_status(src, ctx)  # a table missing on the source is dependencies.postgres.tables' failure
+    tables = [x for x in t.key_tables or src.required_tables if status.get(x, "ok") == "ok"]
+    skipped_tables = {x: f"{status[x]} on the source ({TABLES})" for x in t.key_tables or src.required_tables
+                      if status.get(x, "ok") != "ok"}
+    if skipped_tables:
+        observed["not_compared"] = skipped_tables
     restored = restored_counts(t, scratch, tables, max(1.0, ctx.remaining - margin))
     source, method = source_counts(src, tables, ctx)
     rows, row_problems = compare_counts(t, source, restored)
