@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
@@ -29,8 +29,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
-from tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Redactor, Severity, Status,
-                        execute, make_result, run_checks, select)
+from tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Observation, Redactor, RunContext, Severity,
+                        Status, execute, make_result, not_applicable, run_checks, select)
 
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
@@ -63,17 +63,23 @@ def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, C
     from .catalog import all_checks
 
     specs = select(all_checks(config), sections=sections)
-    adv = set(config.checks.advisory)
-    return {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
+    adv, skip = set(config.checks.advisory), set(config.checks.skip)
+    specs = {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
+    # excluded checks stay in the plan (their dependents still wait for them) and land NOT_APPLICABLE, saying why:
+    # the same for the readiness flow and `golive check`
+    return {i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None) if i in skip else s
+            for i, s in specs.items()}
+
+
+SKIP_REASON = "excluded by checks.skip in the environment config"
+
+
+def _excluded(target: Any, ctx: RunContext) -> Observation:
+    return not_applicable(SKIP_REASON)
 
 
 async def _run_one(st: RunState, check_id: str) -> CheckResult:
-    spec = st.specs[check_id]
-    if check_id in st.config.checks.skip:
-        res = make_result(spec, Status.NOT_APPLICABLE, started=datetime.now(timezone.utc), t0=time.monotonic(),
-                          cause="excluded by checks.skip in the environment config")
-    else:
-        res = await execute(spec, st.config, redact=st.redact, memo=st.memo)
+    res = await execute(st.specs[check_id], st.config, redact=st.redact, memo=st.memo)
     st.landed[check_id] = res
     return res
 

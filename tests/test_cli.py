@@ -63,6 +63,26 @@ def test_example_production_config_is_valid(monkeypatch, tmp_path):
                                                       "security", "pgbouncer", "saas", "containers", "observability"))
 
 
+def test_golive_check_honours_checks_skip_like_the_flow(tmp_path, capsys):
+    """An excluded check lands NOT_APPLICABLE saying why, in `golive check` as in the readiness flow (`plan`)."""
+    from flows.readiness import SKIP_REASON, plan
+
+    base = "environment: t\nsmtp: {host: smtp.example, hourly_capacity: 100}\n"
+    low = tmp_path / "low.yaml"
+    low.write_text(base)
+    assert main(["check", "--config", str(low), "--check", "dependencies.smtp.capacity"]) == 1  # advisory FAIL
+    skipped = tmp_path / "skipped.yaml"
+    skipped.write_text(base + "checks: {skip: [dependencies.smtp.capacity]}\n")
+    capsys.readouterr()
+    assert main(["check", "--config", str(skipped), "--check", "dependencies.smtp.capacity"]) == 0
+    assert SKIP_REASON in capsys.readouterr().out
+    from tasks.core import Status, run_plain
+
+    spec = plan(load_config(skipped), ["dependencies"])["dependencies.smtp.capacity"]
+    (r,) = run_plain({spec.id: spec}, load_config(skipped))
+    assert r.status == Status.NOT_APPLICABLE and r.cause == SKIP_REASON
+
+
 def test_schema_and_usage_errors():
     r = golive("config", "schema")
     assert r.returncode == 0
