@@ -484,17 +484,21 @@ class StreamResult:
 
 # --------------------------------------------------------------------------- cleanup registry
 
-_LIVE: dict[str, Callable[[], None]] = {}
+_LIVE: dict[str, Callable[[], str | None]] = {}
 _LIVE_LOCK = threading.Lock()
 
 
 def _cleanup_at_exit() -> None:
+    """Drop the scratch databases of restores still running when the interpreter exits; say on stderr what could
+    not be dropped (the next restore test drops it once stale)."""
     with _LIVE_LOCK:
-        pending = list(_LIVE.values())
+        pending = dict(_LIVE)
         _LIVE.clear()
-    for fn in pending:
+    for name, fn in pending.items():
         with contextlib.suppress(Exception):
-            fn()
+            why = fn()
+            if why:
+                print(f"golive: the scratch database {name} could not be dropped at exit: {why}", file=sys.stderr)
 
 
 atexit.register(_cleanup_at_exit)
@@ -868,7 +872,7 @@ def _restore_into_scratch(t: RestoreTarget, src: PostgresTarget, ctx: RunContext
         stale = drop_stale_scratch(t, conn)
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch)))
     with _LIVE_LOCK:
-        _LIVE[scratch] = lambda: drop_scratch(t, scratch, 10)
+        _LIVE[scratch] = lambda: drop_scratch(t, scratch)
     spool: Path | None = None
     outcome: Observation | None = None
     error: BaseException | None = None

@@ -20,3 +20,62 @@ def sandbox():
             yield sb
     finally:
         sb.stop()
+
+
+# --------------------------------------------------------------------------- servers only Debian ships
+# PgBouncer, Prometheus and Alertmanager come from Debian's packages (no registry wheel ships them). A test that needs
+# one is marked `@pytest.mark.debian("pgbouncer", ...)`. Outside CI, where the package is missing, it is skipped and
+# one summary line says which packages and the command that brings them; under CI=true (as .ci/run runs, after
+# installing them) it runs, and a missing package fails it: CI never skips.
+DEBIAN_SERVERS = {"pgbouncer": "sandbox.pgbouncer:executable",
+                  "prometheus": "tests.monitoring_servers:prometheus_executable",
+                  "prometheus-alertmanager": "sandbox.alertmanager:executable"}
+_skipped_for: dict[str, int] = {}
+
+
+def missing_debian_packages() -> list[str]:
+    import importlib
+
+    def present(ref: str) -> bool:
+        module, fn = ref.split(":")
+        return getattr(importlib.import_module(module), fn)() is not None
+
+    return [pkg for pkg, ref in DEBIAN_SERVERS.items() if not present(ref)]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "debian(*packages): needs servers from these Debian packages; outside CI it is "
+                                       "skipped where one is missing (CI=true: it runs and fails)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import os
+
+    if os.environ.get("CI") == "true":
+        return
+    missing = set(missing_debian_packages())
+    for item in items:
+        marker = item.get_closest_marker("debian")
+        need = sorted(missing & set(marker.args)) if marker else []
+        if need:
+            item.add_marker(pytest.mark.skip(reason=f"needs Debian's {', '.join(need)} (not installed here)"))
+            for pkg in need:
+                _skipped_for[pkg] = _skipped_for.get(pkg, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped_for:
+        pkgs = " ".join(sorted(_skipped_for))
+        n = sum(1 for rep in terminalreporter.stats.get("skipped", []) if "needs Debian's" in str(rep.longrepr))
+        terminalreporter.write_line(f"{n} tests skipped: Debian packages not installed here: {pkgs}; to run them: "
+                                    f"sudo apt-get install -y --no-install-recommends {pkgs} (.ci/run installs them)")
+
+
+#: the sandbox faults that switch a Debian-only server off
+_DEBIAN_FAULTS = {"pgbouncer-down": "pgbouncer", "alertmanager-down": "prometheus-alertmanager"}
+
+
+def debian_faults(names):
+    """Fault names as parameters, the Debian-only ones marked with their package."""
+    return [pytest.param(n, marks=pytest.mark.debian(_DEBIAN_FAULTS[n])) if n in _DEBIAN_FAULTS else n
+            for n in names]

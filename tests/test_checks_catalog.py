@@ -42,6 +42,7 @@ def test_the_seed_items_the_brief_assigns_are_covered():
         assert ref in covered, ref
 
 
+@pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 def test_the_whole_catalog_passes_on_the_healthy_sandbox_without_leaking(cfg):
     t0 = time.monotonic()
     results = run_plain(CATALOG, cfg)

@@ -12,6 +12,7 @@ from flows.config import parse_config
 from sandbox import depstack, pgbouncer, postgres, saas2
 from tasks.core import Status
 from tasks.saas_deps import key_class, parse_dsn
+from tests.conftest import debian_faults
 from tests.monitoring_servers import need, real_pgbouncer, wait_gone
 from tests.test_checks_servers import (CATALOG, as_json, assert_no_secrets, hung_server, refused_port, run_one,
                                        run_plain, sandbox_config, with_)
@@ -57,6 +58,7 @@ def pgb(cfg, port: int, admin_pw: str, **extra):
 
 # --------------------------------------------------------------------------- the healthy sandbox
 
+@pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 def test_every_new_dependency_check_passes_on_the_sandbox(cfg):
     need(pgbouncer.executable(), "pgbouncer")  # the sandbox runs PgBouncer only where it is installed
     res = run_ids(ALL_IDS, cfg)
@@ -77,6 +79,7 @@ def test_every_new_dependency_check_passes_on_the_sandbox(cfg):
 
 # --------------------------------------------------------------------------- PgBouncer
 
+@pytest.mark.debian("pgbouncer")
 def test_own_pgbouncer_passes_and_shows_the_pool(cfg, own_pgbouncer):
     port, pw = own_pgbouncer
     res = run_ids(PGB_IDS, pgb(cfg, port, pw))
@@ -92,6 +95,7 @@ def test_own_pgbouncer_passes_and_shows_the_pool(cfg, own_pgbouncer):
     assert pools.observed["total_xact_count"] >= 1
 
 
+@pytest.mark.debian("pgbouncer")
 def test_too_few_client_connections_fail(sandbox, cfg, tmp_path):
     with real_pgbouncer(pg_port=sandbox.ports["postgres"], dbname=postgres.DBNAME,
                         app_user=postgres.APP_USER, app_password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"],
@@ -101,12 +105,14 @@ def test_too_few_client_connections_fail(sandbox, cfg, tmp_path):
     assert r.observed["problems"] == ["max_client_conn 20 < 50"]
 
 
+@pytest.mark.debian("pgbouncer")
 def test_unknown_database_fails(cfg, own_pgbouncer):
     port, pw = own_pgbouncer
     r = run_one("dependencies.pgbouncer.admin", pgb(cfg, port, pw, database="merchants_staging"))
     assert r.status == Status.FAIL and "merchants_staging" in r.observed["problems"][0]
 
 
+@pytest.mark.debian("pgbouncer")
 def test_pgbouncer_down_errors_and_skips_the_pool_check(sandbox, cfg):
     need(pgbouncer.executable(), "pgbouncer")
     with sandbox.fault("pgbouncer-down"):
@@ -119,6 +125,7 @@ def test_pgbouncer_down_errors_and_skips_the_pool_check(sandbox, cfg):
     assert run_one("dependencies.pgbouncer.admin", cfg).status == Status.PASS  # repaired
 
 
+@pytest.mark.debian("pgbouncer")
 def test_wrong_admin_password_hung_and_postgres_down(cfg, own_pgbouncer):
     port, _ = own_pgbouncer
     bad = pgb(cfg, port, "Wr0ng-pgb-Passw0rd")
@@ -366,7 +373,8 @@ def test_hung_targets_end_as_errors_within_the_timeout():
 
 # --------------------------------------------------------------------------- the sandbox's fault switches
 
-@pytest.mark.parametrize("name", sorted(__import__("tests.probes_deps2", fromlist=["PROBES_2_7"]).PROBES_2_7))
+@pytest.mark.parametrize("name", debian_faults(sorted(__import__("tests.probes_deps2",
+                                                                  fromlist=["PROBES_2_7"]).PROBES_2_7)))
 def test_fault_breaks_one_fact_and_repair_restores_it(sandbox, name):
     from tests.probes_deps2 import PROBES_2_7
 

@@ -320,6 +320,7 @@ def nic_prometheus(tmp_path_factory):
     ("ens5|eth1", None, Status.FAIL, "set hosts.link_speed_mbps"),                 # ... nothing declared
     ("eth2", 10000, Status.FAIL, "up, 100 Mb/s"),                                  # a declaration never overrides
 ])
+@pytest.mark.debian("prometheus")
 def test_link_speed_of_nics_that_report_none(nic_prometheus, devices, declared, status, shown):
     hosts = {"link_device_regex": devices, **({"link_speed_mbps": declared} if declared else {})}
     c = parse_config({"environment": "t", "hosts": hosts, "monitoring": {"prometheus_url": nic_prometheus, "roles": {

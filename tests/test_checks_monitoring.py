@@ -46,6 +46,7 @@ def cfg_for(prom_url: str, am_url: str | None = None, **monitoring):
 
 # --------------------------------------------------------------------------- real Prometheus: rules and targets
 
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_real_prometheus_with_the_checklist_rules_passes(stack):
     prom, am_url = stack
     res = run_ids(PROM_IDS, cfg_for(prom.url))
@@ -61,6 +62,7 @@ def test_real_prometheus_with_the_checklist_rules_passes(stack):
     assert "/api/v1/rules" in res["monitoring.alerts.critical"].evidence
 
 
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_error_rate_at_10_percent_and_a_down_target_fail(stack):
     prom, am_url = stack
     targets = {**prom.targets, "api": [f"127.0.0.1:{refused_port()}"]}
@@ -80,6 +82,7 @@ def test_error_rate_at_10_percent_and_a_down_target_fail(stack):
     assert down["job"] == "api" and down["health"] == "down" and "refused" in down["lastError"]
 
 
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_missing_and_mislabelled_warning_rules_fail(stack):
     prom, am_url = stack
     prom.reconfigure(rules_text=rules(warning_severity="info", drop=("HighResponseTime",)), targets=prom.targets,
@@ -104,6 +107,7 @@ MEM_USED = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 
     (3, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 10", Status.FAIL, "> 90%"),  # too late
     (4, "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.15", Status.FAIL, "< 15%"),  # used < 15%
 ])
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_memory_alert_written_on_the_share_left(stack, n, expr, status, seen):
     prom, am_url = stack
     text = rules().replace(MEM_USED, expr).replace("alert: HighMemoryUsage", f"alert: HostMemoryLow{n}")
@@ -117,6 +121,7 @@ def test_memory_alert_written_on_the_share_left(stack, n, expr, status, seen):
     assert r.observed["rules"]["memory > 85%"].startswith(f"HostMemoryLow{n}: {seen}"), r.observed
 
 
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_stricter_thresholds_pass_and_custom_expectations_apply(stack):
     prom, _ = stack
     strict = {"critical": {"error rate > 2%": {"name_pattern": "error.?rate", "op": ">", "threshold": 0.02,
@@ -126,6 +131,7 @@ def test_stricter_thresholds_pass_and_custom_expectations_apply(stack):
     assert r.status == Status.FAIL and "threshold > 5%, expected > 2%" in r.observed["problems"][0]
 
 
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_alertmanager_down_errors_and_skips_routing(stack, tmp_path):
     prom, _ = stack
     with real_alertmanager(tmp_path / "am2") as (url, proc):
@@ -139,6 +145,7 @@ def test_alertmanager_down_errors_and_skips_routing(stack, tmp_path):
     assert routing.status == Status.SKIPPED and "monitoring.alertmanager.reachable is ERROR" in routing.cause
 
 
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_prometheus_without_an_alertmanager_cannot_notify(stack):
     """Last of the tests that read the module's Prometheus: it is left without its Alertmanager."""
     prom, _ = stack
@@ -153,6 +160,7 @@ def test_prometheus_without_an_alertmanager_cannot_notify(stack):
 
 # --------------------------------------------------------------------------- real Alertmanager: routing
 
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_real_alertmanager_routes_to_slack_and_email(stack):
     prom, am_url = stack
     res = run_ids(AM_IDS, cfg_for(prom.url, am_url))
@@ -168,6 +176,7 @@ def test_real_alertmanager_routes_to_slack_and_email(stack):
     ({"email_to": None}, "no receiver with email recipients"),
     ({"slack_channel": "#alerts-staging"}, "no receiver posts to Slack #alerts-production"),
 ])
+@pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_alertmanager_without_a_channel_fails(tmp_path, config, problem):
     with real_alertmanager(tmp_path, **config) as (url, _):
         cfg = parse_config({"environment": "t", "observability": {"alertmanager": {"url": url}}}, env={})

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import pytest
 import yaml
 
 from deployments.cli import main
@@ -60,6 +61,7 @@ def init_args(sb, out: Path, **override: str) -> list[str]:
     return ["config", "init", *(x for kv in flags.items() for x in kv)]
 
 
+@pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 def test_init_against_the_sandbox_validates_and_runs_go(sandbox, tmp_path):
     sb = sandbox
     out = tmp_path / "golive-sandbox-init.yaml"
@@ -183,7 +185,9 @@ def test_defaults_never_name_tables_the_app_lacks_and_a_crafted_job_row_is_not_r
         c.execute("CREATE TABLE apscheduler_jobs (id varchar(191) PRIMARY KEY, next_run_time double precision, "
                   "job_state bytea NOT NULL)")
         c.execute("INSERT INTO apscheduler_jobs VALUES ('evil', 1e10, %s)", [pickle.dumps(_Pwn(marker))])
-        from apscheduler.triggers.interval import IntervalTrigger  # what APScheduler pickles: the job's state dict
+        from apscheduler.triggers.interval import (
+            IntervalTrigger,  # what APScheduler pickles: the job's state dict
+        )
 
         state = {"version": 1, "id": "sync", "trigger": IntervalTrigger(hours=6, timezone="UTC"), "args": ()}
         c.execute("INSERT INTO apscheduler_jobs VALUES ('sync', 1e10, %s)", [pickle.dumps(state)])

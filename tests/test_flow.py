@@ -5,6 +5,8 @@ import asyncio
 import json
 import re
 
+import pytest
+
 from flows.report import Verdict
 from tasks.core import SECTIONS, Status
 
@@ -45,6 +47,7 @@ async def _flow_run_logs(flow_run_id):
         return [l.message for l in logs], ids
 
 
+@pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path):
     report, state = run_flow(sandbox.config_path, out=tmp_path)
     assert state.is_completed()

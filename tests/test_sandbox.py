@@ -24,12 +24,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sandbox import FAULTS, Sandbox
+from sandbox import FAULTS, Sandbox, procs
+from sandbox.stack import ROOT, _reap_stale
 from tests.app_probes import SANDBOX_PROBES as APP_PROBES
+from tests.conftest import debian_faults
 from tests.infra_probes import SANDBOX_PROBES as INFRA_PROBES
 from tests.probes_deps2 import PROBES_2_7
-from sandbox import procs
-from sandbox.stack import ROOT, _reap_stale
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = ["campaigns", "users", "merchants", "notifications", "campaign_analytics_daily", "campaign_events",
@@ -667,7 +667,7 @@ def test_every_fault_has_a_probe():
     assert set(PROBES) == set(FAULTS) and all(FAULTS.values())
 
 
-@pytest.mark.parametrize("name", list(PROBES))
+@pytest.mark.parametrize("name", debian_faults(list(PROBES)))
 def test_fault_breaks_one_fact_and_repair_restores_it(sandbox, name):
     probe, healthy, broken = PROBES[name]
     assert probe(sandbox) == healthy
@@ -722,6 +722,7 @@ def test_unknown_fault_is_rejected(sandbox):
 
 
 # ---------------------------------------------------------------------------------------------------- lifecycle
+@pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 def test_start_with_faults_in_a_given_base_dir_and_stop_cleans_up():
     base = Path("/tmp") / f"golive-sandbox-test-{os.getpid()}"          # pytest's tmp dirs are 0700: not for nobody
     with Sandbox.start(faults=["hsts-short", "smtp-no-starttls", "schema-version-wrong"], base_dir=base) as sb:
@@ -752,6 +753,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 def test_sigkilled_parent_leaks_no_process():
     child = procs.spawn([sys.executable, "-c", CHILD], cwd=REPO, capture=True,
                         env={**os.environ, "PYTHONPATH": str(REPO)})
