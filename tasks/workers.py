@@ -334,6 +334,9 @@ def trigger_sets(trigger: Any) -> tuple[str, dict[str, frozenset[int] | None], A
     return kind, out, st.get("timezone")
 
 
+MAX_COMBINED = 32  # triggers inside one OrTrigger / AndTrigger that golive compares (a crafted row may hold more)
+
+
 def _child(ref: Any, state: Any) -> _Inert:
     """A combining trigger's child, pickled as (class reference, state): an inert record like the others."""
     obj = _Inert()
@@ -357,7 +360,8 @@ def trigger_fires(trigger: Any, after: dt.datetime, until: dt.datetime, anchor: 
     if kind == "IntervalTrigger":
         every = st.get("interval")
         if not isinstance(every, dt.timedelta) or every < dt.timedelta(minutes=1):
-            raise ValueError(f"interval {every!r}: not an interval of a minute or more")
+            shown = every if isinstance(every, dt.timedelta) else f"<{type(every).__name__}>"
+            raise ValueError(f"interval {shown}: not an interval of a minute or more")
         if anchor is None:
             start = st.get("start_date")
             if not isinstance(start, dt.datetime) or _tz_name(start.tzinfo) != "UTC":
@@ -367,7 +371,10 @@ def trigger_fires(trigger: Any, after: dt.datetime, until: dt.datetime, anchor: 
         count = int((until - first) / every) + 1 if first <= until else 0
         return [first + i * every for i in range(min(count, 3000))]
     if kind in ("OrTrigger", "AndTrigger") and depth < 3:
-        children = [trigger_fires(_child(*c), after, until, None, depth + 1) for c in st.get("triggers") or []
+        parts = st.get("triggers")
+        if not isinstance(parts, list) or not 0 < len(parts) <= MAX_COMBINED:
+            raise ValueError(f"{kind} with {type(parts).__name__} triggers: expected a list of 1..{MAX_COMBINED}")
+        children = [trigger_fires(_child(*c), after, until, None, depth + 1) for c in parts
                     if isinstance(c, tuple) and len(c) == 2]
         if not children:
             raise ValueError(f"{kind} without readable triggers")
@@ -538,8 +545,8 @@ def _cadence_problems(trigger: Any, want: Cadence, start: dt.datetime, anchor: d
     until = after + max(dt.timedelta(days=8), 3 * cadence_period(want, after))
     try:
         fires = trigger_fires(trigger, after, until, anchor)
-    except ValueError as err:
-        return [str(err)]
+    except (ValueError, TypeError, OverflowError) as err:  # a crafted state: this job's problem, not the check's
+        return [f"trigger not comparable: {err}"]
     gaps = sorted({b - a for a, b in zip(fires, fires[1:])})
     observed["fires_every"] = ", ".join(str(g) for g in gaps[:3]) + ("…" if len(gaps) > 3 else "") or "once"
     if isinstance(want, dt.timedelta):

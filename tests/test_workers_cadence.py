@@ -113,3 +113,20 @@ def test_cadence_spellings_and_their_one_line_errors():
                      ("every 10s", "from 1 minute to 31 days"), ("0 */6 * *", "5 fields")]:
         with pytest.raises(ValueError, match=why):
             parse_cadence(bad)
+
+
+@pytest.mark.parametrize("state, problem", [
+    ({"triggers": 5}, "OrTrigger with int triggers"),
+    ({"triggers": [("apscheduler.triggers.interval:IntervalTrigger", {"interval": dt.timedelta(hours=6)})] * 500},
+     "OrTrigger with list triggers: expected a list of 1..32"),
+    ({"triggers": [("apscheduler.triggers.interval:IntervalTrigger", {"interval": "6h", "start_date": 1})]},
+     "interval <str>: not an interval of a minute or more"),
+])
+def test_a_crafted_combining_trigger_is_that_jobs_problem_not_a_crash(state, problem):
+    """A row whose OrTrigger state is not what APScheduler writes: one line for that job, in bounded work."""
+    from tasks.workers import _cadence_problems, _child
+
+    now = dt.datetime.now(dt.timezone.utc)
+    out = _cadence_problems(_child("apscheduler.triggers.combining:OrTrigger", state), dt.timedelta(hours=6), now,
+                            now, {})
+    assert len(out) == 1 and out[0].startswith("trigger not comparable") and problem in out[0], out
