@@ -45,11 +45,11 @@ def _die_with_parent() -> None:
 
 
 def start_instances(n: int, delay_ms: float) -> tuple[subprocess.Popen, list[int]]:
-    from sandbox.procs import free_ports
+    from golive.sandbox.procs import free_ports
 
     ports = free_ports(n)
     faults = Path(tempfile.mkdtemp(prefix="golive-fanout-")) / "faults.json"
-    argv = [sys.executable, "-m", "sandbox.netfakes", "--faults", str(faults), "--backend-delay-ms", str(delay_ms)]
+    argv = [sys.executable, "-m", "golive.sandbox.netfakes", "--faults", str(faults), "--backend-delay-ms", str(delay_ms)]
     for p in ports:
         argv += ["--backend-port", str(p)]
     proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -76,8 +76,8 @@ def main() -> int:
     ap.add_argument("--delay-ms", type=float, default=50.0)
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
-    from tasks.core import RunContext
-    from tasks.loadbalancer import probe_instances
+    from golive.tasks.core import RunContext
+    from golive.tasks.loadbalancer import probe_instances
 
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")

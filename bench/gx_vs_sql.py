@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from expectations.scaffold import EMAIL_REGEX, PASSWORD_LIKE, PHONE_REGEX  # noqa: E402
+from golive.expectations.scaffold import EMAIL_REGEX, PASSWORD_LIKE, PHONE_REGEX  # noqa: E402
 
 SCHEMA = """
 SET TIME ZONE 'UTC';
@@ -117,9 +117,9 @@ def worker(method: str, runs: int, env_file: str) -> None:
         import great_expectations  # noqa: F401  (once per process, like every golive run)
 
         out["import_s"] = round(time.perf_counter() - t0, 2)
-        from expectations import catalog_specs
-        from flows.config import parse_config
-        from tasks.core import Status, load_catalog, run_plain, select
+        from golive.expectations import catalog_specs
+        from golive.flows.config import parse_config
+        from golive.tasks.core import Status, load_catalog, run_plain, select
 
         cfg = parse_config({"environment": "bench", "postgres": {
             "host": "127.0.0.1", "port": info["port"], "dbname": info["dbname"], "user": info["user"],
@@ -184,7 +184,7 @@ def main() -> int:
         ap.error("--rows >= 1000 and --runs >= 1")
     import psycopg
 
-    from sandbox import postgres
+    from golive.sandbox import postgres
 
     t0 = time.monotonic()
     with postgres.scratch_cluster("bench-gx-") as pg:
@@ -202,15 +202,15 @@ def main() -> int:
                 c.execute("VACUUM ANALYZE")
         print(f"PostgreSQL up and {args.rows:,} + {args.rows:,} rows built in {time.monotonic() - t0:.1f} s",
               flush=True)
-        from expectations.scaffold import scaffold
-        from flows.config import parse_config
+        from golive.expectations.scaffold import scaffold
+        from golive.flows.config import parse_config
 
         suites = base / "suites"
         cfg = parse_config({"environment": "bench", "postgres": {"host": "127.0.0.1", "port": port,
                             "dbname": "bench", "user": "bench_user", "password": password, "sslmode": "disable"}},
                            env={})
         scaffold(cfg.postgres, suites)
-        from expectations import load_suites
+        from golive.expectations import load_suites
 
         facts = {(s.name, e.fact) for s in load_suites(suites) for e in s.expectations}
         assert facts == set(HAND_SQL), f"the hand SQL no longer matches the suites: {facts ^ set(HAND_SQL)}"

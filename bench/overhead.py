@@ -30,17 +30,17 @@ def main() -> int:
     if args.runs < 1:
         ap.error("--runs must be >= 1")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    from sandbox import Sandbox
-    from deployments.prefect_server import PrefectServer
+    from golive.sandbox import Sandbox
+    from golive.deployments.prefect_server import PrefectServer
 
     with Sandbox.start() as sb:
         os.environ.update(sb.env)
         with PrefectServer(sb.prefect_database_url(), Path(tempfile.mkdtemp(prefix="golive-bench-"))) as srv:
             os.environ.update(srv.client_env())
-            from deployments.cli import _drain_prefect
-            from flows import readiness
-            from flows.config import load_config
-            from tasks.core import Redactor, Status, make_result, run_plain
+            from golive.deployments.cli import _drain_prefect
+            from golive.flows import readiness
+            from golive.flows.config import load_config
+            from golive.tasks.core import Redactor, Status, make_result, run_plain
 
             cfg = load_config(sb.config_path)
             specs = readiness.plan(cfg)

@@ -28,10 +28,10 @@ def main() -> int:
     if args.runs < 1:
         ap.error("--runs must be >= 1")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    from deployments.demo import start_serve
-    from deployments.prefect_server import PrefectServer, stop_child
-    from deployments.signoff_client import api_client, wait_final
-    from sandbox import Sandbox
+    from golive.deployments.demo import start_serve
+    from golive.deployments.prefect_server import PrefectServer, stop_child
+    from golive.deployments.signoff_client import api_client, wait_final
+    from golive.sandbox import Sandbox
 
     pickup, total = [], []
     with Sandbox.start() as sb:

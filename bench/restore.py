@@ -46,8 +46,8 @@ def child(spec_path: str) -> int:
     """Run only `backup.restore.test` and report its measurement and this process's peak RSS."""
     import asyncio
 
-    from flows.config import parse_config
-    from tasks.core import Redactor, collect_secrets, execute, load_catalog
+    from golive.flows.config import parse_config
+    from golive.tasks.core import Redactor, collect_secrets, execute, load_catalog
 
     spec = json.loads(Path(spec_path).read_text())
     cfg = parse_config(spec["config"], env={})
@@ -76,8 +76,8 @@ def golive_restore(spec_path: Path) -> dict:
 
 class Stack:
     def __init__(self, base: Path):
-        from sandbox import postgres, procs
-        from sandbox.stack import ROOT
+        from golive.sandbox import postgres, procs
+        from golive.sandbox.stack import ROOT
 
         self.base, self.pg, self.procs = base, postgres, procs
         self.bindir = postgres.pg_install(ROOT / "cache") / "bin"
@@ -216,7 +216,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.child:
         return child(args.child)
-    from sandbox.stack import ROOT
+    from golive.sandbox.stack import ROOT
 
     ROOT.mkdir(mode=0o755, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-restore-", dir=ROOT))

@@ -57,14 +57,14 @@ def _t(text: Any, n: int = 100_000) -> str:
     out, cut to `n`, Rich markup escaped (`[/oops]` in a server's answer once crashed the gate with exit 4)."""
     from rich.markup import escape
 
-    from flows.report import plain
+    from golive.flows.report import plain
 
     return escape(plain(text, n))
 
 
 def _v(text: Any) -> str:
     """What a target said, for a string printed without markup: control characters written out, lines kept."""
-    from flows.report import visible
+    from golive.flows.report import visible
 
     return visible(str(text))
 
@@ -126,7 +126,7 @@ def render_report(console, report, *, out_path: Path | None = None) -> None:
 
 def _load_config(path: str):
     """The config, or None after one line per problem on stderr (each `file: key.path: message`, redacted)."""
-    from flows.config import ConfigError, load_config
+    from golive.flows.config import ConfigError, load_config
 
     try:
         return load_config(path)
@@ -146,14 +146,14 @@ def _load_config_or_usage(path: str):
 def cmd_config(args: argparse.Namespace) -> int:
     from pydantic import BaseModel
 
-    from flows.config import json_schema
-    from tasks.core import Redactor
+    from golive.flows.config import json_schema
+    from golive.tasks.core import Redactor
 
     if args.config_cmd == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
     if args.config_cmd == "init":
-        from flows.configinit import InitError, command
+        from golive.flows.configinit import InitError, command
 
         try:
             command(args)
@@ -173,7 +173,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_expectations(args: argparse.Namespace) -> int:
     """`lint`: every suite file through GX, one line per bad file; `scaffold`: starter suites from a live schema."""
-    from expectations.suites import SuiteError, display_path, lint_dir
+    from golive.expectations.suites import SuiteError, display_path, lint_dir
 
     if args.exp_cmd == "lint":
         try:
@@ -191,7 +191,7 @@ def cmd_expectations(args: argparse.Namespace) -> int:
     if cfg.postgres is None:
         print(f"{args.config}: postgres: required key is missing (scaffolding reads that database)", file=sys.stderr)
         return EXIT_USAGE
-    from expectations.scaffold import scaffold
+    from golive.expectations.scaffold import scaffold
 
     written, kept = scaffold(cfg.postgres, args.out, tables=args.table or (), force=args.force)
     for path in written:
@@ -204,7 +204,7 @@ def cmd_expectations(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from flows.catalog import catalog_rows, render_catalog
+    from golive.flows.catalog import catalog_rows, render_catalog
 
     if args.format == "json":
         print(json.dumps(catalog_rows(), indent=2))
@@ -215,18 +215,18 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run checks without Prefect (quick local probing)."""
-    from flows.readiness import plan
-    from flows.report import build_report
+    from golive.flows.readiness import plan
+    from golive.flows.report import build_report
     from datetime import datetime, timezone
-    from tasks.core import Redactor, run_plain
+    from golive.tasks.core import Redactor, run_plain
 
-    from flows.config import ConfigError
+    from golive.flows.config import ConfigError
 
     cfg = _load_config_or_usage(args.config)
     try:
         specs = plan(cfg, args.section)
         if args.check:
-            from tasks.core import select
+            from golive.tasks.core import select
             specs = select(specs, ids=args.check)
     except KeyError as e:
         raise UsageError(str(e.args[0]))
@@ -246,7 +246,7 @@ def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_di
     """Run the readiness flow in this process; return (Report or None, final state)."""
     import asyncio
 
-    from flows import readiness
+    from golive.flows import readiness
 
     listener = (lambda r: _progress_line(console, r))
     readiness.LISTENERS.append(listener)
@@ -289,14 +289,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_GATE
     render_report(console, report, out_path=Path(args.out) / report.environment / "latest" if args.out else None)
     if args.junit:
-        from flows.report import to_junit
+        from golive.flows.report import to_junit
         Path(args.junit).write_text(to_junit(report))
     return report.verdict.exit_code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from sandbox import FAULTS, Sandbox
+        from golive.sandbox import FAULTS, Sandbox
     except ImportError:
         print("golive demo needs the sandbox extra: pip install 'golive[sandbox]'", file=sys.stderr)
         return EXIT_USAGE
@@ -304,9 +304,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if unknown:
         print(f"--break: unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}", file=sys.stderr)
         return EXIT_USAGE
-    from deployments.demo import go_live, parse_approvals
+    from golive.deployments.demo import go_live, parse_approvals
 
-    from sandbox.release import RELEASES
+    from golive.sandbox.release import RELEASES
 
     try:
         parse_approvals(args.approve)
@@ -323,7 +323,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with Sandbox.start(faults=args.break_) as sb:
         t_sb = time.monotonic() - t0
         os.environ.update(sb.env)
-        from deployments.prefect_server import PrefectServer
+        from golive.deployments.prefect_server import PrefectServer
 
         home = Path(tempfile.mkdtemp(prefix="golive-prefect-"))
         console.print(f"  sandbox up in {t_sb:.1f} s; starting a Prefect server on the sandbox's PostgreSQL")
@@ -346,7 +346,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _load_config_or_usage(args.config)
-    from deployments.serve import serve
+    from golive.deployments.serve import serve
 
     serve(args.config, cron=args.cron, timezone=args.timezone, poll_seconds=args.poll_seconds)
     return 0
@@ -366,7 +366,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
-    from deployments.ci_client import CiError, junit_from_rows, trigger_and_wait
+    from golive.deployments.ci_client import CiError, junit_from_rows, trigger_and_wait
 
     api_url = args.api_url or os.environ.get("PREFECT_API_URL")
     if not api_url:
@@ -405,7 +405,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from flows.watch import Ack, ack_variable
+    from golive.flows.watch import Ack, ack_variable
 
     name = ack_variable(args.environment)
     if args.clear:
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     if argv[:1] == ["demo"] and "--list-faults" in argv:
-        from sandbox import FAULTS
+        from golive.sandbox import FAULTS
         for name, desc in FAULTS.items():
             print(f"{name:<22} {desc}")
         return 0
@@ -562,7 +562,7 @@ def _env_redactor():
     """Masks the values of secret-looking environment variables (and URL passwords) in a last-resort message."""
     import re
 
-    from tasks.core import Redactor
+    from golive.tasks.core import Redactor
 
     secretish = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE", re.I)
     return Redactor([v for k, v in os.environ.items() if secretish.search(k)])

@@ -21,7 +21,7 @@ from .signoff_client import (api_client, json_artifact, resume, signoff_fields, 
 
 
 def parse_approvals(values: list[str]) -> list[tuple[str, str]]:
-    from flows.policies import Role
+    from golive.flows.policies import Role
 
     roles = {r.value.casefold(): r.value for r in Role}
     out = []
@@ -36,7 +36,7 @@ def parse_approvals(values: list[str]) -> list[tuple[str, str]]:
 
 def demo_config(sb: Any, required_roles: list[str]) -> Path:
     """The sandbox's config plus a sign-off policy and the sandbox's deploy section."""
-    from sandbox.release import deploy_section
+    from golive.sandbox.release import deploy_section
 
     data = yaml.safe_load(Path(sb.config_path).read_text())
     data["approval"] = {"required_roles": required_roles, "timeout_minutes": 15, "poll_seconds": 1}
@@ -50,7 +50,7 @@ def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> s
     from .prefect_server import _die_with_parent
 
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--config", str(config),
+        proc = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(config),
                                  "--poll-seconds", "1"], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=log.parent, preexec_fn=_die_with_parent)
     with api_client(api_url) as api:
@@ -64,7 +64,7 @@ def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> s
 
 
 def _prompt_signoff(console, report, required: list[str], signed: list[str]) -> dict[str, Any]:
-    from flows.approval import SECTION_SIGNOFFS, attestations
+    from golive.flows.approval import SECTION_SIGNOFFS, attestations
 
     todo = [r for r in required if r not in signed]
     console.print(f"\n[bold]Sign-off[/] ({', '.join(required)} required; still needed: {', '.join(todo)})")
@@ -88,7 +88,7 @@ def _prompt_signoff(console, report, required: list[str], signed: list[str]) -> 
 
 def go_live(sb: Any, server: Any, args: Any, console, run_flow, render_report, t0: float) -> int:
     """Readiness in go-live mode, the sign-off, the deploy. Returns the exit code."""
-    from flows import readiness
+    from golive.flows import readiness
 
     approvals = parse_approvals(args.approve)
     required = list(dict.fromkeys(role for _, role in approvals)) or ["CTO", "VP Engineering"]

@@ -20,8 +20,8 @@ DEPLOYMENTS = ("go-live-readiness/go-live", "go-live-readiness/nightly-rehearsal
 def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC"):
     from prefect.schedules import Cron
 
-    from flows.deploy import deploy_production
-    from flows.readiness import go_live_readiness
+    from golive.flows.deploy import deploy_production
+    from golive.flows.readiness import go_live_readiness
 
     cfg = str(Path(config_path).resolve())
     return [

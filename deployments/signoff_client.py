@@ -82,7 +82,7 @@ def json_artifact(api: httpx.Client, key: str) -> dict[str, Any] | None:
 def signoff_fields(name: str, role: str, decision: str = "GO", reason: str = "", *, attest: bool = True,
                    override: bool = False) -> dict[str, Any]:
     """A complete form: every section signed off and every attestation ticked (when `attest`)."""
-    from flows.approval import SECTION_SIGNOFFS, attestation_field, attestations
+    from golive.flows.approval import SECTION_SIGNOFFS, attestation_field, attestations
 
     return {"signer_name": name, "signer_role": role, "decision": decision, "reason": reason,
             "override_blocking_failures": override, **{k: attest for k in SECTION_SIGNOFFS},

@@ -14,8 +14,8 @@ import functools
 from collections.abc import Mapping
 from pathlib import Path
 
-from tasks.core import CheckSpec, Observation, RunContext
-from tasks.postgres import REACHABLE, PostgresTarget, dsn_for_evidence, register_table_source, table_prerequisite
+from golive.tasks.core import CheckSpec, Observation, RunContext
+from golive.tasks.postgres import REACHABLE, PostgresTarget, dsn_for_evidence, register_table_source, table_prerequisite
 
 from .suites import SUITES_DIR, Expect, Suite, SuiteError, load_suites
 

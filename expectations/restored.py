@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tasks.core import RunContext, Severity, Status
-from tasks.postgres import TABLES, table_status
-from tasks.restore import RestoredDatabase, SuiteOutcome
+from golive.tasks.core import RunContext, Severity, Status
+from golive.tasks.postgres import TABLES, table_status
+from golive.tasks.restore import RestoredDatabase, SuiteOutcome
 
 from .suites import load_suites
 

@@ -30,9 +30,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from tasks.core import Observation, Status
-from tasks.models import libpq_tls
-from tasks.postgres import PostgresTarget, dsn_for_evidence
+from golive.tasks.core import Observation, Status
+from golive.tasks.models import libpq_tls
+from golive.tasks.postgres import PostgresTarget, dsn_for_evidence
 
 from .suites import Expect, Suite, display_path, lint_suite, resolve_parameters
 
@@ -124,7 +124,7 @@ class _Watchdog:
 
     @staticmethod
     def _shutdown(conn: Any) -> None:
-        from tasks.postgres import shutdown_socket
+        from golive.tasks.postgres import shutdown_socket
 
         shutdown_socket(conn)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.core import RunContext
-from tasks.postgres import PostgresTarget, connect
+from golive.tasks.core import RunContext
+from golive.tasks.postgres import PostgresTarget, connect
 
 from .suites import SENSITIVE_NAME_RE, dump_suite
 

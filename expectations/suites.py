@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from tasks.core import Severity
+from golive.tasks.core import Severity
 
 SUITES_DIR = Path(__file__).with_name("suites")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tasks.core import SECTIONS, CheckSpec, load_catalog, validate_graph
+from golive.tasks.core import SECTIONS, CheckSpec, load_catalog, validate_graph
 
 from .policies import SIGNOFF_SEED
 
@@ -28,9 +28,9 @@ def all_checks(config: Any = None) -> dict[str, CheckSpec]:
     """tasks' checks plus one check per expectation of the suite files (the environment's `postgres.suites_dir`,
     else the suites shipped for the checklist's schema). A malformed suite file is a ConfigError naming the file
     and the field."""
-    from expectations import SUITES_DIR, SuiteError, catalog_specs
-    from expectations.restored import NAME, gx_on_restored_copy
-    from tasks.restore import register_restored_db_suite
+    from golive.expectations import SUITES_DIR, SuiteError, catalog_specs
+    from golive.expectations.restored import NAME, gx_on_restored_copy
+    from golive.tasks.restore import register_restored_db_suite
 
     from .config import ConfigError
 

@@ -22,27 +22,27 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML: ~10x fa
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator,
                       model_validator)
 
-from tasks.postgres import PostgresTarget
-from tasks.prometheus import MonitoringTarget
-from tasks.rediscache import RedisTarget
-from tasks.restore import RestoreTarget
-from tasks.s3backup import BackupTarget
-from tasks.smtp import SmtpTarget
-from tasks.team import TeamTarget
-from tasks.web import WebTarget
-from tasks.hosts import HostsTarget
-from tasks.loadbalancer import LoadBalancerTarget
-from tasks.loadtest import LoadTestTarget
-from tasks.network import NetworkTarget
-from tasks.containers import ContainersTarget
-from tasks.observability import ObservabilityTarget
-from tasks.pgbouncer import PgBouncerTarget
-from tasks.pgindexes import IndexesTarget
-from tasks.saas_deps import SaasTarget
-from tasks.app import AppTarget
-from tasks.security import SecurityTarget
-from tasks.workers import WorkersTarget
-from tasks.core import Redactor
+from golive.tasks.postgres import PostgresTarget
+from golive.tasks.prometheus import MonitoringTarget
+from golive.tasks.rediscache import RedisTarget
+from golive.tasks.restore import RestoreTarget
+from golive.tasks.s3backup import BackupTarget
+from golive.tasks.smtp import SmtpTarget
+from golive.tasks.team import TeamTarget
+from golive.tasks.web import WebTarget
+from golive.tasks.hosts import HostsTarget
+from golive.tasks.loadbalancer import LoadBalancerTarget
+from golive.tasks.loadtest import LoadTestTarget
+from golive.tasks.network import NetworkTarget
+from golive.tasks.containers import ContainersTarget
+from golive.tasks.observability import ObservabilityTarget
+from golive.tasks.pgbouncer import PgBouncerTarget
+from golive.tasks.pgindexes import IndexesTarget
+from golive.tasks.saas_deps import SaasTarget
+from golive.tasks.app import AppTarget
+from golive.tasks.security import SecurityTarget
+from golive.tasks.workers import WorkersTarget
+from golive.tasks.core import Redactor
 
 from .policies import ApprovalPolicy, DeployPolicy
 

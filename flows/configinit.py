@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
-from tasks.core import Redactor, RunContext
+from golive.tasks.core import Redactor, RunContext
 
 DISCOVERED = "# discovered, review"
 FLAGS = {"web": "--site-url", "hosts": "--site-url", "postgres": "--database-dsn", "workers": "--database-dsn",
@@ -123,7 +123,7 @@ def _pg_discover(pg: Any, timeout: float) -> dict[str, Any]:
     most, and only of the tables this user may read), the newest migration."""
     from psycopg import sql
 
-    from tasks.postgres import _ident, connect
+    from golive.tasks.postgres import _ident, connect
 
     out: dict[str, Any] = {}
     with connect(pg, RunContext(timeout=timeout), read_only=True) as conn:
@@ -165,7 +165,7 @@ def _cron_field(values: frozenset[int] | None, lo: int, hi: int) -> str | None:
 def _cadence_of(trigger: Any) -> tuple[str | None, str | None]:
     """(cadence as `workers.jobs` writes it, time zone) of a decoded APScheduler trigger: a 5-field cron, or
     `every <n><unit>` for an interval trigger; (None, why) for what neither can express."""
-    from tasks.workers import _tz_name, trigger_sets
+    from golive.tasks.workers import _tz_name, trigger_sets
 
     kind, sets, tz = trigger_sets(trigger)
     if kind == "IntervalTrigger":
@@ -186,7 +186,7 @@ def _cadence_of(trigger: Any) -> tuple[str | None, str | None]:
 
 
 def _jobs_discover(pg: Any, table: str, heartbeat: str | None, timeout: float) -> dict[str, Any]:
-    from tasks.workers import WorkersTarget, jobstore
+    from golive.tasks.workers import WorkersTarget, jobstore
 
     wt = WorkersTarget(jobstore_table=table, heartbeat_table=heartbeat)
     store = jobstore(wt, pg, RunContext(timeout=timeout))
@@ -206,7 +206,7 @@ def _jobs_discover(pg: Any, table: str, heartbeat: str | None, timeout: float) -
 
 
 def _redis_discover(rt: Any, timeout: float) -> dict[str, Any]:
-    from tasks.rediscache import info
+    from golive.tasks.rediscache import info
 
     i = info(rt.url, rt, RunContext(timeout=timeout))
     replicas = [f"redis://{v['ip']}:{v['port']}/0" for k, v in sorted(i.items())
@@ -225,7 +225,7 @@ def _smtp_discover(host: str, port: int, timeout: float) -> dict[str, Any]:
 
 
 def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
-    from tasks.s3backup import files, listing, s3_client
+    from golive.tasks.s3backup import files, listing, s3_client
 
     ctx = RunContext(timeout=timeout)
     c = s3_client(bt, ctx)
@@ -257,7 +257,7 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
 
 
 def _prom_discover(mon: Any, timeout: float) -> dict[str, Any]:
-    from tasks.prometheus import api_get
+    from golive.tasks.prometheus import api_get
 
     ctx = RunContext(timeout=timeout)
     targets = api_get(mon, ctx, "/api/v1/targets", state="active").get("activeTargets", [])
@@ -277,7 +277,7 @@ def _prom_discover(mon: Any, timeout: float) -> dict[str, Any]:
 
 
 def _site_discover(base_url: str, ca_file: str | None, timeout: float) -> dict[str, Any]:
-    from tasks.tls import http_client, probe_tls
+    from golive.tasks.tls import http_client, probe_tls
 
     u = urlsplit(base_url)
     ctx = RunContext(timeout=timeout)
@@ -372,7 +372,7 @@ class _Init:
         """postgres, and from the same catalog: workers (a job store) and security (the users table)."""
         from psycopg.conninfo import conninfo_to_dict
 
-        from tasks.postgres import PostgresTarget
+        from golive.tasks.postgres import PostgresTarget
 
         if not self.inp.database_dsn:
             return [Section("postgres", {"host": "db.example.internal", "dbname": "app", "user": "golive_ro"},
@@ -400,7 +400,7 @@ class _Init:
         if cat is None:
             return [s]
         _postgres_found(s, cat)
-        from expectations.scaffold import scaffold
+        from golive.expectations.scaffold import scaffold
 
         suites = Path(self.inp.suites_dir or self.out_dir / f"suites-{self.inp.environment}").resolve()
         written, why = self.ask("starter data suites", lambda: scaffold(pg, suites), timeout=max(60, self.t))
@@ -431,7 +431,7 @@ class _Init:
         return [s] if s.data else []
 
     def redis(self) -> list[Section]:
-        from tasks.rediscache import RedisTarget
+        from golive.tasks.rediscache import RedisTarget
 
         if not self.inp.redis_url:
             return [Section("redis", {"url": "redis://cache.example.internal:6379/0"},
@@ -478,7 +478,7 @@ class _Init:
 
     def monitoring(self) -> list[Section]:
         """monitoring, and the load balancer's backends as Prometheus scrapes them (commented: candidates)."""
-        from tasks.prometheus import MonitoringTarget
+        from golive.tasks.prometheus import MonitoringTarget
 
         if not self.inp.prometheus_url:
             return [Section("monitoring", {"prometheus_url": "http://prometheus.example.internal:9090"},
@@ -501,7 +501,7 @@ class _Init:
         return [s, lb]
 
     def backups(self) -> list[Section]:
-        from tasks.s3backup import BackupTarget
+        from golive.tasks.s3backup import BackupTarget
 
         if not self.inp.s3_bucket:
             return [Section("backups", {"bucket": "example-backups", "prefix": "backups/"},
@@ -523,7 +523,7 @@ class _Init:
 
 def build(inp: Inputs, *, out_dir: Path, log: Callable[[str], None] = lambda _: None) -> Result:
     """Discover and render; raises InitError on bad input. The text is not written here."""
-    from flows.config import ConfigError, parse_config
+    from golive.flows.config import ConfigError, parse_config
 
     if inp.ca_file and not Path(inp.ca_file).is_file():
         raise InitError(f"--ca-file: file not found: {inp.ca_file}")
@@ -555,7 +555,7 @@ def build(inp: Inputs, *, out_dir: Path, log: Callable[[str], None] = lambda _: 
 
 
 def _postgres_found(s: Section, cat: dict[str, Any]) -> None:
-    from expectations.scaffold import _SKIP_TABLES  # the migration tools' own tables
+    from golive.expectations.scaffold import _SKIP_TABLES  # the migration tools' own tables
 
     cols = cat["columns"]
     tables = [t for t in cols if t not in _SKIP_TABLES | {"apscheduler_jobs"}]
@@ -606,7 +606,7 @@ def _workers_found(s: Section, cat: dict[str, Any], read_jobs: Callable[[str, st
 
 
 def _security_found(s: Section, cat: dict[str, Any]) -> None:
-    from expectations.suites import SENSITIVE_NAME_RE
+    from golive.expectations.suites import SENSITIVE_NAME_RE
 
     cols = cat["columns"]
     users = cols.get("users")
@@ -641,8 +641,8 @@ def _security_found(s: Section, cat: dict[str, Any]) -> None:
 
 
 def _monitoring_found(s: Section, prom: dict[str, Any]) -> None:
-    from tasks.alerts import CRITICAL, WARNING
-    from tasks.prometheus import MonitoringTarget
+    from golive.tasks.alerts import CRITICAL, WARNING
+    from golive.tasks.prometheus import MonitoringTarget
 
     jobs = prom["jobs"]
     s.notes.append("scrape targets (discovered, review): " +
@@ -663,7 +663,7 @@ def _monitoring_found(s: Section, prom: dict[str, Any]) -> None:
 
 
 def _backups_found(s: Section, found: dict[str, Any], given_prefix: str | None, prom: dict[str, Any] | None) -> None:
-    from tasks.s3backup import BackupTarget
+    from golive.tasks.s3backup import BackupTarget
 
     default = {k: f.default for k, f in BackupTarget.model_fields.items()}
     s.notes.append(f"top-level prefixes: {', '.join(found['prefixes']) or 'none'} (discovered, review)")

@@ -14,14 +14,14 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import acreate_link_artifact
 
-from tasks.core import CheckSpec, Memo, Redactor
+from golive.tasks.core import CheckSpec, Memo, Redactor
 
 from .config import GoliveConfig
 
 
 def _suite_runs(specs: Mapping[str, CheckSpec], memo: Memo, cfg: GoliveConfig) -> list[Any]:
-    from expectations import suite_names, suite_run_key
-    from expectations.runner import SuiteRun
+    from golive.expectations import suite_names, suite_run_key
+    from golive.expectations.runner import SuiteRun
 
     runs = []
     for name in sorted(suite_names(specs)):
@@ -44,7 +44,7 @@ async def publish_data_docs(cfg: GoliveConfig, specs: Mapping[str, CheckSpec], m
     runs = _suite_runs(specs, memo, cfg)
     if not runs:
         return None
-    from expectations.docs import build_data_docs, upload
+    from golive.expectations.docs import build_data_docs, upload
 
     directory = Path(pg.data_docs_dir) / cfg.environment / stamp
     try:

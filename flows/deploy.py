@@ -32,7 +32,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 
-from tasks.core import (Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, load_catalog, run_checks,
+from golive.tasks.core import (Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, load_catalog, run_checks,
                         select)
 
 from .approval import RECORDED_DEPLOY, submitted_decision

@@ -29,7 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
-from tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Observation, Redactor, RunContext, Severity,
+from golive.tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Observation, Redactor, RunContext, Severity,
                         Status, execute, make_result, not_applicable, run_checks, select)
 
 from .config import ConfigError, GoliveConfig, load_config

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from tasks.core import CheckResult, Redactor, Status
+from golive.tasks.core import CheckResult, Redactor, Status
 
 from .report import VICON, Report, Verdict, md, plain
 

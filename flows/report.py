@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 
 from pydantic import BaseModel, Field
 
-from tasks.core import SECTIONS, CheckResult, Redactor, Severity, Status
+from golive.tasks.core import SECTIONS, CheckResult, Redactor, Severity, Status
 
 
 class Verdict(str, Enum):

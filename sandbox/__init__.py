@@ -1,6 +1,6 @@
 """golive's local production-like stack: real processes on 127.0.0.1, started and stopped by one call.
 
-    from sandbox import Sandbox, FAULTS
+    from golive.sandbox import Sandbox, FAULTS
     with Sandbox.start(faults=()) as sb:     # blocks until every service answers
         sb.config_path    # a golive YAML config pointing at the stack (secrets as ${VAR})
         sb.env            # the secret env vars it references (random per start)

@@ -47,7 +47,7 @@ def services(sb: Sandbox, service_cls: Any, py: list[str], child_env: dict[str, 
 
     p, base = sb.ports, sb.base_dir
     out = [service_cls(
-        "saas2", lambda: py + ["sandbox.saas2", "--port", str(p["saas2"]), "--k8s-port", str(p["saas2_k8s"]),
+        "saas2", lambda: py + ["golive.sandbox.saas2", "--port", str(p["saas2"]), "--k8s-port", str(p["saas2_k8s"]),
                                "--cert", str(sb.certs.cert), "--key", str(sb.certs.key),
                                "--docker-socket", str(docker_socket(sb)), "--faults", str(sb.fault_file)],
         (p["saas2"], p["saas2_k8s"]), env={**child_env, **{k: sb.env[k] for k in saas2.TOKENS}})]

@@ -35,7 +35,7 @@ def services(sb: Sandbox, py: list[str], child_env: dict[str, str]) -> list[Any]
 
     def argv() -> list[str]:
         assert sb.certs is not None
-        return py + ["sandbox.netfakes", "--faults", str(sb.fault_file), "--dns-port", str(p["dns"]),
+        return py + ["golive.sandbox.netfakes", "--faults", str(sb.fault_file), "--dns-port", str(p["dns"]),
                      "--ssh-port", str(p["bastion"]), "--cdn-port", str(p["cdn"]),
                      "--cdn-origin", f"https://127.0.0.1:{p['https']}", "--cert", str(sb.certs.cert),
                      "--key", str(sb.certs.key), "--ca", str(sb.ca_file),
@@ -44,7 +44,7 @@ def services(sb: Sandbox, py: list[str], child_env: dict[str, str]) -> list[Any]
     return [
         Service("netfakes", argv, (p["dns"], p["bastion"], p["cdn"], *(p[b] for b in BACKENDS)), env=child_env),
         # the `firewall-port-open` fault: the port the firewall must block answers (it forwards to PostgreSQL)
-        Service("forbidden-port", lambda: py + ["sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['forbidden']}",
+        Service("forbidden-port", lambda: py + ["golive.sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['forbidden']}",
                                                  "--to", f"127.0.0.1:{p['postgres']}"], (p["forbidden"],),
                 env=child_env),
     ]

@@ -112,7 +112,7 @@ def deploy_section(base_dir: Path, *, watch_seconds: float = 10, poll_seconds: f
                    api_down_seconds: float = 3, high_assess_seconds: float = 5) -> dict:
     """The golive config's `deploy:` section for this sandbox: its deploy and rollback commands, and rollback
     criteria scaled down from the seed's minutes to seconds so a demo or a test watches for real but briefly."""
-    cmd = [sys.executable, "-m", "sandbox.release", "--base-dir", str(base_dir)]
+    cmd = [sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(base_dir)]
     return {"command": [*cmd, "deploy", "{release}"], "rollback_command": [*cmd, "rollback"],
             "watch_seconds": watch_seconds, "poll_seconds": poll_seconds, "api_down_seconds": api_down_seconds,
             "high_assess_seconds": high_assess_seconds, "timeout_s": 60}

@@ -39,7 +39,7 @@ CONFIG_FILES = {
 
 
 def server_argv(port: int, clock_file) -> list[str]:
-    return [sys.executable, "-m", "sandbox.s3server", "--clock", str(clock_file), "-H", HOST, "-p", str(port)]
+    return [sys.executable, "-m", "golive.sandbox.s3server", "--clock", str(clock_file), "-H", HOST, "-p", str(port)]
 
 
 def client(endpoint: str, secret: str, key_id: str = ACCESS_KEY_ID, service: str = "s3"):

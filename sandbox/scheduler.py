@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
                                                "internal": MemoryJobStore()}, timezone="UTC",
                                     job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
     for job_id, fields in JOBS.items():
-        scheduler.add_job("sandbox.scheduler:run_job", CronTrigger(timezone="UTC", **fields), id=job_id,
+        scheduler.add_job("golive.sandbox.scheduler:run_job", CronTrigger(timezone="UTC", **fields), id=job_id,
                           name=job_id, args=(job_id,), replace_existing=True)
     scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="scheduler_heartbeat",
                       jobstore="internal", next_run_time=dt.datetime.now(dt.timezone.utc))
@@ -139,6 +139,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from sandbox.scheduler import main as _main  # the jobs' textual references resolve to that module, not __main__
+    from golive.sandbox.scheduler import main as _main  # the jobs' textual references resolve to that module, not __main__
 
     _main()

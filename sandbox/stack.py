@@ -28,7 +28,6 @@ from .s3server import write_clock
 from .smtp import PASSWORD_ENV as SMTP_PASSWORD_ENV, USERNAME as SMTP_USERNAME
 
 ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"   # 0755: PostgreSQL runs as nobody below it
-REPO = Path(__file__).resolve().parent.parent
 SCHEMA_VERSION = "20251231080000"
 READY_TIMEOUT = 60.0
 
@@ -286,18 +285,18 @@ class Sandbox:
             short = "tls-expiry" in self.faults
             cert, key = (self.certs.short_cert, self.certs.short_key) if short else (self.certs.cert, self.certs.key)
             hang = ["--hang"] if "web-hang" in self.faults else []
-            return py + ["sandbox.app", "--https-port", str(p["https"]), "--http-port", str(p["http"]),
+            return py + ["golive.sandbox.app", "--https-port", str(p["https"]), "--http-port", str(p["http"]),
                          "--cert", str(cert), "--key", str(key), "--faults", str(faults), *hang]
 
         def smtp_argv() -> list[str]:
             no_tls = ["--no-starttls"] if "smtp-no-starttls" in self.faults else []
-            return py + ["sandbox.smtp", "--port", str(p["smtp"]), "--cert", str(self.certs.cert),
+            return py + ["golive.sandbox.smtp", "--port", str(p["smtp"]), "--cert", str(self.certs.cert),
                          "--key", str(self.certs.key), *no_tls]
 
         def prom_argv() -> list[str]:
             targets = [f"postgres=127.0.0.1:{p['postgres']}", f"redis=127.0.0.1:{p['redis']}",
                        f"app=https://127.0.0.1:{p['https']}"]
-            return py + ["sandbox.prom", "--port", str(p["prometheus"]), "--faults", str(faults),
+            return py + ["golive.sandbox.prom", "--port", str(p["prometheus"]), "--faults", str(faults),
                          *(arg for t in targets for arg in ("--target", t)), *depstack.prom_args(self)]
 
         services = [
@@ -314,16 +313,16 @@ class Sandbox:
                     env={**child_env, WEB_PASSWORD_ENV: self.env[configfile.ENV_WEB],
                          RATE_LIMIT_ENV: str(self.rate_limit), **appsetup.web_env(self)}),
             # the Phase 4 scheduler (APScheduler, job store in the product database) and the supply-chain mirrors
-            Service("scheduler", lambda: py + ["sandbox.scheduler"], (),
+            Service("scheduler", lambda: py + ["golive.sandbox.scheduler"], (),
                     env={**child_env, **appsetup.scheduler_env(self)}, ready=lambda: appsetup.jobs_ready(self)),
-            Service("advisories", lambda: py + ["sandbox.advisories", "--port", str(p["advisories"]), "--lock",
+            Service("advisories", lambda: py + ["golive.sandbox.advisories", "--port", str(p["advisories"]), "--lock",
                                                 str(self.app_lock), "--faults", str(faults)],
                     (p["advisories"],), env=child_env),
             Service("prometheus", prom_argv, (p["prometheus"],), env=child_env),
             *infra.services(self, py, child_env),   # sections 1 and 6 (sandbox/infra.py)
             *depstack.services(self, Service, py, child_env),   # sections 2 and 7 (sandbox/depstack.py)
             # Slack and PagerDuty fakes (the team-readiness checks' APIs) and the communication templates
-            Service("saas", lambda: py + ["sandbox.saas", "--port", str(p["saas"]), "--faults", str(faults)],
+            Service("saas", lambda: py + ["golive.sandbox.saas", "--port", str(p["saas"]), "--faults", str(faults)],
                     (p["saas"],), env={**child_env, **{k: self.env[k] for k in (saas.SLACK_TOKEN_ENV,
                                                                                 saas.PAGERDUTY_TOKEN_ENV)}}),
             # started on first use by prefect_database_url(), on its own postmaster
@@ -336,7 +335,7 @@ class Sandbox:
                     lambda: postgres.server_argv(bindir, *_restore_dirs(base), p["postgres_restore"]),
                     (p["postgres_restore"],), user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
                     ready=lambda: postgres.accepting(_restore_dirs(base)[1], p["postgres_restore"])),
-            Service("restore-alias", lambda: py + ["sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['postgres_restore']}",
+            Service("restore-alias", lambda: py + ["golive.sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['postgres_restore']}",
                                                     "--to", f"127.0.0.1:{p['postgres']}"],
                     (p["postgres_restore"],), env=child_env),
         ]
@@ -475,9 +474,8 @@ def _in_thread(fn: Callable, *args):
 
 
 def _child_env() -> dict[str, str]:
-    """Our environment without sandbox secrets, with the repo on PYTHONPATH (children run `-m sandbox.*`)."""
+    """Our environment without sandbox secrets (children run `-m golive.sandbox.*` from the installed package)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_SANDBOX_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from sandbox import appsetup, configfile, procs
-from sandbox.app import USERNAME
+from golive.sandbox import appsetup, configfile, procs
+from golive.sandbox.app import USERNAME
 
 
 def _client(sb: Any) -> httpx.Client:

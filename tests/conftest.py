@@ -10,7 +10,7 @@ def sandbox():
     Its secrets are exported while it runs (as `python -m sandbox up` tells a shell to), so its config loads the way
     production loads its own: `${VAR}` from the environment.
     """
-    from sandbox import Sandbox
+    from golive.sandbox import Sandbox
 
     sb = Sandbox.start()
     try:
@@ -27,9 +27,9 @@ def sandbox():
 # one is marked `@pytest.mark.debian("pgbouncer", ...)`. Outside CI, where the package is missing, it is skipped and
 # one summary line says which packages and the command that brings them; under CI=true (as .ci/run runs, after
 # installing them) it runs, and a missing package fails it: CI never skips.
-DEBIAN_SERVERS = {"pgbouncer": "sandbox.pgbouncer:executable",
+DEBIAN_SERVERS = {"pgbouncer": "golive.sandbox.pgbouncer:executable",
                   "prometheus": "tests.monitoring_servers:prometheus_executable",
-                  "prometheus-alertmanager": "sandbox.alertmanager:executable"}
+                  "prometheus-alertmanager": "golive.sandbox.alertmanager:executable"}
 _skipped_for: dict[str, int] = {}
 
 

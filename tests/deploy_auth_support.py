@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from deployments.signoff_client import api_client, json_artifact, resume, signoff_fields, wait_final
-from deployments.signoff_client import wait_paused_sign_off
+from golive.deployments.signoff_client import api_client, json_artifact, resume, signoff_fields, wait_final
+from golive.deployments.signoff_client import wait_paused_sign_off
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = "authz"
@@ -111,7 +111,7 @@ def _config(path: Path, marker: Path) -> Path:
 @contextlib.contextmanager
 def _postgres() -> Iterator[str]:
     """A PostgreSQL cluster with a `prefect` database (pg_trgm), as the sandbox makes one for Prefect's server."""
-    from sandbox import postgres
+    from golive.sandbox import postgres
 
     with postgres.scratch_cluster("deployauth-") as pg:
         password = uuid.uuid4().hex
@@ -123,7 +123,7 @@ def _postgres() -> Iterator[str]:
 @contextlib.contextmanager
 def authz_stack(home: Path) -> Iterator[Stack]:
     """The Prefect server and `golive serve` (the four deployments READY), for one test module."""
-    from deployments.prefect_server import PrefectServer, stop_child
+    from golive.deployments.prefect_server import PrefectServer, stop_child
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from tests.fixtures_prefect import FIXTURE_CHILDREN
@@ -136,7 +136,7 @@ def authz_stack(home: Path) -> Iterator[Stack]:
         log = home / "serve.log"
         env = {**os.environ, **server.client_env(), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--config", str(config),
+            proc = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(config),
                                      "--poll-seconds", "1"], cwd=home, env={**env, "PYTHONPATH": str(REPO)},
                                     stdout=out, stderr=subprocess.STDOUT)
         FIXTURE_CHILDREN.add(proc.pid)

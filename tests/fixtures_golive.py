@@ -16,7 +16,7 @@ import yaml
 def golive_config(sandbox, tmp_path_factory) -> Path:
     """The sandbox's config plus a sign-off policy and a deploy section that deploys the sandbox's next release."""
     data = yaml.safe_load(Path(sandbox.config_path).read_text())
-    from sandbox.release import deploy_section
+    from golive.sandbox.release import deploy_section
 
     data["approval"] = {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 0.5, "poll_seconds": 1}
     data["deploy"] = deploy_section(sandbox.base_dir, watch_seconds=4, poll_seconds=0.5, api_down_seconds=1,
@@ -33,7 +33,7 @@ def served(sandbox, prefect_api, golive_config, tmp_path_factory):
     env = {**os.environ, **sandbox.env, **prefect_api.client_env(),
            "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--config", str(golive_config),
+        proc = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(golive_config),
                                  "--poll-seconds", "1"], cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
     from tests.fixtures_prefect import FIXTURE_CHILDREN
 
@@ -52,7 +52,7 @@ def served(sandbox, prefect_api, golive_config, tmp_path_factory):
             time.sleep(0.5)
         yield api
     finally:
-        from deployments.prefect_server import stop_child
+        from golive.deployments.prefect_server import stop_child
 
         stop_child(proc, 20)
         api.close()

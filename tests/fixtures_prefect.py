@@ -10,7 +10,7 @@ FIXTURE_CHILDREN: set[int] = set()
 
 @pytest.fixture(scope="session")
 def prefect_api(sandbox, tmp_path_factory):
-    from deployments.prefect_server import PrefectServer
+    from golive.deployments.prefect_server import PrefectServer
 
     server = PrefectServer(sandbox.prefect_database_url(), tmp_path_factory.mktemp("prefect-home"), ui=True).start()
     FIXTURE_CHILDREN.add(server.proc.pid)
@@ -20,7 +20,7 @@ def prefect_api(sandbox, tmp_path_factory):
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server
     finally:
-        from deployments.cli import _drain_prefect
+        from golive.deployments.cli import _drain_prefect
 
         _drain_prefect()
         server.stop()

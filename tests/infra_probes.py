@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from sandbox import infra, netfakes
+from golive.sandbox import infra, netfakes
 
 
 def _dns(sb: Any) -> tuple[list[int], int, int]:

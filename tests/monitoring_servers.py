@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox import alertmanager, pgbouncer, procs
+from golive.sandbox import alertmanager, pgbouncer, procs
 
 GOOD_RULES = """\
 groups:

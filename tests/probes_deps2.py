@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from sandbox import depstack, procs, saas2
+from golive.sandbox import depstack, procs, saas2
 
 
 def _fakes(sb, path: str, **kw) -> httpx.Response:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flows.approval import SECTION_SIGNOFFS, attestation_field, attestations, evaluate, form_description, signoff_form
-from flows.policies import ApprovalPolicy
-from flows.report import build_report
-from tasks.core import CheckResult, Severity, Status
+from golive.flows.approval import SECTION_SIGNOFFS, attestation_field, attestations, evaluate, form_description, signoff_form
+from golive.flows.policies import ApprovalPolicy
+from golive.flows.report import build_report
+from golive.tasks.core import CheckResult, Severity, Status
 
 
 def result(cid: str, status: Status) -> CheckResult:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import subprocess
 
-from tasks.core import Status
+from golive.tasks.core import Status
 from tests.restore_support import cfg, nothing_left_behind, run_dag  # noqa: F401
 from tests.test_checks_servers import with_
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sandbox import s3 as sandbox_s3
-from tasks.core import Status
+from golive.sandbox import s3 as sandbox_s3
+from golive.tasks.core import Status
 from tests.restore_support import cfg, nothing_left_behind, run_dag  # noqa: F401
 from tests.test_checks_servers import as_json, assert_no_secrets, with_
 
@@ -41,8 +41,8 @@ def test_backup_store_on_the_database_server_fails(cfg):
     r = run_dag(["backup.s3.off_server"], on_db)["backup.s3.off_server"]
     assert r.status == Status.FAIL and r.observed["shared_addresses"] == ["127.0.0.2"]
     aws = with_(cfg, "backups", endpoint_url=None)  # AWS itself: off-server by construction (not contacted)
-    from tasks.s3backup import s3_off_server
-    from tasks.core import RunContext
+    from golive.tasks.s3backup import s3_off_server
+    from golive.tasks.core import RunContext
 
     obs = s3_off_server(aws.backups, RunContext(aws))
     assert obs.status == Status.PASS and obs.observed == {"endpoint": "AWS S3 (us-east-1)", "transport": "https"}

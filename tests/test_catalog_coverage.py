@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.catalog import ATTESTATION, SIGN_OFF, all_checks, coverage, seed_items
-from flows.policies import SIGNOFF_SEED
+from golive.flows.catalog import ATTESTATION, SIGN_OFF, all_checks, coverage, seed_items
+from golive.flows.policies import SIGNOFF_SEED
 
 SECTIONS = sorted({i["ref"].split(".", 1)[0] for i in seed_items()}, key=int)
 
@@ -21,8 +21,8 @@ def test_every_seed_item_of_the_section_is_mapped(section):
 
 
 def test_every_mapping_names_something_that_exists():
-    from flows.approval import signoff_form
-    from flows.attestations import ATTESTATIONS
+    from golive.flows.approval import signoff_form
+    from golive.flows.attestations import ATTESTATIONS
 
     checks = set(all_checks())
     attestations = {f"{a.id} ({a.role})" for a in ATTESTATIONS}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import parse_config
-from flows.readiness import plan
-from tasks.core import Status, run_plain
+from golive.flows.config import parse_config
+from golive.flows.readiness import plan
+from golive.tasks.core import Status, run_plain
 
 # Checks that read only the config itself (a declared number, the contact list): they probe no target.
 OFFLINE = {"dependencies.smtp.capacity", "team.contacts.complete"}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import Status
-from tasks.workers import SafeUnpickler, cron_next, decode_job_state, parse_cron
+from golive.tasks.core import Status
+from golive.tasks.workers import SafeUnpickler, cron_next, decode_job_state, parse_cron
 from tests.test_checks_servers import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
 
 APP_IDS = ["application.runtime.env_vars", "application.runtime.packages", "application.frontend.bundle",
@@ -177,7 +177,7 @@ def test_without_web_auth_or_postgres_the_checks_are_not_applicable(cfg):
     for cid in ("application.runtime.env_vars", "application.runtime.packages", "application.frontend.smoke"):
         r = run_one(cid, no_auth)
         assert r.status == Status.NOT_APPLICABLE and "web.auth" in r.cause, cid
-    from flows.config import GoliveConfig
+    from golive.flows.config import GoliveConfig
 
     data = cfg.model_dump(mode="json")
     data.pop("postgres")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import GoliveConfig, parse_config
-from tasks.core import SECTIONS, Status
+from golive.flows.config import GoliveConfig, parse_config
+from golive.tasks.core import SECTIONS, Status
 from tests.test_checks_servers import (CATALOG, as_json, assert_no_secrets, run_ids, run_plain, sandbox_config,
                                        swallowing_proxy, with_)
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tasks.core import RunContext, Status
+from golive.tasks.core import RunContext, Status
 from tests.test_checks_servers import (CATALOG, as_json, assert_no_secrets, hung_server, refused_port, run_ids, run_one,
                                        sandbox_config, with_)
 

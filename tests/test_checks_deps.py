@@ -6,8 +6,8 @@ import time
 import pytest
 import trustme
 
-from flows.config import parse_config
-from tasks.core import Status
+from golive.flows.config import parse_config
+from golive.tasks.core import Status
 from tests.test_checks_servers import (as_json, assert_no_secrets, hung_server, redis_server, refused_port, run_ids,
                                        run_one, sandbox_config, with_)
 

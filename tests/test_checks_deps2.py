@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from flows.config import parse_config
-from sandbox import depstack, pgbouncer, postgres, saas2
-from tasks.core import Status
-from tasks.saas_deps import key_class, parse_dsn
+from golive.flows.config import parse_config
+from golive.sandbox import depstack, pgbouncer, postgres, saas2
+from golive.tasks.core import Status
+from golive.tasks.saas_deps import key_class, parse_dsn
 from tests.conftest import debian_faults
 from tests.monitoring_servers import need, real_pgbouncer, wait_gone
 from tests.test_checks_servers import (CATALOG, as_json, assert_no_secrets, hung_server, refused_port, run_one,
@@ -44,7 +44,7 @@ def run_ids(ids: list[str], config, *, timeouts: dict[str, float] | None = None)
     """`ids` and the checks they depend on (e.g. dependencies.postgres.reachable), through the real runner."""
     import dataclasses
 
-    from tasks.core import select
+    from golive.tasks.core import select
 
     specs = {i: dataclasses.replace(s, timeout=(timeouts or {}).get(i, s.timeout))
              for i, s in select(CATALOG, ids=ids).items()}
@@ -379,7 +379,7 @@ def test_fault_breaks_one_fact_and_repair_restores_it(sandbox, name):
     from tests.probes_deps2 import PROBES_2_7
 
     need(pgbouncer.executable() if name == "pgbouncer-down" else "", "pgbouncer")
-    from sandbox import alertmanager
+    from golive.sandbox import alertmanager
     need(alertmanager.executable() if name == "alertmanager-down" else "", "prometheus-alertmanager")
     probe, healthy, broken = PROBES_2_7[name]
     assert probe(sandbox) == healthy
@@ -392,8 +392,8 @@ def test_without_the_debian_packages_the_sandbox_runs_neither_and_says_so(monkey
     """The quick start needs pip only: without pgbouncer / prometheus-alertmanager the sandbox starts neither, its
     config has no section for them (NOT_APPLICABLE, with the reason) and the critical alerts do not pretend that an
     Alertmanager is there; everything else of sections 2 and 7 still passes."""
-    from flows.config import load_config
-    from sandbox import Sandbox
+    from golive.flows.config import load_config
+    from golive.sandbox import Sandbox
 
     monkeypatch.setattr(depstack, "have_pgbouncer", lambda: False)
     monkeypatch.setattr(depstack, "have_alertmanager", lambda: False)

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from flows.config import parse_config
-from sandbox import infra
-from tasks.core import Status, select
+from golive.flows.config import parse_config
+from golive.sandbox import infra
+from golive.tasks.core import Status, select
 from tests.test_checks_servers import (CATALOG, ServerThread, assert_no_secrets, hung_server, refused_port, run_ids,
                                        run_one, sandbox_config, with_)
 
@@ -220,7 +220,7 @@ def test_hashing_and_random_algorithms_fail_as_the_nearest_unhealthy_variants(sp
 @pytest.fixture(scope="module")
 def busy_prometheus(tmp_path_factory):
     """The sandbox's own Prometheus-API app, serving one overloaded frontend and one healthy backend."""
-    import sandbox.prom as prom
+    import golive.sandbox.prom as prom
 
     GiB = prom.GiB
     nodes = {"frontend-1": prom.Node(2, 0.55, 16 * GiB, 1 * GiB, 200 * GiB, 12 * GiB),

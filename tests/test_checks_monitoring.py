@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from flows.config import parse_config
-from sandbox import alertmanager
-from tasks.alerts import CRITICAL, WARNING, meets, parse_threshold
-from tasks.core import Status
+from golive.flows.config import parse_config
+from golive.sandbox import alertmanager
+from golive.tasks.alerts import CRITICAL, WARNING, meets, parse_threshold
+from golive.tasks.core import Status
 from tests.monitoring_servers import real_alertmanager, real_prometheus, rules
 from tests.test_checks_servers import (as_json, assert_no_secrets, hung_server, refused_port, run_ids, run_one,
                                        sandbox_config, with_)

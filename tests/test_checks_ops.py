@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from flows.config import parse_config
-from tasks.core import Status
-from tasks.prometheus import parse_duration
+from golive.flows.config import parse_config
+from golive.tasks.core import Status
+from golive.tasks.prometheus import parse_duration
 from tests.test_checks_servers import (PROM_TARGETS, PROM_YAML, ServerThread, assert_no_secrets, hung_server,
                                        prometheus_app, refused_port, run_ids, run_one, sandbox_config, with_)
 

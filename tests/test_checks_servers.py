@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.core import CheckResult, CheckSpec, Redactor, collect_secrets, execute, load_catalog, run_plain
+from golive.tasks.core import CheckResult, CheckSpec, Redactor, collect_secrets, execute, load_catalog, run_plain
 
 CATALOG = load_catalog()
 
@@ -67,7 +67,7 @@ def assert_no_secrets(results: Any, config: Any) -> None:
 
 def with_(config: Any, section: str, **changes: Any) -> Any:
     """A copy of the config whose `section` has `changes` (validated again: the models are frozen)."""
-    from flows.config import GoliveConfig
+    from golive.flows.config import GoliveConfig
 
     data = _unsecret(config.model_dump())
     data[section] = {**(data.get(section) or {}), **_unsecret(changes)}
@@ -90,7 +90,7 @@ def _unsecret(o: Any) -> Any:
 
 def sandbox_config(sandbox: Any) -> Any:
     """The sandbox's environment config, loaded like production loads its own (YAML + ${VAR})."""
-    from flows.config import load_config
+    from golive.flows.config import load_config
 
     return load_config(sandbox.config_path, env=sandbox.env)
 

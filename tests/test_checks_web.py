@@ -11,8 +11,8 @@ import time
 import pytest
 import trustme
 
-from flows.config import parse_config
-from tasks.core import Status
+from golive.flows.config import parse_config
+from golive.tasks.core import Status
 from tests.test_checks_servers import (APP_PASSWORD, APP_USER, APPROVED_ORIGIN, ServerThread, as_json,
                                        assert_no_secrets, hung_server, make_certs, redirect_app, refused_port, run_ids,
                                        run_one, sandbox_config, web_app, with_)

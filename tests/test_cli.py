@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deployments.cli import main
-from flows.catalog import coverage, render_catalog, seed_items, unknown_seed_refs
-from flows.config import load_config
+from golive.deployments.cli import main
+from golive.flows.catalog import coverage, render_catalog, seed_items, unknown_seed_refs
+from golive.flows.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def golive(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], cwd=REPO, env=e, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=e, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -65,7 +65,7 @@ def test_example_production_config_is_valid(monkeypatch, tmp_path):
 
 def test_golive_check_honours_checks_skip_like_the_flow(tmp_path, capsys):
     """An excluded check lands NOT_APPLICABLE saying why, in `golive check` as in the readiness flow (`plan`)."""
-    from flows.readiness import SKIP_REASON, plan
+    from golive.flows.readiness import SKIP_REASON, plan
 
     base = "environment: t\nsmtp: {host: smtp.example, hourly_capacity: 100}\n"
     low = tmp_path / "low.yaml"
@@ -76,7 +76,7 @@ def test_golive_check_honours_checks_skip_like_the_flow(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check", "--config", str(skipped), "--check", "dependencies.smtp.capacity"]) == 0
     assert SKIP_REASON in capsys.readouterr().out
-    from tasks.core import Status, run_plain
+    from golive.tasks.core import Status, run_plain
 
     spec = plan(load_config(skipped), ["dependencies"])["dependencies.smtp.capacity"]
     (r,) = run_plain({spec.id: spec}, load_config(skipped))

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from deployments.cli import main
-from flows.config import ConfigError, GoliveConfig, load_config
-from tasks.core import Redactor
+from golive.deployments.cli import main
+from golive.flows.config import ConfigError, GoliveConfig, load_config
+from golive.tasks.core import Redactor
 
 SECRET = 'Fz-S3cr3t/"&<:%41+x'  # quotes, URL and HTML metacharacters: each encoding differs from the raw form
 ENV = {"FUZZ_SECRET": SECRET, "FUZZ_HOST": "cache.fuzz.example", "FUZZ_SHORT": "abc"}

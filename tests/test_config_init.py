@@ -20,14 +20,14 @@ from urllib.parse import quote, quote_plus
 import pytest
 import yaml
 
-from deployments.cli import main
-from flows.config import load_config
+from golive.deployments.cli import main
+from golive.flows.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def golive(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -80,7 +80,7 @@ def test_init_against_the_sandbox_validates_and_runs_go(sandbox, tmp_path):
     secrets = {"GOLIVE_POSTGRES_PASSWORD": db_pw, "GOLIVE_REDIS_PASSWORD": redis_pw}
     cfg = load_config(out, env=secrets)
     # what was discovered, each marked for review
-    from tasks.workers import SEED_JOBS, parse_cadence
+    from golive.tasks.workers import SEED_JOBS, parse_cadence
 
     assert set(cfg.workers.jobs) == set(SEED_JOBS)  # the sandbox scheduler's five (its cadences: the GO below)
     assert parse_cadence(cfg.workers.jobs["weekly_model_retraining"]) == parse_cadence("0 3 * * mon")
@@ -177,7 +177,7 @@ def test_defaults_never_name_tables_the_app_lacks_and_a_crafted_job_row_is_not_r
         conn.execute("CREATE DATABASE bare_app OWNER app_user")
     import psycopg
 
-    from sandbox import postgres as pgs
+    from golive.sandbox import postgres as pgs
 
     info = pgs.admin_conninfo(sandbox.base_dir / "pgsock", sandbox.ports["postgres"], "bare_app", pgs.APP_USER)
     with psycopg.connect(info, autocommit=True) as c:
@@ -212,7 +212,7 @@ def test_interactive_prompts_on_a_terminal_only_and_hides_the_dsn(tmp_path):
     import select
 
     out, pw = tmp_path / "tty.yaml", "Sekr3t-pw-42"
-    argv = [sys.executable, "-m", "deployments.cli", "config", "init", "--environment", "tty", "--interactive",
+    argv = [sys.executable, "-m", "golive.deployments.cli", "config", "init", "--environment", "tty", "--interactive",
             "--no-discover", "--out", str(out)]
     answers = [b"https://app.example.com\n", f"postgresql://u:{pw}@db.example.com/app\n".encode()] + [b"\n"] * 4
     pid, fd = pty.fork()

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from deployments.cli import main
-from flows.config import ConfigError, load_config, parse_config
-from tasks.core import Redactor, Status, load_catalog, run_plain, select
+from golive.deployments.cli import main
+from golive.flows.config import ConfigError, load_config, parse_config
+from golive.tasks.core import Redactor, Status, load_catalog, run_plain, select
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET_FIELDS_MSG = "a secret written inline; use ${VAR} or a Prefect Secret block"
@@ -157,7 +157,7 @@ def _validate_bounded(path: Path) -> tuple[subprocess.CompletedProcess, float]:
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "deployments.cli", "config", "validate", str(path)], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "golive.deployments.cli", "config", "validate", str(path)], cwd=REPO,
                        preexec_fn=limit, capture_output=True, text=True, timeout=120)
     return r, time.monotonic() - t0
 

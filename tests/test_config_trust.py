@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trustme
 
-from flows.config import ConfigError, parse_config
+from golive.flows.config import ConfigError, parse_config
 
 PLAIN = {"environment": "t"}
 #: section -> (the section's minimal keys, the trust-anchor key's path inside it)

@@ -8,10 +8,10 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from flows.report import Verdict, build_report, to_junit, to_markdown, verdict_of
-from tasks.core import (CheckSpec, Observation, Redactor, Severity, Status, collect_secrets, compare, run_plain,
+from golive.flows.report import Verdict, build_report, to_junit, to_markdown, verdict_of
+from golive.tasks.core import (CheckSpec, Observation, Redactor, Severity, Status, collect_secrets, compare, run_plain,
                         select, validate_graph)
-from tasks.models import Target
+from golive.tasks.models import Target
 
 
 def spec(cid, body, *, deps=(), timeout=2.0, severity="blocking", target=None):
@@ -234,7 +234,7 @@ def test_a_timing_check_whose_prerequisite_failed_is_skipped_without_waiting_for
 
 
 def test_a_hung_timing_check_holds_the_quiet_window_only_briefly():
-    from tasks.core import QUIET_HOLD_S
+    from golive.tasks.core import QUIET_HOLD_S
 
     release = threading.Event()
     started: dict[str, float] = {}

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tasks.core import CheckSpec, Redactor, Status, execute, load_catalog, select as select_checks
+from golive.tasks.core import CheckSpec, Redactor, Status, execute, load_catalog, select as select_checks
 
 CATALOG = load_catalog()
 SLACK = 1.5  # seconds past a deadline a busy 2-core machine may take to notice it
@@ -145,7 +145,7 @@ def trickle():
 
 
 def config(**sections):
-    from flows.config import GoliveConfig
+    from golive.flows.config import GoliveConfig
 
     return GoliveConfig.model_validate({"environment": "deadlines", **sections})
 
@@ -190,7 +190,7 @@ def test_a_trickling_server_is_an_error_at_the_timeout_and_the_check_lets_go_of_
 
 @pytest.mark.timeout(60)
 def test_a_flooding_server_is_read_to_a_bound_not_to_the_end_of_memory(trickle, ca):
-    from tasks import tls
+    from golive.tasks import tls
 
     srv = trickle("flood", limit=30, tls=ca[0])
     t0 = time.monotonic()
@@ -243,7 +243,7 @@ def _handshake_quietly(ctx: ssl.SSLContext, conn: socket.socket) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["headers", "body"])
 def test_firing_alerts_ends_within_its_deadline(trickle, mode):
-    from flows.watch import firing_alerts
+    from golive.flows.watch import firing_alerts
 
     srv = trickle(mode)
     t0 = time.monotonic()
@@ -254,8 +254,8 @@ def test_firing_alerts_ends_within_its_deadline(trickle, mode):
 
 @pytest.mark.timeout(60)
 def test_the_error_rate_query_ends_within_the_poll_budget_and_a_flood_is_refused(trickle):
-    from flows.deploy import _error_rate
-    from flows.watch import MAX_ANSWER_BYTES, poll_budget
+    from golive.flows.deploy import _error_rate
+    from golive.flows.watch import MAX_ANSWER_BYTES, poll_budget
 
     pol = {"command": ["true"], "error_rate_query": "sum(rate(errors[1m]))", "poll_seconds": 0.5}
     cfg = config(monitoring={"prometheus_url": trickle("body").url}, deploy=pol)
@@ -270,7 +270,7 @@ def test_the_error_rate_query_ends_within_the_poll_budget_and_a_flood_is_refused
 
 @pytest.mark.timeout(60)
 def test_a_trickling_deploy_webhook_fails_the_step_at_its_timeout(trickle):
-    from flows.deploy import run_step
+    from golive.flows.deploy import run_step
 
     srv = trickle("body")
     t0 = time.monotonic()
@@ -285,8 +285,8 @@ def test_a_trickling_deploy_webhook_fails_the_step_at_its_timeout(trickle):
 def test_the_watch_evaluates_every_poll_and_rolls_back_a_hung_api_on_time(trickle, ca):
     """The watch's loop (flows/deploy.py), poll by poll, with the API and Prometheus both trickling: every poll ends
     within its budget, the hung API counts as not responding, and the CRITICAL criterion trips on the second poll."""
-    from flows.deploy import _firing, _monitoring, _probe
-    from flows.watch import Watch, alert_signals, check_signals, poll_budget
+    from golive.flows.deploy import _firing, _monitoring, _probe
+    from golive.flows.watch import Watch, alert_signals, check_signals, poll_budget
 
     api, prom = trickle("headers", limit=60, tls=ca[0]), trickle("body", limit=60)
     cfg = config(web={"base_url": api.url, "ca_file": ca[1]}, monitoring={"prometheus_url": prom.url},

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from deployments.signoff_client import json_artifact, wait_final
+from golive.deployments.signoff_client import json_artifact, wait_final
 from tests.deploy_auth_support import DEPLOYMENT, ENV, authz_stack
 
 pytestmark = pytest.mark.timeout(600)  # the first test also starts the stack and runs the signed-off GO

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from expectations import catalog_specs, load_suites
-from expectations.suites import SuiteError, lint_dir, read_suite
-from flows.catalog import seed_items
-from flows.readiness import plan
-from tasks.core import Status, load_catalog, run_plain, select
-from tasks.postgres import SEED_TABLES
+from golive.expectations import catalog_specs, load_suites
+from golive.expectations.suites import SuiteError, lint_dir, read_suite
+from golive.flows.catalog import seed_items
+from golive.flows.readiness import plan
+from golive.tasks.core import Status, load_catalog, run_plain, select
+from golive.tasks.postgres import SEED_TABLES
 from tests.test_checks_servers import as_json, assert_no_secrets, sandbox_config, with_
 
 SUITES = Path(__file__).resolve().parents[1] / "expectations" / "suites"
@@ -79,13 +79,13 @@ def test_every_shipped_suite_file_lints_and_maps_to_checks():
 
 
 def sandbox_free_config():
-    from flows.config import parse_config
+    from golive.flows.config import parse_config
 
     return parse_config({"environment": "x", "postgres": {"host": "h", "dbname": "d", "user": "u"}}, env={})
 
 
 def test_a_typo_is_rejected_with_one_line_naming_the_file_and_the_field(tmp_path, capsys):
-    from deployments.cli import main
+    from golive.deployments.cli import main
 
     for f in SUITES.glob("*.json"):
         shutil.copy(f, tmp_path)
@@ -94,7 +94,7 @@ def test_a_typo_is_rejected_with_one_line_naming_the_file_and_the_field(tmp_path
     merchants = tmp_path / "merchants.json"
     merchants.write_text(merchants.read_text().replace("match_regex", "match_regexp", 1))
     with pytest.raises(SuiteError) as e:
-        from expectations.suites import lint_suite
+        from golive.expectations.suites import lint_suite
         lint_suite(read_suite(users))
     assert str(e.value) == (f"{e.value.source}: expectations[0].kwargs.colum: unknown argument of "
                             "expect_column_values_to_not_be_null (did you mean 'column'?)")
@@ -109,7 +109,7 @@ def test_a_typo_is_rejected_with_one_line_naming_the_file_and_the_field(tmp_path
     assert "9 suite(s)" in out and "2 bad" in out
     # golive's own metadata is checked the same way, and a bad file fails the run's plan with that line
     users.write_text(users.read_text().replace('"seed": [', '"sed": [', 1))
-    from flows.config import ConfigError
+    from golive.flows.config import ConfigError
 
     bad = with_(sandbox_free_config(), "postgres", suites_dir=str(tmp_path))
     with pytest.raises(ConfigError) as ce:
@@ -225,7 +225,7 @@ def test_sensitive_values_are_never_fetched_into_python(sandbox, cfg, monkeypatc
     from PostgreSQL contains it (counts and key columns only; sample queries are LIMIT 0)."""
     import psycopg
 
-    from expectations.runner import run_suite
+    from golive.expectations.runner import run_suite
 
     fetched: list[str] = []
     for name in ("fetchone", "fetchmany", "fetchall"):
@@ -247,7 +247,7 @@ def test_sensitive_values_are_never_fetched_into_python(sandbox, cfg, monkeypatc
 
 
 def test_suite_runs_dispose_their_engines_and_are_read_only(sandbox, cfg):
-    from expectations.runner import run_suite
+    from golive.expectations.runner import run_suite
 
     suites = load_suites()
     for s in suites[:3]:
@@ -264,7 +264,7 @@ def test_suite_runs_dispose_their_engines_and_are_read_only(sandbox, cfg):
     # what every transaction of a suite run gets: READ ONLY, and a statement_timeout inside the budget
     import sqlalchemy as sa
 
-    from expectations.runner import _guard, _url
+    from golive.expectations.runner import _guard, _url
 
     url, kwargs = _url(cfg.postgres, 10)
     engine = sa.create_engine(url, **kwargs)
@@ -291,7 +291,7 @@ def test_unreachable_database_skips_the_section_with_the_cause_and_never_hangs(s
     assert all(r.status == Status.SKIPPED for r in data)
     assert all(r.cause.startswith("skipped: dependencies.postgres.reachable is ERROR") for r in data)
     # the runner on its own (no dependency in front of it): an ERROR within the budget, not a hang
-    from expectations.runner import SuiteRunError, run_suite
+    from golive.expectations.runner import SuiteRunError, run_suite
 
     closed = with_(cfg, "postgres", port=_closed_port())
     t0 = time.monotonic()
@@ -326,7 +326,7 @@ def test_backward_compatibility_queries(cfg):
 # --------------------------------------------------------------------------- scaffolding
 
 def test_scaffold_writes_reviewable_suites_from_the_live_schema(sandbox, cfg, tmp_path, capsys):
-    from deployments.cli import main
+    from golive.deployments.cli import main
 
     setup = (
         "CREATE TABLE gl_customers (id bigint PRIMARY KEY, name text NOT NULL); "
@@ -399,7 +399,7 @@ def test_no_planted_secret_in_any_artifact_log_report_or_data_docs(sandbox, pref
     assert res["data.users.password_format"].status == Status.FAIL
     assert {r.id for r in report.results if r.status not in (Status.PASS, Status.NOT_APPLICABLE)} == \
         {"data.users.password_format"}
-    from deployments.cli import _drain_prefect
+    from golive.deployments.cli import _drain_prefect
 
     _drain_prefect()  # the log lines still queued in this process reach the server first
     out, err = capfd.readouterr()
@@ -433,9 +433,9 @@ async def _all_logs() -> list[str]:
 
 
 def test_data_docs_copy_to_s3(sandbox, cfg, tmp_path, monkeypatch):
-    from expectations.docs import build_data_docs, upload
-    from expectations.runner import run_suite
-    from sandbox import configfile, s3
+    from golive.expectations.docs import build_data_docs, upload
+    from golive.expectations.runner import run_suite
+    from golive.sandbox import configfile, s3
 
     runs = [run_suite(s, cfg.postgres) for s in load_suites() if s.name in ("users", "merchants")]
     index = build_data_docs(runs, tmp_path / "docs")
@@ -458,7 +458,7 @@ def test_data_docs_copy_to_s3(sandbox, cfg, tmp_path, monkeypatch):
 def test_a_server_that_stops_answering_mid_suite_ends_the_suite_thread(sandbox, cfg):
     """Connected and validating, then a query never gets an answer: the run ends just after its budget (the
     watchdog closes the connections), instead of leaving a thread blocked on the socket."""
-    from expectations.runner import SuiteRunError, run_suite
+    from golive.expectations.runner import SuiteRunError, run_suite
     from tests.test_checks_servers import swallowing_proxy
 
     notifications = next(s for s in load_suites() if s.name == "notifications")

@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from flows.report import Verdict
-from tasks.core import SECTIONS, Status
+from golive.flows.report import Verdict
+from golive.tasks.core import SECTIONS, Status
 
 
 def run_flow(config_path, mode="ci", out=None, sections=None):
-    from flows import readiness
+    from golive.flows import readiness
 
     state = asyncio.run(readiness.go_live_readiness(config=str(config_path), mode=mode, sections=sections,
                                                      output_dir=str(out) if out else None, return_state=True))
@@ -79,13 +79,13 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
 
 
 def _suite_names() -> set[str]:
-    from expectations import load_suites
+    from golive.expectations import load_suites
 
     return {s.name for s in load_suites()}
 
 
 def _expected_task_runs() -> int:
-    from flows.catalog import all_checks
+    from golive.flows.catalog import all_checks
 
     specs = all_checks()
     return sum(1 for s in specs.values() if not s.group) + len({s.group for s in specs.values() if s.group})
@@ -163,7 +163,7 @@ def test_no_secret_in_logs_artifacts_reports_or_output(sandbox, prefect_api, tmp
 def test_invalid_config_fails_the_run_with_the_field(prefect_api, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("environment: Prod!\nredis: {url: http://x}\n")
-    from flows import readiness
+    from golive.flows import readiness
 
     state = asyncio.run(readiness.go_live_readiness(config=str(bad), mode="ci", return_state=True))
     assert state.is_failed()
@@ -175,8 +175,8 @@ def test_a_section_with_timing_checks_may_need_a_check_that_waits_for_the_quiet_
     """Section 1 holds timing checks (they open the quiet window) and may need a check of section 7 that waits for
     that window: the flow must not wait for it before starting section 1 (it did, and hung: found when the server
     role checks depended on monitoring.prometheus.reachable)."""
-    from flows import readiness
-    from tasks.core import CheckSpec, Severity, passed
+    from golive.flows import readiness
+    from golive.tasks.core import CheckSpec, Severity, passed
 
     def ok(_t, _ctx):
         return passed("ok", "ok", "tests/test_flow.py")

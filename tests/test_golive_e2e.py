@@ -11,15 +11,15 @@ from pathlib import Path
 
 import httpx
 
-from deployments.signoff_client import json_artifact, signoff_fields, wait_final, wait_paused_sign_off
-from deployments.signoff_client import resume as post_resume
+from golive.deployments.signoff_client import json_artifact, signoff_fields, wait_final, wait_paused_sign_off
+from golive.deployments.signoff_client import resume as post_resume
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def golive(*args, prefect_api, timeout=240):
     env = {**os.environ, **prefect_api.client_env()}
-    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -109,12 +109,12 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
     assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.5.0"
     # a retried readiness run triggers with the same idempotency key: still one deploy run
     import asyncio
-    from flows.deploy import trigger_deploy
+    from golive.flows.deploy import trigger_deploy
 
     again = asyncio.run(trigger_deploy("x.yaml", "1.5.0", run))
     assert again == new[0]["id"]
     assert len([r for r in deploy_runs(api) if r["id"] not in before]) == 1
-    subprocess.run([sys.executable, "-m", "sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
+    subprocess.run([sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
                    check=True)
 
 
@@ -205,7 +205,7 @@ def test_an_acknowledged_high_alert_keeps_the_release(served, sandbox, prefect_a
     assert "HIGH acknowledged: payment processing down" in deployed["state"]["message"]
     assert report["outcome"] == "DEPLOYED" and report["acknowledged"][0]["by"] == "Dana Whitfield: Deployment Lead"
     assert "PaymentProcessingDown" in report["acknowledged"][0]["evidence"]
-    subprocess.run([sys.executable, "-m", "sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
+    subprocess.run([sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
                    check=True)
 
 

@@ -23,8 +23,8 @@ import pytest
 import pytz
 from psycopg import sql
 
-from tasks.core import Redactor, Status, execute, load_catalog
-from tasks.workers import decode_job_state, trigger_sets
+from golive.tasks.core import Redactor, Status, execute, load_catalog
+from golive.tasks.workers import decode_job_state, trigger_sets
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK = "application.workers.jobs"
@@ -64,7 +64,7 @@ def store() -> Store:
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
-    from sandbox import postgres
+    from golive.sandbox import postgres
 
     with postgres.scratch_cluster("jobstore-") as pg:
         sock, port = pg.sock, pg.port
@@ -84,7 +84,7 @@ def store() -> Store:
 
 
 def run_check(cfg: dict):
-    from flows.config import GoliveConfig
+    from golive.flows.config import GoliveConfig
 
     spec = load_catalog()[CHECK]
     return asyncio.run(execute(spec, GoliveConfig.model_validate(cfg), redact=Redactor()))
@@ -172,8 +172,8 @@ def _range_row(store: Store, **changes) -> bytes:
 _RUN = """
 import asyncio, json, os, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))  # an unbounded range dies here, not the machine
-from flows.config import GoliveConfig
-from tasks.core import Redactor, execute, load_catalog
+from golive.flows.config import GoliveConfig
+from golive.tasks.core import Redactor, execute, load_catalog
 t0 = time.monotonic()
 r = asyncio.run(execute(load_catalog()[sys.argv[1]], GoliveConfig.model_validate(json.loads(os.environ["CFG"])),
                         redact=Redactor()))
@@ -212,7 +212,7 @@ def test_every_cron_value_is_bounded_to_its_field_before_a_range_is_built(store,
 
 
 def test_an_oversized_job_state_is_not_even_fetched(store):
-    from tasks.workers import MAX_JOB_STATE_BYTES
+    from golive.tasks.workers import MAX_JOB_STATE_BYTES
 
     table = store.copy("forged_size", DAILY, b"\x80" * (MAX_JOB_STATE_BYTES + 1))
     r = run_check(store.config(table))

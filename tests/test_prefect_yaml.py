@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from deployments.serve import DEPLOYMENTS
+from golive.deployments.serve import DEPLOYMENTS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,5 +24,5 @@ def test_quick_start_installs_the_sandbox_extra_and_runs_the_demo():
     assert first == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[sandbox]' && .venv/bin/golive demo"
     import tomllib
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["golive"] == "deployments.cli:main"
+    assert project["scripts"]["golive"] == "golive.deployments.cli:main"
     assert "sandbox" in project["optional-dependencies"]

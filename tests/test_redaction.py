@@ -16,8 +16,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from flows.config import parse_config
-from tasks.core import MASK, Redactor, Status
+from golive.flows.config import parse_config
+from golive.tasks.core import MASK, Redactor, Status
 from tests.test_checks_servers import ServerThread, as_json, run_ids
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows import rehearsal
-from flows.config import GoliveConfig, parse_config
-from flows.report import Verdict, build_report
-from tasks.core import CheckResult, Severity, Status
+from golive.flows import rehearsal
+from golive.flows.config import GoliveConfig, parse_config
+from golive.flows.report import Verdict, build_report
+from golive.tasks.core import CheckResult, Severity, Status
 from tests.test_checks_servers import hung_server, refused_port
 from tests.test_flow import _artifact, _flow_run_logs, run_flow
 
@@ -189,7 +189,7 @@ def test_slack_payload_respects_slack_limits():
 
 
 def test_notify_policy_is_validated_without_echoing_the_url():
-    from flows.config import ConfigError
+    from golive.flows.config import ConfigError
 
     cfg = parse_config({"environment": "nightly", "notify": {"webhook_url": "https://hooks.example.test/x/y/z"}},
                        env={})
@@ -253,7 +253,7 @@ def test_rehearsals_report_new_failure_then_fixed_and_post_to_the_webhook(sandbo
 
 
 def test_dead_or_hung_webhook_never_fails_the_run_and_no_secret_leaks(sandbox, prefect_api, tmp_path, monkeypatch):
-    from deployments.cli import _drain_prefect
+    from golive.deployments.cli import _drain_prefect
 
     secret_token = WEBHOOK_SECRET_PATH.rsplit("/", 1)[1]
     out = tmp_path / "reports"

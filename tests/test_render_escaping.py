@@ -19,13 +19,13 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from deployments.cli import main
-from flows import rehearsal
-from flows.approval import form_description
-from flows.config import parse_config
-from flows.policies import ApprovalPolicy
-from flows.report import build_report, to_junit, to_markdown, to_table
-from tasks.core import Status, load_catalog, run_plain, select
+from golive.deployments.cli import main
+from golive.flows import rehearsal
+from golive.flows.approval import form_description
+from golive.flows.config import parse_config
+from golive.flows.policies import ApprovalPolicy
+from golive.flows.report import build_report, to_junit, to_markdown, to_table
+from golive.tasks.core import Status, load_catalog, run_plain, select
 from tests.test_checks_servers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def assert_junit_data(xml: str) -> None:
 
 def golive(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # an ephemeral Prefect server
-    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=240)
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sandbox.tcpproxy import Forwarder
-from tasks.core import Status
-from tasks.restore import (NotADump, SuiteOutcome, parse_header, register_restored_db_suite, sniff,
+from golive.sandbox.tcpproxy import Forwarder
+from golive.tasks.core import Status
+from golive.tasks.restore import (NotADump, SuiteOutcome, parse_header, register_restored_db_suite, sniff,
                            unregister_restored_db_suite)
 from tests.restore_support import (cfg, nothing_left_behind, run_dag, scratch_databases,  # noqa: F401
                                    settled_write_stats, source_databases)
@@ -237,8 +237,8 @@ CHILD = """
 import os, sys, threading, time
 sys.path.insert(0, {repo!r})
 import psycopg
-from flows.config import load_config
-from sandbox.tcpproxy import Forwarder
+from golive.flows.config import load_config
+from golive.sandbox.tcpproxy import Forwarder
 from tests.test_checks_servers import run_one, with_
 cfg = load_config({config!r})
 fwd = Forwarder(("127.0.0.2", {s3_port}), rate=60_000).start()
@@ -333,9 +333,9 @@ def test_integrity_suites_run_on_the_restored_copy_before_it_is_dropped(sandbox,
 def test_the_data_integrity_suites_validate_the_restored_copy(sandbox, cfg, tmp_path):
     """The Great Expectations files production is validated with also validate the restored copy (flows register
     them); a blocking expectation that the copy fails makes the restore test FAIL, naming it."""
-    from expectations.restored import NAME
-    from expectations.suites import SUITES_DIR
-    from flows.catalog import all_checks
+    from golive.expectations.restored import NAME
+    from golive.expectations.suites import SUITES_DIR
+    from golive.flows.catalog import all_checks
 
     all_checks(cfg)  # registers the suites, as every readiness run does
     try:
@@ -386,7 +386,7 @@ def test_dump_header_and_what_non_dumps_look_like(sandbox):
 
 
 def test_restore_config_is_validated(cfg):
-    from flows.config import ConfigError, parse_config
+    from golive.flows.config import ConfigError, parse_config
 
     base = json.loads(json.dumps({"environment": "x", "restore": {"host": "h", "user": "u"}}))
     assert parse_config(base, env={}).restore.restore_limit_s == 1800

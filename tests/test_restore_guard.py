@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core import Status
-from tasks.restore import SuiteOutcome, identity_refusal, register_restored_db_suite, unregister_restored_db_suite
+from golive.tasks.core import Status
+from golive.tasks.restore import SuiteOutcome, identity_refusal, register_restored_db_suite, unregister_restored_db_suite
 from tests.restore_support import (PG_CONTROL_SYSTEM, PG_STAT_ACTIVITY, cfg, nothing_left_behind,  # noqa: F401
                                    pg_socket, restore_role_on_production, revoked, run_dag, scratch_databases,
                                    source_databases)

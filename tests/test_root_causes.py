@@ -6,8 +6,8 @@ import contextlib
 
 import pytest
 
-from flows.catalog import all_checks
-from tasks.core import Status, run_plain
+from golive.flows.catalog import all_checks
+from golive.tasks.core import Status, run_plain
 from tests.test_checks_servers import sandbox_config
 
 TABLES = "dependencies.postgres.tables"

@@ -24,8 +24,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sandbox import FAULTS, Sandbox, procs
-from sandbox.stack import ROOT, _reap_stale
+from golive.sandbox import FAULTS, Sandbox, procs
+from golive.sandbox.stack import ROOT, _reap_stale
 from tests.app_probes import SANDBOX_PROBES as APP_PROBES
 from tests.conftest import debian_faults
 from tests.infra_probes import SANDBOX_PROBES as INFRA_PROBES
@@ -97,7 +97,7 @@ def alive(identities: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 # ---------------------------------------------------------------------------------------------------- config
 def test_config_validates_against_the_golive_models(sandbox):
-    from flows.config import ConfigError, load_config
+    from golive.flows.config import ConfigError, load_config
 
     cfg = load_config(sandbox.config_path, env=sandbox.env)
     assert cfg.environment == "sandbox"
@@ -126,9 +126,18 @@ def test_config_validates_against_the_golive_models(sandbox):
         load_config(sandbox.config_path, env={})
 
 
-def test_tasks_and_flows_never_import_the_sandbox():
-    offenders = [str(p.relative_to(REPO)) for d in ("tasks", "flows") for p in (REPO / d).rglob("*.py")
-                 if re.search(r"^\s*(from|import)\s+sandbox\b", p.read_text(), re.M)]
+def test_imports_point_one_way():
+    """The design card: deployments -> flows -> tasks, expectations; tasks imports nothing else of ours; nothing
+    installed imports the sandbox except the demo (deployments) and the sandbox itself."""
+    forbidden = {"tasks": ("flows", "deployments", "expectations", "sandbox"), "expectations": ("flows", "deployments", "sandbox"),
+                 "flows": ("deployments", "sandbox")}
+    offenders = []
+    for d, banned in forbidden.items():
+        for p in (REPO / d).rglob("*.py"):
+            for m in re.finditer(r"^\s*(?:from|import)\s+(golive\.\w+|\.\.\w+|\w+)", p.read_text(), re.M):
+                top = m.group(1).removeprefix("golive.").lstrip(".")
+                if top in banned:
+                    offenders.append(f"{p.relative_to(REPO)}: {m.group(0).strip()}")
     assert offenders == []
 
 
@@ -583,7 +592,7 @@ def _saas(sb: Sandbox, path: str, token_env: str, auth: str) -> httpx.Response:
 
 
 def _slack_archived(sb: Sandbox) -> bool:
-    from sandbox import saas
+    from golive.sandbox import saas
 
     chans, cursor = [], ""
     while True:  # the fake pages like Slack does
@@ -597,7 +606,7 @@ def _slack_archived(sb: Sandbox) -> bool:
 
 
 def _oncall(sb: Sandbox, what: str):
-    from sandbox import saas
+    from golive.sandbox import saas
 
     if what == "who":
         r = _saas(sb, f"/pagerduty/oncalls?escalation_policy_ids[]={saas.ESCALATION_POLICY_ID}",
@@ -746,7 +755,7 @@ SERVICES = {"postgres", "postgres-restore", "redis", "redis-replica", "s3", "smt
 
 CHILD = """
 import json, sys, time
-from sandbox import Sandbox
+from golive.sandbox import Sandbox
 sb = Sandbox.start()
 print(json.dumps({"pids": sb.pids(), "base": str(sb.base_dir)}), flush=True)
 time.sleep(600)
@@ -779,7 +788,7 @@ def test_sigkilled_parent_leaks_no_process():
 
 
 def test_cli_up_prints_the_config_and_env_and_stops_on_sigterm():
-    cli = procs.spawn([sys.executable, "-m", "sandbox", "up", "--fault", "runbook-missing"], cwd=REPO, capture=True,
+    cli = procs.spawn([sys.executable, "-m", "golive.sandbox", "up", "--fault", "runbook-missing"], cwd=REPO, capture=True,
                       env={**os.environ, "PYTHONPATH": str(REPO)})
     lines = []
     try:
@@ -791,7 +800,7 @@ def test_cli_up_prints_the_config_and_env_and_stops_on_sigterm():
         config = Path(re.search(r"^# config: (\S+)$", out, re.M).group(1))
         env = dict(re.findall(r"^export (\w+)=(\S+)$", out, re.M))
         assert config.is_file() and "GOLIVE_SANDBOX_DB_PASSWORD" in env and "runbook-missing" in out
-        from flows.config import load_config
+        from golive.flows.config import load_config
 
         cfg = load_config(config, env=env)
         ca = ssl.create_default_context(cafile=str(cfg.web.ca_file))

@@ -25,11 +25,11 @@ import psycopg
 import pytest
 import redis
 
-from flows.config import load_config
-from flows.readiness import plan
-from flows.report import build_report
-from tasks.core import Redactor, Status, load_catalog, run_plain
-from sandbox import procs
+from golive.flows.config import load_config
+from golive.flows.readiness import plan
+from golive.flows.report import build_report
+from golive.tasks.core import Redactor, Status, load_catalog, run_plain
+from golive.sandbox import procs
 from tests.stock.env import APP_USER, DBNAME, ENV, REPO, StockEnv, missing_packages
 from tests.test_checks_servers import assert_no_secrets
 
@@ -103,7 +103,7 @@ def test_every_check_passes_or_is_not_applicable_with_a_reason(stock, user_env):
 OWNER = """
 import json, time
 from tests.stock.env import StockEnv
-from sandbox import procs
+from golive.sandbox import procs
 e = StockEnv.start()
 pids = [q for p in e.procs.values() for q in (p.pid, *procs.descendants(p.pid))]
 print(json.dumps({"pids": pids, "base": str(e.base), "ports": list(e.ports.values())}), flush=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.config import GoliveConfig, parse_config
-from sandbox import saas
-from tasks.core import Redactor, Status, load_catalog, run_plain
+from golive.flows.config import GoliveConfig, parse_config
+from golive.sandbox import saas
+from golive.tasks.core import Redactor, Status, load_catalog, run_plain
 
 SLACK_TOKEN = "xoxb-2046-golive-TEST-q8Vn3KdL0pZs"
 PD_TOKEN = "u+Golive7pd-TEST-Zm4Rk9WcX2"
@@ -177,7 +177,7 @@ def test_comms_templates_as_files(tmp_path):
 
 
 def test_config_rejects_bad_api_urls_and_channel_names():
-    from flows.config import ConfigError
+    from golive.flows.config import ConfigError
 
     with pytest.raises(ConfigError) as e:
         parse_config({"environment": "t", "team": {"slack": {"api_url": "slack.com/api", "channels": ["#Deploy"]},
@@ -235,7 +235,7 @@ def test_saas_main_serves_on_the_given_port_with_tokens_from_the_environment():
     port = s.getsockname()[1]
     s.close()
     env = {**os.environ, saas.SLACK_TOKEN_ENV: SLACK_TOKEN, saas.PAGERDUTY_TOKEN_ENV: PD_TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.saas", "--port", str(port)], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "golive.sandbox.saas", "--port", str(port)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -257,9 +257,9 @@ def test_saas_main_serves_on_the_given_port_with_tokens_from_the_environment():
 # --------------------------------------------------------------------------- attestations
 
 def test_attestations_are_typed_owned_and_cover_known_seed_items():
-    from flows.attestations import ATTESTATIONS, EVERY_SIGNER, attestation, covering, for_role
-    from flows.catalog import coverage, render_catalog
-    from flows.policies import Role
+    from golive.flows.attestations import ATTESTATIONS, EVERY_SIGNER, attestation, covering, for_role
+    from golive.flows.catalog import coverage, render_catalog
+    from golive.flows.policies import Role
 
     seed = {i["ref"] for i in json.loads((REPO / "flows" / "seed_items.json").read_text())}
     ids = [a.id for a in ATTESTATIONS]
@@ -298,7 +298,7 @@ def test_team_section_through_the_flow_leaks_no_token(fakes, faults, prefect_api
 
     import yaml
 
-    from deployments.cli import _drain_prefect
+    from golive.deployments.cli import _drain_prefect
     from tests.test_flow import _artifact, _flow_run_logs, run_flow
 
     base, _, _ = fakes

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.signoff_client import json_artifact, wait_final, wait_paused_sign_off
+from golive.deployments.signoff_client import json_artifact, wait_final, wait_paused_sign_off
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -71,5 +71,5 @@ def test_sign_off_in_the_prefect_ui_triggers_the_deploy(served, prefect_api, san
     assert deployed["state"]["type"] == "COMPLETED", deployed["state"]
     import subprocess
     import sys
-    subprocess.run([sys.executable, "-m", "sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
+    subprocess.run([sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
                    check=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.policies import DeployPolicy
-from flows.watch import Ack, Signal, Watch, alert_signals, ack_variable, firing_alerts, parse_ack
+from golive.flows.policies import DeployPolicy
+from golive.flows.watch import Ack, Signal, Watch, alert_signals, ack_variable, firing_alerts, parse_ack
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = DeployPolicy(command=["true"], high_assess_seconds=300, api_down_seconds=60)
@@ -98,12 +98,12 @@ def test_firing_alerts_are_read_from_the_prometheus_api(sandbox):
 
 def golive(*args, prefect_api):
     env = {**os.environ, **prefect_api.client_env()}
-    return subprocess.run([sys.executable, "-m", "deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
 
 
 def test_golive_ack_sets_the_variable_the_deploy_flow_reads_and_clear_removes_it(prefect_api):
-    from flows.deploy import _ack
+    from golive.flows.deploy import _ack
 
     env = "ack-test"
     out = golive("ack", "--environment", env, "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
@@ -126,7 +126,7 @@ def test_golive_ack_sets_the_variable_the_deploy_flow_reads_and_clear_removes_it
 def test_a_malformed_acknowledgement_in_the_variable_is_ignored_and_reported(prefect_api, value):
     from prefect.variables import Variable
 
-    from flows.deploy import _ack
+    from golive.flows.deploy import _ack
 
     env = "ack-bad"
     Variable.set(ack_variable(env), value, overwrite=True)

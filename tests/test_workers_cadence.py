@@ -9,8 +9,8 @@ import itertools
 
 import pytest
 
-from tasks.core import Status
-from tasks.workers import parse_cadence
+from golive.tasks.core import Status
+from golive.tasks.workers import parse_cadence
 from tests.test_job_store_pickles import Store, run_check, store  # noqa: F401 - the real job store's database
 
 _tables = itertools.count()
@@ -124,7 +124,7 @@ def test_cadence_spellings_and_their_one_line_errors():
 ])
 def test_a_crafted_combining_trigger_is_that_jobs_problem_not_a_crash(state, problem):
     """A row whose OrTrigger state is not what APScheduler writes: one line for that job, in bounded work."""
-    from tasks.workers import _cadence_problems, _child
+    from golive.tasks.workers import _cadence_problems, _child
 
     now = dt.datetime.now(dt.timezone.utc)
     out = _cadence_problems(_child("apscheduler.triggers.combining:OrTrigger", state), dt.timedelta(hours=6), now,

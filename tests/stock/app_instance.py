@@ -8,8 +8,8 @@ from pathlib import Path
 
 import uvicorn
 
-from sandbox.app import PASSWORD_ENV, create_app
-from sandbox.runtime import FaultFile
+from golive.sandbox.app import PASSWORD_ENV, create_app
+from golive.sandbox.runtime import FaultFile
 
 
 def main() -> None:
