@@ -10,7 +10,7 @@ networks where CI reaches only internal mirrors):
 Runtime faults (the fault file): `vuln-published` publishes an advisory against the pinned starlette release;
 `package-outdated` publishes a newer stable SQLAlchemy release.
 
-Run as `python -m sandbox.advisories --port P --lock FILE --faults FILE`.
+Run as `python -m golive.sandbox.advisories --port P --lock FILE --faults FILE`.
 """
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ def create_app(lock: Path, faults: FaultFile):
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    p = argparse.ArgumentParser(prog="python -m sandbox.advisories")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.advisories")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--lock", required=True, help="the app's requirements.lock (name==version lines)")
     p.add_argument("--faults", required=True, help="the runtime fault file")

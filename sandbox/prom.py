@@ -1,4 +1,4 @@
-"""A small Prometheus HTTP API for the sandbox (run as `python -m sandbox.prom --port P --faults F --target ...`).
+"""A small Prometheus HTTP API for the sandbox (run as `python -m golive.sandbox.prom --port P --faults F --target ...`).
 
 It answers the parts of the real API that golive reads, in the real JSON formats: targets, config, rules and instant
 queries. The `postgres`, `redis` and `app` targets are real: their health is a TCP probe of the sandbox's processes.
@@ -312,7 +312,7 @@ def create_app(monitoring: Monitoring) -> Starlette:
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    p = argparse.ArgumentParser(prog="python -m sandbox.prom")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.prom")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--faults", required=True, help="the runtime fault file")
     p.add_argument("--target", action="append", default=[], help="job=[scheme://]host:port, TCP-probed")

@@ -2,7 +2,7 @@
 
 The web process serves whatever `release.json` in the sandbox base dir names (re-read when the file changes, like
 the fault file): a deploy is an atomic switch of that file, the way a blue/green switch changes what a load
-balancer serves. `python -m sandbox.release --base-dir DIR deploy VERSION` and `... rollback` are the deploy and
+balancer serves. `python -m golive.sandbox.release --base-dir DIR deploy VERSION` and `... rollback` are the deploy and
 rollback commands the sandbox's config gives the deploy flow.
 """
 from __future__ import annotations
@@ -89,7 +89,7 @@ class ReleaseFile:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sandbox.release")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.release")
     p.add_argument("--base-dir", required=True, type=Path)
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("deploy")

@@ -7,7 +7,7 @@ auth headers, Slack's cursor pagination and PagerDuty's offset pagination.
     GET      /pagerduty/escalation_policies/{id}
     GET      /docs/{name}                     release-notes.md, status-page-update.md, customer-email.txt
 
-Run as `python -m sandbox.saas --port P [--faults FILE]`; the tokens come from GOLIVE_SANDBOX_SLACK_TOKEN and
+Run as `python -m golive.sandbox.saas --port P [--faults FILE]`; the tokens come from GOLIVE_SANDBOX_SLACK_TOKEN and
 GOLIVE_SANDBOX_PAGERDUTY_TOKEN (never argv: a process list is readable by everyone). In tests, `running(...)` serves
 the app in a thread and its `faults` set can be changed between requests.
 
@@ -303,7 +303,7 @@ def running(saas: Saas, host: str = "127.0.0.1") -> Iterator[str]:
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    p = argparse.ArgumentParser(prog="python -m sandbox.saas", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.saas", description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--faults", help="the runtime fault file (sandbox/runtime.py); re-read on change")

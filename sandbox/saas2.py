@@ -10,7 +10,7 @@ the real APIs where golive looks (paths, auth, status codes, JSON shapes):
     Docker Engine GET  /docker/_ping, /docker[/v1.43]/containers/json               (also on a unix socket, at /)
     Kubernetes    GET  /readyz, /api/v1/nodes, /api/v1/namespaces/kube-system/pods  (HTTPS port of its own, Bearer)
 
-Run as `python -m sandbox.saas2 --port P --k8s-port Q --cert C --key K [--docker-socket PATH] [--faults FILE]`;
+Run as `python -m golive.sandbox.saas2 --port P --k8s-port Q --cert C --key K [--docker-socket PATH] [--faults FILE]`;
 the credentials come from the environment (TOKENS, never argv). In tests, `running(...)` serves it in threads and
 the `faults` callable can change between requests.
 
@@ -478,7 +478,7 @@ def running(f: Fakes, cert: str, key: str, docker_socket: str | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m sandbox.saas2", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.saas2", description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--k8s-port", type=int, required=True)
     p.add_argument("--cert", required=True)

@@ -1,6 +1,6 @@
 """The sandbox's worker: a real APScheduler (3.x) with its SQLAlchemy job store in the product database.
 
-Run as `python -m sandbox.scheduler`; the SQLAlchemy URL (with the app user's password) is read from the environment
+Run as `python -m golive.sandbox.scheduler`; the SQLAlchemy URL (with the app user's password) is read from the environment
 variable DB_URL_ENV. It registers the checklist's five Phase 4 jobs (seed 4.3) with their cron cadence in
 UTC (`replace_existing`: a restart re-creates a deleted job), and two housekeeping interval jobs:
 - `scheduler_heartbeat` upserts a row of `scheduler_heartbeat` (id, hostname, pid, started_at, beat_at) every
@@ -107,7 +107,7 @@ def make_run_requests(scheduler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m sandbox.scheduler")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.scheduler")
     p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 

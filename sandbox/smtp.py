@@ -1,4 +1,4 @@
-"""The sandbox's mail relay: aiosmtpd with STARTTLS and AUTH PLAIN/LOGIN (run as `python -m sandbox.smtp`).
+"""The sandbox's mail relay: aiosmtpd with STARTTLS and AUTH PLAIN/LOGIN (run as `python -m golive.sandbox.smtp`).
 
 The password comes from the environment (GOLIVE_SANDBOX_SMTP_PASSWORD), never from argv. Accepted mail is counted and
 discarded. `--no-starttls` is the `smtp-no-starttls` fault: no TLS offered, and AUTH allowed in the clear.
@@ -65,7 +65,7 @@ async def serve(port: int, cert: str | None, key: str | None, password: str) -> 
 def main(argv: list[str] | None = None) -> None:
     import os
 
-    p = argparse.ArgumentParser(prog="python -m sandbox.smtp")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.smtp")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cert")
     p.add_argument("--key")

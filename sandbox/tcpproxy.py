@@ -1,4 +1,4 @@
-"""A plain TCP forwarder, optionally rate-limited: `python -m sandbox.tcpproxy --listen H:P --to H:P [--rate B/s]`.
+"""A plain TCP forwarder, optionally rate-limited: `python -m golive.sandbox.tcpproxy --listen H:P --to H:P [--rate B/s]`.
 
 The sandbox uses it as the `restore-is-source` fault (the restore server's address forwards to the production
 primary: a DNS alias or a PgBouncer entry pointing at the wrong cluster, the case only PostgreSQL's
@@ -100,7 +100,7 @@ def _addr(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sandbox.tcpproxy")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.tcpproxy")
     p.add_argument("--listen", required=True, type=_addr, help="HOST:PORT to accept on")
     p.add_argument("--to", required=True, type=_addr, help="HOST:PORT to forward to")
     p.add_argument("--rate", type=float, default=None, help="bytes per second per direction and connection")
