@@ -521,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--s3-endpoint", "S3-compatible endpoint (default: AWS)"),
                        ("--s3-prefix", "where full backups live (default: discovered)"),
                        ("--prometheus-url", "http(s):// URL of Prometheus"), ("--smtp-host", "HOST[:PORT]"),
-                       ("--ca-file", "extra trust anchor (PEM) for the site, SMTP and Prometheus"),
+                       ("--ca-file", "extra trust anchor (PEM) of a private CA: the site, SMTP, Prometheus, an https S3 "
+                                     "endpoint, rediss://, and the database when its DSN says sslmode=verify-*"),
                        ("--suites-dir", "where starter data suites go (default: suites-<env> beside --out)")):
         gi.add_argument(flag, help=what)
     gi.add_argument("--out", help="the file to write (default: golive-<environment>.yaml)")

@@ -5,6 +5,8 @@ server is asked what it can tell (bounded, read-only, failing soft): tables, mig
 the users / audit columns (only those that exist: a key is never left at a default naming a table or column the app
 does not have), starter data suites (`expectations/scaffold.py`), Redis replicas, S3 prefixes and backup cadence,
 Prometheus targets and alert rules, the site certificate. Every discovered value carries `# discovered, review`.
+A private CA (`--ca-file`) is the trust anchor of every TLS target the inputs name (the database's when its DSN asks
+to verify the server and names no sslrootcert of its own).
 
 Passwords in DSNs / URLs are never written: they become `${GOLIVE_<SECTION>_PASSWORD}` references listed on top; every
 message is redacted against them. A section whose server did not answer is written commented out with the reason,
@@ -228,17 +230,25 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
     from golive.tasks.s3backup import files, listing, s3_client
 
     ctx = RunContext(timeout=timeout)
+    wal_rx, conf_rx = r"wal|xlog|archive|incremental", r"config|conf|etc|settings"
     c = s3_client(bt, ctx)
     try:
-        page = c.list_objects_v2(Bucket=bt.bucket, Delimiter="/", MaxKeys=1000)
+        sub = lambda p: [x["Prefix"] for x in c.list_objects_v2(  # noqa: E731
+            Bucket=bt.bucket, Prefix=p, Delimiter="/", MaxKeys=100).get("CommonPrefixes", [])]
+        top, prefixes = sub(""), []
+        for p in top:
+            # a folder grouping several kinds (`pg/<db>/` beside `pg/wal/`) stands for its children; one whose
+            # children are dates or hosts of one kind (`backups/2026/`) is itself the prefix
+            ch = sub(p) if len(top) <= 20 else []
+            prefixes += ch if any(re.search(f"{wal_rx}|{conf_rx}", x[len(p):], re.I) for x in ch) else [p]
     finally:
         c.close()
-    prefixes = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
     out: dict[str, Any] = {"prefixes": prefixes}
-    pick = lambda rx: next((p for p in prefixes if re.search(rx, p, re.I)), None)  # noqa: E731
-    out["prefix"] = bt.prefix if bt.prefix in prefixes else pick(r"backup|dump|pg|postgres|db")
-    out["wal_prefix"] = pick(r"wal|xlog|archive|incremental")
-    out["config_prefix"] = pick(r"config|conf|etc|settings")
+    pick = lambda rx, but=(): next((p for p in prefixes if re.search(rx, p, re.I) and p not in but), None)  # noqa: E731
+    out["wal_prefix"] = pick(wal_rx)
+    out["config_prefix"] = pick(conf_rx)
+    out["prefix"] = bt.prefix if bt.prefix in prefixes else \
+        pick(r"backup|dump|pg|postgres|db", but=(out["wal_prefix"], out["config_prefix"]))
     if out["prefix"]:
         objs = sorted(files(listing(bt.model_copy(update={"prefix": out["prefix"]}), out["prefix"], ctx)),
                       key=lambda o: o["LastModified"])
@@ -393,6 +403,10 @@ class _Init:
                            "trusts this host or ~/.pgpass has it")
         if d.get("sslmode"):
             s.data["sslmode"] = d["sslmode"]
+        # the DSN's own trust anchor, else --ca-file when the DSN asks for a verified server (a private CA)
+        root = d.get("sslrootcert") or (self.ca if str(d.get("sslmode", "")).startswith("verify-") else None)
+        if root and root != "system":  # libpq 16's `system` (the OS store) is no file to name
+            s.data["sslrootcert"] = str(Path(root).resolve())
         self.pg = pg = self.target(PostgresTarget, {**s.data, "password": d.get("password")}, "--database-dsn")
         cat, why = self.ask("PostgreSQL tables and columns", lambda: _pg_discover(pg, self.t))
         if why:
@@ -437,8 +451,9 @@ class _Init:
             return [Section("redis", {"url": "redis://cache.example.internal:6379/0"},
                             off="TODO: pass --redis-url redis://HOST:6379/0")]
         url, pw = self.strip_url(self.inp.redis_url, "redis")
-        s = Section("redis", {"url": url, **({"password": f"${{{_secret_var('redis')}}}"} if pw else {})})
-        rt = self.target(RedisTarget, {"url": url, "password": pw}, "--redis-url")
+        s = Section("redis", {"url": url, **({"password": f"${{{_secret_var('redis')}}}"} if pw else {}),
+                              **({"ca_file": self.ca} if self.ca and url.startswith("rediss://") else {})})
+        rt = self.target(RedisTarget, {**s.data, "password": pw}, "--redis-url")
         found, why = self.ask("Redis role and replicas", lambda: _redis_discover(rt, self.t))
         if why:
             s.off = f"{url} could not be read: {why}"
@@ -507,6 +522,8 @@ class _Init:
             return [Section("backups", {"bucket": "example-backups", "prefix": "backups/"},
                             off="TODO: pass --s3-bucket NAME (and --s3-endpoint for an S3-compatible store)")]
         ep = {"endpoint_url": self.inp.s3_endpoint} if self.inp.s3_endpoint else {}
+        if self.ca and (self.inp.s3_endpoint or "").startswith("https://"):
+            ep["ca_file"] = self.ca  # an S3-compatible store behind a private CA (AWS' own endpoints: the system store)
         s = Section("backups", {"bucket": self.inp.s3_bucket, **ep},
                     notes=["credentials: boto3's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, "
                            "an instance role); read-only access is enough"])
@@ -652,9 +669,16 @@ def _monitoring_found(s: Section, prom: dict[str, Any]) -> None:
     roles = MonitoringTarget.model_fields["roles"].default_factory()  # type: ignore[misc]
     unmatched = [f"{k} ({r.instance_regex})" for k, r in roles.items()
                  if not any(re.fullmatch(r.instance_regex, n) for n in nodes)]  # PromQL regexes are anchored
-    if unmatched:
-        s.notes.append(f"node_exporter instances {nodes or 'none'} match no instance of the roles "
-                       f"{', '.join(unmatched)}: set monitoring.roles (instance_regex, thresholds per server role)")
+    if unmatched and nodes:  # which server plays which role cannot be discovered: only the roles that match stay
+        s.data["roles"] = {k: r.model_dump() for k, r in roles.items()
+                           if any(re.fullmatch(r.instance_regex, n) for n in nodes)}
+        s.found.add("roles")
+        s.notes.append(f"node_exporter instances {nodes} match no instance of the roles {', '.join(unmatched)}: "
+                       "left out, their infrastructure.<role>.* checks are NOT_APPLICABLE until monitoring.roles "
+                       "names them (instance_regex, thresholds per server role)")
+    elif unmatched:  # no node_exporter at all: the servers are not monitored, which the host checks report
+        s.notes.append(f"no node_exporter instance is scraped: the roles {', '.join(unmatched)} match nothing "
+                       "(infrastructure.<role>.status reports it)")
     rules = prom["rules"]
     for label, exp in [*CRITICAL.items(), *WARNING.items()]:
         hit = [r["name"] for r in rules if re.search(exp.name_pattern, r["name"], re.I)]
@@ -666,7 +690,7 @@ def _backups_found(s: Section, found: dict[str, Any], given_prefix: str | None, 
     from golive.tasks.s3backup import BackupTarget
 
     default = {k: f.default for k, f in BackupTarget.model_fields.items()}
-    s.notes.append(f"top-level prefixes: {', '.join(found['prefixes']) or 'none'} (discovered, review)")
+    s.notes.append(f"prefixes: {', '.join(found['prefixes']) or 'none'} (discovered, review)")
     prefix = given_prefix or found["prefix"]
     if prefix is None:
         s.off = f"no backup prefix among {found['prefixes'] or 'no prefixes'}: pass --s3-prefix"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -77,10 +78,112 @@ def warned(observed: Any, expected: Any, evidence: str, **details: Any) -> Obser
     return Observation(status=Status.WARN, observed=observed, expected=expected, evidence=evidence, details=details)
 
 
-def skipped(cause: str, blocked_by: str) -> Observation:
+def skipped(cause: str, blocked_by: str, observed: Any = None, expected: Any = None, evidence: str = "",
+            **details: Any) -> Observation:
     """A prerequisite the body found broken (a table of many, one of them missing): SKIPPED with the cause, pointing
-    at the check that reports it (`blocked_by`), like a dependency the runner found broken."""
-    return Observation(status=Status.SKIPPED, evidence=cause, details={"reason": cause, "blocked_by": blocked_by})
+    at the check that reports it (`blocked_by`), like a dependency the runner found broken; what the body could
+    judge besides may come along (`observed`, ...)."""
+    return Observation(status=Status.SKIPPED, observed=observed, expected=expected, evidence=evidence or cause,
+                       details={**details, "reason": cause, "blocked_by": blocked_by})
+
+
+# --------------------------------------------------------------------------- services other checks reach
+# One root cause, one failure, across sections: a check that reaches a service another check reports on (the latency
+# to the database, a firewall port, a Prometheus scrape target, a runbook on the web host) and finds it down is
+# SKIPPED naming that check. The reporting checks register their addresses (`tasks` modules import nothing of each
+# other's); `service_down` tells the others.
+
+#: reachability check id -> the (host, port) addresses it reports on, derived from the config (none when unset)
+SERVICES: dict[str, Callable[[Any], Iterable[tuple[str | None, int | None]]]] = {}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379, "postgresql": 5432, "postgres": 5432,
+                  "smtp": 25}
+
+
+def register_service(check_id: str, addresses: Callable[[Any], Iterable[tuple[str | None, int | None]]]) -> None:
+    """`check_id` reports whether the service at `addresses(config)` answers (() when its section is unset)."""
+    SERVICES[check_id] = addresses
+
+
+def url_address(url: Any) -> tuple[str | None, int | None]:
+    """(host, port) of a URL, the scheme's default port when it names none; (None, None) when it has neither."""
+    try:
+        u = urlsplit(str(url))
+        return u.hostname, u.port or _DEFAULT_PORTS.get(u.scheme.lower())
+    except ValueError:  # a port that is not a number, an unclosed [IPv6 address
+        return None, None
+
+
+def _host(h: str) -> str:
+    return h.strip("[]").rstrip(".").lower()
+
+
+def _addresses(check_id: str, config: Any) -> list[tuple[str, int]]:
+    try:
+        return [(_host(h), int(p)) for h, p in SERVICES[check_id](config) if h and p]
+    except Exception:  # noqa: BLE001 - a section this config lacks or cannot express: nobody's address
+        return []
+
+
+def service_at(config: Any, host: str, port: int, *, but: str | None = None) -> str | None:
+    """The check (not `but`) that reports on the service at host:port in this config, else None."""
+    return next((cid for cid in SERVICES if cid != but and (_host(host), int(port)) in _addresses(cid, config)), None)
+
+
+def tcp_state(host: str, port: int, timeout: float) -> str:
+    """'open', 'refused' or 'filtered' (no answer within the timeout), or 'unreachable (why)'."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except (socket.timeout, TimeoutError):
+        return "filtered"
+    except OSError as e:
+        return f"unreachable ({e.strerror or e})"
+
+
+def service_down(ctx: "RunContext", host: str | None, port: int | None, *,
+                 but: str | None = None) -> Observation | None:
+    """SKIPPED naming the check that reports on host:port when a TCP connect there (once per run) does not open:
+    the failure is that check's. None when the address is nobody's (the caller's failure is its own) or opens."""
+    owner = service_at(ctx.config, host, port, but=but) if host and port else None
+    if owner is None:
+        return None
+    state = ctx.memo(("tcp-state", _host(host), int(port)),
+                     lambda: tcp_state(host.strip("[]"), int(port), min(2.0, ctx.remaining)))
+    return None if state == "open" else skipped(f"{host}:{port} is {state} ({owner} reports it)", owner)
+
+
+def _connect_failure(exc: BaseException) -> bool:
+    """A connection that could not be made (refused, reset, timed out; httpx's ConnectError / ConnectTimeout)."""
+    for _ in range(8):
+        if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__name__ in ("ConnectError", "ConnectTimeout"):
+            return True
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            return False
+        exc = nxt
+    return False
+
+
+def unreached(spec: "CheckSpec", exc: BaseException, ctx: "RunContext") -> Observation | None:
+    """A body that raised because it could not connect: SKIPPED naming the check that reports on the service it
+    tried (the address of an httpx request; else the services of the check's own config section) when that service
+    is down; None otherwise (the exception is the check's ERROR)."""
+    if spec.id in SERVICES or not _connect_failure(exc):  # a check reporting on a service is its one failure
+        return None
+    try:
+        url = exc.request.url  # type: ignore[attr-defined]  # httpx: the request that failed
+    except (AttributeError, RuntimeError):
+        url = None
+    if url is not None:
+        return service_down(ctx, *url_address(url), but=spec.id)
+    for cid in SERVICES:
+        if cid != spec.id and spec.target is not None and getattr(REGISTRY.get(cid), "target", None) == spec.target:
+            for host, port in _addresses(cid, ctx.config):
+                if (obs := service_down(ctx, host, port, but=spec.id)) is not None:
+                    return obs
+    return None
 
 
 def not_applicable(reason: str, evidence: str = "") -> Observation:
@@ -543,7 +646,9 @@ def resolve_target(spec: CheckSpec, config: Any) -> tuple[Any, str | None]:
 
 async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = None,
                   memo: Memo | None = None) -> CheckResult:
-    """Run one check body in its own daemon thread, bounded by the check's timeout. Never raises."""
+    """Run one check body in its own daemon thread, bounded by the check's timeout. Never raises. A body that raised
+    because it could not connect to a service another check reports down is SKIPPED naming that check (`unreached`),
+    any other exception is its ERROR."""
     redact = redact or Redactor()
     started, t0 = _now(), time.monotonic()
     target, na = resolve_target(spec, config)
@@ -563,7 +668,11 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
             loop.call_soon_threadsafe(settle, "ok", obs)
         except BaseException as e:  # noqa: BLE001 - every failure of a probe is evidence
             try:
-                loop.call_soon_threadsafe(settle, "err", e)
+                down = unreached(spec, e, ctx) if isinstance(e, Exception) else None
+            except Exception:  # noqa: BLE001 - the probe of a derived prerequisite must not hide the body's error
+                down = None
+            try:
+                loop.call_soon_threadsafe(settle, *(("ok", down) if down is not None else ("err", e)))
             except RuntimeError:  # loop closed after a timeout: nobody is waiting any more
                 pass
 
@@ -662,8 +771,9 @@ class Board:
         return {i: self.results[i] for i in ids}
 
     def root_cause(self, cid: str) -> CheckResult:
-        r = self.results[cid]
-        while r.status == Status.SKIPPED and r.details.get("blocked_by") in self.results:
+        r, seen = self.results[cid], {cid}
+        while r.status == Status.SKIPPED and r.details.get("blocked_by") in self.results.keys() - seen:
+            seen.add(r.details["blocked_by"])
             r = self.results[r.details["blocked_by"]]
         return r
 

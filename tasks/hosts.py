@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, warned
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, service_down, warned
 from .models import CaFile, Target
 from .prometheus import MonitoringTarget, api_get, api_url
 from .tls import http_client, req_timeout
@@ -271,9 +271,14 @@ def connect_times(address: str, samples: int, ctx: RunContext) -> list[float]:
 def _latency(address: str | None, limit: float, what: str, key: str, h: HostsTarget, ctx: RunContext) -> Observation:
     if address is None:
         return not_applicable(f"no `hosts.{key}` configured")
-    samples = connect_times(address, h.latency_samples, ctx)
-    med = statistics.median(samples)
     host, port = split_hostport(address)
+    try:
+        samples = connect_times(address, h.latency_samples, ctx)
+    except OSError:  # refused or silent: where a service golive checks listens, that check reports it
+        if (down := service_down(ctx, host, port)) is not None:
+            return down
+        raise
+    med = statistics.median(samples)
     evidence = (f"{len(samples)} TCP connects to {address} from the host golive runs on (run golive next to the "
                 f"{what} servers for the seed's meaning), median compared; re-run: "
                 f"`curl -so /dev/null -w '%{{time_connect}}\\n' --max-time 2 telnet://{host}:{port} </dev/null`")
@@ -284,14 +289,18 @@ def _latency(address: str | None, limit: float, what: str, key: str, h: HostsTar
 @check("infrastructure.frontend.lb_latency", title="Load balancer answers a TCP connect fast",
        seed=["1.1 Frontend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True)
 def lb_latency(h: HostsTarget, ctx: RunContext) -> Observation:
-    """Median TCP connect time to hosts.load_balancer < max_lb_latency_ms (latency_samples connects)."""
+    """Median TCP connect time to hosts.load_balancer < max_lb_latency_ms (latency_samples connects). An address
+    that does not accept, where the web endpoint (or another service golive checks) listens, is that check's failure:
+    SKIPPED naming it."""
     return _latency(h.load_balancer, h.max_lb_latency_ms, "frontend", "load_balancer", h, ctx)
 
 
 @check("infrastructure.backend.db_latency", title="Database answers a TCP connect fast",
        seed=["1.1 Backend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True)
 def db_latency(h: HostsTarget, ctx: RunContext) -> Observation:
-    """Median TCP connect time to hosts.database < max_db_latency_ms (latency_samples connects)."""
+    """Median TCP connect time to hosts.database < max_db_latency_ms (latency_samples connects). An address that
+    does not accept, where the `postgres` database (or another service golive checks) listens, is that check's
+    failure: SKIPPED naming it."""
     return _latency(h.database, h.max_db_latency_ms, "backend", "database", h, ctx)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import (Observation, RunContext, check, failed, not_applicable, passed, service_at, skipped,
+                   tcp_state)
 from .models import CaFile, Host, Target
 from .tls import http_client, req_timeout
 
@@ -192,24 +193,14 @@ def dns_frontend_pool(n: NetworkTarget, ctx: RunContext) -> Observation:
 
 # --------------------------------------------------------------------------- firewall
 
-def tcp_state(host: str, port: int, timeout: float) -> str:
-    """'open', 'refused' or 'filtered' (no answer within the timeout)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except (socket.timeout, TimeoutError):
-        return "filtered"
-    except OSError as e:
-        return f"unreachable ({e.strerror or e})"
-
-
 @check("infrastructure.firewall.ports", title="Firewall lets the listed ports in and keeps the others out",
        seed=["1.2 Firewall Rules"], timeout=15, target="network")
 def firewall_ports(n: NetworkTarget, ctx: RunContext) -> Observation:
     """A TCP connect to each port of firewall.host, concurrently: every open_ports port accepts, every
-    closed_ports port is refused or filtered (no answer within connect_timeout_s)."""
+    closed_ports port is refused or filtered (no answer within connect_timeout_s). An open port that refuses
+    where a service golive checks itself listens (the database, Redis, the web endpoint, ...) got through the
+    firewall to a service that is down: not judged here, that service's check reports it (SKIPPED naming it when
+    no other port is wrong)."""
     if n.firewall is None:
         return not_applicable("no `network.firewall` configured")
     f = n.firewall
@@ -219,10 +210,19 @@ def firewall_ports(n: NetworkTarget, ctx: RunContext) -> Observation:
         states = dict(zip(ports, pool.map(lambda p: tcp_state(f.host, p, timeout), ports)))
     observed = {str(p): states[p] for p in ports}
     expected = {**{str(p): "open" for p in f.open_ports}, **{str(p): "refused or filtered" for p in f.closed_ports}}
-    bad = [p for p in f.open_ports if states[p] != "open"] + [p for p in f.closed_ports if states[p] == "open"]
+    # an open port refused where a service golive checks listens: that service is down, its own check says so
+    down = {str(p): owner for p in f.open_ports
+            if states[p] == "refused" and (owner := service_at(ctx.config, f.host, p))}
+    observed.update({p: f"refused: not judged, the service is down ({owner} reports it)" for p, owner in down.items()})
+    bad = [p for p in f.open_ports if states[p] != "open" and str(p) not in down] + \
+        [p for p in f.closed_ports if states[p] == "open"]
     evidence = (f"TCP connect to {f.host} on each port from where golive runs (timeout {timeout:g} s); re-run: "
                 f"`nc -zv -w {max(1, round(timeout))} {f.host} {' '.join(map(str, ports))}`")
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    if down and not bad:
+        owner = next(iter(down.values()))
+        why = f"port(s) {', '.join(down)} refused: the service there is down ({owner} reports it)"
+        return skipped(why, owner, observed, expected, evidence, not_judged=down)
+    return (failed if bad else passed)(observed, expected, evidence, failing=bad, not_judged=down)
 
 
 # --------------------------------------------------------------------------- bastion
@@ -295,8 +295,10 @@ def _curl_cdn(c: CdnTarget, path: str) -> str:
 @check("infrastructure.cdn.cache_ttl", title="CDN caches with a TTL between 1 minute and 1 hour",
        seed=["1.2 CDN Configuration"], timeout=15, target="network")
 def cdn_cache_ttl(n: NetworkTarget, ctx: RunContext) -> Observation:
-    """Each cdn.paths fetched through cdn.url answers 200 through a CDN (one of cdn_headers present) with a
-    Cache-Control s-maxage/max-age within [min_cache_ttl_s, max_cache_ttl_s]."""
+    """Each cdn.paths fetched through cdn.url answers 200 through a CDN (one of cdn_headers present) with a shared-cache
+    TTL within [min_cache_ttl_s, max_cache_ttl_s]: the header aimed at CDNs when the response has one (RFC 9213
+    `CDN-Cache-Control`, else Fastly / Varnish `Surrogate-Control`), else `Cache-Control`; s-maxage, else max-age
+    (quoted or not, any order and case); `private` / `no-store` there mean not cached."""
     if n.cdn is None:
         return not_applicable("no `network.cdn` configured")
     c = n.cdn
@@ -304,9 +306,12 @@ def cdn_cache_ttl(n: NetworkTarget, ctx: RunContext) -> Observation:
     observed, bad = {}, []
     for path, r in got.items():
         h = {k.lower(): v for k, v in r["headers"].items()}
-        ttl = _max_age(h.get("cache-control"))
+        # a CDN obeys the header targeted at it over Cache-Control, which then speaks to browsers only
+        source = next((k for k in ("cdn-cache-control", "surrogate-control") if k in h), "cache-control")
+        ttl = _max_age(h.get(source))
         via = [k for k in c.cdn_headers if k.lower() in h]
         observed[path] = {"status": r["status"], "cache_control": h.get("cache-control"), "ttl_s": ttl,
+                          **({"ttl_from": f"{source}: {h[source]}"} if source != "cache-control" else {}),
                           "cdn_headers": {k: h[k.lower()] for k in via}}
         if r["status"] != 200 or not via or ttl is None or not c.min_cache_ttl_s <= ttl <= c.max_cache_ttl_s:
             bad.append(path)

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed, register_service,
+                   url_address)
 from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 
@@ -292,3 +293,16 @@ def logging_freshness(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     age_min = (datetime.now(timezone.utc) - ts).total_seconds() / 60
     return compare(round(age_min, 2), "<=", lg.max_log_age_minutes, unit="min", evidence=evidence, newest=str(raw),
                    index=hits[0].get("_index"))
+
+
+def _urls(c: Any, part: str, field: str) -> list[tuple[str | None, int | None]]:
+    """The address of one observability server, for the checks that reach it otherwise (scrape targets, firewall)."""
+    o = getattr(c, "observability", None)
+    url = getattr(getattr(o, part, None), field, None)
+    return [url_address(url)] if url else []
+
+
+register_service(GRAFANA_HEALTH, lambda c: _urls(c, "grafana", "url"))
+register_service(AM_HEALTH, lambda c: _urls(c, "alertmanager", "url"))
+register_service(ES_HEALTH, lambda c: _urls(c, "logging", "elasticsearch_url"))
+register_service("monitoring.kibana.status", lambda c: _urls(c, "logging", "kibana_url"))

@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, skipped
+from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed, register_service,
+                   skipped)
 from .models import CaFile, Host, Name, SSLMODE, Target, libpq_tls, libpq_tls_text
 
 SEED_TABLES = [
@@ -243,6 +244,11 @@ def postgres_reachable(t: PostgresTarget, ctx: RunContext) -> Observation:
     ok = num // 10000 >= t.min_version
     return (passed if ok else failed)(f"PostgreSQL {version} (server_version_num {num})",
                                       f"major version >= {t.min_version}", evidence, ssl=ssl_in_use)
+
+
+# the database's address, for the checks that reach it otherwise (TCP latency, firewall, scrape targets)
+register_service(REACHABLE, lambda c: [(t.host, t.port)]
+                 if (t := getattr(c, "postgres", None)) and not t.host.startswith("/") else [])
 
 
 @check("dependencies.postgres.latency", title="PostgreSQL round trip is fast",

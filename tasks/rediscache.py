@@ -9,7 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed,
+                   register_service, url_address)
 from .models import CaFile, Target
 
 
@@ -265,3 +266,9 @@ def redis_replication(t: RedisTarget, ctx: RunContext) -> Observation:
         observed["problems"] = problems
         return failed(observed, expected, evidence)
     return passed(observed, expected, evidence)
+
+
+# the primary's and the replicas' addresses, for the checks that reach them otherwise (firewall, scrape targets)
+register_service(PING, lambda c: [url_address(r.url)] if (r := getattr(c, "redis", None)) else [])
+register_service("dependencies.redis.replication",
+                 lambda c: [url_address(u) for u in r.replica_urls] if (r := getattr(c, "redis", None)) else [])

@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, warned
+from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed, register_service,
+                   url_address, warned)
 from .models import CaFile, Target
 
 
@@ -82,11 +83,12 @@ def _cli(t: BackupTarget, *args: str) -> str:
     return "aws s3api " + " ".join(args) + ep + f" --region {t.region}"
 
 
-def listing(t: BackupTarget, prefix: str, ctx: RunContext) -> list[dict[str, Any]]:
-    """Every object under `prefix` (Key, Size, LastModified), once per run and prefix."""
+def listing(t: BackupTarget, prefix: str, ctx: RunContext, client: Any = None) -> list[dict[str, Any]]:
+    """Every object under `prefix` (Key, Size, LastModified), once per run and prefix (on `client` when given: the
+    caller's connection, which it closes)."""
 
     def fetch() -> list[dict[str, Any]]:
-        c = s3_client(t, ctx)
+        c = client or s3_client(t, ctx)
         try:
             out: list[dict[str, Any]] = []
             kw: dict[str, Any] = {"Bucket": t.bucket, "Prefix": prefix}
@@ -98,9 +100,16 @@ def listing(t: BackupTarget, prefix: str, ctx: RunContext) -> list[dict[str, Any
                     return out
                 kw["ContinuationToken"] = page["NextContinuationToken"]
         finally:
-            c.close()
+            if client is None:
+                c.close()
 
     return ctx.memo(("s3-list", t.endpoint_url, t.bucket, prefix), fetch)
+
+
+def head(t: BackupTarget, key: str, ctx: RunContext, client: Any) -> dict[str, Any]:
+    """HeadObject of one key, once per run (the reachability check's read probe of the newest backup is the
+    encryption check's HEAD)."""
+    return ctx.memo(("s3-head", t.endpoint_url, t.bucket, key), lambda: client.head_object(Bucket=t.bucket, Key=key))
 
 
 def files(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,12 +137,40 @@ def _list_evidence(t: BackupTarget, prefix: str) -> str:
 
 # --------------------------------------------------------------------------- checks
 
-@check(REACHABLE, title="Backup bucket is listable", seed=["8.1 Database Backups"], timeout=15, target="backups")
+@check(REACHABLE, title="Backup bucket is listable and its backups readable", seed=["8.1 Database Backups"],
+       timeout=15, target="backups")
 def s3_reachable(t: BackupTarget, ctx: RunContext) -> Observation:
-    """ListObjectsV2 of bucket/prefix succeeds with the configured credentials."""
-    objs = listing(t, t.prefix, ctx)
-    return passed(f"listable: {len(objs)} object(s) under s3://{t.bucket}/{t.prefix}",
-                  "bucket listable with the configured credentials", _list_evidence(t, t.prefix))
+    """ListObjectsV2 of bucket/prefix succeeds with the configured credentials, and so does HeadObject of the newest
+    backup (s3:GetObject, which the other backup checks and the restore test need): a key that may list but not
+    read is one failure here, its readers are SKIPPED naming it."""
+    from botocore.exceptions import ClientError
+
+    expected = "bucket listable and the newest backup readable (HeadObject) with the configured credentials"
+    evidence = _list_evidence(t, t.prefix)
+    c = s3_client(t, ctx)  # one client for both requests
+    try:
+        objs = listing(t, t.prefix, ctx, c)
+        observed = f"listable: {len(objs)} object(s) under s3://{t.bucket}/{t.prefix}"
+        if (o := newest(objs)) is None:  # nothing to read: backup.s3.latest_full reports the missing backup
+            return passed(observed, expected, evidence)
+        evidence += f"; then `{_cli(t, 'head-object', '--bucket', t.bucket, '--key', o['Key'])}`"
+        try:
+            head(t, o["Key"], ctx, c)
+        except ClientError as e:
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status not in (401, 403):
+                raise
+            code = e.response.get("Error", {}).get("Code") or "Forbidden"
+            key = f" with access key {t.access_key_id}" if t.access_key_id else ""
+            return failed(f"{observed}, but HeadObject of the newest ({o['Key']}) answered {status} {code}{key}: "
+                          "the backups cannot be read", expected, evidence)
+    finally:
+        c.close()
+    return passed(f"{observed}, the newest readable", expected, evidence)
+
+
+register_service(REACHABLE, lambda c: [url_address(b.endpoint_url)]
+                 if (b := getattr(c, "backups", None)) and b.endpoint_url else [])
 
 
 @check("backup.s3.latest_full", title="Latest full backup is recent",
@@ -179,7 +216,7 @@ def s3_encrypted(t: BackupTarget, ctx: RunContext) -> Observation:
         return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, _list_evidence(t, t.prefix))
     c = s3_client(t, ctx)
     try:
-        head = c.head_object(Bucket=t.bucket, Key=o["Key"])
+        meta = head(t, o["Key"], ctx, c)
         try:
             rules = c.get_bucket_encryption(Bucket=t.bucket)["ServerSideEncryptionConfiguration"]["Rules"]
             default = ", ".join(r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules
@@ -192,10 +229,10 @@ def s3_encrypted(t: BackupTarget, ctx: RunContext) -> Observation:
         policy_denies = _policy_denies_unencrypted(c, t.bucket) if default == "none" else False
     finally:
         c.close()
-    sse = head.get("ServerSideEncryption")
+    sse = meta.get("ServerSideEncryption")
     observed = {"key": o["Key"], "ServerSideEncryption": sse or "none", "bucket_default_encryption": default}
-    if head.get("SSEKMSKeyId"):
-        observed["SSEKMSKeyId"] = head["SSEKMSKeyId"]
+    if meta.get("SSEKMSKeyId"):
+        observed["SSEKMSKeyId"] = meta["SSEKMSKeyId"]
     enforced = default != "none" or policy_denies
     if default == "none":
         observed["bucket_policy_denies_unencrypted_puts"] = policy_denies

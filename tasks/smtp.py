@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service
 from .models import CaFile, Host, Target
 from .tls import trust_context
 
@@ -106,6 +106,10 @@ def smtp_session(t: SmtpTarget, ctx: RunContext) -> Observation:
         observed["problems"] = problems
         return failed(observed, expected, _evidence(t))
     return passed(observed, expected, _evidence(t))
+
+
+register_service("dependencies.smtp.session",
+                 lambda c: [(m.host, m.port)] if (m := getattr(c, "smtp", None)) else [])
 
 
 @check("dependencies.smtp.capacity", title="Declared email capacity is enough",

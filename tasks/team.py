@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, check, failed, not_applicable, passed, service_down, skipped, url_address
 from .models import CaFile, Target
 from .tls import http_client, req_timeout
 
@@ -128,11 +128,29 @@ def _runbook(ref: str, t: TeamTarget, ctx: RunContext, client: Any) -> tuple[boo
     return size > 0, f"file, {size:,} bytes" if size else "file is empty"
 
 
+def _verdict(refs: dict[str, str], observed: dict[str, str], bad: list[str], expected: str, evidence: str,
+             ctx: RunContext) -> Observation:
+    """FAIL naming `bad`, but a URL that could not be reached because it is on a server golive checks itself (the
+    web endpoint) and that server is down is not judged: that check reports it (SKIPPED naming it when nothing else
+    is wrong)."""
+    gone: dict[str, str] = {}
+    for name in bad:
+        if observed[name].startswith("unreachable") and (down := service_down(ctx, *url_address(refs[name]))):
+            gone[name] = down.details["blocked_by"]
+            observed[name] = f"not judged: {down.details['reason']}"
+    own = [name for name in bad if name not in gone]
+    if gone and not own:
+        name, owner = next(iter(gone.items()))
+        return skipped(f"{', '.join(gone)}: {observed[name]}", owner, observed, expected, evidence)
+    return (failed if own else passed)(observed, expected, evidence, failing=own, not_judged=gone)
+
+
 @check("team.runbooks.reachable", title="Runbooks are available", seed=["9.1 Runbooks Available"],
        timeout=15, target="team")
 def runbooks_reachable(t: TeamTarget, ctx: RunContext) -> Observation:
     """Each runbook URL answers 200 (https verified against the system store + ca_file), or each file path
-    exists and is non-empty."""
+    exists and is non-empty. A URL on a server that is down where golive checks a service itself (the web endpoint)
+    is that check's failure: not judged here, SKIPPED naming it when nothing else is wrong."""
     expected = "at least one runbook; every URL answers 200, every file exists and is non-empty"
     if not t.runbooks:
         return failed("no runbooks declared", expected, "`team.runbooks` is empty in the environment config")
@@ -146,7 +164,7 @@ def runbooks_reachable(t: TeamTarget, ctx: RunContext) -> Observation:
                 bad.append(name)
     evidence = "; ".join(f"{name}: " + (f"GET {ref}" if urlsplit(ref).scheme in ("http", "https")
                                         else f"stat {ref}") for name, ref in t.runbooks.items())
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return _verdict(t.runbooks, observed, bad, expected, evidence, ctx)
 
 
 def contact_problems(c: Contact) -> list[str]:
@@ -211,7 +229,9 @@ COMMS_DOCS = {"release_notes": "release notes", "status_page_template": "status-
 def comms_templates(t: TeamTarget, ctx: RunContext) -> Observation:
     """Release notes, status-page template and customer email template: each URL answers 200, each file is non-empty.
 
-    URLs are fetched with redirects followed (https verified against the system store + team.ca_file)."""
+    URLs are fetched with redirects followed (https verified against the system store + team.ca_file). A URL on a
+    server that is down where golive checks a service itself (the web endpoint) is not judged: SKIPPED naming that
+    check when nothing else is wrong."""
     if t.comms is None:
         return not_applicable("no `team.comms` configured (release notes, status-page and customer email templates)")
     expected = "release notes, status-page template, customer email template: each URL answers 200, each file non-empty"
@@ -229,7 +249,7 @@ def comms_templates(t: TeamTarget, ctx: RunContext) -> Observation:
             if not ok:
                 bad.append(name)
     evidence = "; ".join(how) or "nothing declared under team.comms"
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return _verdict({name: getattr(t.comms, name) or "" for name in COMMS_DOCS}, observed, bad, expected, evidence, ctx)
 
 
 # --------------------------------------------------------------------------- Slack channels

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed,
+                   register_service, url_address)
 from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 
@@ -148,9 +149,10 @@ def web_reachable(target: WebTarget, ctx: RunContext) -> Observation:
 
 
 @check("infrastructure.http.redirect", title="Plain HTTP redirects permanently to HTTPS",
-       seed=["5.1 SSL/TLS Configuration"], timeout=10, target="web")
+       seed=["5.1 SSL/TLS Configuration"], depends_on=[REACHABLE], timeout=10, target="web")
 def http_redirect(target: WebTarget, ctx: RunContext) -> Observation:
-    """http_url answers 301/308 with a Location on https://."""
+    """http_url answers 301/308 with a Location on https://. Needs the HTTPS endpoint up (a redirect to a site that
+    is down is that site's failure)."""
     if target.http_url is None:
         return not_applicable("no `web.http_url` configured (nothing listens on plain HTTP)")
     url = str(target.http_url)
@@ -162,6 +164,16 @@ def http_redirect(target: WebTarget, ctx: RunContext) -> Observation:
     evidence = f"GET {url} without following redirects; re-run: `curl -sS -o /dev/null -D - {url}`"
     ok = r.status_code in (301, 308) and loc.lower().startswith("https://")
     return (passed if ok else failed)(observed, expected, evidence)
+
+
+def _web(config: Any) -> WebTarget | None:
+    return getattr(config, "web", None)
+
+
+# the web endpoint's checks report its addresses: another check finding one down is SKIPPED naming them
+register_service(REACHABLE, lambda c: [url_address(w.base_url)] if (w := _web(c)) else [])
+register_service("infrastructure.http.redirect",
+                 lambda c: [url_address(w.http_url)] if (w := _web(c)) and w.http_url else [])
 
 
 @check("application.api.health", title="Health endpoints report healthy",
@@ -256,7 +268,9 @@ def frontend_title(target: WebTarget, ctx: RunContext) -> Observation:
 @check("security.headers.hsts", title="HSTS header with a long enough max-age",
        seed=["5.1 HSTS Header"], depends_on=[REACHABLE], timeout=10, target="web")
 def hsts(target: WebTarget, ctx: RunContext) -> Observation:
-    """Strict-Transport-Security is present on base_url and its max-age >= hsts_min_max_age."""
+    """Strict-Transport-Security is present on base_url and its max-age >= hsts_min_max_age.
+    Any server's spelling: max-age quoted or not, directives in any order, case and spacing; of several headers the
+    first one counts (RFC 6797 8.1)."""
     url = str(target.base_url)
     with http_client(ctx, target.ca_file) as c:
         r = c.get(url, timeout=req_timeout(ctx))

@@ -7,7 +7,7 @@ pytest_plugins = ["tests.fixtures_prefect", "tests.fixtures_golive"]
 def sandbox():
     """The local production-like stack (real processes), started once per test session.
 
-    Its secrets are exported while it runs (as `python -m sandbox up` tells a shell to), so its config loads the way
+    Its secrets are exported while it runs (as `python -m golive.sandbox up` tells a shell to), so its config loads the way
     production loads its own: `${VAR}` from the environment.
     """
     from golive.sandbox import Sandbox
@@ -29,7 +29,8 @@ def sandbox():
 # installing them) it runs, and a missing package fails it: CI never skips.
 DEBIAN_SERVERS = {"pgbouncer": "golive.sandbox.pgbouncer:executable",
                   "prometheus": "tests.monitoring_servers:prometheus_executable",
-                  "prometheus-alertmanager": "golive.sandbox.alertmanager:executable"}
+                  "prometheus-alertmanager": "golive.sandbox.alertmanager:executable",
+                  "redis-server": "tests.test_healthy_variants:redis7_executable"}
 _skipped_for: dict[str, int] = {}
 
 

@@ -110,10 +110,12 @@ def test_down_target_is_listed_with_its_error(sandbox, cfg):
     assert down["instance"].startswith("backend-2") and down["health"] == "down" and down["lastError"]
 
 
-def test_postgres_down_shows_as_a_down_scrape_target(sandbox, cfg):
+def test_postgres_down_is_not_a_second_failure_as_a_scrape_target(sandbox, cfg):
+    """The target scrapes the database's own address: dependencies.postgres.reachable reports it (issue #11)."""
     with sandbox.fault("postgres-down"):
         r = run_one("monitoring.prometheus.targets", cfg)
-    assert r.status == Status.FAIL and [d["job"] for d in r.observed["down"]] == ["postgres"]
+    assert r.status == Status.SKIPPED and r.details["blocked_by"] == "dependencies.postgres.reachable", r.summary
+    assert r.observed["down"] == [] and list(r.observed["not_judged"].values()) == ["dependencies.postgres.reachable"]
 
 
 def test_scrape_interval_longer_than_allowed_fails(cfg):

@@ -284,3 +284,57 @@ def test_a_hostile_prometheus_cannot_add_keys_through_the_comments(tmp_path, cap
     cfg = load_config(out, env={})
     assert cfg.restore is None and cfg.team is None and cfg.deploy is None and cfg.saas is None
     assert "\x1b" not in text + printed and "\x07" not in text + printed
+
+
+def test_the_private_ca_reaches_every_tls_target_it_names(tmp_path):
+    """--ca-file: the site, an https S3 endpoint, rediss:// and a database whose DSN asks to verify the server; the
+    DSN's own sslrootcert wins; a DSN that does not verify the server gets none (libpq would not read it)."""
+    import trustme
+
+    ca, db_ca = tmp_path / "ca.pem", tmp_path / "db-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    trustme.CA().cert_pem.write_to_path(str(db_ca))
+
+    def init(dsn: str, name: str):
+        out = tmp_path / name
+        assert main(["config", "init", "--environment", "x", "--no-discover", "--out", str(out), "--ca-file", str(ca),
+                     "--site-url", "https://app.example.com", "--database-dsn", dsn, "--s3-bucket", "b",
+                     "--redis-url", "rediss://cache.internal:6380/0",
+                     "--s3-endpoint", "https://minio.internal:9000"]) == 0
+        return load_config(out, env={})
+
+    c = init("postgresql://app@db.internal/app?sslmode=verify-full", "a.yaml")
+    assert {str(x) for x in (c.web.ca_file, c.postgres.sslrootcert, c.redis.ca_file, c.backups.ca_file)} == {str(ca)}
+    dsn = f"host=db.internal dbname=app user=app sslmode=verify-ca sslrootcert={db_ca}"
+    assert str(init(dsn, "b.yaml").postgres.sslrootcert) == str(db_ca)
+    assert init("postgresql://app@db.internal/app?sslmode=require", "c.yaml").postgres.sslrootcert is None
+
+
+@pytest.mark.parametrize("keys, found", [
+    (["pg/app/app_20261130.dump", "pg/app/app_20261201.dump", "pg/wal/0000000100000001", "etc/nginx.conf"],
+     ("pg/app/", "pg/wal/", "etc/")),                         # one folder per database host, WAL beside the dumps
+    (["backups/2026/11/30/app.dump", "backups/2026/12/01/app.dump", "wal/0000000100000001"],
+     ("backups/", "wal/", None)),                             # date folders under one prefix: the prefix itself
+], ids=["nested by kind", "nested by date"])
+def test_backup_prefixes_are_found_one_level_down_when_a_folder_groups_kinds(tmp_path, monkeypatch, keys, found):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for k, v in {"AWS_ACCESS_KEY_ID": "AKIAINIT", "AWS_SECRET_ACCESS_KEY": "init", "AWS_DEFAULT_REGION":
+                     "us-east-1"}.items():
+            monkeypatch.setenv(k, v)
+        s3, bucket = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}"), f"dumps-{len(keys)}"  # moto's state
+        s3.create_bucket(Bucket=bucket)                                                     # is per process
+        for k in keys:
+            s3.put_object(Bucket=bucket, Key=k, Body=b"x" * 2048)
+        out = tmp_path / "s3.yaml"
+        assert main(["config", "init", "--environment", "x", "--out", str(out), "--s3-bucket", bucket,
+                     "--s3-endpoint", f"http://127.0.0.1:{port}"]) == 0
+    finally:
+        server.stop()
+    b = load_config(out, env={}).backups
+    assert (b.prefix, b.wal_prefix, b.config_prefix) == found

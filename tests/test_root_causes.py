@@ -3,12 +3,16 @@ FAIL / ERROR across the whole catalog, and every check that needed it is SKIPPED
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from golive.flows.catalog import all_checks
-from golive.tasks.core import Status, run_plain
-from tests.test_checks_servers import sandbox_config
+from golive.flows.readiness import plan
+from golive.tasks.core import CheckResult, Status, run_plain
+from tests.test_checks_servers import refused_port, sandbox_config, with_
 
 TABLES = "dependencies.postgres.tables"
 
@@ -62,3 +66,73 @@ def test_a_table_only_a_suite_reads_is_checked_by_the_tables_check_too(sandbox, 
     assert res[TABLES].status == Status.FAIL
     assert res[TABLES].observed["problems"] == {"merchants": "missing (read by the data-integrity suites)"}
     assert {r.status for i, r in res.items() if i.startswith("data.")} == {Status.SKIPPED}
+
+
+# --------------------------------------------------------------------------- each shared prerequisite in turn
+
+@contextlib.contextmanager
+def broken(sandbox, cfg, how: str, what: str) -> Iterator[Any]:
+    """The prerequisite broken (a sandbox fault, a service stopped, or the backup bucket's endpoint moved to a port
+    that refuses), repaired afterwards; yields the config to run with."""
+    if how == "fault":
+        with sandbox.fault(what):
+            yield cfg
+    elif how == "stop":
+        sandbox.stop_service(what)
+        try:
+            yield cfg
+        finally:
+            sandbox.start_service(what, wait=True)
+            deadline = time.monotonic() + 15  # a restarted Redis primary: its replica re-attaches on its own
+            while what == "redis" and not sandbox.redis_client().info("replication").get("connected_slaves"):
+                assert time.monotonic() < deadline, "the Redis replica did not re-attach"
+                time.sleep(0.2)
+    else:  # moved in the config, not by stopping moto: the sandbox's moto also plays the load balancer's and the
+        # auto-scaling group's AWS APIs and holds the load-test results, separate systems in production
+        yield with_(cfg, "backups", endpoint_url=f"http://127.0.0.2:{refused_port()}")
+
+
+PG, WEB, S3 = "dependencies.postgres.reachable", "infrastructure.web.reachable", "backup.s3.reachable"
+# prerequisite -> (how it is broken, the one check that fails, checks elsewhere that used to fail along and must now
+# be SKIPPED naming it)
+CASES = {
+    "postgres down": ("fault", "postgres-down", PG,
+                      {"infrastructure.backend.db_latency", "infrastructure.firewall.ports",
+                       "monitoring.prometheus.targets", "security.transit.tls", "backup.restore.test"}),
+    "redis down": ("stop", "redis", "dependencies.redis.ping",
+                   {"infrastructure.firewall.ports", "monitoring.prometheus.targets"}),
+    "web down": ("stop", "web", WEB,
+                 {"infrastructure.tls.chain", "infrastructure.tls.expiry", "infrastructure.http.redirect",
+                  "infrastructure.frontend.lb_latency", "infrastructure.backend.python", "infrastructure.cdn.origin",
+                  "infrastructure.firewall.ports", "monitoring.prometheus.targets", "team.runbooks.reachable"}),
+    "prometheus down": ("stop", "prometheus", "monitoring.prometheus.reachable",
+                        {"infrastructure.frontend.status", "infrastructure.backend.status",
+                         "backup.automation.failure_alert"}),
+    "smtp down": ("fault", "smtp-down", "dependencies.smtp.session", set()),
+    "backup bucket unreachable": ("endpoint", "backups", S3, {"backup.s3.latest_full", "backup.restore.test"}),
+    "backup objects forbidden": ("fault", "s3-forbidden", S3,
+                                 {"backup.s3.encrypted", "backup.s3.config_files", "backup.restore.test"}),
+}
+
+
+def root_of(res: dict[str, CheckResult], cid: str) -> str:
+    """Follow `blocked_by` from a SKIPPED result to the check that did not pass."""
+    seen = []
+    while res[cid].status == Status.SKIPPED and cid not in seen:
+        seen.append(cid)
+        cid = res[cid].details["blocked_by"]
+    return cid
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_shared_prerequisite_broken_is_one_failure_and_its_dependents_name_it(sandbox, cfg, case):
+    how, what, root, dependents = CASES[case]
+    with broken(sandbox, cfg, how, what) as run_cfg:
+        res = {r.id: r for r in run_plain(plan(run_cfg), run_cfg)}  # the whole catalog, as `golive check` runs it
+    failures = {i: f"{r.status.value}: {r.summary}" for i, r in res.items() if r.status in (Status.FAIL, Status.ERROR)}
+    assert list(failures) == [root], failures
+    skipped = {i: r for i, r in res.items() if r.status == Status.SKIPPED}
+    not_skipped = {i: f"{res[i].status.value}: {res[i].summary}" for i in dependents - set(skipped)}
+    assert not not_skipped, not_skipped
+    for i, r in skipped.items():
+        assert root_of(res, i) == root and root in r.cause, (i, r.cause)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import psycopg
@@ -30,8 +31,10 @@ from golive.flows.readiness import plan
 from golive.flows.report import build_report
 from golive.tasks.core import Redactor, Status, load_catalog, run_plain
 from golive.sandbox import procs
-from tests.stock.env import APP_USER, DBNAME, ENV, REPO, StockEnv, missing_packages
+from tests.stock.env import (APP_USER, BACKUP_PREFIX, BUCKET, CONFIG_PREFIX, DBNAME, ENV, REPO, S3_HOST, WAL_PREFIX,
+                             StockEnv, missing_packages)
 from tests.test_checks_servers import assert_no_secrets
+from tests.test_config_init import assert_no_leak, golive
 
 pytestmark = [pytest.mark.stock, pytest.mark.timeout(600)]
 
@@ -98,6 +101,65 @@ def test_every_check_passes_or_is_not_applicable_with_a_reason(stock, user_env):
     assert by_id["dependencies.redis.replication"].status == Status.PASS
     assert by_id["backup.restore.test"].status == Status.PASS
     assert_no_secrets(by_id, cfg)
+
+
+def test_config_init_on_the_stock_servers_validates_and_runs_go(stock, tmp_path):
+    """README "Your first real run", step by step, as a new user: `golive config init` with the addresses a team
+    knows (passwords inside the DSN and the Redis URL, the private CA once as --ca-file, S3 credentials from boto3's
+    chain), the unedited file validates and `golive check --config` on it is GO; no password anywhere."""
+    p, s, ca = stock.ports, stock.secrets, str(stock.ca_file)
+    db_pw, redis_pw = s[ENV["db"]], s[ENV["redis"]]
+    shell = {k: v for k, v in os.environ.items()   # a team member's shell: no golive, sandbox, Prefect or TLS exports
+             if not k.startswith(("STOCK_", "GOLIVE_", "PREFECT_", "AWS_", "PGSSL", "SSL_CERT", "REQUESTS_CA"))}
+    shell |= {"AWS_ACCESS_KEY_ID": "AKIASTOCKBACKUPREADER", "AWS_SECRET_ACCESS_KEY": s[ENV["s3"]],
+              "AWS_DEFAULT_REGION": "eu-west-1"}
+    out = tmp_path / "envs" / "stock.yaml"
+    flags = {"--environment": "stock-init", "--out": str(out), "--site-url": f"https://localhost:{p['https']}",
+             "--database-dsn": f"postgresql://{APP_USER}:{quote(db_pw, safe='')}@127.0.0.1:{p['pg']}/{DBNAME}"
+                               "?sslmode=verify-full",
+             "--redis-url": f"redis://:{quote(redis_pw, safe='')}@127.0.0.1:{p['redis']}/0",
+             "--s3-bucket": BUCKET, "--s3-endpoint": f"https://{S3_HOST}:{p['s3']}",
+             "--prometheus-url": f"http://localhost:{p['prometheus']}", "--smtp-host": f"localhost:{p['smtp']}",
+             "--ca-file": ca}
+    t0 = time.monotonic()
+    r = golive("config", "init", *(x for kv in flags.items() for x in kv), env=shell)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert time.monotonic() - t0 < 60, "discovery is bounded (10 s per server)"
+    text, suites = out.read_text(), sorted((out.parent / "suites-stock-init").glob("*.json"))
+    assert suites and "Written commented out" not in text, text       # every server answered
+    for secret in (db_pw, redis_pw):
+        assert_no_leak(secret, text, r.stdout, r.stderr, *(x.read_text() for x in suites))
+    assert "export before `golive check`: GOLIVE_POSTGRES_PASSWORD, GOLIVE_REDIS_PASSWORD" in r.stdout
+
+    secrets = {"GOLIVE_POSTGRES_PASSWORD": db_pw, "GOLIVE_REDIS_PASSWORD": redis_pw}
+    cfg = load_config(out, env=secrets)
+    # the stock forms were discovered: the private CA on every TLS target, the interval job, the nested S3 layout
+    assert {str(x) for x in (cfg.postgres.sslrootcert, cfg.backups.ca_file, cfg.smtp.ca_file, cfg.web.ca_file)} == {ca}
+    assert cfg.workers.jobs["merchant_affinity_update"] == "every 6h" and cfg.workers.heartbeat_table is None
+    assert cfg.workers.jobs["weekly_model_retraining"] == "0 3 * * 1"
+    assert (cfg.backups.prefix, cfg.backups.wal_prefix, cfg.backups.config_prefix) == (BACKUP_PREFIX, WAL_PREFIX,
+                                                                                       CONFIG_PREFIX)
+    assert cfg.redis.replica_urls == [f"redis://127.0.0.1:{p['redis_replica']}/0"]
+    assert cfg.monitoring.roles == {}          # `localhost:<port>` names no role: left to the user, not guessed
+    for line in ("merchant_affinity_update: every 6h", f"prefix: {BACKUP_PREFIX}  # discovered, review",
+                 "expected_title: SwipeSavvy  # discovered, review", "# alert 'database down': PostgresDown"):
+        assert line in text, line
+
+    v = golive("config", "validate", str(out), env=shell | secrets)
+    assert v.returncode == 0, v.stdout + v.stderr
+    c = golive("check", "--config", str(out), env=shell | secrets)
+    assert c.returncode == 0 and "VERDICT: GO " in c.stdout, c.stdout[-6000:] + c.stderr[-2000:]
+    lines = [ln.split(None, 3) for ln in c.stdout.splitlines() if ln.startswith("  ") and len(ln.split()) >= 3]
+    status = {x[2]: x[1] for x in lines if x[1] in ("PASS", "WARN", "FAIL", "ERROR", "SKIPPED", "NOT_APPLICABLE")}
+    assert collections.Counter(status.values())["PASS"] >= 200, collections.Counter(status.values())
+    assert all(status[k] == "PASS" for k in (
+        "application.workers.jobs", "backup.s3.retention", "infrastructure.tls.chain",
+        "dependencies.postgres.reachable", "dependencies.redis.replication", "security.admin.mfa",
+        "monitoring.alerts.critical")), status
+    unexplained = [x[2] for x in lines if x[1] == "NOT_APPLICABLE" and len(x) < 4]
+    assert not unexplained, unexplained
+    assert_no_leak(db_pw, c.stdout, c.stderr)
+    assert_no_leak(redis_pw, c.stdout, c.stderr)
 
 
 OWNER = """
