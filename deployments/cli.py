@@ -554,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("golive: interrupted; no verdict", file=sys.stderr)
         return EXIT_GATE
+    except BrokenPipeError:  # `golive catalog | head`: the reader left; no traceback, as a shell tool would (141)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's final flush must not fail
+        return 128 + 13
     except Exception as e:  # noqa: BLE001 - the gate itself failed: say so, exit 4, never a verdict
         print(f"golive: the gate itself failed: {_env_redactor().text(f'{type(e).__name__}: {e}')}", file=sys.stderr)
         return EXIT_GATE
