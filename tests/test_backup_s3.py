@@ -2,6 +2,7 @@
 configuration backups, bucket-enforced encryption. Against the sandbox's moto server (a subprocess)."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -22,7 +23,8 @@ def test_healthy_sandbox_backups_pass_with_their_evidence(sandbox, cfg):
     loc = res["backup.s3.off_server"].observed
     assert loc["endpoint_addresses"] == ["127.0.0.2"] and loc["database_addresses"] == ["127.0.0.1"]
     ret = res["backup.s3.retention"].observed
-    assert ret["backups"] == 11 and 30 <= ret["oldest"]["age_days"] < 30.01
+    since_start = (dt.datetime.now(dt.timezone.utc) - sandbox.started_at).total_seconds() / 86400
+    assert ret["backups"] == 11 and 30 <= ret["oldest"]["age_days"] < 30.01 + since_start  # seeded 30 days old
     assert "expire-backups: prefix 'backups/', expires after 35 days" in ret["lifecycle"]
     sched = res["backup.automation.schedule"].observed
     assert sched["backups_in_window"] == 7 and 23.9 < sched["largest_gap_hours"] <= 24.01
