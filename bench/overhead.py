@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,8 +30,8 @@ def main() -> int:
     if args.runs < 1:
         ap.error("--runs must be >= 1")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    from golive.sandbox import Sandbox
     from golive.deployments.prefect_server import PrefectServer
+    from golive.sandbox import Sandbox
 
     with Sandbox.start() as sb:
         os.environ.update(sb.env)
@@ -68,7 +68,7 @@ def main() -> int:
 
             async def noop(spec, config, *, redact=None, memo=None):
                 t = time.monotonic()
-                return make_result(spec, Status.PASS, started=datetime.now(timezone.utc), t0=t, observed="no-op",
+                return make_result(spec, Status.PASS, started=datetime.now(UTC), t0=t, observed="no-op",
                                    expected="no-op", evidence="bench/overhead.py floor: body not run")
 
             readiness.execute = noop

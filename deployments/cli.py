@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         try:
             command(args)
         except InitError as e:
-            raise UsageError(str(e))
+            raise UsageError(str(e)) from None
         return 0
     cfg = _load_config(args.file)
     if cfg is None:
@@ -215,12 +216,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run checks without Prefect (quick local probing)."""
-    from golive.flows.readiness import plan
-    from golive.flows.report import build_report
-    from datetime import datetime, timezone
-    from golive.tasks.core import Redactor, run_plain
+    from datetime import datetime
 
     from golive.flows.config import ConfigError
+    from golive.flows.readiness import plan
+    from golive.flows.report import build_report
+    from golive.tasks.core import Redactor, run_plain
 
     cfg = _load_config_or_usage(args.config)
     try:
@@ -229,11 +230,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             from golive.tasks.core import select
             specs = select(specs, ids=args.check)
     except KeyError as e:
-        raise UsageError(str(e.args[0]))
+        raise UsageError(str(e.args[0])) from None
     except ConfigError as e:  # a bad suite file
-        raise UsageError("; ".join(e.problems))
+        raise UsageError("; ".join(e.problems)) from None
     console = _console()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     results = run_plain(specs, cfg, redact=Redactor(cfg.secrets()),
                         on_result=lambda r: _progress_line(console, r))
     report = build_report(results, environment=cfg.environment, mode="check", started_at=started)
@@ -248,7 +249,9 @@ def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_di
 
     from golive.flows import readiness
 
-    listener = (lambda r: _progress_line(console, r))
+    def listener(r: Any) -> None:
+        _progress_line(console, r)
+
     readiness.LISTENERS.append(listener)
     try:
         state = asyncio.run(readiness.go_live_readiness(config=config_path, mode=mode, sections=sections,
@@ -305,13 +308,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"--break: unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}", file=sys.stderr)
         return EXIT_USAGE
     from golive.deployments.demo import go_live, parse_approvals
-
     from golive.sandbox.release import RELEASES
 
     try:
         parse_approvals(args.approve)
     except ValueError as e:
-        raise UsageError(str(e))
+        raise UsageError(str(e)) from None
     if args.release not in RELEASES:
         raise UsageError(f"--release: unknown sandbox release {args.release!r}; known: {', '.join(RELEASES)}")
     full_path = bool(args.approve) or (sys.stdin.isatty() and not args.readiness_only)
@@ -378,7 +380,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
                                timeout_s=args.timeout, poll_s=args.poll_seconds,
                                on_state=lambda rid, t, name: console.print(f"[dim]flow run {rid}: {_t(name or t)}[/]"))
     except ValueError as e:
-        raise UsageError(str(e))
+        raise UsageError(str(e)) from None
     except CiError as e:
         console.print(f"[bold red]golive ci: no verdict:[/] {_t(e)}")
         return EXIT_GATE
@@ -401,7 +403,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 def cmd_ack(args: argparse.Namespace) -> int:
     """Acknowledge HIGH rollback criteria for a release being watched (or clear it): a Prefect Variable."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from pydantic import ValidationError
 
@@ -419,10 +421,10 @@ def cmd_ack(args: argparse.Namespace) -> int:
         raise UsageError(f"--{missing[0]} is required (or --clear)")
     try:
         ack = Ack(release=args.release, by=args.by, reason=args.reason, criteria=args.criterion or [],
-                  at=datetime.now(timezone.utc))
+                  at=datetime.now(UTC))
     except ValidationError as e:
         err = e.errors()[0]
-        raise UsageError(f"--{err['loc'][0]}: {err['msg']}")
+        raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from None
     from prefect.variables import Variable
 
     Variable.set(name, ack.model_dump(mode="json"), overwrite=True)

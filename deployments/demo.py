@@ -16,8 +16,7 @@ from typing import Any
 import yaml
 
 from .prefect_server import stop_child
-from .signoff_client import (api_client, json_artifact, resume, signoff_fields, wait_final,
-                             wait_paused_sign_off)
+from .signoff_client import api_client, json_artifact, resume, signoff_fields, wait_final, wait_paused_sign_off
 
 
 def parse_approvals(values: list[str]) -> list[tuple[str, str]]:

@@ -71,7 +71,7 @@ class PrefectServer:
         return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false"}
 
-    def start(self, timeout: float = 90.0) -> "PrefectServer":
+    def start(self, timeout: float = 90.0) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PREFECT_HOME": str(self.home),
                "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
@@ -114,7 +114,7 @@ class PrefectServer:
         stop_child(self.proc)
         self.proc = None
 
-    def __enter__(self) -> "PrefectServer":
+    def __enter__(self) -> PrefectServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,7 @@ Importing this module imports GX and registers the expectation type (the suite l
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Optional, Tuple
+from typing import Any, ClassVar
 
 from great_expectations.compatibility.sqlalchemy import sqlalchemy as sa
 from great_expectations.core.metric_domain_types import MetricDomainTypes
@@ -68,14 +68,14 @@ class ExpectColumnValuesToExistInParentTable(BatchExpectation):
     column: str
     parent_table: str
     parent_column: str = "id"
-    parent_schema: Optional[str] = None
+    parent_schema: str | None = None
 
-    metric_dependencies: ClassVar[Tuple[str, ...]] = (ORPHAN_COUNT,)
-    domain_keys: ClassVar[Tuple[str, ...]] = ("batch_id", "row_condition", "condition_parser")
-    success_keys: ClassVar[Tuple[str, ...]] = ("column", "parent_table", "parent_column", "parent_schema")
-    args_keys: ClassVar[Tuple[str, ...]] = ("column", "parent_table", "parent_column")
+    metric_dependencies: ClassVar[tuple[str, ...]] = (ORPHAN_COUNT,)
+    domain_keys: ClassVar[tuple[str, ...]] = ("batch_id", "row_condition", "condition_parser")
+    success_keys: ClassVar[tuple[str, ...]] = ("column", "parent_table", "parent_column", "parent_schema")
+    args_keys: ClassVar[tuple[str, ...]] = ("column", "parent_table", "parent_column")
 
-    def _validate(self, metrics: dict, runtime_configuration: Optional[dict] = None,
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
                   execution_engine: Any = None) -> dict:
         orphans = metrics[ORPHAN_COUNT]
         return {"success": orphans == 0, "result": {"observed_value": orphans}}

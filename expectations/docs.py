@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import mimetypes
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ def build_data_docs(runs: Iterable[SuiteRun], directory: Path | str, *, run_name
         return None
     from great_expectations.core import ExpectationSuite, ExpectationSuiteValidationResult
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (ExpectationSuiteIdentifier,
-                                                                            ValidationResultIdentifier)
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     from . import custom  # noqa: F401  (golive's expectation types must be known to render their pages)
     from .runner import _quiet_gx, ephemeral_context
@@ -39,7 +41,7 @@ def build_data_docs(runs: Iterable[SuiteRun], directory: Path | str, *, run_name
         "class_name": "SiteBuilder", "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out)},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
-    run_id = RunIdentifier(run_name=run_name or "golive", run_time=datetime.now(timezone.utc))
+    run_id = RunIdentifier(run_name=run_name or "golive", run_time=datetime.now(UTC))
     for r in runs:
         suite = ExpectationSuite(**_renderable(r.resolved))
         context.suites.add(suite)

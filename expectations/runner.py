@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -112,7 +112,7 @@ class _Watchdog:
             elif not any(c is conn for c in self._conns):
                 self._conns.append(conn)
 
-    def start(self) -> "_Watchdog":
+    def start(self) -> _Watchdog:
         self._timer.start()
         return self
 
@@ -149,8 +149,11 @@ def _guard(engine: Any, deadline: float, watchdog: _Watchdog | None = None) -> N
 
 def project_config() -> Any:
     """An in-memory GX project: no docs site (not even a temporary one), no progress bars."""
-    from great_expectations.data_context.types.base import (DataContextConfig, InMemoryStoreBackendDefaults,
-                                                            ProgressBarsConfig)
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     return DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
                              progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False))
@@ -180,7 +183,7 @@ def run_suite(suite: Suite, t: PostgresTarget, *, timeout: float = 30.0, now: da
     """Validate `suite` against the database of `t`. Raises SuiteError / SuiteRunError when it cannot run."""
     t0 = time.monotonic()
     deadline = t0 + timeout
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     resolved = resolve_parameters(suite.raw, now)  # before any GX code runs: no shared parser involved
     if not _SLOTS.acquire(timeout=max(0.05, deadline - time.monotonic())):
         raise TimeoutError(f"no free suite slot within {timeout:g}s ({MAX_CONCURRENT_SUITES} suites at a time)")
@@ -261,7 +264,7 @@ def _sql_literals(query: str) -> str:
     turn them back into SQL literals."""
     def lit(m: re.Match) -> str:
         parts = [int(x) for x in m.group(1).split(", ")]
-        tz = timezone.utc if "tzinfo" in m.group(0) else None
+        tz = UTC if "tzinfo" in m.group(0) else None
         return f"'{datetime(*parts, tzinfo=tz).isoformat()}'"  # type: ignore[misc]
     return _PY_DATETIME.sub(lit, query)
 
@@ -309,7 +312,7 @@ def _examples(execution_engine: Any, suite: Suite, e: Expect, r: Any) -> tuple[l
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, datetime):
-        return (v.astimezone(timezone.utc) if v.tzinfo else v).isoformat().replace("+00:00", "Z")
+        return (v.astimezone(UTC) if v.tzinfo else v).isoformat().replace("+00:00", "Z")
     if isinstance(v, date):
         return v.isoformat()
     if isinstance(v, Decimal):

@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +264,7 @@ def _check_parameter(v: Any, path: Path, where: str) -> None:
     if isinstance(v, dict) and PARAM in v:
         _require(_is_param(v) and isinstance(v[PARAM], str), path, where, f'a suite parameter is {{"{PARAM}": "..."}}')
         try:
-            evaluate(v[PARAM], datetime.now(timezone.utc))
+            evaluate(v[PARAM], datetime.now(UTC))
         except ValueError as e:
             raise SuiteError(path, where, str(e)) from None
 
@@ -312,7 +312,7 @@ def lint_suite(suite: Suite, resolved: Mapping[str, Any] | None = None) -> Any:
 
     from . import custom  # noqa: F401  (registers golive's own expectation types)
 
-    data = resolved if resolved is not None else resolve_parameters(suite.raw, datetime.now(timezone.utc))
+    data = resolved if resolved is not None else resolve_parameters(suite.raw, datetime.now(UTC))
     path = suite.path
     for e, raw_e in zip(suite.expectations, data["expectations"]):
         where = f"expectations[{e.index}]"

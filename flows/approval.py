@@ -16,7 +16,7 @@ can write one, so the deploy flow re-decides from the run input Prefect stored o
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +28,6 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .policies import SECTION_SIGNOFFS, ApprovalPolicy, Decision, Role
 from .report import Report, Verdict, md
-
 
 ROLLBACK_CRITERIA = """\
 **CRITICAL (immediate automatic rollback):** API not responding > 1 minute; database inaccessible; data corruption
@@ -195,7 +194,7 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
                warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings])
 
     def done(decision: Verdict, why: str, timed_out: bool = False) -> DecisionRecord:
-        return DecisionRecord(**rec, decision=decision, why=why, decided_at=datetime.now(timezone.utc),
+        return DecisionRecord(**rec, decision=decision, why=why, decided_at=datetime.now(UTC),
                               signoffs=[_public(s) for s in accepted], refused=refused, timed_out=timed_out,
                               overrides=[_public(s) for s in accepted if s.override_blocking_failures])
 
@@ -267,7 +266,7 @@ async def submitted_decision(client: Any, readiness_run_id: UUID, blocking: list
 
 def _public(s: SignOffBase) -> dict[str, Any]:
     d = s.model_dump(mode="json")
-    d["signed_at"] = datetime.now(timezone.utc).isoformat()
+    d["signed_at"] = datetime.now(UTC).isoformat()
     return d
 
 

@@ -17,34 +17,42 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML: ~10x faster, same safe subset
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator,
-                      model_validator)
-
+from golive.tasks.app import AppTarget
+from golive.tasks.containers import ContainersTarget
+from golive.tasks.core import Redactor
+from golive.tasks.hosts import HostsTarget
+from golive.tasks.loadbalancer import LoadBalancerTarget
+from golive.tasks.loadtest import LoadTestTarget
+from golive.tasks.network import NetworkTarget
+from golive.tasks.observability import ObservabilityTarget
+from golive.tasks.pgbouncer import PgBouncerTarget
+from golive.tasks.pgindexes import IndexesTarget
 from golive.tasks.postgres import PostgresTarget
 from golive.tasks.prometheus import MonitoringTarget
 from golive.tasks.rediscache import RedisTarget
 from golive.tasks.restore import RestoreTarget
 from golive.tasks.s3backup import BackupTarget
+from golive.tasks.saas_deps import SaasTarget
+from golive.tasks.security import SecurityTarget
 from golive.tasks.smtp import SmtpTarget
 from golive.tasks.team import TeamTarget
 from golive.tasks.web import WebTarget
-from golive.tasks.hosts import HostsTarget
-from golive.tasks.loadbalancer import LoadBalancerTarget
-from golive.tasks.loadtest import LoadTestTarget
-from golive.tasks.network import NetworkTarget
-from golive.tasks.containers import ContainersTarget
-from golive.tasks.observability import ObservabilityTarget
-from golive.tasks.pgbouncer import PgBouncerTarget
-from golive.tasks.pgindexes import IndexesTarget
-from golive.tasks.saas_deps import SaasTarget
-from golive.tasks.app import AppTarget
-from golive.tasks.security import SecurityTarget
 from golive.tasks.workers import WorkersTarget
-from golive.tasks.core import Redactor
 
 from .policies import ApprovalPolicy, DeployPolicy
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML: ~10x faster, same safe subset
 
 
 class ChecksPolicy(BaseModel):
@@ -118,7 +126,7 @@ class GoliveConfig(BaseModel):
     _ref_secrets: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
-    def _named_production(self) -> "GoliveConfig":
+    def _named_production(self) -> GoliveConfig:
         if self.environment in ("prod", "production") and not self.production:
             raise ValueError(f"environment {self.environment!r} must set `production: true` (its rules apply to it)")
         return self

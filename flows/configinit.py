@@ -23,7 +23,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -556,7 +556,7 @@ def build(inp: Inputs, *, out_dir: Path, log: Callable[[str], None] = lambda _: 
     order = ("web", "postgres", "hosts", "redis", "smtp", "backups", "monitoring")
     sections = [s for name in order for s in parts[name]]
     header = {"environment": inp.environment,
-              "description": f"starter config written by `golive config init` on {datetime.now(timezone.utc):%Y-%m-%d}"
+              "description": f"starter config written by `golive config init` on {datetime.now(UTC):%Y-%m-%d}"
                              + ("" if inp.discover else " (--no-discover: nothing was asked of the servers)")}
     text = render(header, sections, run.env_vars)
     try:  # the file must validate as written: every ${VAR} set to a placeholder

@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,16 +32,37 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 
-from golive.tasks.core import (Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, load_catalog, run_checks,
-                        select)
+from golive.tasks.core import (
+    Board,
+    CheckResult,
+    CheckSpec,
+    Memo,
+    Redactor,
+    Status,
+    execute,
+    load_catalog,
+    run_checks,
+    select,
+)
 
 from .approval import RECORDED_DEPLOY, submitted_decision
 from .config import ConfigError, GoliveConfig, load_config
 from .policies import DeployPolicy
 from .readiness import prefect_executor, registered_run
 from .report import Verdict
-from .watch import (Ack, Trip, Watch, ack_variable, alert_signals, check_signals, error_rate_signal, firing_alerts,
-                    get_json, parse_ack, poll_budget)
+from .watch import (
+    Ack,
+    Trip,
+    Watch,
+    ack_variable,
+    alert_signals,
+    check_signals,
+    error_rate_signal,
+    firing_alerts,
+    get_json,
+    parse_ack,
+    poll_budget,
+)
 
 DEPLOYMENT = "deploy-production/deploy-production"
 
@@ -86,7 +107,7 @@ async def run_step(name: str, argv: list[str] | None, webhook: str | None, relea
                                                         stderr=asyncio.subprocess.STDOUT)
             try:
                 out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
                 return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
@@ -99,7 +120,7 @@ async def run_step(name: str, argv: list[str] | None, webhook: str | None, relea
                                                              "step": name}), timeout_s)
         return StepResult(name=name, ok=r.is_success, seconds=round(time.monotonic() - t0, 3),
                           detail=redact.text(f"POST webhook answered {r.status_code}"))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
                           detail=f"timed out after {timeout_s:g}s: the webhook did not answer")
     except Exception as e:  # noqa: BLE001 - a broken step is evidence, not a crash
@@ -136,7 +157,7 @@ async def _decision_allows(cfg: GoliveConfig, config: str, release: str,
         return False, f"readiness_run_id {readiness_run_id[:80]!r} is not a flow run id"
     try:
         return await asyncio.wait_for(_verify_sign_off(cfg, config, release, rid), VERIFY_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False, f"the sign-off of readiness run {rid} could not be verified within {VERIFY_TIMEOUT_S:g}s"
     except Exception as e:  # noqa: BLE001 - what cannot be read cannot be proven: refused
         return False, f"the sign-off of readiness run {rid} could not be verified: {type(e).__name__}: {e}"
@@ -270,7 +291,7 @@ async def _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook
         logger.error("deploy step failed: %s", step.detail)
         return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
                                Trip(severity="CRITICAL", criterion="the deploy step failed", evidence=step.detail,
-                                    detected_at=datetime.now(timezone.utc)))
+                                    detected_at=datetime.now(UTC)))
     # smoke tests: the existing checks, as Prefect tasks
     smoke_specs = select(catalog, ids=pol.smoke_checks)
     with registered_run(cfg, smoke_specs) as (run_key, st):
@@ -281,7 +302,7 @@ async def _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook
         return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
                                Trip(severity="CRITICAL", criterion="smoke tests failed after the deploy",
                                     evidence="; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in broken),
-                                    detected_at=datetime.now(timezone.utc)))
+                                    detected_at=datetime.now(UTC)))
     # the watch window
     api_ids = ["application.api.health"]
     db_ids = ["dependencies.postgres.reachable"]

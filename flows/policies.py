@@ -124,7 +124,7 @@ class DeployPolicy(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _one_way(self) -> "DeployPolicy":
+    def _one_way(self) -> DeployPolicy:
         if bool(self.command) == bool(self.webhook_url):
             raise ValueError("set exactly one of `command` or `webhook_url`")
         return self

@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +29,23 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
-from golive.tasks.core import (SECTIONS, Board, CheckResult, CheckSpec, Memo, Observation, Redactor, RunContext, Severity,
-                        Status, execute, make_result, not_applicable, run_checks, select)
+from golive.tasks.core import (
+    SECTIONS,
+    Board,
+    CheckResult,
+    CheckSpec,
+    Memo,
+    Observation,
+    Redactor,
+    RunContext,
+    Severity,
+    Status,
+    execute,
+    make_result,
+    not_applicable,
+    run_checks,
+    select,
+)
 
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
@@ -142,7 +157,7 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
             await _named_task(spec.id)(spec.id, run_key, return_state=True)
         res = st.landed.pop(spec.id, None)
         if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
-            res = make_result(spec, Status.ERROR, started=datetime.now(timezone.utc), t0=time.monotonic(),
+            res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(),
                               cause="the Prefect task run crashed before recording a result")
         return res
 
@@ -247,7 +262,7 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
     In `go-live` mode it then pauses for the sign-off (section 10) and only a GO triggers the deploy of `release`.
     """
     logger = get_run_logger()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         cfg = load_config(config)
         specs = plan(cfg, sections)

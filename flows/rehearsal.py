@@ -22,8 +22,8 @@ import asyncio
 import json
 import logging
 import re
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -309,7 +309,7 @@ async def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> str
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
             r = await asyncio.wait_for(client.post(url, json=payload), timeout)
-    except (asyncio.TimeoutError, httpx.TimeoutException):
+    except (TimeoutError, httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
     except Exception as e:  # noqa: BLE001 - refused, DNS, TLS, a bad URL: all a failed notification
         return f"{type(e).__name__}: {e}".rstrip(": ").replace(url, webhook_label(url))

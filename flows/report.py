@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -72,7 +72,7 @@ class Report(BaseModel):
 
 def build_report(results: list[CheckResult], *, environment: str, mode: str, started_at: datetime,
                  flow_run_id: str | None = None, notes: list[str] | None = None) -> Report:
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     order = list(SECTIONS)
     results = sorted(results, key=lambda r: (order.index(r.section), r.id))
     sections = []

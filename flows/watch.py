@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -108,7 +108,7 @@ class Watch:
                 continue
             return Trip(severity=sig.severity, criterion=f"{sig.criterion} for {now - since:.1f}s "
                                                          f"(allowed {sig.allowed_s:g}s)",
-                        evidence=sig.evidence, detected_at=datetime.now(timezone.utc))
+                        evidence=sig.evidence, detected_at=datetime.now(UTC))
         return None
 
 
@@ -177,7 +177,7 @@ async def get_json(url: str, *, params: dict[str, str] | None = None, verify: An
 
     try:
         return json.loads(await asyncio.wait_for(fetch(), timeout))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise TimeoutError(f"GET {url}: no complete answer within {timeout:g}s") from None
 
 

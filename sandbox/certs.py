@@ -21,7 +21,7 @@ class CertFiles:
 
 def make_certs(base: Path, days: int = 365, short_days: int = 10) -> CertFiles:
     ca = trustme.CA(organization_name="golive sandbox", organization_unit_name="golive sandbox CA")
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     files = CertFiles(ca=base / "ca.pem", cert=base / "server.pem", key=base / "server.key",
                       short_cert=base / "server-short.pem", short_key=base / "server-short.key")
     ca.cert_pem.write_to_path(str(files.ca))

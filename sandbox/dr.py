@@ -65,7 +65,7 @@ def make_repo(base: Path, files: dict[str, str] | None = None) -> tuple[Path, Pa
     -> text) are added with the release commit (the app's own files: lock file, settings)."""
     repo, origin = base / "app", base / "app-origin.git"
     repo.mkdir()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     git(repo, "init", "--quiet", "--initial-branch=main")
     history = [(40, "Initial SwipeSavvy API", None), (20, "Merchant affinity scores", PREVIOUS_TAG),
                (1, "Campaign optimizations and send-time model", RELEASE_TAG)]
@@ -109,7 +109,7 @@ def write_rollback_script(base: Path) -> Path:
 def write_rehearsal(record: Path, script: Path, age: dt.timedelta = REHEARSAL_AGE) -> None:
     """The record a rehearsal leaves (one JSON object; golive also reads JSON lines, the last line winning)."""
     record.parent.mkdir(exist_ok=True)
-    finished = dt.datetime.now(dt.timezone.utc) - age
+    finished = dt.datetime.now(dt.UTC) - age
     entry = {"finished_at": finished.isoformat(timespec="seconds"), "status": "success",
              "duration_seconds": REHEARSAL_SECONDS, "environment": "staging", "operator": "Dana Whitfield",
              "rolled_back_to": PREVIOUS_TAG, "script": str(script),

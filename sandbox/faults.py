@@ -13,10 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import configfile, dr, postgres, s3, saas
-from . import appsetup
-from . import infra
-from . import depstack, saas2
+from . import appsetup, configfile, depstack, dr, infra, postgres, s3, saas, saas2
 
 if TYPE_CHECKING:
     from .stack import Sandbox

@@ -79,7 +79,7 @@ def start_dns(port: int, faults: FaultFile) -> list[Any]:
 async def read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
         return None
     method, _, rest = head.decode("latin-1").partition(" ")
     return method, rest.split(" ", 1)[0]

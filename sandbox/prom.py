@@ -95,7 +95,7 @@ async def _tcp_up(host: str, port: int, timeout: float = 0.3) -> str:
     """'' when the port accepts a connection, else the error (as Prometheus would show it)."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"dial tcp {host}:{port}: i/o timeout"
     except OSError as e:
         return f"dial tcp {host}:{port}: connect: {e.strerror or e}".lower()
@@ -215,7 +215,7 @@ def _config_yaml(targets: list[Target]) -> str:
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def create_app(monitoring: Monitoring) -> Starlette:

@@ -52,7 +52,7 @@ def client(endpoint: str, secret: str, key_id: str = ACCESS_KEY_ID, service: str
 
 
 def backup_key(when: dt.datetime, dbname: str = "merchants_prod") -> str:
-    return f"{BACKUP_PREFIX}{dbname}-{when.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}.dump"
+    return f"{BACKUP_PREFIX}{dbname}-{when.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}.dump"
 
 
 def create_bucket(s3) -> None:
@@ -98,9 +98,9 @@ def upload_config(s3, names=None) -> None:
 
 def upload_unencrypted_backup(s3, after: dt.datetime, dump: bytes) -> str:
     """A newer dump without SSE. The bucket's default encryption would encrypt it, so it is lifted for the upload."""
-    while dt.datetime.now(dt.timezone.utc) < after + dt.timedelta(seconds=1):  # strictly newer LastModified
+    while dt.datetime.now(dt.UTC) < after + dt.timedelta(seconds=1):  # strictly newer LastModified
         time.sleep(0.05)
-    key = backup_key(dt.datetime.now(dt.timezone.utc))
+    key = backup_key(dt.datetime.now(dt.UTC))
     s3.delete_bucket_encryption(Bucket=BUCKET)
     try:
         s3.put_object(Bucket=BUCKET, Key=key, Body=dump, ContentType="application/octet-stream")
@@ -112,9 +112,9 @@ def upload_unencrypted_backup(s3, after: dt.datetime, dump: bytes) -> str:
 def upload_newer(s3, after: dt.datetime, body: bytes) -> str:
     """An encrypted object under backups/ with a strictly newer LastModified than `after` (the `backup-*` faults
     whose newest backup is broken: truncated, not a dump, a dump of the wrong database)."""
-    while dt.datetime.now(dt.timezone.utc) < after + dt.timedelta(seconds=1):
+    while dt.datetime.now(dt.UTC) < after + dt.timedelta(seconds=1):
         time.sleep(0.05)
-    key = backup_key(dt.datetime.now(dt.timezone.utc))
+    key = backup_key(dt.datetime.now(dt.UTC))
     upload_backup(s3, key, body)
     return key
 

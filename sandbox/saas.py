@@ -34,7 +34,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -203,7 +203,7 @@ def create_app(saas: Saas) -> Starlette:
     def oncall_entries(base: str) -> list[dict]:
         if saas.on("oncall-nobody"):
             return []
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(UTC).replace(microsecond=0)
         shift = now.replace(hour=8, minute=0, second=0)
         if shift > now:
             shift -= timedelta(days=1)

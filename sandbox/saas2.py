@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -95,7 +95,7 @@ class Fakes:
         return name in self.faults()
 
     @classmethod
-    def from_env(cls, env: dict[str, str], faults: Callable[[], Collection[str]] = lambda: ()) -> "Fakes":
+    def from_env(cls, env: dict[str, str], faults: Callable[[], Collection[str]] = lambda: ()) -> Fakes:
         return cls(TWILIO_SID, env[TWILIO_TOKEN_ENV], env[STRIPE_KEY_ENV], env[SENTRY_KEY_ENV],
                    env[GRAFANA_TOKEN_ENV], env[K8S_TOKEN_ENV], faults)
 
@@ -114,7 +114,7 @@ def _eq(a: str, b: str) -> bool:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _basic(request: Request) -> tuple[str, str]:
@@ -290,7 +290,7 @@ def create_app(f: Fakes) -> Starlette:
                                                            "reason": f"no such index [{index}]"}],
                                            "type": "index_not_found_exception"}, "status": 404}, status_code=404)
         age = timedelta(hours=2) if f.on("logs-stale") else timedelta(seconds=20)
-        ts = datetime.now(timezone.utc) - age
+        ts = datetime.now(UTC) - age
         doc = {"_index": f".ds-filebeat-8.13.4-{ts:%Y.%m.%d}-000001", "_id": "golive1", "_score": None,
                "_source": {"@timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"},
                "sort": [int(ts.timestamp() * 1000)]}
@@ -355,7 +355,7 @@ def create_app(f: Fakes) -> Starlette:
     async def nodes(request: Request) -> Response:
         if (d := k8s_denied(request)) is not None:
             return d
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         items = []
         for name in NODES:
             down = name == NOT_READY_NODE and f.on("k8s-node-notready")

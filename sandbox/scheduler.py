@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS job_run_requests (
 """
 
 _engine = None
-_started = dt.datetime.now(dt.timezone.utc)
+_started = dt.datetime.now(dt.UTC)
 
 
 def _conn():
@@ -67,7 +67,7 @@ def run_job(job_id: str) -> None:
     """One Phase 4 job: a small, idempotent piece of the real work, recorded in job_runs."""
     from sqlalchemy import text
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     with _conn() as c:
         if job_id == "daily_analytics_aggregation":
             n = c.execute(text("UPDATE campaign_analytics_daily SET updated_at = now() "
@@ -102,7 +102,7 @@ def make_run_requests(scheduler):
         for (job_id,) in rows:
             job = scheduler.get_job(job_id)
             if job is not None:
-                job.modify(next_run_time=dt.datetime.now(dt.timezone.utc))
+                job.modify(next_run_time=dt.datetime.now(dt.UTC))
     return run_requests
 
 
@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
+    from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.jobstores.memory import MemoryJobStore
     from sqlalchemy import text
 
     with _conn() as c:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         scheduler.add_job("golive.sandbox.scheduler:run_job", CronTrigger(timezone="UTC", **fields), id=job_id,
                           name=job_id, args=(job_id,), replace_existing=True)
     scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="scheduler_heartbeat",
-                      jobstore="internal", next_run_time=dt.datetime.now(dt.timezone.utc))
+                      jobstore="internal", next_run_time=dt.datetime.now(dt.UTC))
     scheduler.add_job(make_run_requests(scheduler), "interval", seconds=REQUEST_POLL_SECONDS, id="run_requests",
                       jobstore="internal")
     stop = threading.Event()
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from golive.sandbox.scheduler import main as _main  # the jobs' textual references resolve to that module, not __main__
+    from golive.sandbox.scheduler import (
+        main as _main,  # the jobs' textual references resolve to that module, not __main__
+    )
 
     _main()

@@ -16,16 +16,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import configfile, dr, postgres, procs, redis_pair, s3, saas
-from . import appsetup
-from . import infra
-from . import depstack
-from .app import APPROVED_ORIGINS, PASSWORD_ENV as WEB_PASSWORD_ENV, RATE_LIMIT_ENV, USERNAME as WEB_USERNAME
+from . import appsetup, configfile, depstack, dr, infra, postgres, procs, redis_pair, s3, saas
+from .app import APPROVED_ORIGINS, RATE_LIMIT_ENV
+from .app import PASSWORD_ENV as WEB_PASSWORD_ENV
+from .app import USERNAME as WEB_USERNAME
 from .certs import CertFiles, make_certs
 from .faults import lookup
 from .runtime import write_faults
 from .s3server import write_clock
-from .smtp import PASSWORD_ENV as SMTP_PASSWORD_ENV, USERNAME as SMTP_USERNAME
+from .smtp import PASSWORD_ENV as SMTP_PASSWORD_ENV
+from .smtp import USERNAME as SMTP_USERNAME
 
 ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"   # 0755: PostgreSQL runs as nobody below it
 SCHEMA_VERSION = "20251231080000"
@@ -77,7 +77,7 @@ class Sandbox:
         self.schema_version = SCHEMA_VERSION
         self.dump = b""
         self.backup_key = ""
-        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.started_at = dt.datetime.now(dt.UTC)
         self.backup_uploaded_at = self.started_at
         self.unencrypted_key: str | None = None
         self.fault_keys: dict[str, str] = {}       # fault name -> the S3 object it added
@@ -411,7 +411,7 @@ class Sandbox:
         self.backup_key = self.backup_key or s3.backup_key(self.started_at - age)
         with self.s3_clock(age):
             s3.upload_backup(self.s3_client(), self.backup_key, self.dump)
-        self.backup_uploaded_at = dt.datetime.now(dt.timezone.utc) - age
+        self.backup_uploaded_at = dt.datetime.now(dt.UTC) - age
 
     def history_keys(self) -> dict[int, str]:
         """Age in days -> key of the full backups kept before the newest one (s3.HISTORY_DAYS: daily for a week,

@@ -40,7 +40,7 @@ class Forwarder:
         while not self._stop.is_set():
             try:
                 client, _ = self.srv.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

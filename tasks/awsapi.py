@@ -21,7 +21,7 @@ class AwsAccess(Target):
                                    "(a private CA), instead of botocore's default bundle")
 
     @model_validator(mode="after")
-    def _pair(self) -> "AwsAccess":
+    def _pair(self) -> AwsAccess:
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("access_key_id and secret_access_key go together")
         return self

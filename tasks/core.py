@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,13 +136,13 @@ def tcp_state(host: str, port: int, timeout: float) -> str:
             return "open"
     except ConnectionRefusedError:
         return "refused"
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return "filtered"
     except OSError as e:
         return f"unreachable ({e.strerror or e})"
 
 
-def service_down(ctx: "RunContext", host: str | None, port: int | None, *,
+def service_down(ctx: RunContext, host: str | None, port: int | None, *,
                  but: str | None = None) -> Observation | None:
     """SKIPPED naming the check that reports on host:port when a TCP connect there (once per run) does not open:
     the failure is that check's. None when the address is nobody's (the caller's failure is its own) or opens."""
@@ -166,7 +166,7 @@ def _connect_failure(exc: BaseException) -> bool:
     return False
 
 
-def unreached(spec: "CheckSpec", exc: BaseException, ctx: "RunContext") -> Observation | None:
+def unreached(spec: CheckSpec, exc: BaseException, ctx: RunContext) -> Observation | None:
     """A body that raised because it could not connect: SKIPPED naming the check that reports on the service it
     tried (the address of an httpx request; else the services of the check's own config section) when that service
     is down; None otherwise (the exception is the check's ERROR)."""
@@ -250,7 +250,7 @@ class CheckSpec:
     depends_on: tuple[str, ...]
     timeout: float
     target: str | None  # the config key the body reads (e.g. "postgres"); None: the whole config
-    body: Callable[[Any, "RunContext"], Observation]
+    body: Callable[[Any, RunContext], Observation]
     description: str = ""
     #: heavy checks (a restore, data suites) load the machine: they start only once every light check that does
     #: not depend on a heavy one has landed, so their load stays out of the light checks' time budgets (the
@@ -481,7 +481,7 @@ class Redactor:
             heads = [_cut_prefix(s) for s in self._secrets if len(s) > 1]
             self._cut = re.compile(r"(?:%s)(?=(?:…|\.\.\.)?['\")\]}]*\s*$)" % "|".join(heads)) if heads else None
 
-    def add(self, *secrets: str) -> "Redactor":
+    def add(self, *secrets: str) -> Redactor:
         return Redactor([*self._secrets, *secrets])
 
     def text(self, value: str) -> str:
@@ -569,7 +569,7 @@ class RunContext:
     """What a body gets besides its target: its time budget, a per-run memo for shared probes, and the run's redactor
     (`ctx.redact.clip(text, n)` before cutting what a target said: the runner's redaction comes too late for a cut)."""
 
-    def __init__(self, config: Any = None, memo: "Memo | None" = None, timeout: float = 10.0,
+    def __init__(self, config: Any = None, memo: Memo | None = None, timeout: float = 10.0,
                  redact: Redactor | None = None):
         self.config = config
         self._memo = memo if memo is not None else Memo()
@@ -577,7 +577,7 @@ class RunContext:
         self.deadline = time.monotonic() + timeout
         self.redact = redact if redact is not None else Redactor(secrets_of(config))
 
-    def with_timeout(self, timeout: float) -> "RunContext":
+    def with_timeout(self, timeout: float) -> RunContext:
         return RunContext(self.config, self._memo, timeout, self.redact)
 
     @property
@@ -619,7 +619,7 @@ class Memo:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def make_result(spec: CheckSpec, status: Status, *, started: datetime, t0: float, observed: Any = None,
@@ -679,7 +679,7 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
     threading.Thread(target=worker, name=f"check:{spec.id}", daemon=True).start()
     try:
         kind, value = await asyncio.wait_for(fut, timeout=spec.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         msg = f"timed out after {spec.timeout:g}s: the target did not answer in time"
         return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg,
                            expected="an answer within the timeout", redact=redact)

@@ -25,7 +25,6 @@ from .awsapi import AwsAccess, aws_client, cli
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import CaFile, Target
 
-
 #: seed 6.2 "Round-robin or least connections", as each load balancer spells it (compared case-insensitively, with
 #: `-`, spaces and `_` alike): AWS ELBv2 round_robin / least_outstanding_requests, nginx (round robin is its default)
 #: least_conn, HAProxy roundrobin / static-rr / leastconn, Envoy and GCP ROUND_ROBIN / LEAST_REQUEST, IPVS (kube-proxy)

@@ -75,7 +75,7 @@ def read_source(t: LoadTestTarget, uri: str, ctx: RunContext, *,
     if optional and not p.exists():
         return None
     st = os.stat(p)
-    return p.read_bytes(), dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+    return p.read_bytes(), dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)
 
 
 def _k6_metric(metrics: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -170,7 +170,7 @@ def loadtest_results(t: LoadTestTarget, ctx: RunContext) -> Observation:
     if not t.k6_summary and not t.locust_stats:
         return not_applicable("neither `loadtest.k6_summary` nor `loadtest.locust_stats` configured")
     res = load_results(t, ctx)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     observed, stale = {}, []
     for label, r in res.items():
         age_d = (now - dt.datetime.fromisoformat(r["modified"])).total_seconds() / 86400

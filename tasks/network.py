@@ -11,8 +11,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
-from .core import (Observation, RunContext, check, failed, not_applicable, passed, service_at, skipped,
-                   tcp_state)
+from .core import Observation, RunContext, check, failed, not_applicable, passed, service_at, skipped, tcp_state
 from .models import CaFile, Host, Target
 from .tls import http_client, req_timeout
 
@@ -66,7 +65,7 @@ class FirewallTarget(Target):
                                                                    "filtered (closed)")
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "FirewallTarget":
+    def _disjoint(self) -> FirewallTarget:
         both = set(self.open_ports) & set(self.closed_ports)
         if both:
             raise ValueError(f"ports both open and closed: {sorted(both)}")
@@ -245,7 +244,7 @@ def bastion_ssh(n: NetworkTarget, ctx: RunContext) -> Observation:
                 if not chunk:
                     break
                 line += chunk
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             pass
     banner = line.split(b"\n", 1)[0].rstrip(b"\r").decode("ascii", "replace")
     evidence = (f"TCP connect to {b.host}:{b.port}, first line read; re-run: `nc -w 3 {b.host} {b.port} </dev/null` "

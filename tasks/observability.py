@@ -10,14 +10,13 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr
 
-from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed, register_service,
-                   url_address)
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
 from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 
@@ -287,10 +286,10 @@ def logging_freshness(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     try:
         ts = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
+            ts = ts.replace(tzinfo=UTC)
     except ValueError:
         return failed(f"newest document has no parsable {lg.timestamp_field}: {raw!r}", limit, evidence)
-    age_min = (datetime.now(timezone.utc) - ts).total_seconds() / 60
+    age_min = (datetime.now(UTC) - ts).total_seconds() / 60
     return compare(round(age_min, 2), "<=", lg.max_log_age_minutes, unit="min", evidence=evidence, newest=str(raw),
                    index=hits[0].get("_index"))
 

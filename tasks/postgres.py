@@ -15,9 +15,8 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
-from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed, register_service,
-                   skipped)
-from .models import CaFile, Host, Name, SSLMODE, Target, libpq_tls, libpq_tls_text
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, skipped
+from .models import SSLMODE, CaFile, Host, Name, Target, libpq_tls, libpq_tls_text
 
 SEED_TABLES = [
     "campaigns", "users", "merchants", "notifications", "campaign_analytics_daily",

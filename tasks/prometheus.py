@@ -7,8 +7,19 @@ from typing import Any
 from pydantic import AnyHttpUrl, Field
 
 from .alerts import AlertRules
-from .core import (Observation, RunContext, check, compare, failed, passed, register_service, service_down,
-                   skipped, url_address, warned)
+from .core import (
+    Observation,
+    RunContext,
+    check,
+    compare,
+    failed,
+    passed,
+    register_service,
+    service_down,
+    skipped,
+    url_address,
+    warned,
+)
 from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def _last_record(path: Path) -> dict[str, Any]:
 
 def _when(value: Any) -> datetime:
     d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 @check("backup.rollback.rehearsal", title="The rollback was rehearsed within the last week, successfully, in time",
@@ -143,7 +143,7 @@ def rollback_rehearsal(t: RestoreTarget, ctx: RunContext) -> Observation:
         finished = _when(rec.get("finished_at") or rec.get("rehearsed_at") or rec["date"])
     except (ValueError, KeyError, TypeError) as e:
         return failed(f"unreadable rehearsal record: {type(e).__name__}: {e}", expected, evidence)
-    age_days = (datetime.now(timezone.utc) - finished).total_seconds() / 86400
+    age_days = (datetime.now(UTC) - finished).total_seconds() / 86400
     status = str(rec.get("status", "")).lower()
     observed: dict[str, Any] = {"finished_at": finished.isoformat(), "age_days": round(age_days, 2),
                                 "status": rec.get("status")}

@@ -9,8 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed,
-                   register_service, url_address)
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
 from .models import CaFile, Target
 
 

@@ -33,16 +33,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 
 from .core import Observation, RunContext, Status, check, failed, passed
-from .models import CaFile, Host, Name, SSLMODE, Target, libpq_tls, libpq_tls_text
-from .postgres import REACHABLE as PG_REACHABLE, TABLES
-from .postgres import PostgresTarget, connect as source_connect, dsn_for_evidence, table_access, table_status
+from .models import SSLMODE, CaFile, Host, Name, Target, libpq_tls, libpq_tls_text
+from .postgres import REACHABLE as PG_REACHABLE
+from .postgres import TABLES, PostgresTarget, dsn_for_evidence, table_access, table_status
+from .postgres import connect as source_connect
 from .s3backup import BackupTarget, listing, newest, s3_client
 
 RESTORE_CHECK_TIMEOUT = 4 * 3600.0   # the runner's bound; the body's own bound is the restore timeout (the RTO)
@@ -519,7 +520,7 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 def scratch_name(t: RestoreTarget) -> str:
-    return f"{t.scratch_prefix}{datetime.now(timezone.utc):%Y%m%dt%H%M%Sz}_{secrets.token_hex(3)}"
+    return f"{t.scratch_prefix}{datetime.now(UTC):%Y%m%dt%H%M%Sz}_{secrets.token_hex(3)}"
 
 
 _STAMP = re.compile(r"(\d{8}t\d{6}z)_[0-9a-f]{6}$")
@@ -558,7 +559,7 @@ def drop_stale_scratch(t: RestoreTarget, conn: Any) -> list[str]:
         m = _STAMP.search(name)
         if not m:
             continue
-        born = datetime.strptime(m.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=timezone.utc).timestamp()
+        born = datetime.strptime(m.group(1), "%Y%m%dt%H%M%Sz").replace(tzinfo=UTC).timestamp()
         if born < cutoff:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
             dropped.append(name)

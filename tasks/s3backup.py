@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import re
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator
 
-from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed, register_service,
-                   url_address, warned)
+from .core import (
+    Observation,
+    RunContext,
+    check,
+    compare,
+    failed,
+    not_applicable,
+    passed,
+    register_service,
+    url_address,
+    warned,
+)
 from .models import CaFile, Target
 
 
@@ -122,7 +132,7 @@ def newest(objs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _age_hours(o: dict[str, Any]) -> float:
-    return (datetime.now(timezone.utc) - o["LastModified"]).total_seconds() / 3600
+    return (datetime.now(UTC) - o["LastModified"]).total_seconds() / 3600
 
 
 def _describe(o: dict[str, Any]) -> dict[str, Any]:
@@ -423,7 +433,7 @@ def backup_schedule(t: BackupTarget, ctx: RunContext) -> Observation:
     to now) is at most max_backup_gap_hours: the job is scheduled and running. With backup_window_utc, backups taken
     outside the off-peak window WARN."""
     objs = sorted(files(listing(t, t.prefix, ctx)), key=lambda o: o["LastModified"])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     since = now - timedelta(days=t.schedule_window_days)
     expected = (f"a full backup at least every {t.max_backup_gap_hours:g} h over the last "
                 f"{t.schedule_window_days:g} days")

@@ -11,7 +11,7 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -320,7 +320,7 @@ def sentry_events(s: SaasTarget, ctx: RunContext) -> Observation:
     masked = f"{parts['scheme']}://***@{parts['host']}{parts['path']}/{parts['project']}"
     url = f"{base}/api/{parts['project']}/envelope/"
     event_id = uuid.uuid4().hex
-    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     event = {"event_id": event_id, "timestamp": now, "level": "info", "platform": "python", "logger": "golive",
              "message": {"formatted": "golive readiness check: test event (safe to ignore)"},
              "environment": s.sentry.environment, "tags": {"golive": "readiness"}}

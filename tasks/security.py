@@ -24,7 +24,8 @@ from pydantic import Field, field_validator
 
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
-from .postgres import REACHABLE as PG_REACHABLE, PostgresTarget, _ident, connect, dsn_for_evidence, psql
+from .postgres import REACHABLE as PG_REACHABLE
+from .postgres import PostgresTarget, _ident, connect, dsn_for_evidence, psql
 from .supplychain import DependencyAudit
 from .tls import http_client, req_timeout
 from .web import REACHABLE, WebTarget, _curl, _login_evidence, login, url_of
@@ -557,7 +558,7 @@ def db_exposure(t: SecurityTarget, ctx: RunContext) -> Observation:
                 bad.append(hp)
         except ConnectionRefusedError:
             observed[hp] = "refused"
-        except socket.timeout:
+        except TimeoutError:
             observed[hp] = f"no answer within {per:.1f} s (filtered)"
         except OSError as e:
             observed[hp] = f"unreachable ({e.strerror or e})"

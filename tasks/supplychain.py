@@ -157,8 +157,13 @@ class _Links(HTMLParser):
 
 
 def _versions(name: str, filenames: list[str]) -> set[str]:
-    from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, canonicalize_name,
-                                 parse_sdist_filename, parse_wheel_filename)
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        canonicalize_name,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
 
     out: set[str] = set()
     for fn in filenames:

@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -50,14 +50,14 @@ class _DeadlineBackend:
         return left if timeout is None else min(timeout, left)
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> "_DeadlineStream":
+                    socket_options: Any = None) -> _DeadlineStream:
         import httpcore
 
         return _DeadlineStream(self, self.inner.connect_tcp(host, port, self.left(timeout, httpcore.ConnectTimeout),
                                                             local_address, socket_options))
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> "_DeadlineStream":
+                            socket_options: Any = None) -> _DeadlineStream:
         import httpcore
 
         return _DeadlineStream(self, self.inner.connect_unix_socket(
@@ -91,7 +91,7 @@ class _DeadlineStream:
         self.inner.close()
 
     def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> "_DeadlineStream":
+                  timeout: float | None = None) -> _DeadlineStream:
         import httpcore
 
         return _DeadlineStream(self.backend, self.inner.start_tls(
@@ -276,7 +276,7 @@ def tls_expiry(target: WebTarget, ctx: RunContext):
     p = web_tls(target, ctx)
     c = p.cert
     not_after = c.not_valid_after_utc
-    days = (not_after - datetime.now(timezone.utc)).total_seconds() / 86400
+    days = (not_after - datetime.now(UTC)).total_seconds() / 86400
     evidence = (f"leaf certificate of {p.host}:{p.port} parsed with cryptography: notAfter {not_after.isoformat()}; "
                 f"re-run: `{_openssl(target)} | openssl x509 -noout -enddate`")
     obs = compare(round(days, 1), ">=", target.min_cert_days, unit="days", evidence=evidence,

@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
-from .core import (Observation, RunContext, check, compare, failed, not_applicable, passed,
-                   register_service, url_address)
+from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
 from .models import CaFile, Target
 from .tls import curl, http_client, req_timeout
 

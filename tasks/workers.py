@@ -22,7 +22,8 @@ from pydantic import Field, field_validator
 
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
-from .postgres import REACHABLE as PG_REACHABLE, PostgresTarget, _ident, connect, dsn_for_evidence, psql
+from .postgres import REACHABLE as PG_REACHABLE
+from .postgres import PostgresTarget, _ident, connect, dsn_for_evidence, psql
 
 SEED_JOBS = {  # seed 4.3 "Jobs Configured", UTC: a time of day where the seed names one, else an interval
     "daily_analytics_aggregation": "0 2 * * *",
@@ -62,7 +63,7 @@ class WorkersTarget(Target):
     @field_validator("jobs")
     @classmethod
     def _crons(cls, v: dict[str, str]) -> dict[str, str]:
-        for job, expr in v.items():
+        for expr in v.values():
             parse_cadence(expr)  # raises ValueError naming the problem
         return v
 
@@ -366,7 +367,7 @@ def trigger_fires(trigger: Any, after: dt.datetime, until: dt.datetime, anchor: 
             start = st.get("start_date")
             if not isinstance(start, dt.datetime) or _tz_name(start.tzinfo) != "UTC":
                 raise ValueError("an interval inside a combined trigger starting outside UTC: compare it by hand")
-            anchor = start.replace(tzinfo=dt.timezone.utc)
+            anchor = start.replace(tzinfo=dt.UTC)
         first = anchor + ((after - anchor) // every + 1) * every if anchor <= after else anchor
         count = int((until - first) / every) + 1 if first <= until else 0
         return [first + i * every for i in range(min(count, 3000))]
@@ -387,7 +388,7 @@ def trigger_fires(trigger: Any, after: dt.datetime, until: dt.datetime, anchor: 
 def _tz_name(tz: Any) -> str | None:
     if tz is None:
         return None
-    if tz in (dt.timezone.utc,):
+    if tz in (dt.UTC,):
         return "UTC"
     return str(getattr(tz, "key", None) or getattr(tz, "zone", None) or tz)
 
@@ -438,7 +439,7 @@ def jobstore(t: WorkersTarget, pg: PostgresTarget, ctx: RunContext) -> dict[str,
 def _ts(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
 
 
 def _evidence(t: WorkersTarget, pg: PostgresTarget, extra: str = "") -> str:
@@ -510,7 +511,7 @@ def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
             continue
         tzn = _tz_name(tz)
         observed[job] = {"trigger": kind, "timezone": tzn, "next_run_time": _ts(e["next_run_time"])}
-        nrt = None if e["next_run_time"] is None else dt.datetime.fromtimestamp(e["next_run_time"], dt.timezone.utc)
+        nrt = None if e["next_run_time"] is None else dt.datetime.fromtimestamp(e["next_run_time"], dt.UTC)
         why = []
         if kind == "CronTrigger":
             observed[job].update({f: _fmt_set(got.get(f)) for f, *_ in _FIELDS})
@@ -589,7 +590,7 @@ def job_execution(t: WorkersTarget, ctx: RunContext) -> Observation:
                 if row is not None:
                     break
                 time.sleep(0.25)
-        waited = round((dt.datetime.now(dt.timezone.utc) - requested).total_seconds(), 1)
+        waited = round((dt.datetime.now(dt.UTC) - requested).total_seconds(), 1)
         evidence = (f"INSERT INTO {t.requests_table} (job_id, requested_by) VALUES ('{t.trigger_job_id}', 'golive') "
                     f"on {dsn_for_evidence(pg)} (workers.trigger_job is on), then polled {t.runs_table} for its run")
         expected = f"a {'/'.join(t.success_values)} run of {t.trigger_job_id} within {t.trigger_wait_s:g} s"
