@@ -7,6 +7,7 @@ terminal state within a timeout; read the run's verdict and checks artifacts; pr
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -14,7 +15,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree as ET
 
 import httpx
 
@@ -39,12 +39,15 @@ def _client(api_url: str, api_key: str | None, timeout: float = 15.0) -> httpx.C
     return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
 
 
-def default_idempotency_key(deployment: str) -> str:
-    """Stable across retries of the same CI job where the CI system says who it is; unique otherwise."""
+def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None = None) -> str:
+    """Stable across retries of the same CI job where the CI system says who it is; unique otherwise. The parameters
+    are part of it: a CI matrix over environments against one deployment gets one run per environment, not the first
+    job's run (and its verdict) back for all of them."""
+    digest = hashlib.sha256(json.dumps(parameters or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
     for var in ("GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILD_TAG", "CIRCLE_WORKFLOW_ID"):
         if os.environ.get(var):
             attempt = os.environ.get("GITHUB_RUN_ATTEMPT", "")
-            return f"golive-ci:{deployment}:{var}={os.environ[var]}:{attempt}"
+            return f"golive-ci:{deployment}:{var}={os.environ[var]}:{attempt}:{digest}"
     return f"golive-ci:{deployment}:{uuid.uuid4()}"
 
 
@@ -63,7 +66,7 @@ def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: st
         if dep.get("status") != "READY":
             raise CiError(f"deployment {deployment} is {dep.get('status')}: nothing is polling it "
                           "(is `golive serve` or a worker running?); not starting a run that would wait forever")
-        body = {"parameters": parameters, "idempotency_key": idempotency_key or default_idempotency_key(deployment)}
+        body = {"parameters": parameters, "idempotency_key": idempotency_key or default_idempotency_key(deployment, parameters)}
         r = c.post(f"deployments/{dep['id']}/create_flow_run", json=body)
         if r.status_code == 422:
             raise ValueError(f"--param: the server refused the parameters: {r.json().get('detail', r.text)}")
@@ -95,28 +98,3 @@ def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: st
             checks = a["data"] if isinstance(a["data"], list) else json.loads(a["data"])
     return CiOutcome(flow_run_id=run_id, state=stype, state_message=state.get("message") or "", verdict=verdict,
                      checks=checks)
-
-
-def junit_from_rows(rows: list[dict[str, Any]], environment: str) -> str:
-    """JUnit XML from the checks table artifact: one testcase per check."""
-    root = ET.Element("testsuites", name=f"golive {environment}", tests=str(len(rows)))
-    by_section: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_section.setdefault(row["check"].split(".", 1)[0], []).append(row)
-    for section, rs in by_section.items():
-        suite = ET.SubElement(root, "testsuite", name=section, tests=str(len(rs)),
-                              failures=str(sum(r["status"] in ("FAIL", "WARN") for r in rs)),
-                              errors=str(sum(r["status"] == "ERROR" for r in rs)),
-                              skipped=str(sum(r["status"] in ("SKIPPED", "NOT_APPLICABLE") for r in rs)))
-        for r in rs:
-            case = ET.SubElement(suite, "testcase", classname=f"golive.{section}", name=r["check"],
-                                 time=str(r.get("seconds", 0)))
-            msg = f"{r['status']} [{r['severity']}]: {r['observed']} (expected {r['expected']})"
-            if r["status"] in ("FAIL", "WARN"):
-                ET.SubElement(case, "failure", message=msg, type=r["status"]).text = f"evidence: {r['evidence']}"
-            elif r["status"] == "ERROR":
-                ET.SubElement(case, "error", message=msg, type="ERROR").text = f"evidence: {r['evidence']}"
-            elif r["status"] in ("SKIPPED", "NOT_APPLICABLE"):
-                ET.SubElement(case, "skipped", message=msg)
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

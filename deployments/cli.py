@@ -6,6 +6,7 @@ Exit codes (the same for every command that reaches a verdict):
   2  NO-GO               a blocking check failed, errored or was skipped because its prerequisite broke
   3  usage or config error (one line per problem, naming the field)
   4  the gate itself failed (could not start, crashed): no verdict was reached
+`golive ci` fails a CI job on NO-GO only by default: GO-WITH-WARNINGS exits 0 there unless `--fail-on warn`.
 """
 from __future__ import annotations
 
@@ -368,7 +369,8 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
-    from golive.deployments.ci_client import CiError, junit_from_rows, trigger_and_wait
+    from golive.deployments.ci_client import CiError, trigger_and_wait
+    from golive.flows.report import junit_xml
 
     api_url = args.api_url or os.environ.get("PREFECT_API_URL")
     if not api_url:
@@ -396,9 +398,10 @@ def cmd_ci(args: argparse.Namespace) -> int:
     for line in v.get("warnings", []):
         console.print(f"  [yellow]warning[/] {_t(line)}", markup=True, emoji=False)
     if args.junit:
-        Path(args.junit).write_text(junit_from_rows(out.checks, v["environment"]))
+        Path(args.junit).write_text(junit_xml(out.checks, v["environment"]))
         console.print(f"[dim]JUnit: {args.junit} ({len(out.checks)} checks)[/]")
-    return int(v["exit_code"])
+    code = int(v["exit_code"])
+    return 0 if code == 1 and args.fail_on == "no-go" else code
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
@@ -481,7 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--junit", help="write JUnit XML here")
     ci.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
     ci.add_argument("--poll-seconds", type=float, default=2.0)
-    ci.add_argument("--idempotency-key", help="default: derived from the CI system's run id, else random")
+    ci.add_argument("--idempotency-key", help="default: derived from the CI system's run id and the parameters, else "
+                                              "random")
+    ci.add_argument("--fail-on", choices=["no-go", "warn"], default="no-go",
+                    help="the verdict that fails the job: no-go (the default: GO-WITH-WARNINGS exits 0) or warn "
+                         "(GO-WITH-WARNINGS exits 1)")
     ci.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
     ci.set_defaults(fn=cmd_ci)
 

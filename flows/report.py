@@ -165,31 +165,53 @@ def to_json(report: Report) -> str:
 
 
 def to_junit(report: Report) -> str:
-    """JUnit XML: one testsuite per section, one testcase per check; FAIL→failure, ERROR→error, SKIPPED/N/A→skipped.
-    ElementTree escapes markup; `visible` writes out the control characters XML 1.0 cannot hold."""
-    root = ET.Element("testsuites", name=f"golive {report.environment}", tests=str(len(report.results)),
-                      time=f"{report.duration_s:.3f}")
-    for s in report.sections:
-        rs = [c for c in report.results if c.section == s.section]
-        c = s.counts
-        suite = ET.SubElement(root, "testsuite", name=f"{s.section}", tests=str(len(rs)),
-                              failures=str(c.get("FAIL", 0) + c.get("WARN", 0)), errors=str(c.get("ERROR", 0)),
-                              skipped=str(c.get("SKIPPED", 0) + c.get("NOT_APPLICABLE", 0)),
-                              time=f"{s.duration_s:.3f}", timestamp=report.started_at.isoformat())
+    """JUnit XML of a report (`junit_xml`), with the full evidence (the table artifact's cells are cut)."""
+    rows = [{"status": c.status.value, "check": c.id, "title": c.title, "severity": c.severity.value,
+             "observed": visible(str(c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR)
+                                     else c.observed)),
+             "expected": visible(str(c.expected)), "evidence": visible(c.evidence), "seconds": c.duration_s,
+             "seed": "; ".join(c.seed)} for c in report.results]
+    return junit_xml(rows, report.environment, time_s=report.duration_s, timestamp=report.started_at.isoformat())
+
+
+def junit_outcome(row: dict[str, Any]) -> str | None:
+    """How a check reads in JUnit, by what it does to the verdict: FAIL -> failure, ERROR -> error, a blocking
+    SKIPPED -> failure (its prerequisite broke: NO-GO), a non-blocking SKIPPED or NOT_APPLICABLE -> skipped; PASS and
+    WARN pass (a WARN says so in the case's system-out: it does not fail a CI job, `golive ci --fail-on warn` does)."""
+    st = row["status"]
+    if st == "FAIL" or (st == "SKIPPED" and row.get("severity") == "blocking"):
+        return "failure"
+    return {"ERROR": "error", "SKIPPED": "skipped", "NOT_APPLICABLE": "skipped"}.get(st)
+
+
+def junit_xml(rows: list[dict[str, Any]], environment: str, *, time_s: float | None = None,
+              timestamp: str | None = None) -> str:
+    """The one JUnit writer (a report's `to_junit`, `golive ci` from the checks table artifact): one testsuite per
+    section, one testcase per check, outcomes by `junit_outcome`. ElementTree escapes markup; `visible` writes out the
+    control characters XML 1.0 cannot hold."""
+    root = ET.Element("testsuites", name=visible(f"golive {environment}"), tests=str(len(rows)),
+                      **({"time": f"{time_s:.3f}"} if time_s is not None else {}))
+    by_section: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_section.setdefault(str(row["check"]).split(".", 1)[0], []).append(row)
+    for section, rs in by_section.items():
+        kinds = Counter(junit_outcome(r) for r in rs)
+        suite = ET.SubElement(root, "testsuite", name=section, tests=str(len(rs)), failures=str(kinds["failure"]),
+                              errors=str(kinds["error"]), skipped=str(kinds["skipped"]),
+                              time=f"{sum(float(r.get('seconds') or 0) for r in rs):.3f}",
+                              **({"timestamp": timestamp} if timestamp else {}))
         for r in rs:
-            case = ET.SubElement(suite, "testcase", classname=f"golive.{r.section}", name=r.id,
-                                 time=f"{r.duration_s:.3f}")
-            msg = visible(f"{r.status.value} [{r.severity.value}]: {r.summary}")
-            if r.status == Status.FAIL or r.status == Status.WARN:
-                el = ET.SubElement(case, "failure", message=msg, type=r.status.value)
-                el.text = visible(f"observed: {r.observed}\nexpected: {r.expected}\nevidence: {r.evidence}")
-            elif r.status == Status.ERROR:
-                el = ET.SubElement(case, "error", message=msg, type="ERROR")
-                el.text = visible(f"evidence: {r.evidence}")
-            elif r.status in (Status.SKIPPED, Status.NOT_APPLICABLE):
+            case = ET.SubElement(suite, "testcase", classname=f"golive.{section}", name=visible(str(r["check"])),
+                                 time=f"{float(r.get('seconds') or 0):.3f}")
+            exp = f" (expected {r['expected']})" if r.get("expected") not in (None, "", "None") else ""
+            msg = visible(f"{r['status']} [{r['severity']}]: {r['observed']}{exp}")
+            detail = visible(f"observed: {r['observed']}\nexpected: {r.get('expected')}\nevidence: {r['evidence']}")
+            if (kind := junit_outcome(r)) in ("failure", "error"):
+                ET.SubElement(case, kind, message=msg, type=r["status"]).text = detail
+            elif kind == "skipped":
                 ET.SubElement(case, "skipped", message=msg)
-            out = ET.SubElement(case, "system-out")
-            out.text = visible(f"{r.title}\nseed: {'; '.join(r.seed)}\nobserved: {r.observed}\nexpected: {r.expected}\n"
-                               f"evidence: {r.evidence}")
+            warn = f"WARNING: {msg}\n" if r["status"] == "WARN" else ""
+            ET.SubElement(case, "system-out").text = visible(
+                f"{warn}{r.get('title', '')}\nseed: {r.get('seed', '')}\n{detail}")
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

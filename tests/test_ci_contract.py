@@ -1,0 +1,85 @@
+"""What a CI system reads from golive: the JUnit file (one writer for `golive run --junit`, the report's junit.xml
+and `golive ci --junit`) and the idempotency key a CI job's run is created with (issue 14, point 7)."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+
+import pytest
+
+from golive.deployments.ci_client import default_idempotency_key
+from golive.flows.report import Verdict, build_report, junit_xml, to_junit, to_table
+from golive.tasks.core import CheckSpec, Observation, Severity, Status, run_plain
+
+
+def _spec(cid: str, status: Status, severity: str = "blocking", deps: tuple[str, ...] = ()) -> CheckSpec:
+    def body(_t, _ctx):
+        return Observation(status=status, observed=f"{cid} observed", expected="x", evidence=f"{cid} evidence")
+    return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity(severity), depends_on=deps, timeout=2.0,
+                     target=None, body=body)
+
+
+def _report():
+    specs = [_spec("infrastructure.a.pass", Status.PASS), _spec("infrastructure.a.warn", Status.WARN),
+             _spec("infrastructure.a.fail", Status.FAIL),
+             _spec("dependencies.b.error", Status.ERROR),
+             # SKIPPED because a prerequisite broke: blocking -> NO-GO, so a JUnit failure; advisory -> skipped
+             _spec("dependencies.b.blocked", Status.PASS, deps=("infrastructure.a.fail",)),
+             _spec("dependencies.b.advisory", Status.PASS, severity="advisory", deps=("infrastructure.a.fail",)),
+             _spec("team.c.na", Status.NOT_APPLICABLE)]
+    res = run_plain({s.id: s for s in specs}, None)
+    return build_report(res, environment="ci-env", mode="ci", started_at=datetime.now(UTC))
+
+
+def _outcomes(xml: str) -> dict[str, str]:
+    root = ET.fromstring(xml.split("?>", 1)[1])
+    out = {}
+    for case in root.iter("testcase"):
+        kinds = [e.tag for e in case if e.tag in ("failure", "error", "skipped")]
+        out[case.get("name")] = kinds[0] if kinds else "passed"
+    return out
+
+
+EXPECTED = {"infrastructure.a.pass": "passed", "infrastructure.a.warn": "passed", "infrastructure.a.fail": "failure",
+            "dependencies.b.error": "error", "dependencies.b.blocked": "failure",
+            "dependencies.b.advisory": "skipped", "team.c.na": "skipped"}
+
+
+def test_junit_outcomes_follow_the_verdict_for_the_report_and_for_golive_ci():
+    rep = _report()
+    assert rep.verdict == Verdict.NO_GO
+    assert {r.id: r.status for r in rep.results}["dependencies.b.blocked"] == Status.SKIPPED
+    for xml in (to_junit(rep), junit_xml(to_table(rep), rep.environment)):  # the run's file; golive ci's from the table
+        assert _outcomes(xml) == EXPECTED
+        root = ET.fromstring(xml.split("?>", 1)[1])
+        counts = {s.get("name"): (s.get("failures"), s.get("errors"), s.get("skipped")) for s in root.iter("testsuite")}
+        assert counts == {"infrastructure": ("1", "0", "0"), "dependencies": ("1", "1", "1"), "team": ("0", "0", "1")}
+        blocked = next(c for c in root.iter("testcase") if c.get("name") == "dependencies.b.blocked")
+        assert "infrastructure.a.fail" in blocked.find("failure").get("message")  # the cause, not just "skipped"
+        warn = next(c for c in root.iter("testcase") if c.get("name") == "infrastructure.a.warn")
+        assert warn.find("system-out").text.startswith("WARNING: WARN [blocking]: infrastructure.a.warn observed")
+
+
+def test_the_idempotency_key_tells_a_matrix_apart_and_keeps_a_retry(monkeypatch):
+    for var in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "CI_PIPELINE_ID", "BUILD_TAG", "CIRCLE_WORKFLOW_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "1")
+    staging = default_idempotency_key("go-live-readiness/ci", {"config": "envs/staging.yaml"})
+    prod = default_idempotency_key("go-live-readiness/ci", {"config": "envs/production.yaml"})
+    assert staging != prod  # a matrix over environments: one run each, each with its own verdict
+    # the same job retried keeps its key whatever the order the parameters were given in
+    assert default_idempotency_key("go-live-readiness/ci", {"mode": "ci", "config": "envs/staging.yaml"}) == \
+        default_idempotency_key("go-live-readiness/ci", {"config": "envs/staging.yaml", "mode": "ci"})
+    monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "2")  # a re-run of the workflow is a new attempt: a new run
+    assert default_idempotency_key("go-live-readiness/ci", {"config": "envs/staging.yaml"}) != staging
+    monkeypatch.delenv("GITHUB_RUN_ID")
+    monkeypatch.delenv("GITHUB_RUN_ATTEMPT")
+    assert default_idempotency_key("d/x", {}) != default_idempotency_key("d/x", {})  # no CI id: unique
+
+
+@pytest.mark.parametrize("status", [Status.PASS, Status.WARN])
+def test_a_passing_check_has_no_failure_element(status):
+    rep = build_report(run_plain({"infrastructure.a.x": _spec("infrastructure.a.x", status)}, None),
+                       environment="e", mode="ci", started_at=datetime.now(UTC))
+    assert _outcomes(to_junit(rep)) == {"infrastructure.a.x": "passed"}
