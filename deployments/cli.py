@@ -368,9 +368,17 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def ui_run_url(api_url: str, flow_run_id: str) -> str:
+    """The run's page in the Prefect UI: `PREFECT_UI_URL` where set, else what Prefect derives from the API URL
+    (a self-hosted server's origin; Prefect Cloud's app.prefect.cloud/account/.../workspace/...)."""
+    from prefect.settings import Settings
+
+    return f"{str(Settings(api={'url': api_url}).ui_url).rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
 def cmd_ci(args: argparse.Namespace) -> int:
     from golive.deployments.ci_client import CiError, trigger_and_wait
-    from golive.flows.report import junit_xml
+    from golive.flows.report import ci_summary, junit_xml
 
     api_url = args.api_url or os.environ.get("PREFECT_API_URL")
     if not api_url:
@@ -397,9 +405,14 @@ def cmd_ci(args: argparse.Namespace) -> int:
         console.print(f"  [red]blocking[/] {_t(line)}", markup=True, emoji=False)
     for line in v.get("warnings", []):
         console.print(f"  [yellow]warning[/] {_t(line)}", markup=True, emoji=False)
+    run_url = ui_run_url(api_url, out.flow_run_id)
+    console.print(f"[dim]the run: {_t(run_url)}[/]")
     if args.junit:
         Path(args.junit).write_text(junit_xml(out.checks, v["environment"]))
         console.print(f"[dim]JUnit: {args.junit} ({len(out.checks)} checks)[/]")
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub Actions' job summary page: appended, never replaced
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(ci_summary(v, run_url))
     code = int(v["exit_code"])
     return 0 if code == 1 and args.fail_on == "no-go" else code
 

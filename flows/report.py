@@ -164,6 +164,24 @@ def to_json(report: Report) -> str:
     return report.model_dump_json(indent=2)
 
 
+def ci_summary(verdict: dict[str, Any], run_url: str | None, limit: int = 40) -> str:
+    """Markdown for a CI job's summary page (GitHub's `$GITHUB_STEP_SUMMARY`, a GitLab MR note): the verdict, each
+    section's verdict, the blocking failures and warnings, the link to the run. Every value that came from the run is
+    escaped (`md`): what a target answered cannot become a link, an image or a heading there."""
+    v = Verdict(verdict["verdict"])
+    out = [f"### {VICON[v]} golive: {v.value} for `{md(verdict['environment'], 80)}`", ""]
+    if run_url:
+        out += [f"[The readiness run in Prefect]({run_url})", ""]
+    out += ["| section | verdict |", "|---|---|"]
+    out += [f"| {md(s, 40)} | {VICON.get(Verdict(sv), '')} {md(sv, 20)} |" for s, sv in verdict.get("sections", {}).items()
+            if sv in {x.value for x in Verdict}]
+    for title, lines in (("Blocking", verdict.get("blocking", [])), ("Warnings", verdict.get("warnings", []))):
+        if lines:
+            out += ["", f"**{title}** ({len(lines)})", ""] + [f"- {md(line, 300)}" for line in lines[:limit]]
+            out += [f"- ... and {len(lines) - limit} more"] if len(lines) > limit else []
+    return "\n".join(out) + "\n"
+
+
 def to_junit(report: Report) -> str:
     """JUnit XML of a report (`junit_xml`), with the full evidence (the table artifact's cells are cut)."""
     rows = [{"status": c.status.value, "check": c.id, "title": c.title, "severity": c.severity.value,

@@ -2,13 +2,14 @@
 and `golive ci --junit`) and the idempotency key a CI job's run is created with (issue 14, point 7)."""
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import pytest
 
 from golive.deployments.ci_client import default_idempotency_key
-from golive.flows.report import Verdict, build_report, junit_xml, to_junit, to_table
+from golive.flows.report import Verdict, build_report, ci_summary, junit_xml, to_junit, to_table
 from golive.tasks.core import CheckSpec, Observation, Severity, Status, run_plain
 
 
@@ -83,3 +84,50 @@ def test_a_passing_check_has_no_failure_element(status):
     rep = build_report(run_plain({"infrastructure.a.x": _spec("infrastructure.a.x", status)}, None),
                        environment="e", mode="ci", started_at=datetime.now(UTC))
     assert _outcomes(to_junit(rep)) == {"infrastructure.a.x": "passed"}
+
+
+def test_the_run_link_points_at_the_ui_of_the_api_the_job_called(monkeypatch):
+    from golive.deployments.cli import ui_run_url
+    monkeypatch.delenv("PREFECT_UI_URL", raising=False)
+    assert ui_run_url("http://prefect.internal:4200/api", "r1") == "http://prefect.internal:4200/runs/flow-run/r1"
+    assert ui_run_url("https://api.prefect.cloud/api/accounts/a1/workspaces/w1", "r2") == \
+        "https://app.prefect.cloud/account/a1/workspace/w1/runs/flow-run/r2"
+    monkeypatch.setenv("PREFECT_UI_URL", "https://prefect.example.com/")  # behind a proxy: the operator says where
+    assert ui_run_url("http://10.0.0.5:4200/api", "r3") == "https://prefect.example.com/runs/flow-run/r3"
+
+
+def test_the_job_summary_shows_the_verdict_and_a_hostile_target_cannot_write_markdown_into_it():
+    verdict = {"environment": "prod", "verdict": "NO-GO", "sections": {"security": "NO-GO", "team": "GO"},
+               "blocking": ["security.headers.hsts FAIL: observed ![x](https://evil.example/p.png) "
+                            "[click](https://evil.example) <script>alert(1)</script>\n## Approved"],
+               "warnings": []}
+    out = ci_summary(verdict, "http://prefect.internal:4200/runs/flow-run/r1")
+    assert out.startswith("### 🔴 golive: NO-GO for `prod`")
+    assert "[The readiness run in Prefect](http://prefect.internal:4200/runs/flow-run/r1)" in out
+    assert "| security | 🔴 NO-GO |" in out and "| team | 🟢 GO |" in out
+    line = next(ln for ln in out.splitlines() if "hsts" in ln)
+    assert not re.search(r"(?<!\\)\]\(", line) and "![" not in line  # no link, no image: every bracket escaped
+    assert "<script>" not in line and "\\[click\\]" in line and "&lt;script&gt;" in line
+    assert "\n## Approved" not in out  # one line per failure: no heading smuggled in
+
+
+def test_the_ci_examples_parse_and_their_golive_commands_are_valid():
+    """docs/github-actions.yml and docs/gitlab-ci.yml: YAML that loads, golive installed by a pinned spec (not the
+    app's own repository), the permission the JUnit reporter needs, and a `golive ci` line golive's parser accepts."""
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    from golive.deployments.cli import build_parser
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    gh = yaml.safe_load((docs / "github-actions.yml").read_text())
+    assert gh["permissions"]["checks"] == "write"
+    gh_steps = [s.get("run", "") for s in gh["jobs"]["readiness"]["steps"]]
+    gl_steps = yaml.safe_load((docs / "gitlab-ci.yml").read_text())["golive-readiness"]["script"]
+    for steps in (gh_steps, gl_steps):
+        assert any("pip install" in s and "GOLIVE_PIP_SPEC" in s for s in steps)
+        assert not any(re.search(r"pip install (\.|-e)", s) for s in steps)
+        line = next(s for s in steps if s.strip().startswith("golive ci"))
+        args = build_parser().parse_args(shlex.split(re.sub(r"\$\{\{[^}]*\}\}|\$\w+", "x", line))[1:])
+        assert args.fail_on == "no-go" and args.junit and any(p.startswith("config=") for p in args.param)
