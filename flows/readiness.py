@@ -18,6 +18,7 @@ import functools
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -285,10 +286,37 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
         await publish_data_docs(cfg, st.specs, st.memo, report.started_at.strftime("%Y%m%dT%H%M%SZ"))
         logger.info("verdict %s for %s (%d checks, %.1f s)%s", report.verdict.value, cfg.environment,
                     len(report.results), report.duration_s, f"; files in {path}" if path else "")
+    emit_verdict(report, config)
     if mode == "go-live":
         from .approval import decide_and_deploy
 
         return await decide_and_deploy(cfg, report, config_path=config, release=(release or "").strip())
+    message = (f"{report.verdict.value}: {len(report.blocking_failures)} blocking check(s) failed, "
+               f"{len(report.warnings)} warning(s), {len(report.results)} checks")
     if mode == "ci" and report.verdict == Verdict.NO_GO:
-        return Failed(message=f"NO-GO: {len(report.blocking_failures)} blocking check(s) failed", data=report)
-    return report
+        return Failed(name="NO-GO", message=message, data=report)
+    # the state's name is the verdict: a NO-GO rehearsal reads NO-GO in the run list and to an Automation
+    return Completed(name=report.verdict.value, message=message, data=report)
+
+
+def emit_verdict(report: Report, config_path: str) -> None:
+    """A `golive.verdict` Prefect event (resource `golive.environment.<env>`, related to this flow run): what an
+    Automation triggers on (notify on a NO-GO rehearsal). Best effort: an events outage never changes the verdict."""
+    from prefect.events import emit_event
+
+    c = Counter(r.status.value for r in report.results)
+    try:
+        emit_event(event="golive.verdict",
+                   resource={"prefect.resource.id": f"golive.environment.{report.environment}",
+                             "prefect.resource.name": report.environment, "golive.verdict": report.verdict.value,
+                             "golive.mode": report.mode},
+                   related=[{"prefect.resource.id": f"prefect.flow-run.{report.flow_run_id}",
+                             "prefect.resource.role": "flow-run"}] if report.flow_run_id else [],
+                   payload={"environment": report.environment, "mode": report.mode,
+                            "verdict": report.verdict.value, "exit_code": report.verdict.exit_code,
+                            "counts": dict(c), "config": Path(config_path).name,
+                            "blocking": [r.id for r in report.blocking_failures][:50],
+                            "report_artifact": f"golive-report-{report.environment}",
+                            "duration_s": round(report.duration_s, 3)})
+    except Exception as e:  # noqa: BLE001 - an events outage is logged, never the verdict's concern
+        get_run_logger().warning("golive.verdict event not emitted: %s", type(e).__name__)
