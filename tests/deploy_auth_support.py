@@ -12,14 +12,20 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import yaml
 
-from golive.deployments.signoff_client import api_client, json_artifact, resume, signoff_fields, wait_final
-from golive.deployments.signoff_client import wait_paused_sign_off
+from golive.deployments.signoff_client import (
+    api_client,
+    json_artifact,
+    resume,
+    signoff_fields,
+    wait_final,
+    wait_paused_sign_off,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = "authz"
@@ -73,7 +79,7 @@ class Stack:
         body = {"parameters": {"release": release, "readiness_run_id": readiness_run_id},
                 **({"idempotency_key": key} if key else {}),
                 **({"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": (
-                    datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()}}} if hold else {})}
+                    datetime.now(UTC) + timedelta(hours=1)).isoformat()}}} if hold else {})}
         r = self.api.post(f"deployments/{self.deployment_id(DEPLOYMENT)}/create_flow_run", json=body)
         r.raise_for_status()
         return r.json()["id"]
@@ -123,9 +129,9 @@ def _postgres() -> Iterator[str]:
 @contextlib.contextmanager
 def authz_stack(home: Path) -> Iterator[Stack]:
     """The Prefect server and `golive serve` (the four deployments READY), for one test module."""
-    from golive.deployments.prefect_server import PrefectServer, stop_child
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from golive.deployments.prefect_server import PrefectServer, stop_child
     from tests.fixtures_prefect import FIXTURE_CHILDREN
 
     marker = home / "deployed.txt"

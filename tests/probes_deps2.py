@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC
 
 import httpx
 
@@ -45,7 +46,7 @@ def _newest_log_age_min(sb) -> int:
     from datetime import datetime, timezone
 
     t = datetime.fromisoformat(ts["@timestamp"].replace("Z", "+00:00"))
-    return round((datetime.now(timezone.utc) - t).total_seconds() / 60)
+    return round((datetime.now(UTC) - t).total_seconds() / 60)
 
 
 def _worker_status(sb) -> str:

@@ -75,6 +75,17 @@ def nothing_left_behind(sandbox):
     assert not left, left
 
 
+@pytest.fixture
+def no_gx_on_restored_copies(monkeypatch):
+    """No GX suites on the restored copy during the test. Any readiness plan earlier in this process registered them
+    (`flows.catalog.all_checks`, process-wide), which costs ~5 s a restore and made a test's work depend on the order
+    it ran in; the restored-copy suites have their own test (test_restore.py) and run in the flow tests."""
+    from golive.expectations.restored import NAME
+    from golive.tasks import restore
+
+    monkeypatch.delitem(restore._SUITES, NAME, raising=False)
+
+
 @pytest.fixture(scope="session")
 def cfg(sandbox):
     return sandbox_config(sandbox)

@@ -2,16 +2,23 @@
 in test_golive_e2e.py and test_ui.py."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
-from golive.flows.approval import SECTION_SIGNOFFS, attestation_field, attestations, evaluate, form_description, signoff_form
+from golive.flows.approval import (
+    SECTION_SIGNOFFS,
+    attestation_field,
+    attestations,
+    evaluate,
+    form_description,
+    signoff_form,
+)
 from golive.flows.policies import ApprovalPolicy
 from golive.flows.report import build_report
 from golive.tasks.core import CheckResult, Severity, Status
 
 
 def result(cid: str, status: Status) -> CheckResult:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return CheckResult(id=cid, title=cid, section=cid.split(".")[0], severity=Severity.BLOCKING, seed=["x"],
                        status=status, observed="o", expected="e", evidence="ev", started_at=now, finished_at=now,
                        duration_s=0.0)
@@ -19,7 +26,7 @@ def result(cid: str, status: Status) -> CheckResult:
 
 def report(*statuses: Status):
     return build_report([result(f"security.x.c{i}", s) for i, s in enumerate(statuses)], environment="prod",
-                        mode="go-live", started_at=datetime.now(timezone.utc), flow_run_id="run-1")
+                        mode="go-live", started_at=datetime.now(UTC), flow_run_id="run-1")
 
 
 def form(**kw):

@@ -7,9 +7,13 @@ import hashlib
 import json
 import subprocess
 
+import pytest
+
 from golive.tasks.core import Status
-from tests.restore_support import cfg, nothing_left_behind, run_dag  # noqa: F401
+from tests.restore_support import cfg, no_gx_on_restored_copies, nothing_left_behind, run_dag  # noqa: F401
 from tests.test_checks_servers import with_
+
+pytestmark = pytest.mark.usefixtures("no_gx_on_restored_copies")  # the RTO reads a restore's time, not its suites
 
 DR_IDS = ["backup.recovery.rpo", "backup.recovery.rto", "backup.rollback.script", "backup.rollback.rehearsal",
           "backup.code.release_tag"]
@@ -56,7 +60,7 @@ def test_rehearsal_records_failed_slow_changed_or_unreadable(tmp_path, cfg):
     script.write_text("#!/bin/sh\necho rollback\n")
     script.chmod(0o755)
     sha = hashlib.sha256(script.read_bytes()).hexdigest()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     record = tmp_path / "rehearsals.jsonl"
 
     def run(*entries: dict) -> object:

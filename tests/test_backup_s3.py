@@ -23,7 +23,7 @@ def test_healthy_sandbox_backups_pass_with_their_evidence(sandbox, cfg):
     loc = res["backup.s3.off_server"].observed
     assert loc["endpoint_addresses"] == ["127.0.0.2"] and loc["database_addresses"] == ["127.0.0.1"]
     ret = res["backup.s3.retention"].observed
-    since_start = (dt.datetime.now(dt.timezone.utc) - sandbox.started_at).total_seconds() / 86400
+    since_start = (dt.datetime.now(dt.UTC) - sandbox.started_at).total_seconds() / 86400
     assert ret["backups"] == 11 and 30 <= ret["oldest"]["age_days"] < 30.01 + since_start  # seeded 30 days old
     assert "expire-backups: prefix 'backups/', expires after 35 days" in ret["lifecycle"]
     sched = res["backup.automation.schedule"].observed
@@ -43,8 +43,8 @@ def test_backup_store_on_the_database_server_fails(cfg):
     r = run_dag(["backup.s3.off_server"], on_db)["backup.s3.off_server"]
     assert r.status == Status.FAIL and r.observed["shared_addresses"] == ["127.0.0.2"]
     aws = with_(cfg, "backups", endpoint_url=None)  # AWS itself: off-server by construction (not contacted)
-    from golive.tasks.s3backup import s3_off_server
     from golive.tasks.core import RunContext
+    from golive.tasks.s3backup import s3_off_server
 
     obs = s3_off_server(aws.backups, RunContext(aws))
     assert obs.status == Status.PASS and obs.observed == {"endpoint": "AWS S3 (us-east-1)", "transport": "https"}

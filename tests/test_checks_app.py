@@ -192,16 +192,16 @@ def test_cron_parsing_and_next_fire():
     assert c["day_of_week"] == frozenset({1}) and c["hour"] == frozenset({3})
     assert parse_cron("0 */6 * * *")["hour"] == frozenset({0, 6, 12, 18})
     assert parse_cron("0 0 * * 7")["day_of_week"] == frozenset({0})
-    friday = dt.datetime(2026, 11, 27, 7, 5, tzinfo=dt.timezone.utc)
-    assert cron_next(c, friday) == dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.timezone.utc)
-    assert cron_next(parse_cron("0 */6 * * *"), friday) == dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
+    friday = dt.datetime(2026, 11, 27, 7, 5, tzinfo=dt.UTC)
+    assert cron_next(c, friday) == dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.UTC)
+    assert cron_next(parse_cron("0 */6 * * *"), friday) == dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
     for bad in ("0 2 * *", "61 * * * *", "0 2 * * funday"):
         with pytest.raises(ValueError):
             parse_cron(bad)
 
 
 def test_safe_unpickler_builds_times_only():
-    state = {"id": "x", "next_run_time": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}
+    state = {"id": "x", "next_run_time": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}
     assert decode_job_state(pickle.dumps(state)) == state
     with pytest.raises(pickle.UnpicklingError, match="refused global"):
         decode_job_state(pickle.dumps({"p": Path("/etc")}))

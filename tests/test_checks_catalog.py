@@ -9,8 +9,17 @@ import pytest
 
 from golive.flows.config import GoliveConfig, parse_config
 from golive.tasks.core import SECTIONS, Status
-from tests.test_checks_servers import (CATALOG, as_json, assert_no_secrets, run_ids, run_plain, sandbox_config,
-                                       swallowing_proxy, with_)
+from tests.restore_support import no_gx_on_restored_copies  # noqa: F401
+from tests.test_checks_servers import (
+    CATALOG,
+    as_json,
+    assert_no_secrets,
+    run_ids,
+    run_plain,
+    sandbox_config,
+    swallowing_proxy,
+    with_,
+)
 
 # a real restore is bounded by the RTO (restore.rto_minutes), not by 30 s; the check bounds pg_restore itself
 LONG_RUNNING = {"backup.restore.test": 4 * 3600}
@@ -43,6 +52,7 @@ def test_the_seed_items_the_brief_assigns_are_covered():
 
 
 @pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
+@pytest.mark.usefixtures("no_gx_on_restored_copies")  # tasks' catalog, whatever an earlier test registered
 def test_the_whole_catalog_passes_on_the_healthy_sandbox_without_leaking(cfg):
     t0 = time.monotonic()
     results = run_plain(CATALOG, cfg)

@@ -7,8 +7,17 @@ import time
 import pytest
 
 from golive.tasks.core import RunContext, Status
-from tests.test_checks_servers import (CATALOG, as_json, assert_no_secrets, hung_server, refused_port, run_ids, run_one,
-                                       sandbox_config, with_)
+from tests.test_checks_servers import (
+    CATALOG,
+    as_json,
+    assert_no_secrets,
+    hung_server,
+    refused_port,
+    run_ids,
+    run_one,
+    sandbox_config,
+    with_,
+)
 
 PG_IDS = ["dependencies.postgres.reachable", "dependencies.postgres.latency", "dependencies.postgres.tables",
           "data.rows.counts", "data.constraints.valid", "data.migrations.version"]

@@ -8,8 +8,17 @@ import trustme
 
 from golive.flows.config import parse_config
 from golive.tasks.core import Status
-from tests.test_checks_servers import (as_json, assert_no_secrets, hung_server, redis_server, refused_port, run_ids,
-                                       run_one, sandbox_config, with_)
+from tests.test_checks_servers import (
+    as_json,
+    assert_no_secrets,
+    hung_server,
+    redis_server,
+    refused_port,
+    run_ids,
+    run_one,
+    sandbox_config,
+    with_,
+)
 
 REDIS_IDS = ["dependencies.redis.ping", "dependencies.redis.memory", "dependencies.redis.persistence",
              "dependencies.redis.replication"]

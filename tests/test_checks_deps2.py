@@ -14,8 +14,17 @@ from golive.tasks.core import Status
 from golive.tasks.saas_deps import key_class, parse_dsn
 from tests.conftest import debian_faults
 from tests.monitoring_servers import need, real_pgbouncer, wait_gone
-from tests.test_checks_servers import (CATALOG, as_json, assert_no_secrets, hung_server, refused_port, run_one,
-                                       run_plain, sandbox_config, with_)
+from tests.test_checks_servers import (
+    CATALOG,
+    as_json,
+    assert_no_secrets,
+    hung_server,
+    refused_port,
+    run_one,
+    run_plain,
+    sandbox_config,
+    with_,
+)
 
 PGB_IDS = ["dependencies.pgbouncer.admin", "dependencies.pgbouncer.pools"]
 SAAS_IDS = ["dependencies.twilio.api", "dependencies.twilio.account", "dependencies.stripe.api_key",
@@ -388,6 +397,7 @@ def test_fault_breaks_one_fact_and_repair_restores_it(sandbox, name):
     assert probe(sandbox) == healthy
 
 
+@pytest.mark.e2e  # a sandbox of its own
 def test_without_the_debian_packages_the_sandbox_runs_neither_and_says_so(monkeypatch):
     """The quick start needs pip only: without pgbouncer / prometheus-alertmanager the sandbox starts neither, its
     config has no section for them (NOT_APPLICABLE, with the reason) and the critical alerts do not pretend that an

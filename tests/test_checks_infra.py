@@ -17,8 +17,17 @@ import pytest
 from golive.flows.config import parse_config
 from golive.sandbox import infra
 from golive.tasks.core import Status, select
-from tests.test_checks_servers import (CATALOG, ServerThread, assert_no_secrets, hung_server, refused_port, run_ids,
-                                       run_one, sandbox_config, with_)
+from tests.test_checks_servers import (
+    CATALOG,
+    ServerThread,
+    assert_no_secrets,
+    hung_server,
+    refused_port,
+    run_ids,
+    run_one,
+    sandbox_config,
+    with_,
+)
 
 OWN = ("hosts", "network", "loadbalancer", "loadtest")
 ROLE_FACTS = ("status", "cores", "cpu", "memory", "disk", "link")

@@ -11,8 +11,16 @@ from golive.sandbox import alertmanager
 from golive.tasks.alerts import CRITICAL, WARNING, meets, parse_threshold
 from golive.tasks.core import Status
 from tests.monitoring_servers import real_alertmanager, real_prometheus, rules
-from tests.test_checks_servers import (as_json, assert_no_secrets, hung_server, refused_port, run_ids, run_one,
-                                       sandbox_config, with_)
+from tests.test_checks_servers import (
+    as_json,
+    assert_no_secrets,
+    hung_server,
+    refused_port,
+    run_ids,
+    run_one,
+    sandbox_config,
+    with_,
+)
 
 PROM_IDS = ["monitoring.prometheus.reachable", "monitoring.prometheus.targets", "monitoring.prometheus.scrape_interval",
             "monitoring.alerts.critical", "monitoring.alerts.warning"]

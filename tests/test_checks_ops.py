@@ -8,8 +8,19 @@ import pytest
 from golive.flows.config import parse_config
 from golive.tasks.core import Status
 from golive.tasks.prometheus import parse_duration
-from tests.test_checks_servers import (PROM_TARGETS, PROM_YAML, ServerThread, assert_no_secrets, hung_server,
-                                       prometheus_app, refused_port, run_ids, run_one, sandbox_config, with_)
+from tests.test_checks_servers import (
+    PROM_TARGETS,
+    PROM_YAML,
+    ServerThread,
+    assert_no_secrets,
+    hung_server,
+    prometheus_app,
+    refused_port,
+    run_ids,
+    run_one,
+    sandbox_config,
+    with_,
+)
 
 S3_IDS = ["backup.s3.reachable", "backup.s3.latest_full", "backup.s3.size", "backup.s3.encrypted",
           "backup.s3.wal_fresh"]

@@ -156,7 +156,7 @@ class ServerThread:
                                                     timeout_keep_alive=30))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -277,7 +277,7 @@ def make_certs(base: Path) -> Certs:
 
     import trustme
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca, other = trustme.CA(), trustme.CA()
     c = Certs(*(base / n for n in ("ca.pem", "cert.pem", "key.pem", "short.pem", "short.key", "other-ca.pem")))
     ca.cert_pem.write_to_path(str(c.ca))

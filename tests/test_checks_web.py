@@ -13,9 +13,23 @@ import trustme
 
 from golive.flows.config import parse_config
 from golive.tasks.core import Status
-from tests.test_checks_servers import (APP_PASSWORD, APP_USER, APPROVED_ORIGIN, ServerThread, as_json,
-                                       assert_no_secrets, hung_server, make_certs, redirect_app, refused_port, run_ids,
-                                       run_one, sandbox_config, web_app, with_)
+from tests.test_checks_servers import (
+    APP_PASSWORD,
+    APP_USER,
+    APPROVED_ORIGIN,
+    ServerThread,
+    as_json,
+    assert_no_secrets,
+    hung_server,
+    make_certs,
+    redirect_app,
+    refused_port,
+    run_ids,
+    run_one,
+    sandbox_config,
+    web_app,
+    with_,
+)
 
 WEB_IDS = ["infrastructure.web.reachable", "infrastructure.tls.chain", "infrastructure.tls.expiry",
            "infrastructure.http.redirect", "application.api.health", "application.api.endpoints",

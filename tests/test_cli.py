@@ -121,6 +121,7 @@ def test_docs_checklist_is_generated_from_the_code():
     {"hsts-short": "security.headers.hsts", "redis-noeviction": "dependencies.redis.memory",
      "backup-unencrypted": "backup.s3.encrypted", "postgres-down": "dependencies.postgres.reachable"},
 ], ids=["tls-expiry", "four-more"])
+@pytest.mark.e2e
 def test_demo_break_prints_no_go_naming_the_check_and_evidence(faults, tmp_path):
     args = [a for f in faults for a in ("--break", f)]
     r = golive("demo", *args, "--out", str(tmp_path), timeout=240)
@@ -134,6 +135,7 @@ def test_demo_break_prints_no_go_naming_the_check_and_evidence(faults, tmp_path)
     assert json.loads((tmp_path / "sandbox" / "latest" / "report.json").read_text())["verdict"] == "NO-GO"
 
 
+@pytest.mark.e2e
 def test_demo_signs_off_deploys_and_rolls_back_a_broken_release(tmp_path):
     r = golive("demo", "--approve", "Samuel Adeyemi:CTO", "--approve", "Grace Liu:VP Engineering",
                "--break-release", "--out", str(tmp_path), timeout=300)

@@ -4,13 +4,24 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC
 
 import pytest
 from pydantic import SecretStr
 
 from golive.flows.report import Verdict, build_report, to_junit, to_markdown, verdict_of
-from golive.tasks.core import (CheckSpec, Observation, Redactor, Severity, Status, collect_secrets, compare, run_plain,
-                        select, validate_graph)
+from golive.tasks.core import (
+    CheckSpec,
+    Observation,
+    Redactor,
+    Severity,
+    Status,
+    collect_secrets,
+    compare,
+    run_plain,
+    select,
+    validate_graph,
+)
 from golive.tasks.models import Target
 
 
@@ -154,7 +165,7 @@ def test_verdict_rules_and_renderers():
     res2 = run(spec("infrastructure.a.bad", boom))
     from datetime import datetime, timezone
     rep = build_report(list(res.values()) + list(res2.values()), environment="t", mode="ci",
-                       started_at=datetime.now(timezone.utc))
+                       started_at=datetime.now(UTC))
     assert rep.verdict == Verdict.NO_GO and rep.verdict.exit_code == 2
     assert [s.verdict for s in rep.sections] == [Verdict.NO_GO, Verdict.GO_WITH_WARNINGS]
     md = to_markdown(rep)

@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from golive.tasks.core import CheckSpec, Redactor, Status, execute, load_catalog, select as select_checks
+from golive.tasks.core import CheckSpec, Redactor, Status, execute, load_catalog
+from golive.tasks.core import select as select_checks
 
 CATALOG = load_catalog()
 SLACK = 1.5  # seconds past a deadline a busy 2-core machine may take to notice it

@@ -15,7 +15,9 @@ import pytest
 from golive.deployments.signoff_client import json_artifact, wait_final
 from tests.deploy_auth_support import DEPLOYMENT, ENV, authz_stack
 
-pytestmark = pytest.mark.timeout(600)  # the first test also starts the stack and runs the signed-off GO
+# the first test also starts the stack and runs the signed-off GO; its own PostgreSQL, Prefect server and `golive serve`
+# make it a whole-path suite: `pytest -m e2e` (.ci/run runs it after the default suite)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,7 @@ def test_every_suite_passes_on_the_healthy_sandbox(cfg):
                        ("data.notifications.recent_rows", -timedelta(days=7))):
         stamp = re.search(r"\d{4}-\d\d-\d\dT[\d:.]+Z", res[cid].expected).group(0)
         value = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        assert abs(value - (datetime.now(timezone.utc) + delta)) < timedelta(minutes=1), (cid, res[cid].expected)
+        assert abs(value - (datetime.now(UTC) + delta)) < timedelta(minutes=1), (cid, res[cid].expected)
     assert res["data.rows.counts"].observed["users"] == 500  # the documented row-count table stays one check
     assert res["data.timestamps.timezone"].observed.endswith("all timestamptz")
     assert set(res["data.compat.queries"].observed.values()) <= {"50 rows", "100 rows", "100 rows (first 100)"}

@@ -44,7 +44,7 @@ async def _flow_run_logs(flow_run_id):
             logs += page
             if len(page) < 200:
                 break
-        return [l.message for l in logs], ids
+        return [entry.message for entry in logs], ids
 
 
 @pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
@@ -117,8 +117,8 @@ async def _task_run_names(flow_run_id, expected, wait_s=20.0):
 
 
 def test_fault_makes_ci_run_failed_and_names_the_check(sandbox, prefect_api):
-    with sandbox.fault("redis-noeviction"):
-        report, state = run_flow(sandbox.config_path, mode="ci")
+    with sandbox.fault("redis-noeviction"):  # the section of the fault: the whole catalog is the healthy test's
+        report, state = run_flow(sandbox.config_path, mode="ci", sections=["dependencies"])
     assert state.is_failed() and "NO-GO" in state.message
     assert report.verdict == Verdict.NO_GO
     failing = {r.id: r for r in report.blocking_failures}

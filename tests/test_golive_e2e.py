@@ -1,5 +1,6 @@
 """The three ways golive is used, end to end on real processes: `golive serve` serving the deployments on a real
-Prefect server, `golive ci` through the REST API, and the go-live run with its sign-off pause and the deploy flow."""
+Prefect server, `golive ci` through the REST API, and the go-live run with its sign-off pause and the deploy flow.
+The scenarios are the `e2e` suite (`pytest -m e2e`, which .ci/run runs after the default suite)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
+import pytest
 
 from golive.deployments.signoff_client import json_artifact, signoff_fields, wait_final, wait_paused_sign_off
 from golive.deployments.signoff_client import resume as post_resume
@@ -23,6 +25,7 @@ def golive(*args, prefect_api, timeout=240):
                           text=True, timeout=timeout)
 
 
+@pytest.mark.e2e
 def test_ci_returns_0_on_go_and_writes_junit(served, prefect_api, tmp_path):
     junit = tmp_path / "readiness.xml"
     r = golive("ci", "--deployment", "go-live-readiness/ci", "--junit", str(junit), "--poll-seconds", "0.5",
@@ -33,6 +36,7 @@ def test_ci_returns_0_on_go_and_writes_junit(served, prefect_api, tmp_path):
     assert len(root.findall(".//testcase")) >= 30 and not root.findall(".//failure")
 
 
+@pytest.mark.e2e
 def test_ci_returns_2_on_no_go_naming_the_check(served, sandbox, prefect_api, tmp_path):
     junit = tmp_path / "readiness.xml"
     with sandbox.fault("hsts-short"):
@@ -81,6 +85,7 @@ def all_signed(name: str, role: str, decision: str = "GO", **extra) -> dict:
     return {**signoff_fields(name, role, decision), **extra}
 
 
+@pytest.mark.e2e
 def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
@@ -109,6 +114,7 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
     assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.5.0"
     # a retried readiness run triggers with the same idempotency key: still one deploy run
     import asyncio
+
     from golive.flows.deploy import trigger_deploy
 
     again = asyncio.run(trigger_deploy("x.yaml", "1.5.0", run))
@@ -118,6 +124,7 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
                    check=True)
 
 
+@pytest.mark.e2e
 def test_no_go_deploys_nothing(served):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
@@ -133,6 +140,7 @@ def test_no_go_deploys_nothing(served):
     assert {r["id"] for r in deploy_runs(api)} == before
 
 
+@pytest.mark.e2e
 def test_pause_timeout_is_a_recorded_no_go(served):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
@@ -145,6 +153,7 @@ def test_pause_timeout_is_a_recorded_no_go(served):
     assert {r["id"] for r in deploy_runs(api)} == before
 
 
+@pytest.mark.e2e
 def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sandbox):
     api = served
     with sandbox.fault("hsts-short"):
@@ -161,6 +170,7 @@ def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sand
     assert form["state"]["type"] == "PAUSED"
 
 
+@pytest.mark.e2e
 def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
     api = served
     run = start_go_live(api, "1.5.0-broken", LIGHT)
@@ -192,6 +202,7 @@ def _go_live_with_an_alert(api, sandbox, release: str, fault: str) -> dict:
         sandbox.repair(fault)
 
 
+@pytest.mark.e2e
 def test_an_acknowledged_high_alert_keeps_the_release(served, sandbox, prefect_api):
     ack = golive("ack", "--environment", "sandbox", "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
                  "--reason", "payments fall back to the retry queue", "--criterion", "payment", prefect_api=prefect_api)
@@ -209,6 +220,7 @@ def test_an_acknowledged_high_alert_keeps_the_release(served, sandbox, prefect_a
                    check=True)
 
 
+@pytest.mark.e2e
 def test_a_critical_alert_rolls_back_at_once_whatever_was_acknowledged(served, sandbox, prefect_api):
     golive("ack", "--environment", "sandbox", "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
            "--reason", "we accept every HIGH risk tonight", prefect_api=prefect_api)

@@ -42,7 +42,7 @@ from golive.tasks.core import Status
 from tests.monitoring_servers import real_prometheus, rules
 from tests.test_checks_servers import run_one
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 YEAR = 31536000
 
 

@@ -3,8 +3,8 @@ check`ed; the wheel installed (not editable, with the sandbox extra) into a fres
 root's home is (the sandbox's PostgreSQL runs as `nobody`, who cannot enter it), and run from an empty directory
 outside the source tree, on both ends of `requires-python`.
 
-Marked `packaging` (`pytest -m packaging`, run by .ci/run): 3.7 min measured on 2 cores, most of it the two pip
-installs (side by side) and the two demos.
+Marked `packaging` (`pytest -m packaging`, run by .ci/run): about 3 min on 2 cores, most of it the two pip
+installs (side by side) and the demo, which runs on the newest interpreter (the other runs every other command).
 """
 from __future__ import annotations
 
@@ -107,11 +107,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM to the process group we started it in, SIGKILL after 30 s."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
         if proc.poll() is None:
             os.killpg(proc.pid, sig)
             try:
-                proc.wait(wait)
+                proc.wait(grace)
             except subprocess.TimeoutExpired:
                 pass
 
@@ -205,6 +205,9 @@ def test_installed_wheel_runs_outside_the_source_tree(version, venvs, dists, tmp
         assert not any(v in out for v in [*variables.values(), *blocks.values()]), out
         lap("config validate (Prefect server, blocks)")
         _stop(server)  # the demo runs its own: free the cores for it
+        # the whole demo once (~50 s), on the newest Python found (3.13 in CI); from its 0700-home venv too
+        if version != max(venvs, key=lambda v: tuple(map(int, v.split(".")))):
+            return
 
         # the sandbox's app runs on this interpreter and says so: seed 1.1 wants "Python 3.10+ (ideally 3.11.x)",
         # so on another minor that one check is a WARN (GO-WITH-WARNINGS, exit 1) and everything else passes

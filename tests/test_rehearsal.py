@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from tests.test_flow import _artifact, _flow_run_logs, run_flow
 WEBHOOK_ENV = "GOLIVE_TEST_REHEARSAL_WEBHOOK"
 WEBHOOK_SECRET_PATH = "/services/T0GOLIVE/B0NIGHTLY/xq7Hk2Pz9sLmW4vRt8YbNc3d"
 SECTIONS = ["dependencies"]  # the fault is there; the whole catalog takes ~13 s a run on 2 busy cores
-T0 = datetime(2025, 12, 30, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 30, 2, 0, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- helpers

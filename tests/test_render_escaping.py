@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -64,15 +64,16 @@ def assert_junit_data(xml: str) -> None:
     assert "</testcase>]]>" in msg and "[/oops]" in msg and "\\x1b[31m" in msg and "\x1b" not in msg
 
 
-def golive(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # an ephemeral Prefect server
+def golive(prefect_api, *args: str) -> subprocess.CompletedProcess:
+    # the session's Prefect server: an ephemeral one would take seconds to start in every run
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}, **prefect_api.client_env()}
     return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=240)
 
 
-def test_golive_run_reaches_its_verdict_and_every_file_shows_the_answer_as_data(prometheus, tmp_path):
+def test_golive_run_reaches_its_verdict_and_every_file_shows_the_answer_as_data(prometheus, prefect_api, tmp_path):
     out, junit = tmp_path / "reports", tmp_path / "junit.xml"
-    p = golive("run", "--config", str(config_file(tmp_path, prometheus)), "--section", "monitoring",
+    p = golive(prefect_api, "run", "--config", str(config_file(tmp_path, prometheus)), "--section", "monitoring",
                "--out", str(out), "--junit", str(junit))
     assert p.returncode == 2, (p.returncode, p.stdout[-1500:], p.stderr[-1500:])
     assert "VERDICT: NO-GO" in p.stdout and "\x1b" not in p.stdout
@@ -92,7 +93,7 @@ def test_golive_check_prints_the_answer_as_text(prometheus, tmp_path, capsys):
 def test_artifacts_form_and_webhook_carry_the_answer_as_data(prometheus):
     cfg = parse_config({"environment": "hostile", "monitoring": {"prometheus_url": prometheus}}, env={})
     results = run_plain(select(load_catalog(), ids=[CHECK, "monitoring.prometheus.targets"]), cfg)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     report = build_report(results, environment="hostile", mode="rehearsal", started_at=started)
     assert report.verdict.value == "NO-GO"
     rows = to_table(report)

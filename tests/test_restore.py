@@ -21,14 +21,29 @@ import pytest
 
 from golive.sandbox.tcpproxy import Forwarder
 from golive.tasks.core import Status
-from golive.tasks.restore import (NotADump, SuiteOutcome, parse_header, register_restored_db_suite, sniff,
-                           unregister_restored_db_suite)
-from tests.restore_support import (cfg, nothing_left_behind, run_dag, scratch_databases,  # noqa: F401
-                                   settled_write_stats, source_databases)
+from golive.tasks.restore import (
+    NotADump,
+    SuiteOutcome,
+    parse_header,
+    register_restored_db_suite,
+    sniff,
+    unregister_restored_db_suite,
+)
+from tests.restore_support import (  # noqa: F401
+    cfg,
+    no_gx_on_restored_copies,
+    nothing_left_behind,
+    run_dag,
+    scratch_databases,
+    settled_write_stats,
+    source_databases,
+)
 from tests.test_checks_servers import assert_no_secrets, refused_port, run_one, with_
 
 REPO = Path(__file__).resolve().parent.parent
 RESTORE_IDS = ["backup.restore.server", "backup.restore.test", "backup.recovery.rto"]
+# the restore's mechanics; the two tests about integrity suites register the suites they check themselves
+pytestmark = pytest.mark.usefixtures("no_gx_on_restored_copies")
 COUNTS = {"users": 500, "merchants": 50, "campaigns": 100, "notifications": 2000}
 
 
@@ -93,7 +108,7 @@ def test_three_day_old_backup_fails_and_is_not_restored(sandbox, cfg):
         res = run_dag(RESTORE_IDS, cfg)
     latest = res["backup.s3.latest_full"]
     # the 3-day-old backup was put at the sandbox's start, 3 days + 2 minutes back: it has aged since
-    since_start = (dt.datetime.now(dt.timezone.utc) - sandbox.started_at).total_seconds() / 3600
+    since_start = (dt.datetime.now(dt.UTC) - sandbox.started_at).total_seconds() / 3600
     assert latest.status == Status.FAIL and 72 <= latest.observed["age_hours"] < 72.05 + since_start
     r = res["backup.restore.test"]
     assert r.status == Status.SKIPPED and "backup.s3.latest_full is FAIL" in r.cause

@@ -12,10 +12,24 @@ from __future__ import annotations
 import pytest
 
 from golive.tasks.core import Status
-from golive.tasks.restore import SuiteOutcome, identity_refusal, register_restored_db_suite, unregister_restored_db_suite
-from tests.restore_support import (PG_CONTROL_SYSTEM, PG_STAT_ACTIVITY, cfg, nothing_left_behind,  # noqa: F401
-                                   pg_socket, restore_role_on_production, revoked, run_dag, scratch_databases,
-                                   source_databases)
+from golive.tasks.restore import (
+    SuiteOutcome,
+    identity_refusal,
+    register_restored_db_suite,
+    unregister_restored_db_suite,
+)
+from tests.restore_support import (  # noqa: F401
+    PG_CONTROL_SYSTEM,
+    PG_STAT_ACTIVITY,
+    cfg,
+    nothing_left_behind,
+    pg_socket,
+    restore_role_on_production,
+    revoked,
+    run_dag,
+    scratch_databases,
+    source_databases,
+)
 from tests.test_checks_servers import assert_no_secrets, run_one, with_
 
 SERVER, TEST = "backup.restore.server", "backup.restore.test"

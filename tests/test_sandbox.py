@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -576,7 +577,7 @@ def _rehearsal_age_days(sb: Sandbox) -> float:
     from datetime import datetime, timezone
 
     finished = datetime.fromisoformat(json.loads(sb.rehearsal_record.read_text())["finished_at"])
-    return (datetime.now(timezone.utc) - finished).total_seconds() / 86400
+    return (datetime.now(UTC) - finished).total_seconds() / 86400
 
 
 def _release_tag(sb: Sandbox) -> tuple:
@@ -732,6 +733,7 @@ def test_unknown_fault_is_rejected(sandbox):
 
 # ---------------------------------------------------------------------------------------------------- lifecycle
 @pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
+@pytest.mark.e2e  # a sandbox of its own
 def test_start_with_faults_in_a_given_base_dir_and_stop_cleans_up():
     base = Path("/tmp") / f"golive-sandbox-test-{os.getpid()}"          # pytest's tmp dirs are 0700: not for nobody
     with Sandbox.start(faults=["hsts-short", "smtp-no-starttls", "schema-version-wrong"], base_dir=base) as sb:
@@ -763,6 +765,7 @@ time.sleep(600)
 
 
 @pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
+@pytest.mark.e2e  # a sandbox of its own
 def test_sigkilled_parent_leaks_no_process():
     child = procs.spawn([sys.executable, "-c", CHILD], cwd=REPO, capture=True,
                         env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -787,6 +790,7 @@ def test_sigkilled_parent_leaks_no_process():
     assert not base.exists()                                               # ... which the next start reaps
 
 
+@pytest.mark.e2e  # a sandbox of its own
 def test_cli_up_prints_the_config_and_env_and_stops_on_sigterm():
     cli = procs.spawn([sys.executable, "-m", "golive.sandbox", "up", "--fault", "runbook-missing"], cwd=REPO, capture=True,
                       env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -29,10 +29,21 @@ import redis
 from golive.flows.config import load_config
 from golive.flows.readiness import plan
 from golive.flows.report import build_report
-from golive.tasks.core import Redactor, Status, load_catalog, run_plain
 from golive.sandbox import procs
-from tests.stock.env import (APP_USER, BACKUP_PREFIX, BUCKET, CONFIG_PREFIX, DBNAME, ENV, REPO, S3_HOST, WAL_PREFIX,
-                             StockEnv, missing_packages)
+from golive.tasks.core import Redactor, Status, load_catalog, run_plain
+from tests.stock.env import (
+    APP_USER,
+    BACKUP_PREFIX,
+    BUCKET,
+    CONFIG_PREFIX,
+    DBNAME,
+    ENV,
+    REPO,
+    S3_HOST,
+    WAL_PREFIX,
+    StockEnv,
+    missing_packages,
+)
 from tests.test_checks_servers import assert_no_secrets
 from tests.test_config_init import assert_no_leak, golive
 
@@ -90,7 +101,7 @@ def test_every_check_passes_or_is_not_applicable_with_a_reason(stock, user_env):
     unexplained = [r.id for r in results if r.status == Status.NOT_APPLICABLE and not (r.cause or "").strip()]
     assert not unexplained, unexplained
     report = build_report(results, environment=cfg.environment, mode="check",
-                          started_at=dt.datetime.now(dt.timezone.utc))
+                          started_at=dt.datetime.now(dt.UTC))
     assert report.verdict.exit_code == 0, report.verdict
     counts = collections.Counter(r.status for r in results)
     assert counts[Status.PASS] >= 220, counts                 # what the environment runs is really checked

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from golive.flows.policies import DeployPolicy
-from golive.flows.watch import Ack, Signal, Watch, alert_signals, ack_variable, firing_alerts, parse_ack
+from golive.flows.watch import Ack, Signal, Watch, ack_variable, alert_signals, firing_alerts, parse_ack
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = DeployPolicy(command=["true"], high_assess_seconds=300, api_down_seconds=60)

@@ -14,7 +14,7 @@ from golive.tasks.workers import parse_cadence
 from tests.test_job_store_pickles import Store, run_check, store  # noqa: F401 - the real job store's database
 
 _tables = itertools.count()
-NEXT_2AM = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).replace(hour=2, minute=0, second=0,
+NEXT_2AM = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(hour=2, minute=0, second=0,
                                                                              microsecond=0)
 
 
@@ -126,7 +126,7 @@ def test_a_crafted_combining_trigger_is_that_jobs_problem_not_a_crash(state, pro
     """A row whose OrTrigger state is not what APScheduler writes: one line for that job, in bounded work."""
     from golive.tasks.workers import _cadence_problems, _child
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     out = _cadence_problems(_child("apscheduler.triggers.combining:OrTrigger", state), dt.timedelta(hours=6), now,
                             now, {})
     assert len(out) == 1 and out[0].startswith("trigger not comparable") and problem in out[0], out

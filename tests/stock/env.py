@@ -198,7 +198,7 @@ class StockEnv:
         self.pki.mkdir()
         root = trustme.CA(organization_name="SwipeSavvy Internal", organization_unit_name="Root CA")
         inter = root.create_child_ca()
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         leaf = inter.issue_cert("localhost", "127.0.0.1", S3_HOST, common_name="localhost",
                                 organization_name="SwipeSavvy", not_before=now - dt.timedelta(days=1),
                                 not_after=now + dt.timedelta(days=89))
@@ -488,7 +488,7 @@ server {{
         import json
 
         digest = hashlib.sha256(script.read_bytes()).hexdigest()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         (self.base / "scripts" / "rehearsals.jsonl").write_text("".join(json.dumps({
             "finished_at": (now - dt.timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ"), "status": "ok",
             "duration_seconds": secs, "script_sha256": digest}) + "\n" for d, secs in ((12, 700), (3, 480))))
@@ -512,8 +512,8 @@ server {{
         s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration={"Rules": [
             {"ID": "pg-backups-30d", "Filter": {"Prefix": "pg/"}, "Status": "Enabled",
              "Expiration": {"Days": BACKUPS_KEPT}}]})
-        now = dt.datetime.now(dt.timezone.utc)
-        newest = dt.datetime.combine(now.date(), BACKUP_AT, dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
+        newest = dt.datetime.combine(now.date(), BACKUP_AT, dt.UTC)
         if newest > now - dt.timedelta(minutes=10):
             newest -= dt.timedelta(days=1)
         days = [newest - dt.timedelta(days=i) for i in range(BACKUPS_KEPT)]

@@ -16,7 +16,7 @@ _engine = None
 
 
 def run_job(job_id: str) -> None:
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     with _engine.begin() as c:
         c.execute(text("INSERT INTO job_runs (job_name, scheduled_for, started_at, finished_at, status, rows_affected,"
                        " created_at, updated_at) VALUES (:j, :s, :s, now(), 'success', 0, :s, now())"),
@@ -31,7 +31,7 @@ def main() -> None:
     from apscheduler.triggers.interval import IntervalTrigger
 
     _engine = create_engine(os.environ[DB_URL_ENV], pool_pre_ping=True, pool_size=2)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     triggers = {
         "daily_analytics_aggregation": CronTrigger(hour=2, minute=0, timezone=utc),
         "weekly_model_retraining": CronTrigger(day_of_week="mon", hour=3, minute=0, timezone=utc),
