@@ -19,28 +19,38 @@ from golive.deployments.signoff_client import resume as post_resume
 REPO = Path(__file__).resolve().parents[1]
 
 
-def golive(*args, prefect_api, timeout=240):
-    env = {**os.environ, **prefect_api.client_env()}
+def golive(*args, prefect_api, timeout=240, env=None):
+    env = {**os.environ, **prefect_api.client_env(), **(env or {})}
     return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
+# the CI path is what these test (the whole catalog through Prefect is tests/test_flow.py's): two sections each
+CI_SECTIONS = 'sections=["security", "application"]'
+
+
 @pytest.mark.e2e
-def test_ci_returns_0_on_go_and_writes_junit(served, prefect_api, tmp_path):
-    junit = tmp_path / "readiness.xml"
-    r = golive("ci", "--deployment", "go-live-readiness/ci", "--junit", str(junit), "--poll-seconds", "0.5",
-               prefect_api=prefect_api)
+def test_ci_returns_0_on_go_and_writes_junit_and_the_job_summary(served, prefect_api, tmp_path):
+    junit, summary = tmp_path / "readiness.xml", tmp_path / "step-summary.md"
+    r = golive("ci", "--deployment", "go-live-readiness/ci", "--param", CI_SECTIONS, "--junit", str(junit),
+               "--poll-seconds", "0.5", prefect_api=prefect_api, env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "VERDICT: GO" in r.stdout
     root = ET.parse(junit).getroot()
-    assert len(root.findall(".//testcase")) >= 30 and not root.findall(".//failure")
+    assert len(root.findall(".//testcase")) >= 25 and not root.findall(".//failure")
+    run_url = next(line.split("the run: ", 1)[1].strip() for line in r.stdout.splitlines() if "the run: " in line)
+    assert run_url.startswith(prefect_api.api_url.removesuffix("/api") + "/runs/flow-run/")
+    assert httpx.get(prefect_api.api_url + "/flow_runs/" + run_url.rsplit("/", 1)[1]).json()["state"]["name"] == "GO"
+    text = summary.read_text()
+    assert text.startswith("### 🟢 golive: GO for `sandbox`") and f"]({run_url})" in text and "| security |" in text
 
 
 @pytest.mark.e2e
 def test_ci_returns_2_on_no_go_naming_the_check(served, sandbox, prefect_api, tmp_path):
     junit = tmp_path / "readiness.xml"
     with sandbox.fault("hsts-short"):
-        r = golive("ci", "--junit", str(junit), "--poll-seconds", "0.5", prefect_api=prefect_api)
+        r = golive("ci", "--param", CI_SECTIONS, "--junit", str(junit), "--poll-seconds", "0.5",
+                   prefect_api=prefect_api)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "VERDICT: NO-GO" in r.stdout and "security.headers.hsts" in r.stdout
     failures = ET.parse(junit).getroot().findall(".//testcase/failure/..")
