@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from golive.deployments.cli import main
 from golive.flows.catalog import coverage, render_catalog, seed_items, unknown_seed_refs
@@ -60,7 +61,9 @@ def test_example_production_config_is_valid(monkeypatch, tmp_path):
     assert "value-of-GOLIVE_DB_PASSWORD" not in repr(cfg)  # SecretStr never prints
     # every section of the checklist has its part of the example
     assert all(getattr(cfg, k) is not None for k in ("hosts", "network", "loadbalancer", "loadtest", "app", "workers",
-                                                      "security", "pgbouncer", "saas", "containers", "observability"))
+                                                      "security", "pgbouncer", "saas", "containers", "observability",
+                                                      "notify", "deploy"))
+    assert "approval" in yaml.safe_load((REPO / "examples" / "production.yaml").read_text())  # written out, not defaulted
 
 
 def test_golive_check_honours_checks_skip_like_the_flow(tmp_path, capsys):
