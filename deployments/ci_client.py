@@ -44,7 +44,9 @@ def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None =
     are part of it: a CI matrix over environments against one deployment gets one run per environment, not the first
     job's run (and its verdict) back for all of them."""
     digest = hashlib.sha256(json.dumps(parameters or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    for var in ("GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILD_TAG", "CIRCLE_WORKFLOW_ID"):
+    # each names one attempt of one job: a retried job (GitLab's CI_JOB_ID, CircleCI's CIRCLE_BUILD_NUM, GitHub's
+    # run id + attempt) starts a fresh run instead of getting an old verdict back
+    for var in ("GITHUB_RUN_ID", "CI_JOB_ID", "BUILD_TAG", "CIRCLE_BUILD_NUM"):
         if os.environ.get(var):
             attempt = os.environ.get("GITHUB_RUN_ATTEMPT", "")
             return f"golive-ci:{deployment}:{var}={os.environ[var]}:{attempt}:{digest}"

@@ -11,6 +11,7 @@ Exit codes (the same for every command that reaches a verdict):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -368,12 +369,32 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader left (poll reports an error on its write end)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured): not a reader that left
+        return False
+
+
 def ui_run_url(api_url: str, flow_run_id: str) -> str:
     """The run's page in the Prefect UI: `PREFECT_UI_URL` where set, else what Prefect derives from the API URL
     (a self-hosted server's origin; Prefect Cloud's app.prefect.cloud/account/.../workspace/...)."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
     from prefect.settings import Settings
 
-    return f"{str(Settings(api={'url': api_url}).ui_url).rstrip('/')}/runs/flow-run/{flow_run_id}"
+    def bare(url: str) -> str:  # no userinfo, query or fragment: the URL is shown
+        u = urlsplit(url)
+        return urlunsplit((u.scheme, (u.hostname or "") + (f":{u.port}" if u.port else ""), u.path.rstrip("/"), "", ""))
+
+    base = bare(str(Settings(api={"url": bare(api_url)}).ui_url))
+    return f"{base}/runs/flow-run/{uuid.UUID(str(flow_run_id))}"
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
@@ -405,14 +426,21 @@ def cmd_ci(args: argparse.Namespace) -> int:
         console.print(f"  [red]blocking[/] {_t(line)}", markup=True, emoji=False)
     for line in v.get("warnings", []):
         console.print(f"  [yellow]warning[/] {_t(line)}", markup=True, emoji=False)
-    run_url = ui_run_url(api_url, out.flow_run_id)
-    console.print(f"[dim]the run: {_t(run_url)}[/]")
     if args.junit:
         Path(args.junit).write_text(junit_xml(out.checks, v["environment"]))
         console.print(f"[dim]JUnit: {args.junit} ({len(out.checks)} checks)[/]")
+    try:  # the link and the job summary are extras: a verdict reached is never lost to them
+        run_url: str | None = ui_run_url(api_url, out.flow_run_id)
+        console.print(f"[dim]the run: {_t(run_url)}[/]")
+    except Exception as e:  # noqa: BLE001
+        run_url = None
+        console.print(f"[dim]no link to the run: {_t(type(e).__name__)}[/]")
     if summary := os.environ.get("GITHUB_STEP_SUMMARY"):  # GitHub Actions' job summary page: appended, never replaced
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(ci_summary(v, run_url))
+        try:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(ci_summary(v, run_url))
+        except OSError as e:
+            console.print(f"[yellow]job summary not written:[/] {_t(e)}")
     code = int(v["exit_code"])
     return 0 if code == 1 and args.fail_on == "no-go" else code
 
@@ -576,9 +604,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("golive: interrupted; no verdict", file=sys.stderr)
         return EXIT_GATE
-    except BrokenPipeError:  # `golive catalog | head`: the reader left; no traceback, as a shell tool would (141)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's final flush must not fail
-        return 128 + 13
+    except BrokenPipeError as e:  # `golive catalog | head`: the reader left; no traceback, as a shell tool would (141)
+        if _stdout_gone():  # it was our stdout: quiet (the interpreter's final flush must not fail either)
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + 13
+        print(f"golive: the gate itself failed: {_env_redactor().text(f'{type(e).__name__}: {e}')}", file=sys.stderr)
+        return EXIT_GATE  # a socket's broken pipe is no reader leaving
     except Exception as e:  # noqa: BLE001 - the gate itself failed: say so, exit 4, never a verdict
         print(f"golive: the gate itself failed: {_env_redactor().text(f'{type(e).__name__}: {e}')}", file=sys.stderr)
         return EXIT_GATE

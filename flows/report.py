@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from pydantic import BaseModel, Field
@@ -70,11 +71,28 @@ class Report(BaseModel):
         return [r for r in self.results if r.status == Status.WARN or (r.status in BAD and r.severity == Severity.ADVISORY)]
 
 
+def _own_failures(results: list[CheckResult]) -> list[CheckResult]:
+    """A check SKIPPED because a service it could not reach is another check's (`tasks.core.service_down`) is that
+    check's ERROR again when the named check passed or was not in this run: the blame is never put where nothing
+    failed (a flap between the two probes, a run of a few sections)."""
+    by_id = {r.id: r for r in results}
+
+    def own(r: CheckResult) -> CheckResult:
+        b = r.details.get("blocked_by")
+        if r.status != Status.SKIPPED or not r.details.get("unreached") or \
+                (b in by_id and by_id[b].status != Status.PASS):
+            return r
+        why = f"{b} passed" if b in by_id else f"{b} was not in this run"
+        return r.model_copy(update={"status": Status.ERROR, "cause": f"{r.evidence} (but {why})",
+                                    "details": {k: v for k, v in r.details.items() if k != "blocked_by"}})
+    return [own(r) for r in results]
+
+
 def build_report(results: list[CheckResult], *, environment: str, mode: str, started_at: datetime,
                  flow_run_id: str | None = None, notes: list[str] | None = None) -> Report:
     finished = datetime.now(UTC)
     order = list(SECTIONS)
-    results = sorted(results, key=lambda r: (order.index(r.section), r.id))
+    results = sorted(_own_failures(results), key=lambda r: (order.index(r.section), r.id))
     sections = []
     for sec in order:
         rs = [r for r in results if r.section == sec]
@@ -167,11 +185,12 @@ def to_json(report: Report) -> str:
 def ci_summary(verdict: dict[str, Any], run_url: str | None, limit: int = 40) -> str:
     """Markdown for a CI job's summary page (GitHub's `$GITHUB_STEP_SUMMARY`, a GitLab MR note): the verdict, each
     section's verdict, the blocking failures and warnings, the link to the run. Every value that came from the run is
-    escaped (`md`): what a target answered cannot become a link, an image or a heading there."""
+    escaped (`md`): what a target answered cannot become a markdown link, an image or a heading there (a bare URL
+    in it may still be autolinked by the renderer, as it would be anywhere)."""
     v = Verdict(verdict["verdict"])
     out = [f"### {VICON[v]} golive: {v.value} for `{md(verdict['environment'], 80)}`", ""]
     if run_url:
-        out += [f"[The readiness run in Prefect]({run_url})", ""]
+        out += [f"[The readiness run in Prefect]({quote(run_url, safe=':/?&=#%~+,;@')})", ""]
     out += ["| section | verdict |", "|---|---|"]
     out += [f"| {md(s, 40)} | {VICON.get(Verdict(sv), '')} {md(sv, 20)} |" for s, sv in verdict.get("sections", {}).items()
             if sv in {x.value for x in Verdict}]
@@ -214,18 +233,18 @@ def junit_xml(rows: list[dict[str, Any]], environment: str, *, time_s: float | N
         by_section.setdefault(str(row["check"]).split(".", 1)[0], []).append(row)
     for section, rs in by_section.items():
         kinds = Counter(junit_outcome(r) for r in rs)
-        suite = ET.SubElement(root, "testsuite", name=section, tests=str(len(rs)), failures=str(kinds["failure"]),
+        suite = ET.SubElement(root, "testsuite", name=visible(section), tests=str(len(rs)), failures=str(kinds["failure"]),
                               errors=str(kinds["error"]), skipped=str(kinds["skipped"]),
                               time=f"{sum(float(r.get('seconds') or 0) for r in rs):.3f}",
                               **({"timestamp": timestamp} if timestamp else {}))
         for r in rs:
-            case = ET.SubElement(suite, "testcase", classname=f"golive.{section}", name=visible(str(r["check"])),
+            case = ET.SubElement(suite, "testcase", classname=visible(f"golive.{section}"), name=visible(str(r["check"])),
                                  time=f"{float(r.get('seconds') or 0):.3f}")
             exp = f" (expected {r['expected']})" if r.get("expected") not in (None, "", "None") else ""
             msg = visible(f"{r['status']} [{r['severity']}]: {r['observed']}{exp}")
             detail = visible(f"observed: {r['observed']}\nexpected: {r.get('expected')}\nevidence: {r['evidence']}")
             if (kind := junit_outcome(r)) in ("failure", "error"):
-                ET.SubElement(case, kind, message=msg, type=r["status"]).text = detail
+                ET.SubElement(case, kind, message=msg, type=visible(str(r["status"]))).text = detail
             elif kind == "skipped":
                 ET.SubElement(case, "skipped", message=msg)
             warn = f"WARNING: {msg}\n" if r["status"] == "WARN" else ""

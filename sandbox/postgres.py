@@ -15,6 +15,7 @@ import pwd
 import shutil
 import signal
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,20 +61,34 @@ def pg_install(cache_root: Path) -> Path:
         return src
     st = (src / "bin" / "postgres").stat()
     key = hashlib.sha256(f"{src}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    own_dir(cache_root.parent)  # the cache's parent too: whoever can write it can swap the cache
     parts = [f"{pkg.name}/pginstall", libs.name]
     return copy_for_others(pkg.parent, cache_root / f"pg-{key}", parts) / pkg.name / "pginstall"
 
 
+def own_dir(path: Path, *, create: bool = True) -> Path:
+    """`path` as a directory this user owns and nobody else can write (made 0755 if missing). The sandbox's cache and
+    runs live under a fixed, predictable name in the shared temp dir; one another user made first could hold planted
+    binaries that would then run as us (as root): refused, saying why."""
+    if create:
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise PermissionError(f"{path} is not a directory of uid {os.geteuid()} that only it can write (owner uid "
+                              f"{st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}): refusing to use it; remove it")
+    return path
+
+
 def copy_for_others(src: Path, dest: Path, parts: list[str]) -> Path:
     """Copy `parts` (paths relative to `src`; a missing one is left out) to the same paths under `dest` (once;
-    atomic) with every directory 0755 and every file world-readable."""
+    atomic) with every directory 0755 and every file world-readable. An existing `dest` is used only if ours."""
+    own_dir(dest.parent)
     if dest.exists():
-        return dest
-    dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+        return own_dir(dest, create=False)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{dest.name}.", suffix=".tmp", dir=dest.parent))
     for part in parts:
         if (src / part).exists():
-            shutil.copytree(src / part, tmp / part, symlinks=True)
+            shutil.copytree(src / part, tmp / part, symlinks=True, dirs_exist_ok=True)
     for d, _, files in os.walk(tmp):
         os.chmod(d, 0o755)
         for f in files:
@@ -83,9 +98,9 @@ def copy_for_others(src: Path, dest: Path, parts: list[str]) -> Path:
                 os.chmod(path, mode | 0o444 | (0o111 if mode & stat.S_IXUSR else 0))
     try:
         tmp.rename(dest)
-    except OSError:  # another sandbox won the race
+    except OSError:  # another sandbox won the race (or the rename failed: then the check below says so)
         shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    return own_dir(dest, create=False)
 
 
 def _chown(path: Path) -> None:

@@ -482,7 +482,7 @@ def _child_env() -> dict[str, str]:
 
 def _make_base_dir(base_dir: str | Path | None) -> Path:
     """A fresh 0755 directory (PostgreSQL runs as nobody inside it); stale ones of dead owners are removed."""
-    ROOT.mkdir(mode=0o755, exist_ok=True)
+    postgres.own_dir(ROOT)  # ours and only ours to write, before anything runs from below it
     ROOT.chmod(0o755)
     _reap_stale(ROOT)
     if base_dir is None:

@@ -142,16 +142,24 @@ def tcp_state(host: str, port: int, timeout: float) -> str:
         return f"unreachable ({e.strerror or e})"
 
 
-def service_down(ctx: RunContext, host: str | None, port: int | None, *,
-                 but: str | None = None) -> Observation | None:
-    """SKIPPED naming the check that reports on host:port when a TCP connect there (once per run) does not open:
-    the failure is that check's. None when the address is nobody's (the caller's failure is its own) or opens."""
+PROBE_S = 2.0  # the TCP probe of a service another check reports on: one budget for every caller (its result is shared)
+
+
+def service_down(ctx: RunContext, host: str | None, port: int | None, *, but: str | None = None,
+                 own: str = "") -> Observation | None:
+    """SKIPPED naming the check that reports on host:port when a TCP connect there (once per run, `PROBE_S`, whatever
+    the caller has left: a shared answer must not depend on who asked first) does not open: the failure is that
+    check's. None when the address is nobody's (the caller's failure is its own) or opens. `own`: what the caller
+    saw, kept in the evidence (`unreached`); the report turns the SKIPPED back into the caller's ERROR when the named
+    check passed or was not in the run (`flows/report.py`), so the blame is never put where nothing failed."""
     owner = service_at(ctx.config, host, port, but=but) if host and port else None
     if owner is None:
         return None
-    state = ctx.memo(("tcp-state", _host(host), int(port)),
-                     lambda: tcp_state(host.strip("[]"), int(port), min(2.0, ctx.remaining)))
-    return None if state == "open" else skipped(f"{host}:{port} is {state} ({owner} reports it)", owner)
+    state = ctx.memo(("tcp-state", _host(host), int(port)), lambda: tcp_state(host.strip("[]"), int(port), PROBE_S))
+    if state == "open":
+        return None
+    cause = f"{host}:{port} is {state} ({owner} reports it)"
+    return skipped(cause, owner, evidence=f"{cause}; this check saw: {own}" if own else "", unreached=True)
 
 
 def _connect_failure(exc: BaseException) -> bool:
@@ -159,7 +167,7 @@ def _connect_failure(exc: BaseException) -> bool:
     for _ in range(8):
         if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__name__ in ("ConnectError", "ConnectTimeout"):
             return True
-        nxt = exc.__cause__ or exc.__context__
+        nxt = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)  # `from None`: the body's word
         if nxt is None:
             return False
         exc = nxt
@@ -176,12 +184,13 @@ def unreached(spec: CheckSpec, exc: BaseException, ctx: RunContext) -> Observati
         url = exc.request.url  # type: ignore[attr-defined]  # httpx: the request that failed
     except (AttributeError, RuntimeError):
         url = None
+    own = f"{type(exc).__name__}: {exc}"
     if url is not None:
-        return service_down(ctx, *url_address(url), but=spec.id)
+        return service_down(ctx, *url_address(url), but=spec.id, own=own)
     for cid in SERVICES:
         if cid != spec.id and spec.target is not None and getattr(REGISTRY.get(cid), "target", None) == spec.target:
             for host, port in _addresses(cid, ctx.config):
-                if (obs := service_down(ctx, host, port, but=spec.id)) is not None:
+                if (obs := service_down(ctx, host, port, but=spec.id, own=own)) is not None:
                     return obs
     return None
 

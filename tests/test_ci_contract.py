@@ -62,7 +62,7 @@ def test_junit_outcomes_follow_the_verdict_for_the_report_and_for_golive_ci():
 
 
 def test_the_idempotency_key_tells_a_matrix_apart_and_keeps_a_retry(monkeypatch):
-    for var in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "CI_PIPELINE_ID", "BUILD_TAG", "CIRCLE_WORKFLOW_ID"):
+    for var in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "CI_JOB_ID", "BUILD_TAG", "CIRCLE_BUILD_NUM"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
     monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "1")
@@ -88,12 +88,18 @@ def test_a_passing_check_has_no_failure_element(status):
 
 def test_the_run_link_points_at_the_ui_of_the_api_the_job_called(monkeypatch):
     from golive.deployments.cli import ui_run_url
+    rid = "0b7c8f6e-5c1a-4c59-9a59-2f3a1d2e4b10"
     monkeypatch.delenv("PREFECT_UI_URL", raising=False)
-    assert ui_run_url("http://prefect.internal:4200/api", "r1") == "http://prefect.internal:4200/runs/flow-run/r1"
-    assert ui_run_url("https://api.prefect.cloud/api/accounts/a1/workspaces/w1", "r2") == \
-        "https://app.prefect.cloud/account/a1/workspace/w1/runs/flow-run/r2"
+    assert ui_run_url("http://prefect.internal:4200/api", rid) == f"http://prefect.internal:4200/runs/flow-run/{rid}"
+    assert ui_run_url("https://api.prefect.cloud/api/accounts/a1/workspaces/w1", rid) == \
+        f"https://app.prefect.cloud/account/a1/workspace/w1/runs/flow-run/{rid}"
+    # credentials in the API URL never reach the printed link or the job summary
+    assert ui_run_url("https://ci:s3cret-pw@prefect.internal/api?token=t0k", rid) == \
+        f"https://prefect.internal/runs/flow-run/{rid}"
+    with pytest.raises(ValueError):
+        ui_run_url("http://prefect.internal:4200/api", "x)[evil](https://evil.example")  # a run id is a UUID
     monkeypatch.setenv("PREFECT_UI_URL", "https://prefect.example.com/")  # behind a proxy: the operator says where
-    assert ui_run_url("http://10.0.0.5:4200/api", "r3") == "https://prefect.example.com/runs/flow-run/r3"
+    assert ui_run_url("http://10.0.0.5:4200/api", rid) == f"https://prefect.example.com/runs/flow-run/{rid}"
 
 
 def test_the_job_summary_shows_the_verdict_and_a_hostile_target_cannot_write_markdown_into_it():
@@ -109,6 +115,7 @@ def test_the_job_summary_shows_the_verdict_and_a_hostile_target_cannot_write_mar
     assert not re.search(r"(?<!\\)\]\(", line) and "![" not in line  # no link, no image: every bracket escaped
     assert "<script>" not in line and "\\[click\\]" in line and "&lt;script&gt;" in line
     assert "\n## Approved" not in out  # one line per failure: no heading smuggled in
+    assert "(http://x/a%29%5Bevil%5D%28http://evil%29)" in ci_summary(verdict, "http://x/a)[evil](http://evil)")
 
 
 def test_the_ci_examples_parse_and_their_golive_commands_are_valid():
@@ -131,3 +138,13 @@ def test_the_ci_examples_parse_and_their_golive_commands_are_valid():
         line = next(s for s in steps if s.strip().startswith("golive ci"))
         args = build_parser().parse_args(shlex.split(re.sub(r"\$\{\{[^}]*\}\}|\$\w+", "x", line))[1:])
         assert args.fail_on == "no-go" and args.junit and any(p.startswith("config=") for p in args.param)
+        assert "${{" not in line  # no expression spliced into the script (GitHub's script-injection pattern)
+
+
+def test_junit_from_a_hostile_checks_artifact_is_well_formed_xml():
+    """`golive ci` builds JUnit from the run's table artifact, which the server hands back: every attribute escaped."""
+    rows = [{"check": "secur\x1bity.a\x00.b", "status": "FAIL\x07", "severity": "blocking", "observed": "<x>",
+             "expected": "]]>", "evidence": "\x1b[31m", "seconds": 1}]
+    root = ET.fromstring(junit_xml(rows, "e\x1b").split("?>", 1)[1])
+    case = next(root.iter("testcase"))
+    assert case.get("name") == "secur\\x1bity.a\\x00.b" and next(root.iter("testsuite")).get("name") == "secur\\x1bity"
