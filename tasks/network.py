@@ -11,7 +11,19 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
-from .core import Observation, RunContext, check, failed, not_applicable, passed, service_at, skipped, tcp_state
+from .core import (
+    Observation,
+    RunContext,
+    check,
+    failed,
+    not_applicable,
+    passed,
+    service_at,
+    service_down,
+    skipped,
+    tcp_state,
+    url_address,
+)
 from .models import CaFile, Host, Target
 from .tls import http_client, req_timeout
 
@@ -297,7 +309,8 @@ def cdn_cache_ttl(n: NetworkTarget, ctx: RunContext) -> Observation:
     """Each cdn.paths fetched through cdn.url answers 200 through a CDN (one of cdn_headers present) with a shared-cache
     TTL within [min_cache_ttl_s, max_cache_ttl_s]: the header aimed at CDNs when the response has one (RFC 9213
     `CDN-Cache-Control`, else Fastly / Varnish `Surrogate-Control`), else `Cache-Control`; s-maxage, else max-age
-    (quoted or not, any order and case); `private` / `no-store` there mean not cached."""
+    (quoted or not, any order and case); `private` / `no-store` there mean not cached. The edge answering 502-504
+    while the origin does not accept connections is SKIPPED naming the check that reports the origin."""
     if n.cdn is None:
         return not_applicable("no `network.cdn` configured")
     c = n.cdn
@@ -317,6 +330,10 @@ def cdn_cache_ttl(n: NetworkTarget, ctx: RunContext) -> Observation:
     expected = (f"200 through a CDN (one of {', '.join(c.cdn_headers)}), Cache-Control s-maxage/max-age in "
                 f"{c.min_cache_ttl_s}-{c.max_cache_ttl_s} s")
     evidence = f"GET each path through {c.url}, response headers read; re-run: `{_curl_cdn(c, c.paths[0])}`"
+    # the edge answering 502/503/504 because its origin is down is the origin's failure (one root cause)
+    if bad and all(got[p]["status"] in (502, 503, 504) for p in bad) and \
+            (down := service_down(ctx, *url_address(c.origin_url))) is not None:
+        return down
     return (failed if bad else passed)(observed, expected, evidence, failing=bad)
 
 
