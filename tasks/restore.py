@@ -527,21 +527,44 @@ _STAMP = re.compile(r"(\d{8}t\d{6}z)_[0-9a-f]{6}$")
 
 
 def drop_scratch(t: RestoreTarget, name: str, budget: float = CLEANUP_BUDGET_S) -> str | None:
-    """DROP DATABASE name WITH (FORCE); None when it is gone, else why not."""
-    from psycopg import sql
+    """Drop the scratch database; None when it is gone, else why not (the last error seen).
 
-    try:
-        with _restore_connect(t, t.maintenance_dbname, budget) as conn:
-            num = int(conn.execute("SHOW server_version_num").fetchone()[0])
-            if num >= 130000:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            else:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [name]).fetchone()[0]
-        return None if left == 0 else "still listed in pg_database after DROP DATABASE"
-    except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
-        return " ".join(f"{type(e).__name__}: {e}".split())
+    `DROP DATABASE ... WITH (FORCE)` (PostgreSQL 13+) refuses as a whole when any session in the database belongs to a
+    role the restore user may not signal: an autovacuum worker analysing the freshly restored tables is one (it has
+    no role, and only pg_signal_backend may terminate it). Then, and until the budget is spent: end the restore
+    user's own sessions there and retry a plain DROP DATABASE, which asks autovacuum workers to leave and waits for
+    them (a session of another role stays an honest error)."""
+    from psycopg import errors, sql
+
+    deadline = time.monotonic() + budget
+    drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    force = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    why: str | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with _restore_connect(t, t.maintenance_dbname, max(1.0, deadline - time.monotonic())) as conn:
+                num = int(conn.execute("SHOW server_version_num").fetchone()[0])
+                try:
+                    if num >= 130000 and attempt == 1:
+                        conn.execute(force)
+                    else:
+                        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                     "AND pid <> pg_backend_pid() AND usename = current_user", [name])
+                        conn.execute(drop)
+                except (errors.InsufficientPrivilege, errors.ObjectInUse) as e:
+                    why = " ".join(f"{type(e).__name__}: {e}".split())
+                else:
+                    left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [name]).fetchone()[0]
+                    if left == 0:
+                        return None
+                    why = "still listed in pg_database after DROP DATABASE"
+        except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
+            why = " ".join(f"{type(e).__name__}: {e}".split())
+        if time.monotonic() + 0.5 >= deadline:
+            return f"{why} ({attempt} attempt{'s' if attempt > 1 else ''} in {budget:g}s)"
+        time.sleep(min(0.5 * attempt, 2.0, max(0.0, deadline - time.monotonic() - 0.5)))
 
 
 def drop_stale_scratch(t: RestoreTarget, conn: Any) -> list[str]:

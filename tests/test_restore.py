@@ -294,6 +294,47 @@ def test_stale_scratch_databases_of_killed_runs_are_dropped_first(sandbox, cfg):
     assert r.status == Status.PASS and r.details["stale_scratch_dropped"] == [stale]
 
 
+def test_scratch_database_is_dropped_while_a_session_the_restore_user_may_not_end_is_leaving(sandbox, cfg):
+    """DROP DATABASE ... WITH (FORCE) refuses as a whole when a session in the scratch database belongs to a role the
+    restore user may not signal: after a restore that is an autovacuum worker analysing the new tables (seen in CI:
+    "permission denied to terminate process", the scratch database left behind). Here a superuser session stands in
+    for it, leaving after a second: the cleanup retries a plain DROP within its budget and the database is gone; a
+    session that never leaves is an honest error naming the attempts."""
+    import threading
+
+    from golive.sandbox import postgres as sbpg
+    from golive.sandbox.stack import _restore_dirs
+    from golive.tasks.restore import drop_scratch
+
+    sock = _restore_dirs(sandbox.base_dir)[1]
+    t = cfg.restore
+    for leaves_after in (1.0, None):
+        name = f"golive_restore_20261202t000000z_{'a' if leaves_after else 'b'}bcdef"
+        with psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres_restore"], dbname="postgres",
+                             user="golive_restore", password=sandbox.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"],
+                             autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        other = psycopg.connect(sbpg.admin_conninfo(sock, sandbox.ports["postgres_restore"], dbname=name),
+                                autocommit=True)
+        other.execute("SELECT 1")
+        timer = threading.Timer(leaves_after, other.close) if leaves_after else None
+        if timer:
+            timer.start()
+        try:
+            why = drop_scratch(t, name, budget=4.0 if leaves_after else 3.0)
+        finally:
+            if timer:
+                timer.join()
+            other.close()
+        if leaves_after:
+            assert why is None, why
+            assert name not in sandbox.restore_databases()
+        else:
+            assert why and "attempts in 3s" in why, why
+            assert drop_scratch(t, name) is None  # the session has left now
+            assert name not in sandbox.restore_databases()
+
+
 def test_rows_written_since_the_backup_are_within_the_tolerance(sandbox, cfg):
     with psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres"], dbname="merchants_prod",
                          user="app_user", password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"], autocommit=True) as c:
