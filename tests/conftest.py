@@ -31,7 +31,6 @@ DEBIAN_SERVERS = {"pgbouncer": "golive.sandbox.pgbouncer:executable",
                   "prometheus": "tests.monitoring_servers:prometheus_executable",
                   "prometheus-alertmanager": "golive.sandbox.alertmanager:executable",
                   "redis-server": "tests.test_healthy_variants:redis7_executable"}
-_skipped_for: dict[str, int] = {}
 
 
 def missing_debian_packages() -> list[str]:
@@ -49,9 +48,20 @@ def pytest_configure(config):
                                        "skipped where one is missing (CI=true: it runs and fails)")
 
 
+# pytest-xdist runs the files in the order they are collected, each file on one worker: the slowest files go first, so
+# the workers finish together instead of one waiting for the last long file (order within a file is kept).
+SLOW_FILES_FIRST = ["test_packaging.py", "test_golive_e2e.py", "test_stock_conformance.py",  # the marked suites
+                    "test_deploy_authorization.py", "test_cli.py",
+                    "test_expectations.py", "test_flow.py", "test_root_causes.py", "test_restore.py",
+                    "test_checks_infra.py", "test_sandbox.py", "test_deadlines.py", "test_team.py",
+                    "test_config_init.py", "test_checks_catalog.py"]
+
+
 def pytest_collection_modifyitems(config, items):
     import os
 
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
     if os.environ.get("CI") == "true":
         return
     missing = set(missing_debian_packages())
@@ -60,16 +70,24 @@ def pytest_collection_modifyitems(config, items):
         need = sorted(missing & set(marker.args)) if marker else []
         if need:
             item.add_marker(pytest.mark.skip(reason=f"needs Debian's {', '.join(need)} (not installed here)"))
-            for pkg in need:
-                _skipped_for[pkg] = _skipped_for.get(pkg, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _skipped_for:
-        pkgs = " ".join(sorted(_skipped_for))
-        n = sum(1 for rep in terminalreporter.stats.get("skipped", []) if "needs Debian's" in str(rep.longrepr))
-        terminalreporter.write_line(f"{n} tests skipped: Debian packages not installed here: {pkgs}; to run them: "
-                                    f"sudo apt-get install -y --no-install-recommends {pkgs} (.ci/run installs them)")
+    """One line naming the missing Debian packages (read from the skip reasons: under pytest-xdist the workers
+    collect, not this process)."""
+    import re
+
+    pkgs: set[str] = set()
+    n = 0
+    for rep in terminalreporter.stats.get("skipped", []):
+        m = re.search(r"needs Debian's (.+?) \(not installed here\)", str(rep.longrepr))
+        if m:
+            n += 1
+            pkgs.update(p.strip() for p in m.group(1).split(","))
+    if pkgs:
+        names = " ".join(sorted(pkgs))
+        terminalreporter.write_line(f"{n} tests skipped: Debian packages not installed here: {names}; to run them: "
+                                    f"sudo apt-get install -y --no-install-recommends {names} (.ci/run installs them)")
 
 
 #: the sandbox faults that switch a Debian-only server off

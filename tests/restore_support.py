@@ -28,8 +28,9 @@ def scratch_databases(sb: Any) -> list[str]:
     return [d for d in sb.restore_databases() if d.startswith(SCRATCH_PREFIX)]
 
 
-def pg_restore_processes() -> list[tuple[int, str]]:
-    """Every pg_restore process on the machine that talks to a sandbox restore server or is ours."""
+def pg_restore_processes(sb: Any | None = None) -> list[tuple[int, str]]:
+    """Every pg_restore process that is ours or talks to this sandbox's restore server (`sb`; any sandbox's when
+    None). Another pytest-xdist worker's sandbox has a restore server of its own, on another port."""
     ours = set(procs.descendants(os.getpid()))
     found = []
     for d in Path("/proc").iterdir():
@@ -41,7 +42,8 @@ def pg_restore_processes() -> list[tuple[int, str]]:
             continue
         if argv and argv[0].endswith(b"pg_restore"):
             cmd = b" ".join(argv).decode(errors="replace")
-            if int(d.name) in ours or SCRATCH_PREFIX in cmd:
+            mine = sb is None or f"port={sb.ports['postgres_restore']}" in cmd
+            if int(d.name) in ours or (SCRATCH_PREFIX in cmd and mine):
                 found.append((int(d.name), cmd))
     return found
 
@@ -58,7 +60,7 @@ def stray_children(sb: Any) -> list[int]:
 
 
 def leftovers(sb: Any) -> dict[str, Any]:
-    return {k: v for k, v in {"scratch_databases": scratch_databases(sb), "pg_restore": pg_restore_processes(),
+    return {k: v for k, v in {"scratch_databases": scratch_databases(sb), "pg_restore": pg_restore_processes(sb),
                               "stray_children": stray_children(sb)}.items() if v}
 
 
