@@ -37,6 +37,17 @@ creation failing; payment processing down; notification delivery failing.
 **MEDIUM (report only):** UI issues for some users; performance degradation > 50 %; analytics not collecting."""
 
 
+# Prefect's form marks every field with a default "(Optional)". The section sign-offs and attestations have one (a
+# NO-GO may leave them unticked), but a GO is refused without every one: the label says so, and why.
+REQUIRED_FOR_GO = "Required for GO"
+SECTION_REASON = ("Required for GO (a NO-GO may leave it unticked): the checklist's section 10.1 sign-off; GO is "
+                  "refused while any section is not signed off")
+
+
+def required_title(title: str) -> str:
+    return f"{REQUIRED_FOR_GO}: {title}"
+
+
 class SignOffBase(RunInput):
     """The fields every sign-off has; attestations are added from flows.attestations."""
 
@@ -49,11 +60,16 @@ class SignOffBase(RunInput):
     override_blocking_failures: bool = Field(
         False, title="Override blocking failures",
         description="GO although blocking checks failed: recorded with your name and reason")
-    infrastructure_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["infrastructure_signed_off"])
-    database_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["database_signed_off"])
-    application_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["application_signed_off"])
-    security_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["security_signed_off"])
-    operations_signed_off: bool = Field(False, title=SECTION_SIGNOFFS["operations_signed_off"])
+    infrastructure_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["infrastructure_signed_off"]),
+                                            description=SECTION_REASON)
+    database_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["database_signed_off"]),
+                                      description=SECTION_REASON)
+    application_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["application_signed_off"]),
+                                         description=SECTION_REASON)
+    security_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["security_signed_off"]),
+                                      description=SECTION_REASON)
+    operations_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["operations_signed_off"]),
+                                        description=SECTION_REASON)
 
 
 def attestations() -> list[Any]:
@@ -70,7 +86,10 @@ def attestation_field(att: Any) -> str:
 
 def signoff_form() -> type[SignOffBase]:
     """The form model: the base fields plus one checkbox per attestation (its statement and owning role)."""
-    fields = {attestation_field(a): (bool, Field(False, title=f"{a.statement} ({a.role})")) for a in attestations()}
+    fields = {attestation_field(a): (bool, Field(
+        False, title=required_title(f"{a.statement} ({a.role})"),
+        description=f"Required for GO (a NO-GO may leave it unticked): only a person can know it; "
+                    f"the checklist's {', '.join(a.seed) or a.source}")) for a in attestations()}
     return create_model("GoLiveSignOff", __base__=SignOffBase, **fields)
 
 

@@ -71,3 +71,26 @@ def test_the_form_shows_what_is_signed_for():
     text = form_description(report(Status.PASS, Status.ERROR), ApprovalPolicy(), [], ["GO refused: x"])
     assert "The last sign-off was refused" in text and "security.x.c1" in text
     assert "API not responding > 1 minute" in text and "CTO, VP Engineering" in text
+
+
+def test_every_box_a_go_needs_is_labelled_required_with_why():
+    """Prefect's form shows "(Optional)" on every field with a default: the boxes a GO cannot do without say they
+    are required for GO, and why, in their own label (issue #14: the form misled)."""
+    props = signoff_form().model_json_schema()["properties"]
+    needed = [*SECTION_SIGNOFFS, *(attestation_field(a) for a in attestations())]
+    assert len(needed) > 10
+    for name in needed:
+        assert props[name]["title"].startswith("Required for GO: "), props[name]
+        assert props[name]["description"].startswith("Required for GO (a NO-GO may leave it unticked): "), name
+    for a in attestations():
+        assert a.statement in props[attestation_field(a)]["title"]
+    # and nothing else is labelled so: the override box and the reason are not required for a GO
+    others = set(props) - set(needed)
+    assert not [n for n in others if "Required for GO" in props[n].get("title", "")]
+    # every box so labelled is one `rules` refuses a GO without
+    blank = form(**dict.fromkeys(needed, False))
+    problems = " ".join(evaluate(blank, report(Status.PASS), []))
+    for name in SECTION_SIGNOFFS:
+        assert SECTION_SIGNOFFS[name] in problems
+    for a in attestations():
+        assert a.statement in problems
