@@ -166,12 +166,15 @@ class DecisionRecord(BaseModel):
     deploy_flow_run_id: str | None = None
 
 
-def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOffBase], problems: list[str]) -> str:
+def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOffBase], problems: list[str],
+                     release: str | None = None) -> str:
     lines = []
     if problems:
         lines += ["### ⛔ The last sign-off was refused", ""] + [f"- {md(p, 1000)}" for p in problems] + [""]
     lines += [f"## Go-live sign-off: `{report.environment}` — readiness {report.verdict.value}", "",
               f"{len(report.results)} checks in {report.duration_s:.1f} s; readiness run `{report.flow_run_id}`.", ""]
+    if release:
+        lines += [f"**Release a GO deploys:** {md(release, 200)}", ""]
     if report.blocking_failures:
         lines += ["**Blocking failures** (GO needs an explicit, recorded override with a reason):", ""]
         lines += [f"- `{r.id}` {r.status.value}: {md(r.summary, 240)}" for r in report.blocking_failures] + [""]
@@ -219,7 +222,7 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
 
     for round_no in range(1, policy.max_rounds + 1):
         state = await sign_off_step(round_no=round_no,
-                                    description=form_description(report, policy, accepted, problems),
+                                    description=form_description(report, policy, accepted, problems, release),
                                     timeout_s=int(policy.timeout_minutes * 60), poll_s=policy.poll_seconds,
                                     return_state=True)
         runs.append(str(state.state_details.flow_run_id))
