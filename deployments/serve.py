@@ -18,16 +18,20 @@ DEPLOYMENTS = ("go-live-readiness/go-live", "go-live-readiness/nightly-rehearsal
 
 
 def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC"):
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
     from golive.flows.deploy import deploy_production
     from golive.flows.readiness import go_live_readiness
 
     cfg = str(Path(config_path).resolve())
+    # One go-live at a time for the environment this config describes: a second run waits (AwaitingConcurrencySlot)
+    # until the first has decided (prefect.yaml declares the same).
+    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
     return [
         go_live_readiness.to_deployment(name="go-live", parameters={"config": cfg, "mode": "go-live"},
                                         description="Readiness, then the sign-off form; only a GO deploys.",
-                                        tags=["golive"]),
+                                        tags=["golive"], concurrency_limit=one_at_a_time),
         go_live_readiness.to_deployment(name="nightly-rehearsal", parameters={"config": cfg, "mode": "rehearsal"},
                                         schedules=[Cron(cron, timezone=timezone)], tags=["golive"],
                                         description="Nightly readiness rehearsal: report and what changed."),
