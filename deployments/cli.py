@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -445,6 +446,65 @@ def cmd_ci(args: argparse.Namespace) -> int:
     return 0 if code == 1 and args.fail_on == "no-go" else code
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Sign off a waiting go-live run without the UI: the same form model and rules as the UI's form."""
+    import httpx
+    from pydantic import ValidationError
+
+    from golive.deployments.demo import parse_approvals
+    from golive.deployments.signoff_client import ApproveError, api_client, signoff_fields, submit_sign_off
+    from golive.flows.approval import SECTION_SIGNOFFS, attestations, signoff_form
+
+    try:
+        uuid.UUID(args.run)
+    except ValueError:
+        raise UsageError(f"RUN: expected a flow run id (a UUID), got {args.run!r}") from None
+    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        raise UsageError("--api-url or PREFECT_API_URL is required")
+    try:
+        [(name, role)] = parse_approvals([args.as_])
+    except ValueError as e:
+        raise UsageError(str(e).replace("--approve", "--as")) from None
+    decision = "GO" if args.go else "NO-GO"
+    if decision == "NO-GO" and not (args.reason or "").strip():
+        raise UsageError("--reason: a NO-GO needs a reason")
+    if decision == "GO" and not args.attest:
+        need = [*SECTION_SIGNOFFS.values(), *(f"{a.statement} ({a.role})" for a in attestations())]
+        raise UsageError("--attest: a GO signs off every section and every attestation; read them and pass --attest:\n"
+                         + "\n".join(f"  - {n}" for n in need))
+    fields = signoff_fields(name, role, decision, args.reason or "", attest=decision == "GO",
+                            override=args.override)
+    try:
+        signoff_form()(**fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UsageError(f"--{_FORM_FLAG.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}") from None
+    headers = {"Authorization": f"Bearer {os.environ['PREFECT_API_KEY']}"} if os.environ.get("PREFECT_API_KEY") else {}
+    try:
+        with api_client(api_url) as api:
+            api.headers.update(headers)
+            out = submit_sign_off(api, args.run, fields, timeout=args.timeout)
+    except ApproveError as e:
+        print(f"golive: {e}", file=sys.stderr)
+        return EXIT_GATE
+    except httpx.HTTPError as e:
+        print(f"golive: the Prefect API at {api_url} failed: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return EXIT_GATE
+    if out["outcome"] == "refused":
+        print(f"{decision} by {name} ({role}) REFUSED by the go-live run:")
+        for p in out["problems"]:
+            print(f"  - {p}")
+        return EXIT_NOGO
+    what = {"accepted": "recorded", "submitted": "submitted"}[out["outcome"]]
+    print(f"{decision} by {name} ({role}) {what} (sign-off run {out['sign_off_run']}"
+          + (f"; go-live run now {out['state']}" if out["state"] else "") + ")")
+    return EXIT_GO
+
+
+_FORM_FLAG = {"signer_name": "as", "signer_role": "as", "reason": "reason", "decision": "go/--no-go"}
+
+
 def cmd_ack(args: argparse.Namespace) -> int:
     """Acknowledge HIGH rollback criteria for a release being watched (or clear it): a Prefect Variable."""
     from datetime import datetime
@@ -532,6 +592,22 @@ def build_parser() -> argparse.ArgumentParser:
                          "(GO-WITH-WARNINGS exits 1)")
     ci.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
     ci.set_defaults(fn=cmd_ci)
+
+    ap = sub.add_parser("approve", help="sign off a go-live run waiting for its sign-off, without the UI (the same "
+                                        "form and rules)")
+    ap.add_argument("run", metavar="RUN", help="the go-live flow run id (or its paused sign-off run's id)")
+    ap.add_argument("--as", dest="as_", required=True, metavar="NAME:ROLE", help="who signs, in which role")
+    dec = ap.add_mutually_exclusive_group(required=True)
+    dec.add_argument("--go", action="store_true", help="decide GO")
+    dec.add_argument("--no-go", action="store_true", help="decide NO-GO (needs --reason)")
+    ap.add_argument("--reason", help="why (required for NO-GO and for --override)")
+    ap.add_argument("--attest", action="store_true",
+                    help="sign off every section and attest every statement (a GO needs it; without it the list "
+                         "is printed)")
+    ap.add_argument("--override", action="store_true", help="GO although blocking checks failed (needs --reason)")
+    ap.add_argument("--timeout", type=float, default=60, help="seconds to follow the run's judgement")
+    ap.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
+    ap.set_defaults(fn=cmd_approve)
 
     a = sub.add_parser("ack", help="acknowledge HIGH rollback criteria for a release in its watch window "
                                    "(the deploy flow then keeps it; CRITICAL criteria still roll back)")

@@ -87,3 +87,86 @@ def signoff_fields(name: str, role: str, decision: str = "GO", reason: str = "",
     return {"signer_name": name, "signer_role": role, "decision": decision, "reason": reason,
             "override_blocking_failures": override, **{k: attest for k in SECTION_SIGNOFFS},
             **{attestation_field(a): attest for a in attestations()}}
+
+
+# --------------------------------------------------------------------------- `golive approve`
+
+class ApproveError(Exception):
+    """Nothing was submitted (no such run, no open sign-off, the API refused): the message says why."""
+
+
+def open_sign_off(api: httpx.Client, run_id: str) -> dict[str, Any]:
+    """The paused sign-off run of go-live run `run_id` (or `run_id` itself when it is a paused sign-off run)."""
+    r = api.get(f"flow_runs/{run_id}")
+    if r.status_code == 404:
+        raise ApproveError(f"no flow run {run_id} on this Prefect server")
+    r.raise_for_status()
+    run = r.json()
+    if run["name"].startswith("sign-off") and run["state"]["type"] == "PAUSED":
+        return run
+    children = api.post("flow_runs/filter", json={"flow_runs": {
+        "parent_flow_run_id": {"any_": [run_id]}, "state": {"type": {"any_": ["PAUSED"]}}}}).json()
+    paused = [c for c in children if c["name"].startswith("sign-off")]
+    if not paused:
+        raise ApproveError(f"flow run {run_id} ({run['name']}, {run['state']['name']}) has no sign-off waiting: "
+                           "nothing was submitted")
+    return paused[-1]
+
+
+def pause_description(api: httpx.Client, run: dict[str, Any]) -> str:
+    """The text the paused run's form shows (what is signed for; why the last sign-off was refused)."""
+    from prefect.input.run_input import keyset_from_base_key
+
+    state = run["state"]
+    base = f"{(state.get('name') or '').lower()}-{(state.get('state_details') or {}).get('pause_key')}"
+    r = api.get(f"flow_runs/{run['id']}/input/{keyset_from_base_key(base)['description']}")
+    if r.status_code != 200:
+        return ""
+    value = r.json()
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def submit_sign_off(api: httpx.Client, run_id: str, fields: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    """Resume the open sign-off of `run_id` with `fields` (validated by the caller with the form's own model), then
+    follow the go-live run until it has judged the sign-off: {"outcome": "accepted" | "refused" | "submitted",
+    "problems": [...], "sign_off_run": id, "state": the go-live run's state name}."""
+    signoff = open_sign_off(api, run_id)
+    go_live_id = run_id if run_id != signoff["id"] else _parent_flow(api, signoff)
+    answer = resume(api, signoff["id"], fields)
+    if answer.get("status") != "ACCEPT":
+        reason = (answer.get("details") or {}).get("reason") or answer
+        raise ApproveError(f"Prefect refused the input for sign-off run {signoff['id']}: {reason}")
+    out: dict[str, Any] = {"outcome": "submitted", "problems": [], "sign_off_run": signoff["id"], "state": None}
+    if go_live_id is None:  # a sign-off run of its own: nothing more to follow
+        return out
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api.get(f"flow_runs/{go_live_id}").json()
+        out["state"] = run["state"]["name"]
+        if run["state"]["type"] in TERMINAL:
+            out["outcome"] = "accepted"
+            return out
+        nxt = [c for c in api.post("flow_runs/filter", json={"flow_runs": {
+            "parent_flow_run_id": {"any_": [go_live_id]}, "state": {"type": {"any_": ["PAUSED"]}}}}).json()
+            if c["name"].startswith("sign-off") and c["id"] != signoff["id"]]
+        if nxt:
+            text = pause_description(api, nxt[-1])
+            if REFUSED in text:
+                section = text.split(REFUSED, 1)[1].split("\n## ", 1)[0]
+                out["outcome"] = "refused"
+                out["problems"] = [line[2:].strip() for line in section.splitlines() if line.startswith("- ")]
+            else:
+                out["outcome"] = "accepted"  # recorded; another role's sign-off is still needed
+            return out
+        time.sleep(0.5)
+    return out
+
+
+REFUSED = "The last sign-off was refused"  # flows.approval.form_description's heading for a refused round
+
+
+def _parent_flow(api: httpx.Client, run: dict[str, Any]) -> str | None:
+    if not run.get("parent_task_run_id"):
+        return None
+    task = api.get(f"task_runs/{run['parent_task_run_id']}")
+    return task.json().get("flow_run_id") if task.status_code == 200 else None

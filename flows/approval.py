@@ -193,10 +193,45 @@ def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOf
     return "\n".join(lines)
 
 
+def sign_off_url(run_id: str) -> str:
+    """The sign-off run's page in the Prefect UI (PREFECT_UI_URL, or what Prefect derives from the API URL)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    base = (PREFECT_UI_URL.value() or "").rstrip("/")
+    return f"{base}/runs/flow-run/{run_id}" if base else f"flow run {run_id}"
+
+
+async def link_current_sign_off(environment: str, go_live_run_id: str, round_no: int) -> None:
+    """A markdown artifact on the go-live run: where to sign off now. Best effort: a failure is logged, the form
+    still opens."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.runtime import flow_run
+
+    own = str(flow_run.id)
+    url = sign_off_url(own)
+    text = (f"## Sign off here: [sign-off {round_no}]({url})\n\n"
+            f"The go-live of `{environment}` waits for its sign-off in run `{own}` (round {round_no}); the link "
+            "moves to the new form when a sign-off is refused and the form opens again.")
+    try:
+        async with get_client() as c:
+            await c.create_artifact(ArtifactCreate(key=f"golive-sign-off-{environment}", type="markdown", data=text,
+                                                   flow_run_id=UUID(go_live_run_id),
+                                                   description=f"where to sign off (round {round_no})"))
+    except Exception as e:  # noqa: BLE001 - the link is a convenience; the form is what counts
+        get_run_logger().warning("the link to sign-off %d was not published: %s", round_no,
+                                 " ".join(str(e).split())[:300])
+
+
 @flow(name=SIGN_OFF_FLOW, flow_run_name="sign-off {round_no}", persist_result=False, validate_parameters=False)
-async def sign_off_step(round_no: int, description: str, timeout_s: int, poll_s: int) -> dict:
-    """One pause for one sign-off. Its own run, so a timeout fails this run and not the readiness run."""
+async def sign_off_step(round_no: int, description: str, timeout_s: int, poll_s: int,
+                        environment: str | None = None, go_live_run_id: str | None = None) -> dict:
+    """One pause for one sign-off. Its own run, so a timeout fails this run and not the readiness run. Before it
+    waits, the go-live run's own page gets a link to this round's form (`golive-sign-off-<env>`, a new version each
+    round), so nobody hunts for the child run whose URL changes with every refused round."""
     form = signoff_form()
+    if environment and go_live_run_id:
+        await link_current_sign_off(environment, go_live_run_id, round_no)
     signoff = await pause_flow_run(wait_for_input=form.with_initial_data(description=description),
                                    timeout=timeout_s, poll_interval=poll_s, key=f"sign-off-{round_no}")
     return signoff.model_dump(mode="json")
@@ -224,6 +259,7 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
         state = await sign_off_step(round_no=round_no,
                                     description=form_description(report, policy, accepted, problems, release),
                                     timeout_s=int(policy.timeout_minutes * 60), poll_s=policy.poll_seconds,
+                                    environment=report.environment, go_live_run_id=report.flow_run_id,
                                     return_state=True)
         runs.append(str(state.state_details.flow_run_id))
         if not state.is_completed():

@@ -96,7 +96,7 @@ def all_signed(name: str, role: str, decision: str = "GO", **extra) -> dict:
 
 
 @pytest.mark.e2e
-def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
+def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_api):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
     run = start_go_live(api, "1.5.0")
@@ -107,10 +107,16 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox):
     assert api.get(f"flow_runs/{first}").json()["state"]["type"] == "PAUSED"
     assert resume(api, first, **all_signed("Samuel Adeyemi", "CTO"))["status"] == "ACCEPT"
     second = wait_paused_sign_off(api, {first})
-    # the same person signing again (as another role) counts once: refused, the form opens again
-    resume(api, second, **all_signed("samuel  adeyemi", "VP Engineering"))
+    # the same person signing again (as another role) counts once: refused, the form opens again. Signed without
+    # the UI: `golive approve` on the go-live run's id says the go-live run refused it, and why (exit 2)
+    again = golive("approve", run, "--as", "samuel  adeyemi:VP Engineering", "--go", "--attest",
+                   prefect_api=prefect_api)
+    assert again.returncode == 2 and "REFUSED by the go-live run" in again.stdout, again.stdout + again.stderr
+    assert "already signed: one person counts once" in again.stdout
     third = wait_paused_sign_off(api, {first, second})
-    resume(api, third, **all_signed("Grace Liu", "VP Engineering"))
+    ok = golive("approve", run, "--as", "Grace Liu:VP Engineering", "--go", "--attest", prefect_api=prefect_api)
+    assert ok.returncode == 0 and "GO by Grace Liu (VP Engineering) recorded" in ok.stdout, ok.stdout + ok.stderr
+    assert third
     final = wait_final(api, run)
     assert final["state"]["type"] == "COMPLETED", final["state"]
     d = decision(api)
