@@ -20,9 +20,15 @@ import httpx
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port, reserved machine-wide like the sandbox's (another process's bind(0) may pick it before this
+    server binds it: two servers on one port would answer each other's clients)."""
+    try:
+        from golive.sandbox.procs import free_ports
+    except ImportError:  # pragma: no cover - the sandbox ships with golive
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec

@@ -8,6 +8,7 @@ Daemon threads are never joined: it lives until the process itself dies, after `
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -119,15 +120,72 @@ def stop(procs: list[subprocess.Popen], sig: dict[int, int] | None = None, timeo
             p.wait()
 
 
+def _port_registry() -> Path:
+    """Where sandboxes on this machine (pytest-xdist workers, a demo beside a test run) reserve their ports: a port
+    one process picked and has not bound yet is free to the kernel, and another process's bind(0) may pick it too;
+    then a service starts on a port another sandbox's service owns and talks to the wrong one. Per user, 0755."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"golive-ports-{os.geteuid()}"
+    path.mkdir(mode=0o755, exist_ok=True)
+    st = os.lstat(path)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise PermissionError(f"{path} is not a directory of uid {os.geteuid()} that only it can write: remove it")
+    return path
+
+
+def _reserve(registry: Path, port: int) -> bool:
+    """Claim `port` for this process; False if a live process (this one included) holds it."""
+    f = registry / str(port)
+    for _ in range(2):
+        try:
+            fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(f.read_text() or "0")
+            except (OSError, ValueError):
+                holder = 0
+            if holder and (holder == os.getpid() or proc_identity(holder) is not None):
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()  # its process is gone
+            continue
+        with os.fdopen(fd, "w") as out:
+            out.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release_ports(ports: Iterable[int]) -> None:
+    """Give back ports this process reserved (a stopped sandbox); a dead process's are reclaimed on their own."""
+    try:
+        registry = _port_registry()
+    except OSError:
+        return
+    for port in ports:
+        f = registry / str(port)
+        with contextlib.suppress(OSError, ValueError):
+            if int(f.read_text()) == os.getpid():
+                f.unlink()
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    """`n` distinct free TCP ports on 127.0.0.1, reserved for this process machine-wide (see _port_registry) until
+    `release_ports` or its exit."""
+    registry = _port_registry()
+    found: list[int] = []
     socks = []
     try:
-        for _ in range(n):
+        while len(found) < n:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            socks.append(s)  # held open together so they differ
+            port = s.getsockname()[1]
+            if _reserve(registry, port):
+                found.append(port)
+            elif len(socks) > n + 1000:
+                raise RuntimeError("no free port left that another sandbox has not reserved")
+        return found
     finally:
         for s in socks:
             s.close()

@@ -223,6 +223,7 @@ class Sandbox:
         atexit.unregister(self.stop)
         services = [s for s in self.services.values() if s.proc is not None]
         procs.stop([s.proc for s in services], {s.proc.pid: s.stop_signal for s in services})
+        procs.release_ports(self.ports.values())
         if not self.keep:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
