@@ -95,7 +95,7 @@ def setup_aws(sb: Sandbox) -> None:
                            TargetTrackingConfiguration={"TargetValue": 70.0, "PredefinedMetricSpecification": {
                                "PredefinedMetricType": "ASGAverageCPUUtilization"}})
     iam = admin(sb, "iam")
-    iam.create_user(UserName=INFRA_USER)
+    s3.create_user(iam, INFRA_USER)
     iam.put_user_policy(UserName=INFRA_USER, PolicyName="golive-infra-read", PolicyDocument=_policy())
     key = iam.create_access_key(UserName=INFRA_USER)["AccessKey"]
     sb.infra_reader = (key["AccessKeyId"], key["SecretAccessKey"])  # type: ignore[attr-defined]

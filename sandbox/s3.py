@@ -142,10 +142,22 @@ def _policy(deny_get: bool) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+def create_user(iam, name: str) -> None:
+    """CreateUser, tolerating a retry of our own: moto's first IAM call builds its IAM backend (every AWS managed
+    policy) and can outlast the read timeout on a loaded machine; botocore then retries a request that succeeded."""
+    from botocore.exceptions import ClientError
+
+    try:
+        iam.create_user(UserName=name)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+            raise
+
+
 def create_reader(endpoint: str) -> tuple[str, str]:
     """The IAM user golive reads the bucket as: (access key id, secret)."""
     iam = client(endpoint, "unused", service="iam")
-    iam.create_user(UserName=READER_USER)
+    create_user(iam, READER_USER)
     iam.put_user_policy(UserName=READER_USER, PolicyName="backup-read", PolicyDocument=_policy(deny_get=False))
     key = iam.create_access_key(UserName=READER_USER)["AccessKey"]
     return key["AccessKeyId"], key["SecretAccessKey"]
