@@ -15,7 +15,9 @@ can write one, so the deploy flow re-decides from the run input Prefect stored o
 """
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -237,7 +239,57 @@ async def sign_off_step(round_no: int, description: str, timeout_s: int, poll_s:
     return signoff.model_dump(mode="json")
 
 
-async def collect_decision(report: Report, policy: ApprovalPolicy, release: str | None = None) -> DecisionRecord:
+Notifier = Callable[[Any], Awaitable[Any]]  # takes a flows.notify_approvers.Notice
+
+
+async def _paused_child(go_live_run_id: str | None, round_no: int, step: asyncio.Task, wait_s: float = 120.0
+                        ) -> str | None:
+    """The id of sign-off run `round_no` of the go-live run once it is PAUSED (its form is open); None if the step
+    ended first, the run is not known to the API, or it took longer than `wait_s`."""
+    if not go_live_run_id:
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    async with get_client() as c:
+        while not step.done() and loop.time() < deadline:
+            runs = await c.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(go_live_run_id)])))
+            for r in runs:
+                if r.name == f"sign-off {round_no}" and r.state is not None and r.state.is_paused():
+                    return str(r.id)
+            await asyncio.sleep(0.5)
+    return None
+
+
+def notice(what: str, report: Report, round_no: int, link: str, roles: list[str], problems: list[str] = (),
+           decision: str | None = None, release: str | None = None) -> Any:
+    from .notify_approvers import Notice
+
+    summary = (f"Readiness {report.verdict.value} for {report.environment}"
+               + (f", release {release}" if release else "")
+               + f": {len(report.results)} checks, {len(report.blocking_failures)} blocking failure(s), "
+               f"{len(report.warnings)} warning(s).")
+    return Notice(what=what, environment=report.environment, round_no=round_no, link=link, summary=summary,
+                  blocking=[f"{r.id} {r.status.value}: {plain_line(r.summary)}" for r in report.blocking_failures],
+                  problems=list(problems), decision=decision, roles=roles)
+
+
+def plain_line(text: Any, limit: int = 240) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
+async def _remind(notify: Notifier, after_s: float, reminder: Any) -> None:
+    await asyncio.sleep(after_s)
+    await notify(reminder)
+
+
+async def collect_decision(report: Report, policy: ApprovalPolicy, release: str | None = None,
+                           notify: Notifier | None = None) -> DecisionRecord:
+    """The sign-off rounds. `notify` (best effort, never raises) hears when a form opens (or opens again after a
+    refusal), at half its timeout while it still waits, and when it timed out; the caller tells the decision."""
     logger = get_run_logger()
     form = signoff_form()
     accepted: list[SignOffBase] = []
@@ -256,14 +308,32 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
                               overrides=[_public(s) for s in accepted if s.override_blocking_failures])
 
     for round_no in range(1, policy.max_rounds + 1):
-        state = await sign_off_step(round_no=round_no,
-                                    description=form_description(report, policy, accepted, problems, release),
-                                    timeout_s=int(policy.timeout_minutes * 60), poll_s=policy.poll_seconds,
-                                    environment=report.environment, go_live_run_id=report.flow_run_id,
-                                    return_state=True)
+        timeout_s = int(policy.timeout_minutes * 60)
+        step = asyncio.ensure_future(sign_off_step(
+            round_no=round_no, description=form_description(report, policy, accepted, problems, release),
+            timeout_s=timeout_s, poll_s=policy.poll_seconds, environment=report.environment,
+            go_live_run_id=report.flow_run_id, return_state=True))
+        reminder: asyncio.Future | None = None
+        link = f"the go-live run {report.flow_run_id}"
+        if notify is not None:
+            child = await _paused_child(report.flow_run_id, round_no, step)
+            if child:
+                link = sign_off_url(child)
+            missing = sorted(need - {s.signer_role.value for s in accepted})
+            await notify(notice("refused" if problems else "opened", report, round_no, link, missing, problems,
+                                release=release))
+            reminder = asyncio.ensure_future(_remind(notify, timeout_s / 2, notice(
+                "reminder", report, round_no, link, missing, release=release)))
+        try:
+            state = await step
+        finally:
+            if reminder is not None:
+                reminder.cancel()
         runs.append(str(state.state_details.flow_run_id))
         if not state.is_completed():
             logger.warning("sign-off %d ended %s: recorded as NO-GO", round_no, state.type.value)
+            if notify is not None:
+                await notify(notice("timed-out", report, round_no, link, [], decision="NO-GO", release=release))
             return done(Verdict.NO_GO, f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): "
                                        "a timeout is a NO-GO", timed_out=True)
         signoff = form(**await state.result())
@@ -348,7 +418,19 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     from .deploy import trigger_deploy
 
     logger = get_run_logger()
-    decision = await collect_decision(report, cfg.approval, release)
+    from golive.tasks.core import Redactor, collect_secrets
+
+    from .notify_approvers import notify as deliver
+
+    redact = Redactor(collect_secrets(cfg))
+
+    async def notify(n: Any) -> None:
+        try:
+            await deliver(cfg, n, redact, logger)
+        except Exception as e:  # noqa: BLE001 - a notification never changes the decision
+            logger.warning("notification %s failed: %s", getattr(n, "what", "?"), redact.text(plain_line(e, 300)))
+
+    decision = await collect_decision(report, cfg.approval, release, notify)
     deploy_run = None
     if decision.decision == Verdict.GO and cfg.deploy is not None and report.flow_run_id:
         await publish_decision(decision)  # on record before anything deploys (people read it; the deploy does not)
@@ -357,6 +439,9 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     elif decision.decision == Verdict.GO:
         decision = decision.model_copy(update={"why": decision.why + "; no `deploy` section: nothing triggered"})
     await publish_decision(decision)
+    if not decision.timed_out:
+        await notify(notice("decided", report, len(decision.signoff_runs), sign_off_url(report.flow_run_id or ""),
+                            [], decision=decision.decision.value, release=release))
     logger.info("decision %s: %s%s", decision.decision.value, decision.why,
                 f"; deploy flow run {deploy_run}" if deploy_run else "")
     if decision.decision == Verdict.GO:  # the deploy run checks that this final state names it (RECORDED_DEPLOY)

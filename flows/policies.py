@@ -28,8 +28,31 @@ class Decision(str, Enum):
     NO_GO = "NO-GO"
 
 
+class Approver(BaseModel):
+    """Someone who signs off, and where they hear that a sign-off waits (email through the config's `smtp`,
+    and/or a Slack-compatible incoming webhook: a secret, the URL is the credential)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=2, max_length=120)
+    role: Role
+    email: str | None = Field(None, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$", max_length=254)
+    slack_webhook: SecretStr | None = Field(None, description="Slack-compatible incoming webhook URL (a secret)")
+
+    @field_validator("slack_webhook")
+    @classmethod
+    def _http(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return v
+
+
 class ApprovalPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    approvers: list[Approver] = Field(default_factory=list,
+                                      description="who is told a sign-off waits, is refused, times out soon "
+                                                  "(a reminder at half the timeout), timed out, or was decided")
+    mail_from: str = Field("golive@localhost", max_length=254, description="the From of approvers' emails")
+    notify_timeout_s: float = Field(10.0, gt=0, le=60, description="each delivery's budget (best effort)")
     required_roles: list[Role] = Field(default_factory=lambda: [Role.CTO, Role.VP_ENGINEERING],
                                        description="seed: approval required from CTO + VP Engineering")
     timeout_minutes: float = Field(60.0, gt=0, description="per sign-off; a timeout is a recorded NO-GO")

@@ -17,13 +17,29 @@ PASSWORD_ENV = "GOLIVE_SANDBOX_SMTP_PASSWORD"
 
 
 class CountingHandler:
-    def __init__(self) -> None:
+    """Counts accepted mail; with `mailbox`, also keeps each message there (one `<time_ns>.eml` file, the first 1 MiB),
+    so tests can read what golive sent (the approvers' notifications)."""
+
+    def __init__(self, mailbox: str | None = None) -> None:
         self.accepted = 0
+        self.mailbox = mailbox
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         self.accepted += 1
         print(f"accepted message #{self.accepted} from {envelope.mail_from} to {len(envelope.rcpt_tos)} recipient(s)",
               flush=True)
+        if self.mailbox:
+            import os
+
+            os.makedirs(self.mailbox, mode=0o700, exist_ok=True)
+            import time
+
+            name = str(time.time_ns())  # unique across restarts of the relay (a fault restarts it)
+            tmp = os.path.join(self.mailbox, f".{name}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(b"X-Rcpt-To: " + ", ".join(envelope.rcpt_tos).encode() + b"\r\n")
+                f.write(bytes(envelope.original_content or envelope.content or b"")[:1 << 20])
+            os.replace(tmp, os.path.join(self.mailbox, f"{name}.eml"))
         return "250 Message accepted for delivery"
 
 
@@ -38,14 +54,14 @@ def authenticator(username: str, password: str):
     return check
 
 
-async def serve(port: int, cert: str | None, key: str | None, password: str) -> None:
+async def serve(port: int, cert: str | None, key: str | None, password: str, mailbox: str | None = None) -> None:
     from aiosmtpd.smtp import SMTP
 
     tls = None
     if cert and key:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(cert, key)
-    handler = CountingHandler()
+    handler = CountingHandler(mailbox)
 
     def factory() -> SMTP:
         return SMTP(handler, hostname="mail.swipesavvy.test", ident="SwipeSavvy Mail (golive sandbox)",
@@ -70,11 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--no-starttls", action="store_true")
+    p.add_argument("--mailbox", help="a directory to keep each accepted message in")
     a = p.parse_args(argv)
     password = os.environ.get(PASSWORD_ENV)
     if not password:
         sys.exit(f"{PASSWORD_ENV} is not set")
-    asyncio.run(serve(a.port, None if a.no_starttls else a.cert, None if a.no_starttls else a.key, password))
+    asyncio.run(serve(a.port, None if a.no_starttls else a.cert, None if a.no_starttls else a.key, password,
+                      a.mailbox))
 
 
 if __name__ == "__main__":

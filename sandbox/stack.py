@@ -91,6 +91,7 @@ class Sandbox:
         self.rollback_script = base_dir / "scripts" / "rollback_production.sh"
         self.rehearsal_record = base_dir / "records" / "rollback-rehearsal.json"
         self.clock_file = base_dir / "s3-clock.json"
+        self.mailbox = base_dir / "mailbox"               # what the sandbox's SMTP accepted, one <time_ns>.eml a message
         self.services: dict[str, Service] = {}
         self.certs: CertFiles | None = None
         self.ca_file = base_dir / "ca.pem"
@@ -292,7 +293,7 @@ class Sandbox:
         def smtp_argv() -> list[str]:
             no_tls = ["--no-starttls"] if "smtp-no-starttls" in self.faults else []
             return py + ["golive.sandbox.smtp", "--port", str(p["smtp"]), "--cert", str(self.certs.cert),
-                         "--key", str(self.certs.key), *no_tls]
+                         "--key", str(self.certs.key), "--mailbox", str(self.mailbox), *no_tls]
 
         def prom_argv() -> list[str]:
             targets = [f"postgres=127.0.0.1:{p['postgres']}", f"redis=127.0.0.1:{p['redis']}",
@@ -438,6 +439,16 @@ class Sandbox:
             data, sock = _restore_dirs(self.base_dir)
             self._wrong_db_dump = postgres.wrong_database_dump(self._bindir, sock, self.ports["postgres_restore"])
         return self._wrong_db_dump
+
+    def mail(self) -> list:
+        """Every message the sandbox's SMTP accepted, oldest first (email.message.EmailMessage)."""
+        import email
+        import email.policy
+
+        if not self.mailbox.is_dir():
+            return []
+        files = sorted(self.mailbox.glob("*.eml"), key=lambda f: int(f.stem))
+        return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
 
     def restore_databases(self) -> list[str]:
         """Databases on the restore server (the tests: no scratch database is ever left behind)."""

@@ -18,7 +18,11 @@ def golive_config(sandbox, tmp_path_factory) -> Path:
     data = yaml.safe_load(Path(sandbox.config_path).read_text())
     from golive.sandbox.release import deploy_section
 
-    data["approval"] = {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 0.5, "poll_seconds": 1}
+    data["approval"] = {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 0.5, "poll_seconds": 1,
+                        "mail_from": "golive@swipesavvy.test",  # told through the sandbox's SMTP (its mailbox)
+                        "approvers": [{"name": "Samuel Adeyemi", "role": "CTO", "email": "cto@swipesavvy.test"},
+                                      {"name": "Grace Liu", "role": "VP Engineering",
+                                       "email": "vpe@swipesavvy.test"}]}
     data["deploy"] = deploy_section(sandbox.base_dir, watch_seconds=4, poll_seconds=0.5, api_down_seconds=1,
                                     high_assess_seconds=2)
     path = tmp_path_factory.mktemp("golive-e2e") / "sandbox-golive.yaml"

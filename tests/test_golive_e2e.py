@@ -82,6 +82,20 @@ def resume(api: httpx.Client, run_id: str, **fields) -> dict:
     return post_resume(api, run_id, fields)
 
 
+def wait_mail(sandbox, after: int, match, timeout: float = 30.0):
+    """The first message the sandbox's SMTP accepted after the first `after` that `match`es (delivery is best effort
+    and asynchronous to the run: poll)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in sandbox.mail()[after:] if match(m)]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, [m["Subject"] for m in sandbox.mail()[after:]]
+        time.sleep(0.3)
+
+
 def deploy_runs(api: httpx.Client) -> list[dict]:
     dep = api.get("deployments/name/deploy-production/deploy-production").json()
     return api.post("flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [dep["id"]]}}}).json()
@@ -99,8 +113,15 @@ def all_signed(name: str, role: str, decision: str = "GO", **extra) -> dict:
 def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_api):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
+    mails = len(sandbox.mail())
     run = start_go_live(api, "1.5.0")
     first = wait_paused_sign_off(api, set())
+    # both approvers are told, with a link that opens this form in the Prefect UI
+    opened = wait_mail(sandbox, mails, lambda m: "waits for your sign-off" in m["Subject"])
+    assert opened["X-Rcpt-To"] == "cto@swipesavvy.test, vpe@swipesavvy.test"
+    link = next(w for w in opened.get_content().split() if "/runs/flow-run/" in w)
+    page = httpx.get(link, headers={"Accept": "text/html"})  # as a browser asks (the UI's routes answer pages)
+    assert link.endswith(f"/runs/flow-run/{first}") and page.status_code == 200 and "<html" in page.text.lower()
     # invalid input is refused by the API and the run stays paused
     bad = api.post(f"flow_runs/{first}/resume", json={"run_input": {"signer_role": "Intern"}}).json()
     assert bad["status"] == "REJECT"
@@ -125,6 +146,9 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     assert "already signed" in json.dumps(d["refused"])
     new = [r for r in deploy_runs(api) if r["id"] not in before]
     assert len(new) == 1 and new[0]["id"] == d["deploy_flow_run_id"]
+    refused = wait_mail(sandbox, mails, lambda m: "refused" in m["Subject"])
+    assert "one person counts once" in refused.get_content() and refused["X-Rcpt-To"] == "vpe@swipesavvy.test"
+    wait_mail(sandbox, mails, lambda m: m["Subject"].endswith("go-live decided GO"))
     deployed = wait_final(api, new[0]["id"])
     assert deployed["state"]["type"] == "COMPLETED", deployed["state"]
     assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.5.0"
@@ -157,13 +181,18 @@ def test_no_go_deploys_nothing(served):
 
 
 @pytest.mark.e2e
-def test_pause_timeout_is_a_recorded_no_go(served):
+def test_pause_timeout_is_a_recorded_no_go(served, sandbox):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
+    mails = len(sandbox.mail())
     run = start_go_live(api, "1.5.0", LIGHT)
     wait_paused_sign_off(api, set())
     final = wait_final(api, run, timeout=120)  # approval timeout is 30 s in this config
     assert final["state"]["type"] == "FAILED"
+    # told when it opened, reminded at half its time, told it timed out
+    subjects = [m["Subject"] for m in sandbox.mail()[mails:]]
+    assert any("(half its time is gone)" in s for s in subjects), subjects
+    wait_mail(sandbox, mails, lambda m: "timed out: NO-GO" in m["Subject"])
     d = decision(api)
     assert d["decision"] == "NO-GO" and d["timed_out"] and d["readiness_flow_run_id"] == run
     assert {r["id"] for r in deploy_runs(api)} == before
