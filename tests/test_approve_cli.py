@@ -45,28 +45,38 @@ def waiting_sign_off(prefect_api):
         time.sleep(0.3)
     [run_id] = fresh
     yield run_id, result, th, api, prefect_api.api_url
-    if th.is_alive():  # a test that left it waiting: end it
-        api.post(f"flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLED"}, "force": True})
+    if th.is_alive():  # a test that left it waiting: answer it (a cancel is not seen by a pause for a while)
+        from golive.deployments.signoff_client import resume, signoff_fields
+
+        resume(api, run_id, signoff_fields("Test Teardown", "CTO", "NO-GO", "test ended", attest=False))
         th.join(15)
 
 
-def test_bad_input_is_refused_naming_the_flag_and_the_run_keeps_waiting(waiting_sign_off, capsys):
+def test_one_waiting_sign_off_from_the_terminal(waiting_sign_off, capsys):
+    """One paused sign-off, as an approver meets it: the go-live run's page links to the form (issue #14, point 6);
+    bad input is refused naming the flag and the run keeps waiting; a NO-GO with its reason resumes the run with
+    exactly the form the UI would send."""
     run_id, result, th, api, url = waiting_sign_off
+
+    # the go-live run's own artifacts say where to sign off (the sign-off run's UI page)
+    art = api.get("artifacts/golive-sign-off-approve-cli/latest").json()
+    assert art["flow_run_id"] == result["go_live"], art
+    assert f"/runs/flow-run/{run_id})" in art["data"] and "sign-off 1" in art["data"], art["data"]
+
+    # bad input: one line naming the flag, nothing submitted
     assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:Janitor", "--no-go", "--reason", "x"]) == 3
     assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:CTO", "--no-go"]) == 3
-    assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:CTO", "--go"]) == 3  # no --attest: the list is shown
-    assert main(["approve", "--api-url", url, run_id, "--as", "S:CTO", "--no-go", "--reason", "x"]) == 3  # the form's min length
+    assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:CTO", "--go"]) == 3  # no --attest
+    assert main(["approve", "--api-url", url, run_id, "--as", "S:CTO", "--no-go", "--reason", "x"]) == 3  # min length
     assert main(["approve", "--api-url", url, "not-a-run", "--as", "Sam Adeyemi:CTO", "--go", "--attest"]) == 3
     err = capsys.readouterr().err.splitlines()
     errors = [line for line in err if line.startswith("golive: error: ")]
     assert [e.split(":", 2)[2].split(":")[0].strip() for e in errors] == \
         ["--as", "--reason", "--attest", "--as", "RUN"], errors
-    assert "The CEO and CFO were informed of the go-live" in "\n".join(err)
+    assert "The CEO and CFO were informed of the go-live" in "\n".join(err)  # what a GO attests, listed
     assert api.get(f"flow_runs/{run_id}").json()["state"]["type"] == "PAUSED" and th.is_alive()
 
-
-def test_a_no_go_with_its_reason_resumes_the_run_with_exactly_the_form_the_ui_would_send(waiting_sign_off, capsys):
-    run_id, result, th, api, url = waiting_sign_off
+    # a NO-GO with its reason: resumed with the form the UI would send
     code = main(["approve", "--api-url", url, run_id, "--as", "  Grace Liu :VP Engineering", "--no-go", "--reason",
                  "the payment provider's sandbox certificate expires tomorrow"])
     assert code == 0, capsys.readouterr()
@@ -87,9 +97,3 @@ def test_a_run_with_no_sign_off_waiting_is_an_error_and_nothing_is_submitted(pre
     assert "no flow run" in capsys.readouterr().err
 
 
-def test_the_go_live_runs_page_links_to_the_form_waiting_now(waiting_sign_off):
-    """Issue #14, point 6: the go-live run's own artifacts say where to sign off (the sign-off run's UI page)."""
-    run_id, result, th, api, url = waiting_sign_off
-    art = api.get("artifacts/golive-sign-off-approve-cli/latest").json()
-    assert art["flow_run_id"] == result["go_live"], art
-    assert f"/runs/flow-run/{run_id})" in art["data"] and "sign-off 1" in art["data"], art["data"]

@@ -57,6 +57,37 @@ def test_ci_returns_2_on_no_go_naming_the_check(served, sandbox, prefect_api, tm
     assert [c.get("name") for c in failures] == ["security.headers.hsts"]
 
 
+@pytest.mark.e2e
+def test_a_ci_matrix_over_two_environments_gets_a_run_and_a_verdict_each(served, golive_config, prefect_api, tmp_path):
+    """Issue #14: one deployment, two environments, concurrent `golive ci` calls from one CI run (a matrix): each gets
+    its own flow run and its own environment's verdict; a retried job gets its own run back."""
+    import concurrent.futures
+
+    import yaml
+
+    other = tmp_path / "sandbox-b.yaml"
+    other.write_text(yaml.safe_dump({**yaml.safe_load(golive_config.read_text()), "environment": "sandbox-b"}))
+    ci_env = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1"}
+
+    def job(config: Path):
+        return golive("ci", "--param", f"config={json.dumps(str(config))}", "--param", CI_SECTIONS,
+                      "--poll-seconds", "0.5", prefect_api=prefect_api, env=ci_env)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(job, [golive_config, other])
+    for r in (a, b):
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    def run_id(r):
+        return next(line.split("the run: ", 1)[1].strip() for line in r.stdout.splitlines()
+                    if "the run: " in line).rsplit("/", 1)[1]
+
+    assert run_id(a) != run_id(b)
+    assert "VERDICT: GO for sandbox " in a.stdout and "VERDICT: GO for sandbox-b " in b.stdout, a.stdout + b.stdout
+    again = job(golive_config)  # the same job retried: the same run, not a new one
+    assert again.returncode == 0 and run_id(again) == run_id(a)
+
+
 def test_ci_refuses_a_deployment_nothing_polls(prefect_api):
     r = golive("ci", "--deployment", "go-live-readiness/nope", prefect_api=prefect_api)
     assert r.returncode == 4 and "not found" in r.stdout
