@@ -56,7 +56,9 @@ def stop_child(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
 class PrefectServer:
     """`prefect server` as a child process: started on a free port, killed with its parent, logs to a file."""
 
-    def __init__(self, database_url: str, home: Path, *, ui: bool = False, port: int | None = None):
+    def __init__(self, database_url: str, home: Path, *, ui: bool = False, port: int | None = None,
+                 services: tuple[str, ...] = ()):
+        self.services = services  # of LEAN_OFF, those this server runs anyway (e.g. TRIGGERS, for Automations)
         self.database_url = database_url
         self.home = Path(home)
         self.ui = ui
@@ -86,7 +88,7 @@ class PrefectServer:
                "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
                # a single-machine server for one gate: no schedules to run, no automations, no vacuuming; on 2
                # cores every background loop competes with the checks (the flow itself needs none of them)
-               **{f"PREFECT_SERVER_SERVICES_{svc}_ENABLED": "false" for svc in LEAN_OFF}}
+               **{f"PREFECT_SERVER_SERVICES_{svc}_ENABLED": "false" for svc in LEAN_OFF if svc not in self.services}}
         env.pop("PREFECT_API_URL", None)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

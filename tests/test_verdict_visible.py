@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from golive.flows.report import Verdict
 from tests.test_flow import run_flow
 
@@ -51,3 +53,45 @@ def test_a_go_ci_run_ends_named_go_and_a_no_go_one_failed_named_no_go(sandbox, p
     with sandbox.fault("hsts-short"):
         report, state = run_flow(sandbox.config_path, mode="ci", sections=["security"])
     assert state.is_failed() and state.name == "NO-GO"
+
+
+@pytest.mark.e2e
+def test_a_no_go_rehearsal_triggers_an_automation_that_posts_to_a_webhook(sandbox, prefect_api, tmp_path):
+    """Issue #14 acceptance: the verdict is Prefect's to route. An Automation created through the API (trigger: the
+    `golive.verdict` event with verdict NO-GO; action: call a Webhook block) posts to a local Slack-compatible fake
+    when a rehearsal reaches NO-GO. On its own Prefect server with the triggers service on (golive's lean server
+    runs without it), on the same database."""
+    from prefect.blocks.webhook import Webhook
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from golive.deployments.cli import _drain_prefect
+    from golive.deployments.prefect_server import PrefectServer
+    from tests.test_rehearsal import Receiver
+
+    server = PrefectServer(sandbox.prefect_database_url(), tmp_path / "home", services=("TRIGGERS",)).start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}), Receiver() as hook:
+            block_id = Webhook(url=hook.url, allow_private_urls=True).save("golive-no-go-hook", overwrite=True)
+            import httpx
+
+            r = httpx.post(server.api_url + "/automations/", json={
+                "name": "golive: tell the team about a NO-GO", "enabled": True,
+                "trigger": {"type": "event", "posture": "Reactive", "expect": ["golive.verdict"],
+                            "match": {"prefect.resource.id": "golive.environment.*", "golive.verdict": "NO-GO"},
+                            "threshold": 1, "within": 0},
+                "actions": [{"type": "call-webhook", "block_document_id": str(block_id),
+                             "payload": '{"text": "golive {{ event.resource[\'golive.verdict\'] }} for '
+                                        '{{ event.resource[\'prefect.resource.name\'] }}"}'}]}, timeout=10)
+            assert r.status_code == 201, r.text
+            time.sleep(2)  # the triggers service loads automations on a short loop
+            with sandbox.fault("hsts-short"):
+                report, state = run_flow(sandbox.config_path, mode="rehearsal", sections=["security"])
+            _drain_prefect()
+            assert report.verdict == Verdict.NO_GO
+            deadline = time.monotonic() + 60
+            while not hook.posts and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert hook.posts, "the Automation did not call the webhook within 60 s"
+            assert hook.posts[0]["json"] == {"text": f"golive NO-GO for {report.environment}"}, hook.posts
+    finally:
+        server.stop()
