@@ -454,6 +454,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     from golive.deployments.demo import parse_approvals
     from golive.deployments.signoff_client import ApproveError, api_client, signoff_fields, submit_sign_off
     from golive.flows.approval import SECTION_SIGNOFFS, attestations, signoff_form
+    from golive.flows.report import plain
 
     try:
         uuid.UUID(args.run)
@@ -469,6 +470,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
     decision = "GO" if args.go else "NO-GO"
     if decision == "NO-GO" and not (args.reason or "").strip():
         raise UsageError("--reason: a NO-GO needs a reason")
+    if args.override and decision == "NO-GO":
+        raise UsageError("--override: only with --go (it overrides blocking failures for a GO)")
+    if args.override and not (args.reason or "").strip():
+        raise UsageError("--reason: an override needs a reason")
     if decision == "GO" and not args.attest:
         need = [*SECTION_SIGNOFFS.values(), *(f"{a.statement} ({a.role})" for a in attestations())]
         raise UsageError("--attest: a GO signs off every section and every attestation; read them and pass --attest:\n"
@@ -480,7 +485,13 @@ def cmd_approve(args: argparse.Namespace) -> int:
     except ValidationError as e:
         err = e.errors()[0]
         raise UsageError(f"--{_FORM_FLAG.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}") from None
-    headers = {"Authorization": f"Bearer {os.environ['PREFECT_API_KEY']}"} if os.environ.get("PREFECT_API_KEY") else {}
+    headers = {}
+    if os.environ.get("PREFECT_API_KEY"):
+        headers["Authorization"] = f"Bearer {os.environ['PREFECT_API_KEY']}"
+    elif os.environ.get("PREFECT_API_AUTH_STRING"):  # a self-hosted server behind basic auth
+        import base64
+
+        headers["Authorization"] = "Basic " + base64.b64encode(os.environ["PREFECT_API_AUTH_STRING"].encode()).decode()
     try:
         with api_client(api_url) as api:
             api.headers.update(headers)
@@ -489,17 +500,31 @@ def cmd_approve(args: argparse.Namespace) -> int:
         print(f"golive: {e}", file=sys.stderr)
         return EXIT_GATE
     except httpx.HTTPError as e:
-        print(f"golive: the Prefect API at {api_url} failed: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        redact = _env_redactor()
+        print(redact.text(f"golive: the Prefect API failed before anything was submitted: {type(e).__name__}: "
+                          f"{plain(str(e), 300)}"), file=sys.stderr)
         return EXIT_GATE
+    who = f"{decision} by {name} ({role})"
     if out["outcome"] == "refused":
-        print(f"{decision} by {name} ({role}) REFUSED by the go-live run:")
+        print(f"{who} REFUSED by the go-live run:")
         for p in out["problems"]:
             print(f"  - {p}")
         return EXIT_NOGO
-    what = {"accepted": "recorded", "submitted": "submitted"}[out["outcome"]]
-    print(f"{decision} by {name} ({role}) {what} (sign-off run {out['sign_off_run']}"
-          + (f"; go-live run now {out['state']}" if out["state"] else "") + ")")
-    return EXIT_GO
+    if out["outcome"] == "recorded":
+        print(f"{who} recorded (sign-off run {out['sign_off_run']}; go-live run now {out['state']}: another "
+              "role's sign-off is still needed)")
+        return EXIT_GO
+    if out["outcome"] == "sent":
+        print(f"{who} submitted (sign-off run {out['sign_off_run']}, which belongs to no go-live run to follow)")
+        return EXIT_GO
+    if out["outcome"] == "ended":
+        print(f"{who} submitted (sign-off run {out['sign_off_run']}); the go-live run ended {out['state']}: "
+              f"{out['message']}")
+        return EXIT_GO
+    print(f"{who} submitted to sign-off run {out['sign_off_run']}, but the go-live run's judgement was not seen"
+          + (f" ({out['message']})" if out["message"] else f" within {args.timeout:g}s")
+          + ": do not sign again; look at the run")
+    return EXIT_WARN
 
 
 _FORM_FLAG = {"signer_name": "as", "signer_role": "as", "reason": "reason", "decision": "go/--no-go"}
@@ -698,7 +723,7 @@ def _env_redactor():
 
     from golive.tasks.core import Redactor
 
-    secretish = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE", re.I)
+    secretish = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ACCESS_KEY|PRIVATE|AUTH_STRING", re.I)
     return Redactor([v for k, v in os.environ.items() if secretish.search(k)])
 
 

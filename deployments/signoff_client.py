@@ -104,61 +104,89 @@ def open_sign_off(api: httpx.Client, run_id: str) -> dict[str, Any]:
     run = r.json()
     if run["name"].startswith("sign-off") and run["state"]["type"] == "PAUSED":
         return run
-    children = api.post("flow_runs/filter", json={"flow_runs": {
-        "parent_flow_run_id": {"any_": [run_id]}, "state": {"type": {"any_": ["PAUSED"]}}}}).json()
-    paused = [c for c in children if c["name"].startswith("sign-off")]
+    if run["state"]["type"] in TERMINAL:
+        raise ApproveError(f"flow run {run_id} has ended ({_p(run['state']['name'])}): nothing was submitted")
+    paused = _paused_children(api, run_id)
     if not paused:
-        raise ApproveError(f"flow run {run_id} ({run['name']}, {run['state']['name']}) has no sign-off waiting: "
-                           "nothing was submitted")
+        raise ApproveError(f"flow run {run_id} ({_p(run['name'])}, {_p(run['state']['name'])}) has no sign-off "
+                           "waiting: nothing was submitted")
     return paused[-1]
 
 
-def pause_description(api: httpx.Client, run: dict[str, Any]) -> str:
-    """The text the paused run's form shows (what is signed for; why the last sign-off was refused)."""
+def _p(text: Any, limit: int = 300) -> str:
+    """Server-controlled text as one plain line (control characters written out: no terminal escapes)."""
+    from golive.flows.report import plain
+
+    return plain(text if isinstance(text, str) else str(text), limit)
+
+
+def _paused_children(api: httpx.Client, run_id: str, name: str | None = None) -> list[dict[str, Any]]:
+    r = api.post("flow_runs/filter", json={"flow_runs": {
+        "parent_flow_run_id": {"any_": [run_id]}, "state": {"type": {"any_": ["PAUSED"]}}}})
+    r.raise_for_status()
+    return [c for c in r.json() if (c["name"] == name if name else c["name"].startswith("sign-off "))]
+
+
+def pause_description(api: httpx.Client, run: dict[str, Any], wait_s: float = 10.0) -> str:
+    """The text the paused run's form shows (what is signed for; why the last sign-off was refused). A run is PAUSED
+    a moment before it saves its form's description: wait for it."""
     from prefect.input.run_input import keyset_from_base_key
 
     state = run["state"]
     base = f"{(state.get('name') or '').lower()}-{(state.get('state_details') or {}).get('pause_key')}"
-    r = api.get(f"flow_runs/{run['id']}/input/{keyset_from_base_key(base)['description']}")
-    if r.status_code != 200:
-        return ""
-    value = r.json()
-    return value if isinstance(value, str) else json.dumps(value)
+    deadline = time.monotonic() + wait_s
+    while True:
+        r = api.get(f"flow_runs/{run['id']}/input/{keyset_from_base_key(base)['description']}")
+        if r.status_code == 200:
+            value = r.json()
+            return value if isinstance(value, str) else json.dumps(value)
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(0.3)
 
 
 def submit_sign_off(api: httpx.Client, run_id: str, fields: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
     """Resume the open sign-off of `run_id` with `fields` (validated by the caller with the form's own model), then
-    follow the go-live run until it has judged the sign-off: {"outcome": "accepted" | "refused" | "submitted",
-    "problems": [...], "sign_off_run": id, "state": the go-live run's state name}."""
+    follow the go-live run until it has judged the sign-off: {"outcome": "recorded" | "refused" | "ended" |
+    "sent" (no go-live run to follow) | "submitted" (judgement not seen), "problems": [...], "sign_off_run": id, "state": ..., "message": ...}."""
     signoff = open_sign_off(api, run_id)
     go_live_id = run_id if run_id != signoff["id"] else _parent_flow(api, signoff)
     answer = resume(api, signoff["id"], fields)
     if answer.get("status") != "ACCEPT":
         reason = (answer.get("details") or {}).get("reason") or answer
-        raise ApproveError(f"Prefect refused the input for sign-off run {signoff['id']}: {reason}")
-    out: dict[str, Any] = {"outcome": "submitted", "problems": [], "sign_off_run": signoff["id"], "state": None}
+        raise ApproveError(f"Prefect refused the input for sign-off run {signoff['id']}: {_p(reason)}")
+    out: dict[str, Any] = {"outcome": "submitted", "problems": [], "sign_off_run": signoff["id"], "state": None,
+                           "message": None}
     if go_live_id is None:  # a sign-off run of its own: nothing more to follow
+        out["outcome"] = "sent"
+        return out
+    try:
+        round_no = int(signoff["name"].split()[-1])
+    except ValueError:
         return out
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = api.get(f"flow_runs/{go_live_id}").json()
-        out["state"] = run["state"]["name"]
-        if run["state"]["type"] in TERMINAL:
-            out["outcome"] = "accepted"
-            return out
-        nxt = [c for c in api.post("flow_runs/filter", json={"flow_runs": {
-            "parent_flow_run_id": {"any_": [go_live_id]}, "state": {"type": {"any_": ["PAUSED"]}}}}).json()
-            if c["name"].startswith("sign-off") and c["id"] != signoff["id"]]
-        if nxt:
-            text = pause_description(api, nxt[-1])
-            if REFUSED in text:
-                section = text.split(REFUSED, 1)[1].split("\n## ", 1)[0]
-                out["outcome"] = "refused"
-                out["problems"] = [line[2:].strip() for line in section.splitlines() if line.startswith("- ")]
-            else:
-                out["outcome"] = "accepted"  # recorded; another role's sign-off is still needed
-            return out
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            r = api.get(f"flow_runs/{go_live_id}")
+            r.raise_for_status()
+            run = r.json()
+            out["state"] = _p(run["state"]["name"], 60)
+            if run["state"]["type"] in TERMINAL:
+                out["outcome"], out["message"] = "ended", _p(run["state"].get("message") or "", 500)
+                return out
+            nxt = _paused_children(api, go_live_id, name=f"sign-off {round_no + 1}")
+            if nxt:
+                text = pause_description(api, nxt[-1])
+                if REFUSED in text:
+                    section = text.split(REFUSED, 1)[1].split("\n## ", 1)[0]
+                    out["outcome"] = "refused"
+                    out["problems"] = [_p(line[2:], 500) for line in section.splitlines() if line.startswith("- ")]
+                elif text:
+                    out["outcome"] = "recorded"  # another role's sign-off is still needed
+                return out
+            time.sleep(0.5)
+    except (httpx.HTTPError, KeyError, TypeError, ValueError) as e:
+        out["message"] = _p(f"following the run failed: {type(e).__name__}: {e}", 300)
     return out
 
 

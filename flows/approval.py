@@ -29,7 +29,7 @@ from prefect.states import Paused
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .policies import SECTION_SIGNOFFS, ApprovalPolicy, Decision, Role
-from .report import Report, Verdict, md
+from .report import Report, Verdict, md, plain
 
 ROLLBACK_CRITERIA = """\
 **CRITICAL (immediate automatic rollback):** API not responding > 1 minute; database inaccessible; data corruption
@@ -253,14 +253,18 @@ async def _paused_child(go_live_run_id: str | None, round_no: int, step: asyncio
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    async with get_client() as c:
-        while not step.done() and loop.time() < deadline:
-            runs = await c.read_flow_runs(flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(go_live_run_id)])))
-            for r in runs:
-                if r.name == f"sign-off {round_no}" and r.state is not None and r.state.is_paused():
-                    return str(r.id)
-            await asyncio.sleep(0.5)
+    try:
+        async with get_client() as c:
+            while not step.done() and loop.time() < deadline:
+                runs = await c.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(go_live_run_id)])))
+                for r in runs:
+                    if r.name == f"sign-off {round_no}" and r.state is not None and r.state.is_paused():
+                        return str(r.id)
+                await asyncio.sleep(0.5)
+    except Exception as e:  # noqa: BLE001 - only the notification's link is lost; the sign-off goes on
+        get_run_logger().warning("sign-off %d: its run was not found through the API (%s); the notification links "
+                                 "the go-live run instead", round_no, plain_line(e, 200))
     return None
 
 
@@ -272,18 +276,19 @@ def notice(what: str, report: Report, round_no: int, link: str, roles: list[str]
                + (f", release {release}" if release else "")
                + f": {len(report.results)} checks, {len(report.blocking_failures)} blocking failure(s), "
                f"{len(report.warnings)} warning(s).")
-    return Notice(what=what, environment=report.environment, round_no=round_no, link=link, summary=summary,
-                  blocking=[f"{r.id} {r.status.value}: {plain_line(r.summary)}" for r in report.blocking_failures],
-                  problems=list(problems), decision=decision, roles=roles)
+    return Notice(what=what, environment=report.environment, round_no=round_no, link=link, summary=plain(summary, 400),
+                  blocking=[f"{r.id} {r.status.value}: {plain(r.summary, 240)}" for r in report.blocking_failures],
+                  problems=[plain(p, 400) for p in problems], decision=decision, roles=roles)
 
 
 def plain_line(text: Any, limit: int = 240) -> str:
-    return " ".join(str(text).split())[:limit]
+    return plain(str(text), limit)
 
 
-async def _remind(notify: Notifier, after_s: float, reminder: Any) -> None:
+async def _remind(notify: Notifier, after_s: float, reminder: Any, step: asyncio.Future) -> None:
     await asyncio.sleep(after_s)
-    await notify(reminder)
+    if not step.done():  # answered meanwhile: no reminder
+        await notify(reminder)
 
 
 async def collect_decision(report: Report, policy: ApprovalPolicy, release: str | None = None,
@@ -315,27 +320,33 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
             go_live_run_id=report.flow_run_id, return_state=True))
         reminder: asyncio.Future | None = None
         link = f"the go-live run {report.flow_run_id}"
-        if notify is not None:
-            child = await _paused_child(report.flow_run_id, round_no, step)
-            if child:
-                link = sign_off_url(child)
-            missing = sorted(need - {s.signer_role.value for s in accepted})
-            await notify(notice("refused" if problems else "opened", report, round_no, link, missing, problems,
-                                release=release))
-            reminder = asyncio.ensure_future(_remind(notify, timeout_s / 2, notice(
-                "reminder", report, round_no, link, missing, release=release)))
         try:
+            if notify is not None:
+                opened = asyncio.get_running_loop().time()
+                child = await _paused_child(report.flow_run_id, round_no, step)
+                if child:
+                    link = sign_off_url(child)
+                missing = sorted(need - {s.signer_role.value for s in accepted})
+                await notify(notice("refused" if problems else "opened", report, round_no, link, missing, problems,
+                                    release=release))
+                half = max(0.0, timeout_s / 2 - (asyncio.get_running_loop().time() - opened))
+                reminder = asyncio.ensure_future(_remind(notify, half, notice(
+                    "reminder", report, round_no, link, missing, release=release), step))
             state = await step
         finally:
             if reminder is not None:
                 reminder.cancel()
+            if not step.done():  # an error above: the form must not stay open with nobody listening
+                step.cancel()
         runs.append(str(state.state_details.flow_run_id))
         if not state.is_completed():
+            timed_out = state.is_failed() and "never resumed" in (state.message or "")
+            what = "no sign-off within " + f"{policy.timeout_minutes:g} minutes" if timed_out else \
+                f"the sign-off run ended {state.type.value} ({plain(state.message or '', 200)})"
             logger.warning("sign-off %d ended %s: recorded as NO-GO", round_no, state.type.value)
-            if notify is not None:
+            if notify is not None and timed_out:  # any other end is told as the decision, by the caller
                 await notify(notice("timed-out", report, round_no, link, [], decision="NO-GO", release=release))
-            return done(Verdict.NO_GO, f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): "
-                                       "a timeout is a NO-GO", timed_out=True)
+            return done(Verdict.NO_GO, f"{what} (round {round_no}): a NO-GO", timed_out=timed_out)
         signoff = form(**await state.result())
         problems = evaluate(signoff, report, accepted)
         if problems:
@@ -418,11 +429,11 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     from .deploy import trigger_deploy
 
     logger = get_run_logger()
-    from golive.tasks.core import Redactor, collect_secrets
+    from golive.tasks.core import Redactor
 
     from .notify_approvers import notify as deliver
 
-    redact = Redactor(collect_secrets(cfg))
+    redact = Redactor(cfg.secrets())  # every secret: SecretStr fields, ${VAR}s and Secret blocks
 
     async def notify(n: Any) -> None:
         try:
@@ -431,6 +442,9 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
             logger.warning("notification %s failed: %s", getattr(n, "what", "?"), redact.text(plain_line(e, 300)))
 
     decision = await collect_decision(report, cfg.approval, release, notify)
+    if not decision.timed_out:  # told before anything deploys: the deploy run waits for this run's final state
+        await notify(notice("decided", report, len(decision.signoff_runs), sign_off_url(report.flow_run_id or ""),
+                            [], decision=decision.decision.value, release=release))
     deploy_run = None
     if decision.decision == Verdict.GO and cfg.deploy is not None and report.flow_run_id:
         await publish_decision(decision)  # on record before anything deploys (people read it; the deploy does not)
@@ -439,9 +453,6 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     elif decision.decision == Verdict.GO:
         decision = decision.model_copy(update={"why": decision.why + "; no `deploy` section: nothing triggered"})
     await publish_decision(decision)
-    if not decision.timed_out:
-        await notify(notice("decided", report, len(decision.signoff_runs), sign_off_url(report.flow_run_id or ""),
-                            [], decision=decision.decision.value, release=release))
     logger.info("decision %s: %s%s", decision.decision.value, decision.why,
                 f"; deploy flow run {deploy_run}" if deploy_run else "")
     if decision.decision == Verdict.GO:  # the deploy run checks that this final state names it (RECORDED_DEPLOY)

@@ -64,13 +64,21 @@ def recipients(approvers: list[Any], notice: Notice) -> list[Any]:
     return list(approvers)
 
 
-def emit_event(notice: Notice) -> None:
+def emit_event(notice: Notice) -> bool:
+    """The Prefect event, when there is a Prefect API to take it (inside a flow run, or PREFECT_API_URL set): with
+    neither, Prefect's client would start an ephemeral server process just for it."""
+    from prefect.context import FlowRunContext
     from prefect.events import emit_event as prefect_emit
+    from prefect.settings import PREFECT_API_URL
+
+    if FlowRunContext.get() is None and not PREFECT_API_URL.value():
+        return False
 
     prefect_emit(event=f"golive.sign-off.{notice.what}",
                  resource={"prefect.resource.id": f"golive.environment.{notice.environment}",
                            "prefect.resource.name": notice.environment},
                  payload=notice.payload())
+    return True
 
 
 def send_mail(smtp: Any, sender: str, to: list[str], notice: Notice, timeout: float) -> None:
@@ -94,19 +102,61 @@ def send_mail(smtp: Any, sender: str, to: list[str], notice: Notice, timeout: fl
 def post_webhook(url: str, notice: Notice, timeout: float) -> None:
     import httpx
 
-    r = httpx.post(url, json={"text": notice.text(), "golive": notice.payload()}, timeout=timeout,
-                   follow_redirects=False)
+    text = notice.text().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # Slack mrkdwn: text only
+    r = httpx.post(url, json={"text": text, "golive": notice.payload()}, timeout=timeout, follow_redirects=False)
     r.raise_for_status()
 
 
+def _settle(done: asyncio.Future, error: BaseException | None) -> None:
+    if not done.done():
+        done.set_exception(error) if error is not None else done.set_result(None)
+
+
+async def _bounded(fn: Any, *args: Any, timeout: float) -> None:
+    """`fn(*args)` in a daemon thread, awaited for at most `timeout` seconds: a server that trickles bytes (each read
+    within the socket timeout) can neither hold the run nor keep the interpreter from exiting."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting side
+            error = e
+        try:
+            loop.call_soon_threadsafe(_settle, done, error)
+        except RuntimeError:  # the run's loop is gone: nobody waits any more
+            pass
+
+    threading.Thread(target=run, name="golive-notify", daemon=True).start()
+    try:
+        await asyncio.wait_for(asyncio.shield(done), timeout)
+    except TimeoutError:
+        raise TimeoutError(f"no answer within {timeout:g}s (left to finish on its own)") from None
+
+
+def _why(e: BaseException) -> str:
+    """One line; an SMTP reply is decoded (its bytes repr would hide a secret it echoes from the redactor)."""
+    if isinstance(e, smtplib.SMTPResponseException):
+        err = e.smtp_error.decode("utf-8", "replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
+        return f"{type(e).__name__}: {e.smtp_code} {err}"
+    return f"{type(e).__name__}: {e}"
+
+
 async def notify(cfg: Any, notice: Notice, redact: Any = None, logger: Any = None) -> list[str]:
-    """Emit the event and deliver to the configured approvers; returns one line per delivery problem (redacted)."""
+    """Emit the event and deliver to the configured approvers, every delivery at once and each within
+    `approval.notify_timeout_s`; returns one line per delivery problem (redacted, control characters visible)."""
+    from .report import plain
+
     problems: list[str] = []
     policy = cfg.approval
 
     def fail(where: str, e: BaseException) -> None:
-        line = f"{where}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
-        line = redact.text(line) if redact else line
+        line = f"{where}: {_why(e)}"
+        line = plain(redact.text(line) if redact else line, 300)
         problems.append(line)
         if logger:
             logger.warning("notification %s not delivered: %s", notice.what, line)
@@ -117,19 +167,19 @@ async def notify(cfg: Any, notice: Notice, redact: Any = None, logger: Any = Non
         fail("event", e)
     people = recipients(list(policy.approvers), notice)
     emails = [a.email for a in people if a.email]
+    jobs: list[tuple[str, Any]] = []
     if emails:
         if cfg.smtp is None:
             fail("email", RuntimeError("approvers have email addresses but the config has no `smtp` section"))
         else:
-            try:
-                await asyncio.to_thread(send_mail, cfg.smtp, policy.mail_from, emails, notice, policy.notify_timeout_s)
-            except Exception as e:  # noqa: BLE001
-                fail("email", e)
+            jobs.append(("email", _bounded(send_mail, cfg.smtp, policy.mail_from, emails, notice,
+                                           policy.notify_timeout_s, timeout=policy.notify_timeout_s)))
     for a in people:
         if a.slack_webhook is not None:
-            try:
-                await asyncio.to_thread(post_webhook, a.slack_webhook.get_secret_value(), notice,
-                                        policy.notify_timeout_s)
-            except Exception as e:  # noqa: BLE001
-                fail(f"webhook of {a.name}", e)
+            jobs.append((f"webhook of {a.name}", _bounded(post_webhook, a.slack_webhook.get_secret_value(), notice,
+                                                          policy.notify_timeout_s, timeout=policy.notify_timeout_s)))
+    results = await asyncio.gather(*(j for _, j in jobs), return_exceptions=True)
+    for (where, _), res in zip(jobs, results):
+        if isinstance(res, BaseException):
+            fail(where, res)
     return problems

@@ -253,16 +253,6 @@ async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redac
     return await since_last_rehearsal(report, cfg, redact)
 
 
-def go_live_release(release: str | None, cfg: Any) -> str:
-    """The release a go-live run signs for: the `release` parameter, else the config's `restore.release_tag` (the
-    tag `backup.code.release_tag` proves exists), so a Quick run from the UI has one; the form shows it."""
-    given = (release or "").strip()
-    if given:
-        return given
-    restore = getattr(cfg, "restore", None)
-    return (getattr(restore, "release_tag", None) or "").strip()
-
-
 @flow(name="go-live-readiness", persist_result=False, validate_parameters=True)
 async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: list[str] | None = None,
                             output_dir: str | None = "golive-reports", release: str | None = None) -> Report | State:
@@ -282,10 +272,11 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
         return Failed(message=f"invalid config {e.source}: {e.problems[0]} (+{len(e.problems) - 1} more)")
     except KeyError as e:
         return Failed(message=f"bad parameter: {e.args[0]}")
-    release = go_live_release(release, cfg) if mode == "go-live" else release
-    if mode == "go-live" and not release:
-        return Failed(message="bad parameter: go-live mode needs `release` (the version a GO deploys), or "
-                              "`restore.release_tag` in the config (the tag readiness checks)")
+    if mode == "go-live" and not (release or "").strip():
+        # not defaulted from the config: the deploy flow verifies the release against the readiness run's own
+        # parameter (a config edited between sign-off and deploy must not change what deploys)
+        return Failed(message="bad parameter: go-live mode needs `release` (the version a GO deploys); a Quick run "
+                              "has none: use Custom run and fill it in")
     with registered_run(cfg, specs) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         await asyncio.gather(*(_run_section(s, run_key) for s in present))

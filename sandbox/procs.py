@@ -172,7 +172,10 @@ def release_ports(ports: Iterable[int]) -> None:
 def free_ports(n: int) -> list[int]:
     """`n` distinct free TCP ports on 127.0.0.1, reserved for this process machine-wide (see _port_registry) until
     `release_ports` or its exit."""
-    registry = _port_registry()
+    try:
+        registry: Path | None = _port_registry()
+    except OSError:  # e.g. another user made the directory first: pick ports as before, unreserved
+        registry = None
     found: list[int] = []
     socks = []
     try:
@@ -181,7 +184,7 @@ def free_ports(n: int) -> list[int]:
             s.bind(("127.0.0.1", 0))
             socks.append(s)  # held open together so they differ
             port = s.getsockname()[1]
-            if _reserve(registry, port):
+            if registry is None or _reserve(registry, port):
                 found.append(port)
             elif len(socks) > n + 1000:
                 raise RuntimeError("no free port left that another sandbox has not reserved")

@@ -540,6 +540,7 @@ def drop_scratch(t: RestoreTarget, name: str, budget: float = CLEANUP_BUDGET_S) 
     drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
     force = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     why: str | None = None
+    first: str | None = None
     attempt = 0
     while True:
         attempt += 1
@@ -555,6 +556,7 @@ def drop_scratch(t: RestoreTarget, name: str, budget: float = CLEANUP_BUDGET_S) 
                         conn.execute(drop)
                 except (errors.InsufficientPrivilege, errors.ObjectInUse) as e:
                     why = " ".join(f"{type(e).__name__}: {e}".split())
+                    first = first or why  # the telling one (which session); later ones may be a timeout
                 else:
                     left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [name]).fetchone()[0]
                     if left == 0:
@@ -562,9 +564,10 @@ def drop_scratch(t: RestoreTarget, name: str, budget: float = CLEANUP_BUDGET_S) 
                     why = "still listed in pg_database after DROP DATABASE"
         except Exception as e:  # noqa: BLE001 - reported, never raised from cleanup
             why = " ".join(f"{type(e).__name__}: {e}".split())
-        if time.monotonic() + 0.5 >= deadline:
-            return f"{why} ({attempt} attempt{'s' if attempt > 1 else ''} in {budget:g}s)"
-        time.sleep(min(0.5 * attempt, 2.0, max(0.0, deadline - time.monotonic() - 0.5)))
+        if time.monotonic() + 1.0 >= deadline:
+            told = why if first is None or first == why else f"{first}; last: {why}"
+            return f"{told} ({attempt} attempt{'s' if attempt > 1 else ''} in {budget:g}s)"
+        time.sleep(min(0.5 * attempt, 2.0, max(0.0, deadline - time.monotonic() - 1.0)))
 
 
 def drop_stale_scratch(t: RestoreTarget, conn: Any) -> list[str]:

@@ -96,19 +96,7 @@ def test_every_box_a_go_needs_is_labelled_required_with_why():
         assert a.statement in problems
 
 
-def test_a_go_live_without_a_release_parameter_signs_for_the_configs_release_tag_and_the_form_says_which():
-    """A Quick run from the UI passes no `release`: the run signs for the config's restore.release_tag (the tag the
-    readiness checks prove), and the form names the release a GO deploys; with neither, nothing is signed for."""
-    from types import SimpleNamespace
-
-    from golive.flows.readiness import go_live_release
-
-    tagged = SimpleNamespace(restore=SimpleNamespace(release_tag="v2.4.0"))
-    assert go_live_release(None, tagged) == "v2.4.0"
-    assert go_live_release("  ", tagged) == "v2.4.0"
-    assert go_live_release("v2.5.0-rc1", tagged) == "v2.5.0-rc1"  # the parameter wins
-    assert go_live_release("", SimpleNamespace(restore=None)) == ""
-    assert go_live_release("", SimpleNamespace()) == ""
+def test_the_form_names_the_release_a_go_deploys_as_text():
     text = form_description(report(Status.PASS), ApprovalPolicy(), [], [], "v2.4.0")
     assert "**Release a GO deploys:** v2\\.4\\.0" in text or "**Release a GO deploys:** v2.4.0" in text, text
     hostile = form_description(report(Status.PASS), ApprovalPolicy(), [], [], "v1](http://evil)`<b>")

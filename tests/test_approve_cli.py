@@ -69,10 +69,11 @@ def test_one_waiting_sign_off_from_the_terminal(waiting_sign_off, capsys):
     assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:CTO", "--go"]) == 3  # no --attest
     assert main(["approve", "--api-url", url, run_id, "--as", "S:CTO", "--no-go", "--reason", "x"]) == 3  # min length
     assert main(["approve", "--api-url", url, "not-a-run", "--as", "Sam Adeyemi:CTO", "--go", "--attest"]) == 3
+    assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:CTO", "--go", "--attest", "--override"]) == 3
     err = capsys.readouterr().err.splitlines()
     errors = [line for line in err if line.startswith("golive: error: ")]
     assert [e.split(":", 2)[2].split(":")[0].strip() for e in errors] == \
-        ["--as", "--reason", "--attest", "--as", "RUN"], errors
+        ["--as", "--reason", "--attest", "--as", "RUN", "--reason"], errors
     assert "The CEO and CFO were informed of the go-live" in "\n".join(err)  # what a GO attests, listed
     assert api.get(f"flow_runs/{run_id}").json()["state"]["type"] == "PAUSED" and th.is_alive()
 
@@ -86,7 +87,7 @@ def test_one_waiting_sign_off_from_the_terminal(waiting_sign_off, capsys):
     assert (got["signer_name"], got["signer_role"], got["decision"]) == ("Grace Liu", "VP Engineering", "NO-GO")
     assert got["reason"] == "the payment provider's sandbox certificate expires tomorrow"
     assert not got["override_blocking_failures"] and not got["database_signed_off"]  # a NO-GO attests nothing
-    assert "NO-GO by Grace Liu (VP Engineering) submitted" in capsys.readouterr().out
+    assert "NO-GO by Grace Liu (VP Engineering) submitted (sign-off run" in capsys.readouterr().out
 
 
 def test_a_run_with_no_sign_off_waiting_is_an_error_and_nothing_is_submitted(prefect_api, capsys):

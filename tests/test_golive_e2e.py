@@ -167,7 +167,8 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     assert "already signed: one person counts once" in again.stdout
     third = wait_paused_sign_off(api, {first, second})
     ok = golive("approve", run, "--as", "Grace Liu:VP Engineering", "--go", "--attest", prefect_api=prefect_api)
-    assert ok.returncode == 0 and "GO by Grace Liu (VP Engineering) recorded" in ok.stdout, ok.stdout + ok.stderr
+    assert ok.returncode == 0 and "GO by Grace Liu (VP Engineering) submitted" in ok.stdout, ok.stdout + ok.stderr
+    assert "the go-live run ended Completed: GO" in ok.stdout, ok.stdout
     assert third
     final = wait_final(api, run)
     assert final["state"]["type"] == "COMPLETED", final["state"]

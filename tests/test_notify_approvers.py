@@ -77,3 +77,34 @@ def test_without_smtp_the_email_is_one_problem_line_and_the_webhook_still_goes(s
                                       Redactor(collect_secrets(cfg))))
         assert problems == ["email: RuntimeError: approvers have email addresses but the config has no `smtp` section"]
         assert hook.posts and hook.posts[0]["json"]["golive"]["what"] == "timed-out"
+
+
+def test_a_server_that_never_answers_cannot_hold_the_run_and_slack_markup_stays_text(sandbox):
+    """A webhook that accepts and then trickles nothing holds each delivery at most `notify_timeout_s` (all of
+    them at once); a hostile check summary's Slack markup (`<!channel>`, a disguised link) reaches Slack as text."""
+    import socket
+    import time
+
+    from golive.flows.policies import ApprovalPolicy
+
+    tarpit = socket.socket()
+    tarpit.bind(("127.0.0.1", 0))
+    tarpit.listen(8)
+    try:
+        with Receiver() as hook:
+            cfg = config_with_approvers(sandbox, hook.url)
+            approvers = [*cfg.approval.model_dump()["approvers"],
+                         {"name": "Tar Pit", "role": "CTO", "slack_webhook": f"http://127.0.0.1:{tarpit.getsockname()[1]}/x"}]
+            approval = ApprovalPolicy(**{**cfg.approval.model_dump(), "approvers": approvers, "notify_timeout_s": 1})
+            cfg = cfg.model_copy(update={"approval": approval, "smtp": None})
+            n = a_notice("opened", ["CTO"], blocking=["security.x FAIL: <!channel> <https://evil.test|Sign-off form>"])
+            t0 = time.monotonic()
+            problems = asyncio.run(notify(cfg, n, Redactor(collect_secrets(cfg))))
+            took = time.monotonic() - t0
+        assert took < 3, took
+        assert any(p.startswith("webhook of Tar Pit: TimeoutError") for p in problems), problems
+        [post] = hook.posts
+        assert "<!channel>" not in post["json"]["text"] and "&lt;!channel&gt;" in post["json"]["text"]
+        assert "<https://evil.test|" not in post["json"]["text"]
+    finally:
+        tarpit.close()
