@@ -264,7 +264,7 @@ async def _paused_child(go_live_run_id: str | None, round_no: int, step: asyncio
                 await asyncio.sleep(0.5)
     except Exception as e:  # noqa: BLE001 - only the notification's link is lost; the sign-off goes on
         get_run_logger().warning("sign-off %d: its run was not found through the API (%s); the notification links "
-                                 "the go-live run instead", round_no, plain_line(e, 200))
+                                 "the go-live run instead", round_no, plain(str(e), 200))
     return None
 
 
@@ -279,10 +279,6 @@ def notice(what: str, report: Report, round_no: int, link: str, roles: list[str]
     return Notice(what=what, environment=report.environment, round_no=round_no, link=link, summary=plain(summary, 400),
                   blocking=[f"{r.id} {r.status.value}: {plain(r.summary, 240)}" for r in report.blocking_failures],
                   problems=[plain(p, 400) for p in problems], decision=decision, roles=roles)
-
-
-def plain_line(text: Any, limit: int = 240) -> str:
-    return plain(str(text), limit)
 
 
 async def _remind(notify: Notifier, after_s: float, reminder: Any, step: asyncio.Future) -> None:
@@ -439,7 +435,7 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
         try:
             await deliver(cfg, n, redact, logger)
         except Exception as e:  # noqa: BLE001 - a notification never changes the decision
-            logger.warning("notification %s failed: %s", getattr(n, "what", "?"), redact.text(plain_line(e, 300)))
+            logger.warning("notification %s failed: %s", getattr(n, "what", "?"), redact.text(plain(str(e), 300)))
 
     decision = await collect_decision(report, cfg.approval, release, notify)
     if not decision.timed_out:  # told before anything deploys: the deploy run waits for this run's final state

@@ -102,8 +102,10 @@ def send_mail(smtp: Any, sender: str, to: list[str], notice: Notice, timeout: fl
 def post_webhook(url: str, notice: Notice, timeout: float) -> None:
     import httpx
 
-    text = notice.text().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # Slack mrkdwn: text only
-    r = httpx.post(url, json={"text": text, "golive": notice.payload()}, timeout=timeout, follow_redirects=False)
+    from .report import slack_escape
+
+    r = httpx.post(url, json={"text": slack_escape(notice.text()), "golive": notice.payload()}, timeout=timeout,
+                   follow_redirects=False)
     r.raise_for_status()
 
 

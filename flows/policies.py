@@ -51,7 +51,8 @@ class ApprovalPolicy(BaseModel):
     approvers: list[Approver] = Field(default_factory=list,
                                       description="who is told a sign-off waits, is refused, times out soon "
                                                   "(a reminder at half the timeout), timed out, or was decided")
-    mail_from: str = Field("golive@localhost", max_length=254, description="the From of approvers' emails")
+    mail_from: str = Field("golive@localhost", max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$",
+                           description="the From of approvers' emails (an address: no name, no header syntax)")
     notify_timeout_s: float = Field(10.0, gt=0, le=60, description="each delivery's budget (best effort)")
     required_roles: list[Role] = Field(default_factory=lambda: [Role.CTO, Role.VP_ENGINEERING],
                                        description="seed: approval required from CTO + VP Engineering")

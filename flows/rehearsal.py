@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from golive.tasks.core import CheckResult, Redactor, Status
 
-from .report import VICON, Report, Verdict, md, plain
+from .report import VICON, Report, Verdict, md, plain, slack_escape
 
 if TYPE_CHECKING:
     from .config import GoliveConfig
@@ -234,11 +234,6 @@ def _one_line(s: str, limit: int) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def _slack_escape(s: str) -> str:
-    """Slack's mrkdwn reads only these three as syntax (`<!channel>`, `<url|label>`): everything else stays text."""
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _lines_within(lines: list[str], limit: int) -> str:
     """As many whole lines as fit (a cut could split an entity)."""
     out = "\n".join(lines)
@@ -253,12 +248,12 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _one_line(
             f"{VICON[d.verdict]} golive rehearsal {d.environment}: {d.verdict.value}", 150), "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(_one_line(text, 2900))}}]
+        {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(_one_line(text, 2900))}}]
     if d.first:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No previous rehearsal: this run is the "
                                                                            "baseline the next one compares with."}})
     for title, icon, lines in d.groups(lambda s: plain(s, 200)):
-        shown = [f"• {_slack_escape(x)}" for x in lines[:SLACK_ITEMS]]
+        shown = [f"• {slack_escape(x)}" for x in lines[:SLACK_ITEMS]]
         if len(lines) > SLACK_ITEMS:
             shown.append(f"… and {len(lines) - SLACK_ITEMS} more (see the report)")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _one_line(
@@ -266,8 +261,8 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
     ctx = f"flow run {d.flow_run_id or '?'} · {d.started_at:%Y-%m-%d %H:%M} UTC"
     if d.previous_run_id:
         ctx += f" · compared with flow run {d.previous_run_id}"
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(ctx)}]})
-    return {"text": _slack_escape(text), "blocks": blocks}
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(ctx)}]})
+    return {"text": slack_escape(text), "blocks": blocks}
 
 
 # --------------------------------------------------------------------------- Prefect API and webhook

@@ -134,6 +134,11 @@ def plain(v: Any, limit: int = 160) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+def slack_escape(s: str) -> str:
+    """Slack's mrkdwn reads only these three as syntax (`<!channel>`, `<url|label>`): everything else stays text."""
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def md(v: Any, limit: int = 160) -> str:
     """`plain`, then escaped so that markdown reads it as text: no table break, code span, link, emphasis or HTML."""
     return plain(v, limit).translate(_MD)

@@ -101,3 +101,21 @@ def test_the_form_names_the_release_a_go_deploys_as_text():
     assert "**Release a GO deploys:** v2\\.4\\.0" in text or "**Release a GO deploys:** v2.4.0" in text, text
     hostile = form_description(report(Status.PASS), ApprovalPolicy(), [], [], "v1](http://evil)`<b>")
     assert "v1\\](http" in hostile and "<b>" not in hostile  # escaped: text, not a link or HTML
+
+
+def test_approvers_config_is_validated_naming_the_field():
+    """A mail header smuggled into `mail_from`, an address that is not one, a webhook that is not http(s): one
+    problem each, naming the key; the webhook URL (a secret) never in the message."""
+    import pytest
+
+    from golive.flows.config import ConfigError, parse_config
+
+    cases = [({"mail_from": "golive@x.test\nBcc: all@x.test"}, "approval.mail_from"),
+             ({"approvers": [{"name": "Sam Adeyemi", "role": "CTO", "email": "not an address"}]},
+              "approval.approvers[0].email"),
+             ({"approvers": [{"name": "Sam Adeyemi", "role": "CTO", "slack_webhook": "ftp://hooks/SECRET123"}]},
+              "approval.approvers[0].slack_webhook")]
+    for approval, field in cases:
+        with pytest.raises(ConfigError) as e:
+            parse_config({"environment": "staging", "approval": approval}, env={})
+        assert field in str(e.value) and "SECRET123" not in str(e.value), str(e.value)
