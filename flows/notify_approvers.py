@@ -104,9 +104,10 @@ def post_webhook(url: str, notice: Notice, timeout: float) -> None:
 
     from .report import slack_escape
 
-    r = httpx.post(url, json={"text": slack_escape(notice.text()), "golive": notice.payload()}, timeout=timeout,
-                   follow_redirects=False)
-    r.raise_for_status()
+    # streamed and never read: a hostile or broken receiver's body (however large) is not golive's to hold
+    with httpx.stream("POST", url, json={"text": slack_escape(notice.text()), "golive": notice.payload()},
+                      timeout=timeout, follow_redirects=False) as r:
+        r.raise_for_status()
 
 
 def _settle(done: asyncio.Future, error: BaseException | None) -> None:
