@@ -510,18 +510,14 @@ def cmd_approve(args: argparse.Namespace) -> int:
         for p in out["problems"]:
             print(f"  - {p}")
         return EXIT_NOGO
+    where = f"sign-off {out['round']} of go-live run {out['sign_off_run']}"
     if out["outcome"] == "recorded":
-        print(f"{who} recorded (sign-off run {out['sign_off_run']}; go-live run now {out['state']}: another "
-              "role's sign-off is still needed)")
-        return EXIT_GO
-    if out["outcome"] == "sent":
-        print(f"{who} submitted (sign-off run {out['sign_off_run']}, which belongs to no go-live run to follow)")
+        print(f"{who} recorded ({where}; the run now {out['state']}: another role's sign-off is still needed)")
         return EXIT_GO
     if out["outcome"] == "ended":
-        print(f"{who} submitted (sign-off run {out['sign_off_run']}); the go-live run ended {out['state']}: "
-              f"{out['message']}")
+        print(f"{who} submitted ({where}); the go-live run ended {out['state']}: {out['message']}")
         return EXIT_GO
-    print(f"{who} submitted to sign-off run {out['sign_off_run']}, but the go-live run's judgement was not seen"
+    print(f"{who} submitted to {where}, but the go-live run's judgement was not seen"
           + (f" ({out['message']})" if out["message"] else f" within {args.timeout:g}s")
           + ": do not sign again; look at the run")
     return EXIT_WARN
@@ -620,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = sub.add_parser("approve", help="sign off a go-live run waiting for its sign-off, without the UI (the same "
                                         "form and rules)")
-    ap.add_argument("run", metavar="RUN", help="the go-live flow run id (or its paused sign-off run's id)")
+    ap.add_argument("run", metavar="RUN", help="the go-live flow run id (the run waiting for its sign-off)")
     ap.add_argument("--as", dest="as_", required=True, metavar="NAME:ROLE", help="who signs, in which role")
     dec = ap.add_mutually_exclusive_group(required=True)
     dec.add_argument("--go", action="store_true", help="decide GO")
@@ -630,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sign off every section and attest every statement (a GO needs it; without it the list "
                          "is printed)")
     ap.add_argument("--override", action="store_true", help="GO although blocking checks failed (needs --reason)")
-    ap.add_argument("--timeout", type=float, default=60, help="seconds to follow the run's judgement")
+    ap.add_argument("--timeout", type=float, default=60, help="seconds to follow the run's judgement (a suspended run restarts first: a few seconds)")
     ap.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
     ap.set_defaults(fn=cmd_approve)
 

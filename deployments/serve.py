@@ -1,9 +1,12 @@
-"""`golive serve`: the four deployments in one process for a single machine.
+"""`golive serve`: the five deployments in one process for a single machine.
 
-- `go-live-readiness/go-live`            manual, from the UI: readiness, the sign-off pause, and a GO deploys
+- `go-live-readiness/go-live`            manual, from the UI: readiness, the sign-off (the run suspends: no process
+                                         is held while it waits), and a GO deploys
 - `go-live-readiness/nightly-rehearsal`  cron (default 02:00 UTC): readiness only, and what changed since last night
 - `go-live-readiness/ci`                 triggered through the API: ends Failed on NO-GO
 - `deploy-production/deploy-production`  triggered only by a GO (run_deployment with an idempotency key)
+- `go-live-sign-off-timer/sign-off-timer` scheduled by a waiting go-live run: the reminder at half the sign-off's
+                                         time, the recorded NO-GO at its deadline
 
 `serve()` pauses its deployments and drops their scheduled runs when it stops; for schedules that survive a
 stopped process use `prefect.yaml` with a work pool and workers (see the repo root).
@@ -14,7 +17,7 @@ import os
 from pathlib import Path
 
 DEPLOYMENTS = ("go-live-readiness/go-live", "go-live-readiness/nightly-rehearsal", "go-live-readiness/ci",
-               "deploy-production/deploy-production")
+               "deploy-production/deploy-production", "go-live-sign-off-timer/sign-off-timer")
 
 
 def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC"):
@@ -23,10 +26,12 @@ def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: st
 
     from golive.flows.deploy import deploy_production
     from golive.flows.readiness import go_live_readiness
+    from golive.flows.signoff_timer import sign_off_timer
 
     cfg = str(Path(config_path).resolve())
     # One go-live at a time for the environment this config describes: a second run waits (AwaitingConcurrencySlot)
-    # until the first has decided (prefect.yaml declares the same).
+    # while the first runs its checks (prefect.yaml declares the same); a suspended run frees the slot, so a run that
+    # starts while another waits for its sign-off is refused by the run itself (flows/signoff_timer.begin).
     one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
     return [
         go_live_readiness.to_deployment(name="go-live", parameters={"config": cfg, "mode": "go-live"},
@@ -39,6 +44,9 @@ def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: st
                                         description="For CI through the API: Completed on GO, Failed on NO-GO."),
         deploy_production.to_deployment(name="deploy-production", parameters={"config": cfg}, tags=["golive"],
                                         description="Deploy, smoke-test, watch the rollback criteria, roll back."),
+        sign_off_timer.to_deployment(name="sign-off-timer", parameters={"config": cfg}, tags=["golive"],
+                                     description="Scheduled by a waiting go-live run: the approvers' reminder, "
+                                                 "and the NO-GO record of a sign-off that timed out."),
     ]
 
 

@@ -1,10 +1,11 @@
-"""Signing off through the Prefect REST API, exactly as the UI does: find the paused sign-off run, resume it with
-the form's input. Used by `golive demo` (terminal prompts or `--approve NAME:ROLE`) and by the tests."""
+"""Signing off through the Prefect REST API, exactly as the UI does: find the go-live run waiting for a sign-off
+(Suspended, or Paused when it has no deployment; its wait's key is `sign-off-N`), resume it with the form's input.
+Used by `golive approve`, `golive demo` (terminal prompts or `--approve NAME:ROLE`) and by the tests."""
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -15,15 +16,43 @@ def api_client(api_url: str, timeout: float = 10.0) -> httpx.Client:
     return httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=timeout)
 
 
-def paused_sign_offs(api: httpx.Client, exclude: set[str] = frozenset()) -> list[str]:
+class Waiting(NamedTuple):
+    """One open sign-off round: the go-live run waiting for it and the wait's key (`sign-off-N`). Reads as the run's
+    id (a suspended run waits again, under the next key, after a refused round)."""
+
+    run_id: str
+    key: str
+
+    def __str__(self) -> str:
+        return self.run_id
+
+    @property
+    def round_no(self) -> int:
+        tail = self.key.rsplit("-", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+
+SIGN_OFF_KEY = "sign-off-"  # flows.approval.WAIT_KEY's prefix
+
+
+def waiting_round(run: dict[str, Any]) -> Waiting | None:
+    """The sign-off round `run` waits for, if it is waiting for one."""
+    state = run.get("state") or {}
+    key = (state.get("state_details") or {}).get("pause_key") or ""
+    if state.get("type") == "PAUSED" and isinstance(key, str) and key.startswith(SIGN_OFF_KEY):
+        return Waiting(run["id"], key)
+    return None
+
+
+def paused_sign_offs(api: httpx.Client, exclude: set[Waiting] = frozenset()) -> list[Waiting]:
     runs = api.post("flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}},
                                               "sort": "START_TIME_ASC"}).json()
-    return [r["id"] for r in runs if r["name"].startswith("sign-off") and r["id"] not in exclude]
+    return [w for r in runs if (w := waiting_round(r)) and w not in exclude]
 
 
-def wait_paused_sign_off(api: httpx.Client, exclude: set[str] = frozenset(), timeout: float = 60,
-                         stop_if_final: str | None = None) -> str | None:
-    """The next paused sign-off run; None if `stop_if_final` (a run id) ends first."""
+def wait_paused_sign_off(api: httpx.Client, exclude: set[Waiting] = frozenset(), timeout: float = 60,
+                         stop_if_final: str | None = None) -> Waiting | None:
+    """The next open sign-off round; None if `stop_if_final` (a run id) ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         fresh = paused_sign_offs(api, exclude)
@@ -32,21 +61,21 @@ def wait_paused_sign_off(api: httpx.Client, exclude: set[str] = frozenset(), tim
         if stop_if_final and state_of(api, stop_if_final)["type"] in TERMINAL:
             return None
         time.sleep(0.3)
-    raise TimeoutError(f"no paused sign-off run within {timeout:g}s")
+    raise TimeoutError(f"no open sign-off within {timeout:g}s")
 
 
 def state_of(api: httpx.Client, run_id: str) -> dict[str, Any]:
     return api.get(f"flow_runs/{run_id}").json()["state"]
 
 
-def resume(api: httpx.Client, run_id: str, fields: dict[str, Any], settle_s: float = 15.0) -> dict[str, Any]:
+def resume(api: httpx.Client, run_id: str | Waiting, fields: dict[str, Any], settle_s: float = 15.0) -> dict[str, Any]:
     """POST the form: {"status": "ACCEPT"} or {"status": "REJECT", "details": ...} (the run stays paused).
 
     A run is PAUSED a moment before it has saved its form's schema; a resume in that moment is answered
     "Run input schema not found": that one is retried for up to `settle_s`, every other answer is returned."""
     deadline = time.monotonic() + settle_s
     while True:
-        r = api.post(f"flow_runs/{run_id}/resume", json={"run_input": fields})
+        r = api.post(f"flow_runs/{str(run_id)}/resume", json={"run_input": fields})
         r.raise_for_status()
         answer = r.json()
         not_ready = "schema not found" in str((answer.get("details") or {}).get("reason", "")).lower()
@@ -95,22 +124,19 @@ class ApproveError(Exception):
     """Nothing was submitted (no such run, no open sign-off, the API refused): the message says why."""
 
 
-def open_sign_off(api: httpx.Client, run_id: str) -> dict[str, Any]:
-    """The paused sign-off run of go-live run `run_id` (or `run_id` itself when it is a paused sign-off run)."""
+def open_sign_off(api: httpx.Client, run_id: str) -> tuple[dict[str, Any], Waiting]:
+    """Go-live run `run_id` and the sign-off round it waits for."""
     r = api.get(f"flow_runs/{run_id}")
     if r.status_code == 404:
         raise ApproveError(f"no flow run {run_id} on this Prefect server")
     r.raise_for_status()
     run = r.json()
-    if run["name"].startswith("sign-off") and run["state"]["type"] == "PAUSED":
-        return run
+    if waiting := waiting_round(run):
+        return run, waiting
     if run["state"]["type"] in TERMINAL:
         raise ApproveError(f"flow run {run_id} has ended ({_p(run['state']['name'])}): nothing was submitted")
-    paused = _paused_children(api, run_id)
-    if not paused:
-        raise ApproveError(f"flow run {run_id} ({_p(run['name'])}, {_p(run['state']['name'])}) has no sign-off "
-                           "waiting: nothing was submitted")
-    return paused[-1]
+    raise ApproveError(f"flow run {run_id} ({_p(run['name'])}, {_p(run['state']['name'])}) has no sign-off "
+                       "waiting: nothing was submitted")
 
 
 def _p(text: Any, limit: int = 300) -> str:
@@ -118,13 +144,6 @@ def _p(text: Any, limit: int = 300) -> str:
     from golive.flows.report import plain
 
     return plain(text if isinstance(text, str) else str(text), limit)
-
-
-def _paused_children(api: httpx.Client, run_id: str, name: str | None = None) -> list[dict[str, Any]]:
-    r = api.post("flow_runs/filter", json={"flow_runs": {
-        "parent_flow_run_id": {"any_": [run_id]}, "state": {"type": {"any_": ["PAUSED"]}}}})
-    r.raise_for_status()
-    return [c for c in r.json() if (c["name"] == name if name else c["name"].startswith("sign-off "))]
 
 
 def pause_description(api: httpx.Client, run: dict[str, Any], wait_s: float = 10.0) -> str:
@@ -146,37 +165,31 @@ def pause_description(api: httpx.Client, run: dict[str, Any], wait_s: float = 10
 
 
 def submit_sign_off(api: httpx.Client, run_id: str, fields: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    """Resume the open sign-off of `run_id` with `fields` (validated by the caller with the form's own model), then
-    follow the go-live run until it has judged the sign-off: {"outcome": "recorded" | "refused" | "ended" |
-    "sent" (no go-live run to follow) | "submitted" (judgement not seen), "problems": [...], "sign_off_run": id, "state": ..., "message": ...}."""
-    signoff = open_sign_off(api, run_id)
-    go_live_id = run_id if run_id != signoff["id"] else _parent_flow(api, signoff)
-    answer = resume(api, signoff["id"], fields)
+    """Resume the open sign-off of go-live run `run_id` with `fields` (validated by the caller with the form's own
+    model), then follow the run until it has judged the sign-off: {"outcome": "recorded" | "refused" | "ended" |
+    "submitted" (judgement not seen), "problems": [...], "sign_off_run": id, "round": N, "state": ...,
+    "message": ...}. A suspended run starts again after the resume (a new process): `timeout` covers that."""
+    run, waiting = open_sign_off(api, run_id)
+    answer = resume(api, waiting.run_id, fields)
     if answer.get("status") != "ACCEPT":
         reason = (answer.get("details") or {}).get("reason") or answer
-        raise ApproveError(f"Prefect refused the input for sign-off run {signoff['id']}: {_p(reason)}")
-    out: dict[str, Any] = {"outcome": "submitted", "problems": [], "sign_off_run": signoff["id"], "state": None,
-                           "message": None}
-    if go_live_id is None:  # a sign-off run of its own: nothing more to follow
-        out["outcome"] = "sent"
-        return out
-    try:
-        round_no = int(signoff["name"].split()[-1])
-    except ValueError:
-        return out
+        raise ApproveError(f"Prefect refused the input for sign-off {waiting.round_no} of run {waiting.run_id}: "
+                           f"{_p(reason)}")
+    out: dict[str, Any] = {"outcome": "submitted", "problems": [], "sign_off_run": waiting.run_id,
+                           "round": waiting.round_no, "state": None, "message": None}
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            r = api.get(f"flow_runs/{go_live_id}")
+            r = api.get(f"flow_runs/{waiting.run_id}")
             r.raise_for_status()
             run = r.json()
             out["state"] = _p(run["state"]["name"], 60)
             if run["state"]["type"] in TERMINAL:
                 out["outcome"], out["message"] = "ended", _p(run["state"].get("message") or "", 500)
                 return out
-            nxt = _paused_children(api, go_live_id, name=f"sign-off {round_no + 1}")
-            if nxt:
-                text = pause_description(api, nxt[-1])
+            nxt = waiting_round(run)
+            if nxt and nxt.round_no == waiting.round_no + 1:
+                text = pause_description(api, run)
                 if REFUSED in text:
                     section = text.split(REFUSED, 1)[1].split("\n## ", 1)[0]
                     out["outcome"] = "refused"
@@ -191,10 +204,3 @@ def submit_sign_off(api: httpx.Client, run_id: str, fields: dict[str, Any], time
 
 
 REFUSED = "The last sign-off was refused"  # flows.approval.form_description's heading for a refused round
-
-
-def _parent_flow(api: httpx.Client, run: dict[str, Any]) -> str | None:
-    if not run.get("parent_task_run_id"):
-        return None
-    task = api.get(f"task_runs/{run['parent_task_run_id']}")
-    return task.json().get("flow_run_id") if task.status_code == 200 else None

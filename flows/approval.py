@@ -1,13 +1,19 @@
-"""Section 10: the sign-off. A typed form in the Prefect UI (a paused run waiting for input), its rules, the decision.
+"""Section 10: the sign-off. A typed form in the Prefect UI on the go-live run itself, its rules, the decision.
 
 How it works:
-- each sign-off is one pause in its own small subflow (`go-live-sign-off`): a pause timeout forces *that* run to
-  Failed, and the readiness flow records the timeout as a NO-GO instead of failing with it;
+- each sign-off round is one wait of the go-live run with its own key (`sign-off-N`): a run of a deployment
+  *suspends* (its process exits and frees its worker or `serve` slot; a resume re-schedules the run, which starts
+  again from the top, restores its report from result storage and replays the rounds already answered: Prefect
+  hands back the input stored for each key without waiting); a run without a deployment cannot be re-scheduled and
+  *pauses* in its process, as before;
+- a round that is never answered ends the run Failed at its deadline (Prefect's pause expiry); the
+  `go-live-sign-off-timer` deployment (flows/signoff_timer.py) reminds at half the time and records that timeout
+  as the NO-GO decision, since no go-live process is left to do it; a pausing run records its own timeout;
 - the form's description is the report summary: verdict, blocking failures, warnings, what the signer attests,
   and the rollback criteria the approvers are signing up for;
-- schema problems (a missing name, an unknown role) are refused by the Prefect API itself and the run stays paused;
+- schema problems (a missing name, an unknown role) are refused by the Prefect API itself and the run stays waiting;
   the business rules below are checked here, and a refused sign-off re-opens the form with the reason on top;
-- N-of-M approvals by role: sign-offs are collected in successive pauses until every required role has a GO from a
+- N-of-M approvals by role: sign-offs are collected in successive rounds until every required role has a GO from a
   distinct person (one signer never counts twice); any accepted NO-GO ends it.
 Prefect records no approver identity on a resume: the signer's name and role in the form are the record, published
 with everything they saw as the `golive-decision-<env>` artifact. That artifact is for people: anyone with API access
@@ -16,16 +22,16 @@ can write one, so the deploy flow re-decides from the run input Prefect stored o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from prefect import flow, get_run_logger
-from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput, keyset_from_paused_state
-from prefect.states import Paused
+from prefect import get_run_logger
+from prefect.input import RunInput
+from prefect.input.run_input import keyset_from_base_key
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from .policies import SECTION_SIGNOFFS, ApprovalPolicy, Decision, Role
@@ -129,24 +135,55 @@ def rules(signoff: SignOffBase, blocking: list[str], prior: list[SignOffBase]) -
     return problems
 
 
-SIGN_OFF_FLOW = "go-live-sign-off"
+WAIT_KEY = "sign-off-{}"  # the key of round N's wait on the go-live run (Prefect's pause/suspend key)
 RECORDED_DEPLOY = "; deploy flow run {}"  # how a GO's final state message names the one deploy run it triggered
+WAIT_STATES = ("suspended", "paused")  # the state names a round waits in: where Prefect keeps its input
 
 
-def response_key(round_no: int) -> str:
-    """Where Prefect stores the input sign-off run `round_no` was resumed with (its Paused state's keyset)."""
-    return keyset_from_paused_state(Paused(pause_key=f"sign-off-{round_no}"))["response"]
+def response_keys(round_no: int) -> list[str]:
+    """Where Prefect stores the input round `round_no` was resumed with: its wait's keyset, named by the state the
+    run waited in (Suspended for a run of a deployment, Paused in its process otherwise)."""
+    return [keyset_from_base_key(f"{name}-{WAIT_KEY.format(round_no)}")["response"] for name in WAIT_STATES]
 
 
-def outcome(accepted: list[SignOffBase], need: set[str]) -> tuple[Verdict, str] | None:
+def answered_rounds(run: Any) -> set[str]:
+    """The sign-off keys a run already waited on (Prefect records each accepted wait in the run's policy and keeps
+    them across a suspended run's re-execution)."""
+    keys = getattr(getattr(run, "empirical_policy", None), "pause_keys", None) or set()
+    return {k for k in keys if isinstance(k, str) and k.startswith(WAIT_KEY.format(""))}
+
+
+def outcome(accepted: list[SignOffBase], need: set[str], requesters: frozenset[str] = frozenset()
+            ) -> tuple[Verdict, str] | None:
     """The decision the accepted sign-offs reach, if any: the first NO-GO ends it; GO once every required role has a
-    GO from a distinct person."""
+    GO from a distinct person and, when `requesters` (normalised names) is given, not every GO is a requester's."""
     last = accepted[-1]
     if last.decision == Decision.NO_GO:
         return Verdict.NO_GO, f"NO-GO by {last.signer_name} ({last.signer_role.value}): {last.reason.strip()}"
-    if need <= {s.signer_role.value for s in accepted if s.decision == Decision.GO}:
+    go = [s for s in accepted if s.decision == Decision.GO]
+    if need <= {s.signer_role.value for s in go} and not (requesters and {_norm(s.signer_name) for s in go}
+                                                          <= requesters):
         return Verdict.GO, "GO signed by " + ", ".join(f"{s.signer_name} ({s.signer_role.value})" for s in accepted)
     return None
+
+
+def requesters_of(run: Any) -> list[str]:
+    """Who requested go-live run `run`: its `requested_by` parameter (typed when it was started) and the user the
+    Prefect API reports as its creator (Prefect Cloud, a server that knows users; an open-source server reports
+    none for a run started from the UI or the API)."""
+    out: list[str] = []
+    typed = (getattr(run, "parameters", None) or {}).get("requested_by")
+    if isinstance(typed, str) and typed.strip():
+        out.append(" ".join(typed.split())[:120])
+    creator = getattr(run, "created_by", None)
+    if creator is not None and str(getattr(creator, "type", "") or "").upper() == "USER" and creator.display_value:
+        out.append(" ".join(str(creator.display_value).split())[:120])
+    return out
+
+
+def requester_rule(policy: ApprovalPolicy, requested_by: list[str]) -> frozenset[str]:
+    """The normalised names that cannot be a go-live's only GO approvers under `policy`."""
+    return frozenset() if policy.requester_may_approve_alone else frozenset(_norm(n) for n in requested_by)
 
 
 class DecisionRecord(BaseModel):
@@ -164,12 +201,16 @@ class DecisionRecord(BaseModel):
     refused: list[dict[str, Any]] = Field(default_factory=list)
     overrides: list[dict[str, Any]] = Field(default_factory=list)
     timed_out: bool = False
-    signoff_runs: list[str] = Field(default_factory=list, description="the go-live-sign-off runs, round by round")
+    rounds: int = Field(0, description="sign-off rounds opened (each a wait of the go-live run, key sign-off-N)")
+    requested_by: list[str] = Field(default_factory=list, description="who requested the go-live (typed, and the "
+                                                                          "creator the Prefect API reports)")
+    identity: str = Field("", description="what the Prefect API says about who signed")
+    waited_in: str = Field("", description="how the run waited: suspended (no process held) or paused (in process)")
     deploy_flow_run_id: str | None = None
 
 
 def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOffBase], problems: list[str],
-                     release: str | None = None) -> str:
+                     release: str | None = None, requested_by: list[str] = ()) -> str:
     lines = []
     if problems:
         lines += ["### ⛔ The last sign-off was refused", ""] + [f"- {md(p, 1000)}" for p in problems] + [""]
@@ -187,6 +228,10 @@ def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOf
     have = {s.signer_role.value: s.signer_name for s in signed}
     lines += [f"**Approvals required:** {', '.join(need)}; so far: "
               + (", ".join(f"{k} ({v})" for k, v in have.items()) or "none"), ""]
+    if requested_by:
+        lines += [f"**Requested by:** {md(', '.join(requested_by), 250)}"
+                  + ("" if policy.requester_may_approve_alone else
+                     " (may sign, but a GO also needs an approver who did not request it)"), ""]
     atts = attestations()
     if atts:
         lines += ["**By signing GO you attest:**", ""] + [f"- {a.statement} ({a.role})" for a in atts] + [""]
@@ -196,7 +241,8 @@ def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOf
 
 
 def sign_off_url(run_id: str) -> str:
-    """The sign-off run's page in the Prefect UI (PREFECT_UI_URL, or what Prefect derives from the API URL)."""
+    """The run's page in the Prefect UI (PREFECT_UI_URL, or what Prefect derives from the API URL): where its
+    form's Resume button is."""
     from prefect.settings import PREFECT_UI_URL
 
     base = (PREFECT_UI_URL.value() or "").rstrip("/")
@@ -204,17 +250,16 @@ def sign_off_url(run_id: str) -> str:
 
 
 async def link_current_sign_off(environment: str, go_live_run_id: str, round_no: int) -> None:
-    """A markdown artifact on the go-live run: where to sign off now. Best effort: a failure is logged, the form
-    still opens."""
+    """A markdown artifact on the go-live run (key `golive-sign-off-<env>`, a new version each round): the waiting
+    form of this environment, findable from the Artifacts page. Best effort: a failure is logged, the form still
+    opens."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
-    from prefect.runtime import flow_run
 
-    own = str(flow_run.id)
-    url = sign_off_url(own)
-    text = (f"## Sign off here: [sign-off {round_no}]({url})\n\n"
-            f"The go-live of `{environment}` waits for its sign-off in run `{own}` (round {round_no}); the link "
-            "moves to the new form when a sign-off is refused and the form opens again.")
+    url = sign_off_url(go_live_run_id)
+    text = (f"## Sign off here: [the go-live run, round {round_no}]({url})\n\n"
+            f"The go-live of `{environment}` waits for sign-off round {round_no} on run `{go_live_run_id}`: open it "
+            "and press Resume to fill in the form. A refused sign-off opens the form again, on the same run.")
     try:
         async with get_client() as c:
             await c.create_artifact(ArtifactCreate(key=f"golive-sign-off-{environment}", type="markdown", data=text,
@@ -225,47 +270,8 @@ async def link_current_sign_off(environment: str, go_live_run_id: str, round_no:
                                  " ".join(str(e).split())[:300])
 
 
-@flow(name=SIGN_OFF_FLOW, flow_run_name="sign-off {round_no}", persist_result=False, validate_parameters=False)
-async def sign_off_step(round_no: int, description: str, timeout_s: int, poll_s: int,
-                        environment: str | None = None, go_live_run_id: str | None = None) -> dict:
-    """One pause for one sign-off. Its own run, so a timeout fails this run and not the readiness run. Before it
-    waits, the go-live run's own page gets a link to this round's form (`golive-sign-off-<env>`, a new version each
-    round), so nobody hunts for the child run whose URL changes with every refused round."""
-    form = signoff_form()
-    if environment and go_live_run_id:
-        await link_current_sign_off(environment, go_live_run_id, round_no)
-    signoff = await pause_flow_run(wait_for_input=form.with_initial_data(description=description),
-                                   timeout=timeout_s, poll_interval=poll_s, key=f"sign-off-{round_no}")
-    return signoff.model_dump(mode="json")
-
-
 Notifier = Callable[[Any], Awaitable[Any]]  # takes a flows.notify_approvers.Notice
-
-
-async def _paused_child(go_live_run_id: str | None, round_no: int, step: asyncio.Task, wait_s: float = 120.0
-                        ) -> str | None:
-    """The id of sign-off run `round_no` of the go-live run once it is PAUSED (its form is open); None if the step
-    ended first, the run is not known to the API, or it took longer than `wait_s`."""
-    if not go_live_run_id:
-        return None
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    try:
-        async with get_client() as c:
-            while not step.done() and loop.time() < deadline:
-                runs = await c.read_flow_runs(flow_run_filter=FlowRunFilter(
-                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(go_live_run_id)])))
-                for r in runs:
-                    if r.name == f"sign-off {round_no}" and r.state is not None and r.state.is_paused():
-                        return str(r.id)
-                await asyncio.sleep(0.5)
-    except Exception as e:  # noqa: BLE001 - only the notification's link is lost; the sign-off goes on
-        get_run_logger().warning("sign-off %d: its run was not found through the API (%s); the notification links "
-                                 "the go-live run instead", round_no, plain(str(e), 200))
-    return None
+Timers = Callable[[int, int], Awaitable[None]]  # (round_no, timeout_s): schedule the round's reminder and deadline
 
 
 def notice(what: str, report: Report, round_no: int, link: str, roles: list[str], problems: list[str] = (),
@@ -281,127 +287,200 @@ def notice(what: str, report: Report, round_no: int, link: str, roles: list[str]
                   problems=[plain(p, 400) for p in problems], decision=decision, roles=roles)
 
 
-async def _remind(notify: Notifier, after_s: float, reminder: Any, step: asyncio.Future) -> None:
-    await asyncio.sleep(after_s)
-    if not step.done():  # answered meanwhile: no reminder
-        await notify(reminder)
+async def _remind(notify: Notifier, after_s: float, reminder: Any) -> None:
+    await asyncio.sleep(after_s)  # cancelled once the round is answered: no reminder then
+    await notify(reminder)
+
+
+@dataclasses.dataclass
+class Wait:
+    """How this execution of the go-live run waits for its sign-offs."""
+
+    run_id: str  # the go-live run: the form is on its page
+    suspend: bool  # True: a run of a deployment, no process held; False: paused in this process
+    answered: set[str] = dataclasses.field(default_factory=set)  # rounds waited on before (a suspended run's replay)
+    answered_at: dict[str, datetime] = dataclasses.field(default_factory=dict)  # when their input was stored
+    timers: Timers | None = None  # suspend only: the reminder and the recorded timeout, run while no process is left
+    requested_by: list[str] = dataclasses.field(default_factory=list)  # requesters_of(the run)
 
 
 async def collect_decision(report: Report, policy: ApprovalPolicy, release: str | None = None,
-                           notify: Notifier | None = None) -> DecisionRecord:
-    """The sign-off rounds. `notify` (best effort, never raises) hears when a form opens (or opens again after a
-    refusal), at half its timeout while it still waits, and when it timed out; the caller tells the decision."""
+                           notify: Notifier | None = None, wait: Wait | None = None) -> DecisionRecord:
+    """The sign-off rounds. A round answered before this execution (`wait.answered`) is replayed: Prefect returns its
+    stored input at once, and nobody is told again. For a fresh round, `notify` (best effort, never raises) hears
+    that the form opened (or opened again after a refusal), then the run waits: suspended (the reminder and the
+    timeout are the timers' job) or paused here (reminded at half its time, told when it timed out). The caller
+    tells the decision."""
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import apause_flow_run, asuspend_flow_run
+
     logger = get_run_logger()
+    wait = wait or Wait(run_id=report.flow_run_id or "", suspend=False)
     form = signoff_form()
     accepted: list[SignOffBase] = []
     refused: list[dict[str, Any]] = []
     problems: list[str] = []
-    runs: list[str] = []
     need = {r.value for r in policy.required_roles}
+    requesters = requester_rule(policy, wait.requested_by)
+    rounds = 0
+    signed_at: dict[int, datetime] = {}
     rec = dict(environment=report.environment, release=release, readiness_flow_run_id=report.flow_run_id,
-               report_verdict=report.verdict, required_roles=sorted(need), signoff_runs=runs,
+               report_verdict=report.verdict, required_roles=sorted(need),
+               waited_in="suspended" if wait.suspend else "paused", requested_by=wait.requested_by,
+               identity=IDENTITY,
                blocking_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
                warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings])
 
     def done(decision: Verdict, why: str, timed_out: bool = False) -> DecisionRecord:
-        return DecisionRecord(**rec, decision=decision, why=why, decided_at=datetime.now(UTC),
-                              signoffs=[_public(s) for s in accepted], refused=refused, timed_out=timed_out,
-                              overrides=[_public(s) for s in accepted if s.override_blocking_failures])
+        return DecisionRecord(**rec, decision=decision, why=why, decided_at=datetime.now(UTC), rounds=rounds,
+                              signoffs=[_public(s, signed_at.get(id(s))) for s in accepted], refused=refused,
+                              timed_out=timed_out,
+                              overrides=[_public(s, signed_at.get(id(s))) for s in accepted
+                                         if s.override_blocking_failures])
 
+    link = sign_off_url(wait.run_id)
     for round_no in range(1, policy.max_rounds + 1):
-        timeout_s = int(policy.timeout_minutes * 60)
-        step = asyncio.ensure_future(sign_off_step(
-            round_no=round_no, description=form_description(report, policy, accepted, problems, release),
-            timeout_s=timeout_s, poll_s=policy.poll_seconds, environment=report.environment,
-            go_live_run_id=report.flow_run_id, return_state=True))
+        rounds = round_no
+        key, timeout_s = WAIT_KEY.format(round_no), int(policy.timeout_minutes * 60)
+        waiting_form = form.with_initial_data(description=form_description(report, policy, accepted, problems,
+                                                                           release, wait.requested_by))
+        fresh = key not in wait.answered
+        missing = missing_roles(accepted, need)
         reminder: asyncio.Future | None = None
-        link = f"the go-live run {report.flow_run_id}"
-        try:
+        if fresh:
+            if wait.run_id:
+                await link_current_sign_off(report.environment, wait.run_id, round_no)
             if notify is not None:
-                opened = asyncio.get_running_loop().time()
-                child = await _paused_child(report.flow_run_id, round_no, step)
-                if child:
-                    link = sign_off_url(child)
-                missing = sorted(need - {s.signer_role.value for s in accepted})
                 await notify(notice("refused" if problems else "opened", report, round_no, link, missing, problems,
                                     release=release))
-                half = max(0.0, timeout_s / 2 - (asyncio.get_running_loop().time() - opened))
-                reminder = asyncio.ensure_future(_remind(notify, half, notice(
-                    "reminder", report, round_no, link, missing, release=release), step))
-            state = await step
+        try:
+            if wait.suspend:
+                if fresh and wait.timers is not None:
+                    await wait.timers(round_no, timeout_s)
+                # a fresh round ends this process here (Prefect's Pause signal); an answered one returns its input
+                signoff = await asuspend_flow_run(wait_for_input=waiting_form, timeout=timeout_s, key=key)
+            else:
+                if fresh and notify is not None:
+                    reminder = asyncio.ensure_future(_remind(notify, timeout_s / 2, notice(
+                        "reminder", report, round_no, link, missing, release=release)))
+                signoff = await apause_flow_run(wait_for_input=waiting_form, timeout=timeout_s,
+                                                poll_interval=policy.poll_seconds, key=key)
+        except FlowPauseTimeout:
+            logger.warning("sign-off %d: no answer within %g minutes: recorded as NO-GO", round_no,
+                           policy.timeout_minutes)
+            if notify is not None:
+                await notify(notice("timed-out", report, round_no, link, [], decision="NO-GO", release=release))
+            return done(Verdict.NO_GO, f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): "
+                                       "a NO-GO", timed_out=True)
+        except Exception as e:  # noqa: BLE001 - an input that cannot be read back decides nothing but NO-GO
+            # (Prefect's Pause signal, which ends a suspending process, is a BaseException and passes through)
+            logger.error("sign-off %d: its input could not be read: %s", round_no, plain(f"{type(e).__name__}: {e}"))
+            return done(Verdict.NO_GO, f"sign-off {round_no}: its input could not be read "
+                                       f"({plain(f'{type(e).__name__}: {e}', 300)}): a NO-GO")
         finally:
             if reminder is not None:
                 reminder.cancel()
-            if not step.done():  # an error above: the form must not stay open with nobody listening
-                step.cancel()
-        runs.append(str(state.state_details.flow_run_id))
-        if not state.is_completed():
-            timed_out = state.is_failed() and "never resumed" in (state.message or "")
-            what = "no sign-off within " + f"{policy.timeout_minutes:g} minutes" if timed_out else \
-                f"the sign-off run ended {state.type.value} ({plain(state.message or '', 200)})"
-            logger.warning("sign-off %d ended %s: recorded as NO-GO", round_no, state.type.value)
-            if notify is not None and timed_out:  # any other end is told as the decision, by the caller
-                await notify(notice("timed-out", report, round_no, link, [], decision="NO-GO", release=release))
-            return done(Verdict.NO_GO, f"{what} (round {round_no}): a NO-GO", timed_out=timed_out)
-        signoff = form(**await state.result())
+        if not isinstance(signoff, SignOffBase):  # what Prefect handed back was not this form's input
+            return done(Verdict.NO_GO, f"sign-off {round_no}: its stored input is not a sign-off form: a NO-GO")
+        seen = "" if fresh else " (answered before this run was resumed, replayed)"
+        signed_at[id(signoff)] = datetime.now(UTC) if fresh else wait.answered_at.get(key, datetime.now(UTC))
         problems = evaluate(signoff, report, accepted)
         if problems:
-            refused.append({**_public(signoff), "refused_because": problems})
-            logger.warning("sign-off by %s (%s) refused: %s", signoff.signer_name, signoff.signer_role.value,
-                           "; ".join(problems))
+            refused.append({**_public(signoff, signed_at[id(signoff)]), "refused_because": problems})
+            logger.warning("sign-off %d by %s (%s) refused%s: %s", round_no, signoff.signer_name,
+                           signoff.signer_role.value, seen, "; ".join(problems))
             continue
         accepted.append(signoff)
-        logger.info("sign-off by %s (%s): %s", signoff.signer_name, signoff.signer_role.value,
-                    signoff.decision.value)
-        if reached := outcome(accepted, need):
+        logger.info("sign-off %d by %s (%s): %s%s", round_no, signoff.signer_name, signoff.signer_role.value,
+                    signoff.decision.value, seen)
+        if reached := outcome(accepted, need, requesters):
             return done(*reached)
+        if not missing_roles(accepted, need) and requesters:
+            logger.info("every required role has a GO, all from who requested this go-live (%s): a GO also needs "
+                        "an approver who did not request it", ", ".join(wait.requested_by))
     return done(Verdict.NO_GO, f"no decision after {policy.max_rounds} sign-off rounds")
+
+
+def missing_roles(accepted: list[SignOffBase], need: set[str]) -> list[str]:
+    return sorted(need - {s.signer_role.value for s in accepted if s.decision == Decision.GO})
+
+
+#: what golive can say about who signed: Prefect's open-source API records no identity on a resume (nor on the run
+#: input it stores), so the typed name and role are the record; the run's creator, where the API reports one, is in
+#: `requested_by`
+IDENTITY = ("typed in the form: the Prefect API records no identity on a resume or on its stored input; the run's "
+            "creator, when the API reports one, is in requested_by")
+
+
+async def stored_sign_offs(client: Any, run_id: UUID, rounds: int) -> list[SignOffBase] | str:
+    """The inputs rounds 1..`rounds` of go-live run `run_id` were resumed with, as Prefect stored them; a string says
+    why they are not all readable and valid."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    form, out = signoff_form(), []
+    for n in range(1, rounds + 1):
+        raw = None
+        for key in response_keys(n):
+            try:
+                raw = await client.read_flow_run_input(run_id, key)
+                break
+            except ObjectNotFound:
+                continue
+            except PrefectHTTPStatusError as e:  # the client raises a 404 as a status error here
+                if e.response.status_code != 404:
+                    raise
+        if raw is None:
+            return f"sign-off {n} of run {run_id} has no stored input: it was never resumed through its form"
+        try:
+            out.append(form(**json.loads(raw)))
+        except ValidationError as e:
+            err = e.errors()[0]
+            return f"sign-off {n} of run {run_id}: stored input field {'.'.join(map(str, err['loc'])) or '(top)'}: " \
+                   f"{err['msg']}"
+        except (ValueError, TypeError):
+            return f"sign-off {n} of run {run_id}: the stored input is not a JSON object"
+    return out
+
+
+def replay(signoffs: list[SignOffBase], blocking: list[str], need: set[str],
+           requesters: frozenset[str] = frozenset()) -> tuple[list[SignOffBase], tuple[Verdict, str] | None, int]:
+    """`collect_decision`'s rules over stored inputs in round order: (accepted, decision or None, the round that
+    decided or 0)."""
+    accepted: list[SignOffBase] = []
+    for n, signoff in enumerate(signoffs, 1):
+        if not rules(signoff, blocking, accepted):
+            accepted.append(signoff)
+            if reached := outcome(accepted, need, requesters):
+                return accepted, reached, n
+    return accepted, None, 0
 
 
 async def submitted_decision(client: Any, readiness_run_id: UUID, blocking: list[str],
                              policy: ApprovalPolicy) -> tuple[Verdict | None, str]:
-    """The decision re-reached from what was submitted: the run input Prefect stored when each `go-live-sign-off` run
-    of the readiness run was resumed (never an artifact), through the same rules in the same round order as
-    `collect_decision`. (None, why) when the runs are not what a sign-off leaves behind."""
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterParentFlowRunId
-    from prefect.exceptions import ObjectNotFound
-
-    found = await client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=[SIGN_OFF_FLOW])),
-        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[readiness_run_id])))
-    by_round = {r.parameters.get("round_no"): r for r in found}
-    rounds = [by_round.get(n) for n in range(1, len(found) + 1)]
-    if not found or None in rounds or len(found) > policy.max_rounds:
-        return None, (f"its sign-off runs are rounds {sorted(str(r.parameters.get('round_no')) for r in found)}, "
-                      f"not 1..n (n <= {policy.max_rounds})")
-    form, need, accepted = signoff_form(), {r.value for r in policy.required_roles}, []
-    for n, run in enumerate(rounds, 1):
-        reached = None
-        if run.state is None or not run.state.is_completed():
-            reached = Verdict.NO_GO, f"sign-off {n} ended {run.state.type.value if run.state else 'stateless'}"
-        else:
-            try:
-                signoff = form(**json.loads(await client.read_flow_run_input(run.id, response_key(n))))
-            except ObjectNotFound:
-                return None, f"sign-off {n} ({run.id}) has no stored input: it was never resumed through its form"
-            except ValidationError as e:
-                err = e.errors()[0]
-                return None, (f"sign-off {n} ({run.id}): stored input field "
-                              f"{'.'.join(map(str, err['loc'])) or '(top)'}: {err['msg']}")
-            except (ValueError, TypeError):
-                return None, f"sign-off {n} ({run.id}): the stored input is not a JSON object"
-            if not rules(signoff, blocking, accepted):
-                accepted.append(signoff)
-                reached = outcome(accepted, need)
-        if reached:
-            return reached if n == len(rounds) else (None, f"{len(rounds) - n} sign-off run(s) after round {n}, "
-                                                           "which decided")
-    return None, f"its {len(rounds)} sign-off(s) reach no decision"
+    """The decision re-reached from what was submitted: the run input Prefect stored when each sign-off round of the
+    readiness run was resumed (never an artifact), through the same rules in the same round order as
+    `collect_decision`. (None, why) when the rounds are not what a sign-off leaves behind."""
+    run = await client.read_flow_run(readiness_run_id)
+    keys = answered_rounds(run)
+    numbers = sorted(int(k.rsplit("-", 1)[1]) for k in keys if k.rsplit("-", 1)[1].isdigit())
+    if not numbers or numbers != list(range(1, len(numbers) + 1)) or len(numbers) != len(keys) \
+            or len(numbers) > policy.max_rounds:
+        return None, f"its sign-off rounds are {sorted(keys)[:20]}, not sign-off-1..n (n <= {policy.max_rounds})"
+    signoffs = await stored_sign_offs(client, readiness_run_id, len(numbers))
+    if isinstance(signoffs, str):
+        return None, signoffs
+    _, reached, at = replay(signoffs, blocking, {r.value for r in policy.required_roles},
+                            requester_rule(policy, requesters_of(run)))
+    if reached is None:
+        return None, f"its {len(numbers)} sign-off(s) reach no decision"
+    if at != len(numbers):
+        return None, f"{len(numbers) - at} sign-off round(s) after round {at}, which decided"
+    return reached
 
 
-def _public(s: SignOffBase) -> dict[str, Any]:
+def _public(s: SignOffBase, signed_at: datetime | None = None) -> dict[str, Any]:
     d = s.model_dump(mode="json")
-    d["signed_at"] = datetime.now(UTC).isoformat()
+    d["signed_at"] = (signed_at or datetime.now(UTC)).isoformat()
     return d
 
 
@@ -411,20 +490,73 @@ def decision_markdown(d: DecisionRecord) -> str:
     return f"# {icon} Decision: {d.decision.value}\n\n{d.why}\n\n```json\n{body}\n```\n"
 
 
-async def publish_decision(d: DecisionRecord) -> None:
-    from prefect.artifacts import acreate_markdown_artifact
+async def publish_decision(d: DecisionRecord, flow_run_id: str | None = None) -> None:
+    """The `golive-decision-<env>` artifact (on `flow_run_id` when given: the timer records a timeout on the go-live
+    run it timed out)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
 
-    await acreate_markdown_artifact(key=f"golive-decision-{d.environment}", markdown=decision_markdown(d),
-                                    description=f"go-live decision: {d.decision.value}")
+    async with get_client() as c:
+        await c.create_artifact(ArtifactCreate(
+            key=f"golive-decision-{d.environment}", type="markdown", data=decision_markdown(d),
+            description=f"go-live decision: {d.decision.value}",
+            flow_run_id=UUID(flow_run_id) if flow_run_id else _own_run_id()))
 
 
-async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, release: str):
-    """go-live mode: collect the sign-off, publish the decision, and only a GO triggers the deploy flow."""
-    from prefect.states import Completed, Failed
+def _own_run_id() -> UUID | None:
+    from prefect.runtime import flow_run
 
-    from .deploy import trigger_deploy
+    return UUID(str(flow_run.id)) if flow_run.id else None
 
-    logger = get_run_logger()
+
+# --------------------------------------------------------------------------- the report across a suspension
+
+REPORT_KEY = "golive-sign-off/{}.json"  # in Prefect's default result storage, by go-live run id
+
+
+async def _storage() -> Any:
+    from prefect.results import aget_default_result_storage
+
+    return await aget_default_result_storage()
+
+
+async def save_report(report: Report) -> str | None:
+    """Keep the report where a re-executed (resumed) go-live run and the timer can read it: Prefect's default result
+    storage (local files under PREFECT_LOCAL_STORAGE_PATH, or the block PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK names:
+    it must be shared by every process that runs the go-live deployment). Plain JSON, never a pickle. None when
+    kept; otherwise why not (the caller then pauses in its process instead of suspending)."""
+    try:
+        storage = await _storage()
+        write = getattr(storage, "awrite_path", None) or storage.write_path
+        res = write(REPORT_KEY.format(report.flow_run_id), report.model_dump_json().encode())
+        if asyncio.iscoroutine(res):
+            await res
+        return None
+    except Exception as e:  # noqa: BLE001 - then the run pauses in its process, saying why
+        return f"{type(e).__name__}: {plain(str(e), 300)}"
+
+
+async def load_report(run_id: str) -> Report:
+    """The report `save_report` kept for go-live run `run_id`; raises (LookupError naming the cause) when it is gone,
+    unreadable, or belongs to another run."""
+    try:
+        storage = await _storage()
+        read = getattr(storage, "aread_path", None) or storage.read_path
+        raw = read(REPORT_KEY.format(run_id))
+        if asyncio.iscoroutine(raw):
+            raw = await raw
+        report = Report.model_validate_json(raw)
+    except Exception as e:  # noqa: BLE001 - named in one line by the caller
+        raise LookupError(f"the readiness report of run {run_id} is not readable from Prefect's result storage "
+                          f"({type(e).__name__}: {plain(str(e), 200)}); is that storage shared by the processes "
+                          "that run go-live?") from None
+    if report.flow_run_id != run_id:
+        raise LookupError(f"the stored readiness report names run {plain(report.flow_run_id, 60)}, not {run_id}")
+    return report
+
+
+def notifier(cfg: Any, logger: Any) -> Notifier:
+    """Deliveries to the approvers (flows.notify_approvers) that never raise and never show a secret."""
     from golive.tasks.core import Redactor
 
     from .notify_approvers import notify as deliver
@@ -437,9 +569,20 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
         except Exception as e:  # noqa: BLE001 - a notification never changes the decision
             logger.warning("notification %s failed: %s", getattr(n, "what", "?"), redact.text(plain(str(e), 300)))
 
-    decision = await collect_decision(report, cfg.approval, release, notify)
+    return notify
+
+
+async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, release: str, wait: Wait | None = None):
+    """go-live mode: collect the sign-off, publish the decision, and only a GO triggers the deploy flow."""
+    from prefect.states import Completed, Failed
+
+    from .deploy import trigger_deploy
+
+    logger = get_run_logger()
+    notify = notifier(cfg, logger)
+    decision = await collect_decision(report, cfg.approval, release, notify, wait)
     if not decision.timed_out:  # told before anything deploys: the deploy run waits for this run's final state
-        await notify(notice("decided", report, len(decision.signoff_runs), sign_off_url(report.flow_run_id or ""),
+        await notify(notice("decided", report, decision.rounds, sign_off_url(report.flow_run_id or ""),
                             [], decision=decision.decision.value, release=release))
     deploy_run = None
     if decision.decision == Verdict.GO and cfg.deploy is not None and report.flow_run_id:
@@ -454,4 +597,4 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     if decision.decision == Verdict.GO:  # the deploy run checks that this final state names it (RECORDED_DEPLOY)
         return Completed(message=f"GO: {decision.why}" + (RECORDED_DEPLOY.format(deploy_run) if deploy_run else ""),
                          data=decision)
-    return Failed(message=f"NO-GO: {decision.why}", data=decision)
+    return Failed(name="NO-GO", message=f"NO-GO: {decision.why}", data=decision)

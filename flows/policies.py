@@ -57,8 +57,12 @@ class ApprovalPolicy(BaseModel):
     required_roles: list[Role] = Field(default_factory=lambda: [Role.CTO, Role.VP_ENGINEERING],
                                        description="seed: approval required from CTO + VP Engineering")
     timeout_minutes: float = Field(60.0, gt=0, description="per sign-off; a timeout is a recorded NO-GO")
-    poll_seconds: int = Field(10, ge=1, le=60, description="how often a paused run checks for its resume")
+    poll_seconds: int = Field(10, ge=1, le=60, description="how often a run paused in its process (one without a "
+                                                          "deployment) checks for its resume")
     max_rounds: int = Field(10, ge=1, le=50, description="refused or extra sign-offs before the gate gives up: NO-GO")
+    requester_may_approve_alone: bool = Field(
+        False, description="false (the default): whoever requested the go-live (the run's `requested_by`, or the "
+                           "user the Prefect API reports as the run's creator) cannot be its only GO approver")
 
 
 

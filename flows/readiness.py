@@ -255,12 +255,14 @@ async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redac
 
 @flow(name="go-live-readiness", persist_result=False, validate_parameters=True)
 async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: list[str] | None = None,
-                            output_dir: str | None = "golive-reports", release: str | None = None) -> Report | State:
+                            output_dir: str | None = "golive-reports", release: str | None = None,
+                            requested_by: str | None = None) -> Report | State:
     """Run the checklist against one environment and publish the GO / NO-GO report.
 
     `config` is the path of the environment's YAML file (secrets come from the environment or Prefect Secret
     blocks, never from parameters). In `ci` mode the run ends Failed on NO-GO so an API client can wait on it.
-    In `go-live` mode it then pauses for the sign-off (section 10) and only a GO triggers the deploy of `release`.
+    In `go-live` mode it then waits for the sign-off (section 10) and only a GO triggers the deploy of `release`;
+    `requested_by` names who asks for it (by default they cannot be its only GO approver).
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
@@ -277,6 +279,19 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
         # parameter (a config edited between sign-off and deploy must not change what deploys)
         return Failed(message="bad parameter: go-live mode needs `release` (the version a GO deploys); a Quick run "
                               "has none: use Custom run and fill it in")
+    start = None
+    if mode == "go-live":  # a resumed (re-executed) go-live run goes straight back to its sign-off
+        from .signoff_timer import begin
+
+        try:
+            start = await begin(config, str(runtime_flow_run.id or "") or None)
+        except Exception as e:  # noqa: BLE001 - a go-live run that cannot read itself decides nothing
+            return Failed(name="NO-GO", message=f"NO-GO: this go-live run could not be read from the Prefect API "
+                                                f"({type(e).__name__}: {' '.join(str(e).split())[:300]})")
+        if start.refused:
+            return Failed(message=f"refused: {start.refused}")
+        if start.resumed:
+            return await _resume_sign_off(cfg, config, (release or "").strip(), start)
     with registered_run(cfg, specs) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         await asyncio.gather(*(_run_section(s, run_key) for s in present))
@@ -291,15 +306,35 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
                     len(report.results), report.duration_s, f"; files in {path}" if path else "")
     emit_verdict(report, config)
     if mode == "go-live":
-        from .approval import decide_and_deploy
+        from .approval import decide_and_deploy, save_report
 
-        return await decide_and_deploy(cfg, report, config_path=config, release=(release or "").strip())
+        wait = start.wait if start else None
+        if wait is not None and wait.suspend and (why := await save_report(report)):
+            logger.warning("the report could not be kept for a suspended wait (%s): this run waits for its sign-off "
+                           "paused, in this process", why)
+            wait = dataclasses.replace(wait, suspend=False, timers=None)
+        return await decide_and_deploy(cfg, report, config_path=config, release=(release or "").strip(), wait=wait)
     message = (f"{report.verdict.value}: {len(report.blocking_failures)} blocking check(s) failed, "
                f"{len(report.warnings)} warning(s), {len(report.results)} checks")
     if mode == "ci" and report.verdict == Verdict.NO_GO:
         return Failed(name="NO-GO", message=message, data=report)
     # the state's name is the verdict: a NO-GO rehearsal reads NO-GO in the run list and to an Automation
     return Completed(name=report.verdict.value, message=message, data=report)
+
+
+async def _resume_sign_off(cfg: GoliveConfig, config: str, release: str, start: Any) -> State:
+    """A suspended go-live run re-executed after a sign-off: its report from result storage (no check runs again),
+    then the sign-off rounds, the answered ones replayed."""
+    from .approval import decide_and_deploy, load_report
+
+    logger = get_run_logger()
+    try:
+        report = await load_report(start.wait.run_id)
+    except LookupError as e:
+        return Failed(name="NO-GO", message=f"NO-GO: {e}: nothing deploys; start a new go-live run")
+    logger.info("resumed after sign-off round(s) %s: readiness %s from %s (not run again)",
+                ", ".join(sorted(start.wait.answered)), report.verdict.value, report.started_at.isoformat())
+    return await decide_and_deploy(cfg, report, config_path=config, release=release, wait=start.wait)
 
 
 def emit_verdict(report: Report, config_path: str) -> None:

@@ -56,7 +56,7 @@ class Stack:
     def go_live(self, release: str, *signers: tuple[str, str, str]) -> dict:
         """A real go-live readiness run of `release`, signed by (name, role, decision) in turn; its final run."""
         run = self.start("go-live-readiness/go-live", release=release, output_dir=None)
-        seen: set[str] = set()
+        seen: set = set()
         for name, role, decision in signers:
             paused = wait_paused_sign_off(self.api, seen, timeout=120, stop_if_final=run)
             seen.add(paused)
@@ -94,10 +94,14 @@ class Stack:
                           json={"state": {"type": state, "message": message}, "force": True})
         assert r.json()["status"] == "ACCEPT", r.text
 
-    def sign_off_runs(self, readiness_run_id: str) -> list[str]:
-        runs = self.api.post("flow_runs/filter", json={"flow_runs": {
-            "parent_flow_run_id": {"any_": [readiness_run_id]}, "name": {"like_": "sign-off"}}}).json()
-        return [r["id"] for r in runs]
+    def sign_off_rounds(self, readiness_run_id: str) -> list[str]:
+        """The sign-off rounds the run waited on (Prefect's record of the run's pause keys)."""
+        return sorted(self.api.get(f"flow_runs/{readiness_run_id}").json()["empirical_policy"]["pause_keys"])
+
+    def timer_runs(self, readiness_run_id: str) -> list[dict]:
+        """The sign-off timer runs a waiting go-live run scheduled."""
+        runs = self.api.post("flow_runs/filter", json={"flows": {"name": {"any_": ["go-live-sign-off-timer"]}}}).json()
+        return [r for r in runs if r["parameters"].get("go_live_run_id") == readiness_run_id]
 
     def deploy_report(self) -> dict | None:
         return json_artifact(self.api, f"golive-deploy-{ENV}")
@@ -128,7 +132,7 @@ def _postgres() -> Iterator[str]:
 
 @contextlib.contextmanager
 def authz_stack(home: Path) -> Iterator[Stack]:
-    """The Prefect server and `golive serve` (the four deployments READY), for one test module."""
+    """The Prefect server and `golive serve` (its deployments READY), for one test module."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from golive.deployments.prefect_server import PrefectServer, stop_child
@@ -149,7 +153,7 @@ def authz_stack(home: Path) -> Iterator[Stack]:
         api = api_client(server.api_url)
         try:
             deadline = time.monotonic() + 90
-            names = ["go-live-readiness/go-live", "go-live-readiness/nightly-rehearsal", DEPLOYMENT]
+            from golive.deployments.serve import DEPLOYMENTS as names
             while not all(api.get(f"deployments/name/{n}").json().get("status") == "READY" for n in names):
                 assert proc.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, f"deployments not READY\n{log.read_text()[-3000:]}"

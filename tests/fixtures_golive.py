@@ -44,9 +44,9 @@ def served(sandbox, prefect_api, golive_config, tmp_path_factory):
     FIXTURE_CHILDREN.add(proc.pid)
     api = httpx.Client(base_url=prefect_api.api_url + "/", timeout=10)
     try:
+        from golive.deployments.serve import DEPLOYMENTS as names
+
         deadline = time.monotonic() + 90
-        names = ["go-live-readiness/go-live", "go-live-readiness/ci", "go-live-readiness/nightly-rehearsal",
-                 "deploy-production/deploy-production"]
         while True:
             statuses = [api.get(f"deployments/name/{n}").json().get("status") for n in names]
             if all(s == "READY" for s in statuses):
@@ -62,3 +62,13 @@ def served(sandbox, prefect_api, golive_config, tmp_path_factory):
         api.close()
 
 
+def wait_mail(sandbox, after: int, match, timeout: float = 30.0):
+    """The first message the sandbox's SMTP accepted after the first `after` that `match`es (delivery is best effort
+    and asynchronous to the run: poll)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in sandbox.mail()[after:] if match(m)]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, [m["Subject"] for m in sandbox.mail()[after:]]
+        time.sleep(0.3)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timezone
 
+import pytest
+
 from golive.flows.approval import (
     SECTION_SIGNOFFS,
     attestation_field,
@@ -119,3 +121,70 @@ def test_approvers_config_is_validated_naming_the_field():
         with pytest.raises(ConfigError) as e:
             parse_config({"environment": "staging", "approval": approval}, env={})
         assert field in str(e.value) and "SECRET123" not in str(e.value), str(e.value)
+
+
+def test_who_requested_the_go_live_cannot_be_its_only_approver():
+    """Issue #14 point 4: the requester may sign, but a GO also needs someone who did not request it (on by default,
+    `approval.requester_may_approve_alone` turns it off); the deploy flow's replay applies the same rule."""
+    from types import SimpleNamespace
+
+    from golive.flows.approval import outcome, replay, requester_rule, requesters_of
+    from golive.flows.report import Verdict
+
+    run = SimpleNamespace(parameters={"requested_by": "  Samuel   Adeyemi "},
+                          created_by=SimpleNamespace(type="USER", display_value="mallory@example.com"))
+    assert requesters_of(run) == ["Samuel Adeyemi", "mallory@example.com"]
+    assert requesters_of(SimpleNamespace(parameters={}, created_by=SimpleNamespace(type="DEPLOYMENT",
+                                                                                   display_value="x"))) == []
+    policy = ApprovalPolicy(required_roles=["CTO"])
+    rule = requester_rule(policy, requesters_of(run))
+    alone = [form(signer_name="samuel adeyemi")]
+    assert outcome(alone, {"CTO"}) == (Verdict.GO, "GO signed by samuel adeyemi (CTO)")  # no requester known
+    assert outcome(alone, {"CTO"}, rule) is None  # the requester alone: not yet a GO
+    both = alone + [form(signer_name="Grace Liu")]
+    assert outcome(both, {"CTO"}, rule)[0] == Verdict.GO
+    assert outcome([form(signer_name="Grace Liu")], {"CTO"}, rule)[0] == Verdict.GO  # not requested by her
+    no_go = [form(signer_name="Samuel Adeyemi", decision="NO-GO", reason="freeze")]
+    assert outcome(no_go, {"CTO"}, rule)[0] == Verdict.NO_GO  # a requester's NO-GO still ends it
+    assert requester_rule(ApprovalPolicy(required_roles=["CTO"], requester_may_approve_alone=True),
+                          ["Samuel Adeyemi"]) == frozenset()
+    # the replay the deploy flow runs over stored inputs: the requester's GO alone decides nothing
+    assert replay(alone, [], {"CTO"}, rule)[1] is None
+    accepted, reached, at = replay(both, [], {"CTO"}, rule)
+    assert reached[0] == Verdict.GO and at == 2 and len(accepted) == 2
+    text = form_description(report(Status.PASS), policy, [], [], "1.5.0", ["Samuel Adeyemi"])
+    assert "**Requested by:** Samuel Adeyemi (may sign, but a GO also needs an approver who did not request it)" in text
+
+
+def test_a_suspended_run_reads_back_only_its_own_report_and_never_unpickles(prefect_api, tmp_path):
+    """A suspended go-live run keeps its report in Prefect's result storage and reads it back when a sign-off resumes
+    it. Whoever can write that storage must not be able to run code in the gate (a pickle is never loaded: a
+    payload that would create a file on unpickling stays inert) nor swap in another run's report. (Prefect asks its
+    API for a server-wide default storage block first: the session's server has none.)"""
+    import asyncio
+    import pickle
+
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    from golive.flows.approval import REPORT_KEY, load_report, save_report
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    rep = report(Status.PASS, Status.FAIL).model_copy(update={"flow_run_id": "run-A"})
+    with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path}):
+        assert asyncio.run(save_report(rep)) is None
+        back = asyncio.run(load_report("run-A"))
+        assert back == rep and [r.id for r in back.blocking_failures] == ["security.x.c1"]
+        # another run's report under this run's key: refused
+        (tmp_path / REPORT_KEY.format("run-B")).write_text(rep.model_dump_json())
+        with pytest.raises(LookupError, match="names run run-A, not run-B"):
+            asyncio.run(load_report("run-B"))
+        # a pickle planted under a run's key: not JSON, refused, never executed
+        (tmp_path / REPORT_KEY.format("run-C")).write_bytes(pickle.dumps(Boom()))
+        with pytest.raises(LookupError, match="not readable from Prefect's result storage"):
+            asyncio.run(load_report("run-C"))
+        assert not (tmp_path / "pwned").exists()
+        with pytest.raises(LookupError, match="not readable"):  # nothing kept at all
+            asyncio.run(load_report("run-D"))

@@ -1,6 +1,7 @@
 """`golive approve`: a sign-off without the UI, through the same form model and rules, on a real Prefect server
-(issue #14, point 2). The waiting run here is golive's own sign-off flow (`flows.approval.sign_off_step`, the
-subflow a go-live run pauses in); the whole go-live path with two roles is the e2e suite's."""
+(issue #14, point 2). The waiting run here is a real flow run waiting in golive's own sign-off rounds
+(`flows.approval.collect_decision`, paused in its process as a go-live run without a deployment waits); the
+whole go-live path with two roles, suspended, is the e2e suite's."""
 from __future__ import annotations
 
 import threading
@@ -8,47 +9,64 @@ import time
 
 import httpx
 import pytest
+from prefect import flow
 
 from golive.deployments.cli import main
 from golive.deployments.signoff_client import paused_sign_offs
 
 
-@pytest.fixture
-def waiting_sign_off(prefect_api):
-    """A real sign-off run paused for its form; yields (run id, the dict it returns once resumed)."""
-    import asyncio
+@flow(name="go-live-readiness", flow_run_name="a go-live", persist_result=False)
+async def waiting_go_live(requested_by: str | None = None) -> dict:
+    """The sign-off rounds of a go-live run over a green report, for one CTO, begun as the readiness flow begins
+    them (`begin`: this run has no deployment, so it pauses in its process)."""
+    from datetime import UTC, datetime
 
-    from golive.flows.approval import sign_off_step
+    from prefect.runtime import flow_run
+
+    from golive.flows.approval import collect_decision
+    from golive.flows.policies import ApprovalPolicy
+    from golive.flows.report import build_report
+    from golive.flows.signoff_timer import begin
+
+    run_id = str(flow_run.id)
+    start = await begin("approve-cli.yaml", run_id)
+    assert start.wait is not None and not start.wait.suspend and not start.resumed
+    report = build_report([], environment="approve-cli", mode="go-live", started_at=datetime.now(UTC),
+                          flow_run_id=run_id)
+    policy = ApprovalPolicy(required_roles=["CTO"], timeout_minutes=1.5, poll_seconds=1)
+    decision = await collect_decision(report, policy, "1.5.0", wait=start.wait)
+    return decision.model_dump(mode="json")
+
+
+@pytest.fixture(params=[None])
+def waiting_sign_off(prefect_api, request):
+    """A real go-live-like run paused for its sign-off form (`requested_by` from the test's parameter); yields
+    (run id, its result once decided, ...)."""
+    import asyncio
+    import contextvars
 
     api = httpx.Client(base_url=prefect_api.api_url + "/", timeout=10)
     before = set(paused_sign_offs(api))
     result: dict = {}
-    # the go-live run whose page links to the form: a real flow run on the server
-    flow_id = api.post("flows/", json={"name": "go-live-readiness"}).json()["id"]
-    go_live = api.post("flow_runs/", json={"flow_id": flow_id, "name": "a go-live"}).json()["id"]
-    result["go_live"] = go_live
 
     def run():
         try:
-            result["value"] = asyncio.run(sign_off_step(round_no=1, description="sign here", timeout_s=90, poll_s=1,
-                                                        environment="approve-cli", go_live_run_id=go_live))
+            result["value"] = asyncio.run(waiting_go_live(requested_by=request.param))
         except BaseException as e:  # noqa: BLE001 - reported by the test
             result["error"] = e
-
-    import contextvars
 
     th = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)  # the test's API URL
     th.start()
     deadline = time.monotonic() + 60
     while not (fresh := set(paused_sign_offs(api)) - before):
-        assert time.monotonic() < deadline, "the sign-off run never paused"
+        assert time.monotonic() < deadline, "the run never paused for its sign-off"
         time.sleep(0.3)
-    [run_id] = fresh
-    yield run_id, result, th, api, prefect_api.api_url
+    [waiting] = fresh
+    yield waiting.run_id, result, th, api, prefect_api.api_url
     if th.is_alive():  # a test that left it waiting: answer it (a cancel is not seen by a pause for a while)
         from golive.deployments.signoff_client import resume, signoff_fields
 
-        resume(api, run_id, signoff_fields("Test Teardown", "CTO", "NO-GO", "test ended", attest=False))
+        resume(api, waiting.run_id, signoff_fields("Test Teardown", "CTO", "NO-GO", "test ended", attest=False))
         th.join(15)
 
 
@@ -58,10 +76,10 @@ def test_one_waiting_sign_off_from_the_terminal(waiting_sign_off, capsys):
     exactly the form the UI would send."""
     run_id, result, th, api, url = waiting_sign_off
 
-    # the go-live run's own artifacts say where to sign off (the sign-off run's UI page)
+    # the go-live run's own artifacts say where to sign off: its own page, where the form is
     art = api.get("artifacts/golive-sign-off-approve-cli/latest").json()
-    assert art["flow_run_id"] == result["go_live"], art
-    assert f"/runs/flow-run/{run_id})" in art["data"] and "sign-off 1" in art["data"], art["data"]
+    assert art["flow_run_id"] == run_id, art
+    assert f"/runs/flow-run/{run_id})" in art["data"] and "round 1" in art["data"], art["data"]
 
     # bad input: one line naming the flag, nothing submitted
     assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:Janitor", "--no-go", "--reason", "x"]) == 3
@@ -83,11 +101,15 @@ def test_one_waiting_sign_off_from_the_terminal(waiting_sign_off, capsys):
     assert code == 0, capsys.readouterr()
     th.join(30)
     assert "error" not in result, result
-    got = result["value"]
+    decided = result["value"]
+    assert decided["decision"] == "NO-GO" and decided["waited_in"] == "paused" and decided["rounds"] == 1
+    [got] = decided["signoffs"]
     assert (got["signer_name"], got["signer_role"], got["decision"]) == ("Grace Liu", "VP Engineering", "NO-GO")
     assert got["reason"] == "the payment provider's sandbox certificate expires tomorrow"
     assert not got["override_blocking_failures"] and not got["database_signed_off"]  # a NO-GO attests nothing
-    assert "NO-GO by Grace Liu (VP Engineering) submitted (sign-off run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"NO-GO by Grace Liu (VP Engineering) submitted (sign-off 1 of go-live run {run_id}); the go-live run " \
+           "ended" in out, out
 
 
 def test_a_run_with_no_sign_off_waiting_is_an_error_and_nothing_is_submitted(prefect_api, capsys):
@@ -98,3 +120,19 @@ def test_a_run_with_no_sign_off_waiting_is_an_error_and_nothing_is_submitted(pre
     assert "no flow run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("waiting_sign_off", ["Sam Adeyemi"], indirect=True)
+def test_who_requested_the_go_live_cannot_be_its_only_approver(waiting_sign_off, capsys):
+    """Issue #14 point 4 on a real server: the run was requested by Sam Adeyemi (`requested_by`); Sam's GO as the one
+    required role is recorded but decides nothing; a GO by someone who did not request it decides."""
+    run_id, result, th, api, url = waiting_sign_off
+    assert main(["approve", "--api-url", url, run_id, "--as", "sam  adeyemi:CTO", "--go", "--attest"]) == 0
+    out = capsys.readouterr().out
+    assert "GO by sam  adeyemi (CTO) recorded (sign-off 1 of go-live run" in out, out
+    assert th.is_alive() and api.get(f"flow_runs/{run_id}").json()["state"]["type"] == "PAUSED"
+    assert main(["approve", "--api-url", url, run_id, "--as", "Grace Liu:CTO", "--go", "--attest"]) == 0
+    th.join(30)
+    assert "error" not in result, result
+    decided = result["value"]
+    assert decided["decision"] == "GO" and decided["requested_by"] == ["Sam Adeyemi"]
+    assert [s["signer_name"] for s in decided["signoffs"]] == ["sam  adeyemi", "Grace Liu"]
+    assert "the Prefect API records no identity on a resume" in decided["identity"]

@@ -50,9 +50,13 @@ def test_a_signed_off_go_deploys_its_release_once(stack, signed_go):
     run_id, decision, deployed = signed_go
     assert deployed["state"]["type"] == "COMPLETED", deployed["state"]["message"]
     assert stack.deployed() == ["1.5.0"]
-    # the decision record binds environment, release, readiness run and the sign-off runs it read
+    # the decision record binds environment, release, readiness run and the sign-off rounds it read: three waits
+    # of the go-live run itself, suspended (no process held), each with its reminder and its deadline scheduled
     assert (decision["environment"], decision["release"], decision["readiness_flow_run_id"]) == (ENV, "1.5.0", run_id)
-    assert len(decision["signoff_runs"]) == 3 and set(decision["signoff_runs"]) == set(stack.sign_off_runs(run_id))
+    assert decision["rounds"] == 3 and decision["waited_in"] == "suspended"
+    assert stack.sign_off_rounds(run_id) == ["sign-off-1", "sign-off-2", "sign-off-3"]
+    timers = sorted((r["parameters"]["round_no"], r["parameters"]["what"]) for r in stack.timer_runs(run_id))
+    assert timers == [(n, w) for n in (1, 2, 3) for w in ("reminder", "timeout")], timers
     assert "already signed" in str(decision["refused"])
     assert deployed["idempotency_key"] == f"{DEPLOYMENT}:{run_id}" and deployed["run_count"] == 1
     verified = "sign-off verified: GO signed by Samuel Adeyemi (CTO), Grace Liu (VP Engineering)"
@@ -70,13 +74,14 @@ def test_a_forged_go_artifact_with_a_made_up_run_id_deploys_nothing(stack, signe
     refused(stack, run, f"no flow run {rid}", before)
 
 
-@pytest.mark.parametrize("which", ["not a flow run id", "a sign-off run"])
+@pytest.mark.parametrize("which", ["not a flow run id", "a sign-off timer run"])
 def test_a_run_id_that_names_no_readiness_run_deploys_nothing(stack, signed_go, which):
     before = stack.deployed()
-    rid = "1.5.0; rm -rf /" if which == "not a flow run id" else stack.sign_off_runs(signed_go[0])[0]
+    rid = "1.5.0; rm -rf /" if which == "not a flow run id" else stack.timer_runs(signed_go[0])[0]["id"]
     stack.forge_go(rid, "1.5.0")
     run = stack.deploy(rid, "1.5.0", key=f"{DEPLOYMENT}:{rid}")
-    refused(stack, run, "is not a flow run id" if which == "not a flow run id" else "is a go-live-sign-off run", before)
+    refused(stack, run, "is not a flow run id" if which == "not a flow run id" else "is a go-live-sign-off-timer run",
+            before)
 
 
 def test_a_go_replayed_for_another_release_deploys_nothing(stack, signed_go):
@@ -126,7 +131,7 @@ def test_a_no_go_run_id_deploys_nothing(stack, signed_go, no_go):
 
 def test_a_no_go_run_forced_to_a_go_state_deploys_nothing(stack, signed_go, no_go):
     """Run states are writable too (and runs deletable): what decides is the input Prefect stored when the sign-off
-    run was resumed."""
+    round was resumed."""
     before, key = stack.deployed(), f"{DEPLOYMENT}:{no_go}"
     for earlier in stack.api.post("flow_runs/filter", json={"flow_runs": {"idempotency_key": {"any_": [key]}}}).json():
         assert stack.api.delete(f"flow_runs/{earlier['id']}").status_code == 204  # frees the key for a new run

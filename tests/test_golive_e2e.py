@@ -15,6 +15,7 @@ import pytest
 
 from golive.deployments.signoff_client import json_artifact, signoff_fields, wait_final, wait_paused_sign_off
 from golive.deployments.signoff_client import resume as post_resume
+from tests.fixtures_golive import wait_mail
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,18 +114,29 @@ def resume(api: httpx.Client, run_id: str, **fields) -> dict:
     return post_resume(api, run_id, fields)
 
 
-def wait_mail(sandbox, after: int, match, timeout: float = 30.0):
-    """The first message the sandbox's SMTP accepted after the first `after` that `match`es (delivery is best effort
-    and asynchronous to the run: poll)."""
+def holders(run_id: str) -> list[int]:
+    """The processes executing flow run `run_id` (a runner starts each with PREFECT__FLOW_RUN_ID in its environment;
+    the tests and `golive serve` run as this user, so /proc shows them)."""
+    needle = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:  # gone meanwhile, or not ours
+                continue
+    return found
+
+
+def wait_for(predicate, timeout: float, what: str):
     import time
 
     deadline = time.monotonic() + timeout
-    while True:
-        found = [m for m in sandbox.mail()[after:] if match(m)]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, [m["Subject"] for m in sandbox.mail()[after:]]
-        time.sleep(0.3)
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return value
 
 
 def deploy_runs(api: httpx.Client) -> list[dict]:
@@ -146,7 +158,14 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     before = {r["id"] for r in deploy_runs(api)}
     mails = len(sandbox.mail())
     run = start_go_live(api, "1.5.0")
+    # while it runs its checks, a process executes it; once it waits for its sign-off, none does (suspended: the
+    # serve slot is free) until a sign-off resumes it
+    running = wait_for(lambda: holders(run), 60, "no process ever executed the go-live run")
     first = wait_paused_sign_off(api, set())
+    assert first.run_id == run and first.key == "sign-off-1"
+    assert api.get(f"flow_runs/{run}").json()["state"]["name"] == "Suspended"
+    wait_for(lambda: not holders(run), 15, f"a process still executes the waiting run: {holders(run)}")
+    assert all(not Path(f"/proc/{pid}").exists() for pid in running)
     # both approvers are told, with a link that opens this form in the Prefect UI
     opened = wait_mail(sandbox, mails, lambda m: "waits for your sign-off" in m["Subject"])
     assert opened["X-Rcpt-To"] == "cto@swipesavvy.test, vpe@swipesavvy.test"
@@ -159,6 +178,8 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     assert api.get(f"flow_runs/{first}").json()["state"]["type"] == "PAUSED"
     assert resume(api, first, **all_signed("Samuel Adeyemi", "CTO"))["status"] == "ACCEPT"
     second = wait_paused_sign_off(api, {first})
+    assert second.run_id == run and second.key == "sign-off-2"  # the same run, started again: its next round
+    wait_for(lambda: not holders(run), 15, "a process still executes the run waiting for round 2")
     # the same person signing again (as another role) counts once: refused, the form opens again. Signed without
     # the UI: `golive approve` on the go-live run's id says the go-live run refused it, and why (exit 2)
     again = golive("approve", run, "--as", "samuel  adeyemi:VP Engineering", "--go", "--attest",
@@ -174,6 +195,7 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     assert final["state"]["type"] == "COMPLETED", final["state"]
     d = decision(api)
     assert d["decision"] == "GO" and d["readiness_flow_run_id"] == run
+    assert d["waited_in"] == "suspended" and d["rounds"] == 3
     assert [s["signer_name"] for s in d["signoffs"]] == ["Samuel Adeyemi", "Grace Liu"]
     assert "already signed" in json.dumps(d["refused"])
     new = [r for r in deploy_runs(api) if r["id"] not in before]
@@ -219,14 +241,25 @@ def test_pause_timeout_is_a_recorded_no_go(served, sandbox):
     mails = len(sandbox.mail())
     run = start_go_live(api, "1.5.0", LIGHT)
     wait_paused_sign_off(api, set())
-    final = wait_final(api, run, timeout=120)  # approval timeout is 30 s in this config
+    wait_for(lambda: not holders(run), 15, "a process still executes the waiting run")
+    # the suspended run freed the deployment's concurrency slot: a second go-live of this environment now gets it,
+    # and is refused by the run itself, naming the one that waits (one go-live at a time)
+    second = wait_final(api, start_go_live(api, "1.6.0", LIGHT), timeout=60)
+    assert second["state"]["type"] == "FAILED", second["state"]
+    assert second["state"]["message"].startswith(f"refused: go-live run {run} ") and \
+        "one go-live at a time" in second["state"]["message"], second["state"]["message"]
+    # Prefect ends the suspended run at its deadline (approval timeout: 30 s in this config); with no go-live process
+    # left, the sign-off timer (a scheduled run of its own) reminded the approvers at half the time and, after the
+    # deadline, names the end a NO-GO, records the decision and tells the approvers
+    final = wait_final(api, run, timeout=120)
     assert final["state"]["type"] == "FAILED"
-    # told when it opened, reminded at half its time, told it timed out
+    wait_mail(sandbox, mails, lambda m: "timed out: NO-GO" in m["Subject"], timeout=60)
     subjects = [m["Subject"] for m in sandbox.mail()[mails:]]
     assert any("(half its time is gone)" in s for s in subjects), subjects
-    wait_mail(sandbox, mails, lambda m: "timed out: NO-GO" in m["Subject"])
     d = decision(api)
     assert d["decision"] == "NO-GO" and d["timed_out"] and d["readiness_flow_run_id"] == run
+    state = api.get(f"flow_runs/{run}").json()["state"]
+    assert state["name"] == "NO-GO" and "no sign-off within 0.5 minutes (round 1)" in state["message"], state
     assert {r["id"] for r in deploy_runs(api)} == before
 
 

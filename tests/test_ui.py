@@ -1,7 +1,8 @@
 """The sign-off in the real Prefect UI, driven in headless Chromium (Debian's `chromium`, via Playwright).
 
 Marked `ui`: the README's test command deselects it (it needs a browser from the system's packages), `.ci/run`
-installs Chromium and runs it explicitly with `pytest -m ui`. It saves docs/ui-sign-off.png.
+installs Chromium and runs it explicitly with `pytest -m ui`. It saves docs/ui-sign-off.png (the form) and
+docs/ui-notification.png (the approvers' email whose link it follows to the form).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from golive.deployments.signoff_client import json_artifact, wait_final, wait_paused_sign_off
+from tests.fixtures_golive import wait_mail
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,12 +38,24 @@ def fill_sign_off(page, name: str, role: str, decision: str, shot: Path | None =
         switches.nth(i).click()
 
 
+def show_mail(page, mail, shot: Path) -> None:
+    """The received email (headers and plain-text body, escaped) as a page, screenshotted."""
+    from html import escape
+
+    head = "".join(f"<tr><th>{k}</th><td>{escape(str(mail[k]))}</td></tr>" for k in ("From", "X-Rcpt-To", "Subject"))
+    body = escape(mail.get_content())
+    page.set_content(f"""<html><body style="font-family: sans-serif; margin: 24px; max-width: 1000px">
+        <h3>Email received by the sandbox's SMTP server</h3><table style="text-align:left">{head}</table><hr>
+        <pre style="white-space: pre-wrap; font-size: 14px">{body}</pre></body></html>""")
+    page.screenshot(path=str(shot), full_page=True)
+
+
 def test_sign_off_in_the_prefect_ui_triggers_the_deploy(served, prefect_api, sandbox):
     assert Path(CHROMIUM).exists(), "the UI test needs Debian's chromium: apt-get install chromium"
     from playwright.sync_api import sync_playwright
 
     api = served
-    seen: set[str] = set()
+    seen: set = set()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -52,10 +66,18 @@ def test_sign_off_in_the_prefect_ui_triggers_the_deploy(served, prefect_api, san
         run = api.post(f"deployments/{dep['id']}/create_flow_run",
                        json={"parameters": {"release": "1.5.0"}}).json()["id"]
         for name, role in (("Samuel Adeyemi", "CTO"), ("Grace Liu", "VP Engineering")):
+            mails = len(sandbox.mail())
             pid = wait_paused_sign_off(api, seen, timeout=90)
             seen.add(pid)
-            time.sleep(1.0)  # the run saves its form's schema just after it pauses
-            page.goto(f"{prefect_api.ui_url}/runs/flow-run/{pid}", wait_until="networkidle")
+            # as an approver does: the link in the email that says the sign-off waits opens the form's page
+            told = wait_mail(sandbox, mails, lambda m, r=pid.round_no: "waits for your sign-off" in m["Subject"]
+                             and f"round {r}" in m.get_content())
+            link = next(w for w in told.get_content().split() if "/runs/flow-run/" in w)
+            assert link.endswith(f"/runs/flow-run/{run}"), link
+            if role == "CTO":  # the README's picture of the approvers' email, as the sandbox's SMTP received it
+                show_mail(page, told, REPO / "docs" / "ui-notification.png")
+            time.sleep(1.0)  # the run saves its form's schema just after it suspends
+            page.goto(link, wait_until="networkidle")
             fill_sign_off(page, name, role, "GO", shot=REPO / "docs" / "ui-sign-off.png" if role == "CTO" else None)
             page.get_by_role("dialog").get_by_role("button", name="Submit").click()
             deadline = time.monotonic() + 30

@@ -70,6 +70,9 @@ def test_a_no_go_rehearsal_triggers_an_automation_that_posts_to_a_webhook(sandbo
 
     server = PrefectServer(sandbox.prefect_database_url(), tmp_path / "home", services=("TRIGGERS",)).start()
     try:
+        # Prefect keeps one events worker per process whatever the API URL: one an earlier test started would
+        # send this run's events to that test's server (drained and dropped here, as the CLI does at exit)
+        _drain_prefect()
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}), Receiver() as hook:
             block_id = Webhook(url=hook.url, allow_private_urls=True).save("golive-no-go-hook", overwrite=True)
             import httpx
