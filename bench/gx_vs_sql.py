@@ -119,7 +119,8 @@ def worker(method: str, runs: int, env_file: str) -> None:
         out["import_s"] = round(time.perf_counter() - t0, 2)
         from golive.expectations import catalog_specs
         from golive.flows.config import parse_config
-        from golive.tasks.core import Status, load_catalog, run_plain, select
+        from golive.tasks.catalog import load_catalog
+        from golive.tasks.core import Status, run_plain, select
 
         cfg = parse_config({"environment": "bench", "postgres": {
             "host": "127.0.0.1", "port": info["port"], "dbname": info["dbname"], "user": info["user"],

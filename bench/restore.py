@@ -47,7 +47,8 @@ def child(spec_path: str) -> int:
     import asyncio
 
     from golive.flows.config import parse_config
-    from golive.tasks.core import Redactor, collect_secrets, execute, load_catalog
+    from golive.tasks.catalog import load_catalog
+    from golive.tasks.core import Redactor, collect_secrets, execute
 
     spec = json.loads(Path(spec_path).read_text())
     cfg = parse_config(spec["config"], env={})

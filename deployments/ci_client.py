@@ -1,7 +1,8 @@
-"""`golive ci`: trigger a served readiness deployment through the Prefect REST API, wait, grade the verdict.
+"""`golive ci`: trigger a served readiness deployment through the Prefect API, wait, grade the verdict.
 
-Only the REST API and httpx: a CI job needs `PREFECT_API_URL` (and `PREFECT_API_KEY` where the server wants one),
-nothing else of Prefect's. Steps: the deployment must be READY (a deployment nothing polls would leave the run Late
+Through Prefect's own client (`SyncPrefectClient`: its auth, its retries, its schemas): a CI job needs
+`PREFECT_API_URL` (or `--api-url`; and `PREFECT_API_KEY` or `PREFECT_API_AUTH_STRING` where the server wants one).
+Steps: the deployment must be READY (a deployment nothing polls would leave the run Late
 forever); create the flow run with an idempotency key (a retried CI job does not start a second run); poll it to a
 terminal state within a timeout; read the run's verdict and checks artifacts; print; write JUnit; exit graded.
 """
@@ -16,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+from golive.flows.artifacts import parse_json
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -34,9 +35,14 @@ class CiOutcome:
     checks: list[dict[str, Any]]
 
 
-def _client(api_url: str, api_key: str | None, timeout: float = 15.0) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
+def prefect_client(api_url: str, api_key: str | None = None, timeout: float = 15.0) -> Any:
+    """Prefect's own client for `api_url` (a server behind basic auth: PREFECT_API_AUTH_STRING; Prefect Cloud or
+    a keyed server: `api_key`, by default PREFECT_API_KEY)."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(api_url.rstrip("/"), api_key=api_key or os.environ.get("PREFECT_API_KEY") or None,
+                             auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None,
+                             httpx_settings={"timeout": timeout})
 
 
 def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None = None) -> str:
@@ -56,32 +62,37 @@ def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None =
 def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: str, api_key: str | None = None,
                      idempotency_key: str | None = None, timeout_s: float = 1800, poll_s: float = 2.0,
                      on_state=None) -> CiOutcome:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
     if not re.fullmatch(r"[^/\s]+/[^/\s]+", deployment):
         raise ValueError(f"--deployment: expected FLOW/DEPLOYMENT, got {deployment!r}")
-    with _client(api_url, api_key) as c:
-        flow_name, dep_name = deployment.split("/")
-        r = c.get(f"deployments/name/{flow_name}/{dep_name}")
-        if r.status_code == 404:
-            raise CiError(f"deployment {deployment} not found on {api_url}")
-        r.raise_for_status()
-        dep = r.json()
-        if dep.get("status") != "READY":
-            raise CiError(f"deployment {deployment} is {dep.get('status')}: nothing is polling it "
+    with prefect_client(api_url, api_key) as c:
+        try:
+            dep = c.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            raise CiError(f"deployment {deployment} not found on {api_url}") from None
+        status = getattr(dep.status, "value", dep.status)
+        if status != "READY":
+            raise CiError(f"deployment {deployment} is {status}: nothing is polling it "
                           "(is `golive serve` or a worker running?); not starting a run that would wait forever")
-        body = {"parameters": parameters, "idempotency_key": idempotency_key or default_idempotency_key(deployment, parameters)}
-        r = c.post(f"deployments/{dep['id']}/create_flow_run", json=body)
-        if r.status_code == 422:
-            raise ValueError(f"--param: the server refused the parameters: {r.json().get('detail', r.text)}")
-        r.raise_for_status()
-        run_id = r.json()["id"]
+        try:
+            run = c.create_flow_run_from_deployment(
+                dep.id, parameters=parameters,
+                idempotency_key=idempotency_key or default_idempotency_key(deployment, parameters))
+        except PrefectHTTPStatusError as e:
+            if e.response.status_code == 422:
+                detail = e.response.json().get("detail", e.response.text) if e.response.content else ""
+                raise ValueError(f"--param: the server refused the parameters: {detail}") from None
+            raise
+        run_id = str(run.id)
         deadline = time.monotonic() + timeout_s
         last = None
         while True:
-            run = c.get(f"flow_runs/{run_id}").json()
-            state = (run.get("state") or {})
-            stype = state.get("type", "PENDING")
+            state = c.read_flow_run(run.id).state
+            stype = state.type.value if state else "PENDING"
             if stype != last and on_state:
-                on_state(run_id, stype, state.get("name"))
+                on_state(run_id, stype, state.name if state else None)
             last = stype
             if stype in TERMINAL:
                 break
@@ -90,13 +101,29 @@ def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: st
             if time.monotonic() > deadline:
                 raise CiError(f"flow run {run_id} not finished after {timeout_s:g}s (state {stype})")
             time.sleep(poll_s)
-        arts = c.post("artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+        arts = c.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
     verdict, checks = None, []
     for a in arts:
-        key = a.get("key") or ""
+        key = a.key or ""
         if key.startswith("golive-verdict-"):
-            verdict = json.loads(a["data"].split("```json\n", 1)[1].rsplit("\n```", 1)[0])
+            verdict = _verdict(parse_json(a.data))
         elif key.startswith("golive-checks-"):
-            checks = a["data"] if isinstance(a["data"], list) else json.loads(a["data"])
-    return CiOutcome(flow_run_id=run_id, state=stype, state_message=state.get("message") or "", verdict=verdict,
-                     checks=checks)
+            checks = _rows(a.data)
+    return CiOutcome(flow_run_id=run_id, state=stype, state_message=(state.message if state else "") or "",
+                     verdict=verdict, checks=checks)
+
+
+def _rows(data: Any) -> list[dict[str, Any]]:
+    """The checks table's rows (a JSON list of objects), or none when it is not one."""
+    try:
+        rows = data if isinstance(data, list) else json.loads(data)
+    except (TypeError, ValueError):
+        return []
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def _verdict(payload: Any) -> dict[str, Any] | None:
+    """A verdict payload as golive writes it, or None (then `golive ci` says the run has no verdict)."""
+    ok = isinstance(payload, dict) and payload.get("verdict") in ("GO", "GO-WITH-WARNINGS", "NO-GO") \
+        and isinstance(payload.get("exit_code"), int) and isinstance(payload.get("environment"), str)
+    return payload if ok else None

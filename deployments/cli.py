@@ -451,8 +451,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
     import httpx
     from pydantic import ValidationError
 
+    from golive.deployments.ci_client import prefect_client
     from golive.deployments.demo import parse_approvals
-    from golive.deployments.signoff_client import ApproveError, api_client, signoff_fields, submit_sign_off
+    from golive.deployments.signoff_client import ApproveError, signoff_fields, submit_sign_off
     from golive.flows.approval import SECTION_SIGNOFFS, attestations, signoff_form
     from golive.flows.report import plain
 
@@ -485,17 +486,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
     except ValidationError as e:
         err = e.errors()[0]
         raise UsageError(f"--{_FORM_FLAG.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}") from None
-    headers = {}
-    if os.environ.get("PREFECT_API_KEY"):
-        headers["Authorization"] = f"Bearer {os.environ['PREFECT_API_KEY']}"
-    elif os.environ.get("PREFECT_API_AUTH_STRING"):  # a self-hosted server behind basic auth
-        import base64
-
-        headers["Authorization"] = "Basic " + base64.b64encode(os.environ["PREFECT_API_AUTH_STRING"].encode()).decode()
-    try:
-        with api_client(api_url) as api:
-            api.headers.update(headers)
-            out = submit_sign_off(api, args.run, fields, timeout=args.timeout)
+    try:  # Prefect's own client: PREFECT_API_KEY (Cloud, keyed servers) or PREFECT_API_AUTH_STRING (basic auth)
+        with prefect_client(api_url) as client:
+            out = submit_sign_off(client, args.run, fields, timeout=args.timeout)
     except ApproveError as e:
         print(f"golive: {e}", file=sys.stderr)
         return EXIT_GATE

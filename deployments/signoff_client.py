@@ -1,13 +1,18 @@
-"""Signing off through the Prefect REST API, exactly as the UI does: find the go-live run waiting for a sign-off
+"""Signing off through the Prefect API, exactly as the UI does: find the go-live run waiting for a sign-off
 (Suspended, or Paused when it has no deployment; its wait's key is `sign-off-N`), resume it with the form's input.
-Used by `golive approve`, `golive demo` (terminal prompts or `--approve NAME:ROLE`) and by the tests."""
+`golive approve` goes through Prefect's own client (`submit_sign_off`); the REST helpers above it (an httpx client
+on the API URL, as the UI and a curl would) serve `golive demo` (terminal prompts or `--approve NAME:ROLE`) and the
+tests."""
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any, NamedTuple
 
 import httpx
+
+from golive.flows.artifacts import parse_json
 
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
@@ -44,18 +49,22 @@ def waiting_round(run: dict[str, Any]) -> Waiting | None:
     return None
 
 
-def paused_sign_offs(api: httpx.Client, exclude: set[Waiting] = frozenset()) -> list[Waiting]:
-    runs = api.post("flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}},
-                                              "sort": "START_TIME_ASC"}).json()
+def paused_sign_offs(api: httpx.Client, exclude: set[Waiting] = frozenset(), run_id: str | None = None
+                     ) -> list[Waiting]:
+    """The open sign-off rounds (of run `run_id` only, when given), oldest run first."""
+    flt: dict[str, Any] = {"state": {"type": {"any_": ["PAUSED"]}}}
+    if run_id:
+        flt["id"] = {"any_": [run_id]}
+    runs = api.post("flow_runs/filter", json={"flow_runs": flt, "sort": "START_TIME_ASC"}).json()
     return [w for r in runs if (w := waiting_round(r)) and w not in exclude]
 
 
 def wait_paused_sign_off(api: httpx.Client, exclude: set[Waiting] = frozenset(), timeout: float = 60,
-                         stop_if_final: str | None = None) -> Waiting | None:
-    """The next open sign-off round; None if `stop_if_final` (a run id) ends first."""
+                         stop_if_final: str | None = None, run_id: str | None = None) -> Waiting | None:
+    """The next open sign-off round (of run `run_id`, when given); None if `stop_if_final` (a run id) ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        fresh = paused_sign_offs(api, exclude)
+        fresh = paused_sign_offs(api, exclude, run_id)
         if fresh:
             return fresh[0]
         if stop_if_final and state_of(api, stop_if_final)["type"] in TERMINAL:
@@ -104,8 +113,7 @@ def json_artifact(api: httpx.Client, key: str) -> dict[str, Any] | None:
     if r.status_code == 404:
         return None
     r.raise_for_status()
-    text = r.json().get("data") or ""
-    return json.loads(text.split("```json\n", 1)[1].rsplit("\n```", 1)[0])
+    return parse_json(r.json().get("data"))
 
 
 def signoff_fields(name: str, role: str, decision: str = "GO", reason: str = "", *, attest: bool = True,
@@ -124,19 +132,22 @@ class ApproveError(Exception):
     """Nothing was submitted (no such run, no open sign-off, the API refused): the message says why."""
 
 
-def open_sign_off(api: httpx.Client, run_id: str) -> tuple[dict[str, Any], Waiting]:
-    """Go-live run `run_id` and the sign-off round it waits for."""
-    r = api.get(f"flow_runs/{run_id}")
-    if r.status_code == 404:
-        raise ApproveError(f"no flow run {run_id} on this Prefect server")
-    r.raise_for_status()
-    run = r.json()
-    if waiting := waiting_round(run):
-        return run, waiting
-    if run["state"]["type"] in TERMINAL:
-        raise ApproveError(f"flow run {run_id} has ended ({_p(run['state']['name'])}): nothing was submitted")
-    raise ApproveError(f"flow run {run_id} ({_p(run['name'])}, {_p(run['state']['name'])}) has no sign-off "
-                       "waiting: nothing was submitted")
+def open_sign_off(client: Any, run_id: str) -> tuple[Any, Waiting]:
+    """Go-live run `run_id` (read through Prefect's client) and the sign-off round it waits for."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run = client.read_flow_run(uuid.UUID(run_id))
+    except ObjectNotFound:
+        raise ApproveError(f"no flow run {run_id} on this Prefect server") from None
+    state = run.state
+    key = state.state_details.pause_key if state is not None else None
+    if state is not None and state.is_paused() and isinstance(key, str) and key.startswith(SIGN_OFF_KEY):
+        return run, Waiting(str(run.id), key)
+    name = _p(state.name if state else "no state")
+    if state is not None and state.is_final():
+        raise ApproveError(f"flow run {run_id} has ended ({name}): nothing was submitted")
+    raise ApproveError(f"flow run {run_id} ({_p(run.name)}, {name}) has no sign-off waiting: nothing was submitted")
 
 
 def _p(text: Any, limit: int = 300) -> str:
@@ -146,33 +157,47 @@ def _p(text: Any, limit: int = 300) -> str:
     return plain(text if isinstance(text, str) else str(text), limit)
 
 
-def pause_description(api: httpx.Client, run: dict[str, Any], wait_s: float = 10.0) -> str:
-    """The text the paused run's form shows (what is signed for; why the last sign-off was refused). A run is PAUSED
-    a moment before it saves its form's description: wait for it."""
+def form_text(client: Any, run: Any, wait_s: float = 10.0) -> str:
+    """The text the waiting run's form shows (what is signed for; why the last sign-off was refused). A run is
+    PAUSED a moment before it saves its form's description: wait for it."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.input.run_input import keyset_from_base_key
 
-    state = run["state"]
-    base = f"{(state.get('name') or '').lower()}-{(state.get('state_details') or {}).get('pause_key')}"
+    key = keyset_from_base_key(f"{(run.state.name or '').lower()}-{run.state.state_details.pause_key}")["description"]
     deadline = time.monotonic() + wait_s
     while True:
-        r = api.get(f"flow_runs/{run['id']}/input/{keyset_from_base_key(base)['description']}")
-        if r.status_code == 200:
-            value = r.json()
+        try:
+            value = json.loads(client.read_flow_run_input(run.id, key))
             return value if isinstance(value, str) else json.dumps(value)
-        if time.monotonic() > deadline:
-            return ""
+        except (ObjectNotFound, PrefectHTTPStatusError, ValueError):
+            if time.monotonic() > deadline:
+                return ""
         time.sleep(0.3)
 
 
-def submit_sign_off(api: httpx.Client, run_id: str, fields: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+def _resume(client: Any, run_id: str, fields: dict[str, Any], settle_s: float = 15.0) -> Any:
+    """Prefect's resume with the form's input; a resume in the moment before the run saved its form's schema is
+    answered "Run input schema not found": that one is retried for up to `settle_s`."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        answer = client.resume_flow_run(uuid.UUID(run_id), run_input=fields)
+        reason = str(getattr(answer.details, "reason", "") or "")
+        if not (answer.status.value == "REJECT" and "schema not found" in reason.lower()) \
+                or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+def submit_sign_off(client: Any, run_id: str, fields: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
     """Resume the open sign-off of go-live run `run_id` with `fields` (validated by the caller with the form's own
-    model), then follow the run until it has judged the sign-off: {"outcome": "recorded" | "refused" | "ended" |
-    "submitted" (judgement not seen), "problems": [...], "sign_off_run": id, "round": N, "state": ...,
-    "message": ...}. A suspended run starts again after the resume (a new process): `timeout` covers that."""
-    run, waiting = open_sign_off(api, run_id)
-    answer = resume(api, waiting.run_id, fields)
-    if answer.get("status") != "ACCEPT":
-        reason = (answer.get("details") or {}).get("reason") or answer
+    model) through Prefect's client, then follow the run until it has judged the sign-off: {"outcome": "recorded" |
+    "refused" | "ended" | "submitted" (judgement not seen), "problems": [...], "sign_off_run": id, "round": N,
+    "state": ..., "message": ...}. A suspended run starts again after the resume (a new process): `timeout` covers
+    that."""
+    _, waiting = open_sign_off(client, run_id)
+    answer = _resume(client, waiting.run_id, fields)
+    if answer.status.value != "ACCEPT":
+        reason = getattr(answer.details, "reason", None) or answer.status.value
         raise ApproveError(f"Prefect refused the input for sign-off {waiting.round_no} of run {waiting.run_id}: "
                            f"{_p(reason)}")
     out: dict[str, Any] = {"outcome": "submitted", "problems": [], "sign_off_run": waiting.run_id,
@@ -180,16 +205,15 @@ def submit_sign_off(api: httpx.Client, run_id: str, fields: dict[str, Any], time
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            r = api.get(f"flow_runs/{waiting.run_id}")
-            r.raise_for_status()
-            run = r.json()
-            out["state"] = _p(run["state"]["name"], 60)
-            if run["state"]["type"] in TERMINAL:
-                out["outcome"], out["message"] = "ended", _p(run["state"].get("message") or "", 500)
+            run = client.read_flow_run(uuid.UUID(waiting.run_id))
+            state = run.state
+            out["state"] = _p(state.name if state else "no state", 60)
+            if state is not None and state.is_final():
+                out["outcome"], out["message"] = "ended", _p(state.message or "", 500)
                 return out
-            nxt = waiting_round(run)
-            if nxt and nxt.round_no == waiting.round_no + 1:
-                text = pause_description(api, run)
+            key = state.state_details.pause_key if state is not None and state.is_paused() else None
+            if key == f"{SIGN_OFF_KEY}{waiting.round_no + 1}":
+                text = form_text(client, run)
                 if REFUSED in text:
                     section = text.split(REFUSED, 1)[1].split("\n## ", 1)[0]
                     out["outcome"] = "refused"
@@ -198,7 +222,7 @@ def submit_sign_off(api: httpx.Client, run_id: str, fields: dict[str, Any], time
                     out["outcome"] = "recorded"  # another role's sign-off is still needed
                 return out
             time.sleep(0.5)
-    except (httpx.HTTPError, KeyError, TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - the sign-off was sent: say what was seen, never a traceback
         out["message"] = _p(f"following the run failed: {type(e).__name__}: {e}", 300)
     return out
 

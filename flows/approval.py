@@ -34,6 +34,12 @@ from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 from pydantic import BaseModel, Field, ValidationError, create_model
 
+from golive.tasks.core import Redactor
+
+from . import artifacts
+from .attestations import ATTESTATIONS
+from .notify_approvers import Notice
+from .notify_approvers import notify as deliver
 from .policies import SECTION_SIGNOFFS, ApprovalPolicy, Decision, Role
 from .report import Report, Verdict, md, plain
 
@@ -81,10 +87,6 @@ class SignOffBase(RunInput):
 
 
 def attestations() -> list[Any]:
-    try:
-        from .attestations import ATTESTATIONS
-    except ImportError:  # pragma: no cover - the module ships with golive
-        return []
     return list(ATTESTATIONS)
 
 
@@ -137,6 +139,7 @@ def rules(signoff: SignOffBase, blocking: list[str], prior: list[SignOffBase]) -
 
 WAIT_KEY = "sign-off-{}"  # the key of round N's wait on the go-live run (Prefect's pause/suspend key)
 RECORDED_DEPLOY = "; deploy flow run {}"  # how a GO's final state message names the one deploy run it triggered
+DEPLOYMENT = "deploy-production/deploy-production"  # the deploy flow's deployment (config `deploy.deployment`)
 WAIT_STATES = ("suspended", "paused")  # the state names a round waits in: where Prefect keeps its input
 
 
@@ -253,18 +256,13 @@ async def link_current_sign_off(environment: str, go_live_run_id: str, round_no:
     """A markdown artifact on the go-live run (key `golive-sign-off-<env>`, a new version each round): the waiting
     form of this environment, findable from the Artifacts page. Best effort: a failure is logged, the form still
     opens."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import ArtifactCreate
-
     url = sign_off_url(go_live_run_id)
     text = (f"## Sign off here: [the go-live run, round {round_no}]({url})\n\n"
             f"The go-live of `{environment}` waits for sign-off round {round_no} on run `{go_live_run_id}`: open it "
             "and press Resume to fill in the form. A refused sign-off opens the form again, on the same run.")
     try:
-        async with get_client() as c:
-            await c.create_artifact(ArtifactCreate(key=f"golive-sign-off-{environment}", type="markdown", data=text,
-                                                   flow_run_id=UUID(go_live_run_id),
-                                                   description=f"where to sign off (round {round_no})"))
+        await artifacts.publish("sign-off", environment, text, f"where to sign off (round {round_no})",
+                                flow_run_id=go_live_run_id)
     except Exception as e:  # noqa: BLE001 - the link is a convenience; the form is what counts
         get_run_logger().warning("the link to sign-off %d was not published: %s", round_no,
                                  " ".join(str(e).split())[:300])
@@ -275,9 +273,7 @@ Timers = Callable[[int, int], Awaitable[None]]  # (round_no, timeout_s): schedul
 
 
 def notice(what: str, report: Report, round_no: int, link: str, roles: list[str], problems: list[str] = (),
-           decision: str | None = None, release: str | None = None) -> Any:
-    from .notify_approvers import Notice
-
+           decision: str | None = None, release: str | None = None) -> Notice:
     summary = (f"Readiness {report.verdict.value} for {report.environment}"
                + (f", release {release}" if release else "")
                + f": {len(report.results)} checks, {len(report.blocking_failures)} blocking failure(s), "
@@ -484,29 +480,17 @@ def _public(s: SignOffBase, signed_at: datetime | None = None) -> dict[str, Any]
     return d
 
 
-def decision_markdown(d: DecisionRecord) -> str:
+def decision_people(d: DecisionRecord) -> str:
+    """The decision artifact's text for people (the typed reasons in it are escaped: they are input)."""
     icon = "🟢" if d.decision == Verdict.GO else "🔴"
-    body = json.dumps(d.model_dump(mode="json"), indent=2)
-    return f"# {icon} Decision: {d.decision.value}\n\n{d.why}\n\n```json\n{body}\n```\n"
+    return f"# {icon} Decision: {d.decision.value}\n\n{md(d.why, 4000)}"
 
 
 async def publish_decision(d: DecisionRecord, flow_run_id: str | None = None) -> None:
     """The `golive-decision-<env>` artifact (on `flow_run_id` when given: the timer records a timeout on the go-live
     run it timed out)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import ArtifactCreate
-
-    async with get_client() as c:
-        await c.create_artifact(ArtifactCreate(
-            key=f"golive-decision-{d.environment}", type="markdown", data=decision_markdown(d),
-            description=f"go-live decision: {d.decision.value}",
-            flow_run_id=UUID(flow_run_id) if flow_run_id else _own_run_id()))
-
-
-def _own_run_id() -> UUID | None:
-    from prefect.runtime import flow_run
-
-    return UUID(str(flow_run.id)) if flow_run.id else None
+    await artifacts.publish_json("decision", d.environment, decision_people(d), d.model_dump(mode="json"),
+                                 f"go-live decision: {d.decision.value}", flow_run_id=flow_run_id)
 
 
 # --------------------------------------------------------------------------- the report across a suspension
@@ -557,10 +541,6 @@ async def load_report(run_id: str) -> Report:
 
 def notifier(cfg: Any, logger: Any) -> Notifier:
     """Deliveries to the approvers (flows.notify_approvers) that never raise and never show a secret."""
-    from golive.tasks.core import Redactor
-
-    from .notify_approvers import notify as deliver
-
     redact = Redactor(cfg.secrets())  # every secret: SecretStr fields, ${VAR}s and Secret blocks
 
     async def notify(n: Any) -> None:
@@ -575,8 +555,6 @@ def notifier(cfg: Any, logger: Any) -> Notifier:
 async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, release: str, wait: Wait | None = None):
     """go-live mode: collect the sign-off, publish the decision, and only a GO triggers the deploy flow."""
     from prefect.states import Completed, Failed
-
-    from .deploy import trigger_deploy
 
     logger = get_run_logger()
     notify = notifier(cfg, logger)
@@ -598,3 +576,15 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
         return Completed(message=f"GO: {decision.why}" + (RECORDED_DEPLOY.format(deploy_run) if deploy_run else ""),
                          data=decision)
     return Failed(name="NO-GO", message=f"NO-GO: {decision.why}", data=decision)
+
+
+async def trigger_deploy(config_path: str, release: str, readiness_run_id: str,
+                         deployment: str = DEPLOYMENT) -> str:
+    """Start the deploy flow's deployment once per readiness run (the idempotency key names both). The deploy run
+    accepts only a run carrying that key, and the one the readiness run's final state names (RECORDED_DEPLOY)."""
+    from prefect.deployments import run_deployment
+
+    run = await run_deployment(name=deployment, parameters={"config": config_path, "release": release,
+                                                            "readiness_run_id": readiness_run_id},
+                               idempotency_key=f"{deployment}:{readiness_run_id}", timeout=0, as_subflow=False)
+    return str(run.id)

@@ -11,7 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from golive.tasks.core import SECTIONS, CheckSpec, load_catalog, validate_graph
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import SECTIONS, CheckSpec, validate_graph
 
 from .policies import SIGNOFF_SEED
 

@@ -267,7 +267,7 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
 
 
 def _prom_discover(mon: Any, timeout: float) -> dict[str, Any]:
-    from golive.tasks.prometheus import api_get
+    from golive.tasks.clients.prometheus import api_get
 
     ctx = RunContext(timeout=timeout)
     targets = api_get(mon, ctx, "/api/v1/targets", state="active").get("activeTargets", [])
@@ -287,7 +287,8 @@ def _prom_discover(mon: Any, timeout: float) -> dict[str, Any]:
 
 
 def _site_discover(base_url: str, ca_file: str | None, timeout: float) -> dict[str, Any]:
-    from golive.tasks.tls import http_client, probe_tls
+    from golive.tasks.clients.http import http_client
+    from golive.tasks.tls import probe_tls
 
     u = urlsplit(base_url)
     ctx = RunContext(timeout=timeout)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.artifacts import acreate_link_artifact
 
 from golive.tasks.core import CheckSpec, Memo, Redactor
 
+from . import artifacts
 from .config import GoliveConfig
 
 
@@ -58,8 +58,7 @@ async def publish_data_docs(cfg: GoliveConfig, specs: Mapping[str, CheckSpec], m
     except Exception as e:  # noqa: BLE001 - Data Docs are extra evidence: the verdict stands without them
         logger.warning("Data Docs were not built: %s", Redactor(cfg.secrets()).clip(f"{type(e).__name__}: {e}", 300))
         return None
-    await acreate_link_artifact(key=f"golive-data-docs-{cfg.environment}", link=url,
-                                link_text=f"Data Docs: {len(runs)} suites",
-                                description="Great Expectations Data Docs of the data-integrity suites (section 3)")
+    await artifacts.publish("data-docs", cfg.environment, f"[Data Docs: {len(runs)} suites]({url})",
+                            "Great Expectations Data Docs of the data-integrity suites (section 3)")
     logger.info("Data Docs of %d suites: %s", len(runs), url)
     return url

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,26 +25,16 @@ from uuid import UUID
 
 import httpx
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 
-from golive.tasks.core import (
-    Board,
-    CheckResult,
-    CheckSpec,
-    Memo,
-    Redactor,
-    Status,
-    execute,
-    load_catalog,
-    run_checks,
-    select,
-)
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, run_checks, select
 
-from .approval import RECORDED_DEPLOY, submitted_decision
+from . import artifacts
+from .approval import DEPLOYMENT, RECORDED_DEPLOY, submitted_decision, trigger_deploy  # noqa: F401 (re-exported)
 from .config import ConfigError, GoliveConfig, load_config
 from .policies import DeployPolicy
 from .readiness import prefect_executor, registered_run
@@ -63,8 +52,6 @@ from .watch import (
     parse_ack,
     poll_budget,
 )
-
-DEPLOYMENT = "deploy-production/deploy-production"
 
 
 class StepResult(BaseModel):
@@ -210,14 +197,11 @@ async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UU
 async def _blocking_reported(client: Any, env: str, rid: UUID) -> list[str]:
     """The blocking failures the readiness run's verdict listed (the union over every version it carries: one more
     written later can only add to them). Its sign-offs are re-checked against these."""
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
-
-    arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
-        key=ArtifactFilterKey(any_=[f"golive-verdict-{env}"]), flow_run_id=ArtifactFilterFlowRunId(any_=[rid])))
-    if not arts:
-        raise LookupError(f"readiness run {rid} published no verdict golive-verdict-{env}")
-    return sorted({b.split(" ", 1)[0] for a in arts
-                   for b in json.loads(str(a.data).split("```json\n", 1)[1].rsplit("\n```", 1)[0])["blocking"]})
+    verdicts = [v for v in await artifacts.run_json(client, "verdict", env, rid)
+                if isinstance(v, dict) and isinstance(v.get("blocking"), list)]
+    if not verdicts:
+        raise LookupError(f"readiness run {rid} published no verdict {artifacts.key('verdict', env)}")
+    return sorted({str(b).split(" ", 1)[0] for v in verdicts for b in v["blocking"]})
 
 
 async def _probe(specs: dict, cfg: GoliveConfig, redact: Redactor) -> dict[str, CheckResult]:
@@ -388,22 +372,9 @@ async def _rollback(cfg, pol, report, release, readiness_run_id, redact_key, log
 
 async def _publish(report: DeployReport, why: str) -> None:
     icon = {"DEPLOYED": "🟢", "ROLLED-BACK": "🟠"}.get(report.outcome, "🔴")
-    body = json.dumps(report.model_dump(mode="json"), indent=2)
-    md = (f"# {icon} {report.outcome}: release `{report.release}` to `{report.environment}`\n\n{why}\n\n"
-          f"| deploy | time to detect | time to roll back | watched | polls |\n|---|---|---|---|---|\n"
-          f"| {report.deploy_seconds} s | {report.time_to_detect_s} s | {report.time_to_rollback_s} s | "
-          f"{report.watched_seconds} s | {report.polls} |\n\n```json\n{body}\n```\n")
-    await acreate_markdown_artifact(key=f"golive-deploy-{report.environment}", markdown=md,
-                                    description=f"deploy {report.release}: {report.outcome}")
-
-
-async def trigger_deploy(config_path: str, release: str, readiness_run_id: str,
-                         deployment: str = DEPLOYMENT) -> str:
-    """Start the deploy flow's deployment once per readiness run (the idempotency key names both). The deploy run
-    accepts only a run carrying that key, and the one the readiness run's final state names (RECORDED_DEPLOY)."""
-    from prefect.deployments import run_deployment
-
-    run = await run_deployment(name=deployment, parameters={"config": config_path, "release": release,
-                                                            "readiness_run_id": readiness_run_id},
-                               idempotency_key=f"{deployment}:{readiness_run_id}", timeout=0, as_subflow=False)
-    return str(run.id)
+    people = (f"# {icon} {report.outcome}: release `{report.release}` to `{report.environment}`\n\n{why}\n\n"
+              f"| deploy | time to detect | time to roll back | watched | polls |\n|---|---|---|---|---|\n"
+              f"| {report.deploy_seconds} s | {report.time_to_detect_s} s | {report.time_to_rollback_s} s | "
+              f"{report.watched_seconds} s | {report.polls} |")
+    await artifacts.publish_json("deploy", report.environment, people, report.model_dump(mode="json"),
+                                 f"deploy {report.release}: {report.outcome}")

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
+from golive.tasks.clients.http import trust_context
+
+from .report import plain, slack_escape
+
 WHAT = {"opened": "waits for your sign-off", "refused": "sign-off refused: the form is open again",
         "reminder": "still waits for your sign-off (half its time is gone)", "timed-out": "timed out: NO-GO",
         "decided": "decided"}
@@ -82,8 +86,6 @@ def emit_event(notice: Notice) -> bool:
 
 
 def send_mail(smtp: Any, sender: str, to: list[str], notice: Notice, timeout: float) -> None:
-    from golive.tasks.tls import trust_context
-
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = notice.subject, sender, ", ".join(to)
     msg.set_content(notice.text())
@@ -101,8 +103,6 @@ def send_mail(smtp: Any, sender: str, to: list[str], notice: Notice, timeout: fl
 
 def post_webhook(url: str, notice: Notice, timeout: float) -> None:
     import httpx
-
-    from .report import slack_escape
 
     # streamed and never read: a hostile or broken receiver's body (however large) is not golive's to hold
     with httpx.stream("POST", url, json={"text": slack_escape(notice.text()), "golive": notice.payload()},
@@ -152,8 +152,6 @@ def _why(e: BaseException) -> str:
 async def notify(cfg: Any, notice: Notice, redact: Any = None, logger: Any = None) -> list[str]:
     """Emit the event and deliver to the configured approvers, every delivery at once and each within
     `approval.notify_timeout_s`; returns one line per delivery problem (redacted, control characters visible)."""
-    from .report import plain
-
     problems: list[str] = []
     policy = cfg.approval
 

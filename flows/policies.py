@@ -142,7 +142,7 @@ class DeployPolicy(BaseModel):
     @field_validator("smoke_checks", "high_checks")
     @classmethod
     def _known(cls, v: list[str], info: ValidationInfo) -> list[str]:  # selected after the deploy: too late to fail
-        from golive.tasks.core import load_catalog
+        from golive.tasks.catalog import load_catalog
 
         if not v and info.field_name == "smoke_checks":
             raise ValueError("empty: a deploy without a smoke test is refused (name at least one check id)")

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import json
 import time
 import uuid
 from collections import Counter
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
@@ -48,9 +46,14 @@ from golive.tasks.core import (
     select,
 )
 
+from . import artifacts
+from .approval import decide_and_deploy, load_report, save_report
+from .catalog import all_checks
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
+from .rehearsal import since_last_rehearsal
 from .report import Report, Verdict, build_report, to_json, to_junit, to_markdown, to_table, verdict_of
+from .signoff_timer import begin
 
 Mode = Literal["rehearsal", "ci", "go-live"]
 
@@ -76,8 +79,6 @@ LISTENERS: list[Callable[[CheckResult], None]] = []
 
 def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, CheckSpec]:
     """The checks this environment runs, with the config's policy applied (advisory downgrades)."""
-    from .catalog import all_checks
-
     specs = select(all_checks(config), sections=sections)
     adv, skip = set(config.checks.advisory), set(config.checks.skip)
     specs = {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
@@ -235,21 +236,17 @@ async def publish(report: Report, redact: Redactor, output_dir: Path | None, ext
         head, sep, tail = md.partition("\n## ")
         md = f"{head}\n{redact.text(extra_section).rstrip()}\n{sep}{tail}"  # (no section at all: appended)
     env = report.environment
-    payload = redact.text(json.dumps(verdict_payload(report), indent=2))
     await asyncio.gather(  # three independent API calls
-        acreate_markdown_artifact(key=f"golive-report-{env}", markdown=md,
-                                  description=f"go-live readiness report: {report.verdict.value}"),
-        acreate_table_artifact(key=f"golive-checks-{env}", table=to_table(report),
-                               description=f"every check with its evidence ({report.verdict.value})"),
-        acreate_markdown_artifact(key=f"golive-verdict-{env}", markdown=f"```json\n{payload}\n```\n",
-                                  description=f"verdict {report.verdict.value}"))
+        artifacts.publish("report", env, md, f"go-live readiness report: {report.verdict.value}"),
+        artifacts.publish("checks", env, to_table(report), f"every check with its evidence ({report.verdict.value})",
+                          type_="table"),
+        artifacts.publish_json("verdict", env, "", verdict_payload(report), f"verdict {report.verdict.value}",
+                               redact=redact.text))
     return _write_files(report, md, output_dir) if output_dir else None
 
 
 async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redactor) -> str:
     """Rehearsal mode: diff with the previous rehearsal, notify, publish tonight's snapshot (flows/rehearsal.py)."""
-    from .rehearsal import since_last_rehearsal
-
     return await since_last_rehearsal(report, cfg, redact)
 
 
@@ -281,8 +278,6 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
                               "has none: use Custom run and fill it in")
     start = None
     if mode == "go-live":  # a resumed (re-executed) go-live run goes straight back to its sign-off
-        from .signoff_timer import begin
-
         try:
             start = await begin(config, str(runtime_flow_run.id or "") or None)
         except Exception as e:  # noqa: BLE001 - a go-live run that cannot read itself decides nothing
@@ -306,8 +301,6 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
                     len(report.results), report.duration_s, f"; files in {path}" if path else "")
     emit_verdict(report, config)
     if mode == "go-live":
-        from .approval import decide_and_deploy, save_report
-
         wait = start.wait if start else None
         if wait is not None and wait.suspend and (why := await save_report(report)):
             logger.warning("the report could not be kept for a suspended wait (%s): this run waits for its sign-off "
@@ -325,8 +318,6 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
 async def _resume_sign_off(cfg: GoliveConfig, config: str, release: str, start: Any) -> State:
     """A suspended go-live run re-executed after a sign-off: its report from result storage (no check runs again),
     then the sign-off rounds, the answered ones replayed."""
-    from .approval import decide_and_deploy, load_report
-
     logger = get_run_logger()
     try:
         report = await load_report(start.wait.run_id)

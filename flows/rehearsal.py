@@ -19,9 +19,7 @@ The pure parts (snapshot, diff, renderers) need no Prefect; `since_last_rehearsa
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from golive.tasks.core import CheckResult, Redactor, Status
 
+from . import artifacts
 from .report import VICON, Report, Verdict, md, plain, slack_escape
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ SLACK_ITEMS = 10  # per block; Slack caps a section's text at 3000 characters an
 
 
 def snapshot_key(environment: str) -> str:
-    return f"golive-rehearsal-{environment}"
+    return artifacts.key("rehearsal", environment)
 
 
 # --------------------------------------------------------------------------- the snapshot
@@ -69,23 +68,26 @@ def snapshot_of(report: Report) -> Snapshot:
                     verdict=report.verdict, checks={r.id: (r.status, round(r.duration_s, 3)) for r in report.results})
 
 
-def snapshot_markdown(snap: Snapshot) -> str:
-    """The artifact body: one line for people, then the JSON in a fenced block (like `golive-verdict-<env>`)."""
-    body = json.dumps(snap.model_dump(mode="json"), separators=(",", ":"))
+def snapshot_people(snap: Snapshot) -> str:
     return (f"Rehearsal snapshot of `{snap.environment}`: {snap.verdict.value}, {len(snap.checks)} checks, "
-            f"{snap.started_at:%Y-%m-%d %H:%M:%S} UTC. The next rehearsal compares with it.\n\n```json\n{body}\n```\n")
+            f"{snap.started_at:%Y-%m-%d %H:%M:%S} UTC. The next rehearsal compares with it.")
 
 
-_FENCE = re.compile(r"```json\n(.*?)\n```", re.S)
+def snapshot_markdown(snap: Snapshot) -> str:
+    """The artifact body: one line for people, then the compact JSON (flows.artifacts' one format)."""
+    return artifacts.json_markdown(snapshot_people(snap), snap.model_dump(mode="json"), compact=True)
 
 
 def parse_snapshot(markdown: Any) -> Snapshot | None:
     """The snapshot inside an artifact's markdown, or None when it is not one (another format, a newer version)."""
-    m = _FENCE.search(markdown) if isinstance(markdown, str) else None
-    if not m:
+    return snapshot_from(artifacts.parse_json(markdown))
+
+
+def snapshot_from(payload: Any) -> Snapshot | None:
+    if not isinstance(payload, dict):
         return None
     try:
-        snap = Snapshot.model_validate_json(m.group(1))
+        snap = Snapshot.model_validate(payload)
     except ValueError:
         return None
     return snap if snap.version == SNAPSHOT_VERSION else None
@@ -269,26 +271,14 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
 
 async def read_previous(environment: str, *, timeout: float = 20.0) -> Snapshot | None:
     """The latest `golive-rehearsal-<env>` snapshot (None: there is none). Raises when the API cannot be read."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
-
-    key = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[snapshot_key(environment)]))
-
-    async def read() -> Any:
-        async with get_client() as client:
-            found = await client.read_latest_artifacts(artifact_filter=key, limit=1)
-            return found[0].data if found else None
-
-    data = await asyncio.wait_for(read(), timeout)
-    return parse_snapshot(data) if data is not None else None
+    payload = await asyncio.wait_for(artifacts.latest_json("rehearsal", environment), timeout)
+    return snapshot_from(payload)
 
 
 async def publish_snapshot(report: Report) -> None:
-    from prefect.artifacts import acreate_markdown_artifact
-
     snap = snapshot_of(report)
-    await acreate_markdown_artifact(key=snapshot_key(report.environment), markdown=snapshot_markdown(snap),
-                                    description=f"rehearsal snapshot: {snap.verdict.value}, {len(snap.checks)} checks")
+    await artifacts.publish_json("rehearsal", report.environment, snapshot_people(snap), snap.model_dump(mode="json"),
+                                 f"rehearsal snapshot: {snap.verdict.value}, {len(snap.checks)} checks", compact=True)
 
 
 def webhook_label(url: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .clients.prometheus import api_get
 from .core import Observation, RunContext, check, failed, passed
 
 
@@ -155,8 +156,6 @@ def _evaluate(rules: list[dict[str, Any]], wanted: dict[str, AlertExpectation]) 
 
 
 def _alerting_rules(t: Any, ctx: RunContext) -> list[dict[str, Any]]:
-    from .prometheus import api_get
-
     def load() -> list[dict[str, Any]]:
         data = api_get(t, ctx, "/api/v1/rules", type="alert")
         return [r for g in data.get("groups") or [] for r in g.get("rules") or [] if r.get("type") == "alerting"]
@@ -183,8 +182,6 @@ def alerts_critical(t: Any, ctx: RunContext) -> Observation:
     """Prometheus /api/v1/rules: an alerting rule per critical expectation (name regex, expression pattern), its
     threshold parsed from the PromQL and at least as strict as the checklist's, severity=critical, health ok; and
     /api/v1/alertmanagers has an active Alertmanager so they notify."""
-    from .prometheus import api_get
-
     spec = t.alert_rules
     observed, problems = _evaluate(_alerting_rules(t, ctx), spec.critical)
     evidence = _evidence(t)

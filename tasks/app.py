@@ -13,9 +13,9 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator
 
+from .clients.http import http_client, req_timeout
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
-from .tls import http_client, req_timeout
 from .web import REACHABLE, WebTarget, _curl, _json_body, _login_evidence, login, url_of
 
 MB = 1024 * 1024

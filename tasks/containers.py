@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from .clients.http import bounded, http_client, req_timeout
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import CaFile, Target
-from .tls import bounded, http_client, req_timeout
 
 
 class DockerTarget(Target):

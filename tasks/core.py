@@ -305,14 +305,6 @@ def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity 
     return deco
 
 
-def load_catalog() -> dict[str, CheckSpec]:
-    """Import every check module so the registry is complete, and validate the graph."""
-    from . import catalog_modules  # noqa: F401  (imports the modules for their side effect)
-
-    validate_graph(REGISTRY)
-    return dict(sorted(REGISTRY.items()))
-
-
 def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
     for s in specs.values():
         for d in s.depends_on:

@@ -17,10 +17,11 @@ from urllib.parse import quote
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
+from .clients.http import http_client, req_timeout
+from .clients.prometheus import api_get, api_url
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, service_down, warned
 from .models import CaFile, Target
-from .prometheus import MonitoringTarget, api_get, api_url
-from .tls import http_client, req_timeout
+from .prometheus import MonitoringTarget
 
 GiB = 1024**3
 

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import AnyHttpUrl, Field, field_validator
 
 from .awsapi import AwsAccess, aws_client, cli
+from .clients.http import bounded, trust_context
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import CaFile, Target
 
@@ -101,8 +102,6 @@ def probe_instances(urls: list[str], path: str, *, concurrency: int, timeout_s: 
     what is left of the check's budget). One result per instance, in order: status, ms, error. Instances not probed
     before the budget ran out say so."""
     import httpx
-
-    from .tls import bounded, trust_context
 
     verify = trust_context(ca_file)  # one SSL context for every probe (loading the trust store costs ~10 ms)
     results: list[dict[str, Any] | None] = [None] * len(urls)

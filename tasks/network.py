@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
+from .clients.http import http_client, req_timeout
 from .core import (
     Observation,
     RunContext,
@@ -25,7 +26,6 @@ from .core import (
     url_address,
 )
 from .models import CaFile, Host, Target
-from .tls import http_client, req_timeout
 
 
 class DnsTarget(Target):

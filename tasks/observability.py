@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr
 
+from .clients.http import curl, http_client, req_timeout
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
 from .models import CaFile, Target
-from .tls import curl, http_client, req_timeout
 
 
 def _url(v: str) -> str:

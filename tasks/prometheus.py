@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import AnyHttpUrl, Field
 
 from .alerts import AlertRules
+from .clients.http import curl, http_client, req_timeout
+from .clients.prometheus import api_get, api_url
 from .core import (
     Observation,
     RunContext,
@@ -21,7 +23,6 @@ from .core import (
     warned,
 )
 from .models import CaFile, Target
-from .tls import curl, http_client, req_timeout
 
 
 class HostRole(Target):
@@ -62,21 +63,6 @@ def parse_duration(text: str) -> float:
     if not s or "".join(n + u for n, u in parts) != s:
         raise ValueError(f"not a Prometheus duration: {text!r}")
     return sum(int(n) * _UNIT_S[u] for n, u in parts)
-
-
-def api_url(t: MonitoringTarget, path: str) -> str:
-    return str(t.prometheus_url).rstrip("/") + path
-
-
-def api_get(t: MonitoringTarget, ctx: RunContext, path: str, **params: Any) -> Any:
-    """GET a Prometheus API path; returns `data` of a `status: success` answer, raises otherwise."""
-    with http_client(ctx, t.ca_file) as c:
-        r = c.get(api_url(t, path), params=params or None, timeout=req_timeout(ctx))
-    r.raise_for_status()
-    body = r.json()
-    if body.get("status") != "success":
-        raise RuntimeError(f"{path} answered status {body.get('status')!r}: {body.get('error')}")
-    return body["data"]
 
 
 def active_targets(t: MonitoringTarget, ctx: RunContext) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator
 
+from .clients.prometheus import api_get, api_url
 from .core import (
     Observation,
     RunContext,
@@ -465,8 +466,6 @@ def backup_schedule(t: BackupTarget, ctx: RunContext) -> Observation:
 def backup_failure_alert(t: BackupTarget, ctx: RunContext) -> Observation:
     """Prometheus' loaded alerting rules (/api/v1/rules) include one matching failure_alert_pattern (name or
     expression), evaluating without error and not firing now."""
-    from .prometheus import api_get, api_url
-
     mon = getattr(ctx.config, "monitoring", None)
     if mon is None:
         return not_applicable("no `monitoring` section: the backup-failure alert cannot be looked up")

@@ -17,9 +17,9 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from .clients.http import http_client, req_timeout
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
 from .models import CaFile, Target
-from .tls import http_client, req_timeout
 
 
 def _http_url(v: str | None) -> str | None:

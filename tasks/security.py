@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
+from .clients.http import http_client, req_timeout
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
 from .postgres import REACHABLE as PG_REACHABLE
 from .postgres import PostgresTarget, _ident, connect, dsn_for_evidence, psql
 from .supplychain import DependencyAudit
-from .tls import http_client, req_timeout
 from .web import REACHABLE, WebTarget, _curl, _login_evidence, login, url_of
 
 FORBIDDEN_FILES = [".env", ".env.production", ".env.prod", ".env.*.local", "*.pem", "*.key", "id_rsa", "id_ed25519",

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
+from .clients.http import trust_context
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service
 from .models import CaFile, Host, Target
-from .tls import trust_context
 
 
 class SmtpTarget(Target):

@@ -14,15 +14,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import Field
 
+from .app import read_lock
+from .clients.http import http_client, req_timeout
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
-
-if TYPE_CHECKING:
-    from .security import SecurityTarget
 
 
 class DependencyAudit(Target):
@@ -44,7 +43,14 @@ class DependencyAudit(Target):
     concurrency: int = Field(8, ge=1, le=32, description="concurrent index requests")
 
 
-def _deps(t: SecurityTarget) -> DependencyAudit | None:
+class WithDependencies(Protocol):
+    """What these checks read of their target, the `security` section (tasks/security.py, which imports this
+    module for `DependencyAudit`)."""
+
+    dependencies: DependencyAudit | None
+
+
+def _deps(t: WithDependencies) -> DependencyAudit | None:
     return t.dependencies
 
 
@@ -92,7 +98,7 @@ def _npm_audit(d: DependencyAudit, ctx: RunContext) -> tuple[dict[str, Any], str
 
 @check("security.dependencies.vulnerabilities", title="No known vulnerabilities in the pinned dependencies",
        seed=["5.4 Dependency Vulnerabilities"], timeout=30, target="security")
-def vulnerabilities(t: SecurityTarget, ctx: RunContext) -> Observation:
+def vulnerabilities(t: WithDependencies, ctx: RunContext) -> Observation:
     """`pip-audit -r <lock_file> --no-deps --disable-pip -s osv [--osv-url ...] -f json`: no pinned package has a known
     advisory (except ignore_vulns); and, with npm_lock_dir, `npm audit --package-lock-only` finds nothing at
     npm_fail_level or above."""
@@ -213,15 +219,12 @@ def latest_stable(index_url: str, name: str, client: Any, timeout: Any) -> tuple
 
 @check("security.dependencies.outdated", title="Pinned packages are on their latest stable release",
        seed=["5.4 Outdated Packages"], severity="advisory", timeout=30, target="security")
-def outdated(t: SecurityTarget, ctx: RunContext) -> Observation:
+def outdated(t: WithDependencies, ctx: RunContext) -> Observation:
     """For each watched package (default: every pin of lock_file), the newest stable (no pre-/dev-release) version on
     index_url (simple API, `concurrency` at a time) is not newer than the pin. Advisory: an outdated package is
     reported, not a blocker."""
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
-
-    from .app import read_lock
-    from .tls import http_client, req_timeout
 
     d = _deps(t)
     if d is None:

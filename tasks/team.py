@@ -13,9 +13,9 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from .clients.http import http_client, req_timeout
 from .core import Observation, RunContext, check, failed, not_applicable, passed, service_down, skipped, url_address
 from .models import CaFile, Target
-from .tls import http_client, req_timeout
 
 
 class Contact(Target):

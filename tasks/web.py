@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
+from .clients.http import curl, http_client, req_timeout
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
 from .models import CaFile, Target
-from .tls import curl, http_client, req_timeout
 
 
 class WebAuth(Target):

@@ -58,7 +58,7 @@ class Stack:
         run = self.start("go-live-readiness/go-live", release=release, output_dir=None)
         seen: set = set()
         for name, role, decision in signers:
-            paused = wait_paused_sign_off(self.api, seen, timeout=120, stop_if_final=run)
+            paused = wait_paused_sign_off(self.api, seen, timeout=120, stop_if_final=run, run_id=run)
             seen.add(paused)
             answer = resume(self.api, paused, signoff_fields(name, role, decision,
                                                              reason="" if decision == "GO" else "change freeze"))

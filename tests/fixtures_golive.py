@@ -18,7 +18,9 @@ def golive_config(sandbox, tmp_path_factory) -> Path:
     data = yaml.safe_load(Path(sandbox.config_path).read_text())
     from golive.sandbox.release import deploy_section
 
-    data["approval"] = {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 0.5, "poll_seconds": 1,
+    # a sign-off round waits 3 minutes: time for a browser to fill the form on a loaded CI machine (the timeout
+    # test starts its run with `short_timeout_config`)
+    data["approval"] = {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 3, "poll_seconds": 1,
                         "mail_from": "golive@swipesavvy.test",  # told through the sandbox's SMTP (its mailbox)
                         "approvers": [{"name": "Samuel Adeyemi", "role": "CTO", "email": "cto@swipesavvy.test"},
                                       {"name": "Grace Liu", "role": "VP Engineering",
@@ -26,6 +28,17 @@ def golive_config(sandbox, tmp_path_factory) -> Path:
     data["deploy"] = deploy_section(sandbox.base_dir, watch_seconds=4, poll_seconds=0.5, api_down_seconds=1,
                                     high_assess_seconds=2)
     path = tmp_path_factory.mktemp("golive-e2e") / "sandbox-golive.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def short_timeout_config(golive_config) -> Path:
+    """The same config with a 30 s sign-off round: a go-live run started with it (its `config` parameter) times out
+    soon."""
+    data = yaml.safe_load(golive_config.read_text())
+    data["approval"]["timeout_minutes"] = 0.5
+    path = golive_config.with_name("sandbox-golive-30s.yaml")
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -23,7 +23,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from golive.tasks.core import CheckResult, CheckSpec, Redactor, collect_secrets, execute, load_catalog, run_plain
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import CheckResult, CheckSpec, Redactor, collect_secrets, execute, run_plain
 
 CATALOG = load_catalog()
 

@@ -20,7 +20,8 @@ import pytest
 
 from golive.deployments.cli import main
 from golive.flows.config import ConfigError, load_config, parse_config
-from golive.tasks.core import Redactor, Status, load_catalog, run_plain, select
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import Redactor, Status, run_plain, select
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET_FIELDS_MSG = "a secret written inline; use ${VAR} or a Prefect Secret block"

@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from golive.tasks.core import CheckSpec, Redactor, Status, execute, load_catalog
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import CheckSpec, Redactor, Status, execute
 from golive.tasks.core import select as select_checks
 
 CATALOG = load_catalog()
@@ -191,7 +192,7 @@ def test_a_trickling_server_is_an_error_at_the_timeout_and_the_check_lets_go_of_
 
 @pytest.mark.timeout(60)
 def test_a_flooding_server_is_read_to_a_bound_not_to_the_end_of_memory(trickle, ca):
-    from golive.tasks import tls
+    from golive.tasks.clients import http as tls
 
     srv = trickle("flood", limit=30, tls=ca[0])
     t0 = time.monotonic()

@@ -19,7 +19,8 @@ from golive.expectations import catalog_specs, load_suites
 from golive.expectations.suites import SuiteError, lint_dir, read_suite
 from golive.flows.catalog import seed_items
 from golive.flows.readiness import plan
-from golive.tasks.core import Status, load_catalog, run_plain, select
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import Status, run_plain, select
 from golive.tasks.postgres import SEED_TABLES
 from tests.test_checks_servers import as_json, assert_no_secrets, sandbox_config, with_
 

@@ -102,9 +102,11 @@ def test_ci_refuses_a_deployment_nothing_polls(prefect_api):
 LIGHT = ["infrastructure", "dependencies", "application", "security", "performance", "monitoring", "team"]
 
 
-def start_go_live(api: httpx.Client, release: str, sections: list[str] | None = None) -> str:
+def start_go_live(api: httpx.Client, release: str, sections: list[str] | None = None, config: Path | None = None
+                  ) -> str:
     dep = api.get("deployments/name/go-live-readiness/go-live").json()
-    params = {"release": release, **({"sections": sections} if sections else {})}
+    params = {"release": release, **({"sections": sections} if sections else {}),
+              **({"config": str(config)} if config else {})}
     r = api.post(f"deployments/{dep['id']}/create_flow_run", json={"parameters": params})
     r.raise_for_status()
     return r.json()["id"]
@@ -170,7 +172,7 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     # while it runs its checks, a process executes it; once it waits for its sign-off, none does (suspended: the
     # serve slot is free) until a sign-off resumes it
     running = wait_for(lambda: holders(run), 60, "no process ever executed the go-live run")
-    first = wait_paused_sign_off(api, set())
+    first = wait_paused_sign_off(api, set(), run_id=run)
     assert first.run_id == run and first.key == "sign-off-1"
     assert api.get(f"flow_runs/{run}").json()["state"]["name"] == "Suspended"
     wait_for(lambda: not holders(run) and not any(alive(pid) for pid in running), 15,
@@ -189,7 +191,7 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     cto = golive("approve", run, "--as", "Samuel Adeyemi:CTO", "--go", "--attest", prefect_api=prefect_api)
     assert cto.returncode == 0 and "GO by Samuel Adeyemi (CTO) recorded (sign-off 1 of go-live run" in cto.stdout, \
         cto.stdout + cto.stderr
-    second = wait_paused_sign_off(api, {first})
+    second = wait_paused_sign_off(api, {first}, run_id=run)
     assert second.run_id == run and second.key == "sign-off-2"  # the same run, started again: its next round
     wait_for(lambda: not holders(run), 15, "a process still executes the run waiting for round 2")
     # the same person signing again (as another role) counts once: refused, the form opens again. Signed without
@@ -198,7 +200,7 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
                    prefect_api=prefect_api)
     assert again.returncode == 2 and "REFUSED by the go-live run" in again.stdout, again.stdout + again.stderr
     assert "already signed: one person counts once" in again.stdout
-    third = wait_paused_sign_off(api, {first, second})
+    third = wait_paused_sign_off(api, {first, second}, run_id=run)
     ok = golive("approve", run, "--as", "Grace Liu:VP Engineering", "--go", "--attest", prefect_api=prefect_api)
     assert ok.returncode == 0 and "GO by Grace Liu (VP Engineering) submitted" in ok.stdout, ok.stdout + ok.stderr
     assert "the go-live run ended Completed: GO" in ok.stdout, ok.stdout
@@ -235,10 +237,10 @@ def test_no_go_deploys_nothing(served):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
     run = start_go_live(api, "1.5.0", LIGHT)
-    p = wait_paused_sign_off(api, set())
+    p = wait_paused_sign_off(api, set(), run_id=run)
     # a NO-GO without a reason is refused; with one it ends the run
     resume(api, p, signer_name="Samuel Adeyemi", signer_role="CTO", decision="NO-GO")
-    p2 = wait_paused_sign_off(api, {p})
+    p2 = wait_paused_sign_off(api, {p}, run_id=run)
     resume(api, p2, signer_name="Samuel Adeyemi", signer_role="CTO", decision="NO-GO", reason="marketing freeze")
     final = wait_final(api, run)
     assert final["state"]["type"] == "FAILED" and "NO-GO" in final["state"]["message"]
@@ -247,16 +249,16 @@ def test_no_go_deploys_nothing(served):
 
 
 @pytest.mark.e2e
-def test_pause_timeout_is_a_recorded_no_go(served, sandbox):
+def test_pause_timeout_is_a_recorded_no_go(served, sandbox, short_timeout_config):
     api = served
     before = {r["id"] for r in deploy_runs(api)}
     mails = len(sandbox.mail())
-    run = start_go_live(api, "1.5.0", LIGHT)
-    wait_paused_sign_off(api, set())
+    run = start_go_live(api, "1.5.0", LIGHT, config=short_timeout_config)
+    wait_paused_sign_off(api, set(), run_id=run)
     wait_for(lambda: not holders(run), 15, "a process still executes the waiting run")
     # the suspended run freed the deployment's concurrency slot: a second go-live of this environment now gets it,
     # and is refused by the run itself, naming the one that waits (one go-live at a time)
-    second = wait_final(api, start_go_live(api, "1.6.0", LIGHT), timeout=60)
+    second = wait_final(api, start_go_live(api, "1.6.0", LIGHT, config=short_timeout_config), timeout=60)
     assert second["state"]["type"] == "FAILED", second["state"]
     assert second["state"]["message"].startswith(f"refused: go-live run {run} ") and \
         "one go-live at a time" in second["state"]["message"], second["state"]["message"]
@@ -280,9 +282,9 @@ def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sand
     api = served
     with sandbox.fault("hsts-short"):
         run = start_go_live(api, "1.5.0", LIGHT)
-        p = wait_paused_sign_off(api, set())
+        p = wait_paused_sign_off(api, set(), run_id=run)
     resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
-    p2 = wait_paused_sign_off(api, {p})
+    p2 = wait_paused_sign_off(api, {p}, run_id=run)
     form = api.get(f"flow_runs/{p2}").json()
     resume(api, p2, signer_name="Samuel Adeyemi", signer_role="CTO", decision="NO-GO", reason="HSTS regression")
     final = wait_final(api, run)
@@ -296,9 +298,9 @@ def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sand
 def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
     api = served
     run = start_go_live(api, "1.5.0-broken", LIGHT)
-    p = wait_paused_sign_off(api, set())
+    p = wait_paused_sign_off(api, set(), run_id=run)
     resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
-    resume(api, wait_paused_sign_off(api, {p}), **all_signed("Grace Liu", "VP Engineering"))
+    resume(api, wait_paused_sign_off(api, {p}, run_id=run), **all_signed("Grace Liu", "VP Engineering"))
     assert wait_final(api, run)["state"]["type"] == "COMPLETED"
     dep_id = decision(api)["deploy_flow_run_id"]
     deployed = wait_final(api, dep_id)
@@ -312,9 +314,9 @@ def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
 def _go_live_with_an_alert(api, sandbox, release: str, fault: str) -> dict:
     """A GO for `release`; the alert starts firing as the deploy begins (the readiness run never sees it)."""
     run = start_go_live(api, release, LIGHT)
-    p = wait_paused_sign_off(api, set())
+    p = wait_paused_sign_off(api, set(), run_id=run)
     resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
-    p2 = wait_paused_sign_off(api, {p})
+    p2 = wait_paused_sign_off(api, {p}, run_id=run)
     resume(api, p2, **all_signed("Grace Liu", "VP Engineering"))
     sandbox.break_(fault)
     try:

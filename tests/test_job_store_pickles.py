@@ -23,7 +23,8 @@ import pytest
 import pytz
 from psycopg import sql
 
-from golive.tasks.core import Redactor, Status, execute, load_catalog
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import Redactor, Status, execute
 from golive.tasks.workers import decode_job_state, trigger_sets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,7 +174,8 @@ _RUN = """
 import asyncio, json, os, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))  # an unbounded range dies here, not the machine
 from golive.flows.config import GoliveConfig
-from golive.tasks.core import Redactor, execute, load_catalog
+from golive.tasks.core import Redactor, execute
+from golive.tasks.catalog import load_catalog
 t0 = time.monotonic()
 r = asyncio.run(execute(load_catalog()[sys.argv[1]], GoliveConfig.model_validate(json.loads(os.environ["CFG"])),
                         redact=Redactor()))

@@ -25,7 +25,8 @@ from golive.flows.approval import form_description
 from golive.flows.config import parse_config
 from golive.flows.policies import ApprovalPolicy
 from golive.flows.report import build_report, to_junit, to_markdown, to_table
-from golive.tasks.core import Status, load_catalog, run_plain, select
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import Status, run_plain, select
 from tests.test_checks_servers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]

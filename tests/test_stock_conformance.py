@@ -30,7 +30,8 @@ from golive.flows.config import load_config
 from golive.flows.readiness import plan
 from golive.flows.report import build_report
 from golive.sandbox import procs
-from golive.tasks.core import Redactor, Status, load_catalog, run_plain
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import Redactor, Status, run_plain
 from tests.stock.env import (
     APP_USER,
     BACKUP_PREFIX,

@@ -15,7 +15,8 @@ import pytest
 
 from golive.flows.config import GoliveConfig, parse_config
 from golive.sandbox import saas
-from golive.tasks.core import Redactor, Status, load_catalog, run_plain
+from golive.tasks.catalog import load_catalog
+from golive.tasks.core import Redactor, Status, run_plain
 
 SLACK_TOKEN = "xoxb-2046-golive-TEST-q8Vn3KdL0pZs"
 PD_TOKEN = "u+Golive7pd-TEST-Zm4Rk9WcX2"

@@ -67,7 +67,7 @@ def test_sign_off_in_the_prefect_ui_triggers_the_deploy(served, prefect_api, san
                        json={"parameters": {"release": "1.5.0"}}).json()["id"]
         for name, role in (("Samuel Adeyemi", "CTO"), ("Grace Liu", "VP Engineering")):
             mails = len(sandbox.mail())
-            pid = wait_paused_sign_off(api, seen, timeout=90)
+            pid = wait_paused_sign_off(api, seen, timeout=90, run_id=run)
             seen.add(pid)
             # as an approver does: the link in the email that says the sign-off waits opens the form's page
             told = wait_mail(sandbox, mails, lambda m, r=pid.round_no: "waits for your sign-off" in m["Subject"]
