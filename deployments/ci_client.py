@@ -102,13 +102,16 @@ def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: st
                 raise CiError(f"flow run {run_id} not finished after {timeout_s:g}s (state {stype})")
             time.sleep(poll_s)
         arts = c.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
-    verdict, checks = None, []
+    verdicts, checks = [], []
     for a in arts:
         key = a.key or ""
         if key.startswith("golive-verdict-"):
-            verdict = _verdict(parse_json(a.data))
+            verdicts.append(_verdict(parse_json(a.data), run_id))
         elif key.startswith("golive-checks-"):
             checks = _rows(a.data)
+    # one verdict, as golive wrote it for this run; anything else (none, one unreadable, two that disagree) is no
+    # verdict: `golive ci` then exits 4 saying so, never a green job
+    verdict = verdicts[0] if len(verdicts) == 1 or (verdicts and all(v == verdicts[0] for v in verdicts)) else None
     return CiOutcome(flow_run_id=run_id, state=stype, state_message=(state.message if state else "") or "",
                      verdict=verdict, checks=checks)
 
@@ -122,8 +125,13 @@ def _rows(data: Any) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
-def _verdict(payload: Any) -> dict[str, Any] | None:
-    """A verdict payload as golive writes it, or None (then `golive ci` says the run has no verdict)."""
-    ok = isinstance(payload, dict) and payload.get("verdict") in ("GO", "GO-WITH-WARNINGS", "NO-GO") \
-        and isinstance(payload.get("exit_code"), int) and isinstance(payload.get("environment"), str)
+EXIT_CODES = {"GO": 0, "GO-WITH-WARNINGS": 1, "NO-GO": 2}  # flows.report.Verdict.exit_code
+
+
+def _verdict(payload: Any, run_id: str) -> dict[str, Any] | None:
+    """A verdict payload as golive writes it for run `run_id` (its exit code the verdict's own), or None (then
+    `golive ci` says the run has no verdict)."""
+    ok = isinstance(payload, dict) and payload.get("verdict") in EXIT_CODES \
+        and type(payload.get("exit_code")) is int and payload["exit_code"] == EXIT_CODES[payload["verdict"]] \
+        and isinstance(payload.get("environment"), str) and payload.get("flow_run_id") == run_id
     return payload if ok else None

@@ -415,18 +415,20 @@ async def stored_sign_offs(client: Any, run_id: UUID, rounds: int) -> list[SignO
 
     form, out = signoff_form(), []
     for n in range(1, rounds + 1):
-        raw = None
-        for key in response_keys(n):
+        found: list[str] = []
+        for key in response_keys(n):  # a round waited either suspended or paused: exactly one of them holds its input
             try:
-                raw = await client.read_flow_run_input(run_id, key)
-                break
+                found.append(await client.read_flow_run_input(run_id, key))
             except ObjectNotFound:
                 continue
             except PrefectHTTPStatusError as e:  # the client raises a 404 as a status error here
                 if e.response.status_code != 404:
                     raise
-        if raw is None:
+        if not found:
             return f"sign-off {n} of run {run_id} has no stored input: it was never resumed through its form"
+        if len(found) > 1:  # the other one was written by an API client, not by a resume: which counts is unknowable
+            return f"sign-off {n} of run {run_id} has input stored under both its suspended and its paused key"
+        raw = found[0]
         try:
             out.append(form(**json.loads(raw)))
         except ValidationError as e:
@@ -504,15 +506,27 @@ async def _storage() -> Any:
     return await aget_default_result_storage()
 
 
-async def save_report(report: Report) -> str | None:
-    """Keep the report where a re-executed (resumed) go-live run and the timer can read it: Prefect's default result
-    storage (local files under PREFECT_LOCAL_STORAGE_PATH, or the block PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK names:
-    it must be shared by every process that runs the go-live deployment). Plain JSON, never a pickle. None when
-    kept; otherwise why not (the caller then pauses in its process instead of suspending)."""
+def binding(config_path: str, release: str, requested_by: list[str], policy: ApprovalPolicy) -> dict[str, Any]:
+    """What a go-live run's sign-off is for, kept with its report: a resumed run that reads other values (its
+    parameters or its config changed while it waited: both are writable) decides nothing."""
+    return {"config": config_path, "release": release, "requested_by": requested_by,
+            "approval": policy.model_dump(mode="json", exclude={"approvers", "mail_from", "notify_timeout_s"})}
+
+
+class Kept(BaseModel):
+    report: Report
+    bound: dict[str, Any]
+
+
+async def save_report(report: Report, bound: dict[str, Any]) -> str | None:
+    """Keep the report, and what its sign-off is for, where a re-executed (resumed) go-live run and the timer can
+    read it: Prefect's default result storage (local files under PREFECT_LOCAL_STORAGE_PATH, or the block
+    PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK names: it must be shared by every process that runs the go-live
+    deployment). Plain JSON, never a pickle. None when kept; otherwise why not."""
     try:
         storage = await _storage()
         write = getattr(storage, "awrite_path", None) or storage.write_path
-        res = write(REPORT_KEY.format(report.flow_run_id), report.model_dump_json().encode())
+        res = write(REPORT_KEY.format(report.flow_run_id), Kept(report=report, bound=bound).model_dump_json().encode())
         if asyncio.iscoroutine(res):
             await res
         return None
@@ -520,23 +534,24 @@ async def save_report(report: Report) -> str | None:
         return f"{type(e).__name__}: {plain(str(e), 300)}"
 
 
-async def load_report(run_id: str) -> Report:
-    """The report `save_report` kept for go-live run `run_id`; raises (LookupError naming the cause) when it is gone,
-    unreadable, or belongs to another run."""
+async def load_report(run_id: str) -> Kept:
+    """The report (and its binding) `save_report` kept for go-live run `run_id`; raises (LookupError naming the
+    cause) when it is gone, unreadable, or belongs to another run."""
     try:
         storage = await _storage()
         read = getattr(storage, "aread_path", None) or storage.read_path
         raw = read(REPORT_KEY.format(run_id))
         if asyncio.iscoroutine(raw):
             raw = await raw
-        report = Report.model_validate_json(raw)
+        kept = Kept.model_validate_json(raw)
+        report = kept.report
     except Exception as e:  # noqa: BLE001 - named in one line by the caller
         raise LookupError(f"the readiness report of run {run_id} is not readable from Prefect's result storage "
                           f"({type(e).__name__}: {plain(str(e), 200)}); is that storage shared by the processes "
                           "that run go-live?") from None
     if report.flow_run_id != run_id:
         raise LookupError(f"the stored readiness report names run {plain(report.flow_run_id, 60)}, not {run_id}")
-    return report
+    return kept
 
 
 def notifier(cfg: Any, logger: Any) -> Notifier:
@@ -564,8 +579,14 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
                             [], decision=decision.decision.value, release=release))
     deploy_run = None
     if decision.decision == Verdict.GO and cfg.deploy is not None and report.flow_run_id:
-        await publish_decision(decision)  # on record before anything deploys (people read it; the deploy does not)
-        deploy_run = await trigger_deploy(config_path, release, report.flow_run_id, cfg.deploy.deployment)
+        try:
+            await publish_decision(decision)  # on record before anything deploys (people read it; the deploy not)
+            deploy_run = await trigger_deploy(config_path, release, report.flow_run_id, cfg.deploy.deployment)
+        except Exception as e:  # noqa: BLE001 - a GO that could not start its deploy ends saying so, never a traceback
+            why = f"GO signed, but the deploy was not triggered: {type(e).__name__}: {plain(str(e), 300)}"
+            logger.error("%s", why)
+            return Failed(name="NO-GO", message=f"NO-GO: {why}: nothing deploys; start a new go-live run",
+                          data=decision)
         decision = decision.model_copy(update={"deploy_flow_run_id": deploy_run})
     elif decision.decision == Verdict.GO:
         decision = decision.model_copy(update={"why": decision.why + "; no `deploy` section: nothing triggered"})

@@ -39,8 +39,16 @@ def json_markdown(people: str, payload: Any, *, compact: bool = False,
                   redact: Callable[[str], str] | None = None) -> str:
     """`people` (markdown), then `payload` as the artifact's last block: fenced JSON (which never holds a raw
     newline inside a string, so nothing in it can close the fence), passed through `redact` when given."""
-    body = json.dumps(payload, separators=(",", ":")) if compact else json.dumps(payload, indent=2)
-    body = redact(body) if redact else body
+    def dump(v: Any) -> str:
+        return json.dumps(v, separators=(",", ":")) if compact else json.dumps(v, indent=2)
+
+    body = dump(payload)
+    if redact:
+        body = redact(body)  # the text as written: a secret in any of JSON's escapings is caught
+        try:
+            json.loads(body)
+        except ValueError:  # a mask that broke the JSON: redact each string instead, so the payload stays readable
+            body = dump(_each_string(payload, redact))
     return f"{people.rstrip()}\n\n{FENCE}{body}{CLOSE}\n" if people.strip() else f"{FENCE}{body}{CLOSE}\n"
 
 
@@ -82,6 +90,16 @@ async def publish(kind: Kind, environment: str, data: Any, description: str, *,
                                                     description=description, flow_run_id=run, task_run_id=task_run))
 
 
+def _each_string(v: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(v, str):
+        return fn(v)
+    if isinstance(v, dict):
+        return {k: _each_string(x, fn) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_each_string(x, fn) for x in v]
+    return v
+
+
 def _no_nan(v: Any) -> Any:
     if isinstance(v, float) and v != v:
         return None
@@ -114,9 +132,10 @@ async def latest_json(kind: Kind, environment: str, client: Any = None) -> Any |
 
 
 async def run_json(client: Any, kind: Kind, environment: str, flow_run_id: UUID) -> list[Any]:
-    """The payloads of every version of `kind`'s artifact a flow run carries (unparseable versions left out)."""
+    """The payloads of every version of `kind`'s artifact a flow run carries; None for a version that is not golive
+    JSON (the caller decides: the deploy flow refuses)."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
         key=ArtifactFilterKey(any_=[key(kind, environment)]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
-    return [p for a in arts if (p := parse_json(a.data)) is not None]
+    return [parse_json(a.data) for a in arts]

@@ -197,10 +197,12 @@ async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UU
 async def _blocking_reported(client: Any, env: str, rid: UUID) -> list[str]:
     """The blocking failures the readiness run's verdict listed (the union over every version it carries: one more
     written later can only add to them). Its sign-offs are re-checked against these."""
-    verdicts = [v for v in await artifacts.run_json(client, "verdict", env, rid)
-                if isinstance(v, dict) and isinstance(v.get("blocking"), list)]
+    verdicts = await artifacts.run_json(client, "verdict", env, rid)
     if not verdicts:
         raise LookupError(f"readiness run {rid} published no verdict {artifacts.key('verdict', env)}")
+    if not all(isinstance(v, dict) and isinstance(v.get("blocking"), list) for v in verdicts):
+        # one that cannot be read might be the one that lists a failure: what cannot be read cannot be proven
+        raise LookupError(f"a version of {artifacts.key('verdict', env)} on readiness run {rid} is not a verdict")
     return sorted({str(b).split(" ", 1)[0] for v in verdicts for b in v["blocking"]})
 
 

@@ -47,7 +47,7 @@ from golive.tasks.core import (
 )
 
 from . import artifacts
-from .approval import decide_and_deploy, load_report, save_report
+from .approval import binding, decide_and_deploy, load_report, save_report
 from .catalog import all_checks
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
@@ -302,10 +302,12 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
     emit_verdict(report, config)
     if mode == "go-live":
         wait = start.wait if start else None
-        if wait is not None and wait.suspend and (why := await save_report(report)):
-            logger.warning("the report could not be kept for a suspended wait (%s): this run waits for its sign-off "
-                           "paused, in this process", why)
-            wait = dataclasses.replace(wait, suspend=False, timers=None)
+        bound = binding(config, (release or "").strip(), wait.requested_by if wait else [], cfg.approval)
+        if wait is not None and wait.suspend and (why := await save_report(report, bound)):
+            # (pausing in this process instead would not hold: a deployment run leaving Running gives back its
+            # concurrency slot, and Prefect then cancels the paused run when its slot's lease cannot be renewed)
+            return Failed(name="NO-GO", message=f"NO-GO: the report could not be kept while this run waits for its "
+                                                f"sign-off without a process ({why}): nothing deploys")
         return await decide_and_deploy(cfg, report, config_path=config, release=(release or "").strip(), wait=wait)
     message = (f"{report.verdict.value}: {len(report.blocking_failures)} blocking check(s) failed, "
                f"{len(report.warnings)} warning(s), {len(report.results)} checks")
@@ -320,9 +322,14 @@ async def _resume_sign_off(cfg: GoliveConfig, config: str, release: str, start: 
     then the sign-off rounds, the answered ones replayed."""
     logger = get_run_logger()
     try:
-        report = await load_report(start.wait.run_id)
+        kept = await load_report(start.wait.run_id)
     except LookupError as e:
         return Failed(name="NO-GO", message=f"NO-GO: {e}: nothing deploys; start a new go-live run")
+    report, now = kept.report, binding(config, release, start.wait.requested_by, cfg.approval)
+    if changed := sorted(k for k in set(now) | set(kept.bound) if now.get(k) != kept.bound.get(k)):
+        return Failed(name="NO-GO", message=f"NO-GO: this go-live run's {', '.join(changed)} changed while it waited "
+                                            "for its sign-off (its parameters or its config were edited): the "
+                                            "sign-offs were given for the first; nothing deploys")
     logger.info("resumed after sign-off round(s) %s: readiness %s from %s (not run again)",
                 ", ".join(sorted(start.wait.answered)), report.verdict.value, report.started_at.isoformat())
     return await decide_and_deploy(cfg, report, config_path=config, release=release, wait=start.wait)

@@ -70,7 +70,9 @@ async def begin(config_path: str, run_id: str | None) -> Start:
     async with get_client() as client:
         own = await client.read_flow_run(UUID(run_id))
         answered = answered_rounds(own)
-        suspend = own.deployment_id is not None
+        # Prefect suspends only a top-level run of a deployment (it re-schedules the run through the deployment; a
+        # deployment run started as a subflow is refused "Cannot suspend subflows")
+        suspend = own.deployment_id is not None and own.parent_task_run_id is None
         timers = (lambda n, t: schedule_timers(config_path, run_id, n, t)) if suspend else None
         wait = Wait(run_id=run_id, suspend=suspend, answered=answered, timers=timers, requested_by=requesters_of(own))
         if answered:
@@ -104,24 +106,41 @@ async def _answered_at(client: Any, run_id: UUID, keys: set[str]) -> dict[str, d
 async def _open_go_live(client: Any, own: Any, config_path: str) -> str | None:
     """Another go-live run of this config that has opened a sign-off and not ended: why this one is refused."""
     from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterId,
         FlowRunFilter,
         FlowRunFilterId,
         FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
 
     live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED]
-    runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-        id=FlowRunFilterId(not_any_=[own.id]), state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))),
-        limit=200)
+    flt = dict(flow_filter=FlowFilter(id=FlowFilterId(any_=[own.flow_id])), sort=FlowRunSort.ID_DESC,
+               flow_run_filter=FlowRunFilter(id=FlowRunFilterId(not_any_=[own.id]),
+                                             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))))
+    runs: list[Any] = []
+    while len(page := await client.read_flow_runs(**flt, limit=200, offset=len(runs))) == 200 and len(runs) < 5000:
+        runs += page
+    runs += page
     for r in runs:
-        if r.flow_id == own.flow_id and r.parameters.get("mode") == "go-live" \
-                and r.parameters.get("config") == config_path and answered_rounds(r):
+        if r.parameters.get("mode") == "go-live" and _same_file(r.parameters.get("config"), config_path) \
+                and answered_rounds(r):
             return (f"go-live run {r.id} ({plain(r.name, 60)}) of this environment is waiting for its sign-off "
                     f"({plain(r.state.name if r.state else 'no state', 40)}): one go-live at a time; sign it off "
                     "or cancel it first")
     return None
+
+
+def _same_file(a: Any, b: str) -> bool:
+    """Whether two config paths name one file (`envs/p.yaml` and `./envs/p.yaml` do)."""
+    from pathlib import Path
+
+    try:
+        return isinstance(a, str) and Path(a).resolve() == Path(b).resolve()
+    except (OSError, ValueError):
+        return a == b
 
 
 async def schedule_timers(config_path: str, run_id: str, round_no: int, timeout_s: int) -> None:
@@ -154,27 +173,36 @@ async def schedule_timers(config_path: str, run_id: str, round_no: int, timeout_
 @flow(name=TIMER_FLOW, flow_run_name="{what} round {round_no}", persist_result=False)
 async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
                          what: Literal["reminder", "timeout"]) -> str:
-    """Remind the approvers of an unanswered sign-off round, or record an expired one as the NO-GO it is."""
+    """Remind the approvers of an unanswered sign-off round, or record an expired one as the NO-GO it is. The config
+    is the go-live run's own (its `config` parameter): the timer's `config` is only where it was scheduled from, and
+    any API client can start a timer with another."""
     from prefect.client.orchestration import get_client
     from prefect.states import Failed
 
     logger = get_run_logger()
     try:
-        cfg = load_config(config)
         rid = UUID(go_live_run_id)
-    except ConfigError as e:
-        return f"invalid config {e.source}: {e.problems[0]}"
     except ValueError:
         return f"go_live_run_id {plain(go_live_run_id, 80)!r} is not a flow run id"
     key = WAIT_KEY.format(round_no)
     async with get_client() as client:
         run = await client.read_flow_run(rid)
+        flow_name = (await client.read_flow(run.flow_id)).name
+        if flow_name != "go-live-readiness" or run.parameters.get("mode") != "go-live":
+            return f"flow run {rid} is not a go-live readiness run: nothing to do"
+        try:
+            cfg = load_config(str(run.parameters.get("config")))
+        except ConfigError as e:
+            return f"the go-live run's config {e.source} is invalid: {e.problems[0]}"
         state = run.state
         waiting = state is not None and state.is_paused() and state.state_details.pause_key == key
         if what == "reminder":
             if not waiting:
                 return f"round {round_no} is no longer waiting: no reminder"
-            report = await load_report(go_live_run_id)
+            try:
+                report = (await load_report(go_live_run_id)).report
+            except LookupError as e:
+                return f"round {round_no}: no reminder: {e}"
             need = {r.value for r in cfg.approval.required_roles}
             signed = await _accepted(client, run, round_no - 1, report, cfg.approval)
             await notifier(cfg, logger)(notice("reminder", report, round_no, sign_off_url(go_live_run_id),
@@ -196,10 +224,15 @@ async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
             expired = True  # Prefect's expiry service is off on this server: the timer ends the run itself
         if not expired:
             return f"round {round_no} did not expire ({plain(state.name if state else 'no state', 40)}): nothing to do"
-        report = await load_report(go_live_run_id)
         policy, need = cfg.approval, {r.value for r in cfg.approval.required_roles}
-        signed = await _accepted(client, run, round_no - 1, report, policy)
         why = f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): a NO-GO"
+        await client.set_flow_run_state(rid, Failed(name="NO-GO", message=f"NO-GO: {why}"), force=True)
+        try:
+            report = (await load_report(go_live_run_id)).report
+        except LookupError as e:  # the run's end is recorded above; only the record for people is lost
+            logger.warning("go-live run %s: %s; no decision record, no notification: %s", rid, why, e)
+            return why
+        signed = await _accepted(client, run, round_no - 1, report, policy)
         record = DecisionRecord(
             environment=report.environment, release=run.parameters.get("release"), readiness_flow_run_id=str(rid),
             decision=Verdict.NO_GO, why=why, decided_at=datetime.now(UTC), report_verdict=report.verdict,
@@ -207,7 +240,6 @@ async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
             warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings],
             required_roles=sorted(need), signoffs=[s.model_dump(mode="json") for s in signed], timed_out=True,
             rounds=round_no, waited_in="suspended", requested_by=requesters_of(run), identity=IDENTITY)
-        await client.set_flow_run_state(rid, Failed(name="NO-GO", message=f"NO-GO: {why}"), force=True)
     await publish_decision(record, str(rid))
     await notifier(cfg, logger)(notice("timed-out", report, round_no, sign_off_url(go_live_run_id), [],
                                        decision="NO-GO", release=record.release))

@@ -166,7 +166,7 @@ def test_a_suspended_run_reads_back_only_its_own_report_and_never_unpickles(pref
 
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
-    from golive.flows.approval import REPORT_KEY, load_report, save_report
+    from golive.flows.approval import REPORT_KEY, Kept, load_report, save_report
 
     class Boom:
         def __reduce__(self):
@@ -174,11 +174,12 @@ def test_a_suspended_run_reads_back_only_its_own_report_and_never_unpickles(pref
 
     rep = report(Status.PASS, Status.FAIL).model_copy(update={"flow_run_id": "run-A"})
     with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path}):
-        assert asyncio.run(save_report(rep)) is None
+        assert asyncio.run(save_report(rep, {"release": "1.5.0"})) is None
         back = asyncio.run(load_report("run-A"))
-        assert back == rep and [r.id for r in back.blocking_failures] == ["security.x.c1"]
+        assert back.report == rep and back.bound == {"release": "1.5.0"}
+        assert [r.id for r in back.report.blocking_failures] == ["security.x.c1"]
         # another run's report under this run's key: refused
-        (tmp_path / REPORT_KEY.format("run-B")).write_text(rep.model_dump_json())
+        (tmp_path / REPORT_KEY.format("run-B")).write_text(Kept(report=rep, bound={}).model_dump_json())
         with pytest.raises(LookupError, match="names run run-A, not run-B"):
             asyncio.run(load_report("run-B"))
         # a pickle planted under a run's key: not JSON, refused, never executed

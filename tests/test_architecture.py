@@ -43,3 +43,21 @@ def test_a_broken_contract_is_caught(tmp_path):
     out = lint_imports(tmp_path / "layout", config)
     assert out.returncode == 1 and "golive.deployments is not allowed to import golive.flows" in out.stdout, \
         out.stdout[-3000:] + out.stderr[-2000:]
+
+
+def test_every_package_folder_is_installed():
+    """Each folder with an __init__.py under the design card's top-level folders is a package the wheel ships (a new
+    subpackage missing from pyproject.toml broke the installed wheel once, caught only by the slow packaging suite)."""
+    import tomllib
+
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapped = {folder: package for package, folder in setuptools["package-dir"].items()}
+    on_disk = set()
+    for folder, package in mapped.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            if "__pycache__" in init.parts:
+                continue
+            rel = init.parent.relative_to(REPO / folder)
+            on_disk.add(".".join((package, *rel.parts)))
+    assert on_disk - set(setuptools["packages"]) == set(), "add these to [tool.setuptools] packages"
+    assert set(setuptools["packages"]) - on_disk == set(), "these packages have no folder"

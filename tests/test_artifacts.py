@@ -38,7 +38,7 @@ def test_the_json_is_redacted_as_text_when_asked():
 
 def test_published_json_reads_back_latest_and_per_run_through_prefects_client(prefect_api):
     """On the session's Prefect server: two versions on one run, the latest read back by key, every version of the
-    run read back (the deploy flow's union of a run's verdicts), a version that is not golive JSON left out."""
+    run read back (the deploy flow's union of a run's verdicts), a version that is not golive JSON read as None."""
     from prefect import flow
     from prefect.client.orchestration import get_client
 
@@ -59,4 +59,16 @@ def test_published_json_reads_back_latest_and_per_run_through_prefects_client(pr
 
     latest, every = asyncio.run(scenario())
     assert latest is None  # the latest version is the junk one: not golive JSON, so no payload
-    assert sorted(b for v in every for b in v["blocking"]) == ["a FAIL: x", "b FAIL: y"]
+    assert sorted(b for v in every if v for b in v["blocking"]) == ["a FAIL: x", "b FAIL: y"]
+    assert sum(v is None for v in every) == 1
+
+
+def test_a_mask_that_would_break_the_json_falls_back_to_redacting_each_string():
+    """The verdict's JSON must stay readable after redaction (the deploy flow refuses an unreadable verdict): a
+    redactor that mangles the JSON text (here: it eats the quote that closes the string after the secret) is applied
+    string by string."""
+    import re
+
+    md = artifacts.json_markdown("", {"blocking": ["x: hunter2"], "n": 1},
+                                 redact=lambda s: re.sub(r'hunter2"?', "***", s))
+    assert "hunter2" not in md and artifacts.parse_json(md) == {"blocking": ["x: ***"], "n": 1}

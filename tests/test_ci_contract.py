@@ -148,3 +148,17 @@ def test_junit_from_a_hostile_checks_artifact_is_well_formed_xml():
     root = ET.fromstring(junit_xml(rows, "e\x1b").split("?>", 1)[1])
     case = next(root.iter("testcase"))
     assert case.get("name") == "secur\\x1bity.a\\x00.b" and next(root.iter("testsuite")).get("name") == "secur\\x1bity"
+
+
+def test_golive_ci_takes_only_a_verdict_golive_wrote_for_its_run():
+    """The job's exit code comes from the verdict: a payload whose exit code disagrees with its verdict (a NO-GO that
+    says 0), a boolean for a code, or another run's verdict is no verdict (exit 4), never a green job."""
+    from golive.deployments.ci_client import _verdict
+
+    run = "0b6f3c2e-1111-2222-3333-444455556666"
+    good = {"verdict": "NO-GO", "exit_code": 2, "environment": "prod", "flow_run_id": run}
+    assert _verdict(good, run) == good
+    assert _verdict({**good, "exit_code": 0}, run) is None
+    assert _verdict({**good, "verdict": "GO", "exit_code": False}, run) is None
+    assert _verdict({**good, "flow_run_id": "another-run"}, run) is None
+    assert _verdict(["NO-GO"], run) is None and _verdict(None, run) is None

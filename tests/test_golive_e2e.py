@@ -358,3 +358,22 @@ def test_a_critical_alert_rolls_back_at_once_whatever_was_acknowledged(served, s
     assert report["trip"]["criterion"].startswith("data corruption detected")
     assert "DataCorruptionDetected" in report["trip"]["evidence"] and report["time_to_rollback_s"] > 0
     assert httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"] == "1.4.0"
+
+
+@pytest.mark.e2e
+def test_a_release_changed_while_the_run_waits_deploys_nothing(served):
+    """Attack: a suspended go-live run starts again from its parameters, and any API client can PATCH them. Signed
+    for 1.5.0, patched to 9.9.9 while waiting: the resumed run sees that what it was signed for changed and ends
+    NO-GO, naming it; nothing deploys."""
+    api = served
+    before = {r["id"] for r in deploy_runs(api)}
+    run = start_go_live(api, "1.5.0", LIGHT)
+    first = wait_paused_sign_off(api, set(), run_id=run)
+    params = api.get(f"flow_runs/{run}").json()["parameters"]
+    r = api.patch(f"flow_runs/{run}", json={"parameters": {**params, "release": "9.9.9"}})
+    assert r.status_code == 204, r.text
+    assert resume(api, first, **all_signed("Samuel Adeyemi", "CTO"))["status"] == "ACCEPT"
+    final = wait_final(api, run, timeout=120)
+    assert final["state"]["type"] == "FAILED" and final["state"]["name"] == "NO-GO", final["state"]
+    assert "release changed while it waited for its sign-off" in final["state"]["message"], final["state"]["message"]
+    assert {r["id"] for r in deploy_runs(api)} == before
