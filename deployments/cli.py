@@ -250,17 +250,17 @@ def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_di
     """Run the readiness flow in this process; return (Report or None, final state)."""
     import asyncio
 
-    from golive.flows import readiness
+    from golive.flows import engine, readiness
 
     def listener(r: Any) -> None:
         _progress_line(console, r)
 
-    readiness.LISTENERS.append(listener)
+    engine.LISTENERS.append(listener)
     try:
         state = asyncio.run(readiness.go_live_readiness(config=config_path, mode=mode, sections=sections,
                                                          output_dir=output_dir, return_state=True, **params))
     finally:
-        readiness.LISTENERS.remove(listener)
+        engine.LISTENERS.remove(listener)
         _drain_prefect()
     return readiness.REPORTS.pop(str(state.state_details.flow_run_id), None), state
 

@@ -2,7 +2,7 @@
 "verify data integrity after restore").
 
 `backup.restore.test` restores the newest dump into a scratch database and calls every registered integrity suite
-before it drops it (`tasks.restore.register_restored_db_suite`). `gx_on_restored_copy` is that suite for the Great
+before it drops it (`tasks.restore.suites.register_restored_db_suite`). `gx_on_restored_copy` is that suite for the Great
 Expectations files the readiness run already validates against production: the same files (the source target's
 `suites_dir`), the same sensitive-column masking. A blocking expectation that fails on the copy fails the restore
 test; an advisory one makes it a warning in the evidence. The flows register it (`flows.catalog`), so `tasks/`
@@ -15,7 +15,7 @@ from typing import Any
 
 from golive.tasks.core import RunContext, Severity, Status
 from golive.tasks.postgres import TABLES, table_status
-from golive.tasks.restore import RestoredDatabase, SuiteOutcome
+from golive.tasks.restore.suites import RestoredDatabase, SuiteOutcome
 
 from .suites import load_suites
 

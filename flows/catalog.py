@@ -31,7 +31,7 @@ def all_checks(config: Any = None) -> dict[str, CheckSpec]:
     and the field."""
     from golive.expectations import SUITES_DIR, SuiteError, catalog_specs
     from golive.expectations.restored import NAME, gx_on_restored_copy
-    from golive.tasks.restore import register_restored_db_suite
+    from golive.tasks.restore.suites import register_restored_db_suite
 
     from .config import ConfigError
 

@@ -29,22 +29,22 @@ from pydantic import (
 )
 
 from golive.tasks.app import AppTarget
+from golive.tasks.backups import BackupTarget
 from golive.tasks.containers import ContainersTarget
 from golive.tasks.core import Redactor
 from golive.tasks.hosts import HostsTarget
+from golive.tasks.indexes import IndexesTarget
 from golive.tasks.loadbalancer import LoadBalancerTarget
 from golive.tasks.loadtest import LoadTestTarget
+from golive.tasks.monitoring.prometheus import MonitoringTarget
 from golive.tasks.network import NetworkTarget
 from golive.tasks.observability import ObservabilityTarget
 from golive.tasks.pgbouncer import PgBouncerTarget
-from golive.tasks.pgindexes import IndexesTarget
 from golive.tasks.postgres import PostgresTarget
-from golive.tasks.prometheus import MonitoringTarget
-from golive.tasks.rediscache import RedisTarget
-from golive.tasks.restore import RestoreTarget
-from golive.tasks.s3backup import BackupTarget
-from golive.tasks.saas_deps import SaasTarget
-from golive.tasks.security import SecurityTarget
+from golive.tasks.redis import RedisTarget
+from golive.tasks.restore.target import RestoreTarget
+from golive.tasks.saas import SaasTarget
+from golive.tasks.security.target import SecurityTarget
 from golive.tasks.smtp import SmtpTarget
 from golive.tasks.team import TeamTarget
 from golive.tasks.web import WebTarget

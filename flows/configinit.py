@@ -208,7 +208,7 @@ def _jobs_discover(pg: Any, table: str, heartbeat: str | None, timeout: float) -
 
 
 def _redis_discover(rt: Any, timeout: float) -> dict[str, Any]:
-    from golive.tasks.rediscache import info
+    from golive.tasks.redis import info
 
     i = info(rt.url, rt, RunContext(timeout=timeout))
     replicas = [f"redis://{v['ip']}:{v['port']}/0" for k, v in sorted(i.items())
@@ -227,7 +227,7 @@ def _smtp_discover(host: str, port: int, timeout: float) -> dict[str, Any]:
 
 
 def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
-    from golive.tasks.s3backup import files, listing, s3_client
+    from golive.tasks.backups import files, listing, s3_client
 
     ctx = RunContext(timeout=timeout)
     wal_rx, conf_rx = r"wal|xlog|archive|incremental", r"config|conf|etc|settings"
@@ -288,7 +288,7 @@ def _prom_discover(mon: Any, timeout: float) -> dict[str, Any]:
 
 def _site_discover(base_url: str, ca_file: str | None, timeout: float) -> dict[str, Any]:
     from golive.tasks.clients.http import http_client
-    from golive.tasks.tls import probe_tls
+    from golive.tasks.clients.tls import probe_tls
 
     u = urlsplit(base_url)
     ctx = RunContext(timeout=timeout)
@@ -446,7 +446,7 @@ class _Init:
         return [s] if s.data else []
 
     def redis(self) -> list[Section]:
-        from golive.tasks.rediscache import RedisTarget
+        from golive.tasks.redis import RedisTarget
 
         if not self.inp.redis_url:
             return [Section("redis", {"url": "redis://cache.example.internal:6379/0"},
@@ -494,7 +494,7 @@ class _Init:
 
     def monitoring(self) -> list[Section]:
         """monitoring, and the load balancer's backends as Prometheus scrapes them (commented: candidates)."""
-        from golive.tasks.prometheus import MonitoringTarget
+        from golive.tasks.monitoring.prometheus import MonitoringTarget
 
         if not self.inp.prometheus_url:
             return [Section("monitoring", {"prometheus_url": "http://prometheus.example.internal:9090"},
@@ -517,7 +517,7 @@ class _Init:
         return [s, lb]
 
     def backups(self) -> list[Section]:
-        from golive.tasks.s3backup import BackupTarget
+        from golive.tasks.backups import BackupTarget
 
         if not self.inp.s3_bucket:
             return [Section("backups", {"bucket": "example-backups", "prefix": "backups/"},
@@ -659,15 +659,15 @@ def _security_found(s: Section, cat: dict[str, Any]) -> None:
 
 
 def _monitoring_found(s: Section, prom: dict[str, Any]) -> None:
-    from golive.tasks.alerts import CRITICAL, WARNING
-    from golive.tasks.prometheus import MonitoringTarget
+    from golive.tasks.models import default_roles
+    from golive.tasks.monitoring.alerts import CRITICAL, WARNING
 
     jobs = prom["jobs"]
     s.notes.append("scrape targets (discovered, review): " +
                    "; ".join(f"{j}: {', '.join(sorted(i)[:6])}{' ...' if len(i) > 6 else ''}" for j, i in
                              sorted(jobs.items())) if jobs else "no active scrape targets")
     nodes = sorted({i for j, insts in jobs.items() if re.search(r"node", j, re.I) for i in insts})
-    roles = MonitoringTarget.model_fields["roles"].default_factory()  # type: ignore[misc]
+    roles = default_roles()
     unmatched = [f"{k} ({r.instance_regex})" for k, r in roles.items()
                  if not any(re.fullmatch(r.instance_regex, n) for n in nodes)]  # PromQL regexes are anchored
     if unmatched and nodes:  # which server plays which role cannot be discovered: only the roles that match stay
@@ -688,7 +688,7 @@ def _monitoring_found(s: Section, prom: dict[str, Any]) -> None:
 
 
 def _backups_found(s: Section, found: dict[str, Any], given_prefix: str | None, prom: dict[str, Any] | None) -> None:
-    from golive.tasks.s3backup import BackupTarget
+    from golive.tasks.backups import BackupTarget
 
     default = {k: f.default for k, f in BackupTarget.model_fields.items()}
     s.notes.append(f"prefixes: {', '.join(found['prefixes']) or 'none'} (discovered, review)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -33,11 +34,10 @@ from pydantic import BaseModel, Field
 from golive.tasks.catalog import load_catalog
 from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, run_checks, select
 
-from . import artifacts
+from . import artifacts, engine
 from .approval import DEPLOYMENT, RECORDED_DEPLOY, submitted_decision, trigger_deploy  # noqa: F401 (re-exported)
 from .config import ConfigError, GoliveConfig, load_config
 from .policies import DeployPolicy
-from .readiness import prefect_executor, registered_run
 from .report import Verdict
 from .watch import (
     Ack,
@@ -84,9 +84,10 @@ def _argv(argv: list[str], release: str) -> list[str]:
 
 @task(name="deploy-step", cache_policy=NO_CACHE, persist_result=False, retries=0)
 async def run_step(name: str, argv: list[str] | None, webhook: str | None, release: str, readiness_run_id: str | None,
-                   timeout_s: float, redact_key: str) -> StepResult:
-    """Run the deploy or rollback command (or POST the webhook), bounded by its timeout. Never raises."""
-    redact = _REDACTORS.get(redact_key, Redactor())
+                   timeout_s: float, run_key: str) -> StepResult:
+    """Run the deploy or rollback command (or POST the webhook), bounded by its timeout. Never raises. The redactor
+    is the deploy run's, from the engine's registry (`run_key`: nothing secret is a task parameter's value)."""
+    redact = engine.redactor(run_key)
     t0 = time.monotonic()
     try:
         if argv:
@@ -115,7 +116,31 @@ async def run_step(name: str, argv: list[str] | None, webhook: str | None, relea
                           detail=redact.text(f"{type(e).__name__}: {e}"))
 
 
-_REDACTORS: dict[str, Redactor] = {}
+@dataclasses.dataclass
+class DeployRun:
+    """One deploy run, as its steps see it: what it deploys, with which policy, and what it has found so far."""
+
+    cfg: GoliveConfig
+    release: str
+    readiness_run_id: str | None
+    report: DeployReport
+    run_key: str  # the engine's registry: the run's redactor and its smoke tests' board
+    webhook: str | None
+    logger: Any
+    deployed_at: float = 0.0
+
+    @property
+    def pol(self) -> DeployPolicy:
+        assert self.cfg.deploy is not None  # checked before a DeployRun is made
+        return self.cfg.deploy
+
+    @property
+    def redact(self) -> Redactor:
+        return engine.redactor(self.run_key)
+
+    async def step(self, name: str, argv: list[str] | None, webhook: str | None) -> StepResult:
+        return await run_step.with_options(task_run_name=f"{name} {self.release}")(
+            name, argv, webhook, self.release, self.readiness_run_id, self.pol.timeout_s, self.run_key)
 
 
 READINESS_FLOW = "go-live-readiness"
@@ -256,43 +281,36 @@ async def deploy_production(config: str, release: str, readiness_run_id: str | N
         await _publish(report, why)
         return Failed(message=f"deploy refused: {why}")
     logger.info("sign-off verified: %s", why)
-    redact_key = str(runtime_flow_run.id or id(report))
-    redact = _REDACTORS[redact_key] = Redactor(cfg.secrets())
-    webhook = pol.webhook_url.get_secret_value() if pol.webhook_url else None
-    try:
-        return await _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook, redact, redact_key,
-                                       logger)
-    finally:
-        _REDACTORS.pop(redact_key, None)
+    smoke_specs = select(load_catalog(), ids=pol.smoke_checks)
+    with engine.registered_run(cfg, smoke_specs) as (run_key, _):
+        run = DeployRun(cfg=cfg, release=release, readiness_run_id=readiness_run_id, report=report, run_key=run_key,
+                        webhook=pol.webhook_url.get_secret_value() if pol.webhook_url else None, logger=logger)
+        return await _deploy_and_watch(run)
 
 
-async def _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook, redact, redact_key, logger):
-    catalog = load_catalog()
-    step = await run_step.with_options(task_run_name=f"deploy {release}")(
-        "deploy", pol.command, webhook, release, readiness_run_id, pol.timeout_s, redact_key)
+async def _deploy_and_watch(run: DeployRun) -> State:
+    cfg, pol, report, release, logger, redact = run.cfg, run.pol, run.report, run.release, run.logger, run.redact
+    step = await run.step("deploy", pol.command, run.webhook)
     report.steps.append(step)
     report.deploy_seconds = step.seconds
-    deployed_at = time.monotonic()
+    run.deployed_at = time.monotonic()
     if not step.ok:
         logger.error("deploy step failed: %s", step.detail)
-        return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
-                               Trip(severity="CRITICAL", criterion="the deploy step failed", evidence=step.detail,
-                                    detected_at=datetime.now(UTC)))
-    # smoke tests: the existing checks, as Prefect tasks
-    smoke_specs = select(catalog, ids=pol.smoke_checks)
-    with registered_run(cfg, smoke_specs) as (run_key, st):
-        smoke = await run_checks(smoke_specs.values(), st.board, prefect_executor(run_key))
+        return await _rollback(run, Trip(severity="CRITICAL", criterion="the deploy step failed",
+                                         evidence=step.detail, detected_at=datetime.now(UTC)))
+    # smoke tests: the existing checks, as Prefect tasks (the engine's, on this run's board)
+    st = engine.state(run.run_key)
+    smoke = await run_checks(st.specs.values(), st.board, engine.prefect_executor(run.run_key))
     report.smoke = [{"id": r.id, "status": r.status.value, "summary": r.summary} for r in smoke]
     broken = [r for r in smoke if r.status not in (Status.PASS, Status.WARN, Status.NOT_APPLICABLE)]
     if broken:
-        return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
-                               Trip(severity="CRITICAL", criterion="smoke tests failed after the deploy",
-                                    evidence="; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in broken),
-                                    detected_at=datetime.now(UTC)))
+        return await _rollback(run, Trip(severity="CRITICAL", criterion="smoke tests failed after the deploy",
+                                         evidence="; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in broken),
+                                         detected_at=datetime.now(UTC)))
     # the watch window
     api_ids = ["application.api.health"]
     db_ids = ["dependencies.postgres.reachable"]
-    probe_specs = select(catalog, ids=[*api_ids, *db_ids, *pol.high_checks])
+    probe_specs = select(load_catalog(), ids=[*api_ids, *db_ids, *pol.high_checks])
     watch = Watch(pol)
     report.medium = watch.medium
     report.acknowledged = watch.acknowledged
@@ -307,8 +325,7 @@ async def _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook
         trip = watch.evaluate(time.monotonic(), signals, ack)
         if trip is not None:
             trip.evidence = redact.text(trip.evidence)
-            return await _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at,
-                                   trip)
+            return await _rollback(run, trip)
         await asyncio.sleep(max(0.0, min(pol.poll_seconds, end - time.monotonic())))
     report.watched_seconds = round(pol.watch_seconds, 3)
     report.outcome = "DEPLOYED"
@@ -317,7 +334,8 @@ async def _deploy_and_watch(cfg, pol, report, release, readiness_run_id, webhook
     return Completed(message=f"deployed {release}: healthy through the watch window{kept}", data=report)
 
 
-async def _monitoring(cfg, pol, redact, watch: Watch, what: str, fetch):
+async def _monitoring(cfg: GoliveConfig, pol: DeployPolicy, redact: Redactor, watch: Watch, what: str,
+                      fetch: Callable[[GoliveConfig, DeployPolicy], Awaitable[Any]]) -> Any:
     """A monitoring read (bounded by the poll budget) that fails is MEDIUM (recorded once), never a rollback of its
     own."""
     try:
@@ -353,17 +371,17 @@ async def _ack(environment: str, release: str, watch: Watch) -> Ack | None:
     return None
 
 
-async def _rollback(cfg, pol, report, release, readiness_run_id, redact_key, logger, deployed_at, trip: Trip):
+async def _rollback(run: DeployRun, trip: Trip) -> State:
+    pol, report, logger = run.pol, run.report, run.logger
     report.trip = trip
-    report.time_to_detect_s = round(time.monotonic() - deployed_at, 3)
+    report.time_to_detect_s = round(time.monotonic() - run.deployed_at, 3)
     report.watched_seconds = report.time_to_detect_s
     logger.error("%s rollback criterion tripped: %s (%s)", trip.severity, trip.criterion, trip.evidence)
     if not pol.rollback_command:
         report.outcome = "FAILED"
         await _publish(report, f"{trip.criterion}; no rollback_command configured: roll back by hand")
         return Failed(message=f"{trip.criterion}: no rollback command configured")
-    step = await run_step.with_options(task_run_name=f"rollback {release}")(
-        "rollback", pol.rollback_command, None, release, readiness_run_id, pol.timeout_s, redact_key)
+    step = await run.step("rollback", pol.rollback_command, None)
     report.steps.append(step)
     report.time_to_rollback_s = step.seconds
     report.outcome = "ROLLED-BACK" if step.ok else "FAILED"

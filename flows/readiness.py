@@ -7,46 +7,35 @@ Design notes (measured, see docs/architecture.md):
   `dependencies.postgres.reachable`, application/security for `infrastructure.web.reachable`), so the UI
   shows the order the checklist implies; inside a section checks run as concurrently as their deps allow;
 - nothing secret crosses the Prefect API: flow/subflow parameters are a config path, a section name and an
-  opaque run key; the loaded config, its secrets and the results stay in this process (`_RUNS`).
+  opaque run key; the loaded config, its secrets and the results stay in this process (flows/engine.py's
+  registry, which also runs each check as a Prefect task run).
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import functools
-import time
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
 from golive.tasks.core import (
     SECTIONS,
-    Board,
-    CheckResult,
     CheckSpec,
-    Memo,
     Observation,
     Redactor,
     RunContext,
     Severity,
-    Status,
-    execute,
-    make_result,
     not_applicable,
     run_checks,
     select,
 )
 
-from . import artifacts
+from . import artifacts, engine
 from .approval import binding, decide_and_deploy, load_report, save_report
 from .catalog import all_checks
 from .config import ConfigError, GoliveConfig, load_config
@@ -58,23 +47,9 @@ from .signoff_timer import begin
 Mode = Literal["rehearsal", "ci", "go-live"]
 
 
-@dataclasses.dataclass
-class RunState:
-    config: GoliveConfig
-    redact: Redactor
-    specs: dict[str, CheckSpec]
-    board: Board
-    memo: Memo = dataclasses.field(default_factory=Memo)
-    landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
-    groups: dict[str, asyncio.Future] = dataclasses.field(default_factory=dict)  # group -> its task run
-
-
-_RUNS: dict[str, RunState] = {}
 #: Reports of the runs of this process, by flow run id (a flow's return value is awkward to read back from a
 #: Failed state; in-process callers pop theirs here, remote ones read the verdict artifact).
 REPORTS: dict[str, Report] = {}
-#: In-process listeners (the CLI's progress display): called with every result as it lands.
-LISTENERS: list[Callable[[CheckResult], None]] = []
 
 
 def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, CheckSpec]:
@@ -95,103 +70,19 @@ def _excluded(target: Any, ctx: RunContext) -> Observation:
     return not_applicable(SKIP_REASON)
 
 
-async def _run_one(st: RunState, check_id: str) -> CheckResult:
-    res = await execute(st.specs[check_id], st.config, redact=st.redact, memo=st.memo)
-    st.landed[check_id] = res
-    return res
-
-
-def _log(res: CheckResult) -> None:
-    line = f"{res.status.value} {res.id}: {res.summary} [{res.evidence}]"
-    logger = get_run_logger()
-    level = {Status.FAIL: logger.error, Status.ERROR: logger.error, Status.WARN: logger.warning}
-    level.get(res.status, logger.info)(line)
-
-
-@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
-async def check_task(check_id: str, run_key: str) -> State:
-    """One check as a Prefect task run: FAIL/ERROR show as Failed runs in the UI, the rest Completed."""
-    res = await _run_one(_RUNS[run_key], check_id)
-    _log(res)
-    if res.status in (Status.FAIL, Status.ERROR):
-        return Failed(message=f"{res.status.value}: {res.summary}"[:500])
-    return Completed(message=f"{res.status.value}: {res.summary}"[:500])
-
-
-@task(name="check group", cache_policy=NO_CACHE, persist_result=False, retries=0)
-async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
-    """The checks of one group (the expectations of one suite: one validation of its table) as one task run;
-    each check keeps its own result, evidence and log line."""
-    st = _RUNS[run_key]
-    results = await asyncio.gather(*(_run_one(st, i) for i in check_ids))
-    for res in results:
-        _log(res)
-    counts = ", ".join(f"{n} {s.value}" for s in Status if (n := sum(r.status == s for r in results)))
-    bad = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
-    msg = f"{group}: {counts}" + (f"; {bad[0].id} {bad[0].status.value}: {bad[0].summary}" if bad else "")
-    return (Failed if bad else Completed)(message=msg[:500])
-
-
-@functools.lru_cache(maxsize=4096)
-def _named_task(check_id: str):
-    """`check_task` named by the check id (Task.with_options copies the task: ~3 ms, so once per id, not per run)."""
-    return check_task.with_options(task_run_name=check_id)
-
-
-@functools.lru_cache(maxsize=1024)
-def _named_group_task(group: str):
-    return group_task.with_options(task_run_name=group)
-
-
-def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResult]]:
-    """Runs one check as a Prefect task run (named by its id) and returns its result."""
-    st = _RUNS[run_key]
-
-    async def via_prefect(spec: CheckSpec) -> CheckResult:
-        if spec.group:  # the first member to get here starts the group's one task run; the others await it
-            run = st.groups.get(spec.group)
-            if run is None:
-                ids = sorted(i for i, s in st.specs.items() if s.group == spec.group)
-                run = st.groups[spec.group] = asyncio.ensure_future(
-                    _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
-            await run
-        else:
-            await _named_task(spec.id)(spec.id, run_key, return_state=True)
-        res = st.landed.pop(spec.id, None)
-        if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
-            res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(),
-                              cause="the Prefect task run crashed before recording a result")
-        return res
-
-    return via_prefect
-
-
-@contextlib.contextmanager
-def registered_run(cfg: GoliveConfig, specs: dict[str, CheckSpec]) -> Iterator[tuple[str, RunState]]:
-    """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs."""
-    run_key = uuid.uuid4().hex
-    board = Board(specs)
-    board.listeners.extend(LISTENERS)
-    _RUNS[run_key] = st = RunState(config=cfg, redact=Redactor(cfg.secrets()), specs=specs, board=board)
-    try:
-        yield run_key, st
-    finally:
-        _RUNS.pop(run_key, None)
-
-
 @flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)
 async def section_flow(section: str, run_key: str) -> State:
     """One checklist section: its checks as concurrent Prefect tasks, gated by their dependencies."""
-    st = _RUNS[run_key]
+    st = engine.state(run_key)
     specs = [s for s in st.specs.values() if s.section == section]
-    results = await run_checks(specs, st.board, prefect_executor(run_key))
+    results = await run_checks(specs, st.board, engine.prefect_executor(run_key))
     v = verdict_of(results)
     msg = f"{SECTIONS[section]}: {v.value} ({len(results)} checks)"
     return Failed(message=msg) if v == Verdict.NO_GO else Completed(message=msg)
 
 
 async def _run_section(section: str, run_key: str) -> None:
-    st = _RUNS[run_key]
+    st = engine.state(run_key)
     # (a dependency that itself waits for the quiet window is left to its check: this section may hold the timing
     # checks that open that window, so waiting for it here would deadlock)
     needs = {d for s in st.specs.values() if s.section == section for d in s.depends_on
@@ -287,7 +178,7 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
             return Failed(message=f"refused: {start.refused}")
         if start.resumed:
             return await _resume_sign_off(cfg, config, (release or "").strip(), start)
-    with registered_run(cfg, specs) as (run_key, st):
+    with engine.registered_run(cfg, specs) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         await asyncio.gather(*(_run_section(s, run_key) for s in present))
         report = build_report(list(st.board.results.values()), environment=cfg.environment, mode=mode,

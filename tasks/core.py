@@ -78,6 +78,12 @@ def warned(observed: Any, expected: Any, evidence: str, **details: Any) -> Obser
     return Observation(status=Status.WARN, observed=observed, expected=expected, evidence=evidence, details=details)
 
 
+def failed_if(problems: Any, observed: Any, expected: Any, evidence: str, **details: Any) -> Observation:
+    """FAIL when `problems` (the failing items, a message, a flag) is truthy, else PASS: the verdict of a check that
+    judges many things and lists the bad ones (`details` usually names them)."""
+    return (failed if problems else passed)(observed, expected, evidence, **details)
+
+
 def skipped(cause: str, blocked_by: str, observed: Any = None, expected: Any = None, evidence: str = "",
             **details: Any) -> Observation:
     """A prerequisite the body found broken (a table of many, one of them missing): SKIPPED with the cause, pointing
@@ -215,9 +221,14 @@ def compare(observed: Any, op: str, limit: Any, *, evidence: str, unit: str = ""
             on_fail: Status = Status.FAIL, **details: Any) -> Observation:
     """Compare a measured value with a threshold; `expected` reads like the condition (Gatus-style)."""
     sfx = f" {unit}" if unit else ""
-    ok = observed is not None and _OPS[op](observed, limit)
-    return Observation(status=Status.PASS if ok else on_fail, observed=f"{_fmt(observed)}{sfx}",
+    return Observation(status=Status.PASS if meets(observed, op, limit) else on_fail, observed=f"{_fmt(observed)}{sfx}",
                        expected=f"{op} {_fmt(limit)}{sfx}", evidence=evidence, details=details)
+
+
+def meets(observed: Any, op: str, limit: Any) -> bool:
+    """Whether `observed op limit` holds, the test `compare` makes (for a check judging many values at once); a
+    missing value (None) never meets a limit."""
+    return observed is not None and _OPS[op](observed, limit)
 
 
 def _fmt(v: Any) -> str:
@@ -284,25 +295,32 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+\.[a-z0-9_]+$")
 
 def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity = Severity.BLOCKING,
           depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None, heavy: bool = False,
-          timing: bool = False):
-    """Declare a check. The decorated function stays a plain, directly callable function."""
+          timing: bool = False, doc: str | None = None):
+    """Declare a check. The decorated function stays a plain, directly callable function. Its description is `doc`,
+    else its docstring (`doc` serves a body shared by a table of checks, each described on its own)."""
 
     def deco(fn: Callable[[Any, RunContext], Observation]):
         if not _ID_RE.match(id):
             raise ValueError(f"check id {id!r} is not section.subject.fact")
         if id.split(".", 1)[0] not in SECTIONS:
             raise ValueError(f"check id {id!r}: unknown section")
-        if id in REGISTRY and REGISTRY[id].body.__qualname__ != fn.__qualname__:
+        if id in REGISTRY and _body_name(REGISTRY[id].body) != _body_name(fn):
             raise ValueError(f"check id {id!r} declared twice")
         if timeout <= 0:
             raise ValueError(f"check {id!r}: timeout must be > 0")
         REGISTRY[id] = CheckSpec(id=id, title=title, seed=tuple(seed), severity=Severity(severity),
                                  depends_on=tuple(depends_on), timeout=float(timeout), target=target, body=fn,
-                                 description=(fn.__doc__ or "").strip(), heavy=heavy, timing=timing)
+                                 description=(doc or fn.__doc__ or "").strip(), heavy=heavy, timing=timing)
         fn.check_id = id  # type: ignore[attr-defined]
         return fn
 
     return deco
+
+
+def _body_name(fn: Any) -> str:
+    """A body's name, for telling a module imported twice from two checks declared with one id (a body shared by a
+    table of checks is a functools.partial: its function's name)."""
+    return getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", repr(fn))
 
 
 def validate_graph(specs: Mapping[str, CheckSpec]) -> None:

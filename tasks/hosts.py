@@ -1,9 +1,6 @@
-"""Servers (seed 1.1): per-role resources from node_exporter metrics (PromQL through the Prometheus HTTP API),
-network reach of the roles (TCP connect time to the load balancer / the database) and the backend's Python.
-
-The per-role thresholds (cores, CPU, free memory, free disk) live in `monitoring.roles` (tasks/prometheus.py:
-HostRole, the seed's numbers by default); the rest lives here, in the `hosts` section.
-"""
+"""The `hosts` section (seed 1.1): network reach of the server roles (TCP connect time to the load balancer / the
+database), the backend's Python, and the machine golive itself runs on. The servers' resources read from
+node_exporter are monitoring/servers.py's (they read `monitoring`; the uplink settings they use are this section's)."""
 from __future__ import annotations
 
 import re
@@ -13,17 +10,30 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
 from .clients.http import http_client, req_timeout
-from .clients.prometheus import api_get, api_url
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, service_down, warned
-from .models import CaFile, Target
-from .prometheus import MonitoringTarget
+from .core import (
+    Observation,
+    RunContext,
+    check,
+    compare,
+    failed,
+    failed_if,
+    meets,
+    not_applicable,
+    passed,
+    service_down,
+    warned,
+)
+from .models import CaFile, Target, default_roles
 
 GiB = 1024**3
+
+
+def _gib(v: float) -> str:
+    return f"{v / GiB:.1f} GiB"
 
 
 def _hostport(v: str) -> str:
@@ -83,178 +93,6 @@ class HostsTarget(Target):
     @classmethod
     def _hp(cls, v: str | None) -> str | None:
         return None if v is None else _hostport(v)
-
-
-_DEFAULTS = HostsTarget()
-
-
-def _hosts(ctx: RunContext) -> HostsTarget:
-    return getattr(ctx.config, "hosts", None) or _DEFAULTS
-
-
-# --------------------------------------------------------------------------- PromQL per role
-
-CORES = 'count by (instance) (node_cpu_seconds_total{mode="idle"})'
-CPU = '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))'
-
-
-def _query(t: MonitoringTarget, ctx: RunContext, expr: str) -> list[tuple[dict[str, str], float]]:
-    """An instant query (memoized per run): [(labels, value)]."""
-
-    def do() -> list[tuple[dict[str, str], float]]:
-        data = api_get(t, ctx, "/api/v1/query", query=expr)
-        if data.get("resultType") != "vector":
-            raise RuntimeError(f"{expr}: expected a vector, got {data.get('resultType')}")
-        return [(r.get("metric", {}), float(r["value"][1])) for r in data.get("result", [])]
-
-    return ctx.memo(("promql", str(t.prometheus_url), expr), do)
-
-
-def _of_role(rows: list[tuple[dict[str, str], float]], regex: str) -> list[tuple[dict[str, str], float]]:
-    rx = re.compile(regex)
-    return [(m, v) for m, v in rows if rx.fullmatch(m.get("instance", ""))]
-
-
-def _evidence(t: MonitoringTarget, expr: str) -> str:
-    url = api_url(t, "/api/v1/query")
-    return (f"PromQL `{expr}` via GET {url}; re-run: "
-            f"`curl -sS '{url}?query={quote(expr, safe='')}' | jq '.data.result'`")
-
-
-def _gib(v: float) -> str:
-    return f"{v / GiB:.1f} GiB"
-
-
-def _role_checks(role: str, seed_prefix: str) -> None:
-    """Declare the node_exporter checks of one role (frontend / backend)."""
-    status_id = f"infrastructure.{role}.status"
-
-    def role_of(t: MonitoringTarget):
-        return t.roles.get(role)
-
-    def na() -> Observation:
-        return not_applicable(f"no `monitoring.roles.{role}` configured")
-
-    def status(t: MonitoringTarget, ctx: RunContext) -> Observation:
-        r = role_of(t)
-        if r is None:
-            return na()
-        up = _of_role(_query(t, ctx, "up"), r.instance_regex)
-        boot = {m.get("instance"): v for m, v in _of_role(_query(t, ctx, "node_boot_time_seconds"),
-                                                            r.instance_regex)}
-        now = time.time()
-        per: dict[str, Any] = {}
-        for m, v in up:
-            inst = m.get("instance", "?")
-            entry = per.setdefault(inst, {"up": True, "jobs": []})
-            entry["jobs"].append(m.get("job"))
-            entry["up"] = entry["up"] and v == 1.0
-            if inst in boot:
-                entry["uptime_h"] = round((now - boot[inst]) / 3600, 1)
-        expected = f"at least one instance matching {r.instance_regex!r}, every one up == 1"
-        evidence = (_evidence(t, "up") + f" (instances matching {r.instance_regex!r}); "
-                    "uptime from node_boot_time_seconds")
-        down = [i for i, e in per.items() if not e["up"]]
-        if not per:
-            return failed(f"no instance matches {r.instance_regex!r}", expected, evidence)
-        return (failed if down else passed)(per, expected, evidence, down=down)
-
-    status.__doc__ = (f"Every `{role}` instance (monitoring.roles.{role}.instance_regex) has `up == 1` in Prometheus "
-                      "(the scrape of its node_exporter answers); uptime from node_boot_time_seconds is documented.")
-    # no depends_on monitoring.prometheus.reachable: the readiness flow starts a section only once the checks it
-    # needs from other sections landed, and that one waits for the quiet window, which this section's timing
-    # checks (connect times) are part of. An unreachable Prometheus makes this check ERROR and its dependents
-    # SKIPPED with that root cause.
-    check(status_id, title=f"{role.capitalize()} servers are up", seed=[f"{seed_prefix}: Server Status"],
-          timeout=10, target="monitoring")(status)
-
-    def per_instance(t: MonitoringTarget, ctx: RunContext, expr: str, limit_of, op: str, unit: str, fmt,
-                     what: str) -> Observation:
-        r = role_of(t)
-        if r is None:
-            return na()
-        rows = _of_role(_query(t, ctx, expr), r.instance_regex)
-        limit = limit_of(r)
-        values = {m.get("instance", "?"): v for m, v in rows}
-        evidence = _evidence(t, expr) + f", instances matching {r.instance_regex!r}"
-        expected = f"{what} {op} {fmt(limit)} on every {role} instance"
-        if not values:
-            return failed(f"no series for instances matching {r.instance_regex!r}", expected, evidence)
-        bad = {i: fmt(v) for i, v in values.items() if not compare(v, op, limit, evidence="").status.value == "PASS"}
-        observed = {i: fmt(v) for i, v in sorted(values.items())}
-        return (failed if bad else passed)(observed, expected, evidence, failing=sorted(bad), unit=unit)
-
-    def cores(t: MonitoringTarget, ctx: RunContext) -> Observation:
-        return per_instance(t, ctx, CORES, lambda r: r.min_cores, ">=", "cores", lambda v: f"{v:g}", "CPU cores")
-
-    def cpu(t: MonitoringTarget, ctx: RunContext) -> Observation:
-        return per_instance(t, ctx, CPU, lambda r: r.max_cpu_ratio, "<", "ratio", lambda v: f"{v * 100:.1f} %",
-                            "CPU busy over 5 min")
-
-    def memory(t: MonitoringTarget, ctx: RunContext) -> Observation:
-        return per_instance(t, ctx, "node_memory_MemAvailable_bytes", lambda r: r.min_free_memory_bytes, ">",
-                            "bytes", _gib, "available memory")
-
-    def disk(t: MonitoringTarget, ctx: RunContext) -> Observation:
-        return per_instance(t, ctx, 'node_filesystem_avail_bytes{mountpoint="/"}', lambda r: r.min_free_disk_bytes,
-                            ">", "bytes", _gib, "free space on /")
-
-    cores.__doc__ = f"`{CORES}` >= monitoring.roles.{role}.min_cores on every {role} instance."
-    cpu.__doc__ = f"`{CPU}` < monitoring.roles.{role}.max_cpu_ratio on every {role} instance (before traffic)."
-    memory.__doc__ = (f"node_memory_MemAvailable_bytes > monitoring.roles.{role}.min_free_memory_bytes on every "
-                      f"{role} instance (what `free -h` shows as available).")
-    disk.__doc__ = (f'node_filesystem_avail_bytes{{mountpoint="/"}} > monitoring.roles.{role}.min_free_disk_bytes '
-                    f"on every {role} instance (`df -h /`).")
-    for fact, fn, seed, title in (("cores", cores, "CPU Resources", "enough CPU cores"),
-                                  ("cpu", cpu, "CPU Resources", "CPU usage is low before traffic"),
-                                  ("memory", memory, "Memory Resources", "enough free memory"),
-                                  ("disk", disk, "Disk Space", "enough free disk on /")):
-        check(f"infrastructure.{role}.{fact}", title=f"{role.capitalize()} servers: {title}",
-              seed=[f"{seed_prefix}: {seed}"], depends_on=[status_id], timeout=10, target="monitoring")(fn)
-
-    def link(t: MonitoringTarget, ctx: RunContext) -> Observation:
-        r = role_of(t)
-        if r is None:
-            return na()
-        h = _hosts(ctx)
-        sel = f'{{device=~"{h.link_device_regex}"}}'
-        up_expr, speed_expr = f"node_network_up{sel}", f"node_network_speed_bytes{sel}"
-        ups = _of_role(_query(t, ctx, up_expr), r.instance_regex)
-        speeds = {(m.get("instance"), m.get("device")): v for m, v in
-                  _of_role(_query(t, ctx, speed_expr), r.instance_regex)}
-        min_bytes = h.min_link_speed_mbps * 1_000_000 / 8
-        declared = h.link_speed_mbps * 1_000_000 / 8 if h.link_speed_mbps else None
-        observed: dict[str, str] = {}
-        bad = []
-        for m, v in ups:
-            key = (m.get("instance"), m.get("device"))
-            speed = speeds.get(key)
-            if speed is not None and speed > 0:
-                shown = f"{speed * 8 / 1e6:g} Mb/s"
-            else:  # the driver reports no speed (-1 or no series): a virtual NIC; only a declared speed can count
-                speed = declared
-                shown = "speed not reported by the NIC" + (f", declared {h.link_speed_mbps:g} Mb/s" if declared
-                                                           else " (virtual NIC? set hosts.link_speed_mbps)")
-            observed[f"{key[0]} {key[1]}"] = ("up" if v == 1 else "DOWN") + ", " + shown
-            if v != 1 or speed is None or speed < min_bytes:
-                bad.append(f"{key[0]} {key[1]}")
-        expected = f"every uplink ({h.link_device_regex}) up at >= {h.min_link_speed_mbps:g} Mb/s"
-        evidence = _evidence(t, up_expr) + f" and `{speed_expr}` (what `ethtool eth0` shows)"
-        if not observed:
-            return failed(f"no uplink series for instances matching {r.instance_regex!r}", expected, evidence)
-        return (failed if bad else passed)(observed, expected, evidence, failing=bad)
-
-    link.__doc__ = (f"node_network_up == 1 and node_network_speed_bytes >= hosts.min_link_speed_mbps on every uplink "
-                    f"(hosts.link_device_regex) of every {role} instance. Accepts a NIC that reports no speed "
-                    "(node_exporter's -1 or no series: AWS ENA, virtio, veth) only with hosts.link_speed_mbps "
-                    "declared (reported as declared); without it, FAIL naming that setting.")
-    check(f"infrastructure.{role}.link", title=f"{role.capitalize()} servers: network links up at full speed",
-          seed=[f"{seed_prefix}: Network Connectivity"], depends_on=[status_id], timeout=10,
-          target="monitoring")(link)
-
-
-_role_checks("frontend", "1.1 Frontend Server(s)")
-_role_checks("backend", "1.1 Backend Server(s)")
 
 
 # --------------------------------------------------------------------------- TCP connect time
@@ -379,7 +217,8 @@ def local_resources(h: HostsTarget, ctx: RunContext) -> Observation:
     loc = h.local
     limits: dict[str, Any] = {}
     if loc.role is not None:
-        roles = (getattr(ctx.config, "monitoring", None) or MonitoringTarget(prometheus_url="http://unused")).roles
+        monitoring = getattr(ctx.config, "monitoring", None)
+        roles = monitoring.roles if monitoring is not None else default_roles()
         if loc.role not in roles:
             return failed(f"role {loc.role!r} unknown", f"one of {sorted(roles)}", "hosts.local.role")
         r = roles[loc.role]
@@ -404,12 +243,12 @@ def local_resources(h: HostsTarget, ctx: RunContext) -> Observation:
                                 ("memory", mem, ">", _gib), ("disk", disk, ">", _gib)):
         if key in limits:
             expected[key] = f"{op} {fmt(limits[key])}"
-            if compare(value, op, limits[key], evidence="").status.value != "PASS":
+            if not meets(value, op, limits[key]):
                 bad.append(key)
         else:
             expected[key] = "reported (no threshold)"
     evidence = (f"measured on {socket.gethostname()} where golive runs: sched_getaffinity, /proc/stat over "
                 f"{loc.cpu_sample_s:g} s, /proc/meminfo MemAvailable, statvfs({loc.disk_path}); re-run there: "
                 f"`nproc; top -b -n 2 -d {loc.cpu_sample_s:g} | grep Cpu; free -h; df -h {loc.disk_path}`")
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad,
-                                       thresholds_from=f"monitoring.roles.{loc.role}" if loc.role else "hosts.local")
+    return failed_if(bad, observed, expected, evidence, failing=bad,
+                     thresholds_from=f"monitoring.roles.{loc.role}" if loc.role else "hosts.local")

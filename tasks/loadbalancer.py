@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
-from .awsapi import AwsAccess, aws_client, cli
+from .clients.aws import AwsAccess, aws_client, cli
 from .clients.http import bounded, trust_context
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import CaFile, Target

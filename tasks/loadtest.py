@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .awsapi import AwsAccess, aws_client, cli
+from .clients.aws import AwsAccess, aws_client, cli
 from .core import Observation, RunContext, check, failed, not_applicable, passed
 from .models import Target
 

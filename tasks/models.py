@@ -1,17 +1,40 @@
-"""Shared pieces of the target models (each target model lives beside the checks that read it)."""
+"""Shared pieces of the target models (each target model lives beside the checks that read it), and the server
+roles' thresholds two sections read (`monitoring.roles`, `hosts.local.role`)."""
 from __future__ import annotations
 
 import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class Target(BaseModel):
     """Base of every config section: unknown keys are errors (a typo must not silently disable a check)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostRole(Target):
+    """Thresholds of one server role (seed 1.1), read from node_exporter metrics (`monitoring.roles`) or measured on
+    the machine golive runs on (`hosts.local.role`)."""
+
+    instance_regex: str = Field(description="PromQL regex matching the role's `instance` label")
+    min_cores: int = Field(ge=1)
+    max_cpu_ratio: float = Field(gt=0, le=1)
+    min_free_memory_bytes: int = Field(ge=0)
+    min_free_disk_bytes: int = Field(ge=0)
+
+
+def default_roles() -> dict[str, HostRole]:
+    """The seed's numbers (1.1): frontend 4 cores, < 30 % CPU, 2 GiB free memory, 20 GiB free disk; backend 8 cores,
+    < 25 % CPU, 4 GiB, 30 GiB."""
+    return {
+        "frontend": HostRole(instance_regex="frontend.*", min_cores=4, max_cpu_ratio=0.30,
+                             min_free_memory_bytes=2 * 1024**3, min_free_disk_bytes=20 * 1024**3),
+        "backend": HostRole(instance_regex="backend.*", min_cores=8, max_cpu_ratio=0.25,
+                            min_free_memory_bytes=4 * 1024**3, min_free_disk_bytes=30 * 1024**3),
+    }
 
 
 def _pem_bundle(v: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The web product: frontend + API over HTTPS (sections 1, 4, 5, 6)."""
+"""The `web` section: the web product, frontend + API over HTTPS, and its TLS certificate (sections 1, 4, 5, 6)."""
 from __future__ import annotations
 
 import html as _html
@@ -7,12 +7,15 @@ import re as _re
 import shlex
 import statistics as _statistics
 import time as _time
+from datetime import UTC, datetime
 from math import ceil as _ceil
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from .clients.http import curl, http_client, req_timeout
+from .clients.tls import TlsProbe, is_ip, probe_tls
 from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
 from .models import CaFile, Target
 
@@ -60,7 +63,6 @@ class WebTarget(Target):
 
 
 # --------------------------------------------------------------------------- checks
-# (the TLS checks of the same endpoint live in tasks/tls.py)
 
 REACHABLE = "infrastructure.web.reachable"
 REACHABLE_SAMPLES = 3
@@ -385,4 +387,63 @@ def latency_p95(target: WebTarget, ctx: RunContext) -> Observation:
     obs = compare(stats["p95_ms"], "<", target.p95_max_ms, unit="ms", evidence=evidence,
                   samples_ms=[round(x, 2) for x in samples], **stats)
     obs.observed = f"p95 {stats['p95_ms']} ms (p50 {stats['p50_ms']} ms, max {stats['max_ms']} ms)"
+    return obs
+
+
+# --------------------------------------------------------------------------- TLS of the same endpoint
+
+def web_endpoint(target: WebTarget) -> tuple[str, int]:
+    u = urlsplit(str(target.base_url))
+    return u.hostname or "", u.port or 443
+
+
+def web_tls(target: WebTarget, ctx: RunContext) -> TlsProbe:
+    """The one TLS handshake of the web endpoint for this run (memoized)."""
+    host, port = web_endpoint(target)
+    return ctx.memo(("tls", host, port, str(target.ca_file or "")),
+                    lambda: probe_tls(host, port, ca_file=target.ca_file, ctx=ctx))
+
+
+def _openssl(target: WebTarget) -> str:
+    host, port = web_endpoint(target)
+    cmd = f"openssl s_client -connect {host}:{port}"
+    if not is_ip(host):
+        cmd += f" -servername {host}"
+    cmd += " -verify_return_error"
+    if target.ca_file:
+        cmd += f" -CAfile {shlex.quote(str(target.ca_file))}"
+    return cmd + " </dev/null"
+
+
+@check("infrastructure.tls.chain", title="TLS certificate chain and hostname verify",
+       seed=["1.1 Frontend Server(s): SSL/TLS Certificate", "5.1 SSL/TLS Configuration"],
+       timeout=10, target="web")
+def tls_chain(target: WebTarget, ctx: RunContext):
+    """The HTTPS endpoint's chain verifies against the system store + `ca_file` and matches the host name."""
+    p = web_tls(target, ctx)
+    info = p.describe()
+    observed = {"subject": info["subject"], "issuer": info["issuer"], "sans": info["sans"],
+                "protocol": p.protocol, "verified": p.verified}
+    expected = "chain verifies against the system store" + (" + ca_file" if target.ca_file else "") + \
+               f"; certificate matches {p.server_name}"
+    evidence = f"TLS handshake to {p.host}:{p.port} (SNI {p.server_name}), like `{_openssl(target)}`"
+    if not p.verified:
+        observed["verify_error"] = p.verify_error
+        return failed(observed, expected, evidence, cipher=p.cipher, not_after=info["not_after"])
+    return passed(observed, expected, evidence, cipher=p.cipher, not_after=info["not_after"])
+
+
+@check("infrastructure.tls.expiry", title="TLS certificate has enough days left",
+       seed=["1.1 Frontend Server(s): SSL/TLS Certificate", "5.1 SSL/TLS Configuration"],
+       timeout=10, target="web")
+def tls_expiry(target: WebTarget, ctx: RunContext):
+    """Days until the leaf certificate's notAfter >= `min_cert_days` (read even when the chain does not verify)."""
+    p = web_tls(target, ctx)
+    c = p.cert
+    not_after = c.not_valid_after_utc
+    days = (not_after - datetime.now(UTC)).total_seconds() / 86400
+    evidence = (f"leaf certificate of {p.host}:{p.port} parsed with cryptography: notAfter {not_after.isoformat()}; "
+                f"re-run: `{_openssl(target)} | openssl x509 -noout -enddate`")
+    obs = compare(round(days, 1), ">=", target.min_cert_days, unit="days", evidence=evidence,
+                  not_after=not_after.isoformat(), subject=c.subject.rfc4514_string(), chain_verified=p.verified)
     return obs

@@ -83,9 +83,9 @@ def no_gx_on_restored_copies(monkeypatch):
     (`flows.catalog.all_checks`, process-wide), which costs ~5 s a restore and made a test's work depend on the order
     it ran in; the restored-copy suites have their own test (test_restore.py) and run in the flow tests."""
     from golive.expectations.restored import NAME
-    from golive.tasks import restore
+    from golive.tasks.restore.suites import SUITES
 
-    monkeypatch.delitem(restore._SUITES, NAME, raising=False)
+    monkeypatch.delitem(SUITES, NAME, raising=False)
 
 
 @pytest.fixture(scope="session")

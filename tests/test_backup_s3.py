@@ -43,8 +43,8 @@ def test_backup_store_on_the_database_server_fails(cfg):
     r = run_dag(["backup.s3.off_server"], on_db)["backup.s3.off_server"]
     assert r.status == Status.FAIL and r.observed["shared_addresses"] == ["127.0.0.2"]
     aws = with_(cfg, "backups", endpoint_url=None)  # AWS itself: off-server by construction (not contacted)
+    from golive.tasks.backups import s3_off_server
     from golive.tasks.core import RunContext
-    from golive.tasks.s3backup import s3_off_server
 
     obs = s3_off_server(aws.backups, RunContext(aws))
     assert obs.status == Status.PASS and obs.observed == {"endpoint": "AWS S3 (us-east-1)", "transport": "https"}

@@ -69,7 +69,7 @@ def config_for(port: int):
                      "must_refuse": [host], "audit_table": "audit_log", "rate_limit_probe": True,
                      "dependencies": {"lock_file": LOCK, "osv_url": f"http://{host}/v1/query",
                                       "index_url": f"http://{host}/simple/"}},
-        # sections 2 and 7 (tasks/pgbouncer.py, pgindexes.py, saas_deps.py, containers.py, observability.py)
+        # sections 2 and 7 (tasks/pgbouncer.py, indexes.py, saas.py, containers.py, observability.py)
         "pgbouncer": {"host": "127.0.0.1", "port": port, "admin_user": "a", "admin_password": "pgb-password-123",
                       "sslmode": "disable"},
         "indexes": {},
@@ -149,6 +149,8 @@ def test_hung_targets_end_as_error_within_each_timeout(hung_port):
         if r.id in OFFLINE:
             continue
         assert r.status in (Status.ERROR, Status.FAIL, Status.SKIPPED), (r.id, r.status, r.summary)
-        assert r.duration_s <= specs[r.id].timeout + 1.0, (r.id, r.duration_s)
+        # the slack a busy 2-core machine may take to notice a deadline (tests/test_deadlines.py's SLACK: 1.0 was
+        # exceeded once in CI, 1.08 s, with the machine loaded by a second job)
+        assert r.duration_s <= specs[r.id].timeout + 1.5, (r.id, r.duration_s)
     roots = [r for r in results if r.status == Status.ERROR]
     assert roots, "a hung target must show up as ERROR somewhere, not only as skips"

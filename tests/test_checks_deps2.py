@@ -11,7 +11,7 @@ import pytest
 from golive.flows.config import parse_config
 from golive.sandbox import depstack, pgbouncer, postgres, saas2
 from golive.tasks.core import Status
-from golive.tasks.saas_deps import key_class, parse_dsn
+from golive.tasks.saas import key_class, parse_dsn
 from tests.conftest import debian_faults
 from tests.monitoring_servers import need, real_pgbouncer, wait_gone
 from tests.test_checks_servers import (

@@ -8,8 +8,8 @@ import pytest
 
 from golive.flows.config import parse_config
 from golive.sandbox import alertmanager
-from golive.tasks.alerts import CRITICAL, WARNING, meets, parse_threshold
 from golive.tasks.core import Status
+from golive.tasks.monitoring.alerts import CRITICAL, WARNING, meets, parse_threshold
 from tests.monitoring_servers import real_alertmanager, real_prometheus, rules
 from tests.test_checks_servers import (
     as_json,

@@ -7,7 +7,7 @@ import pytest
 
 from golive.flows.config import parse_config
 from golive.tasks.core import Status
-from golive.tasks.prometheus import parse_duration
+from golive.tasks.monitoring.prometheus import parse_duration
 from tests.test_checks_servers import (
     PROM_TARGETS,
     PROM_YAML,

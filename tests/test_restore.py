@@ -21,14 +21,8 @@ import pytest
 
 from golive.sandbox.tcpproxy import Forwarder
 from golive.tasks.core import Status
-from golive.tasks.restore import (
-    NotADump,
-    SuiteOutcome,
-    parse_header,
-    register_restored_db_suite,
-    sniff,
-    unregister_restored_db_suite,
-)
+from golive.tasks.restore.dump import NotADump, parse_header, sniff
+from golive.tasks.restore.suites import SuiteOutcome, register_restored_db_suite, unregister_restored_db_suite
 from tests.restore_support import (  # noqa: F401
     cfg,
     no_gx_on_restored_copies,
@@ -304,7 +298,7 @@ def test_scratch_database_is_dropped_while_a_session_the_restore_user_may_not_en
 
     from golive.sandbox import postgres as sbpg
     from golive.sandbox.stack import _restore_dirs
-    from golive.tasks.restore import drop_scratch
+    from golive.tasks.restore.scratch import drop_scratch
 
     sock = _restore_dirs(sandbox.base_dir)[1]
     t = cfg.restore

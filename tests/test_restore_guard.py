@@ -12,12 +12,8 @@ from __future__ import annotations
 import pytest
 
 from golive.tasks.core import Status
-from golive.tasks.restore import (
-    SuiteOutcome,
-    identity_refusal,
-    register_restored_db_suite,
-    unregister_restored_db_suite,
-)
+from golive.tasks.restore.guard import identity_refusal
+from golive.tasks.restore.suites import SuiteOutcome, register_restored_db_suite, unregister_restored_db_suite
 from tests.restore_support import (  # noqa: F401
     PG_CONTROL_SYSTEM,
     PG_STAT_ACTIVITY,

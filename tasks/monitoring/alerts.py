@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .clients.prometheus import api_get
-from .core import Observation, RunContext, check, failed, passed
+from ..clients.prometheus import api_get
+from ..core import Observation, RunContext, check, failed, passed
 
 
 class AlertExpectation(BaseModel):

@@ -132,16 +132,16 @@ def newest(objs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(objs, key=lambda o: (o["LastModified"], o["Key"])) if objs else None
 
 
-def _age_hours(o: dict[str, Any]) -> float:
+def age_hours(o: dict[str, Any]) -> float:
     return (datetime.now(UTC) - o["LastModified"]).total_seconds() / 3600
 
 
 def _describe(o: dict[str, Any]) -> dict[str, Any]:
     return {"key": o["Key"], "size_bytes": o["Size"], "last_modified": o["LastModified"].isoformat(),
-            "age_hours": round(_age_hours(o), 4)}
+            "age_hours": round(age_hours(o), 4)}
 
 
-def _list_evidence(t: BackupTarget, prefix: str) -> str:
+def list_evidence(t: BackupTarget, prefix: str) -> str:
     return (f"ListObjectsV2 s3://{t.bucket}/{prefix}, newest by LastModified; re-run: "
             f"`{_cli(t, 'list-objects-v2', '--bucket', t.bucket, '--prefix', prefix or chr(39) * 2)}`")
 
@@ -157,7 +157,7 @@ def s3_reachable(t: BackupTarget, ctx: RunContext) -> Observation:
     from botocore.exceptions import ClientError
 
     expected = "bucket listable and the newest backup readable (HeadObject) with the configured credentials"
-    evidence = _list_evidence(t, t.prefix)
+    evidence = list_evidence(t, t.prefix)
     c = s3_client(t, ctx)  # one client for both requests
     try:
         objs = listing(t, t.prefix, ctx, c)
@@ -192,9 +192,9 @@ def s3_latest_full(t: BackupTarget, ctx: RunContext) -> Observation:
     o = newest(listing(t, t.prefix, ctx))
     expected = f"newest backup age < {t.max_age_hours:g} h"
     if o is None:
-        return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, _list_evidence(t, t.prefix))
-    ok = _age_hours(o) < t.max_age_hours
-    return (passed if ok else failed)(_describe(o), expected, _list_evidence(t, t.prefix))
+        return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, list_evidence(t, t.prefix))
+    ok = age_hours(o) < t.max_age_hours
+    return (passed if ok else failed)(_describe(o), expected, list_evidence(t, t.prefix))
 
 
 @check("backup.s3.size", title="Latest full backup is big enough to hold the data",
@@ -205,8 +205,8 @@ def s3_size(t: BackupTarget, ctx: RunContext) -> Observation:
     o = newest(listing(t, t.prefix, ctx))
     if o is None:
         return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", f">= {t.min_size_bytes:,} bytes",
-                      _list_evidence(t, t.prefix))
-    obs = compare(o["Size"], ">=", t.min_size_bytes, unit="bytes", evidence=_list_evidence(t, t.prefix),
+                      list_evidence(t, t.prefix))
+    obs = compare(o["Size"], ">=", t.min_size_bytes, unit="bytes", evidence=list_evidence(t, t.prefix),
                   key=o["Key"])
     obs.observed = f"{o['Size']:,} bytes ({o['Key']})"
     obs.expected = f">= {t.min_size_bytes:,} bytes"
@@ -224,7 +224,7 @@ def s3_encrypted(t: BackupTarget, ctx: RunContext) -> Observation:
     expected = "ServerSideEncryption set on the newest backup (AES256 or aws:kms)" + \
         (" and enforced by the bucket" if t.require_bucket_encryption else "")
     if o is None:
-        return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, _list_evidence(t, t.prefix))
+        return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, list_evidence(t, t.prefix))
     c = s3_client(t, ctx)
     try:
         meta = head(t, o["Key"], ctx, c)
@@ -283,9 +283,9 @@ def s3_wal_fresh(t: BackupTarget, ctx: RunContext) -> Observation:
     expected = f"newest WAL/incremental age < {t.wal_max_age_hours:g} h"
     if o is None:
         return failed(f"no WAL/incremental backup found under s3://{t.bucket}/{t.wal_prefix}", expected,
-                      _list_evidence(t, t.wal_prefix))
-    ok = _age_hours(o) < t.wal_max_age_hours
-    return (passed if ok else failed)(_describe(o), expected, _list_evidence(t, t.wal_prefix))
+                      list_evidence(t, t.wal_prefix))
+    ok = age_hours(o) < t.wal_max_age_hours
+    return (passed if ok else failed)(_describe(o), expected, list_evidence(t, t.wal_prefix))
 
 
 # --------------------------------------------------------------------------- location, retention, automation
@@ -373,7 +373,7 @@ def s3_retention(t: BackupTarget, ctx: RunContext) -> Observation:
     if not objs:
         return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, evidence)
     oldest = min(objs, key=lambda o: (o["LastModified"], o["Key"]))
-    age_days = _age_hours(oldest) / 24
+    age_days = age_hours(oldest) / 24
     interval_h = min(_median_gap_hours(objs), t.max_backup_gap_hours)
     history_days = age_days + interval_h / 24
     prefixes = [p for p in (t.prefix, t.wal_prefix) if p is not None]
@@ -439,7 +439,7 @@ def backup_schedule(t: BackupTarget, ctx: RunContext) -> Observation:
     expected = (f"a full backup at least every {t.max_backup_gap_hours:g} h over the last "
                 f"{t.schedule_window_days:g} days")
     evidence = (f"LastModified of the full backups under s3://{t.bucket}/{t.prefix} since {since:%Y-%m-%d %H:%M} UTC "
-                f"(the job's output is the proof it runs); {_list_evidence(t, t.prefix)}")
+                f"(the job's output is the proof it runs); {list_evidence(t, t.prefix)}")
     recent = [o for o in objs if o["LastModified"] >= since]
     if not recent:
         return failed(f"no backup in the last {t.schedule_window_days:g} days ({len(objs)} older)", expected,
@@ -518,7 +518,7 @@ def s3_config_files(t: BackupTarget, ctx: RunContext) -> Observation:
                 problems.append(f"{name}: no backup")
                 continue
             head = c.head_object(Bucket=t.bucket, Key=o["Key"])
-            age = _age_hours(o)
+            age = age_hours(o)
             sse = head.get("ServerSideEncryption") or "none"
             observed[name] = {"key": o["Key"], "age_hours": round(age, 2), "size_bytes": o["Size"], "sse": sse}
             if age >= t.config_max_age_hours:

@@ -1,4 +1,5 @@
-"""Monitoring through the Prometheus HTTP API: targets, scrape interval, node metrics (sections 1.1, 2.3, 7)."""
+"""The `monitoring` section's model and Prometheus itself: up, its scrape targets, its scrape interval (sections 2.3,
+7.1). The alerting rules are in alerts.py, the servers' node_exporter metrics in servers.py."""
 from __future__ import annotations
 
 import re
@@ -6,10 +7,9 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field
 
-from .alerts import AlertRules
-from .clients.http import curl, http_client, req_timeout
-from .clients.prometheus import api_get, api_url
-from .core import (
+from ..clients.http import curl, http_client, req_timeout
+from ..clients.prometheus import api_get, api_url
+from ..core import (
     Observation,
     RunContext,
     check,
@@ -22,17 +22,8 @@ from .core import (
     url_address,
     warned,
 )
-from .models import CaFile, Target
-
-
-class HostRole(Target):
-    """Thresholds of one server role (seed 1.1), read from node_exporter metrics."""
-
-    instance_regex: str = Field(description="PromQL regex matching the role's `instance` label")
-    min_cores: int = Field(ge=1)
-    max_cpu_ratio: float = Field(gt=0, le=1)
-    min_free_memory_bytes: int = Field(ge=0)
-    min_free_disk_bytes: int = Field(ge=0)
+from ..models import CaFile, HostRole, Target, default_roles
+from .alerts import AlertRules
 
 
 class MonitoringTarget(Target):
@@ -41,12 +32,8 @@ class MonitoringTarget(Target):
     max_scrape_interval_s: float = Field(15.0, gt=0, description="seed 7.1: scrape every 15 s")
     alert_rules: AlertRules = Field(default_factory=AlertRules, description="seed 7.2: the critical and warning "
                                     "alerting rules Prometheus must have loaded (default: the checklist's six)")
-    roles: dict[str, HostRole] = Field(default_factory=lambda: {
-        "frontend": HostRole(instance_regex="frontend.*", min_cores=4, max_cpu_ratio=0.30,
-                             min_free_memory_bytes=2 * 1024**3, min_free_disk_bytes=20 * 1024**3),
-        "backend": HostRole(instance_regex="backend.*", min_cores=8, max_cpu_ratio=0.25,
-                            min_free_memory_bytes=4 * 1024**3, min_free_disk_bytes=30 * 1024**3),
-    })
+    roles: dict[str, HostRole] = Field(default_factory=default_roles, description="seed 1.1: the thresholds of each "
+                                       "server role (monitoring/servers.py checks `frontend` and `backend`)")
 
 
 # --------------------------------------------------------------------------- probes

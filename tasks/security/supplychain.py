@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 from pydantic import Field
 
-from .app import read_lock
-from .clients.http import http_client, req_timeout
-from .core import Observation, RunContext, check, failed, not_applicable, passed
-from .models import Target
+from ..app import read_lock
+from ..clients.http import http_client, req_timeout
+from ..core import Observation, RunContext, check, failed, not_applicable, passed
+from ..models import Target
 
 
 class DependencyAudit(Target):
@@ -44,7 +44,7 @@ class DependencyAudit(Target):
 
 
 class WithDependencies(Protocol):
-    """What these checks read of their target, the `security` section (tasks/security.py, which imports this
+    """What these checks read of their target, the `security` section (security/target.py, which imports this
     module for `DependencyAudit`)."""
 
     dependencies: DependencyAudit | None

@@ -1,5 +1,5 @@
 """Disaster recovery (seed 8.1, 8.2): RPO and RTO from measurements, the rollback script and its last rehearsal, the
-release tag in git. The settings live in the `restore` section (`tasks.restore.RestoreTarget`)."""
+release tag in git. The settings live in the `restore` section (restore/target.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
-from .restore import MEASUREMENT, TEST, RestoreTarget
-from .s3backup import REACHABLE as S3_REACHABLE
-from .s3backup import BackupTarget, _age_hours, _list_evidence, listing, newest
+from ..backups import REACHABLE as S3_REACHABLE
+from ..backups import BackupTarget, age_hours, list_evidence, listing, newest
+from ..core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .target import MEASUREMENT, TEST, RestoreTarget
 
 SCRIPT = "backup.rollback.script"
 OK_STATUSES = {"success", "succeeded", "passed", "pass", "ok", "completed"}
@@ -29,11 +29,11 @@ def recovery_rpo(t: RestoreTarget, ctx: RunContext) -> Observation:
     prefix = b.wal_prefix or b.prefix
     kind = "WAL/incremental" if b.wal_prefix else "full backup (no WAL archived)"
     o = newest(listing(b, prefix, ctx))
-    evidence = f"newest {kind} object: {_list_evidence(b, prefix)}"
+    evidence = f"newest {kind} object: {list_evidence(b, prefix)}"
     if o is None:
         return failed(f"no recovery point under s3://{b.bucket}/{prefix}", f"newest recovery point < "
                       f"{t.rpo_minutes:g} min old", evidence)
-    minutes = _age_hours(o) * 60
+    minutes = age_hours(o) * 60
     obs = compare(minutes, "<", t.rpo_minutes, unit="min", evidence=evidence, key=o["Key"], kind=kind)
     obs.observed = f"{minutes:.1f} min of data at risk (newest {kind}: {o['Key']})"
     obs.expected = f"RPO < {t.rpo_minutes:g} min"

@@ -5,8 +5,8 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
-from .core import RunContext
-from .models import CaFile, Target
+from ..core import RunContext
+from ..models import CaFile, Target
 
 
 class AwsAccess(Target):

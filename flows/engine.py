@@ -1,0 +1,136 @@
+"""The run engine: checks run as Prefect task runs (one per check, or one per group of checks), over one shared
+dependency board, for every flow that runs checks (the readiness sections, the deploy flow's smoke tests).
+
+Nothing secret crosses the Prefect API: a task run's parameters are a check id and an opaque run key; the loaded
+config, its secrets, the board and the results stay in this process, in one registry (`registered_run`), which the
+deploy flow's steps also read their redactor from.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
+
+from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, make_result
+
+from .config import GoliveConfig
+
+
+@dataclasses.dataclass
+class RunState:
+    config: GoliveConfig
+    redact: Redactor
+    specs: dict[str, CheckSpec]
+    board: Board
+    memo: Memo = dataclasses.field(default_factory=Memo)
+    landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
+    groups: dict[str, asyncio.Future] = dataclasses.field(default_factory=dict)  # group -> its task run
+
+
+_RUNS: dict[str, RunState] = {}
+#: In-process listeners (the CLI's progress display): called with every result as it lands.
+LISTENERS: list[Callable[[CheckResult], None]] = []
+
+
+async def _run_one(st: RunState, check_id: str) -> CheckResult:
+    res = await execute(st.specs[check_id], st.config, redact=st.redact, memo=st.memo)
+    st.landed[check_id] = res
+    return res
+
+
+def _log(res: CheckResult) -> None:
+    line = f"{res.status.value} {res.id}: {res.summary} [{res.evidence}]"
+    logger = get_run_logger()
+    level = {Status.FAIL: logger.error, Status.ERROR: logger.error, Status.WARN: logger.warning}
+    level.get(res.status, logger.info)(line)
+
+
+@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def check_task(check_id: str, run_key: str) -> State:
+    """One check as a Prefect task run: FAIL/ERROR show as Failed runs in the UI, the rest Completed."""
+    res = await _run_one(_RUNS[run_key], check_id)
+    _log(res)
+    if res.status in (Status.FAIL, Status.ERROR):
+        return Failed(message=f"{res.status.value}: {res.summary}"[:500])
+    return Completed(message=f"{res.status.value}: {res.summary}"[:500])
+
+
+@task(name="check group", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
+    """The checks of one group (the expectations of one suite: one validation of its table) as one task run;
+    each check keeps its own result, evidence and log line."""
+    st = _RUNS[run_key]
+    results = await asyncio.gather(*(_run_one(st, i) for i in check_ids))
+    for res in results:
+        _log(res)
+    counts = ", ".join(f"{n} {s.value}" for s in Status if (n := sum(r.status == s for r in results)))
+    bad = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    msg = f"{group}: {counts}" + (f"; {bad[0].id} {bad[0].status.value}: {bad[0].summary}" if bad else "")
+    return (Failed if bad else Completed)(message=msg[:500])
+
+
+@functools.lru_cache(maxsize=4096)
+def _named_task(check_id: str):
+    """`check_task` named by the check id (Task.with_options copies the task: ~3 ms, so once per id, not per run)."""
+    return check_task.with_options(task_run_name=check_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _named_group_task(group: str):
+    return group_task.with_options(task_run_name=group)
+
+
+def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResult]]:
+    """Runs one check as a Prefect task run (named by its id) and returns its result."""
+    st = _RUNS[run_key]
+
+    async def via_prefect(spec: CheckSpec) -> CheckResult:
+        if spec.group:  # the first member to get here starts the group's one task run; the others await it
+            run = st.groups.get(spec.group)
+            if run is None:
+                ids = sorted(i for i, s in st.specs.items() if s.group == spec.group)
+                run = st.groups[spec.group] = asyncio.ensure_future(
+                    _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
+            await run
+        else:
+            await _named_task(spec.id)(spec.id, run_key, return_state=True)
+        res = st.landed.pop(spec.id, None)
+        if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
+            res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(),
+                              cause="the Prefect task run crashed before recording a result")
+        return res
+
+    return via_prefect
+
+
+@contextlib.contextmanager
+def registered_run(cfg: GoliveConfig, specs: dict[str, CheckSpec]) -> Iterator[tuple[str, RunState]]:
+    """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs."""
+    run_key = uuid.uuid4().hex
+    board = Board(specs)
+    board.listeners.extend(LISTENERS)
+    _RUNS[run_key] = st = RunState(config=cfg, redact=Redactor(cfg.secrets()), specs=specs, board=board)
+    try:
+        yield run_key, st
+    finally:
+        _RUNS.pop(run_key, None)
+
+
+def state(run_key: str) -> RunState:
+    """The registered run `run_key` (a KeyError when it is not, or no longer, registered)."""
+    return _RUNS[run_key]
+
+
+def redactor(run_key: str) -> Redactor:
+    """The redactor of a registered run (one that knows no secret when the run is gone: nothing to hide then)."""
+    st = _RUNS.get(run_key)
+    return st.redact if st is not None else Redactor()
