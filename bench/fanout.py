@@ -49,7 +49,7 @@ def start_instances(n: int, delay_ms: float) -> tuple[subprocess.Popen, list[int
 
     ports = free_ports(n)
     faults = Path(tempfile.mkdtemp(prefix="golive-fanout-")) / "faults.json"
-    argv = [sys.executable, "-m", "golive.sandbox.netfakes", "--faults", str(faults), "--backend-delay-ms", str(delay_ms)]
+    argv = [sys.executable, "-m", "golive.sandbox.parts.network_edge", "--faults", str(faults), "--backend-delay-ms", str(delay_ms)]
     for p in ports:
         argv += ["--backend-port", str(p)]
     proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

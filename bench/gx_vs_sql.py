@@ -185,7 +185,7 @@ def main() -> int:
         ap.error("--rows >= 1000 and --runs >= 1")
     import psycopg
 
-    from golive.sandbox import postgres
+    from golive.sandbox.parts import postgres
 
     t0 = time.monotonic()
     with postgres.scratch_cluster("bench-gx-") as pg:

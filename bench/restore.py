@@ -77,7 +77,8 @@ def golive_restore(spec_path: Path) -> dict:
 
 class Stack:
     def __init__(self, base: Path):
-        from golive.sandbox import postgres, procs
+        from golive.sandbox import procs
+        from golive.sandbox.parts import postgres
         from golive.sandbox.stack import ROOT
 
         self.base, self.pg, self.procs = base, postgres, procs

@@ -14,6 +14,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,7 @@ def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None =
 
 def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: str, api_key: str | None = None,
                      idempotency_key: str | None = None, timeout_s: float = 1800, poll_s: float = 2.0,
-                     on_state=None) -> CiOutcome:
+                     on_state: Callable[[str, str, str | None], object] | None = None) -> CiOutcome:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 

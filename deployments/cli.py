@@ -18,9 +18,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+if TYPE_CHECKING:
+    from prefect import State
+    from rich.console import Console
+
+    from golive.flows.config import GoliveConfig
+    from golive.flows.report import Report
+    from golive.tasks.core import CheckResult, Redactor
 
 EXIT_GO, EXIT_WARN, EXIT_NOGO, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3, 4
 
@@ -30,13 +39,13 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 by default: that is NO-GO here, so use 3
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 by default: that is NO-GO here, so use 3
         self.print_usage(sys.stderr)
         print(f"golive: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
-def _console():
+def _console() -> Console:
     from rich.console import Console
 
     # no `:name:` emoji codes either: a target's `:x:` stays text
@@ -48,7 +57,7 @@ STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "ERROR": "bold red", 
 MARK = {"PASS": "✓", "WARN": "!", "FAIL": "✗", "ERROR": "✗", "SKIPPED": "↷", "NOT_APPLICABLE": "-"}
 
 
-def _progress_line(console, res) -> None:
+def _progress_line(console: Console, res: CheckResult) -> None:
     """One line per landed check: what it is when it passed, what went wrong when not."""
     s = res.status.value
     text = res.title if s == "PASS" else res.summary
@@ -73,11 +82,11 @@ def _v(text: Any) -> str:
     return visible(str(text))
 
 
-def report_by_id(report) -> dict:
+def report_by_id(report: Report) -> dict[str, CheckResult]:
     return {r.id: r for r in report.results}
 
 
-def render_report(console, report, *, out_path: Path | None = None) -> None:
+def render_report(console: Console, report: Report, *, out_path: Path | None = None) -> None:
     from rich.table import Table
 
     t = Table(title=f"go-live readiness: {_t(report.environment)} ({report.mode})", title_justify="left")
@@ -118,8 +127,9 @@ def render_report(console, report, *, out_path: Path | None = None) -> None:
             console.print(f"  [yellow]{r.status.value}[/] {r.id}: {_t(r.summary)}", emoji=False)
     na = [r for r in report.results if r.status.value == "NOT_APPLICABLE"]
     if na:
-        roots = sorted({r.cause for r in na if not (r.cause or "").startswith("not applicable because")})
-        console.print(f"[dim]Not applicable: {len(na)} check(s): {_t('; '.join(roots))}[/]", emoji=False)
+        causes = sorted({r.cause for r in na
+                         if r.cause is not None and not r.cause.startswith("not applicable because")})
+        console.print(f"[dim]Not applicable: {len(na)} check(s): {_t('; '.join(causes))}[/]", emoji=False)
     console.print(f"\nVERDICT: [{STYLE[report.verdict.value]}]{report.verdict.value}[/]  "
                   f"({len(report.results)} checks in {report.duration_s:.1f} s)")
     if out_path:
@@ -128,7 +138,7 @@ def render_report(console, report, *, out_path: Path | None = None) -> None:
 
 # --------------------------------------------------------------------------- commands
 
-def _load_config(path: str):
+def _load_config(path: str) -> GoliveConfig | None:
     """The config, or None after one line per problem on stderr (each `file: key.path: message`, redacted)."""
     from golive.flows.config import ConfigError, load_config
 
@@ -140,7 +150,7 @@ def _load_config(path: str):
         return None
 
 
-def _load_config_or_usage(path: str):
+def _load_config_or_usage(path: str) -> GoliveConfig:
     cfg = _load_config(path)
     if cfg is None:
         raise SystemExit(EXIT_USAGE)
@@ -245,8 +255,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return report.verdict.exit_code
 
 
-def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_dir: str | None, console,
-              **params: Any):
+def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_dir: str | None, console: Console,
+              **params: Any) -> tuple[Report | None, State]:
     """Run the readiness flow in this process; return (Report or None, final state)."""
     import asyncio
 
@@ -257,8 +267,10 @@ def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_di
 
     engine.LISTENERS.append(listener)
     try:
-        state = asyncio.run(readiness.go_live_readiness(config=config_path, mode=mode, sections=sections,
-                                                         output_dir=output_dir, return_state=True, **params))
+        # (the cast: an async flow called with return_state=True gives a coroutine of its final State; Prefect types
+        # it as any awaitable, which asyncio.run does not take)
+        state = asyncio.run(cast("Coroutine[Any, Any, State]", readiness.go_live_readiness(
+            config=config_path, mode=mode, sections=sections, output_dir=output_dir, return_state=True, **params)))
     finally:
         engine.LISTENERS.remove(listener)
         _drain_prefect()
@@ -454,7 +466,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
     from golive.deployments.ci_client import prefect_client
     from golive.deployments.demo import parse_approvals
     from golive.deployments.signoff_client import ApproveError, signoff_fields, submit_sign_off
-    from golive.flows.approval import SECTION_SIGNOFFS, attestations, signoff_form
+    from golive.flows.approval import attestations, signoff_form
+    from golive.flows.policies import SECTION_SIGNOFFS
     from golive.flows.report import plain
 
     try:
@@ -706,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_GATE
 
 
-def _env_redactor():
+def _env_redactor() -> Redactor:
     """Masks the values of secret-looking environment variables (and URL passwords) in a last-resort message."""
     import re
 

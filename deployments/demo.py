@@ -10,13 +10,28 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .prefect_server import stop_child
-from .signoff_client import api_client, json_artifact, resume, signoff_fields, wait_final, wait_paused_sign_off
+from .signoff_client import (
+    Waiting,
+    api_client,
+    json_artifact,
+    resume,
+    signoff_fields,
+    wait_final,
+    wait_paused_sign_off,
+)
+
+if TYPE_CHECKING:
+    from prefect import State
+    from rich.console import Console
+
+    from golive.flows.report import Report
 
 
 def parse_approvals(values: list[str]) -> list[tuple[str, str]]:
@@ -45,7 +60,7 @@ def demo_config(sb: Any, required_roles: list[str]) -> Path:
     return path
 
 
-def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> subprocess.Popen:
+def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> subprocess.Popen[bytes]:
     from .prefect_server import _die_with_parent
 
     with open(log, "wb") as out:
@@ -62,8 +77,10 @@ def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> s
     return proc
 
 
-def _prompt_signoff(console, report, required: list[str], signed: list[str]) -> dict[str, Any]:
-    from golive.flows.approval import SECTION_SIGNOFFS, attestations
+def _prompt_signoff(console: Console, report: Report | None, required: list[str], signed: list[str]
+                    ) -> dict[str, Any]:
+    from golive.flows.approval import attestations
+    from golive.flows.policies import SECTION_SIGNOFFS
 
     todo = [r for r in required if r not in signed]
     console.print(f"\n[bold]Sign-off[/] ({', '.join(required)} required; still needed: {', '.join(todo)})")
@@ -71,7 +88,7 @@ def _prompt_signoff(console, report, required: list[str], signed: list[str]) -> 
     role = input(f"  your role [{todo[0] if todo else required[0]}]: ").strip() or (todo[0] if todo else required[0])
     decision = (input("  decision GO / NO-GO [NO-GO]: ").strip().upper() or "NO-GO").replace("NOGO", "NO-GO")
     override = False
-    if decision == "GO" and report.blocking_failures:
+    if decision == "GO" and report is not None and report.blocking_failures:
         override = input(f"  {len(report.blocking_failures)} blocking check(s) failed: override? [y/N]: ") \
             .strip().lower() == "y"
     reason = input("  reason (required for NO-GO and overrides): ").strip()
@@ -85,7 +102,9 @@ def _prompt_signoff(console, report, required: list[str], signed: list[str]) -> 
     return signoff_fields(name, role, decision, reason, attest=attest, override=override)
 
 
-def go_live(sb: Any, server: Any, args: Any, console, run_flow, render_report, t0: float) -> int:
+def go_live(sb: Any, server: Any, args: Any, console: Console,
+            run_flow: Callable[..., tuple[Report | None, State]], render_report: Callable[[Console, Report], None],
+            t0: float) -> int:
     """Readiness in go-live mode, the sign-off, the deploy. Returns the exit code."""
     from golive.flows import readiness
 
@@ -102,7 +121,7 @@ def go_live(sb: Any, server: Any, args: Any, console, run_flow, render_report, t
         console.print(f"  readiness for release [bold]{release}[/] (sandbox serves 1.4.0), then the sign-off:")
         worker.start()
         api = api_client(server.api_url)
-        seen: set[str] = set()
+        seen: set[Waiting] = set()
         signed: list[str] = []
         queue = list(approvals)
         shown = False
@@ -168,6 +187,8 @@ def _served_version(sb: Any) -> str:
     import httpx
 
     try:
-        return httpx.get(sb.urls["web"] + "/health", verify=str(sb.ca_file), timeout=5).json().get("version", "?")
+        health = httpx.get(sb.urls["web"] + "/health", verify=str(sb.ca_file), timeout=5)
+        version: str = health.json().get("version", "?")
+        return version
     except httpx.HTTPError as e:
         return f"unknown ({type(e).__name__})"

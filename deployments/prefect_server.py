@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,7 +28,8 @@ def _free_port() -> int:
     except ImportError:  # pragma: no cover - the sandbox ships with golive
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+            port: int = s.getsockname()[1]
+            return port
     return free_ports(1)[0]
 
 
@@ -41,7 +43,7 @@ LEAN_OFF = ("CANCELLATION_CLEANUP", "DB_VACUUM", "EVENT_LOGGER", "FOREMAN", "LAT
             "CLEANUP_RECONCILER", "TRIGGERS")
 
 
-def stop_child(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+def stop_child(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
     """SIGTERM, wait up to `grace` seconds, then SIGKILL; always reaped. A child already gone is fine."""
     if proc is None or proc.poll() is not None:
         return
@@ -63,7 +65,7 @@ class PrefectServer:
         self.home = Path(home)
         self.ui = ui
         self.port = port or _free_port()
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.home / "prefect-server.log"
 
     @property

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 DEPLOYMENTS = ("go-live-readiness/go-live", "go-live-readiness/nightly-rehearsal", "go-live-readiness/ci",
                "deploy-production/deploy-production", "go-live-sign-off-timer/sign-off-timer")
 
 
-def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC"):
+def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC") -> list[RunnerDeployment]:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
@@ -33,7 +37,9 @@ def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: st
     # while the first runs its checks (prefect.yaml declares the same); a suspended run frees the slot, so a run that
     # starts while another waits for its sign-off is refused by the run itself (flows/signoff_timer.begin).
     one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
-    return [
+    # (the cast: outside an event loop, as here, Prefect's async_dispatch runs to_deployment's sync implementation:
+    # RunnerDeployments, never the coroutines its types also allow)
+    return cast("list[RunnerDeployment]", [
         go_live_readiness.to_deployment(name="go-live", parameters={"config": cfg, "mode": "go-live"},
                                         description="Readiness, then the sign-off form; only a GO deploys.",
                                         tags=["golive"], concurrency_limit=one_at_a_time),
@@ -47,7 +53,7 @@ def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: st
         sign_off_timer.to_deployment(name="sign-off-timer", parameters={"config": cfg}, tags=["golive"],
                                      description="Scheduled by a waiting go-live run: the approvers' reminder, "
                                                  "and the NO-GO record of a sign-off that timed out."),
-    ]
+    ])
 
 
 def serve(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC", poll_seconds: float = 1.0) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, NamedTuple
+from collections.abc import Callable, Collection
+from typing import Any, NamedTuple, overload
 
 import httpx
 
@@ -49,7 +50,7 @@ def waiting_round(run: dict[str, Any]) -> Waiting | None:
     return None
 
 
-def paused_sign_offs(api: httpx.Client, exclude: set[Waiting] = frozenset(), run_id: str | None = None
+def paused_sign_offs(api: httpx.Client, exclude: Collection[Waiting] = frozenset(), run_id: str | None = None
                      ) -> list[Waiting]:
     """The open sign-off rounds (of run `run_id` only, when given), oldest run first."""
     flt: dict[str, Any] = {"state": {"type": {"any_": ["PAUSED"]}}}
@@ -59,7 +60,17 @@ def paused_sign_offs(api: httpx.Client, exclude: set[Waiting] = frozenset(), run
     return [w for r in runs if (w := waiting_round(r)) and w not in exclude]
 
 
-def wait_paused_sign_off(api: httpx.Client, exclude: set[Waiting] = frozenset(), timeout: float = 60,
+@overload
+def wait_paused_sign_off(api: httpx.Client, exclude: Collection[Waiting] = ..., timeout: float = ...,
+                         stop_if_final: None = None, run_id: str | None = None) -> Waiting: ...
+
+
+@overload
+def wait_paused_sign_off(api: httpx.Client, exclude: Collection[Waiting] = ..., timeout: float = ...,
+                         stop_if_final: str | None = None, run_id: str | None = None) -> Waiting | None: ...
+
+
+def wait_paused_sign_off(api: httpx.Client, exclude: Collection[Waiting] = frozenset(), timeout: float = 60,
                          stop_if_final: str | None = None, run_id: str | None = None) -> Waiting | None:
     """The next open sign-off round (of run `run_id`, when given); None if `stop_if_final` (a run id) ends first."""
     deadline = time.monotonic() + timeout
@@ -74,7 +85,8 @@ def wait_paused_sign_off(api: httpx.Client, exclude: set[Waiting] = frozenset(),
 
 
 def state_of(api: httpx.Client, run_id: str) -> dict[str, Any]:
-    return api.get(f"flow_runs/{run_id}").json()["state"]
+    state: dict[str, Any] = api.get(f"flow_runs/{run_id}").json()["state"]
+    return state
 
 
 def resume(api: httpx.Client, run_id: str | Waiting, fields: dict[str, Any], settle_s: float = 15.0) -> dict[str, Any]:
@@ -86,18 +98,19 @@ def resume(api: httpx.Client, run_id: str | Waiting, fields: dict[str, Any], set
     while True:
         r = api.post(f"flow_runs/{str(run_id)}/resume", json={"run_input": fields})
         r.raise_for_status()
-        answer = r.json()
+        answer: dict[str, Any] = r.json()
         not_ready = "schema not found" in str((answer.get("details") or {}).get("reason", "")).lower()
         if not (answer.get("status") == "REJECT" and not_ready) or time.monotonic() > deadline:
             return answer
         time.sleep(0.2)
 
 
-def wait_final(api: httpx.Client, run_id: str, timeout: float = 300, on_change=None) -> dict[str, Any]:
+def wait_final(api: httpx.Client, run_id: str, timeout: float = 300,
+               on_change: Callable[[dict[str, Any]], object] | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        run = api.get(f"flow_runs/{run_id}").json()
+        run: dict[str, Any] = api.get(f"flow_runs/{run_id}").json()
         if on_change and run["state"]["name"] != last:
             on_change(run)
         last = run["state"]["name"]
@@ -119,7 +132,8 @@ def json_artifact(api: httpx.Client, key: str) -> dict[str, Any] | None:
 def signoff_fields(name: str, role: str, decision: str = "GO", reason: str = "", *, attest: bool = True,
                    override: bool = False) -> dict[str, Any]:
     """A complete form: every section signed off and every attestation ticked (when `attest`)."""
-    from golive.flows.approval import SECTION_SIGNOFFS, attestation_field, attestations
+    from golive.flows.approval import attestation_field, attestations
+    from golive.flows.policies import SECTION_SIGNOFFS
 
     return {"signer_name": name, "signer_role": role, "decision": decision, "reason": reason,
             "override_blocking_failures": override, **{k: attest for k in SECTION_SIGNOFFS},

@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -42,6 +42,9 @@ from .notify_approvers import Notice
 from .notify_approvers import notify as deliver
 from .policies import SECTION_SIGNOFFS, ApprovalPolicy, Decision, Role
 from .report import Report, Verdict, md, plain
+
+if TYPE_CHECKING:
+    from prefect import State
 
 ROLLBACK_CRITERIA = """\
 **CRITICAL (immediate automatic rollback):** API not responding > 1 minute; database inaccessible; data corruption
@@ -96,7 +99,7 @@ def attestation_field(att: Any) -> str:
 
 def signoff_form() -> type[SignOffBase]:
     """The form model: the base fields plus one checkbox per attestation (its statement and owning role)."""
-    fields = {attestation_field(a): (bool, Field(
+    fields: dict[str, Any] = {attestation_field(a): (bool, Field(
         False, title=required_title(f"{a.statement} ({a.role})"),
         description=f"Required for GO (a NO-GO may leave it unticked): only a person can know it; "
                     f"the checklist's {', '.join(a.seed) or a.source}")) for a in attestations()}
@@ -213,7 +216,7 @@ class DecisionRecord(BaseModel):
 
 
 def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOffBase], problems: list[str],
-                     release: str | None = None, requested_by: list[str] = ()) -> str:
+                     release: str | None = None, requested_by: Sequence[str] = ()) -> str:
     lines = []
     if problems:
         lines += ["### ⛔ The last sign-off was refused", ""] + [f"- {md(p, 1000)}" for p in problems] + [""]
@@ -272,7 +275,7 @@ Notifier = Callable[[Any], Awaitable[Any]]  # takes a flows.notify_approvers.Not
 Timers = Callable[[int, int], Awaitable[None]]  # (round_no, timeout_s): schedule the round's reminder and deadline
 
 
-def notice(what: str, report: Report, round_no: int, link: str, roles: list[str], problems: list[str] = (),
+def notice(what: str, report: Report, round_no: int, link: str, roles: list[str], problems: Sequence[str] = (),
            decision: str | None = None, release: str | None = None) -> Notice:
     summary = (f"Readiness {report.verdict.value} for {report.environment}"
                + (f", release {release}" if release else "")
@@ -342,7 +345,7 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
                                                                            release, wait.requested_by))
         fresh = key not in wait.answered
         missing = missing_roles(accepted, need)
-        reminder: asyncio.Future | None = None
+        reminder: asyncio.Future[None] | None = None
         if fresh:
             if wait.run_id:
                 await link_current_sign_off(report.environment, wait.run_id, round_no)
@@ -567,7 +570,8 @@ def notifier(cfg: Any, logger: Any) -> Notifier:
     return notify
 
 
-async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, release: str, wait: Wait | None = None):
+async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, release: str,
+                            wait: Wait | None = None) -> State:
     """go-live mode: collect the sign-off, publish the decision, and only a GO triggers the deploy flow."""
     from prefect.states import Completed, Failed
 
@@ -603,9 +607,9 @@ async def trigger_deploy(config_path: str, release: str, readiness_run_id: str,
                          deployment: str = DEPLOYMENT) -> str:
     """Start the deploy flow's deployment once per readiness run (the idempotency key names both). The deploy run
     accepts only a run carrying that key, and the one the readiness run's final state names (RECORDED_DEPLOY)."""
-    from prefect.deployments import run_deployment
+    from prefect.deployments import arun_deployment
 
-    run = await run_deployment(name=deployment, parameters={"config": config_path, "release": release,
-                                                            "readiness_run_id": readiness_run_id},
-                               idempotency_key=f"{deployment}:{readiness_run_id}", timeout=0, as_subflow=False)
+    run = await arun_deployment(name=deployment, parameters={"config": config_path, "release": release,
+                                                             "readiness_run_id": readiness_run_id},
+                                idempotency_key=f"{deployment}:{readiness_run_id}", timeout=0, as_subflow=False)
     return str(run.id)

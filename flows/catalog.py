@@ -22,7 +22,8 @@ SEED_FILE = Path(__file__).with_name("seed_items.json")
 @lru_cache(maxsize=1)
 def seed_items() -> list[dict[str, Any]]:
     """The 112 items of the seed checklist (`ref` like "2.1 Redis Cache: Redis Persistence")."""
-    return json.loads(SEED_FILE.read_text(encoding="utf-8"))
+    items: list[dict[str, Any]] = json.loads(SEED_FILE.read_text(encoding="utf-8"))
+    return items
 
 
 def all_checks(config: Any = None) -> dict[str, CheckSpec]:
@@ -53,7 +54,8 @@ def all_checks(config: Any = None) -> dict[str, CheckSpec]:
 
 def catalog_rows() -> list[dict[str, Any]]:
     return [{"id": s.id, "section": s.section, "title": s.title, "severity": s.severity.value,
-             "depends_on": list(s.depends_on), "timeout_s": s.timeout, "target": s.target, "seed": list(s.seed),
+             "depends_on": list(s.depends_on), "timeout_s": s.timeout, "target": s.target,
+             "needs": [key for key, _ in s.needs], "uses": list(s.uses), "seed": list(s.seed),
              "how": s.description.splitlines()[0] if s.description else ""}
             for s in all_checks().values()]
 

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 from pydantic import (
@@ -51,6 +51,9 @@ from golive.tasks.web import WebTarget
 from golive.tasks.workers import WorkersTarget
 
 from .policies import ApprovalPolicy, DeployPolicy
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML: ~10x faster, same safe subset
 
@@ -192,8 +195,9 @@ def _interpolate(node: Any, loc: tuple[Any, ...], env: dict[str, str], problems:
     if not isinstance(node, str):
         return node
 
-    def var(m: re.Match) -> str:
-        name, default = m.group(1), m.group(2)
+    def var(m: re.Match[str]) -> str:
+        name: str = m.group(1)
+        default: str | None = m.group(2)
         if name in env:
             refs.append((loc, "env", name, env[name]))
             return env[name]
@@ -203,7 +207,7 @@ def _interpolate(node: Any, loc: tuple[Any, ...], env: dict[str, str], problems:
         problems.append(f"{_path(loc)}: environment variable {name} is not set")
         return ""
 
-    def block(m: re.Match) -> str:
+    def block(m: re.Match[str]) -> str:
         try:
             value = secret_loader(m.group(1))
             refs.append((loc, "block", m.group(1), value))
@@ -246,11 +250,14 @@ def _prefect_secret(name: str) -> str:
         raise NoPrefectApi()
     from prefect.blocks.system import Secret
 
-    value = Secret.load(name, _sync=True).get()  # type: ignore[call-arg]
+    # `_sync=True` makes Prefect's async_dispatch run the sync implementation: a Secret, never a coroutine (its types
+    # know neither the flag nor that it decides the return type)
+    block = cast("Secret[Any]", Secret.load(name, _sync=True))  # type: ignore[call-arg]
+    value = block.get()
     return value if isinstance(value, str) else str(value)
 
 
-def _friendly(err: dict[str, Any]) -> str:
+def _friendly(err: ErrorDetails) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key (typo?)"
@@ -321,7 +328,7 @@ class _Loader(_YAML_LOADER):  # type: ignore[misc, valid-type]
     """The safe loader, bounded (`_bounded`), refusing duplicate keys (YAML keeps the last one, silently)."""
 
     def get_single_node(self) -> yaml.Node | None:
-        node = super().get_single_node()
+        node: yaml.Node | None = super().get_single_node()
         if node is not None:
             _bounded(node)
         return node
@@ -343,7 +350,8 @@ class _Loader(_YAML_LOADER):  # type: ignore[misc, valid-type]
                     raise _Refused(problem=f"duplicate key {key!r:.80} (also on line {lines[key]}); refused",
                                    problem_mark=key_node.start_mark)
                 lines[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def load_config(path: str | Path, *, env: dict[str, str] | None = None,

@@ -25,12 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
 from golive.tasks.core import Redactor, RunContext
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+_Model = TypeVar("_Model", bound="BaseModel")  # a check's target model
 
 DISCOVERED = "# discovered, review"
 FLAGS = {"web": "--site-url", "hosts": "--site-url", "postgres": "--database-dsn", "workers": "--database-dsn",
@@ -171,7 +176,7 @@ def _cadence_of(trigger: Any) -> tuple[str | None, str | None]:
 
     kind, sets, tz = trigger_sets(trigger)
     if kind == "IntervalTrigger":
-        every = trigger.state.get("interval") if isinstance(trigger.state, dict) else None
+        every: Any = trigger.state.get("interval") if isinstance(trigger.state, dict) else None
         secs = int(every.total_seconds()) if hasattr(every, "total_seconds") else 0
         if not 60 <= secs <= 31 * 86400:
             return None, f"an interval of {secs} s (workers.jobs takes 1 minute to 31 days)"
@@ -233,9 +238,12 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
     wal_rx, conf_rx = r"wal|xlog|archive|incremental", r"config|conf|etc|settings"
     c = s3_client(bt, ctx)
     try:
-        sub = lambda p: [x["Prefix"] for x in c.list_objects_v2(  # noqa: E731
-            Bucket=bt.bucket, Prefix=p, Delimiter="/", MaxKeys=100).get("CommonPrefixes", [])]
-        top, prefixes = sub(""), []
+        def sub(p: str) -> list[str]:
+            return [x["Prefix"] for x in c.list_objects_v2(
+                Bucket=bt.bucket, Prefix=p, Delimiter="/", MaxKeys=100).get("CommonPrefixes", [])]
+
+        top = sub("")
+        prefixes: list[str] = []
         for p in top:
             # a folder grouping several kinds (`pg/<db>/` beside `pg/wal/`) stands for its children; one whose
             # children are dates or hosts of one kind (`backups/2026/`) is itself the prefix
@@ -244,7 +252,10 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
     finally:
         c.close()
     out: dict[str, Any] = {"prefixes": prefixes}
-    pick = lambda rx, but=(): next((p for p in prefixes if re.search(rx, p, re.I) and p not in but), None)  # noqa: E731
+
+    def pick(rx: str, but: tuple[str | None, ...] = ()) -> str | None:
+        return next((p for p in prefixes if re.search(rx, p, re.I) and p not in but), None)
+
     out["wal_prefix"] = pick(wal_rx)
     out["config_prefix"] = pick(conf_rx)
     out["prefix"] = bt.prefix if bt.prefix in prefixes else \
@@ -347,7 +358,7 @@ class _Init:
         netloc = user + (f"[{host}]" if ":" in host else host) + (f":{u.port}" if u.port else "")
         return urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment)), pw
 
-    def target(self, model: type, data: dict[str, Any], flag: str) -> Any:
+    def target(self, model: type[_Model], data: dict[str, Any], flag: str) -> _Model:
         """The check's own target model for discovery; a bad value is one line naming the flag (redacted)."""
         try:
             return model.model_validate(data)
@@ -407,7 +418,7 @@ class _Init:
         # the DSN's own trust anchor, else --ca-file when the DSN asks for a verified server (a private CA)
         root = d.get("sslrootcert") or (self.ca if str(d.get("sslmode", "")).startswith("verify-") else None)
         if root and root != "system":  # libpq 16's `system` (the OS store) is no file to name
-            s.data["sslrootcert"] = str(Path(root).resolve())
+            s.data["sslrootcert"] = str(Path(str(root)).resolve())
         self.pg = pg = self.target(PostgresTarget, {**s.data, "password": d.get("password")}, "--database-dsn")
         cat, why = self.ask("PostgreSQL tables and columns", lambda: _pg_discover(pg, self.t))
         if why:
@@ -564,8 +575,10 @@ def build(inp: Inputs, *, out_dir: Path, log: Callable[[str], None] = lambda _: 
         parse_config(yaml.safe_load(text), env={v: "placeholder-secret" for v in run.env_vars},
                      secret_loader=lambda name: "placeholder-secret")
     except ConfigError as e:
-        flag = lambda p: "--ca-file" if ".ca_file" in p else FLAGS.get(re.split(r"[.:\[]", p)[0], "")  # noqa: E731
-        raise InitError("\n".join(f"{flag(p) + ': ' if flag(p) else ''}{run.redact.text(p)}"
+        def flag_of(p: str) -> str:
+            return "--ca-file" if ".ca_file" in p else FLAGS.get(re.split(r"[.:\[]", p)[0], "")
+
+        raise InitError("\n".join(f"{flag_of(p) + ': ' if flag_of(p) else ''}{run.redact.text(p)}"
                                   for p in e.problems)) from None
     suites = next((s.data["suites_dir"] for s in sections if s.key == "postgres" and "suites_dir" in s.data), None)
     return Result(text=text, env_vars=run.env_vars, sections=sections,

@@ -21,18 +21,30 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import httpx
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as runtime_flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
 from golive.tasks.catalog import load_catalog
-from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, run_checks, select
+from golive.tasks.clients.prometheus import firing_alerts, instant_query
+from golive.tasks.core import (
+    Board,
+    CheckResult,
+    CheckSpec,
+    Memo,
+    Redactor,
+    RunContext,
+    Status,
+    execute,
+    run_checks,
+    select,
+)
 
 from . import artifacts, engine
 from .approval import DEPLOYMENT, RECORDED_DEPLOY, submitted_decision, trigger_deploy  # noqa: F401 (re-exported)
@@ -47,11 +59,12 @@ from .watch import (
     alert_signals,
     check_signals,
     error_rate_signal,
-    firing_alerts,
-    get_json,
     parse_ack,
     poll_budget,
 )
+
+if TYPE_CHECKING:
+    pass
 
 
 class StepResult(BaseModel):
@@ -103,6 +116,7 @@ async def run_step(name: str, argv: list[str] | None, webhook: str | None, relea
             tail = redact.clip(out.decode(errors="replace"), 1500, tail=True, one_line=False)
             return StepResult(name=name, ok=proc.returncode == 0, seconds=round(time.monotonic() - t0, 3),
                               detail=redact.text(f"`{' '.join(_argv(argv, release))}` exited {proc.returncode}: {tail}"))
+        assert webhook is not None  # no command: the policy's webhook (one of the two, validated; a rollback has argv)
         async with httpx.AsyncClient(timeout=timeout_s) as c:  # bounded as a whole: httpx's timeouts are per read
             r = await asyncio.wait_for(c.post(webhook, json={"release": release, "readiness_run_id": readiness_run_id,
                                                              "step": name}), timeout_s)
@@ -180,6 +194,7 @@ async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UU
     from prefect.exceptions import ObjectNotFound
 
     pol, me = cfg.deploy, runtime_flow_run.id
+    assert pol is not None  # deploy_production refuses a config without a deploy section before this
     if not me:
         return False, "not running as a Prefect flow run: nothing binds it to a readiness run"
     async with get_client() as client:
@@ -231,9 +246,10 @@ async def _blocking_reported(client: Any, env: str, rid: UUID) -> list[str]:
     return sorted({str(b).split(" ", 1)[0] for v in verdicts for b in v["blocking"]})
 
 
-async def _probe(specs: dict, cfg: GoliveConfig, redact: Redactor) -> dict[str, CheckResult]:
+async def _probe(specs: dict[str, CheckSpec], cfg: GoliveConfig, redact: Redactor) -> dict[str, CheckResult]:
     """One poll of the watch window: the probe checks, concurrently, with their dependencies, all within the poll
     budget (each check's timeout is cut to what is left of it): a hung target is an ERROR by the end of the poll."""
+    assert cfg.deploy is not None  # a deploy run's config (deploy_production refuses one without it)
     deadline = time.monotonic() + poll_budget(cfg.deploy)
     board = Board(specs)
     memo = Memo()
@@ -245,20 +261,14 @@ async def _probe(specs: dict, cfg: GoliveConfig, redact: Redactor) -> dict[str, 
     return {r.id: r for r in results}
 
 
-def _prometheus(cfg: GoliveConfig) -> tuple[str, Any]:
-    """(base URL, httpx verify) of the monitoring section's Prometheus."""
-    ca = getattr(cfg.monitoring, "ca_file", None)
-    return str(cfg.monitoring.prometheus_url).rstrip("/"), str(ca) if ca else True
-
-
 async def _error_rate(cfg: GoliveConfig, pol: DeployPolicy) -> float | None:
-    """The error ratio from Prometheus (`error_rate_query`), where configured, read within the poll budget."""
+    """The error ratio from Prometheus (`error_rate_query`), where configured, read within the poll budget (the
+    client every Prometheus reader uses: each exchange ends at the deadline, whatever the server does)."""
     if not (pol.error_rate_query and cfg.monitoring):
         return None
-    url, verify = _prometheus(cfg)
-    body = await get_json(f"{url}/api/v1/query", params={"query": pol.error_rate_query}, verify=verify,
-                          timeout=poll_budget(pol))
-    return max((float(x["value"][1]) for x in body["data"]["result"]), default=0.0)
+    rows = await asyncio.to_thread(instant_query, cfg.monitoring, RunContext(cfg, timeout=poll_budget(pol)),
+                                   pol.error_rate_query)
+    return max((value for _, value in rows), default=0.0)
 
 
 @flow(name="deploy-production", flow_run_name="deploy {release}", persist_result=False)
@@ -347,11 +357,10 @@ async def _monitoring(cfg: GoliveConfig, pol: DeployPolicy, redact: Redactor, wa
         return None
 
 
-async def _firing(cfg: GoliveConfig, pol: DeployPolicy) -> list[dict] | None:
+async def _firing(cfg: GoliveConfig, pol: DeployPolicy) -> list[dict[str, Any]] | None:
     if not (cfg.monitoring and pol.alert_criteria):
         return None
-    url, verify = _prometheus(cfg)
-    return await firing_alerts(url, verify=verify, timeout=poll_budget(pol))
+    return await asyncio.to_thread(firing_alerts, cfg.monitoring, RunContext(cfg, timeout=poll_budget(pol)))
 
 
 async def _ack(environment: str, release: str, watch: Watch) -> Ack | None:
@@ -361,11 +370,12 @@ async def _ack(environment: str, release: str, watch: Watch) -> Ack | None:
     try:
         value = await Variable.aget(ack_variable(environment))
     except Exception as e:  # noqa: BLE001 - no acknowledgement readable: none is assumed
-        value, problem = None, f"acknowledgement unreadable: {type(e).__name__}: {e}"
+        problem = f"acknowledgement unreadable: {type(e).__name__}: {e}"
     else:
-        ack, problem = parse_ack(value, release)
-        if problem is None:
+        ack, found = parse_ack(value, release)
+        if found is None:
             return ack
+        problem = found
     if problem not in watch.medium:
         watch.medium.append(problem)
     return None

@@ -13,12 +13,13 @@ import dataclasses
 import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from prefect import get_run_logger, task
+from prefect import State, Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, make_result
 
@@ -33,7 +34,7 @@ class RunState:
     board: Board
     memo: Memo = dataclasses.field(default_factory=Memo)
     landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
-    groups: dict[str, asyncio.Future] = dataclasses.field(default_factory=dict)  # group -> its task run
+    groups: dict[str, asyncio.Future[State]] = dataclasses.field(default_factory=dict)  # group -> its task run
 
 
 _RUNS: dict[str, RunState] = {}
@@ -79,13 +80,13 @@ async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
 
 
 @functools.lru_cache(maxsize=4096)
-def _named_task(check_id: str):
+def _named_task(check_id: str) -> Task[[str, str], Coroutine[Any, Any, State]]:
     """`check_task` named by the check id (Task.with_options copies the task: ~3 ms, so once per id, not per run)."""
     return check_task.with_options(task_run_name=check_id)
 
 
 @functools.lru_cache(maxsize=1024)
-def _named_group_task(group: str):
+def _named_group_task(group: str) -> Task[[str, list[str], str], Coroutine[Any, Any, State]]:
     return group_task.with_options(task_run_name=group)
 
 
@@ -93,16 +94,18 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
     """Runs one check as a Prefect task run (named by its id) and returns its result."""
     st = _RUNS[run_key]
 
+    # (the casts: Prefect types an async task's `return_state=True` call as its State; called in a flow's event loop,
+    # as here, it is a coroutine of that State)
     async def via_prefect(spec: CheckSpec) -> CheckResult:
         if spec.group:  # the first member to get here starts the group's one task run; the others await it
             run = st.groups.get(spec.group)
             if run is None:
                 ids = sorted(i for i, s in st.specs.items() if s.group == spec.group)
-                run = st.groups[spec.group] = asyncio.ensure_future(
-                    _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
+                run = st.groups[spec.group] = asyncio.ensure_future(cast(
+                    "Awaitable[State]", _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True)))
             await run
         else:
-            await _named_task(spec.id)(spec.id, run_key, return_state=True)
+            await cast("Awaitable[State]", _named_task(spec.id)(spec.id, run_key, return_state=True))
         res = st.landed.pop(spec.id, None)
         if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
             res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(),

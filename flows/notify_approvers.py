@@ -90,7 +90,7 @@ def send_mail(smtp: Any, sender: str, to: list[str], notice: Notice, timeout: fl
     msg["Subject"], msg["From"], msg["To"] = notice.subject, sender, ", ".join(to)
     msg.set_content(notice.text())
     with smtplib.SMTP(timeout=timeout) as s:
-        s._host = smtp.host  # the name STARTTLS verifies
+        s._host = smtp.host  # type: ignore[attr-defined]  # the name STARTTLS verifies (typeshed omits _host)
         s.connect(smtp.host, smtp.port)
         s.ehlo("golive")
         if smtp.starttls:
@@ -110,7 +110,7 @@ def post_webhook(url: str, notice: Notice, timeout: float) -> None:
         r.raise_for_status()
 
 
-def _settle(done: asyncio.Future, error: BaseException | None) -> None:
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
     if not done.done():
         done.set_exception(error) if error is not None else done.set_result(None)
 
@@ -121,7 +121,7 @@ async def _bounded(fn: Any, *args: Any, timeout: float) -> None:
     import threading
 
     loop = asyncio.get_running_loop()
-    done: asyncio.Future = loop.create_future()
+    done: asyncio.Future[None] = loop.create_future()
 
     def run() -> None:
         error: BaseException | None = None

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from golive.tasks.core import (
     SECTIONS,
@@ -111,7 +111,7 @@ def _write_files(report: Report, markdown: str, output_dir: Path) -> Path:
     return out
 
 
-def verdict_payload(report: Report) -> dict:
+def verdict_payload(report: Report) -> dict[str, Any]:
     """The machine-readable verdict (published as an artifact, since a flow's return value is not readable over REST)."""
     return {"environment": report.environment, "mode": report.mode, "verdict": report.verdict.value,
             "exit_code": report.verdict.exit_code, "flow_run_id": report.flow_run_id,

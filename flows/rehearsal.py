@@ -150,6 +150,7 @@ class RehearsalDiff(BaseModel):
         v = f"{VICON[self.verdict]} {self.verdict.value}"
         if self.first:
             return f"golive rehearsal `{self.environment}`: {v} (first rehearsal: nothing to compare with)"
+        assert self.previous_verdict is not None  # set with previous_started_at, by diff()
         was = "" if self.previous_verdict == self.verdict else f" (was {self.previous_verdict.value})"
         parts = [f"{len(self.new_failures)} new failure{'s' * (len(self.new_failures) != 1)}",
                  f"{len(self.fixed)} fixed", f"{len(self.still_failing)} still failing"]
@@ -215,6 +216,7 @@ def to_markdown(d: RehearsalDiff) -> str:
         out += [f"No previous rehearsal of `{d.environment}` was found: this run is the baseline the next "
                 "rehearsal compares with.", ""]
         return "\n".join(out)
+    assert d.previous_verdict is not None  # set with previous_started_at, by diff()
     now = f"{VICON[d.verdict]} {d.verdict.value}"
     verdict = (f"verdict {VICON[d.previous_verdict]} {d.previous_verdict.value} → {now}"
                if d.previous_verdict != d.verdict else f"verdict unchanged: {now}")
@@ -304,7 +306,7 @@ async def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> str
     return f"HTTP {r.status_code}" + (f" {body}" if body else "")
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     try:
         from prefect import get_run_logger
 

@@ -160,9 +160,9 @@ def to_markdown(report: Report, redact: Redactor | None = None) -> str:
     out += ["## Sections", "", "| Section | Verdict | PASS | WARN | FAIL | ERROR | SKIPPED | N/A |",
             "|---|---|---|---|---|---|---|---|"]
     for s in r.sections:
-        c = s.counts
-        out.append(f"| {s.title} | {VICON[s.verdict]} {s.verdict.value} | {c.get('PASS', 0)} | {c.get('WARN', 0)} | "
-                   f"{c.get('FAIL', 0)} | {c.get('ERROR', 0)} | {c.get('SKIPPED', 0)} | {c.get('NOT_APPLICABLE', 0)} |")
+        n = s.counts
+        out.append(f"| {s.title} | {VICON[s.verdict]} {s.verdict.value} | {n.get('PASS', 0)} | {n.get('WARN', 0)} | "
+                   f"{n.get('FAIL', 0)} | {n.get('ERROR', 0)} | {n.get('SKIPPED', 0)} | {n.get('NOT_APPLICABLE', 0)} |")
     out += ["", "## Evidence", "", "| | Check | Severity | Observed | Expected | How it was measured | s |",
             "|---|---|---|---|---|---|---|"]
     for c in r.results:
@@ -231,17 +231,18 @@ def junit_xml(rows: list[dict[str, Any]], environment: str, *, time_s: float | N
     """The one JUnit writer (a report's `to_junit`, `golive ci` from the checks table artifact): one testsuite per
     section, one testcase per check, outcomes by `junit_outcome`. ElementTree escapes markup; `visible` writes out the
     control characters XML 1.0 cannot hold."""
-    root = ET.Element("testsuites", name=visible(f"golive {environment}"), tests=str(len(rows)),
-                      **({"time": f"{time_s:.3f}"} if time_s is not None else {}))
+    root = ET.Element("testsuites", {"name": visible(f"golive {environment}"), "tests": str(len(rows)),
+                                     **({"time": f"{time_s:.3f}"} if time_s is not None else {})})
     by_section: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_section.setdefault(str(row["check"]).split(".", 1)[0], []).append(row)
     for section, rs in by_section.items():
         kinds = Counter(junit_outcome(r) for r in rs)
-        suite = ET.SubElement(root, "testsuite", name=visible(section), tests=str(len(rs)), failures=str(kinds["failure"]),
-                              errors=str(kinds["error"]), skipped=str(kinds["skipped"]),
-                              time=f"{sum(float(r.get('seconds') or 0) for r in rs):.3f}",
-                              **({"timestamp": timestamp} if timestamp else {}))
+        suite = ET.SubElement(root, "testsuite", {
+            "name": visible(section), "tests": str(len(rs)), "failures": str(kinds["failure"]),
+            "errors": str(kinds["error"]), "skipped": str(kinds["skipped"]),
+            "time": f"{sum(float(r.get('seconds') or 0) for r in rs):.3f}",
+            **({"timestamp": timestamp} if timestamp else {})})
         for r in rs:
             case = ET.SubElement(suite, "testcase", classname=visible(f"golive.{section}"), name=visible(str(r["check"])),
                                  time=f"{float(r.get('seconds') or 0):.3f}")

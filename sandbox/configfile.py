@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import saas
+from .fakes import team_apis
 
 ENV_WEB = "GOLIVE_SANDBOX_WEB_PASSWORD"
 ENV_DB = "GOLIVE_SANDBOX_DB_PASSWORD"
@@ -110,9 +110,9 @@ monitoring:
     customer_email_template: {_q(saas_urls["customer_email_template"])}
   slack:
     api_url: {_q(saas_urls["slack_api_url"])}
-    bot_token: "${{{saas.SLACK_TOKEN_ENV}}}"
+    bot_token: "${{{team_apis.SLACK_TOKEN_ENV}}}"
   oncall:
     api_url: {_q(saas_urls["pagerduty_api_url"])}
-    api_token: "${{{saas.PAGERDUTY_TOKEN_ENV}}}"
+    api_token: "${{{team_apis.PAGERDUTY_TOKEN_ENV}}}"
     escalation_policy_id: {_q(saas_urls["escalation_policy_id"])}
 """ + extra

@@ -11,14 +11,13 @@ import datetime as dt
 import gzip
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from . import appsetup, configfile, depstack, dr, infra, postgres, s3, saas, saas2
+from . import application, configfile, dependencies, dr, infrastructure
+from .fakes import service_apis, team_apis
+from .part import Stack
+from .parts import postgres, s3
 
-if TYPE_CHECKING:
-    from .stack import Sandbox
-
-Action = Callable[["Sandbox"], None]
+Action = Callable[[Stack], None]
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Fault:
 
 def _redis_config(key: str, broken: str, healthy: str) -> tuple[Action, Action]:
     def setter(value: str) -> Action:
-        def act(sb: Sandbox) -> None:
+        def act(sb: Stack) -> None:
             r = sb.redis_client()
             r.config_set(key, value)
             if key == "appendonly" and value == "yes":
@@ -48,40 +47,40 @@ def _start(service: str) -> Action:
     return lambda sb: sb.start_service(service, wait=True)
 
 
-def _drop_newest_migration(sb: Sandbox) -> None:
+def _drop_newest_migration(sb: Stack) -> None:
     with sb.admin_db() as conn:
         conn.execute("DELETE FROM schema_migrations WHERE version = %s", (sb.schema_version,))
 
 
-def _restore_newest_migration(sb: Sandbox) -> None:
+def _restore_newest_migration(sb: Stack) -> None:
     with sb.admin_db() as conn:
         conn.execute("INSERT INTO schema_migrations (version, applied_at, success) VALUES (%s, now(), true) "
                      "ON CONFLICT (version) DO NOTHING", (sb.schema_version,))
 
 
-def _delete_backups(sb: Sandbox) -> None:
+def _delete_backups(sb: Stack) -> None:
     s3.delete_prefix(sb.s3_client(), s3.BACKUP_PREFIX)
 
 
-def _restore_backups(sb: Sandbox) -> None:
+def _restore_backups(sb: Stack) -> None:
     sb.upload_all_backups()
 
 
-def _add_unencrypted_backup(sb: Sandbox) -> None:
+def _add_unencrypted_backup(sb: Stack) -> None:
     sb.unencrypted_key = s3.upload_unencrypted_backup(sb.s3_client(), sb.backup_uploaded_at, sb.dump)
 
 
-def _remove_unencrypted_backup(sb: Sandbox) -> None:
+def _remove_unencrypted_backup(sb: Stack) -> None:
     if sb.unencrypted_key:
         sb.s3_client().delete_object(Bucket=s3.BUCKET, Key=sb.unencrypted_key)
         sb.unencrypted_key = None
 
 
-def _delete_wal(sb: Sandbox) -> None:
+def _delete_wal(sb: Stack) -> None:
     s3.delete_prefix(sb.s3_client(), s3.WAL_PREFIX)
 
 
-def _restore_wal(sb: Sandbox) -> None:
+def _restore_wal(sb: Stack) -> None:
     s3.upload_wal(sb.s3_client())
 
 
@@ -91,24 +90,24 @@ STALE_DAYS = 3          # `backup-stale`: the newest full backup is 3 days old
 WAL_STALE = dt.timedelta(hours=8)
 
 
-def _make_stale(sb: Sandbox) -> None:
+def _make_stale(sb: Stack) -> None:
     """Delete the backups of the last 3 days: the newest left is the real 3-day-old one."""
     keys = [sb.backup_key] + [k for d, k in sb.history_keys().items() if d < STALE_DAYS]
     sb.s3_client().delete_objects(Bucket=s3.BUCKET, Delete={"Objects": [{"Key": k} for k in keys]})
 
 
-def _unstale(sb: Sandbox) -> None:
+def _unstale(sb: Stack) -> None:
     sb.upload_history(range(1, STALE_DAYS))
     sb.upload_backup()
 
 
-def _wal_stale(sb: Sandbox) -> None:
+def _wal_stale(sb: Stack) -> None:
     s3.delete_prefix(sb.s3_client(), s3.WAL_PREFIX)
     with sb.s3_clock(WAL_STALE):
         s3.upload_wal(sb.s3_client())
 
 
-def _wal_fresh(sb: Sandbox) -> None:
+def _wal_fresh(sb: Stack) -> None:
     s3.delete_prefix(sb.s3_client(), s3.WAL_PREFIX)
     s3.upload_wal(sb.s3_client())
 
@@ -119,12 +118,12 @@ def _not_a_dump() -> bytes:
                          b"CREATE TABLE public.users (id integer NOT NULL);\n" * 50)
 
 
-def _newer_object(name: str, body: Callable[[Sandbox], bytes]) -> tuple[Action, Action]:
+def _newer_object(name: str, body: Callable[[Stack], bytes]) -> tuple[Action, Action]:
     """A newer (encrypted) object under backups/ whose content is `body`: it becomes the newest backup."""
-    def apply(sb: Sandbox) -> None:
+    def apply(sb: Stack) -> None:
         sb.fault_keys[name] = s3.upload_newer(sb.s3_client(), sb.backup_uploaded_at, body(sb))
 
-    def undo(sb: Sandbox) -> None:
+    def undo(sb: Stack) -> None:
         key = sb.fault_keys.pop(name, None)
         if key:
             sb.s3_client().delete_object(Bucket=s3.BUCKET, Key=key)
@@ -136,7 +135,7 @@ _not_dump = _newer_object("backup-not-a-dump", lambda sb: _not_a_dump())
 _wrong_db = _newer_object("backup-wrong-db", lambda sb: sb.wrong_database_dump())
 
 
-def _restore_is_source(sb: Sandbox) -> None:
+def _restore_is_source(sb: Stack) -> None:
     """The restore server's address now reaches the production primary, and the restore credentials work there."""
     sb.stop_service("postgres-restore")
     postgres.create_login_role(sb.base_dir / "pgsock", sb.ports["postgres"], postgres.RESTORE_USER,
@@ -144,17 +143,17 @@ def _restore_is_source(sb: Sandbox) -> None:
     sb.start_service("restore-alias", wait=True)
 
 
-def _restore_is_separate(sb: Sandbox) -> None:
+def _restore_is_separate(sb: Stack) -> None:
     sb.stop_service("restore-alias")
     postgres.drop_role(sb.base_dir / "pgsock", sb.ports["postgres"], postgres.RESTORE_USER)
     sb.start_service("postgres-restore", wait=True)
 
 
-def _empty_bucket(sb: Sandbox) -> None:
+def _empty_bucket(sb: Stack) -> None:
     s3.delete_prefix(sb.s3_client(), "")
 
 
-def _refill_bucket(sb: Sandbox) -> None:
+def _refill_bucket(sb: Stack) -> None:
     sb.upload_all_backups()
     s3.upload_wal(sb.s3_client())
     s3.upload_config(sb.s3_client())
@@ -171,11 +170,11 @@ def _retention(days: int) -> Action:
 MISSING_CONFIG = "nginx.conf"   # `config-backup-missing`
 
 
-def _delete_config(sb: Sandbox) -> None:
+def _delete_config(sb: Stack) -> None:
     sb.s3_client().delete_object(Bucket=s3.BUCKET, Key=s3.CONFIG_PREFIX + MISSING_CONFIG)
 
 
-def _restore_config(sb: Sandbox) -> None:
+def _restore_config(sb: Stack) -> None:
     s3.upload_config(sb.s3_client(), [MISSING_CONFIG])
 
 
@@ -213,9 +212,9 @@ REGISTRY: dict[str, Fault] = {
     "alert-data-corruption": Fault("Prometheus alert DataCorruptionDetected is firing (a CRITICAL rollback criterion)"),
     "alert-payments-down": Fault("Prometheus alert PaymentProcessingDown is firing (a HIGH rollback criterion)"),
     "runbook-missing": Fault("/runbooks/rollback answers 404"),
-    **{name: Fault(desc) for name, desc in saas.FAULTS.items()},  # runtime faults of the Slack/PagerDuty fakes
-    # sections 1 and 6: network edge, load balancer, auto-scaling, load-test results (sandbox/infra.py)
-    **{name: Fault(desc, apply=apply, undo=undo) for name, (desc, apply, undo) in infra.FAULTS.items()},
+    **{name: Fault(desc) for name, desc in team_apis.FAULTS.items()},  # runtime faults of the Slack/PagerDuty fakes
+    # sections 1 and 6: network edge, load balancer, auto-scaling, load-test results (sandbox/infrastructure.py)
+    **{name: Fault(desc, apply=apply, undo=undo) for name, (desc, apply, undo) in infrastructure.FAULTS.items()},
     "backup-stale": Fault("the newest full backup is 3 days old (the last 3 days of backups are gone)",
                           apply=_make_stale, undo=_unstale),
     "wal-stale": Fault("the newest WAL object is 8 hours old", apply=_wal_stale, undo=_wal_fresh),
@@ -240,36 +239,37 @@ REGISTRY: dict[str, Fault] = {
                                       apply=_rehearsal(dr.STALE_REHEARSAL_AGE), undo=_rehearsal(dr.REHEARSAL_AGE)),
     "release-tag-missing": Fault(f"the release tag {dr.RELEASE_TAG} is deleted (locally and on origin)",
                                  apply=lambda sb: dr.delete_tag(sb.repo), undo=lambda sb: dr.restore_tag(sb.repo)),
-    # sections 4 and 5: the application, its workers and its security (sandbox/appsetup.py)
+    # sections 4 and 5: the application, its workers and its security (sandbox/application.py)
     "env-missing": Fault("the API process starts without SECRET_KEY (web process restarted)", restart="web"),
     "bundle-too-big": Fault("index.html also loads a 6 MB /static/vendor.js"),
     "bundle-unminified": Fault("app.js and app.css are served as their readable sources"),
     "asset-missing": Fault("/static/logo.png (referenced by index.html) answers 404"),
     "cookie-insecure": Fault("the session cookie is set without Secure and HttpOnly"),
     "admin-open": Fault("the admin panel answers 200 to anyone"),
-    "password-plaintext": Fault(f"user {appsetup.PLAINTEXT_USER_ID}'s password_hash holds a plaintext password",
-                                apply=appsetup.plaintext_password, undo=appsetup.hashed_password),
-    "admin-no-2fa": Fault("admin user 2 has 2FA disabled", apply=appsetup.admin_without_2fa(True),
-                          undo=appsetup.admin_without_2fa(False)),
-    "audit-log-short": Fault("the audit log keeps only 30 days", apply=appsetup.audit_short, undo=appsetup.audit_full),
-    "job-missing": Fault(f"the scheduler's job {appsetup.MISSING_JOB} is deleted from the job store",
-                         apply=appsetup.delete_job, undo=appsetup.restore_job),
+    "password-plaintext": Fault(f"user {application.PLAINTEXT_USER_ID}'s password_hash holds a plaintext password",
+                                apply=application.plaintext_password, undo=application.hashed_password),
+    "admin-no-2fa": Fault("admin user 2 has 2FA disabled", apply=application.admin_without_2fa(True),
+                          undo=application.admin_without_2fa(False)),
+    "audit-log-short": Fault("the audit log keeps only 30 days", apply=application.audit_short,
+                             undo=application.audit_full),
+    "job-missing": Fault(f"the scheduler's job {application.MISSING_JOB} is deleted from the job store",
+                         apply=application.delete_job, undo=application.restore_job),
     "scheduler-down": Fault("the scheduler process died an hour ago (stopped; its last heartbeat is 1 h old)",
-                            apply=appsetup.stop_scheduler, undo=appsetup.start_scheduler),
+                            apply=application.stop_scheduler, undo=application.start_scheduler),
     "db-exposed": Fault("the database port also answers on 127.0.0.2 (another interface)",
-                        apply=appsetup.expose_db, undo=appsetup.unexpose_db),
-    "secrets-committed": Fault(f"{appsetup.SECRET_FILE} with an AWS key is committed to the app's repository",
-                               apply=appsetup.commit_secrets, undo=appsetup.uncommit_secrets),
+                        apply=application.expose_db, undo=application.unexpose_db),
+    "secrets-committed": Fault(f"{application.SECRET_FILE} with an AWS key is committed to the app's repository",
+                               apply=application.commit_secrets, undo=application.uncommit_secrets),
     "vuln-published": Fault("the advisory mirror publishes a HIGH advisory against the pinned starlette"),
     "package-outdated": Fault("the package index has a newer stable SQLAlchemy than the pinned one"),
-    # sections 2 and 7 (sandbox/depstack.py, sandbox/saas2.py)
-    **{name: Fault(desc) for name, desc in saas2.FAULTS.items()},  # runtime faults of the SaaS/monitoring fakes
-    "index-missing": Fault(f"the index {depstack.INDEX_FAULT[0]} is dropped (the events-of-a-campaign query "
-                           "seq-scans)", apply=depstack.drop_index, undo=depstack.create_index),
-    "pgbouncer-down": Fault("PgBouncer is stopped (only where it is installed)", apply=depstack.stop_pgbouncer,
-                            undo=depstack.start_pgbouncer),
+    # sections 2 and 7 (sandbox/dependencies.py, sandbox/fakes/service_apis.py)
+    **{name: Fault(desc) for name, desc in service_apis.FAULTS.items()},  # runtime faults of the service-API fakes
+    "index-missing": Fault(f"the index {dependencies.INDEX_FAULT[0]} is dropped (the events-of-a-campaign query "
+                           "seq-scans)", apply=dependencies.drop_index, undo=dependencies.create_index),
+    "pgbouncer-down": Fault("PgBouncer is stopped (only where it is installed)", apply=dependencies.stop_pgbouncer,
+                            undo=dependencies.start_pgbouncer),
     "alertmanager-down": Fault("Alertmanager is stopped (only where it is installed)",
-                               apply=depstack.stop_alertmanager, undo=depstack.start_alertmanager),
+                               apply=dependencies.stop_alertmanager, undo=dependencies.start_alertmanager),
     "alert-threshold-wrong": Fault("the error-rate alert rule fires at 10% instead of 5%"),
 }
 

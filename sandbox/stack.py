@@ -1,4 +1,11 @@
-"""The Sandbox: a local production-like stack of real processes on 127.0.0.1, started and stopped by one call."""
+"""The Sandbox: a local production-like stack of real processes on 127.0.0.1, started and stopped by one call.
+
+Its processes come from its parts (PARTS, each implementing sandbox/part.py's Part): every part's PORTS get a free port
+each, every part's services(stack) are the Services the Sandbox starts, waits for, restarts and stops by name. When
+each starts is the start sequence below (`_start`); what the parts hold once up (the seed, the backups, the app's
+repository) and the golive config that points at them are set up here and in the checklist sections' modules
+(infrastructure.py, dependencies.py, application.py).
+"""
 from __future__ import annotations
 
 import atexit
@@ -7,58 +14,26 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import appsetup, configfile, depstack, dr, infra, postgres, procs, redis_pair, s3, saas
-from .app import APPROVED_ORIGINS, RATE_LIMIT_ENV
-from .app import PASSWORD_ENV as WEB_PASSWORD_ENV
-from .app import USERNAME as WEB_USERNAME
+from . import application, configfile, dependencies, dr, infrastructure, procs
 from .certs import CertFiles, make_certs
+from .fakes import package_mirrors, service_apis, team_apis
 from .faults import lookup
+from .part import Part, Service
+from .parts import network_edge, postgres, prometheus_api, redis_pair, s3, scheduler, smtp, web_app
+from .parts.postgres import ROOT, prefect_dirs, product_dirs, restore_dirs
+from .parts.s3_server import write_clock
 from .runtime import write_faults
-from .s3server import write_clock
-from .smtp import PASSWORD_ENV as SMTP_PASSWORD_ENV
-from .smtp import USERNAME as SMTP_USERNAME
 
-ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"   # 0755: PostgreSQL runs as nobody below it
 SCHEMA_VERSION = "20251231080000"
 READY_TIMEOUT = 60.0
-
-
-def _prefect_dirs(base: Path) -> tuple[Path, Path]:
-    """Data and socket directories of the Prefect database's PostgreSQL server."""
-    return base / "prefect-pgdata", base / "prefect-pgsock"
-
-
-def _restore_dirs(base: Path) -> tuple[Path, Path]:
-    """Data and socket directories of the restore server (where golive restores backups into scratch databases)."""
-    return base / "restore-pgdata", base / "restore-pgsock"
-
-
-@dataclass
-class Service:
-    """One long-running child: how to build its argv (from the current faults), and which ports prove it is up."""
-
-    name: str
-    argv: Callable[[], list[str]]
-    ports: tuple[int, ...]
-    env: dict[str, str] | None = None
-    user: str | None = None
-    stop_signal: int = signal.SIGTERM
-    ready: Callable[[], bool] | None = None    # beyond the ports accepting
-    host: str = "127.0.0.1"                     # where the ports listen
-    proc: subprocess.Popen | None = field(default=None, repr=False)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+#: every part of the stack (sandbox/part.py): its services, the fakes' servers, PgBouncer and Alertmanager
+PARTS: tuple[Part, ...] = (postgres, redis_pair, s3, smtp, web_app, scheduler, prometheus_api, network_edge,
+                           team_apis, service_apis, package_mirrors, dependencies)
 
 
 class Sandbox:
@@ -97,17 +72,15 @@ class Sandbox:
         self.ca_file = base_dir / "ca.pem"
         self._stopped = False
         self._s3 = None
-        names = ["postgres", "redis", "redis_replica", "s3", "smtp", "https", "http", "prometheus", "prefect_db",
-                 "postgres_restore", "saas", "advisories"]
-        names += infra.PORT_NAMES   # sections 1 and 6: DNS, bastion, CDN, backend instances, a blocked port
-        names += depstack.PORTS     # sections 2 and 7: SaaS/monitoring fakes, PgBouncer, Alertmanager
+        names = [name for part in PARTS for name in part.PORTS]
         self.ports: dict[str, int] = dict(zip(names, procs.free_ports(len(names))))
         token = lambda: secrets.token_urlsafe(24)  # noqa: E731
         self.env: dict[str, str] = {configfile.ENV_WEB: token(), configfile.ENV_DB: token(),
                                     configfile.ENV_REDIS: token(), configfile.ENV_SMTP: token(),
                                     configfile.ENV_S3: token(), configfile.ENV_RESTORE: token(),
-                                    saas.SLACK_TOKEN_ENV: "xoxb-" + token(), saas.PAGERDUTY_TOKEN_ENV: token()}
-        self.env.update(depstack.credentials(token))   # the SaaS fakes' credentials, PgBouncer's admin password
+                                    team_apis.SLACK_TOKEN_ENV: "xoxb-" + token(),
+                                    team_apis.PAGERDUTY_TOKEN_ENV: token()}
+        self.env.update(dependencies.credentials(token))   # the service-API fakes', PgBouncer's admin password
         self.superuser_password = token()
         self._prefect_password = token()
         self._prefect_url: str | None = None
@@ -149,60 +122,62 @@ class Sandbox:
         # actions on running services, applied by break_() once everything is up.
         self.faults.update(f for f in faults if lookup(f).restart or not lookup(f).apply)
         write_faults(self.fault_file, self.faults)
-        self._bindir = bindir = postgres.pg_install(ROOT / "cache") / "bin"
-        pgdata, pgsock = base / "pgdata", base / "pgsock"
-        self._define_services(bindir, pgdata, pgsock)
+        self.pg_bindir = bindir = postgres.pg_install(ROOT / "cache") / "bin"
+        pgdata, pgsock = product_dirs(base)
+        self.services = {svc.name: svc for part in PARTS for svc in part.services(self)}
         write_clock(self.clock_file, 0)
 
         for name in ("redis", "redis-replica", "s3", "smtp", "web", "prometheus", "saas"):
             self.start_service(name, wait=False)
         # the two clusters' initdb run side by side, overlapping with the other services starting up
-        restore_init = _in_thread(postgres.initdb, bindir, *_restore_dirs(base))
+        restore_init = _in_thread(postgres.initdb, bindir, *restore_dirs(base))
         postgres.initdb(bindir, pgdata, pgsock)
         restore_init()
         self.start_service("postgres", wait=False)
         self.start_service("postgres-restore", wait=False)
         bucket_ready = _in_thread(self._setup_bucket)      # while PostgreSQL starts and is seeded
-        aws_ready = _in_thread(infra.setup_aws, self)     # load balancer, auto-scaling group, load-test results
+        aws_ready = _in_thread(infrastructure.setup_aws, self)   # load balancer, auto-scaling group, load-test results
         self.start_service("netfakes", wait=False)
-        for name in depstack.started(self):   # SaaS/monitoring fakes; PgBouncer, Alertmanager when installed
+        # sections 2 and 7: the service-API fakes; PgBouncer and Alertmanager where their packages are installed
+        sections_2_7 = [n for n in ("saas2", "pgbouncer", "alertmanager") if n in self.services]
+        for name in sections_2_7:
             self.start_service(name, wait=False)
         dr_ready = _in_thread(self._setup_dr)
-        self._wait("postgres")
+        self.wait_service("postgres")
         postgres.seed(pgsock, self.ports["postgres"], self.superuser_password, self.env[configfile.ENV_DB])
         self.dump = postgres.dump(bindir, pgsock, self.ports["postgres"])
-        self._wait("postgres-restore")
-        postgres.create_restore_role(_restore_dirs(base)[1], self.ports["postgres_restore"], self.superuser_password,
+        self.wait_service("postgres-restore")
+        postgres.create_restore_role(restore_dirs(base)[1], self.ports["postgres_restore"], self.superuser_password,
                                      self.env[configfile.ENV_RESTORE])
         bucket_ready()
         aws_ready()
-        self._wait("netfakes")
-        for name in depstack.started(self):
-            self._wait(name)
+        self.wait_service("netfakes")
+        for name in sections_2_7:
+            self.wait_service(name)
         self.upload_all_backups()
         dr_ready()
         self.start_service("scheduler", wait=False)
         self.start_service("advisories", wait=False)
         for name in ("redis", "redis-replica", "smtp", "web", "prometheus", "saas", "scheduler", "advisories"):
-            self._wait(name)
+            self.wait_service(name)
         redis_pair.seed(self.ports["redis"], self.env[configfile.ENV_REDIS])
 
         self.config_path.write_text(configfile.render(
             ports=self.ports, ca_file=self.ca_file, schema_version=self.schema_version,
-            approved_origins=list(APPROVED_ORIGINS), web_username=WEB_USERNAME, smtp_username=SMTP_USERNAME,
+            approved_origins=list(web_app.APPROVED_ORIGINS), web_username=web_app.USERNAME, smtp_username=smtp.USERNAME,
             s3_endpoint=self.urls["s3"], bucket=s3.BUCKET, backup_prefix=s3.BACKUP_PREFIX, wal_prefix=s3.WAL_PREFIX,
             config_prefix=s3.CONFIG_PREFIX, access_key_id=self.s3_reader[0], dbname=postgres.DBNAME,
             db_user=postgres.APP_USER, restore_user=postgres.RESTORE_USER, pg_restore=bindir / "pg_restore",
             repo=self.repo, release_tag=dr.RELEASE_TAG, rollback_script=self.rollback_script,
-            rehearsal_record=self.rehearsal_record, saas_urls=saas.urls(f"http://127.0.0.1:{self.ports['saas']}"),
-            extra=appsetup.render(self) + infra.render(self) + depstack.render(self),
-            monitoring_extra=depstack.monitoring_extra(self)))
+            rehearsal_record=self.rehearsal_record, saas_urls=team_apis.urls(f"http://127.0.0.1:{self.ports['saas']}"),
+            extra=application.render(self) + infrastructure.render(self) + dependencies.render(self),
+            monitoring_extra=dependencies.monitoring_extra(self)))
         for name in faults:
             self.break_(name)
 
     def _setup_bucket(self) -> None:
         """The bucket (encryption, lifecycle), golive's IAM reader, WAL and configuration backups."""
-        self._wait("s3")
+        self.wait_service("s3")
         client = self.s3_client()
         s3.create_bucket(client)
         self.s3_reader = s3.create_reader(self.urls["s3"])
@@ -211,8 +186,8 @@ class Sandbox:
         s3.upload_config(client)
 
     def _setup_dr(self) -> None:
-        self.repo, _ = dr.make_repo(self.base_dir, files=appsetup.repo_files())
-        self.app_lock = self.repo / appsetup.LOCK_NAME
+        self.repo, _ = dr.make_repo(self.base_dir, files=application.repo_files())
+        self.app_lock = self.repo / application.LOCK_NAME
         dr.write_rollback_script(self.base_dir)
         dr.write_rehearsal(self.rehearsal_record, self.rollback_script)
 
@@ -273,76 +248,6 @@ class Sandbox:
             self.repair(name)
 
     # ------------------------------------------------------------------ services
-    def _define_services(self, bindir: Path, pgdata: Path, pgsock: Path) -> None:
-        p, base = self.ports, self.base_dir
-        redis_pw = self.env[configfile.ENV_REDIS]
-        primary_conf = redis_pair.write_config(base / "redis.conf", base / "redis-data", p["redis"], redis_pw)
-        replica_conf = redis_pair.write_config(base / "redis-replica.conf", base / "redis-replica-data",
-                                               p["redis_replica"], redis_pw, primary_port=p["redis"])
-        py = [sys.executable, "-m"]
-        child_env = _child_env()
-        faults = self.fault_file
-
-        def web_argv() -> list[str]:
-            short = "tls-expiry" in self.faults
-            cert, key = (self.certs.short_cert, self.certs.short_key) if short else (self.certs.cert, self.certs.key)
-            hang = ["--hang"] if "web-hang" in self.faults else []
-            return py + ["golive.sandbox.app", "--https-port", str(p["https"]), "--http-port", str(p["http"]),
-                         "--cert", str(cert), "--key", str(key), "--faults", str(faults), *hang]
-
-        def smtp_argv() -> list[str]:
-            no_tls = ["--no-starttls"] if "smtp-no-starttls" in self.faults else []
-            return py + ["golive.sandbox.smtp", "--port", str(p["smtp"]), "--cert", str(self.certs.cert),
-                         "--key", str(self.certs.key), "--mailbox", str(self.mailbox), *no_tls]
-
-        def prom_argv() -> list[str]:
-            targets = [f"postgres=127.0.0.1:{p['postgres']}", f"redis=127.0.0.1:{p['redis']}",
-                       f"app=https://127.0.0.1:{p['https']}"]
-            return py + ["golive.sandbox.prom", "--port", str(p["prometheus"]), "--faults", str(faults),
-                         *(arg for t in targets for arg in ("--target", t)), *depstack.prom_args(self)]
-
-        services = [
-            Service("postgres", lambda: postgres.server_argv(bindir, pgdata, pgsock, p["postgres"]), (p["postgres"],),
-                    user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
-                    ready=lambda: postgres.accepting(pgsock, p["postgres"])),
-            Service("redis", lambda: [redis_pair.executable(), str(primary_conf)], (p["redis"],)),
-            Service("redis-replica", lambda: [redis_pair.executable(), str(replica_conf)], (p["redis_replica"],),
-                    ready=lambda: redis_pair.replica_linked(p["redis"], p["redis_replica"], redis_pw)),
-            Service("s3", lambda: s3.server_argv(p["s3"], self.clock_file), (p["s3"],), env=child_env, host=s3.HOST),
-            Service("smtp", smtp_argv, (p["smtp"],),
-                    env={**child_env, SMTP_PASSWORD_ENV: self.env[configfile.ENV_SMTP]}),
-            Service("web", web_argv, (p["https"], p["http"]),
-                    env={**child_env, WEB_PASSWORD_ENV: self.env[configfile.ENV_WEB],
-                         RATE_LIMIT_ENV: str(self.rate_limit), **appsetup.web_env(self)}),
-            # the Phase 4 scheduler (APScheduler, job store in the product database) and the supply-chain mirrors
-            Service("scheduler", lambda: py + ["golive.sandbox.scheduler"], (),
-                    env={**child_env, **appsetup.scheduler_env(self)}, ready=lambda: appsetup.jobs_ready(self)),
-            Service("advisories", lambda: py + ["golive.sandbox.advisories", "--port", str(p["advisories"]), "--lock",
-                                                str(self.app_lock), "--faults", str(faults)],
-                    (p["advisories"],), env=child_env),
-            Service("prometheus", prom_argv, (p["prometheus"],), env=child_env),
-            *infra.services(self, py, child_env),   # sections 1 and 6 (sandbox/infra.py)
-            *depstack.services(self, Service, py, child_env),   # sections 2 and 7 (sandbox/depstack.py)
-            # Slack and PagerDuty fakes (the team-readiness checks' APIs) and the communication templates
-            Service("saas", lambda: py + ["golive.sandbox.saas", "--port", str(p["saas"]), "--faults", str(faults)],
-                    (p["saas"],), env={**child_env, **{k: self.env[k] for k in (saas.SLACK_TOKEN_ENV,
-                                                                                saas.PAGERDUTY_TOKEN_ENV)}}),
-            # started on first use by prefect_database_url(), on its own postmaster
-            Service("prefect-db", lambda: postgres.server_argv(bindir, *_prefect_dirs(base), p["prefect_db"]),
-                    (p["prefect_db"],), user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
-                    ready=lambda: postgres.accepting(_prefect_dirs(base)[1], p["prefect_db"])),
-            # where golive restores backups (a separate cluster); the `restore-is-source` fault replaces it by an
-            # alias that forwards its address to the production primary
-            Service("postgres-restore",
-                    lambda: postgres.server_argv(bindir, *_restore_dirs(base), p["postgres_restore"]),
-                    (p["postgres_restore"],), user=postgres.run_as(), stop_signal=postgres.STOP_SIGNAL,
-                    ready=lambda: postgres.accepting(_restore_dirs(base)[1], p["postgres_restore"])),
-            Service("restore-alias", lambda: py + ["golive.sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['postgres_restore']}",
-                                                    "--to", f"127.0.0.1:{p['postgres']}"],
-                    (p["postgres_restore"],), env=child_env),
-        ]
-        self.services = {s.name: s for s in services}
-
     def start_service(self, name: str, wait: bool = True) -> None:
         svc = self.services[name]
         if svc.running:
@@ -350,7 +255,7 @@ class Sandbox:
         svc.proc = procs.spawn(svc.argv(), log=self.logs / f"{name}.log", env=svc.env, user=svc.user,
                                cwd=self.base_dir)
         if wait:
-            self._wait(name)
+            self.wait_service(name)
 
     def stop_service(self, name: str) -> None:
         svc = self.services[name]
@@ -364,7 +269,8 @@ class Sandbox:
             self.stop_service(name)
             self.start_service(name, wait=True)
 
-    def _wait(self, name: str, timeout: float = READY_TIMEOUT) -> None:
+    def wait_service(self, name: str, timeout: float = READY_TIMEOUT) -> None:
+        """Until its ports accept and it says it is ready (Service.ready); raises if it exits or the time is up."""
         svc = self.services[name]
 
         def ready() -> bool:
@@ -383,8 +289,8 @@ class Sandbox:
         (`postgres-down`) never take the orchestrator down with it.
         """
         if self._prefect_url is None:
-            (data, sock), port = _prefect_dirs(self.base_dir), self.ports["prefect_db"]
-            postgres.initdb(self._bindir, data, sock)
+            (data, sock), port = prefect_dirs(self.base_dir), self.ports["prefect_db"]
+            postgres.initdb(self.pg_bindir, data, sock)
             self.start_service("prefect-db", wait=True)
             postgres.create_database(sock, port, self.superuser_password, "prefect", self._prefect_password,
                                      "prefect", extensions=("pg_trgm",))
@@ -399,7 +305,8 @@ class Sandbox:
 
     @contextlib.contextmanager
     def s3_clock(self, age: dt.timedelta):
-        """Objects put inside get LastModified = now - `age` (moto's S3 clock is set back; see sandbox/s3server.py)."""
+        """Objects put inside get LastModified = now - `age` (moto's S3 clock is set back; see
+        sandbox/parts/s3_server.py)."""
         write_clock(self.clock_file, age.total_seconds())
         try:
             yield
@@ -436,8 +343,8 @@ class Sandbox:
     def wrong_database_dump(self) -> bytes:
         """A pg_dump of another database (made once, on the restore server, then dropped there)."""
         if self._wrong_db_dump is None:
-            data, sock = _restore_dirs(self.base_dir)
-            self._wrong_db_dump = postgres.wrong_database_dump(self._bindir, sock, self.ports["postgres_restore"])
+            data, sock = restore_dirs(self.base_dir)
+            self._wrong_db_dump = postgres.wrong_database_dump(self.pg_bindir, sock, self.ports["postgres_restore"])
         return self._wrong_db_dump
 
     def mail(self) -> list:
@@ -452,7 +359,7 @@ class Sandbox:
 
     def restore_databases(self) -> list[str]:
         """Databases on the restore server (the tests: no scratch database is ever left behind)."""
-        return postgres.databases(_restore_dirs(self.base_dir)[1], self.ports["postgres_restore"])
+        return postgres.databases(restore_dirs(self.base_dir)[1], self.ports["postgres_restore"])
 
     def redis_client(self, replica: bool = False):
         return redis_pair.client(self.ports["redis_replica" if replica else "redis"], self.env[configfile.ENV_REDIS])
@@ -470,7 +377,7 @@ class Sandbox:
         """A superuser connection over the unix socket (autocommit)."""
         import psycopg
 
-        info = postgres.admin_conninfo(self.base_dir / "pgsock", self.ports["postgres"], postgres.DBNAME)
+        info = postgres.admin_conninfo(product_dirs(self.base_dir)[1], self.ports["postgres"], postgres.DBNAME)
         with psycopg.connect(info, autocommit=True) as conn:
             yield conn
 
@@ -483,13 +390,6 @@ def _in_thread(fn: Callable, *args):
     fut = pool.submit(fn, *args)
     pool.shutdown(wait=False)
     return fut.result
-
-
-def _child_env() -> dict[str, str]:
-    """Our environment without sandbox secrets (children run `-m golive.sandbox.*` from the installed package)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_SANDBOX_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _make_base_dir(base_dir: str | Path | None) -> Path:

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field, field_validator
 
 from .clients.http import http_client, req_timeout
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, check, failed, passed_if
 from .models import Target
 from .web import REACHABLE, WebTarget, _curl, _json_body, _login_evidence, login, url_of
 
@@ -48,10 +48,6 @@ class AppTarget(Target):
         if not v.startswith("/"):
             raise ValueError("must start with /")
         return v
-
-
-def _web(ctx: RunContext) -> WebTarget | None:
-    return getattr(ctx.config, "web", None)
 
 
 def _canon(name: str) -> str:
@@ -89,13 +85,11 @@ def _runtime_evidence(web: WebTarget, app: AppTarget) -> str:
 
 
 @check("application.runtime.env_vars", title="Required environment variables are set on the app (names only)",
-       seed=["4.1 Environment Variables"], depends_on=[REACHABLE], timeout=10, target="app")
-def env_vars(app: AppTarget, ctx: RunContext) -> Observation:
+       seed=["4.1 Environment Variables"], depends_on=[REACHABLE], timeout=10, target="app",
+       needs={"web.auth": "the runtime endpoint needs a login"})
+def env_vars(app: AppTarget, ctx: RunContext, *, web: WebTarget) -> Observation:
     """GET runtime_path (logged in): every name of required_env is among the environment variable names the app
     reports, and its `environment` is expected_environment when one is configured. Values are never read."""
-    web = _web(ctx)
-    if web is None or web.auth is None:
-        return not_applicable("no `web.auth` configured: the runtime endpoint needs a login")
     status, body, what = runtime(web, app, ctx)
     expected: dict[str, Any] = {"present": sorted(app.required_env)}
     if app.expected_environment:
@@ -111,20 +105,17 @@ def env_vars(app: AppTarget, ctx: RunContext) -> Observation:
     if app.expected_environment:
         observed["environment"] = body.get("environment")
         ok = ok and body.get("environment") == app.expected_environment
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 @check("application.runtime.packages", title="Installed packages match the lock file",
-       seed=["4.1 Dependencies Installed"], depends_on=[REACHABLE], timeout=10, target="app")
-def packages(app: AppTarget, ctx: RunContext) -> Observation:
+       seed=["4.1 Dependencies Installed"], depends_on=[REACHABLE], timeout=10, target="app",
+       needs={"web.auth": "the runtime endpoint needs a login",
+              "app.lock_file": "nothing to compare the installed packages with"})
+def packages(app: AppTarget, ctx: RunContext, *, web: WebTarget) -> Observation:
     """The distributions the app reports (`packages` of runtime_path) against lock_file: every pinned package is
     installed at its pinned version, and more than min_packages are installed. Installed packages absent from the lock
     are listed (not a failure)."""
-    web = _web(ctx)
-    if web is None or web.auth is None:
-        return not_applicable("no `web.auth` configured: the runtime endpoint needs a login")
-    if app.lock_file is None:
-        return not_applicable("no `app.lock_file` configured: nothing to compare the installed packages with")
     pins = read_lock(app.lock_file)
     status, body, what = runtime(web, app, ctx)
     expected = {"installed": f"> {app.min_packages} packages", "lock": f"all {len(pins)} pins of {app.lock_file} "
@@ -143,7 +134,7 @@ def packages(app: AppTarget, ctx: RunContext) -> Observation:
     observed = {"installed": len(installed), "pinned": len(pins), "missing": missing[:20],
                 "version_mismatch": dict(list(mismatched.items())[:20]), "not_in_lock": unpinned[:20]}
     ok = not missing and not mismatched and len(installed) > app.min_packages
-    return (passed if ok else failed)(observed, expected, evidence, missing_count=len(missing),
+    return passed_if(ok, observed, expected, evidence, missing_count=len(missing),
                                       mismatch_count=len(mismatched), not_in_lock_count=len(unpinned))
 
 
@@ -238,13 +229,11 @@ def _frontend_evidence(web: WebTarget, app: AppTarget) -> str:
 
 
 @check("application.frontend.bundle", title="Frontend bundle is under 5 MB and minified",
-       seed=["4.2 Frontend Built"], depends_on=[REACHABLE], timeout=20, target="app")
-def bundle(app: AppTarget, ctx: RunContext) -> Observation:
+       seed=["4.2 Frontend Built"], depends_on=[REACHABLE], timeout=20, target="app",
+       needs={"web": "no frontend URL"})
+def bundle(app: AppTarget, ctx: RunContext, *, web: WebTarget) -> Observation:
     """Sum of index.html and every asset it references < max_bundle_bytes; every JS/CSS file is minified (whitespace
     share <= max_whitespace_ratio and average line length >= min_avg_line_length)."""
-    web = _web(ctx)
-    if web is None:
-        return not_applicable("no `web` section: no frontend URL")
     fe = frontend(web, app, ctx)
     if fe["index"]["status"] != 200:
         return failed({"index": fe["index"]}, "index.html answers 200", _frontend_evidence(web, app))
@@ -259,17 +248,15 @@ def bundle(app: AppTarget, ctx: RunContext) -> Observation:
                 "unminified": f"none (whitespace <= {app.max_whitespace_ratio:g}, avg line >= "
                               f"{app.min_avg_line_length} chars)"}
     ok = total < app.max_bundle_bytes and not unminified and bool(code)
-    return (passed if ok else failed)(observed, expected, _frontend_evidence(web, app),
+    return passed_if(ok, observed, expected, _frontend_evidence(web, app),
                                       sizes={urlsplit(u).path: a["bytes"] for u, a in fe["assets"].items()})
 
 
 @check("application.frontend.assets", title="Every CSS, JS and image the page references answers 200",
-       seed=["4.2 Static Assets"], depends_on=[REACHABLE], timeout=20, target="app")
-def assets(app: AppTarget, ctx: RunContext) -> Observation:
+       seed=["4.2 Static Assets"], depends_on=[REACHABLE], timeout=20, target="app",
+       needs={"web": "no frontend URL"})
+def assets(app: AppTarget, ctx: RunContext, *, web: WebTarget) -> Observation:
     """Each asset referenced by index.html answers 200 (what the browser console would show as a 404)."""
-    web = _web(ctx)
-    if web is None:
-        return not_applicable("no `web` section: no frontend URL")
     fe = frontend(web, app, ctx)
     by_kind: dict[str, int] = {}
     for a in fe["assets"].values():
@@ -277,18 +264,16 @@ def assets(app: AppTarget, ctx: RunContext) -> Observation:
     bad = {urlsplit(u).path: a["status"] for u, a in fe["assets"].items() if a["status"] != 200}
     observed = {"index": fe["index"]["status"], "assets": len(fe["assets"]), "by_kind": by_kind, "not_200": bad}
     ok = fe["index"]["status"] == 200 and bool(fe["assets"]) and not bad
-    return (passed if ok else failed)(observed, {"index": 200, "not_200": "none (every asset 200)"},
+    return passed_if(ok, observed, {"index": 200, "not_200": "none (every asset 200)"},
                                       _frontend_evidence(web, app))
 
 
 @check("application.frontend.smoke", title="Smoke session: login, then the campaign list loads",
-       seed=["4.2 API Integration"], depends_on=[REACHABLE], timeout=15, target="app")
-def smoke(app: AppTarget, ctx: RunContext) -> Observation:
+       seed=["4.2 API Integration"], depends_on=[REACHABLE], timeout=15, target="app",
+       needs={"web.auth": "the smoke session needs a login"})
+def smoke(app: AppTarget, ctx: RunContext, *, web: WebTarget) -> Observation:
     """What the frontend does after sign-in, scripted: log in through the API, GET smoke_list_path with the token,
     parse it: a JSON list under smoke_list_key whose items have an id and a name."""
-    web = _web(ctx)
-    if web is None or web.auth is None:
-        return not_applicable("no `web.auth` configured: the smoke session needs a login")
     status, token, what = login(web, ctx)
     url = url_of(web, app.smoke_list_path)
     evidence = _login_evidence(web) + f"; GET {url} with the token, JSON parsed"
@@ -304,5 +289,5 @@ def smoke(app: AppTarget, ctx: RunContext) -> Observation:
     observed = {"login": status, app.smoke_list_path: r.status_code,
                 "items": len(items) if isinstance(items, list) else f"no list under {app.smoke_list_key!r}"}
     ok = r.status_code == 200 and good
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 

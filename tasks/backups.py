@@ -19,11 +19,14 @@ from .core import (
     failed,
     not_applicable,
     passed,
+    passed_if,
     register_service,
     url_address,
     warned,
 )
 from .models import CaFile, Target
+from .monitoring.prometheus import MonitoringTarget
+from .postgres import PostgresTarget
 
 
 class BackupTarget(Target):
@@ -194,7 +197,7 @@ def s3_latest_full(t: BackupTarget, ctx: RunContext) -> Observation:
     if o is None:
         return failed(f"no backup found under s3://{t.bucket}/{t.prefix}", expected, list_evidence(t, t.prefix))
     ok = age_hours(o) < t.max_age_hours
-    return (passed if ok else failed)(_describe(o), expected, list_evidence(t, t.prefix))
+    return passed_if(ok, _describe(o), expected, list_evidence(t, t.prefix))
 
 
 @check("backup.s3.size", title="Latest full backup is big enough to hold the data",
@@ -250,7 +253,7 @@ def s3_encrypted(t: BackupTarget, ctx: RunContext) -> Observation:
     evidence = (f"HeadObject s3://{t.bucket}/{o['Key']}, GetBucketEncryption {t.bucket} (and GetBucketPolicy when "
                 f"no default encryption); re-run: `{_cli(t, 'head-object', '--bucket', t.bucket, '--key', o['Key'])}`")
     ok = bool(sse) and (enforced or not t.require_bucket_encryption)
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 def _policy_denies_unencrypted(c: Any, bucket: str) -> bool:
@@ -274,18 +277,17 @@ def _policy_denies_unencrypted(c: Any, bucket: str) -> bool:
 
 
 @check("backup.s3.wal_fresh", title="Incremental / WAL backups are fresh",
-       seed=["3.3 Incremental/WAL Backups"], depends_on=[REACHABLE], timeout=15, target="backups")
+       seed=["3.3 Incremental/WAL Backups"], depends_on=[REACHABLE], timeout=15, target="backups",
+       needs={"backups.wal_prefix": "no incremental/WAL backups declared"})
 def s3_wal_fresh(t: BackupTarget, ctx: RunContext) -> Observation:
     """The newest object under wal_prefix is younger than wal_max_age_hours."""
-    if not t.wal_prefix:
-        return not_applicable("no `backups.wal_prefix` configured (no incremental/WAL backups declared)")
     o = newest(listing(t, t.wal_prefix, ctx))
     expected = f"newest WAL/incremental age < {t.wal_max_age_hours:g} h"
     if o is None:
         return failed(f"no WAL/incremental backup found under s3://{t.bucket}/{t.wal_prefix}", expected,
                       list_evidence(t, t.wal_prefix))
     ok = age_hours(o) < t.wal_max_age_hours
-    return (passed if ok else failed)(_describe(o), expected, list_evidence(t, t.wal_prefix))
+    return passed_if(ok, _describe(o), expected, list_evidence(t, t.wal_prefix))
 
 
 # --------------------------------------------------------------------------- location, retention, automation
@@ -299,15 +301,15 @@ def _addresses(host: str, port: int | None) -> set[str]:
 
 @check("backup.s3.off_server", title="Backups are stored off the database server",
        seed=["3.3 Full Database Backup", "8.1 Database Backups"], depends_on=[REACHABLE], timeout=10,
-       target="backups")
-def s3_off_server(t: BackupTarget, ctx: RunContext) -> Observation:
+       target="backups", uses=["postgres"])
+def s3_off_server(t: BackupTarget, ctx: RunContext, *, postgres: PostgresTarget | None) -> Observation:
     """The S3 endpoint (AWS when unset) does not resolve to an address of the database server (`postgres.host`):
     a backup stored on the machine it protects dies with it."""
     expected = "the backup store is not on the database server"
     if not t.endpoint_url:
         return passed({"endpoint": f"AWS S3 ({t.region})", "transport": "https"}, expected,
                       f"no endpoint_url: AWS S3 in {t.region}, a separate service by construction")
-    pg = getattr(ctx.config, "postgres", None)
+    pg = postgres
     if pg is None:
         return not_applicable("no `postgres` section: the database server to compare the backup store with is "
                               "unknown")
@@ -462,18 +464,16 @@ def backup_schedule(t: BackupTarget, ctx: RunContext) -> Observation:
 
 
 @check("backup.automation.failure_alert", title="A backup-failure alert is configured (and not firing)",
-       seed=["3.3 Backup Automation"], depends_on=["monitoring.prometheus.reachable"], timeout=10, target="backups")
-def backup_failure_alert(t: BackupTarget, ctx: RunContext) -> Observation:
+       seed=["3.3 Backup Automation"], depends_on=["monitoring.prometheus.reachable"], timeout=10, target="backups",
+       needs={"monitoring": "the backup-failure alert cannot be looked up"})
+def backup_failure_alert(t: BackupTarget, ctx: RunContext, *, monitoring: MonitoringTarget) -> Observation:
     """Prometheus' loaded alerting rules (/api/v1/rules) include one matching failure_alert_pattern (name or
     expression), evaluating without error and not firing now."""
-    mon = getattr(ctx.config, "monitoring", None)
-    if mon is None:
-        return not_applicable("no `monitoring` section: the backup-failure alert cannot be looked up")
-    data = api_get(mon, ctx, "/api/v1/rules", type="alert")
+    data = api_get(monitoring, ctx, "/api/v1/rules", type="alert")
     rules = [r for g in data.get("groups", []) for r in g.get("rules", []) if r.get("type") == "alerting"]
     pattern = re.compile(t.failure_alert_pattern)
     found = [r for r in rules if pattern.search(r.get("name", "")) or pattern.search(r.get("query", ""))]
-    url = api_url(mon, "/api/v1/rules?type=alert")
+    url = api_url(monitoring, "/api/v1/rules?type=alert")
     evidence = (f"GET {url}, alerting rules matching /{t.failure_alert_pattern}/ in name or expression; re-run: "
                 f"`curl -sS '{url}' | jq '.data.groups[].rules[] | {{name, query, state, health}}'`")
     expected = f"an alerting rule matching /{t.failure_alert_pattern}/, healthy, not firing"
@@ -497,13 +497,12 @@ def _config_matches(key: str, prefix: str, name: str) -> bool:
 
 
 @check("backup.s3.config_files", title="Configuration files are backed up, recent and encrypted (never read)",
-       seed=["8.1 Configuration Backups"], depends_on=[REACHABLE], timeout=15, target="backups")
+       seed=["8.1 Configuration Backups"], depends_on=[REACHABLE], timeout=15, target="backups",
+       needs={"backups.config_prefix": "where configuration backups live is unknown"})
 def s3_config_files(t: BackupTarget, ctx: RunContext) -> Observation:
     """For each of config_files, the newest object under config_prefix named like it (`name`, `name.<stamp>`,
     `<name>/...`) is younger than config_max_age_hours and server-side encrypted. Only ListObjectsV2 and HeadObject:
     the contents (secrets) are never downloaded."""
-    if not t.config_prefix:
-        return not_applicable("no `backups.config_prefix` configured: where configuration backups live is unknown")
     objs = files(listing(t, t.config_prefix, ctx))
     expected = (f"each of {', '.join(t.config_files)} backed up under s3://{t.bucket}/{t.config_prefix}, younger "
                 f"than {t.config_max_age_hours:g} h, server-side encrypted")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from .clients.http import bounded, http_client, req_timeout
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, check, failed, failed_if, given
 from .models import CaFile, Target
 
 
@@ -73,12 +73,11 @@ _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
 
 @check("dependencies.docker.containers", title="Docker: the expected containers run and none is unhealthy",
-       seed=["2.3 Docker Daemon"], timeout=10, target="containers")
+       seed=["2.3 Docker Daemon"], timeout=10, target="containers",
+       needs={"containers.docker": "not containerized with Docker"})
 def docker_containers(t: ContainersTarget, ctx: RunContext) -> Observation:
     """Docker Engine API: GET /_ping answers OK; GET /containers/json?all=1: every expected container exists with
     State running, and no running container reports (unhealthy) or (health: starting)."""
-    if t.docker is None:
-        return not_applicable("no `containers.docker` configured (not containerized with Docker)")
     c, curl_base = docker_client(t, ctx)
     with c:
         ping = c.get("/_ping", timeout=req_timeout(ctx))
@@ -114,7 +113,7 @@ def docker_containers(t: ContainersTarget, ctx: RunContext) -> Observation:
     observed: dict[str, Any] = {"containers": seen or "none"}
     if problems:
         observed["problems"] = problems
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)
 
 
 # --------------------------------------------------------------------------- Kubernetes
@@ -132,10 +131,8 @@ def _k8s_get(t: ContainersTarget, ctx: RunContext, path: str) -> Any:
     return r
 
 
-def _k8s_na(t: ContainersTarget) -> Observation | None:
-    if t.kubernetes is None:
-        return not_applicable("no `containers.kubernetes` configured (not running on Kubernetes)")
-    return None
+#: what the Kubernetes checks need (the standard NOT_APPLICABLE reason otherwise)
+KUBERNETES = {"containers.kubernetes": "not running on Kubernetes"}
 
 
 def _kubectl(k: KubernetesTarget, what: str) -> str:
@@ -143,13 +140,11 @@ def _kubectl(k: KubernetesTarget, what: str) -> str:
 
 
 @check("dependencies.kubernetes.nodes", title="Kubernetes: every node is Ready and schedulable",
-       seed=["2.3 Kubernetes Cluster"], timeout=10, target="containers")
+       seed=["2.3 Kubernetes Cluster"], timeout=10, target="containers", needs=KUBERNETES)
 def kubernetes_nodes(t: ContainersTarget, ctx: RunContext) -> Observation:
     """GET /api/v1/nodes: at least min_ready_nodes nodes, each with condition Ready=True and not cordoned
     (spec.unschedulable)."""
-    if (na := _k8s_na(t)) is not None:
-        return na
-    k = t.kubernetes
+    k = given(t.kubernetes)
     r = _k8s_get(t, ctx, "/api/v1/nodes")
     r.raise_for_status()
     nodes = r.json().get("items") or []
@@ -176,18 +171,16 @@ def kubernetes_nodes(t: ContainersTarget, ctx: RunContext) -> Observation:
     out: dict[str, Any] = {"nodes": observed or "none"}
     if problems:
         out["problems"] = problems
-    return (failed if problems else passed)(out, f"every node Ready and schedulable, >= {k.min_ready_nodes} ready",
+    return failed_if(problems, out, f"every node Ready and schedulable, >= {k.min_ready_nodes} ready",
                                             evidence)
 
 
 @check("dependencies.kubernetes.components", title="Kubernetes: API server ready and system components healthy",
-       seed=["2.3 Kubernetes Cluster"], timeout=10, target="containers")
+       seed=["2.3 Kubernetes Cluster"], timeout=10, target="containers", needs=KUBERNETES)
 def kubernetes_components(t: ContainersTarget, ctx: RunContext) -> Observation:
     """GET /readyz?verbose answers 200 (every [+] check ok); every pod of kube-system is Running (or Succeeded) with
     all its containers ready."""
-    if (na := _k8s_na(t)) is not None:
-        return na
-    k = t.kubernetes
+    k = given(t.kubernetes)
     rz = _k8s_get(t, ctx, "/readyz?verbose")
     failing = [ln.strip() for ln in rz.text.splitlines() if ln.strip().startswith("[-]")]
     r = _k8s_get(t, ctx, f"/api/v1/namespaces/{k.system_namespace}/pods")
@@ -218,5 +211,5 @@ def kubernetes_components(t: ContainersTarget, ctx: RunContext) -> Observation:
     observed: dict[str, Any] = {"readyz": f"HTTP {rz.status_code}", "pods": states or "none"}
     if problems:
         observed["problems"] = problems
-    return (failed if problems else passed)(observed, f"/readyz 200; every {k.system_namespace} pod Running and ready",
+    return failed_if(problems, observed, f"/readyz 200; every {k.system_namespace} pod Running and ready",
                                             evidence)

@@ -22,10 +22,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
+
+T = TypeVar("T")
 
 
 class Status(str, Enum):
@@ -66,6 +68,10 @@ class Observation(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+#: a check body: `body(target, ctx, **other_sections) -> Observation` (see `check`)
+Body = TypeVar("Body", bound=Callable[..., Observation])
+
+
 def passed(observed: Any, expected: Any, evidence: str, **details: Any) -> Observation:
     return Observation(status=Status.PASS, observed=observed, expected=expected, evidence=evidence, details=details)
 
@@ -78,7 +84,12 @@ def warned(observed: Any, expected: Any, evidence: str, **details: Any) -> Obser
     return Observation(status=Status.WARN, observed=observed, expected=expected, evidence=evidence, details=details)
 
 
-def failed_if(problems: Any, observed: Any, expected: Any, evidence: str, **details: Any) -> Observation:
+def passed_if(ok: Any, observed: Any, expected: Any, evidence: str, /, **details: Any) -> Observation:
+    """PASS when `ok` is truthy, else FAIL."""
+    return (passed if ok else failed)(observed, expected, evidence, **details)
+
+
+def failed_if(problems: Any, observed: Any, expected: Any, evidence: str, /, **details: Any) -> Observation:
     """FAIL when `problems` (the failing items, a message, a flag) is truthy, else PASS: the verdict of a check that
     judges many things and lists the bad ones (`details` usually names them)."""
     return (failed if problems else passed)(observed, expected, evidence, **details)
@@ -158,7 +169,9 @@ def service_down(ctx: RunContext, host: str | None, port: int | None, *, but: st
     check's. None when the address is nobody's (the caller's failure is its own) or opens. `own`: what the caller
     saw, kept in the evidence (`unreached`); the report turns the SKIPPED back into the caller's ERROR when the named
     check passed or was not in the run (`flows/report.py`), so the blame is never put where nothing failed."""
-    owner = service_at(ctx.config, host, port, but=but) if host and port else None
+    if not host or not port:
+        return None
+    owner = service_at(ctx.config, host, port, but=but)
     if owner is None:
         return None
     state = ctx.memo(("tcp-state", _host(host), int(port)), lambda: tcp_state(host.strip("[]"), int(port), PROBE_S))
@@ -194,11 +207,21 @@ def unreached(spec: CheckSpec, exc: BaseException, ctx: RunContext) -> Observati
     if url is not None:
         return service_down(ctx, *url_address(url), but=spec.id, own=own)
     for cid in SERVICES:
-        if cid != spec.id and spec.target is not None and getattr(REGISTRY.get(cid), "target", None) == spec.target:
+        other = REGISTRY.get(cid)
+        if cid != spec.id and spec.target is not None and other is not None \
+                and other.target_section == spec.target_section:
             for host, port in _addresses(cid, ctx.config):
                 if (obs := service_down(ctx, host, port, but=spec.id, own=own)) is not None:
                     return obs
     return None
+
+
+def given(value: T | None) -> T:
+    """A part of the target the check's `needs` guarantee (the runner checked it is configured before the body
+    ran): the value, its type narrowed for the body."""
+    if value is None:
+        raise LookupError("a config key the check needs is not configured (declare it in `needs`)")
+    return value
 
 
 def not_applicable(reason: str, evidence: str = "") -> Observation:
@@ -269,9 +292,16 @@ class CheckSpec:
     severity: Severity
     depends_on: tuple[str, ...]
     timeout: float
-    target: str | None  # the config key the body reads (e.g. "postgres"); None: the whole config
-    body: Callable[[Any, RunContext], Observation]
+    #: the config key the body reads, dotted for a part of a section ("observability.grafana"); None: the whole
+    #: config. Not configured (absent, or an empty list): NOT_APPLICABLE with the standard reason, the body not run
+    target: str | None
+    body: Callable[..., Observation]
     description: str = ""
+    #: other config keys the check cannot do without (dotted: "web.auth"), each with why (or ""): one not configured
+    #: makes it NOT_APPLICABLE, naming it. Each other section named is handed to the body as a keyword argument
+    needs: tuple[tuple[str, str], ...] = ()
+    #: other sections the body reads when they are configured: handed as keyword arguments, None when absent
+    uses: tuple[str, ...] = ()
     #: heavy checks (a restore, data suites) load the machine: they start only once every light check that does
     #: not depend on a heavy one has landed, so their load stays out of the light checks' time budgets (the
     #: millisecond measurements are protected by the quiet window, below)
@@ -288,18 +318,28 @@ class CheckSpec:
     def section(self) -> str:
         return self.id.split(".", 1)[0]
 
+    @property
+    def target_section(self) -> str | None:
+        """The top-level config section of the target ("observability" for "observability.grafana")."""
+        return self.target.split(".", 1)[0] if self.target else None
+
 
 REGISTRY: dict[str, CheckSpec] = {}
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+\.[a-z0-9_]+$")
+_KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 
 def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity = Severity.BLOCKING,
           depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None, heavy: bool = False,
-          timing: bool = False, doc: str | None = None):
-    """Declare a check. The decorated function stays a plain, directly callable function. Its description is `doc`,
-    else its docstring (`doc` serves a body shared by a table of checks, each described on its own)."""
+          timing: bool = False, doc: str | None = None, needs: Iterable[str] | Mapping[str, str] = (),
+          uses: Iterable[str] = ()) -> Callable[[Body], Body]:
+    """Declare a check. The decorated function stays a plain, directly callable function: `body(target, ctx)`, plus
+    a keyword argument per other section in `needs` / `uses`. Its description is `doc`, else its docstring (`doc`
+    serves a body shared by a table of checks, each described on its own). `needs` may say why each is needed
+    ({"web.auth": "the runtime endpoint needs a login"}): the reason then reads `no `web.auth` configured: ...`."""
+    needed = tuple(needs.items()) if isinstance(needs, Mapping) else tuple((key, "") for key in needs)
 
-    def deco(fn: Callable[[Any, RunContext], Observation]):
+    def deco(fn: Body) -> Body:
         if not _ID_RE.match(id):
             raise ValueError(f"check id {id!r} is not section.subject.fact")
         if id.split(".", 1)[0] not in SECTIONS:
@@ -308,9 +348,13 @@ def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity 
             raise ValueError(f"check id {id!r} declared twice")
         if timeout <= 0:
             raise ValueError(f"check {id!r}: timeout must be > 0")
+        for key in (target, *(k for k, _ in needed), *uses):
+            if key is not None and not _KEY_RE.match(key):
+                raise ValueError(f"check {id!r}: {key!r} is not a config key (dotted lowercase names)")
         REGISTRY[id] = CheckSpec(id=id, title=title, seed=tuple(seed), severity=Severity(severity),
                                  depends_on=tuple(depends_on), timeout=float(timeout), target=target, body=fn,
-                                 description=(doc or fn.__doc__ or "").strip(), heavy=heavy, timing=timing)
+                                 description=(doc or fn.__doc__ or "").strip(), heavy=heavy, timing=timing,
+                                 needs=needed, uses=tuple(uses))
         fn.check_id = id  # type: ignore[attr-defined]
         return fn
 
@@ -320,7 +364,7 @@ def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity 
 def _body_name(fn: Any) -> str:
     """A body's name, for telling a module imported twice from two checks declared with one id (a body shared by a
     table of checks is a functools.partial: its function's name)."""
-    return getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", repr(fn))
+    return str(getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", repr(fn)))
 
 
 def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
@@ -442,14 +486,14 @@ def _derived(s: str) -> list[str]:
 
 def _alternation(words: Iterable[str]) -> str:
     """The literals as a trie-shaped regex: `re` would try every branch of a flat alternation at every position."""
-    trie: dict = {}
+    trie: dict[str, Any] = {}
     for w in words:
         node = trie
         for ch in w:
             node = node.setdefault(ch, {})
         node[""] = {}
 
-    def emit(node: dict) -> str:
+    def emit(node: dict[str, Any]) -> str:
         out = []
         while len(node) == 1 and "" not in node:  # a chain: no group
             (k, node), = node.items()
@@ -484,9 +528,12 @@ class Redactor:
     as a net, a string that ends with a secret's first 4+ characters has them masked."""
 
     def __init__(self, secrets: Iterable[str] = ()):
-        given = [s for s in secrets if s]
-        self._secrets = sorted({*given, *(d for s in given for d in _derived(s))}, key=len, reverse=True)
-        self._raw = self._enc = self._b64 = self._cut = None
+        kept = [s for s in secrets if s]
+        self._secrets = sorted({*kept, *(d for s in kept for d in _derived(s))}, key=len, reverse=True)
+        self._raw: re.Pattern[str] | None = None
+        self._enc: re.Pattern[str] | None = None
+        self._b64: re.Pattern[str] | None = None
+        self._cut: re.Pattern[str] | None = None
         if self._secrets:
             self._raw = re.compile(_alternation(self._secrets))
             # the lookahead lets `re` reject most positions with one test instead of trying every secret there
@@ -505,7 +552,7 @@ class Redactor:
 
     def text(self, value: str) -> str:
         value = _AUTH.sub(lambda m: f"{m.group(1)} {MASK}", value)  # first: a secret masked inside it would split it
-        if self._raw is not None:
+        if self._raw is not None and self._enc is not None:
             if self._b64_run.search(value):
                 value = self._base64(value)
             value = (self._enc if _HINT.search(value) else self._raw).sub(MASK, value)
@@ -519,6 +566,7 @@ class Redactor:
     def _base64(self, value: str) -> str:
         """Whole base64 tokens that hold a secret (their edge characters encode bits of it too)."""
         out, last = [], 0
+        assert self._b64 is not None  # only called once a secret exists
         for m in self._b64.finditer(value):
             a, b = m.span()
             while a > last and value[a - 1] in _B64:
@@ -617,10 +665,10 @@ class Memo:
 
     def get(self, key: Any, fn: Callable[[], Any]) -> Any:
         with self._lock:
-            entry = self._entries.get(key)
-            owner = entry is None
+            found = self._entries.get(key)
+            owner = found is None
+            entry = found if found is not None else (threading.Event(), [])
             if owner:
-                entry = (threading.Event(), [])
                 self._entries[key] = entry
         ev, box = entry
         if owner:
@@ -653,14 +701,35 @@ def make_result(spec: CheckSpec, status: Status, *, started: datetime, t0: float
     )
 
 
-def resolve_target(spec: CheckSpec, config: Any) -> tuple[Any, str | None]:
-    """(target, reason-if-not-applicable)."""
-    if spec.target is None:
-        return config, None
-    target = getattr(config, spec.target, None) if config is not None else None
-    if target is None:
-        return None, f"no `{spec.target}` section in the environment config"
-    return target, None
+def config_at(config: Any, key: str) -> Any:
+    """The value at a dotted config key, None where any part of the path is absent."""
+    value = config
+    for part in key.split("."):
+        value = getattr(value, part, None) if value is not None else None
+    return value
+
+
+def _configured(value: Any) -> bool:
+    return value is not None and not (isinstance(value, (list, tuple, dict, set, frozenset, str)) and not value)
+
+
+def not_configured(key: str, why: str = "") -> str:
+    """The standard reason of a check whose target or need is not configured."""
+    reason = f"no `{key}` configured" if "." in key else f"no `{key}` section in the environment config"
+    return f"{reason}: {why}" if why else reason
+
+
+def resolve_target(spec: CheckSpec, config: Any) -> tuple[Any, dict[str, Any], str | None]:
+    """(target, the other sections for the body's keyword arguments, reason-if-not-applicable)."""
+    target = config if spec.target is None else config_at(config, spec.target)
+    if spec.target is not None and not _configured(target):
+        return None, {}, not_configured(spec.target)
+    for key, why in spec.needs:
+        if not _configured(config_at(config, key)):
+            return None, {}, not_configured(key, why)
+    own = spec.target_section
+    others = {key.split(".", 1)[0] for key in (*(k for k, _ in spec.needs), *spec.uses)} - {own}
+    return target, {name: getattr(config, name, None) for name in sorted(others)}, None
 
 
 async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = None,
@@ -670,11 +739,11 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
     any other exception is its ERROR."""
     redact = redact or Redactor()
     started, t0 = _now(), time.monotonic()
-    target, na = resolve_target(spec, config)
+    target, others, na = resolve_target(spec, config)
     if na:
         return make_result(spec, Status.NOT_APPLICABLE, started=started, t0=t0, cause=na, evidence=na)
     loop = asyncio.get_running_loop()
-    fut: asyncio.Future = loop.create_future()
+    fut: asyncio.Future[tuple[str, Any]] = loop.create_future()
     ctx = RunContext(config, memo, spec.timeout, redact)
 
     def settle(kind: str, value: Any) -> None:
@@ -683,7 +752,7 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
 
     def worker() -> None:
         try:
-            obs = spec.body(target, ctx)
+            obs = spec.body(target, ctx, **others)
             loop.call_soon_threadsafe(settle, "ok", obs)
         except BaseException as e:  # noqa: BLE001 - every failure of a probe is evidence
             try:

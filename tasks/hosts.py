@@ -21,8 +21,8 @@ from .core import (
     compare,
     failed,
     failed_if,
+    given,
     meets,
-    not_applicable,
     passed,
     service_down,
     warned,
@@ -107,9 +107,7 @@ def connect_times(address: str, samples: int, ctx: RunContext) -> list[float]:
     return out
 
 
-def _latency(address: str | None, limit: float, what: str, key: str, h: HostsTarget, ctx: RunContext) -> Observation:
-    if address is None:
-        return not_applicable(f"no `hosts.{key}` configured")
+def _latency(address: str, limit: float, what: str, h: HostsTarget, ctx: RunContext) -> Observation:
     host, port = split_hostport(address)
     try:
         samples = connect_times(address, h.latency_samples, ctx)
@@ -126,21 +124,23 @@ def _latency(address: str | None, limit: float, what: str, key: str, h: HostsTar
 
 
 @check("infrastructure.frontend.lb_latency", title="Load balancer answers a TCP connect fast",
-       seed=["1.1 Frontend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True)
+       seed=["1.1 Frontend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True,
+       needs=["hosts.load_balancer"])
 def lb_latency(h: HostsTarget, ctx: RunContext) -> Observation:
     """Median TCP connect time to hosts.load_balancer < max_lb_latency_ms (latency_samples connects). An address
     that does not accept, where the web endpoint (or another service golive checks) listens, is that check's failure:
     SKIPPED naming it."""
-    return _latency(h.load_balancer, h.max_lb_latency_ms, "frontend", "load_balancer", h, ctx)
+    return _latency(given(h.load_balancer), h.max_lb_latency_ms, "frontend", h, ctx)
 
 
 @check("infrastructure.backend.db_latency", title="Database answers a TCP connect fast",
-       seed=["1.1 Backend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True)
+       seed=["1.1 Backend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True,
+       needs=["hosts.database"])
 def db_latency(h: HostsTarget, ctx: RunContext) -> Observation:
     """Median TCP connect time to hosts.database < max_db_latency_ms (latency_samples connects). An address that
     does not accept, where the `postgres` database (or another service golive checks) listens, is that check's
     failure: SKIPPED naming it."""
-    return _latency(h.database, h.max_db_latency_ms, "backend", "database", h, ctx)
+    return _latency(given(h.database), h.max_db_latency_ms, "backend", h, ctx)
 
 
 # --------------------------------------------------------------------------- the backend's Python
@@ -151,12 +151,11 @@ def _version(text: str) -> tuple[int, ...] | None:
 
 
 @check("infrastructure.backend.python", title="Backend runs a supported Python",
-       seed=["1.1 Backend Server(s): Python Environment"], timeout=10, target="hosts")
+       seed=["1.1 Backend Server(s): Python Environment"], timeout=10, target="hosts",
+       needs=["hosts.backend_health_urls"])
 def backend_python(h: HostsTarget, ctx: RunContext) -> Observation:
     """Each of hosts.backend_health_urls answers 200 JSON whose `python_field` is >= min_python (the version the
     running app reports, not the one on some PATH); another minor than preferred_python is a WARN."""
-    if not h.backend_health_urls:
-        return not_applicable("no `hosts.backend_health_urls` configured")
     want = tuple(int(x) for x in h.min_python.split("."))
     observed: dict[str, str] = {}
     bad, other = [], []
@@ -204,20 +203,17 @@ def _mem_available() -> int:
        seed=["1.1 Frontend Server(s): CPU Resources", "1.1 Frontend Server(s): Memory Resources",
              "1.1 Frontend Server(s): Disk Space", "1.1 Backend Server(s): CPU Resources",
              "1.1 Backend Server(s): Memory Resources", "1.1 Backend Server(s): Disk Space"],
-       timeout=10, target="hosts")
-def local_resources(h: HostsTarget, ctx: RunContext) -> Observation:
+       timeout=10, target="hosts", needs=["hosts.local"], uses=["monitoring"])
+def local_resources(h: HostsTarget, ctx: RunContext, *, monitoring: Any) -> Observation:
     """Measured on this machine: usable cores (sched_getaffinity), CPU busy over cpu_sample_s (/proc/stat),
     MemAvailable (/proc/meminfo), free space of disk_path (statvfs), compared with hosts.local's thresholds (its
     `role`'s from monitoring.roles, overridden field by field)."""
     import os
     import shutil
 
-    if h.local is None:
-        return not_applicable("no `hosts.local` configured")
-    loc = h.local
+    loc = given(h.local)
     limits: dict[str, Any] = {}
     if loc.role is not None:
-        monitoring = getattr(ctx.config, "monitoring", None)
         roles = monitoring.roles if monitoring is not None else default_roles()
         if loc.role not in roles:
             return failed(f"role {loc.role!r} unknown", f"one of {sorted(roles)}", "hosts.local.role")

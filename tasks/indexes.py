@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, check, failed_if
 from .models import Target
 from .postgres import REACHABLE as PG_REACHABLE
-from .postgres import connect, dsn_for_evidence, psql
+from .postgres import PostgresTarget, connect, dsn_for_evidence, psql
 
 SEED_INDEXES = [
     "users_email_key", "users_created_at_idx", "campaigns_merchant_id_idx", "campaigns_status_idx",
@@ -57,13 +57,12 @@ def _walk(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @check("dependencies.postgres.indexes", title="Critical indexes exist and the critical queries use them",
-       seed=["2.1 PostgreSQL Database: Database Indexes"], depends_on=[PG_REACHABLE], timeout=15, target="indexes")
-def postgres_indexes(t: IndexesTarget, ctx: RunContext) -> Observation:
+       seed=["2.1 PostgreSQL Database: Database Indexes"], depends_on=[PG_REACHABLE], timeout=15, target="indexes",
+       needs={"postgres": "nothing to connect to"})
+def postgres_indexes(t: IndexesTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """pg_index: every required index exists and is valid; EXPLAIN (FORMAT JSON) of each configured query: no
     Seq Scan node on a table with >= large_table_rows rows (pg_class.reltuples), and the index scans are listed."""
-    pg = getattr(ctx.config, "postgres", None)
-    if pg is None:
-        return not_applicable("no `postgres` section: nothing to connect to")
+    pg = postgres
     missing: list[str] = []
     invalid: list[str] = []
     seq: dict[str, list[str]] = {}
@@ -111,4 +110,4 @@ def postgres_indexes(t: IndexesTarget, ctx: RunContext) -> Observation:
                 f"`{psql(pg, 'EXPLAIN ' + example)}` and `{psql(pg, chr(92) + 'di')}`")
     expected = (f"all {len(t.required)} required indexes present and valid; no Seq Scan on a table of >= "
                 f"{t.large_table_rows:,} rows")
-    return (failed if problems else passed)(observed, expected, evidence, missing=missing, seq_scans=seq)
+    return failed_if(problems, observed, expected, evidence, missing=missing, seq_scans=seq)

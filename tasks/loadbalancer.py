@@ -23,7 +23,7 @@ from pydantic import AnyHttpUrl, Field, field_validator
 
 from .clients.aws import AwsAccess, aws_client, cli
 from .clients.http import bounded, trust_context
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, check, failed_if, not_applicable, passed_if
 from .models import CaFile, Target
 
 #: seed 6.2 "Round-robin or least connections", as each load balancer spells it (compared case-insensitively, with
@@ -199,7 +199,7 @@ def backend_pool(t: LoadBalancerTarget, ctx: RunContext) -> Observation:
                         f"{t.probe_timeout_s:g} s each; re-run: `curl -sS{ca} -o /dev/null -w '%{{http_code}}\\n' "
                         f"{str(t.instances[0]).rstrip('/')}{t.health_path}`")
     expected = f"every target/instance healthy (200 on {t.health_path}), at least {t.min_healthy}"
-    return (failed if problems else passed)(observed, expected, "; ".join(evidence), problems=problems)
+    return failed_if(problems, observed, expected, "; ".join(evidence), problems=problems)
 
 
 def _hc_settings(t: LoadBalancerTarget, ctx: RunContext) -> tuple[dict[str, Any], str]:
@@ -232,7 +232,7 @@ def lb_health_check(t: LoadBalancerTarget, ctx: RunContext) -> Observation:
         float(hc["interval_s"]) <= t.max_health_check_interval_s and hc["path"] in (t.health_path, None)
     if hc["path"] is None:
         evidence += " (no health-check path known: not compared)"
-    return (passed if ok else failed)(hc, expected, evidence)
+    return passed_if(ok, hc, expected, evidence)
 
 
 @check("performance.lb.distribution", title="Load balancer distributes by round-robin / least connections",
@@ -276,7 +276,7 @@ def lb_distribution(t: LoadBalancerTarget, ctx: RunContext) -> Observation:
         problems.append(f"health check interval {hc['interval_s']}")
     if hc_evidence and hc_evidence not in evidence:
         evidence += "; " + hc_evidence
-    return (failed if problems else passed)(observed, expected, evidence, problems=problems)
+    return failed_if(problems, observed, expected, evidence, problems=problems)
 
 
 def _asg(t: LoadBalancerTarget, ctx: RunContext) -> dict[str, Any]:
@@ -344,4 +344,4 @@ def autoscaling_config(t: LoadBalancerTarget, ctx: RunContext) -> Observation:
         problems.append(f"max {mx}")
     if cpu is None or cpu > t.max_scale_up_cpu_percent:
         problems.append(f"scale-up at CPU {cpu}")
-    return (failed if problems else passed)(observed, expected, evidence, problems=problems)
+    return failed_if(problems, observed, expected, evidence, problems=problems)

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from .clients.aws import AwsAccess, aws_client, cli
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, Status, check, failed, failed_if, not_applicable, passed_if
 from .models import Target
 
 GiB = 1024**3
@@ -177,7 +177,7 @@ def loadtest_results(t: LoadTestTarget, ctx: RunContext) -> Observation:
         observed[label] = {"uri": r["uri"], "age_days": round(age_d, 2), "requests": r.get("requests")}
         if age_d > t.max_age_days:
             stale.append(label)
-    return (failed if stale else passed)(observed, f"each source readable and <= {t.max_age_days:g} days old",
+    return failed_if(stale, observed, f"each source readable and <= {t.max_age_days:g} days old",
                                          _how(t), stale=stale)
 
 
@@ -195,7 +195,7 @@ def _compare(t: LoadTestTarget, ctx: RunContext, key: str, op: str, limit: float
     expected = f"{what} {op} {fmt(limit)} in every source that reports it"
     if not observed:
         return failed(f"no configured source reports {what} ({', '.join(res) or 'none'} read)", expected, _how(t))
-    return (failed if bad else passed)(observed, expected, _how(t), failing=bad)
+    return failed_if(bad, observed, expected, _how(t), failing=bad)
 
 
 @check("performance.loadtest.p95", title="Load test: API p95 < 500 ms",
@@ -212,8 +212,8 @@ def loadtest_throughput(t: LoadTestTarget, ctx: RunContext) -> Observation:
     Requests/s) > min_rps, in every source that reports them."""
     users = _compare(t, ctx, "users", ">=", t.min_users, lambda v: f"{v:g}", "concurrent users")
     rps = _compare(t, ctx, "rps", ">", t.min_rps, lambda v: f"{v:.1f}", "requests/s")
-    ok = users.status.value == "PASS" and rps.status.value == "PASS"
-    return (passed if ok else failed)({"users": users.observed, "rps": rps.observed},
+    ok = users.status is Status.PASS and rps.status is Status.PASS
+    return passed_if(ok, {"users": users.observed, "rps": rps.observed},
                                       {"users": users.expected, "rps": rps.expected}, _how(t))
 
 

@@ -16,9 +16,8 @@ from .core import (
     Observation,
     RunContext,
     check,
-    failed,
-    not_applicable,
-    passed,
+    failed_if,
+    passed_if,
     service_at,
     service_down,
     skipped,
@@ -164,13 +163,10 @@ def _dig(d: DnsTarget) -> str:
 
 
 @check(DNS_RECORDS, title="DNS answers several A records, short TTL, no CNAME chain",
-       seed=["1.2 DNS Resolution"], timeout=10, target="network")
-def dns_records(n: NetworkTarget, ctx: RunContext) -> Observation:
+       seed=["1.2 DNS Resolution"], timeout=10, target="network.dns")
+def dns_records(d: DnsTarget, ctx: RunContext) -> Observation:
     """An A query for dns.name to dns.nameserver (dnspython): >= min_a_records addresses, every TTL of the answer
     (A and CNAME) <= max_ttl_s, at most max_cname_hops CNAMEs before the A records."""
-    if n.dns is None:
-        return not_applicable("no `network.dns` configured")
-    d = n.dns
     r = resolve_a(d, ctx)
     ttls = [c["ttl"] for c in r["cnames"]] + ([r["a_ttl"]] if r["a_ttl"] is not None else [])
     observed = {"addresses": r["addresses"], "ttl_s": max(ttls) if ttls else None,
@@ -184,37 +180,31 @@ def dns_records(n: NetworkTarget, ctx: RunContext) -> Observation:
         problems.append(f"TTL {max(ttls)} s")
     if len(r["cnames"]) > d.max_cname_hops:
         problems.append(f"{len(r['cnames'])} CNAME hops")
-    return (failed if problems else passed)(observed, expected, evidence, problems=problems)
+    return failed_if(problems, observed, expected, evidence, problems=problems)
 
 
 @check("infrastructure.dns.frontend_pool", title="DNS points at the right frontend servers",
-       seed=["1.1 Load Balancer: Frontend Pool"], depends_on=[DNS_RECORDS], timeout=10, target="network")
-def dns_frontend_pool(n: NetworkTarget, ctx: RunContext) -> Observation:
+       seed=["1.1 Load Balancer: Frontend Pool"], depends_on=[DNS_RECORDS], timeout=10, target="network.dns",
+       needs=["network.dns.expected_addresses"])
+def dns_frontend_pool(d: DnsTarget, ctx: RunContext) -> Observation:
     """The A records of dns.name are exactly dns.expected_addresses (no missing frontend, no stray address)."""
-    if n.dns is None:
-        return not_applicable("no `network.dns` configured")
-    if not n.dns.expected_addresses:
-        return not_applicable("no `network.dns.expected_addresses` configured")
-    r = resolve_a(n.dns, ctx)
-    want, got = set(n.dns.expected_addresses), set(r["addresses"])
-    evidence = f"A query for {n.dns.name} to {r['server']} (dnspython); re-run: `{_dig(n.dns)}`"
-    return (passed if want == got else failed)(sorted(got), sorted(want), evidence,
+    r = resolve_a(d, ctx)
+    want, got = set(d.expected_addresses), set(r["addresses"])
+    evidence = f"A query for {d.name} to {r['server']} (dnspython); re-run: `{_dig(d)}`"
+    return passed_if(want == got, sorted(got), sorted(want), evidence,
                                                missing=sorted(want - got), unexpected=sorted(got - want))
 
 
 # --------------------------------------------------------------------------- firewall
 
 @check("infrastructure.firewall.ports", title="Firewall lets the listed ports in and keeps the others out",
-       seed=["1.2 Firewall Rules"], timeout=15, target="network")
-def firewall_ports(n: NetworkTarget, ctx: RunContext) -> Observation:
+       seed=["1.2 Firewall Rules"], timeout=15, target="network.firewall")
+def firewall_ports(f: FirewallTarget, ctx: RunContext) -> Observation:
     """A TCP connect to each port of firewall.host, concurrently: every open_ports port accepts, every
     closed_ports port is refused or filtered (no answer within connect_timeout_s). An open port that refuses
     where a service golive checks itself listens (the database, Redis, the web endpoint, ...) got through the
     firewall to a service that is down: not judged here, that service's check reports it (SKIPPED naming it when
     no other port is wrong)."""
-    if n.firewall is None:
-        return not_applicable("no `network.firewall` configured")
-    f = n.firewall
     ports = [*f.open_ports, *f.closed_ports]
     timeout = min(f.connect_timeout_s, max(0.1, ctx.remaining - 1))
     with ThreadPoolExecutor(max_workers=min(20, max(1, len(ports)))) as pool:
@@ -233,20 +223,17 @@ def firewall_ports(n: NetworkTarget, ctx: RunContext) -> Observation:
         owner = next(iter(down.values()))
         why = f"port(s) {', '.join(down)} refused: the service there is down ({owner} reports it)"
         return skipped(why, owner, observed, expected, evidence, not_judged=down)
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad, not_judged=down)
+    return failed_if(bad, observed, expected, evidence, failing=bad, not_judged=down)
 
 
 # --------------------------------------------------------------------------- bastion
 
 @check("infrastructure.bastion.ssh", title="Bastion host answers SSH",
-       seed=["1.2 VPN/Bastion Access"], timeout=10, target="network")
-def bastion_ssh(n: NetworkTarget, ctx: RunContext) -> Observation:
+       seed=["1.2 VPN/Bastion Access"], timeout=10, target="network.bastion")
+def bastion_ssh(b: BastionTarget, ctx: RunContext) -> Observation:
     """A TCP connect to bastion.host:port reads the server's identification line (RFC 4253), which must start
     with banner_prefix (`SSH-2.0-`). No authentication is attempted: whether every team member's key works is
     an attestation."""
-    if n.bastion is None:
-        return not_applicable("no `network.bastion` configured")
-    b = n.bastion
     line = b""
     with socket.create_connection((b.host, b.port), timeout=min(5.0, ctx.remaining)) as s:
         s.settimeout(min(5.0, ctx.remaining))
@@ -262,7 +249,7 @@ def bastion_ssh(n: NetworkTarget, ctx: RunContext) -> Observation:
     evidence = (f"TCP connect to {b.host}:{b.port}, first line read; re-run: `nc -w 3 {b.host} {b.port} </dev/null` "
                 f"or `ssh -o BatchMode=yes -p {b.port} {b.host} true`")
     observed = banner if banner else "(no banner: connection closed or silent)"
-    return (passed if banner.startswith(b.banner_prefix) else failed)(observed, f"starts with {b.banner_prefix!r}",
+    return passed_if(banner.startswith(b.banner_prefix), observed, f"starts with {b.banner_prefix!r}",
                                                                        evidence)
 
 
@@ -304,16 +291,13 @@ def _curl_cdn(c: CdnTarget, path: str) -> str:
 
 
 @check("infrastructure.cdn.cache_ttl", title="CDN caches with a TTL between 1 minute and 1 hour",
-       seed=["1.2 CDN Configuration"], timeout=15, target="network")
-def cdn_cache_ttl(n: NetworkTarget, ctx: RunContext) -> Observation:
+       seed=["1.2 CDN Configuration"], timeout=15, target="network.cdn")
+def cdn_cache_ttl(c: CdnTarget, ctx: RunContext) -> Observation:
     """Each cdn.paths fetched through cdn.url answers 200 through a CDN (one of cdn_headers present) with a shared-cache
     TTL within [min_cache_ttl_s, max_cache_ttl_s]: the header aimed at CDNs when the response has one (RFC 9213
     `CDN-Cache-Control`, else Fastly / Varnish `Surrogate-Control`), else `Cache-Control`; s-maxage, else max-age
     (quoted or not, any order and case); `private` / `no-store` there mean not cached. The edge answering 502-504
     while the origin does not accept connections is SKIPPED naming the check that reports the origin."""
-    if n.cdn is None:
-        return not_applicable("no `network.cdn` configured")
-    c = n.cdn
     got = _fetch_all(c, ctx)
     observed, bad = {}, []
     for path, r in got.items():
@@ -334,17 +318,14 @@ def cdn_cache_ttl(n: NetworkTarget, ctx: RunContext) -> Observation:
     if bad and all(got[p]["status"] in (502, 503, 504) for p in bad) and \
             (down := service_down(ctx, *url_address(c.origin_url))) is not None:
         return down
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return failed_if(bad, observed, expected, evidence, failing=bad)
 
 
 @check("infrastructure.cdn.origin", title="CDN serves the configured HTTPS origin",
-       seed=["1.2 CDN Configuration"], timeout=15, target="network")
-def cdn_origin(n: NetworkTarget, ctx: RunContext) -> Observation:
+       seed=["1.2 CDN Configuration"], timeout=15, target="network.cdn")
+def cdn_origin(c: CdnTarget, ctx: RunContext) -> Observation:
     """cdn.origin_url is https:// and answers with a verified certificate, and each path fetched through the edge
     has the same body (sha256) as fetched from the origin directly: the CDN pulls from that origin."""
-    if n.cdn is None:
-        return not_applicable("no `network.cdn` configured")
-    c = n.cdn
     edge = _fetch_all(c, ctx)
     origin: dict[str, Any] = {}
     with http_client(ctx, c.ca_file) as client:
@@ -367,5 +348,5 @@ def cdn_origin(n: NetworkTarget, ctx: RunContext) -> Observation:
     evidence = (f"GET each path through {c.url} and from {c.origin_url} directly (TLS verified), sha256 of the bodies "
                 f"compared; re-run: `diff <(curl -sS{ca} {str(c.url).rstrip('/') + p}) "
                 f"<(curl -sS{ca} {str(c.origin_url).rstrip('/') + p})`")
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return failed_if(bad, observed, expected, evidence, failing=bad)
 

@@ -17,7 +17,18 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, SecretStr
 
 from .clients.http import curl, http_client, req_timeout
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
+from .core import (
+    Observation,
+    RunContext,
+    check,
+    compare,
+    failed,
+    failed_if,
+    given,
+    passed_if,
+    register_service,
+    url_address,
+)
 from .models import CaFile, Target
 
 
@@ -71,12 +82,10 @@ GRAFANA_HEALTH = "monitoring.grafana.health"
 
 
 @check(GRAFANA_HEALTH, title="Grafana is up and its database ok", seed=["7.1 Grafana"], timeout=10,
-       target="observability")
+       target="observability", needs=["observability.grafana"])
 def grafana_health(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     """GET /api/health: 200 with database == ok."""
-    g = t.grafana
-    if g is None:
-        return not_applicable("no `observability.grafana` configured")
+    g = given(t.grafana)
     url = f"{g.url}/api/health"
     with http_client(ctx, t.ca_file) as c:
         r = c.get(url, timeout=req_timeout(ctx))
@@ -84,19 +93,15 @@ def grafana_health(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     observed = {"http": r.status_code, "database": body.get("database"), "version": body.get("version")}
     evidence = f"GET {url}; re-run: `curl -sS {url}`"
     ok = r.status_code == 200 and body.get("database") == "ok"
-    return (passed if ok else failed)(observed, "HTTP 200, database ok", evidence)
+    return passed_if(ok, observed, "HTTP 200, database ok", evidence)
 
 
 @check("monitoring.grafana.dashboards", title="The configured Grafana dashboards exist", seed=["7.1 Grafana"],
-       depends_on=[GRAFANA_HEALTH], timeout=10, target="observability")
+       depends_on=[GRAFANA_HEALTH], timeout=10, target="observability", needs=["observability.grafana.dashboards"])
 def grafana_dashboards(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     """GET /api/search?type=dash-db (Authorization: Bearer <api_token>): every configured dashboard (title or UID)
     is found; a refused token is a FAIL (authentication must work)."""
-    g = t.grafana
-    if g is None:
-        return not_applicable("no `observability.grafana` configured")
-    if not g.dashboards:
-        return not_applicable("no `observability.grafana.dashboards` listed")
+    g = given(t.grafana)
     headers = {"Authorization": f"Bearer {g.api_token.get_secret_value()}"} if g.api_token else {}
     url = f"{g.url}/api/search"
     with http_client(ctx, t.ca_file) as c:
@@ -114,7 +119,7 @@ def grafana_dashboards(t: ObservabilityTarget, ctx: RunContext) -> Observation:
                                 "dashboards_total": len(found)}
     if missing:
         observed["missing"] = missing
-    return (failed if missing else passed)(observed, expected, evidence)
+    return failed_if(missing, observed, expected, evidence)
 
 
 # --------------------------------------------------------------------------- Alertmanager
@@ -122,16 +127,15 @@ def grafana_dashboards(t: ObservabilityTarget, ctx: RunContext) -> Observation:
 AM_HEALTH = "monitoring.alertmanager.reachable"
 
 
-@check(AM_HEALTH, title="Alertmanager is up", seed=["7.1 Alertmanager"], timeout=10, target="observability")
+@check(AM_HEALTH, title="Alertmanager is up", seed=["7.1 Alertmanager"], timeout=10, target="observability",
+       needs=["observability.alertmanager"])
 def alertmanager_reachable(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     """GET /-/healthy answers 200."""
-    am = t.alertmanager
-    if am is None:
-        return not_applicable("no `observability.alertmanager` configured")
+    am = given(t.alertmanager)
     url = f"{am.url}/-/healthy"
     with http_client(ctx, t.ca_file) as c:
         r = c.get(url, timeout=req_timeout(ctx))
-    return (passed if r.status_code == 200 else failed)(f"HTTP {r.status_code}", "HTTP 200",
+    return passed_if(r.status_code == 200, f"HTTP {r.status_code}", "HTTP 200",
                                                         f"GET {url}; re-run: `{curl(url, ca_file=t.ca_file)}`")
 
 
@@ -147,16 +151,15 @@ def _norm_channel(c: str) -> str:
 
 
 @check("monitoring.alertmanager.routing", title="Alertmanager routes alerts to Slack #alerts-production and email",
-       seed=["7.1 Alertmanager"], depends_on=[AM_HEALTH], timeout=10, target="observability")
+       seed=["7.1 Alertmanager"], depends_on=[AM_HEALTH], timeout=10, target="observability",
+       needs=["observability.alertmanager"])
 def alertmanager_routing(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     """GET /api/v2/status: in the loaded config (`config.original`, secrets shown as <secret>), a receiver has a
     slack_config for each configured channel and (if required) one has email_configs with a `to`; the route tree
     (root or any child route) sends alerts to those receivers."""
     import yaml
 
-    am = t.alertmanager
-    if am is None:
-        return not_applicable("no `observability.alertmanager` configured")
+    am = given(t.alertmanager)
     url = f"{am.url}/api/v2/status"
     with http_client(ctx, t.ca_file) as c:
         r = c.get(url, timeout=req_timeout(ctx))
@@ -198,7 +201,7 @@ def alertmanager_routing(t: ObservabilityTarget, ctx: RunContext) -> Observation
                 f"or `amtool config routes show --alertmanager.url={am.url}`")
     expected = (f"routed receivers posting to Slack {', '.join(_norm_channel(c) for c in am.slack_channels)}"
                 + (" and to email recipients" if am.require_email else ""))
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)
 
 
 # --------------------------------------------------------------------------- logging stack
@@ -212,19 +215,11 @@ def _es_auth(lg: LoggingTarget) -> tuple[str, str] | None:
     return None
 
 
-def _logging_na(t: ObservabilityTarget) -> Observation | None:
-    if t.logging is None:
-        return not_applicable("no `observability.logging` configured")
-    return None
-
-
 @check(ES_HEALTH, title="Elasticsearch cluster health is green", seed=["7.1 Logging Stack"], timeout=10,
-       target="observability")
+       target="observability", needs=["observability.logging"])
 def elasticsearch_health(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     """GET /_cluster/health: status green (or at least min_health), with the shard counts as evidence."""
-    if (na := _logging_na(t)) is not None:
-        return na
-    lg = t.logging
+    lg = given(t.logging)
     url = f"{lg.elasticsearch_url}/_cluster/health"
     with http_client(ctx, t.ca_file) as c:
         r = c.get(url, auth=_es_auth(lg), timeout=req_timeout(ctx))
@@ -238,18 +233,14 @@ def elasticsearch_health(t: ObservabilityTarget, ctx: RunContext) -> Observation
                 "unassigned_shards": body.get("unassigned_shards"),
                 "active_shards_percent": body.get("active_shards_percent_as_number")}
     expected = "status green" if lg.min_health == "green" else "status green or yellow"
-    return (passed if st in ok_set else failed)(observed, expected, evidence)
+    return passed_if(st in ok_set, observed, expected, evidence)
 
 
 @check("monitoring.kibana.status", title="Kibana is available", seed=["7.1 Logging Stack"], timeout=10,
-       target="observability")
+       target="observability", needs=["observability.logging.kibana_url"])
 def kibana_status(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     """GET /api/status: status.overall.level == available (Kibana 8; `state: green` on 7.x)."""
-    if (na := _logging_na(t)) is not None:
-        return na
-    lg = t.logging
-    if lg.kibana_url is None:
-        return not_applicable("no `observability.logging.kibana_url` configured")
+    lg = given(t.logging)
     url = f"{lg.kibana_url}/api/status"
     with http_client(ctx, t.ca_file) as c:
         r = c.get(url, auth=_es_auth(lg), timeout=req_timeout(ctx))
@@ -260,16 +251,15 @@ def kibana_status(t: ObservabilityTarget, ctx: RunContext) -> Observation:
                 "version": (body.get("version") or {}).get("number")}
     evidence = f"GET {url}; re-run: `curl -sS {url} | jq .status.overall`"
     ok = r.status_code == 200 and level in ("available", "green")
-    return (passed if ok else failed)(observed, "HTTP 200, overall available", evidence)
+    return passed_if(ok, observed, "HTTP 200, overall available", evidence)
 
 
 @check("monitoring.logging.freshness", title="Logs are being collected (the newest log document is recent)",
-       seed=["7.1 Logging Stack"], depends_on=[ES_HEALTH], timeout=10, target="observability")
+       seed=["7.1 Logging Stack"], depends_on=[ES_HEALTH], timeout=10, target="observability",
+       needs=["observability.logging"])
 def logging_freshness(t: ObservabilityTarget, ctx: RunContext) -> Observation:
     """POST /<index>/_search {size 1, sort @timestamp desc}: the newest document is at most max_log_age_minutes old."""
-    if (na := _logging_na(t)) is not None:
-        return na
-    lg = t.logging
+    lg = given(t.logging)
     url = f"{lg.elasticsearch_url}/{lg.index}/_search"
     query = {"size": 1, "sort": [{lg.timestamp_field: {"order": "desc"}}], "_source": [lg.timestamp_field],
              "query": {"match_all": {}}}

@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, check, failed, failed_if
 from .models import SSLMODE, CaFile, Host, Name, Target, libpq_tls, libpq_tls_text
 from .postgres import REACHABLE as PG_REACHABLE
-from .postgres import shutdown_socket
+from .postgres import PostgresTarget, shutdown_socket
 
 
 class PgBouncerTarget(Target):
@@ -85,17 +85,16 @@ def show(conn: Any, what: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _dbname(t: PgBouncerTarget, ctx: RunContext) -> str | None:
-    pg = getattr(ctx.config, "postgres", None)
+def _dbname(t: PgBouncerTarget, pg: PostgresTarget | None) -> str | None:
     return t.database or (pg.dbname if pg is not None else None)
 
 
 @check(ADMIN, title="PgBouncer's admin console answers and allows 50+ client connections",
-       seed=["2.1 PostgreSQL Database: Connection Pool"], timeout=10, target="pgbouncer")
-def pgbouncer_admin(t: PgBouncerTarget, ctx: RunContext) -> Observation:
+       seed=["2.1 PostgreSQL Database: Connection Pool"], timeout=10, target="pgbouncer", uses=["postgres"])
+def pgbouncer_admin(t: PgBouncerTarget, ctx: RunContext, *, postgres: PostgresTarget | None) -> Observation:
     """Admin console: SHOW VERSION, SHOW CONFIG (max_client_conn >= min_max_client_conn), SHOW DATABASES (the app's
     database is served and not paused/disabled)."""
-    db = _dbname(t, ctx)
+    db = _dbname(t, postgres)
     with admin(t, ctx) as conn:
         version = show(conn, "VERSION")[0].get("version")
         config = {r["key"]: r["value"] for r in show(conn, "CONFIG")}
@@ -121,18 +120,16 @@ def pgbouncer_admin(t: PgBouncerTarget, ctx: RunContext) -> Observation:
     evidence = (f"admin console postgresql://{t.admin_user}:***@{t.host}:{t.port}/pgbouncer: SHOW VERSION, "
                 f"SHOW CONFIG, SHOW DATABASES; re-run: `{admin_psql(t, 'SHOW CONFIG')}`")
     expected = f"max_client_conn >= {t.min_max_client_conn}" + (f"; database {db} served, not paused" if db else "")
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)
 
 
 @check("dependencies.pgbouncer.pools", title="A connection through PgBouncer works and its pool shows it",
        seed=["2.1 PostgreSQL Database: Connection Pool"], depends_on=[ADMIN, PG_REACHABLE], timeout=15,
-       target="pgbouncer")
-def pgbouncer_pools(t: PgBouncerTarget, ctx: RunContext) -> Observation:
+       target="pgbouncer", needs={"postgres": "the app user to connect through PgBouncer is unknown"})
+def pgbouncer_pools(t: PgBouncerTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Connect through PgBouncer as postgres.user and run SELECT 1; while connected, SHOW POOLS shows the pool
     (database, user) with an active client, a server connection, nobody waiting; SHOW STATS counts transactions."""
-    pg = getattr(ctx.config, "postgres", None)
-    if pg is None:
-        return not_applicable("no `postgres` section: the app user to connect through PgBouncer is unknown")
+    pg = postgres
     db = t.database or pg.dbname
     with _connect(t, db, pg.user, pg.password, ctx) as app:
         one = app.execute("SELECT 1").fetchone()[0]
@@ -162,4 +159,4 @@ def pgbouncer_pools(t: PgBouncerTarget, ctx: RunContext) -> Observation:
         problems.append(f"{observed['cl_waiting']} client(s) waiting for a server connection")
     if problems:
         observed["problems"] = problems
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)

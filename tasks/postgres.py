@@ -15,7 +15,18 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, skipped
+from .core import (
+    Observation,
+    RunContext,
+    check,
+    compare,
+    failed,
+    failed_if,
+    passed,
+    passed_if,
+    register_service,
+    skipped,
+)
 from .models import SSLMODE, CaFile, Host, Name, Target, libpq_tls, libpq_tls_text
 
 SEED_TABLES = [
@@ -241,7 +252,7 @@ def postgres_reachable(t: PostgresTarget, ctx: RunContext) -> Observation:
         ssl_in_use = bool(conn.pgconn.ssl_in_use)
     evidence = f"connected to {dsn_for_evidence(t)} as {t.user}; `{psql(t, 'SHOW server_version_num')}`"
     ok = num // 10000 >= t.min_version
-    return (passed if ok else failed)(f"PostgreSQL {version} (server_version_num {num})",
+    return passed_if(ok, f"PostgreSQL {version} (server_version_num {num})",
                                       f"major version >= {t.min_version}", evidence, ssl=ssl_in_use)
 
 
@@ -283,7 +294,7 @@ def postgres_tables(t: PostgresTarget, ctx: RunContext) -> Observation:
         f"all {len(access)} present and readable"
     evidence = (f"as {t.user} on {dsn_for_evidence(t)}: `SELECT to_regclass('<table>')` then "
                 f"`SELECT * FROM <table> LIMIT 0` for {', '.join(access)}")
-    return (failed if bad else passed)(observed, f"all {len(access)} tables present and SELECT-able",
+    return failed_if(bad, observed, f"all {len(access)} tables present and SELECT-able",
                                        evidence, tables=access)
 
 
@@ -363,14 +374,12 @@ def constraints_valid(t: PostgresTarget, ctx: RunContext) -> Observation:
 
 @check("data.migrations.version", title="Schema is at the release's migration version, no failed migration",
        seed=["3.2 Database Schema Version", "3.2 Migration Status"], depends_on=[REACHABLE], timeout=10,
-       target="postgres")
+       target="postgres", needs={"postgres.schema_version": "the release's schema version is unknown"})
 def migrations_version(t: PostgresTarget, ctx: RunContext) -> Observation:
     """Newest successful version in schema_migrations (or alembic_version) == schema_version; any row marked
     failed (success = false, or golang-migrate's dirty = true) fails."""
     from psycopg import sql
 
-    if not t.schema_version:
-        return not_applicable("no `postgres.schema_version` configured: the release's schema version is unknown")
     expected = f"== {t.schema_version}, no failed/dirty migration"
     with connect(t, ctx) as conn:
         tables = {r[0]: r[1] for r in conn.execute(
@@ -405,7 +414,7 @@ def migrations_version(t: PostgresTarget, ctx: RunContext) -> Observation:
         evidence += f"; failed/dirty rows: {failed_rows}"
     observed = {"version": version, "failed_migrations": failed_rows}
     ok = version == t.schema_version and not failed_rows
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 _TIMESTAMP_COLUMNS_SQL = """
@@ -437,14 +446,13 @@ def timestamps_timezone(t: PostgresTarget, ctx: RunContext) -> Observation:
 
 
 @check("data.compat.queries", title="Queries over data written by earlier releases still run",
-       seed=["3.2 Backward Compatibility"], depends_on=[REACHABLE], timeout=15, target="postgres")
+       seed=["3.2 Backward Compatibility"], depends_on=[REACHABLE], timeout=15, target="postgres",
+       needs=["postgres.backward_compat_queries"])
 def compat_queries(t: PostgresTarget, ctx: RunContext) -> Observation:
     """Each `backward_compat_queries` query runs (read-only transaction, up to 100 rows fetched, every column
     decoded) and returns rows. Row values are never reported: only counts and errors."""
     from psycopg import Error, sql
 
-    if not t.backward_compat_queries:
-        return not_applicable("no `postgres.backward_compat_queries` configured")
     outcome: dict[str, str] = {}
     with connect(t, ctx, read_only=True) as conn:
         for name, query in t.backward_compat_queries.items():
@@ -459,5 +467,5 @@ def compat_queries(t: PostgresTarget, ctx: RunContext) -> Observation:
     bad = {k: v for k, v in outcome.items() if v.startswith(("error", "0 rows"))}
     evidence = "; ".join(f"{name}: `{psql(t, q.strip())}`" for name, q in t.backward_compat_queries.items())
     expected = "every query runs and returns rows"
-    return (failed if bad else passed)(outcome, expected, f"read-only transaction on {dsn_for_evidence(t)}: "
+    return failed_if(bad, outcome, expected, f"read-only transaction on {dsn_for_evidence(t)}: "
                                        f"{evidence}", failing=sorted(bad))

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
+from .core import Observation, RunContext, check, compare, failed, failed_if, passed, register_service, url_address
 from .models import CaFile, Target
 
 
@@ -160,7 +160,7 @@ def redis_persistence(t: RedisTarget, ctx: RunContext) -> Observation:
     bad = {k: observed[k] for k, v in want.items() if observed.get(k) != v}
     evidence = f"INFO persistence on {safe_url(t.url)}; re-run: `{cli(t.url, t, 'INFO', 'persistence')}`"
     expected = " and ".join(f"{k} == {v}" for k, v in want.items())
-    return (failed if bad else passed)(observed, expected, evidence, wrong=bad)
+    return failed_if(bad, observed, expected, evidence, wrong=bad)
 
 
 def _replica_state(r: Any, ctx: RunContext, master_offset: int, t0: float, window_s: float) -> dict[str, Any]:
@@ -211,12 +211,10 @@ def _connect_replica(url: str, t: RedisTarget, ctx: RunContext) -> tuple[Any, st
 
 @check("dependencies.redis.replication", title="Redis primary has live replicas with small lag",
        seed=["2.1 Redis Cache: Redis Replication"], depends_on=[PING], timeout=10, target="redis",
-       timing=True)
+       timing=True, needs={"redis.replica_urls": "no replication to verify"})
 def redis_replication(t: RedisTarget, ctx: RunContext) -> Observation:
     """Primary: role master with >= 1 connected replica. Each replica_url: link up and it reaches the
     primary's current replication offset within max_replication_lag_ms (lag measured from offsets)."""
-    if not t.replica_urls:
-        return not_applicable("no `redis.replica_urls` configured (no replication to verify)")
     conns = {u: _connect_replica(u, t, ctx) for u in t.replica_urls}
     r = client(t.url, t, ctx)
     try:

@@ -18,8 +18,9 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from .clients.http import http_client, req_timeout
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from .core import Observation, RunContext, check, compare, failed, failed_if, given, not_applicable, passed
 from .models import CaFile, Target
+from .web import WebTarget
 
 
 def _http_url(v: str | None) -> str | None:
@@ -116,21 +117,16 @@ def _twilio_curl(tw: TwilioTarget, path: str = ".json") -> str:
     return f"curl -sS -u {tw.account_sid}:$TWILIO_AUTH_TOKEN '{tw.api_url}/2010-04-01/Accounts/{tw.account_sid}{path}'"
 
 
-def _twilio_na(s: SaasTarget) -> Observation | None:
-    if s.twilio is None:
-        return not_applicable("no `saas.twilio` configured")
-    if s.twilio.auth_token is None:
-        return not_applicable("no `saas.twilio.auth_token` configured: the Twilio API cannot be asked")
-    return None
+#: what the Twilio checks need configured (the standard NOT_APPLICABLE reasons otherwise)
+TWILIO = {"saas.twilio": "", "saas.twilio.auth_token": "the Twilio API cannot be asked"}
 
 
 @check(TWILIO_API, title="Twilio API authenticates within 1 second",
-       seed=["2.2 Twilio (SMS Service): API Connectivity"], timeout=10, target="saas", timing=True)
+       seed=["2.2 Twilio (SMS Service): API Connectivity"], timeout=10, target="saas", timing=True,
+       needs=TWILIO)
 def twilio_api(s: SaasTarget, ctx: RunContext) -> Observation:
     """GET /2010-04-01/Accounts/{sid}.json with HTTP basic auth (sid, auth token): 200 within max_latency_s."""
-    if (na := _twilio_na(s)) is not None:
-        return na
-    tw = s.twilio
+    tw = given(s.twilio)
     r, took = _twilio(s, ctx, ".json")
     evidence = f"GET {tw.api_url}/2010-04-01/Accounts/{tw.account_sid}.json (basic auth); re-run: `{_twilio_curl(tw)}`"
     if r.status_code in (401, 403):
@@ -142,13 +138,12 @@ def twilio_api(s: SaasTarget, ctx: RunContext) -> Observation:
 
 
 @check("dependencies.twilio.account", title="Twilio account is active and funded",
-       seed=["2.2 Twilio (SMS Service): Account Status"], depends_on=[TWILIO_API], timeout=10, target="saas")
+       seed=["2.2 Twilio (SMS Service): Account Status"], depends_on=[TWILIO_API], timeout=10, target="saas",
+       needs=TWILIO)
 def twilio_account(s: SaasTarget, ctx: RunContext) -> Observation:
     """Account status == active and not a trial; Balance.json > min_balance; not rate limited (429); every configured
     sender number is one of the account's IncomingPhoneNumbers."""
-    if (na := _twilio_na(s)) is not None:
-        return na
-    tw = s.twilio
+    tw = given(s.twilio)
     acct, _ = _twilio(s, ctx, ".json")
     bal, _ = _twilio(s, ctx, "/Balance.json")
     problems: list[str] = []
@@ -183,7 +178,7 @@ def twilio_account(s: SaasTarget, ctx: RunContext) -> Observation:
                 + (" and /IncomingPhoneNumbers.json" if tw.sender_numbers else "")
                 + f" (basic auth); re-run: `{_twilio_curl(tw, '/Balance.json')}`")
     expected = f"status active (not Trial), balance > {tw.min_balance:g}, not rate limited"
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)
 
 
 # --------------------------------------------------------------------------- Stripe
@@ -206,22 +201,16 @@ def _stripe_get(s: SaasTarget, ctx: RunContext, path: str) -> Any:
                      timeout=req_timeout(ctx))
 
 
-def _stripe_na(s: SaasTarget) -> Observation | None:
-    if s.stripe is None:
-        return not_applicable("no `saas.stripe` configured")
-    if s.stripe.secret_key is None:
-        return not_applicable("no `saas.stripe.secret_key` configured: the Stripe API cannot be asked")
-    return None
+#: what the Stripe checks need configured (the standard NOT_APPLICABLE reasons otherwise)
+STRIPE = {"saas.stripe": "", "saas.stripe.secret_key": "the Stripe API cannot be asked"}
 
 
 @check(STRIPE_KEY, title="Stripe API key is valid (a live key in production)",
-       seed=["2.2 Stripe (Payment Processing): API Key Status"], timeout=10, target="saas")
+       seed=["2.2 Stripe (Payment Processing): API Key Status"], timeout=10, target="saas", needs=STRIPE)
 def stripe_api_key(s: SaasTarget, ctx: RunContext) -> Observation:
     """GET /v1/balance with the secret key: 200; in production (`production: true`) the key is a live key (sk_live_/
     rk_live_ prefix and livemode true). The key is shown only as its prefix class."""
-    if (na := _stripe_na(s)) is not None:
-        return na
-    st = s.stripe
+    st = given(s.stripe)
     cls = key_class(st.secret_key.get_secret_value())
     production = bool(getattr(ctx.config, "production", False))
     r = _stripe_get(s, ctx, "/v1/balance")
@@ -244,13 +233,11 @@ def stripe_api_key(s: SaasTarget, ctx: RunContext) -> Observation:
 
 @check("dependencies.stripe.webhooks", title="Stripe webhooks cover the payment events and can be verified",
        seed=["2.2 Stripe (Payment Processing): Webhook Configuration"], depends_on=[STRIPE_KEY], timeout=10,
-       target="saas")
+       target="saas", needs=STRIPE)
 def stripe_webhooks(s: SaasTarget, ctx: RunContext) -> Observation:
     """GET /v1/webhook_endpoints (every page): the enabled endpoints (the configured URL's, if set) subscribe to every
     required event (or `*`); a webhook signing secret (whsec_…) is configured for the app."""
-    if (na := _stripe_na(s)) is not None:
-        return na
-    st = s.stripe
+    st = given(s.stripe)
     endpoints: list[dict[str, Any]] = []
     path = "/v1/webhook_endpoints?limit=100"
     for _ in range(20):
@@ -287,7 +274,7 @@ def stripe_webhooks(s: SaasTarget, ctx: RunContext) -> Observation:
                 f"'{st.api_url}/v1/webhook_endpoints?limit=100' | jq '.data[] | {{url, status, enabled_events}}'`")
     expected = (f"an enabled endpoint{' ' + st.webhook_url if st.webhook_url else ''} subscribed to "
                 f"{', '.join(st.required_events)}; a whsec_ signing secret configured")
-    return (failed if problems else passed)(observed, expected, evidence, missing_events=missing)
+    return failed_if(problems, observed, expected, evidence, missing_events=missing)
 
 
 # --------------------------------------------------------------------------- Sentry
@@ -302,15 +289,13 @@ def parse_dsn(dsn: str) -> dict[str, str] | None:
 
 
 @check("dependencies.sentry.events", title="Sentry DSN is well-formed and a test event is accepted",
-       seed=["2.2 Google Analytics / Sentry: Error Tracking"], timeout=10, target="saas")
+       seed=["2.2 Google Analytics / Sentry: Error Tracking"], timeout=10, target="saas",
+       needs=["saas.sentry", "saas.sentry.dsn"])
 def sentry_events(s: SaasTarget, ctx: RunContext) -> Observation:
     """Parse the DSN (`scheme://key@host[/path]/project`), then POST one info-level test event (tag golive=readiness)
     as an envelope to /api/<project>/envelope/ with X-Sentry-Auth: 200 and the event id back."""
-    if s.sentry is None:
-        return not_applicable("no `saas.sentry` configured")
-    if s.sentry.dsn is None:
-        return not_applicable("no `saas.sentry.dsn` configured")
-    dsn = s.sentry.dsn.get_secret_value()
+    sentry = given(s.sentry)
+    dsn = given(sentry.dsn).get_secret_value()
     parts = parse_dsn(dsn)
     expected = "a DSN scheme://<key>@<host>/<project id>; the test event answered 200 with its id"
     if parts is None:
@@ -323,7 +308,7 @@ def sentry_events(s: SaasTarget, ctx: RunContext) -> Observation:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     event = {"event_id": event_id, "timestamp": now, "level": "info", "platform": "python", "logger": "golive",
              "message": {"formatted": "golive readiness check: test event (safe to ignore)"},
-             "environment": s.sentry.environment, "tags": {"golive": "readiness"}}
+             "environment": sentry.environment, "tags": {"golive": "readiness"}}
     body = "\n".join(json.dumps(x) for x in ({"event_id": event_id, "sent_at": now}, {"type": "event"}, event)) + "\n"
     auth = f"Sentry sentry_version=7, sentry_client=golive/1.0, sentry_key={parts['key']}"
     with http_client(ctx, s.ca_file) as c:
@@ -351,14 +336,12 @@ _GTAG_CONFIG = re.compile(r"""gtag\(\s*['"]config['"]\s*,\s*['"]([A-Z0-9-]+)['"]
 
 
 @check("dependencies.analytics.tracking", title="Analytics snippet is on the frontend and its collector answers",
-       seed=["2.2 Google Analytics / Sentry: Analytics Integration"], timeout=15, target="saas")
-def analytics_tracking(s: SaasTarget, ctx: RunContext) -> Observation:
+       seed=["2.2 Google Analytics / Sentry: Analytics Integration"], timeout=15, target="saas",
+       needs=["saas.analytics"], uses=["web"])
+def analytics_tracking(s: SaasTarget, ctx: RunContext, *, web: WebTarget | None) -> Observation:
     """GET the frontend page: a gtag.js <script src=...?id=MEASUREMENT_ID> and gtag('config', MEASUREMENT_ID);
     the script URL answers 200 with JavaScript; a debug-mode page_view hit to <collector>/g/collect answers 2xx."""
-    a = s.analytics
-    if a is None:
-        return not_applicable("no `saas.analytics` configured")
-    web = getattr(ctx.config, "web", None)
+    a = given(s.analytics)
     page = a.page_url or (str(web.base_url).rstrip("/") + "/" if web is not None else None)
     if page is None:
         return not_applicable("no `saas.analytics.page_url` and no `web` section: no frontend page to read")
@@ -395,4 +378,4 @@ def analytics_tracking(s: SaasTarget, ctx: RunContext) -> Observation:
                 f"{a.collector_url}/g/collect?v=2&tid={a.measurement_id}&en=page_view&_dbg=1 (a debug-mode hit); "
                 f"re-run: `curl -sS {page} | grep -o 'gtag/js?id=[A-Z0-9-]*'`")
     expected = f"gtag.js for {a.measurement_id} on the page and loading; collector answers 2xx"
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from .clients.http import trust_context
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service
+from .core import Observation, RunContext, check, compare, failed, passed, register_service
 from .models import CaFile, Host, Target
 
 
@@ -113,11 +113,10 @@ register_service("dependencies.smtp.session",
 
 
 @check("dependencies.smtp.capacity", title="Declared email capacity is enough",
-       seed=["2.2 Email Service (SMTP): Email Rate Limit"], severity="advisory", timeout=5, target="smtp")
+       seed=["2.2 Email Service (SMTP): Email Rate Limit"], severity="advisory", timeout=5, target="smtp",
+       needs={"smtp.hourly_capacity": "the provider's plan limit is unknown"})
 def smtp_capacity(t: SmtpTarget, ctx: RunContext) -> Observation:
     """The provider's declared hourly_capacity >= min_hourly_capacity (a declaration: no mail is sent to measure it)."""
-    if t.hourly_capacity is None:
-        return not_applicable("no `smtp.hourly_capacity` declared (the provider's plan limit is unknown)")
     return compare(t.hourly_capacity, ">=", t.min_hourly_capacity, unit="emails/hour",
                    evidence="declared in the environment config (smtp.hourly_capacity): the provider's plan limit, "
                             "not measured")

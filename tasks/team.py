@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from .clients.http import http_client, req_timeout
-from .core import Observation, RunContext, check, failed, not_applicable, passed, service_down, skipped, url_address
+from .core import Observation, RunContext, check, failed, failed_if, given, passed, service_down, skipped, url_address
 from .models import CaFile, Target
 
 
@@ -142,7 +142,7 @@ def _verdict(refs: dict[str, str], observed: dict[str, str], bad: list[str], exp
     if gone and not own:
         name, owner = next(iter(gone.items()))
         return skipped(f"{', '.join(gone)}: {observed[name]}", owner, observed, expected, evidence)
-    return (failed if own else passed)(observed, expected, evidence, failing=own, not_judged=gone)
+    return failed_if(own, observed, expected, evidence, failing=own, not_judged=gone)
 
 
 @check("team.runbooks.reachable", title="Runbooks are available", seed=["9.1 Runbooks Available"],
@@ -225,15 +225,14 @@ COMMS_DOCS = {"release_notes": "release notes", "status_page_template": "status-
 
 
 @check("team.comms.templates", title="Release notes and incident communication templates are ready",
-       seed=["9.2 Incident Notification", "9.2 Post-Deployment Communication"], timeout=15, target="team")
+       seed=["9.2 Incident Notification", "9.2 Post-Deployment Communication"], timeout=15, target="team",
+       needs={"team.comms": "release notes, status-page and customer email templates"})
 def comms_templates(t: TeamTarget, ctx: RunContext) -> Observation:
     """Release notes, status-page template and customer email template: each URL answers 200, each file is non-empty.
 
     URLs are fetched with redirects followed (https verified against the system store + team.ca_file). A URL on a
     server that is down where golive checks a service itself (the web endpoint) is not judged: SKIPPED naming that
     check when nothing else is wrong."""
-    if t.comms is None:
-        return not_applicable("no `team.comms` configured (release notes, status-page and customer email templates)")
     expected = "release notes, status-page template, customer email template: each URL answers 200, each file non-empty"
     observed: dict[str, str] = {}
     bad: list[str] = []
@@ -303,15 +302,14 @@ def slack_conversations(s: SlackWorkspace, ctx: RunContext, ca_file: Path | None
 
 
 @check("team.slack.channels", title="Deployment and alert Slack channels exist and are not archived",
-       seed=["9.1 Team Contact Info", "9.2 Incident Notification"], timeout=15, target="team")
+       seed=["9.1 Team Contact Info", "9.2 Incident Notification"], timeout=15, target="team",
+       needs={"team.slack.bot_token": "the Slack channels cannot be read"})
 def slack_channels(t: TeamTarget, ctx: RunContext) -> Observation:
     """Slack Web API `conversations.list` (bot token, every page): each configured channel exists, not archived.
 
     Default channels #deployment and #alerts-production; archived channels are listed too, so an archived channel
     reads as archived and not as missing."""
     s = t.slack
-    if s.bot_token is None:
-        return not_applicable("no `team.slack.bot_token` configured: the Slack channels cannot be read")
     wanted = {c.lstrip("#"): c for c in s.channels}
     found, pages = slack_conversations(s, ctx, t.ca_file, set(wanted))
     observed: dict[str, str] = {}
@@ -330,7 +328,7 @@ def slack_channels(t: TeamTarget, ctx: RunContext) -> Observation:
     types = "public_channel,private_channel" if s.private_channels else "public_channel"
     evidence = (f"GET {s.api_url}/conversations.list?types={types}&exclude_archived=false&limit=200 "
                 f"(Authorization: Bearer <team.slack.bot_token>), {pages} page(s), {len(found)} channel(s) seen")
-    return (failed if bad else passed)(observed, f"{', '.join(wanted.values())} exist and are not archived",
+    return failed_if(bad, observed, f"{', '.join(wanted.values())} exist and are not archived",
                                        evidence, failing=bad)
 
 
@@ -364,17 +362,14 @@ def _who(o: dict[str, Any]) -> str:
 
 
 @check("team.oncall.current", title="Someone is on call now and escalation is quick enough",
-       seed=["7.2 On-Call Setup", "9.1 Team Contact Info"], timeout=15, target="team")
+       seed=["7.2 On-Call Setup", "9.1 Team Contact Info"], timeout=15, target="team",
+       needs={key: "the on-call rotation cannot be read" for key in ("team.oncall", "team.oncall.api_token")})
 def oncall_current(t: TeamTarget, ctx: RunContext) -> Observation:
     """PagerDuty REST API: someone is on call now (`GET /oncalls`), escalation after <= 5 min (escalation policy).
 
     Level 1 of the escalation policy must have someone on call now, and so must every configured schedule; every
     rule that escalates onward (the last one only when the policy loops) must do so within the limit."""
-    o = t.oncall
-    if o is None:
-        return not_applicable("no `team.oncall` configured: the on-call rotation cannot be read")
-    if o.api_token is None:
-        return not_applicable("no `team.oncall.api_token` configured: the on-call rotation cannot be read")
+    o = given(t.oncall)
     limit = o.max_escalation_delay_minutes
     oncalls: list[dict[str, Any]] = []
     with http_client(ctx, t.ca_file) as c:
@@ -422,4 +417,4 @@ def oncall_current(t: TeamTarget, ctx: RunContext) -> Observation:
         observed["policy"] = policy.get("name") or policy.get("summary") or o.escalation_policy_id
     if problems:
         observed["problems"] = problems
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)

@@ -16,7 +16,18 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from .clients.http import curl, http_client, req_timeout
 from .clients.tls import TlsProbe, is_ip, probe_tls
-from .core import Observation, RunContext, check, compare, failed, not_applicable, passed, register_service, url_address
+from .core import (
+    Observation,
+    RunContext,
+    check,
+    compare,
+    failed,
+    failed_if,
+    passed,
+    passed_if,
+    register_service,
+    url_address,
+)
 from .models import CaFile, Target
 
 
@@ -146,16 +157,15 @@ def web_reachable(target: WebTarget, ctx: RunContext) -> Observation:
     evidence = (f"{REACHABLE_SAMPLES} x GET {url}, each on a new connection (TCP + TLS + request, timed to the "
                 f"response headers); re-run: `{curl(url, ca_file=target.ca_file)}`")
     ok = all(s in (200, 301) for s in statuses) and ttfb < target.max_response_ms
-    return (passed if ok else failed)(observed, expected, evidence, server=server)
+    return passed_if(ok, observed, expected, evidence, server=server)
 
 
 @check("infrastructure.http.redirect", title="Plain HTTP redirects permanently to HTTPS",
-       seed=["5.1 SSL/TLS Configuration"], depends_on=[REACHABLE], timeout=10, target="web")
+       seed=["5.1 SSL/TLS Configuration"], depends_on=[REACHABLE], timeout=10, target="web",
+       needs={"web.http_url": "nothing listens on plain HTTP"})
 def http_redirect(target: WebTarget, ctx: RunContext) -> Observation:
     """http_url answers 301/308 with a Location on https://. Needs the HTTPS endpoint up (a redirect to a site that
     is down is that site's failure)."""
-    if target.http_url is None:
-        return not_applicable("no `web.http_url` configured (nothing listens on plain HTTP)")
     url = str(target.http_url)
     with http_client(ctx) as c:
         r = c.get(url, timeout=req_timeout(ctx))
@@ -164,7 +174,7 @@ def http_redirect(target: WebTarget, ctx: RunContext) -> Observation:
     expected = "301 or 308 with Location: https://..."
     evidence = f"GET {url} without following redirects; re-run: `curl -sS -o /dev/null -D - {url}`"
     ok = r.status_code in (301, 308) and loc.lower().startswith("https://")
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 def _web(config: Any) -> WebTarget | None:
@@ -198,15 +208,14 @@ def api_health(target: WebTarget, ctx: RunContext) -> Observation:
     expected = 'each answers 200 with JSON {"status": "healthy"}'
     evidence = "; ".join(f"GET {url_of(target, p)}" for p in observed) + \
                f"; re-run: `{_curl(target)} {url_of(target, target.health_path)}`"
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return failed_if(bad, observed, expected, evidence, failing=bad)
 
 
 @check("application.api.endpoints", title="Critical API endpoints answer 200 when logged in",
-       seed=["4.1 API Endpoints"], depends_on=[REACHABLE], timeout=15, target="web")
+       seed=["4.1 API Endpoints"], depends_on=[REACHABLE], timeout=15, target="web",
+       needs={"web.auth": "the critical endpoints need a login"})
 def api_endpoints(target: WebTarget, ctx: RunContext) -> Observation:
     """Log in with `auth`, then GET every critical path with the token: each must answer 200."""
-    if target.auth is None:
-        return not_applicable("no `web.auth` configured: the critical endpoints need a login")
     status, token, what = login(target, ctx)
     expected = {p: 200 for p in target.critical_paths}
     evidence = _login_evidence(target) + "; GET " + ", ".join(target.critical_paths)
@@ -218,7 +227,7 @@ def api_endpoints(target: WebTarget, ctx: RunContext) -> Observation:
             r = c.get(url_of(target, p), headers={"Authorization": f"Bearer {token}"}, timeout=req_timeout(ctx))
             observed[p] = r.status_code
     bad = [p for p, s in observed.items() if s != 200]
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return failed_if(bad, observed, expected, evidence, failing=bad)
 
 
 @check("application.api.errors", title="Errors are answered properly (404, 401, JSON bodies)",
@@ -238,7 +247,7 @@ def api_errors(target: WebTarget, ctx: RunContext) -> Observation:
                 bad.append(path)
     expected = {p: f"{code} with a JSON error body" for p, code in want.items()}
     evidence = "GET without credentials: " + ", ".join(url_of(target, p) for p in want)
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return failed_if(bad, observed, expected, evidence, failing=bad)
 
 
 _TITLE = _re.compile(r"<title[^>]*>(.*?)</title\s*>", _re.I | _re.S)
@@ -263,7 +272,7 @@ def frontend_title(target: WebTarget, ctx: RunContext) -> Observation:
         ok = bool(title)
     ok = ok and r.status_code == 200
     evidence = f"GET {url}, <title> parsed from the HTML; re-run: `{_curl(target)} {url} | grep -i '<title>'`"
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 @check("security.headers.hsts", title="HSTS header with a long enough max-age",
@@ -312,7 +321,7 @@ def auth_required(target: WebTarget, ctx: RunContext) -> Observation:
                 ok = ok and authed.status_code == 200
         else:
             evidence += " (no `web.auth` configured: the authenticated half was not measured)"
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 @check("security.cors.origins", title="CORS allows only approved origins",
@@ -347,7 +356,7 @@ def cors_origins(target: WebTarget, ctx: RunContext) -> Observation:
                 f"-H 'Access-Control-Request-Method: GET' {url}`")
     if not target.approved_origins:
         evidence += " (no approved_origins configured: only the refusal was measured)"
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return failed_if(bad, observed, expected, evidence, failing=bad)
 
 
 def _percentile(sorted_ms: list[float], q: float) -> float:

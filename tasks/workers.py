@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .core import Observation, RunContext, check, failed, not_applicable, passed
+from .core import Observation, RunContext, check, failed, failed_if, passed_if
 from .models import Target
 from .postgres import REACHABLE as PG_REACHABLE
 from .postgres import PostgresTarget, _ident, connect, dsn_for_evidence, psql
@@ -402,8 +402,7 @@ def _fmt_set(s: frozenset[int] | None) -> str:
 
 # --------------------------------------------------------------------------- probes
 
-def _pg(ctx: RunContext) -> PostgresTarget | None:
-    return getattr(ctx.config, "postgres", None)
+JOB_STORE = "the job store's database is not configured"
 
 
 def jobstore(t: WorkersTarget, pg: PostgresTarget, ctx: RunContext) -> dict[str, Any]:
@@ -450,14 +449,12 @@ def _evidence(t: WorkersTarget, pg: PostgresTarget, extra: str = "") -> str:
 
 
 @check("application.workers.scheduler", title="The scheduler is alive and picking up its jobs",
-       seed=["4.3 Scheduler Running"], depends_on=[PG_REACHABLE], timeout=10, target="workers")
-def scheduler_alive(t: WorkersTarget, ctx: RunContext) -> Observation:
+       seed=["4.3 Scheduler Running"], depends_on=[PG_REACHABLE], timeout=10, target="workers",
+       needs={"postgres": JOB_STORE})
+def scheduler_alive(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """The newest row of heartbeat_table is at most max_heartbeat_age_s old (by the database's clock), and no job of
     the store has a next_run_time more than overdue_grace_s in the past (a stopped scheduler leaves them there)."""
-    pg = _pg(ctx)
-    if pg is None:
-        return not_applicable("no `postgres` section: the job store's database is not configured")
-    js = jobstore(t, pg, ctx)
+    js = jobstore(t, postgres, ctx)
     now = js["now"]
     overdue = {j: _ts(e["next_run_time"]) for j, e in js["jobs"].items()
                if e["next_run_time"] is not None and now.timestamp() - e["next_run_time"] > t.overdue_grace_s}
@@ -474,12 +471,13 @@ def scheduler_alive(t: WorkersTarget, ctx: RunContext) -> Observation:
         expected["heartbeat_age_s"] = f"<= {t.max_heartbeat_age_s:g}"
         ok = ok and age is not None and age <= t.max_heartbeat_age_s
         extra = f", and max({t.heartbeat_column}) of {t.heartbeat_table} vs now()"
-    return (passed if ok else failed)(observed, expected, _evidence(t, pg, extra))
+    return passed_if(ok, observed, expected, _evidence(t, postgres, extra))
 
 
 @check("application.workers.jobs", title="Every scheduled job exists with the right cadence",
-       seed=["4.3 Jobs Configured"], depends_on=[PG_REACHABLE], timeout=10, target="workers")
-def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
+       seed=["4.3 Jobs Configured"], depends_on=[PG_REACHABLE], timeout=10, target="workers",
+       needs={"postgres": JOB_STORE})
+def jobs_configured(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Each job of `jobs` is in the job store, scheduled (next_run_time set), with the expected cadence, compared by
     what the trigger does, not how it is written. Accepted forms:
     - expected cron, an APScheduler CronTrigger in `timezone`: its minutes / hours / days / months / weekdays equal
@@ -489,10 +487,7 @@ def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
     - expected `every 6h`: any trigger firing at that fixed interval, whatever its phase (`IntervalTrigger(hours=6)`,
       `0 */6 * * *`, `0 1,7,13,19 * * *`);
     and for an expected cron, next_run_time is itself one of its fire times."""
-    pg = _pg(ctx)
-    if pg is None:
-        return not_applicable("no `postgres` section: the job store's database is not configured")
-    js = jobstore(t, pg, ctx)
+    js = jobstore(t, postgres, ctx)
     problems: dict[str, str] = {}
     observed: dict[str, Any] = {}
     for job, expr in t.jobs.items():
@@ -535,7 +530,7 @@ def jobs_configured(t: WorkersTarget, ctx: RunContext) -> Observation:
     expected = {job: (f"every {parse_cadence(expr)}" if expr.strip().lower().startswith(("every", "interval")) else
                       f"cron {expr!r} in {t.timezone}") + ", scheduled" for job, expr in t.jobs.items()}
     extra_jobs = sorted(set(js["jobs"]) - set(t.jobs))
-    return (failed if problems else passed)({"problems": problems, "jobs": observed}, expected, _evidence(t, pg),
+    return failed_if(problems, {"problems": problems, "jobs": observed}, expected, _evidence(t, postgres),
                                             other_jobs=extra_jobs)
 
 
@@ -561,16 +556,15 @@ def _cadence_problems(trigger: Any, want: Cadence, start: dt.datetime, anchor: d
 
 
 @check("application.workers.execution", title="Jobs run and record their results",
-       seed=["4.3 Job Execution"], depends_on=[PG_REACHABLE], timeout=30, target="workers")
-def job_execution(t: WorkersTarget, ctx: RunContext) -> Observation:
+       seed=["4.3 Job Execution"], depends_on=[PG_REACHABLE], timeout=30, target="workers",
+       needs={"postgres": JOB_STORE})
+def job_execution(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Read-only by default: each job's last run in runs_table succeeded and is at most one period of its cadence
     (+ run_grace_s) old. With trigger_job (opt-in, WRITES): asks the scheduler to run trigger_job_id now (a row in
     requests_table) and waits up to trigger_wait_s for its successful run to land in runs_table."""
     from psycopg import sql
 
-    pg = _pg(ctx)
-    if pg is None:
-        return not_applicable("no `postgres` section: the job store's database is not configured")
+    pg = postgres
     runs, jc, tc, sc = (_ident(t.runs_table), sql.Identifier(t.runs_job_column), sql.Identifier(t.runs_time_column),
                         sql.Identifier(t.runs_status_column))
     if t.trigger_job:
@@ -598,7 +592,7 @@ def job_execution(t: WorkersTarget, ctx: RunContext) -> Observation:
             return failed({"run": f"none after {waited} s"}, expected, evidence)
         observed = {"job": t.trigger_job_id, "status": row[1], "started_at": row[0].isoformat(timespec="seconds"),
                     "after_s": waited}
-        return (passed if row[1] in t.success_values else failed)(observed, expected, evidence)
+        return passed_if(row[1] in t.success_values, observed, expected, evidence)
 
     with connect(pg, ctx, read_only=True) as conn:
         now = conn.execute("SELECT now()").fetchone()[0]
@@ -630,6 +624,6 @@ def job_execution(t: WorkersTarget, ctx: RunContext) -> Observation:
                 f"workers.trigger_job would run one now); re-run: `{psql(pg, q)}`")
     expected = f"each job's last run {'/'.join(t.success_values)} and within one period of its cadence " \
                f"+ {t.run_grace_s / 3600:g} h"
-    return (failed if problems else passed)({"problems": problems, "jobs": observed}, expected, evidence,
+    return failed_if(problems, {"problems": problems, "jobs": observed}, expected, evidence,
                                             last_success={j: w.isoformat(timespec="seconds")
                                                           for j, w in last_ok.items()})

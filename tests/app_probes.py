@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
-from golive.sandbox import appsetup, configfile, procs
-from golive.sandbox.app import USERNAME
+from golive.sandbox import application as appsetup
+from golive.sandbox import configfile, procs
+from golive.sandbox.parts.web_app import USERNAME
 
 
 def _client(sb: Any) -> httpx.Client:

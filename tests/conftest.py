@@ -27,9 +27,9 @@ def sandbox():
 # one is marked `@pytest.mark.debian("pgbouncer", ...)`. Outside CI, where the package is missing, it is skipped and
 # one summary line says which packages and the command that brings them; under CI=true (as .ci/run runs, after
 # installing them) it runs, and a missing package fails it: CI never skips.
-DEBIAN_SERVERS = {"pgbouncer": "golive.sandbox.pgbouncer:executable",
+DEBIAN_SERVERS = {"pgbouncer": "golive.sandbox.parts.pgbouncer:executable",
                   "prometheus": "tests.monitoring_servers:prometheus_executable",
-                  "prometheus-alertmanager": "golive.sandbox.alertmanager:executable",
+                  "prometheus-alertmanager": "golive.sandbox.parts.alertmanager:executable",
                   "redis-server": "tests.test_healthy_variants:redis7_executable"}
 
 

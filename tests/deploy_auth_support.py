@@ -121,7 +121,7 @@ def _config(path: Path, marker: Path) -> Path:
 @contextlib.contextmanager
 def _postgres() -> Iterator[str]:
     """A PostgreSQL cluster with a `prefect` database (pg_trgm), as the sandbox makes one for Prefect's server."""
-    from golive.sandbox import postgres
+    from golive.sandbox.parts import postgres
 
     with postgres.scratch_cluster("deployauth-") as pg:
         password = uuid.uuid4().hex

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from golive.sandbox import infra, netfakes
+from golive.sandbox import infrastructure as infra
+from golive.sandbox.parts import network_edge as netfakes
 
 
 def _dns(sb: Any) -> tuple[list[int], int, int]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from golive.sandbox import alertmanager, pgbouncer, procs
+from golive.sandbox import procs
+from golive.sandbox.parts import alertmanager, pgbouncer
 
 GOOD_RULES = """\
 groups:

@@ -9,7 +9,9 @@ from datetime import UTC
 
 import httpx
 
-from golive.sandbox import depstack, procs, saas2
+from golive.sandbox import dependencies as depstack
+from golive.sandbox import procs
+from golive.sandbox.fakes import service_apis as saas2
 
 
 def _fakes(sb, path: str, **kw) -> httpx.Response:

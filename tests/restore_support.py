@@ -150,7 +150,7 @@ def pg_socket(sb: Any, server: str) -> tuple[Path, int]:
 def revoked(sb: Any, server: str, *privileges: str) -> Iterator[None]:
     """`REVOKE <privilege> FROM PUBLIC` in every database of a sandbox server (function and view privileges are per
     database) for the block, as hardened and managed servers have it; granted back afterwards."""
-    from golive.sandbox.postgres import admin_conninfo
+    from golive.sandbox.parts.postgres import admin_conninfo
 
     sock, port = pg_socket(sb, server)
     with psycopg.connect(admin_conninfo(sock, port), autocommit=True) as conn:
@@ -171,7 +171,8 @@ def revoked(sb: Any, server: str, *privileges: str) -> Iterator[None]:
 @contextmanager
 def restore_role_on_production(sb: Any) -> Iterator[None]:
     """The restore credentials also work on the production server (one DBA, one role name everywhere)."""
-    from golive.sandbox import configfile, postgres
+    from golive.sandbox import configfile
+    from golive.sandbox.parts import postgres
 
     sock, port = pg_socket(sb, "postgres")
     postgres.create_login_role(sock, port, postgres.RESTORE_USER, sb.env[configfile.ENV_RESTORE])

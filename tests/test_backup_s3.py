@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from golive.sandbox import s3 as sandbox_s3
+from golive.sandbox.parts import s3 as sandbox_s3
 from golive.tasks.core import Status
 from tests.restore_support import cfg, nothing_left_behind, run_dag  # noqa: F401
 from tests.test_checks_servers import as_json, assert_no_secrets, with_
@@ -46,7 +46,7 @@ def test_backup_store_on_the_database_server_fails(cfg):
     from golive.tasks.backups import s3_off_server
     from golive.tasks.core import RunContext
 
-    obs = s3_off_server(aws.backups, RunContext(aws))
+    obs = s3_off_server(aws.backups, RunContext(aws), postgres=aws.postgres)
     assert obs.status == Status.PASS and obs.observed == {"endpoint": "AWS S3 (us-east-1)", "transport": "https"}
 
 

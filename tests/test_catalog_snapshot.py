@@ -1,4 +1,4 @@
-"""The catalog's contract, pinned: every check's id, section, severity, seed items, dependencies and target, as
+"""The catalog's contract, pinned: every check's id, section, severity, seed items, dependencies, target and needs, as
 `golive catalog --format json` gives them (`catalog_rows`), equal a committed snapshot (tests/data/catalog-snapshot.json).
 
 A refactor (issue 13: modules named by the config key they read, one run engine) must not change what is checked or
@@ -13,7 +13,7 @@ from pathlib import Path
 from golive.flows.catalog import catalog_rows
 
 SNAPSHOT = Path(__file__).parent / "data" / "catalog-snapshot.json"
-PINNED = ("section", "severity", "seed", "depends_on", "target")
+PINNED = ("section", "severity", "seed", "depends_on", "target", "needs")
 
 
 def contract() -> dict[str, dict]:

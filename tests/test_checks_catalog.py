@@ -37,7 +37,7 @@ def test_every_check_is_well_declared():
         assert spec.section in SECTIONS, cid
         assert spec.title and spec.description, cid
         assert spec.seed and set(spec.seed) <= SEED_REFS, (cid, set(spec.seed) - SEED_REFS)
-        assert spec.target in GoliveConfig.model_fields, (cid, spec.target)
+        assert spec.target_section in GoliveConfig.model_fields, (cid, spec.target)
         assert 0 < spec.timeout <= LONG_RUNNING.get(cid, 30), cid
 
 

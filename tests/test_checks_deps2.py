@@ -9,7 +9,9 @@ import time
 import pytest
 
 from golive.flows.config import parse_config
-from golive.sandbox import depstack, pgbouncer, postgres, saas2
+from golive.sandbox import dependencies as depstack
+from golive.sandbox.fakes import service_apis as saas2
+from golive.sandbox.parts import pgbouncer, postgres
 from golive.tasks.core import Status
 from golive.tasks.saas import key_class, parse_dsn
 from tests.conftest import debian_faults
@@ -144,7 +146,7 @@ def test_wrong_admin_password_hung_and_postgres_down(cfg, own_pgbouncer):
     with hung_server() as hung:
         t0 = time.monotonic()
         r = run_one("dependencies.pgbouncer.admin", pgb(cfg, hung, "x-pw-1234"), timeout=2.5)
-        assert r.status == Status.ERROR and time.monotonic() - t0 < 2.5 + 1.0
+        assert r.status == Status.ERROR and time.monotonic() - t0 < 2.5 + 1.5  # a busy 2-core machine's slack
     # PostgreSQL unreachable: the pool check is SKIPPED with that cause (the admin console still answers)
     down = with_(pgb(cfg, port, own_pgbouncer[1]), "postgres", port=refused_port())
     res = run_ids(PGB_IDS, down)
@@ -388,7 +390,7 @@ def test_fault_breaks_one_fact_and_repair_restores_it(sandbox, name):
     from tests.probes_deps2 import PROBES_2_7
 
     need(pgbouncer.executable() if name == "pgbouncer-down" else "", "pgbouncer")
-    from golive.sandbox import alertmanager
+    from golive.sandbox.parts import alertmanager
     need(alertmanager.executable() if name == "alertmanager-down" else "", "prometheus-alertmanager")
     probe, healthy, broken = PROBES_2_7[name]
     assert probe(sandbox) == healthy

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from golive.flows.config import parse_config
-from golive.sandbox import infra
+from golive.sandbox import infrastructure as infra
 from golive.tasks.core import Status, select
 from tests.test_checks_servers import (
     CATALOG,
@@ -31,7 +31,7 @@ from tests.test_checks_servers import (
 
 OWN = ("hosts", "network", "loadbalancer", "loadtest")
 ROLE_FACTS = ("status", "cores", "cpu", "memory", "disk", "link")
-IDS = sorted({i for i, s in CATALOG.items() if s.target in OWN} |
+IDS = sorted({i for i, s in CATALOG.items() if s.target_section in OWN} |
              {f"infrastructure.{role}.{fact}" for role in ("frontend", "backend") for fact in ROLE_FACTS})
 
 
@@ -229,7 +229,7 @@ def test_hashing_and_random_algorithms_fail_as_the_nearest_unhealthy_variants(sp
 @pytest.fixture(scope="module")
 def busy_prometheus(tmp_path_factory):
     """The sandbox's own Prometheus-API app, serving one overloaded frontend and one healthy backend."""
-    import golive.sandbox.prom as prom
+    import golive.sandbox.parts.prometheus_api as prom
 
     GiB = prom.GiB
     nodes = {"frontend-1": prom.Node(2, 0.55, 16 * GiB, 1 * GiB, 200 * GiB, 12 * GiB),

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from golive.flows.config import parse_config
-from golive.sandbox import alertmanager
+from golive.sandbox.parts import alertmanager
 from golive.tasks.core import Status
 from golive.tasks.monitoring.alerts import CRITICAL, WARNING, meets, parse_threshold
 from tests.monitoring_servers import real_alertmanager, real_prometheus, rules

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from golive.sandbox import appsetup
+from golive.sandbox import application as appsetup
 from golive.tasks.core import Status
 from golive.tasks.security.data import classify_hash, hash_census_sql, looks_encrypted
 from tests.test_checks_servers import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_

@@ -177,7 +177,7 @@ def test_defaults_never_name_tables_the_app_lacks_and_a_crafted_job_row_is_not_r
         conn.execute("CREATE DATABASE bare_app OWNER app_user")
     import psycopg
 
-    from golive.sandbox import postgres as pgs
+    from golive.sandbox.parts import postgres as pgs
 
     info = pgs.admin_conninfo(sandbox.base_dir / "pgsock", sandbox.ports["postgres"], "bare_app", pgs.APP_USER)
     with psycopg.connect(info, autocommit=True) as c:

@@ -94,6 +94,86 @@ def test_missing_target_is_not_applicable_and_propagates_as_not_applicable():
     assert res["dependencies.smtp.auth"].status == Status.NOT_APPLICABLE
 
 
+def test_the_runner_resolves_a_dotted_target_and_the_needs_and_hands_other_sections_typed():
+    """The check contract (issue 13, point 2): a dotted target hands the body that part of the section; `needs` not
+    configured (absent, or an empty list) is NOT_APPLICABLE with the standard reason, the body never run; the other
+    sections named in `needs` / `uses` arrive as keyword arguments (None for an absent `uses`)."""
+    from types import SimpleNamespace as NS
+
+    from golive.tasks.core import check
+
+    seen: dict[str, tuple] = {}
+
+    def body(t, ctx, **others):
+        seen[ctx.config.name] = (t, others)
+        return compare(1, "==", 1, evidence="e")
+
+    def declared(cid, **kw):
+        check(cid, title=cid, seed=["x"], **kw)(body)
+        from golive.tasks.core import REGISTRY
+
+        return REGISTRY.pop(cid)
+
+    grafana = NS(url="http://g", dashboards=["a"])
+    full = NS(name="full", observability=NS(grafana=grafana, ca_file=None), web=NS(auth=NS(user="u")), redis=None)
+    dotted = declared("monitoring.grafana.x", target="observability.grafana", needs={"web.auth": "it logs in"},
+                      uses=["redis"])
+    res = run(dotted, config=full)["monitoring.grafana.x"]
+    assert res.status == Status.PASS
+    assert seen["full"] == (grafana, {"web": full.web, "redis": None})
+
+    for name, cfg, reason in (
+            ("no-section", NS(name="a", observability=None, web=full.web, redis=None),
+             "no `observability.grafana` configured"),
+            ("no-part", NS(name="b", observability=NS(grafana=None), web=full.web, redis=None),
+             "no `observability.grafana` configured"),
+            ("no-need", NS(name="c", observability=full.observability, web=NS(auth=None), redis=None),
+             "no `web.auth` configured: it logs in"),
+            ("no-web", NS(name="d", observability=full.observability, web=None, redis=None),
+             "no `web.auth` configured: it logs in")):
+        r = run(dotted, config=cfg)["monitoring.grafana.x"]
+        assert (r.status, r.cause) == (Status.NOT_APPLICABLE, reason), name
+        assert cfg.name not in seen, f"{name}: the body ran"
+
+    listed = declared("monitoring.grafana.y", target="observability", needs=["observability.grafana.dashboards"])
+    grafana.dashboards = []
+    r = run(listed, config=full)["monitoring.grafana.y"]
+    assert (r.status, r.cause) == (Status.NOT_APPLICABLE, "no `observability.grafana.dashboards` configured")
+    with pytest.raises(ValueError, match="not a config key"):
+        declared("monitoring.grafana.z", target="observability", needs=["Web Auth"])
+
+
+def test_every_key_a_check_reads_is_a_field_of_the_config_model():
+    """A typo in `target` / `needs` / `uses` would make a check silently NOT_APPLICABLE everywhere: each key names
+    a field of GoliveConfig, through the nested models."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from golive.flows.catalog import all_checks
+    from golive.flows.config import GoliveConfig
+
+    def model_of(annotation):
+        for arg in (annotation, *typing.get_args(annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+        return None
+
+    def resolves(key: str) -> bool:
+        model = GoliveConfig
+        for part in key.split("."):
+            field = model.model_fields.get(part) if model is not None else None
+            if field is None:
+                return False
+            model = model_of(field.annotation)
+        return True
+
+    keys = {(s.id, k) for s in all_checks().values()
+            for k in (s.target, *(k for k, _ in s.needs), *s.uses) if k is not None}
+    assert len(keys) > 250
+    assert [(cid, k) for cid, k in sorted(keys) if not resolves(k)] == []
+
+
 def test_dependents_run_concurrently_after_their_dependency():
     """Proven by overlap, not by a wall-clock bound (a loaded machine stretches every body): each dependent starts
     after its dependency ended, and all five were running at one moment."""

@@ -445,7 +445,8 @@ async def _all_logs() -> list[str]:
 def test_data_docs_copy_to_s3(sandbox, cfg, tmp_path, monkeypatch):
     from golive.expectations.docs import build_data_docs, upload
     from golive.expectations.runner import run_suite
-    from golive.sandbox import configfile, s3
+    from golive.sandbox import configfile
+    from golive.sandbox.parts import s3
 
     runs = [run_suite(s, cfg.postgres) for s in load_suites() if s.name in ("users", "merchants")]
     index = build_data_docs(runs, tmp_path / "docs")

@@ -37,7 +37,8 @@ import httpx
 import pytest
 
 from golive.flows.config import parse_config
-from golive.sandbox import procs, redis_pair
+from golive.sandbox import procs
+from golive.sandbox.parts import redis_pair
 from golive.tasks.core import Status
 from tests.monitoring_servers import real_prometheus, rules
 from tests.test_checks_servers import run_one

@@ -65,7 +65,7 @@ def store() -> Store:
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
-    from golive.sandbox import postgres
+    from golive.sandbox.parts import postgres
 
     with postgres.scratch_cluster("jobstore-") as pg:
         sock, port = pg.sock, pg.port

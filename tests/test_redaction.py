@@ -66,6 +66,11 @@ def survives(form: str, out: str) -> bool:
 def test_no_encoding_of_a_secret_survives(secret, before, after, encoding):
     form = ENCODINGS[encoding](secret)
     out = Redactor([secret]).text(f"{before}{form}{after}")
+    if not set(form) - set(MASK):
+        # a form made only of the mask's own character cannot be told from masks side by side ("***" + "**" read as
+        # the secret `**` again: hypothesis found it): there, only masks may stand where it was
+        assert out.replace("*", "") == f"{before}{after}".replace("*", ""), (encoding, form, out)
+        return
     assert not survives(form, out), (encoding, form, out)
 
 

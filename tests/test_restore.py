@@ -296,8 +296,8 @@ def test_scratch_database_is_dropped_while_a_session_the_restore_user_may_not_en
     session that never leaves is an honest error naming the attempts."""
     import threading
 
-    from golive.sandbox import postgres as sbpg
-    from golive.sandbox.stack import _restore_dirs
+    from golive.sandbox.parts import postgres as sbpg
+    from golive.sandbox.parts.postgres import restore_dirs as _restore_dirs
     from golive.tasks.restore.scratch import drop_scratch
 
     sock = _restore_dirs(sandbox.base_dir)[1]

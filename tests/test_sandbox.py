@@ -578,7 +578,7 @@ def _saas(sb: Sandbox, path: str, token_env: str, auth: str) -> httpx.Response:
 
 
 def _slack_archived(sb: Sandbox) -> bool:
-    from golive.sandbox import saas
+    from golive.sandbox.fakes import team_apis as saas
 
     chans, cursor = [], ""
     while True:  # the fake pages like Slack does
@@ -592,7 +592,7 @@ def _slack_archived(sb: Sandbox) -> bool:
 
 
 def _oncall(sb: Sandbox, what: str):
-    from golive.sandbox import saas
+    from golive.sandbox.fakes import team_apis as saas
 
     if what == "who":
         r = _saas(sb, f"/pagerduty/oncalls?escalation_policy_ids[]={saas.ESCALATION_POLICY_ID}",

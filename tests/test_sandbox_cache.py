@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from golive.sandbox.postgres import copy_for_others, own_dir
+from golive.sandbox.parts.postgres import copy_for_others, own_dir
 
 
 def test_a_directory_of_ours_that_only_we_write_is_used(tmp_path):

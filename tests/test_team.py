@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from golive.flows.config import GoliveConfig, parse_config
-from golive.sandbox import saas
+from golive.sandbox.fakes import team_apis as saas
 from golive.tasks.catalog import load_catalog
 from golive.tasks.core import Redactor, Status, run_plain
 
@@ -236,7 +236,7 @@ def test_saas_main_serves_on_the_given_port_with_tokens_from_the_environment():
     port = s.getsockname()[1]
     s.close()
     env = {**os.environ, saas.SLACK_TOKEN_ENV: SLACK_TOKEN, saas.PAGERDUTY_TOKEN_ENV: PD_TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "golive.sandbox.saas", "--port", str(port)], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "golive.sandbox.fakes.team_apis", "--port", str(port)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20

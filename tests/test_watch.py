@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from golive.flows.policies import DeployPolicy
-from golive.flows.watch import Ack, Signal, Watch, ack_variable, alert_signals, firing_alerts, parse_ack
+from golive.flows.watch import Ack, Signal, Watch, ack_variable, alert_signals, parse_ack
+from golive.tasks.clients.prometheus import firing_alerts
+from golive.tasks.core import RunContext
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = DeployPolicy(command=["true"], high_assess_seconds=300, api_down_seconds=60)
@@ -84,11 +87,11 @@ def test_the_seed_alert_criteria_map_firing_alerts_to_signals():
 
 
 def test_firing_alerts_are_read_from_the_prometheus_api(sandbox):
-    url = sandbox.urls["prometheus"]
-    assert asyncio.run(firing_alerts(url)) == []
+    prometheus = SimpleNamespace(prometheus_url=sandbox.urls["prometheus"], ca_file=None)
+    assert firing_alerts(prometheus, RunContext()) == []
     sandbox.break_("alert-data-corruption")
     try:
-        firing = asyncio.run(firing_alerts(url))
+        firing = firing_alerts(prometheus, RunContext())
     finally:
         sandbox.repair("alert-data-corruption")
     assert [a["labels"]["alertname"] for a in firing] == ["DataCorruptionDetected"]

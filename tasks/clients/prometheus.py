@@ -1,4 +1,6 @@
-"""Prometheus's HTTP API, as the monitoring checks read it (rules, targets, alert managers, queries)."""
+"""Prometheus's HTTP API: the one client every reader uses (the monitoring checks' rules, targets and queries, the
+servers' node_exporter metrics, the backup-failure alert, `golive init`'s discovery, and the deploy flow's watch of
+firing alerts and the error-rate query). Every exchange ends at the caller's deadline (clients/http.py)."""
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -8,8 +10,13 @@ from .http import http_client, req_timeout
 
 
 class PrometheusEndpoint(Protocol):
-    prometheus_url: Any
-    ca_file: Any
+    """What the client reads of a target: the `monitoring` section (frozen models: read-only attributes)."""
+
+    @property
+    def prometheus_url(self) -> Any: ...
+
+    @property
+    def ca_file(self) -> Any: ...
 
 
 def api_url(t: PrometheusEndpoint, path: str) -> str:
@@ -25,3 +32,16 @@ def api_get(t: PrometheusEndpoint, ctx: RunContext, path: str, **params: Any) ->
     if body.get("status") != "success":
         raise RuntimeError(f"{path} answered status {body.get('status')!r}: {body.get('error')}")
     return body["data"]
+
+
+def instant_query(t: PrometheusEndpoint, ctx: RunContext, expr: str) -> list[tuple[dict[str, str], float]]:
+    """An instant PromQL query (`/api/v1/query`): [(labels, value)] of its vector."""
+    data = api_get(t, ctx, "/api/v1/query", query=expr)
+    if data.get("resultType") != "vector":
+        raise RuntimeError(f"{expr}: expected a vector, got {data.get('resultType')}")
+    return [(r.get("metric", {}), float(r["value"][1])) for r in data.get("result", [])]
+
+
+def firing_alerts(t: PrometheusEndpoint, ctx: RunContext) -> list[dict[str, Any]]:
+    """The alerts Prometheus reports as firing (`/api/v1/alerts`; pending ones are not failing yet)."""
+    return [a for a in api_get(t, ctx, "/api/v1/alerts").get("alerts", []) if a.get("state") == "firing"]

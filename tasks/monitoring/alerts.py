@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..clients.prometheus import api_get
-from ..core import Observation, RunContext, check, failed, passed
+from ..core import Observation, RunContext, check, failed_if
 
 
 class AlertExpectation(BaseModel):
@@ -195,7 +195,7 @@ def alerts_critical(t: Any, ctx: RunContext) -> Observation:
     if problems:
         out["problems"] = problems
     expected = _expected(spec.critical) + ("; an active Alertmanager" if spec.require_alertmanager else "")
-    return (failed if problems else passed)(out, expected, evidence)
+    return failed_if(problems, out, expected, evidence)
 
 
 @check("monitoring.alerts.warning", title="Warning alerts are loaded: response time > 2 s, memory > 85%, CPU > 80%",
@@ -210,4 +210,4 @@ def alerts_warning(t: Any, ctx: RunContext) -> Observation:
     out: dict[str, Any] = {"rules": observed}
     if problems:
         out["problems"] = problems
-    return (failed if problems else passed)(out, _expected(spec.warning), _evidence(t))
+    return failed_if(problems, out, _expected(spec.warning), _evidence(t))

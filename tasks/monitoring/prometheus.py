@@ -12,10 +12,12 @@ from ..clients.prometheus import api_get, api_url
 from ..core import (
     Observation,
     RunContext,
+    Status,
     check,
     compare,
     failed,
     passed,
+    passed_if,
     register_service,
     service_down,
     skipped,
@@ -68,7 +70,7 @@ def prometheus_reachable(t: MonitoringTarget, ctx: RunContext) -> Observation:
         r = c.get(url, timeout=req_timeout(ctx))
     observed = f"{r.status_code} {ctx.redact.clip(r.text, 80)}"
     evidence = f"GET {url}; re-run: `{curl(url, ca_file=t.ca_file)}`"
-    return (passed if r.status_code == 200 else failed)(observed, "200", evidence)
+    return passed_if(r.status_code == 200, observed, "200", evidence)
 
 
 register_service(REACHABLE, lambda c: [url_address(m.prometheus_url)] if (m := getattr(c, "monitoring", None)) else [])
@@ -137,7 +139,7 @@ def prometheus_scrape_interval(t: MonitoringTarget, ctx: RunContext) -> Observat
                 f"`curl -sS {url} | jq -r .data.yaml`")
     obs = compare(interval, "<=", t.max_scrape_interval_s, unit="s", evidence=evidence, raw=raw,
                   slow_jobs=slow_jobs)
-    if obs.status.value == "PASS" and slow_jobs:
+    if obs.status is Status.PASS and slow_jobs:
         return warned(f"global {interval:g} s; jobs scraped less often: {slow_jobs}", obs.expected, evidence,
                       slow_jobs=slow_jobs)
     return obs

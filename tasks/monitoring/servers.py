@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from ..clients.prometheus import api_get, api_url
+from ..clients.prometheus import api_url, instant_query
 from ..core import Observation, RunContext, check, failed, failed_if, meets, not_applicable
 from ..hosts import HostsTarget
 from ..models import HostRole
@@ -69,13 +69,7 @@ METRICS = (  # doc: {role} and {expr} filled in per role
 def _query(t: MonitoringTarget, ctx: RunContext, expr: str) -> list[tuple[dict[str, str], float]]:
     """An instant query (memoized per run): [(labels, value)]."""
 
-    def do() -> list[tuple[dict[str, str], float]]:
-        data = api_get(t, ctx, "/api/v1/query", query=expr)
-        if data.get("resultType") != "vector":
-            raise RuntimeError(f"{expr}: expected a vector, got {data.get('resultType')}")
-        return [(r.get("metric", {}), float(r["value"][1])) for r in data.get("result", [])]
-
-    return ctx.memo(("promql", str(t.prometheus_url), expr), do)
+    return ctx.memo(("promql", str(t.prometheus_url), expr), lambda: instant_query(t, ctx, expr))
 
 
 def _of_role(rows: list[tuple[dict[str, str], float]], regex: str) -> list[tuple[dict[str, str], float]]:
@@ -135,11 +129,11 @@ def per_instance(role: str, metric: Metric, t: MonitoringTarget, ctx: RunContext
     return failed_if(bad, observed, expected, evidence, failing=bad, unit=metric.unit)
 
 
-def links(role: str, t: MonitoringTarget, ctx: RunContext) -> Observation:
+def links(role: str, t: MonitoringTarget, ctx: RunContext, *, hosts: HostsTarget | None) -> Observation:
     r = _role(t, role)
     if not isinstance(r, HostRole):
         return r
-    h = getattr(ctx.config, "hosts", None) or HostsTarget()
+    h = hosts or HostsTarget()
     sel = f'{{device=~"{h.link_device_regex}"}}'
     up_expr, speed_expr = f"node_network_up{sel}", f"node_network_speed_bytes{sel}"
     ups = _of_role(_query(t, ctx, up_expr), r.instance_regex)
@@ -191,4 +185,4 @@ for _role_name, _heading in ROLES.items():
               doc=_m.doc.format(role=_role_name, expr=_m.expr))(partial(per_instance, _role_name, _m))
     check(f"infrastructure.{_role_name}.link", title=f"{_name} servers: network links up at full speed",
           seed=[f"{_heading}: Network Connectivity"], depends_on=[_status_id], timeout=10, target="monitoring",
-          doc=LINK_DOC.format(role=_role_name))(partial(links, _role_name))
+          uses=["hosts"], doc=LINK_DOC.format(role=_role_name))(partial(links, _role_name))

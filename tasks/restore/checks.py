@@ -57,13 +57,14 @@ from .target import (
 # --------------------------------------------------------------------------- checks
 
 @check(SERVER, title="The restore server is reachable, not production, and may create databases",
-       seed=["3.3 Backup Recovery Test"], depends_on=[PG_REACHABLE], timeout=15, target="restore")
-def restore_server(t: RestoreTarget, ctx: RunContext) -> Observation:
+       seed=["3.3 Backup Recovery Test"], depends_on=[PG_REACHABLE], timeout=15, target="restore",
+       needs=["postgres"])
+def restore_server(t: RestoreTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Proves the restore server is not the production cluster (`system_identifier` from pg_control_system(), or,
     where that is revoked, golive's marked source session absent from its pg_stat_activity; see _PROBE_SQL):
     otherwise refused, with what to grant; the restore user must be able to CREATE DATABASE; `pg_restore --version`
     must run."""
-    src = ctx.config.postgres
+    src = postgres
     expected = ("a cluster proven other than production (different system_identifier, or it does not list golive's "
                 "source session), CREATEDB for the restore user, pg_restore available")
     evidence = (f"{guard_evidence(t, src)}; `SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user`, "
@@ -110,15 +111,14 @@ def _evidence(t: RestoreTarget, b: BackupTarget, key: str, src: PostgresTarget, 
 @check(TEST, title="The newest backup restores, in time, and matches the source",
        seed=["3.3 Backup Recovery Test", "3.3 Full Database Backup"],
        depends_on=["backup.s3.latest_full", PG_REACHABLE, SERVER], timeout=RESTORE_CHECK_TIMEOUT, target="restore",
-       heavy=True)
-def restore_test(t: RestoreTarget, ctx: RunContext) -> Observation:
+       heavy=True, needs=["backups", "postgres"])
+def restore_test(t: RestoreTarget, ctx: RunContext, *, backups: BackupTarget, postgres: PostgresTarget) -> Observation:
     """Streams the newest backup from S3 into `pg_restore --no-owner --no-acl --exit-on-error` (stdin; a spooled
     file only for -j) into a fresh scratch database on the restore server; FAIL unless it exits 0 within the
     restore timeout (the RTO), the dump is of the right database, its bytes match the ETag, and the key tables'
     row counts match the source within the tolerance. Records restore time, size, throughput; always drops the
     scratch database."""
-    b: BackupTarget = ctx.config.backups
-    src: PostgresTarget = ctx.config.postgres
+    b, src = backups, postgres
     started = time.monotonic()
     limit = t.restore_limit_s
     margin = min(10.0, max(0.3, 0.15 * ctx.timeout))

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..backups import REACHABLE as S3_REACHABLE
 from ..backups import BackupTarget, age_hours, list_evidence, listing, newest
-from ..core import Observation, RunContext, check, compare, failed, not_applicable, passed
+from ..core import Observation, RunContext, check, compare, failed, given, passed
 from .target import MEASUREMENT, TEST, RestoreTarget
 
 SCRIPT = "backup.rollback.script"
@@ -21,11 +21,11 @@ OK_STATUSES = {"success", "succeeded", "passed", "pass", "ok", "completed"}
 
 @check("backup.recovery.rpo", title="Recovery point objective: the newest WAL/incremental backup is recent",
        seed=["8.2 Recovery Time Objective", "3.3 Incremental/WAL Backups"], depends_on=[S3_REACHABLE], timeout=15,
-       target="restore")
-def recovery_rpo(t: RestoreTarget, ctx: RunContext) -> Observation:
+       target="restore", needs=["backups"])
+def recovery_rpo(t: RestoreTarget, ctx: RunContext, *, backups: BackupTarget) -> Observation:
     """The data lost in a disaster is at most the age of the newest recovery point: the newest object under
     `backups.wal_prefix` (the newest full backup when no WAL is archived) must be younger than rpo_minutes."""
-    b: BackupTarget = ctx.config.backups
+    b = backups
     prefix = b.wal_prefix or b.prefix
     kind = "WAL/incremental" if b.wal_prefix else "full backup (no WAL archived)"
     o = newest(listing(b, prefix, ctx))
@@ -69,13 +69,12 @@ def _sha256(path: Path) -> str:
 
 
 @check(SCRIPT, title="The rollback script exists, is executable and parses", seed=["8.2 Rollback Script"],
-       timeout=10, target="restore")
+       timeout=10, target="restore",
+       needs={"restore.rollback_script": "the seed's /scripts/rollback_production.sh"})
 def rollback_script(t: RestoreTarget, ctx: RunContext) -> Observation:
     """restore.rollback_script is a non-empty executable file; a sh/bash script must pass `bash -n` (parsed, never
     executed). Its SHA-256 is recorded (the rehearsal check compares it)."""
-    if t.rollback_script is None:
-        return not_applicable("no `restore.rollback_script` configured (the seed's /scripts/rollback_production.sh)")
-    p = t.rollback_script
+    p = given(t.rollback_script)
     expected = "an executable, non-empty script that parses"
     evidence = f"stat {p}; `bash -n {p}` for shell scripts (syntax only, nothing executed)"
     if not p.exists():
@@ -125,14 +124,12 @@ def _when(value: Any) -> datetime:
 
 @check("backup.rollback.rehearsal", title="The rollback was rehearsed within the last week, successfully, in time",
        seed=["8.2 Rollback Script", "8.2 Recovery Time Objective"], depends_on=[SCRIPT], timeout=10,
-       target="restore")
+       target="restore", needs={"restore.rehearsal_record": "no record of a rollback rehearsal"})
 def rollback_rehearsal(t: RestoreTarget, ctx: RunContext) -> Observation:
     """The last record of restore.rehearsal_record (JSON, or JSON lines) finished less than rehearsal_max_age_days
     ago with a success status, took at most rollback_minutes, and rehearsed the script that is in place now (its
     script_sha256, when recorded, equals the current script's)."""
-    if t.rehearsal_record is None:
-        return not_applicable("no `restore.rehearsal_record` configured: no record of a rollback rehearsal")
-    p = t.rehearsal_record
+    p = given(t.rehearsal_record)
     expected = (f"a successful rehearsal < {t.rehearsal_max_age_days:g} days ago, <= {t.rollback_minutes:g} min, of "
                 "the current script")
     evidence = f"the last record in {p}"
@@ -178,14 +175,13 @@ def _git(repo: Path, ctx: RunContext, *args: str) -> subprocess.CompletedProcess
 
 
 @check("backup.code.release_tag", title="The release is tagged in git, with full history, also on the remote",
-       seed=["8.1 Application Code Backup"], timeout=20, target="restore")
+       seed=["8.1 Application Code Backup"], timeout=20, target="restore",
+       needs=["restore.git_repo", "restore.release_tag"])
 def release_tag(t: RestoreTarget, ctx: RunContext) -> Observation:
     """`git rev-parse refs/tags/<release_tag>^{commit}` resolves, the repository is not shallow (full history), and
     with git_remote the tag is on the remote (`git ls-remote --tags`) at the same commit: the code exists off this
     machine."""
-    if t.git_repo is None or not t.release_tag:
-        return not_applicable("no `restore.git_repo` / `restore.release_tag` configured")
-    repo, tag = t.git_repo, t.release_tag
+    repo, tag = given(t.git_repo), given(t.release_tag)
     expected = f"tag {tag} on a commit, full history" + (f", on remote {t.git_remote}" if t.git_remote else "")
     evidence = (f"`git -C {repo} rev-parse --verify refs/tags/{tag}^{{commit}}`, `git rev-parse "
                 f"--is-shallow-repository`, `git rev-list --count {tag}`"

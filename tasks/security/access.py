@@ -7,22 +7,19 @@ import time
 from typing import Any
 
 from ..clients.http import http_client, req_timeout
-from ..core import Observation, RunContext, check, failed, not_applicable, passed
+from ..core import Observation, RunContext, check, failed, failed_if, not_applicable, passed_if
 from ..postgres import REACHABLE as PG_REACHABLE
-from ..postgres import _ident, connect, dsn_for_evidence, psql
-from ..web import REACHABLE, _curl, _login_evidence, login, url_of
-from .target import SecurityTarget, postgres_of, web_of
+from ..postgres import PostgresTarget, _ident, connect, dsn_for_evidence, psql
+from ..web import REACHABLE, WebTarget, _curl, _login_evidence, login, url_of
+from .target import SecurityTarget
 
 # --------------------------------------------------------------------------- 5.3 access control
 
 @check("security.admin.panel", title="The admin panel refuses anonymous and non-admin access",
-       seed=["5.3 Admin Panel Access"], depends_on=[REACHABLE], timeout=10, target="security")
-def admin_panel(t: SecurityTarget, ctx: RunContext) -> Observation:
+       seed=["5.3 Admin Panel Access"], depends_on=[REACHABLE], timeout=10, target="security", needs=["web"])
+def admin_panel(t: SecurityTarget, ctx: RunContext, *, web: WebTarget) -> Observation:
     """Each admin path answers 401/403 (or redirects to a login) without credentials; with the `web.auth` user, who is
     not an admin (web_user_is_admin false), 403."""
-    web = web_of(ctx)
-    if web is None:
-        return not_applicable("no `web` section")
     observed: dict[str, Any] = {}
     bad = []
     token = None
@@ -52,20 +49,17 @@ def admin_panel(t: SecurityTarget, ctx: RunContext) -> Observation:
                 + ("; then with the (non-admin) `web.auth` user's token: " + _login_evidence(web)
                    if web.auth is not None and not t.web_user_is_admin else "")
                 + f"; re-run: `{_curl(web)} -o /dev/null -w '%{{http_code}}' {url_of(web, t.admin_paths[0])}`")
-    return (failed if bad else passed)(observed, expected, evidence, failing=bad)
+    return failed_if(bad, observed, expected, evidence, failing=bad)
 
 
 @check("security.admin.mfa", title="Every admin account has 2FA enabled",
-       seed=["5.3 Admin Panel Access"], depends_on=[PG_REACHABLE], timeout=10, target="security")
-def admin_mfa(t: SecurityTarget, ctx: RunContext) -> Observation:
+       seed=["5.3 Admin Panel Access"], depends_on=[PG_REACHABLE], timeout=10, target="security",
+       needs=["postgres", "security.mfa_column"])
+def admin_mfa(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Active or not, every user whose role_column is in admin_roles has mfa_column true (ids of those without)."""
     from psycopg import sql
 
-    pg = postgres_of(ctx)
-    if pg is None:
-        return not_applicable("no `postgres` section")
-    if t.mfa_column is None:
-        return not_applicable("no `security.mfa_column` configured")
+    pg = postgres
     q = sql.SQL("SELECT {i}, coalesce({m}, false) FROM {t} WHERE {r} = ANY(%s) ORDER BY 1").format(
         i=sql.Identifier(t.id_column), m=sql.Identifier(t.mfa_column), t=_ident(t.users_table),
         r=sql.Identifier(t.role_column))
@@ -77,16 +71,15 @@ def admin_mfa(t: SecurityTarget, ctx: RunContext) -> Observation:
     evidence = f"admins by {t.users_table}.{t.role_column} on {dsn_for_evidence(pg)}; re-run: `{psql(pg, text)}`"
     observed = {"admins": len(rows), "without_2fa": without}
     ok = bool(rows) and not without
-    return (passed if ok else failed)(observed, {"admins": ">= 1", "without_2fa": "none"}, evidence)
+    return passed_if(ok, observed, {"admins": ">= 1", "without_2fa": "none"}, evidence)
 
 
 @check("security.network.db_exposure", title="The database port is refused from where it must not be reachable",
-       seed=["5.3 Database Access"], depends_on=[PG_REACHABLE], timeout=10, target="security")
+       seed=["5.3 Database Access"], depends_on=[PG_REACHABLE], timeout=10, target="security",
+       needs=["security.must_refuse"])
 def db_exposure(t: SecurityTarget, ctx: RunContext) -> Observation:
     """A TCP connect to each must_refuse host:port is refused or times out (nothing accepts it). It depends on the
     database being reachable where it should be: a refusal means something only while the database is up."""
-    if not t.must_refuse:
-        return not_applicable("no `security.must_refuse` configured")
     observed: dict[str, str] = {}
     bad = []
     per = max(0.2, min(2.0, (ctx.remaining - 0.5) / len(t.must_refuse)))
@@ -104,18 +97,18 @@ def db_exposure(t: SecurityTarget, ctx: RunContext) -> Observation:
         except OSError as e:
             observed[hp] = f"unreachable ({e.strerror or e})"
     evidence = f"TCP connect from this host to each address ({per:.1f} s each); re-run: `nc -vz -w 2 HOST PORT`"
-    return (failed if bad else passed)(observed, {hp: "refused or filtered" for hp in t.must_refuse}, evidence,
+    return failed_if(bad, observed, {hp: "refused or filtered" for hp in t.must_refuse}, evidence,
                                        failing=bad)
 
 
 @check("security.ratelimit.enforced", title="Rate limiting answers 429 past the limit (opt-in load)",
-       seed=["5.3 API Rate Limiting"], depends_on=[REACHABLE], timeout=30, target="security", heavy=True)
-def rate_limit(t: SecurityTarget, ctx: RunContext) -> Observation:
+       seed=["5.3 API Rate Limiting"], depends_on=[REACHABLE], timeout=30, target="security", heavy=True,
+       uses=["web"])
+def rate_limit(t: SecurityTarget, ctx: RunContext, *, web: WebTarget | None) -> Observation:
     """Opt-in (rate_limit_probe): with a fresh session of its own (its own limit bucket), GET rate_limit_path (default
     web.protected_path) sequentially until the first 429, at most rate_limit_per_minute + 10% + 10 requests. PASS
     when a 429 with Retry-After comes after no fewer than 90% of the limit's requests. Heavy: it starts once the light
     checks have landed, so its load never distorts another check."""
-    web = web_of(ctx)
     if not t.rate_limit_probe:
         return not_applicable("`security.rate_limit_probe` is off (the probe sends up to limit + 10% requests)")
     if web is None or web.auth is None:
@@ -150,21 +143,18 @@ def rate_limit(t: SecurityTarget, ctx: RunContext) -> Observation:
     evidence = (f"fresh login, then sequential GET {url_of(web, path)} with its token until the first 429 "
                 f"(at most {cap} requests, security.rate_limit_probe is on)")
     ok = first_429 is not None and first_429 > floor and retry_after is not None
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 @check("security.audit.log", title="The audit log has recent entries and 90 days of retention",
-       seed=["5.3 Audit Logging"], depends_on=[PG_REACHABLE], timeout=10, target="security")
-def audit_log(t: SecurityTarget, ctx: RunContext) -> Observation:
+       seed=["5.3 Audit Logging"], depends_on=[PG_REACHABLE], timeout=10, target="security",
+       needs=["postgres", "security.audit_table"])
+def audit_log(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """The newest entry of audit_table is at most audit_max_silence_hours old and the oldest at least
     audit_retention_days old (nothing younger than the retention was purged)."""
     from psycopg import sql
 
-    pg = postgres_of(ctx)
-    if pg is None:
-        return not_applicable("no `postgres` section")
-    if t.audit_table is None:
-        return not_applicable("no `security.audit_table` configured")
+    pg = postgres
     col = sql.Identifier(t.audit_time_column)
     q = sql.SQL("SELECT count(*), min({c}), max({c}), now() FROM {t}").format(c=col, t=_ident(t.audit_table))
     with connect(pg, ctx, read_only=True) as conn:
@@ -178,4 +168,4 @@ def audit_log(t: SecurityTarget, ctx: RunContext) -> Observation:
     oldest_d = round((now - oldest).total_seconds() / 86400, 1)
     observed = {"entries": n, "newest_age_h": newest_h, "oldest_age_days": oldest_d}
     ok = newest_h <= t.audit_max_silence_hours and oldest_d >= t.audit_retention_days
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)

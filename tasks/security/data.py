@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..clients.http import http_client, req_timeout
-from ..core import Observation, RunContext, check, failed, not_applicable, passed
+from ..core import Observation, RunContext, check, failed_if, not_applicable, passed_if
 from ..postgres import REACHABLE as PG_REACHABLE
-from ..postgres import _ident, connect, dsn_for_evidence, psql
-from ..web import REACHABLE
-from .target import SECRET_RULES, SecurityTarget, postgres_of, web_of
+from ..postgres import PostgresTarget, _ident, connect, dsn_for_evidence, psql
+from ..web import REACHABLE, WebTarget
+from .target import SECRET_RULES, SecurityTarget
 
 # --------------------------------------------------------------------------- 5.2 data
 
@@ -77,14 +77,12 @@ def hash_census_sql(table: str, column: str, id_column: str) -> Any:
 
 
 @check("security.passwords.hashing", title="Passwords are stored as bcrypt/argon2 hashes",
-       seed=["5.2 Password Hashing"], depends_on=[PG_REACHABLE], timeout=15, target="security")
-def password_hashing(t: SecurityTarget, ctx: RunContext) -> Observation:
+       seed=["5.2 Password Hashing"], depends_on=[PG_REACHABLE], timeout=15, target="security", needs=["postgres"])
+def password_hashing(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Every value of users_table.password_column is a hash of an accepted scheme (bcrypt with cost >=
     min_bcrypt_cost and its 22-character salt, or argon2); never plaintext, MD5 or SHA1. Classified and counted by
     PostgreSQL itself (regular expressions, GROUP BY): only schemes, counts and row ids leave the database."""
-    pg = postgres_of(ctx)
-    if pg is None:
-        return not_applicable("no `postgres` section")
+    pg = postgres
     q = hash_census_sql(t.users_table, t.password_column, t.id_column)
     with connect(pg, ctx, read_only=True) as conn:
         rows = conn.execute(q).fetchall()
@@ -105,7 +103,7 @@ def password_hashing(t: SecurityTarget, ctx: RunContext) -> Observation:
     observed = {"rows": total, "schemes": counts, "offending_ids": {k: v[:10] for k, v in bad_ids.items()}}
     expected = {"schemes": f"only {t.hash_schemes}", "bcrypt_cost": f">= {t.min_bcrypt_cost}"}
     ok = total > 0 and not bad_ids
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 
 
 def _entropy(data: bytes) -> float:
@@ -146,18 +144,14 @@ def looks_encrypted(value: Any, pattern: re.Pattern | None) -> tuple[bool, str]:
 
 @check("security.data.sensitive_columns", title="Sensitive columns hold ciphertext, not plaintext",
        seed=["5.2 Encryption at Rest", "5.2 Password Hashing"], depends_on=[PG_REACHABLE], timeout=15,
-       target="security")
-def sensitive_columns(t: SecurityTarget, ctx: RunContext) -> Observation:
+       target="security", needs=["postgres", "security.sensitive_columns"])
+def sensitive_columns(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Up to sample_rows non-NULL values of each sensitive column: each matches ciphertext_pattern, or (without one)
     is base64/hex of >= 16 bytes with >= 3.5 bits/byte of entropy, and is not a readable or base32 (TOTP) string.
     Values are never shown: only counts and the row ids of plaintext-looking values."""
     from psycopg import sql
 
-    pg = postgres_of(ctx)
-    if pg is None:
-        return not_applicable("no `postgres` section")
-    if not t.sensitive_columns:
-        return not_applicable("no `security.sensitive_columns` configured")
+    pg = postgres
     pattern = re.compile(t.ciphertext_pattern) if t.ciphertext_pattern else None
     observed: dict[str, Any] = {}
     bad = []
@@ -177,7 +171,7 @@ def sensitive_columns(t: SecurityTarget, ctx: RunContext) -> Observation:
     method = f"match {t.ciphertext_pattern!r}" if pattern else "base64/hex of >= 16 bytes, entropy >= 3.5 bits/byte"
     evidence = (f"up to {t.sample_rows} non-NULL values per column on {dsn_for_evidence(pg)}, each judged: {method}; "
                 "values never shown")
-    return (failed if bad else passed)(observed, {c: "every sampled value ciphertext" for c in t.sensitive_columns},
+    return failed_if(bad, observed, {c: "every sampled value ciphertext" for c in t.sensitive_columns},
                                        evidence)
 
 
@@ -191,12 +185,13 @@ def _loopback(host: str) -> bool:
 
 
 @check("security.transit.tls", title="Connections are encrypted in transit (API, and PostgreSQL/Redis when remote)",
-       seed=["5.2 Encryption in Transit"], depends_on=[REACHABLE, PG_REACHABLE], timeout=15, target="security")
-def transit_tls(t: SecurityTarget, ctx: RunContext) -> Observation:
+       seed=["5.2 Encryption in Transit"], depends_on=[REACHABLE, PG_REACHABLE], timeout=15, target="security",
+       uses=["web", "postgres", "redis"])
+def transit_tls(t: SecurityTarget, ctx: RunContext, *, web: WebTarget | None, postgres: PostgresTarget | None,
+                redis: Any) -> Observation:
     """The API answers over TLS >= 1.2 (one HTTPS request, the negotiated version read from the connection);
     PostgreSQL and Redis, when remote (not loopback), are reached with TLS: PostgreSQL sslmode require/verify-* and
     the connection's ssl_in_use, Redis a rediss:// URL. On loopback their part is not applicable (and says so)."""
-    web = web_of(ctx)
     observed: dict[str, Any] = {}
     bad = []
     evidence = []
@@ -209,7 +204,7 @@ def transit_tls(t: SecurityTarget, ctx: RunContext) -> Observation:
         if version not in ("TLSv1.2", "TLSv1.3"):
             bad.append("api")
         evidence.append(f"GET {web.base_url}: negotiated protocol read from the TLS connection")
-    pg = postgres_of(ctx)
+    pg = postgres
     if pg is not None:
         if _loopback(pg.host):
             observed["postgres"] = f"not applicable: {pg.host} is loopback (traffic never leaves the host)"
@@ -220,7 +215,6 @@ def transit_tls(t: SecurityTarget, ctx: RunContext) -> Observation:
             if not in_use or pg.sslmode not in ("require", "verify-ca", "verify-full"):
                 bad.append("postgres")
             evidence.append(f"connected to {dsn_for_evidence(pg)}: pgconn.ssl_in_use")
-    redis = getattr(ctx.config, "redis", None)
     if redis is not None:
         u = urlsplit(redis.url)
         if _loopback(u.hostname or ""):
@@ -234,7 +228,7 @@ def transit_tls(t: SecurityTarget, ctx: RunContext) -> Observation:
         return not_applicable("nothing remote to measure: no `web`, and PostgreSQL/Redis are absent or on loopback")
     expected = {"api": "TLSv1.2 or TLSv1.3", "postgres": "TLS (sslmode require/verify-*, ssl_in_use) when remote",
                 "redis": "rediss:// when remote"}
-    return (failed if bad else passed)(observed, expected, "; ".join(evidence), failing=bad)
+    return failed_if(bad, observed, expected, "; ".join(evidence), failing=bad)
 
 
 def _git(repo: Path, ctx: RunContext, *args: str) -> subprocess.CompletedProcess:
@@ -243,13 +237,11 @@ def _git(repo: Path, ctx: RunContext, *args: str) -> subprocess.CompletedProcess
 
 
 @check("security.secrets.repository", title="No secret files or secret-looking strings tracked in the app's git",
-       seed=["5.2 Secrets Management"], timeout=20, target="security")
+       seed=["5.2 Secrets Management"], timeout=20, target="security", needs=["security.app_repo"])
 def secrets_in_repo(t: SecurityTarget, ctx: RunContext) -> Observation:
     """`git ls-files` of app_repo: no tracked file matches forbidden_files (.env.production, keys, ...), and no
     tracked text file (<= max_scan_bytes) matches a secret rule (AWS keys, private keys, Slack/GitHub/Stripe tokens,
     URLs with a password, `password = '...'` assignments). Findings are file:line + rule; the text is never shown."""
-    if t.app_repo is None:
-        return not_applicable("no `security.app_repo` configured")
     repo = t.app_repo
     r = _git(repo, ctx, "ls-files", "-z")
     if r.returncode != 0:
@@ -285,4 +277,4 @@ def secrets_in_repo(t: SecurityTarget, ctx: RunContext) -> Observation:
     evidence = (f"`git -C {repo} ls-files`, then each tracked text file scanned with {len(rules)} rules "
                 f"({', '.join(n for n, _ in SECRET_RULES)}); matches reported as file:line + rule, never the text")
     ok = not forbidden and not findings
-    return (passed if ok else failed)(observed, expected, evidence, findings_total=len(findings))
+    return passed_if(ok, observed, expected, evidence, findings_total=len(findings))

@@ -9,9 +9,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..clients.http import http_client, req_timeout
-from ..core import Observation, RunContext, check, failed, not_applicable, passed
-from ..web import REACHABLE, _curl, _login_evidence, url_of
-from .target import SecurityTarget, fingerprint, web_of
+from ..core import Observation, RunContext, check, failed, failed_if, given
+from ..web import REACHABLE, WebTarget, _curl, _login_evidence, url_of
+from .target import SecurityTarget, fingerprint
 
 # --------------------------------------------------------------------------- 5.1 sessions
 
@@ -26,15 +26,13 @@ def _parse_cookie(header: str) -> dict[str, Any]:
 
 
 @check("security.session.cookies", title="Session cookies are Secure, HttpOnly, SameSite, short-lived and rotated",
-       seed=["5.1 Session Management"], depends_on=[REACHABLE], timeout=15, target="security")
-def session_cookies(t: SecurityTarget, ctx: RunContext) -> Observation:
+       seed=["5.1 Session Management"], depends_on=[REACHABLE], timeout=15, target="security",
+       needs={"web.auth": "sessions need a login"})
+def session_cookies(t: SecurityTarget, ctx: RunContext, *, web: WebTarget) -> Observation:
     """Log in twice: the session cookie of each login has Secure, HttpOnly and SameSite (Lax/Strict), expires
     (Max-Age or Expires) within max_session_hours, and the second login sets a different value (rotated on login).
     Cookie values are compared by fingerprint, never shown."""
-    web = web_of(ctx)
-    if web is None or web.auth is None:
-        return not_applicable("no `web.auth` configured: sessions need a login")
-    auth = web.auth
+    auth = given(web.auth)
     cookies: list[dict[str, Any]] = []
     statuses = []
     with http_client(ctx, web.ca_file) as c:
@@ -82,4 +80,4 @@ def session_cookies(t: SecurityTarget, ctx: RunContext) -> Observation:
     observed = {"cookie": ck["name"], "secure": ck.get("secure") is True, "httponly": ck.get("httponly") is True,
                 "samesite": samesite, "lifetime_h": round(lifetime_h, 2) if lifetime_h is not None else None,
                 "rotated_on_login": rotated, "problems": problems}
-    return (failed if problems else passed)(observed, expected, evidence)
+    return failed_if(problems, observed, expected, evidence)

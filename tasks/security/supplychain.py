@@ -14,13 +14,13 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import Field
 
 from ..app import read_lock
 from ..clients.http import http_client, req_timeout
-from ..core import Observation, RunContext, check, failed, not_applicable, passed
+from ..core import Observation, RunContext, check, given, passed_if
 from ..models import Target
 
 
@@ -41,17 +41,6 @@ class DependencyAudit(Target):
     watch: list[str] | None = Field(None, description="packages that must be on the latest stable release (None: "
                                     "every pinned package)")
     concurrency: int = Field(8, ge=1, le=32, description="concurrent index requests")
-
-
-class WithDependencies(Protocol):
-    """What these checks read of their target, the `security` section (security/target.py, which imports this
-    module for `DependencyAudit`)."""
-
-    dependencies: DependencyAudit | None
-
-
-def _deps(t: WithDependencies) -> DependencyAudit | None:
-    return t.dependencies
 
 
 def _pip_audit(d: DependencyAudit) -> str:
@@ -97,14 +86,11 @@ def _npm_audit(d: DependencyAudit, ctx: RunContext) -> tuple[dict[str, Any], str
 
 
 @check("security.dependencies.vulnerabilities", title="No known vulnerabilities in the pinned dependencies",
-       seed=["5.4 Dependency Vulnerabilities"], timeout=30, target="security")
-def vulnerabilities(t: WithDependencies, ctx: RunContext) -> Observation:
+       seed=["5.4 Dependency Vulnerabilities"], timeout=30, target="security.dependencies")
+def vulnerabilities(d: DependencyAudit, ctx: RunContext) -> Observation:
     """`pip-audit -r <lock_file> --no-deps --disable-pip -s osv [--osv-url ...] -f json`: no pinned package has a known
     advisory (except ignore_vulns); and, with npm_lock_dir, `npm audit --package-lock-only` finds nothing at
     npm_fail_level or above."""
-    d = _deps(t)
-    if d is None:
-        return not_applicable("no `security.dependencies` configured")
     exe = _pip_audit(d)
     args = ["-r", str(d.lock_file), "--no-deps", "--disable-pip", "-s", d.vulnerability_service, "-f", "json",
             "--progress-spinner", "off", "--timeout", str(max(1, int(ctx.remaining / 2)))]
@@ -143,7 +129,7 @@ def vulnerabilities(t: WithDependencies, ctx: RunContext) -> Observation:
         observed["npm"] = "not applicable: no `security.dependencies.npm_lock_dir` (no package-lock.json to audit)"
     expected = {"vulnerable": "none" + (f" (ignoring {d.ignore_vulns})" if d.ignore_vulns else ""),
                 "npm": f"nothing {d.npm_fail_level} or above" if d.npm_lock_dir else "not applicable"}
-    return (passed if ok else failed)(observed, expected, evidence, fix_versions=fixes)
+    return passed_if(ok, observed, expected, evidence, fix_versions=fixes)
 
 
 class _Links(HTMLParser):
@@ -218,26 +204,23 @@ def latest_stable(index_url: str, name: str, client: Any, timeout: Any) -> tuple
 
 
 @check("security.dependencies.outdated", title="Pinned packages are on their latest stable release",
-       seed=["5.4 Outdated Packages"], severity="advisory", timeout=30, target="security")
-def outdated(t: WithDependencies, ctx: RunContext) -> Observation:
+       seed=["5.4 Outdated Packages"], severity="advisory", timeout=30, target="security.dependencies",
+       needs=["security.dependencies.index_url"])
+def outdated(d: DependencyAudit, ctx: RunContext) -> Observation:
     """For each watched package (default: every pin of lock_file), the newest stable (no pre-/dev-release) version on
     index_url (simple API, `concurrency` at a time) is not newer than the pin. Advisory: an outdated package is
     reported, not a blocker."""
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 
-    d = _deps(t)
-    if d is None:
-        return not_applicable("no `security.dependencies` configured")
-    if d.index_url is None:
-        return not_applicable("no `security.dependencies.index_url` configured")
+    index_url = given(d.index_url)
     pins = {canonicalize_name(k): v for k, v in read_lock(d.lock_file).items()}
     names = [canonicalize_name(n) for n in (d.watch if d.watch is not None else list(pins))]
     unpinned = [n for n in names if n not in pins]
     names = [n for n in names if n in pins]
     with http_client(ctx) as c:
         with ThreadPoolExecutor(max_workers=d.concurrency) as pool:
-            latest = dict(zip(names, pool.map(lambda n: latest_stable(d.index_url, n, c, req_timeout(ctx)), names)))
+            latest = dict(zip(names, pool.map(lambda n: latest_stable(index_url, n, c, req_timeout(ctx)), names)))
     behind: dict[str, str] = {}
     unknown: dict[str, str] = {}
     for n in names:
@@ -256,5 +239,5 @@ def outdated(t: WithDependencies, ctx: RunContext) -> Observation:
                 f"{len(names)} package(s) of {d.lock_file}; pre-releases ignored; re-run: "
                 f"`pip index versions --index-url {d.index_url} {names[0] if names else 'NAME'}`")
     ok = not behind and not unpinned and not unknown and bool(names)
-    return (passed if ok else failed)(observed, expected, evidence)
+    return passed_if(ok, observed, expected, evidence)
 

@@ -7,10 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from ..core import RunContext
 from ..models import Target
-from ..postgres import PostgresTarget
-from ..web import WebTarget
 from .supplychain import DependencyAudit
 
 FORBIDDEN_FILES = [".env", ".env.production", ".env.prod", ".env.*.local", "*.pem", "*.key", "id_rsa", "id_ed25519",
@@ -101,14 +98,6 @@ class SecurityTarget(Target):
         if v is not None:
             re.compile(v)
         return v
-
-
-def web_of(ctx: RunContext) -> WebTarget | None:
-    return getattr(ctx.config, "web", None)
-
-
-def postgres_of(ctx: RunContext) -> PostgresTarget | None:
-    return getattr(ctx.config, "postgres", None)
 
 
 def fingerprint(value: str) -> str:

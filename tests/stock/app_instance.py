@@ -8,7 +8,7 @@ from pathlib import Path
 
 import uvicorn
 
-from golive.sandbox.app import PASSWORD_ENV, create_app
+from golive.sandbox.parts.web_app import PASSWORD_ENV, create_app
 from golive.sandbox.runtime import FaultFile
 
 

@@ -38,7 +38,7 @@ from urllib.parse import quote
 import yaml
 
 from golive.sandbox import procs
-from golive.sandbox.s3server import write_clock
+from golive.sandbox.parts.s3_server import write_clock
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -155,10 +155,10 @@ class StockEnv:
             repo = pool.submit(self._make_release_repo)
             py_env = _child_env({})
             self._start_redis()
-            self._spawn("s3", [sys.executable, "-m", "golive.sandbox.s3server", "--clock", self.base / "s3-clock.json",
+            self._spawn("s3", [sys.executable, "-m", "golive.sandbox.parts.s3_server", "--clock", self.base / "s3-clock.json",
                                "-H", S3_HOST, "-p", self.ports["s3"], "-c", self.pki / "chain.pem",
                                "-k", self.pki / "key.pem"], env=py_env)
-            self._spawn("smtp", [sys.executable, "-m", "golive.sandbox.smtp", "--port", self.ports["smtp"],
+            self._spawn("smtp", [sys.executable, "-m", "golive.sandbox.parts.smtp", "--port", self.ports["smtp"],
                                  "--cert", self.pki / "chain.pem", "--key", self.pki / "key.pem"],
                         env={**py_env, "GOLIVE_SANDBOX_SMTP_PASSWORD": self.secrets[ENV["smtp"]]})
             self._start_monitoring()

@@ -1,8 +1,9 @@
 """The SwipeSavvy web product: frontend + API over HTTPS, and a plain-HTTP listener that redirects to it.
 
-Run as `python -m golive.sandbox.app --https-port P --http-port Q --cert C --key K --faults FILE [--hang]`; both uvicorn
-servers share one asyncio loop. The ops password comes from GOLIVE_SANDBOX_WEB_PASSWORD and the per-client rate limit
-(requests/minute on /api/, keyed by bearer token or client address) from GOLIVE_SANDBOX_RATE_LIMIT (default 600).
+Run as `python -m golive.sandbox.parts.web_app --https-port P --http-port Q --cert C --key K --faults FILE [--hang]`;
+both uvicorn servers share one asyncio loop. The ops password comes from GOLIVE_SANDBOX_WEB_PASSWORD and the per-client
+rate limit (requests/minute on /api/, keyed by bearer token or client address) from GOLIVE_SANDBOX_RATE_LIMIT (default
+600).
 Request-level faults are read from the fault file on every request; `--hang` (the `web-hang` fault) replaces the
 HTTPS server with a socket that accepts connections and never answers.
 
@@ -32,8 +33,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .release import ReleaseFile
-from .runtime import FaultFile
+from ..part import Service, Stack, child_env, python
+from ..release import ReleaseFile
+from ..runtime import FaultFile
 
 USERNAME = "ops@swipesavvy.test"
 PASSWORD_ENV = "GOLIVE_SANDBOX_WEB_PASSWORD"
@@ -42,7 +44,7 @@ APPROVED_ORIGINS = ("https://app.swipesavvy.test", "https://admin.swipesavvy.tes
 SESSION_SECONDS = 86400
 HSTS = "max-age=31536000; includeSubDomains"
 HSTS_SHORT = "max-age=3600"
-STATIC = Path(__file__).with_name("static")
+STATIC = Path(__file__).parents[1] / "static"   # package data of golive.sandbox
 ASSETS = {"app.css": "text/css", "app.js": "text/javascript", "logo.png": "image/png"}
 BLOATED_BYTES = 6 * 1024 * 1024   # the `bundle-too-big` fault: a 6 MB vendor bundle
 MISSING_ASSET = "logo.png"        # the `asset-missing` fault answers 404 for it
@@ -59,6 +61,46 @@ SECURITY_HEADERS = {
 }
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type"
+#: what the deploy sets in the API process's environment (web_env); the app's settings read each of them
+REQUIRED_ENV = ["APP_ENV", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SMTP_URL"]
+PORTS = ("https", "http")
+
+
+def services(stack: Stack) -> list[Service]:
+    """The web process: its certificate (10 days left under `tls-expiry`), `--hang` under `web-hang`, the ops
+    password, the rate limit and the deploy's environment (web_env)."""
+    from ..configfile import ENV_WEB
+
+    p = stack.ports
+
+    def argv() -> list[str]:
+        assert stack.certs is not None
+        short = "tls-expiry" in stack.faults
+        cert, key = (stack.certs.short_cert, stack.certs.short_key) if short else (stack.certs.cert, stack.certs.key)
+        hang = ["--hang"] if "web-hang" in stack.faults else []
+        return python("golive.sandbox.parts.web_app", "--https-port", str(p["https"]), "--http-port", str(p["http"]),
+                      "--cert", str(cert), "--key", str(key), "--faults", str(stack.fault_file), *hang)
+
+    return [Service("web", argv, (p["https"], p["http"]),
+                    env={**child_env(), PASSWORD_ENV: stack.env[ENV_WEB], RATE_LIMIT_ENV: str(stack.rate_limit),
+                         **web_env(stack)})]
+
+
+def web_env(stack: Stack) -> dict[str, str]:
+    """What the deploy sets in the API process's environment (values are secrets: the app reports names only)."""
+    from urllib.parse import quote
+
+    from ..configfile import ENV_DB, ENV_REDIS
+    from .postgres import APP_USER, DBNAME
+
+    p, env = stack.ports, stack.env
+    return {
+        "APP_ENV": "production",
+        "DATABASE_URL": f"postgresql://{APP_USER}:{quote(env[ENV_DB], safe='')}@127.0.0.1:{p['postgres']}/{DBNAME}",
+        "REDIS_URL": f"redis://:{quote(env[ENV_REDIS], safe='')}@127.0.0.1:{p['redis']}/0",
+        "SECRET_KEY": stack.app_secret_key,
+        "SMTP_URL": f"smtp://127.0.0.1:{p['smtp']}",
+    }
 
 CAMPAIGNS = [
     {"id": 1, "merchant_id": 2, "name": "Loyalty Boost #1", "status": "active", "channel": "sms"},
@@ -350,7 +392,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m golive.sandbox.app")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.parts.web_app")
     p.add_argument("--https-port", type=int, required=True)
     p.add_argument("--http-port", type=int, required=True)
     p.add_argument("--cert", required=True)

@@ -1,4 +1,5 @@
-"""A small Prometheus HTTP API for the sandbox (run as `python -m golive.sandbox.prom --port P --faults F --target ...`).
+"""A small Prometheus HTTP API for the sandbox (run as
+`python -m golive.sandbox.parts.prometheus_api --port P --faults F --target ... [--alertmanager URL]`).
 
 It answers the parts of the real API that golive reads, in the real JSON formats: targets, config, rules and instant
 queries. The `postgres`, `redis` and `app` targets are real: their health is a TCP probe of the sandbox's processes.
@@ -21,10 +22,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .runtime import FaultFile
+from ..part import Service, Stack, child_env, python
+from ..runtime import FaultFile
 
 GiB = 1024**3
 SCRAPE_INTERVAL = "15s"
+PORTS = ("prometheus",)
+
+
+def services(stack: Stack) -> list[Service]:
+    """The API, its real targets the stack's PostgreSQL, Redis and web app; it reports the Alertmanager (TCP-probed,
+    like its targets) only when the stack runs one (where installed: sandbox/dependencies.py)."""
+    p = stack.ports
+
+    def argv() -> list[str]:
+        targets = [f"postgres=127.0.0.1:{p['postgres']}", f"redis=127.0.0.1:{p['redis']}",
+                   f"app=https://127.0.0.1:{p['https']}"]
+        am = [f"http://127.0.0.1:{p['alertmanager']}"] if "alertmanager" in stack.services else []
+        return python("golive.sandbox.parts.prometheus_api", "--port", str(p["prometheus"]), "--faults",
+                      str(stack.fault_file), *(arg for t in targets for arg in ("--target", t)),
+                      *(arg for url in am for arg in ("--alertmanager", url)))
+
+    return [Service("prometheus", argv, (p["prometheus"],), env=child_env())]
 
 
 @dataclass(frozen=True)
@@ -312,7 +331,7 @@ def create_app(monitoring: Monitoring) -> Starlette:
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    p = argparse.ArgumentParser(prog="python -m golive.sandbox.prom")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.parts.prometheus_api")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--faults", required=True, help="the runtime fault file")
     p.add_argument("--target", action="append", default=[], help="job=[scheme://]host:port, TCP-probed")

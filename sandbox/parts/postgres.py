@@ -3,6 +3,11 @@
 PostgreSQL refuses to run as root: when we are root, initdb and postgres run as `nobody`, their data directory is owned
 by `nobody` inside a 0755 base directory, and the binaries must be reachable by `nobody` (otherwise they are copied
 once to a 0755 cache directory).
+
+The part (sandbox/part.py): three clusters, each its own postmaster in the sandbox's base directory: the product
+database (seeded from sandbox/seed.sql), the restore server golive restores backups into, and the Prefect database
+(started on first use); plus the `restore-alias` forwarder, the `restore-is-source` fault's stand-in for the restore
+server.
 """
 from __future__ import annotations
 
@@ -22,14 +27,54 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from . import procs
+from .. import procs
+from ..part import Service, Stack, child_env, python
 
 DBNAME = "merchants_prod"
 APP_USER = "app_user"
 SUPERUSER = "postgres"
-SEED_SQL = Path(__file__).with_name("seed.sql")
+SEED_SQL = Path(__file__).parents[1] / "seed.sql"   # package data of golive.sandbox
 STOP_SIGNAL = signal.SIGINT  # "fast" shutdown; SIGTERM ("smart") waits for every client to disconnect
 RUN_AS = "nobody"
+ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"   # 0755: PostgreSQL runs as nobody below it
+PORTS = ("postgres", "postgres_restore", "prefect_db")
+
+
+def product_dirs(base: Path) -> tuple[Path, Path]:
+    """Data and socket directories of the product database's PostgreSQL server."""
+    return base / "pgdata", base / "pgsock"
+
+
+def prefect_dirs(base: Path) -> tuple[Path, Path]:
+    """Data and socket directories of the Prefect database's PostgreSQL server."""
+    return base / "prefect-pgdata", base / "prefect-pgsock"
+
+
+def restore_dirs(base: Path) -> tuple[Path, Path]:
+    """Data and socket directories of the restore server (where golive restores backups into scratch databases)."""
+    return base / "restore-pgdata", base / "restore-pgsock"
+
+
+def services(stack: Stack) -> list[Service]:
+    p, base, bindir = stack.ports, stack.base_dir, stack.pg_bindir
+    pgdata, pgsock = product_dirs(base)
+    return [
+        Service("postgres", lambda: server_argv(bindir, pgdata, pgsock, p["postgres"]), (p["postgres"],),
+                user=run_as(), stop_signal=STOP_SIGNAL, ready=lambda: accepting(pgsock, p["postgres"])),
+        # started on first use by Sandbox.prefect_database_url(), on its own postmaster
+        Service("prefect-db", lambda: server_argv(bindir, *prefect_dirs(base), p["prefect_db"]),
+                (p["prefect_db"],), user=run_as(), stop_signal=STOP_SIGNAL,
+                ready=lambda: accepting(prefect_dirs(base)[1], p["prefect_db"])),
+        # where golive restores backups (a separate cluster); the `restore-is-source` fault replaces it by an
+        # alias that forwards its address to the production primary
+        Service("postgres-restore", lambda: server_argv(bindir, *restore_dirs(base), p["postgres_restore"]),
+                (p["postgres_restore"],), user=run_as(), stop_signal=STOP_SIGNAL,
+                ready=lambda: accepting(restore_dirs(base)[1], p["postgres_restore"])),
+        Service("restore-alias", lambda: python("golive.sandbox.tcpproxy", "--listen",
+                                                f"127.0.0.1:{p['postgres_restore']}", "--to",
+                                                f"127.0.0.1:{p['postgres']}"),
+                (p["postgres_restore"],), env=child_env()),
+    ]
 
 
 def run_as() -> str | None:
@@ -245,10 +290,6 @@ class Cluster:
 def scratch_cluster(prefix: str) -> Iterator[Cluster]:
     """A PostgreSQL cluster of its own in a fresh 0755 directory under the sandbox root (PostgreSQL runs as nobody
     when we are root), stopped and removed on exit: for tests and benchmarks that need a database and no sandbox."""
-    import tempfile
-
-    from .stack import ROOT
-
     ROOT.mkdir(mode=0o755, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix=prefix, dir=ROOT))
     base.chmod(0o755)

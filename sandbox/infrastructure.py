@@ -1,21 +1,19 @@
-"""Sections 1 and 6 of the sandbox: the network edge (DNS, bastion, CDN, backend instances: sandbox/netfakes.py),
-the AWS view of the load balancer and the auto-scaling group (registered in the sandbox's moto server), and the last
-load test's results (a k6 summary file, Locust CSV stats in S3), with their fault switches.
+"""Checklist sections 1 (infrastructure) and 6 (performance) of the sandbox: the config and the fault switches of the
+network edge (DNS, bastion, CDN, backend instances, the port the firewall must block: the part
+sandbox/parts/network_edge.py), the AWS view of the load balancer and the auto-scaling group (registered in the
+sandbox's moto server), and the last load test's results (a k6 summary file, Locust CSV stats in S3).
 
-Used by sandbox/stack.py (ports, services, setup, config) and sandbox/faults.py (FAULTS).
+Used by sandbox/stack.py (setup, config) and sandbox/faults.py (FAULTS).
 """
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import netfakes, s3
+from .part import Stack
+from .parts import network_edge, s3
+from .parts.network_edge import BACKENDS
 
-if TYPE_CHECKING:
-    from .stack import Sandbox
-
-PORT_NAMES = ["dns", "bastion", "cdn", "backend1", "backend2", "backend3", "forbidden"]
-BACKENDS = ("backend1", "backend2", "backend3")
 ENV_AWS = "GOLIVE_SANDBOX_AWS_SECRET"
 INFRA_USER = "golive-infra-reader"
 REGION = "us-east-1"
@@ -24,30 +22,6 @@ LOADTEST_BUCKET = "golive-loadtests"
 LOCUST_PREFIX = "locust/2025-12-30/swipesavvy"
 K6_FILE = "loadtests/k6-summary.json"
 GiB = 1024**3
-
-
-# --------------------------------------------------------------------------- services
-
-def services(sb: Sandbox, py: list[str], child_env: dict[str, str]) -> list[Any]:
-    from .stack import Service
-
-    p = sb.ports
-
-    def argv() -> list[str]:
-        assert sb.certs is not None
-        return py + ["golive.sandbox.netfakes", "--faults", str(sb.fault_file), "--dns-port", str(p["dns"]),
-                     "--ssh-port", str(p["bastion"]), "--cdn-port", str(p["cdn"]),
-                     "--cdn-origin", f"https://127.0.0.1:{p['https']}", "--cert", str(sb.certs.cert),
-                     "--key", str(sb.certs.key), "--ca", str(sb.ca_file),
-                     *(arg for b in BACKENDS for arg in ("--backend-port", str(p[b])))]
-
-    return [
-        Service("netfakes", argv, (p["dns"], p["bastion"], p["cdn"], *(p[b] for b in BACKENDS)), env=child_env),
-        # the `firewall-port-open` fault: the port the firewall must block answers (it forwards to PostgreSQL)
-        Service("forbidden-port", lambda: py + ["golive.sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['forbidden']}",
-                                                 "--to", f"127.0.0.1:{p['postgres']}"], (p["forbidden"],),
-                env=child_env),
-    ]
 
 
 # --------------------------------------------------------------------------- AWS (moto): ELB, target group, ASG
@@ -60,7 +34,7 @@ def _policy() -> str:
          "Resource": [f"arn:aws:s3:::{LOADTEST_BUCKET}", f"arn:aws:s3:::{LOADTEST_BUCKET}/*"]}]})
 
 
-def admin(sb: Sandbox, service: str):
+def admin(sb: Stack, service: str):
     """The sandbox's own client (moto's auth is off unless a fault turns it on); a session per client: boto3's default
     session is not thread-safe, and this runs beside the bucket setup."""
     import boto3
@@ -69,11 +43,11 @@ def admin(sb: Sandbox, service: str):
                                           aws_access_key_id=s3.ACCESS_KEY_ID, aws_secret_access_key="unused")
 
 
-def setup_aws(sb: Sandbox) -> None:
+def setup_aws(sb: Stack) -> None:
     """The load balancer, its target group (health check /api/health every 30 s, least outstanding requests), the
     auto-scaling group (2-10, 3 running, target tracking at 70 % CPU), golive's read-only IAM user, and the load-test
     bucket with the Locust results. Waits for the S3 (moto) service itself."""
-    sb._wait("s3")
+    sb.wait_service("s3")
     ec2, elb, asg = admin(sb, "ec2"), admin(sb, "elbv2"), admin(sb, "autoscaling")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{z}")
@@ -105,20 +79,20 @@ def setup_aws(sb: Sandbox) -> None:
     upload_locust(sb)
 
 
-def set_lb_algorithm(sb: Sandbox, algorithm: str, arn: str | None = None) -> None:
+def set_lb_algorithm(sb: Stack, algorithm: str, arn: str | None = None) -> None:
     elb = admin(sb, "elbv2")
     arn = arn or elb.describe_target_groups(Names=[NAME])["TargetGroups"][0]["TargetGroupArn"]
     elb.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
         {"Key": "load_balancing.algorithm.type", "Value": algorithm}])
 
 
-def _first_instance(sb: Sandbox) -> str:
+def _first_instance(sb: Stack) -> str:
     g = admin(sb, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[NAME])["AutoScalingGroups"][0]
     return sorted(i["InstanceId"] for i in g["Instances"])[0]
 
 
 def _instance(running: bool):
-    def act(sb: Sandbox) -> None:
+    def act(sb: Stack) -> None:
         ec2 = admin(sb, "ec2")
         (ec2.start_instances if running else ec2.stop_instances)(InstanceIds=[_first_instance(sb)])
     return act
@@ -176,7 +150,7 @@ def locust_history(users: int = 150) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_k6(sb: Sandbox, **kw: Any) -> None:
+def write_k6(sb: Stack, **kw: Any) -> None:
     path = sb.base_dir / K6_FILE
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -184,7 +158,7 @@ def write_k6(sb: Sandbox, **kw: Any) -> None:
     tmp.replace(path)
 
 
-def upload_locust(sb: Sandbox, p95_ms: int = 340, rps: float = 78.4, users: int = 150) -> None:
+def upload_locust(sb: Stack, p95_ms: int = 340, rps: float = 78.4, users: int = 150) -> None:
     c = admin(sb, "s3")
     c.put_object(Bucket=LOADTEST_BUCKET, Key=f"{LOCUST_PREFIX}_stats.csv", Body=locust_stats(p95_ms, rps).encode())
     c.put_object(Bucket=LOADTEST_BUCKET, Key=f"{LOCUST_PREFIX}_stats_history.csv", Body=locust_history(users).encode())
@@ -192,7 +166,7 @@ def upload_locust(sb: Sandbox, p95_ms: int = 340, rps: float = 78.4, users: int 
 
 # --------------------------------------------------------------------------- config
 
-def render(sb: Sandbox) -> str:
+def render(sb: Stack) -> str:
     p = sb.ports
     key_id = getattr(sb, "infra_reader", ("", ""))[0]
     aws = (f'{{region: {REGION}, endpoint_url: "{sb.urls["s3"]}", access_key_id: "{key_id}", '
@@ -207,8 +181,8 @@ hosts:
   # the machine golive runs on here is a developer's or CI runner, not a frontend server: what the gate itself needs
   local: {{min_cores: 1, min_free_memory_bytes: 268435456, min_free_disk_bytes: 1073741824, cpu_sample_s: 0.2}}
 network:
-  dns: {{name: {netfakes.DNS_NAME.rstrip('.')}, nameserver: "127.0.0.1:{p['dns']}",
-         expected_addresses: [{", ".join(netfakes.DNS_ADDRESSES)}]}}
+  dns: {{name: {network_edge.DNS_NAME.rstrip('.')}, nameserver: "127.0.0.1:{p['dns']}",
+         expected_addresses: [{", ".join(network_edge.DNS_ADDRESSES)}]}}
   firewall: {{host: 127.0.0.1, open_ports: [{p['https']}, {p['http']}, {p['postgres']}, {p['redis']}],
               closed_ports: [{p['forbidden']}]}}
   bastion: {{host: 127.0.0.1, port: {p['bastion']}}}

@@ -1,5 +1,7 @@
-"""The sandbox's part for checklist sections 2 and 7 beyond the databases: the SaaS/monitoring fakes
-(`sandbox/saas2.py`), and the real PgBouncer and Alertmanager when their Debian packages are installed.
+"""Checklist sections 2 (dependencies) and 7 (monitoring) of the sandbox beyond the databases: the real PgBouncer and
+Alertmanager when their Debian packages are installed (a part, sandbox/part.py: their config files and argv come from
+sandbox/parts/pgbouncer.py and sandbox/parts/alertmanager.py), and the config and the fault switches of these and of
+the service-API fakes (sandbox/fakes/service_apis.py).
 
 The quick start needs pip only: without `pgbouncer` / `prometheus-alertmanager` on this machine the sandbox starts
 neither, and its config has no `pgbouncer` section and no `observability.alertmanager` (those checks are then
@@ -7,20 +9,19 @@ NOT_APPLICABLE, saying the section is absent; the YAML says why in a comment). I
 API fake reports an Alertmanager only when a real one is running, and `monitoring.alert_rules.require_alertmanager`
 is off when none is.
 
-Hooks used by `sandbox/stack.py`: PORTS, credentials(), services(), prom_args(), render().
+Used by sandbox/stack.py (PORTS, services(), credentials(), render(), monitoring_extra()) and sandbox/faults.py.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import alertmanager, pgbouncer, postgres, saas2
+from .fakes import service_apis
+from .part import Service, Stack, child_env
+from .parts import alertmanager, pgbouncer, postgres
 
-if TYPE_CHECKING:
-    from .stack import Sandbox
-
-PORTS = ["saas2", "saas2_k8s", "pgbouncer", "alertmanager"]
+PORTS = ("pgbouncer", "alertmanager")
 PGB_ADMIN_ENV = "GOLIVE_SANDBOX_PGBOUNCER_ADMIN_PASSWORD"
 INDEX_FAULT = ("campaign_events_campaign_id_idx", "campaign_events", "campaign_id")
 
@@ -34,23 +35,22 @@ def have_alertmanager() -> bool:
 
 
 def credentials(token: Any) -> dict[str, str]:
-    return {**saas2.new_credentials(token), PGB_ADMIN_ENV: token()}
+    """The fakes' credentials and PgBouncer's admin password, {env name: value}."""
+    return {**service_apis.new_credentials(token), PGB_ADMIN_ENV: token()}
 
 
-def docker_socket(sb: Sandbox) -> Path:
-    return sb.base_dir / "docker.sock"
+def docker_socket(sb: Stack) -> Path:
+    """Where the Docker Engine fake listens."""
+    return service_apis.docker_socket_path(sb)
 
 
-def services(sb: Sandbox, service_cls: Any, py: list[str], child_env: dict[str, str]) -> list[Any]:
-    """The Service definitions (stack.Service) for saas2 and, when installed, PgBouncer and Alertmanager."""
+def services(sb: Stack) -> list[Service]:
+    """PgBouncer (in front of the product database) and Alertmanager (its Slack webhook the sandbox's Slack fake, its
+    SMTP smarthost the sandbox's relay), each only when installed."""
     from .configfile import ENV_DB
 
     p, base = sb.ports, sb.base_dir
-    out = [service_cls(
-        "saas2", lambda: py + ["golive.sandbox.saas2", "--port", str(p["saas2"]), "--k8s-port", str(p["saas2_k8s"]),
-                               "--cert", str(sb.certs.cert), "--key", str(sb.certs.key),
-                               "--docker-socket", str(docker_socket(sb)), "--faults", str(sb.fault_file)],
-        (p["saas2"], p["saas2_k8s"]), env={**child_env, **{k: sb.env[k] for k in saas2.TOKENS}})]
+    out = []
     if have_pgbouncer():
         def pgb_argv() -> list[str]:
             ini = pgbouncer.write_config(base / "pgbouncer", listen_port=p["pgbouncer"], pg_port=p["postgres"],
@@ -58,35 +58,26 @@ def services(sb: Sandbox, service_cls: Any, py: list[str], child_env: dict[str, 
                                          users={postgres.APP_USER: sb.env[ENV_DB],
                                                 pgbouncer.ADMIN_USER: sb.env[PGB_ADMIN_ENV]})
             return pgbouncer.argv(ini)
-        out.append(service_cls("pgbouncer", pgb_argv, (p["pgbouncer"],), user=pgbouncer.run_as()))
+        out.append(Service("pgbouncer", pgb_argv, (p["pgbouncer"],), user=pgbouncer.run_as()))
     if have_alertmanager():
         def am_argv() -> list[str]:
             cfg = alertmanager.write_config(base / "alertmanager", slack_webhook=f"http://127.0.0.1:{p['saas']}"
                                             "/slack/hooks/T0GOLIVE/B0ALERTS", smarthost=f"127.0.0.1:{p['smtp']}")
             return alertmanager.argv(cfg, p["alertmanager"], base / "alertmanager" / "data")
-        out.append(service_cls("alertmanager", am_argv, (p["alertmanager"],), env=child_env))
+        out.append(Service("alertmanager", am_argv, (p["alertmanager"],), env=child_env()))
     return out
-
-
-def started(sb: Sandbox) -> list[str]:
-    """The names of the services this module adds (what stack.py starts and waits for)."""
-    return [n for n in ("saas2", "pgbouncer", "alertmanager") if n in sb.services]
-
-
-def prom_args(sb: Sandbox) -> list[str]:
-    """The Prometheus API fake reports the Alertmanager (TCP-probed, like its targets) only when one runs."""
-    return ["--alertmanager", f"http://127.0.0.1:{sb.ports['alertmanager']}"] if have_alertmanager() else []
 
 
 def _q(v: object) -> str:
     return json.dumps(str(v))
 
 
-def render(sb: Sandbox) -> str:
+def render(sb: Stack) -> str:
     """YAML for the sections this module serves (appended to the sandbox config)."""
     p = sb.ports
-    u = saas2.urls(f"http://127.0.0.1:{p['saas2']}", f"https://127.0.0.1:{p['saas2_k8s']}", str(docker_socket(sb)))
-    dsn = f"http://${{{saas2.SENTRY_KEY_ENV}}}@{u['sentry_dsn_host']}/{u['sentry_project']}"
+    u = service_apis.urls(f"http://127.0.0.1:{p['saas2']}", f"https://127.0.0.1:{p['saas2_k8s']}",
+                          str(docker_socket(sb)))
+    dsn = f"http://${{{service_apis.SENTRY_KEY_ENV}}}@{u['sentry_dsn_host']}/{u['sentry_project']}"
     if have_pgbouncer():
         pgb = f"""\
 pgbouncer:
@@ -111,19 +102,19 @@ indexes:
 {pgb}saas:
   twilio:
     api_url: {_q(u['twilio'])}
-    account_sid: "{saas2.TWILIO_SID}"
-    auth_token: "${{{saas2.TWILIO_TOKEN_ENV}}}"
-    sender_numbers: [{_q(saas2.SENDER)}]
+    account_sid: "{service_apis.TWILIO_SID}"
+    auth_token: "${{{service_apis.TWILIO_TOKEN_ENV}}}"
+    sender_numbers: [{_q(service_apis.SENDER)}]
   stripe:
     api_url: {_q(u['stripe'])}
-    secret_key: "${{{saas2.STRIPE_KEY_ENV}}}"     # a test-mode key: the sandbox is not production
+    secret_key: "${{{service_apis.STRIPE_KEY_ENV}}}"     # a test-mode key: the sandbox is not production
     webhook_url: "https://api.swipesavvy.test/webhooks/stripe"
-    webhook_signing_secret: "${{{saas2.STRIPE_WHSEC_ENV}}}"
+    webhook_signing_secret: "${{{service_apis.STRIPE_WHSEC_ENV}}}"
   sentry:
     dsn: {_q(dsn)}
     environment: sandbox
   analytics:
-    measurement_id: {saas2.MEASUREMENT_ID}
+    measurement_id: {service_apis.MEASUREMENT_ID}
     page_url: {_q(u['site'])}      # the sandbox web app carries no snippet: a page of the fakes does
     collector_url: {_q(u['collector'])}
 containers:
@@ -133,13 +124,13 @@ containers:
     expected_containers: [api, worker, scheduler, nginx]
   kubernetes:
     api_url: {_q(u['kubernetes'])}
-    token: "${{{saas2.K8S_TOKEN_ENV}}}"
+    token: "${{{service_apis.K8S_TOKEN_ENV}}}"
     min_ready_nodes: 3
 observability:
   grafana:
     url: {_q(u['grafana'])}
-    api_token: "${{{saas2.GRAFANA_TOKEN_ENV}}}"
-    dashboards: [{", ".join(_q(t) for _, t in saas2.DASHBOARDS)}]
+    api_token: "${{{service_apis.GRAFANA_TOKEN_ENV}}}"
+    dashboards: [{", ".join(_q(t) for _, t in service_apis.DASHBOARDS)}]
 {am}  logging:
     elasticsearch_url: {_q(u['elasticsearch'])}
     kibana_url: {_q(u['kibana'])}
@@ -148,7 +139,7 @@ observability:
     return text
 
 
-def monitoring_extra(sb: Sandbox) -> str:
+def monitoring_extra(sb: Stack) -> str:
     """Lines for the `monitoring` section: without an Alertmanager the critical alerts cannot notify, and the
     sandbox says so instead of faking one."""
     if have_alertmanager():
@@ -157,12 +148,12 @@ def monitoring_extra(sb: Sandbox) -> str:
             "(apt-get install prometheus-alertmanager)\n")
 
 
-def drop_index(sb: Sandbox) -> None:
+def drop_index(sb: Stack) -> None:
     with sb.admin_db() as conn:
         conn.execute(f"DROP INDEX IF EXISTS {INDEX_FAULT[0]}")
 
 
-def create_index(sb: Sandbox) -> None:
+def create_index(sb: Stack) -> None:
     name, table, column = INDEX_FAULT
     with sb.admin_db() as conn:
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})")
@@ -175,21 +166,21 @@ def _need(service: str, have: bool, package: str) -> None:
                            f"runs none, so this fault cannot be applied")
 
 
-def stop_pgbouncer(sb: Sandbox) -> None:
+def stop_pgbouncer(sb: Stack) -> None:
     _need("PgBouncer", have_pgbouncer(), "pgbouncer")
     sb.stop_service("pgbouncer")
 
 
-def start_pgbouncer(sb: Sandbox) -> None:
+def start_pgbouncer(sb: Stack) -> None:
     if have_pgbouncer():
         sb.start_service("pgbouncer", wait=True)
 
 
-def stop_alertmanager(sb: Sandbox) -> None:
+def stop_alertmanager(sb: Stack) -> None:
     _need("Alertmanager", have_alertmanager(), "prometheus-alertmanager")
     sb.stop_service("alertmanager")
 
 
-def start_alertmanager(sb: Sandbox) -> None:
+def start_alertmanager(sb: Stack) -> None:
     if have_alertmanager():
         sb.start_service("alertmanager", wait=True)

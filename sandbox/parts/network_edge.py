@@ -1,8 +1,8 @@
 """The sandbox's network edge, in one process: a DNS server, a bastion's SSH banner, a CDN edge in front of the HTTPS
-app, and the backend instances behind the load balancer.
+app, and the backend instances behind the load balancer; and, as a part of its own, the port the firewall must block.
 
-`python -m golive.sandbox.netfakes --faults F [--dns-port P] [--ssh-port P] [--cdn-port P --cdn-origin URL --cert C --key K
---ca CA] [--backend-port P ...] [--backend-delay-ms N]`
+`python -m golive.sandbox.parts.network_edge --faults F [--dns-port P] [--ssh-port P] [--cdn-port P --cdn-origin URL
+--cert C --key K --ca CA] [--backend-port P ...] [--backend-delay-ms N]`
 
 - DNS: dnslib's server (UDP and TCP on the same port) answering for `app.swipesavvy.test` with two A records,
   TTL 300; runtime faults `dns-ttl-long` (TTL 3600), `dns-cname-chain` (two CNAMEs before the A records),
@@ -13,7 +13,8 @@ app, and the backend instances behind the load balancer.
   `max-age=86400`, `cdn-wrong-origin` serves a placeholder page instead of the origin's content;
 - backends: plain-HTTP instances answering `GET /api/health` with `{"status": "healthy", ...}` after
   `--backend-delay-ms`; `backend-instance-500` makes the second one answer 500.
-Every request-level fault is read from the fault file on each request.
+Every request-level fault is read from the fault file on each request. The `firewall-port-open` fault starts the
+`forbidden-port` service: a forwarder (sandbox/tcpproxy.py) from the port the firewall must block to PostgreSQL.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import platform
 import ssl
 from typing import Any
 
-from .runtime import FaultFile
+from ..part import Service, Stack, child_env, python
+from ..runtime import FaultFile
 
 DNS_NAME = "app.swipesavvy.test."
 DNS_ADDRESSES = ("10.20.1.11", "10.20.2.12")
@@ -33,6 +35,30 @@ CNAME_CHAIN = ("app.edge.swipesavvy-cdn.test.", "lb-1.edge.swipesavvy-cdn.test."
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
 CDN_TTL_S, CDN_TTL_LONG_S = 600, 86400
 BROKEN_BACKEND = 1  # the `backend-instance-500` fault: the second instance
+BACKENDS = ("backend1", "backend2", "backend3")
+PORTS = ("dns", "bastion", "cdn", *BACKENDS, "forbidden")
+
+
+def services(stack: Stack) -> list[Service]:
+    """`netfakes`, the edge (its CDN in front of the web app's HTTPS port), and `forbidden-port` (not started with the
+    stack: the `firewall-port-open` fault starts it)."""
+    p = stack.ports
+
+    def argv() -> list[str]:
+        assert stack.certs is not None
+        return python("golive.sandbox.parts.network_edge", "--faults", str(stack.fault_file),
+                      "--dns-port", str(p["dns"]), "--ssh-port", str(p["bastion"]), "--cdn-port", str(p["cdn"]),
+                      "--cdn-origin", f"https://127.0.0.1:{p['https']}", "--cert", str(stack.certs.cert),
+                      "--key", str(stack.certs.key), "--ca", str(stack.ca_file),
+                      *(arg for b in BACKENDS for arg in ("--backend-port", str(p[b]))))
+
+    return [
+        Service("netfakes", argv, (p["dns"], p["bastion"], p["cdn"], *(p[b] for b in BACKENDS)), env=child_env()),
+        # the `firewall-port-open` fault: the port the firewall must block answers (it forwards to PostgreSQL)
+        Service("forbidden-port", lambda: python("golive.sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['forbidden']}",
+                                                 "--to", f"127.0.0.1:{p['postgres']}"), (p["forbidden"],),
+                env=child_env()),
+    ]
 
 
 # --------------------------------------------------------------------------- DNS (dnslib)
@@ -199,7 +225,7 @@ async def serve(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m golive.sandbox.netfakes")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.parts.network_edge")
     p.add_argument("--faults", required=True)
     p.add_argument("--dns-port", type=int)
     p.add_argument("--ssh-port", type=int)

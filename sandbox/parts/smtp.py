@@ -1,4 +1,4 @@
-"""The sandbox's mail relay: aiosmtpd with STARTTLS and AUTH PLAIN/LOGIN (run as `python -m golive.sandbox.smtp`).
+"""The sandbox's mail relay: aiosmtpd with STARTTLS and AUTH PLAIN/LOGIN (run as `python -m golive.sandbox.parts.smtp`).
 
 The password comes from the environment (GOLIVE_SANDBOX_SMTP_PASSWORD), never from argv. Accepted mail is counted and
 discarded. `--no-starttls` is the `smtp-no-starttls` fault: no TLS offered, and AUTH allowed in the clear.
@@ -12,8 +12,26 @@ import signal
 import ssl
 import sys
 
+from ..part import Service, Stack, child_env, python
+
 USERNAME = "alerts@swipesavvy.test"
 PASSWORD_ENV = "GOLIVE_SANDBOX_SMTP_PASSWORD"
+PORTS = ("smtp",)
+
+
+def services(stack: Stack) -> list[Service]:
+    """The relay with STARTTLS (the stack's certificate), or without under the `smtp-no-starttls` fault."""
+    from ..configfile import ENV_SMTP
+
+    port = stack.ports["smtp"]
+
+    def argv() -> list[str]:
+        assert stack.certs is not None
+        no_tls = ["--no-starttls"] if "smtp-no-starttls" in stack.faults else []
+        return python("golive.sandbox.parts.smtp", "--port", str(port), "--cert", str(stack.certs.cert),
+                      "--key", str(stack.certs.key), "--mailbox", str(stack.mailbox), *no_tls)
+
+    return [Service("smtp", argv, (port,), env={**child_env(), PASSWORD_ENV: stack.env[ENV_SMTP]})]
 
 
 class CountingHandler:
@@ -81,7 +99,7 @@ async def serve(port: int, cert: str | None, key: str | None, password: str, mai
 def main(argv: list[str] | None = None) -> None:
     import os
 
-    p = argparse.ArgumentParser(prog="python -m golive.sandbox.smtp")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.parts.smtp")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cert")
     p.add_argument("--key")

@@ -3,8 +3,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..part import Service, Stack
+
 MAXMEMORY = "64mb"
 POLICY = "allkeys-lru"
+PORTS = ("redis", "redis_replica")
+
+
+def services(stack: Stack) -> list[Service]:
+    """The primary and its replica (ready once the replica's link to the primary is up)."""
+    from ..configfile import ENV_REDIS
+
+    p, base, password = stack.ports, stack.base_dir, stack.env[ENV_REDIS]
+    primary = write_config(base / "redis.conf", base / "redis-data", p["redis"], password)
+    replica = write_config(base / "redis-replica.conf", base / "redis-replica-data", p["redis_replica"], password,
+                           primary_port=p["redis"])
+    return [Service("redis", lambda: [executable(), str(primary)], (p["redis"],)),
+            Service("redis-replica", lambda: [executable(), str(replica)], (p["redis_replica"],),
+                    ready=lambda: replica_linked(p["redis"], p["redis_replica"], password))]
 
 
 def executable() -> str:

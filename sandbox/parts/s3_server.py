@@ -1,4 +1,5 @@
-"""moto's S3 server with a settable clock: `python -m golive.sandbox.s3server --clock FILE -H HOST -p PORT`.
+"""moto's S3 server with a settable clock (the s3 part's process, sandbox/parts/s3.py):
+`python -m golive.sandbox.parts.s3_server --clock FILE -H HOST -p PORT`.
 
 S3 sets an object's LastModified itself; no API can backdate it, and moto's server has no time control (moto 5.2's
 `/moto-api/` offers none). The sandbox needs real old objects (30 days of backup history, a 3-day-old newest backup,
@@ -46,7 +47,7 @@ def _patch_clock(path: str) -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[0] != "--clock":
-        raise SystemExit("usage: python -m golive.sandbox.s3server --clock FILE [moto.server arguments]")
+        raise SystemExit("usage: python -m golive.sandbox.parts.s3_server --clock FILE [moto.server arguments]")
     _patch_clock(argv[1])
     from moto.server import main as moto_main
 

@@ -10,7 +10,8 @@ networks where CI reaches only internal mirrors):
 Runtime faults (the fault file): `vuln-published` publishes an advisory against the pinned starlette release;
 `package-outdated` publishes a newer stable SQLAlchemy release.
 
-Run as `python -m golive.sandbox.advisories --port P --lock FILE --faults FILE`.
+Run as `python -m golive.sandbox.fakes.package_mirrors --port P --lock FILE --faults FILE`; the stack's `advisories`
+part (sandbox/part.py), started once the app's lock file is in its repository.
 """
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .runtime import FaultFile
+from ..part import Service, Stack, child_env, python
+from ..runtime import FaultFile
 
 VULN_PACKAGE = "starlette"      # `vuln-published`
 OUTDATED_PACKAGE = "sqlalchemy"  # `package-outdated`
+PORTS = ("advisories",)
 
 #: advisories that exist whatever the faults: none affects what the sandbox pins (old releases only)
 ADVISORIES: list[dict] = [
@@ -48,6 +51,14 @@ NPM_ADVISORIES: dict[str, list[dict]] = {
                 "title": "Command Injection in lodash", "severity": "high", "vulnerable_versions": "<4.17.21",
                 "cwe": ["CWE-77"], "cvss": {"score": 7.2, "vectorString": None}}],
 }
+
+
+def services(stack: Stack) -> list[Service]:
+    """The `advisories` service, for the pins of the app's lock file (stack.app_lock)."""
+    port = stack.ports["advisories"]
+    return [Service("advisories", lambda: python("golive.sandbox.fakes.package_mirrors", "--port", str(port), "--lock",
+                                                 str(stack.app_lock), "--faults", str(stack.fault_file)),
+                    (port,), env=child_env())]
 
 
 def read_lock(path: Path) -> dict[str, str]:
@@ -165,7 +176,7 @@ def create_app(lock: Path, faults: FaultFile):
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    p = argparse.ArgumentParser(prog="python -m golive.sandbox.advisories")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.fakes.package_mirrors")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--lock", required=True, help="the app's requirements.lock (name==version lines)")
     p.add_argument("--faults", required=True, help="the runtime fault file")

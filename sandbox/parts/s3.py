@@ -3,7 +3,8 @@ objects, configuration backups and a lifecycle policy, plus an IAM reader for th
 
 moto accepts any credentials until its IAM auth is switched on (`/moto-api/reset-auth`): the config carries the IAM
 reader's real key, so that the `s3-forbidden` fault can switch auth on and take `s3:GetObject` away from it.
-moto cannot backdate LastModified: its clock is set through `sandbox.s3server` (see there) while old objects are put.
+moto cannot backdate LastModified: its clock is set through sandbox/parts/s3_server.py (see there) while old objects
+are put.
 """
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ import sys
 import time
 import urllib.request
 
+from ..part import Service, Stack, child_env
+
 BUCKET = "golive-backups"
 BACKUP_PREFIX = "backups/"
 WAL_PREFIX = "wal/"
 CONFIG_PREFIX = "config/"
 HOST = "127.0.0.2"   # a loopback address of its own: the backup store is "off" the database server (127.0.0.1)
+PORTS = ("s3",)
 ACCESS_KEY_ID = "golive-sandbox"   # the sandbox's own admin client (auth off: not verified)
 WAL_SEGMENTS = ("000000010000000000000001", "000000010000000000000002", "000000010000000000000003")
 # Ages (days) of the full backups kept besides the newest: daily for a week, then weekly back to 30 days (seed 3.3:
@@ -39,7 +43,14 @@ CONFIG_FILES = {
 
 
 def server_argv(port: int, clock_file) -> list[str]:
-    return [sys.executable, "-m", "golive.sandbox.s3server", "--clock", str(clock_file), "-H", HOST, "-p", str(port)]
+    return [sys.executable, "-m", "golive.sandbox.parts.s3_server", "--clock", str(clock_file), "-H", HOST, "-p",
+            str(port)]
+
+
+def services(stack: Stack) -> list[Service]:
+    """moto's server on HOST, its S3 clock set by `stack.clock_file` (Sandbox.s3_clock)."""
+    port = stack.ports["s3"]
+    return [Service("s3", lambda: server_argv(port, stack.clock_file), (port,), env=child_env(), host=HOST)]
 
 
 def client(endpoint: str, secret: str, key_id: str = ACCESS_KEY_ID, service: str = "s3"):

@@ -1,7 +1,7 @@
 """The sandbox's worker: a real APScheduler (3.x) with its SQLAlchemy job store in the product database.
 
-Run as `python -m golive.sandbox.scheduler`; the SQLAlchemy URL (with the app user's password) is read from the environment
-variable DB_URL_ENV. It registers the checklist's five Phase 4 jobs (seed 4.3) with their cron cadence in
+Run as `python -m golive.sandbox.parts.scheduler`; the SQLAlchemy URL (with the app user's password) is read from the
+environment variable DB_URL_ENV. It registers the checklist's five Phase 4 jobs (seed 4.3) with their cron cadence in
 UTC (`replace_existing`: a restart re-creates a deleted job), and two housekeeping interval jobs:
 - `scheduler_heartbeat` upserts a row of `scheduler_heartbeat` (id, hostname, pid, started_at, beat_at) every
   HEARTBEAT_SECONDS: "the scheduler is alive" is a fresh row, readable by anyone who can read the database;
@@ -21,6 +21,8 @@ import signal
 import socket
 import threading
 
+from ..part import Service, Stack, child_env, python
+
 JOBS: dict[str, dict[str, str]] = {  # job id -> cron fields (UTC): seed 4.3 "Jobs Configured"
     "daily_analytics_aggregation": {"hour": "2", "minute": "0"},
     "weekly_model_retraining": {"day_of_week": "mon", "hour": "3", "minute": "0"},
@@ -32,6 +34,7 @@ DB_URL_ENV = "SWIPESAVVY_SCHEDULER_DB_URL"
 HEARTBEAT_SECONDS = 2
 REQUEST_POLL_SECONDS = 1
 SCHEDULER_ID = "swipesavvy-phase4"
+PORTS = ()   # it listens on none: it is up once its jobs are registered and it has beaten (jobs_ready)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS scheduler_heartbeat (
@@ -49,6 +52,38 @@ CREATE TABLE IF NOT EXISTS job_run_requests (
     picked_at     timestamptz
 );
 """
+
+
+
+def services(stack: Stack) -> list[Service]:
+    """The Phase 4 scheduler, its job store in the product database (started once that is seeded)."""
+    return [Service("scheduler", lambda: python("golive.sandbox.parts.scheduler"), (),
+                    env={**child_env(), **scheduler_env(stack)}, ready=lambda: jobs_ready(stack))]
+
+
+def scheduler_env(stack: Stack) -> dict[str, str]:
+    from urllib.parse import quote
+
+    from ..configfile import ENV_DB
+    from .postgres import APP_USER, DBNAME
+
+    url = (f"postgresql+psycopg://{APP_USER}:{quote(stack.env[ENV_DB], safe='')}@127.0.0.1:"
+           f"{stack.ports['postgres']}/{DBNAME}")
+    return {DB_URL_ENV: url}
+
+
+def jobs_ready(stack: Stack) -> bool:
+    """The scheduler has registered its five jobs and beaten once."""
+    import psycopg
+
+    try:
+        with stack.admin_db() as conn:
+            n = conn.execute("SELECT count(*) FROM apscheduler_jobs WHERE id = ANY(%s)", (list(JOBS),)).fetchone()[0]
+            beat = conn.execute("SELECT count(*) FROM scheduler_heartbeat").fetchone()[0]
+        return n == len(JOBS) and beat > 0
+    except psycopg.Error:
+        return False
+
 
 _engine = None
 _started = dt.datetime.now(dt.UTC)
@@ -107,7 +142,7 @@ def make_run_requests(scheduler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m golive.sandbox.scheduler")
+    p = argparse.ArgumentParser(prog="python -m golive.sandbox.parts.scheduler")
     p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -123,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                                                "internal": MemoryJobStore()}, timezone="UTC",
                                     job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
     for job_id, fields in JOBS.items():
-        scheduler.add_job("golive.sandbox.scheduler:run_job", CronTrigger(timezone="UTC", **fields), id=job_id,
+        scheduler.add_job("golive.sandbox.parts.scheduler:run_job", CronTrigger(timezone="UTC", **fields), id=job_id,
                           name=job_id, args=(job_id,), replace_existing=True)
     scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="scheduler_heartbeat",
                       jobstore="internal", next_run_time=dt.datetime.now(dt.UTC))
@@ -139,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from golive.sandbox.scheduler import (
+    from golive.sandbox.parts.scheduler import (
         main as _main,  # the jobs' textual references resolve to that module, not __main__
     )
 

@@ -1,21 +1,18 @@
-"""The sandbox's application side for sections 4 and 5: the web process's environment, the app's lock file and its
-files in the app's git repository, the scheduler's database URL, the faults of these facts, and the golive config
-sections (`app`, `workers`, `security`) that point at all of it.
+"""Checklist sections 4 (application) and 5 (security) of the sandbox: the app's lock file and its files in the app's
+git repository, the faults of the app's facts (its data, repository, scheduler, exposure), and the golive config
+sections (`app`, `workers`, `security`) that point at all of it. The processes are parts: the web process and its
+environment in sandbox/parts/web_app.py, the scheduler in sandbox/parts/scheduler.py.
 """
 from __future__ import annotations
 
 import importlib.metadata
 import json
 import secrets
-from typing import TYPE_CHECKING
-from urllib.parse import quote
 
-from . import configfile, dr, postgres, procs
+from . import dr, procs
+from .part import Stack
+from .parts.web_app import REQUIRED_ENV
 
-if TYPE_CHECKING:
-    from .stack import Sandbox
-
-REQUIRED_ENV = ["APP_ENV", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SMTP_URL"]
 LOCK_NAME = "requirements.lock"
 SELF = {"golive"}  # the project itself (an editable install) is not a pinned dependency
 WATCHED = ["starlette", "uvicorn", "SQLAlchemy", "psycopg", "httpx"]  # seed 5.4: "FastAPI, SQLAlchemy latest stable"
@@ -35,27 +32,6 @@ SMTP_URL = os.environ["SMTP_URL"]
 RATE_LIMIT_PER_MINUTE = int(os.environ.get("RATE_LIMIT_PER_MINUTE", "600"))
 '''
 ENV_EXAMPLE = "".join(f"{name}=\n" for name in REQUIRED_ENV)
-
-
-def web_env(sb: Sandbox) -> dict[str, str]:
-    """What the deploy sets in the API process's environment (values are secrets: the app reports names only)."""
-    p, env = sb.ports, sb.env
-    return {
-        "APP_ENV": "production",
-        "DATABASE_URL": f"postgresql://{postgres.APP_USER}:{quote(env[configfile.ENV_DB], safe='')}@127.0.0.1:"
-                        f"{p['postgres']}/{postgres.DBNAME}",
-        "REDIS_URL": f"redis://:{quote(env[configfile.ENV_REDIS], safe='')}@127.0.0.1:{p['redis']}/0",
-        "SECRET_KEY": sb.app_secret_key,
-        "SMTP_URL": f"smtp://127.0.0.1:{p['smtp']}",
-    }
-
-
-def scheduler_env(sb: Sandbox) -> dict[str, str]:
-    from .scheduler import DB_URL_ENV
-
-    url = (f"postgresql+psycopg://{postgres.APP_USER}:{quote(sb.env[configfile.ENV_DB], safe='')}@127.0.0.1:"
-           f"{sb.ports['postgres']}/{postgres.DBNAME}")
-    return {DB_URL_ENV: url}
 
 
 def lock_lines() -> list[str]:
@@ -79,14 +55,14 @@ def repo_files() -> dict[str, str]:
 
 # --------------------------------------------------------------------------- faults
 
-def commit_secrets(sb: Sandbox) -> None:
+def commit_secrets(sb: Stack) -> None:
     body = ENV_PRODUCTION.format(key=secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
     (sb.repo / SECRET_FILE).write_text(body)
     dr.git(sb.repo, "add", "-f", SECRET_FILE)
     dr.git(sb.repo, "commit", "--quiet", "-m", "Add production settings")
 
 
-def uncommit_secrets(sb: Sandbox) -> None:
+def uncommit_secrets(sb: Stack) -> None:
     dr.git(sb.repo, "reset", "--quiet", "--hard", "HEAD~1")
 
 
@@ -94,26 +70,26 @@ PLAINTEXT_USER_ID = 42
 PLAINTEXT_PASSWORD = "Summer2025!"   # what a broken import leaves in password_hash
 
 
-def plaintext_password(sb: Sandbox) -> None:
+def plaintext_password(sb: Stack) -> None:
     with sb.admin_db() as conn:
         row = conn.execute("SELECT password_hash FROM users WHERE id = %s", (PLAINTEXT_USER_ID,)).fetchone()
         sb.saved_password_hash = row[0]
         conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (PLAINTEXT_PASSWORD, PLAINTEXT_USER_ID))
 
 
-def hashed_password(sb: Sandbox) -> None:
+def hashed_password(sb: Stack) -> None:
     with sb.admin_db() as conn:
         conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (sb.saved_password_hash, PLAINTEXT_USER_ID))
 
 
 def admin_without_2fa(on: bool):
-    def act(sb: Sandbox) -> None:
+    def act(sb: Stack) -> None:
         with sb.admin_db() as conn:
             conn.execute("UPDATE users SET totp_enabled = %s WHERE id = 2", (not on,))
     return act
 
 
-def audit_short(sb: Sandbox) -> None:
+def audit_short(sb: Stack) -> None:
     """Keep only the last 30 days (what a 30-day log retention leaves)."""
     with sb.admin_db() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS audit_log_fault_saved AS SELECT * FROM audit_log WHERE false")
@@ -121,7 +97,7 @@ def audit_short(sb: Sandbox) -> None:
                      "INSERT INTO audit_log_fault_saved SELECT * FROM gone")
 
 
-def audit_full(sb: Sandbox) -> None:
+def audit_full(sb: Stack) -> None:
     with sb.admin_db() as conn:
         conn.execute("INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT * FROM audit_log_fault_saved")
         conn.execute("DROP TABLE audit_log_fault_saved")
@@ -130,59 +106,44 @@ def audit_full(sb: Sandbox) -> None:
 MISSING_JOB = "weekly_model_retraining"
 
 
-def delete_job(sb: Sandbox) -> None:
+def delete_job(sb: Stack) -> None:
     with sb.admin_db() as conn:
         conn.execute("DELETE FROM apscheduler_jobs WHERE id = %s", (MISSING_JOB,))
 
 
-def restore_job(sb: Sandbox) -> None:
+def restore_job(sb: Stack) -> None:
     sb.restart_service("scheduler")  # the scheduler re-registers its jobs when it starts (replace_existing)
 
 
-def stop_scheduler(sb: Sandbox) -> None:
+def stop_scheduler(sb: Stack) -> None:
     """The scheduler died an hour ago: stopped, its last heartbeat an hour old (what golive would find then)."""
     sb.stop_service("scheduler")
     with sb.admin_db() as conn:
         conn.execute("UPDATE scheduler_heartbeat SET beat_at = now() - interval '1 hour'")
 
 
-def start_scheduler(sb: Sandbox) -> None:
+def start_scheduler(sb: Stack) -> None:
     sb.start_service("scheduler", wait=True)
     procs.wait_until("scheduler heartbeat", lambda: heartbeat_age(sb) < 30, 15)
 
 
-def heartbeat_age(sb: Sandbox) -> float:
+def heartbeat_age(sb: Stack) -> float:
     with sb.admin_db() as conn:
         return conn.execute("SELECT extract(epoch FROM now() - max(beat_at)) FROM scheduler_heartbeat").fetchone()[0]
 
 
-def expose_db(sb: Sandbox) -> None:
+def expose_db(sb: Stack) -> None:
     """The database port also answers on another address (127.0.0.2: "the public interface")."""
     from .tcpproxy import Forwarder
 
     sb.db_exposure = Forwarder(("127.0.0.1", sb.ports["postgres"]), listen=("127.0.0.2", sb.ports["postgres"])).start()
 
 
-def unexpose_db(sb: Sandbox) -> None:
+def unexpose_db(sb: Stack) -> None:
     fwd = getattr(sb, "db_exposure", None)
     if fwd is not None:
         fwd.stop()
         sb.db_exposure = None
-
-
-def jobs_ready(sb: Sandbox) -> bool:
-    """The scheduler has registered its five jobs and beaten once."""
-    import psycopg
-
-    from .scheduler import JOBS
-
-    try:
-        with sb.admin_db() as conn:
-            n = conn.execute("SELECT count(*) FROM apscheduler_jobs WHERE id = ANY(%s)", (list(JOBS),)).fetchone()[0]
-            beat = conn.execute("SELECT count(*) FROM scheduler_heartbeat").fetchone()[0]
-        return n == len(JOBS) and beat > 0
-    except psycopg.Error:
-        return False
 
 
 # --------------------------------------------------------------------------- the golive config sections
@@ -191,9 +152,9 @@ def _q(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def render(sb: Sandbox) -> str:
+def render(sb: Stack) -> str:
     """The `app`, `workers` and `security` sections of the sandbox's golive config."""
-    from .scheduler import JOBS
+    from .parts.scheduler import JOBS
 
     adv = f"http://127.0.0.1:{sb.ports['advisories']}"
     cron = {"daily_analytics_aggregation": "0 2 * * *", "weekly_model_retraining": "0 3 * * mon",
