@@ -6,8 +6,8 @@ environment in sandbox/parts/web_app.py, the scheduler in sandbox/parts/schedule
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import secrets
+from typing import Any
 
 from . import dr, procs
 from .part import Stack
@@ -148,12 +148,8 @@ def unexpose_db(sb: Stack) -> None:
 
 # --------------------------------------------------------------------------- the golive config sections
 
-def _q(value: object) -> str:
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def render(sb: Stack) -> str:
-    """The `app`, `workers` and `security` sections of the sandbox's golive config."""
+def config(sb: Stack) -> dict[str, Any]:
+    """The `app`, `workers` and `security` sections of the sandbox's golive config (data, dumped by configfile)."""
     from .parts.scheduler import JOBS
 
     adv = f"http://127.0.0.1:{sb.ports['advisories']}"
@@ -161,31 +157,15 @@ def render(sb: Stack) -> str:
             "merchant_affinity_update": "0 */6 * * *", "optimal_send_time_calculation": "0 4 * * *",
             "campaign_optimization_generation": "0 5 * * *"}
     assert set(cron) == set(JOBS)
-    jobs = "\n".join(f"    {k}: {_q(v)}" for k, v in cron.items())
-    return f"""\
-app:
-  required_env: [{", ".join(REQUIRED_ENV)}]
-  expected_environment: production
-  lock_file: {_q(sb.app_lock)}
-  min_packages: 50
-workers:
-  jobs:
-{jobs}
-security:
-  users_table: users
-  password_column: password_hash
-  sensitive_columns: [users.totp_secret]
-  mfa_column: totp_enabled
-  role_column: role
-  admin_roles: [admin]
-  app_repo: {_q(sb.repo)}
-  must_refuse: ["127.0.0.2:{sb.ports['postgres']}"]
-  audit_table: audit_log
-  audit_time_column: occurred_at
-  rate_limit_probe: true
-  dependencies:
-    lock_file: {_q(sb.app_lock)}
-    osv_url: "{adv}/v1/query"
-    index_url: "{adv}/simple/"
-    watch: [{", ".join(WATCHED)}]
-"""
+    return {
+        "app": {"required_env": list(REQUIRED_ENV), "expected_environment": "production",
+                "lock_file": str(sb.app_lock), "min_packages": 50},
+        "workers": {"jobs": cron},
+        "security": {
+            "users_table": "users", "password_column": "password_hash", "sensitive_columns": ["users.totp_secret"],
+            "mfa_column": "totp_enabled", "role_column": "role", "admin_roles": ["admin"], "app_repo": str(sb.repo),
+            "must_refuse": [f"127.0.0.2:{sb.ports['postgres']}"], "audit_table": "audit_log",
+            "audit_time_column": "occurred_at", "rate_limit_probe": True,
+            "dependencies": {"lock_file": str(sb.app_lock), "osv_url": f"{adv}/v1/query",
+                             "index_url": f"{adv}/simple/", "watch": list(WATCHED)}},
+    }

@@ -9,11 +9,10 @@ NOT_APPLICABLE, saying the section is absent; the YAML says why in a comment). I
 API fake reports an Alertmanager only when a real one is running, and `monitoring.alert_rules.require_alertmanager`
 is off when none is.
 
-Used by sandbox/stack.py (PORTS, services(), credentials(), render(), monitoring_extra()) and sandbox/faults.py.
+Used by sandbox/stack.py (PORTS, services(), credentials(), config(), monitoring_config(), notes()) and sandbox/faults.py.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -68,84 +67,63 @@ def services(sb: Stack) -> list[Service]:
     return out
 
 
-def _q(v: object) -> str:
-    return json.dumps(str(v))
-
-
-def render(sb: Stack) -> str:
-    """YAML for the sections this module serves (appended to the sandbox config)."""
+def config(sb: Stack) -> dict[str, Any]:
+    """The sections this module serves, as data (configfile dumps them; `notes` says what is left out and why)."""
     p = sb.ports
     u = service_apis.urls(f"http://127.0.0.1:{p['saas2']}", f"https://127.0.0.1:{p['saas2_k8s']}",
                           str(docker_socket(sb)))
     dsn = f"http://${{{service_apis.SENTRY_KEY_ENV}}}@{u['sentry_dsn_host']}/{u['sentry_project']}"
+    out: dict[str, Any] = {
+        # the sandbox's tables are small (6,000 campaign events); production keeps 10,000
+        "indexes": {"large_table_rows": 1000}}
     if have_pgbouncer():
-        pgb = f"""\
-pgbouncer:
-  host: 127.0.0.1
-  port: {p['pgbouncer']}
-  admin_user: {pgbouncer.ADMIN_USER}
-  admin_password: "${{{PGB_ADMIN_ENV}}}"
-  sslmode: disable
-"""
-    else:
-        pgb = "# pgbouncer: not installed on this machine (apt-get install pgbouncer): the pool checks are N/A\n"
+        out["pgbouncer"] = {"host": "127.0.0.1", "port": p["pgbouncer"], "admin_user": pgbouncer.ADMIN_USER,
+                            "admin_password": f"${{{PGB_ADMIN_ENV}}}", "sslmode": "disable"}
+    observability: dict[str, Any] = {
+        "grafana": {"url": u["grafana"], "api_token": f"${{{service_apis.GRAFANA_TOKEN_ENV}}}",
+                    "dashboards": [t for _, t in service_apis.DASHBOARDS]}}
     if have_alertmanager():
-        am = f"""\
-  alertmanager:
-    url: "http://127.0.0.1:{p['alertmanager']}"
-"""
-    else:
-        am = "  # alertmanager: not installed on this machine (apt-get install prometheus-alertmanager): N/A\n"
-    text = f"""\
-indexes:
-  large_table_rows: 1000   # the sandbox's tables are small (6,000 campaign events); production keeps 10,000
-{pgb}saas:
-  twilio:
-    api_url: {_q(u['twilio'])}
-    account_sid: "{service_apis.TWILIO_SID}"
-    auth_token: "${{{service_apis.TWILIO_TOKEN_ENV}}}"
-    sender_numbers: [{_q(service_apis.SENDER)}]
-  stripe:
-    api_url: {_q(u['stripe'])}
-    secret_key: "${{{service_apis.STRIPE_KEY_ENV}}}"     # a test-mode key: the sandbox is not production
-    webhook_url: "https://api.swipesavvy.test/webhooks/stripe"
-    webhook_signing_secret: "${{{service_apis.STRIPE_WHSEC_ENV}}}"
-  sentry:
-    dsn: {_q(dsn)}
-    environment: sandbox
-  analytics:
-    measurement_id: {service_apis.MEASUREMENT_ID}
-    page_url: {_q(u['site'])}      # the sandbox web app carries no snippet: a page of the fakes does
-    collector_url: {_q(u['collector'])}
-containers:
-  ca_file: {_q(sb.ca_file)}
-  docker:
-    url: {_q(u['docker'])}
-    expected_containers: [api, worker, scheduler, nginx]
-  kubernetes:
-    api_url: {_q(u['kubernetes'])}
-    token: "${{{service_apis.K8S_TOKEN_ENV}}}"
-    min_ready_nodes: 3
-observability:
-  grafana:
-    url: {_q(u['grafana'])}
-    api_token: "${{{service_apis.GRAFANA_TOKEN_ENV}}}"
-    dashboards: [{", ".join(_q(t) for _, t in service_apis.DASHBOARDS)}]
-{am}  logging:
-    elasticsearch_url: {_q(u['elasticsearch'])}
-    kibana_url: {_q(u['kibana'])}
-    index: "filebeat-*"
-"""
-    return text
+        observability["alertmanager"] = {"url": f"http://127.0.0.1:{p['alertmanager']}"}
+    observability["logging"] = {"elasticsearch_url": u["elasticsearch"], "kibana_url": u["kibana"],
+                                "index": "filebeat-*"}
+    out |= {
+        "saas": {
+            "twilio": {"api_url": u["twilio"], "account_sid": service_apis.TWILIO_SID,
+                       "auth_token": f"${{{service_apis.TWILIO_TOKEN_ENV}}}",
+                       "sender_numbers": [service_apis.SENDER]},
+            # a test-mode key: the sandbox is not production
+            "stripe": {"api_url": u["stripe"], "secret_key": f"${{{service_apis.STRIPE_KEY_ENV}}}",
+                       "webhook_url": "https://api.swipesavvy.test/webhooks/stripe",
+                       "webhook_signing_secret": f"${{{service_apis.STRIPE_WHSEC_ENV}}}"},
+            "sentry": {"dsn": dsn, "environment": "sandbox"},
+            # the sandbox web app carries no snippet: a page of the fakes does
+            "analytics": {"measurement_id": service_apis.MEASUREMENT_ID, "page_url": u["site"],
+                          "collector_url": u["collector"]}},
+        "containers": {
+            "ca_file": str(sb.ca_file),
+            "docker": {"url": u["docker"], "expected_containers": ["api", "worker", "scheduler", "nginx"]},
+            "kubernetes": {"api_url": u["kubernetes"], "token": f"${{{service_apis.K8S_TOKEN_ENV}}}",
+                           "min_ready_nodes": 3}},
+        "observability": observability,
+    }
+    return out
 
 
-def monitoring_extra(sb: Stack) -> str:
-    """Lines for the `monitoring` section: without an Alertmanager the critical alerts cannot notify, and the
-    sandbox says so instead of faking one."""
-    if have_alertmanager():
-        return ""
-    return ("  alert_rules: {require_alertmanager: false}   # no Alertmanager on this machine "
-            "(apt-get install prometheus-alertmanager)\n")
+def monitoring_config(sb: Stack) -> dict[str, Any]:
+    """Keys for the `monitoring` section: without an Alertmanager the critical alerts cannot notify, and the sandbox
+    says so (`notes`) instead of faking one."""
+    return {} if have_alertmanager() else {"alert_rules": {"require_alertmanager": False}}
+
+
+def notes(sb: Stack) -> list[str]:
+    """What this module leaves out of the config on this machine, and why (comment lines of the config file)."""
+    out = []
+    if not have_pgbouncer():
+        out.append("pgbouncer: not installed on this machine (apt-get install pgbouncer): the pool checks are N/A")
+    if not have_alertmanager():
+        out.append("alertmanager: not installed on this machine (apt-get install prometheus-alertmanager): N/A, "
+                   "and monitoring.alert_rules.require_alertmanager is false")
+    return out
 
 
 def drop_index(sb: Stack) -> None:

@@ -166,36 +166,33 @@ def upload_locust(sb: Stack, p95_ms: int = 340, rps: float = 78.4, users: int = 
 
 # --------------------------------------------------------------------------- config
 
-def render(sb: Stack) -> str:
+def config(sb: Stack) -> dict[str, Any]:
+    """The `hosts`, `network`, `loadbalancer` and `loadtest` sections of the sandbox's golive config (data)."""
     p = sb.ports
     key_id = getattr(sb, "infra_reader", ("", ""))[0]
-    aws = (f'{{region: {REGION}, endpoint_url: "{sb.urls["s3"]}", access_key_id: "{key_id}", '
-           f'secret_access_key: "${{{ENV_AWS}}}"')
-    instances = ", ".join(f'"http://127.0.0.1:{p[b]}"' for b in BACKENDS)
-    return f"""\
-hosts:
-  load_balancer: "127.0.0.1:{p['https']}"
-  database: "127.0.0.1:{p['postgres']}"
-  backend_health_urls: ["https://127.0.0.1:{p['https']}/health"]
-  ca_file: "{sb.ca_file}"
-  # the machine golive runs on here is a developer's or CI runner, not a frontend server: what the gate itself needs
-  local: {{min_cores: 1, min_free_memory_bytes: 268435456, min_free_disk_bytes: 1073741824, cpu_sample_s: 0.2}}
-network:
-  dns: {{name: {network_edge.DNS_NAME.rstrip('.')}, nameserver: "127.0.0.1:{p['dns']}",
-         expected_addresses: [{", ".join(network_edge.DNS_ADDRESSES)}]}}
-  firewall: {{host: 127.0.0.1, open_ports: [{p['https']}, {p['http']}, {p['postgres']}, {p['redis']}],
-              closed_ports: [{p['forbidden']}]}}
-  bastion: {{host: 127.0.0.1, port: {p['bastion']}}}
-  cdn: {{url: "https://127.0.0.1:{p['cdn']}", origin_url: "https://127.0.0.1:{p['https']}",
-         paths: ["/", "/static/app.css"], ca_file: "{sb.ca_file}"}}
-loadbalancer:
-  instances: [{instances}]
-  aws: {aws}, target_group: {NAME}, auto_scaling_group: {NAME}}}
-loadtest:
-  k6_summary: "{sb.base_dir / K6_FILE}"
-  locust_stats: "s3://{LOADTEST_BUCKET}/{LOCUST_PREFIX}_stats.csv"
-  s3: {aws}}}
-"""
+    aws = {"region": REGION, "endpoint_url": sb.urls["s3"], "access_key_id": key_id,
+           "secret_access_key": f"${{{ENV_AWS}}}"}
+    return {
+        "hosts": {
+            "load_balancer": f"127.0.0.1:{p['https']}", "database": f"127.0.0.1:{p['postgres']}",
+            "backend_health_urls": [f"https://127.0.0.1:{p['https']}/health"], "ca_file": str(sb.ca_file),
+            # the machine golive runs on here is a developer's or CI runner, not a frontend server: what the gate
+            # itself needs
+            "local": {"min_cores": 1, "min_free_memory_bytes": 268435456, "min_free_disk_bytes": 1073741824,
+                      "cpu_sample_s": 0.2}},
+        "network": {
+            "dns": {"name": network_edge.DNS_NAME.rstrip("."), "nameserver": f"127.0.0.1:{p['dns']}",
+                    "expected_addresses": list(network_edge.DNS_ADDRESSES)},
+            "firewall": {"host": "127.0.0.1", "open_ports": [p["https"], p["http"], p["postgres"], p["redis"]],
+                         "closed_ports": [p["forbidden"]]},
+            "bastion": {"host": "127.0.0.1", "port": p["bastion"]},
+            "cdn": {"url": f"https://127.0.0.1:{p['cdn']}", "origin_url": f"https://127.0.0.1:{p['https']}",
+                    "paths": ["/", "/static/app.css"], "ca_file": str(sb.ca_file)}},
+        "loadbalancer": {"instances": [f"http://127.0.0.1:{p[b]}" for b in BACKENDS],
+                         "aws": {**aws, "target_group": NAME, "auto_scaling_group": NAME}},
+        "loadtest": {"k6_summary": str(sb.base_dir / K6_FILE),
+                     "locust_stats": f"s3://{LOADTEST_BUCKET}/{LOCUST_PREFIX}_stats.csv", "s3": aws},
+    }
 
 
 # --------------------------------------------------------------------------- faults

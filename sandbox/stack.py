@@ -162,16 +162,17 @@ class Sandbox:
             self.wait_service(name)
         redis_pair.seed(self.ports["redis"], self.env[configfile.ENV_REDIS])
 
-        self.config_path.write_text(configfile.render(
+        config = configfile.config(
             ports=self.ports, ca_file=self.ca_file, schema_version=self.schema_version,
             approved_origins=list(web_app.APPROVED_ORIGINS), web_username=web_app.USERNAME, smtp_username=smtp.USERNAME,
             s3_endpoint=self.urls["s3"], bucket=s3.BUCKET, backup_prefix=s3.BACKUP_PREFIX, wal_prefix=s3.WAL_PREFIX,
             config_prefix=s3.CONFIG_PREFIX, access_key_id=self.s3_reader[0], dbname=postgres.DBNAME,
             db_user=postgres.APP_USER, restore_user=postgres.RESTORE_USER, pg_restore=bindir / "pg_restore",
             repo=self.repo, release_tag=dr.RELEASE_TAG, rollback_script=self.rollback_script,
-            rehearsal_record=self.rehearsal_record, saas_urls=team_apis.urls(f"http://127.0.0.1:{self.ports['saas']}"),
-            extra=application.render(self) + infrastructure.render(self) + dependencies.render(self),
-            monitoring_extra=dependencies.monitoring_extra(self)))
+            rehearsal_record=self.rehearsal_record, saas_urls=team_apis.urls(f"http://127.0.0.1:{self.ports['saas']}"))
+        config["monitoring"] |= dependencies.monitoring_config(self)
+        config |= application.config(self) | infrastructure.config(self) | dependencies.config(self)
+        self.config_path.write_text(configfile.dump(config, dependencies.notes(self)))
         for name in faults:
             self.break_(name)
 

@@ -3,19 +3,26 @@
 - Docker: `GET /_ping`, `GET /containers/json?all=1`: every expected container exists and is running, no running
   container is unhealthy (the health status Docker appends to `Status`: "Up 2 hours (unhealthy)").
 - Kubernetes: `GET /api/v1/nodes` (every node Ready, none cordoned), `GET /readyz?verbose` and the pods of
-  kube-system (the control plane's and add-ons' components running and ready).
+  kube-system (the control plane's and add-ons' components running and ready). Reached by URL and bearer token, or
+  through a kubeconfig file, read by lightkube (CA, token, client certificate, exec plugins: every form kubectl takes).
+
+Both go through httpx clients bounded by the check's deadline (clients/http.py's `bounded`; for Docker over its unix
+socket, httpx's own UDS transport): not the `docker` SDK, whose requests-based client has per-operation timeouts only,
+so a daemon trickling its answer could hold a check's thread past its deadline.
 """
 from __future__ import annotations
 
 import re
+import ssl
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .clients.http import bounded, http_client, req_timeout
 from .core import Observation, RunContext, check, failed, failed_if, given
-from .models import CaFile, Target
+from .models import CaFile, HttpUrl, Target
 
 
 class DockerTarget(Target):
@@ -35,17 +42,34 @@ class DockerTarget(Target):
 
 
 class KubernetesTarget(Target):
-    api_url: str = Field(description="the API server, https://host:6443")
-    token: SecretStr | None = Field(None, description="a bearer token (a read-only service account)")
+    """How golive reaches the Kubernetes API: an API server URL with a bearer token, or a kubeconfig file (what kubectl
+    reads: the cluster, its CA, and the user's token, client certificate or exec plugin, e.g. `aws eks get-token`)."""
+
+    api_url: HttpUrl | None = Field(None, description="the API server, https://host:6443 (or: kubeconfig)")
+    token: SecretStr | None = Field(None, description="a bearer token (a read-only service account), with api_url")
+    kubeconfig: Path | None = Field(None, description="a kubeconfig file, instead of api_url + token")
+    context: str | None = Field(None, description="the kubeconfig context to use (default: its current-context)")
     min_ready_nodes: int = Field(1, ge=1)
     system_namespace: str = "kube-system"
 
-    @field_validator("api_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc:
-            raise ValueError("must be an http(s):// URL")
-        return v.rstrip("/")
+    @model_validator(mode="after")
+    def _one_way(self) -> KubernetesTarget:
+        if (self.api_url is None) == (self.kubeconfig is None):
+            raise ValueError("give either api_url (with token) or kubeconfig (with context)")
+        if self.kubeconfig is not None and self.token is not None:
+            raise ValueError("token goes with api_url; a kubeconfig carries its own credentials")
+        if self.kubeconfig is None and self.context is not None:
+            raise ValueError("context is a kubeconfig's: give kubeconfig too")
+        if self.kubeconfig is not None and not self.kubeconfig.is_file():
+            raise ValueError(f"kubeconfig: file not found: {self.kubeconfig}")
+        return self
+
+    @property
+    def where(self) -> str:
+        """The API server as evidence names it (the kubeconfig file and context: the URL is in it)."""
+        if self.kubeconfig is None:
+            return str(self.api_url)
+        return f"kubeconfig {self.kubeconfig}" + (f" (context {self.context})" if self.context else "")
 
 
 class ContainersTarget(Target):
@@ -118,16 +142,47 @@ def docker_containers(t: ContainersTarget, ctx: RunContext) -> Observation:
 
 # --------------------------------------------------------------------------- Kubernetes
 
+def _kubeconfig_client(t: ContainersTarget, k: KubernetesTarget, ctx: RunContext) -> Any:
+    """An httpx client for the kubeconfig's cluster and user, built by lightkube (which reads every form kubectl
+    does: CA file or data, token, token file, client certificate file or data, exec plugins), then bounded by the
+    check's deadline like every client golive uses. A cluster that skips TLS verification is refused: golive never
+    sends a credential to a server it cannot verify."""
+    import httpx
+    from lightkube.config import client_adapter
+    from lightkube.config.kubeconfig import KubeConfig
+
+    assert k.kubeconfig is not None
+    try:
+        single = KubeConfig.from_file(k.kubeconfig).get(context_name=k.context)
+    except Exception as e:  # noqa: BLE001 - lightkube's ConfigError, a YAML error, a missing key: one line
+        raise ValueError(f"kubeconfig {k.kubeconfig}: {' '.join(str(e).split())[:200]}") from None
+    if single is None or single.cluster is None:
+        raise ValueError(f"kubeconfig {k.kubeconfig}: no context {k.context or '(current-context)'} with a cluster")
+    if single.cluster.insecure:
+        raise ValueError(f"kubeconfig {k.kubeconfig}: the cluster sets insecure-skip-tls-verify: golive does not send "
+                         "credentials to a server it cannot verify (give its certificate-authority instead)")
+    params = client_adapter.httpx_parameters(single, httpx.Timeout(ctx.remaining), None, False)
+    if t.ca_file is not None and isinstance(params.get("verify"), ssl.SSLContext):
+        params["verify"].load_verify_locations(cafile=str(t.ca_file))
+    return bounded(httpx.Client(**params), ctx.deadline)
+
+
 def _k8s_get(t: ContainersTarget, ctx: RunContext, path: str) -> Any:
-    k = t.kubernetes
-    assert k is not None
+    k = given(t.kubernetes)
     headers = {"Accept": "application/json"}
-    if k.token is not None:
-        headers["Authorization"] = f"Bearer {k.token.get_secret_value()}"
-    with http_client(ctx, t.ca_file) as c:
-        r = c.get(f"{k.api_url}{path}", headers=headers, timeout=req_timeout(ctx))
+    if k.kubeconfig is not None:
+        client = _kubeconfig_client(t, k, ctx)
+        url = path
+    else:
+        if k.token is not None:
+            headers["Authorization"] = f"Bearer {k.token.get_secret_value()}"
+        client = http_client(ctx, t.ca_file)
+        url = f"{k.api_url}{path}"
+    with client as c:
+        r = c.get(url, headers=headers, timeout=req_timeout(ctx))
     if r.status_code in (401, 403):
-        raise PermissionError(f"the Kubernetes API refused GET {path} (HTTP {r.status_code}): check the token's RBAC")
+        raise PermissionError(f"the Kubernetes API refused GET {path} (HTTP {r.status_code}): check the "
+                              "credentials' RBAC")
     return r
 
 
@@ -136,6 +191,8 @@ KUBERNETES = {"containers.kubernetes": "not running on Kubernetes"}
 
 
 def _kubectl(k: KubernetesTarget, what: str) -> str:
+    if k.kubeconfig is not None:
+        return f"kubectl --kubeconfig {k.kubeconfig}" + (f" --context {k.context}" if k.context else "") + f" {what}"
     return f"kubectl --server {k.api_url} {what}"
 
 
@@ -167,7 +224,7 @@ def kubernetes_nodes(t: ContainersTarget, ctx: RunContext) -> Observation:
             ready += 1
     if ready < k.min_ready_nodes:
         problems.append(f"{ready} ready node(s) < {k.min_ready_nodes}")
-    evidence = f"GET {k.api_url}/api/v1/nodes; re-run: `{_kubectl(k, 'get nodes')}`"
+    evidence = f"GET /api/v1/nodes of {k.where}; re-run: `{_kubectl(k, 'get nodes')}`"
     out: dict[str, Any] = {"nodes": observed or "none"}
     if problems:
         out["problems"] = problems
@@ -205,7 +262,7 @@ def kubernetes_components(t: ContainersTarget, ctx: RunContext) -> Observation:
             problems.append(f"{name}: container(s) not ready: {', '.join(not_ready)}")
     if not pods:
         problems.append(f"no pods in {k.system_namespace}")
-    evidence = (f"GET {k.api_url}/readyz?verbose; GET {k.api_url}/api/v1/namespaces/{k.system_namespace}/pods; "
+    evidence = (f"GET /readyz?verbose and /api/v1/namespaces/{k.system_namespace}/pods of {k.where}; "
                 f"re-run: `{_kubectl(k, 'get --raw /readyz?verbose')}` and "
                 f"`{_kubectl(k, f'get pods -n {k.system_namespace}')}`")
     observed: dict[str, Any] = {"readyz": f"HTTP {rz.status_code}", "pods": states or "none"}

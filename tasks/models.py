@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -70,6 +71,17 @@ def _name(v: str) -> str:
         raise ValueError("must not be empty (libpq reads an empty database or user name as a default)")
     return v
 
+
+def _http_url(v: str) -> str:
+    u = urlsplit(v)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ValueError("must be an http(s):// URL")
+    return v.rstrip("/")
+
+
+#: an http(s) base URL of an API golive reads (Grafana, Twilio, the Kubernetes API server, ...), without its trailing
+#: slash (paths are appended as `f"{url}/api/..."`); validated when the config loads
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 #: where a check connects (never "", which means "this machine"), and a database / role name (never "").
 Host = Annotated[str, AfterValidator(_host)]

@@ -11,10 +11,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from .clients.http import curl, http_client, req_timeout
 from .core import (
@@ -29,32 +28,23 @@ from .core import (
     register_service,
     url_address,
 )
-from .models import CaFile, Target
-
-
-def _url(v: str) -> str:
-    if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc:
-        raise ValueError("must be an http(s):// URL")
-    return v.rstrip("/")
-
-
-HttpUrlStr = Annotated[str, AfterValidator(_url)]  # an http(s) base URL, without its trailing slash
+from .models import CaFile, HttpUrl, Target
 
 
 class GrafanaTarget(Target):
-    url: HttpUrlStr
+    url: HttpUrl
     api_token: SecretStr | None = Field(None, description="a service-account token (Viewer is enough)")
     dashboards: list[str] = Field(default_factory=list, description="dashboard titles or UIDs that must exist")
 
 class AlertmanagerTarget(Target):
-    url: HttpUrlStr
+    url: HttpUrl
     slack_channels: list[str] = Field(default_factory=lambda: ["#alerts-production"],
                                       description="seed 7.1: alerts posting to #alerts-production")
     require_email: bool = Field(True, description="seed 7.1: a receiver with email recipients")
 
 class LoggingTarget(Target):
-    elasticsearch_url: HttpUrlStr
-    kibana_url: HttpUrlStr | None = None
+    elasticsearch_url: HttpUrl
+    kibana_url: HttpUrl | None = None
     username: str | None = None
     password: SecretStr | None = None
     index: str = Field("filebeat-*", description="the log indices (a pattern)")

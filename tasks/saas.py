@@ -13,26 +13,18 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from .clients.http import http_client, req_timeout
 from .core import Observation, RunContext, check, compare, failed, failed_if, given, not_applicable, passed
-from .models import CaFile, Target
+from .models import CaFile, HttpUrl, Target
 from .web import WebTarget
 
 
-def _http_url(v: str | None) -> str | None:
-    if v is None:
-        return v
-    if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc:
-        raise ValueError("must be an http(s):// URL")
-    return v.rstrip("/")
-
-
 class TwilioTarget(Target):
-    api_url: str = Field("https://api.twilio.com", description="Twilio REST API base URL")
+    api_url: HttpUrl = Field("https://api.twilio.com", description="Twilio REST API base URL")
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     auth_token: SecretStr | None = Field(None, description="the auth token (or an API key secret); without it N/A")
     max_latency_s: float = Field(1.0, gt=0, description="seed 2.2: responding within 1 second")
@@ -40,29 +32,19 @@ class TwilioTarget(Target):
     sender_numbers: list[str] = Field(default_factory=list,
                                       description="production numbers (E.164) that must belong to the account")
 
-    @field_validator("api_url")
-    @classmethod
-    def _urls(cls, v: str | None) -> str | None:
-        return _http_url(v)
-
 
 STRIPE_EVENTS = ["payment_intent.succeeded", "payment_intent.payment_failed", "charge.succeeded", "charge.failed",
                  "charge.refunded", "charge.dispute.created"]
 
 
 class StripeTarget(Target):
-    api_url: str = Field("https://api.stripe.com", description="Stripe API base URL")
+    api_url: HttpUrl = Field("https://api.stripe.com", description="Stripe API base URL")
     secret_key: SecretStr | None = Field(None, description="sk_live_... in production; without it N/A")
     required_events: list[str] = Field(default_factory=lambda: list(STRIPE_EVENTS),
                                        description="seed 2.2: all payment events configured on an enabled endpoint")
-    webhook_url: str | None = Field(None, description="the endpoint that must receive them (default: any enabled)")
+    webhook_url: HttpUrl | None = Field(None, description="the endpoint that must receive them (default: any enabled)")
     webhook_signing_secret: SecretStr | None = Field(None, description="whsec_...: the key the app verifies "
                                                                         "webhook signatures with")
-
-    @field_validator("api_url", "webhook_url")
-    @classmethod
-    def _urls(cls, v: str | None) -> str | None:
-        return _http_url(v)
 
 
 class SentryTarget(Target):
@@ -72,14 +54,9 @@ class SentryTarget(Target):
 
 class AnalyticsTarget(Target):
     measurement_id: str = Field(pattern=r"^(G-[A-Z0-9]{4,}|UA-\d+-\d+)$", description="G-XXXXXXX")
-    page_url: str | None = Field(None, description="the frontend page that must carry the snippet "
+    page_url: HttpUrl | None = Field(None, description="the frontend page that must carry the snippet "
                                                    "(default: web.base_url)")
-    collector_url: str = Field("https://www.google-analytics.com", description="where gtag.js sends hits")
-
-    @field_validator("page_url", "collector_url")
-    @classmethod
-    def _urls(cls, v: str | None) -> str | None:
-        return _http_url(v)
+    collector_url: HttpUrl = Field("https://www.google-analytics.com", description="where gtag.js sends hits")
 
 
 class SaasTarget(Target):

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from .clients.http import http_client, req_timeout
 from .core import Observation, RunContext, check, failed, failed_if, given, passed, service_down, skipped, url_address
-from .models import CaFile, Target
+from .models import CaFile, HttpUrl, Target
 
 
 class Contact(Target):
@@ -24,12 +24,6 @@ class Contact(Target):
     phone: str = ""
     slack: str = ""
     email: str = ""
-
-
-def _api_url(v: str) -> str:
-    if urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc:
-        raise ValueError("must be an http(s):// URL")
-    return v.rstrip("/")
 
 
 class CommsTemplates(Target):
@@ -50,16 +44,11 @@ class SlackWorkspace(Target):
 
     bot_token: SecretStr | None = Field(None, description="a bot token (xoxb-...) with channels:read (and groups:read "
                                                           "for private channels); without it the check is N/A")
-    api_url: str = Field("https://slack.com/api", description="Slack Web API base URL")
+    api_url: HttpUrl = Field("https://slack.com/api", description="Slack Web API base URL")
     channels: list[str] = Field(default_factory=lambda: ["#deployment", "#alerts-production"],
                                 description="channel names that must exist and not be archived")
     private_channels: bool = Field(False, description="also look among private channels the bot is a member of "
                                                       "(needs the groups:read scope)")
-
-    @field_validator("api_url")
-    @classmethod
-    def _api(cls, v: str) -> str:
-        return _api_url(v)
 
     @field_validator("channels")
     @classmethod
@@ -75,16 +64,11 @@ class OnCall(Target):
 
     api_token: SecretStr | None = Field(None, description="PagerDuty REST API token (read-only is enough); "
                                                           "without it the check is N/A")
-    api_url: str = Field("https://api.pagerduty.com", description="PagerDuty REST API base URL")
+    api_url: HttpUrl = Field("https://api.pagerduty.com", description="PagerDuty REST API base URL")
     escalation_policy_id: str = Field(description="the escalation policy the production service pages")
     schedule_ids: list[str] = Field(default_factory=list,
                                     description="schedules that must each have someone on call now (optional)")
     max_escalation_delay_minutes: float = Field(5.0, gt=0, description="seed 7.2: escalate after 5 minutes")
-
-    @field_validator("api_url")
-    @classmethod
-    def _api(cls, v: str) -> str:
-        return _api_url(v)
 
 
 class TeamTarget(Target):

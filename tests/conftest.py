@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.fixtures_prefect", "tests.fixtures_golive"]
+pytest_plugins = ["tests.support.fixtures_prefect", "tests.support.fixtures_golive"]
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +28,9 @@ def sandbox():
 # one summary line says which packages and the command that brings them; under CI=true (as .ci/run runs, after
 # installing them) it runs, and a missing package fails it: CI never skips.
 DEBIAN_SERVERS = {"pgbouncer": "golive.sandbox.parts.pgbouncer:executable",
-                  "prometheus": "tests.monitoring_servers:prometheus_executable",
+                  "prometheus": "tests.support.servers_debian:prometheus_executable",
                   "prometheus-alertmanager": "golive.sandbox.parts.alertmanager:executable",
-                  "redis-server": "tests.test_healthy_variants:redis7_executable"}
+                  "redis-server": "tests.support.servers_debian:redis7_executable"}
 
 
 def missing_debian_packages() -> list[str]:
@@ -53,13 +53,17 @@ def pytest_configure(config):
 SLOW_FILES_FIRST = ["test_packaging.py", "test_golive_e2e.py", "test_stock_conformance.py",  # the marked suites
                     "test_deploy_authorization.py", "test_cli.py",
                     "test_expectations.py", "test_flow.py", "test_root_causes.py", "test_restore.py",
-                    "test_checks_infra.py", "test_sandbox.py", "test_deadlines.py", "test_team.py",
+                    "test_faults.py", "test_sandbox.py", "test_deadlines.py", "test_team.py",
                     "test_config_init.py", "test_checks_catalog.py"]
 
 
 def pytest_collection_modifyitems(config, items):
     import os
+    from pathlib import Path
 
+    gone = [name for name in SLOW_FILES_FIRST if not (Path(__file__).parent / name).is_file()]
+    if gone:  # a renamed file would silently lose its place
+        raise pytest.UsageError(f"tests/conftest.py SLOW_FILES_FIRST names files that do not exist: {gone}")
     rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
     if os.environ.get("CI") == "true":

@@ -1,5 +1,6 @@
 """Disaster recovery: RTO/RPO, the rollback script and its rehearsal, the release tag. Against the sandbox's files,
-git repository (with a bare `origin`) and S3, plus files written per test."""
+git repository (with a bare `origin`) and S3, plus files written per test. The sandbox's stale rehearsal and
+missing release tag against their checks: tests/test_faults.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,8 +11,8 @@ import subprocess
 import pytest
 
 from golive.tasks.core import Status
-from tests.restore_support import cfg, no_gx_on_restored_copies, nothing_left_behind, run_dag  # noqa: F401
-from tests.test_checks_servers import with_
+from tests.support.checks import run_dag, with_
+from tests.support.restore import cfg, no_gx_on_restored_copies, nothing_left_behind  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("no_gx_on_restored_copies")  # the RTO reads a restore's time, not its suites
 
@@ -47,12 +48,6 @@ def test_rpo_without_wal_falls_back_to_the_newest_full_backup(cfg):
     assert r.status == Status.PASS and "full backup (no WAL archived)" in r.observed  # 2 minutes old here
     r = run_dag(["backup.recovery.rpo"], with_(cfg, "restore", rpo_minutes=0.001))["backup.recovery.rpo"]
     assert r.status == Status.FAIL
-
-
-def test_stale_rehearsal_fails(sandbox, cfg):
-    with sandbox.fault("rollback-rehearsal-stale"):
-        r = run_dag(["backup.rollback.rehearsal"], cfg)["backup.rollback.rehearsal"]
-    assert r.status == Status.FAIL and r.observed["problems"] == ["the last rehearsal was 10.0 days ago"]
 
 
 def test_rehearsal_records_failed_slow_changed_or_unreadable(tmp_path, cfg):
@@ -111,10 +106,7 @@ def test_missing_unexecutable_or_broken_rollback_script_fails(tmp_path, cfg):
     assert r.status == Status.NOT_APPLICABLE
 
 
-def test_missing_release_tag_fails_and_a_shallow_or_diverged_copy_fails(sandbox, cfg, tmp_path):
-    with sandbox.fault("release-tag-missing"):
-        r = run_dag(["backup.code.release_tag"], cfg)["backup.code.release_tag"]
-    assert r.status == Status.FAIL and r.observed.startswith("release tag v2.4.0 is missing in ")
+def test_a_shallow_or_diverged_copy_fails_the_release_tag(sandbox, cfg, tmp_path):
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "v2.4.0", f"file://{sandbox.repo}",
                     str(shallow)], check=True, capture_output=True)

@@ -1,20 +1,84 @@
-"""Backup status in S3 beyond the newest object: location, retention and lifecycle, schedule, failure alert,
-configuration backups, bucket-enforced encryption. Against the sandbox's moto server (a subprocess)."""
+"""Backups in S3 (section 8): the newest full backup (age, size, encryption) and WAL; then beyond the newest object:
+location, retention and lifecycle, schedule, failure alert, configuration backups, bucket-enforced encryption.
+Against the sandbox's moto server (a subprocess). The sandbox's backup faults against their checks:
+tests/test_faults.py."""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pytest
 
 from golive.sandbox.parts import s3 as sandbox_s3
 from golive.tasks.core import Status
-from tests.restore_support import cfg, nothing_left_behind, run_dag  # noqa: F401
-from tests.test_checks_servers import as_json, assert_no_secrets, with_
+from tests.support.checks import as_json, assert_no_secrets, run_dag, run_ids, run_one, with_
+from tests.support.restore import cfg, nothing_left_behind  # noqa: F401
+from tests.support.servers import hung_server, refused_port
 
+S3_IDS = ["backup.s3.reachable", "backup.s3.latest_full", "backup.s3.size", "backup.s3.encrypted",
+          "backup.s3.wal_fresh"]
 IDS = ["backup.s3.off_server", "backup.s3.retention", "backup.automation.schedule",
        "backup.automation.failure_alert", "backup.s3.config_files", "backup.s3.encrypted"]
 
+
+# --------------------------------------------------------------------------- the newest backup
+
+def test_sandbox_newest_backup_and_wal_pass(cfg):
+    res = run_ids(S3_IDS, cfg)
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in S3_IDS}, \
+        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    full = res["backup.s3.latest_full"].observed
+    assert full["key"].startswith("backups/merchants_prod-") and full["age_hours"] < 1
+    assert res["backup.s3.encrypted"].observed["ServerSideEncryption"] == "AES256"
+    assert res["backup.s3.encrypted"].observed["bucket_default_encryption"] == "AES256"
+    assert res["backup.s3.wal_fresh"].observed["key"] == "wal/000000010000000000000003"
+    assert "aws s3api" in res["backup.s3.latest_full"].evidence
+    assert_no_secrets(res, cfg)
+
+
+def test_unencrypted_newest_backup_fails_encryption(sandbox, cfg):
+    with sandbox.fault("backup-unencrypted"):
+        res = run_ids(["backup.s3.reachable", "backup.s3.latest_full", "backup.s3.encrypted"], cfg)
+    r = res["backup.s3.encrypted"]
+    assert r.status == Status.FAIL and r.observed["ServerSideEncryption"] == "none"
+    assert r.observed["key"] == res["backup.s3.latest_full"].observed["key"] != sandbox.backup_key
+    assert run_one("backup.s3.encrypted", cfg).status == Status.PASS  # repaired: the encrypted dump is newest again
+
+
+def test_no_wal_prefix_is_not_applicable(cfg):
+    r = run_one("backup.s3.wal_fresh", with_(cfg, "backups", wal_prefix=None))
+    assert r.status == Status.NOT_APPLICABLE and "wal_prefix" in r.cause
+
+
+def test_stale_and_small_backups_fail(cfg):
+    r = run_one("backup.s3.latest_full", with_(cfg, "backups", max_age_hours=1 / 3600 / 10))  # 0.1 s
+    assert r.status == Status.FAIL and r.expected.startswith("newest backup age < ")
+    r = run_one("backup.s3.size", with_(cfg, "backups", min_size_bytes=50 * 1024 * 1024))  # the seed's 50 MB
+    assert r.status == Status.FAIL and r.expected == ">= 52,428,800 bytes"
+    r = run_one("backup.s3.wal_fresh", with_(cfg, "backups", wal_max_age_hours=1 / 3600 / 10))
+    assert r.status == Status.FAIL
+
+
+def test_s3_unreachable_errors_and_skips_dependents(cfg):
+    bad = with_(cfg, "backups", endpoint_url=f"http://127.0.0.1:{refused_port()}")
+    res = run_ids(S3_IDS, bad)
+    assert res["backup.s3.reachable"].status == Status.ERROR
+    assert "connect" in res["backup.s3.reachable"].cause.lower()
+    for cid in S3_IDS[1:]:
+        assert res[cid].status == Status.SKIPPED and "backup.s3.reachable is ERROR" in res[cid].cause
+    assert_no_secrets(res, bad)
+    r = run_one("backup.s3.reachable", with_(cfg, "backups", bucket="no-such-bucket-golive"))
+    assert r.status == Status.ERROR and "NoSuchBucket" in r.cause
+    with hung_server() as port:
+        t0 = time.monotonic()
+        r = run_one("backup.s3.reachable", with_(cfg, "backups", endpoint_url=f"http://127.0.0.1:{port}"),
+                    timeout=1.5)
+        took = time.monotonic() - t0
+    assert r.status == Status.ERROR and "time" in r.cause.lower() and took < 1.5 + 1.0
+
+
+# --------------------------------------------------------------------------- beyond the newest object
 
 def test_healthy_sandbox_backups_pass_with_their_evidence(sandbox, cfg):
     res = run_dag(IDS, cfg)
@@ -50,12 +114,7 @@ def test_backup_store_on_the_database_server_fails(cfg):
     assert obs.status == Status.PASS and obs.observed == {"endpoint": "AWS S3 (us-east-1)", "transport": "https"}
 
 
-def test_short_lifecycle_and_short_history_fail_retention(sandbox, cfg):
-    with sandbox.fault("backup-retention-short"):
-        r = run_dag(["backup.s3.retention"], cfg)["backup.s3.retention"]
-    assert r.status == Status.FAIL
-    assert r.observed["problems"] == ["lifecycle expires backups too early: expire-backups: prefix 'backups/', "
-                                      "expires after 7 days (covers backups/)"]
+def test_short_history_fails_retention(cfg):
     r = run_dag(["backup.s3.retention"], with_(cfg, "backups", retention_days=45))["backup.s3.retention"]
     assert r.status == Status.FAIL and "the oldest backup is 30.0 days old" in r.observed["problems"][0]
     assert any("expires after 35 days (covers backups/)" in p for p in r.observed["problems"])
@@ -107,19 +166,12 @@ def test_missed_backups_fail_the_schedule_and_off_window_backups_warn(sandbox, c
     assert r.status == Status.WARN and len(r.observed["outside_window"]) == 7 and window in r.expected
 
 
-def test_missing_backup_failure_alert_fails(sandbox, cfg):
-    with sandbox.fault("backup-alert-missing"):
-        r = run_dag(["backup.automation.failure_alert"], cfg)["backup.automation.failure_alert"]
-    assert r.status == Status.FAIL and r.observed == "no alerting rule matches /(?i)backup/ (among 6 alerting rules)"
+def test_a_failure_alert_pattern_no_rule_matches_fails(cfg):
     r = run_dag(["backup.automation.failure_alert"], with_(cfg, "backups", failure_alert_pattern="^PgBackRest"))
     assert r["backup.automation.failure_alert"].status == Status.FAIL
 
 
-def test_missing_or_stale_configuration_backup_fails(sandbox, cfg):
-    with sandbox.fault("config-backup-missing"):
-        r = run_dag(["backup.s3.config_files"], cfg)["backup.s3.config_files"]
-    assert r.status == Status.FAIL and r.observed["files"]["nginx.conf"] == "missing"
-    assert r.observed["problems"] == ["nginx.conf: no backup"]
+def test_stale_or_undeclared_configuration_backup(cfg):
     r = run_dag(["backup.s3.config_files"], with_(cfg, "backups", config_max_age_hours=1 / 3600 / 10))
     assert r["backup.s3.config_files"].status == Status.FAIL
     r = run_dag(["backup.s3.config_files"], with_(cfg, "backups", config_prefix=None))["backup.s3.config_files"]

@@ -12,7 +12,7 @@ import pytest
 from golive.flows.report import Verdict, build_report
 from golive.tasks import core
 from golive.tasks.core import CheckSpec, Observation, Severity, Status, run_plain
-from tests.test_checks_servers import refused_port
+from tests.support.servers import refused_port
 
 OWNER, CALLER = "dependencies.svc.reachable", "application.svc.uses"
 

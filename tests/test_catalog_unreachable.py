@@ -151,6 +151,6 @@ def test_hung_targets_end_as_error_within_each_timeout(hung_port):
         assert r.status in (Status.ERROR, Status.FAIL, Status.SKIPPED), (r.id, r.status, r.summary)
         # the slack a busy 2-core machine may take to notice a deadline (tests/test_deadlines.py's SLACK: 1.0 was
         # exceeded once in CI, 1.08 s, with the machine loaded by a second job)
-        assert r.duration_s <= specs[r.id].timeout + 1.5, (r.id, r.duration_s)
+        assert r.duration_s <= specs[r.id].timeout + 2.5, (r.id, r.duration_s)
     roots = [r for r in results if r.status == Status.ERROR]
     assert roots, "a hung target must show up as ERROR somewhere, not only as skips"

@@ -9,17 +9,9 @@ import pytest
 
 from golive.flows.config import GoliveConfig, parse_config
 from golive.tasks.core import SECTIONS, Status
-from tests.restore_support import no_gx_on_restored_copies  # noqa: F401
-from tests.test_checks_servers import (
-    CATALOG,
-    as_json,
-    assert_no_secrets,
-    run_ids,
-    run_plain,
-    sandbox_config,
-    swallowing_proxy,
-    with_,
-)
+from tests.support.checks import CATALOG, as_json, assert_no_secrets, run_ids, run_plain, sandbox_config, with_
+from tests.support.restore import no_gx_on_restored_copies  # noqa: F401
+from tests.support.servers import swallowing_proxy
 
 # a real restore is bounded by the RTO (restore.rto_minutes), not by 30 s; the check bounds pg_restore itself
 LONG_RUNNING = {"backup.restore.test": 4 * 3600}

@@ -1,5 +1,7 @@
-"""Section 7: alert rules read from a real Prometheus (rules file loaded, thresholds parsed), routing read from a real
-Alertmanager, scrape targets down for real; Grafana and the logging stack through the sandbox's fakes."""
+"""Section 7, monitoring: alert rules read from a real Prometheus (rules file loaded, thresholds parsed), routing read
+from a real Alertmanager, scrape targets down for real; the sandbox's Prometheus and a stub of its API (targets,
+scrape intervals); Grafana and the logging stack through the sandbox's fakes. The sandbox's monitoring faults against
+their checks: tests/test_faults.py."""
 from __future__ import annotations
 
 import time
@@ -10,20 +12,14 @@ from golive.flows.config import parse_config
 from golive.sandbox.parts import alertmanager
 from golive.tasks.core import Status
 from golive.tasks.monitoring.alerts import CRITICAL, WARNING, meets, parse_threshold
-from tests.monitoring_servers import real_alertmanager, real_prometheus, rules
-from tests.test_checks_servers import (
-    as_json,
-    assert_no_secrets,
-    hung_server,
-    refused_port,
-    run_ids,
-    run_one,
-    sandbox_config,
-    with_,
-)
+from golive.tasks.monitoring.prometheus import parse_duration
+from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
+from tests.support.servers import PROM_TARGETS, PROM_YAML, ServerThread, hung_server, prometheus_app, refused_port
+from tests.support.servers_debian import real_alertmanager, real_prometheus, rules
 
-PROM_IDS = ["monitoring.prometheus.reachable", "monitoring.prometheus.targets", "monitoring.prometheus.scrape_interval",
-            "monitoring.alerts.critical", "monitoring.alerts.warning"]
+PROMETHEUS_IDS = ["monitoring.prometheus.reachable", "monitoring.prometheus.targets",
+                  "monitoring.prometheus.scrape_interval"]
+PROM_IDS = [*PROMETHEUS_IDS, "monitoring.alerts.critical", "monitoring.alerts.warning"]
 AM_IDS = ["monitoring.alertmanager.reachable", "monitoring.alertmanager.routing"]
 OBS_IDS = ["monitoring.grafana.health", "monitoring.grafana.dashboards", "monitoring.elasticsearch.health",
            "monitoring.kibana.status", "monitoring.logging.freshness"]
@@ -206,7 +202,7 @@ def test_hung_and_refused_alertmanager_and_prometheus_are_errors():
     assert res["monitoring.alerts.warning"].status == Status.SKIPPED
 
 
-# --------------------------------------------------------------------------- the sandbox: rules fault, Grafana, logs
+# --------------------------------------------------------------------------- the sandbox: Grafana, logs
 
 @pytest.fixture(scope="session")
 def cfg(sandbox):
@@ -221,25 +217,6 @@ def test_sandbox_monitoring_passes(cfg):
     assert res["monitoring.elasticsearch.health"].observed["status"] == "green"
     assert_no_secrets(res, cfg)
     assert cfg.observability.grafana.api_token.get_secret_value() not in as_json(res)
-
-
-def test_sandbox_alert_threshold_fault(sandbox, cfg):
-    with sandbox.fault("alert-threshold-wrong"):
-        r = run_one("monitoring.alerts.critical", cfg)
-    assert r.status == Status.FAIL and "threshold > 10%, expected > 5%" in r.observed["problems"][0]
-
-
-@pytest.mark.parametrize("fault, check_id, expect", [
-    ("es-yellow", "monitoring.elasticsearch.health", {"status": "yellow"}),
-    ("es-red", "monitoring.elasticsearch.health", {"status": "red"}),
-    ("kibana-degraded", "monitoring.kibana.status", {"overall": "degraded"}),
-    ("grafana-dashboard-missing", "monitoring.grafana.dashboards", {"missing": ["API Overview"]}),
-])
-def test_monitoring_faults_fail(sandbox, cfg, fault, check_id, expect):
-    with sandbox.fault(fault):
-        r = run_one(check_id, cfg)
-    assert r.status == Status.FAIL
-    assert {k: r.observed[k] for k in expect} == expect
 
 
 def test_stale_logs_fail_and_a_red_cluster_skips_freshness(sandbox, cfg):
@@ -283,6 +260,81 @@ def test_observability_unreachable_errors_and_skips():
 def _plain(model) -> dict:
     from pydantic import SecretStr
     return {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in model}
+
+
+# --------------------------------------------------------------------------- Prometheus: the sandbox's, a stub of its API
+
+def test_sandbox_prometheus_passes(cfg):
+    res = run_ids(PROMETHEUS_IDS, cfg)
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in PROMETHEUS_IDS}, \
+        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert res["monitoring.prometheus.targets"].observed.startswith("all ")
+    assert res["monitoring.prometheus.scrape_interval"].observed == "15 s"
+
+
+def test_down_target_is_listed_with_its_error(sandbox, cfg):
+    with sandbox.fault("node-target-down"):
+        r = run_one("monitoring.prometheus.targets", cfg)
+    assert r.status == Status.FAIL
+    (down,) = r.observed["down"]
+    assert down["instance"].startswith("backend-2") and down["health"] == "down" and down["lastError"]
+
+
+def test_postgres_down_is_not_a_second_failure_as_a_scrape_target(sandbox, cfg):
+    """The target scrapes the database's own address: dependencies.postgres.reachable reports it (issue #11)."""
+    with sandbox.fault("postgres-down"):
+        r = run_one("monitoring.prometheus.targets", cfg)
+    assert r.status == Status.SKIPPED and r.details["blocked_by"] == "dependencies.postgres.reachable", r.summary
+    assert r.observed["down"] == [] and list(r.observed["not_judged"].values()) == ["dependencies.postgres.reachable"]
+
+
+def test_scrape_interval_longer_than_allowed_fails(cfg):
+    r = run_one("monitoring.prometheus.scrape_interval", with_(cfg, "monitoring", max_scrape_interval_s=10))
+    assert r.status == Status.FAIL and r.observed == "15 s" and r.expected == "<= 10 s"
+
+
+def test_prometheus_stub_intervals_health_and_targets():
+    state = {"targets": PROM_TARGETS, "yaml": PROM_YAML}
+    with ServerThread(prometheus_app(state)) as prom:
+        cfg = parse_config({"environment": "test",
+                            "monitoring": {"prometheus_url": f"http://127.0.0.1:{prom.port}"}}, env={})
+        assert run_one("monitoring.prometheus.scrape_interval", cfg).status == Status.PASS
+        state["yaml"] = PROM_YAML.replace("scrape_interval: 10s", "scrape_interval: 2m")
+        r = run_one("monitoring.prometheus.scrape_interval", cfg)
+        assert r.status == Status.WARN and r.details["slow_jobs"] == {"api": "2m"}
+        state["yaml"] = PROM_YAML.replace("scrape_interval: 15s", "scrape_interval: 1m")
+        r = run_one("monitoring.prometheus.scrape_interval", cfg)
+        assert r.status == Status.FAIL and r.observed == "60 s"
+        state["yaml"] = "scrape_configs: []\n"  # no global interval: Prometheus' default 1m applies
+        assert run_one("monitoring.prometheus.scrape_interval", cfg).observed == "60 s"
+        state["targets"] = []
+        r = run_one("monitoring.prometheus.targets", cfg)
+        assert r.status == Status.FAIL and r.observed == "no active targets"
+        state["healthy"] = False
+        res = run_ids(PROMETHEUS_IDS, cfg)
+    assert res["monitoring.prometheus.reachable"].status == Status.FAIL
+    assert res["monitoring.prometheus.reachable"].observed.startswith("503")
+    assert res["monitoring.prometheus.targets"].status == Status.SKIPPED
+
+
+def test_prometheus_refused_is_an_error():
+    cfg = parse_config({"environment": "test",
+                        "monitoring": {"prometheus_url": f"http://127.0.0.1:{refused_port()}"}}, env={})
+    res = run_ids(PROMETHEUS_IDS, cfg)
+    assert res["monitoring.prometheus.reachable"].status == Status.ERROR
+    assert all(res[i].status == Status.SKIPPED for i in PROMETHEUS_IDS[1:])
+
+
+@pytest.mark.parametrize("text, seconds", [("15s", 15), ("1m", 60), ("1m30s", 90), ("500ms", 0.5), ("1h", 3600),
+                                           ("2d", 172800)])
+def test_prometheus_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "1.5m", "m", "15 s", "1x"])
+def test_bad_prometheus_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
 
 
 # --------------------------------------------------------------------------- threshold parsing

@@ -1,7 +1,8 @@
 """Security checks (checklist 5.1-5.4) against the sandbox's real processes: the HTTPS app (cookies, admin panel,
 rate limiter), its PostgreSQL (hashes, sensitive columns, 2FA, audit log), the app's git repository, and the
 supply-chain mirrors (an OSV API for pip-audit, a simple package index, npm's bulk advisory endpoint). PASS on the
-healthy sandbox, then each failing case through a fault switch or a config that expects something else.
+healthy sandbox, then each failing case through a config that expects something else (the sandbox's security faults
+against their checks: tests/test_faults.py).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from golive.sandbox import application as appsetup
 from golive.tasks.core import Status
 from golive.tasks.security.data import classify_hash, hash_census_sql, looks_encrypted
-from tests.test_checks_servers import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
+from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
 
 SEC_IDS = ["security.session.cookies", "security.passwords.hashing", "security.data.sensitive_columns",
            "security.transit.tls", "security.secrets.repository", "security.admin.panel", "security.admin.mfa",
@@ -51,28 +52,6 @@ def test_sandbox_security_checks_pass(sandbox, cfg):
     assert_no_secrets(res, cfg)
 
 
-@pytest.mark.parametrize("fault, check_id, observed_part", [
-    ("cookie-insecure", "security.session.cookies", "'problems': ['no Secure', 'no HttpOnly']"),
-    ("password-plaintext", "security.passwords.hashing", "'plaintext-or-unknown': [42]"),
-    ("admin-no-2fa", "security.admin.mfa", "'without_2fa': [2]"),
-    ("admin-open", "security.admin.panel", "'anonymous': 200"),
-    ("audit-log-short", "security.audit.log", "'oldest_age_days': 2"),
-    ("db-exposed", "security.network.db_exposure", "ACCEPTED"),
-    ("secrets-committed", "security.secrets.repository", "'.env.production:3 aws-access-key-id'"),
-    ("vuln-published", "security.dependencies.vulnerabilities", "GHSA-sbx3-starlette-2026"),
-    ("package-outdated", "security.dependencies.outdated", "sqlalchemy"),
-])
-def test_sandbox_fault_fails_its_check(sandbox, cfg, fault, check_id, observed_part):
-    with sandbox.fault(fault):
-        r = run_one(check_id, cfg)
-    assert r.status == Status.FAIL, (fault, r.summary)
-    assert observed_part in str(r.observed), r.observed
-    blob = as_json(r)
-    assert appsetup.PLAINTEXT_PASSWORD not in blob and "AKIA" not in blob  # classified, never shown
-    assert_no_secrets(r, cfg)
-    assert run_one(check_id, cfg).status == Status.PASS  # repaired
-
-
 def test_rate_limit_probe_is_opt_in_and_a_missing_limit_fails(cfg):
     off = with_(cfg, "security", rate_limit_probe=False)
     r = run_one("security.ratelimit.enforced", off)
@@ -94,7 +73,7 @@ def test_plaintext_sensitive_column_and_remote_redis_without_tls_fail(cfg):
 
 def test_transit_tls_is_skipped_behind_an_unreachable_database_not_an_error_of_its_own(cfg):
     """One root cause, one failure: the database down is dependencies.postgres.reachable's failure."""
-    from tests.test_checks_servers import refused_port
+    from tests.support.servers import refused_port
 
     down = with_(cfg, "postgres", host="db.internal.example", port=refused_port())
     res = run_ids(["infrastructure.web.reachable", "dependencies.postgres.reachable", "security.transit.tls"], down)

@@ -1,8 +1,9 @@
-"""Web, TLS, application, security and performance checks against real HTTPS servers.
+"""The web checks (the `web` component: its infrastructure, application, security and performance checks) against
+real HTTPS servers.
 
-PASS cases and most failures run against the shared sandbox (its fault switches); the failure modes it has no
-switch for run against small dedicated servers started here (a hung port, a refused port, a slow app, a wrong CA,
-a certificate for another host, HTML error pages, a temporary redirect).
+PASS cases run against the shared sandbox, its web faults in tests/test_faults.py (except the certificate near
+expiry, here); the failure modes it has no switch for run against small dedicated servers started here (a hung port,
+a refused port, a slow app, a wrong CA, a certificate for another host, HTML error pages, a temporary redirect).
 """
 from __future__ import annotations
 
@@ -13,22 +14,17 @@ import trustme
 
 from golive.flows.config import parse_config
 from golive.tasks.core import Status
-from tests.test_checks_servers import (
+from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
+from tests.support.servers import (
     APP_PASSWORD,
     APP_USER,
     APPROVED_ORIGIN,
     ServerThread,
-    as_json,
-    assert_no_secrets,
     hung_server,
     make_certs,
     redirect_app,
     refused_port,
-    run_ids,
-    run_one,
-    sandbox_config,
     web_app,
-    with_,
 )
 
 WEB_IDS = ["infrastructure.web.reachable", "infrastructure.tls.chain", "infrastructure.tls.expiry",
@@ -37,7 +33,7 @@ WEB_IDS = ["infrastructure.web.reachable", "infrastructure.tls.chain", "infrastr
            "security.api.auth_required", "security.cors.origins", "performance.api.latency_p95"]
 
 
-# --------------------------------------------------------------------------- the sandbox: PASS, then its faults
+# --------------------------------------------------------------------------- the sandbox
 
 @pytest.fixture(scope="session")
 def cfg(sandbox):
@@ -62,34 +58,6 @@ def test_sandbox_web_passes_every_check(cfg):
     for r in res.values():
         assert r.evidence and r.expected is not None, r.id
     assert_no_secrets(res, cfg)
-
-
-@pytest.mark.parametrize("fault, check_id, observed_part", [
-    ("hsts-short", "security.headers.hsts", "3600 s"),
-    ("cors-wildcard", "security.cors.origins", "Access-Control-Allow-Origin: *"),
-    ("http-no-redirect", "infrastructure.http.redirect", "200 Location: (none)"),
-    ("health-down", "application.api.health", "503, status='unhealthy'"),
-    ("auth-off", "security.api.auth_required", "'without credentials': 200"),
-])
-def test_sandbox_fault_fails_its_check(sandbox, cfg, fault, check_id, observed_part):
-    assert run_one(check_id, cfg).status == Status.PASS
-    with sandbox.fault(fault):
-        r = run_one(check_id, cfg)
-    assert r.status == Status.FAIL, (fault, r.summary)
-    assert observed_part in str(r.observed), r.observed
-    assert run_one(check_id, cfg).status == Status.PASS  # repaired
-
-
-def test_sandbox_auth_off_also_breaks_error_handling(sandbox, cfg):
-    with sandbox.fault("auth-off"):
-        r = run_one("application.api.errors", cfg)
-    assert r.status == Status.FAIL and r.observed["/api/campaigns"].startswith("200")
-
-
-def test_sandbox_health_down_fails_the_latency_probe(sandbox, cfg):
-    with sandbox.fault("health-down"):
-        r = run_one("performance.api.latency_p95", cfg)
-    assert r.status == Status.FAIL and r.observed["non_200"] == 20
 
 
 def test_sandbox_certificate_near_expiry_fails_expiry_not_chain(sandbox, cfg):

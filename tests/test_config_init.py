@@ -11,36 +11,25 @@ import json
 import os
 import pickle
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import pytest
 import yaml
 
 from golive.deployments.cli import main
 from golive.flows.config import load_config
+from tests.support.cli import assert_no_leak, golive
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def golive(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def user_env(**extra: str) -> dict[str, str]:
     """A shell without the sandbox's exported secrets or a Prefect API: what a team member has."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOLIVE_SANDBOX_", "PREFECT_", "AWS_"))}
     return {**env, **extra}
-
-
-def assert_no_leak(secret: str, *texts: str) -> None:
-    for form in {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}:
-        for text in texts:
-            assert form not in text, f"a form of the secret ({form[:3]}...) leaked"
 
 
 def free_port() -> int:

@@ -3,7 +3,7 @@
 Every attack is what any Prefect API client can do: write a `golive-decision-<env>` artifact saying GO (outside any
 flow run), create a `deploy-production` run with any parameters and idempotency key, re-schedule a finished run. The
 deploy command appends the release to a file: an attack that gets through leaves a line there. A real Prefect server
-on its own PostgreSQL and `golive serve` run the flows (tests/deploy_auth_support.py); the sign-offs are real pauses
+on its own PostgreSQL and `golive serve` run the flows (tests/support/deploy_auth.py); the sign-offs are real pauses
 resumed through the REST API, as the UI does."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from golive.deployments.signoff_client import json_artifact, wait_final
-from tests.deploy_auth_support import DEPLOYMENT, ENV, authz_stack
+from tests.support.deploy_auth import DEPLOYMENT, ENV, authz_stack
 
 # the first test also starts the stack and runs the signed-off GO; its own PostgreSQL, Prefect server and `golive serve`
 # make it a whole-path suite: `pytest -m e2e` (.ci/run runs it after the default suite)

@@ -22,7 +22,7 @@ from golive.flows.readiness import plan
 from golive.tasks.catalog import load_catalog
 from golive.tasks.core import Status, run_plain, select
 from golive.tasks.postgres import SEED_TABLES
-from tests.test_checks_servers import as_json, assert_no_secrets, sandbox_config, with_
+from tests.support.checks import as_json, assert_no_secrets, sandbox_config, with_
 
 SUITES = Path(__file__).resolve().parents[1] / "expectations" / "suites"
 PLAINTEXT = "hunter2-Plaintext-Pa55word!"  # the planted "password hash" that must never show up anywhere
@@ -319,7 +319,7 @@ def _closed_port() -> int:
 
 
 def test_backward_compatibility_queries(cfg):
-    from tests.test_checks_servers import run_one
+    from tests.support.checks import run_one
 
     c = with_(cfg, "postgres", backward_compat_queries={
         "old users": "SELECT id, created_at FROM users ORDER BY created_at LIMIT 3;",
@@ -395,7 +395,7 @@ def test_no_planted_secret_in_any_artifact_log_report_or_data_docs(sandbox, pref
 
     import yaml
 
-    from tests.test_flow import _artifact, run_flow
+    from tests.support.flows import artifact, run_flow
 
     data = yaml.safe_load(Path(sandbox.config_path).read_text())
     docs = tmp_path / "docs"
@@ -415,13 +415,13 @@ def test_no_planted_secret_in_any_artifact_log_report_or_data_docs(sandbox, pref
     out, err = capfd.readouterr()
     logs = asyncio.run(_all_logs())
     assert any("data.users.password_format" in m for m in logs)
-    link = asyncio.run(_artifact("golive-data-docs-sandbox"))
+    link = asyncio.run(artifact("golive-data-docs-sandbox"))
     url = re.fullmatch(r"\[Data Docs: 11 suites\]\((file://\S+/index\.html)\)", link["data"]).group(1)
     index = Path(url[len("file://"):])
     assert index.is_file() and docs in index.parents
     pages = [p.read_text(errors="replace") for p in docs.rglob("*.html")]
     assert len(pages) == 1 + 2 * 11 and any("password_hash" in p for p in pages)  # index, suites, validations
-    artifacts = [json.dumps(asyncio.run(_artifact(f"golive-{k}-sandbox"))) for k in ("report", "checks", "verdict")]
+    artifacts = [json.dumps(asyncio.run(artifact(f"golive-{k}-sandbox"))) for k in ("report", "checks", "verdict")]
     files = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
     haystack = "\n".join([out, err, *logs, *artifacts, json.dumps(link), *files, report.model_dump_json()])
     assert PLAINTEXT not in haystack
@@ -470,11 +470,11 @@ def test_a_server_that_stops_answering_mid_suite_ends_the_suite_thread(sandbox, 
     """Connected and validating, then a query never gets an answer: the run ends just after its budget (the
     watchdog closes the connections), instead of leaving a thread blocked on the socket."""
     from golive.expectations.runner import SuiteRunError, run_suite
-    from tests.test_checks_servers import swallowing_proxy
+    from tests.support.servers import swallowing_proxy
 
     notifications = next(s for s in load_suites() if s.name == "notifications")
     with swallowing_proxy(sandbox.ports["postgres"], trigger=b"golive_parent") as port:  # the orphan query
         t0 = time.monotonic()
         with pytest.raises(SuiteRunError, match="timed out: no answer"):
             run_suite(notifications, with_(cfg, "postgres", port=port).postgres, timeout=2.0)
-        assert time.monotonic() - t0 < 3.5
+        assert time.monotonic() - t0 < 2.0 + 2.5  # the timeout + a busy 2-core machine's slack (1.5 s seen)

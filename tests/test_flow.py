@@ -9,42 +9,7 @@ import pytest
 
 from golive.flows.report import Verdict
 from golive.tasks.core import SECTIONS, Status
-
-
-def run_flow(config_path, mode="ci", out=None, sections=None):
-    from golive.flows import readiness
-
-    state = asyncio.run(readiness.go_live_readiness(config=str(config_path), mode=mode, sections=sections,
-                                                     output_dir=str(out) if out else None, return_state=True))
-    return readiness.REPORTS.pop(str(state.state_details.flow_run_id)), state
-
-
-async def _artifact(key):
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as c:
-        r = await c._client.get(f"/artifacts/{key}/latest")
-        r.raise_for_status()
-        return r.json()
-
-
-async def _flow_run_logs(flow_run_id):
-    """The log messages of one readiness run and of its section / sign-off subflows."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    async with get_client() as c:
-        children = await c._client.post("/flow_runs/filter", json={
-            "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
-        children.raise_for_status()
-        ids = [flow_run_id, *(r["id"] for r in children.json())]
-        logs = []
-        while True:  # the API pages logs by 200
-            page = await c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200, offset=len(logs))
-            logs += page
-            if len(page) < 200:
-                break
-        return [entry.message for entry in logs], ids
+from tests.support.flows import artifact, flow_run_logs, run_flow
 
 
 @pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
@@ -64,10 +29,10 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     latest = tmp_path / "sandbox" / "latest"
     assert json.loads((latest / "report.json").read_text())["verdict"] == "GO"
     assert (latest / "junit.xml").read_text().count("<testcase") == len(report.results)
-    verdict = asyncio.run(_artifact("golive-verdict-sandbox"))
+    verdict = asyncio.run(artifact("golive-verdict-sandbox"))
     payload = json.loads(re.search(r"```json\n(.*)\n```", verdict["data"], re.S).group(1))
     assert payload["verdict"] == "GO" and payload["flow_run_id"] == str(state.state_details.flow_run_id)
-    table = asyncio.run(_artifact("golive-checks-sandbox"))
+    table = asyncio.run(artifact("golive-checks-sandbox"))
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
     # one task run per check, except the expectations of a suite: one task run per suite (one validation)
     names = asyncio.run(_task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs()))
@@ -150,9 +115,9 @@ def test_no_secret_in_logs_artifacts_reports_or_output(sandbox, prefect_api, tmp
         report, state = run_flow(sandbox.config_path, out=tmp_path)
     assert report.verdict == Verdict.NO_GO
     out, err = capfd.readouterr()
-    logs, run_ids = asyncio.run(_flow_run_logs(str(state.state_details.flow_run_id)))
+    logs, run_ids = asyncio.run(flow_run_logs(str(state.state_details.flow_run_id)))
     assert any("dependencies.postgres.reachable" in m for m in logs)
-    artifacts = [json.dumps(asyncio.run(_artifact(f"golive-{k}-sandbox"))) for k in ("report", "checks", "verdict")]
+    artifacts = [json.dumps(asyncio.run(artifact(f"golive-{k}-sandbox"))) for k in ("report", "checks", "verdict")]
     files = [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
     haystack = "\n".join([out, err, *logs, *artifacts, *files, report.model_dump_json()])
     assert len(files) == 3 and "<testsuites" in haystack

@@ -15,7 +15,7 @@ import pytest
 
 from golive.deployments.signoff_client import json_artifact, signoff_fields, wait_final, wait_paused_sign_off
 from golive.deployments.signoff_client import resume as post_resume
-from tests.fixtures_golive import wait_mail
+from tests.support.fixtures_golive import wait_mail
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ Inventory of such checks and where their variants are pinned:
 | backup.s3.size | exactly min_size_bytes | one byte short | here |
 | dependencies.smtp.capacity | exactly min_hourly_capacity | one email less | here |
 | application.workers.jobs | cron, `every 6h`, APScheduler interval / cron / OrTrigger | a 7 h interval, an 8-hourly cron, 3 AM for 2 AM, paused | test_workers_cadence.py |
-| performance.lb.distribution | round robin / least connections as nginx, HAProxy, Envoy, AWS, GCP, Azure spell them | hashing, random | test_checks_infra.py |
+| performance.lb.distribution | round robin / least connections as nginx, HAProxy, Envoy, AWS, GCP, Azure spell them | hashing, random | test_checks_performance.py |
 | backup.s3.retention | 30 daily restore points (oldest 29.x days), lifecycle at exactly 30 days | 29 restore points, 29-day lifecycle | test_backup_s3.py |
 | monitoring.alerts.* | rules with `for:`, memory written as used or as the share left, stricter thresholds, recording rules | 10% error rate, a rule missing or mislabelled | test_checks_monitoring.py, stock conformance |
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import shutil
 import signal
 import ssl
 import threading
@@ -40,16 +39,11 @@ from golive.flows.config import parse_config
 from golive.sandbox import procs
 from golive.sandbox.parts import redis_pair
 from golive.tasks.core import Status
-from tests.monitoring_servers import real_prometheus, rules
-from tests.test_checks_servers import run_one
+from tests.support.checks import run_one
+from tests.support.servers_debian import real_prometheus, redis7_executable, rules
 
 NOW = dt.datetime.now(dt.UTC)
 YEAR = 31536000
-
-
-def redis7_executable() -> str | None:
-    """Debian's redis-server (7.x): tests/conftest.py's `debian("redis-server")` looks it up here."""
-    return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
 
 
 def cfg(**sections: Any):

@@ -8,8 +8,8 @@ import json
 
 from golive.flows.notify_approvers import Notice, notify
 from golive.tasks.core import Redactor, collect_secrets
-from tests.test_checks_servers import sandbox_config
-from tests.test_rehearsal import Receiver
+from tests.support.checks import sandbox_config
+from tests.support.servers import Receiver
 
 
 def config_with_approvers(sandbox, hook_url: str):

@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from golive.flows.config import parse_config
 from golive.tasks.core import MASK, Redactor, Status
-from tests.test_checks_servers import ServerThread, as_json, run_ids
+from tests.support.checks import as_json, run_ids
+from tests.support.servers import ServerThread
 
 
 def _b64(text: str, urlsafe: bool = False) -> str:

@@ -4,9 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,11 +14,10 @@ from golive.flows import rehearsal
 from golive.flows.config import GoliveConfig, parse_config
 from golive.flows.report import Verdict, build_report
 from golive.tasks.core import CheckResult, Severity, Status
-from tests.test_checks_servers import hung_server, refused_port
-from tests.test_flow import _artifact, _flow_run_logs, run_flow
+from tests.support.flows import artifact, flow_run_logs, run_flow
+from tests.support.servers import WEBHOOK_SECRET_PATH, Receiver, hung_server, refused_port
 
 WEBHOOK_ENV = "GOLIVE_TEST_REHEARSAL_WEBHOOK"
-WEBHOOK_SECRET_PATH = "/services/T0GOLIVE/B0NIGHTLY/xq7Hk2Pz9sLmW4vRt8YbNc3d"
 SECTIONS = ["dependencies"]  # the fault is there; the whole catalog takes ~13 s a run on 2 busy cores
 T0 = datetime(2025, 12, 30, 2, 0, tzinfo=UTC)
 
@@ -37,39 +34,6 @@ def result(cid: str, status: Status, duration: float = 0.1, severity: Severity =
 def report_of(*results: CheckResult, run_id: str = "run-2", started: datetime = T0):
     return build_report(list(results), environment="nightly", mode="rehearsal", started_at=started,
                         flow_run_id=run_id)
-
-
-class Receiver:
-    """A real HTTP webhook receiver on 127.0.0.1, in a thread: records every POST, answers like Slack (200 ok)."""
-
-    def __init__(self, status: int = 200):
-        self.posts: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.posts.append({"path": self.path, "content_type": self.headers.get("content-type"),
-                                    "json": json.loads(body)})
-                self.send_response(status)
-                self.send_header("content-type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"no_service")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{WEBHOOK_SECRET_PATH}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def env_config(sandbox, tmp_path: Path, environment: str, notify: dict | None = None) -> Path:
@@ -225,8 +189,8 @@ def test_rehearsals_report_new_failure_then_fixed_and_post_to_the_webhook(sandbo
         assert f"flow run `{first.flow_run_id}`" in sec2 and "NO-GO" in sec2
         assert md2.index("## What changed") < md2.index("## Blocking")  # near the top, where it is read first
         assert any("1 new failure" in n for n in broken.notes)
-        artifact = asyncio.run(_artifact("golive-report-nightly-a"))
-        assert "`dependencies.redis.memory` PASS → FAIL" in artifact["data"]
+        report_artifact = asyncio.run(artifact("golive-report-nightly-a"))
+        assert "`dependencies.redis.memory` PASS → FAIL" in report_artifact["data"]
 
         repaired, s3 = run_flow(cfg, mode="rehearsal", out=out, sections=SECTIONS)
         sec3 = section_of((out / "nightly-a" / "latest" / "report.md").read_text())
@@ -245,7 +209,7 @@ def test_rehearsals_report_new_failure_then_fixed_and_post_to_the_webhook(sandbo
     assert "1 fixed" in third["text"] and "dependencies.redis.memory" in json.dumps(third["blocks"])
 
     # the snapshot: the latest version is the third run's, small, statuses and durations only
-    snap_artifact = asyncio.run(_artifact("golive-rehearsal-nightly-a"))
+    snap_artifact = asyncio.run(artifact("golive-rehearsal-nightly-a"))
     snap = rehearsal.parse_snapshot(snap_artifact["data"])
     assert snap.flow_run_id == repaired.flow_run_id and snap.verdict == repaired.verdict
     assert snap.checks["dependencies.redis.memory"][0] == Status.PASS
@@ -270,9 +234,9 @@ def test_dead_or_hung_webhook_never_fails_the_run_and_no_secret_leaks(sandbox, p
         assert ("ConnectError" in note) if url else ("no answer within 1 s" in note)
         results.append((report, state))
     _drain_prefect()
-    logs, _ = asyncio.run(_flow_run_logs(str(results[0][1].state_details.flow_run_id)))
+    logs, _ = asyncio.run(flow_run_logs(str(results[0][1].state_details.flow_run_id)))
     assert any("rehearsal webhook http://127.0.0.1:" in m and "failed" in m for m in logs)
-    artifacts = [json.dumps(asyncio.run(_artifact(f"golive-{k}-{env}")))
+    artifacts = [json.dumps(asyncio.run(artifact(f"golive-{k}-{env}")))
                  for k in ("report", "checks", "verdict", "rehearsal") for env in ("nightly-dead", "nightly-hung")]
     files = [p.read_text() for p in out.rglob("*") if p.is_file()]
     haystack = "\n".join([*logs, *artifacts, *files, *(r.model_dump_json() for r, _ in results)])

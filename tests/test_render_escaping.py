@@ -27,7 +27,7 @@ from golive.flows.policies import ApprovalPolicy
 from golive.flows.report import build_report, to_junit, to_markdown, to_table
 from golive.tasks.catalog import load_catalog
 from golive.tasks.core import Status, run_plain, select
-from tests.test_checks_servers import ServerThread
+from tests.support.servers import ServerThread
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = "[/oops] [bold \x1b[31m</testcase>]]> | x | `t` <b>&amp; :x: *e* [l](j:x)"

@@ -23,16 +23,16 @@ from golive.sandbox.tcpproxy import Forwarder
 from golive.tasks.core import Status
 from golive.tasks.restore.dump import NotADump, parse_header, sniff
 from golive.tasks.restore.suites import SuiteOutcome, register_restored_db_suite, unregister_restored_db_suite
-from tests.restore_support import (  # noqa: F401
+from tests.support.checks import assert_no_secrets, run_dag, run_one, with_
+from tests.support.restore import (
     cfg,
     no_gx_on_restored_copies,
     nothing_left_behind,
-    run_dag,
     scratch_databases,
     settled_write_stats,
     source_databases,
 )
-from tests.test_checks_servers import assert_no_secrets, refused_port, run_one, with_
+from tests.support.servers import refused_port
 
 REPO = Path(__file__).resolve().parent.parent
 RESTORE_IDS = ["backup.restore.server", "backup.restore.test", "backup.recovery.rto"]
@@ -249,7 +249,7 @@ sys.path.insert(0, {repo!r})
 import psycopg
 from golive.flows.config import load_config
 from golive.sandbox.tcpproxy import Forwarder
-from tests.test_checks_servers import run_one, with_
+from tests.support.checks import run_one, with_
 cfg = load_config({config!r})
 fwd = Forwarder(("127.0.0.2", {s3_port}), rate=60_000).start()
 slow = with_(cfg, "backups", endpoint_url=f"http://127.0.0.1:{{fwd.port}}")

@@ -14,7 +14,8 @@ import pytest
 from golive.tasks.core import Status
 from golive.tasks.restore.guard import identity_refusal
 from golive.tasks.restore.suites import SuiteOutcome, register_restored_db_suite, unregister_restored_db_suite
-from tests.restore_support import (  # noqa: F401
+from tests.support.checks import assert_no_secrets, run_dag, run_one, with_
+from tests.support.restore import (
     PG_CONTROL_SYSTEM,
     PG_STAT_ACTIVITY,
     cfg,
@@ -22,11 +23,9 @@ from tests.restore_support import (  # noqa: F401
     pg_socket,
     restore_role_on_production,
     revoked,
-    run_dag,
     scratch_databases,
     source_databases,
 )
-from tests.test_checks_servers import assert_no_secrets, run_one, with_
 
 SERVER, TEST = "backup.restore.server", "backup.restore.test"
 

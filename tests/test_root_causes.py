@@ -12,7 +12,8 @@ import pytest
 from golive.flows.catalog import all_checks
 from golive.flows.readiness import plan
 from golive.tasks.core import CheckResult, Status, run_plain
-from tests.test_checks_servers import refused_port, sandbox_config, with_
+from tests.support.checks import sandbox_config, with_
+from tests.support.servers import refused_port
 
 TABLES = "dependencies.postgres.tables"
 
@@ -56,7 +57,7 @@ def test_a_missing_table_is_one_failure_and_its_readers_are_skipped_naming_it(sa
 
 def test_a_table_only_a_suite_reads_is_checked_by_the_tables_check_too(sandbox, cfg):
     """A suite's table that `required_tables` does not list is still one failure, in the tables check."""
-    from tests.test_checks_servers import with_
+    from tests.support.checks import with_
 
     narrow = with_(cfg, "postgres", required_tables=["users", "campaigns"])
     specs = all_checks(narrow)

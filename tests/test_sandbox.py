@@ -27,10 +27,10 @@ from redis.retry import Retry
 
 from golive.sandbox import FAULTS, Sandbox, procs
 from golive.sandbox.stack import ROOT, _reap_stale
-from tests.app_probes import SANDBOX_PROBES as APP_PROBES
 from tests.conftest import debian_faults
-from tests.infra_probes import SANDBOX_PROBES as INFRA_PROBES
-from tests.probes_deps2 import PROBES_2_7
+from tests.support.probes_application import SANDBOX_PROBES as APP_PROBES
+from tests.support.probes_dependencies import SANDBOX_PROBES as DEPENDENCY_PROBES
+from tests.support.probes_infrastructure import SANDBOX_PROBES as INFRA_PROBES
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = ["campaigns", "users", "merchants", "notifications", "campaign_analytics_daily", "campaign_events",
@@ -655,7 +655,7 @@ PROBES = {
 }
 PROBES.update(APP_PROBES)  # sections 4 and 5: the app's runtime, frontend, scheduler and security facts
 PROBES.update(INFRA_PROBES)  # sections 1 and 6: network edge, load balancer, auto-scaling, load-test results
-PROBES.update(PROBES_2_7)  # sections 2 and 7: SaaS fakes, containers, PgBouncer, Alertmanager, alert rules
+PROBES.update(DEPENDENCY_PROBES)  # sections 2 and 7: SaaS fakes, containers, PgBouncer, Alertmanager, alert rules
 
 
 def test_every_fault_has_a_probe():
@@ -738,6 +738,47 @@ def test_start_with_faults_in_a_given_base_dir_and_stop_cleans_up():
 #: installs them; the prefect-db cluster starts only when asked for)
 SERVICES = {"postgres", "postgres-restore", "redis", "redis-replica", "s3", "smtp", "web", "prometheus", "saas",
             "scheduler", "advisories", "netfakes", "saas2", "pgbouncer", "alertmanager"}
+
+
+@pytest.mark.e2e  # a sandbox of its own
+def test_without_the_debian_packages_the_sandbox_runs_neither_and_says_so(monkeypatch):
+    """The quick start needs pip only: without pgbouncer / prometheus-alertmanager the sandbox starts neither, its
+    config has no section for them (NOT_APPLICABLE, with the reason) and the critical alerts do not pretend that an
+    Alertmanager is there; everything else of sections 2 and 7 still passes."""
+    from golive.flows.config import load_config
+    from golive.sandbox import dependencies as depstack
+    from golive.tasks.core import Status
+    from tests.support.checks import run_dag
+
+    monkeypatch.setattr(depstack, "have_pgbouncer", lambda: False)
+    monkeypatch.setattr(depstack, "have_alertmanager", lambda: False)
+    sb = Sandbox.start()
+    try:
+        assert "pgbouncer" not in sb.services and "alertmanager" not in sb.services
+        text = sb.config_path.read_text()
+        assert "# pgbouncer: not installed on this machine (apt-get install pgbouncer)" in text
+        cfg = load_config(sb.config_path, env=sb.env)
+        assert cfg.pgbouncer is None and cfg.observability.alertmanager is None
+        assert cfg.monitoring.alert_rules.require_alertmanager is False
+        pgb_ids = ["dependencies.pgbouncer.admin", "dependencies.pgbouncer.pools"]
+        ids = [*pgb_ids, "dependencies.postgres.indexes", "dependencies.twilio.api", "dependencies.twilio.account",
+               "dependencies.stripe.api_key", "dependencies.stripe.webhooks", "dependencies.sentry.events",
+               "dependencies.analytics.tracking", "dependencies.docker.containers", "dependencies.kubernetes.nodes",
+               "dependencies.kubernetes.components", "monitoring.alerts.critical", "monitoring.alerts.warning",
+               "monitoring.alertmanager.routing"]
+        res = run_dag(ids, cfg)
+        na = {i for i, r in res.items() if r.status == Status.NOT_APPLICABLE}
+        assert na == {*pgb_ids, "monitoring.alertmanager.reachable", "monitoring.alertmanager.routing"}
+        assert res["dependencies.pgbouncer.admin"].cause == "no `pgbouncer` section in the environment config"
+        assert res["monitoring.alertmanager.routing"].cause.endswith("no `observability.alertmanager` configured")
+        assert all(r.status == Status.PASS for i, r in res.items() if i not in na), \
+            {i: r.summary for i, r in res.items() if i not in na and r.status != Status.PASS}
+        assert "alertmanagers" not in res["monitoring.alerts.critical"].observed
+        with pytest.raises(RuntimeError, match="apt-get install pgbouncer"):
+            sb.break_("pgbouncer-down")
+        assert "pgbouncer-down" not in sb.faults
+    finally:
+        sb.stop()
 
 
 CHILD = """

@@ -45,8 +45,8 @@ from tests.stock.env import (
     StockEnv,
     missing_packages,
 )
-from tests.test_checks_servers import assert_no_secrets
-from tests.test_config_init import assert_no_leak, golive
+from tests.support.checks import assert_no_secrets
+from tests.support.cli import assert_no_leak, golive
 
 pytestmark = [pytest.mark.stock, pytest.mark.timeout(600)]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from golive.deployments.signoff_client import json_artifact, wait_final, wait_paused_sign_off
-from tests.fixtures_golive import wait_mail
+from tests.support.fixtures_golive import wait_mail
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from golive.flows.report import Verdict
-from tests.test_flow import run_flow
+from tests.support.flows import run_flow
 
 
 async def _verdict_events(flow_run_id: str, deadline_s: float = 20.0) -> list[dict]:
@@ -66,7 +66,7 @@ def test_a_no_go_rehearsal_triggers_an_automation_that_posts_to_a_webhook(sandbo
 
     from golive.deployments.cli import _drain_prefect
     from golive.deployments.prefect_server import PrefectServer
-    from tests.test_rehearsal import Receiver
+    from tests.support.servers import Receiver
 
     server = PrefectServer(sandbox.prefect_database_url(), tmp_path / "home", services=("TRIGGERS",)).start()
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from golive.tasks.core import Status
 from golive.tasks.workers import parse_cadence
-from tests.test_job_store_pickles import Store, run_check, store  # noqa: F401 - the real job store's database
+from tests.support.job_store import Store, run_check, store  # noqa: F401 - the real job store's database
 
 _tables = itertools.count()
 NEXT_2AM = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(hour=2, minute=0, second=0,

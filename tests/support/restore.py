@@ -13,15 +13,9 @@ import psycopg
 import pytest
 
 from golive.sandbox import procs
-from golive.tasks.core import CheckResult, run_plain, select
-from tests.test_checks_servers import CATALOG, sandbox_config
+from tests.support.checks import sandbox_config
 
 SCRATCH_PREFIX = "golive_restore_"
-
-
-def run_dag(ids: list[str], config: Any) -> dict[str, CheckResult]:
-    """`ids` and every check they depend on, through the plain runner (one memo: the RTO reads the restore's)."""
-    return {r.id: r for r in run_plain(select(CATALOG, ids=ids), config)}
 
 
 def scratch_databases(sb: Any) -> list[str]:
@@ -52,7 +46,7 @@ def stray_children(sb: Any) -> list[int]:
     """Processes under this test process that belong to no sandbox service (a leaked pg_restore, a helper...)."""
     mine = set(procs.descendants(os.getpid()))
     service = {p for pids in sb.pids().values() for p in pids}
-    from tests.fixtures_prefect import FIXTURE_CHILDREN
+    from tests.support.fixtures_prefect import FIXTURE_CHILDREN
 
     for root in FIXTURE_CHILDREN:
         service |= {root, *procs.descendants(root)}

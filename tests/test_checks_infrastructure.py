@@ -1,14 +1,14 @@
-"""Sections 1 and 6: servers (PromQL), network (DNS, firewall, bastion, CDN), load balancer and auto-scaling (AWS API
-through moto's server, and direct probes of the instances), and the last load test's results.
+"""Section 1, infrastructure: servers (PromQL), network (DNS, firewall, bastion, CDN), the load balancer's pool and
+health check (AWS API through moto's server, and direct probes of the instances). The web edge's checks are in
+tests/test_checks_web.py; the load balancer's distribution and auto-scaling, with section 6: test_checks_performance.py.
 
-PASS and most failures run against the shared sandbox (its fault switches: a real dnslib DNS server, a banner server,
-a CDN edge, backend instances, moto's elbv2/autoscaling/S3); the failure modes it has no switch for run against small
-dedicated servers started here (a Prometheus API serving overloaded hosts, an app reporting an old Python, a hung
-instance) or against result files written here.
+PASS runs against the shared sandbox (a real dnslib DNS server, a banner server, a CDN edge, backend instances, moto's
+elbv2/autoscaling), its faults against their checks in tests/test_faults.py, and here what follows a fault (the
+checks it skips, the port it names); the failure modes it has no switch for run against small dedicated servers
+started here (a Prometheus API serving overloaded hosts, an app reporting an old Python, a hung instance).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -16,27 +16,14 @@ import pytest
 
 from golive.flows.config import parse_config
 from golive.sandbox import infrastructure as infra
-from golive.tasks.core import Status, select
-from tests.test_checks_servers import (
-    CATALOG,
-    ServerThread,
-    assert_no_secrets,
-    hung_server,
-    refused_port,
-    run_ids,
-    run_one,
-    sandbox_config,
-    with_,
-)
+from golive.tasks.core import Status
+from tests.support.checks import CATALOG, assert_no_secrets, run_dag, run_one, sandbox_config, with_
+from tests.support.servers import ServerThread, hung_server, refused_port
 
-OWN = ("hosts", "network", "loadbalancer", "loadtest")
+OWN = ("hosts", "network", "loadbalancer")
 ROLE_FACTS = ("status", "cores", "cpu", "memory", "disk", "link")
-IDS = sorted({i for i, s in CATALOG.items() if s.target_section in OWN} |
+IDS = sorted({i for i, s in CATALOG.items() if s.target_section in OWN and s.section == "infrastructure"} |
              {f"infrastructure.{role}.{fact}" for role in ("frontend", "backend") for fact in ROLE_FACTS})
-
-
-def run_with_deps(ids: list[str], cfg) -> dict:
-    return run_ids(list(select(CATALOG, ids=ids)), cfg)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +33,9 @@ def cfg(sandbox):
 
 # --------------------------------------------------------------------------- the healthy sandbox
 
-def test_sandbox_passes_every_infra_and_performance_check(cfg):
-    assert len(IDS) == 31
-    res = run_with_deps(IDS, cfg)
+def test_sandbox_passes_every_infrastructure_check(cfg):
+    assert len(IDS) == 24
+    res = run_dag(IDS, cfg)
     bad = {i: f"{res[i].status.value}: {res[i].summary}" for i in IDS if res[i].status != Status.PASS}
     assert not bad, bad
     for i in IDS:
@@ -59,37 +46,8 @@ def test_sandbox_passes_every_infra_and_performance_check(cfg):
                                                                            "failing": {}}
     assert res["infrastructure.dns.records"].observed["ttl_s"] == 300
     assert res["infrastructure.bastion.ssh"].observed.startswith("SSH-2.0-OpenSSH")
-    assert set(res["performance.loadtest.p95"].observed) == {"k6", "locust"}  # a file and an S3 object
-    assert res["performance.autoscaling.config"].observed["source"].startswith("observed")
     assert "dig @127.0.0.1 -p" in res["infrastructure.dns.records"].evidence
-    assert_no_secrets(res, cfg)  # the AWS secret of loadbalancer.aws / loadtest.s3 is in the config
-
-
-@pytest.mark.parametrize("fault, check_id, part", [
-    ("dns-ttl-long", "infrastructure.dns.records", "'ttl_s': 3600"),
-    ("dns-cname-chain", "infrastructure.dns.records", "app.edge.swipesavvy-cdn.test."),
-    ("dns-single-a", "infrastructure.dns.records", "['10.20.1.11']"),
-    ("dns-single-a", "infrastructure.dns.frontend_pool", "['10.20.1.11']"),
-    ("bastion-no-banner", "infrastructure.bastion.ssh", "no banner"),
-    ("cdn-ttl-long", "infrastructure.cdn.cache_ttl", "'ttl_s': 86400"),
-    ("cdn-wrong-origin", "infrastructure.cdn.origin", "DIFFERENT body"),
-    ("backend-instance-500", "infrastructure.lb.backend_pool", ": 500}"),
-    ("lb-target-unhealthy", "infrastructure.lb.backend_pool", "unused (Target.InvalidState)"),
-    ("firewall-port-open", "infrastructure.firewall.ports", "'open'"),
-    ("lb-algorithm-random", "performance.lb.distribution", "weighted_random"),
-    ("autoscaling-min-1", "performance.autoscaling.config", "'min': 1"),
-    ("loadtest-p95-slow", "performance.loadtest.p95", "'k6': '812 ms'"),
-    ("loadtest-low-throughput", "performance.loadtest.throughput", "'locust': '31.5'"),
-    ("loadtest-memory-high", "performance.loadtest.memory", "'k6': '1,434 MiB'"),
-    ("loadtest-cpu-high", "performance.loadtest.cpu", "'k6': '86.0 %'"),
-    ("node-target-down", "infrastructure.backend.status", "'up': False"),
-])
-def test_sandbox_fault_fails_its_check_and_repair_passes(sandbox, cfg, fault, check_id, part):
-    with sandbox.fault(fault):
-        r = run_one(check_id, cfg)
-    assert r.status == Status.FAIL, (fault, r.status, r.summary)
-    assert part in str(r.observed), r.observed
-    assert run_one(check_id, cfg).status == Status.PASS, "repaired"
+    assert_no_secrets(res, cfg)  # the AWS secret of loadbalancer.aws is in the config
 
 
 def test_firewall_fault_names_the_port_that_must_be_closed(sandbox, cfg):
@@ -101,7 +59,7 @@ def test_firewall_fault_names_the_port_that_must_be_closed(sandbox, cfg):
 def test_a_down_backend_node_skips_its_resource_checks_with_the_cause(sandbox, cfg):
     ids = [f"infrastructure.backend.{f}" for f in ROLE_FACTS]
     with sandbox.fault("node-target-down"):
-        res = run_with_deps(ids, cfg)
+        res = run_dag(ids, cfg)
     assert res["infrastructure.backend.status"].status == Status.FAIL
     assert res["infrastructure.backend.status"].details["down"] == ["backend-2"]
     for f in ROLE_FACTS[1:]:
@@ -111,7 +69,7 @@ def test_a_down_backend_node_skips_its_resource_checks_with_the_cause(sandbox, c
 
 def test_the_unhealthy_dns_answer_skips_the_frontend_pool(sandbox, cfg):
     with sandbox.fault("dns-cname-chain"):
-        res = run_with_deps(["infrastructure.dns.frontend_pool"], cfg)
+        res = run_dag(["infrastructure.dns.frontend_pool"], cfg)
     assert res["infrastructure.dns.records"].details["problems"] == ["2 CNAME hops"]
     assert res["infrastructure.dns.frontend_pool"].status == Status.SKIPPED
 
@@ -174,56 +132,6 @@ def test_instance_probes_are_bounded_concurrent_and_each_timed_out_alone(sandbox
     assert wall < 1.9, wall
 
 
-def test_declared_load_balancer_settings_are_compared_and_said_to_be_declared():
-    good = {"algorithm": "round_robin", "health_check_interval_s": 15, "min_instances": 2, "max_instances": 8,
-            "scale_up_cpu_percent": 65}
-    c = parse_config({"environment": "t", "loadbalancer": {"declared": good}}, env={})
-    res = run_ids(["performance.lb.distribution", "performance.autoscaling.config", "infrastructure.lb.health_check"],
-                  c)
-    assert {r.status for r in res.values()} == {Status.PASS}, {i: r.summary for i, r in res.items()}
-    assert all("declared" in str(r.observed) for r in res.values())
-    bad = {**good, "algorithm": "random", "health_check_interval_s": 60, "max_instances": 40,
-           "scale_up_cpu_percent": 90}
-    c = parse_config({"environment": "t", "loadbalancer": {"declared": bad}}, env={})
-    res = run_ids(["performance.lb.distribution", "performance.autoscaling.config", "infrastructure.lb.health_check"],
-                  c)
-    assert {r.status for r in res.values()} == {Status.FAIL}
-    assert res["performance.autoscaling.config"].details["problems"] == ["max 40", "scale-up at CPU 90.0"]
-    assert res["performance.lb.distribution"].details["problems"] == ["algorithm 'random'",
-                                                                      "health check interval 60.0"]
-
-
-@pytest.mark.parametrize("spelling", [
-    "round-robin",                 # the seed's own words
-    "round_robin", "ROUND_ROBIN",  # AWS ELBv2; Envoy and GCP backend services
-    "roundrobin", "static-rr",     # HAProxy
-    "least_conn",                  # nginx
-    "leastconn",                   # HAProxy
-    "LEAST_REQUEST",               # Envoy, GCP
-    "least_outstanding_requests",  # AWS ALB
-    "wlc", "Least Connections",    # IPVS (kube-proxy); as a person writes it
-])
-def test_every_lb_spelling_of_round_robin_or_least_connections_passes(spelling):
-    declared = {"algorithm": spelling, "health_check_interval_s": 30}
-    c = parse_config({"environment": "t", "loadbalancer": {"declared": declared}}, env={})
-    r = run_ids(["performance.lb.distribution"], c)["performance.lb.distribution"]
-    assert r.status == Status.PASS, r.summary
-    assert r.observed["algorithm"] == spelling and r.observed["algorithm_family"] in ("round_robin",
-                                                                                       "least_connections")
-
-
-@pytest.mark.parametrize("spelling", ["ip_hash", "RING_HASH", "weighted_random", "source", "MAGLEV"])
-def test_hashing_and_random_algorithms_fail_as_the_nearest_unhealthy_variants(spelling):
-    declared = {"algorithm": spelling, "health_check_interval_s": 30}
-    c = parse_config({"environment": "t", "loadbalancer": {"declared": declared}}, env={})
-    r = run_ids(["performance.lb.distribution"], c)["performance.lb.distribution"]
-    assert r.status == Status.FAIL and r.details["problems"] == [f"algorithm {spelling!r}"]
-    # a team that chose hashing on purpose says so, in any spelling
-    c = parse_config({"environment": "t", "loadbalancer": {"declared": declared,
-                                                            "allowed_algorithms": [spelling.lower()]}}, env={})
-    assert run_ids(["performance.lb.distribution"], c)["performance.lb.distribution"].status == Status.PASS
-
-
 # --------------------------------------------------------------------------- hosts from a Prometheus API
 
 @pytest.fixture(scope="module")
@@ -247,7 +155,7 @@ def busy_prometheus(tmp_path_factory):
 def test_role_thresholds_fail_the_overloaded_role_only(busy_prometheus):
     c = parse_config({"environment": "t", "monitoring": {"prometheus_url": f"http://127.0.0.1:{busy_prometheus}"}},
                      env={})
-    res = run_with_deps([f"infrastructure.{role}.{f}" for role in ("frontend", "backend") for f in ROLE_FACTS], c)
+    res = run_dag([f"infrastructure.{role}.{f}" for role in ("frontend", "backend") for f in ROLE_FACTS], c)
     for f in ("cores", "cpu", "memory", "disk"):
         assert res[f"infrastructure.frontend.{f}"].status == Status.FAIL, f
         assert res[f"infrastructure.backend.{f}"].status == Status.PASS, f
@@ -311,7 +219,7 @@ def nic_prometheus(tmp_path_factory):
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from tests.monitoring_servers import real_prometheus
+    from tests.support.servers_debian import real_prometheus
 
     async def metrics(_):
         return PlainTextResponse(NIC_METRICS)
@@ -335,61 +243,8 @@ def test_link_speed_of_nics_that_report_none(nic_prometheus, devices, declared, 
     c = parse_config({"environment": "t", "hosts": hosts, "monitoring": {"prometheus_url": nic_prometheus, "roles": {
         "backend": {"instance_regex": r"127\.0\.0\.1:\d+", "min_cores": 1, "max_cpu_ratio": 1,
                     "min_free_memory_bytes": 0, "min_free_disk_bytes": 0}}}}, env={})
-    r = run_with_deps(["infrastructure.backend.link"], c)["infrastructure.backend.link"]
+    r = run_dag(["infrastructure.backend.link"], c)["infrastructure.backend.link"]
     assert r.status == status, r.observed
     assert len(r.observed) == len(devices.split("|")) and all(shown in v for v in r.observed.values()), r.observed
 
 
-# --------------------------------------------------------------------------- load-test result files
-
-def _lt(tmp_path, **kw):
-    return parse_config({"environment": "t", "loadtest": kw}, env={})
-
-
-LT_IDS = ["performance.loadtest.results", "performance.loadtest.p95", "performance.loadtest.throughput",
-          "performance.loadtest.memory", "performance.loadtest.cpu"]
-
-
-def test_k6_handle_summary_format_and_local_locust_files(tmp_path):
-    k6 = infra.k6_summary(p95_ms=420.0)
-    handle = {"metrics": {name: {"type": "trend", "contains": "time", "values": v}
-                          for name, v in k6["metrics"].items()}}
-    (tmp_path / "k6.json").write_text(json.dumps(handle))
-    (tmp_path / "run_stats.csv").write_text(infra.locust_stats(p95_ms=610))
-    (tmp_path / "run_stats_history.csv").write_text(infra.locust_history(users=120))
-    res = run_ids(LT_IDS, _lt(tmp_path, k6_summary=str(tmp_path / "k6.json"),
-                              locust_stats=str(tmp_path / "run_stats.csv")))
-    assert res["performance.loadtest.results"].status == Status.PASS
-    p95 = res["performance.loadtest.p95"]
-    assert p95.status == Status.FAIL and p95.observed == {"k6": "420 ms", "locust": "610 ms"}
-    assert p95.details["failing"] == ["locust"]
-    assert res["performance.loadtest.throughput"].observed["users"] == {"k6": "150", "locust": "120"}
-    assert res["performance.loadtest.throughput"].status == Status.PASS
-    assert f"cat {tmp_path / 'run_stats.csv'}" in p95.evidence
-
-
-def test_locust_alone_cannot_vouch_for_memory_and_cpu(tmp_path):
-    (tmp_path / "run_stats.csv").write_text(infra.locust_stats())
-    res = run_ids(LT_IDS, _lt(tmp_path, locust_stats=str(tmp_path / "run_stats.csv")))
-    assert res["performance.loadtest.p95"].status == Status.PASS
-    # no *_stats_history.csv beside it: the user count is unknown, and unknown is not ">= 100"
-    assert "no configured source reports concurrent users" in res["performance.loadtest.throughput"].observed["users"]
-    assert res["performance.loadtest.throughput"].status == Status.FAIL
-    for i in ("performance.loadtest.memory", "performance.loadtest.cpu"):
-        assert res[i].status == Status.FAIL and "no configured source reports" in res[i].observed
-
-
-def test_stale_missing_and_malformed_results(tmp_path):
-    old = tmp_path / "k6.json"
-    old.write_text(json.dumps(infra.k6_summary()))
-    past = time.time() - 45 * 86400
-    os.utime(old, (past, past))
-    res = run_ids(LT_IDS, _lt(tmp_path, k6_summary=str(old)))
-    assert res["performance.loadtest.results"].status == Status.FAIL
-    assert res["performance.loadtest.results"].observed["k6"]["age_days"] >= 45
-    assert res["performance.loadtest.p95"].status == Status.SKIPPED
-    r = run_one("performance.loadtest.results", _lt(tmp_path, k6_summary=str(tmp_path / "nope.json")))
-    assert r.status == Status.ERROR and "No such file" in r.cause
-    (tmp_path / "bad.json").write_text('{"data": []}')
-    r = run_one("performance.loadtest.results", _lt(tmp_path, k6_summary=str(tmp_path / "bad.json")))
-    assert r.status == Status.ERROR and "not a k6 JSON summary" in r.cause

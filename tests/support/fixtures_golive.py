@@ -52,7 +52,7 @@ def served(sandbox, prefect_api, golive_config, tmp_path_factory):
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(golive_config),
                                  "--poll-seconds", "1"], cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
-    from tests.fixtures_prefect import FIXTURE_CHILDREN
+    from tests.support.fixtures_prefect import FIXTURE_CHILDREN
 
     FIXTURE_CHILDREN.add(proc.pid)
     api = httpx.Client(base_url=prefect_api.api_url + "/", timeout=10)

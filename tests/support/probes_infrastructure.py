@@ -1,6 +1,7 @@
-"""Raw probes of the facts the sections 1 and 6 faults break (sandbox/infra.py), for tests/test_sandbox.py's
-break-one-fact-and-repair test: each reads the fact straight from the service (DNS, sockets, HTTP, the AWS API,
-the result files), not through golive's checks. No tests in here."""
+"""Probes of the sandbox facts that the sections 1 and 6 faults break (infrastructure, performance:
+sandbox/infrastructure.py), for tests/test_sandbox.py's fault table: fault -> (probe, healthy value, broken value).
+Each reads the fact straight from the service (DNS, sockets, HTTP, the AWS API, the result files), not through
+golive's checks. No tests in here."""
 from __future__ import annotations
 
 import csv

@@ -1,6 +1,7 @@
-"""Probes of the facts the section 2 / 7 sandbox faults break (no tests in here): fault -> (probe, healthy, broken),
-in the shape of `PROBES` in tests/test_sandbox.py (which can merge them: `PROBES.update(PROBES_2_7)`). Each probe
-reads the fake or the real server directly, never through golive's checks."""
+"""Probes of the sandbox facts that the sections 2 and 7 faults break (dependencies, monitoring:
+sandbox/dependencies.py, sandbox/fakes/service_apis.py), for tests/test_sandbox.py's fault table: fault -> (probe,
+healthy value, broken value). Each reads the fake or the real server directly, never through golive's checks. No
+tests in here."""
 from __future__ import annotations
 
 import json
@@ -80,7 +81,7 @@ def _error_rate_expr(sb) -> str:
     return expr.rsplit(">", 1)[1].strip()
 
 
-PROBES_2_7 = {
+SANDBOX_PROBES = {
     "twilio-suspended": (_twilio_status, "active", "suspended"),
     "stripe-webhook-event-missing": (_stripe_refunds, True, False),
     "sentry-rejects": (_sentry, 200, 403),

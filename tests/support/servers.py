@@ -1,9 +1,10 @@
-"""Small real servers and helpers for the check tests (no tests in here).
+"""Small real servers for the tests (no tests in here).
 
 The shared `sandbox` fixture is the production-like stack; these are the dedicated servers for the failure modes
 it has no switch for: a TCP port that accepts and never answers, a refused port, an HTTPS app whose behaviour each
-test sets (slow, error bodies, ...), a Prometheus-API stub, a Redis without maxmemory. Everything runs in threads of
-the test process (nothing to leak) except redis-server, which dies with us (PR_SET_PDEATHSIG).
+test sets (slow, error bodies, ...), a webhook receiver, a Prometheus-API stub, a Redis without maxmemory, a proxy
+that goes silent. Everything runs in threads of the test process (nothing to leak) except redis-server, which dies
+with us (PR_SET_PDEATHSIG). Debian's own servers (Prometheus, Alertmanager, PgBouncer) are in servers_debian.py.
 """
 from __future__ import annotations
 
@@ -19,82 +20,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-from golive.tasks.catalog import load_catalog
-from golive.tasks.core import CheckResult, CheckSpec, Redactor, collect_secrets, execute, run_plain
-
-CATALOG = load_catalog()
-
-
-# --------------------------------------------------------------------------- running checks
-
-def run_one(check_id: str, config: Any, *, timeout: float | None = None, memo: Any = None) -> CheckResult:
-    """One check through the real runner (`execute`), optionally with a shorter timeout."""
-    spec = CATALOG[check_id]
-    if timeout is not None:
-        spec = dataclasses.replace(spec, timeout=timeout)
-    return asyncio.run(execute(spec, config, redact=Redactor(collect_secrets(config)), memo=memo))
-
-
-def run_ids(ids: list[str], config: Any, *, timeouts: Mapping[str, float] | None = None) -> dict[str, CheckResult]:
-    """Several checks (and nothing else) through `run_plain`, dependencies honoured."""
-    specs: dict[str, CheckSpec] = {}
-    for i in ids:
-        s = CATALOG[i]
-        if timeouts and i in timeouts:
-            s = dataclasses.replace(s, timeout=timeouts[i])
-        specs[i] = s
-    return {r.id: r for r in run_plain(specs, config)}
-
-
-def as_json(results: Any) -> str:
-    if isinstance(results, CheckResult):
-        results = [results]
-    if isinstance(results, Mapping):
-        results = list(results.values())
-    return json.dumps([r.model_dump(mode="json") for r in results])
-
-
-def assert_no_secrets(results: Any, config: Any) -> None:
-    blob = as_json(results)
-    secrets = [s for s in collect_secrets(config) if s]
-    assert secrets, "the config under test carries no secret: the assertion would prove nothing"
-    for s in secrets:
-        assert s not in blob, "a secret value leaked into a result"
-
-
-def with_(config: Any, section: str, **changes: Any) -> Any:
-    """A copy of the config whose `section` has `changes` (validated again: the models are frozen)."""
-    from golive.flows.config import GoliveConfig
-
-    data = _unsecret(config.model_dump())
-    data[section] = {**(data.get(section) or {}), **_unsecret(changes)}
-    return GoliveConfig.model_validate(data)
-
-
-def _unsecret(o: Any) -> Any:
-    from pydantic import SecretStr
-
-    if isinstance(o, SecretStr):
-        return o.get_secret_value()
-    if isinstance(o, dict):
-        return {k: _unsecret(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_unsecret(v) for v in o]
-    return o
-
-
-# --------------------------------------------------------------------------- the shared sandbox
-
-def sandbox_config(sandbox: Any) -> Any:
-    """The sandbox's environment config, loaded like production loads its own (YAML + ${VAR})."""
-    from golive.flows.config import load_config
-
-    return load_config(sandbox.config_path, env=sandbox.env)
-
 
 # --------------------------------------------------------------------------- ports
 
@@ -289,6 +218,45 @@ def make_certs(base: Path) -> Certs:
         leaf.cert_chain_pems[0].write_to_path(str(cert))
         leaf.private_key_pem.write_to_path(str(key))
     return c
+
+
+# --------------------------------------------------------------------------- a webhook receiver (Slack's shape)
+
+#: a Slack incoming-webhook path: its last part is the secret a report must never show
+WEBHOOK_SECRET_PATH = "/services/T0GOLIVE/B0NIGHTLY/xq7Hk2Pz9sLmW4vRt8YbNc3d"
+
+
+class Receiver:
+    """A real HTTP webhook receiver on 127.0.0.1, in a thread: records every POST, answers like Slack (200 ok)."""
+
+    def __init__(self, status: int = 200):
+        self.posts: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.posts.append({"path": self.path, "content_type": self.headers.get("content-type"),
+                                    "json": json.loads(body)})
+                self.send_response(status)
+                self.send_header("content-type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"no_service")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{WEBHOOK_SECRET_PATH}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # --------------------------------------------------------------------------- Prometheus API stub

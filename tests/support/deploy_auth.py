@@ -27,7 +27,7 @@ from golive.deployments.signoff_client import (
     wait_paused_sign_off,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = "authz"
 DEPLOYMENT = "deploy-production/deploy-production"
 APPEND = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
@@ -136,7 +136,7 @@ def authz_stack(home: Path) -> Iterator[Stack]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from golive.deployments.prefect_server import PrefectServer, stop_child
-    from tests.fixtures_prefect import FIXTURE_CHILDREN
+    from tests.support.fixtures_prefect import FIXTURE_CHILDREN
 
     marker = home / "deployed.txt"
     config = _config(home / "authz.yaml", marker)

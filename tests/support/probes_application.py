@@ -1,6 +1,6 @@
-"""Probes of the sandbox facts that the application/security faults break (sandbox/appsetup.py), for
-tests/test_sandbox.py's fault table: fault -> (probe, healthy value, broken value). Each probe reads the real
-process (HTTPS app, PostgreSQL, git, the advisory mirror), not golive's checks."""
+"""Probes of the sandbox facts that the sections 4 and 5 faults break (application, security: sandbox/application.py),
+for tests/test_sandbox.py's fault table: fault -> (probe, healthy value, broken value). Each probe reads the real
+process (HTTPS app, PostgreSQL, git, the advisory mirror), not golive's checks. No tests in here."""
 from __future__ import annotations
 
 import ssl

@@ -1,4 +1,6 @@
-"""PostgreSQL checks (sections 2 and 3) against the sandbox's real PostgreSQL, its faults, and dedicated ports."""
+"""The PostgreSQL checks (the `postgres` and `indexes` components: section 2, dependencies, and section 3, data)
+against the sandbox's real PostgreSQL, its faults, and dedicated ports (its missing migration against its check:
+tests/test_faults.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -6,18 +8,10 @@ import time
 
 import pytest
 
+from golive.sandbox import dependencies as depstack
 from golive.tasks.core import RunContext, Status
-from tests.test_checks_servers import (
-    CATALOG,
-    as_json,
-    assert_no_secrets,
-    hung_server,
-    refused_port,
-    run_ids,
-    run_one,
-    sandbox_config,
-    with_,
-)
+from tests.support.checks import CATALOG, as_json, assert_no_secrets, run_dag, run_ids, run_one, sandbox_config, with_
+from tests.support.servers import hung_server, refused_port
 
 PG_IDS = ["dependencies.postgres.reachable", "dependencies.postgres.latency", "dependencies.postgres.tables",
           "data.rows.counts", "data.constraints.valid", "data.migrations.version"]
@@ -66,13 +60,6 @@ def test_postgres_down_is_an_error_and_skips_every_dependent(sandbox, cfg):
         assert res[cid].details["root_cause"] == "dependencies.postgres.reachable"
     assert_no_secrets(res, cfg)
     assert run_one("dependencies.postgres.reachable", cfg).status == Status.PASS  # back after the repair
-
-
-def test_schema_behind_the_release_fails_the_migration_check(sandbox, cfg):
-    with sandbox.fault("schema-version-wrong"):
-        r = run_one("data.migrations.version", cfg)
-    assert r.status == Status.FAIL
-    assert r.observed["version"] == "20251205160000" and r.expected.startswith("== 20251231080000")
 
 
 def test_failed_migration_row_fails_even_at_the_right_version(sandbox, cfg):
@@ -159,7 +146,7 @@ def test_server_that_stops_answering_mid_session_ends_the_check_thread(sandbox, 
     thread does not stay blocked on the socket (psycopg has no read timeout: the body's watchdog closes it)."""
     import threading
 
-    from tests.test_checks_servers import swallowing_proxy
+    from tests.support.servers import swallowing_proxy
 
     with swallowing_proxy(sandbox.ports["postgres"], trigger=b"campaign_events") as port:
         c = with_(cfg, "postgres", port=port, required_tables=["users", "campaign_events"])
@@ -194,3 +181,36 @@ def test_slow_query_is_cancelled_by_the_server_at_the_budget(sandbox, cfg):
                 break
             assert time.monotonic() < deadline, f"{left} golive backend(s) still running"
             time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- indexes
+
+def test_dropped_index_makes_the_query_seq_scan(sandbox, cfg):
+    with sandbox.fault("index-missing"):
+        r = run_one("dependencies.postgres.indexes", cfg)
+    assert r.status == Status.FAIL
+    problems = r.observed["problems"]
+    assert f"missing index {depstack.INDEX_FAULT[0]}" in problems
+    assert any(p.startswith("events of a campaign: Seq Scan on campaign_events") for p in problems)
+    assert "EXPLAIN" in r.evidence and "***" in r.evidence
+    ok = run_one("dependencies.postgres.indexes", cfg)
+    assert ok.status == Status.PASS
+    assert ok.observed["plans"]["events of a campaign"] == [f"Bitmap Index Scan on {depstack.INDEX_FAULT[0]}"]
+
+
+def test_small_tables_may_seq_scan_and_unknown_indexes_fail(cfg):
+    assert run_one("dependencies.postgres.indexes", with_(cfg, "indexes", large_table_rows=1_000_000,
+                                                          queries={"all users": "SELECT * FROM users"})).status \
+        == Status.PASS
+    r = run_one("dependencies.postgres.indexes", with_(cfg, "indexes", required=["users_phone_idx"]))
+    assert r.status == Status.FAIL and r.details["missing"] == ["users_phone_idx"]
+    r = run_one("dependencies.postgres.indexes", with_(cfg, "indexes", queries={"all events": "SELECT * FROM "
+                                                                                             "campaign_events"}))
+    assert r.status == Status.FAIL and "Seq Scan on campaign_events" in r.observed["problems"][0]
+
+
+def test_indexes_skip_when_postgres_is_down_and_reject_writes(cfg):
+    res = run_dag(["dependencies.postgres.indexes"], with_(cfg, "postgres", port=refused_port()))
+    assert res["dependencies.postgres.indexes"].status == Status.SKIPPED
+    with pytest.raises(ValueError, match="SELECT"):  # only reads are planned
+        with_(cfg, "indexes", queries={"oops": "DELETE FROM users"})

