@@ -59,7 +59,9 @@ def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, C
     specs = {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
     # excluded checks stay in the plan (their dependents still wait for them) and land NOT_APPLICABLE, saying why:
     # the same for the readiness flow and `golive check`
-    return {i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None) if i in skip else s
+    # (its target and needs cleared: the reason is the exclusion, whatever is configured)
+    return {i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None, target=None, needs=(),
+                                   uses=()) if i in skip else s
             for i, s in specs.items()}
 
 
