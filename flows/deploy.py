@@ -21,6 +21,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -52,6 +53,7 @@ from .config import ConfigError, GoliveConfig, load_config
 from .policies import DeployPolicy
 from .report import Verdict
 from .watch import (
+    MAX_ANSWER_BYTES,
     Ack,
     Trip,
     Watch,
@@ -266,8 +268,8 @@ async def _error_rate(cfg: GoliveConfig, pol: DeployPolicy) -> float | None:
     client every Prometheus reader uses: each exchange ends at the deadline, whatever the server does)."""
     if not (pol.error_rate_query and cfg.monitoring):
         return None
-    rows = await asyncio.to_thread(instant_query, cfg.monitoring, RunContext(cfg, timeout=poll_budget(pol)),
-                                   pol.error_rate_query)
+    rows = await asyncio.to_thread(partial(instant_query, max_bytes=MAX_ANSWER_BYTES), cfg.monitoring,
+                                   RunContext(cfg, timeout=poll_budget(pol)), pol.error_rate_query)
     return max((value for _, value in rows), default=0.0)
 
 
@@ -360,7 +362,8 @@ async def _monitoring(cfg: GoliveConfig, pol: DeployPolicy, redact: Redactor, wa
 async def _firing(cfg: GoliveConfig, pol: DeployPolicy) -> list[dict[str, Any]] | None:
     if not (cfg.monitoring and pol.alert_criteria):
         return None
-    return await asyncio.to_thread(firing_alerts, cfg.monitoring, RunContext(cfg, timeout=poll_budget(pol)))
+    return await asyncio.to_thread(partial(firing_alerts, max_bytes=MAX_ANSWER_BYTES), cfg.monitoring,
+                                   RunContext(cfg, timeout=poll_budget(pol)))
 
 
 async def _ack(environment: str, release: str, watch: Watch) -> Ack | None:

@@ -152,6 +152,10 @@ def error_rate_signal(policy: DeployPolicy, rate: float | None) -> list[Signal]:
 POLL_BUDGET_MIN_S = 5.0
 
 
+#: the most a monitoring answer of the watch may weigh (Prometheus answers in kilobytes)
+MAX_ANSWER_BYTES = 8 << 20
+
+
 def poll_budget(policy: DeployPolicy) -> float:
     """How long one poll's probes may take, all of them together: a probe still running then counts as the failure it
     is (the API not answering), so the rollback criteria are evaluated every poll whatever a target does."""

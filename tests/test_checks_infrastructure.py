@@ -17,7 +17,15 @@ import pytest
 from golive.flows.config import parse_config
 from golive.sandbox import infrastructure as infra
 from golive.tasks.core import Status
-from tests.support.checks import CATALOG, assert_no_secrets, run_dag, run_one, sandbox_config, with_
+from tests.support.checks import (
+    CATALOG,
+    assert_all_passed_with_evidence,
+    assert_no_secrets,
+    run_dag,
+    run_one,
+    sandbox_config,
+    with_,
+)
 from tests.support.servers import ServerThread, hung_server, refused_port
 
 OWN = ("hosts", "network", "loadbalancer")
@@ -36,11 +44,7 @@ def cfg(sandbox):
 def test_sandbox_passes_every_infrastructure_check(cfg):
     assert len(IDS) == 24
     res = run_dag(IDS, cfg)
-    bad = {i: f"{res[i].status.value}: {res[i].summary}" for i in IDS if res[i].status != Status.PASS}
-    assert not bad, bad
-    for i in IDS:
-        r = res[i]
-        assert r.evidence and r.expected is not None and r.observed is not None, i
+    assert_all_passed_with_evidence(res, IDS)
     pool = res["infrastructure.lb.backend_pool"].observed
     assert pool["target_group"]["healthy"] == 3 and pool["instances"] == {**pool["instances"], "healthy": 3,
                                                                            "failing": {}}

@@ -16,7 +16,15 @@ import pytest
 from golive.flows.config import parse_config
 from golive.sandbox import infrastructure as infra
 from golive.tasks.core import Status
-from tests.support.checks import CATALOG, assert_no_secrets, run_dag, run_ids, run_one, sandbox_config
+from tests.support.checks import (
+    CATALOG,
+    assert_all_passed_with_evidence,
+    assert_no_secrets,
+    run_dag,
+    run_ids,
+    run_one,
+    sandbox_config,
+)
 
 IDS = sorted(i for i, s in CATALOG.items() if s.target_section in ("loadbalancer", "loadtest")
              and s.section == "performance")
@@ -32,11 +40,7 @@ def cfg(sandbox):
 def test_sandbox_passes_every_performance_check(cfg):
     assert len(IDS) == 7
     res = run_dag(IDS, cfg)
-    bad = {i: f"{res[i].status.value}: {res[i].summary}" for i in IDS if res[i].status != Status.PASS}
-    assert not bad, bad
-    for i in IDS:
-        r = res[i]
-        assert r.evidence and r.expected is not None and r.observed is not None, i
+    assert_all_passed_with_evidence(res, IDS)
     assert set(res["performance.loadtest.p95"].observed) == {"k6", "locust"}  # a file and an S3 object
     assert res["performance.autoscaling.config"].observed["source"].startswith("observed")
     assert_no_secrets(res, cfg)  # the AWS secret of loadbalancer.aws / loadtest.s3 is in the config

@@ -31,8 +31,8 @@ class _DeadlineBackend:
     """An httpcore network backend whose every operation gets min(its own timeout, what is left until `deadline`)
     and fails once the deadline has passed (a TLS handshake is one operation: CPython bounds it as a whole)."""
 
-    def __init__(self, deadline: float, inner: Any) -> None:
-        self.deadline, self.inner = deadline, inner
+    def __init__(self, deadline: float, inner: Any, max_bytes: int = MAX_HTTP_BYTES) -> None:
+        self.deadline, self.inner, self.max_bytes = deadline, inner, max_bytes
 
     def left(self, timeout: float | None, exc: type[Exception]) -> float:
         left = self.deadline - time.monotonic()
@@ -69,8 +69,8 @@ class _DeadlineStream:
 
         data = self.inner.read(max_bytes, self.backend.left(timeout, httpcore.ReadTimeout))
         self.read_bytes += len(data)
-        if self.read_bytes > MAX_HTTP_BYTES:
-            raise httpcore.ReadError(f"the server sent more than {MAX_HTTP_BYTES >> 20} MiB: not read further")
+        if self.read_bytes > self.backend.max_bytes:
+            raise httpcore.ReadError(f"the server sent more than {self.backend.max_bytes >> 20} MiB: not read further")
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -92,9 +92,9 @@ class _DeadlineStream:
         return self.inner.get_extra_info(info)
 
 
-def bounded(client: Any, deadline: float) -> Any:
+def bounded(client: Any, deadline: float, max_bytes: int = MAX_HTTP_BYTES) -> Any:
     """`client` (an httpx.Client) with every exchange ending at `deadline` (time.monotonic()), however slowly the
-    server answers, and at most MAX_HTTP_BYTES read per connection. Fails closed: a transport it cannot bound (an
+    server answers, and at most `max_bytes` read per connection. Fails closed: a transport it cannot bound (an
     httpx that changed its internals) raises instead of running unbounded."""
     for transport in (client._transport, *client._mounts.values()):
         if transport is None:  # a NO_PROXY mount: requests go through client._transport
@@ -102,11 +102,11 @@ def bounded(client: Any, deadline: float) -> Any:
         pool = getattr(transport, "_pool", None)
         if pool is None or not hasattr(pool, "_network_backend"):
             raise RuntimeError(f"cannot bound the time of {type(transport).__name__} requests: refused")
-        pool._network_backend = _DeadlineBackend(deadline, pool._network_backend)
+        pool._network_backend = _DeadlineBackend(deadline, pool._network_backend, max_bytes)
     return client
 
 
-def http_client(ctx: RunContext, ca_file: Path | str | None = None, **kw: Any):
+def http_client(ctx: RunContext, ca_file: Path | str | None = None, *, max_bytes: int = MAX_HTTP_BYTES, **kw: Any):
     """An httpx client: verify against system store + `ca_file`, never follows redirects unless asked,
     timeouts (connect and read) = what is left of the check's budget, and the whole of every exchange bounded by the
     check's deadline (`bounded`)."""
@@ -114,7 +114,7 @@ def http_client(ctx: RunContext, ca_file: Path | str | None = None, **kw: Any):
 
     kw.setdefault("follow_redirects", False)
     return bounded(httpx.Client(verify=trust_context(ca_file), timeout=httpx.Timeout(ctx.remaining), **kw),
-                   ctx.deadline)
+                   ctx.deadline, max_bytes)
 
 
 def req_timeout(ctx: RunContext):

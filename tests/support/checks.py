@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from golive.tasks.catalog import load_catalog
-from golive.tasks.core import CheckResult, CheckSpec, Redactor, collect_secrets, execute, run_plain, select
+from golive.tasks.core import CheckResult, CheckSpec, Redactor, Status, collect_secrets, execute, run_plain, select
 
 CATALOG = load_catalog()
 
@@ -47,6 +47,15 @@ def as_json(results: Any) -> str:
     if isinstance(results, Mapping):
         results = list(results.values())
     return json.dumps([r.model_dump(mode="json") for r in results])
+
+
+def assert_all_passed_with_evidence(res: Mapping[str, CheckResult], ids: list[str]) -> None:
+    """Every check of `ids` PASSed, each with its evidence, observed and expected values."""
+    bad = {i: f"{res[i].status.value}: {res[i].summary}" for i in ids if res[i].status != Status.PASS}
+    assert not bad, bad
+    for i in ids:
+        r = res[i]
+        assert r.evidence and r.expected is not None and r.observed is not None, i
 
 
 def assert_no_secrets(results: Any, config: Any) -> None:
