@@ -11,6 +11,7 @@ Starts `--instances` backend instances (sandbox/netfakes.py: one process, one li
 and prints the ratio of each fan-out's wall time to the ideal: instances / concurrency x per-probe latency
 (target <= 2x), with the machine it ran on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,18 @@ def start_instances(n: int, delay_ms: float) -> tuple[subprocess.Popen, list[int
 
     ports = free_ports(n)
     faults = Path(tempfile.mkdtemp(prefix="golive-fanout-")) / "faults.json"
-    argv = [sys.executable, "-m", "golive.sandbox.parts.network_edge", "--faults", str(faults), "--backend-delay-ms", str(delay_ms)]
+    argv = [
+        sys.executable,
+        "-m",
+        "golive.sandbox.parts.network_edge",
+        "--faults",
+        str(faults),
+        "--backend-delay-ms",
+        str(delay_ms),
+    ]
     for p in ports:
         argv += ["--backend-port", str(p)]
-    proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_die_with_parent)
     deadline = time.monotonic() + 30
     pending = list(ports)
     while pending:
@@ -79,8 +87,10 @@ def main() -> int:
     from golive.tasks.core import RunContext
     from golive.tasks.loadbalancer import probe_instances
 
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")
+    print(
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
     proc, ports = start_instances(a.instances, a.delay_ms)
     try:
         urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -91,21 +101,28 @@ def main() -> int:
         per_probe = (time.perf_counter() - t0) / seq_n
         assert all(r["status"] == 200 for r in res), res
         ideal = a.instances / a.concurrency * per_probe
-        print(f"per-probe latency (sequential, {seq_n} probes): {per_probe * 1000:.1f} ms "
-              f"(server-side delay {a.delay_ms:g} ms)")
+        print(
+            f"per-probe latency (sequential, {seq_n} probes): {per_probe * 1000:.1f} ms "
+            f"(server-side delay {a.delay_ms:g} ms)"
+        )
         print(f"ideal: {a.instances} / {a.concurrency} x {per_probe * 1000:.1f} ms = {ideal:.3f} s")
         ratios = []
         for i in range(a.runs):
             t0 = time.perf_counter()
-            res = probe_instances(urls, "/api/health", concurrency=a.concurrency, timeout_s=5,
-                                  ctx=RunContext(timeout=60))
+            res = probe_instances(
+                urls, "/api/health", concurrency=a.concurrency, timeout_s=5, ctx=RunContext(timeout=60)
+            )
             wall = time.perf_counter() - t0
             ok = sum(r["status"] == 200 for r in res)
             ratios.append(wall / ideal)
-            print(f"run {i + 1}: {a.instances} instances, concurrency {a.concurrency}: wall {wall:.3f} s, "
-                  f"{ok}/{len(res)} healthy, ratio {wall / ideal:.2f}x")
-        print(f"ratio wall / ideal: median {statistics.median(ratios):.2f}x, max {max(ratios):.2f}x "
-              f"(target <= 2x: {'met' if max(ratios) <= 2 else 'NOT met'})")
+            print(
+                f"run {i + 1}: {a.instances} instances, concurrency {a.concurrency}: wall {wall:.3f} s, "
+                f"{ok}/{len(res)} healthy, ratio {wall / ideal:.2f}x"
+            )
+        print(
+            f"ratio wall / ideal: median {statistics.median(ratios):.2f}x, max {max(ratios):.2f}x "
+            f"(target <= 2x: {'met' if max(ratios) <= 2 else 'NOT met'})"
+        )
     finally:
         proc.kill()
         proc.wait()

@@ -18,6 +18,7 @@ warm-up run:
 Prints the median wall time of each, the ratios, and each process's peak RSS (`getrusage`), also for a table
 100x smaller: no rows are pulled into Python, so golive's peak RSS does not grow with the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,6 +61,7 @@ FROM generate_series(1, {rows}) AS i;
 CREATE INDEX notifications_user_id_idx ON notifications (user_id);
 """
 
+
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -69,8 +71,10 @@ _FUTURE = "now() + interval '5 minutes'"
 _RECENT = "now() - interval '7 days'"
 #: (suite, fact) -> the statement a person writes for it: the count of violating rows (or the recency verdict)
 HAND_SQL: dict[tuple[str, str], str] = {
-    **{("users", f"{c}_not_null"): f"SELECT count(*) FROM users WHERE {c} IS NULL"
-       for c in ("email", "full_name", "password_hash", "role", "is_active", "created_at", "updated_at")},
+    **{
+        ("users", f"{c}_not_null"): f"SELECT count(*) FROM users WHERE {c} IS NULL"
+        for c in ("email", "full_name", "password_hash", "role", "is_active", "created_at", "updated_at")
+    },
     ("users", "email_format"): f"SELECT count(*) FROM users WHERE email !~ {_lit(EMAIL_REGEX)}",
     ("users", "phone_format"): f"SELECT count(*) FROM users WHERE phone !~ {_lit(PHONE_REGEX)}",
     ("users", "password_format"): f"SELECT count(*) FROM users WHERE NOT ({_LIKE})",
@@ -78,14 +82,16 @@ HAND_SQL: dict[tuple[str, str], str] = {
     ("users", "updated_at_not_future"): f"SELECT count(*) FROM users WHERE updated_at > {_FUTURE}",
     ("users", "created_before_updated"): "SELECT count(*) FROM users WHERE created_at > updated_at",
     ("users", "recent_rows"): f"SELECT max(created_at) >= {_RECENT} FROM users",  # indexed: the scaffold picks it
-    **{("notifications", f"{c}_not_null"): f"SELECT count(*) FROM notifications WHERE {c} IS NULL"
-       for c in ("user_id", "channel", "status", "created_at", "updated_at")},
+    **{
+        ("notifications", f"{c}_not_null"): f"SELECT count(*) FROM notifications WHERE {c} IS NULL"
+        for c in ("user_id", "channel", "status", "created_at", "updated_at")
+    },
     ("notifications", "created_at_not_future"): f"SELECT count(*) FROM notifications WHERE created_at > {_FUTURE}",
     ("notifications", "updated_at_not_future"): f"SELECT count(*) FROM notifications WHERE updated_at > {_FUTURE}",
     ("notifications", "created_before_updated"): "SELECT count(*) FROM notifications WHERE created_at > updated_at",
     ("notifications", "recent_rows"): f"SELECT max(updated_at) >= {_RECENT} FROM notifications",
     ("notifications", "user_id_fk"): "SELECT count(*) FROM notifications n WHERE n.user_id IS NOT NULL AND NOT EXISTS "
-                                     "(SELECT 1 FROM users u WHERE u.id = n.user_id)",
+    "(SELECT 1 FROM users u WHERE u.id = n.user_id)",
 }
 
 
@@ -100,13 +106,14 @@ def _fused() -> list[str]:
             if q.startswith("SELECT count(*)"):
                 parts.append(f"count(*) FILTER (WHERE {q.split(' WHERE ', 1)[1]})")
             else:
-                parts.append(q[len("SELECT "):q.index(f" FROM {table}")])
+                parts.append(q[len("SELECT ") : q.index(f" FROM {table}")])
         out.append(f"SELECT {', '.join(parts)} FROM {table}")
     out.append(HAND_SQL[("notifications", "user_id_fk")])
     return out
 
 
 # --------------------------------------------------------------------------- the measured processes
+
 
 def worker(method: str, runs: int, env_file: str) -> None:
     """One method, `runs` times, in this fresh process; prints {"times": [...], "maxrss_kb": N, ...}."""
@@ -122,9 +129,21 @@ def worker(method: str, runs: int, env_file: str) -> None:
         from golive.tasks.catalog import load_catalog
         from golive.tasks.core import Status, run_plain, select
 
-        cfg = parse_config({"environment": "bench", "postgres": {
-            "host": "127.0.0.1", "port": info["port"], "dbname": info["dbname"], "user": info["user"],
-            "password": info["password"], "sslmode": "disable", "suites_dir": info["suites"]}}, env={})
+        cfg = parse_config(
+            {
+                "environment": "bench",
+                "postgres": {
+                    "host": "127.0.0.1",
+                    "port": info["port"],
+                    "dbname": info["dbname"],
+                    "user": info["user"],
+                    "password": info["password"],
+                    "sslmode": "disable",
+                    "suites_dir": info["suites"],
+                },
+            },
+            env={},
+        )
         suites = catalog_specs(info["suites"])
         specs = select({**load_catalog(), **suites}, ids=list(suites))
 
@@ -138,10 +157,12 @@ def worker(method: str, runs: int, env_file: str) -> None:
         queries = list(HAND_SQL.values()) if method == "sql" else _fused()
 
         def once() -> None:
-            with psycopg.connect(host="127.0.0.1", port=info["port"], dbname=info["dbname"], user=info["user"],
-                                 password=info["password"]) as conn:
+            with psycopg.connect(
+                host="127.0.0.1", port=info["port"], dbname=info["dbname"], user=info["user"], password=info["password"]
+            ) as conn:
                 for q in queries:
                     conn.execute(q).fetchall()
+
         out["statements"] = len(queries)
     once()  # warm-up (connection, caches): not timed
     times = []
@@ -154,8 +175,13 @@ def worker(method: str, runs: int, env_file: str) -> None:
 
 
 def _measure(method: str, runs: int, env_file: Path) -> dict:
-    p = subprocess.run([sys.executable, __file__, "--worker", method, "--runs", str(runs), "--env", str(env_file)],
-                       capture_output=True, text=True, timeout=900, cwd=REPO)
+    p = subprocess.run(
+        [sys.executable, __file__, "--worker", method, "--runs", str(runs), "--env", str(env_file)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
     if p.returncode:
         raise SystemExit(f"{method} worker failed:\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -163,11 +189,24 @@ def _measure(method: str, runs: int, env_file: Path) -> dict:
 
 # --------------------------------------------------------------------------- the machine
 
+
 def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    mem = next((int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), 0)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    mem = next(
+        (
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
     return f"{cpu}, {os.cpu_count()} cores, {mem / 1024:.0f} GB RAM, {platform.system()} {platform.release()}"
 
 
@@ -201,15 +240,27 @@ def main() -> int:
             with psycopg.connect(postgres.admin_conninfo(sock, port, db, "bench_user"), autocommit=True) as c:
                 c.execute(SCHEMA.format(rows=rows))
                 c.execute("VACUUM ANALYZE")
-        print(f"PostgreSQL up and {args.rows:,} + {args.rows:,} rows built in {time.monotonic() - t0:.1f} s",
-              flush=True)
+        print(
+            f"PostgreSQL up and {args.rows:,} + {args.rows:,} rows built in {time.monotonic() - t0:.1f} s", flush=True
+        )
         from golive.expectations.scaffold import scaffold
         from golive.flows.config import parse_config
 
         suites = base / "suites"
-        cfg = parse_config({"environment": "bench", "postgres": {"host": "127.0.0.1", "port": port,
-                            "dbname": "bench", "user": "bench_user", "password": password, "sslmode": "disable"}},
-                           env={})
+        cfg = parse_config(
+            {
+                "environment": "bench",
+                "postgres": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "dbname": "bench",
+                    "user": "bench_user",
+                    "password": password,
+                    "sslmode": "disable",
+                },
+            },
+            env={},
+        )
         scaffold(cfg.postgres, suites)
         from golive.expectations import load_suites
 
@@ -218,8 +269,11 @@ def main() -> int:
         results: dict[str, dict] = {}
         for db in sizes:
             env_file = base / f"{db}.json"
-            env_file.write_text(json.dumps({"port": port, "dbname": db, "user": "bench_user", "password": password,
-                                            "suites": str(suites)}))
+            env_file.write_text(
+                json.dumps(
+                    {"port": port, "dbname": db, "user": "bench_user", "password": password, "suites": str(suites)}
+                )
+            )
             rounds = args.runs if db == "bench" else 1
             for _ in range(rounds):  # interleaved, so that a noisy minute does not land on one method only
                 for method in ("golive", "sql", "fused"):
@@ -234,24 +288,34 @@ def main() -> int:
 
     med = {k: statistics.median(v["times"]) for k, v in results.items()}
     small = sizes["bench_small"]
-    print(f"\nmachine: {_machine()}; PostgreSQL {version}; Python {platform.python_version()}; "
-          f"Great Expectations {great_expectations.__version__}")
-    print(f"{len(HAND_SQL)} checks over users + notifications, {args.rows:,} rows each; median of {args.runs} runs, "
-          "interleaved, each in a fresh process after an untimed warm-up\n")
+    print(
+        f"\nmachine: {_machine()}; PostgreSQL {version}; Python {platform.python_version()}; "
+        f"Great Expectations {great_expectations.__version__}"
+    )
+    print(
+        f"{len(HAND_SQL)} checks over users + notifications, {args.rows:,} rows each; median of {args.runs} runs, "
+        "interleaved, each in a fresh process after an untimed warm-up\n"
+    )
     print(f"{'method':<44} {'median s':>9} {'runs s':<34} {'peak RSS':>9} {f'RSS @{small:,}':>13}")
-    labels = {"golive": "golive (GX suites, 2 suites concurrently)",
-              "sql": f"hand SQL, one statement per check ({len(HAND_SQL)})",
-              "fused": f"hand SQL, fused ({len(_fused())} statements)"}
+    labels = {
+        "golive": "golive (GX suites, 2 suites concurrently)",
+        "sql": f"hand SQL, one statement per check ({len(HAND_SQL)})",
+        "fused": f"hand SQL, fused ({len(_fused())} statements)",
+    }
     for m, label in labels.items():
         r, rs = results[f"bench:{m}"], results[f"bench_small:{m}"]
         runs = " ".join(f"{t:.2f}" for t in r["times"])
-        print(f"{label:<44} {med[f'bench:{m}']:>9.2f} {runs:<34} {r['maxrss_kb'] / 1024:>6.0f} MB "
-              f"{rs['maxrss_kb'] / 1024:>9.0f} MB")
+        print(
+            f"{label:<44} {med[f'bench:{m}']:>9.2f} {runs:<34} {r['maxrss_kb'] / 1024:>6.0f} MB "
+            f"{rs['maxrss_kb'] / 1024:>9.0f} MB"
+        )
     print(f"\ngolive / hand SQL (per check): {med['bench:golive'] / med['bench:sql']:.2f}x (target <= 1.2x)")
     print(f"golive / hand SQL (fused):     {med['bench:golive'] / med['bench:fused']:.2f}x")
-    print(f"golive peak RSS {results['bench:golive']['maxrss_kb'] / 1024:.0f} MB at {args.rows:,} rows vs "
-          f"{results['bench_small:golive']['maxrss_kb'] / 1024:.0f} MB at {small:,} rows "
-          f"(GX import, once per process: {results['bench:golive']['import_s']} s, not in the times)")
+    print(
+        f"golive peak RSS {results['bench:golive']['maxrss_kb'] / 1024:.0f} MB at {args.rows:,} rows vs "
+        f"{results['bench_small:golive']['maxrss_kb'] / 1024:.0f} MB at {small:,} rows "
+        f"(GX import, once per process: {results['bench:golive']['import_s']} s, not in the times)"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ subflows, one Prefect task per check, on a PostgreSQL-backed Prefect server, rep
 their ratio, and Prefect's own floor: the same flow, DAG and artifacts with every check body replaced by a no-op,
 i.e. what the orchestration costs before any check does any work. Sandbox and server start-up are excluded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,11 @@ def main() -> int:
 
             def flow() -> float:
                 t = time.perf_counter()
-                state = asyncio.run(readiness.go_live_readiness(config=str(sb.config_path), mode="rehearsal",
-                                                                 output_dir=None, return_state=True))
+                state = asyncio.run(
+                    readiness.go_live_readiness(
+                        config=str(sb.config_path), mode="rehearsal", output_dir=None, return_state=True
+                    )
+                )
                 dt = time.perf_counter() - t
                 report = readiness.REPORTS.pop(str(state.state_details.flow_run_id))
                 assert len(report.results) == len(specs), "the flow ran a different set of checks"
@@ -68,8 +72,15 @@ def main() -> int:
 
             async def noop(spec, config, *, redact=None, memo=None):
                 t = time.monotonic()
-                return make_result(spec, Status.PASS, started=datetime.now(UTC), t0=t, observed="no-op",
-                                   expected="no-op", evidence="bench/overhead.py floor: body not run")
+                return make_result(
+                    spec,
+                    Status.PASS,
+                    started=datetime.now(UTC),
+                    t0=t,
+                    observed="no-op",
+                    expected="no-op",
+                    evidence="bench/overhead.py floor: body not run",
+                )
 
             readiness.execute = noop
             try:
@@ -78,8 +89,10 @@ def main() -> int:
                 readiness.execute = real_execute
             _drain_prefect()
     mp, mf, mn = statistics.median(p), statistics.median(f), statistics.median(n)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{len(specs)} checks, {args.runs} runs each")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{len(specs)} checks, {args.runs} runs each"
+    )
     print(f"plain runner  median {mp:.3f} s  (min {min(p):.3f}, max {max(p):.3f})")
     print(f"prefect flow  median {mf:.3f} s  (min {min(f):.3f}, max {max(f):.3f})")
     print(f"prefect floor median {mn:.3f} s  (same flow with no-op bodies: orchestration alone)")

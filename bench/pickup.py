@@ -6,6 +6,7 @@ Starts the sandbox, a PostgreSQL-backed Prefect server and `golive serve --poll-
 triggers the `go-live-readiness/ci` deployment `--runs` times one after the other, and prints the pickup latency
 (API accepted the run -> the run is Running) and the whole run time, median and max.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,10 @@ def main() -> int:
                         pickup.append((started - created).total_seconds())
             finally:
                 stop_child(serve, 20)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{args.runs} runs of go-live-readiness/ci, `golive serve --poll-seconds 1`")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{args.runs} runs of go-live-readiness/ci, `golive serve --poll-seconds 1`"
+    )
     print(f"pickup (created -> Running)  median {statistics.median(pickup):.2f} s, max {max(pickup):.2f} s")
     print(f"whole run (trigger -> final) median {statistics.median(total):.2f} s, max {max(total):.2f} s")
     return 0

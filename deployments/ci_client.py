@@ -6,6 +6,7 @@ Steps: the deployment must be READY (a deployment nothing polls would leave the 
 forever); create the flow run with an idempotency key (a retried CI job does not start a second run); poll it to a
 terminal state within a timeout; read the run's verdict and checks artifacts; print; write JUnit; exit graded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,9 +42,12 @@ def prefect_client(api_url: str, api_key: str | None = None, timeout: float = 15
     a keyed server: `api_key`, by default PREFECT_API_KEY)."""
     from prefect.client.orchestration import SyncPrefectClient
 
-    return SyncPrefectClient(api_url.rstrip("/"), api_key=api_key or os.environ.get("PREFECT_API_KEY") or None,
-                             auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None,
-                             httpx_settings={"timeout": timeout})
+    return SyncPrefectClient(
+        api_url.rstrip("/"),
+        api_key=api_key or os.environ.get("PREFECT_API_KEY") or None,
+        auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None,
+        httpx_settings={"timeout": timeout},
+    )
 
 
 def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None = None) -> str:
@@ -60,9 +64,17 @@ def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None =
     return f"golive-ci:{deployment}:{uuid.uuid4()}"
 
 
-def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: str, api_key: str | None = None,
-                     idempotency_key: str | None = None, timeout_s: float = 1800, poll_s: float = 2.0,
-                     on_state: Callable[[str, str, str | None], object] | None = None) -> CiOutcome:
+def trigger_and_wait(
+    deployment: str,
+    parameters: dict[str, Any],
+    *,
+    api_url: str,
+    api_key: str | None = None,
+    idempotency_key: str | None = None,
+    timeout_s: float = 1800,
+    poll_s: float = 2.0,
+    on_state: Callable[[str, str, str | None], object] | None = None,
+) -> CiOutcome:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
@@ -75,12 +87,16 @@ def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: st
             raise CiError(f"deployment {deployment} not found on {api_url}") from None
         status = getattr(dep.status, "value", dep.status)
         if status != "READY":
-            raise CiError(f"deployment {deployment} is {status}: nothing is polling it "
-                          "(is `golive serve` or a worker running?); not starting a run that would wait forever")
+            raise CiError(
+                f"deployment {deployment} is {status}: nothing is polling it "
+                "(is `golive serve` or a worker running?); not starting a run that would wait forever"
+            )
         try:
             run = c.create_flow_run_from_deployment(
-                dep.id, parameters=parameters,
-                idempotency_key=idempotency_key or default_idempotency_key(deployment, parameters))
+                dep.id,
+                parameters=parameters,
+                idempotency_key=idempotency_key or default_idempotency_key(deployment, parameters),
+            )
         except PrefectHTTPStatusError as e:
             if e.response.status_code == 422:
                 detail = e.response.json().get("detail", e.response.text) if e.response.content else ""
@@ -113,8 +129,13 @@ def trigger_and_wait(deployment: str, parameters: dict[str, Any], *, api_url: st
     # one verdict, as golive wrote it for this run; anything else (none, one unreadable, two that disagree) is no
     # verdict: `golive ci` then exits 4 saying so, never a green job
     verdict = verdicts[0] if len(verdicts) == 1 or (verdicts and all(v == verdicts[0] for v in verdicts)) else None
-    return CiOutcome(flow_run_id=run_id, state=stype, state_message=(state.message if state else "") or "",
-                     verdict=verdict, checks=checks)
+    return CiOutcome(
+        flow_run_id=run_id,
+        state=stype,
+        state_message=(state.message if state else "") or "",
+        verdict=verdict,
+        checks=checks,
+    )
 
 
 def _rows(data: Any) -> list[dict[str, Any]]:
@@ -132,7 +153,12 @@ EXIT_CODES = {"GO": 0, "GO-WITH-WARNINGS": 1, "NO-GO": 2}  # flows.report.Verdic
 def _verdict(payload: Any, run_id: str) -> dict[str, Any] | None:
     """A verdict payload as golive writes it for run `run_id` (its exit code the verdict's own), or None (then
     `golive ci` says the run has no verdict)."""
-    ok = isinstance(payload, dict) and payload.get("verdict") in EXIT_CODES \
-        and type(payload.get("exit_code")) is int and payload["exit_code"] == EXIT_CODES[payload["verdict"]] \
-        and isinstance(payload.get("environment"), str) and payload.get("flow_run_id") == run_id
+    ok = (
+        isinstance(payload, dict)
+        and payload.get("verdict") in EXIT_CODES
+        and type(payload.get("exit_code")) is int
+        and payload["exit_code"] == EXIT_CODES[payload["verdict"]]
+        and isinstance(payload.get("environment"), str)
+        and payload.get("flow_run_id") == run_id
+    )
     return payload if ok else None

@@ -8,6 +8,7 @@ Exit codes (the same for every command that reaches a verdict):
   4  the gate itself failed (could not start, crashed): no verdict was reached
 `golive ci` fails a CI job on NO-GO only by default: GO-WITH-WARNINGS exits 0 there unless `--fail-on warn`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,17 @@ def _console() -> Console:
     return Console(highlight=False, emoji=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
-STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "ERROR": "bold red", "SKIPPED": "magenta",
-         "NOT_APPLICABLE": "dim", "GO": "bold green", "GO-WITH-WARNINGS": "bold yellow", "NO-GO": "bold red"}
+STYLE = {
+    "PASS": "green",
+    "WARN": "yellow",
+    "FAIL": "red",
+    "ERROR": "bold red",
+    "SKIPPED": "magenta",
+    "NOT_APPLICABLE": "dim",
+    "GO": "bold green",
+    "GO-WITH-WARNINGS": "bold yellow",
+    "NO-GO": "bold red",
+}
 MARK = {"PASS": "✓", "WARN": "!", "FAIL": "✗", "ERROR": "✗", "SKIPPED": "↷", "NOT_APPLICABLE": "-"}
 
 
@@ -61,8 +71,13 @@ def _progress_line(console: Console, res: CheckResult) -> None:
     """One line per landed check: what it is when it passed, what went wrong when not."""
     s = res.status.value
     text = res.title if s == "PASS" else res.summary
-    console.print(f"  [{STYLE[s]}]{MARK[s]} {s:<14}[/] {res.id:<40} [dim]{_t(text, 90)} ({res.duration_s:.2f}s)[/]",
-                  markup=True, emoji=False, no_wrap=True, overflow="ellipsis")
+    console.print(
+        f"  [{STYLE[s]}]{MARK[s]} {s:<14}[/] {res.id:<40} [dim]{_t(text, 90)} ({res.duration_s:.2f}s)[/]",
+        markup=True,
+        emoji=False,
+        no_wrap=True,
+        overflow="ellipsis",
+    )
 
 
 def _t(text: Any, n: int = 100_000) -> str:
@@ -94,9 +109,17 @@ def render_report(console: Console, report: Report, *, out_path: Path | None = N
         t.add_column(col, justify="left" if col in ("Section", "Verdict") else "right")
     for s in report.sections:
         c = s.counts
-        t.add_row(s.title, f"[{STYLE[s.verdict.value]}]{s.verdict.value}[/]", str(c.get("PASS", 0)),
-                  str(c.get("WARN", 0)), str(c.get("FAIL", 0)), str(c.get("ERROR", 0)), str(c.get("SKIPPED", 0)),
-                  str(c.get("NOT_APPLICABLE", 0)), f"{s.duration_s:.2f}")
+        t.add_row(
+            s.title,
+            f"[{STYLE[s.verdict.value]}]{s.verdict.value}[/]",
+            str(c.get("PASS", 0)),
+            str(c.get("WARN", 0)),
+            str(c.get("FAIL", 0)),
+            str(c.get("ERROR", 0)),
+            str(c.get("SKIPPED", 0)),
+            str(c.get("NOT_APPLICABLE", 0)),
+            f"{s.duration_s:.2f}",
+        )
     console.print(t)
     bad = report.blocking_failures
     if bad:
@@ -109,8 +132,9 @@ def render_report(console: Console, report: Report, *, out_path: Path | None = N
         for r in roots:
             console.print(f"  [red]{r.status.value}[/] [bold]{r.id}[/] {_t(r.title)}", emoji=False)
             if r.status.value == "FAIL":
-                console.print(_v(f"      observed: {r.observed}\n      expected: {r.expected}"), emoji=False,
-                              markup=False)
+                console.print(
+                    _v(f"      observed: {r.observed}\n      expected: {r.expected}"), emoji=False, markup=False
+                )
             elif r.cause != r.evidence:
                 console.print(_v(f"      cause: {r.cause}"), emoji=False, markup=False)
             console.print(_v(f"      evidence: {r.evidence}"), emoji=False, markup=False)
@@ -127,16 +151,20 @@ def render_report(console: Console, report: Report, *, out_path: Path | None = N
             console.print(f"  [yellow]{r.status.value}[/] {r.id}: {_t(r.summary)}", emoji=False)
     na = [r for r in report.results if r.status.value == "NOT_APPLICABLE"]
     if na:
-        causes = sorted({r.cause for r in na
-                         if r.cause is not None and not r.cause.startswith("not applicable because")})
+        causes = sorted(
+            {r.cause for r in na if r.cause is not None and not r.cause.startswith("not applicable because")}
+        )
         console.print(f"[dim]Not applicable: {len(na)} check(s): {_t('; '.join(causes))}[/]", emoji=False)
-    console.print(f"\nVERDICT: [{STYLE[report.verdict.value]}]{report.verdict.value}[/]  "
-                  f"({len(report.results)} checks in {report.duration_s:.1f} s)")
+    console.print(
+        f"\nVERDICT: [{STYLE[report.verdict.value]}]{report.verdict.value}[/]  "
+        f"({len(report.results)} checks in {report.duration_s:.1f} s)"
+    )
     if out_path:
         console.print(f"[dim]report files: {out_path}[/]")
 
 
 # --------------------------------------------------------------------------- commands
+
 
 def _load_config(path: str) -> GoliveConfig | None:
     """The config, or None after one line per problem on stderr (each `file: key.path: message`, redacted)."""
@@ -177,11 +205,17 @@ def cmd_config(args: argparse.Namespace) -> int:
     cfg = _load_config(args.file)
     if cfg is None:
         return EXIT_USAGE
-    sections = [k for k in type(cfg).model_fields  # every section written in the file, in the schema's order
-                if k in cfg.model_fields_set and isinstance(getattr(cfg, k), BaseModel)]
+    sections = [
+        k
+        for k in type(cfg).model_fields  # every section written in the file, in the schema's order
+        if k in cfg.model_fields_set and isinstance(getattr(cfg, k), BaseModel)
+    ]
     rules = "production rules" if cfg.production else "not production"
-    print(Redactor(cfg.secrets()).text(f"{args.file}: ok (environment {cfg.environment}, {rules}; "
-                                       f"sections: {', '.join(sections) or 'none'})"))
+    print(
+        Redactor(cfg.secrets()).text(
+            f"{args.file}: ok (environment {cfg.environment}, {rules}; sections: {', '.join(sections) or 'none'})"
+        )
+    )
     return 0
 
 
@@ -212,8 +246,10 @@ def cmd_expectations(args: argparse.Namespace) -> int:
         print(f"wrote {display_path(path)}")
     for path in kept:
         print(f"kept  {display_path(path)} (exists; --force overwrites)")
-    print(f"{len(written)} starter suite(s) for review; lint them with `golive expectations lint {args.out}` and "
-          f"point `postgres.suites_dir` at {args.out}")
+    print(
+        f"{len(written)} starter suite(s) for review; lint them with `golive expectations lint {args.out}` and "
+        f"point `postgres.suites_dir` at {args.out}"
+    )
     return 0
 
 
@@ -241,6 +277,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         specs = plan(cfg, args.section)
         if args.check:
             from golive.tasks.core import select
+
             specs = select(specs, ids=args.check)
     except KeyError as e:
         raise UsageError(str(e.args[0])) from None
@@ -248,15 +285,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(e.problems)) from None
     console = _console()
     started = datetime.now(UTC)
-    results = run_plain(specs, cfg, redact=Redactor(cfg.secrets()),
-                        on_result=lambda r: _progress_line(console, r))
+    results = run_plain(specs, cfg, redact=Redactor(cfg.secrets()), on_result=lambda r: _progress_line(console, r))
     report = build_report(results, environment=cfg.environment, mode="check", started_at=started)
     render_report(console, report)
     return report.verdict.exit_code
 
 
-def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_dir: str | None, console: Console,
-              **params: Any) -> tuple[Report | None, State]:
+def _run_flow(
+    config_path: str, mode: str, sections: list[str] | None, output_dir: str | None, console: Console, **params: Any
+) -> tuple[Report | None, State]:
     """Run the readiness flow in this process; return (Report or None, final state)."""
     import asyncio
 
@@ -269,8 +306,14 @@ def _run_flow(config_path: str, mode: str, sections: list[str] | None, output_di
     try:
         # (the cast: an async flow called with return_state=True gives a coroutine of its final State; Prefect types
         # it as any awaitable, which asyncio.run does not take)
-        state = asyncio.run(cast("Coroutine[Any, Any, State]", readiness.go_live_readiness(
-            config=config_path, mode=mode, sections=sections, output_dir=output_dir, return_state=True, **params)))
+        state = asyncio.run(
+            cast(
+                "Coroutine[Any, Any, State]",
+                readiness.go_live_readiness(
+                    config=config_path, mode=mode, sections=sections, output_dir=output_dir, return_state=True, **params
+                ),
+            )
+        )
     finally:
         engine.LISTENERS.remove(listener)
         _drain_prefect()
@@ -299,8 +342,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config_or_usage(args.config)
     _quiet_prefect_console()
     console = _console()
-    console.print(f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) "
-                  f"on {os.environ.get('PREFECT_API_URL') or 'an ephemeral Prefect server'}")
+    console.print(
+        f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) "
+        f"on {os.environ.get('PREFECT_API_URL') or 'an ephemeral Prefect server'}"
+    )
     report, state = _run_flow(args.config, args.mode, args.section, args.out, console)
     if report is None:
         console.print(f"[bold red]the gate failed:[/] {_t(state.message)}", markup=True)
@@ -308,6 +353,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     render_report(console, report, out_path=Path(args.out) / report.environment / "latest" if args.out else None)
     if args.junit:
         from golive.flows.report import to_junit
+
         Path(args.junit).write_text(to_junit(report))
     return report.verdict.exit_code
 
@@ -335,8 +381,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console = _console()
     t0 = time.monotonic()
     _quiet_prefect_console()
-    console.print("golive demo: starting the sandbox (PostgreSQL, Redis primary+replica, S3, SMTP, HTTPS app, "
-                  "Prometheus API)" + (f" with fault(s) {', '.join(args.break_)}" if args.break_ else ""))
+    console.print(
+        "golive demo: starting the sandbox (PostgreSQL, Redis primary+replica, S3, SMTP, HTTPS app, "
+        "Prometheus API)" + (f" with fault(s) {', '.join(args.break_)}" if args.break_ else "")
+    )
     with Sandbox.start(faults=args.break_) as sb:
         t_sb = time.monotonic() - t0
         os.environ.update(sb.env)
@@ -349,8 +397,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             console.print(f"  Prefect API {server.api_url} (up at {time.monotonic() - t0:.1f} s)")
             if full_path:
                 return go_live(sb, server, args, console, _run_flow, render_report, t0)
-            console.print("  running the checks (readiness only; sign-off and deploy: run it in a terminal, or "
-                          "pass --approve 'NAME:ROLE' for each required role):")
+            console.print(
+                "  running the checks (readiness only; sign-off and deploy: run it in a terminal, or "
+                "pass --approve 'NAME:ROLE' for each required role):"
+            )
             report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
         if report is None:
             console.print(f"[bold red]the gate failed:[/] {_t(state.message)}")
@@ -419,22 +469,32 @@ def cmd_ci(args: argparse.Namespace) -> int:
         raise UsageError("--api-url or PREFECT_API_URL is required")
     console = _console()
     try:
-        out = trigger_and_wait(args.deployment, _params(args.param), api_url=api_url,
-                               api_key=os.environ.get("PREFECT_API_KEY"), idempotency_key=args.idempotency_key,
-                               timeout_s=args.timeout, poll_s=args.poll_seconds,
-                               on_state=lambda rid, t, name: console.print(f"[dim]flow run {rid}: {_t(name or t)}[/]"))
+        out = trigger_and_wait(
+            args.deployment,
+            _params(args.param),
+            api_url=api_url,
+            api_key=os.environ.get("PREFECT_API_KEY"),
+            idempotency_key=args.idempotency_key,
+            timeout_s=args.timeout,
+            poll_s=args.poll_seconds,
+            on_state=lambda rid, t, name: console.print(f"[dim]flow run {rid}: {_t(name or t)}[/]"),
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
     except CiError as e:
         console.print(f"[bold red]golive ci: no verdict:[/] {_t(e)}")
         return EXIT_GATE
     if out.verdict is None:
-        console.print(f"[bold red]golive ci: run {out.flow_run_id} ended {out.state} without a verdict:[/] "
-                      f"{_t(out.state_message)}")
+        console.print(
+            f"[bold red]golive ci: run {out.flow_run_id} ended {out.state} without a verdict:[/] "
+            f"{_t(out.state_message)}"
+        )
         return EXIT_GATE
     v = out.verdict
-    console.print(f"VERDICT: [{STYLE[v['verdict']]}]{_t(v['verdict'])}[/] for {_t(v['environment'])} "
-                  f"(flow run {out.flow_run_id}, {out.state})")
+    console.print(
+        f"VERDICT: [{STYLE[v['verdict']]}]{_t(v['verdict'])}[/] for {_t(v['environment'])} "
+        f"(flow run {out.flow_run_id}, {out.state})"
+    )
     for line in v.get("blocking", []):
         console.print(f"  [red]blocking[/] {_t(line)}", markup=True, emoji=False)
     for line in v.get("warnings", []):
@@ -490,10 +550,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
         raise UsageError("--reason: an override needs a reason")
     if decision == "GO" and not args.attest:
         need = [*SECTION_SIGNOFFS.values(), *(f"{a.statement} ({a.role})" for a in attestations())]
-        raise UsageError("--attest: a GO signs off every section and every attestation; read them and pass --attest:\n"
-                         + "\n".join(f"  - {n}" for n in need))
-    fields = signoff_fields(name, role, decision, args.reason or "", attest=decision == "GO",
-                            override=args.override)
+        raise UsageError(
+            "--attest: a GO signs off every section and every attestation; read them and pass --attest:\n"
+            + "\n".join(f"  - {n}" for n in need)
+        )
+    fields = signoff_fields(name, role, decision, args.reason or "", attest=decision == "GO", override=args.override)
     try:
         signoff_form()(**fields)
     except ValidationError as e:
@@ -507,8 +568,13 @@ def cmd_approve(args: argparse.Namespace) -> int:
         return EXIT_GATE
     except httpx.HTTPError as e:
         redact = _env_redactor()
-        print(redact.text(f"golive: the Prefect API failed before anything was submitted: {type(e).__name__}: "
-                          f"{plain(str(e), 300)}"), file=sys.stderr)
+        print(
+            redact.text(
+                f"golive: the Prefect API failed before anything was submitted: {type(e).__name__}: "
+                f"{plain(str(e), 300)}"
+            ),
+            file=sys.stderr,
+        )
         return EXIT_GATE
     who = f"{decision} by {name} ({role})"
     if out["outcome"] == "refused":
@@ -523,9 +589,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
     if out["outcome"] == "ended":
         print(f"{who} submitted ({where}); the go-live run ended {out['state']}: {out['message']}")
         return EXIT_GO
-    print(f"{who} submitted to {where}, but the go-live run's judgement was not seen"
-          + (f" ({out['message']})" if out["message"] else f" within {args.timeout:g}s")
-          + ": do not sign again; look at the run")
+    print(
+        f"{who} submitted to {where}, but the go-live run's judgement was not seen"
+        + (f" ({out['message']})" if out["message"] else f" within {args.timeout:g}s")
+        + ": do not sign again; look at the run"
+    )
     return EXIT_WARN
 
 
@@ -551,8 +619,9 @@ def cmd_ack(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"--{missing[0]} is required (or --clear)")
     try:
-        ack = Ack(release=args.release, by=args.by, reason=args.reason, criteria=args.criterion or [],
-                  at=datetime.now(UTC))
+        ack = Ack(
+            release=args.release, by=args.by, reason=args.reason, criteria=args.criterion or [], at=datetime.now(UTC)
+        )
     except ValidationError as e:
         err = e.errors()[0]
         raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from None
@@ -560,27 +629,47 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
     Variable.set(name, ack.model_dump(mode="json"), overwrite=True)
     what = ", ".join(ack.criteria) if ack.criteria else "every HIGH criterion"
-    print(f"acknowledged {what} for release {ack.release} of {args.environment} by {ack.by} "
-          f"(Prefect Variable {name}); CRITICAL criteria still roll back")
+    print(
+        f"acknowledged {what} for release {ack.release} of {args.environment} by {ack.by} "
+        f"(Prefect Variable {name}); CRITICAL criteria still roll back"
+    )
     return EXIT_GO
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="golive", description="golive: the go-live checklist as a Prefect workflow, with evidence.",
-                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="golive",
+        description="golive: the go-live checklist as a Prefect workflow, with evidence.",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     d = sub.add_parser("demo", help="bring up the local sandbox, run the readiness flow against it, tear it down")
-    d.add_argument("--break", dest="break_", action="append", default=[], metavar="FAULT",
-                   help="turn one fact of the sandbox wrong (repeatable); see `golive demo --list-faults`")
+    d.add_argument(
+        "--break",
+        dest="break_",
+        action="append",
+        default=[],
+        metavar="FAULT",
+        help="turn one fact of the sandbox wrong (repeatable); see `golive demo --list-faults`",
+    )
     d.add_argument("--list-faults", action="store_true", help="list the sandbox's fault switches and exit")
     d.add_argument("--out", default="golive-reports", help="where report.json/report.md/junit.xml go")
-    d.add_argument("--approve", action="append", default=[], metavar="NAME:ROLE",
-                   help="sign off without prompts, once per required role (e.g. 'Samuel Adeyemi:CTO'); "
-                        "then a GO deploys the sandbox's next release and watches it")
+    d.add_argument(
+        "--approve",
+        action="append",
+        default=[],
+        metavar="NAME:ROLE",
+        help="sign off without prompts, once per required role (e.g. 'Samuel Adeyemi:CTO'); "
+        "then a GO deploys the sandbox's next release and watches it",
+    )
     d.add_argument("--release", default="1.5.0", help="the release a GO deploys (default 1.5.0)")
-    d.add_argument("--break-release", action="store_true",
-                   help="deploy a release that breaks /health during the watch: the deploy flow rolls back")
+    d.add_argument(
+        "--break-release",
+        action="store_true",
+        help="deploy a release that breaks /health during the watch: the deploy flow rolls back",
+    )
     d.add_argument("--readiness-only", action="store_true", help="no sign-off and no deploy, even in a terminal")
     d.set_defaults(fn=cmd_demo)
 
@@ -612,32 +701,48 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--junit", help="write JUnit XML here")
     ci.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
     ci.add_argument("--poll-seconds", type=float, default=2.0)
-    ci.add_argument("--idempotency-key", help="default: derived from the CI system's run id and the parameters, else "
-                                              "random")
-    ci.add_argument("--fail-on", choices=["no-go", "warn"], default="no-go",
-                    help="the verdict that fails the job: no-go (the default: GO-WITH-WARNINGS exits 0) or warn "
-                         "(GO-WITH-WARNINGS exits 1)")
+    ci.add_argument(
+        "--idempotency-key", help="default: derived from the CI system's run id and the parameters, else random"
+    )
+    ci.add_argument(
+        "--fail-on",
+        choices=["no-go", "warn"],
+        default="no-go",
+        help="the verdict that fails the job: no-go (the default: GO-WITH-WARNINGS exits 0) or warn "
+        "(GO-WITH-WARNINGS exits 1)",
+    )
     ci.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
     ci.set_defaults(fn=cmd_ci)
 
-    ap = sub.add_parser("approve", help="sign off a go-live run waiting for its sign-off, without the UI (the same "
-                                        "form and rules)")
+    ap = sub.add_parser(
+        "approve", help="sign off a go-live run waiting for its sign-off, without the UI (the same form and rules)"
+    )
     ap.add_argument("run", metavar="RUN", help="the go-live flow run id (the run waiting for its sign-off)")
     ap.add_argument("--as", dest="as_", required=True, metavar="NAME:ROLE", help="who signs, in which role")
     dec = ap.add_mutually_exclusive_group(required=True)
     dec.add_argument("--go", action="store_true", help="decide GO")
     dec.add_argument("--no-go", action="store_true", help="decide NO-GO (needs --reason)")
     ap.add_argument("--reason", help="why (required for NO-GO and for --override)")
-    ap.add_argument("--attest", action="store_true",
-                    help="sign off every section and attest every statement (a GO needs it; without it the list "
-                         "is printed)")
+    ap.add_argument(
+        "--attest",
+        action="store_true",
+        help="sign off every section and attest every statement (a GO needs it; without it the list is printed)",
+    )
     ap.add_argument("--override", action="store_true", help="GO although blocking checks failed (needs --reason)")
-    ap.add_argument("--timeout", type=float, default=60, help="seconds to follow the run's judgement (a suspended run restarts first: a few seconds)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=60,
+        help="seconds to follow the run's judgement (a suspended run restarts first: a few seconds)",
+    )
     ap.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
     ap.set_defaults(fn=cmd_approve)
 
-    a = sub.add_parser("ack", help="acknowledge HIGH rollback criteria for a release in its watch window "
-                                   "(the deploy flow then keeps it; CRITICAL criteria still roll back)")
+    a = sub.add_parser(
+        "ack",
+        help="acknowledge HIGH rollback criteria for a release in its watch window "
+        "(the deploy flow then keeps it; CRITICAL criteria still roll back)",
+    )
     a.add_argument("--environment", required=True, help="the config's `environment` name")
     a.add_argument("--release", help="the release being watched")
     a.add_argument("--by", help="who acknowledges: 'Name: Role'")
@@ -666,24 +771,36 @@ def build_parser() -> argparse.ArgumentParser:
     v = gs.add_parser("validate", help="print one line per problem, naming the key path; exit 3 if any")
     v.add_argument("file")
     gs.add_parser("schema", help="print the JSON Schema of the config (for editors)")
-    gi = gs.add_parser("init", help="write a commented starter config from the URLs you know, discovering the rest "
-                                    "(read-only; passwords become ${VAR} references)")
+    gi = gs.add_parser(
+        "init",
+        help="write a commented starter config from the URLs you know, discovering the rest "
+        "(read-only; passwords become ${VAR} references)",
+    )
     gi.add_argument("--environment", required=True, help="the environment's name (lowercase, digits, dashes)")
-    for flag, what in (("--site-url", "https:// URL of the product"), ("--database-dsn", "postgresql:// DSN"),
-                       ("--redis-url", "redis:// URL of the primary"), ("--s3-bucket", "the backup bucket"),
-                       ("--s3-endpoint", "S3-compatible endpoint (default: AWS)"),
-                       ("--s3-prefix", "where full backups live (default: discovered)"),
-                       ("--prometheus-url", "http(s):// URL of Prometheus"), ("--smtp-host", "HOST[:PORT]"),
-                       ("--ca-file", "extra trust anchor (PEM) of a private CA: the site, SMTP, Prometheus, an https S3 "
-                                     "endpoint, rediss://, and the database when its DSN says sslmode=verify-*"),
-                       ("--suites-dir", "where starter data suites go (default: suites-<env> beside --out)")):
+    for flag, what in (
+        ("--site-url", "https:// URL of the product"),
+        ("--database-dsn", "postgresql:// DSN"),
+        ("--redis-url", "redis:// URL of the primary"),
+        ("--s3-bucket", "the backup bucket"),
+        ("--s3-endpoint", "S3-compatible endpoint (default: AWS)"),
+        ("--s3-prefix", "where full backups live (default: discovered)"),
+        ("--prometheus-url", "http(s):// URL of Prometheus"),
+        ("--smtp-host", "HOST[:PORT]"),
+        (
+            "--ca-file",
+            "extra trust anchor (PEM) of a private CA: the site, SMTP, Prometheus, an https S3 "
+            "endpoint, rediss://, and the database when its DSN says sslmode=verify-*",
+        ),
+        ("--suites-dir", "where starter data suites go (default: suites-<env> beside --out)"),
+    ):
         gi.add_argument(flag, help=what)
     gi.add_argument("--out", help="the file to write (default: golive-<environment>.yaml)")
     gi.add_argument("--force", action="store_true", help="replace --out if it exists")
     gi.add_argument("--no-discover", action="store_true", help="write from the flags only; ask no server")
     gi.add_argument("--interactive", action="store_true", help="prompt for missing flags (only on a terminal)")
-    gi.add_argument("--timeout", dest="timeout_s", type=float, default=10.0,
-                    help="seconds each server gets to answer (default 10)")
+    gi.add_argument(
+        "--timeout", dest="timeout_s", type=float, default=10.0, help="seconds each server gets to answer (default 10)"
+    )
     g.set_defaults(fn=cmd_config)
     return p
 
@@ -693,6 +810,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if argv[:1] == ["demo"] and "--list-faults" in argv:
         from golive.sandbox import FAULTS
+
         for name, desc in FAULTS.items():
             print(f"{name:<22} {desc}")
         return 0

@@ -4,6 +4,7 @@ The readiness flow runs in this process (for the live progress lines); `golive s
 executes the deploy flow when the GO triggers it; the sign-off is given through the REST API, exactly as the
 Prefect UI gives it.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -42,8 +43,7 @@ def parse_approvals(values: list[str]) -> list[tuple[str, str]]:
     for v in values:
         name, sep, role = v.rpartition(":")
         if not sep or not name.strip() or role.strip().casefold() not in roles:
-            raise ValueError(f"--approve: expected 'NAME:ROLE' with ROLE one of {', '.join(roles.values())}; "
-                             f"got {v!r}")
+            raise ValueError(f"--approve: expected 'NAME:ROLE' with ROLE one of {', '.join(roles.values())}; got {v!r}")
         out.append((name.strip(), roles[role.strip().casefold()]))
     return out
 
@@ -64,9 +64,14 @@ def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> s
     from .prefect_server import _die_with_parent
 
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(config),
-                                 "--poll-seconds", "1"], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=log.parent, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(config), "--poll-seconds", "1"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=log.parent,
+            preexec_fn=_die_with_parent,
+        )
     with api_client(api_url) as api:
         deadline = time.monotonic() + timeout
         while api.get("deployments/name/deploy-production/deploy-production").json().get("status") != "READY":
@@ -77,8 +82,7 @@ def start_serve(config: Path, log: Path, api_url: str, timeout: float = 90) -> s
     return proc
 
 
-def _prompt_signoff(console: Console, report: Report | None, required: list[str], signed: list[str]
-                    ) -> dict[str, Any]:
+def _prompt_signoff(console: Console, report: Report | None, required: list[str], signed: list[str]) -> dict[str, Any]:
     from golive.flows.approval import attestations
     from golive.flows.policies import SECTION_SIGNOFFS
 
@@ -89,8 +93,10 @@ def _prompt_signoff(console: Console, report: Report | None, required: list[str]
     decision = (input("  decision GO / NO-GO [NO-GO]: ").strip().upper() or "NO-GO").replace("NOGO", "NO-GO")
     override = False
     if decision == "GO" and report is not None and report.blocking_failures:
-        override = input(f"  {len(report.blocking_failures)} blocking check(s) failed: override? [y/N]: ") \
-            .strip().lower() == "y"
+        override = (
+            input(f"  {len(report.blocking_failures)} blocking check(s) failed: override? [y/N]: ").strip().lower()
+            == "y"
+        )
     reason = input("  reason (required for NO-GO and overrides): ").strip()
     console.print("  By signing GO you confirm each section owner signed off:")
     for title in SECTION_SIGNOFFS.values():
@@ -102,9 +108,15 @@ def _prompt_signoff(console: Console, report: Report | None, required: list[str]
     return signoff_fields(name, role, decision, reason, attest=attest, override=override)
 
 
-def go_live(sb: Any, server: Any, args: Any, console: Console,
-            run_flow: Callable[..., tuple[Report | None, State]], render_report: Callable[[Console, Report], None],
-            t0: float) -> int:
+def go_live(
+    sb: Any,
+    server: Any,
+    args: Any,
+    console: Console,
+    run_flow: Callable[..., tuple[Report | None, State]],
+    render_report: Callable[[Console, Report], None],
+    t0: float,
+) -> int:
     """Readiness in go-live mode, the sign-off, the deploy. Returns the exit code."""
     from golive.flows import readiness
 
@@ -116,8 +128,10 @@ def go_live(sb: Any, server: Any, args: Any, console: Console,
     serve = start_serve(config, Path(sb.base_dir) / "serve.log", server.api_url)
     try:
         box: dict[str, Any] = {}
-        worker = threading.Thread(target=lambda: box.update(out=run_flow(str(config), "go-live", None, args.out,
-                                                                          console, release=release)), daemon=True)
+        worker = threading.Thread(
+            target=lambda: box.update(out=run_flow(str(config), "go-live", None, args.out, console, release=release)),
+            daemon=True,
+        )
         console.print(f"  readiness for release [bold]{release}[/] (sandbox serves 1.4.0), then the sign-off:")
         worker.start()
         api = api_client(server.api_url)
@@ -138,14 +152,17 @@ def go_live(sb: Any, server: Any, args: Any, console: Console,
                 if queue:
                     name, role = queue.pop(0)
                     blocked = bool(report and report.blocking_failures)
-                    fields = signoff_fields(name, role, "NO-GO" if blocked else "GO",
-                                            "demo: readiness is NO-GO" if blocked else "")
+                    fields = signoff_fields(
+                        name, role, "NO-GO" if blocked else "GO", "demo: readiness is NO-GO" if blocked else ""
+                    )
                     console.print(f"  sign-off by {name} ({role}): {fields['decision']}")
                 elif sys.stdin.isatty():
                     fields = _prompt_signoff(console, report, required, signed)
                 else:
-                    console.print("  [red]no more --approve values and no terminal to ask: waiting for the form "
-                                  "timeout (a NO-GO)[/]")
+                    console.print(
+                        "  [red]no more --approve values and no terminal to ask: waiting for the form "
+                        "timeout (a NO-GO)[/]"
+                    )
                     break
                 answer = resume(api, pid, fields)
                 if answer.get("status") == "ACCEPT":
@@ -164,19 +181,23 @@ def go_live(sb: Any, server: Any, args: Any, console: Console,
         colour = "green" if decision["decision"] == "GO" else "red"
         console.print(f"\nDECISION: [bold {colour}]{decision['decision']}[/] — {decision['why']}")
         for r in decision.get("refused", []):
-            console.print(f"  [yellow]refused sign-off[/] by {r['signer_name']}: {'; '.join(r['refused_because'])}",
-                          markup=True)
+            console.print(
+                f"  [yellow]refused sign-off[/] by {r['signer_name']}: {'; '.join(r['refused_because'])}", markup=True
+            )
         dep_id = decision.get("deploy_flow_run_id")
         if not dep_id:
             return 2
         console.print(f"  deploy flow run {dep_id}: deploying {release}, smoke tests, then the rollback watch")
-        final = wait_final(api, dep_id, timeout=600,
-                           on_change=lambda run: console.print(f"    deploy: {run['state']['name']}"))
+        final = wait_final(
+            api, dep_id, timeout=600, on_change=lambda run: console.print(f"    deploy: {run['state']['name']}")
+        )
         dep = json_artifact(api, f"golive-deploy-{report.environment}") or {}
         console.print(f"DEPLOY: [bold]{dep.get('outcome', final['state']['type'])}[/] — {final['state']['message']}")
-        console.print(f"  deploy {dep.get('deploy_seconds')} s; time to detect {dep.get('time_to_detect_s')} s; "
-                      f"time to roll back {dep.get('time_to_rollback_s')} s; health now reports version "
-                      f"{_served_version(sb)}")
+        console.print(
+            f"  deploy {dep.get('deploy_seconds')} s; time to detect {dep.get('time_to_detect_s')} s; "
+            f"time to roll back {dep.get('time_to_rollback_s')} s; health now reports version "
+            f"{_served_version(sb)}"
+        )
         console.print(f"[dim]demo total {time.monotonic() - t0:.1f} s; sandbox stopped next[/]")
         return 0 if dep.get("outcome") == "DEPLOYED" else 2
     finally:

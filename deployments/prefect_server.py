@@ -6,6 +6,7 @@ the tests therefore run Prefect's own server (`prefect.server.api.server:create_
 `prefect server start`) as a child process on a PostgreSQL database (the sandbox starts a second PostgreSQL for it,
 so that the product database's faults never take the orchestrator down).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,17 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-LEAN_OFF = ("CANCELLATION_CLEANUP", "DB_VACUUM", "EVENT_LOGGER", "FOREMAN", "LATE_RUNS", "SCHEDULER", "REPOSSESSOR",
-            "CLEANUP_RECONCILER", "TRIGGERS")
+LEAN_OFF = (
+    "CANCELLATION_CLEANUP",
+    "DB_VACUUM",
+    "EVENT_LOGGER",
+    "FOREMAN",
+    "LATE_RUNS",
+    "SCHEDULER",
+    "REPOSSESSOR",
+    "CLEANUP_RECONCILER",
+    "TRIGGERS",
+)
 
 
 def stop_child(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
@@ -58,8 +68,15 @@ def stop_child(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
 class PrefectServer:
     """`prefect server` as a child process: started on a free port, killed with its parent, logs to a file."""
 
-    def __init__(self, database_url: str, home: Path, *, ui: bool = False, port: int | None = None,
-                 services: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        database_url: str,
+        home: Path,
+        *,
+        ui: bool = False,
+        port: int | None = None,
+        services: tuple[str, ...] = (),
+    ):
         self.services = services  # of LEAN_OFF, those this server runs anyway (e.g. TRIGGERS, for Automations)
         self.database_url = database_url
         self.home = Path(home)
@@ -78,33 +95,61 @@ class PrefectServer:
 
     def client_env(self) -> dict[str, str]:
         """What a client process needs to talk to this server (and only to it)."""
-        return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home),
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false"}
+        return {
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+        }
 
     def start(self, timeout: float = 90.0) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PREFECT_HOME": str(self.home),
-               "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "true" if self.ui else "false",
-               "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(self.port),
-               "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
-               # a single-machine server for one gate: no schedules to run, no automations, no vacuuming; on 2
-               # cores every background loop competes with the checks (the flow itself needs none of them)
-               **{f"PREFECT_SERVER_SERVICES_{svc}_ENABLED": "false" for svc in LEAN_OFF if svc not in self.services}}
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "true" if self.ui else "false",
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
+            # a single-machine server for one gate: no schedules to run, no automations, no vacuuming; on 2
+            # cores every background loop competes with the checks (the flow itself needs none of them)
+            **{f"PREFECT_SERVER_SERVICES_{svc}_ENABLED": "false" for svc in LEAN_OFF if svc not in self.services},
+        }
         env.pop("PREFECT_API_URL", None)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--lifespan", "on"],
-            env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            cwd=self.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as c:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"the Prefect server exited with {self.proc.returncode}; "
-                                       f"see {self.log_path}: {self._tail()}")
+                    raise RuntimeError(
+                        f"the Prefect server exited with {self.proc.returncode}; see {self.log_path}: {self._tail()}"
+                    )
                 try:
                     if c.get(f"{self.api_url}/health").status_code == 200:
                         return self
@@ -129,4 +174,3 @@ class PrefectServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

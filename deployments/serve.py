@@ -11,6 +11,7 @@
 `serve()` pauses its deployments and drops their scheduled runs when it stops; for schedules that survive a
 stopped process use `prefect.yaml` with a work pool and workers (see the repo root).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,13 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-DEPLOYMENTS = ("go-live-readiness/go-live", "go-live-readiness/nightly-rehearsal", "go-live-readiness/ci",
-               "deploy-production/deploy-production", "go-live-sign-off-timer/sign-off-timer")
+DEPLOYMENTS = (
+    "go-live-readiness/go-live",
+    "go-live-readiness/nightly-rehearsal",
+    "go-live-readiness/ci",
+    "deploy-production/deploy-production",
+    "go-live-sign-off-timer/sign-off-timer",
+)
 
 
 def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC") -> list[RunnerDeployment]:
@@ -39,21 +45,44 @@ def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: st
     one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
     # (the cast: outside an event loop, as here, Prefect's async_dispatch runs to_deployment's sync implementation:
     # RunnerDeployments, never the coroutines its types also allow)
-    return cast("list[RunnerDeployment]", [
-        go_live_readiness.to_deployment(name="go-live", parameters={"config": cfg, "mode": "go-live"},
-                                        description="Readiness, then the sign-off form; only a GO deploys.",
-                                        tags=["golive"], concurrency_limit=one_at_a_time),
-        go_live_readiness.to_deployment(name="nightly-rehearsal", parameters={"config": cfg, "mode": "rehearsal"},
-                                        schedules=[Cron(cron, timezone=timezone)], tags=["golive"],
-                                        description="Nightly readiness rehearsal: report and what changed."),
-        go_live_readiness.to_deployment(name="ci", parameters={"config": cfg, "mode": "ci"}, tags=["golive"],
-                                        description="For CI through the API: Completed on GO, Failed on NO-GO."),
-        deploy_production.to_deployment(name="deploy-production", parameters={"config": cfg}, tags=["golive"],
-                                        description="Deploy, smoke-test, watch the rollback criteria, roll back."),
-        sign_off_timer.to_deployment(name="sign-off-timer", parameters={"config": cfg}, tags=["golive"],
-                                     description="Scheduled by a waiting go-live run: the approvers' reminder, "
-                                                 "and the NO-GO record of a sign-off that timed out."),
-    ])
+    return cast(
+        "list[RunnerDeployment]",
+        [
+            go_live_readiness.to_deployment(
+                name="go-live",
+                parameters={"config": cfg, "mode": "go-live"},
+                description="Readiness, then the sign-off form; only a GO deploys.",
+                tags=["golive"],
+                concurrency_limit=one_at_a_time,
+            ),
+            go_live_readiness.to_deployment(
+                name="nightly-rehearsal",
+                parameters={"config": cfg, "mode": "rehearsal"},
+                schedules=[Cron(cron, timezone=timezone)],
+                tags=["golive"],
+                description="Nightly readiness rehearsal: report and what changed.",
+            ),
+            go_live_readiness.to_deployment(
+                name="ci",
+                parameters={"config": cfg, "mode": "ci"},
+                tags=["golive"],
+                description="For CI through the API: Completed on GO, Failed on NO-GO.",
+            ),
+            deploy_production.to_deployment(
+                name="deploy-production",
+                parameters={"config": cfg},
+                tags=["golive"],
+                description="Deploy, smoke-test, watch the rollback criteria, roll back.",
+            ),
+            sign_off_timer.to_deployment(
+                name="sign-off-timer",
+                parameters={"config": cfg},
+                tags=["golive"],
+                description="Scheduled by a waiting go-live run: the approvers' reminder, "
+                "and the NO-GO record of a sign-off that timed out.",
+            ),
+        ],
+    )
 
 
 def serve(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC", poll_seconds: float = 1.0) -> None:
@@ -61,5 +90,8 @@ def serve(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC", p
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", str(max(1, int(poll_seconds))))
     from prefect import serve as prefect_serve
 
-    prefect_serve(*build_deployments(config_path, cron=cron, timezone=timezone), query_seconds=poll_seconds,
-                  print_starting_message=True)
+    prefect_serve(
+        *build_deployments(config_path, cron=cron, timezone=timezone),
+        query_seconds=poll_seconds,
+        print_starting_message=True,
+    )

@@ -3,6 +3,7 @@
 `golive approve` goes through Prefect's own client (`submit_sign_off`); the REST helpers above it (an httpx client
 on the API URL, as the UI and a curl would) serve `golive demo` (terminal prompts or `--approve NAME:ROLE`) and the
 tests."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,9 @@ def waiting_round(run: dict[str, Any]) -> Waiting | None:
     return None
 
 
-def paused_sign_offs(api: httpx.Client, exclude: Collection[Waiting] = frozenset(), run_id: str | None = None
-                     ) -> list[Waiting]:
+def paused_sign_offs(
+    api: httpx.Client, exclude: Collection[Waiting] = frozenset(), run_id: str | None = None
+) -> list[Waiting]:
     """The open sign-off rounds (of run `run_id` only, when given), oldest run first."""
     flt: dict[str, Any] = {"state": {"type": {"any_": ["PAUSED"]}}}
     if run_id:
@@ -61,17 +63,32 @@ def paused_sign_offs(api: httpx.Client, exclude: Collection[Waiting] = frozenset
 
 
 @overload
-def wait_paused_sign_off(api: httpx.Client, exclude: Collection[Waiting] = ..., timeout: float = ...,
-                         stop_if_final: None = None, run_id: str | None = None) -> Waiting: ...
+def wait_paused_sign_off(
+    api: httpx.Client,
+    exclude: Collection[Waiting] = ...,
+    timeout: float = ...,
+    stop_if_final: None = None,
+    run_id: str | None = None,
+) -> Waiting: ...
 
 
 @overload
-def wait_paused_sign_off(api: httpx.Client, exclude: Collection[Waiting] = ..., timeout: float = ...,
-                         stop_if_final: str | None = None, run_id: str | None = None) -> Waiting | None: ...
+def wait_paused_sign_off(
+    api: httpx.Client,
+    exclude: Collection[Waiting] = ...,
+    timeout: float = ...,
+    stop_if_final: str | None = None,
+    run_id: str | None = None,
+) -> Waiting | None: ...
 
 
-def wait_paused_sign_off(api: httpx.Client, exclude: Collection[Waiting] = frozenset(), timeout: float = 60,
-                         stop_if_final: str | None = None, run_id: str | None = None) -> Waiting | None:
+def wait_paused_sign_off(
+    api: httpx.Client,
+    exclude: Collection[Waiting] = frozenset(),
+    timeout: float = 60,
+    stop_if_final: str | None = None,
+    run_id: str | None = None,
+) -> Waiting | None:
     """The next open sign-off round (of run `run_id`, when given); None if `stop_if_final` (a run id) ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,8 +122,9 @@ def resume(api: httpx.Client, run_id: str | Waiting, fields: dict[str, Any], set
         time.sleep(0.2)
 
 
-def wait_final(api: httpx.Client, run_id: str, timeout: float = 300,
-               on_change: Callable[[dict[str, Any]], object] | None = None) -> dict[str, Any]:
+def wait_final(
+    api: httpx.Client, run_id: str, timeout: float = 300, on_change: Callable[[dict[str, Any]], object] | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -129,18 +147,26 @@ def json_artifact(api: httpx.Client, key: str) -> dict[str, Any] | None:
     return parse_json(r.json().get("data"))
 
 
-def signoff_fields(name: str, role: str, decision: str = "GO", reason: str = "", *, attest: bool = True,
-                   override: bool = False) -> dict[str, Any]:
+def signoff_fields(
+    name: str, role: str, decision: str = "GO", reason: str = "", *, attest: bool = True, override: bool = False
+) -> dict[str, Any]:
     """A complete form: every section signed off and every attestation ticked (when `attest`)."""
     from golive.flows.approval import attestation_field, attestations
     from golive.flows.policies import SECTION_SIGNOFFS
 
-    return {"signer_name": name, "signer_role": role, "decision": decision, "reason": reason,
-            "override_blocking_failures": override, **{k: attest for k in SECTION_SIGNOFFS},
-            **{attestation_field(a): attest for a in attestations()}}
+    return {
+        "signer_name": name,
+        "signer_role": role,
+        "decision": decision,
+        "reason": reason,
+        "override_blocking_failures": override,
+        **{k: attest for k in SECTION_SIGNOFFS},
+        **{attestation_field(a): attest for a in attestations()},
+    }
 
 
 # --------------------------------------------------------------------------- `golive approve`
+
 
 class ApproveError(Exception):
     """Nothing was submitted (no such run, no open sign-off, the API refused): the message says why."""
@@ -196,8 +222,10 @@ def _resume(client: Any, run_id: str, fields: dict[str, Any], settle_s: float = 
     while True:
         answer = client.resume_flow_run(uuid.UUID(run_id), run_input=fields)
         reason = str(getattr(answer.details, "reason", "") or "")
-        if not (answer.status.value == "REJECT" and "schema not found" in reason.lower()) \
-                or time.monotonic() > deadline:
+        if (
+            not (answer.status.value == "REJECT" and "schema not found" in reason.lower())
+            or time.monotonic() > deadline
+        ):
             return answer
         time.sleep(0.2)
 
@@ -212,10 +240,17 @@ def submit_sign_off(client: Any, run_id: str, fields: dict[str, Any], timeout: f
     answer = _resume(client, waiting.run_id, fields)
     if answer.status.value != "ACCEPT":
         reason = getattr(answer.details, "reason", None) or answer.status.value
-        raise ApproveError(f"Prefect refused the input for sign-off {waiting.round_no} of run {waiting.run_id}: "
-                           f"{_p(reason)}")
-    out: dict[str, Any] = {"outcome": "submitted", "problems": [], "sign_off_run": waiting.run_id,
-                           "round": waiting.round_no, "state": None, "message": None}
+        raise ApproveError(
+            f"Prefect refused the input for sign-off {waiting.round_no} of run {waiting.run_id}: {_p(reason)}"
+        )
+    out: dict[str, Any] = {
+        "outcome": "submitted",
+        "problems": [],
+        "sign_off_run": waiting.run_id,
+        "round": waiting.round_no,
+        "state": None,
+        "message": None,
+    }
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:

@@ -8,6 +8,7 @@
 
 Depends on `tasks` (the result model, the PostgreSQL target) and never on Prefect or `flows`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,8 +30,11 @@ def suite_run_key(suite_name: str, t: PostgresTarget) -> tuple[str, str, str]:
 
 def suite_names(specs: Mapping[str, CheckSpec]) -> set[str]:
     """The suites behind the suite checks among `specs`."""
-    return {s.body.args[0].name for s in specs.values()
-            if isinstance(s.body, functools.partial) and s.body.func is _check_body}
+    return {
+        s.body.args[0].name
+        for s in specs.values()
+        if isinstance(s.body, functools.partial) and s.body.func is _check_body
+    }
 
 
 def _check_body(suite: Suite, fact: str, t: PostgresTarget, ctx: RunContext) -> Observation:
@@ -39,8 +43,10 @@ def _check_body(suite: Suite, fact: str, t: PostgresTarget, ctx: RunContext) -> 
     missing = table_prerequisite(t, ctx, suite.table)  # one failure (dependencies.postgres.tables), not one per fact
     if missing is not None:
         return missing
-    run = ctx.memo(suite_run_key(suite.name, t),
-                   lambda: run_suite(suite, t, timeout=ctx.remaining, sensitive_columns=t.sensitive_columns))
+    run = ctx.memo(
+        suite_run_key(suite.name, t),
+        lambda: run_suite(suite, t, timeout=ctx.remaining, sensitive_columns=t.sensitive_columns),
+    )
     return run.observation(fact)
 
 
@@ -52,8 +58,10 @@ def suite_tables(t: PostgresTarget) -> list[str]:
 def _description(suite: Suite, e: Expect) -> str:
     from .runner import expected_text
 
-    return (f"Great Expectations `{e.type}` on `{suite.table}`: {expected_text(e, e.kwargs)} "
-            f"(suite file `{suite.path.name}`).")
+    return (
+        f"Great Expectations `{e.type}` on `{suite.table}`: {expected_text(e, e.kwargs)} "
+        f"(suite file `{suite.path.name}`)."
+    )
 
 
 def catalog_specs(suites_dir: str | Path | None = None) -> dict[str, CheckSpec]:
@@ -66,8 +74,16 @@ def catalog_specs(suites_dir: str | Path | None = None) -> dict[str, CheckSpec]:
         for e in suite.expectations:
             cid = f"data.{suite.name}.{e.fact}"
             specs[cid] = CheckSpec(
-                id=cid, title=e.title, seed=e.seed, severity=e.severity, depends_on=(REACHABLE,),
-                timeout=suite.timeout, target="postgres", body=functools.partial(_check_body, suite, e.fact),
-                description=_description(suite, e), heavy=True, group=f"data.{suite.name}")
+                id=cid,
+                title=e.title,
+                seed=e.seed,
+                severity=e.severity,
+                depends_on=(REACHABLE,),
+                timeout=suite.timeout,
+                target="postgres",
+                body=functools.partial(_check_body, suite, e.fact),
+                description=_description(suite, e),
+                heavy=True,
+                group=f"data.{suite.name}",
+            )
     return specs
-

@@ -8,6 +8,7 @@ ids itself, and only when the count is not 0.
 
 Importing this module imports GX and registers the expectation type (the suite linter and the runner do).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -24,15 +25,24 @@ ORPHAN_COUNT = "golive.column_values.orphan_count"
 FK_TYPE = "expect_column_values_to_exist_in_parent_table"
 
 
-def orphan_select(selectable: Any, dialect: Any, column: str, parent_table: str, parent_column: str = "id",
-                  parent_schema: str | None = None,
-                  select: Callable[[Callable[[str], Any]], Sequence[Any]] = lambda col: [sa.func.count()]) -> Any:
+def orphan_select(
+    selectable: Any,
+    dialect: Any,
+    column: str,
+    parent_table: str,
+    parent_column: str = "id",
+    parent_schema: str | None = None,
+    select: Callable[[Callable[[str], Any]], Sequence[Any]] = lambda col: [sa.func.count()],
+) -> Any:
     """SELECT <select(col)> FROM <batch> AS golive_child WHERE column IS NOT NULL AND NOT EXISTS (parent row).
 
     `select` gets a function that names a column of the child row (quoted) and returns the select list."""
     quote = dialect.identifier_preparer.quote
-    child = selectable.subquery("golive_child") if isinstance(selectable, sa.sql.Select) else \
-        selectable.alias("golive_child")
+    child = (
+        selectable.subquery("golive_child")
+        if isinstance(selectable, sa.sql.Select)
+        else selectable.alias("golive_child")
+    )
 
     def col(name: str) -> Any:
         return sa.literal_column(f"golive_child.{quote(name)}")
@@ -49,13 +59,26 @@ class ColumnValuesOrphanCount(TableMetricProvider):
     value_keys = ("column", "parent_table", "parent_column", "parent_schema")
 
     @metric_value(engine=SqlAlchemyExecutionEngine)
-    def _sqlalchemy(cls, execution_engine: SqlAlchemyExecutionEngine, metric_domain_kwargs: dict,
-                    metric_value_kwargs: dict, metrics: dict, runtime_configuration: dict) -> int:
-        selectable, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs,
-                                                               domain_type=MetricDomainTypes.TABLE)
+    def _sqlalchemy(
+        cls,
+        execution_engine: SqlAlchemyExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict,
+        runtime_configuration: dict,
+    ) -> int:
+        selectable, _, _ = execution_engine.get_compute_domain(
+            metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE
+        )
         v = metric_value_kwargs
-        query = orphan_select(selectable, execution_engine.engine.dialect, v["column"], v["parent_table"],
-                              v.get("parent_column") or "id", v.get("parent_schema"))
+        query = orphan_select(
+            selectable,
+            execution_engine.engine.dialect,
+            v["column"],
+            v["parent_table"],
+            v.get("parent_column") or "id",
+            v.get("parent_schema"),
+        )
         return int(execution_engine.execute_query(query).scalar() or 0)
 
 
@@ -75,7 +98,6 @@ class ExpectColumnValuesToExistInParentTable(BatchExpectation):
     success_keys: ClassVar[tuple[str, ...]] = ("column", "parent_table", "parent_column", "parent_schema")
     args_keys: ClassVar[tuple[str, ...]] = ("column", "parent_table", "parent_column")
 
-    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
-                  execution_engine: Any = None) -> dict:
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None) -> dict:
         orphans = metrics[ORPHAN_COUNT]
         return {"success": orphans == 0, "result": {"observed_value": orphans}}

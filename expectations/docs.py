@@ -4,6 +4,7 @@ The validation results kept by the runner carry counts and observed aggregates o
 was removed and the observed values of sensitive columns masked (`runner._without_samples`), so the pages show
 no row value. Built into a local folder; optionally copied to S3 (`s3://bucket/prefix`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,17 +38,25 @@ def build_data_docs(runs: Iterable[SuiteRun], directory: Path | str, *, run_name
     out = Path(directory).resolve()
     out.mkdir(parents=True, exist_ok=True)
     context = ephemeral_context()
-    context.add_data_docs_site(SITE, {
-        "class_name": "SiteBuilder", "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+    context.add_data_docs_site(
+        SITE,
+        {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
     run_id = RunIdentifier(run_name=run_name or "golive", run_time=datetime.now(UTC))
     for r in runs:
         suite = ExpectationSuite(**_renderable(r.resolved))
         context.suites.add(suite)
         result = ExpectationSuiteValidationResult(**_renderable(r.validation))
-        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(suite.name),
-                                         run_id=run_id, batch_identifier=r.suite.table)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(suite.name),
+            run_id=run_id,
+            batch_identifier=r.suite.table,
+        )
         context.validation_results_store.set(key, result)
     context.build_data_docs(site_names=[SITE])
     index = out / "index.html"
@@ -75,6 +84,10 @@ def upload(directory: Path | str, s3_url: str, *, endpoint_url: str | None = Non
     root = Path(directory)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         key = "/".join(filter(None, [prefix, path.relative_to(root).as_posix()]))
-        client.upload_file(str(path), bucket, key,
-                           ExtraArgs={"ContentType": mimetypes.guess_type(path.name)[0] or "application/octet-stream"})
+        client.upload_file(
+            str(path),
+            bucket,
+            key,
+            ExtraArgs={"ContentType": mimetypes.guess_type(path.name)[0] or "application/octet-stream"},
+        )
     return f"s3://{bucket}/{'/'.join(filter(None, [prefix, 'index.html']))}"

@@ -8,6 +8,7 @@ Expectations files the readiness run already validates against production: the s
 test; an advisory one makes it a warning in the evidence. The flows register it (`flows.catalog`), so `tasks/`
 never imports this package.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,11 @@ def gx_on_restored_copy(db: RestoredDatabase, ctx: RunContext) -> SuiteOutcome:
 
     target = db.as_target()
     on_source = table_status(db.source, ctx) if db.source is not None else {}
-    not_run = {s.name: f"table {s.table} {on_source[s.table]} on the source ({TABLES})"
-               for s in load_suites(target.suites_dir) if on_source.get(s.table, "ok") != "ok"}
+    not_run = {
+        s.name: f"table {s.table} {on_source[s.table]} on the source ({TABLES})"
+        for s in load_suites(target.suites_dir)
+        if on_source.get(s.table, "ok") != "ok"
+    }
     suites = [s for s in load_suites(target.suites_dir) if s.name not in not_run]
     t0 = time.monotonic()
     blocking: list[str] = []
@@ -38,11 +42,14 @@ def gx_on_restored_copy(db: RestoredDatabase, ctx: RunContext) -> SuiteOutcome:
     checked = 0
     for suite in suites:
         if ctx.remaining < 1.0:
-            return SuiteOutcome(Status.ERROR, f"no time left for suite {suite.name} "
-                                              f"({len(per_suite)} of {len(suites)} suites ran)",
-                                {"suites": per_suite})
-        run = run_suite(suite, target, timeout=max(1.0, ctx.remaining - 0.5),
-                        sensitive_columns=target.sensitive_columns)
+            return SuiteOutcome(
+                Status.ERROR,
+                f"no time left for suite {suite.name} ({len(per_suite)} of {len(suites)} suites ran)",
+                {"suites": per_suite},
+            )
+        run = run_suite(
+            suite, target, timeout=max(1.0, ctx.remaining - 0.5), sensitive_columns=target.sensitive_columns
+        )
         bad = []
         for e in suite.expectations:
             out = run.outcomes[e.fact]
@@ -56,11 +63,15 @@ def gx_on_restored_copy(db: RestoredDatabase, ctx: RunContext) -> SuiteOutcome:
         per_suite[suite.name] = "PASS" if not bad else bad
     took = round(time.monotonic() - t0, 2)
     details = {"suites": {**per_suite, **not_run}, "expectations": checked, "seconds": took}
-    what = f"{checked} expectations of {len(suites)} suites on the restored copy in {took}s" + \
-        (f" (not run, their table missing on the source: {', '.join(not_run)})" if not_run else "")
+    what = f"{checked} expectations of {len(suites)} suites on the restored copy in {took}s" + (
+        f" (not run, their table missing on the source: {', '.join(not_run)})" if not_run else ""
+    )
     if blocking:
-        return SuiteOutcome(Status.FAIL, f"{len(blocking)} blocking expectation(s) fail on the restored copy: "
-                                         + "; ".join(blocking[:5]), details)
+        return SuiteOutcome(
+            Status.FAIL,
+            f"{len(blocking)} blocking expectation(s) fail on the restored copy: " + "; ".join(blocking[:5]),
+            details,
+        )
     if advisory:
         return SuiteOutcome(Status.WARN, f"{what}; advisory: " + "; ".join(advisory[:5]), details)
     return SuiteOutcome(Status.PASS, what, details)

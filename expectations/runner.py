@@ -17,6 +17,7 @@ What keeps it cheap and safe (measured; see docs/architecture.md and expectation
 
 Great Expectations is imported inside the functions: importing it costs 2-3 s.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,15 @@ MASKED = "*** (sensitive column: value not shown)"
 #: counts without sample values (GX's default rescans the table per expectation to collect samples)
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 #: result keys that can hold row values: dropped from everything golive keeps (Data Docs included)
-_SAMPLE_KEYS = ("partial_unexpected_list", "partial_unexpected_index_list", "partial_unexpected_counts",
-                "unexpected_list", "unexpected_index_list", "unexpected_rows", "details")
+_SAMPLE_KEYS = (
+    "partial_unexpected_list",
+    "partial_unexpected_index_list",
+    "partial_unexpected_counts",
+    "unexpected_list",
+    "unexpected_index_list",
+    "unexpected_rows",
+    "details",
+)
 
 
 @dataclass
@@ -65,8 +73,11 @@ class SuiteRun:
         """The GX validation result as JSON, every sample of row values removed (built on first use: only Data
         Docs need it)."""
         if self._validation is None:
-            self._validation = _without_samples(self.result.to_json_dict(), self.suite, self.sensitive) \
-                if self.result is not None else {}
+            self._validation = (
+                _without_samples(self.result.to_json_dict(), self.suite, self.sensitive)
+                if self.result is not None
+                else {}
+            )
         return self._validation
 
     def observation(self, fact: str) -> Observation:
@@ -84,8 +95,14 @@ def _url(t: PostgresTarget, timeout: float) -> tuple[str, dict[str, Any]]:
     """The SQLAlchemy URL (no password in it) and the engine kwargs that carry the password."""
     from sqlalchemy.engine import URL
 
-    url = URL.create("postgresql+psycopg", username=t.user, host=t.host, port=t.port, database=t.dbname,
-                     query={**libpq_tls(t), "application_name": "golive-gx"})
+    url = URL.create(
+        "postgresql+psycopg",
+        username=t.user,
+        host=t.host,
+        port=t.port,
+        database=t.dbname,
+        query={**libpq_tls(t), "application_name": "golive-gx"},
+    )
     connect_args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeout))}
     if t.password is not None:
         connect_args["password"] = t.password.get_secret_value()
@@ -155,8 +172,10 @@ def project_config() -> Any:
         ProgressBarsConfig,
     )
 
-    return DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-                             progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False))
+    return DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
 
 
 def ephemeral_context() -> Any:
@@ -178,8 +197,14 @@ def _quiet_gx() -> None:
     logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
 
 
-def run_suite(suite: Suite, t: PostgresTarget, *, timeout: float = 30.0, now: datetime | None = None,
-              sensitive_columns: Iterable[str] = ()) -> SuiteRun:
+def run_suite(
+    suite: Suite,
+    t: PostgresTarget,
+    *,
+    timeout: float = 30.0,
+    now: datetime | None = None,
+    sensitive_columns: Iterable[str] = (),
+) -> SuiteRun:
     """Validate `suite` against the database of `t`. Raises SuiteError / SuiteRunError when it cannot run."""
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -193,8 +218,7 @@ def run_suite(suite: Suite, t: PostgresTarget, *, timeout: float = 30.0, now: da
         _SLOTS.release()
 
 
-def _run(suite: Suite, t: PostgresTarget, resolved: dict, deadline: float, t0: float,
-         sensitive: set[str]) -> SuiteRun:
+def _run(suite: Suite, t: PostgresTarget, resolved: dict, deadline: float, t0: float, sensitive: set[str]) -> SuiteRun:
     import great_expectations as gx
 
     _quiet_gx()
@@ -205,8 +229,9 @@ def _run(suite: Suite, t: PostgresTarget, resolved: dict, deadline: float, t0: f
     watchdog = _Watchdog(deadline).start()
     try:
         try:
-            ds = context.data_sources.add_postgres(name=f"golive-{suite.name}", connection_string=url,
-                                                   kwargs=engine_kwargs)
+            ds = context.data_sources.add_postgres(
+                name=f"golive-{suite.name}", connection_string=url, kwargs=engine_kwargs
+            )
             execution_engine = ds.get_execution_engine()
             engines += [ds.get_engine(), execution_engine.engine]  # GX builds two; both get the guard
             for eng in engines:
@@ -217,18 +242,26 @@ def _run(suite: Suite, t: PostgresTarget, resolved: dict, deadline: float, t0: f
             raise SuiteRunError(_one_line(e)) from None
         result_format: dict[str, Any] = dict(RESULT_FORMAT)
         if suite.key_columns:
-            result_format.update(unexpected_index_column_names=list(suite.key_columns),
-                                 return_unexpected_index_query=True)
+            result_format.update(
+                unexpected_index_column_names=list(suite.key_columns), return_unexpected_index_query=True
+            )
         try:
             validation = batch.validate(gx_suite, result_format=result_format)
         except Exception as e:  # noqa: BLE001 - e.g. the statement_timeout: every check of the suite says why
             raise SuiteRunError(f"GX validation of suite {suite.name} failed: {_one_line(e)}") from None
         if watchdog.fired:
-            raise SuiteRunError(f"timed out: no answer from {t.host}:{t.port} within the suite's budget "
-                                "(connections closed by golive)")
+            raise SuiteRunError(
+                f"timed out: no answer from {t.host}:{t.port} within the suite's budget (connections closed by golive)"
+            )
         by_fact = {(r.expectation_config.meta or {}).get("golive", {}).get("fact"): r for r in validation.results}
-        run = SuiteRun(suite=suite, outcomes={}, resolved=resolved, gx_version=gx.__version__, sensitive=sensitive,
-                       result=validation)
+        run = SuiteRun(
+            suite=suite,
+            outcomes={},
+            resolved=resolved,
+            gx_version=gx.__version__,
+            sensitive=sensitive,
+            result=validation,
+        )
         evidence_at = f"table {suite.table} on {dsn_for_evidence(t)}"
         for e in suite.expectations:
             r = by_fact.get(e.fact)
@@ -236,8 +269,9 @@ def _run(suite: Suite, t: PostgresTarget, resolved: dict, deadline: float, t0: f
                 if r is None:
                     raise SuiteRunError(f"GX returned no result for {e.type} ({e.fact})")
                 examples, example_sql = ([], None) if r.success else _examples_or_none(execution_engine, suite, e, r)
-                run.outcomes[e.fact] = _observe(suite, e, r, examples, example_sql, evidence_at, sensitive,
-                                                gx.__version__)
+                run.outcomes[e.fact] = _observe(
+                    suite, e, r, examples, example_sql, evidence_at, sensitive, gx.__version__
+                )
             except Exception as err:  # noqa: BLE001 - one expectation's problem stays with its check
                 run.outcomes[e.fact] = err if isinstance(err, SuiteRunError) else SuiteRunError(_one_line(err))
         run.duration_s = round(time.monotonic() - t0, 3)
@@ -262,10 +296,12 @@ _PY_DATETIME = re.compile(r"datetime\.datetime\((\d+(?:, \d+){2,6})(?:, tzinfo=d
 def _sql_literals(query: str) -> str:
     """GX renders datetime parameters of its unexpected-rows query as Python reprs (`datetime.datetime(2026, ...)`);
     turn them back into SQL literals."""
+
     def lit(m: re.Match) -> str:
         parts = [int(x) for x in m.group(1).split(", ")]
         tz = UTC if "tzinfo" in m.group(0) else None
         return f"'{datetime(*parts, tzinfo=tz).isoformat()}'"  # type: ignore[misc]
+
     return _PY_DATETIME.sub(lit, query)
 
 
@@ -292,8 +328,15 @@ def _examples(execution_engine: Any, suite: Suite, e: Expect, r: Any) -> tuple[l
 
         kw = r.expectation_config.kwargs
         child = table(suite.table_name, schema=suite.schema_name)
-        query = orphan_select(child, dialect, kw["column"], kw["parent_table"], kw.get("parent_column") or "id",
-                              kw.get("parent_schema"), select=lambda col: [col(k) for k in suite.key_columns])
+        query = orphan_select(
+            child,
+            dialect,
+            kw["column"],
+            kw["parent_table"],
+            kw.get("parent_column") or "id",
+            kw.get("parent_schema"),
+            select=lambda col: [col(k) for k in suite.key_columns],
+        )
         listing = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         sql = str(query.limit(EXAMPLES).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     elif result.get("unexpected_index_query"):
@@ -303,12 +346,15 @@ def _examples(execution_engine: Any, suite: Suite, e: Expect, r: Any) -> tuple[l
         return [], None  # an aggregate expectation (max, type, row count): no rows to point at
     with execution_engine.engine.connect() as conn, conn.begin():  # begin: _guard's READ ONLY + statement_timeout
         rows = conn.connection.driver_connection.execute(sql).fetchall()  # no parameters: `%` stays literal
-    ids = [_jsonable(row[0]) if len(suite.key_columns) == 1 else
-           {k: _jsonable(v) for k, v in zip(suite.key_columns, row)} for row in rows]
+    ids = [
+        _jsonable(row[0]) if len(suite.key_columns) == 1 else {k: _jsonable(v) for k, v in zip(suite.key_columns, row)}
+        for row in rows
+    ]
     return ids, " ".join(listing.split())
 
 
 # --------------------------------------------------------------------------- results -> observations
+
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, datetime):
@@ -352,18 +398,21 @@ def expected_text(e: Expect, kwargs: Mapping[str, Any]) -> str:
         "expect_column_values_to_match_regex": lambda: f"every {col} matches {kw.get('regex')}",
         "expect_column_values_to_match_like_pattern_list": lambda: (
             f"every {col} is LIKE {'one of' if kw.get('match_on', 'any') == 'any' else 'all of'} "
-            f"{', '.join(kw.get('like_pattern_list') or [])}"),
+            f"{', '.join(kw.get('like_pattern_list') or [])}"
+        ),
         "expect_column_values_to_be_between": lambda: between(f"every {col}"),
         "expect_column_max_to_be_between": lambda: between(f"max({col})"),
         "expect_column_min_to_be_between": lambda: between(f"min({col})"),
         "expect_column_values_to_be_of_type": lambda: f"{col} is {kw.get('type_')}",
         "expect_column_pair_values_a_to_be_greater_than_b": lambda: (
-            f"{kw.get('column_A')} {'>=' if kw.get('or_equal') else '>'} {kw.get('column_B')} in every row"),
+            f"{kw.get('column_A')} {'>=' if kw.get('or_equal') else '>'} {kw.get('column_B')} in every row"
+        ),
         "expect_column_values_to_be_unique": lambda: f"every {col} is unique",
         "expect_column_values_to_be_in_set": lambda: f"every {col} in {_fmt(kw.get('value_set'))}",
         "expect_table_row_count_to_be_between": lambda: between("row count"),
         "expect_column_values_to_exist_in_parent_table": lambda: (
-            f"every {col} exists in {kw.get('parent_table')}.{kw.get('parent_column') or 'id'} (0 orphaned rows)"),
+            f"every {col} exists in {kw.get('parent_table')}.{kw.get('parent_column') or 'id'} (0 orphaned rows)"
+        ),
     }
     phrase = phrases.get(e.type)
     if phrase is not None:
@@ -372,16 +421,28 @@ def expected_text(e: Expect, kwargs: Mapping[str, Any]) -> str:
     return f"{e.type}({args})"
 
 
-def _observe(suite: Suite, e: Expect, r: Any, examples: list[Any], example_sql: str | None, evidence_at: str,
-             sensitive: set[str], gx_version: str) -> Observation:
+def _observe(
+    suite: Suite,
+    e: Expect,
+    r: Any,
+    examples: list[Any],
+    example_sql: str | None,
+    evidence_at: str,
+    sensitive: set[str],
+    gx_version: str,
+) -> Observation:
     info = r.exception_info or {}
     if info.get("raised_exception"):
         raise SuiteRunError(f"GX could not evaluate {e.type}: {_one_line(Exception(info.get('exception_message')))}")
     kwargs = {k: v for k, v in (r.expectation_config.kwargs or {}).items() if k != "batch_id"}
     res = r.result or {}
     masked = any(suite.is_sensitive(c, sensitive) for c in e.columns)
-    details: dict[str, Any] = {"suite": suite.name, "suite_file": display_path(suite.path), "table": suite.table,
-                               "expectation": {"type": e.type, "kwargs": _jsonable(kwargs)}}
+    details: dict[str, Any] = {
+        "suite": suite.name,
+        "suite_file": display_path(suite.path),
+        "table": suite.table,
+        "expectation": {"type": e.type, "kwargs": _jsonable(kwargs)},
+    }
     if "unexpected_count" in res:
         n, total = res.get("unexpected_count") or 0, res.get("element_count") or 0
         observed = f"{n} of {total} rows unexpected"
@@ -400,16 +461,19 @@ def _observe(suite: Suite, e: Expect, r: Any, examples: list[Any], example_sql: 
         label = suite.key_columns[0] if len(suite.key_columns) == 1 else "keys"
         observed += f"; e.g. {label} {', '.join(_fmt(x) for x in examples)}"
         details["example_ids"] = examples
-    evidence = (f"Great Expectations {gx_version} `{e.type}` {json.dumps(_jsonable(kwargs))} "
-                f"(suite {suite.name}, {display_path(suite.path)}) on {evidence_at}")
+    evidence = (
+        f"Great Expectations {gx_version} `{e.type}` {json.dumps(_jsonable(kwargs))} "
+        f"(suite {suite.name}, {display_path(suite.path)}) on {evidence_at}"
+    )
     if example_sql and example_sql.startswith("(example ids unavailable"):
         evidence += f" {example_sql}"
     elif example_sql:
         evidence += f"; failing rows: `{example_sql}`"
         details["unexpected_rows_query"] = example_sql
     status = Status.PASS if r.success else Status.FAIL
-    return Observation(status=status, observed=observed, expected=expected_text(e, kwargs), evidence=evidence,
-                       details=details)
+    return Observation(
+        status=status, observed=observed, expected=expected_text(e, kwargs), evidence=evidence, details=details
+    )
 
 
 def _without_samples(validation: dict[str, Any], suite: Suite, sensitive: set[str]) -> dict[str, Any]:
@@ -421,8 +485,11 @@ def _without_samples(validation: dict[str, Any], suite: Suite, sensitive: set[st
             res.pop(k, None)
         kw = (r.get("expectation_config") or {}).get("kwargs") or {}
         cols = [kw.get("column"), kw.get("column_A"), kw.get("column_B"), *(kw.get("column_list") or [])]
-        if "observed_value" in res and not isinstance(res["observed_value"], (int, float)) and \
-                any(isinstance(c, str) and suite.is_sensitive(c, sensitive) for c in cols):
+        if (
+            "observed_value" in res
+            and not isinstance(res["observed_value"], (int, float))
+            and any(isinstance(c, str) and suite.is_sensitive(c, sensitive) for c in cols)
+        ):
             res["observed_value"] = MASKED
         info = r.get("exception_info") or {}
         if info.get("exception_traceback"):

@@ -14,6 +14,7 @@ an `id`), and writes one suite per table:
 Password, token, key and secret columns are listed as sensitive. The result is a starting point: windows,
 severities and required columns are for the reviewers to set.
 """
+
 from __future__ import annotations
 
 import re
@@ -96,15 +97,18 @@ class Table:
         return next((c for c in self.columns if c.name == name), None)
 
 
-def inspect_schema(t: PostgresTarget, *, tables: Iterable[str] = (), schemas: Iterable[str] = (),
-                   timeout: float = 60.0) -> list[Table]:
+def inspect_schema(
+    t: PostgresTarget, *, tables: Iterable[str] = (), schemas: Iterable[str] = (), timeout: float = 60.0
+) -> list[Table]:
     """The tables (all user tables, or the ones named), their columns and foreign keys, from the catalog."""
     wanted = set(tables)
     with connect(t, RunContext(timeout=timeout), read_only=True) as conn:
-        found = [Table(oid, s, n) for oid, s, n in
-                 conn.execute(_TABLES_SQL, {"schemas": list(schemas) or None}).fetchall()]
-        found = [x for x in found
-                 if ((x.name in wanted or x.qualified in wanted) if wanted else x.name not in _SKIP_TABLES)]
+        found = [
+            Table(oid, s, n) for oid, s, n in conn.execute(_TABLES_SQL, {"schemas": list(schemas) or None}).fetchall()
+        ]
+        found = [
+            x for x in found if ((x.name in wanted or x.qualified in wanted) if wanted else x.name not in _SKIP_TABLES)
+        ]
         by_oid = {x.oid: x for x in found}
         oids = list(by_oid)
         for oid, name, typ, not_null, is_pk in conn.execute(_COLUMNS_SQL, [oids]).fetchall():
@@ -115,10 +119,14 @@ def inspect_schema(t: PostgresTarget, *, tables: Iterable[str] = (), schemas: It
             how = f"declared FOREIGN KEY {conname}" + ("" if valid else " (NOT VALID: existing rows unchecked)")
             by_oid[oid].fks.append((col, pschema, ptable, pcol, how))
         everything = {(s, n) for _, s, n in conn.execute(_TABLES_SQL, {"schemas": None}).fetchall()}
-        pks = {(s, n): c for s, n, c in conn.execute(
-            "SELECT n.nspname, c.relname, a.attname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = k.conrelid "
-            "AND a.attnum = k.conkey[1] WHERE k.contype = 'p' AND cardinality(k.conkey) = 1").fetchall()}
+        pks = {
+            (s, n): c
+            for s, n, c in conn.execute(
+                "SELECT n.nspname, c.relname, a.attname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = k.conrelid "
+                "AND a.attnum = k.conkey[1] WHERE k.contype = 'p' AND cardinality(k.conkey) = 1"
+            ).fetchall()
+        }
     for x in found:  # relations by convention: <thing>_id with a table <thing>s / <thing> keyed by one column
         declared = {fk[0] for fk in x.fks}
         for c in x.columns:
@@ -127,8 +135,15 @@ def inspect_schema(t: PostgresTarget, *, tables: Iterable[str] = (), schemas: It
             stem = c.name[:-3]
             for cand in (stem + "s", stem + "es", stem[:-1] + "ies" if stem.endswith("y") else None, stem):
                 if cand and (x.schema, cand) in everything and (x.schema, cand) in pks:
-                    x.fks.append((c.name, x.schema, cand, pks[(x.schema, cand)], "by naming convention (no FOREIGN "
-                                  "KEY declared)"))
+                    x.fks.append(
+                        (
+                            c.name,
+                            x.schema,
+                            cand,
+                            pks[(x.schema, cand)],
+                            "by naming convention (no FOREIGN KEY declared)",
+                        )
+                    )
                     break
     return found
 
@@ -148,56 +163,133 @@ def suite_for(table: Table) -> dict[str, Any]:
     t = table.qualified
     for c in table.columns:
         if c.not_null and not c.is_pk:
-            exps.append(_exp("expect_column_values_to_not_be_null", {"column": c.name}, f"{_fact(c.name)}_not_null",
-                             f"{t}.{c.name} has no NULLs", QUALITY))
+            exps.append(
+                _exp(
+                    "expect_column_values_to_not_be_null",
+                    {"column": c.name},
+                    f"{_fact(c.name)}_not_null",
+                    f"{t}.{c.name} has no NULLs",
+                    QUALITY,
+                )
+            )
     for c in table.columns:
         name, is_text = c.name.lower(), c.type in _TEXT_TYPES
         if not is_text:
             continue
         if re.search(r"(^|_)e?mail(_address)?$", name):
-            exps.append(_exp("expect_column_values_to_match_regex", {"column": c.name, "regex": EMAIL_REGEX},
-                             f"{_fact(c.name)}_format", f"{t}.{c.name} holds valid email addresses", QUALITY))
+            exps.append(
+                _exp(
+                    "expect_column_values_to_match_regex",
+                    {"column": c.name, "regex": EMAIL_REGEX},
+                    f"{_fact(c.name)}_format",
+                    f"{t}.{c.name} holds valid email addresses",
+                    QUALITY,
+                )
+            )
         elif re.search(r"(^|_)(phone|mobile|phone_number|msisdn)$", name):
-            exps.append(_exp("expect_column_values_to_match_regex", {"column": c.name, "regex": PHONE_REGEX},
-                             f"{_fact(c.name)}_format", f"{t}.{c.name} holds E.164 phone numbers", QUALITY))
+            exps.append(
+                _exp(
+                    "expect_column_values_to_match_regex",
+                    {"column": c.name, "regex": PHONE_REGEX},
+                    f"{_fact(c.name)}_format",
+                    f"{t}.{c.name} holds E.164 phone numbers",
+                    QUALITY,
+                )
+            )
         elif re.search(r"(^|_)(url|uri|website|homepage|link)$", name):
-            exps.append(_exp("expect_column_values_to_match_regex", {"column": c.name, "regex": URL_REGEX},
-                             f"{_fact(c.name)}_format", f"{t}.{c.name} holds http(s) URLs", QUALITY))
+            exps.append(
+                _exp(
+                    "expect_column_values_to_match_regex",
+                    {"column": c.name, "regex": URL_REGEX},
+                    f"{_fact(c.name)}_format",
+                    f"{t}.{c.name} holds http(s) URLs",
+                    QUALITY,
+                )
+            )
         elif re.search(r"(^|_)(password|passwd|pwd)(_|$)", name):
-            exps.append(_exp("expect_column_values_to_match_like_pattern_list",
-                             {"column": c.name, "like_pattern_list": PASSWORD_LIKE, "match_on": "any"},
-                             "password_format" if name.startswith("password") else f"{_fact(c.name)}_format",
-                             f"{t}.{c.name} holds bcrypt/argon2 hashes (no plaintext, MD5 or SHA1)", QUALITY))
+            exps.append(
+                _exp(
+                    "expect_column_values_to_match_like_pattern_list",
+                    {"column": c.name, "like_pattern_list": PASSWORD_LIKE, "match_on": "any"},
+                    "password_format" if name.startswith("password") else f"{_fact(c.name)}_format",
+                    f"{t}.{c.name} holds bcrypt/argon2 hashes (no plaintext, MD5 or SHA1)",
+                    QUALITY,
+                )
+            )
     ts = [c.name for c in table.columns if c.name in ("created_at", "updated_at") and c.type.startswith("timestamp")]
     for col in ts:
-        exps.append(_exp("expect_column_values_to_be_between", {"column": col, "max_value": {"$PARAMETER": NOT_FUTURE}},
-                         f"{col}_not_future", f"No {t}.{col} in the future", TIMESTAMPS))
+        exps.append(
+            _exp(
+                "expect_column_values_to_be_between",
+                {"column": col, "max_value": {"$PARAMETER": NOT_FUTURE}},
+                f"{col}_not_future",
+                f"No {t}.{col} in the future",
+                TIMESTAMPS,
+            )
+        )
     if len(ts) == 2:
-        exps.append(_exp("expect_column_pair_values_a_to_be_greater_than_b",
-                         {"column_A": "updated_at", "column_B": "created_at", "or_equal": True},
-                         "created_before_updated", f"{t}: created_at <= updated_at in every row", TIMESTAMPS))
+        exps.append(
+            _exp(
+                "expect_column_pair_values_a_to_be_greater_than_b",
+                {"column_A": "updated_at", "column_B": "created_at", "or_equal": True},
+                "created_before_updated",
+                f"{t}: created_at <= updated_at in every row",
+                TIMESTAMPS,
+            )
+        )
     if ts:  # an indexed column answers max() from the index instead of a scan
-        col = next((c for c in ("updated_at", "created_at") if c in ts and c in table.indexed),
-                   "updated_at" if "updated_at" in ts else ts[0])
+        col = next(
+            (c for c in ("updated_at", "created_at") if c in ts and c in table.indexed),
+            "updated_at" if "updated_at" in ts else ts[0],
+        )
         what = "created" if col == "created_at" else "written"
-        exps.append(_exp("expect_column_max_to_be_between", {"column": col, "min_value": {"$PARAMETER": RECENT}},
-                         "recent_rows", f"{t} has rows {what} in the last 7 days", TIMESTAMPS, severity="advisory"))
+        exps.append(
+            _exp(
+                "expect_column_max_to_be_between",
+                {"column": col, "min_value": {"$PARAMETER": RECENT}},
+                "recent_rows",
+                f"{t} has rows {what} in the last 7 days",
+                TIMESTAMPS,
+                severity="advisory",
+            )
+        )
     for col, pschema, ptable, pcol, how in table.fks:
         kwargs: dict[str, Any] = {"column": col, "parent_table": ptable, "parent_column": pcol}
         if pschema != "public":  # unqualified names resolve through the search_path
             kwargs["parent_schema"] = pschema
-        exps.append(_exp("expect_column_values_to_exist_in_parent_table", kwargs, f"{_fact(col)}_fk",
-                         f"Every {t}.{col} has its {ptable} row (no orphans; {how})", INTEGRITY))
+        exps.append(
+            _exp(
+                "expect_column_values_to_exist_in_parent_table",
+                kwargs,
+                f"{_fact(col)}_fk",
+                f"Every {t}.{col} has its {ptable} row (no orphans; {how})",
+                INTEGRITY,
+            )
+        )
     keys = [c.name for c in table.columns if c.is_pk]
-    meta: dict[str, Any] = {"table": t, "title": t.replace("_", " ").capitalize(), "severity": "blocking",
-                            "key_columns": keys if len(keys) == 1 and keys[0] not in sensitive else [],
-                            "sensitive_columns": sensitive, "timeout": 30}
-    return {"name": _fact(table.name if table.schema == "public" else f"{table.schema}_{table.name}"),
-            "meta": {"golive": meta}, "expectations": exps}
+    meta: dict[str, Any] = {
+        "table": t,
+        "title": t.replace("_", " ").capitalize(),
+        "severity": "blocking",
+        "key_columns": keys if len(keys) == 1 and keys[0] not in sensitive else [],
+        "sensitive_columns": sensitive,
+        "timeout": 30,
+    }
+    return {
+        "name": _fact(table.name if table.schema == "public" else f"{table.schema}_{table.name}"),
+        "meta": {"golive": meta},
+        "expectations": exps,
+    }
 
 
-def scaffold(t: PostgresTarget, out_dir: Path | str, *, tables: Iterable[str] = (), schemas: Iterable[str] = (),
-             force: bool = False) -> tuple[list[Path], list[Path]]:
+def scaffold(
+    t: PostgresTarget,
+    out_dir: Path | str,
+    *,
+    tables: Iterable[str] = (),
+    schemas: Iterable[str] = (),
+    force: bool = False,
+) -> tuple[list[Path], list[Path]]:
     """Write one starter suite per table into `out_dir`; (written, skipped because they exist)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

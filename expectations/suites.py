@@ -18,6 +18,7 @@ This module reads and checks files without importing Great Expectations (the cat
 `lint` adds the checks only GX can make (the expectation type exists, every argument is one it takes, the values
 validate) and imports GX inside the function.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,16 +41,29 @@ TABLE_RE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$"
 DEFAULT_TIMEOUT = 30.0
 #: column names treated as sensitive in every table (never sampled, observed values masked), besides the
 #: suite's own `sensitive_columns` and the environment's `postgres.sensitive_columns`
-SENSITIVE_NAME_RE = re.compile(r"(^|_)(password|passwd|pwd|pass|secret|token|api_?key|private_?key|salt|otp|"
-                               r"credentials?|pin)(_|$)", re.I)
+SENSITIVE_NAME_RE = re.compile(
+    r"(^|_)(password|passwd|pwd|pass|secret|token|api_?key|private_?key|salt|otp|"
+    r"credentials?|pin)(_|$)",
+    re.I,
+)
 
 _SUITE_KEYS = {"name", "expectations", "meta", "notes", "id"}
 _EXPECTATION_KEYS = {"type", "kwargs", "meta", "notes", "id", "description", "severity"}
 _SUITE_META_KEYS = {"table", "title", "severity", "sensitive_columns", "key_columns", "timeout", "notes"}
 _EXPECTATION_META_KEYS = {"fact", "title", "seed", "severity", "notes"}
 #: fields of every GX Expectation model that are not arguments of the expectation itself
-_NOT_ARGUMENTS = {"id", "meta", "notes", "description", "rendered_content", "result_format", "catch_exceptions",
-                  "severity", "windows", "batch_id"}
+_NOT_ARGUMENTS = {
+    "id",
+    "meta",
+    "notes",
+    "description",
+    "rendered_content",
+    "result_format",
+    "catch_exceptions",
+    "severity",
+    "windows",
+    "batch_id",
+}
 
 
 class SuiteError(ValueError):
@@ -131,6 +145,7 @@ class Suite:
 
 # --------------------------------------------------------------------------- loading (no GX)
 
+
 def _require(cond: bool, path: Path, where: str, message: str) -> None:
     if not cond:
         raise SuiteError(path, where, message)
@@ -158,30 +173,54 @@ def parse_suite(data: Any, path: Path) -> Suite:
     _require(isinstance(data, dict), path, "", "a suite file holds one JSON object (a GX suite dict)")
     _unknown_keys(data, _SUITE_KEYS, path, "")
     name = data.get("name")
-    _require(isinstance(name, str) and bool(NAME_RE.match(name)), path, "name",
-             "required: lowercase letters, digits and _ (it names the checks data.<name>.<fact>)")
+    _require(
+        isinstance(name, str) and bool(NAME_RE.match(name)),
+        path,
+        "name",
+        "required: lowercase letters, digits and _ (it names the checks data.<name>.<fact>)",
+    )
     _require(name == path.stem, path, "name", f"must equal the file name ({path.stem!r}), not {name!r}")
     meta = data.get("meta") or {}
-    _require(isinstance(meta, dict) and isinstance(meta.get("golive"), dict), path, "meta.golive",
-             "required: golive's metadata (table, title, ...)")
+    _require(
+        isinstance(meta, dict) and isinstance(meta.get("golive"), dict),
+        path,
+        "meta.golive",
+        "required: golive's metadata (table, title, ...)",
+    )
     g = meta["golive"]
     _unknown_keys(g, _SUITE_META_KEYS, path, "meta.golive")
     table = g.get("table")
-    _require(isinstance(table, str) and bool(TABLE_RE.match(table)), path, "meta.golive.table",
-             "required: the table the suite checks (`table` or `schema.table`)")
+    _require(
+        isinstance(table, str) and bool(TABLE_RE.match(table)),
+        path,
+        "meta.golive.table",
+        "required: the table the suite checks (`table` or `schema.table`)",
+    )
     for key in ("key_columns", "sensitive_columns"):
         v = g.get(key, [])
-        _require(isinstance(v, list) and all(isinstance(c, str) and c for c in v), path, f"meta.golive.{key}",
-                 "must be a list of column names")
+        _require(
+            isinstance(v, list) and all(isinstance(c, str) and c for c in v),
+            path,
+            f"meta.golive.{key}",
+            "must be a list of column names",
+        )
     timeout = g.get("timeout", DEFAULT_TIMEOUT)
-    _require(isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and 0 < timeout <= 300, path,
-             "meta.golive.timeout", "seconds, > 0 and <= 300")
+    _require(
+        isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and 0 < timeout <= 300,
+        path,
+        "meta.golive.timeout",
+        "seconds, > 0 and <= 300",
+    )
     severity = _severity(g.get("severity"), Severity.BLOCKING, path, "meta.golive.severity")
     sensitive = tuple(g.get("sensitive_columns", []))
     keys = tuple(g.get("key_columns", []))
     bad_key = [k for k in keys if k in sensitive or SENSITIVE_NAME_RE.search(k)]
-    _require(not bad_key, path, "meta.golive.key_columns",
-             f"{bad_key[0] if bad_key else ''!r} is sensitive: example ids would expose it")
+    _require(
+        not bad_key,
+        path,
+        "meta.golive.key_columns",
+        f"{bad_key[0] if bad_key else ''!r} is sensitive: example ids would expose it",
+    )
     exps = data.get("expectations")
     _require(isinstance(exps, list) and bool(exps), path, "expectations", "required: a non-empty list")
     out: list[Expect] = []
@@ -200,21 +239,46 @@ def parse_suite(data: Any, path: Path) -> Suite:
         _require(isinstance(em, dict), path, f"{where}.meta.golive", "required: fact, title and seed of the check")
         _unknown_keys(em, _EXPECTATION_META_KEYS, path, f"{where}.meta.golive")
         fact = em.get("fact")
-        _require(isinstance(fact, str) and bool(FACT_RE.match(fact)), path, f"{where}.meta.golive.fact",
-                 "required: lowercase letters, digits and _ (the check id is data.<suite>.<fact>)")
+        _require(
+            isinstance(fact, str) and bool(FACT_RE.match(fact)),
+            path,
+            f"{where}.meta.golive.fact",
+            "required: lowercase letters, digits and _ (the check id is data.<suite>.<fact>)",
+        )
         _require(fact not in facts, path, f"{where}.meta.golive.fact", f"{fact!r} is used twice in this suite")
         facts.add(fact)
         title = em.get("title")
         _require(isinstance(title, str) and bool(title.strip()), path, f"{where}.meta.golive.title", "required")
         seed = em.get("seed")
-        _require(isinstance(seed, list) and bool(seed) and all(isinstance(s, str) and s for s in seed), path,
-                 f"{where}.meta.golive.seed", "required: the seed checklist item(s) it covers, e.g. "
-                 "[\"3.1 Data Quality Checks\"]")
-        out.append(Expect(index=i, type=typ, kwargs=kwargs, fact=fact, title=title.strip(), seed=tuple(seed),
-                          severity=_severity(em.get("severity"), severity, path, f"{where}.meta.golive.severity")))
-    return Suite(path=path, name=name, table=table, title=str(g.get("title") or table), severity=severity,
-                 key_columns=keys, sensitive_columns=sensitive, timeout=float(timeout), expectations=tuple(out),
-                 raw=data)
+        _require(
+            isinstance(seed, list) and bool(seed) and all(isinstance(s, str) and s for s in seed),
+            path,
+            f"{where}.meta.golive.seed",
+            'required: the seed checklist item(s) it covers, e.g. ["3.1 Data Quality Checks"]',
+        )
+        out.append(
+            Expect(
+                index=i,
+                type=typ,
+                kwargs=kwargs,
+                fact=fact,
+                title=title.strip(),
+                seed=tuple(seed),
+                severity=_severity(em.get("severity"), severity, path, f"{where}.meta.golive.severity"),
+            )
+        )
+    return Suite(
+        path=path,
+        name=name,
+        table=table,
+        title=str(g.get("title") or table),
+        severity=severity,
+        key_columns=keys,
+        sensitive_columns=sensitive,
+        timeout=float(timeout),
+        expectations=tuple(out),
+        raw=data,
+    )
 
 
 def read_suite(path: Path) -> Suite:
@@ -273,8 +337,10 @@ def evaluate(expr: str, now: datetime) -> datetime:
     """`now()` or `now() +/- timedelta(days=N, hours=N, ...)`. A pure function: thread-safe, unlike GX's parser."""
     m = _NOW_RE.match(expr.strip())
     if not m:
-        raise ValueError(f"unknown suite parameter {expr!r} (supported: now(), now() - timedelta(days=N), "
-                         "now() + timedelta(minutes=N))")
+        raise ValueError(
+            f"unknown suite parameter {expr!r} (supported: now(), now() - timedelta(days=N), "
+            "now() + timedelta(minutes=N))"
+        )
     if not m.group(1):
         return now
     parts: dict[str, float] = {}
@@ -299,6 +365,7 @@ def resolve_parameters(raw: Mapping[str, Any], now: datetime) -> dict:
 
 
 # --------------------------------------------------------------------------- lint (imports GX)
+
 
 def lint_suite(suite: Suite, resolved: Mapping[str, Any] | None = None) -> Any:
     """The checks only GX can make; returns the `ExpectationSuite` built from the (resolved) dict.

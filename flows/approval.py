@@ -19,6 +19,7 @@ Prefect records no approver identity on a resume: the signer's name and role in 
 with everything they saw as the `golive-decision-<env>` artifact. That artifact is for people: anyone with API access
 can write one, so the deploy flow re-decides from the run input Prefect stored on each resume (`submitted_decision`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,8 +58,10 @@ creation failing; payment processing down; notification delivery failing.
 # Prefect's form marks every field with a default "(Optional)". The section sign-offs and attestations have one (a
 # NO-GO may leave them unticked), but a GO is refused without every one: the label says so, and why.
 REQUIRED_FOR_GO = "Required for GO"
-SECTION_REASON = ("Required for GO (a NO-GO may leave it unticked): the checklist's section 10.1 sign-off; GO is "
-                  "refused while any section is not signed off")
+SECTION_REASON = (
+    "Required for GO (a NO-GO may leave it unticked): the checklist's section 10.1 sign-off; GO is "
+    "refused while any section is not signed off"
+)
 
 
 def required_title(title: str) -> str:
@@ -68,25 +71,37 @@ def required_title(title: str) -> str:
 class SignOffBase(RunInput):
     """The fields every sign-off has; attestations are added from flows.attestations."""
 
-    signer_name: str = Field(min_length=2, max_length=120, title="Your full name",
-                             description="Prefect records no approver identity: this is the record")
+    signer_name: str = Field(
+        min_length=2,
+        max_length=120,
+        title="Your full name",
+        description="Prefect records no approver identity: this is the record",
+    )
     signer_role: Role = Field(title="Your role")
     decision: Decision = Field(title="Decision")
-    reason: str = Field("", max_length=4000, title="Reason",
-                        description="required for NO-GO and for any override of a blocking failure")
+    reason: str = Field(
+        "", max_length=4000, title="Reason", description="required for NO-GO and for any override of a blocking failure"
+    )
     override_blocking_failures: bool = Field(
-        False, title="Override blocking failures",
-        description="GO although blocking checks failed: recorded with your name and reason")
-    infrastructure_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["infrastructure_signed_off"]),
-                                            description=SECTION_REASON)
-    database_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["database_signed_off"]),
-                                      description=SECTION_REASON)
-    application_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["application_signed_off"]),
-                                         description=SECTION_REASON)
-    security_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["security_signed_off"]),
-                                      description=SECTION_REASON)
-    operations_signed_off: bool = Field(False, title=required_title(SECTION_SIGNOFFS["operations_signed_off"]),
-                                        description=SECTION_REASON)
+        False,
+        title="Override blocking failures",
+        description="GO although blocking checks failed: recorded with your name and reason",
+    )
+    infrastructure_signed_off: bool = Field(
+        False, title=required_title(SECTION_SIGNOFFS["infrastructure_signed_off"]), description=SECTION_REASON
+    )
+    database_signed_off: bool = Field(
+        False, title=required_title(SECTION_SIGNOFFS["database_signed_off"]), description=SECTION_REASON
+    )
+    application_signed_off: bool = Field(
+        False, title=required_title(SECTION_SIGNOFFS["application_signed_off"]), description=SECTION_REASON
+    )
+    security_signed_off: bool = Field(
+        False, title=required_title(SECTION_SIGNOFFS["security_signed_off"]), description=SECTION_REASON
+    )
+    operations_signed_off: bool = Field(
+        False, title=required_title(SECTION_SIGNOFFS["operations_signed_off"]), description=SECTION_REASON
+    )
 
 
 def attestations() -> list[Any]:
@@ -99,10 +114,18 @@ def attestation_field(att: Any) -> str:
 
 def signoff_form() -> type[SignOffBase]:
     """The form model: the base fields plus one checkbox per attestation (its statement and owning role)."""
-    fields: dict[str, Any] = {attestation_field(a): (bool, Field(
-        False, title=required_title(f"{a.statement} ({a.role})"),
-        description=f"Required for GO (a NO-GO may leave it unticked): only a person can know it; "
-                    f"the checklist's {', '.join(a.seed) or a.source}")) for a in attestations()}
+    fields: dict[str, Any] = {
+        attestation_field(a): (
+            bool,
+            Field(
+                False,
+                title=required_title(f"{a.statement} ({a.role})"),
+                description=f"Required for GO (a NO-GO may leave it unticked): only a person can know it; "
+                f"the checklist's {', '.join(a.seed) or a.source}",
+            ),
+        )
+        for a in attestations()
+    }
     return create_model("GoLiveSignOff", __base__=SignOffBase, **fields)
 
 
@@ -126,9 +149,11 @@ def rules(signoff: SignOffBase, blocking: list[str], prior: list[SignOffBase]) -
             problems.append("a NO-GO needs a reason")
         return problems
     if blocking and not signoff.override_blocking_failures:
-        problems.append(f"GO refused: {len(blocking)} blocking check(s) failed "
-                        f"({', '.join(blocking[:5])}{'…' if len(blocking) > 5 else ''}); "
-                        "tick 'Override blocking failures' and give a reason, or decide NO-GO")
+        problems.append(
+            f"GO refused: {len(blocking)} blocking check(s) failed "
+            f"({', '.join(blocking[:5])}{'…' if len(blocking) > 5 else ''}); "
+            "tick 'Override blocking failures' and give a reason, or decide NO-GO"
+        )
     if signoff.override_blocking_failures and not reason:
         problems.append("an override needs a reason")
     missing = [title for name, title in SECTION_SIGNOFFS.items() if not getattr(signoff, name)]
@@ -159,16 +184,18 @@ def answered_rounds(run: Any) -> set[str]:
     return {k for k in keys if isinstance(k, str) and k.startswith(WAIT_KEY.format(""))}
 
 
-def outcome(accepted: list[SignOffBase], need: set[str], requesters: frozenset[str] = frozenset()
-            ) -> tuple[Verdict, str] | None:
+def outcome(
+    accepted: list[SignOffBase], need: set[str], requesters: frozenset[str] = frozenset()
+) -> tuple[Verdict, str] | None:
     """The decision the accepted sign-offs reach, if any: the first NO-GO ends it; GO once every required role has a
     GO from a distinct person and, when `requesters` (normalised names) is given, not every GO is a requester's."""
     last = accepted[-1]
     if last.decision == Decision.NO_GO:
         return Verdict.NO_GO, f"NO-GO by {last.signer_name} ({last.signer_role.value}): {last.reason.strip()}"
     go = [s for s in accepted if s.decision == Decision.GO]
-    if need <= {s.signer_role.value for s in go} and not (requesters and {_norm(s.signer_name) for s in go}
-                                                          <= requesters):
+    if need <= {s.signer_role.value for s in go} and not (
+        requesters and {_norm(s.signer_name) for s in go} <= requesters
+    ):
         return Verdict.GO, "GO signed by " + ", ".join(f"{s.signer_name} ({s.signer_role.value})" for s in accepted)
     return None
 
@@ -208,20 +235,31 @@ class DecisionRecord(BaseModel):
     overrides: list[dict[str, Any]] = Field(default_factory=list)
     timed_out: bool = False
     rounds: int = Field(0, description="sign-off rounds opened (each a wait of the go-live run, key sign-off-N)")
-    requested_by: list[str] = Field(default_factory=list, description="who requested the go-live (typed, and the "
-                                                                          "creator the Prefect API reports)")
+    requested_by: list[str] = Field(
+        default_factory=list, description="who requested the go-live (typed, and the creator the Prefect API reports)"
+    )
     identity: str = Field("", description="what the Prefect API says about who signed")
     waited_in: str = Field("", description="how the run waited: suspended (no process held) or paused (in process)")
     deploy_flow_run_id: str | None = None
 
 
-def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOffBase], problems: list[str],
-                     release: str | None = None, requested_by: Sequence[str] = ()) -> str:
+def form_description(
+    report: Report,
+    policy: ApprovalPolicy,
+    signed: list[SignOffBase],
+    problems: list[str],
+    release: str | None = None,
+    requested_by: Sequence[str] = (),
+) -> str:
     lines = []
     if problems:
         lines += ["### ⛔ The last sign-off was refused", ""] + [f"- {md(p, 1000)}" for p in problems] + [""]
-    lines += [f"## Go-live sign-off: `{report.environment}` — readiness {report.verdict.value}", "",
-              f"{len(report.results)} checks in {report.duration_s:.1f} s; readiness run `{report.flow_run_id}`.", ""]
+    lines += [
+        f"## Go-live sign-off: `{report.environment}` — readiness {report.verdict.value}",
+        "",
+        f"{len(report.results)} checks in {report.duration_s:.1f} s; readiness run `{report.flow_run_id}`.",
+        "",
+    ]
     if release:
         lines += [f"**Release a GO deploys:** {md(release, 200)}", ""]
     if report.blocking_failures:
@@ -232,17 +270,31 @@ def form_description(report: Report, policy: ApprovalPolicy, signed: list[SignOf
         lines.append("")
     need = [r.value for r in policy.required_roles]
     have = {s.signer_role.value: s.signer_name for s in signed}
-    lines += [f"**Approvals required:** {', '.join(need)}; so far: "
-              + (", ".join(f"{k} ({v})" for k, v in have.items()) or "none"), ""]
+    lines += [
+        f"**Approvals required:** {', '.join(need)}; so far: "
+        + (", ".join(f"{k} ({v})" for k, v in have.items()) or "none"),
+        "",
+    ]
     if requested_by:
-        lines += [f"**Requested by:** {md(', '.join(requested_by), 250)}"
-                  + ("" if policy.requester_may_approve_alone else
-                     " (may sign, but a GO also needs an approver who did not request it)"), ""]
+        lines += [
+            f"**Requested by:** {md(', '.join(requested_by), 250)}"
+            + (
+                ""
+                if policy.requester_may_approve_alone
+                else " (may sign, but a GO also needs an approver who did not request it)"
+            ),
+            "",
+        ]
     atts = attestations()
     if atts:
         lines += ["**By signing GO you attest:**", ""] + [f"- {a.statement} ({a.role})" for a in atts] + [""]
-    lines += ["**Rollback criteria you are signing up for:**", "", ROLLBACK_CRITERIA, "",
-              f"This form times out after {policy.timeout_minutes:g} minutes: a timeout is a recorded NO-GO."]
+    lines += [
+        "**Rollback criteria you are signing up for:**",
+        "",
+        ROLLBACK_CRITERIA,
+        "",
+        f"This form times out after {policy.timeout_minutes:g} minutes: a timeout is a recorded NO-GO.",
+    ]
     return "\n".join(lines)
 
 
@@ -260,30 +312,52 @@ async def link_current_sign_off(environment: str, go_live_run_id: str, round_no:
     form of this environment, findable from the Artifacts page. Best effort: a failure is logged, the form still
     opens."""
     url = sign_off_url(go_live_run_id)
-    text = (f"## Sign off here: [the go-live run, round {round_no}]({url})\n\n"
-            f"The go-live of `{environment}` waits for sign-off round {round_no} on run `{go_live_run_id}`: open it "
-            "and press Resume to fill in the form. A refused sign-off opens the form again, on the same run.")
+    text = (
+        f"## Sign off here: [the go-live run, round {round_no}]({url})\n\n"
+        f"The go-live of `{environment}` waits for sign-off round {round_no} on run `{go_live_run_id}`: open it "
+        "and press Resume to fill in the form. A refused sign-off opens the form again, on the same run."
+    )
     try:
-        await artifacts.publish("sign-off", environment, text, f"where to sign off (round {round_no})",
-                                flow_run_id=go_live_run_id)
+        await artifacts.publish(
+            "sign-off", environment, text, f"where to sign off (round {round_no})", flow_run_id=go_live_run_id
+        )
     except Exception as e:  # noqa: BLE001 - the link is a convenience; the form is what counts
-        get_run_logger().warning("the link to sign-off %d was not published: %s", round_no,
-                                 " ".join(str(e).split())[:300])
+        get_run_logger().warning(
+            "the link to sign-off %d was not published: %s", round_no, " ".join(str(e).split())[:300]
+        )
 
 
 Notifier = Callable[[Any], Awaitable[Any]]  # takes a flows.notify_approvers.Notice
 Timers = Callable[[int, int], Awaitable[None]]  # (round_no, timeout_s): schedule the round's reminder and deadline
 
 
-def notice(what: str, report: Report, round_no: int, link: str, roles: list[str], problems: Sequence[str] = (),
-           decision: str | None = None, release: str | None = None) -> Notice:
-    summary = (f"Readiness {report.verdict.value} for {report.environment}"
-               + (f", release {release}" if release else "")
-               + f": {len(report.results)} checks, {len(report.blocking_failures)} blocking failure(s), "
-               f"{len(report.warnings)} warning(s).")
-    return Notice(what=what, environment=report.environment, round_no=round_no, link=link, summary=plain(summary, 400),
-                  blocking=[f"{r.id} {r.status.value}: {plain(r.summary, 240)}" for r in report.blocking_failures],
-                  problems=[plain(p, 400) for p in problems], decision=decision, roles=roles)
+def notice(
+    what: str,
+    report: Report,
+    round_no: int,
+    link: str,
+    roles: list[str],
+    problems: Sequence[str] = (),
+    decision: str | None = None,
+    release: str | None = None,
+) -> Notice:
+    summary = (
+        f"Readiness {report.verdict.value} for {report.environment}"
+        + (f", release {release}" if release else "")
+        + f": {len(report.results)} checks, {len(report.blocking_failures)} blocking failure(s), "
+        f"{len(report.warnings)} warning(s)."
+    )
+    return Notice(
+        what=what,
+        environment=report.environment,
+        round_no=round_no,
+        link=link,
+        summary=plain(summary, 400),
+        blocking=[f"{r.id} {r.status.value}: {plain(r.summary, 240)}" for r in report.blocking_failures],
+        problems=[plain(p, 400) for p in problems],
+        decision=decision,
+        roles=roles,
+    )
 
 
 async def _remind(notify: Notifier, after_s: float, reminder: Any) -> None:
@@ -303,8 +377,13 @@ class Wait:
     requested_by: list[str] = dataclasses.field(default_factory=list)  # requesters_of(the run)
 
 
-async def collect_decision(report: Report, policy: ApprovalPolicy, release: str | None = None,
-                           notify: Notifier | None = None, wait: Wait | None = None) -> DecisionRecord:
+async def collect_decision(
+    report: Report,
+    policy: ApprovalPolicy,
+    release: str | None = None,
+    notify: Notifier | None = None,
+    wait: Wait | None = None,
+) -> DecisionRecord:
     """The sign-off rounds. A round answered before this execution (`wait.answered`) is replayed: Prefect returns its
     stored input at once, and nobody is told again. For a fresh round, `notify` (best effort, never raises) hears
     that the form opened (or opened again after a refusal), then the run waits: suspended (the reminder and the
@@ -323,26 +402,39 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
     requesters = requester_rule(policy, wait.requested_by)
     rounds = 0
     signed_at: dict[int, datetime] = {}
-    rec = dict(environment=report.environment, release=release, readiness_flow_run_id=report.flow_run_id,
-               report_verdict=report.verdict, required_roles=sorted(need),
-               waited_in="suspended" if wait.suspend else "paused", requested_by=wait.requested_by,
-               identity=IDENTITY,
-               blocking_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
-               warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings])
+    rec = dict(
+        environment=report.environment,
+        release=release,
+        readiness_flow_run_id=report.flow_run_id,
+        report_verdict=report.verdict,
+        required_roles=sorted(need),
+        waited_in="suspended" if wait.suspend else "paused",
+        requested_by=wait.requested_by,
+        identity=IDENTITY,
+        blocking_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
+        warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings],
+    )
 
     def done(decision: Verdict, why: str, timed_out: bool = False) -> DecisionRecord:
-        return DecisionRecord(**rec, decision=decision, why=why, decided_at=datetime.now(UTC), rounds=rounds,
-                              signoffs=[_public(s, signed_at.get(id(s))) for s in accepted], refused=refused,
-                              timed_out=timed_out,
-                              overrides=[_public(s, signed_at.get(id(s))) for s in accepted
-                                         if s.override_blocking_failures])
+        return DecisionRecord(
+            **rec,
+            decision=decision,
+            why=why,
+            decided_at=datetime.now(UTC),
+            rounds=rounds,
+            signoffs=[_public(s, signed_at.get(id(s))) for s in accepted],
+            refused=refused,
+            timed_out=timed_out,
+            overrides=[_public(s, signed_at.get(id(s))) for s in accepted if s.override_blocking_failures],
+        )
 
     link = sign_off_url(wait.run_id)
     for round_no in range(1, policy.max_rounds + 1):
         rounds = round_no
         key, timeout_s = WAIT_KEY.format(round_no), int(policy.timeout_minutes * 60)
-        waiting_form = form.with_initial_data(description=form_description(report, policy, accepted, problems,
-                                                                           release, wait.requested_by))
+        waiting_form = form.with_initial_data(
+            description=form_description(report, policy, accepted, problems, release, wait.requested_by)
+        )
         fresh = key not in wait.answered
         missing = missing_roles(accepted, need)
         reminder: asyncio.Future[None] | None = None
@@ -350,8 +442,11 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
             if wait.run_id:
                 await link_current_sign_off(report.environment, wait.run_id, round_no)
             if notify is not None:
-                await notify(notice("refused" if problems else "opened", report, round_no, link, missing, problems,
-                                    release=release))
+                await notify(
+                    notice(
+                        "refused" if problems else "opened", report, round_no, link, missing, problems, release=release
+                    )
+                )
         try:
             if wait.suspend:
                 if fresh and wait.timers is not None:
@@ -360,22 +455,32 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
                 signoff = await asuspend_flow_run(wait_for_input=waiting_form, timeout=timeout_s, key=key)
             else:
                 if fresh and notify is not None:
-                    reminder = asyncio.ensure_future(_remind(notify, timeout_s / 2, notice(
-                        "reminder", report, round_no, link, missing, release=release)))
-                signoff = await apause_flow_run(wait_for_input=waiting_form, timeout=timeout_s,
-                                                poll_interval=policy.poll_seconds, key=key)
+                    reminder = asyncio.ensure_future(
+                        _remind(
+                            notify, timeout_s / 2, notice("reminder", report, round_no, link, missing, release=release)
+                        )
+                    )
+                signoff = await apause_flow_run(
+                    wait_for_input=waiting_form, timeout=timeout_s, poll_interval=policy.poll_seconds, key=key
+                )
         except FlowPauseTimeout:
-            logger.warning("sign-off %d: no answer within %g minutes: recorded as NO-GO", round_no,
-                           policy.timeout_minutes)
+            logger.warning(
+                "sign-off %d: no answer within %g minutes: recorded as NO-GO", round_no, policy.timeout_minutes
+            )
             if notify is not None:
                 await notify(notice("timed-out", report, round_no, link, [], decision="NO-GO", release=release))
-            return done(Verdict.NO_GO, f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): "
-                                       "a NO-GO", timed_out=True)
+            return done(
+                Verdict.NO_GO,
+                f"no sign-off within {policy.timeout_minutes:g} minutes (round {round_no}): a NO-GO",
+                timed_out=True,
+            )
         except Exception as e:  # noqa: BLE001 - an input that cannot be read back decides nothing but NO-GO
             # (Prefect's Pause signal, which ends a suspending process, is a BaseException and passes through)
             logger.error("sign-off %d: its input could not be read: %s", round_no, plain(f"{type(e).__name__}: {e}"))
-            return done(Verdict.NO_GO, f"sign-off {round_no}: its input could not be read "
-                                       f"({plain(f'{type(e).__name__}: {e}', 300)}): a NO-GO")
+            return done(
+                Verdict.NO_GO,
+                f"sign-off {round_no}: its input could not be read ({plain(f'{type(e).__name__}: {e}', 300)}): a NO-GO",
+            )
         finally:
             if reminder is not None:
                 reminder.cancel()
@@ -386,17 +491,32 @@ async def collect_decision(report: Report, policy: ApprovalPolicy, release: str 
         problems = evaluate(signoff, report, accepted)
         if problems:
             refused.append({**_public(signoff, signed_at[id(signoff)]), "refused_because": problems})
-            logger.warning("sign-off %d by %s (%s) refused%s: %s", round_no, signoff.signer_name,
-                           signoff.signer_role.value, seen, "; ".join(problems))
+            logger.warning(
+                "sign-off %d by %s (%s) refused%s: %s",
+                round_no,
+                signoff.signer_name,
+                signoff.signer_role.value,
+                seen,
+                "; ".join(problems),
+            )
             continue
         accepted.append(signoff)
-        logger.info("sign-off %d by %s (%s): %s%s", round_no, signoff.signer_name, signoff.signer_role.value,
-                    signoff.decision.value, seen)
+        logger.info(
+            "sign-off %d by %s (%s): %s%s",
+            round_no,
+            signoff.signer_name,
+            signoff.signer_role.value,
+            signoff.decision.value,
+            seen,
+        )
         if reached := outcome(accepted, need, requesters):
             return done(*reached)
         if not missing_roles(accepted, need) and requesters:
-            logger.info("every required role has a GO, all from who requested this go-live (%s): a GO also needs "
-                        "an approver who did not request it", ", ".join(wait.requested_by))
+            logger.info(
+                "every required role has a GO, all from who requested this go-live (%s): a GO also needs "
+                "an approver who did not request it",
+                ", ".join(wait.requested_by),
+            )
     return done(Verdict.NO_GO, f"no decision after {policy.max_rounds} sign-off rounds")
 
 
@@ -407,8 +527,10 @@ def missing_roles(accepted: list[SignOffBase], need: set[str]) -> list[str]:
 #: what golive can say about who signed: Prefect's open-source API records no identity on a resume (nor on the run
 #: input it stores), so the typed name and role are the record; the run's creator, where the API reports one, is in
 #: `requested_by`
-IDENTITY = ("typed in the form: the Prefect API records no identity on a resume or on its stored input; the run's "
-            "creator, when the API reports one, is in requested_by")
+IDENTITY = (
+    "typed in the form: the Prefect API records no identity on a resume or on its stored input; the run's "
+    "creator, when the API reports one, is in requested_by"
+)
 
 
 async def stored_sign_offs(client: Any, run_id: UUID, rounds: int) -> list[SignOffBase] | str:
@@ -436,15 +558,18 @@ async def stored_sign_offs(client: Any, run_id: UUID, rounds: int) -> list[SignO
             out.append(form(**json.loads(raw)))
         except ValidationError as e:
             err = e.errors()[0]
-            return f"sign-off {n} of run {run_id}: stored input field {'.'.join(map(str, err['loc'])) or '(top)'}: " \
-                   f"{err['msg']}"
+            return (
+                f"sign-off {n} of run {run_id}: stored input field {'.'.join(map(str, err['loc'])) or '(top)'}: "
+                f"{err['msg']}"
+            )
         except (ValueError, TypeError):
             return f"sign-off {n} of run {run_id}: the stored input is not a JSON object"
     return out
 
 
-def replay(signoffs: list[SignOffBase], blocking: list[str], need: set[str],
-           requesters: frozenset[str] = frozenset()) -> tuple[list[SignOffBase], tuple[Verdict, str] | None, int]:
+def replay(
+    signoffs: list[SignOffBase], blocking: list[str], need: set[str], requesters: frozenset[str] = frozenset()
+) -> tuple[list[SignOffBase], tuple[Verdict, str] | None, int]:
     """`collect_decision`'s rules over stored inputs in round order: (accepted, decision or None, the round that
     decided or 0)."""
     accepted: list[SignOffBase] = []
@@ -456,22 +581,28 @@ def replay(signoffs: list[SignOffBase], blocking: list[str], need: set[str],
     return accepted, None, 0
 
 
-async def submitted_decision(client: Any, readiness_run_id: UUID, blocking: list[str],
-                             policy: ApprovalPolicy) -> tuple[Verdict | None, str]:
+async def submitted_decision(
+    client: Any, readiness_run_id: UUID, blocking: list[str], policy: ApprovalPolicy
+) -> tuple[Verdict | None, str]:
     """The decision re-reached from what was submitted: the run input Prefect stored when each sign-off round of the
     readiness run was resumed (never an artifact), through the same rules in the same round order as
     `collect_decision`. (None, why) when the rounds are not what a sign-off leaves behind."""
     run = await client.read_flow_run(readiness_run_id)
     keys = answered_rounds(run)
     numbers = sorted(int(k.rsplit("-", 1)[1]) for k in keys if k.rsplit("-", 1)[1].isdigit())
-    if not numbers or numbers != list(range(1, len(numbers) + 1)) or len(numbers) != len(keys) \
-            or len(numbers) > policy.max_rounds:
+    if (
+        not numbers
+        or numbers != list(range(1, len(numbers) + 1))
+        or len(numbers) != len(keys)
+        or len(numbers) > policy.max_rounds
+    ):
         return None, f"its sign-off rounds are {sorted(keys)[:20]}, not sign-off-1..n (n <= {policy.max_rounds})"
     signoffs = await stored_sign_offs(client, readiness_run_id, len(numbers))
     if isinstance(signoffs, str):
         return None, signoffs
-    _, reached, at = replay(signoffs, blocking, {r.value for r in policy.required_roles},
-                            requester_rule(policy, requesters_of(run)))
+    _, reached, at = replay(
+        signoffs, blocking, {r.value for r in policy.required_roles}, requester_rule(policy, requesters_of(run))
+    )
     if reached is None:
         return None, f"its {len(numbers)} sign-off(s) reach no decision"
     if at != len(numbers):
@@ -494,8 +625,14 @@ def decision_people(d: DecisionRecord) -> str:
 async def publish_decision(d: DecisionRecord, flow_run_id: str | None = None) -> None:
     """The `golive-decision-<env>` artifact (on `flow_run_id` when given: the timer records a timeout on the go-live
     run it timed out)."""
-    await artifacts.publish_json("decision", d.environment, decision_people(d), d.model_dump(mode="json"),
-                                 f"go-live decision: {d.decision.value}", flow_run_id=flow_run_id)
+    await artifacts.publish_json(
+        "decision",
+        d.environment,
+        decision_people(d),
+        d.model_dump(mode="json"),
+        f"go-live decision: {d.decision.value}",
+        flow_run_id=flow_run_id,
+    )
 
 
 # --------------------------------------------------------------------------- the report across a suspension
@@ -512,8 +649,12 @@ async def _storage() -> Any:
 def binding(config_path: str, release: str, requested_by: list[str], policy: ApprovalPolicy) -> dict[str, Any]:
     """What a go-live run's sign-off is for, kept with its report: a resumed run that reads other values (its
     parameters or its config changed while it waited: both are writable) decides nothing."""
-    return {"config": config_path, "release": release, "requested_by": requested_by,
-            "approval": policy.model_dump(mode="json", exclude={"approvers", "mail_from", "notify_timeout_s"})}
+    return {
+        "config": config_path,
+        "release": release,
+        "requested_by": requested_by,
+        "approval": policy.model_dump(mode="json", exclude={"approvers", "mail_from", "notify_timeout_s"}),
+    }
 
 
 class Kept(BaseModel):
@@ -549,9 +690,11 @@ async def load_report(run_id: str) -> Kept:
         kept = Kept.model_validate_json(raw)
         report = kept.report
     except Exception as e:  # noqa: BLE001 - named in one line by the caller
-        raise LookupError(f"the readiness report of run {run_id} is not readable from Prefect's result storage "
-                          f"({type(e).__name__}: {plain(str(e), 200)}); is that storage shared by the processes "
-                          "that run go-live?") from None
+        raise LookupError(
+            f"the readiness report of run {run_id} is not readable from Prefect's result storage "
+            f"({type(e).__name__}: {plain(str(e), 200)}); is that storage shared by the processes "
+            "that run go-live?"
+        ) from None
     if report.flow_run_id != run_id:
         raise LookupError(f"the stored readiness report names run {plain(report.flow_run_id, 60)}, not {run_id}")
     return kept
@@ -570,8 +713,9 @@ def notifier(cfg: Any, logger: Any) -> Notifier:
     return notify
 
 
-async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, release: str,
-                            wait: Wait | None = None) -> State:
+async def decide_and_deploy(
+    cfg: Any, report: Report, *, config_path: str, release: str, wait: Wait | None = None
+) -> State:
     """go-live mode: collect the sign-off, publish the decision, and only a GO triggers the deploy flow."""
     from prefect.states import Completed, Failed
 
@@ -579,8 +723,17 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
     notify = notifier(cfg, logger)
     decision = await collect_decision(report, cfg.approval, release, notify, wait)
     if not decision.timed_out:  # told before anything deploys: the deploy run waits for this run's final state
-        await notify(notice("decided", report, decision.rounds, sign_off_url(report.flow_run_id or ""),
-                            [], decision=decision.decision.value, release=release))
+        await notify(
+            notice(
+                "decided",
+                report,
+                decision.rounds,
+                sign_off_url(report.flow_run_id or ""),
+                [],
+                decision=decision.decision.value,
+                release=release,
+            )
+        )
     deploy_run = None
     if decision.decision == Verdict.GO and cfg.deploy is not None and report.flow_run_id:
         try:
@@ -589,27 +742,36 @@ async def decide_and_deploy(cfg: Any, report: Report, *, config_path: str, relea
         except Exception as e:  # noqa: BLE001 - a GO that could not start its deploy ends saying so, never a traceback
             why = f"GO signed, but the deploy was not triggered: {type(e).__name__}: {plain(str(e), 300)}"
             logger.error("%s", why)
-            return Failed(name="NO-GO", message=f"NO-GO: {why}: nothing deploys; start a new go-live run",
-                          data=decision)
+            return Failed(
+                name="NO-GO", message=f"NO-GO: {why}: nothing deploys; start a new go-live run", data=decision
+            )
         decision = decision.model_copy(update={"deploy_flow_run_id": deploy_run})
     elif decision.decision == Verdict.GO:
         decision = decision.model_copy(update={"why": decision.why + "; no `deploy` section: nothing triggered"})
     await publish_decision(decision)
-    logger.info("decision %s: %s%s", decision.decision.value, decision.why,
-                f"; deploy flow run {deploy_run}" if deploy_run else "")
+    logger.info(
+        "decision %s: %s%s",
+        decision.decision.value,
+        decision.why,
+        f"; deploy flow run {deploy_run}" if deploy_run else "",
+    )
     if decision.decision == Verdict.GO:  # the deploy run checks that this final state names it (RECORDED_DEPLOY)
-        return Completed(message=f"GO: {decision.why}" + (RECORDED_DEPLOY.format(deploy_run) if deploy_run else ""),
-                         data=decision)
+        return Completed(
+            message=f"GO: {decision.why}" + (RECORDED_DEPLOY.format(deploy_run) if deploy_run else ""), data=decision
+        )
     return Failed(name="NO-GO", message=f"NO-GO: {decision.why}", data=decision)
 
 
-async def trigger_deploy(config_path: str, release: str, readiness_run_id: str,
-                         deployment: str = DEPLOYMENT) -> str:
+async def trigger_deploy(config_path: str, release: str, readiness_run_id: str, deployment: str = DEPLOYMENT) -> str:
     """Start the deploy flow's deployment once per readiness run (the idempotency key names both). The deploy run
     accepts only a run carrying that key, and the one the readiness run's final state names (RECORDED_DEPLOY)."""
     from prefect.deployments import arun_deployment
 
-    run = await arun_deployment(name=deployment, parameters={"config": config_path, "release": release,
-                                                             "readiness_run_id": readiness_run_id},
-                                idempotency_key=f"{deployment}:{readiness_run_id}", timeout=0, as_subflow=False)
+    run = await arun_deployment(
+        name=deployment,
+        parameters={"config": config_path, "release": release, "readiness_run_id": readiness_run_id},
+        idempotency_key=f"{deployment}:{readiness_run_id}",
+        timeout=0,
+        as_subflow=False,
+    )
     return str(run.id)

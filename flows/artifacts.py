@@ -16,6 +16,7 @@ reading go through Prefect's client; the REST clients of `deployments/` parse wi
 | sign-off | `golive-sign-off-<env>` | markdown | sign-off | people (where to sign) |
 | data-docs | `golive-data-docs-<env>` | markdown (a link) | readiness | people |
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,12 @@ def key(kind: Kind, environment: str) -> str:
     return f"golive-{kind}-{environment}"
 
 
-def json_markdown(people: str, payload: Any, *, compact: bool = False,
-                  redact: Callable[[str], str] | None = None) -> str:
+def json_markdown(
+    people: str, payload: Any, *, compact: bool = False, redact: Callable[[str], str] | None = None
+) -> str:
     """`people` (markdown), then `payload` as the artifact's last block: fenced JSON (which never holds a raw
     newline inside a string, so nothing in it can close the fence), passed through `redact` when given."""
+
     def dump(v: Any) -> str:
         return json.dumps(v, separators=(",", ":")) if compact else json.dumps(v, indent=2)
 
@@ -75,9 +78,15 @@ def _context_ids(flow_run_id: str | UUID | None) -> tuple[UUID | None, UUID | No
     return ctx_flow_run_id, task_run_id
 
 
-async def publish(kind: Kind, environment: str, data: Any, description: str, *,
-                  type_: Literal["markdown", "table"] = "markdown",
-                  flow_run_id: str | UUID | None = None) -> None:
+async def publish(
+    kind: Kind,
+    environment: str,
+    data: Any,
+    description: str,
+    *,
+    type_: Literal["markdown", "table"] = "markdown",
+    flow_run_id: str | UUID | None = None,
+) -> None:
     """A new version of `kind`'s artifact for `environment`, on the running flow/task run or on `flow_run_id`."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
@@ -86,8 +95,16 @@ async def publish(kind: Kind, environment: str, data: Any, description: str, *,
     if type_ == "table":
         data = json.dumps(_no_nan(data))  # how Prefect stores a table artifact (JSON rows; NaN as null)
     async with get_client() as client:
-        await client.create_artifact(ArtifactCreate(key=key(kind, environment), type=type_, data=data,
-                                                    description=description, flow_run_id=run, task_run_id=task_run))
+        await client.create_artifact(
+            ArtifactCreate(
+                key=key(kind, environment),
+                type=type_,
+                data=data,
+                description=description,
+                flow_run_id=run,
+                task_run_id=task_run,
+            )
+        )
 
 
 def _each_string(v: Any, fn: Callable[[str], str]) -> Any:
@@ -110,11 +127,24 @@ def _no_nan(v: Any) -> Any:
     return v
 
 
-async def publish_json(kind: Kind, environment: str, people: str, payload: Any, description: str, *,
-                       flow_run_id: str | UUID | None = None, compact: bool = False,
-                       redact: Callable[[str], str] | None = None) -> None:
-    await publish(kind, environment, json_markdown(people, payload, compact=compact, redact=redact), description,
-                  flow_run_id=flow_run_id)
+async def publish_json(
+    kind: Kind,
+    environment: str,
+    people: str,
+    payload: Any,
+    description: str,
+    *,
+    flow_run_id: str | UUID | None = None,
+    compact: bool = False,
+    redact: Callable[[str], str] | None = None,
+) -> None:
+    await publish(
+        kind,
+        environment,
+        json_markdown(people, payload, compact=compact, redact=redact),
+        description,
+        flow_run_id=flow_run_id,
+    )
 
 
 async def latest_json(kind: Kind, environment: str, client: Any = None) -> Any | None:
@@ -136,6 +166,10 @@ async def run_json(client: Any, kind: Kind, environment: str, flow_run_id: UUID)
     JSON (the caller decides: the deploy flow refuses)."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-    arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
-        key=ArtifactFilterKey(any_=[key(kind, environment)]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    arts = await client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key(kind, environment)]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+        )
+    )
     return [parse_json(a.data) for a in arts]

@@ -8,6 +8,7 @@
 - unknown keys, duplicate keys are errors; every problem is reported as one line `key.path: message`, redacted;
 - the file is bounded: 1 MiB of UTF-8, 100 YAML aliases, 100,000 values once aliases expand, 64 levels deep.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,11 +69,17 @@ class NotifyPolicy(BaseModel):
     """Rehearsal mode: what counts as "slower", and where the "what changed since last night" message goes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    webhook_url: SecretStr | None = Field(None, description="Slack-compatible incoming webhook (a secret: the "
-                                                            "URL is the credential); absent: the diff is only in "
-                                                            "the report")
-    only_on_change: bool = Field(False, description="post only when something changed (default: every night, so "
-                                                    "silence means the rehearsal did not run)")
+    webhook_url: SecretStr | None = Field(
+        None,
+        description="Slack-compatible incoming webhook (a secret: the "
+        "URL is the credential); absent: the diff is only in "
+        "the report",
+    )
+    only_on_change: bool = Field(
+        False,
+        description="post only when something changed (default: every night, so "
+        "silence means the rehearsal did not run)",
+    )
     timeout_s: float = Field(5.0, gt=0, le=60, description="the webhook POST's whole budget; no retries")
     slow_factor: float = Field(1.5, gt=1, description="slower: the duration grew more than this factor ...")
     slow_min_seconds: float = Field(1.0, ge=0, description="... and by more than this many seconds")
@@ -90,12 +97,17 @@ class GoliveConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
-                             description="name; also the artifact key suffix (lowercase, digits, dashes)")
+    environment: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="name; also the artifact key suffix (lowercase, digits, dashes)",
+    )
     description: str = ""
-    production: bool = Field(False, description="true for the production environment: stricter checks, and every "
-                                                "secret field must be a ${VAR} or Secret block reference of at least "
-                                                "8 characters; required when the environment is named prod/production")
+    production: bool = Field(
+        False,
+        description="true for the production environment: stricter checks, and every "
+        "secret field must be a ${VAR} or Secret block reference of at least "
+        "8 characters; required when the environment is named prod/production",
+    )
     web: WebTarget | None = None
     postgres: PostgresTarget | None = None
     redis: RedisTarget | None = None
@@ -106,22 +118,30 @@ class GoliveConfig(BaseModel):
     team: TeamTarget | None = None
     hosts: HostsTarget | None = Field(None, description="servers (1.1): LB / DB reach, backend Python, link speed")
     network: NetworkTarget | None = Field(None, description="network (1.2): DNS, firewall, bastion, CDN")
-    loadbalancer: LoadBalancerTarget | None = Field(None, description="load balancer pool, health checks, "
-                                                                      "auto-scaling (1.1, 6.2)")
+    loadbalancer: LoadBalancerTarget | None = Field(
+        None, description="load balancer pool, health checks, auto-scaling (1.1, 6.2)"
+    )
     loadtest: LoadTestTarget | None = Field(None, description="the last load test's results (6.1)")
     pgbouncer: PgBouncerTarget | None = Field(None, description="the connection pool's admin console (2.1)")
-    indexes: IndexesTarget | None = Field(None, description="critical indexes and queries (2.1); connects with "
-                                                           "the `postgres` section's credentials")
+    indexes: IndexesTarget | None = Field(
+        None, description="critical indexes and queries (2.1); connects with the `postgres` section's credentials"
+    )
     saas: SaasTarget | None = Field(None, description="Twilio, Stripe, Sentry, Google Analytics (2.2)")
     containers: ContainersTarget | None = Field(None, description="Docker Engine and Kubernetes APIs (2.3)")
-    observability: ObservabilityTarget | None = Field(None, description="Grafana, Alertmanager, Elasticsearch/"
-                                                                       "Kibana logging (7.1)")
-    app: AppTarget | None = Field(None, description="the deployed app (4.1, 4.2): env var names, packages vs the "
-                                                    "lock file, frontend bundle; URL and login from `web`")
-    workers: WorkersTarget | None = Field(None, description="the scheduler's job store (4.3); connects with the "
-                                                            "`postgres` section's credentials")
-    security: SecurityTarget | None = Field(None, description="sessions, hashes, secrets, access control, audit "
-                                                              "log, dependencies (5.1-5.4)")
+    observability: ObservabilityTarget | None = Field(
+        None, description="Grafana, Alertmanager, Elasticsearch/Kibana logging (7.1)"
+    )
+    app: AppTarget | None = Field(
+        None,
+        description="the deployed app (4.1, 4.2): env var names, packages vs the "
+        "lock file, frontend bundle; URL and login from `web`",
+    )
+    workers: WorkersTarget | None = Field(
+        None, description="the scheduler's job store (4.3); connects with the `postgres` section's credentials"
+    )
+    security: SecurityTarget | None = Field(
+        None, description="sessions, hashes, secrets, access control, audit log, dependencies (5.1-5.4)"
+    )
     checks: ChecksPolicy = Field(default_factory=ChecksPolicy)
     notify: NotifyPolicy | None = Field(None, description="rehearsal diff thresholds and webhook (rehearsal mode)")
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
@@ -186,8 +206,14 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "(top)"
 
 
-def _interpolate(node: Any, loc: tuple[Any, ...], env: dict[str, str], problems: list[str],
-                 secret_loader: Callable[[str], str], refs: list[Ref]) -> Any:
+def _interpolate(
+    node: Any,
+    loc: tuple[Any, ...],
+    env: dict[str, str],
+    problems: list[str],
+    secret_loader: Callable[[str], str],
+    refs: list[Ref],
+) -> Any:
     if isinstance(node, dict):
         return {k: _interpolate(v, loc + (k,), env, problems, secret_loader, refs) for k, v in node.items()}
     if isinstance(node, list):
@@ -233,8 +259,9 @@ def _production_problems(cfg: GoliveConfig, refs: list[Ref]) -> list[str]:
     for loc, kind, name, value in refs:
         if len(value) < MIN_SECRET and (kind == "block" or (kind == "env" and loc in secret_locs)):
             what = f"environment variable {name}" if kind == "env" else f"Prefect Secret block {name!r}"
-            problems.append(f"{_path(loc)}: {what} holds a secret shorter than {MIN_SECRET} characters (refused in "
-                            "production)")
+            problems.append(
+                f"{_path(loc)}: {what} holds a secret shorter than {MIN_SECRET} characters (refused in production)"
+            )
     return problems
 
 
@@ -267,8 +294,13 @@ def _friendly(err: ErrorDetails) -> str:
     return f"{_path(err['loc'])}: {msg}"
 
 
-def parse_config(data: Any, *, env: dict[str, str] | None = None, source: str = "<config>",
-                 secret_loader: Callable[[str], str] = _prefect_secret) -> GoliveConfig:
+def parse_config(
+    data: Any,
+    *,
+    env: dict[str, str] | None = None,
+    source: str = "<config>",
+    secret_loader: Callable[[str], str] = _prefect_secret,
+) -> GoliveConfig:
     if not isinstance(data, dict):
         raise ConfigError([f"(top): expected a mapping of sections, got {type(data).__name__}"], source)
     problems: list[str] = []
@@ -311,12 +343,18 @@ def _bounded(root: yaml.Node) -> None:
         if depth > MAX_DEPTH:
             raise _Refused(problem=f"nested deeper than {MAX_DEPTH} levels; refused", problem_mark=node.start_mark)
         open_.add(id(node))
-        kids = node.value if isinstance(node, yaml.SequenceNode) else \
-            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+        kids = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else []
+        )
         n = 1 + sum(size(k, depth + 1) for k in kids)
         if n > MAX_VALUES:
-            raise _Refused(problem=f"more than {MAX_VALUES:,} values once aliases expand; refused",
-                           problem_mark=node.start_mark)
+            raise _Refused(
+                problem=f"more than {MAX_VALUES:,} values once aliases expand; refused", problem_mark=node.start_mark
+            )
         open_.discard(id(node))
         sizes[id(node)] = n
         return n
@@ -338,8 +376,9 @@ class _Loader(_YAML_LOADER):  # type: ignore[misc, valid-type]
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, OverflowError) as e:  # a date that is no date, `!!int 0x`: not a traceback
             tag = str(node.tag).rsplit(":", 1)[-1]
-            raise yaml.constructor.ConstructorError(None, None, f"cannot read this {tag} ({e})",
-                                                    node.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this {tag} ({e})", node.start_mark
+            ) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         lines: dict[Any, int] = {}
@@ -347,15 +386,18 @@ class _Loader(_YAML_LOADER):  # type: ignore[misc, valid-type]
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
                 key = self.construct_object(key_node)  # a scalar, hashable; memoized for super()
                 if key in lines:
-                    raise _Refused(problem=f"duplicate key {key!r:.80} (also on line {lines[key]}); refused",
-                                   problem_mark=key_node.start_mark)
+                    raise _Refused(
+                        problem=f"duplicate key {key!r:.80} (also on line {lines[key]}); refused",
+                        problem_mark=key_node.start_mark,
+                    )
                 lines[key] = key_node.start_mark.line + 1
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return mapping
 
 
-def load_config(path: str | Path, *, env: dict[str, str] | None = None,
-                secret_loader: Callable[[str], str] = _prefect_secret) -> GoliveConfig:
+def load_config(
+    path: str | Path, *, env: dict[str, str] | None = None, secret_loader: Callable[[str], str] = _prefect_secret
+) -> GoliveConfig:
     p = Path(path)
     try:
         with p.open("rb") as f:
@@ -374,8 +416,9 @@ def load_config(path: str | Path, *, env: dict[str, str] | None = None,
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
         what = getattr(e, "problem", None) or str(e).splitlines()[0]  # a ReaderError has no `problem`
-        raise ConfigError([f"{where}: {what}" if isinstance(e, _Refused) else f"{where}: not valid YAML ({what})"],
-                          str(p)) from None
+        raise ConfigError(
+            [f"{where}: {what}" if isinstance(e, _Refused) else f"{where}: not valid YAML ({what})"], str(p)
+        ) from None
     return parse_config(data, env=env, source=str(p), secret_loader=secret_loader)
 
 

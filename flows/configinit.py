@@ -13,6 +13,7 @@ message is redacted against them. A section whose server did not answer is writt
 so the file always validates. Thresholds the checklist sets (eviction policy, alert thresholds, backup cadence) stay
 the checklist's: what was found differently is a comment, and `golive check` reports it as the gap it is.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,12 +39,34 @@ if TYPE_CHECKING:
 _Model = TypeVar("_Model", bound="BaseModel")  # a check's target model
 
 DISCOVERED = "# discovered, review"
-FLAGS = {"web": "--site-url", "hosts": "--site-url", "postgres": "--database-dsn", "workers": "--database-dsn",
-         "security": "--database-dsn", "redis": "--redis-url", "backups": "--s3-bucket",
-         "monitoring": "--prometheus-url", "smtp": "--smtp-host", "environment": "--environment"}
+FLAGS = {
+    "web": "--site-url",
+    "hosts": "--site-url",
+    "postgres": "--database-dsn",
+    "workers": "--database-dsn",
+    "security": "--database-dsn",
+    "redis": "--redis-url",
+    "backups": "--s3-bucket",
+    "monitoring": "--prometheus-url",
+    "smtp": "--smtp-host",
+    "environment": "--environment",
+}
 #: sections `init` never writes (nothing of them can be discovered from the inputs): listed at the end of the file
-NOT_GENERATED = ["restore", "team", "app", "loadbalancer", "loadtest", "network", "pgbouncer", "indexes", "saas",
-                 "containers", "observability", "deploy", "approval"]
+NOT_GENERATED = [
+    "restore",
+    "team",
+    "app",
+    "loadbalancer",
+    "loadtest",
+    "network",
+    "pgbouncer",
+    "indexes",
+    "saas",
+    "containers",
+    "observability",
+    "deploy",
+    "approval",
+]
 _MFA = ("totp_enabled", "mfa_enabled", "two_factor_enabled", "otp_enabled", "mfa")
 _PASSWORD = ("password_hash", "hashed_password", "encrypted_password", "password_digest", "password")
 _AUDIT = ("audit_log", "audit_logs", "audit_events", "audit_trail")
@@ -75,15 +98,15 @@ class Inputs:
 class Section:
     key: str
     data: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)   # comment lines written above the section
-    found: set[str] = field(default_factory=set)     # keys whose value was discovered
-    off: str | None = None                           # why the section is written commented out
+    notes: list[str] = field(default_factory=list)  # comment lines written above the section
+    found: set[str] = field(default_factory=set)  # keys whose value was discovered
+    off: str | None = None  # why the section is written commented out
 
 
 @dataclass
 class Result:
     text: str
-    env_vars: dict[str, str]                # name -> what it holds
+    env_vars: dict[str, str]  # name -> what it holds
     sections: list[Section]
     suites: list[Path] = field(default_factory=list)
 
@@ -94,8 +117,11 @@ def _secret_var(section: str) -> str:
 
 def input_secrets(inp: Inputs) -> list[str]:
     """The passwords inside the inputs (URL userinfo, a key=value DSN's password)."""
-    found = [unquote(urlsplit(u).password or "") for u in (inp.redis_url, inp.prometheus_url, inp.database_dsn,
-                                                             inp.site_url) if u and "://" in u]
+    found = [
+        unquote(urlsplit(u).password or "")
+        for u in (inp.redis_url, inp.prometheus_url, inp.database_dsn, inp.site_url)
+        if u and "://" in u
+    ]
     m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", inp.database_dsn or "")
     if m:
         found.append(m.group(1).strip("'"))
@@ -125,6 +151,7 @@ def bounded(fn: Callable[[], Any], timeout: float) -> tuple[Any, str | None]:
 
 # --------------------------------------------------------------------------- discovery, one server each
 
+
 def _pg_discover(pg: Any, timeout: float) -> dict[str, Any]:
     """Tables of the current schema with their columns and types (the catalog), which are empty (one row read at
     most, and only of the tables this user may read), the newest migration."""
@@ -137,17 +164,21 @@ def _pg_discover(pg: Any, timeout: float) -> dict[str, Any]:
         cols: dict[str, dict[str, str]] = {}
         readable: set[str] = set()
         for table, col, typ, can in conn.execute(
-                "SELECT c.relname, a.attname, format_type(a.atttypid, NULL), has_table_privilege(c.oid, 'SELECT') "
-                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "JOIN pg_attribute a ON a.attrelid = c.oid WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-                "AND n.nspname = current_schema() AND a.attnum > 0 AND NOT a.attisdropped "
-                "ORDER BY c.relname, a.attnum").fetchall():
+            "SELECT c.relname, a.attname, format_type(a.atttypid, NULL), has_table_privilege(c.oid, 'SELECT') "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "AND n.nspname = current_schema() AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY c.relname, a.attnum"
+        ).fetchall():
             cols.setdefault(table, {})[col] = typ
             if can:
                 readable.add(table)
         out["columns"], out["unreadable"] = cols, sorted(set(cols) - readable)
-        out["empty"] = [t for t in sorted(readable) if not conn.execute(
-            sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_ident(t))).fetchone()[0]]
+        out["empty"] = [
+            t
+            for t in sorted(readable)
+            if not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_ident(t))).fetchone()[0]
+        ]
         if "version" in cols.get("schema_migrations", {}) and "schema_migrations" in readable:
             row = conn.execute("SELECT version::text FROM schema_migrations ORDER BY version DESC LIMIT 1").fetchone()
             out["schema_version"] = row[0] if row else None
@@ -180,8 +211,9 @@ def _cadence_of(trigger: Any) -> tuple[str | None, str | None]:
         secs = int(every.total_seconds()) if hasattr(every, "total_seconds") else 0
         if not 60 <= secs <= 31 * 86400:
             return None, f"an interval of {secs} s (workers.jobs takes 1 minute to 31 days)"
-        n, unit = next((secs // u, name) for u, name in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s"))
-                       if secs % u == 0)
+        n, unit = next(
+            (secs // u, name) for u, name in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")) if secs % u == 0
+        )
         return f"every {n}{unit}", None
     if kind != "CronTrigger":
         return None, f"a {kind}: write its cadence by hand"
@@ -216,10 +248,18 @@ def _redis_discover(rt: Any, timeout: float) -> dict[str, Any]:
     from golive.tasks.redis import info
 
     i = info(rt.url, rt, RunContext(timeout=timeout))
-    replicas = [f"redis://{v['ip']}:{v['port']}/0" for k, v in sorted(i.items())
-                if re.fullmatch(r"slave\d+", k) and isinstance(v, dict) and "ip" in v]
-    return {"role": i.get("role"), "replicas": replicas, "policy": i.get("maxmemory_policy"),
-            "maxmemory": i.get("maxmemory"), "aof": i.get("aof_enabled")}
+    replicas = [
+        f"redis://{v['ip']}:{v['port']}/0"
+        for k, v in sorted(i.items())
+        if re.fullmatch(r"slave\d+", k) and isinstance(v, dict) and "ip" in v
+    ]
+    return {
+        "role": i.get("role"),
+        "replicas": replicas,
+        "policy": i.get("maxmemory_policy"),
+        "maxmemory": i.get("maxmemory"),
+        "aof": i.get("aof_enabled"),
+    }
 
 
 def _smtp_discover(host: str, port: int, timeout: float) -> dict[str, Any]:
@@ -227,8 +267,11 @@ def _smtp_discover(host: str, port: int, timeout: float) -> dict[str, Any]:
 
     with smtplib.SMTP(host, port, timeout=timeout) as s:
         s.ehlo("golive.config-init")
-        return {"starttls": s.has_extn("starttls"), "auth": s.has_extn("auth"),
-                "banner": " ".join(str(s.ehlo_resp or b"", "utf-8", "replace").split())[:80]}
+        return {
+            "starttls": s.has_extn("starttls"),
+            "auth": s.has_extn("auth"),
+            "banner": " ".join(str(s.ehlo_resp or b"", "utf-8", "replace").split())[:80],
+        }
 
 
 def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
@@ -238,9 +281,14 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
     wal_rx, conf_rx = r"wal|xlog|archive|incremental", r"config|conf|etc|settings"
     c = s3_client(bt, ctx)
     try:
+
         def sub(p: str) -> list[str]:
-            return [x["Prefix"] for x in c.list_objects_v2(
-                Bucket=bt.bucket, Prefix=p, Delimiter="/", MaxKeys=100).get("CommonPrefixes", [])]
+            return [
+                x["Prefix"]
+                for x in c.list_objects_v2(Bucket=bt.bucket, Prefix=p, Delimiter="/", MaxKeys=100).get(
+                    "CommonPrefixes", []
+                )
+            ]
 
         top = sub("")
         prefixes: list[str] = []
@@ -248,7 +296,7 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
             # a folder grouping several kinds (`pg/<db>/` beside `pg/wal/`) stands for its children; one whose
             # children are dates or hosts of one kind (`backups/2026/`) is itself the prefix
             ch = sub(p) if len(top) <= 20 else []
-            prefixes += ch if any(re.search(f"{wal_rx}|{conf_rx}", x[len(p):], re.I) for x in ch) else [p]
+            prefixes += ch if any(re.search(f"{wal_rx}|{conf_rx}", x[len(p) :], re.I) for x in ch) else [p]
     finally:
         c.close()
     out: dict[str, Any] = {"prefixes": prefixes}
@@ -258,11 +306,16 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
 
     out["wal_prefix"] = pick(wal_rx)
     out["config_prefix"] = pick(conf_rx)
-    out["prefix"] = bt.prefix if bt.prefix in prefixes else \
-        pick(r"backup|dump|pg|postgres|db", but=(out["wal_prefix"], out["config_prefix"]))
+    out["prefix"] = (
+        bt.prefix
+        if bt.prefix in prefixes
+        else pick(r"backup|dump|pg|postgres|db", but=(out["wal_prefix"], out["config_prefix"]))
+    )
     if out["prefix"]:
-        objs = sorted(files(listing(bt.model_copy(update={"prefix": out["prefix"]}), out["prefix"], ctx)),
-                      key=lambda o: o["LastModified"])
+        objs = sorted(
+            files(listing(bt.model_copy(update={"prefix": out["prefix"]}), out["prefix"], ctx)),
+            key=lambda o: o["LastModified"],
+        )
         times = [o["LastModified"] for o in objs]
         gaps = [(b - a).total_seconds() / 3600 for a, b in zip(times, times[1:])]
         out["backups"] = len(objs)
@@ -271,7 +324,7 @@ def _s3_discover(bt: Any, timeout: float) -> dict[str, Any]:
     if out["config_prefix"]:
         names = set()
         for o in files(listing(bt, out["config_prefix"], ctx)):
-            rel = o["Key"][len(out["config_prefix"]):]
+            rel = o["Key"][len(out["config_prefix"]) :]
             names.add(rel.split("/")[0] if "/" in rel else re.split(r"[-_@]\d", rel)[0])
         out["config_files"] = sorted(names)
     return out
@@ -282,8 +335,12 @@ def _prom_discover(mon: Any, timeout: float) -> dict[str, Any]:
 
     ctx = RunContext(timeout=timeout)
     targets = api_get(mon, ctx, "/api/v1/targets", state="active").get("activeTargets", [])
-    rules = [r for g in api_get(mon, ctx, "/api/v1/rules", type="alert").get("groups", [])
-             for r in g.get("rules", []) if r.get("type") == "alerting"]
+    rules = [
+        r
+        for g in api_get(mon, ctx, "/api/v1/rules", type="alert").get("groups", [])
+        for r in g.get("rules", [])
+        if r.get("type") == "alerting"
+    ]
     by_job: dict[str, list[str]] = {}
     pool: dict[str, str] = {}  # base URL -> job, for jobs named like the app's backends
     for x in targets:
@@ -293,8 +350,12 @@ def _prom_discover(mon: Any, timeout: float) -> dict[str, Any]:
         u = urlsplit(x.get("scrapeUrl") or "")
         if re.search(r"app|api|web|backend", job, re.I) and u.scheme in ("http", "https") and u.netloc:
             pool.setdefault(f"{u.scheme}://{u.netloc}", job)
-    return {"jobs": by_job, "pool": sorted(pool), "pool_jobs": sorted(set(pool.values())),
-            "rules": [{"name": r.get("name", ""), "query": r.get("query", "")} for r in rules]}
+    return {
+        "jobs": by_job,
+        "pool": sorted(pool),
+        "pool_jobs": sorted(set(pool.values())),
+        "rules": [{"name": r.get("name", ""), "query": r.get("query", "")} for r in rules],
+    }
 
 
 def _site_discover(base_url: str, ca_file: str | None, timeout: float) -> dict[str, Any]:
@@ -315,6 +376,7 @@ def _site_discover(base_url: str, ca_file: str | None, timeout: float) -> dict[s
 
 # --------------------------------------------------------------------------- building the sections
 
+
 class _Init:
     """One run of `config init`: the inputs, the secrets found in them, the variables to export, the sections."""
 
@@ -324,7 +386,7 @@ class _Init:
         self.secrets: list[str] = []
         self.redact = Redactor()
         self.ca = str(Path(inp.ca_file).resolve()) if inp.ca_file else None
-        self.pg: Any = None                       # the PostgresTarget (the hosts section names its address)
+        self.pg: Any = None  # the PostgresTarget (the hosts section names its address)
         self.prom: dict[str, Any] | None = None  # Prometheus' answers (the backups section looks for its alert)
 
     def ask(self, name: str, fn: Callable[[], Any], timeout: float | None = None) -> tuple[Any, str | None]:
@@ -378,16 +440,22 @@ class _Init:
             s.off = f"{site} could not be probed: {why}"
         elif found is not None:
             tls = found["tls"]
-            s.notes.append(f"certificate (discovered, review): {', '.join(tls['sans']) or tls['subject']}; issuer "
-                           f"{tls['issuer']}; valid until {tls['not_after'][:10]}")
+            s.notes.append(
+                f"certificate (discovered, review): {', '.join(tls['sans']) or tls['subject']}; issuer "
+                f"{tls['issuer']}; valid until {tls['not_after'][:10]}"
+            )
             if not found["verified"]:
-                s.notes.append(f"the certificate does not verify ({found['verify_error']}): pass --ca-file if a "
-                               "private CA signs it, else infrastructure.tls.chain reports it")
+                s.notes.append(
+                    f"the certificate does not verify ({found['verify_error']}): pass --ca-file if a "
+                    "private CA signs it, else infrastructure.tls.chain reports it"
+                )
             if found.get("title"):
                 s.data["expected_title"] = found["title"]
                 s.found.add("expected_title")
-        s.notes.append("auth: the login the critical endpoints need (web.auth: {login_path, username, password: "
-                       "\"${GOLIVE_WEB_PASSWORD}\"}); without it they are NOT_APPLICABLE")
+        s.notes.append(
+            "auth: the login the critical endpoints need (web.auth: {login_path, username, password: "
+            '"${GOLIVE_WEB_PASSWORD}"}); without it they are NOT_APPLICABLE'
+        )
         return [s]
 
     def postgres(self) -> list[Section]:
@@ -397,8 +465,13 @@ class _Init:
         from golive.tasks.postgres import PostgresTarget
 
         if not self.inp.database_dsn:
-            return [Section("postgres", {"host": "db.example.internal", "dbname": "app", "user": "golive_ro"},
-                            off="TODO: pass --database-dsn postgresql://USER@HOST:5432/DBNAME")]
+            return [
+                Section(
+                    "postgres",
+                    {"host": "db.example.internal", "dbname": "app", "user": "golive_ro"},
+                    off="TODO: pass --database-dsn postgresql://USER@HOST:5432/DBNAME",
+                )
+            ]
         try:
             d = conninfo_to_dict(self.inp.database_dsn)
         except Exception as e:  # noqa: BLE001 - the driver's message may quote the DSN: never shown
@@ -411,8 +484,10 @@ class _Init:
         if d.get("password"):
             s.data["password"] = self.secret("postgres", str(d["password"]), "the database user's password")
         else:
-            s.notes.append("no password in the DSN: add `password: \"${GOLIVE_POSTGRES_PASSWORD}\"` unless the server "
-                           "trusts this host or ~/.pgpass has it")
+            s.notes.append(
+                'no password in the DSN: add `password: "${GOLIVE_POSTGRES_PASSWORD}"` unless the server '
+                "trusts this host or ~/.pgpass has it"
+            )
         if d.get("sslmode"):
             s.data["sslmode"] = d["sslmode"]
         # the DSN's own trust anchor, else --ca-file when the DSN asks for a verified server (a private CA)
@@ -433,21 +508,32 @@ class _Init:
         if written and any(written):
             s.data["suites_dir"] = str(suites)
             s.found.add("suites_dir")
-            s.notes.append(f"{sum(map(len, written))} starter suites in {suites} (`golive expectations lint` them; "
-                           "set windows and severities)")
+            s.notes.append(
+                f"{sum(map(len, written))} starter suites in {suites} (`golive expectations lint` them; "
+                "set windows and severities)"
+            )
         else:
-            s.notes.append(f"no starter suites ({why or 'no table to scaffold'}): the checklist's shipped suites run "
-                           "instead")
+            s.notes.append(
+                f"no starter suites ({why or 'no table to scaffold'}): the checklist's shipped suites run instead"
+            )
         wk, sec = Section("workers"), Section("security")
-        _workers_found(wk, cat, lambda table, hb: self.ask("the scheduler's job store",
-                                                           lambda: _jobs_discover(pg, table, hb, self.t)))
+        _workers_found(
+            wk,
+            cat,
+            lambda table, hb: self.ask("the scheduler's job store", lambda: _jobs_discover(pg, table, hb, self.t)),
+        )
         _security_found(sec, cat)
         return [s] + [x for x in (wk, sec) if x.data or x.off]
 
     def hosts(self) -> list[Section]:
         """Where the load balancer and the database are (TCP connect times are measured from here)."""
-        s = Section("hosts", notes=["load balancer and database addresses, from --site-url and --database-dsn "
-                                    "(latency is measured from where golive runs)"])
+        s = Section(
+            "hosts",
+            notes=[
+                "load balancer and database addresses, from --site-url and --database-dsn "
+                "(latency is measured from where golive runs)"
+            ],
+        )
         if self.inp.site_url:
             u = urlsplit(self.inp.site_url)
             s.data["load_balancer"] = f"{u.hostname}:{u.port or 443}"
@@ -460,21 +546,36 @@ class _Init:
         from golive.tasks.redis import RedisTarget
 
         if not self.inp.redis_url:
-            return [Section("redis", {"url": "redis://cache.example.internal:6379/0"},
-                            off="TODO: pass --redis-url redis://HOST:6379/0")]
+            return [
+                Section(
+                    "redis",
+                    {"url": "redis://cache.example.internal:6379/0"},
+                    off="TODO: pass --redis-url redis://HOST:6379/0",
+                )
+            ]
         url, pw = self.strip_url(self.inp.redis_url, "redis")
-        s = Section("redis", {"url": url, **({"password": f"${{{_secret_var('redis')}}}"} if pw else {}),
-                              **({"ca_file": self.ca} if self.ca and url.startswith("rediss://") else {})})
+        s = Section(
+            "redis",
+            {
+                "url": url,
+                **({"password": f"${{{_secret_var('redis')}}}"} if pw else {}),
+                **({"ca_file": self.ca} if self.ca and url.startswith("rediss://") else {}),
+            },
+        )
         rt = self.target(RedisTarget, {**s.data, "password": pw}, "--redis-url")
         found, why = self.ask("Redis role and replicas", lambda: _redis_discover(rt, self.t))
         if why:
             s.off = f"{url} could not be read: {why}"
         elif found is not None:
-            s.notes.append(f"role {found['role']}; maxmemory {found['maxmemory']}; maxmemory-policy "
-                           f"{found['policy']}; AOF {'on' if found['aof'] else 'off'} (discovered, review)")
+            s.notes.append(
+                f"role {found['role']}; maxmemory {found['maxmemory']}; maxmemory-policy "
+                f"{found['policy']}; AOF {'on' if found['aof'] else 'off'} (discovered, review)"
+            )
             if found["policy"] != "allkeys-lru":
-                s.notes.append(f"the checklist expects allkeys-lru, the server runs {found['policy']}: "
-                               "dependencies.redis.memory reports it")
+                s.notes.append(
+                    f"the checklist expects allkeys-lru, the server runs {found['policy']}: "
+                    "dependencies.redis.memory reports it"
+                )
             if found["role"] != "master":
                 s.notes.append("this is not the primary: point url at the primary")
             if found["replicas"]:
@@ -484,8 +585,9 @@ class _Init:
 
     def smtp(self) -> list[Section]:
         if not self.inp.smtp_host:
-            return [Section("smtp", {"host": "smtp.example.com", "port": 587},
-                            off="TODO: pass --smtp-host HOST[:PORT]")]
+            return [
+                Section("smtp", {"host": "smtp.example.com", "port": 587}, off="TODO: pass --smtp-host HOST[:PORT]")
+            ]
         hp = self.inp.smtp_host
         host, _, port = hp.rpartition(":") if ":" in hp else (hp, "", "587")
         if not port.isdigit() or not host:
@@ -495,11 +597,13 @@ class _Init:
         if why:
             s.off = f"{host}:{port} could not be reached: {why}"
         elif found is not None:
-            s.notes.append(f"EHLO: STARTTLS {'offered' if found['starttls'] else 'NOT offered'}, AUTH "
-                           f"{'offered' if found['auth'] else 'not offered'} (discovered, review)")
+            s.notes.append(
+                f"EHLO: STARTTLS {'offered' if found['starttls'] else 'NOT offered'}, AUTH "
+                f"{'offered' if found['auth'] else 'not offered'} (discovered, review)"
+            )
             if found["auth"]:
                 self.env_vars[_secret_var("smtp")] = "the SMTP user's password (once you set smtp.username)"
-                s.notes.append("AUTH: add `username: ...` and `password: \"${GOLIVE_SMTP_PASSWORD}\"` to test it")
+                s.notes.append('AUTH: add `username: ...` and `password: "${GOLIVE_SMTP_PASSWORD}"` to test it')
         s.notes.append("hourly_capacity: the provider's declared emails/hour (dependencies.smtp.capacity)")
         return [s]
 
@@ -508,11 +612,18 @@ class _Init:
         from golive.tasks.monitoring.prometheus import MonitoringTarget
 
         if not self.inp.prometheus_url:
-            return [Section("monitoring", {"prometheus_url": "http://prometheus.example.internal:9090"},
-                            off="TODO: pass --prometheus-url URL")]
+            return [
+                Section(
+                    "monitoring",
+                    {"prometheus_url": "http://prometheus.example.internal:9090"},
+                    off="TODO: pass --prometheus-url URL",
+                )
+            ]
         url, _ = self.strip_url(self.inp.prometheus_url, "monitoring", keep_ref=True)
-        s = Section("monitoring", {"prometheus_url": url, **({"ca_file": self.ca} if self.ca and
-                                                            url.startswith("https") else {})})
+        s = Section(
+            "monitoring",
+            {"prometheus_url": url, **({"ca_file": self.ca} if self.ca and url.startswith("https") else {})},
+        )
         mt = self.target(MonitoringTarget, {**s.data, "prometheus_url": self.inp.prometheus_url}, "--prometheus-url")
         self.prom, why = self.ask("Prometheus targets and alert rules", lambda: _prom_discover(mt, self.t))
         if why:
@@ -522,23 +633,37 @@ class _Init:
         _monitoring_found(s, self.prom)
         if not self.prom["pool"]:
             return [s]
-        lb = Section("loadbalancer", {"instances": self.prom["pool"]}, found={"instances"},
-                     off=f"candidates from Prometheus job(s) {', '.join(self.prom['pool_jobs'])}: enable after review "
-                         "(the backends behind the load balancer, at least min_healthy: 2)")
+        lb = Section(
+            "loadbalancer",
+            {"instances": self.prom["pool"]},
+            found={"instances"},
+            off=f"candidates from Prometheus job(s) {', '.join(self.prom['pool_jobs'])}: enable after review "
+            "(the backends behind the load balancer, at least min_healthy: 2)",
+        )
         return [s, lb]
 
     def backups(self) -> list[Section]:
         from golive.tasks.backups import BackupTarget
 
         if not self.inp.s3_bucket:
-            return [Section("backups", {"bucket": "example-backups", "prefix": "backups/"},
-                            off="TODO: pass --s3-bucket NAME (and --s3-endpoint for an S3-compatible store)")]
+            return [
+                Section(
+                    "backups",
+                    {"bucket": "example-backups", "prefix": "backups/"},
+                    off="TODO: pass --s3-bucket NAME (and --s3-endpoint for an S3-compatible store)",
+                )
+            ]
         ep = {"endpoint_url": self.inp.s3_endpoint} if self.inp.s3_endpoint else {}
         if self.ca and (self.inp.s3_endpoint or "").startswith("https://"):
             ep["ca_file"] = self.ca  # an S3-compatible store behind a private CA (AWS' own endpoints: the system store)
-        s = Section("backups", {"bucket": self.inp.s3_bucket, **ep},
-                    notes=["credentials: boto3's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, "
-                           "an instance role); read-only access is enough"])
+        s = Section(
+            "backups",
+            {"bucket": self.inp.s3_bucket, **ep},
+            notes=[
+                "credentials: boto3's default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, "
+                "an instance role); read-only access is enough"
+            ],
+        )
         bt = self.target(BackupTarget, {**s.data, "prefix": self.inp.s3_prefix or "backups/"}, "--s3-bucket")
         found, why = self.ask("S3 prefixes and backup cadence", lambda: _s3_discover(bt, self.t))
         if why:
@@ -556,33 +681,50 @@ def build(inp: Inputs, *, out_dir: Path, log: Callable[[str], None] = lambda _: 
 
     if inp.ca_file and not Path(inp.ca_file).is_file():
         raise InitError(f"--ca-file: file not found: {inp.ca_file}")
-    for flag, value in (("--site-url", inp.site_url), ("--s3-endpoint", inp.s3_endpoint),
-                        ("--smtp-host", inp.smtp_host)):
+    for flag, value in (
+        ("--site-url", inp.site_url),
+        ("--s3-endpoint", inp.s3_endpoint),
+        ("--smtp-host", inp.smtp_host),
+    ):
         if value and "@" in value:  # credentials would be written as given: refused, never echoed
-            raise InitError(f"{flag}: credentials in it are not supported (they would be written to the file); "
-                            "give the address only")
+            raise InitError(
+                f"{flag}: credentials in it are not supported (they would be written to the file); "
+                "give the address only"
+            )
     run = _Init(inp, out_dir, log)
     # monitoring before backups (the backup-failure alert is looked up among its rules); written in checklist order
-    parts = {name: getattr(run, name)() for name in ("web", "postgres", "redis", "smtp", "monitoring", "backups",
-                                                     "hosts")}
+    parts = {
+        name: getattr(run, name)() for name in ("web", "postgres", "redis", "smtp", "monitoring", "backups", "hosts")
+    }
     order = ("web", "postgres", "hosts", "redis", "smtp", "backups", "monitoring")
     sections = [s for name in order for s in parts[name]]
-    header = {"environment": inp.environment,
-              "description": f"starter config written by `golive config init` on {datetime.now(UTC):%Y-%m-%d}"
-                             + ("" if inp.discover else " (--no-discover: nothing was asked of the servers)")}
+    header = {
+        "environment": inp.environment,
+        "description": f"starter config written by `golive config init` on {datetime.now(UTC):%Y-%m-%d}"
+        + ("" if inp.discover else " (--no-discover: nothing was asked of the servers)"),
+    }
     text = render(header, sections, run.env_vars)
     try:  # the file must validate as written: every ${VAR} set to a placeholder
-        parse_config(yaml.safe_load(text), env={v: "placeholder-secret" for v in run.env_vars},
-                     secret_loader=lambda name: "placeholder-secret")
+        parse_config(
+            yaml.safe_load(text),
+            env={v: "placeholder-secret" for v in run.env_vars},
+            secret_loader=lambda name: "placeholder-secret",
+        )
     except ConfigError as e:
+
         def flag_of(p: str) -> str:
             return "--ca-file" if ".ca_file" in p else FLAGS.get(re.split(r"[.:\[]", p)[0], "")
 
-        raise InitError("\n".join(f"{flag_of(p) + ': ' if flag_of(p) else ''}{run.redact.text(p)}"
-                                  for p in e.problems)) from None
+        raise InitError(
+            "\n".join(f"{flag_of(p) + ': ' if flag_of(p) else ''}{run.redact.text(p)}" for p in e.problems)
+        ) from None
     suites = next((s.data["suites_dir"] for s in sections if s.key == "postgres" and "suites_dir" in s.data), None)
-    return Result(text=text, env_vars=run.env_vars, sections=sections,
-                  suites=sorted(Path(suites).glob("*.json")) if suites else [])
+    return Result(
+        text=text,
+        env_vars=run.env_vars,
+        sections=sections,
+        suites=sorted(Path(suites).glob("*.json")) if suites else [],
+    )
 
 
 def _postgres_found(s: Section, cat: dict[str, Any]) -> None:
@@ -593,8 +735,10 @@ def _postgres_found(s: Section, cat: dict[str, Any]) -> None:
     s.data["required_tables"] = tables
     s.found.add("required_tables")
     if cat["unreadable"]:
-        s.notes.append(f"not readable by this user: {', '.join(cat['unreadable'])} (dependencies.postgres.tables "
-                       "reports it: grant SELECT, or remove them from required_tables)")
+        s.notes.append(
+            f"not readable by this user: {', '.join(cat['unreadable'])} (dependencies.postgres.tables "
+            "reports it: grant SELECT, or remove them from required_tables)"
+        )
     empty = [t for t in cat["empty"] if t in tables]
     if empty:
         s.data["allow_empty_tables"] = empty
@@ -614,12 +758,15 @@ def _workers_found(s: Section, cat: dict[str, Any], read_jobs: Callable[[str, st
     s.data = {"jobstore_table": "apscheduler_jobs", "heartbeat_table": hb}
     s.found.update({"jobstore_table", "heartbeat_table"})
     if hb is None:
-        s.notes.append("heartbeat_table: none found (no scheduler_heartbeat.beat_at): liveness is judged from "
-                       "next_run_time alone")
+        s.notes.append(
+            "heartbeat_table: none found (no scheduler_heartbeat.beat_at): liveness is judged from next_run_time alone"
+        )
     runs = cols.get("job_runs", {})
     if not {"job_name", "started_at", "status"} <= set(runs):
-        s.notes.append("runs_table: no job_runs(job_name, started_at, status) table: point runs_table and its "
-                       "columns at where job runs are recorded, else application.workers.execution fails")
+        s.notes.append(
+            "runs_table: no job_runs(job_name, started_at, status) table: point runs_table and its "
+            "columns at where job runs are recorded, else application.workers.execution fails"
+        )
     found, why = read_jobs("apscheduler_jobs", hb)
     if why:
         s.off = f"the job store could not be read: {why}"
@@ -630,8 +777,10 @@ def _workers_found(s: Section, cat: dict[str, Any], read_jobs: Callable[[str, st
         s.data["timezone"] = found["zones"][0]
         s.found.add("timezone")
     if len(found["zones"]) > 1:
-        s.notes.append(f"the jobs' cron triggers use several time zones ({', '.join(found['zones'])}): "
-                       "application.workers.jobs reports the others")
+        s.notes.append(
+            f"the jobs' cron triggers use several time zones ({', '.join(found['zones'])}): "
+            "application.workers.jobs reports the others"
+        )
     for job, why in found["skipped"].items():
         s.notes.append(f"job {job} not listed: {why}")
 
@@ -655,10 +804,16 @@ def _security_found(s: Section, cat: dict[str, Any]) -> None:
     s.data["mfa_column"] = mfa if mfa and role else None
     s.found.add("mfa_column")
     if not (mfa and role):
-        s.notes.append("mfa_column: none (no boolean 2FA column next to a `role` column): security.admin.mfa is "
-                       "NOT_APPLICABLE until you name them")
-    sensitive = [f"{t}.{c}" for t, cs in cols.items() for c in cs
-                 if SENSITIVE_NAME_RE.search(c) and c != pw and cs[c] in ("text", "character varying", "bytea")]
+        s.notes.append(
+            "mfa_column: none (no boolean 2FA column next to a `role` column): security.admin.mfa is "
+            "NOT_APPLICABLE until you name them"
+        )
+    sensitive = [
+        f"{t}.{c}"
+        for t, cs in cols.items()
+        for c in cs
+        if SENSITIVE_NAME_RE.search(c) and c != pw and cs[c] in ("text", "character varying", "bytea")
+    ]
     if sensitive:
         s.data["sensitive_columns"] = sensitive
         s.found.add("sensitive_columns")
@@ -676,28 +831,45 @@ def _monitoring_found(s: Section, prom: dict[str, Any]) -> None:
     from golive.tasks.monitoring.alerts import CRITICAL, WARNING
 
     jobs = prom["jobs"]
-    s.notes.append("scrape targets (discovered, review): " +
-                   "; ".join(f"{j}: {', '.join(sorted(i)[:6])}{' ...' if len(i) > 6 else ''}" for j, i in
-                             sorted(jobs.items())) if jobs else "no active scrape targets")
+    s.notes.append(
+        "scrape targets (discovered, review): "
+        + "; ".join(f"{j}: {', '.join(sorted(i)[:6])}{' ...' if len(i) > 6 else ''}" for j, i in sorted(jobs.items()))
+        if jobs
+        else "no active scrape targets"
+    )
     nodes = sorted({i for j, insts in jobs.items() if re.search(r"node", j, re.I) for i in insts})
     roles = default_roles()
-    unmatched = [f"{k} ({r.instance_regex})" for k, r in roles.items()
-                 if not any(re.fullmatch(r.instance_regex, n) for n in nodes)]  # PromQL regexes are anchored
+    unmatched = [
+        f"{k} ({r.instance_regex})"
+        for k, r in roles.items()
+        if not any(re.fullmatch(r.instance_regex, n) for n in nodes)
+    ]  # PromQL regexes are anchored
     if unmatched and nodes:  # which server plays which role cannot be discovered: only the roles that match stay
-        s.data["roles"] = {k: r.model_dump() for k, r in roles.items()
-                           if any(re.fullmatch(r.instance_regex, n) for n in nodes)}
+        s.data["roles"] = {
+            k: r.model_dump() for k, r in roles.items() if any(re.fullmatch(r.instance_regex, n) for n in nodes)
+        }
         s.found.add("roles")
-        s.notes.append(f"node_exporter instances {nodes} match no instance of the roles {', '.join(unmatched)}: "
-                       "left out, their infrastructure.<role>.* checks are NOT_APPLICABLE until monitoring.roles "
-                       "names them (instance_regex, thresholds per server role)")
+        s.notes.append(
+            f"node_exporter instances {nodes} match no instance of the roles {', '.join(unmatched)}: "
+            "left out, their infrastructure.<role>.* checks are NOT_APPLICABLE until monitoring.roles "
+            "names them (instance_regex, thresholds per server role)"
+        )
     elif unmatched:  # no node_exporter at all: the servers are not monitored, which the host checks report
-        s.notes.append(f"no node_exporter instance is scraped: the roles {', '.join(unmatched)} match nothing "
-                       "(infrastructure.<role>.status reports it)")
+        s.notes.append(
+            f"no node_exporter instance is scraped: the roles {', '.join(unmatched)} match nothing "
+            "(infrastructure.<role>.status reports it)"
+        )
     rules = prom["rules"]
     for label, exp in [*CRITICAL.items(), *WARNING.items()]:
         hit = [r["name"] for r in rules if re.search(exp.name_pattern, r["name"], re.I)]
-        s.notes.append(f"alert {label!r}: " + (f"{', '.join(hit)} (discovered, review)" if hit else
-                                              "no loaded rule matches: monitoring.alerts.* reports it"))
+        s.notes.append(
+            f"alert {label!r}: "
+            + (
+                f"{', '.join(hit)} (discovered, review)"
+                if hit
+                else "no loaded rule matches: monitoring.alerts.* reports it"
+            )
+        )
 
 
 def _backups_found(s: Section, found: dict[str, Any], given_prefix: str | None, prom: dict[str, Any] | None) -> None:
@@ -718,15 +890,19 @@ def _backups_found(s: Section, found: dict[str, Any], given_prefix: str | None, 
     if not found["wal_prefix"]:
         s.notes.append("wal_prefix: none found: incremental (WAL) backups are not checked")
     if found.get("median_gap_h") is not None:
-        s.notes.append(f"{found['backups']} full backups under {prefix}; median gap {found['median_gap_h']:.1f} h "
-                       f"(discovered, review; the checklist's gap: {default['max_backup_gap_hours']:g} h at most)")
+        s.notes.append(
+            f"{found['backups']} full backups under {prefix}; median gap {found['median_gap_h']:.1f} h "
+            f"(discovered, review; the checklist's gap: {default['max_backup_gap_hours']:g} h at most)"
+        )
     sizes = found.get("sizes") or []
     if sizes and statistics.median(sizes) < default["min_size_bytes"]:
         s.data["min_size_bytes"] = int(statistics.median(sizes) // 2)
         s.found.add("min_size_bytes")
-        s.notes.append(f"min_size_bytes: half the median of the last {len(sizes)} backups "
-                       f"({int(statistics.median(sizes))} bytes); the checklist's {default['min_size_bytes']} bytes "
-                       "are for a production database")
+        s.notes.append(
+            f"min_size_bytes: half the median of the last {len(sizes)} backups "
+            f"({int(statistics.median(sizes))} bytes); the checklist's {default['min_size_bytes']} bytes "
+            "are for a production database"
+        )
     if found["config_prefix"]:
         s.data["config_prefix"] = found["config_prefix"]
         s.found.add("config_prefix")
@@ -736,16 +912,22 @@ def _backups_found(s: Section, found: dict[str, Any], given_prefix: str | None, 
             s.notes.append("config_files: matched by name (`name`, `name.<stamp>`, `<name>/...`) under config_prefix")
     rx = re.compile(default["failure_alert_pattern"])
     if prom is not None and not any(rx.search(r["name"]) or rx.search(r["query"]) for r in prom["rules"]):
-        s.notes.append(f"no Prometheus alerting rule matches /{rx.pattern}/: set failure_alert_pattern to the "
-                       "backup-failure alert, or add one")
+        s.notes.append(
+            f"no Prometheus alerting rule matches /{rx.pattern}/: set failure_alert_pattern to the "
+            "backup-failure alert, or add one"
+        )
 
 
 # --------------------------------------------------------------------------- rendering
 
+
 def _dump(key: str, value: Any) -> list[str]:
     flow = None if isinstance(value, (list, dict)) else False  # lists one line; a lone scalar never `{k: v}`
-    return yaml.safe_dump({key: value}, default_flow_style=flow, sort_keys=False, width=10**6,
-                          allow_unicode=True).rstrip("\n").split("\n")
+    return (
+        yaml.safe_dump({key: value}, default_flow_style=flow, sort_keys=False, width=10**6, allow_unicode=True)
+        .rstrip("\n")
+        .split("\n")
+    )
 
 
 def one_line(text: str) -> str:
@@ -770,8 +952,10 @@ def _section_lines(s: Section) -> list[str]:
 
 
 def render(header: dict[str, Any], sections: list[Section], env_vars: dict[str, str]) -> str:
-    top = ["# golive environment config: a starter written by `golive config init`. Review every line marked",
-           f"# `{DISCOVERED}`, then: golive config validate <this file> && golive check --config <this file>"]
+    top = [
+        "# golive environment config: a starter written by `golive config init`. Review every line marked",
+        f"# `{DISCOVERED}`, then: golive config validate <this file> && golive check --config <this file>",
+    ]
     if env_vars:
         top.append("# Export these before running (secrets are never written in this file):")
         top += [f"#   export {name}=...   # {what}" for name, what in env_vars.items()]
@@ -808,9 +992,14 @@ def write_atomic(path: Path, text: str, *, force: bool = False) -> None:
 
 # --------------------------------------------------------------------------- the command
 
-PROMPTS = [("site_url", "site URL (https://...)"), ("database_dsn", "database DSN (postgresql://user:pw@host/db)"),
-           ("redis_url", "Redis URL (redis://:pw@host:6379/0)"), ("s3_bucket", "S3 backup bucket"),
-           ("prometheus_url", "Prometheus URL"), ("smtp_host", "SMTP host[:port]")]
+PROMPTS = [
+    ("site_url", "site URL (https://...)"),
+    ("database_dsn", "database DSN (postgresql://user:pw@host/db)"),
+    ("redis_url", "Redis URL (redis://:pw@host:6379/0)"),
+    ("s3_bucket", "S3 backup bucket"),
+    ("prometheus_url", "Prometheus URL"),
+    ("smtp_host", "SMTP host[:port]"),
+]
 _HIDDEN = {"database_dsn", "redis_url", "prometheus_url"}  # may carry a password: not echoed
 
 

@@ -4,6 +4,7 @@ Only when the environment sets `postgres.data_docs_dir` (and, to copy them to S3
 Built from the results the data checks already have (the suite runs in the run's memo): nothing is re-run, and the
 pages hold counts and aggregates only, never a row value.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,7 @@ def _suite_runs(specs: Mapping[str, CheckSpec], memo: Memo, cfg: GoliveConfig) -
     return runs
 
 
-async def publish_data_docs(cfg: GoliveConfig, specs: Mapping[str, CheckSpec], memo: Memo,
-                            stamp: str) -> str | None:
+async def publish_data_docs(cfg: GoliveConfig, specs: Mapping[str, CheckSpec], memo: Memo, stamp: str) -> str | None:
     """Build the run's Data Docs under <data_docs_dir>/<environment>/<stamp>/ and link them; the URL or None."""
     pg = cfg.postgres
     if pg is None or not pg.data_docs_dir:
@@ -55,12 +55,17 @@ async def publish_data_docs(cfg: GoliveConfig, specs: Mapping[str, CheckSpec], m
             return None
         url = index.as_uri()
         if pg.data_docs_s3_url:
-            url = await asyncio.to_thread(upload, directory, f"{pg.data_docs_s3_url.rstrip('/')}/{cfg.environment}/"
-                                          f"{stamp}")
+            url = await asyncio.to_thread(
+                upload, directory, f"{pg.data_docs_s3_url.rstrip('/')}/{cfg.environment}/{stamp}"
+            )
     except Exception as e:  # noqa: BLE001 - Data Docs are extra evidence: the verdict stands without them
         logger.warning("Data Docs were not built: %s", Redactor(cfg.secrets()).clip(f"{type(e).__name__}: {e}", 300))
         return None
-    await artifacts.publish("data-docs", cfg.environment, f"[Data Docs: {len(runs)} suites]({url})",
-                            "Great Expectations Data Docs of the data-integrity suites (section 3)")
+    await artifacts.publish(
+        "data-docs",
+        cfg.environment,
+        f"[Data Docs: {len(runs)} suites]({url})",
+        "Great Expectations Data Docs of the data-integrity suites (section 3)",
+    )
     logger.info("Data Docs of %d suites: %s", len(runs), url)
     return url

@@ -14,6 +14,7 @@ Rollback criteria (seed "Rollback Criteria"), evaluated every `poll_seconds` dur
   the API), the error ratio from Prometheus (`error_rate_query` > `max_error_rate`) and the HIGH alert criteria;
 - MEDIUM: reported only. The evaluation itself is flows/watch.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -98,38 +99,65 @@ def _argv(argv: list[str], release: str) -> list[str]:
 
 
 @task(name="deploy-step", cache_policy=NO_CACHE, persist_result=False, retries=0)
-async def run_step(name: str, argv: list[str] | None, webhook: str | None, release: str, readiness_run_id: str | None,
-                   timeout_s: float, run_key: str) -> StepResult:
+async def run_step(
+    name: str,
+    argv: list[str] | None,
+    webhook: str | None,
+    release: str,
+    readiness_run_id: str | None,
+    timeout_s: float,
+    run_key: str,
+) -> StepResult:
     """Run the deploy or rollback command (or POST the webhook), bounded by its timeout. Never raises. The redactor
     is the deploy run's, from the engine's registry (`run_key`: nothing secret is a task parameter's value)."""
     redact = engine.redactor(run_key)
     t0 = time.monotonic()
     try:
         if argv:
-            proc = await asyncio.create_subprocess_exec(*_argv(argv, release), stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.STDOUT)
+            proc = await asyncio.create_subprocess_exec(
+                *_argv(argv, release), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            )
             try:
                 out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-                return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
-                                  detail=f"timed out after {timeout_s:g}s: killed")
+                return StepResult(
+                    name=name,
+                    ok=False,
+                    seconds=round(time.monotonic() - t0, 3),
+                    detail=f"timed out after {timeout_s:g}s: killed",
+                )
             tail = redact.clip(out.decode(errors="replace"), 1500, tail=True, one_line=False)
-            return StepResult(name=name, ok=proc.returncode == 0, seconds=round(time.monotonic() - t0, 3),
-                              detail=redact.text(f"`{' '.join(_argv(argv, release))}` exited {proc.returncode}: {tail}"))
+            return StepResult(
+                name=name,
+                ok=proc.returncode == 0,
+                seconds=round(time.monotonic() - t0, 3),
+                detail=redact.text(f"`{' '.join(_argv(argv, release))}` exited {proc.returncode}: {tail}"),
+            )
         assert webhook is not None  # no command: the policy's webhook (one of the two, validated; a rollback has argv)
         async with httpx.AsyncClient(timeout=timeout_s) as c:  # bounded as a whole: httpx's timeouts are per read
-            r = await asyncio.wait_for(c.post(webhook, json={"release": release, "readiness_run_id": readiness_run_id,
-                                                             "step": name}), timeout_s)
-        return StepResult(name=name, ok=r.is_success, seconds=round(time.monotonic() - t0, 3),
-                          detail=redact.text(f"POST webhook answered {r.status_code}"))
+            r = await asyncio.wait_for(
+                c.post(webhook, json={"release": release, "readiness_run_id": readiness_run_id, "step": name}),
+                timeout_s,
+            )
+        return StepResult(
+            name=name,
+            ok=r.is_success,
+            seconds=round(time.monotonic() - t0, 3),
+            detail=redact.text(f"POST webhook answered {r.status_code}"),
+        )
     except TimeoutError:
-        return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
-                          detail=f"timed out after {timeout_s:g}s: the webhook did not answer")
+        return StepResult(
+            name=name,
+            ok=False,
+            seconds=round(time.monotonic() - t0, 3),
+            detail=f"timed out after {timeout_s:g}s: the webhook did not answer",
+        )
     except Exception as e:  # noqa: BLE001 - a broken step is evidence, not a crash
-        return StepResult(name=name, ok=False, seconds=round(time.monotonic() - t0, 3),
-                          detail=redact.text(f"{type(e).__name__}: {e}"))
+        return StepResult(
+            name=name, ok=False, seconds=round(time.monotonic() - t0, 3), detail=redact.text(f"{type(e).__name__}: {e}")
+        )
 
 
 @dataclasses.dataclass
@@ -156,7 +184,8 @@ class DeployRun:
 
     async def step(self, name: str, argv: list[str] | None, webhook: str | None) -> StepResult:
         return await run_step.with_options(task_run_name=f"{name} {self.release}")(
-            name, argv, webhook, self.release, self.readiness_run_id, self.pol.timeout_s, self.run_key)
+            name, argv, webhook, self.release, self.readiness_run_id, self.pol.timeout_s, self.run_key
+        )
 
 
 READINESS_FLOW = "go-live-readiness"
@@ -164,8 +193,9 @@ VERIFY_TIMEOUT_S = 180.0  # the whole proof, including the wait for the readines
 READINESS_END_S = 120.0  # a readiness run ends right after it triggers its deploy; one still running is not a GO
 
 
-async def _decision_allows(cfg: GoliveConfig, config: str, release: str,
-                           readiness_run_id: str | None) -> tuple[bool, str]:
+async def _decision_allows(
+    cfg: GoliveConfig, config: str, release: str, readiness_run_id: str | None
+) -> tuple[bool, str]:
     """Deploy only what was signed off, proven through the Prefect API; anything unproven or unreadable refuses.
 
     - the readiness run exists, is a `go-live-readiness` run in go-live mode of this config and this release, and
@@ -210,13 +240,17 @@ async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UU
         if p.get("config") != config:
             return False, f"readiness run {rid} checked config {str(p.get('config'))[:200]!r}, not {config!r}"
         if (p.get("release") or "").strip() != release:
-            return False, (f"readiness run {rid} was signed off for release {str(p.get('release'))[:80]!r}, "
-                           f"not {release[:80]!r}")
-        mine, dep = await asyncio.gather(client.read_flow_run(UUID(str(me))),
-                                         client.read_deployment_by_name(pol.deployment))
+            return False, (
+                f"readiness run {rid} was signed off for release {str(p.get('release'))[:80]!r}, not {release[:80]!r}"
+            )
+        mine, dep = await asyncio.gather(
+            client.read_flow_run(UUID(str(me))), client.read_deployment_by_name(pol.deployment)
+        )
         if mine.deployment_id != dep.id or mine.idempotency_key != f"{pol.deployment}:{rid}":
-            return False, (f"this run is not the deploy readiness run {rid} triggered (a run of {pol.deployment} "
-                           f"with idempotency key {pol.deployment}:{rid}): a decision deploys at most once")
+            return False, (
+                f"this run is not the deploy readiness run {rid} triggered (a run of {pol.deployment} "
+                f"with idempotency key {pol.deployment}:{rid}): a decision deploys at most once"
+            )
         if mine.run_count != 1:
             return False, f"this deploy run is executing again (run {mine.run_count}): a decision deploys at most once"
         deadline = time.monotonic() + READINESS_END_S
@@ -227,8 +261,10 @@ async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UU
             state = f"{run.state.type.value}: {(run.state.message or '')[:300]}" if run.state else "no state"
             return False, f"readiness run {rid} did not complete with a GO ({state})"
         if not (run.state.message or "").endswith(RECORDED_DEPLOY.format(me)):
-            return False, (f"readiness run {rid} recorded another deploy run than this one "
-                           f"({(run.state.message or '')[-120:]!r}): a decision deploys at most once")
+            return False, (
+                f"readiness run {rid} recorded another deploy run than this one "
+                f"({(run.state.message or '')[-120:]!r}): a decision deploys at most once"
+            )
         blocking = await _blocking_reported(client, cfg.environment, rid)
         decision, why = await submitted_decision(client, rid, blocking, cfg.approval)
     if decision != Verdict.GO:
@@ -268,8 +304,12 @@ async def _error_rate(cfg: GoliveConfig, pol: DeployPolicy) -> float | None:
     client every Prometheus reader uses: each exchange ends at the deadline, whatever the server does)."""
     if not (pol.error_rate_query and cfg.monitoring):
         return None
-    rows = await asyncio.to_thread(partial(instant_query, max_bytes=MAX_ANSWER_BYTES), cfg.monitoring,
-                                   RunContext(cfg, timeout=poll_budget(pol)), pol.error_rate_query)
+    rows = await asyncio.to_thread(
+        partial(instant_query, max_bytes=MAX_ANSWER_BYTES),
+        cfg.monitoring,
+        RunContext(cfg, timeout=poll_budget(pol)),
+        pol.error_rate_query,
+    )
     return max((value for _, value in rows), default=0.0)
 
 
@@ -283,8 +323,9 @@ async def deploy_production(config: str, release: str, readiness_run_id: str | N
     if cfg.deploy is None:
         return Failed(message="the environment config has no `deploy` section: nothing to deploy with")
     pol = cfg.deploy
-    report = DeployReport(environment=cfg.environment, release=release, readiness_run_id=readiness_run_id,
-                          outcome="FAILED")
+    report = DeployReport(
+        environment=cfg.environment, release=release, readiness_run_id=readiness_run_id, outcome="FAILED"
+    )
     allowed, why = await _decision_allows(cfg, config, release, readiness_run_id)
     why = Redactor(cfg.secrets()).text(why)
     if not allowed:
@@ -295,8 +336,15 @@ async def deploy_production(config: str, release: str, readiness_run_id: str | N
     logger.info("sign-off verified: %s", why)
     smoke_specs = select(load_catalog(), ids=pol.smoke_checks)
     with engine.registered_run(cfg, smoke_specs) as (run_key, _):
-        run = DeployRun(cfg=cfg, release=release, readiness_run_id=readiness_run_id, report=report, run_key=run_key,
-                        webhook=pol.webhook_url.get_secret_value() if pol.webhook_url else None, logger=logger)
+        run = DeployRun(
+            cfg=cfg,
+            release=release,
+            readiness_run_id=readiness_run_id,
+            report=report,
+            run_key=run_key,
+            webhook=pol.webhook_url.get_secret_value() if pol.webhook_url else None,
+            logger=logger,
+        )
         return await _deploy_and_watch(run)
 
 
@@ -308,17 +356,30 @@ async def _deploy_and_watch(run: DeployRun) -> State:
     run.deployed_at = time.monotonic()
     if not step.ok:
         logger.error("deploy step failed: %s", step.detail)
-        return await _rollback(run, Trip(severity="CRITICAL", criterion="the deploy step failed",
-                                         evidence=step.detail, detected_at=datetime.now(UTC)))
+        return await _rollback(
+            run,
+            Trip(
+                severity="CRITICAL",
+                criterion="the deploy step failed",
+                evidence=step.detail,
+                detected_at=datetime.now(UTC),
+            ),
+        )
     # smoke tests: the existing checks, as Prefect tasks (the engine's, on this run's board)
     st = engine.state(run.run_key)
     smoke = await run_checks(st.specs.values(), st.board, engine.prefect_executor(run.run_key))
     report.smoke = [{"id": r.id, "status": r.status.value, "summary": r.summary} for r in smoke]
     broken = [r for r in smoke if r.status not in (Status.PASS, Status.WARN, Status.NOT_APPLICABLE)]
     if broken:
-        return await _rollback(run, Trip(severity="CRITICAL", criterion="smoke tests failed after the deploy",
-                                         evidence="; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in broken),
-                                         detected_at=datetime.now(UTC)))
+        return await _rollback(
+            run,
+            Trip(
+                severity="CRITICAL",
+                criterion="smoke tests failed after the deploy",
+                evidence="; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in broken),
+                detected_at=datetime.now(UTC),
+            ),
+        )
     # the watch window
     api_ids = ["application.api.health"]
     db_ids = ["dependencies.postgres.reachable"]
@@ -330,8 +391,11 @@ async def _deploy_and_watch(run: DeployRun) -> State:
     while time.monotonic() < end:
         report.polls += 1
         results, rate, firing, ack = await asyncio.gather(
-            _probe(probe_specs, cfg, redact), _monitoring(cfg, pol, redact, watch, "error-rate query", _error_rate),
-            _monitoring(cfg, pol, redact, watch, "alerts query", _firing), _ack(cfg.environment, release, watch))
+            _probe(probe_specs, cfg, redact),
+            _monitoring(cfg, pol, redact, watch, "error-rate query", _error_rate),
+            _monitoring(cfg, pol, redact, watch, "alerts query", _firing),
+            _ack(cfg.environment, release, watch),
+        )
         signals = check_signals(pol, results, api_ids, db_ids)
         signals += error_rate_signal(pol, rate) + alert_signals(pol, firing or [])
         trip = watch.evaluate(time.monotonic(), signals, ack)
@@ -346,8 +410,14 @@ async def _deploy_and_watch(run: DeployRun) -> State:
     return Completed(message=f"deployed {release}: healthy through the watch window{kept}", data=report)
 
 
-async def _monitoring(cfg: GoliveConfig, pol: DeployPolicy, redact: Redactor, watch: Watch, what: str,
-                      fetch: Callable[[GoliveConfig, DeployPolicy], Awaitable[Any]]) -> Any:
+async def _monitoring(
+    cfg: GoliveConfig,
+    pol: DeployPolicy,
+    redact: Redactor,
+    watch: Watch,
+    what: str,
+    fetch: Callable[[GoliveConfig, DeployPolicy], Awaitable[Any]],
+) -> Any:
     """A monitoring read (bounded by the poll budget) that fails is MEDIUM (recorded once), never a rollback of its
     own."""
     try:
@@ -362,8 +432,9 @@ async def _monitoring(cfg: GoliveConfig, pol: DeployPolicy, redact: Redactor, wa
 async def _firing(cfg: GoliveConfig, pol: DeployPolicy) -> list[dict[str, Any]] | None:
     if not (cfg.monitoring and pol.alert_criteria):
         return None
-    return await asyncio.to_thread(partial(firing_alerts, max_bytes=MAX_ANSWER_BYTES), cfg.monitoring,
-                                   RunContext(cfg, timeout=poll_budget(pol)))
+    return await asyncio.to_thread(
+        partial(firing_alerts, max_bytes=MAX_ANSWER_BYTES), cfg.monitoring, RunContext(cfg, timeout=poll_budget(pol))
+    )
 
 
 async def _ack(environment: str, release: str, watch: Watch) -> Ack | None:
@@ -405,9 +476,16 @@ async def _rollback(run: DeployRun, trip: Trip) -> State:
 
 async def _publish(report: DeployReport, why: str) -> None:
     icon = {"DEPLOYED": "🟢", "ROLLED-BACK": "🟠"}.get(report.outcome, "🔴")
-    people = (f"# {icon} {report.outcome}: release `{report.release}` to `{report.environment}`\n\n{why}\n\n"
-              f"| deploy | time to detect | time to roll back | watched | polls |\n|---|---|---|---|---|\n"
-              f"| {report.deploy_seconds} s | {report.time_to_detect_s} s | {report.time_to_rollback_s} s | "
-              f"{report.watched_seconds} s | {report.polls} |")
-    await artifacts.publish_json("deploy", report.environment, people, report.model_dump(mode="json"),
-                                 f"deploy {report.release}: {report.outcome}")
+    people = (
+        f"# {icon} {report.outcome}: release `{report.release}` to `{report.environment}`\n\n{why}\n\n"
+        f"| deploy | time to detect | time to roll back | watched | polls |\n|---|---|---|---|---|\n"
+        f"| {report.deploy_seconds} s | {report.time_to_detect_s} s | {report.time_to_rollback_s} s | "
+        f"{report.watched_seconds} s | {report.polls} |"
+    )
+    await artifacts.publish_json(
+        "deploy",
+        report.environment,
+        people,
+        report.model_dump(mode="json"),
+        f"deploy {report.release}: {report.outcome}",
+    )

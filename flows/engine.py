@@ -5,6 +5,7 @@ Nothing secret crosses the Prefect API: a task run's parameters are a check id a
 config, its secrets, the board and the results stay in this process, in one registry (`registered_run`), which the
 deploy flow's steps also read their redactor from.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -101,15 +102,21 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
             run = st.groups.get(spec.group)
             if run is None:
                 ids = sorted(i for i, s in st.specs.items() if s.group == spec.group)
-                run = st.groups[spec.group] = asyncio.ensure_future(cast(
-                    "Awaitable[State]", _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True)))
+                run = st.groups[spec.group] = asyncio.ensure_future(
+                    cast("Awaitable[State]", _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
+                )
             await run
         else:
             await cast("Awaitable[State]", _named_task(spec.id)(spec.id, run_key, return_state=True))
         res = st.landed.pop(spec.id, None)
         if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
-            res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(),
-                              cause="the Prefect task run crashed before recording a result")
+            res = make_result(
+                spec,
+                Status.ERROR,
+                started=datetime.now(UTC),
+                t0=time.monotonic(),
+                cause="the Prefect task run crashed before recording a result",
+            )
         return res
 
     return via_prefect

@@ -9,6 +9,7 @@ Two channels, both best effort (a notification that cannot be delivered is logge
 Every message carries the readiness summary, the blocking failures and a deep link to the form that waits now.
 Secrets (the SMTP password, webhook URLs) are only ever sent to their own server; errors are reported redacted.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,9 +22,13 @@ from golive.tasks.clients.http import trust_context
 
 from .report import plain, slack_escape
 
-WHAT = {"opened": "waits for your sign-off", "refused": "sign-off refused: the form is open again",
-        "reminder": "still waits for your sign-off (half its time is gone)", "timed-out": "timed out: NO-GO",
-        "decided": "decided"}
+WHAT = {
+    "opened": "waits for your sign-off",
+    "refused": "sign-off refused: the form is open again",
+    "reminder": "still waits for your sign-off (half its time is gone)",
+    "timed-out": "timed out: NO-GO",
+    "decided": "decided",
+}
 
 
 @dataclass
@@ -56,9 +61,17 @@ class Notice:
         return "\n".join(lines)
 
     def payload(self) -> dict[str, Any]:
-        return {"what": self.what, "environment": self.environment, "round": self.round_no, "link": self.link,
-                "summary": self.summary, "blocking": self.blocking[:20], "problems": self.problems,
-                "decision": self.decision, "roles_needed": self.roles}
+        return {
+            "what": self.what,
+            "environment": self.environment,
+            "round": self.round_no,
+            "link": self.link,
+            "summary": self.summary,
+            "blocking": self.blocking[:20],
+            "problems": self.problems,
+            "decision": self.decision,
+            "roles_needed": self.roles,
+        }
 
 
 def recipients(approvers: list[Any], notice: Notice) -> list[Any]:
@@ -78,10 +91,14 @@ def emit_event(notice: Notice) -> bool:
     if FlowRunContext.get() is None and not PREFECT_API_URL.value():
         return False
 
-    prefect_emit(event=f"golive.sign-off.{notice.what}",
-                 resource={"prefect.resource.id": f"golive.environment.{notice.environment}",
-                           "prefect.resource.name": notice.environment},
-                 payload=notice.payload())
+    prefect_emit(
+        event=f"golive.sign-off.{notice.what}",
+        resource={
+            "prefect.resource.id": f"golive.environment.{notice.environment}",
+            "prefect.resource.name": notice.environment,
+        },
+        payload=notice.payload(),
+    )
     return True
 
 
@@ -105,8 +122,13 @@ def post_webhook(url: str, notice: Notice, timeout: float) -> None:
     import httpx
 
     # streamed and never read: a hostile or broken receiver's body (however large) is not golive's to hold
-    with httpx.stream("POST", url, json={"text": slack_escape(notice.text()), "golive": notice.payload()},
-                      timeout=timeout, follow_redirects=False) as r:
+    with httpx.stream(
+        "POST",
+        url,
+        json={"text": slack_escape(notice.text()), "golive": notice.payload()},
+        timeout=timeout,
+        follow_redirects=False,
+    ) as r:
         r.raise_for_status()
 
 
@@ -173,12 +195,34 @@ async def notify(cfg: Any, notice: Notice, redact: Any = None, logger: Any = Non
         if cfg.smtp is None:
             fail("email", RuntimeError("approvers have email addresses but the config has no `smtp` section"))
         else:
-            jobs.append(("email", _bounded(send_mail, cfg.smtp, policy.mail_from, emails, notice,
-                                           policy.notify_timeout_s, timeout=policy.notify_timeout_s)))
+            jobs.append(
+                (
+                    "email",
+                    _bounded(
+                        send_mail,
+                        cfg.smtp,
+                        policy.mail_from,
+                        emails,
+                        notice,
+                        policy.notify_timeout_s,
+                        timeout=policy.notify_timeout_s,
+                    ),
+                )
+            )
     for a in people:
         if a.slack_webhook is not None:
-            jobs.append((f"webhook of {a.name}", _bounded(post_webhook, a.slack_webhook.get_secret_value(), notice,
-                                                          policy.notify_timeout_s, timeout=policy.notify_timeout_s)))
+            jobs.append(
+                (
+                    f"webhook of {a.name}",
+                    _bounded(
+                        post_webhook,
+                        a.slack_webhook.get_secret_value(),
+                        notice,
+                        policy.notify_timeout_s,
+                        timeout=policy.notify_timeout_s,
+                    ),
+                )
+            )
     results = await asyncio.gather(*(j for _, j in jobs), return_exceptions=True)
     for (where, _), res in zip(jobs, results):
         if isinstance(res, BaseException):

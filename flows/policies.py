@@ -2,6 +2,7 @@
 
 Kept free of Prefect imports so that loading and validating a config stays fast.
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -48,22 +49,35 @@ class Approver(BaseModel):
 
 class ApprovalPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    approvers: list[Approver] = Field(default_factory=list,
-                                      description="who is told a sign-off waits, is refused, times out soon "
-                                                  "(a reminder at half the timeout), timed out, or was decided")
-    mail_from: str = Field("golive@localhost", max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$",
-                           description="the From of approvers' emails (an address: no name, no header syntax)")
+    approvers: list[Approver] = Field(
+        default_factory=list,
+        description="who is told a sign-off waits, is refused, times out soon "
+        "(a reminder at half the timeout), timed out, or was decided",
+    )
+    mail_from: str = Field(
+        "golive@localhost",
+        max_length=254,
+        pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$",
+        description="the From of approvers' emails (an address: no name, no header syntax)",
+    )
     notify_timeout_s: float = Field(10.0, gt=0, le=60, description="each delivery's budget (best effort)")
-    required_roles: list[Role] = Field(default_factory=lambda: [Role.CTO, Role.VP_ENGINEERING],
-                                       description="seed: approval required from CTO + VP Engineering")
+    required_roles: list[Role] = Field(
+        default_factory=lambda: [Role.CTO, Role.VP_ENGINEERING],
+        description="seed: approval required from CTO + VP Engineering",
+    )
     timeout_minutes: float = Field(60.0, gt=0, description="per sign-off; a timeout is a recorded NO-GO")
-    poll_seconds: int = Field(10, ge=1, le=60, description="how often a run paused in its process (one without a "
-                                                          "deployment) checks for its resume")
+    poll_seconds: int = Field(
+        10,
+        ge=1,
+        le=60,
+        description="how often a run paused in its process (one without a deployment) checks for its resume",
+    )
     max_rounds: int = Field(10, ge=1, le=50, description="refused or extra sign-offs before the gate gives up: NO-GO")
     requester_may_approve_alone: bool = Field(
-        False, description="false (the default): whoever requested the go-live (the run's `requested_by`, or the "
-                           "user the Prefect API reports as the run's creator) cannot be its only GO approver")
-
+        False,
+        description="false (the default): whoever requested the go-live (the run's `requested_by`, or the "
+        "user the Prefect API reports as the run's creator) cannot be its only GO approver",
+    )
 
 
 class AlertCriterion(BaseModel):
@@ -74,21 +88,24 @@ class AlertCriterion(BaseModel):
     alert: str = Field(pattern=r"^[A-Za-z_:][A-Za-z0-9_:]*$", description="Prometheus alertname")
     severity: Literal["CRITICAL", "HIGH", "MEDIUM"] = Field(
         description="CRITICAL: immediate rollback; HIGH: rollback after high_assess_seconds unless acknowledged; "
-                    "MEDIUM: reported only")
+        "MEDIUM: reported only"
+    )
     criterion: str = Field(min_length=3, description="the seed's wording, shown in the report")
 
 
 def _seed_alert_criteria() -> list[AlertCriterion]:
     """The seed's rollback criteria that no probe of golive's own can see, as the alerts that signal them."""
-    rows = [("DataCorruptionDetected", "CRITICAL", "data corruption detected"),
-            ("SecurityBreachDetected", "CRITICAL", "security breach detected"),
-            ("RevenueFeatureBroken", "CRITICAL", "revenue-impacting feature broken"),
-            ("LoginFailureRateHigh", "HIGH", "login failing for > 5% of users"),
-            ("CampaignCreationFailing", "HIGH", "campaign creation failing"),
-            ("PaymentProcessingDown", "HIGH", "payment processing down"),
-            ("NotificationDeliveryFailing", "HIGH", "notification delivery failing"),
-            ("PerformanceDegraded", "MEDIUM", "performance degradation > 50%"),
-            ("AnalyticsNotCollecting", "MEDIUM", "analytics not collecting")]
+    rows = [
+        ("DataCorruptionDetected", "CRITICAL", "data corruption detected"),
+        ("SecurityBreachDetected", "CRITICAL", "security breach detected"),
+        ("RevenueFeatureBroken", "CRITICAL", "revenue-impacting feature broken"),
+        ("LoginFailureRateHigh", "HIGH", "login failing for > 5% of users"),
+        ("CampaignCreationFailing", "HIGH", "campaign creation failing"),
+        ("PaymentProcessingDown", "HIGH", "payment processing down"),
+        ("NotificationDeliveryFailing", "HIGH", "notification delivery failing"),
+        ("PerformanceDegraded", "MEDIUM", "performance degradation > 50%"),
+        ("AnalyticsNotCollecting", "MEDIUM", "analytics not collecting"),
+    ]
     return [AlertCriterion(alert=a, severity=s, criterion=c) for a, s, c in rows]
 
 
@@ -103,8 +120,10 @@ SECTION_SIGNOFFS = {
 
 #: seed item -> the sign-off form field that records it (section 10 is the form itself)
 SIGNOFF_SEED = {
-    "10.1 Infrastructure": "infrastructure_signed_off", "10.1 Database": "database_signed_off",
-    "10.1 Application": "application_signed_off", "10.1 Security": "security_signed_off",
+    "10.1 Infrastructure": "infrastructure_signed_off",
+    "10.1 Database": "database_signed_off",
+    "10.1 Application": "application_signed_off",
+    "10.1 Security": "security_signed_off",
     "10.1 Operations": "operations_signed_off",
     "10.2 GO": "decision (GO: refused over a blocking failure unless overridden with a reason)",
     "10.2 NO-GO": "decision (NO-GO, with its required reason)",
@@ -120,24 +139,34 @@ class DeployPolicy(BaseModel):
     webhook_url: SecretStr | None = Field(None, description="instead of a command: POSTed {release, readiness_run_id}")
     rollback_command: list[str] | None = Field(None, description="argv run to roll back (`{release}` = the release)")
     timeout_s: float = Field(900.0, gt=0, description="deploy / rollback step timeout (seed: rollback < 15 min)")
-    smoke_checks: list[str] = Field(default_factory=lambda: [
-        "infrastructure.web.reachable", "application.api.health", "application.api.endpoints",
-        "security.api.auth_required", "dependencies.postgres.reachable"],
+    smoke_checks: list[str] = Field(
+        default_factory=lambda: [
+            "infrastructure.web.reachable",
+            "application.api.health",
+            "application.api.endpoints",
+            "security.api.auth_required",
+            "dependencies.postgres.reachable",
+        ],
         description="check ids re-run after the deploy (their dependencies come along); at least one: an empty "
-                    "list (a deploy without a smoke test) is refused")
+        "list (a deploy without a smoke test) is refused",
+    )
     watch_seconds: float = Field(600.0, ge=0, description="how long the rollback criteria are watched after deploy")
     poll_seconds: float = Field(10.0, gt=0)
     api_down_seconds: float = Field(60.0, ge=0, description="CRITICAL: API not responding for longer -> rollback")
     db_down_seconds: float = Field(0.0, ge=0, description="CRITICAL: database inaccessible for longer -> rollback")
-    high_assess_seconds: float = Field(300.0, ge=0,
-                                       description="HIGH: failing for longer than this (5 min) -> rollback")
-    high_checks: list[str] = Field(default_factory=lambda: ["application.api.endpoints"],
-                                   description="HIGH criteria probed by checks (login, campaign list)")
+    high_assess_seconds: float = Field(
+        300.0, ge=0, description="HIGH: failing for longer than this (5 min) -> rollback"
+    )
+    high_checks: list[str] = Field(
+        default_factory=lambda: ["application.api.endpoints"],
+        description="HIGH criteria probed by checks (login, campaign list)",
+    )
     error_rate_query: str | None = Field(None, description="PromQL giving the login/API error ratio (0-1)")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="seed: login failing for > 5 % of users")
     alert_criteria: list[AlertCriterion] = Field(
         default_factory=_seed_alert_criteria,
-        description="rollback criteria read from Prometheus /api/v1/alerts (firing alerts) when `monitoring` is set")
+        description="rollback criteria read from Prometheus /api/v1/alerts (firing alerts) when `monitoring` is set",
+    )
 
     @field_validator("smoke_checks", "high_checks")
     @classmethod

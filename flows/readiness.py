@@ -10,6 +10,7 @@ Design notes (measured, see docs/architecture.md):
   opaque run key; the loaded config, its secrets and the results stay in this process (flows/engine.py's
   registry, which also runs each check as a Prefect task run).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,9 +61,12 @@ def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, C
     # excluded checks stay in the plan (their dependents still wait for them) and land NOT_APPLICABLE, saying why:
     # the same for the readiness flow and `golive check`
     # (its target and needs cleared: the reason is the exclusion, whatever is configured)
-    return {i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None, target=None, needs=(),
-                                   uses=()) if i in skip else s
-            for i, s in specs.items()}
+    return {
+        i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None, target=None, needs=(), uses=())
+        if i in skip
+        else s
+        for i, s in specs.items()
+    }
 
 
 SKIP_REASON = "excluded by checks.skip in the environment config"
@@ -87,8 +91,13 @@ async def _run_section(section: str, run_key: str) -> None:
     st = engine.state(run_key)
     # (a dependency that itself waits for the quiet window is left to its check: this section may hold the timing
     # checks that open that window, so waiting for it here would deadlock)
-    needs = {d for s in st.specs.values() if s.section == section for d in s.depends_on
-             if st.specs[d].section != section and not st.board.waits_for_quiet_window(d)}
+    needs = {
+        d
+        for s in st.specs.values()
+        if s.section == section
+        for d in s.depends_on
+        if st.specs[d].section != section and not st.board.waits_for_quiet_window(d)
+    }
     await st.board.wait(needs)  # the checklist's order: e.g. no data checks before the database answered
     if all(st.board.waits_for_quiet_window(s.id) for s in st.specs.values() if s.section == section):
         await st.board.wait_quiet_window()  # not even a subflow run starts during the quiet window
@@ -115,12 +124,18 @@ def _write_files(report: Report, markdown: str, output_dir: Path) -> Path:
 
 def verdict_payload(report: Report) -> dict[str, Any]:
     """The machine-readable verdict (published as an artifact, since a flow's return value is not readable over REST)."""
-    return {"environment": report.environment, "mode": report.mode, "verdict": report.verdict.value,
-            "exit_code": report.verdict.exit_code, "flow_run_id": report.flow_run_id,
-            "started_at": report.started_at.isoformat(), "duration_s": report.duration_s,
-            "sections": {s.section: s.verdict.value for s in report.sections},
-            "blocking": [f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
-            "warnings": [f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings]}
+    return {
+        "environment": report.environment,
+        "mode": report.mode,
+        "verdict": report.verdict.value,
+        "exit_code": report.verdict.exit_code,
+        "flow_run_id": report.flow_run_id,
+        "started_at": report.started_at.isoformat(),
+        "duration_s": report.duration_s,
+        "sections": {s.section: s.verdict.value for s in report.sections},
+        "blocking": [f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
+        "warnings": [f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings],
+    }
 
 
 async def publish(report: Report, redact: Redactor, output_dir: Path | None, extra_section: str = "") -> Path | None:
@@ -131,10 +146,13 @@ async def publish(report: Report, redact: Redactor, output_dir: Path | None, ext
     env = report.environment
     await asyncio.gather(  # three independent API calls
         artifacts.publish("report", env, md, f"go-live readiness report: {report.verdict.value}"),
-        artifacts.publish("checks", env, to_table(report), f"every check with its evidence ({report.verdict.value})",
-                          type_="table"),
-        artifacts.publish_json("verdict", env, "", verdict_payload(report), f"verdict {report.verdict.value}",
-                               redact=redact.text))
+        artifacts.publish(
+            "checks", env, to_table(report), f"every check with its evidence ({report.verdict.value})", type_="table"
+        ),
+        artifacts.publish_json(
+            "verdict", env, "", verdict_payload(report), f"verdict {report.verdict.value}", redact=redact.text
+        ),
+    )
     return _write_files(report, md, output_dir) if output_dir else None
 
 
@@ -144,9 +162,14 @@ async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redac
 
 
 @flow(name="go-live-readiness", persist_result=False, validate_parameters=True)
-async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: list[str] | None = None,
-                            output_dir: str | None = "golive-reports", release: str | None = None,
-                            requested_by: str | None = None) -> Report | State:
+async def go_live_readiness(
+    config: str,
+    mode: Mode = "rehearsal",
+    sections: list[str] | None = None,
+    output_dir: str | None = "golive-reports",
+    release: str | None = None,
+    requested_by: str | None = None,
+) -> Report | State:
     """Run the checklist against one environment and publish the GO / NO-GO report.
 
     `config` is the path of the environment's YAML file (secrets come from the environment or Prefect Secret
@@ -167,15 +190,20 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
     if mode == "go-live" and not (release or "").strip():
         # not defaulted from the config: the deploy flow verifies the release against the readiness run's own
         # parameter (a config edited between sign-off and deploy must not change what deploys)
-        return Failed(message="bad parameter: go-live mode needs `release` (the version a GO deploys); a Quick run "
-                              "has none: use Custom run and fill it in")
+        return Failed(
+            message="bad parameter: go-live mode needs `release` (the version a GO deploys); a Quick run "
+            "has none: use Custom run and fill it in"
+        )
     start = None
     if mode == "go-live":  # a resumed (re-executed) go-live run goes straight back to its sign-off
         try:
             start = await begin(config, str(runtime_flow_run.id or "") or None)
         except Exception as e:  # noqa: BLE001 - a go-live run that cannot read itself decides nothing
-            return Failed(name="NO-GO", message=f"NO-GO: this go-live run could not be read from the Prefect API "
-                                                f"({type(e).__name__}: {' '.join(str(e).split())[:300]})")
+            return Failed(
+                name="NO-GO",
+                message=f"NO-GO: this go-live run could not be read from the Prefect API "
+                f"({type(e).__name__}: {' '.join(str(e).split())[:300]})",
+            )
         if start.refused:
             return Failed(message=f"refused: {start.refused}")
         if start.resumed:
@@ -183,15 +211,26 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
     with engine.registered_run(cfg, specs) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         await asyncio.gather(*(_run_section(s, run_key) for s in present))
-        report = build_report(list(st.board.results.values()), environment=cfg.environment, mode=mode,
-                              started_at=started, flow_run_id=str(runtime_flow_run.id or "") or None)
+        report = build_report(
+            list(st.board.results.values()),
+            environment=cfg.environment,
+            mode=mode,
+            started_at=started,
+            flow_run_id=str(runtime_flow_run.id or "") or None,
+        )
         if report.flow_run_id:
             REPORTS[report.flow_run_id] = report
         diff_md = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else ""
         path = await publish(report, st.redact, Path(output_dir) if output_dir else None, diff_md)
         await publish_data_docs(cfg, st.specs, st.memo, report.started_at.strftime("%Y%m%dT%H%M%SZ"))
-        logger.info("verdict %s for %s (%d checks, %.1f s)%s", report.verdict.value, cfg.environment,
-                    len(report.results), report.duration_s, f"; files in {path}" if path else "")
+        logger.info(
+            "verdict %s for %s (%d checks, %.1f s)%s",
+            report.verdict.value,
+            cfg.environment,
+            len(report.results),
+            report.duration_s,
+            f"; files in {path}" if path else "",
+        )
     emit_verdict(report, config)
     if mode == "go-live":
         wait = start.wait if start else None
@@ -199,11 +238,16 @@ async def go_live_readiness(config: str, mode: Mode = "rehearsal", sections: lis
         if wait is not None and wait.suspend and (why := await save_report(report, bound)):
             # (pausing in this process instead would not hold: a deployment run leaving Running gives back its
             # concurrency slot, and Prefect then cancels the paused run when its slot's lease cannot be renewed)
-            return Failed(name="NO-GO", message=f"NO-GO: the report could not be kept while this run waits for its "
-                                                f"sign-off without a process ({why}): nothing deploys")
+            return Failed(
+                name="NO-GO",
+                message=f"NO-GO: the report could not be kept while this run waits for its "
+                f"sign-off without a process ({why}): nothing deploys",
+            )
         return await decide_and_deploy(cfg, report, config_path=config, release=(release or "").strip(), wait=wait)
-    message = (f"{report.verdict.value}: {len(report.blocking_failures)} blocking check(s) failed, "
-               f"{len(report.warnings)} warning(s), {len(report.results)} checks")
+    message = (
+        f"{report.verdict.value}: {len(report.blocking_failures)} blocking check(s) failed, "
+        f"{len(report.warnings)} warning(s), {len(report.results)} checks"
+    )
     if mode == "ci" and report.verdict == Verdict.NO_GO:
         return Failed(name="NO-GO", message=message, data=report)
     # the state's name is the verdict: a NO-GO rehearsal reads NO-GO in the run list and to an Automation
@@ -220,11 +264,18 @@ async def _resume_sign_off(cfg: GoliveConfig, config: str, release: str, start: 
         return Failed(name="NO-GO", message=f"NO-GO: {e}: nothing deploys; start a new go-live run")
     report, now = kept.report, binding(config, release, start.wait.requested_by, cfg.approval)
     if changed := sorted(k for k in set(now) | set(kept.bound) if now.get(k) != kept.bound.get(k)):
-        return Failed(name="NO-GO", message=f"NO-GO: this go-live run's {', '.join(changed)} changed while it waited "
-                                            "for its sign-off (its parameters or its config were edited): the "
-                                            "sign-offs were given for the first; nothing deploys")
-    logger.info("resumed after sign-off round(s) %s: readiness %s from %s (not run again)",
-                ", ".join(sorted(start.wait.answered)), report.verdict.value, report.started_at.isoformat())
+        return Failed(
+            name="NO-GO",
+            message=f"NO-GO: this go-live run's {', '.join(changed)} changed while it waited "
+            "for its sign-off (its parameters or its config were edited): the "
+            "sign-offs were given for the first; nothing deploys",
+        )
+    logger.info(
+        "resumed after sign-off round(s) %s: readiness %s from %s (not run again)",
+        ", ".join(sorted(start.wait.answered)),
+        report.verdict.value,
+        report.started_at.isoformat(),
+    )
     return await decide_and_deploy(cfg, report, config_path=config, release=release, wait=start.wait)
 
 
@@ -235,17 +286,30 @@ def emit_verdict(report: Report, config_path: str) -> None:
 
     c = Counter(r.status.value for r in report.results)
     try:
-        emit_event(event="golive.verdict",
-                   resource={"prefect.resource.id": f"golive.environment.{report.environment}",
-                             "prefect.resource.name": report.environment, "golive.verdict": report.verdict.value,
-                             "golive.mode": report.mode},
-                   related=[{"prefect.resource.id": f"prefect.flow-run.{report.flow_run_id}",
-                             "prefect.resource.role": "flow-run"}] if report.flow_run_id else [],
-                   payload={"environment": report.environment, "mode": report.mode,
-                            "verdict": report.verdict.value, "exit_code": report.verdict.exit_code,
-                            "counts": dict(c), "config": Path(config_path).name,
-                            "blocking": [r.id for r in report.blocking_failures][:50],
-                            "report_artifact": f"golive-report-{report.environment}",
-                            "duration_s": round(report.duration_s, 3)})
+        emit_event(
+            event="golive.verdict",
+            resource={
+                "prefect.resource.id": f"golive.environment.{report.environment}",
+                "prefect.resource.name": report.environment,
+                "golive.verdict": report.verdict.value,
+                "golive.mode": report.mode,
+            },
+            related=[
+                {"prefect.resource.id": f"prefect.flow-run.{report.flow_run_id}", "prefect.resource.role": "flow-run"}
+            ]
+            if report.flow_run_id
+            else [],
+            payload={
+                "environment": report.environment,
+                "mode": report.mode,
+                "verdict": report.verdict.value,
+                "exit_code": report.verdict.exit_code,
+                "counts": dict(c),
+                "config": Path(config_path).name,
+                "blocking": [r.id for r in report.blocking_failures][:50],
+                "report_artifact": f"golive-report-{report.environment}",
+                "duration_s": round(report.duration_s, 3),
+            },
+        )
     except Exception as e:  # noqa: BLE001 - an events outage is logged, never the verdict's concern
         get_run_logger().warning("golive.verdict event not emitted: %s", type(e).__name__)

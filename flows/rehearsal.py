@@ -16,6 +16,7 @@ Slack-compatible message (`{"text", "blocks"}`) POSTed to `notify.webhook_url`: 
 
 The pure parts (snapshot, diff, renderers) need no Prefect; `since_last_rehearsal` is what the flow calls.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,6 +49,7 @@ def snapshot_key(environment: str) -> str:
 
 # --------------------------------------------------------------------------- the snapshot
 
+
 class Snapshot(BaseModel):
     """What the next rehearsal compares with: per check id `[status, duration_s]`."""
 
@@ -64,13 +66,20 @@ class Snapshot(BaseModel):
 
 
 def snapshot_of(report: Report) -> Snapshot:
-    return Snapshot(environment=report.environment, flow_run_id=report.flow_run_id, started_at=report.started_at,
-                    verdict=report.verdict, checks={r.id: (r.status, round(r.duration_s, 3)) for r in report.results})
+    return Snapshot(
+        environment=report.environment,
+        flow_run_id=report.flow_run_id,
+        started_at=report.started_at,
+        verdict=report.verdict,
+        checks={r.id: (r.status, round(r.duration_s, 3)) for r in report.results},
+    )
 
 
 def snapshot_people(snap: Snapshot) -> str:
-    return (f"Rehearsal snapshot of `{snap.environment}`: {snap.verdict.value}, {len(snap.checks)} checks, "
-            f"{snap.started_at:%Y-%m-%d %H:%M:%S} UTC. The next rehearsal compares with it.")
+    return (
+        f"Rehearsal snapshot of `{snap.environment}`: {snap.verdict.value}, {len(snap.checks)} checks, "
+        f"{snap.started_at:%Y-%m-%d %H:%M:%S} UTC. The next rehearsal compares with it."
+    )
 
 
 def snapshot_markdown(snap: Snapshot) -> str:
@@ -94,6 +103,7 @@ def snapshot_from(payload: Any) -> Snapshot | None:
 
 
 # --------------------------------------------------------------------------- the diff
+
 
 class Change(BaseModel):
     id: str
@@ -143,8 +153,11 @@ class RehearsalDiff(BaseModel):
 
     @property
     def changed(self) -> bool:
-        return self.first or self.previous_verdict != self.verdict or any(
-            (self.new_failures, self.fixed, self.other_changes, self.added, self.removed, self.slower))
+        return (
+            self.first
+            or self.previous_verdict != self.verdict
+            or any((self.new_failures, self.fixed, self.other_changes, self.added, self.removed, self.slower))
+        )
 
     def headline(self) -> str:
         v = f"{VICON[self.verdict]} {self.verdict.value}"
@@ -152,30 +165,41 @@ class RehearsalDiff(BaseModel):
             return f"golive rehearsal `{self.environment}`: {v} (first rehearsal: nothing to compare with)"
         assert self.previous_verdict is not None  # set with previous_started_at, by diff()
         was = "" if self.previous_verdict == self.verdict else f" (was {self.previous_verdict.value})"
-        parts = [f"{len(self.new_failures)} new failure{'s' * (len(self.new_failures) != 1)}",
-                 f"{len(self.fixed)} fixed", f"{len(self.still_failing)} still failing"]
+        parts = [
+            f"{len(self.new_failures)} new failure{'s' * (len(self.new_failures) != 1)}",
+            f"{len(self.fixed)} fixed",
+            f"{len(self.still_failing)} still failing",
+        ]
         if self.slower:
             parts.append(f"{len(self.slower)} slower")
         return f"golive rehearsal `{self.environment}`: {v}{was} · {', '.join(parts)}"
 
     def groups(self, esc: Callable[[str], str] = str) -> list[tuple[str, str, list[str]]]:
         """(title, icon, lines) of the non-empty groups, most urgent first."""
-        out = [("New failures", "❌", [c.line(esc) for c in self.new_failures]),
-               ("Fixed", "✅", [c.line(esc) for c in self.fixed]),
-               ("Slower", "🐢", [s.line() for s in self.slower]),
-               ("Other status changes", "🔀", [c.line(esc) for c in self.other_changes]),
-               ("New checks", "🆕", [c.line(esc) for c in self.added]),
-               ("Checks no longer run", "➖", [c.line(esc) for c in self.removed]),
-               ("Still failing", "⏳", [c.line(esc) for c in self.still_failing])]
+        out = [
+            ("New failures", "❌", [c.line(esc) for c in self.new_failures]),
+            ("Fixed", "✅", [c.line(esc) for c in self.fixed]),
+            ("Slower", "🐢", [s.line() for s in self.slower]),
+            ("Other status changes", "🔀", [c.line(esc) for c in self.other_changes]),
+            ("New checks", "🆕", [c.line(esc) for c in self.added]),
+            ("Checks no longer run", "➖", [c.line(esc) for c in self.removed]),
+            ("Still failing", "⏳", [c.line(esc) for c in self.still_failing]),
+        ]
         return [g for g in out if g[2]]
 
 
-def diff(report: Report, previous: Snapshot | None, *, slow_factor: float = 1.5,
-         slow_min_seconds: float = 1.0) -> RehearsalDiff:
+def diff(
+    report: Report, previous: Snapshot | None, *, slow_factor: float = 1.5, slow_min_seconds: float = 1.0
+) -> RehearsalDiff:
     """Compare tonight's report with the previous rehearsal's snapshot (None: the first rehearsal)."""
-    d = RehearsalDiff(environment=report.environment, flow_run_id=report.flow_run_id, started_at=report.started_at,
-                      verdict=report.verdict, previous=previous,
-                      slow_rule=f"> {slow_factor:g}x and > {slow_min_seconds:g} s longer")
+    d = RehearsalDiff(
+        environment=report.environment,
+        flow_run_id=report.flow_run_id,
+        started_at=report.started_at,
+        verdict=report.verdict,
+        previous=previous,
+        slow_rule=f"> {slow_factor:g}x and > {slow_min_seconds:g} s longer",
+    )
     if previous is None:
         return d
     d.previous_run_id, d.previous_started_at = previous.flow_run_id, previous.started_at
@@ -183,8 +207,10 @@ def diff(report: Report, previous: Snapshot | None, *, slow_factor: float = 1.5,
     now: dict[str, CheckResult] = {r.id: r for r in report.results}
     shared = previous.sections & {r.section for r in report.results}
     if previous.sections != {r.section for r in report.results}:
-        d.scope_note = (f"The previous rehearsal covered sections {', '.join(sorted(previous.sections))}; "
-                        f"checks added or removed are compared within {', '.join(sorted(shared)) or 'none'} only.")
+        d.scope_note = (
+            f"The previous rehearsal covered sections {', '.join(sorted(previous.sections))}; "
+            f"checks added or removed are compared within {', '.join(sorted(shared)) or 'none'} only."
+        )
     for cid, r in now.items():
         if cid not in previous.checks:
             if r.section in shared:
@@ -200,28 +226,45 @@ def diff(report: Report, previous: Snapshot | None, *, slow_factor: float = 1.5,
             d.still_failing.append(c)  # FAIL -> ERROR shows here, with its arrow
         elif before != r.status:
             d.other_changes.append(c)  # PASS <-> WARN <-> N/A
-        if before in RAN and r.status in RAN and r.duration_s > before_s * slow_factor \
-                and r.duration_s - before_s > slow_min_seconds:
+        if (
+            before in RAN
+            and r.status in RAN
+            and r.duration_s > before_s * slow_factor
+            and r.duration_s - before_s > slow_min_seconds
+        ):
             d.slower.append(Slower(id=cid, before_s=before_s, after_s=round(r.duration_s, 3)))
-    d.removed = [Change(id=cid, before=st) for cid, (st, _) in previous.checks.items()
-                 if cid not in now and cid.split(".", 1)[0] in shared]
+    d.removed = [
+        Change(id=cid, before=st)
+        for cid, (st, _) in previous.checks.items()
+        if cid not in now and cid.split(".", 1)[0] in shared
+    ]
     return d
 
 
 # --------------------------------------------------------------------------- renderers
 
+
 def to_markdown(d: RehearsalDiff) -> str:
     out = ["## What changed since the last rehearsal", ""]
     if d.first:
-        out += [f"No previous rehearsal of `{d.environment}` was found: this run is the baseline the next "
-                "rehearsal compares with.", ""]
+        out += [
+            f"No previous rehearsal of `{d.environment}` was found: this run is the baseline the next "
+            "rehearsal compares with.",
+            "",
+        ]
         return "\n".join(out)
     assert d.previous_verdict is not None  # set with previous_started_at, by diff()
     now = f"{VICON[d.verdict]} {d.verdict.value}"
-    verdict = (f"verdict {VICON[d.previous_verdict]} {d.previous_verdict.value} → {now}"
-               if d.previous_verdict != d.verdict else f"verdict unchanged: {now}")
-    out += [f"Compared with the rehearsal of {d.previous_started_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"(flow run `{d.previous_run_id or '?'}`): {verdict}.", ""]
+    verdict = (
+        f"verdict {VICON[d.previous_verdict]} {d.previous_verdict.value} → {now}"
+        if d.previous_verdict != d.verdict
+        else f"verdict unchanged: {now}"
+    )
+    out += [
+        f"Compared with the rehearsal of {d.previous_started_at:%Y-%m-%d %H:%M:%S} UTC "
+        f"(flow run `{d.previous_run_id or '?'}`): {verdict}.",
+        "",
+    ]
     if d.scope_note:
         out += [d.scope_note, ""]
     groups = d.groups(lambda s: md(s, 240))
@@ -250,18 +293,39 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
     """A Slack incoming-webhook payload: `text` (the notification / fallback) and Block Kit `blocks`."""
     text = d.headline()
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _one_line(
-            f"{VICON[d.verdict]} golive rehearsal {d.environment}: {d.verdict.value}", 150), "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(_one_line(text, 2900))}}]
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _one_line(f"{VICON[d.verdict]} golive rehearsal {d.environment}: {d.verdict.value}", 150),
+                "emoji": True,
+            },
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(_one_line(text, 2900))}},
+    ]
     if d.first:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "No previous rehearsal: this run is the "
-                                                                           "baseline the next one compares with."}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "No previous rehearsal: this run is the baseline the next one compares with.",
+                },
+            }
+        )
     for title, icon, lines in d.groups(lambda s: plain(s, 200)):
         shown = [f"• {slack_escape(x)}" for x in lines[:SLACK_ITEMS]]
         if len(lines) > SLACK_ITEMS:
             shown.append(f"… and {len(lines) - SLACK_ITEMS} more (see the report)")
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _one_line(
-            f"*{icon} {title} ({len(lines)})*", 200) + "\n" + _lines_within(shown, 2700)}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _one_line(f"*{icon} {title} ({len(lines)})*", 200) + "\n" + _lines_within(shown, 2700),
+                },
+            }
+        )
     ctx = f"flow run {d.flow_run_id or '?'} · {d.started_at:%Y-%m-%d %H:%M} UTC"
     if d.previous_run_id:
         ctx += f" · compared with flow run {d.previous_run_id}"
@@ -271,6 +335,7 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- Prefect API and webhook
 
+
 async def read_previous(environment: str, *, timeout: float = 20.0) -> Snapshot | None:
     """The latest `golive-rehearsal-<env>` snapshot (None: there is none). Raises when the API cannot be read."""
     payload = await asyncio.wait_for(artifacts.latest_json("rehearsal", environment), timeout)
@@ -279,8 +344,14 @@ async def read_previous(environment: str, *, timeout: float = 20.0) -> Snapshot 
 
 async def publish_snapshot(report: Report) -> None:
     snap = snapshot_of(report)
-    await artifacts.publish_json("rehearsal", report.environment, snapshot_people(snap), snap.model_dump(mode="json"),
-                                 f"rehearsal snapshot: {snap.verdict.value}, {len(snap.checks)} checks", compact=True)
+    await artifacts.publish_json(
+        "rehearsal",
+        report.environment,
+        snapshot_people(snap),
+        snap.model_dump(mode="json"),
+        f"rehearsal snapshot: {snap.verdict.value}, {len(snap.checks)} checks",
+        compact=True,
+    )
 
 
 def webhook_label(url: str) -> str:
@@ -348,6 +419,8 @@ async def since_last_rehearsal(report: Report, config: GoliveConfig, redact: Red
     except Exception as e:  # noqa: BLE001
         why = redact.text(_one_line(f"{type(e).__name__}: {e}", 200))
         log.warning("the rehearsal snapshot could not be published (%s)", why)
-        report.notes.append(f"rehearsal: tonight's snapshot could not be published ({why}): "
-                            "the next rehearsal will compare with an older one")
+        report.notes.append(
+            f"rehearsal: tonight's snapshot could not be published ({why}): "
+            "the next rehearsal will compare with an older one"
+        )
     return redact.text(to_markdown(d))

@@ -5,6 +5,7 @@ Verdict rules (per section and overall):
 - GO-WITH-WARNINGS: anything WARN, or an advisory check FAIL / ERROR / SKIPPED;
 - GO: everything else (PASS and NOT_APPLICABLE, the latter always listed with its reason).
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,9 @@ class Report(BaseModel):
 
     @property
     def warnings(self) -> list[CheckResult]:
-        return [r for r in self.results if r.status == Status.WARN or (r.status in BAD and r.severity == Severity.ADVISORY)]
+        return [
+            r for r in self.results if r.status == Status.WARN or (r.status in BAD and r.severity == Severity.ADVISORY)
+        ]
 
 
 def _own_failures(results: list[CheckResult]) -> list[CheckResult]:
@@ -79,17 +82,33 @@ def _own_failures(results: list[CheckResult]) -> list[CheckResult]:
 
     def own(r: CheckResult) -> CheckResult:
         b = r.details.get("blocked_by")
-        if r.status != Status.SKIPPED or not r.details.get("unreached") or \
-                (b in by_id and by_id[b].status != Status.PASS):
+        if (
+            r.status != Status.SKIPPED
+            or not r.details.get("unreached")
+            or (b in by_id and by_id[b].status != Status.PASS)
+        ):
             return r
         why = f"{b} passed" if b in by_id else f"{b} was not in this run"
-        return r.model_copy(update={"status": Status.ERROR, "cause": f"{r.evidence} (but {why})",
-                                    "details": {k: v for k, v in r.details.items() if k != "blocked_by"}})
+        return r.model_copy(
+            update={
+                "status": Status.ERROR,
+                "cause": f"{r.evidence} (but {why})",
+                "details": {k: v for k, v in r.details.items() if k != "blocked_by"},
+            }
+        )
+
     return [own(r) for r in results]
 
 
-def build_report(results: list[CheckResult], *, environment: str, mode: str, started_at: datetime,
-                 flow_run_id: str | None = None, notes: list[str] | None = None) -> Report:
+def build_report(
+    results: list[CheckResult],
+    *,
+    environment: str,
+    mode: str,
+    started_at: datetime,
+    flow_run_id: str | None = None,
+    notes: list[str] | None = None,
+) -> Report:
     finished = datetime.now(UTC)
     order = list(SECTIONS)
     results = sorted(_own_failures(results), key=lambda r: (order.index(r.section), r.id))
@@ -99,17 +118,39 @@ def build_report(results: list[CheckResult], *, environment: str, mode: str, sta
         if not rs:
             continue
         span = (max(r.finished_at for r in rs) - min(r.started_at for r in rs)).total_seconds()
-        sections.append(SectionSummary(section=sec, title=SECTIONS[sec], verdict=verdict_of(rs),
-                                       counts=dict(Counter(r.status.value for r in rs)), duration_s=round(span, 3)))
-    return Report(environment=environment, mode=mode, verdict=verdict_of(results), started_at=started_at,
-                  finished_at=finished, duration_s=round((finished - started_at).total_seconds(), 3),
-                  sections=sections, results=results, flow_run_id=flow_run_id, notes=list(notes or []))
+        sections.append(
+            SectionSummary(
+                section=sec,
+                title=SECTIONS[sec],
+                verdict=verdict_of(rs),
+                counts=dict(Counter(r.status.value for r in rs)),
+                duration_s=round(span, 3),
+            )
+        )
+    return Report(
+        environment=environment,
+        mode=mode,
+        verdict=verdict_of(results),
+        started_at=started_at,
+        finished_at=finished,
+        duration_s=round((finished - started_at).total_seconds(), 3),
+        sections=sections,
+        results=results,
+        flow_run_id=flow_run_id,
+        notes=list(notes or []),
+    )
 
 
 # --------------------------------------------------------------------------- renderers
 
-ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.ERROR: "🛑", Status.SKIPPED: "⏭️",
-        Status.NOT_APPLICABLE: "➖"}
+ICON = {
+    Status.PASS: "✅",
+    Status.WARN: "⚠️",
+    Status.FAIL: "❌",
+    Status.ERROR: "🛑",
+    Status.SKIPPED: "⏭️",
+    Status.NOT_APPLICABLE: "➖",
+}
 VICON = {Verdict.GO: "🟢", Verdict.GO_WITH_WARNINGS: "🟡", Verdict.NO_GO: "🔴"}
 
 
@@ -146,9 +187,12 @@ def md(v: Any, limit: int = 160) -> str:
 
 def to_markdown(report: Report, redact: Redactor | None = None) -> str:
     r = report
-    out = [f"# {VICON[r.verdict]} {r.verdict.value}: go-live readiness of `{r.environment}`", "",
-           f"Mode `{r.mode}` · {len(r.results)} checks · {r.duration_s:.1f} s · "
-           f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC", ""]
+    out = [
+        f"# {VICON[r.verdict]} {r.verdict.value}: go-live readiness of `{r.environment}`",
+        "",
+        f"Mode `{r.mode}` · {len(r.results)} checks · {r.duration_s:.1f} s · {r.started_at:%Y-%m-%d %H:%M:%S} UTC",
+        "",
+    ]
     if r.blocking_failures:
         out += ["## Blocking", ""]
         out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {md(c.summary, 300)}" for c in r.blocking_failures]
@@ -157,18 +201,31 @@ def to_markdown(report: Report, redact: Redactor | None = None) -> str:
         out += ["## Warnings", ""]
         out += [f"- {ICON[c.status]} **{c.id}** {c.status.value}: {md(c.summary, 300)}" for c in r.warnings]
         out.append("")
-    out += ["## Sections", "", "| Section | Verdict | PASS | WARN | FAIL | ERROR | SKIPPED | N/A |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += [
+        "## Sections",
+        "",
+        "| Section | Verdict | PASS | WARN | FAIL | ERROR | SKIPPED | N/A |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s in r.sections:
         n = s.counts
-        out.append(f"| {s.title} | {VICON[s.verdict]} {s.verdict.value} | {n.get('PASS', 0)} | {n.get('WARN', 0)} | "
-                   f"{n.get('FAIL', 0)} | {n.get('ERROR', 0)} | {n.get('SKIPPED', 0)} | {n.get('NOT_APPLICABLE', 0)} |")
-    out += ["", "## Evidence", "", "| | Check | Severity | Observed | Expected | How it was measured | s |",
-            "|---|---|---|---|---|---|---|"]
+        out.append(
+            f"| {s.title} | {VICON[s.verdict]} {s.verdict.value} | {n.get('PASS', 0)} | {n.get('WARN', 0)} | "
+            f"{n.get('FAIL', 0)} | {n.get('ERROR', 0)} | {n.get('SKIPPED', 0)} | {n.get('NOT_APPLICABLE', 0)} |"
+        )
+    out += [
+        "",
+        "## Evidence",
+        "",
+        "| | Check | Severity | Observed | Expected | How it was measured | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in r.results:
         observed = c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) else c.observed
-        out.append(f"| {ICON[c.status]} {c.status.value} | `{c.id}` {c.title} | {c.severity.value} | {md(observed)} | "
-                   f"{md(c.expected)} | {md(c.evidence)} | {c.duration_s:.2f} |")
+        out.append(
+            f"| {ICON[c.status]} {c.status.value} | `{c.id}` {c.title} | {c.severity.value} | {md(observed)} | "
+            f"{md(c.expected)} | {md(c.evidence)} | {c.duration_s:.2f} |"
+        )
     if r.notes:
         out += ["", "## Notes", ""] + [f"- {md(n, 2000)}" for n in r.notes]
     text = "\n".join(out) + "\n"
@@ -176,11 +233,22 @@ def to_markdown(report: Report, redact: Redactor | None = None) -> str:
 
 
 def to_table(report: Report) -> list[dict[str, Any]]:
-    return [{"status": c.status.value, "check": c.id, "title": c.title, "severity": c.severity.value,
-             "observed": plain(c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR)
-                               else c.observed),
-             "expected": plain(c.expected), "evidence": plain(c.evidence), "seconds": round(c.duration_s, 3),
-             "seed": "; ".join(c.seed)} for c in report.results]
+    return [
+        {
+            "status": c.status.value,
+            "check": c.id,
+            "title": c.title,
+            "severity": c.severity.value,
+            "observed": plain(
+                c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) else c.observed
+            ),
+            "expected": plain(c.expected),
+            "evidence": plain(c.evidence),
+            "seconds": round(c.duration_s, 3),
+            "seed": "; ".join(c.seed),
+        }
+        for c in report.results
+    ]
 
 
 def to_json(report: Report) -> str:
@@ -197,8 +265,11 @@ def ci_summary(verdict: dict[str, Any], run_url: str | None, limit: int = 40) ->
     if run_url:
         out += [f"[The readiness run in Prefect]({quote(run_url, safe=':/?&=#%~+,;@')})", ""]
     out += ["| section | verdict |", "|---|---|"]
-    out += [f"| {md(s, 40)} | {VICON.get(Verdict(sv), '')} {md(sv, 20)} |" for s, sv in verdict.get("sections", {}).items()
-            if sv in {x.value for x in Verdict}]
+    out += [
+        f"| {md(s, 40)} | {VICON.get(Verdict(sv), '')} {md(sv, 20)} |"
+        for s, sv in verdict.get("sections", {}).items()
+        if sv in {x.value for x in Verdict}
+    ]
     for title, lines in (("Blocking", verdict.get("blocking", [])), ("Warnings", verdict.get("warnings", []))):
         if lines:
             out += ["", f"**{title}** ({len(lines)})", ""] + [f"- {md(line, 300)}" for line in lines[:limit]]
@@ -208,11 +279,22 @@ def ci_summary(verdict: dict[str, Any], run_url: str | None, limit: int = 40) ->
 
 def to_junit(report: Report) -> str:
     """JUnit XML of a report (`junit_xml`), with the full evidence (the table artifact's cells are cut)."""
-    rows = [{"status": c.status.value, "check": c.id, "title": c.title, "severity": c.severity.value,
-             "observed": visible(str(c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR)
-                                     else c.observed)),
-             "expected": visible(str(c.expected)), "evidence": visible(c.evidence), "seconds": c.duration_s,
-             "seed": "; ".join(c.seed)} for c in report.results]
+    rows = [
+        {
+            "status": c.status.value,
+            "check": c.id,
+            "title": c.title,
+            "severity": c.severity.value,
+            "observed": visible(
+                str(c.cause if c.status in (Status.SKIPPED, Status.NOT_APPLICABLE, Status.ERROR) else c.observed)
+            ),
+            "expected": visible(str(c.expected)),
+            "evidence": visible(c.evidence),
+            "seconds": c.duration_s,
+            "seed": "; ".join(c.seed),
+        }
+        for c in report.results
+    ]
     return junit_xml(rows, report.environment, time_s=report.duration_s, timestamp=report.started_at.isoformat())
 
 
@@ -226,26 +308,46 @@ def junit_outcome(row: dict[str, Any]) -> str | None:
     return {"ERROR": "error", "SKIPPED": "skipped", "NOT_APPLICABLE": "skipped"}.get(st)
 
 
-def junit_xml(rows: list[dict[str, Any]], environment: str, *, time_s: float | None = None,
-              timestamp: str | None = None) -> str:
+def junit_xml(
+    rows: list[dict[str, Any]], environment: str, *, time_s: float | None = None, timestamp: str | None = None
+) -> str:
     """The one JUnit writer (a report's `to_junit`, `golive ci` from the checks table artifact): one testsuite per
     section, one testcase per check, outcomes by `junit_outcome`. ElementTree escapes markup; `visible` writes out the
     control characters XML 1.0 cannot hold."""
-    root = ET.Element("testsuites", {"name": visible(f"golive {environment}"), "tests": str(len(rows)),
-                                     **({"time": f"{time_s:.3f}"} if time_s is not None else {})})
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": visible(f"golive {environment}"),
+            "tests": str(len(rows)),
+            **({"time": f"{time_s:.3f}"} if time_s is not None else {}),
+        },
+    )
     by_section: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_section.setdefault(str(row["check"]).split(".", 1)[0], []).append(row)
     for section, rs in by_section.items():
         kinds = Counter(junit_outcome(r) for r in rs)
-        suite = ET.SubElement(root, "testsuite", {
-            "name": visible(section), "tests": str(len(rs)), "failures": str(kinds["failure"]),
-            "errors": str(kinds["error"]), "skipped": str(kinds["skipped"]),
-            "time": f"{sum(float(r.get('seconds') or 0) for r in rs):.3f}",
-            **({"timestamp": timestamp} if timestamp else {})})
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            {
+                "name": visible(section),
+                "tests": str(len(rs)),
+                "failures": str(kinds["failure"]),
+                "errors": str(kinds["error"]),
+                "skipped": str(kinds["skipped"]),
+                "time": f"{sum(float(r.get('seconds') or 0) for r in rs):.3f}",
+                **({"timestamp": timestamp} if timestamp else {}),
+            },
+        )
         for r in rs:
-            case = ET.SubElement(suite, "testcase", classname=visible(f"golive.{section}"), name=visible(str(r["check"])),
-                                 time=f"{float(r.get('seconds') or 0):.3f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=visible(f"golive.{section}"),
+                name=visible(str(r["check"])),
+                time=f"{float(r.get('seconds') or 0):.3f}",
+            )
             exp = f" (expected {r['expected']})" if r.get("expected") not in (None, "", "None") else ""
             msg = visible(f"{r['status']} [{r['severity']}]: {r['observed']}{exp}")
             detail = visible(f"observed: {r['observed']}\nexpected: {r.get('expected')}\nevidence: {r['evidence']}")
@@ -255,6 +357,7 @@ def junit_xml(rows: list[dict[str, Any]], environment: str, *, time_s: float | N
                 ET.SubElement(case, "skipped", message=msg)
             warn = f"WARNING: {msg}\n" if r["status"] == "WARN" else ""
             ET.SubElement(case, "system-out").text = visible(
-                f"{warn}{r.get('title', '')}\nseed: {r.get('seed', '')}\n{detail}")
+                f"{warn}{r.get('title', '')}\nseed: {r.get('seed', '')}\n{detail}"
+            )
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -14,6 +14,7 @@ out while no process of its own is left (issue #14, point 3).
   Any API client can start it with any parameters: it can remind, or record a timeout that Prefect already
   enforced, and never anything that deploys.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -92,14 +93,16 @@ async def _answered_at(client: Any, run_id: UUID, keys: set[str]) -> dict[str, d
             if not n.isdigit():
                 continue
             for rk in response_keys(int(n)):
-                found = await client.filter_flow_run_input(flow_run_id=run_id, key_prefix=rk, limit=1,
-                                                           exclude_keys=set())
+                found = await client.filter_flow_run_input(
+                    flow_run_id=run_id, key_prefix=rk, limit=1, exclude_keys=set()
+                )
                 if found and found[0].created:
                     out[key] = found[0].created
                     break
     except Exception as e:  # noqa: BLE001 - only the record's times are lost (they read as the replay's time)
-        get_run_logger().warning("when the answered sign-offs were stored is not known: %s",
-                                 plain(f"{type(e).__name__}: {e}", 200))
+        get_run_logger().warning(
+            "when the answered sign-offs were stored is not known: %s", plain(f"{type(e).__name__}: {e}", 200)
+        )
     return out
 
 
@@ -117,19 +120,28 @@ async def _open_go_live(client: Any, own: Any, config_path: str) -> str | None:
     from prefect.client.schemas.sorting import FlowRunSort
 
     live = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED]
-    flt = dict(flow_filter=FlowFilter(id=FlowFilterId(any_=[own.flow_id])), sort=FlowRunSort.ID_DESC,
-               flow_run_filter=FlowRunFilter(id=FlowRunFilterId(not_any_=[own.id]),
-                                             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))))
+    flt = dict(
+        flow_filter=FlowFilter(id=FlowFilterId(any_=[own.flow_id])),
+        sort=FlowRunSort.ID_DESC,
+        flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(not_any_=[own.id]), state=FlowRunFilterState(type=FlowRunFilterStateType(any_=live))
+        ),
+    )
     runs: list[Any] = []
     while len(page := await client.read_flow_runs(**flt, limit=200, offset=len(runs))) == 200 and len(runs) < 5000:
         runs += page
     runs += page
     for r in runs:
-        if r.parameters.get("mode") == "go-live" and _same_file(r.parameters.get("config"), config_path) \
-                and answered_rounds(r):
-            return (f"go-live run {r.id} ({plain(r.name, 60)}) of this environment is waiting for its sign-off "
-                    f"({plain(r.state.name if r.state else 'no state', 40)}): one go-live at a time; sign it off "
-                    "or cancel it first")
+        if (
+            r.parameters.get("mode") == "go-live"
+            and _same_file(r.parameters.get("config"), config_path)
+            and answered_rounds(r)
+        ):
+            return (
+                f"go-live run {r.id} ({plain(r.name, 60)}) of this environment is waiting for its sign-off "
+                f"({plain(r.state.name if r.state else 'no state', 40)}): one go-live at a time; sign it off "
+                "or cancel it first"
+            )
     return None
 
 
@@ -156,23 +168,33 @@ async def schedule_timers(config_path: str, run_id: str, round_no: int, timeout_
     try:
         async with get_client() as client:
             dep = await client.read_deployment_by_name(TIMER_DEPLOYMENT)
-            for what, at in (("reminder", now + timedelta(seconds=timeout_s / 2)),
-                             ("timeout", now + timedelta(seconds=timeout_s + DEADLINE_GRACE_S))):
+            for what, at in (
+                ("reminder", now + timedelta(seconds=timeout_s / 2)),
+                ("timeout", now + timedelta(seconds=timeout_s + DEADLINE_GRACE_S)),
+            ):
                 await client.create_flow_run_from_deployment(
-                    dep.id, parameters={"config": config_path, "go_live_run_id": run_id, "round_no": round_no,
-                                        "what": what},
-                    state=Scheduled(scheduled_time=at), idempotency_key=f"{run_id}:{WAIT_KEY.format(round_no)}:{what}")
+                    dep.id,
+                    parameters={"config": config_path, "go_live_run_id": run_id, "round_no": round_no, "what": what},
+                    state=Scheduled(scheduled_time=at),
+                    idempotency_key=f"{run_id}:{WAIT_KEY.format(round_no)}:{what}",
+                )
     except ObjectNotFound:
-        logger.warning("deployment %s not found: sign-off %d gets no reminder, and its timeout is recorded by "
-                       "Prefect alone (the run ends Failed at its deadline)", TIMER_DEPLOYMENT, round_no)
+        logger.warning(
+            "deployment %s not found: sign-off %d gets no reminder, and its timeout is recorded by "
+            "Prefect alone (the run ends Failed at its deadline)",
+            TIMER_DEPLOYMENT,
+            round_no,
+        )
     except Exception as e:  # noqa: BLE001 - timers are best effort; the deadline is Prefect's own
-        logger.warning("sign-off %d: timers not scheduled (%s): no reminder; the deadline still holds", round_no,
-                       plain(f"{type(e).__name__}: {e}", 300))
+        logger.warning(
+            "sign-off %d: timers not scheduled (%s): no reminder; the deadline still holds",
+            round_no,
+            plain(f"{type(e).__name__}: {e}", 300),
+        )
 
 
 @flow(name=TIMER_FLOW, flow_run_name="{what} round {round_no}", persist_result=False)
-async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
-                         what: Literal["reminder", "timeout"]) -> str:
+async def sign_off_timer(config: str, go_live_run_id: str, round_no: int, what: Literal["reminder", "timeout"]) -> str:
     """Remind the approvers of an unanswered sign-off round, or record an expired one as the NO-GO it is. The config
     is the go-live run's own (its `config` parameter): the timer's `config` is only where it was scheduled from, and
     any API client can start a timer with another."""
@@ -205,8 +227,9 @@ async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
                 return f"round {round_no}: no reminder: {e}"
             need = {r.value for r in cfg.approval.required_roles}
             signed = await _accepted(client, run, round_no - 1, report, cfg.approval)
-            await notifier(cfg, logger)(notice("reminder", report, round_no, sign_off_url(go_live_run_id),
-                                               missing_roles(signed, need)))
+            await notifier(cfg, logger)(
+                notice("reminder", report, round_no, sign_off_url(go_live_run_id), missing_roles(signed, need))
+            )
             return f"round {round_no}: reminded"
         deadline = datetime.now(UTC) + timedelta(seconds=60)
         while waiting and datetime.now(UTC) < deadline:  # Prefect's expiry loop ends it within seconds
@@ -214,8 +237,7 @@ async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
             run = await client.read_flow_run(rid)
             state = run.state
             waiting = state is not None and state.is_paused() and state.state_details.pause_key == key
-        last = max((int(k.rsplit("-", 1)[1]) for k in answered_rounds(run) if k.rsplit("-", 1)[1].isdigit()),
-                   default=0)
+        last = max((int(k.rsplit("-", 1)[1]) for k in answered_rounds(run) if k.rsplit("-", 1)[1].isdigit()), default=0)
         expired = state is not None and state.is_failed() and EXPIRED in (state.message or "") and last == round_no
         if waiting and state is not None:  # (waiting: state is not None)
             expiry = state.state_details.pause_timeout
@@ -234,15 +256,29 @@ async def sign_off_timer(config: str, go_live_run_id: str, round_no: int,
             return why
         signed = await _accepted(client, run, round_no - 1, report, policy)
         record = DecisionRecord(
-            environment=report.environment, release=run.parameters.get("release"), readiness_flow_run_id=str(rid),
-            decision=Verdict.NO_GO, why=why, decided_at=datetime.now(UTC), report_verdict=report.verdict,
+            environment=report.environment,
+            release=run.parameters.get("release"),
+            readiness_flow_run_id=str(rid),
+            decision=Verdict.NO_GO,
+            why=why,
+            decided_at=datetime.now(UTC),
+            report_verdict=report.verdict,
             blocking_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
             warnings_seen=[f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings],
-            required_roles=sorted(need), signoffs=[s.model_dump(mode="json") for s in signed], timed_out=True,
-            rounds=round_no, waited_in="suspended", requested_by=requesters_of(run), identity=IDENTITY)
+            required_roles=sorted(need),
+            signoffs=[s.model_dump(mode="json") for s in signed],
+            timed_out=True,
+            rounds=round_no,
+            waited_in="suspended",
+            requested_by=requesters_of(run),
+            identity=IDENTITY,
+        )
     await publish_decision(record, str(rid))
-    await notifier(cfg, logger)(notice("timed-out", report, round_no, sign_off_url(go_live_run_id), [],
-                                       decision="NO-GO", release=record.release))
+    await notifier(cfg, logger)(
+        notice(
+            "timed-out", report, round_no, sign_off_url(go_live_run_id), [], decision="NO-GO", release=record.release
+        )
+    )
     logger.warning("go-live run %s: %s", rid, why)
     return why
 
@@ -252,6 +288,10 @@ async def _accepted(client: Any, run: Any, rounds: int, report: Any, policy: Any
     stored = await stored_sign_offs(client, run.id, rounds)
     if isinstance(stored, str):
         return []
-    accepted, _, _ = replay(stored, [r.id for r in report.blocking_failures], {r.value for r in policy.required_roles},
-                            requester_rule(policy, requesters_of(run)))
+    accepted, _, _ = replay(
+        stored,
+        [r.id for r in report.blocking_failures],
+        {r.value for r in policy.required_roles},
+        requester_rule(policy, requesters_of(run)),
+    )
     return accepted

@@ -14,6 +14,7 @@ The acknowledgement is a Prefect Variable `golive-ack-<environment>` (set with `
 Variables page) holding {"release", "by", "reason", "criteria"}; an empty `criteria` covers every HIGH criterion.
 Kept free of Prefect imports: the flow reads the variable and passes its value in.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -72,7 +73,7 @@ def parse_ack(value: Any, release: str) -> tuple[Ack | None, str | None]:
 
 @dataclass
 class Signal:
-    severity: str           # CRITICAL / HIGH / MEDIUM
+    severity: str  # CRITICAL / HIGH / MEDIUM
     criterion: str
     failing: bool
     evidence: str
@@ -84,8 +85,8 @@ class Watch:
     """The state of one watch window across polls."""
 
     policy: DeployPolicy
-    first_bad: dict[str, float] = field(default_factory=dict)        # criterion -> when it started failing
-    medium: list[str] = field(default_factory=list)                  # MEDIUM findings, once each
+    first_bad: dict[str, float] = field(default_factory=dict)  # criterion -> when it started failing
+    medium: list[str] = field(default_factory=list)  # MEDIUM findings, once each
     acknowledged: list[dict[str, Any]] = field(default_factory=list)  # HIGH criteria kept, with who and why
 
     def evaluate(self, now: float, signals: list[Signal], ack: Ack | None) -> Trip | None:
@@ -104,27 +105,41 @@ class Watch:
                 continue
             if sig.severity == "HIGH" and ack is not None and ack.covers(sig.criterion):
                 if not any(a["criterion"] == sig.criterion for a in self.acknowledged):
-                    self.acknowledged.append({"criterion": sig.criterion, "evidence": sig.evidence, "by": ack.by,
-                                              "reason": ack.reason, "failing_for_s": round(now - since, 1)})
+                    self.acknowledged.append(
+                        {
+                            "criterion": sig.criterion,
+                            "evidence": sig.evidence,
+                            "by": ack.by,
+                            "reason": ack.reason,
+                            "failing_for_s": round(now - since, 1),
+                        }
+                    )
                 continue
-            return Trip(severity=sig.severity, criterion=f"{sig.criterion} for {now - since:.1f}s "
-                                                         f"(allowed {sig.allowed_s:g}s)",
-                        evidence=sig.evidence, detected_at=datetime.now(UTC))
+            return Trip(
+                severity=sig.severity,
+                criterion=f"{sig.criterion} for {now - since:.1f}s (allowed {sig.allowed_s:g}s)",
+                evidence=sig.evidence,
+                detected_at=datetime.now(UTC),
+            )
         return None
 
 
-def check_signals(policy: DeployPolicy, results: Mapping[str, CheckResult], api_ids: list[str],
-                  db_ids: list[str]) -> list[Signal]:
+def check_signals(
+    policy: DeployPolicy, results: Mapping[str, CheckResult], api_ids: list[str], db_ids: list[str]
+) -> list[Signal]:
     """The criteria golive probes itself, from one poll's check results."""
     ok = ("PASS", "WARN", "NOT_APPLICABLE")
-    groups = [("CRITICAL", "API not responding", policy.api_down_seconds, api_ids),
-              ("CRITICAL", "database inaccessible", policy.db_down_seconds, db_ids),
-              ("HIGH", "login / campaign list failing", policy.high_assess_seconds, policy.high_checks)]
+    groups = [
+        ("CRITICAL", "API not responding", policy.api_down_seconds, api_ids),
+        ("CRITICAL", "database inaccessible", policy.db_down_seconds, db_ids),
+        ("HIGH", "login / campaign list failing", policy.high_assess_seconds, policy.high_checks),
+    ]
     out = []
     for sev, name, allowed, ids in groups:
         bad = [results[i] for i in ids if i in results and results[i].status.value not in ok]
-        out.append(Signal(sev, name, bool(bad), "; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in bad),
-                          allowed))
+        out.append(
+            Signal(sev, name, bool(bad), "; ".join(f"{r.id} {r.status.value}: {r.summary}" for r in bad), allowed)
+        )
     return out
 
 
@@ -133,9 +148,11 @@ def alert_signals(policy: DeployPolicy, firing: list[dict[str, Any]]) -> list[Si
     out = []
     for c in policy.alert_criteria:
         hits = [a for a in firing if a.get("labels", {}).get("alertname") == c.alert]
-        evidence = "; ".join(f"alert {c.alert} firing since {a.get('activeAt', '?')}"
-                             + (f": {a['annotations']['summary']}" if a.get("annotations", {}).get("summary") else "")
-                             for a in hits)
+        evidence = "; ".join(
+            f"alert {c.alert} firing since {a.get('activeAt', '?')}"
+            + (f": {a['annotations']['summary']}" if a.get("annotations", {}).get("summary") else "")
+            for a in hits
+        )
         allowed = policy.high_assess_seconds if c.severity == "HIGH" else 0.0
         out.append(Signal(c.severity, c.criterion, bool(hits), evidence, allowed))
     return out
@@ -144,8 +161,15 @@ def alert_signals(policy: DeployPolicy, firing: list[dict[str, Any]]) -> list[Si
 def error_rate_signal(policy: DeployPolicy, rate: float | None) -> list[Signal]:
     if rate is None:
         return []
-    return [Signal("HIGH", f"error ratio > {policy.max_error_rate}", rate > policy.max_error_rate,
-                   f"PromQL {policy.error_rate_query} = {rate:.3f}", policy.high_assess_seconds)]
+    return [
+        Signal(
+            "HIGH",
+            f"error ratio > {policy.max_error_rate}",
+            rate > policy.max_error_rate,
+            f"PromQL {policy.error_rate_query} = {rate:.3f}",
+            policy.high_assess_seconds,
+        )
+    ]
 
 
 #: the least time one poll's probes get, however short poll_seconds is (a healthy API answers in milliseconds)

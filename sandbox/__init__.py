@@ -23,6 +23,7 @@ config that points at them.
 
 Never imported by `tasks/` or `flows/`.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -39,8 +40,10 @@ def __getattr__(name: str) -> Any:
     # first.
     if name == "Sandbox":
         from .stack import Sandbox
+
         return Sandbox
     if name == "FAULTS":
         from .faults import FAULTS
+
         return FAULTS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

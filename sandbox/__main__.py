@@ -1,4 +1,5 @@
 """`python -m golive.sandbox up [--fault NAME ...]`: start the stack, print the config path and the env, wait, stop cleanly."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m golive.sandbox", description="golive's local production-like stack")
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the stack and wait until Ctrl-C / SIGTERM")
-    up.add_argument("--fault", action="append", default=[], choices=sorted(FAULTS), metavar="NAME",
-                    help="start with this fault (repeatable; see `python -m golive.sandbox faults`)")
+    up.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=sorted(FAULTS),
+        metavar="NAME",
+        help="start with this fault (repeatable; see `python -m golive.sandbox faults`)",
+    )
     up.add_argument("--base-dir", help="an empty directory for the stack's files (default: a new one under /tmp)")
     up.add_argument("--keep", action="store_true", help="keep the base directory after stopping")
     sub.add_parser("faults", help="list the fault switches")

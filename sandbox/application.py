@@ -3,6 +3,7 @@ git repository, the faults of the app's facts (its data, repository, scheduler, 
 sections (`app`, `workers`, `security`) that point at all of it. The processes are parts: the web process and its
 environment in sandbox/parts/web_app.py, the scheduler in sandbox/parts/scheduler.py.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -18,8 +19,10 @@ SELF = {"golive"}  # the project itself (an editable install) is not a pinned de
 WATCHED = ["starlette", "uvicorn", "SQLAlchemy", "psycopg", "httpx"]  # seed 5.4: "FastAPI, SQLAlchemy latest stable"
 SECRET_FILE = ".env.production"
 #: the `secrets-committed` fault's file: a production env file with an AWS-style key (a fake one, made at apply time)
-ENV_PRODUCTION = "APP_ENV=production\nDATABASE_URL=postgresql://app_user@db.internal:5432/merchants_prod\n" \
-                 "AWS_ACCESS_KEY_ID=AKIA{key}\nAWS_SECRET_ACCESS_KEY={secret}\n"
+ENV_PRODUCTION = (
+    "APP_ENV=production\nDATABASE_URL=postgresql://app_user@db.internal:5432/merchants_prod\n"
+    "AWS_ACCESS_KEY_ID=AKIA{key}\nAWS_SECRET_ACCESS_KEY={secret}\n"
+)
 
 SETTINGS_PY = '''"""SwipeSavvy settings: every value comes from the environment (seed 5.2: no hardcoded secrets)."""
 import os
@@ -47,13 +50,18 @@ def lock_lines() -> list[str]:
 def repo_files() -> dict[str, str]:
     """The app's own files in its release commit: the lock file, settings from the environment, .env.example,
     .gitignore (the sandbox's app repository is made by dr.make_repo)."""
-    return {LOCK_NAME: "# pinned by `pip freeze` at build time; the deploy installs exactly these\n"
-                       + "\n".join(lock_lines()) + "\n",
-            "swipesavvy/settings.py": SETTINGS_PY, ".env.example": ENV_EXAMPLE,
-            ".gitignore": ".env\n.env.*\n!.env.example\n__pycache__/\n"}
+    return {
+        LOCK_NAME: "# pinned by `pip freeze` at build time; the deploy installs exactly these\n"
+        + "\n".join(lock_lines())
+        + "\n",
+        "swipesavvy/settings.py": SETTINGS_PY,
+        ".env.example": ENV_EXAMPLE,
+        ".gitignore": ".env\n.env.*\n!.env.example\n__pycache__/\n",
+    }
 
 
 # --------------------------------------------------------------------------- faults
+
 
 def commit_secrets(sb: Stack) -> None:
     body = ENV_PRODUCTION.format(key=secrets.token_hex(8).upper(), secret=secrets.token_urlsafe(30))
@@ -67,7 +75,7 @@ def uncommit_secrets(sb: Stack) -> None:
 
 
 PLAINTEXT_USER_ID = 42
-PLAINTEXT_PASSWORD = "Summer2025!"   # what a broken import leaves in password_hash
+PLAINTEXT_PASSWORD = "Summer2025!"  # what a broken import leaves in password_hash
 
 
 def plaintext_password(sb: Stack) -> None:
@@ -86,6 +94,7 @@ def admin_without_2fa(on: bool):
     def act(sb: Stack) -> None:
         with sb.admin_db() as conn:
             conn.execute("UPDATE users SET totp_enabled = %s WHERE id = 2", (not on,))
+
     return act
 
 
@@ -93,8 +102,10 @@ def audit_short(sb: Stack) -> None:
     """Keep only the last 30 days (what a 30-day log retention leaves)."""
     with sb.admin_db() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS audit_log_fault_saved AS SELECT * FROM audit_log WHERE false")
-        conn.execute("WITH gone AS (DELETE FROM audit_log WHERE occurred_at < now() - interval '30 days' RETURNING *) "
-                     "INSERT INTO audit_log_fault_saved SELECT * FROM gone")
+        conn.execute(
+            "WITH gone AS (DELETE FROM audit_log WHERE occurred_at < now() - interval '30 days' RETURNING *) "
+            "INSERT INTO audit_log_fault_saved SELECT * FROM gone"
+        )
 
 
 def audit_full(sb: Stack) -> None:
@@ -148,24 +159,45 @@ def unexpose_db(sb: Stack) -> None:
 
 # --------------------------------------------------------------------------- the golive config sections
 
+
 def config(sb: Stack) -> dict[str, Any]:
     """The `app`, `workers` and `security` sections of the sandbox's golive config (data, dumped by configfile)."""
     from .parts.scheduler import JOBS
 
     adv = f"http://127.0.0.1:{sb.ports['advisories']}"
-    cron = {"daily_analytics_aggregation": "0 2 * * *", "weekly_model_retraining": "0 3 * * mon",
-            "merchant_affinity_update": "0 */6 * * *", "optimal_send_time_calculation": "0 4 * * *",
-            "campaign_optimization_generation": "0 5 * * *"}
+    cron = {
+        "daily_analytics_aggregation": "0 2 * * *",
+        "weekly_model_retraining": "0 3 * * mon",
+        "merchant_affinity_update": "0 */6 * * *",
+        "optimal_send_time_calculation": "0 4 * * *",
+        "campaign_optimization_generation": "0 5 * * *",
+    }
     assert set(cron) == set(JOBS)
     return {
-        "app": {"required_env": list(REQUIRED_ENV), "expected_environment": "production",
-                "lock_file": str(sb.app_lock), "min_packages": 50},
+        "app": {
+            "required_env": list(REQUIRED_ENV),
+            "expected_environment": "production",
+            "lock_file": str(sb.app_lock),
+            "min_packages": 50,
+        },
         "workers": {"jobs": cron},
         "security": {
-            "users_table": "users", "password_column": "password_hash", "sensitive_columns": ["users.totp_secret"],
-            "mfa_column": "totp_enabled", "role_column": "role", "admin_roles": ["admin"], "app_repo": str(sb.repo),
-            "must_refuse": [f"127.0.0.2:{sb.ports['postgres']}"], "audit_table": "audit_log",
-            "audit_time_column": "occurred_at", "rate_limit_probe": True,
-            "dependencies": {"lock_file": str(sb.app_lock), "osv_url": f"{adv}/v1/query",
-                             "index_url": f"{adv}/simple/", "watch": list(WATCHED)}},
+            "users_table": "users",
+            "password_column": "password_hash",
+            "sensitive_columns": ["users.totp_secret"],
+            "mfa_column": "totp_enabled",
+            "role_column": "role",
+            "admin_roles": ["admin"],
+            "app_repo": str(sb.repo),
+            "must_refuse": [f"127.0.0.2:{sb.ports['postgres']}"],
+            "audit_table": "audit_log",
+            "audit_time_column": "occurred_at",
+            "rate_limit_probe": True,
+            "dependencies": {
+                "lock_file": str(sb.app_lock),
+                "osv_url": f"{adv}/v1/query",
+                "index_url": f"{adv}/simple/",
+                "watch": list(WATCHED),
+            },
+        },
     }

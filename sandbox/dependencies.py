@@ -11,6 +11,7 @@ is off when none is.
 
 Used by sandbox/stack.py (PORTS, services(), credentials(), config(), monitoring_config(), notes()) and sandbox/faults.py.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,18 +52,28 @@ def services(sb: Stack) -> list[Service]:
     p, base = sb.ports, sb.base_dir
     out = []
     if have_pgbouncer():
+
         def pgb_argv() -> list[str]:
-            ini = pgbouncer.write_config(base / "pgbouncer", listen_port=p["pgbouncer"], pg_port=p["postgres"],
-                                         dbname=postgres.DBNAME,
-                                         users={postgres.APP_USER: sb.env[ENV_DB],
-                                                pgbouncer.ADMIN_USER: sb.env[PGB_ADMIN_ENV]})
+            ini = pgbouncer.write_config(
+                base / "pgbouncer",
+                listen_port=p["pgbouncer"],
+                pg_port=p["postgres"],
+                dbname=postgres.DBNAME,
+                users={postgres.APP_USER: sb.env[ENV_DB], pgbouncer.ADMIN_USER: sb.env[PGB_ADMIN_ENV]},
+            )
             return pgbouncer.argv(ini)
+
         out.append(Service("pgbouncer", pgb_argv, (p["pgbouncer"],), user=pgbouncer.run_as()))
     if have_alertmanager():
+
         def am_argv() -> list[str]:
-            cfg = alertmanager.write_config(base / "alertmanager", slack_webhook=f"http://127.0.0.1:{p['saas']}"
-                                            "/slack/hooks/T0GOLIVE/B0ALERTS", smarthost=f"127.0.0.1:{p['smtp']}")
+            cfg = alertmanager.write_config(
+                base / "alertmanager",
+                slack_webhook=f"http://127.0.0.1:{p['saas']}/slack/hooks/T0GOLIVE/B0ALERTS",
+                smarthost=f"127.0.0.1:{p['smtp']}",
+            )
             return alertmanager.argv(cfg, p["alertmanager"], base / "alertmanager" / "data")
+
         out.append(Service("alertmanager", am_argv, (p["alertmanager"],), env=child_env()))
     return out
 
@@ -70,40 +81,68 @@ def services(sb: Stack) -> list[Service]:
 def config(sb: Stack) -> dict[str, Any]:
     """The sections this module serves, as data (configfile dumps them; `notes` says what is left out and why)."""
     p = sb.ports
-    u = service_apis.urls(f"http://127.0.0.1:{p['saas2']}", f"https://127.0.0.1:{p['saas2_k8s']}",
-                          str(docker_socket(sb)))
+    u = service_apis.urls(
+        f"http://127.0.0.1:{p['saas2']}", f"https://127.0.0.1:{p['saas2_k8s']}", str(docker_socket(sb))
+    )
     dsn = f"http://${{{service_apis.SENTRY_KEY_ENV}}}@{u['sentry_dsn_host']}/{u['sentry_project']}"
     out: dict[str, Any] = {
         # the sandbox's tables are small (6,000 campaign events); production keeps 10,000
-        "indexes": {"large_table_rows": 1000}}
+        "indexes": {"large_table_rows": 1000}
+    }
     if have_pgbouncer():
-        out["pgbouncer"] = {"host": "127.0.0.1", "port": p["pgbouncer"], "admin_user": pgbouncer.ADMIN_USER,
-                            "admin_password": f"${{{PGB_ADMIN_ENV}}}", "sslmode": "disable"}
+        out["pgbouncer"] = {
+            "host": "127.0.0.1",
+            "port": p["pgbouncer"],
+            "admin_user": pgbouncer.ADMIN_USER,
+            "admin_password": f"${{{PGB_ADMIN_ENV}}}",
+            "sslmode": "disable",
+        }
     observability: dict[str, Any] = {
-        "grafana": {"url": u["grafana"], "api_token": f"${{{service_apis.GRAFANA_TOKEN_ENV}}}",
-                    "dashboards": [t for _, t in service_apis.DASHBOARDS]}}
+        "grafana": {
+            "url": u["grafana"],
+            "api_token": f"${{{service_apis.GRAFANA_TOKEN_ENV}}}",
+            "dashboards": [t for _, t in service_apis.DASHBOARDS],
+        }
+    }
     if have_alertmanager():
         observability["alertmanager"] = {"url": f"http://127.0.0.1:{p['alertmanager']}"}
-    observability["logging"] = {"elasticsearch_url": u["elasticsearch"], "kibana_url": u["kibana"],
-                                "index": "filebeat-*"}
+    observability["logging"] = {
+        "elasticsearch_url": u["elasticsearch"],
+        "kibana_url": u["kibana"],
+        "index": "filebeat-*",
+    }
     out |= {
         "saas": {
-            "twilio": {"api_url": u["twilio"], "account_sid": service_apis.TWILIO_SID,
-                       "auth_token": f"${{{service_apis.TWILIO_TOKEN_ENV}}}",
-                       "sender_numbers": [service_apis.SENDER]},
+            "twilio": {
+                "api_url": u["twilio"],
+                "account_sid": service_apis.TWILIO_SID,
+                "auth_token": f"${{{service_apis.TWILIO_TOKEN_ENV}}}",
+                "sender_numbers": [service_apis.SENDER],
+            },
             # a test-mode key: the sandbox is not production
-            "stripe": {"api_url": u["stripe"], "secret_key": f"${{{service_apis.STRIPE_KEY_ENV}}}",
-                       "webhook_url": "https://api.swipesavvy.test/webhooks/stripe",
-                       "webhook_signing_secret": f"${{{service_apis.STRIPE_WHSEC_ENV}}}"},
+            "stripe": {
+                "api_url": u["stripe"],
+                "secret_key": f"${{{service_apis.STRIPE_KEY_ENV}}}",
+                "webhook_url": "https://api.swipesavvy.test/webhooks/stripe",
+                "webhook_signing_secret": f"${{{service_apis.STRIPE_WHSEC_ENV}}}",
+            },
             "sentry": {"dsn": dsn, "environment": "sandbox"},
             # the sandbox web app carries no snippet: a page of the fakes does
-            "analytics": {"measurement_id": service_apis.MEASUREMENT_ID, "page_url": u["site"],
-                          "collector_url": u["collector"]}},
+            "analytics": {
+                "measurement_id": service_apis.MEASUREMENT_ID,
+                "page_url": u["site"],
+                "collector_url": u["collector"],
+            },
+        },
         "containers": {
             "ca_file": str(sb.ca_file),
             "docker": {"url": u["docker"], "expected_containers": ["api", "worker", "scheduler", "nginx"]},
-            "kubernetes": {"api_url": u["kubernetes"], "token": f"${{{service_apis.K8S_TOKEN_ENV}}}",
-                           "min_ready_nodes": 3}},
+            "kubernetes": {
+                "api_url": u["kubernetes"],
+                "token": f"${{{service_apis.K8S_TOKEN_ENV}}}",
+                "min_ready_nodes": 3,
+            },
+        },
         "observability": observability,
     }
     return out
@@ -121,8 +160,10 @@ def notes(sb: Stack) -> list[str]:
     if not have_pgbouncer():
         out.append("pgbouncer: not installed on this machine (apt-get install pgbouncer): the pool checks are N/A")
     if not have_alertmanager():
-        out.append("alertmanager: not installed on this machine (apt-get install prometheus-alertmanager): N/A, "
-                   "and monitoring.alert_rules.require_alertmanager is false")
+        out.append(
+            "alertmanager: not installed on this machine (apt-get install prometheus-alertmanager): N/A, "
+            "and monitoring.alert_rules.require_alertmanager is false"
+        )
     return out
 
 
@@ -140,8 +181,10 @@ def create_index(sb: Stack) -> None:
 
 def _need(service: str, have: bool, package: str) -> None:
     if not have:
-        raise RuntimeError(f"{service} is not installed on this machine (apt-get install {package}): the sandbox "
-                           f"runs none, so this fault cannot be applied")
+        raise RuntimeError(
+            f"{service} is not installed on this machine (apt-get install {package}): the sandbox "
+            f"runs none, so this fault cannot be applied"
+        )
 
 
 def stop_pgbouncer(sb: Stack) -> None:

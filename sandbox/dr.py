@@ -1,6 +1,7 @@
 """Disaster-recovery artifacts in the sandbox's base directory: the application's git repository with its release tag
 (and a bare `origin` holding a copy, the code's off-machine backup), the rollback script, and the record of the last
 rollback rehearsal."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,9 +13,9 @@ from pathlib import Path
 
 RELEASE_TAG = "v2.4.0"
 PREVIOUS_TAG = "v2.3.2"
-REHEARSAL_AGE = dt.timedelta(days=2)         # rehearsed two days ago (seed 8.2: within the last week)
+REHEARSAL_AGE = dt.timedelta(days=2)  # rehearsed two days ago (seed 8.2: within the last week)
 STALE_REHEARSAL_AGE = dt.timedelta(days=10)  # the `rollback-rehearsal-stale` fault
-REHEARSAL_SECONDS = 540                      # 9 minutes (seed 8.2: the rollback completes in < 15 minutes)
+REHEARSAL_SECONDS = 540  # 9 minutes (seed 8.2: the rollback completes in < 15 minutes)
 
 ROLLBACK_SCRIPT = """\
 #!/usr/bin/env bash
@@ -46,9 +47,17 @@ exit 1
 
 def _git_env(when: dt.datetime | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update({"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
-                "GIT_AUTHOR_NAME": "Dana Whitfield", "GIT_AUTHOR_EMAIL": "dana.whitfield@swipesavvy.test",
-                "GIT_COMMITTER_NAME": "Dana Whitfield", "GIT_COMMITTER_EMAIL": "dana.whitfield@swipesavvy.test"})
+    env.update(
+        {
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": "Dana Whitfield",
+            "GIT_AUTHOR_EMAIL": "dana.whitfield@swipesavvy.test",
+            "GIT_COMMITTER_NAME": "Dana Whitfield",
+            "GIT_COMMITTER_EMAIL": "dana.whitfield@swipesavvy.test",
+        }
+    )
     if when is not None:
         stamp = when.strftime("%Y-%m-%dT%H:%M:%S+0000")
         env.update({"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
@@ -56,8 +65,9 @@ def _git_env(when: dt.datetime | None = None) -> dict[str, str]:
 
 
 def git(repo: Path, *args: str, when: dt.datetime | None = None) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=_git_env(when), timeout=30).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=_git_env(when), timeout=30
+    ).stdout.strip()
 
 
 def make_repo(base: Path, files: dict[str, str] | None = None) -> tuple[Path, Path]:
@@ -67,12 +77,18 @@ def make_repo(base: Path, files: dict[str, str] | None = None) -> tuple[Path, Pa
     repo.mkdir()
     now = dt.datetime.now(dt.UTC)
     git(repo, "init", "--quiet", "--initial-branch=main")
-    history = [(40, "Initial SwipeSavvy API", None), (20, "Merchant affinity scores", PREVIOUS_TAG),
-               (1, "Campaign optimizations and send-time model", RELEASE_TAG)]
+    history = [
+        (40, "Initial SwipeSavvy API", None),
+        (20, "Merchant affinity scores", PREVIOUS_TAG),
+        (1, "Campaign optimizations and send-time model", RELEASE_TAG),
+    ]
     for days, message, tag in history:
         when = now - dt.timedelta(days=days)
-        (repo / "CHANGELOG.md").write_text((repo / "CHANGELOG.md").read_text() + f"- {message}\n"
-                                           if (repo / "CHANGELOG.md").exists() else f"# Changelog\n- {message}\n")
+        (repo / "CHANGELOG.md").write_text(
+            (repo / "CHANGELOG.md").read_text() + f"- {message}\n"
+            if (repo / "CHANGELOG.md").exists()
+            else f"# Changelog\n- {message}\n"
+        )
         if tag == RELEASE_TAG:
             for rel, text in (files or {}).items():
                 (repo / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +97,9 @@ def make_repo(base: Path, files: dict[str, str] | None = None) -> tuple[Path, Pa
         git(repo, "commit", "--quiet", "-m", message, when=when)
         if tag:
             git(repo, "tag", "-a", tag, "-m", f"Release {tag}", when=when)
-    subprocess.run(["git", "init", "--quiet", "--bare", str(origin)], check=True, capture_output=True,
-                   env=_git_env(), timeout=30)
+    subprocess.run(
+        ["git", "init", "--quiet", "--bare", str(origin)], check=True, capture_output=True, env=_git_env(), timeout=30
+    )
     git(repo, "remote", "add", "origin", str(origin))
     git(repo, "push", "--quiet", "origin", "main", "--tags")
     return repo, origin
@@ -110,10 +127,16 @@ def write_rehearsal(record: Path, script: Path, age: dt.timedelta = REHEARSAL_AG
     """The record a rehearsal leaves (one JSON object; golive also reads JSON lines, the last line winning)."""
     record.parent.mkdir(exist_ok=True)
     finished = dt.datetime.now(dt.UTC) - age
-    entry = {"finished_at": finished.isoformat(timespec="seconds"), "status": "success",
-             "duration_seconds": REHEARSAL_SECONDS, "environment": "staging", "operator": "Dana Whitfield",
-             "rolled_back_to": PREVIOUS_TAG, "script": str(script),
-             "script_sha256": hashlib.sha256(script.read_bytes()).hexdigest()}
+    entry = {
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "status": "success",
+        "duration_seconds": REHEARSAL_SECONDS,
+        "environment": "staging",
+        "operator": "Dana Whitfield",
+        "rolled_back_to": PREVIOUS_TAG,
+        "script": str(script),
+        "script_sha256": hashlib.sha256(script.read_bytes()).hexdigest(),
+    }
     tmp = record.with_name(record.name + ".tmp")
     tmp.write_text(json.dumps(entry, indent=2) + "\n")
     os.replace(tmp, record)

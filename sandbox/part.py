@@ -14,6 +14,7 @@ A part is a module that the Sandbox starts processes from; `stack.PARTS` lists t
 `Stack` is the running Sandbox as the parts, the faults and the checklist sections' modules see it: none of them
 imports stack.py, which imports them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,8 @@ class Service:
     env: dict[str, str] | None = None
     user: str | None = None
     stop_signal: int = signal.SIGTERM
-    ready: Callable[[], bool] | None = None    # beyond the ports accepting
-    host: str = "127.0.0.1"                     # where the ports listen
+    ready: Callable[[], bool] | None = None  # beyond the ports accepting
+    host: str = "127.0.0.1"  # where the ports listen
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -54,7 +55,7 @@ class Part(Protocol):
     """A part of the stack (a module): the ports it needs and the processes it runs."""
 
     @property
-    def PORTS(self) -> Sequence[str]: ...   # read-only here: a module's tuple of names is one
+    def PORTS(self) -> Sequence[str]: ...  # read-only here: a module's tuple of names is one
 
     def services(self, stack: Stack) -> list[Service]: ...
 
@@ -77,18 +78,18 @@ class Stack(Protocol):
 
     # where it runs
     base_dir: Path
-    ports: dict[str, int]        # port name (from the parts' PORTS) -> port
+    ports: dict[str, int]  # port name (from the parts' PORTS) -> port
     urls: dict[str, str]
-    env: dict[str, str]          # the secrets the config references, by env var name
+    env: dict[str, str]  # the secrets the config references, by env var name
     certs: CertFiles | None
     ca_file: Path
-    fault_file: Path             # the runtime fault file (runtime.py)
-    faults: set[str]             # the active fault names
+    fault_file: Path  # the runtime fault file (runtime.py)
+    faults: set[str]  # the active fault names
     services: dict[str, Service]
-    rate_limit: int              # the web app's requests/minute per client
-    clock_file: Path             # moto's S3 clock (parts/s3_server.py)
-    mailbox: Path                # what the SMTP relay accepted
-    pg_bindir: Path              # PostgreSQL's binaries
+    rate_limit: int  # the web app's requests/minute per client
+    clock_file: Path  # moto's S3 clock (parts/s3_server.py)
+    mailbox: Path  # what the SMTP relay accepted
+    pg_bindir: Path  # PostgreSQL's binaries
     # the application (application.py, dr.py)
     repo: Path | None
     app_lock: Path | None

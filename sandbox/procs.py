@@ -6,6 +6,7 @@ child exits, not the process: a child forked from a short-lived thread (a Prefec
 when that thread ends. So every fork happens on one long-lived daemon thread of this process, whichever thread asks.
 Daemon threads are never joined: it lives until the process itself dies, after `atexit` has stopped the children.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,6 +32,7 @@ def _die_with(parent_pid: int) -> Callable[[], None]:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
+
     return preexec
 
 
@@ -47,8 +49,9 @@ class _Forker:
         with self._lock:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._jobs, self._pid = queue.SimpleQueue(), os.getpid()
-                self._thread = threading.Thread(target=self._run, args=(self._jobs,), name="sandbox-forker",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._jobs,), name="sandbox-forker", daemon=True
+                )
                 self._thread.start()
             if threading.current_thread() is self._thread:
                 return fn()
@@ -69,27 +72,40 @@ class _Forker:
 _forker = _Forker()
 
 
-def spawn(argv: list[str], *, log: Path | None = None, env: dict[str, str] | None = None,
-          user: str | None = None, cwd: Path | None = None, capture: bool = False) -> subprocess.Popen:
+def spawn(
+    argv: list[str],
+    *,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    cwd: Path | None = None,
+    capture: bool = False,
+) -> subprocess.Popen:
     """Start `argv` as a child that is SIGKILLed when this process dies (also on SIGKILL)."""
+
     def fork() -> subprocess.Popen:
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below, the child has its copy
         try:
             return subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL,
+                argv,
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if capture else out,
                 stderr=subprocess.PIPE if capture else subprocess.STDOUT,
-                env=env, cwd=cwd, user=user, start_new_session=True, close_fds=True,
+                env=env,
+                cwd=cwd,
+                user=user,
+                start_new_session=True,
+                close_fds=True,
                 preexec_fn=_die_with(os.getpid()),
             )
         finally:
             if log:
                 out.close()
+
     return _forker.call(fork)
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, user: str | None = None,
-        timeout: float = 60.0) -> bytes:
+def run(argv: list[str], *, env: dict[str, str] | None = None, user: str | None = None, timeout: float = 60.0) -> bytes:
     """Run a short command (initdb, pg_dump) as a dying-with-parent child; its stdout, or CalledProcessError."""
     proc = spawn(argv, env=env, user=user, capture=True)
     try:
@@ -202,8 +218,13 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
         return False
 
 
-def wait_until(what: str, ready: Callable[[], bool], timeout: float,
-               alive: Callable[[], bool] | None = None, log: Path | None = None) -> None:
+def wait_until(
+    what: str,
+    ready: Callable[[], bool],
+    timeout: float,
+    alive: Callable[[], bool] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll `ready()` until true; fail early when `alive()` says the process died (with its log's tail)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -228,7 +249,7 @@ def proc_identity(pid: int) -> tuple[int, int] | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     if fields[0] in ("Z", "X"):
         return None
     return pid, int(fields[19])

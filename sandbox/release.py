@@ -5,6 +5,7 @@ the fault file): a deploy is an atomic switch of that file, the way a blue/green
 balancer serves. `python -m golive.sandbox.release --base-dir DIR deploy VERSION` and `... rollback` are the deploy and
 rollback commands the sandbox's config gives the deploy flow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,11 +109,23 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def deploy_section(base_dir: Path, *, watch_seconds: float = 10, poll_seconds: float = 1,
-                   api_down_seconds: float = 3, high_assess_seconds: float = 5) -> dict:
+def deploy_section(
+    base_dir: Path,
+    *,
+    watch_seconds: float = 10,
+    poll_seconds: float = 1,
+    api_down_seconds: float = 3,
+    high_assess_seconds: float = 5,
+) -> dict:
     """The golive config's `deploy:` section for this sandbox: its deploy and rollback commands, and rollback
     criteria scaled down from the seed's minutes to seconds so a demo or a test watches for real but briefly."""
     cmd = [sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(base_dir)]
-    return {"command": [*cmd, "deploy", "{release}"], "rollback_command": [*cmd, "rollback"],
-            "watch_seconds": watch_seconds, "poll_seconds": poll_seconds, "api_down_seconds": api_down_seconds,
-            "high_assess_seconds": high_assess_seconds, "timeout_s": 60}
+    return {
+        "command": [*cmd, "deploy", "{release}"],
+        "rollback_command": [*cmd, "rollback"],
+        "watch_seconds": watch_seconds,
+        "poll_seconds": poll_seconds,
+        "api_down_seconds": api_down_seconds,
+        "high_assess_seconds": high_assess_seconds,
+        "timeout_s": 60,
+    }

@@ -3,6 +3,7 @@
 The sandbox replaces it atomically; the web app and the monitoring server re-read it when its inode or mtime changes,
 so a fault takes effect on the next request (no control endpoint on the product's port).
 """
+
 from __future__ import annotations
 
 import json

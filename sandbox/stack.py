@@ -6,6 +6,7 @@ each starts is the start sequence below (`_start`); what the parts hold once up 
 repository) and the golive config that points at them are set up here and in the checklist sections' modules
 (infrastructure.py, dependencies.py, application.py).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -32,8 +33,20 @@ from .runtime import write_faults
 SCHEMA_VERSION = "20251231080000"
 READY_TIMEOUT = 60.0
 #: every part of the stack (sandbox/part.py): its services, the fakes' servers, PgBouncer and Alertmanager
-PARTS: tuple[Part, ...] = (postgres, redis_pair, s3, smtp, web_app, scheduler, prometheus_api, network_edge,
-                           team_apis, service_apis, package_mirrors, dependencies)
+PARTS: tuple[Part, ...] = (
+    postgres,
+    redis_pair,
+    s3,
+    smtp,
+    web_app,
+    scheduler,
+    prometheus_api,
+    network_edge,
+    team_apis,
+    service_apis,
+    package_mirrors,
+    dependencies,
+)
 
 
 class Sandbox:
@@ -55,18 +68,18 @@ class Sandbox:
         self.started_at = dt.datetime.now(dt.UTC)
         self.backup_uploaded_at = self.started_at
         self.unencrypted_key: str | None = None
-        self.fault_keys: dict[str, str] = {}       # fault name -> the S3 object it added
+        self.fault_keys: dict[str, str] = {}  # fault name -> the S3 object it added
         self._wrong_db_dump: bytes | None = None
         self.s3_reader: tuple[str, str] = ("", "")  # the IAM key golive reads the bucket with (id, secret)
         self.repo: Path | None = None
-        self.app_lock: Path | None = None              # the app's requirements.lock (in the repo)
+        self.app_lock: Path | None = None  # the app's requirements.lock (in the repo)
         self.app_secret_key = secrets.token_urlsafe(32)  # the API process's SECRET_KEY
-        self.saved_password_hash = ""                  # the `password-plaintext` fault's original hash
-        self.db_exposure = None                        # the `db-exposed` fault's forwarder
+        self.saved_password_hash = ""  # the `password-plaintext` fault's original hash
+        self.db_exposure = None  # the `db-exposed` fault's forwarder
         self.rollback_script = base_dir / "scripts" / "rollback_production.sh"
         self.rehearsal_record = base_dir / "records" / "rollback-rehearsal.json"
         self.clock_file = base_dir / "s3-clock.json"
-        self.mailbox = base_dir / "mailbox"               # what the sandbox's SMTP accepted, one <time_ns>.eml a message
+        self.mailbox = base_dir / "mailbox"  # what the sandbox's SMTP accepted, one <time_ns>.eml a message
         self.services: dict[str, Service] = {}
         self.certs: CertFiles | None = None
         self.ca_file = base_dir / "ca.pem"
@@ -75,12 +88,17 @@ class Sandbox:
         names = [name for part in PARTS for name in part.PORTS]
         self.ports: dict[str, int] = dict(zip(names, procs.free_ports(len(names))))
         token = lambda: secrets.token_urlsafe(24)  # noqa: E731
-        self.env: dict[str, str] = {configfile.ENV_WEB: token(), configfile.ENV_DB: token(),
-                                    configfile.ENV_REDIS: token(), configfile.ENV_SMTP: token(),
-                                    configfile.ENV_S3: token(), configfile.ENV_RESTORE: token(),
-                                    team_apis.SLACK_TOKEN_ENV: "xoxb-" + token(),
-                                    team_apis.PAGERDUTY_TOKEN_ENV: token()}
-        self.env.update(dependencies.credentials(token))   # the service-API fakes', PgBouncer's admin password
+        self.env: dict[str, str] = {
+            configfile.ENV_WEB: token(),
+            configfile.ENV_DB: token(),
+            configfile.ENV_REDIS: token(),
+            configfile.ENV_SMTP: token(),
+            configfile.ENV_S3: token(),
+            configfile.ENV_RESTORE: token(),
+            team_apis.SLACK_TOKEN_ENV: "xoxb-" + token(),
+            team_apis.PAGERDUTY_TOKEN_ENV: token(),
+        }
+        self.env.update(dependencies.credentials(token))  # the service-API fakes', PgBouncer's admin password
         self.superuser_password = token()
         self._prefect_password = token()
         self._prefect_url: str | None = None
@@ -89,18 +107,27 @@ class Sandbox:
         self.logs = base_dir / "logs"
         p = self.ports
         self.urls: dict[str, str] = {
-            "web": f"https://127.0.0.1:{p['https']}", "web_http": f"http://127.0.0.1:{p['http']}",
+            "web": f"https://127.0.0.1:{p['https']}",
+            "web_http": f"http://127.0.0.1:{p['http']}",
             "postgres": f"postgresql://{postgres.APP_USER}@127.0.0.1:{p['postgres']}/{postgres.DBNAME}",
-            "redis": f"redis://127.0.0.1:{p['redis']}/0", "redis_replica": f"redis://127.0.0.1:{p['redis_replica']}/0",
-            "s3": f"http://{s3.HOST}:{p['s3']}", "smtp": f"smtp://127.0.0.1:{p['smtp']}",
+            "redis": f"redis://127.0.0.1:{p['redis']}/0",
+            "redis_replica": f"redis://127.0.0.1:{p['redis_replica']}/0",
+            "s3": f"http://{s3.HOST}:{p['s3']}",
+            "smtp": f"smtp://127.0.0.1:{p['smtp']}",
             "prometheus": f"http://127.0.0.1:{p['prometheus']}",
             "postgres_restore": f"postgresql://{postgres.RESTORE_USER}@127.0.0.1:{p['postgres_restore']}/postgres",
         }
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def start(cls, faults: Iterable[str] = (), base_dir: str | Path | None = None, *, keep: bool = False,
-              rate_limit: int = 600) -> Sandbox:
+    def start(
+        cls,
+        faults: Iterable[str] = (),
+        base_dir: str | Path | None = None,
+        *,
+        keep: bool = False,
+        rate_limit: int = 600,
+    ) -> Sandbox:
         """Start every service, wait until each answers, apply `faults`. Raises (after cleaning up) on failure."""
         wanted = list(dict.fromkeys(faults))
         for name in wanted:
@@ -135,8 +162,8 @@ class Sandbox:
         restore_init()
         self.start_service("postgres", wait=False)
         self.start_service("postgres-restore", wait=False)
-        bucket_ready = _in_thread(self._setup_bucket)      # while PostgreSQL starts and is seeded
-        aws_ready = _in_thread(infrastructure.setup_aws, self)   # load balancer, auto-scaling group, load-test results
+        bucket_ready = _in_thread(self._setup_bucket)  # while PostgreSQL starts and is seeded
+        aws_ready = _in_thread(infrastructure.setup_aws, self)  # load balancer, auto-scaling group, load-test results
         self.start_service("netfakes", wait=False)
         # sections 2 and 7: the service-API fakes; PgBouncer and Alertmanager where their packages are installed
         sections_2_7 = [n for n in ("saas2", "pgbouncer", "alertmanager") if n in self.services]
@@ -147,8 +174,12 @@ class Sandbox:
         postgres.seed(pgsock, self.ports["postgres"], self.superuser_password, self.env[configfile.ENV_DB])
         self.dump = postgres.dump(bindir, pgsock, self.ports["postgres"])
         self.wait_service("postgres-restore")
-        postgres.create_restore_role(restore_dirs(base)[1], self.ports["postgres_restore"], self.superuser_password,
-                                     self.env[configfile.ENV_RESTORE])
+        postgres.create_restore_role(
+            restore_dirs(base)[1],
+            self.ports["postgres_restore"],
+            self.superuser_password,
+            self.env[configfile.ENV_RESTORE],
+        )
         bucket_ready()
         aws_ready()
         self.wait_service("netfakes")
@@ -163,13 +194,28 @@ class Sandbox:
         redis_pair.seed(self.ports["redis"], self.env[configfile.ENV_REDIS])
 
         config = configfile.config(
-            ports=self.ports, ca_file=self.ca_file, schema_version=self.schema_version,
-            approved_origins=list(web_app.APPROVED_ORIGINS), web_username=web_app.USERNAME, smtp_username=smtp.USERNAME,
-            s3_endpoint=self.urls["s3"], bucket=s3.BUCKET, backup_prefix=s3.BACKUP_PREFIX, wal_prefix=s3.WAL_PREFIX,
-            config_prefix=s3.CONFIG_PREFIX, access_key_id=self.s3_reader[0], dbname=postgres.DBNAME,
-            db_user=postgres.APP_USER, restore_user=postgres.RESTORE_USER, pg_restore=bindir / "pg_restore",
-            repo=self.repo, release_tag=dr.RELEASE_TAG, rollback_script=self.rollback_script,
-            rehearsal_record=self.rehearsal_record, saas_urls=team_apis.urls(f"http://127.0.0.1:{self.ports['saas']}"))
+            ports=self.ports,
+            ca_file=self.ca_file,
+            schema_version=self.schema_version,
+            approved_origins=list(web_app.APPROVED_ORIGINS),
+            web_username=web_app.USERNAME,
+            smtp_username=smtp.USERNAME,
+            s3_endpoint=self.urls["s3"],
+            bucket=s3.BUCKET,
+            backup_prefix=s3.BACKUP_PREFIX,
+            wal_prefix=s3.WAL_PREFIX,
+            config_prefix=s3.CONFIG_PREFIX,
+            access_key_id=self.s3_reader[0],
+            dbname=postgres.DBNAME,
+            db_user=postgres.APP_USER,
+            restore_user=postgres.RESTORE_USER,
+            pg_restore=bindir / "pg_restore",
+            repo=self.repo,
+            release_tag=dr.RELEASE_TAG,
+            rollback_script=self.rollback_script,
+            rehearsal_record=self.rehearsal_record,
+            saas_urls=team_apis.urls(f"http://127.0.0.1:{self.ports['saas']}"),
+        )
         config["monitoring"] |= dependencies.monitoring_config(self)
         config |= application.config(self) | infrastructure.config(self) | dependencies.config(self)
         self.config_path.write_text(configfile.dump(config, dependencies.notes(self)))
@@ -253,8 +299,7 @@ class Sandbox:
         svc = self.services[name]
         if svc.running:
             return
-        svc.proc = procs.spawn(svc.argv(), log=self.logs / f"{name}.log", env=svc.env, user=svc.user,
-                               cwd=self.base_dir)
+        svc.proc = procs.spawn(svc.argv(), log=self.logs / f"{name}.log", env=svc.env, user=svc.user, cwd=self.base_dir)
         if wait:
             self.wait_service(name)
 
@@ -276,12 +321,14 @@ class Sandbox:
 
         def ready() -> bool:
             return all(procs.port_open(port, svc.host) for port in svc.ports) and (svc.ready is None or svc.ready())
+
         procs.wait_until(name, ready, timeout, alive=lambda: svc.running, log=self.logs / f"{name}.log")
 
     def pids(self) -> dict[str, list[int]]:
         """Live pids per service, the service's own first, then its descendants (e.g. postgres backends)."""
-        return {name: [svc.proc.pid, *procs.descendants(svc.proc.pid)]
-                for name, svc in self.services.items() if svc.running}
+        return {
+            name: [svc.proc.pid, *procs.descendants(svc.proc.pid)] for name, svc in self.services.items() if svc.running
+        }
 
     def prefect_database_url(self) -> str:
         """A `prefect` database (pg_trgm installed) for Prefect's own server: `postgresql+asyncpg://...`.
@@ -293,8 +340,15 @@ class Sandbox:
             (data, sock), port = prefect_dirs(self.base_dir), self.ports["prefect_db"]
             postgres.initdb(self.pg_bindir, data, sock)
             self.start_service("prefect-db", wait=True)
-            postgres.create_database(sock, port, self.superuser_password, "prefect", self._prefect_password,
-                                     "prefect", extensions=("pg_trgm",))
+            postgres.create_database(
+                sock,
+                port,
+                self.superuser_password,
+                "prefect",
+                self._prefect_password,
+                "prefect",
+                extensions=("pg_trgm",),
+            )
             self._prefect_url = f"postgresql+asyncpg://prefect:{self._prefect_password}@127.0.0.1:{port}/prefect"
         return self._prefect_url
 
@@ -326,8 +380,9 @@ class Sandbox:
     def history_keys(self) -> dict[int, str]:
         """Age in days -> key of the full backups kept before the newest one (s3.HISTORY_DAYS: daily for a week,
         then weekly back to 30 days)."""
-        return {d: s3.backup_key(self.started_at - dt.timedelta(days=d, seconds=s3.FRESH_AGE_S))
-                for d in s3.HISTORY_DAYS}
+        return {
+            d: s3.backup_key(self.started_at - dt.timedelta(days=d, seconds=s3.FRESH_AGE_S)) for d in s3.HISTORY_DAYS
+        }
 
     def upload_history(self, days: range | None = None) -> None:
         """The older backups (the same dump: the sandbox's data does not change)."""
@@ -371,6 +426,7 @@ class Sandbox:
         def done() -> bool:
             info = r.info("persistence")
             return not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled")
+
         procs.wait_until("redis AOF rewrite", done, timeout)
 
     @contextlib.contextmanager
@@ -420,7 +476,7 @@ def _reap_stale(root: Path) -> None:
             pid, start = (int(x) for x in (d / "owner").read_text().split())
         except (OSError, ValueError):
             with contextlib.suppress(OSError):
-                if time.time() - d.stat().st_mtime > 300:   # never got an owner file: a crash during creation
+                if time.time() - d.stat().st_mtime > 300:  # never got an owner file: a crash during creation
                     shutil.rmtree(d, ignore_errors=True)
             continue
         if procs.proc_identity(pid) != (pid, start):

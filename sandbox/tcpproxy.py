@@ -4,6 +4,7 @@ The sandbox uses it as the `restore-is-source` fault (the restore server's addre
 primary: a DNS alias or a PgBouncer entry pointing at the wrong cluster, the case only PostgreSQL's
 `system_identifier` reveals) and the tests use it in-process (`Forwarder`) as a slow network in front of S3.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,7 @@
 """The whole catalog: every check module imported (each registers its checks with `tasks.core.check` as it is
 imported), then the dependency graph validated. Above every check module, so `tasks.core` imports none of them.
 One module (or package) per config section, named after its key."""
+
 from __future__ import annotations
 
 from . import (  # noqa: F401  (imported for their registrations)

@@ -10,6 +10,7 @@ Both go through httpx clients bounded by the check's deadline (clients/http.py's
 socket, httpx's own UDS transport): not the `docker` SDK, whose requests-based client has per-operation timeouts only,
 so a daemon trickling its answer could hold a check's thread past its deadline.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,9 @@ from .models import CaFile, HttpUrl, Target
 
 class DockerTarget(Target):
     url: str = Field("unix:///var/run/docker.sock", description="unix:///path/docker.sock or http(s)://host:port")
-    expected_containers: list[str] = Field(default_factory=list,
-                                           description="container names that must exist and be running")
+    expected_containers: list[str] = Field(
+        default_factory=list, description="container names that must exist and be running"
+    )
 
     @field_validator("url")
     @classmethod
@@ -80,15 +82,21 @@ class ContainersTarget(Target):
 
 # --------------------------------------------------------------------------- Docker
 
+
 def docker_client(t: ContainersTarget, ctx: RunContext):
     import httpx
 
     assert t.docker is not None
     u = urlsplit(t.docker.url)
     if u.scheme == "unix":
-        return bounded(httpx.Client(transport=httpx.HTTPTransport(uds=u.path), base_url="http://docker",
-                                    timeout=httpx.Timeout(ctx.remaining)), ctx.deadline), \
-            f"--unix-socket {u.path} http://docker"
+        return bounded(
+            httpx.Client(
+                transport=httpx.HTTPTransport(uds=u.path),
+                base_url="http://docker",
+                timeout=httpx.Timeout(ctx.remaining),
+            ),
+            ctx.deadline,
+        ), f"--unix-socket {u.path} http://docker"
     base = t.docker.url.replace("tcp://", "http://", 1)
     return http_client(ctx, t.ca_file, base_url=base), base
 
@@ -96,9 +104,14 @@ def docker_client(t: ContainersTarget, ctx: RunContext):
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
 
-@check("dependencies.docker.containers", title="Docker: the expected containers run and none is unhealthy",
-       seed=["2.3 Docker Daemon"], timeout=10, target="containers",
-       needs={"containers.docker": "not containerized with Docker"})
+@check(
+    "dependencies.docker.containers",
+    title="Docker: the expected containers run and none is unhealthy",
+    seed=["2.3 Docker Daemon"],
+    timeout=10,
+    target="containers",
+    needs={"containers.docker": "not containerized with Docker"},
+)
 def docker_containers(t: ContainersTarget, ctx: RunContext) -> Observation:
     """Docker Engine API: GET /_ping answers OK; GET /containers/json?all=1: every expected container exists with
     State running, and no running container reports (unhealthy) or (health: starting)."""
@@ -129,11 +142,12 @@ def docker_containers(t: ContainersTarget, ctx: RunContext) -> Observation:
         m = _HEALTH.search(str(x.get("Status", "")))
         if x.get("State") == "running" and m and m.group(1) != "healthy":
             problems.append(f"{name}: {m.group(1)}")
-    evidence = (f"Docker Engine API {version}: GET /_ping, GET /containers/json?all=1; re-run: "
-                f"`curl -sS {curl_base}/containers/json?all=1 | jq '.[] | {{Names, State, Status}}'` "
-                "(or `docker ps -a`)")
-    expected = (f"{', '.join(t.docker.expected_containers) or 'every container'} running; no running container "
-                "unhealthy")
+    evidence = (
+        f"Docker Engine API {version}: GET /_ping, GET /containers/json?all=1; re-run: "
+        f"`curl -sS {curl_base}/containers/json?all=1 | jq '.[] | {{Names, State, Status}}'` "
+        "(or `docker ps -a`)"
+    )
+    expected = f"{', '.join(t.docker.expected_containers) or 'every container'} running; no running container unhealthy"
     observed: dict[str, Any] = {"containers": seen or "none"}
     if problems:
         observed["problems"] = problems
@@ -141,6 +155,7 @@ def docker_containers(t: ContainersTarget, ctx: RunContext) -> Observation:
 
 
 # --------------------------------------------------------------------------- Kubernetes
+
 
 def _kubeconfig_client(t: ContainersTarget, k: KubernetesTarget, ctx: RunContext) -> Any:
     """An httpx client for the kubeconfig's cluster and user, built by lightkube (which reads every form kubectl
@@ -159,8 +174,10 @@ def _kubeconfig_client(t: ContainersTarget, k: KubernetesTarget, ctx: RunContext
     if single is None or single.cluster is None:
         raise ValueError(f"kubeconfig {k.kubeconfig}: no context {k.context or '(current-context)'} with a cluster")
     if single.cluster.insecure:
-        raise ValueError(f"kubeconfig {k.kubeconfig}: the cluster sets insecure-skip-tls-verify: golive does not send "
-                         "credentials to a server it cannot verify (give its certificate-authority instead)")
+        raise ValueError(
+            f"kubeconfig {k.kubeconfig}: the cluster sets insecure-skip-tls-verify: golive does not send "
+            "credentials to a server it cannot verify (give its certificate-authority instead)"
+        )
     params = client_adapter.httpx_parameters(single, httpx.Timeout(ctx.remaining), None, False)
     if t.ca_file is not None and isinstance(params.get("verify"), ssl.SSLContext):
         params["verify"].load_verify_locations(cafile=str(t.ca_file))
@@ -181,8 +198,9 @@ def _k8s_get(t: ContainersTarget, ctx: RunContext, path: str) -> Any:
     with client as c:
         r = c.get(url, headers=headers, timeout=req_timeout(ctx))
     if r.status_code in (401, 403):
-        raise PermissionError(f"the Kubernetes API refused GET {path} (HTTP {r.status_code}): check the "
-                              "credentials' RBAC")
+        raise PermissionError(
+            f"the Kubernetes API refused GET {path} (HTTP {r.status_code}): check the credentials' RBAC"
+        )
     return r
 
 
@@ -196,8 +214,14 @@ def _kubectl(k: KubernetesTarget, what: str) -> str:
     return f"kubectl --server {k.api_url} {what}"
 
 
-@check("dependencies.kubernetes.nodes", title="Kubernetes: every node is Ready and schedulable",
-       seed=["2.3 Kubernetes Cluster"], timeout=10, target="containers", needs=KUBERNETES)
+@check(
+    "dependencies.kubernetes.nodes",
+    title="Kubernetes: every node is Ready and schedulable",
+    seed=["2.3 Kubernetes Cluster"],
+    timeout=10,
+    target="containers",
+    needs=KUBERNETES,
+)
 def kubernetes_nodes(t: ContainersTarget, ctx: RunContext) -> Observation:
     """GET /api/v1/nodes: at least min_ready_nodes nodes, each with condition Ready=True and not cordoned
     (spec.unschedulable)."""
@@ -228,12 +252,17 @@ def kubernetes_nodes(t: ContainersTarget, ctx: RunContext) -> Observation:
     out: dict[str, Any] = {"nodes": observed or "none"}
     if problems:
         out["problems"] = problems
-    return failed_if(problems, out, f"every node Ready and schedulable, >= {k.min_ready_nodes} ready",
-                                            evidence)
+    return failed_if(problems, out, f"every node Ready and schedulable, >= {k.min_ready_nodes} ready", evidence)
 
 
-@check("dependencies.kubernetes.components", title="Kubernetes: API server ready and system components healthy",
-       seed=["2.3 Kubernetes Cluster"], timeout=10, target="containers", needs=KUBERNETES)
+@check(
+    "dependencies.kubernetes.components",
+    title="Kubernetes: API server ready and system components healthy",
+    seed=["2.3 Kubernetes Cluster"],
+    timeout=10,
+    target="containers",
+    needs=KUBERNETES,
+)
 def kubernetes_components(t: ContainersTarget, ctx: RunContext) -> Observation:
     """GET /readyz?verbose answers 200 (every [+] check ok); every pod of kube-system is Running (or Succeeded) with
     all its containers ready."""
@@ -262,11 +291,12 @@ def kubernetes_components(t: ContainersTarget, ctx: RunContext) -> Observation:
             problems.append(f"{name}: container(s) not ready: {', '.join(not_ready)}")
     if not pods:
         problems.append(f"no pods in {k.system_namespace}")
-    evidence = (f"GET /readyz?verbose and /api/v1/namespaces/{k.system_namespace}/pods of {k.where}; "
-                f"re-run: `{_kubectl(k, 'get --raw /readyz?verbose')}` and "
-                f"`{_kubectl(k, f'get pods -n {k.system_namespace}')}`")
+    evidence = (
+        f"GET /readyz?verbose and /api/v1/namespaces/{k.system_namespace}/pods of {k.where}; "
+        f"re-run: `{_kubectl(k, 'get --raw /readyz?verbose')}` and "
+        f"`{_kubectl(k, f'get pods -n {k.system_namespace}')}`"
+    )
     observed: dict[str, Any] = {"readyz": f"HTTP {rz.status_code}", "pods": states or "none"}
     if problems:
         observed["problems"] = problems
-    return failed_if(problems, observed, f"/readyz 200; every {k.system_namespace} pod Running and ready",
-                                            evidence)
+    return failed_if(problems, observed, f"/readyz 200; every {k.system_namespace} pod Running and ready", evidence)

@@ -10,6 +10,7 @@ Nothing here imports Prefect: the plain runner (:func:`run_plain`) is what the t
 and the overhead benchmark use, and the readiness flow wraps :func:`execute` in a
 Prefect task.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -95,13 +96,19 @@ def failed_if(problems: Any, observed: Any, expected: Any, evidence: str, /, **d
     return (failed if problems else passed)(observed, expected, evidence, **details)
 
 
-def skipped(cause: str, blocked_by: str, observed: Any = None, expected: Any = None, evidence: str = "",
-            **details: Any) -> Observation:
+def skipped(
+    cause: str, blocked_by: str, observed: Any = None, expected: Any = None, evidence: str = "", **details: Any
+) -> Observation:
     """A prerequisite the body found broken (a table of many, one of them missing): SKIPPED with the cause, pointing
     at the check that reports it (`blocked_by`), like a dependency the runner found broken; what the body could
     judge besides may come along (`observed`, ...)."""
-    return Observation(status=Status.SKIPPED, observed=observed, expected=expected, evidence=evidence or cause,
-                       details={**details, "reason": cause, "blocked_by": blocked_by})
+    return Observation(
+        status=Status.SKIPPED,
+        observed=observed,
+        expected=expected,
+        evidence=evidence or cause,
+        details={**details, "reason": cause, "blocked_by": blocked_by},
+    )
 
 
 # --------------------------------------------------------------------------- services other checks reach
@@ -112,8 +119,15 @@ def skipped(cause: str, blocked_by: str, observed: Any = None, expected: Any = N
 
 #: reachability check id -> the (host, port) addresses it reports on, derived from the config (none when unset)
 SERVICES: dict[str, Callable[[Any], Iterable[tuple[str | None, int | None]]]] = {}
-_DEFAULT_PORTS = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379, "postgresql": 5432, "postgres": 5432,
-                  "smtp": 25}
+_DEFAULT_PORTS = {
+    "http": 80,
+    "https": 443,
+    "redis": 6379,
+    "rediss": 6379,
+    "postgresql": 5432,
+    "postgres": 5432,
+    "smtp": 25,
+}
 
 
 def register_service(check_id: str, addresses: Callable[[Any], Iterable[tuple[str | None, int | None]]]) -> None:
@@ -162,8 +176,9 @@ def tcp_state(host: str, port: int, timeout: float) -> str:
 PROBE_S = 2.0  # the TCP probe of a service another check reports on: one budget for every caller (its result is shared)
 
 
-def service_down(ctx: RunContext, host: str | None, port: int | None, *, but: str | None = None,
-                 own: str = "") -> Observation | None:
+def service_down(
+    ctx: RunContext, host: str | None, port: int | None, *, but: str | None = None, own: str = ""
+) -> Observation | None:
     """SKIPPED naming the check that reports on host:port when a TCP connect there (once per run, `PROBE_S`, whatever
     the caller has left: a shared answer must not depend on who asked first) does not open: the failure is that
     check's. None when the address is nobody's (the caller's failure is its own) or opens. `own`: what the caller
@@ -208,8 +223,12 @@ def unreached(spec: CheckSpec, exc: BaseException, ctx: RunContext) -> Observati
         return service_down(ctx, *url_address(url), but=spec.id, own=own)
     for cid in SERVICES:
         other = REGISTRY.get(cid)
-        if cid != spec.id and spec.target is not None and other is not None \
-                and other.target_section == spec.target_section:
+        if (
+            cid != spec.id
+            and spec.target is not None
+            and other is not None
+            and other.target_section == spec.target_section
+        ):
             for host, port in _addresses(cid, ctx.config):
                 if (obs := service_down(ctx, host, port, but=spec.id, own=own)) is not None:
                     return obs
@@ -225,8 +244,13 @@ def given(value: T | None) -> T:
 
 
 def not_applicable(reason: str, evidence: str = "") -> Observation:
-    return Observation(status=Status.NOT_APPLICABLE, observed=None, expected=None, evidence=evidence or reason,
-                       details={"reason": reason})
+    return Observation(
+        status=Status.NOT_APPLICABLE,
+        observed=None,
+        expected=None,
+        evidence=evidence or reason,
+        details={"reason": reason},
+    )
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -240,12 +264,18 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def compare(observed: Any, op: str, limit: Any, *, evidence: str, unit: str = "",
-            on_fail: Status = Status.FAIL, **details: Any) -> Observation:
+def compare(
+    observed: Any, op: str, limit: Any, *, evidence: str, unit: str = "", on_fail: Status = Status.FAIL, **details: Any
+) -> Observation:
     """Compare a measured value with a threshold; `expected` reads like the condition (Gatus-style)."""
     sfx = f" {unit}" if unit else ""
-    return Observation(status=Status.PASS if meets(observed, op, limit) else on_fail, observed=f"{_fmt(observed)}{sfx}",
-                       expected=f"{op} {_fmt(limit)}{sfx}", evidence=evidence, details=details)
+    return Observation(
+        status=Status.PASS if meets(observed, op, limit) else on_fail,
+        observed=f"{_fmt(observed)}{sfx}",
+        expected=f"{op} {_fmt(limit)}{sfx}",
+        evidence=evidence,
+        details=details,
+    )
 
 
 def meets(observed: Any, op: str, limit: Any) -> bool:
@@ -329,10 +359,21 @@ _ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+\.[a-z0-9_]+$")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 
-def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity = Severity.BLOCKING,
-          depends_on: Iterable[str] = (), timeout: float = 10.0, target: str | None = None, heavy: bool = False,
-          timing: bool = False, doc: str | None = None, needs: Iterable[str] | Mapping[str, str] = (),
-          uses: Iterable[str] = ()) -> Callable[[Body], Body]:
+def check(
+    id: str,
+    *,
+    title: str,
+    seed: Iterable[str],
+    severity: str | Severity = Severity.BLOCKING,
+    depends_on: Iterable[str] = (),
+    timeout: float = 10.0,
+    target: str | None = None,
+    heavy: bool = False,
+    timing: bool = False,
+    doc: str | None = None,
+    needs: Iterable[str] | Mapping[str, str] = (),
+    uses: Iterable[str] = (),
+) -> Callable[[Body], Body]:
     """Declare a check. The decorated function stays a plain, directly callable function: `body(target, ctx)`, plus
     a keyword argument per other section in `needs` / `uses`. Its description is `doc`, else its docstring (`doc`
     serves a body shared by a table of checks, each described on its own). `needs` may say why each is needed
@@ -351,10 +392,21 @@ def check(id: str, *, title: str, seed: Iterable[str], severity: str | Severity 
         for key in (target, *(k for k, _ in needed), *uses):
             if key is not None and not _KEY_RE.match(key):
                 raise ValueError(f"check {id!r}: {key!r} is not a config key (dotted lowercase names)")
-        REGISTRY[id] = CheckSpec(id=id, title=title, seed=tuple(seed), severity=Severity(severity),
-                                 depends_on=tuple(depends_on), timeout=float(timeout), target=target, body=fn,
-                                 description=(doc or fn.__doc__ or "").strip(), heavy=heavy, timing=timing,
-                                 needs=needed, uses=tuple(uses))
+        REGISTRY[id] = CheckSpec(
+            id=id,
+            title=title,
+            seed=tuple(seed),
+            severity=Severity(severity),
+            depends_on=tuple(depends_on),
+            timeout=float(timeout),
+            target=target,
+            body=fn,
+            description=(doc or fn.__doc__ or "").strip(),
+            heavy=heavy,
+            timing=timing,
+            needs=needed,
+            uses=tuple(uses),
+        )
         fn.check_id = id  # type: ignore[attr-defined]
         return fn
 
@@ -376,8 +428,10 @@ def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
     for s in specs.values():
         first = groups.setdefault(s.group, s) if s.group else s
         if (first.depends_on, first.heavy, first.timing) != (s.depends_on, s.heavy, s.timing):
-            raise ValueError(f"check {s.id!r} of group {s.group!r} must have the dependencies, heavy and timing "
-                             f"flags of {first.id!r} (a group runs as one task)")
+            raise ValueError(
+                f"check {s.id!r} of group {s.group!r} must have the dependencies, heavy and timing "
+                f"flags of {first.id!r} (a group runs as one task)"
+            )
     # cycle detection
     state: dict[str, int] = {}
 
@@ -395,8 +449,13 @@ def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
         visit(i, ())
 
 
-def select(specs: Mapping[str, CheckSpec], *, sections: Iterable[str] | None = None,
-           ids: Iterable[str] | None = None, skip: Iterable[str] = ()) -> dict[str, CheckSpec]:
+def select(
+    specs: Mapping[str, CheckSpec],
+    *,
+    sections: Iterable[str] | None = None,
+    ids: Iterable[str] | None = None,
+    skip: Iterable[str] = (),
+) -> dict[str, CheckSpec]:
     """Pick checks by section / id, pulling in their dependencies transitively."""
     unknown = [i for i in (ids or ()) if i not in specs]
     if unknown:
@@ -429,8 +488,10 @@ _URL_PASSWORD = re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://(?:[^:/@\s]*:)
 # HTTP credentials whoever the user (a server echoing `Authorization: Basic <base64 of user:password>`): a token of 4+
 # characters with a digit, a symbol or an inner capital, so that `Basic authentication` stays prose (no leading
 # `\b`: it would cost `re` its first-character scan)
-_AUTH = re.compile(r"([Bb](?:[Aa][Ss][Ii][Cc]|[Ee][Aa][Rr][Ee][Rr]))\s+"
-                   r"(?=[\w+/.~-]{4})(?=[\w+/.~-]*[\d+/.~_-]|[a-zA-Z]+[A-Z])[\w+/.~-]+=*")
+_AUTH = re.compile(
+    r"([Bb](?:[Aa][Ss][Ii][Cc]|[Ee][Aa][Rr][Ee][Rr]))\s+"
+    r"(?=[\w+/.~-]{4})(?=[\w+/.~-]*[\d+/.~_-]|[a-zA-Z]+[A-Z])[\w+/.~-]+=*"
+)
 _HINT = re.compile(r"[%\\&+]")  # every encoded form of a character holds one of these; without, the literal pass does
 _B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=")
 _URLSAFE = str.maketrans("+/", "-_")
@@ -455,8 +516,13 @@ def _char(c: str) -> str:
         esc += ["U" + _hex(o, 8), "u" + _hex(0xD7C0 + (o >> 10), 4) + r"\\+u" + _hex(0xDC00 + (o & 0x3FF), 4)]
     ent = [f"#0*{o};", f"#[xX]0*{_hex(o)};"] + ([_ENTITY[c] + ";"] if c in _ENTITY else [])
     pct = "".join(f"%(?:25)*{_hex(b, 2)}" for b in c.encode("utf-8", "surrogatepass"))
-    alts = [re.escape(c), r"\+" * (c == " "), pct, r"\\+(?:" + "|".join(esc) + ")",
-            "&(?:amp;)*(?:" + "|".join(ent) + ")"]
+    alts = [
+        re.escape(c),
+        r"\+" * (c == " "),
+        pct,
+        r"\\+(?:" + "|".join(esc) + ")",
+        "&(?:amp;)*(?:" + "|".join(ent) + ")",
+    ]
     return "(?:" + "|".join(a for a in alts if a) + ")"
 
 
@@ -465,7 +531,7 @@ def _b64_cores(s: str) -> set[str]:
     (the `user:` of a Basic header before it): the characters that encode bytes of `s` only."""
     b, out = s.encode("utf-8", "surrogatepass"), set()
     for o in range(3):
-        core = base64.b64encode(b"\0" * o + b + b"\0\0").decode()[(o * 8 + 5) // 6:(o + len(b)) * 8 // 6]
+        core = base64.b64encode(b"\0" * o + b + b"\0\0").decode()[(o * 8 + 5) // 6 : (o + len(b)) * 8 // 6]
         if core:
             out |= {core, core.translate(_URLSAFE)}
     return out
@@ -496,7 +562,7 @@ def _alternation(words: Iterable[str]) -> str:
     def emit(node: dict[str, Any]) -> str:
         out = []
         while len(node) == 1 and "" not in node:  # a chain: no group
-            (k, node), = node.items()
+            ((k, node),) = node.items()
             out.append(re.escape(k))
         alts = [re.escape(k) + emit(v) for k, v in node.items() if k]
         if alts:
@@ -515,7 +581,7 @@ def _cut_prefix(s: str) -> str:
     scheme, kind = s.find("://"), _KIND.match(s)
     n = min(len(s) - 1, max(4, scheme + 4 if scheme > 0 else 0, kind.end() + 1 if kind else 0))
     nested = ""
-    for ch in reversed(s[n:min(len(s) - 1, 63)]):
+    for ch in reversed(s[n : min(len(s) - 1, 63)]):
         nested = f"(?:{re.escape(ch)}{nested})?"
     return re.escape(s[:n]) + nested + (r"|" + re.escape(s[:63]) + r"\S*" if len(s) > 64 else "")
 
@@ -538,8 +604,10 @@ class Redactor:
             self._raw = re.compile(_alternation(self._secrets))
             # the lookahead lets `re` reject most positions with one test instead of trying every secret there
             first = {s[0] for s in self._secrets} | {"%", "\\", "&", "+"}
-            self._enc = re.compile("(?=[%s])(?:%s)" % ("".join(map(re.escape, sorted(first))),
-                                                       "|".join("".join(map(_char, s)) for s in self._secrets)))
+            self._enc = re.compile(
+                "(?=[%s])(?:%s)"
+                % ("".join(map(re.escape, sorted(first))), "|".join("".join(map(_char, s)) for s in self._secrets))
+            )
             cores = {c for s in self._secrets for c in _b64_cores(s)}
             self._b64 = re.compile(_alternation(cores))
             # a core is a run of base64 characters: a text without a run that long holds none (most evidence)
@@ -558,7 +626,7 @@ class Redactor:
             value = (self._enc if _HINT.search(value) else self._raw).sub(MASK, value)
             m = self._cut.search(value, max(0, len(value) - len(self._secrets[0]) - 8)) if self._cut else None
             if m:
-                value = value[:m.start()] + MASK + value[m.end():]
+                value = value[: m.start()] + MASK + value[m.end() :]
         if "://" not in value:
             return value
         return _URL_PASSWORD.sub(lambda m: m.group("pre") + MASK + m.group("at"), value)
@@ -574,7 +642,7 @@ class Redactor:
             while b < len(value) and value[b] in _B64:
                 b += 1
             if b > last:  # (a match inside a token already masked adds nothing)
-                out += [value[last:max(a, last)], MASK]
+                out += [value[last : max(a, last)], MASK]
                 last = b
         return "".join(out) + value[last:] if out else value
 
@@ -584,7 +652,7 @@ class Redactor:
         s = " ".join(s.split()) if one_line else s.strip()
         if len(s) <= limit:
             return s
-        return "…" + s[len(s) - limit + 1:] if tail else s[:limit - 1] + "…"
+        return "…" + s[len(s) - limit + 1 :] if tail else s[: limit - 1] + "…"
 
     def __call__(self, obj: Any) -> Any:
         if isinstance(obj, str):
@@ -632,12 +700,14 @@ def collect_secrets(obj: Any) -> list[str]:
 
 # --------------------------------------------------------------------------- running
 
+
 class RunContext:
     """What a body gets besides its target: its time budget, a per-run memo for shared probes, and the run's redactor
     (`ctx.redact.clip(text, n)` before cutting what a target said: the runner's redaction comes too late for a cut)."""
 
-    def __init__(self, config: Any = None, memo: Memo | None = None, timeout: float = 10.0,
-                 redact: Redactor | None = None):
+    def __init__(
+        self, config: Any = None, memo: Memo | None = None, timeout: float = 10.0, redact: Redactor | None = None
+    ):
         self.config = config
         self._memo = memo if memo is not None else Memo()
         self.timeout = timeout
@@ -689,15 +759,35 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def make_result(spec: CheckSpec, status: Status, *, started: datetime, t0: float, observed: Any = None,
-                expected: Any = None, evidence: str = "", cause: str | None = None,
-                details: Mapping[str, Any] | None = None, redact: Redactor | None = None) -> CheckResult:
+def make_result(
+    spec: CheckSpec,
+    status: Status,
+    *,
+    started: datetime,
+    t0: float,
+    observed: Any = None,
+    expected: Any = None,
+    evidence: str = "",
+    cause: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    redact: Redactor | None = None,
+) -> CheckResult:
     r = redact or Redactor()
     return CheckResult(
-        id=spec.id, title=spec.title, section=spec.section, severity=spec.severity, seed=list(spec.seed),
-        status=status, observed=r(observed), expected=r(expected), evidence=r(evidence),
-        cause=r(cause) if cause else None, details=r(dict(details or {})),
-        started_at=started, finished_at=_now(), duration_s=round(time.monotonic() - t0, 4),
+        id=spec.id,
+        title=spec.title,
+        section=spec.section,
+        severity=spec.severity,
+        seed=list(spec.seed),
+        status=status,
+        observed=r(observed),
+        expected=r(expected),
+        evidence=r(evidence),
+        cause=r(cause) if cause else None,
+        details=r(dict(details or {})),
+        started_at=started,
+        finished_at=_now(),
+        duration_s=round(time.monotonic() - t0, 4),
     )
 
 
@@ -732,8 +822,9 @@ def resolve_target(spec: CheckSpec, config: Any) -> tuple[Any, dict[str, Any], s
     return target, {name: getattr(config, name, None) for name in sorted(others)}, None
 
 
-async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = None,
-                  memo: Memo | None = None) -> CheckResult:
+async def execute(
+    spec: CheckSpec, config: Any, *, redact: Redactor | None = None, memo: Memo | None = None
+) -> CheckResult:
     """Run one check body in its own daemon thread, bounded by the check's timeout. Never raises. A body that raised
     because it could not connect to a service another check reports down is SKIPPED naming that check (`unreached`),
     any other exception is its ERROR."""
@@ -769,8 +860,16 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
         kind, value = await asyncio.wait_for(fut, timeout=spec.timeout)
     except TimeoutError:
         msg = f"timed out after {spec.timeout:g}s: the target did not answer in time"
-        return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg,
-                           expected="an answer within the timeout", redact=redact)
+        return make_result(
+            spec,
+            Status.ERROR,
+            started=started,
+            t0=t0,
+            cause=msg,
+            evidence=msg,
+            expected="an answer within the timeout",
+            redact=redact,
+        )
     if kind == "err":
         # one line, whatever the driver wrote (redacted first: joining the lines would break a secret holding a newline)
         msg = " ".join(redact.text(f"{type(value).__name__}: {value}").split()).rstrip(":")
@@ -780,8 +879,18 @@ async def execute(spec: CheckSpec, config: Any, *, redact: Redactor | None = Non
         msg = f"check body returned {type(obs).__name__}, not an Observation"
         return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg, redact=redact)
     cause = obs.details.get("reason") if obs.status in (Status.NOT_APPLICABLE, Status.SKIPPED) else None
-    return make_result(spec, obs.status, started=started, t0=t0, observed=obs.observed, expected=obs.expected,
-                       evidence=obs.evidence, cause=cause, details=obs.details, redact=redact)
+    return make_result(
+        spec,
+        obs.status,
+        started=started,
+        t0=t0,
+        observed=obs.observed,
+        expected=obs.expected,
+        evidence=obs.evidence,
+        cause=cause,
+        details=obs.details,
+        redact=redact,
+    )
 
 
 class Board:
@@ -885,8 +994,15 @@ def gate(spec: CheckSpec, deps: Mapping[str, CheckResult], board: Board) -> Chec
         why += f" (root cause {root.id} {root.status.value}: {root.summary})"
     else:
         why += f": {deps[first].summary}"
-    return make_result(spec, Status.SKIPPED, started=started, t0=t0, cause=why, evidence=why,
-                       details={"blocked_by": first, "root_cause": root.id})
+    return make_result(
+        spec,
+        Status.SKIPPED,
+        started=started,
+        t0=t0,
+        cause=why,
+        evidence=why,
+        details={"blocked_by": first, "root_cause": root.id},
+    )
 
 
 #: how long one timing check keeps the process to itself (a healthy PING / SELECT 1 / TLS probe takes milliseconds)
@@ -922,8 +1038,13 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
     return list(await asyncio.gather(*(one(s) for s in specs)))
 
 
-def run_plain(specs: Mapping[str, CheckSpec], config: Any, *, redact: Redactor | None = None,
-              on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+def run_plain(
+    specs: Mapping[str, CheckSpec],
+    config: Any,
+    *,
+    redact: Redactor | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
     """Run checks without Prefect (tests, the benchmark baseline, `golive check`)."""
     redact = redact or Redactor(secrets_of(config))
     memo = Memo()
@@ -932,7 +1053,6 @@ def run_plain(specs: Mapping[str, CheckSpec], config: Any, *, redact: Redactor |
         board = Board(specs)
         if on_result:
             board.listeners.append(on_result)
-        return await run_checks(specs.values(), board,
-                                lambda s: execute(s, config, redact=redact, memo=memo))
+        return await run_checks(specs.values(), board, lambda s: execute(s, config, redact=redact, memo=memo))
 
     return asyncio.run(main())

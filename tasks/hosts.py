@@ -1,6 +1,7 @@
 """The `hosts` section (seed 1.1): network reach of the server roles (TCP connect time to the load balancer / the
 database), the backend's Python, and the machine golive itself runs on. The servers' resources read from
 node_exporter are monitoring/servers.py's (they read `monitoring`; the uplink settings they use are this section's)."""
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,11 @@ class LocalHost(Target):
     golive run on a server of the role, or to make sure the gate's own host is fit. Unset thresholds are reported
     only."""
 
-    role: str | None = Field(None, description="a monitoring.roles name whose thresholds apply to this machine "
-                                               "(the seed's defaults when there is no monitoring section)")
+    role: str | None = Field(
+        None,
+        description="a monitoring.roles name whose thresholds apply to this machine "
+        "(the seed's defaults when there is no monitoring section)",
+    )
     min_cores: int | None = Field(None, ge=1, description="overrides the role's")
     max_cpu_ratio: float | None = Field(None, gt=0, le=1, description="overrides the role's")
     min_free_memory_bytes: int | None = Field(None, ge=0, description="overrides the role's")
@@ -67,25 +71,35 @@ class HostsTarget(Target):
     """What the servers' checks need besides Prometheus: where the load balancer and the database are, the
     backend's health URLs (which report its Python), and the thresholds the monitoring section has no place for."""
 
-    load_balancer: str | None = Field(None, description="host:port of the load balancer the frontend servers use "
-                                                        "(TCP connect time measured from where golive runs)")
+    load_balancer: str | None = Field(
+        None,
+        description="host:port of the load balancer the frontend servers use "
+        "(TCP connect time measured from where golive runs)",
+    )
     database: str | None = Field(None, description="host:port of the database the backend servers use")
     max_lb_latency_ms: float = Field(50.0, gt=0, description="seed 1.1: < 50 ms from frontend to load balancer")
     max_db_latency_ms: float = Field(10.0, gt=0, description="seed 1.1: < 10 ms from backend to database")
     latency_samples: int = Field(5, ge=1, le=50, description="TCP connects per latency check (median compared)")
     min_link_speed_mbps: float = Field(1000.0, gt=0, description="seed 1.1: link speed 1000 Mb/s or higher")
-    link_device_regex: str = Field("eth.*|en.*|ens.*|eno.*|bond.*",
-                                   description="node_exporter `device` label of the servers' uplinks")
-    link_speed_mbps: float | None = Field(None, gt=0, description="the uplinks' speed where the NIC reports none "
-                                          "(virtual NICs: AWS ENA, virtio, veth report -1 or nothing): the instance "
-                                          "type's bandwidth, reported as declared")
+    link_device_regex: str = Field(
+        "eth.*|en.*|ens.*|eno.*|bond.*", description="node_exporter `device` label of the servers' uplinks"
+    )
+    link_speed_mbps: float | None = Field(
+        None,
+        gt=0,
+        description="the uplinks' speed where the NIC reports none "
+        "(virtual NICs: AWS ENA, virtio, veth report -1 or nothing): the instance "
+        "type's bandwidth, reported as declared",
+    )
     backend_health_urls: list[AnyHttpUrl] = Field(
-        default_factory=list, description="backend health endpoints reporting the runtime (JSON with `python_field`)")
+        default_factory=list, description="backend health endpoints reporting the runtime (JSON with `python_field`)"
+    )
     ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) for https health URLs")
     python_field: str = Field("python", description="JSON key of the health answer holding the Python version")
     min_python: str = Field("3.10", pattern=r"^\d+\.\d+$", description="seed 1.1: Python 3.10+")
-    preferred_python: str | None = Field("3.11", pattern=r"^\d+\.\d+$",
-                                         description="seed 1.1: ideally 3.11.x (another minor is a WARN)")
+    preferred_python: str | None = Field(
+        "3.11", pattern=r"^\d+\.\d+$", description="seed 1.1: ideally 3.11.x (another minor is a WARN)"
+    )
 
     local: LocalHost | None = Field(None, description="the machine golive runs on (measured locally)")
 
@@ -96,6 +110,7 @@ class HostsTarget(Target):
 
 
 # --------------------------------------------------------------------------- TCP connect time
+
 
 def connect_times(address: str, samples: int, ctx: RunContext) -> list[float]:
     host, port = split_hostport(address)
@@ -116,16 +131,24 @@ def _latency(address: str, limit: float, what: str, h: HostsTarget, ctx: RunCont
             return down
         raise
     med = statistics.median(samples)
-    evidence = (f"{len(samples)} TCP connects to {address} from the host golive runs on (run golive next to the "
-                f"{what} servers for the seed's meaning), median compared; re-run: "
-                f"`curl -so /dev/null -w '%{{time_connect}}\\n' --max-time 2 telnet://{host}:{port} </dev/null`")
+    evidence = (
+        f"{len(samples)} TCP connects to {address} from the host golive runs on (run golive next to the "
+        f"{what} servers for the seed's meaning), median compared; re-run: "
+        f"`curl -so /dev/null -w '%{{time_connect}}\\n' --max-time 2 telnet://{host}:{port} </dev/null`"
+    )
     obs = compare(round(med, 2), "<", limit, unit="ms", evidence=evidence, samples_ms=samples)
     return obs
 
 
-@check("infrastructure.frontend.lb_latency", title="Load balancer answers a TCP connect fast",
-       seed=["1.1 Frontend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True,
-       needs=["hosts.load_balancer"])
+@check(
+    "infrastructure.frontend.lb_latency",
+    title="Load balancer answers a TCP connect fast",
+    seed=["1.1 Frontend Server(s): Network Connectivity"],
+    timeout=10,
+    target="hosts",
+    timing=True,
+    needs=["hosts.load_balancer"],
+)
 def lb_latency(h: HostsTarget, ctx: RunContext) -> Observation:
     """Median TCP connect time to hosts.load_balancer < max_lb_latency_ms (latency_samples connects). An address
     that does not accept, where the web endpoint (or another service golive checks) listens, is that check's failure:
@@ -133,9 +156,15 @@ def lb_latency(h: HostsTarget, ctx: RunContext) -> Observation:
     return _latency(given(h.load_balancer), h.max_lb_latency_ms, "frontend", h, ctx)
 
 
-@check("infrastructure.backend.db_latency", title="Database answers a TCP connect fast",
-       seed=["1.1 Backend Server(s): Network Connectivity"], timeout=10, target="hosts", timing=True,
-       needs=["hosts.database"])
+@check(
+    "infrastructure.backend.db_latency",
+    title="Database answers a TCP connect fast",
+    seed=["1.1 Backend Server(s): Network Connectivity"],
+    timeout=10,
+    target="hosts",
+    timing=True,
+    needs=["hosts.database"],
+)
 def db_latency(h: HostsTarget, ctx: RunContext) -> Observation:
     """Median TCP connect time to hosts.database < max_db_latency_ms (latency_samples connects). An address that
     does not accept, where the `postgres` database (or another service golive checks) listens, is that check's
@@ -145,14 +174,20 @@ def db_latency(h: HostsTarget, ctx: RunContext) -> Observation:
 
 # --------------------------------------------------------------------------- the backend's Python
 
+
 def _version(text: str) -> tuple[int, ...] | None:
     m = re.match(r"^\s*(?:Python\s+)?(\d+)\.(\d+)(?:\.(\d+))?", str(text))
     return tuple(int(x) for x in m.groups() if x is not None) if m else None
 
 
-@check("infrastructure.backend.python", title="Backend runs a supported Python",
-       seed=["1.1 Backend Server(s): Python Environment"], timeout=10, target="hosts",
-       needs=["hosts.backend_health_urls"])
+@check(
+    "infrastructure.backend.python",
+    title="Backend runs a supported Python",
+    seed=["1.1 Backend Server(s): Python Environment"],
+    timeout=10,
+    target="hosts",
+    needs=["hosts.backend_health_urls"],
+)
 def backend_python(h: HostsTarget, ctx: RunContext) -> Observation:
     """Each of hosts.backend_health_urls answers 200 JSON whose `python_field` is >= min_python (the version the
     running app reports, not the one on some PATH); another minor than preferred_python is a WARN."""
@@ -174,8 +209,10 @@ def backend_python(h: HostsTarget, ctx: RunContext) -> Observation:
             elif h.preferred_python and ".".join(map(str, ver[:2])) != h.preferred_python:
                 other.append(url)
     ca = f" --cacert {shlex.quote(str(h.ca_file))}" if h.ca_file else ""
-    evidence = (f"GET each health URL, JSON key {h.python_field!r}; re-run: "
-                f"`curl -sS{ca} {str(h.backend_health_urls[0])} | jq -r .{h.python_field}`")
+    evidence = (
+        f"GET each health URL, JSON key {h.python_field!r}; re-run: "
+        f"`curl -sS{ca} {str(h.backend_health_urls[0])} | jq -r .{h.python_field}`"
+    )
     expected = f">= {h.min_python}" + (f" (ideally {h.preferred_python}.x)" if h.preferred_python else "")
     if bad:
         return failed(observed, expected, evidence, failing=bad)
@@ -185,6 +222,7 @@ def backend_python(h: HostsTarget, ctx: RunContext) -> Observation:
 
 
 # --------------------------------------------------------------------------- the machine golive runs on
+
 
 def _cpu_times() -> tuple[int, int]:
     """(idle + iowait, total) jiffies from the first line of /proc/stat."""
@@ -199,11 +237,22 @@ def _mem_available() -> int:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
-@check("infrastructure.local.resources", title="The machine golive runs on has the resources of its role",
-       seed=["1.1 Frontend Server(s): CPU Resources", "1.1 Frontend Server(s): Memory Resources",
-             "1.1 Frontend Server(s): Disk Space", "1.1 Backend Server(s): CPU Resources",
-             "1.1 Backend Server(s): Memory Resources", "1.1 Backend Server(s): Disk Space"],
-       timeout=10, target="hosts", needs=["hosts.local"], uses=["monitoring"])
+@check(
+    "infrastructure.local.resources",
+    title="The machine golive runs on has the resources of its role",
+    seed=[
+        "1.1 Frontend Server(s): CPU Resources",
+        "1.1 Frontend Server(s): Memory Resources",
+        "1.1 Frontend Server(s): Disk Space",
+        "1.1 Backend Server(s): CPU Resources",
+        "1.1 Backend Server(s): Memory Resources",
+        "1.1 Backend Server(s): Disk Space",
+    ],
+    timeout=10,
+    target="hosts",
+    needs=["hosts.local"],
+    uses=["monitoring"],
+)
 def local_resources(h: HostsTarget, ctx: RunContext, *, monitoring: Any) -> Observation:
     """Measured on this machine: usable cores (sched_getaffinity), CPU busy over cpu_sample_s (/proc/stat),
     MemAvailable (/proc/meminfo), free space of disk_path (statvfs), compared with hosts.local's thresholds (its
@@ -218,10 +267,18 @@ def local_resources(h: HostsTarget, ctx: RunContext, *, monitoring: Any) -> Obse
         if loc.role not in roles:
             return failed(f"role {loc.role!r} unknown", f"one of {sorted(roles)}", "hosts.local.role")
         r = roles[loc.role]
-        limits = {"cores": r.min_cores, "cpu": r.max_cpu_ratio, "memory": r.min_free_memory_bytes,
-                  "disk": r.min_free_disk_bytes}
-    for key, value in (("cores", loc.min_cores), ("cpu", loc.max_cpu_ratio), ("memory", loc.min_free_memory_bytes),
-                       ("disk", loc.min_free_disk_bytes)):
+        limits = {
+            "cores": r.min_cores,
+            "cpu": r.max_cpu_ratio,
+            "memory": r.min_free_memory_bytes,
+            "disk": r.min_free_disk_bytes,
+        }
+    for key, value in (
+        ("cores", loc.min_cores),
+        ("cpu", loc.max_cpu_ratio),
+        ("memory", loc.min_free_memory_bytes),
+        ("disk", loc.min_free_disk_bytes),
+    ):
         if value is not None:
             limits[key] = value
     idle0, total0 = _cpu_times()
@@ -231,20 +288,37 @@ def local_resources(h: HostsTarget, ctx: RunContext, *, monitoring: Any) -> Obse
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
     mem = _mem_available()
     disk = shutil.disk_usage(loc.disk_path).free
-    observed = {"host": socket.gethostname(), "cores": cores, "cpu_busy": f"{busy * 100:.1f} %",
-                "memory_available": _gib(mem), "disk_free": f"{_gib(disk)} on {loc.disk_path}"}
+    observed = {
+        "host": socket.gethostname(),
+        "cores": cores,
+        "cpu_busy": f"{busy * 100:.1f} %",
+        "memory_available": _gib(mem),
+        "disk_free": f"{_gib(disk)} on {loc.disk_path}",
+    }
     expected: dict[str, str] = {}
     bad = []
-    for key, value, op, fmt in (("cores", cores, ">=", str), ("cpu", busy, "<", lambda v: f"{v * 100:.1f} %"),
-                                ("memory", mem, ">", _gib), ("disk", disk, ">", _gib)):
+    for key, value, op, fmt in (
+        ("cores", cores, ">=", str),
+        ("cpu", busy, "<", lambda v: f"{v * 100:.1f} %"),
+        ("memory", mem, ">", _gib),
+        ("disk", disk, ">", _gib),
+    ):
         if key in limits:
             expected[key] = f"{op} {fmt(limits[key])}"
             if not meets(value, op, limits[key]):
                 bad.append(key)
         else:
             expected[key] = "reported (no threshold)"
-    evidence = (f"measured on {socket.gethostname()} where golive runs: sched_getaffinity, /proc/stat over "
-                f"{loc.cpu_sample_s:g} s, /proc/meminfo MemAvailable, statvfs({loc.disk_path}); re-run there: "
-                f"`nproc; top -b -n 2 -d {loc.cpu_sample_s:g} | grep Cpu; free -h; df -h {loc.disk_path}`")
-    return failed_if(bad, observed, expected, evidence, failing=bad,
-                     thresholds_from=f"monitoring.roles.{loc.role}" if loc.role else "hosts.local")
+    evidence = (
+        f"measured on {socket.gethostname()} where golive runs: sched_getaffinity, /proc/stat over "
+        f"{loc.cpu_sample_s:g} s, /proc/meminfo MemAvailable, statvfs({loc.disk_path}); re-run there: "
+        f"`nproc; top -b -n 2 -d {loc.cpu_sample_s:g} | grep Cpu; free -h; df -h {loc.disk_path}`"
+    )
+    return failed_if(
+        bad,
+        observed,
+        expected,
+        evidence,
+        failing=bad,
+        thresholds_from=f"monitoring.roles.{loc.role}" if loc.role else "hosts.local",
+    )

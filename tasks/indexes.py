@@ -4,6 +4,7 @@ configured critical queries use them (EXPLAIN, never executed: no Seq Scan on a 
 The connection (host, user, password) is the `postgres` section's; this section says which indexes and queries.
 The defaults are the checklist's schema (the 11 Phase 4 tables); environments with their own schema set them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,10 +17,18 @@ from .postgres import REACHABLE as PG_REACHABLE
 from .postgres import PostgresTarget, connect, dsn_for_evidence, psql
 
 SEED_INDEXES = [
-    "users_email_key", "users_created_at_idx", "campaigns_merchant_id_idx", "campaigns_status_idx",
-    "notifications_campaign_id_idx", "notifications_user_id_idx", "notifications_status_created_at_idx",
-    "campaign_events_campaign_id_idx", "campaign_events_occurred_at_idx", "campaign_analytics_daily_day_idx",
-    "merchant_affinity_scores_merchant_id_idx", "job_runs_job_name_started_at_idx",
+    "users_email_key",
+    "users_created_at_idx",
+    "campaigns_merchant_id_idx",
+    "campaigns_status_idx",
+    "notifications_campaign_id_idx",
+    "notifications_user_id_idx",
+    "notifications_status_created_at_idx",
+    "campaign_events_campaign_id_idx",
+    "campaign_events_occurred_at_idx",
+    "campaign_analytics_daily_day_idx",
+    "merchant_affinity_scores_merchant_id_idx",
+    "job_runs_job_name_started_at_idx",
 ]
 SEED_QUERIES = {
     "events of a campaign": "SELECT * FROM campaign_events WHERE campaign_id = 42",
@@ -31,19 +40,27 @@ SEED_QUERIES = {
 
 
 class IndexesTarget(Target):
-    required: list[str] = Field(default_factory=lambda: list(SEED_INDEXES),
-                                description="index names ([schema.]name) that must exist and be valid")
-    queries: dict[str, str] = Field(default_factory=lambda: dict(SEED_QUERIES),
-                                    description="name -> critical read query; its EXPLAIN must not Seq Scan a large "
-                                                "table (the query is planned, never run)")
-    large_table_rows: int = Field(10_000, ge=0, description="a table is large from this many rows (pg_class "
-                                                            "estimate); a Seq Scan on a smaller one is fine")
+    required: list[str] = Field(
+        default_factory=lambda: list(SEED_INDEXES),
+        description="index names ([schema.]name) that must exist and be valid",
+    )
+    queries: dict[str, str] = Field(
+        default_factory=lambda: dict(SEED_QUERIES),
+        description="name -> critical read query; its EXPLAIN must not Seq Scan a large "
+        "table (the query is planned, never run)",
+    )
+    large_table_rows: int = Field(
+        10_000,
+        ge=0,
+        description="a table is large from this many rows (pg_class estimate); a Seq Scan on a smaller one is fine",
+    )
 
     @field_validator("queries")
     @classmethod
     def _selects(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = [n for n, q in v.items()
-               if not q.lstrip().lower().startswith(("select", "with")) or ";" in q.rstrip(" ;")]
+        bad = [
+            n for n, q in v.items() if not q.lstrip().lower().startswith(("select", "with")) or ";" in q.rstrip(" ;")
+        ]
         if bad:
             raise ValueError(f"must each be one SELECT (or WITH ... SELECT) statement: {bad}")
         return v
@@ -56,9 +73,15 @@ def _walk(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-@check("dependencies.postgres.indexes", title="Critical indexes exist and the critical queries use them",
-       seed=["2.1 PostgreSQL Database: Database Indexes"], depends_on=[PG_REACHABLE], timeout=15, target="indexes",
-       needs={"postgres": "nothing to connect to"})
+@check(
+    "dependencies.postgres.indexes",
+    title="Critical indexes exist and the critical queries use them",
+    seed=["2.1 PostgreSQL Database: Database Indexes"],
+    depends_on=[PG_REACHABLE],
+    timeout=15,
+    target="indexes",
+    needs={"postgres": "nothing to connect to"},
+)
 def postgres_indexes(t: IndexesTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """pg_index: every required index exists and is valid; EXPLAIN (FORMAT JSON) of each configured query: no
     Seq Scan node on a table with >= large_table_rows rows (pg_class.reltuples), and the index scans are listed."""
@@ -74,7 +97,8 @@ def postgres_indexes(t: IndexesTarget, ctx: RunContext, *, postgres: PostgresTar
                 "SELECT i.indisvalid, c.relname FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid "
                 "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = x.relnamespace "
                 "WHERE x.relname = %s AND (%s = '' AND n.nspname = ANY (current_schemas(false)) OR n.nspname = %s)",
-                [idx, schema, schema]).fetchone()
+                [idx, schema, schema],
+            ).fetchone()
             if row is None:
                 missing.append(name)
             elif not row[0]:
@@ -88,26 +112,37 @@ def postgres_indexes(t: IndexesTarget, ctx: RunContext, *, postgres: PostgresTar
                 if kind == "Seq Scan" and node.get("Relation Name"):
                     rel = (node.get("Schema") or "", node["Relation Name"])
                     if rel not in sizes:
-                        sizes[rel] = float(conn.execute(
-                            "SELECT greatest(c.reltuples, coalesce(s.n_live_tup, 0)) FROM pg_class c "
-                            "LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(%s)",
-                            [f'"{rel[0]}"."{rel[1]}"' if rel[0] else f'"{rel[1]}"']).fetchone()[0] or 0)
+                        sizes[rel] = float(
+                            conn.execute(
+                                "SELECT greatest(c.reltuples, coalesce(s.n_live_tup, 0)) FROM pg_class c "
+                                "LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(%s)",
+                                [f'"{rel[0]}"."{rel[1]}"' if rel[0] else f'"{rel[1]}"'],
+                            ).fetchone()[0]
+                            or 0
+                        )
                     if sizes[rel] >= t.large_table_rows:
                         seq.setdefault(qname, []).append(f"Seq Scan on {rel[1]} (~{sizes[rel]:,.0f} rows)")
                 elif node.get("Index Name"):
                     used.setdefault(qname, []).append(f"{kind} on {node['Index Name']}")
-    problems = ([f"missing index {m}" for m in missing] + [f"invalid index {i}" for i in invalid]
-                + [f"{q}: {', '.join(s)}" for q, s in seq.items()])
-    observed: dict[str, Any] = {"required_indexes": f"{len(t.required) - len(missing) - len(invalid)}/"
-                                                    f"{len(t.required)} present and valid",
-                                "plans": {q: (seq.get(q) or used.get(q) or ["no index needed (small tables)"])
-                                          for q in t.queries}}
+    problems = (
+        [f"missing index {m}" for m in missing]
+        + [f"invalid index {i}" for i in invalid]
+        + [f"{q}: {', '.join(s)}" for q, s in seq.items()]
+    )
+    observed: dict[str, Any] = {
+        "required_indexes": f"{len(t.required) - len(missing) - len(invalid)}/{len(t.required)} present and valid",
+        "plans": {q: (seq.get(q) or used.get(q) or ["no index needed (small tables)"]) for q in t.queries},
+    }
     if problems:
         observed["problems"] = problems
     example = next(iter(t.queries.values()), "SELECT 1")
-    evidence = (f"connected to {dsn_for_evidence(pg)}; pg_index for {len(t.required)} required index(es); "
-                f"EXPLAIN (FORMAT JSON) of {len(t.queries)} query(ies), never executed; re-run: "
-                f"`{psql(pg, 'EXPLAIN ' + example)}` and `{psql(pg, chr(92) + 'di')}`")
-    expected = (f"all {len(t.required)} required indexes present and valid; no Seq Scan on a table of >= "
-                f"{t.large_table_rows:,} rows")
+    evidence = (
+        f"connected to {dsn_for_evidence(pg)}; pg_index for {len(t.required)} required index(es); "
+        f"EXPLAIN (FORMAT JSON) of {len(t.queries)} query(ies), never executed; re-run: "
+        f"`{psql(pg, 'EXPLAIN ' + example)}` and `{psql(pg, chr(92) + 'di')}`"
+    )
+    expected = (
+        f"all {len(t.required)} required indexes present and valid; no Seq Scan on a table of >= "
+        f"{t.large_table_rows:,} rows"
+    )
     return failed_if(problems, observed, expected, evidence, missing=missing, seq_scans=seq)

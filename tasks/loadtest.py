@@ -7,6 +7,7 @@ stats, read from a path or from S3, compared with the seed's numbers.
 - Locust: `<prefix>_stats.csv` (the `Aggregated` row: `95%`, `Requests/s`) and, when present beside it,
   `<prefix>_stats_history.csv` for the user count.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,11 +29,15 @@ GiB = 1024**3
 
 class LoadTestTarget(Target):
     k6_summary: str | None = Field(None, description="k6 JSON summary: a path or s3://bucket/key")
-    locust_stats: str | None = Field(None, description="Locust `*_stats.csv`: a path or s3://bucket/key "
-                                                       "(`*_stats_history.csv` beside it is read for the user count)")
+    locust_stats: str | None = Field(
+        None,
+        description="Locust `*_stats.csv`: a path or s3://bucket/key "
+        "(`*_stats_history.csv` beside it is read for the user count)",
+    )
     s3: AwsAccess | None = Field(None, description="how to reach S3 for s3:// sources (default: boto3's chain)")
-    max_age_days: float = Field(30.0, gt=0, description="results older than this are not the 'last' load test "
-                                                        "(not a seed number)")
+    max_age_days: float = Field(
+        30.0, gt=0, description="results older than this are not the 'last' load test (not a seed number)"
+    )
     p95_max_ms: float = Field(500.0, gt=0, description="seed 6.1: API endpoints < 500 ms (p95)")
     min_users: int = Field(100, ge=1, description="seed 6.1: 100+ concurrent users supported")
     min_rps: float = Field(50.0, gt=0, description="seed 6.1: > 50 RPS capacity")
@@ -58,8 +63,9 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def read_source(t: LoadTestTarget, uri: str, ctx: RunContext, *,
-                optional: bool = False) -> tuple[bytes, dt.datetime] | None:
+def read_source(
+    t: LoadTestTarget, uri: str, ctx: RunContext, *, optional: bool = False
+) -> tuple[bytes, dt.datetime] | None:
     """(content, last modified) of a path or an s3:// object; None when `optional` and it does not exist."""
     if uri.startswith("s3://"):
         bucket, key = _split_s3(uri)
@@ -120,13 +126,19 @@ def parse_locust(raw: bytes, history: bytes | None) -> dict[str, Any]:
     agg = next((r for r in rows if r.get("Name") == "Aggregated"), None)
     if agg is None or "95%" not in agg or "Requests/s" not in agg:
         raise ValueError("not a Locust *_stats.csv: no `Aggregated` row with `95%` and `Requests/s`")
-    out: dict[str, Any] = {"p95_ms": float(agg["95%"]), "rps": float(agg["Requests/s"]),
-                           "requests": int(float(agg.get("Request Count") or 0))}
+    out: dict[str, Any] = {
+        "p95_ms": float(agg["95%"]),
+        "rps": float(agg["Requests/s"]),
+        "requests": int(float(agg.get("Request Count") or 0)),
+    }
     if agg.get("Failure Count") not in (None, "") and out["requests"]:
         out["error_ratio"] = round(int(float(agg["Failure Count"])) / out["requests"], 4)
     if history is not None:
-        users = [int(float(r["User Count"])) for r in csv.DictReader(io.StringIO(history.decode("utf-8-sig")))
-                 if r.get("User Count") not in (None, "")]
+        users = [
+            int(float(r["User Count"]))
+            for r in csv.DictReader(io.StringIO(history.decode("utf-8-sig")))
+            if r.get("User Count") not in (None, "")
+        ]
         if users:
             out["users"] = max(users)
     return out
@@ -144,8 +156,11 @@ def load_results(t: LoadTestTarget, ctx: RunContext) -> dict[str, dict[str, Any]
             raw, modified = read_source(t, t.locust_stats, ctx)  # type: ignore[misc]
             hist_uri = t.locust_stats.replace("_stats.csv", "_stats_history.csv")
             hist = read_source(t, hist_uri, ctx, optional=True) if hist_uri != t.locust_stats else None
-            out["locust"] = {**parse_locust(raw, hist[0] if hist else None), "uri": t.locust_stats,
-                             "modified": modified.isoformat()}
+            out["locust"] = {
+                **parse_locust(raw, hist[0] if hist else None),
+                "uri": t.locust_stats,
+                "modified": modified.isoformat(),
+            }
         return out
 
     return ctx.memo(("loadtest", t.k6_summary, t.locust_stats), do)
@@ -162,8 +177,13 @@ def _how(t: LoadTestTarget) -> str:
     return "read " + "; ".join(parts)
 
 
-@check(RESULTS, title="The last load test's results are there and recent",
-       seed=["6.1 Response Times", "6.1 Throughput"], timeout=20, target="loadtest")
+@check(
+    RESULTS,
+    title="The last load test's results are there and recent",
+    seed=["6.1 Response Times", "6.1 Throughput"],
+    timeout=20,
+    target="loadtest",
+)
 def loadtest_results(t: LoadTestTarget, ctx: RunContext) -> Observation:
     """Every configured result file (k6 summary, Locust stats; path or S3) is readable, parses, and is younger than
     max_age_days."""
@@ -177,8 +197,7 @@ def loadtest_results(t: LoadTestTarget, ctx: RunContext) -> Observation:
         observed[label] = {"uri": r["uri"], "age_days": round(age_d, 2), "requests": r.get("requests")}
         if age_d > t.max_age_days:
             stale.append(label)
-    return failed_if(stale, observed, f"each source readable and <= {t.max_age_days:g} days old",
-                                         _how(t), stale=stale)
+    return failed_if(stale, observed, f"each source readable and <= {t.max_age_days:g} days old", _how(t), stale=stale)
 
 
 def _compare(t: LoadTestTarget, ctx: RunContext, key: str, op: str, limit: float, fmt, what: str) -> Observation:
@@ -198,36 +217,62 @@ def _compare(t: LoadTestTarget, ctx: RunContext, key: str, op: str, limit: float
     return failed_if(bad, observed, expected, _how(t), failing=bad)
 
 
-@check("performance.loadtest.p95", title="Load test: API p95 < 500 ms",
-       seed=["6.1 Response Times"], depends_on=[RESULTS], timeout=20, target="loadtest")
+@check(
+    "performance.loadtest.p95",
+    title="Load test: API p95 < 500 ms",
+    seed=["6.1 Response Times"],
+    depends_on=[RESULTS],
+    timeout=20,
+    target="loadtest",
+)
 def loadtest_p95(t: LoadTestTarget, ctx: RunContext) -> Observation:
     """k6 http_req_duration p(95) and Locust's Aggregated 95% < p95_max_ms."""
     return _compare(t, ctx, "p95_ms", "<", t.p95_max_ms, lambda v: f"{v:g} ms", "p95")
 
 
-@check("performance.loadtest.throughput", title="Load test: >= 100 concurrent users and > 50 RPS",
-       seed=["6.1 Throughput"], depends_on=[RESULTS], timeout=20, target="loadtest")
+@check(
+    "performance.loadtest.throughput",
+    title="Load test: >= 100 concurrent users and > 50 RPS",
+    seed=["6.1 Throughput"],
+    depends_on=[RESULTS],
+    timeout=20,
+    target="loadtest",
+)
 def loadtest_throughput(t: LoadTestTarget, ctx: RunContext) -> Observation:
     """Users (k6 vus_max, Locust history's User Count) >= min_users and requests/s (k6 http_reqs rate, Locust
     Requests/s) > min_rps, in every source that reports them."""
     users = _compare(t, ctx, "users", ">=", t.min_users, lambda v: f"{v:g}", "concurrent users")
     rps = _compare(t, ctx, "rps", ">", t.min_rps, lambda v: f"{v:.1f}", "requests/s")
     ok = users.status is Status.PASS and rps.status is Status.PASS
-    return passed_if(ok, {"users": users.observed, "rps": rps.observed},
-                                      {"users": users.expected, "rps": rps.expected}, _how(t))
+    return passed_if(
+        ok, {"users": users.observed, "rps": rps.observed}, {"users": users.expected, "rps": rps.expected}, _how(t)
+    )
 
 
-@check("performance.loadtest.memory", title="Load test: API memory < 1 GB",
-       seed=["6.1 Memory Usage"], depends_on=[RESULTS], timeout=20, target="loadtest")
+@check(
+    "performance.loadtest.memory",
+    title="Load test: API memory < 1 GB",
+    seed=["6.1 Memory Usage"],
+    depends_on=[RESULTS],
+    timeout=20,
+    target="loadtest",
+)
 def loadtest_memory(t: LoadTestTarget, ctx: RunContext) -> Observation:
     """The peak of the k6 gauge k6_memory_metric (the API's memory, recorded by the test script) <
     max_api_memory_bytes."""
-    return _compare(t, ctx, "memory_bytes", "<", t.max_api_memory_bytes, lambda v: f"{v / 1024**2:,.0f} MiB",
-                    "API peak memory")
+    return _compare(
+        t, ctx, "memory_bytes", "<", t.max_api_memory_bytes, lambda v: f"{v / 1024**2:,.0f} MiB", "API peak memory"
+    )
 
 
-@check("performance.loadtest.cpu", title="Load test: API CPU < 70 %",
-       seed=["6.1 CPU Usage"], depends_on=[RESULTS], timeout=20, target="loadtest")
+@check(
+    "performance.loadtest.cpu",
+    title="Load test: API CPU < 70 %",
+    seed=["6.1 CPU Usage"],
+    depends_on=[RESULTS],
+    timeout=20,
+    target="loadtest",
+)
 def loadtest_cpu(t: LoadTestTarget, ctx: RunContext) -> Observation:
     """The peak of the k6 gauge k6_cpu_metric (the API's CPU as a ratio of its cores) < max_api_cpu_ratio
     (i.e. 30 %+ headroom)."""

@@ -1,5 +1,6 @@
 """Shared pieces of the target models (each target model lives beside the checks that read it), and the server
 roles' thresholds two sections read (`monitoring.roles`, `hosts.local.role`)."""
+
 from __future__ import annotations
 
 import ssl
@@ -31,10 +32,20 @@ def default_roles() -> dict[str, HostRole]:
     """The seed's numbers (1.1): frontend 4 cores, < 30 % CPU, 2 GiB free memory, 20 GiB free disk; backend 8 cores,
     < 25 % CPU, 4 GiB, 30 GiB."""
     return {
-        "frontend": HostRole(instance_regex="frontend.*", min_cores=4, max_cpu_ratio=0.30,
-                             min_free_memory_bytes=2 * 1024**3, min_free_disk_bytes=20 * 1024**3),
-        "backend": HostRole(instance_regex="backend.*", min_cores=8, max_cpu_ratio=0.25,
-                            min_free_memory_bytes=4 * 1024**3, min_free_disk_bytes=30 * 1024**3),
+        "frontend": HostRole(
+            instance_regex="frontend.*",
+            min_cores=4,
+            max_cpu_ratio=0.30,
+            min_free_memory_bytes=2 * 1024**3,
+            min_free_disk_bytes=20 * 1024**3,
+        ),
+        "backend": HostRole(
+            instance_regex="backend.*",
+            min_cores=8,
+            max_cpu_ratio=0.25,
+            min_free_memory_bytes=4 * 1024**3,
+            min_free_disk_bytes=30 * 1024**3,
+        ),
     }
 
 

@@ -1,4 +1,5 @@
 """SMTP: connection, banner, STARTTLS, AUTH (section 2.2)."""
+
 from __future__ import annotations
 
 import smtplib
@@ -25,6 +26,7 @@ class SmtpTarget(Target):
 
 # --------------------------------------------------------------------------- checks
 
+
 def _evidence(t: SmtpTarget) -> str:
     steps = [f"connect {t.host}:{t.port}", "read banner", "EHLO"]
     if t.starttls:
@@ -32,14 +34,22 @@ def _evidence(t: SmtpTarget) -> str:
     if t.username:
         steps.append(f"AUTH as {t.username}")
     steps.append("QUIT (no mail sent)")
-    rerun = f"openssl s_client -starttls smtp -connect {t.host}:{t.port} -crlf" + \
-            (f" -CAfile {t.ca_file}" if t.ca_file else "") if t.starttls else f"nc {t.host} {t.port}"
+    rerun = (
+        f"openssl s_client -starttls smtp -connect {t.host}:{t.port} -crlf"
+        + (f" -CAfile {t.ca_file}" if t.ca_file else "")
+        if t.starttls
+        else f"nc {t.host} {t.port}"
+    )
     return " -> ".join(steps) + f"; re-run: `{rerun}`"
 
 
-@check("dependencies.smtp.session", title="SMTP accepts a session: banner, STARTTLS, AUTH",
-       seed=["2.2 Email Service (SMTP): SMTP Server Connectivity", "2.2 Email Service (SMTP): Authentication"],
-       timeout=15, target="smtp")
+@check(
+    "dependencies.smtp.session",
+    title="SMTP accepts a session: banner, STARTTLS, AUTH",
+    seed=["2.2 Email Service (SMTP): SMTP Server Connectivity", "2.2 Email Service (SMTP): Authentication"],
+    timeout=15,
+    target="smtp",
+)
 def smtp_session(t: SmtpTarget, ctx: RunContext) -> Observation:
     """Connect, banner 220, EHLO, STARTTLS offered and negotiated (chain + host verified), EHLO again, AUTH
     with the configured credentials. No mail is sent."""
@@ -108,15 +118,24 @@ def smtp_session(t: SmtpTarget, ctx: RunContext) -> Observation:
     return passed(observed, expected, _evidence(t))
 
 
-register_service("dependencies.smtp.session",
-                 lambda c: [(m.host, m.port)] if (m := getattr(c, "smtp", None)) else [])
+register_service("dependencies.smtp.session", lambda c: [(m.host, m.port)] if (m := getattr(c, "smtp", None)) else [])
 
 
-@check("dependencies.smtp.capacity", title="Declared email capacity is enough",
-       seed=["2.2 Email Service (SMTP): Email Rate Limit"], severity="advisory", timeout=5, target="smtp",
-       needs={"smtp.hourly_capacity": "the provider's plan limit is unknown"})
+@check(
+    "dependencies.smtp.capacity",
+    title="Declared email capacity is enough",
+    seed=["2.2 Email Service (SMTP): Email Rate Limit"],
+    severity="advisory",
+    timeout=5,
+    target="smtp",
+    needs={"smtp.hourly_capacity": "the provider's plan limit is unknown"},
+)
 def smtp_capacity(t: SmtpTarget, ctx: RunContext) -> Observation:
     """The provider's declared hourly_capacity >= min_hourly_capacity (a declaration: no mail is sent to measure it)."""
-    return compare(t.hourly_capacity, ">=", t.min_hourly_capacity, unit="emails/hour",
-                   evidence="declared in the environment config (smtp.hourly_capacity): the provider's plan limit, "
-                            "not measured")
+    return compare(
+        t.hourly_capacity,
+        ">=",
+        t.min_hourly_capacity,
+        unit="emails/hour",
+        evidence="declared in the environment config (smtp.hourly_capacity): the provider's plan limit, not measured",
+    )

@@ -9,6 +9,7 @@ classes become inert records of their pickled state; any other global refuses th
 checked against its field's real range before a set is built. The cadence is compared as sets of allowed minutes /
 hours / days, so `0 */6` and APScheduler's `hour='*/6', minute='0'` are the same thing.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,29 +36,41 @@ SEED_JOBS = {  # seed 4.3 "Jobs Configured", UTC: a time of day where the seed n
 
 
 class WorkersTarget(Target):
-    jobs: dict[str, str] = Field(default_factory=lambda: dict(SEED_JOBS),
-                                 description="seed 4.3: job id -> its cadence: a 5-field cron expression (fire times "
-                                             "in `timezone`) or `every <n><s|m|h|d|w>` / `interval 6 hours` (a fixed "
-                                             "interval, any phase)")
+    jobs: dict[str, str] = Field(
+        default_factory=lambda: dict(SEED_JOBS),
+        description="seed 4.3: job id -> its cadence: a 5-field cron expression (fire times "
+        "in `timezone`) or `every <n><s|m|h|d|w>` / `interval 6 hours` (a fixed "
+        "interval, any phase)",
+    )
     timezone: str = Field("UTC", description="the time zone every job's trigger must use")
     jobstore_table: str = Field("apscheduler_jobs", description="APScheduler SQLAlchemyJobStore table")
-    heartbeat_table: str | None = Field("scheduler_heartbeat", description="a table the scheduler refreshes while "
-                                        "alive (None: judge liveness from next_run_time alone)")
+    heartbeat_table: str | None = Field(
+        "scheduler_heartbeat",
+        description="a table the scheduler refreshes while alive (None: judge liveness from next_run_time alone)",
+    )
     heartbeat_column: str = "beat_at"
     max_heartbeat_age_s: float = Field(120.0, gt=0, description="the newest heartbeat is at most this old")
-    overdue_grace_s: float = Field(300.0, ge=0, description="a job whose next_run_time is further in the past than "
-                                   "this was not picked up: the scheduler is not processing jobs")
+    overdue_grace_s: float = Field(
+        300.0,
+        ge=0,
+        description="a job whose next_run_time is further in the past than "
+        "this was not picked up: the scheduler is not processing jobs",
+    )
     runs_table: str = Field("job_runs", description="where each job run is recorded (job, times, status)")
     runs_job_column: str = "job_name"
     runs_time_column: str = "started_at"
     runs_status_column: str = "status"
     success_values: list[str] = Field(default_factory=lambda: ["success"])
     run_grace_s: float = Field(3600.0, ge=0, description="the last successful run is at most one period + this old")
-    trigger_job: bool = Field(False, description="seed 4.3 'run one job manually': WRITES a row to requests_table "
-                              "asking the scheduler to run trigger_job_id now, then waits for its run (opt-in)")
+    trigger_job: bool = Field(
+        False,
+        description="seed 4.3 'run one job manually': WRITES a row to requests_table "
+        "asking the scheduler to run trigger_job_id now, then waits for its run (opt-in)",
+    )
     trigger_job_id: str = Field("daily_analytics_aggregation", description="the job trigger_job runs")
-    requests_table: str = Field("job_run_requests", description="the scheduler's run-now queue (job_id, "
-                                "requested_by, requested_at)")
+    requests_table: str = Field(
+        "job_run_requests", description="the scheduler's run-now queue (job_id, requested_by, requested_at)"
+    )
     trigger_wait_s: float = Field(20.0, gt=0, le=25, description="how long to wait for the triggered run")
 
     @field_validator("jobs")
@@ -71,10 +84,16 @@ class WorkersTarget(Target):
 # --------------------------------------------------------------------------- cron
 
 _DOW = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
-_MON = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                                        "nov", "dec"])}
-_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day", 1, 31, {}), ("month", 1, 12, _MON),
-           ("day_of_week", 0, 6, _DOW))
+_MON = {
+    m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+}
+_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day", 1, 31, {}),
+    ("month", 1, 12, _MON),
+    ("day_of_week", 0, 6, _DOW),
+)
 
 
 def _field_set(text: str, lo: int, hi: int, names: dict[str, int]) -> frozenset[int]:
@@ -108,10 +127,13 @@ def parse_cron(expr: str) -> dict[str, frozenset[int]]:
 
 
 _EVERY = re.compile(r"(?:every|interval)\s+(\d+(?:\.\d+)?)\s*([a-z]+)", re.I)
-_UNIT_S = {**dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
-           **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
-           **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
-           **dict.fromkeys(("d", "day", "days"), 86400), **dict.fromkeys(("w", "week", "weeks"), 604800)}
+_UNIT_S = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "week", "weeks"), 604800),
+}
 
 #: a job's cadence: a fixed interval (any phase) or a cron expression's allowed values per field
 Cadence = dt.timedelta | dict[str, frozenset[int]]
@@ -136,8 +158,13 @@ def _fmt_cadence(c: Cadence) -> str:
 
 
 def _matches(c: dict[str, frozenset[int]], t: dt.datetime) -> bool:
-    return (t.minute in c["minute"] and t.hour in c["hour"] and t.month in c["month"]
-            and t.day in c["day"] and (t.weekday() + 1) % 7 in c["day_of_week"])
+    return (
+        t.minute in c["minute"]
+        and t.hour in c["hour"]
+        and t.month in c["month"]
+        and t.day in c["day"]
+        and (t.weekday() + 1) % 7 in c["day_of_week"]
+    )
 
 
 def cron_next(c: dict[str, frozenset[int]], after: dt.datetime) -> dt.datetime | None:
@@ -160,8 +187,9 @@ def cron_next(c: dict[str, frozenset[int]], after: dt.datetime) -> dt.datetime |
     return None
 
 
-def cron_fires(c: dict[str, frozenset[int]], after: dt.datetime, until: dt.datetime, *, least: int = 0,
-               most: int = 3000) -> list[dt.datetime]:
+def cron_fires(
+    c: dict[str, frozenset[int]], after: dt.datetime, until: dt.datetime, *, least: int = 0, most: int = 3000
+) -> list[dt.datetime]:
     """The fire times after `after` up to `until` (at least `least` of them if there are), at most `most`."""
     fires: list[dt.datetime] = []
     t = after
@@ -186,6 +214,7 @@ def cadence_period(c: Cadence, now: dt.datetime) -> dt.timedelta:
 
 
 # --------------------------------------------------------------------------- decoding job_state safely
+
 
 class _Inert:
     """An APScheduler class, recorded, never executed: its constructor args and pickled state."""
@@ -227,8 +256,13 @@ class _Zone(dt.tzinfo):
 
 
 #: immutable C types: BUILD / SETITEM on them or their instances fails; they hold no process-wide state to rewire
-_REAL = {("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"), ("datetime", "date"),
-         ("datetime", "time")}
+_REAL = {
+    ("datetime", "datetime"),
+    ("datetime", "timedelta"),
+    ("datetime", "timezone"),
+    ("datetime", "date"),
+    ("datetime", "time"),
+}
 
 
 def _zone(key: Any = "?", *_: Any) -> _Zone:
@@ -245,9 +279,13 @@ def _zone_getattr(obj: Any, name: str) -> Any:
 #: time zones, by how each library pickles them: a callable giving a fresh _Zone (pytz._p(zone, utcoffset, dst,
 #: tzname) and ZoneInfo._unpickle(key, from_cache) would hand back the library's cached, shared zone object)
 _ZONES: dict[tuple[str, str], Any] = {
-    ("pytz", "_p"): _zone, ("pytz", "_UTC"): lambda: _Zone("UTC"), ("zoneinfo", "ZoneInfo"): _zone,
-    ("zoneinfo", "ZoneInfo._unpickle"): _zone, ("zoneinfo._zoneinfo", "ZoneInfo._unpickle"): _zone,
-    ("builtins", "getattr"): _zone_getattr}
+    ("pytz", "_p"): _zone,
+    ("pytz", "_UTC"): lambda: _Zone("UTC"),
+    ("zoneinfo", "ZoneInfo"): _zone,
+    ("zoneinfo", "ZoneInfo._unpickle"): _zone,
+    ("zoneinfo._zoneinfo", "ZoneInfo._unpickle"): _zone,
+    ("builtins", "getattr"): _zone_getattr,
+}
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -287,8 +325,14 @@ def decode_job_state(blob: bytes) -> dict[str, Any]:
     return state
 
 
-_AP_RANGES = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12), "day_of_week": (0, 6),
-              "second": (0, 59)}  # year and week are not compared: never built
+_AP_RANGES = {
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day": (1, 31),
+    "month": (1, 12),
+    "day_of_week": (0, 6),
+    "second": (0, 59),
+}  # year and week are not compared: never built
 
 
 def _expr_set(expr: _Inert, field: str) -> frozenset[int] | None:
@@ -346,8 +390,9 @@ def _child(ref: Any, state: Any) -> _Inert:
     return obj
 
 
-def trigger_fires(trigger: Any, after: dt.datetime, until: dt.datetime, anchor: dt.datetime | None,
-                  depth: int = 0) -> list[dt.datetime]:
+def trigger_fires(
+    trigger: Any, after: dt.datetime, until: dt.datetime, anchor: dt.datetime | None, depth: int = 0
+) -> list[dt.datetime]:
     """A decoded trigger's fire times (UTC) after `after` up to `until`: a cron trigger's, an interval trigger's
     (every `interval` from `anchor`, its next run time, or from a UTC start_date), and an OrTrigger's / AndTrigger's
     union / intersection of its children's. ValueError where a trigger cannot be compared, saying why."""
@@ -375,8 +420,11 @@ def trigger_fires(trigger: Any, after: dt.datetime, until: dt.datetime, anchor: 
         parts = st.get("triggers")
         if not isinstance(parts, list) or not 0 < len(parts) <= MAX_COMBINED:
             raise ValueError(f"{kind} with {type(parts).__name__} triggers: expected a list of 1..{MAX_COMBINED}")
-        children = [trigger_fires(_child(*c), after, until, None, depth + 1) for c in parts
-                    if isinstance(c, tuple) and len(c) == 2]
+        children = [
+            trigger_fires(_child(*c), after, until, None, depth + 1)
+            for c in parts
+            if isinstance(c, tuple) and len(c) == 2
+        ]
         if not children:
             raise ValueError(f"{kind} without readable triggers")
         sets_ = [set(c) for c in children]
@@ -412,20 +460,28 @@ def jobstore(t: WorkersTarget, pg: PostgresTarget, ctx: RunContext) -> dict[str,
     def do() -> dict[str, Any]:
         with connect(pg, ctx, read_only=True) as conn:
             now = conn.execute("SELECT now()").fetchone()[0]
-            rows = conn.execute(sql.SQL("SELECT id, next_run_time, CASE WHEN octet_length(job_state) <= %s THEN "
-                                        "job_state END, octet_length(job_state) FROM {}").format(
-                _ident(t.jobstore_table)), [MAX_JOB_STATE_BYTES]).fetchall()
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT id, next_run_time, CASE WHEN octet_length(job_state) <= %s THEN "
+                    "job_state END, octet_length(job_state) FROM {}"
+                ).format(_ident(t.jobstore_table)),
+                [MAX_JOB_STATE_BYTES],
+            ).fetchall()
             beat = None
             if t.heartbeat_table:
-                beat = conn.execute(sql.SQL("SELECT max({}) FROM {}").format(
-                    sql.Identifier(t.heartbeat_column), _ident(t.heartbeat_table))).fetchone()[0]
+                beat = conn.execute(
+                    sql.SQL("SELECT max({}) FROM {}").format(
+                        sql.Identifier(t.heartbeat_column), _ident(t.heartbeat_table)
+                    )
+                ).fetchone()[0]
         jobs: dict[str, dict[str, Any]] = {}
         for job_id, nrt, blob, size in rows:
             entry: dict[str, Any] = {"next_run_time": nrt}
             try:
                 if blob is None:
                     raise pickle.UnpicklingError(
-                        f"job_state is {size} bytes, more than {MAX_JOB_STATE_BYTES}: not read")
+                        f"job_state is {size} bytes, more than {MAX_JOB_STATE_BYTES}: not read"
+                    )
                 entry["state"] = decode_job_state(bytes(blob))
             except Exception as e:  # noqa: BLE001 - a row we refuse to decode is evidence, not a crash
                 entry["decode_error"] = f"{type(e).__name__}: {e}"
@@ -443,25 +499,38 @@ def _ts(epoch: float | None) -> str | None:
 
 def _evidence(t: WorkersTarget, pg: PostgresTarget, extra: str = "") -> str:
     q = f"SELECT id, to_timestamp(next_run_time) FROM {t.jobstore_table} ORDER BY next_run_time"
-    return (f"read {t.jobstore_table} (APScheduler SQLAlchemyJobStore) on {dsn_for_evidence(pg)}; job_state decoded "
-            f"with a restricted unpickler (time classes only, scheduler classes inert, nothing executed){extra}; "
-            f"re-run: `{psql(pg, q)}`")
+    return (
+        f"read {t.jobstore_table} (APScheduler SQLAlchemyJobStore) on {dsn_for_evidence(pg)}; job_state decoded "
+        f"with a restricted unpickler (time classes only, scheduler classes inert, nothing executed){extra}; "
+        f"re-run: `{psql(pg, q)}`"
+    )
 
 
-@check("application.workers.scheduler", title="The scheduler is alive and picking up its jobs",
-       seed=["4.3 Scheduler Running"], depends_on=[PG_REACHABLE], timeout=10, target="workers",
-       needs={"postgres": JOB_STORE})
+@check(
+    "application.workers.scheduler",
+    title="The scheduler is alive and picking up its jobs",
+    seed=["4.3 Scheduler Running"],
+    depends_on=[PG_REACHABLE],
+    timeout=10,
+    target="workers",
+    needs={"postgres": JOB_STORE},
+)
 def scheduler_alive(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """The newest row of heartbeat_table is at most max_heartbeat_age_s old (by the database's clock), and no job of
     the store has a next_run_time more than overdue_grace_s in the past (a stopped scheduler leaves them there)."""
     js = jobstore(t, postgres, ctx)
     now = js["now"]
-    overdue = {j: _ts(e["next_run_time"]) for j, e in js["jobs"].items()
-               if e["next_run_time"] is not None and now.timestamp() - e["next_run_time"] > t.overdue_grace_s}
+    overdue = {
+        j: _ts(e["next_run_time"])
+        for j, e in js["jobs"].items()
+        if e["next_run_time"] is not None and now.timestamp() - e["next_run_time"] > t.overdue_grace_s
+    }
     scheduled = sum(1 for e in js["jobs"].values() if e["next_run_time"] is not None)
     observed: dict[str, Any] = {"jobs_in_store": len(js["jobs"]), "scheduled": scheduled, "overdue": overdue}
-    expected: dict[str, Any] = {"overdue": f"none (next_run_time at most {t.overdue_grace_s:g} s in the past)",
-                                "scheduled": ">= 1"}
+    expected: dict[str, Any] = {
+        "overdue": f"none (next_run_time at most {t.overdue_grace_s:g} s in the past)",
+        "scheduled": ">= 1",
+    }
     ok = not overdue and scheduled >= 1
     extra = ""
     if t.heartbeat_table:
@@ -474,9 +543,15 @@ def scheduler_alive(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarg
     return passed_if(ok, observed, expected, _evidence(t, postgres, extra))
 
 
-@check("application.workers.jobs", title="Every scheduled job exists with the right cadence",
-       seed=["4.3 Jobs Configured"], depends_on=[PG_REACHABLE], timeout=10, target="workers",
-       needs={"postgres": JOB_STORE})
+@check(
+    "application.workers.jobs",
+    title="Every scheduled job exists with the right cadence",
+    seed=["4.3 Jobs Configured"],
+    depends_on=[PG_REACHABLE],
+    timeout=10,
+    target="workers",
+    needs={"postgres": JOB_STORE},
+)
 def jobs_configured(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Each job of `jobs` is in the job store, scheduled (next_run_time set), with the expected cadence, compared by
     what the trigger does, not how it is written. Accepted forms:
@@ -522,20 +597,32 @@ def jobs_configured(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarg
             why += _cadence_problems(e["state"].get("trigger"), want, nrt or js["now"], nrt, observed[job])
         if nrt is None:
             why.append("paused (next_run_time is NULL)")
-        elif isinstance(want, dict) and (cron_next(want, nrt - dt.timedelta(minutes=1)) !=
-                                         nrt.replace(second=0, microsecond=0) or nrt.second or nrt.microsecond):
+        elif isinstance(want, dict) and (
+            cron_next(want, nrt - dt.timedelta(minutes=1)) != nrt.replace(second=0, microsecond=0)
+            or nrt.second
+            or nrt.microsecond
+        ):
             why.append(f"next_run_time {_ts(e['next_run_time'])} is not a fire time of {expr!r}")
         if why:
             problems[job] = "; ".join(why)
-    expected = {job: (f"every {parse_cadence(expr)}" if expr.strip().lower().startswith(("every", "interval")) else
-                      f"cron {expr!r} in {t.timezone}") + ", scheduled" for job, expr in t.jobs.items()}
+    expected = {
+        job: (
+            f"every {parse_cadence(expr)}"
+            if expr.strip().lower().startswith(("every", "interval"))
+            else f"cron {expr!r} in {t.timezone}"
+        )
+        + ", scheduled"
+        for job, expr in t.jobs.items()
+    }
     extra_jobs = sorted(set(js["jobs"]) - set(t.jobs))
-    return failed_if(problems, {"problems": problems, "jobs": observed}, expected, _evidence(t, postgres),
-                                            other_jobs=extra_jobs)
+    return failed_if(
+        problems, {"problems": problems, "jobs": observed}, expected, _evidence(t, postgres), other_jobs=extra_jobs
+    )
 
 
-def _cadence_problems(trigger: Any, want: Cadence, start: dt.datetime, anchor: dt.datetime | None,
-                      observed: dict[str, Any]) -> list[str]:
+def _cadence_problems(
+    trigger: Any, want: Cadence, start: dt.datetime, anchor: dt.datetime | None, observed: dict[str, Any]
+) -> list[str]:
     """A trigger compared with the expected cadence by its fire times over the next 8 days (or 3 periods)."""
     after = start - dt.timedelta(minutes=1)
     until = after + max(dt.timedelta(days=8), 3 * cadence_period(want, after))
@@ -551,13 +638,21 @@ def _cadence_problems(trigger: Any, want: Cadence, start: dt.datetime, anchor: d
     if fires == expected:
         return []
     diff = sorted(set(fires) ^ set(expected))[:1]
-    return [f"fire times differ from the cron's over the next {(until - after).days} days (first: "
-            f"{diff[0].isoformat(timespec='minutes')}{' expected' if diff and diff[0] in expected else ' extra'})"]
+    return [
+        f"fire times differ from the cron's over the next {(until - after).days} days (first: "
+        f"{diff[0].isoformat(timespec='minutes')}{' expected' if diff and diff[0] in expected else ' extra'})"
+    ]
 
 
-@check("application.workers.execution", title="Jobs run and record their results",
-       seed=["4.3 Job Execution"], depends_on=[PG_REACHABLE], timeout=30, target="workers",
-       needs={"postgres": JOB_STORE})
+@check(
+    "application.workers.execution",
+    title="Jobs run and record their results",
+    seed=["4.3 Job Execution"],
+    depends_on=[PG_REACHABLE],
+    timeout=30,
+    target="workers",
+    needs={"postgres": JOB_STORE},
+)
 def job_execution(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Read-only by default: each job's last run in runs_table succeeded and is at most one period of its cadence
     (+ run_grace_s) old. With trigger_job (opt-in, WRITES): asks the scheduler to run trigger_job_id now (a row in
@@ -565,42 +660,60 @@ def job_execution(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget
     from psycopg import sql
 
     pg = postgres
-    runs, jc, tc, sc = (_ident(t.runs_table), sql.Identifier(t.runs_job_column), sql.Identifier(t.runs_time_column),
-                        sql.Identifier(t.runs_status_column))
+    runs, jc, tc, sc = (
+        _ident(t.runs_table),
+        sql.Identifier(t.runs_job_column),
+        sql.Identifier(t.runs_time_column),
+        sql.Identifier(t.runs_status_column),
+    )
     if t.trigger_job:
         if t.trigger_job_id not in t.jobs:
             return failed(f"trigger_job_id {t.trigger_job_id!r}", f"one of {sorted(t.jobs)}", "config")
         with connect(pg, ctx) as conn:
             requested = conn.execute("SELECT now()").fetchone()[0]
-            conn.execute(sql.SQL("INSERT INTO {} (job_id, requested_by) VALUES (%s, %s)").format(
-                _ident(t.requests_table)), [t.trigger_job_id, "golive"])
+            conn.execute(
+                sql.SQL("INSERT INTO {} (job_id, requested_by) VALUES (%s, %s)").format(_ident(t.requests_table)),
+                [t.trigger_job_id, "golive"],
+            )
             conn.commit()
             deadline = time.monotonic() + min(t.trigger_wait_s, max(0.5, ctx.remaining - 1))
             row = None
             while time.monotonic() < deadline:
-                row = conn.execute(sql.SQL("SELECT {}, {} FROM {} WHERE {} = %s AND {} >= %s ORDER BY {} DESC LIMIT 1")
-                                   .format(tc, sc, runs, jc, tc, tc), [t.trigger_job_id, requested]).fetchone()
+                row = conn.execute(
+                    sql.SQL("SELECT {}, {} FROM {} WHERE {} = %s AND {} >= %s ORDER BY {} DESC LIMIT 1").format(
+                        tc, sc, runs, jc, tc, tc
+                    ),
+                    [t.trigger_job_id, requested],
+                ).fetchone()
                 conn.rollback()
                 if row is not None:
                     break
                 time.sleep(0.25)
         waited = round((dt.datetime.now(dt.UTC) - requested).total_seconds(), 1)
-        evidence = (f"INSERT INTO {t.requests_table} (job_id, requested_by) VALUES ('{t.trigger_job_id}', 'golive') "
-                    f"on {dsn_for_evidence(pg)} (workers.trigger_job is on), then polled {t.runs_table} for its run")
+        evidence = (
+            f"INSERT INTO {t.requests_table} (job_id, requested_by) VALUES ('{t.trigger_job_id}', 'golive') "
+            f"on {dsn_for_evidence(pg)} (workers.trigger_job is on), then polled {t.runs_table} for its run"
+        )
         expected = f"a {'/'.join(t.success_values)} run of {t.trigger_job_id} within {t.trigger_wait_s:g} s"
         if row is None:
             return failed({"run": f"none after {waited} s"}, expected, evidence)
-        observed = {"job": t.trigger_job_id, "status": row[1], "started_at": row[0].isoformat(timespec="seconds"),
-                    "after_s": waited}
+        observed = {
+            "job": t.trigger_job_id,
+            "status": row[1],
+            "started_at": row[0].isoformat(timespec="seconds"),
+            "after_s": waited,
+        }
         return passed_if(row[1] in t.success_values, observed, expected, evidence)
 
     with connect(pg, ctx, read_only=True) as conn:
         now = conn.execute("SELECT now()").fetchone()[0]
-        q = sql.SQL("SELECT DISTINCT ON ({j}) {j}, {t}, {s} FROM {r} WHERE {j} = ANY(%s) "
-                    "ORDER BY {j}, {t} DESC").format(j=jc, t=tc, s=sc, r=runs)
+        q = sql.SQL(
+            "SELECT DISTINCT ON ({j}) {j}, {t}, {s} FROM {r} WHERE {j} = ANY(%s) ORDER BY {j}, {t} DESC"
+        ).format(j=jc, t=tc, s=sc, r=runs)
         last = {r[0]: (r[1], r[2]) for r in conn.execute(q, [list(t.jobs)]).fetchall()}
         q_ok = sql.SQL("SELECT {j}, max({t}) FROM {r} WHERE {j} = ANY(%s) AND {s} = ANY(%s) GROUP BY {j}").format(
-            j=jc, t=tc, s=sc, r=runs)
+            j=jc, t=tc, s=sc, r=runs
+        )
         last_ok = dict(conn.execute(q_ok, [list(t.jobs), t.success_values]).fetchall())
     problems: dict[str, str] = {}
     observed: dict[str, Any] = {}
@@ -612,18 +725,32 @@ def job_execution(t: WorkersTarget, ctx: RunContext, *, postgres: PostgresTarget
             continue
         when, status = last[job]
         age = (now - when).total_seconds()
-        observed[job] = {"last_run": when.isoformat(timespec="seconds"), "status": status,
-                         "age_h": round(age / 3600, 2), "limit_h": round(limit / 3600, 2)}
+        observed[job] = {
+            "last_run": when.isoformat(timespec="seconds"),
+            "status": status,
+            "age_h": round(age / 3600, 2),
+            "limit_h": round(limit / 3600, 2),
+        }
         if status not in t.success_values:
             problems[job] = f"last run {status!r}"
         elif age > limit:
             problems[job] = f"last run {age / 3600:.1f} h ago (its cadence allows {limit / 3600:.1f} h)"
-    q = (f"SELECT DISTINCT ON ({t.runs_job_column}) {t.runs_job_column}, {t.runs_time_column}, {t.runs_status_column} "
-         f"FROM {t.runs_table} ORDER BY {t.runs_job_column}, {t.runs_time_column} DESC")
-    evidence = (f"the last run of each job in {t.runs_table} on {dsn_for_evidence(pg)} (read-only; "
-                f"workers.trigger_job would run one now); re-run: `{psql(pg, q)}`")
-    expected = f"each job's last run {'/'.join(t.success_values)} and within one period of its cadence " \
-               f"+ {t.run_grace_s / 3600:g} h"
-    return failed_if(problems, {"problems": problems, "jobs": observed}, expected, evidence,
-                                            last_success={j: w.isoformat(timespec="seconds")
-                                                          for j, w in last_ok.items()})
+    q = (
+        f"SELECT DISTINCT ON ({t.runs_job_column}) {t.runs_job_column}, {t.runs_time_column}, {t.runs_status_column} "
+        f"FROM {t.runs_table} ORDER BY {t.runs_job_column}, {t.runs_time_column} DESC"
+    )
+    evidence = (
+        f"the last run of each job in {t.runs_table} on {dsn_for_evidence(pg)} (read-only; "
+        f"workers.trigger_job would run one now); re-run: `{psql(pg, q)}`"
+    )
+    expected = (
+        f"each job's last run {'/'.join(t.success_values)} and within one period of its cadence "
+        f"+ {t.run_grace_s / 3600:g} h"
+    )
+    return failed_if(
+        problems,
+        {"problems": problems, "jobs": observed},
+        expected,
+        evidence,
+        last_success={j: w.isoformat(timespec="seconds") for j, w in last_ok.items()},
+    )

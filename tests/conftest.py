@@ -27,10 +27,12 @@ def sandbox():
 # one is marked `@pytest.mark.debian("pgbouncer", ...)`. Outside CI, where the package is missing, it is skipped and
 # one summary line says which packages and the command that brings them; under CI=true (as .ci/run runs, after
 # installing them) it runs, and a missing package fails it: CI never skips.
-DEBIAN_SERVERS = {"pgbouncer": "golive.sandbox.parts.pgbouncer:executable",
-                  "prometheus": "tests.support.servers_debian:prometheus_executable",
-                  "prometheus-alertmanager": "golive.sandbox.parts.alertmanager:executable",
-                  "redis-server": "tests.support.servers_debian:redis7_executable"}
+DEBIAN_SERVERS = {
+    "pgbouncer": "golive.sandbox.parts.pgbouncer:executable",
+    "prometheus": "tests.support.servers_debian:prometheus_executable",
+    "prometheus-alertmanager": "golive.sandbox.parts.alertmanager:executable",
+    "redis-server": "tests.support.servers_debian:redis7_executable",
+}
 
 
 def missing_debian_packages() -> list[str]:
@@ -44,17 +46,32 @@ def missing_debian_packages() -> list[str]:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "debian(*packages): needs servers from these Debian packages; outside CI it is "
-                                       "skipped where one is missing (CI=true: it runs and fails)")
+    config.addinivalue_line(
+        "markers",
+        "debian(*packages): needs servers from these Debian packages; outside CI it is "
+        "skipped where one is missing (CI=true: it runs and fails)",
+    )
 
 
 # pytest-xdist runs the files in the order they are collected, each file on one worker: the slowest files go first, so
 # the workers finish together instead of one waiting for the last long file (order within a file is kept).
-SLOW_FILES_FIRST = ["test_packaging.py", "test_golive_e2e.py", "test_stock_conformance.py",  # the marked suites
-                    "test_deploy_authorization.py", "test_cli.py",
-                    "test_expectations.py", "test_flow.py", "test_root_causes.py", "test_restore.py",
-                    "test_faults.py", "test_sandbox.py", "test_deadlines.py", "test_team.py",
-                    "test_config_init.py", "test_checks_catalog.py"]
+SLOW_FILES_FIRST = [
+    "test_packaging.py",
+    "test_golive_e2e.py",
+    "test_stock_conformance.py",  # the marked suites
+    "test_deploy_authorization.py",
+    "test_cli.py",
+    "test_expectations.py",
+    "test_flow.py",
+    "test_root_causes.py",
+    "test_restore.py",
+    "test_faults.py",
+    "test_sandbox.py",
+    "test_deadlines.py",
+    "test_team.py",
+    "test_config_init.py",
+    "test_checks_catalog.py",
+]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -90,8 +107,10 @@ def pytest_terminal_summary(terminalreporter):
             pkgs.update(p.strip() for p in m.group(1).split(","))
     if pkgs:
         names = " ".join(sorted(pkgs))
-        terminalreporter.write_line(f"{n} tests skipped: Debian packages not installed here: {names}; to run them: "
-                                    f"sudo apt-get install -y --no-install-recommends {names} (.ci/run installs them)")
+        terminalreporter.write_line(
+            f"{n} tests skipped: Debian packages not installed here: {names}; to run them: "
+            f"sudo apt-get install -y --no-install-recommends {names} (.ci/run installs them)"
+        )
 
 
 #: the sandbox faults that switch a Debian-only server off
@@ -100,5 +119,4 @@ _DEBIAN_FAULTS = {"pgbouncer-down": "pgbouncer", "alertmanager-down": "prometheu
 
 def debian_faults(names):
     """Fault names as parameters, the Debian-only ones marked with their package."""
-    return [pytest.param(n, marks=pytest.mark.debian(_DEBIAN_FAULTS[n])) if n in _DEBIAN_FAULTS else n
-            for n in names]
+    return [pytest.param(n, marks=pytest.mark.debian(_DEBIAN_FAULTS[n])) if n in _DEBIAN_FAULTS else n for n in names]

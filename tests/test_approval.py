@@ -1,5 +1,6 @@
 """The sign-off rules (flows.approval.evaluate) on real report objects; the pauses themselves are tested end to end
 in test_golive_e2e.py and test_ui.py."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timezone
@@ -21,19 +22,40 @@ from golive.tasks.core import CheckResult, Severity, Status
 
 def result(cid: str, status: Status) -> CheckResult:
     now = datetime.now(UTC)
-    return CheckResult(id=cid, title=cid, section=cid.split(".")[0], severity=Severity.BLOCKING, seed=["x"],
-                       status=status, observed="o", expected="e", evidence="ev", started_at=now, finished_at=now,
-                       duration_s=0.0)
+    return CheckResult(
+        id=cid,
+        title=cid,
+        section=cid.split(".")[0],
+        severity=Severity.BLOCKING,
+        seed=["x"],
+        status=status,
+        observed="o",
+        expected="e",
+        evidence="ev",
+        started_at=now,
+        finished_at=now,
+        duration_s=0.0,
+    )
 
 
 def report(*statuses: Status):
-    return build_report([result(f"security.x.c{i}", s) for i, s in enumerate(statuses)], environment="prod",
-                        mode="go-live", started_at=datetime.now(UTC), flow_run_id="run-1")
+    return build_report(
+        [result(f"security.x.c{i}", s) for i, s in enumerate(statuses)],
+        environment="prod",
+        mode="go-live",
+        started_at=datetime.now(UTC),
+        flow_run_id="run-1",
+    )
 
 
 def form(**kw):
-    fields = {"signer_name": "Samuel Adeyemi", "signer_role": "CTO", "decision": "GO",
-              **{k: True for k in SECTION_SIGNOFFS}, **{attestation_field(a): True for a in attestations()}}
+    fields = {
+        "signer_name": "Samuel Adeyemi",
+        "signer_role": "CTO",
+        "decision": "GO",
+        **{k: True for k in SECTION_SIGNOFFS},
+        **{attestation_field(a): True for a in attestations()},
+    }
     fields.update(kw)
     return signoff_form()(**fields)
 
@@ -44,28 +66,34 @@ def test_a_complete_go_on_a_green_report_is_accepted():
 
 def test_go_over_a_blocking_failure_needs_override_and_reason():
     red = report(Status.PASS, Status.FAIL)
-    assert any(p.startswith("GO refused: 1 blocking check(s) failed (security.x.c1)") for p in evaluate(form(), red, []))
+    assert any(
+        p.startswith("GO refused: 1 blocking check(s) failed (security.x.c1)") for p in evaluate(form(), red, [])
+    )
     assert evaluate(form(override_blocking_failures=True), red, []) == ["an override needs a reason"]
     assert evaluate(form(override_blocking_failures=True, reason="known flaky probe, fixed in 1.5.1"), red, []) == []
 
 
 def test_no_go_needs_a_reason_and_nothing_else():
     assert evaluate(form(decision="NO-GO"), report(Status.PASS), []) == ["a NO-GO needs a reason"]
-    assert evaluate(form(decision="NO-GO", reason="freeze", infrastructure_signed_off=False),
-                    report(Status.PASS), []) == []
+    assert (
+        evaluate(form(decision="NO-GO", reason="freeze", infrastructure_signed_off=False), report(Status.PASS), [])
+        == []
+    )
 
 
 def test_go_needs_every_section_sign_off_and_every_attestation():
-    problems = evaluate(form(database_signed_off=False, **{attestation_field(attestations()[0]): False}),
-                        report(Status.PASS), [])
+    problems = evaluate(
+        form(database_signed_off=False, **{attestation_field(attestations()[0]): False}), report(Status.PASS), []
+    )
     assert any("Database: all checks complete" in p for p in problems)
     assert any(attestations()[0].statement in p for p in problems)
 
 
 def test_one_person_counts_once_whatever_the_spacing_or_case():
     first = form()
-    problems = evaluate(form(signer_name="  samuel   ADEYEMI ", signer_role="VP Engineering"), report(Status.PASS),
-                        [first])
+    problems = evaluate(
+        form(signer_name="  samuel   ADEYEMI ", signer_role="VP Engineering"), report(Status.PASS), [first]
+    )
     assert len(problems) == 1 and problems[0].endswith("has already signed: one person counts once")
 
 
@@ -112,11 +140,17 @@ def test_approvers_config_is_validated_naming_the_field():
 
     from golive.flows.config import ConfigError, parse_config
 
-    cases = [({"mail_from": "golive@x.test\nBcc: all@x.test"}, "approval.mail_from"),
-             ({"approvers": [{"name": "Sam Adeyemi", "role": "CTO", "email": "not an address"}]},
-              "approval.approvers[0].email"),
-             ({"approvers": [{"name": "Sam Adeyemi", "role": "CTO", "slack_webhook": "ftp://hooks/SECRET123"}]},
-              "approval.approvers[0].slack_webhook")]
+    cases = [
+        ({"mail_from": "golive@x.test\nBcc: all@x.test"}, "approval.mail_from"),
+        (
+            {"approvers": [{"name": "Sam Adeyemi", "role": "CTO", "email": "not an address"}]},
+            "approval.approvers[0].email",
+        ),
+        (
+            {"approvers": [{"name": "Sam Adeyemi", "role": "CTO", "slack_webhook": "ftp://hooks/SECRET123"}]},
+            "approval.approvers[0].slack_webhook",
+        ),
+    ]
     for approval, field in cases:
         with pytest.raises(ConfigError) as e:
             parse_config({"environment": "staging", "approval": approval}, env={})
@@ -131,11 +165,15 @@ def test_who_requested_the_go_live_cannot_be_its_only_approver():
     from golive.flows.approval import outcome, replay, requester_rule, requesters_of
     from golive.flows.report import Verdict
 
-    run = SimpleNamespace(parameters={"requested_by": "  Samuel   Adeyemi "},
-                          created_by=SimpleNamespace(type="USER", display_value="mallory@example.com"))
+    run = SimpleNamespace(
+        parameters={"requested_by": "  Samuel   Adeyemi "},
+        created_by=SimpleNamespace(type="USER", display_value="mallory@example.com"),
+    )
     assert requesters_of(run) == ["Samuel Adeyemi", "mallory@example.com"]
-    assert requesters_of(SimpleNamespace(parameters={}, created_by=SimpleNamespace(type="DEPLOYMENT",
-                                                                                   display_value="x"))) == []
+    assert (
+        requesters_of(SimpleNamespace(parameters={}, created_by=SimpleNamespace(type="DEPLOYMENT", display_value="x")))
+        == []
+    )
     policy = ApprovalPolicy(required_roles=["CTO"])
     rule = requester_rule(policy, requesters_of(run))
     alone = [form(signer_name="samuel adeyemi")]
@@ -146,8 +184,10 @@ def test_who_requested_the_go_live_cannot_be_its_only_approver():
     assert outcome([form(signer_name="Grace Liu")], {"CTO"}, rule)[0] == Verdict.GO  # not requested by her
     no_go = [form(signer_name="Samuel Adeyemi", decision="NO-GO", reason="freeze")]
     assert outcome(no_go, {"CTO"}, rule)[0] == Verdict.NO_GO  # a requester's NO-GO still ends it
-    assert requester_rule(ApprovalPolicy(required_roles=["CTO"], requester_may_approve_alone=True),
-                          ["Samuel Adeyemi"]) == frozenset()
+    assert (
+        requester_rule(ApprovalPolicy(required_roles=["CTO"], requester_may_approve_alone=True), ["Samuel Adeyemi"])
+        == frozenset()
+    )
     # the replay the deploy flow runs over stored inputs: the requester's GO alone decides nothing
     assert replay(alone, [], {"CTO"}, rule)[1] is None
     accepted, reached, at = replay(both, [], {"CTO"}, rule)

@@ -2,6 +2,7 @@
 (issue #14, point 2). The waiting run here is a real flow run waiting in golive's own sign-off rounds
 (`flows.approval.collect_decision`, paused in its process as a go-live run without a deployment waits); the
 whole go-live path with two roles, suspended, is the e2e suite's."""
+
 from __future__ import annotations
 
 import threading
@@ -31,8 +32,9 @@ async def waiting_go_live(requested_by: str | None = None) -> dict:
     run_id = str(flow_run.id)
     start = await begin("approve-cli.yaml", run_id)
     assert start.wait is not None and not start.wait.suspend and not start.resumed
-    report = build_report([], environment="approve-cli", mode="go-live", started_at=datetime.now(UTC),
-                          flow_run_id=run_id)
+    report = build_report(
+        [], environment="approve-cli", mode="go-live", started_at=datetime.now(UTC), flow_run_id=run_id
+    )
     policy = ApprovalPolicy(required_roles=["CTO"], timeout_minutes=1.5, poll_seconds=1)
     decision = await collect_decision(report, policy, "1.5.0", wait=start.wait)
     return decision.model_dump(mode="json")
@@ -90,14 +92,31 @@ def test_one_waiting_sign_off_from_the_terminal(waiting_sign_off, capsys):
     assert main(["approve", "--api-url", url, run_id, "--as", "Sam Adeyemi:CTO", "--go", "--attest", "--override"]) == 3
     err = capsys.readouterr().err.splitlines()
     errors = [line for line in err if line.startswith("golive: error: ")]
-    assert [e.split(":", 2)[2].split(":")[0].strip() for e in errors] == \
-        ["--as", "--reason", "--attest", "--as", "RUN", "--reason"], errors
+    assert [e.split(":", 2)[2].split(":")[0].strip() for e in errors] == [
+        "--as",
+        "--reason",
+        "--attest",
+        "--as",
+        "RUN",
+        "--reason",
+    ], errors
     assert "The CEO and CFO were informed of the go-live" in "\n".join(err)  # what a GO attests, listed
     assert api.get(f"flow_runs/{run_id}").json()["state"]["type"] == "PAUSED" and th.is_alive()
 
     # a NO-GO with its reason: resumed with the form the UI would send
-    code = main(["approve", "--api-url", url, run_id, "--as", "  Grace Liu :VP Engineering", "--no-go", "--reason",
-                 "the payment provider's sandbox certificate expires tomorrow"])
+    code = main(
+        [
+            "approve",
+            "--api-url",
+            url,
+            run_id,
+            "--as",
+            "  Grace Liu :VP Engineering",
+            "--no-go",
+            "--reason",
+            "the payment provider's sandbox certificate expires tomorrow",
+        ]
+    )
     assert code == 0, capsys.readouterr()
     th.join(30)
     assert "error" not in result, result
@@ -108,15 +127,20 @@ def test_one_waiting_sign_off_from_the_terminal(waiting_sign_off, capsys):
     assert got["reason"] == "the payment provider's sandbox certificate expires tomorrow"
     assert not got["override_blocking_failures"] and not got["database_signed_off"]  # a NO-GO attests nothing
     out = capsys.readouterr().out
-    assert f"NO-GO by Grace Liu (VP Engineering) submitted (sign-off 1 of go-live run {run_id}); the go-live run " \
-           "ended" in out, out
+    assert (
+        f"NO-GO by Grace Liu (VP Engineering) submitted (sign-off 1 of go-live run {run_id}); the go-live run "
+        "ended" in out
+    ), out
 
 
 def test_a_run_with_no_sign_off_waiting_is_an_error_and_nothing_is_submitted(prefect_api, capsys):
     import uuid
 
     url = prefect_api.api_url
-    assert main(["approve", "--api-url", url, str(uuid.uuid4()), "--as", "Sam Adeyemi:CTO", "--no-go", "--reason", "r"]) == 4
+    assert (
+        main(["approve", "--api-url", url, str(uuid.uuid4()), "--as", "Sam Adeyemi:CTO", "--no-go", "--reason", "r"])
+        == 4
+    )
     assert "no flow run" in capsys.readouterr().err
 
 

@@ -7,6 +7,7 @@ graph builder does not follow, so the test lays the layout out as symlinks (`gol
 `lint-imports` in a Python started without `site` (no hook), with only that layout and the venv's packages on the
 path. By hand: `.venv/bin/python -m pytest tests/test_architecture.py -q`.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -22,11 +23,19 @@ def lint_imports(layout: Path, config: Path) -> subprocess.CompletedProcess:
     (layout / "golive").mkdir(parents=True)
     for folder in FOLDERS:
         (layout / "golive" / folder).symlink_to(REPO / folder, target_is_directory=True)
-    code = ("import sys; from importlinter.cli import lint_imports; "
-            f"sys.exit(lint_imports(config_filename={str(config)!r}, no_cache=True))")
+    code = (
+        "import sys; from importlinter.cli import lint_imports; "
+        f"sys.exit(lint_imports(config_filename={str(config)!r}, no_cache=True))"
+    )
     path = f"{layout}:{sysconfig.get_paths()['purelib']}:{sysconfig.get_paths()['platlib']}"
-    return subprocess.run([sys.executable, "-S", "-c", code], cwd=layout, env={"PYTHONPATH": path},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=layout,
+        env={"PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_import_contracts_hold(tmp_path):
@@ -38,11 +47,14 @@ def test_the_import_contracts_hold(tmp_path):
 def test_a_broken_contract_is_caught(tmp_path):
     """The check bites: the same layout against a contract the code breaks (flows above deployments)."""
     config = tmp_path / "inverted.ini"
-    config.write_text("[importlinter]\nroot_package = golive\n\n[importlinter:contract:inverted]\nname = inverted\n"
-                      "type = layers\nlayers =\n    golive.flows\n    golive.deployments\n")
+    config.write_text(
+        "[importlinter]\nroot_package = golive\n\n[importlinter:contract:inverted]\nname = inverted\n"
+        "type = layers\nlayers =\n    golive.flows\n    golive.deployments\n"
+    )
     out = lint_imports(tmp_path / "layout", config)
-    assert out.returncode == 1 and "golive.deployments is not allowed to import golive.flows" in out.stdout, \
+    assert out.returncode == 1 and "golive.deployments is not allowed to import golive.flows" in out.stdout, (
         out.stdout[-3000:] + out.stderr[-2000:]
+    )
 
 
 def test_every_package_folder_is_installed():

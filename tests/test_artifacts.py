@@ -1,5 +1,6 @@
 """flows/artifacts.py: golive's artifact keys and its one machine-readable format, written and read back through a
 real Prefect server; a person's text that imitates the format cannot pose as the payload."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,9 @@ def test_the_payload_is_the_last_fence_and_parsing_never_raises():
 
 
 def test_the_json_is_redacted_as_text_when_asked():
-    md = artifacts.json_markdown("", {"blocking": ["x: password hunter2 refused"]},
-                                 redact=lambda s: s.replace("hunter2", "***"))
+    md = artifacts.json_markdown(
+        "", {"blocking": ["x: password hunter2 refused"]}, redact=lambda s: s.replace("hunter2", "***")
+    )
     assert "hunter2" not in md and artifacts.parse_json(md) == {"blocking": ["x: password *** refused"]}
 
 
@@ -69,6 +71,7 @@ def test_a_mask_that_would_break_the_json_falls_back_to_redacting_each_string():
     string by string."""
     import re
 
-    md = artifacts.json_markdown("", {"blocking": ["x: hunter2"], "n": 1},
-                                 redact=lambda s: re.sub(r'hunter2"?', "***", s))
+    md = artifacts.json_markdown(
+        "", {"blocking": ["x: hunter2"], "n": 1}, redact=lambda s: re.sub(r'hunter2"?', "***", s)
+    )
     assert "hunter2" not in md and artifacts.parse_json(md) == {"blocking": ["x: ***"], "n": 1}

@@ -1,6 +1,7 @@
 """Disaster recovery: RTO/RPO, the rollback script and its rehearsal, the release tag. Against the sandbox's files,
 git repository (with a bare `origin`) and S3, plus files written per test. The sandbox's stale rehearsal and
 missing release tag against their checks: tests/test_faults.py."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,14 +17,20 @@ from tests.support.restore import cfg, no_gx_on_restored_copies, nothing_left_be
 
 pytestmark = pytest.mark.usefixtures("no_gx_on_restored_copies")  # the RTO reads a restore's time, not its suites
 
-DR_IDS = ["backup.recovery.rpo", "backup.recovery.rto", "backup.rollback.script", "backup.rollback.rehearsal",
-          "backup.code.release_tag"]
+DR_IDS = [
+    "backup.recovery.rpo",
+    "backup.recovery.rto",
+    "backup.rollback.script",
+    "backup.rollback.rehearsal",
+    "backup.code.release_tag",
+]
 
 
 def test_healthy_sandbox_recovery_facts_pass(cfg):
     res = run_dag(DR_IDS, cfg)
-    assert all(r.status == Status.PASS for r in res.values()), \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert all(r.status == Status.PASS for r in res.values()), {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     assert res["backup.recovery.rpo"].observed.endswith("(newest WAL/incremental: wal/000000010000000000000003)")
     rto = res["backup.recovery.rto"]
     assert rto.details["rollback_minutes"] == 15 and 0 < rto.details["restore_minutes"] < 1
@@ -63,18 +70,22 @@ def test_rehearsal_records_failed_slow_changed_or_unreadable(tmp_path, cfg):
         c = with_(cfg, "restore", rollback_script=str(script), rehearsal_record=str(record))
         return run_dag(["backup.rollback.rehearsal"], c)["backup.rollback.rehearsal"]
 
-    good = {"finished_at": (now - dt.timedelta(days=1)).isoformat(), "status": "success", "duration_seconds": 300,
-            "script_sha256": sha}
+    good = {
+        "finished_at": (now - dt.timedelta(days=1)).isoformat(),
+        "status": "success",
+        "duration_seconds": 300,
+        "script_sha256": sha,
+    }
     old_bad = {**good, "finished_at": (now - dt.timedelta(days=3)).isoformat(), "status": "failed"}
-    assert run(old_bad, good).status == Status.PASS                                  # JSON lines: the last wins
+    assert run(old_bad, good).status == Status.PASS  # JSON lines: the last wins
     r = run(good, old_bad)
-    assert r.status == Status.FAIL and r.observed["problems"] == ["the last rehearsal did not succeed (status "
-                                                                  "'failed')"]
+    assert r.status == Status.FAIL and r.observed["problems"] == [
+        "the last rehearsal did not succeed (status 'failed')"
+    ]
     r = run({**good, "duration_seconds": 20 * 60})
     assert r.status == Status.FAIL and r.observed["problems"] == ["the rollback took 20.0 min > 15 min"]
     r = run({**good, "script_sha256": "0" * 64})
-    assert r.status == Status.FAIL and r.observed["problems"] == ["the rollback script changed since it was "
-                                                                  "rehearsed"]
+    assert r.status == Status.FAIL and r.observed["problems"] == ["the rollback script changed since it was rehearsed"]
     r = run({**good, "finished_at": "last tuesday"})
     assert r.status == Status.FAIL and r.observed.startswith("unreadable rehearsal record: ValueError")
     record.unlink()
@@ -84,8 +95,9 @@ def test_rehearsal_records_failed_slow_changed_or_unreadable(tmp_path, cfg):
 
 def test_missing_unexecutable_or_broken_rollback_script_fails(tmp_path, cfg):
     def run(path) -> object:
-        return run_dag(["backup.rollback.script"], with_(cfg, "restore", rollback_script=str(path))
-                       )["backup.rollback.script"]
+        return run_dag(["backup.rollback.script"], with_(cfg, "restore", rollback_script=str(path)))[
+            "backup.rollback.script"
+        ]
 
     assert run(tmp_path / "nope.sh").observed == f"{tmp_path / 'nope.sh'} does not exist"
     plain = tmp_path / "rollback.sh"
@@ -108,8 +120,11 @@ def test_missing_unexecutable_or_broken_rollback_script_fails(tmp_path, cfg):
 
 def test_a_shallow_or_diverged_copy_fails_the_release_tag(sandbox, cfg, tmp_path):
     shallow = tmp_path / "shallow"
-    subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", "v2.4.0", f"file://{sandbox.repo}",
-                    str(shallow)], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--depth", "1", "--branch", "v2.4.0", f"file://{sandbox.repo}", str(shallow)],
+        check=True,
+        capture_output=True,
+    )
     r = run_dag(["backup.code.release_tag"], with_(cfg, "restore", git_repo=str(shallow)))["backup.code.release_tag"]
     assert r.status == Status.FAIL and r.observed["shallow"] is True
     assert r.observed["problems"] == ["shallow clone: the full history is not available here"]

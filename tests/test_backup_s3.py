@@ -2,6 +2,7 @@
 location, retention and lifecycle, schedule, failure alert, configuration backups, bucket-enforced encryption.
 Against the sandbox's moto server (a subprocess). The sandbox's backup faults against their checks:
 tests/test_faults.py."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,18 +17,31 @@ from tests.support.checks import as_json, assert_no_secrets, run_dag, run_ids, r
 from tests.support.restore import cfg, nothing_left_behind  # noqa: F401
 from tests.support.servers import hung_server, refused_port
 
-S3_IDS = ["backup.s3.reachable", "backup.s3.latest_full", "backup.s3.size", "backup.s3.encrypted",
-          "backup.s3.wal_fresh"]
-IDS = ["backup.s3.off_server", "backup.s3.retention", "backup.automation.schedule",
-       "backup.automation.failure_alert", "backup.s3.config_files", "backup.s3.encrypted"]
+S3_IDS = [
+    "backup.s3.reachable",
+    "backup.s3.latest_full",
+    "backup.s3.size",
+    "backup.s3.encrypted",
+    "backup.s3.wal_fresh",
+]
+IDS = [
+    "backup.s3.off_server",
+    "backup.s3.retention",
+    "backup.automation.schedule",
+    "backup.automation.failure_alert",
+    "backup.s3.config_files",
+    "backup.s3.encrypted",
+]
 
 
 # --------------------------------------------------------------------------- the newest backup
 
+
 def test_sandbox_newest_backup_and_wal_pass(cfg):
     res = run_ids(S3_IDS, cfg)
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in S3_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in S3_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     full = res["backup.s3.latest_full"].observed
     assert full["key"].startswith("backups/merchants_prod-") and full["age_hours"] < 1
     assert res["backup.s3.encrypted"].observed["ServerSideEncryption"] == "AES256"
@@ -72,18 +86,19 @@ def test_s3_unreachable_errors_and_skips_dependents(cfg):
     assert r.status == Status.ERROR and "NoSuchBucket" in r.cause
     with hung_server() as port:
         t0 = time.monotonic()
-        r = run_one("backup.s3.reachable", with_(cfg, "backups", endpoint_url=f"http://127.0.0.1:{port}"),
-                    timeout=1.5)
+        r = run_one("backup.s3.reachable", with_(cfg, "backups", endpoint_url=f"http://127.0.0.1:{port}"), timeout=1.5)
         took = time.monotonic() - t0
     assert r.status == Status.ERROR and "time" in r.cause.lower() and took < 1.5 + 1.0
 
 
 # --------------------------------------------------------------------------- beyond the newest object
 
+
 def test_healthy_sandbox_backups_pass_with_their_evidence(sandbox, cfg):
     res = run_dag(IDS, cfg)
-    assert all(r.status == Status.PASS for r in res.values()), \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert all(r.status == Status.PASS for r in res.values()), {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     loc = res["backup.s3.off_server"].observed
     assert loc["endpoint_addresses"] == ["127.0.0.2"] and loc["database_addresses"] == ["127.0.0.1"]
     ret = res["backup.s3.retention"].observed
@@ -127,8 +142,9 @@ def _daily_backups(sandbox, prefix: str, count: int) -> None:
     client = sandbox.s3_client()
     for d in range(count):
         with sandbox.s3_clock(dt.timedelta(days=d, hours=2)):
-            client.put_object(Bucket=sandbox_s3.BUCKET, Key=f"{prefix}day-{d:02d}.dump", Body=b"PGDMP",
-                              ServerSideEncryption="AES256")
+            client.put_object(
+                Bucket=sandbox_s3.BUCKET, Key=f"{prefix}day-{d:02d}.dump", Body=b"PGDMP", ServerSideEncryption="AES256"
+            )
 
 
 @pytest.mark.parametrize("count, status", [(30, Status.PASS), (31, Status.PASS), (29, Status.FAIL)])
@@ -186,10 +202,19 @@ def test_bucket_that_does_not_enforce_encryption_fails_even_for_an_encrypted_obj
         assert r.status == Status.FAIL and r.observed["ServerSideEncryption"] == "AES256"
         assert r.observed["bucket_default_encryption"] == "none"
         assert r.observed["bucket_policy_denies_unencrypted_puts"] is False
-        policy = {"Version": "2012-10-17", "Statement": [{
-            "Sid": "DenyUnencrypted", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-            "Resource": f"arn:aws:s3:::{sandbox_s3.BUCKET}/*",
-            "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}}]}
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyUnencrypted",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{sandbox_s3.BUCKET}/*",
+                    "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}},
+                }
+            ],
+        }
         client.put_bucket_policy(Bucket=sandbox_s3.BUCKET, Policy=json.dumps(policy))
         try:
             r = run_dag(["backup.s3.encrypted"], cfg)["backup.s3.encrypted"]

@@ -2,6 +2,7 @@
 connect to a service another check reports on is SKIPPED naming that check only when that check did not pass; when
 it passed (a flap between the two probes) or was not in the run, the failure is the check's own ERROR again, with
 what it saw. A body that turned a refused connection into its own error (`raise ... from None`) keeps its word."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -18,8 +19,9 @@ OWNER, CALLER = "dependencies.svc.reachable", "application.svc.uses"
 
 
 def _spec(cid, body, deps=()):
-    return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=deps, timeout=5.0,
-                     target=None, body=body)
+    return CheckSpec(
+        id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=deps, timeout=5.0, target=None, body=body
+    )
 
 
 @pytest.fixture
@@ -49,8 +51,9 @@ def test_blamed_on_the_reporting_check_when_it_failed(port):
     assert rep.verdict == Verdict.NO_GO
 
 
-@pytest.mark.parametrize("owner_status, why", [(Status.PASS, f"{OWNER} passed"),
-                                               (None, f"{OWNER} was not in this run")])
+@pytest.mark.parametrize(
+    "owner_status, why", [(Status.PASS, f"{OWNER} passed"), (None, f"{OWNER} was not in this run")]
+)
 def test_its_own_error_when_the_named_check_passed_or_did_not_run(port, owner_status, why):
     rep, r = _run(port, owner_status)
     assert r.status == Status.ERROR and why in r.cause and "ConnectError" in r.cause

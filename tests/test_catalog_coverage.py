@@ -1,4 +1,5 @@
 """Every seed checklist item is covered by a check, an attestation or the sign-off form, section by section."""
+
 from __future__ import annotations
 
 import pytest

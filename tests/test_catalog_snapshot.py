@@ -5,6 +5,7 @@ A refactor (issue 13: modules named by the config key they read, one run engine)
 how it gates; a deliberate change of the catalog updates the snapshot in the same commit, reviewed like code:
 `python -m tests.test_catalog_snapshot` rewrites it.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,14 @@ def contract() -> dict[str, dict]:
 
 def test_the_catalog_equals_its_snapshot():
     now, pinned = contract(), json.loads(SNAPSHOT.read_text())
-    assert now.keys() == pinned.keys(), \
+    assert now.keys() == pinned.keys(), (
         f"checks added {sorted(now.keys() - pinned.keys())}, removed {sorted(pinned.keys() - now.keys())}"
-    changed = {cid: {k: (pinned[cid][k], now[cid][k]) for k in PINNED if pinned[cid][k] != now[cid][k]}
-               for cid in now if now[cid] != pinned[cid]}
+    )
+    changed = {
+        cid: {k: (pinned[cid][k], now[cid][k]) for k in PINNED if pinned[cid][k] != now[cid][k]}
+        for cid in now
+        if now[cid] != pinned[cid]
+    }
     assert changed == {}, "changed (snapshot, now); if deliberate: python -m tests.test_catalog_snapshot"
     assert len(now) > 250 and all(c["seed"] for c in now.values())
 
@@ -39,8 +44,12 @@ def test_the_catalog_piped_into_a_reader_that_leaves_early_ends_quietly():
     """`golive catalog --format json | head`: no 'the gate itself failed: BrokenPipeError', exit 141 as a shell tool."""
     import subprocess
     import sys
-    p = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "catalog", "--format", "json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", "golive.deployments.cli", "catalog", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert p.stdout.read(10).startswith(b"[")
     p.stdout.close()  # the reader leaves: the rest of the catalog meets a closed pipe
     err = p.stderr.read().decode()

@@ -3,6 +3,7 @@ frontend), and the real APScheduler whose SQLAlchemy job store lives in the sand
 sandbox, then each failing case through a config that expects something else, a changed job store, or the stopped
 scheduler (the sandbox's other application faults against their checks: tests/test_faults.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,9 +17,16 @@ from golive.tasks.core import Status
 from golive.tasks.workers import SafeUnpickler, cron_next, decode_job_state, parse_cron
 from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
 
-APP_IDS = ["application.runtime.env_vars", "application.runtime.packages", "application.frontend.bundle",
-           "application.frontend.assets", "application.frontend.smoke", "application.workers.scheduler",
-           "application.workers.jobs", "application.workers.execution"]
+APP_IDS = [
+    "application.runtime.env_vars",
+    "application.runtime.packages",
+    "application.frontend.bundle",
+    "application.frontend.assets",
+    "application.frontend.smoke",
+    "application.workers.scheduler",
+    "application.workers.jobs",
+    "application.workers.execution",
+]
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +36,9 @@ def cfg(sandbox):
 
 def test_sandbox_app_checks_pass(sandbox, cfg):
     res = run_ids(["infrastructure.web.reachable", "dependencies.postgres.reachable", *APP_IDS], cfg)
-    assert {i: r.status for i, r in res.items() if i in APP_IDS} == {i: Status.PASS for i in APP_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items() if i in APP_IDS} == {i: Status.PASS for i in APP_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     env = res["application.runtime.env_vars"].observed
     assert env["missing"] == [] and "SECRET_KEY" in env["present"] and env["environment"] == "production"
     pk = res["application.runtime.packages"].observed
@@ -39,8 +48,13 @@ def test_sandbox_app_checks_pass(sandbox, cfg):
     assert res["application.frontend.assets"].observed["by_kind"] == {"css": 1, "js": 1, "image": 1}
     assert res["application.frontend.smoke"].observed["items"] >= 1
     jobs = res["application.workers.jobs"].observed["jobs"]
-    assert set(jobs) == {"daily_analytics_aggregation", "weekly_model_retraining", "merchant_affinity_update",
-                         "optimal_send_time_calculation", "campaign_optimization_generation"}
+    assert set(jobs) == {
+        "daily_analytics_aggregation",
+        "weekly_model_retraining",
+        "merchant_affinity_update",
+        "optimal_send_time_calculation",
+        "campaign_optimization_generation",
+    }
     assert jobs["merchant_affinity_update"]["hour"] == "0,6,12,18"
     assert jobs["weekly_model_retraining"]["day_of_week"] == "1"  # cron numbering: Monday
     assert all(j["timezone"] == "UTC" and j["trigger"] == "CronTrigger" for j in jobs.values())
@@ -64,8 +78,10 @@ def test_stopped_scheduler_fails_liveness_and_overdue_jobs_are_named(sandbox, cf
     with sandbox.admin_db() as conn:
         conn.execute("CREATE TABLE golive_test_overdue AS SELECT * FROM apscheduler_jobs")
         conn.execute("ALTER TABLE golive_test_overdue OWNER TO app_user")
-        conn.execute("UPDATE golive_test_overdue SET next_run_time = extract(epoch FROM now()) - 7200 "
-                     "WHERE id = 'optimal_send_time_calculation'")
+        conn.execute(
+            "UPDATE golive_test_overdue SET next_run_time = extract(epoch FROM now()) - 7200 "
+            "WHERE id = 'optimal_send_time_calculation'"
+        )
     try:
         r = run_one("application.workers.scheduler", with_(cfg, "workers", jobstore_table="golive_test_overdue"))
     finally:
@@ -80,13 +96,16 @@ def test_wrong_cadence_fails_and_an_unsafe_job_state_is_refused_not_run(sandbox,
     class Evil:
         def __reduce__(self):
             import os
+
             return (os.system, (f"touch {marker}",))
 
     with sandbox.admin_db() as conn:
         conn.execute("CREATE TABLE golive_test_jobs AS SELECT * FROM apscheduler_jobs")
         conn.execute("ALTER TABLE golive_test_jobs OWNER TO app_user")
-        conn.execute("INSERT INTO golive_test_jobs (id, next_run_time, job_state) VALUES ('evil', NULL, %s)",
-                     (pickle.dumps({"id": "evil", "trigger": Evil()}),))
+        conn.execute(
+            "INSERT INTO golive_test_jobs (id, next_run_time, job_state) VALUES ('evil', NULL, %s)",
+            (pickle.dumps({"id": "evil", "trigger": Evil()}),),
+        )
     try:
         jobs = dict(cfg.workers.jobs, daily_analytics_aggregation="0 1 * * *", evil="0 1 * * *")
         r = run_one("application.workers.jobs", with_(cfg, "workers", jobstore_table="golive_test_jobs", jobs=jobs))
@@ -109,8 +128,10 @@ def test_job_execution_reads_by_default_and_runs_one_job_only_when_opted_in(sand
         assert conn.execute("SELECT count(*) FROM job_run_requests").fetchone()[0] == before  # read-only
         last_id = conn.execute("SELECT max(id) FROM job_runs").fetchone()[0]
     try:
-        r = run_one("application.workers.execution", with_(cfg, "workers", trigger_job=True,
-                                                              trigger_job_id="optimal_send_time_calculation"))
+        r = run_one(
+            "application.workers.execution",
+            with_(cfg, "workers", trigger_job=True, trigger_job_id="optimal_send_time_calculation"),
+        )
         assert r.status == Status.PASS, r.summary
         assert r.observed["job"] == "optimal_send_time_calculation" and r.observed["status"] == "success"
         assert "INSERT INTO job_run_requests" in r.evidence
@@ -119,15 +140,18 @@ def test_job_execution_reads_by_default_and_runs_one_job_only_when_opted_in(sand
         assert ("optimal_send_time_calculation", "success") in rows  # the real scheduler ran it
     finally:
         with sandbox.admin_db() as conn:  # leave job_runs as the backup has it (the restore test compares counts)
-            conn.execute("DELETE FROM job_runs WHERE id > %s AND job_name = 'optimal_send_time_calculation'",
-                         (last_id,))
+            conn.execute(
+                "DELETE FROM job_runs WHERE id > %s AND job_name = 'optimal_send_time_calculation'", (last_id,)
+            )
 
 
 def test_a_failed_last_run_fails_execution(sandbox, cfg):
     with sandbox.admin_db() as conn:
-        rid = conn.execute("INSERT INTO job_runs (job_name, scheduled_for, started_at, finished_at, status, error) "
-                           "VALUES ('campaign_optimization_generation', now(), now(), now(), 'failed', 'boom') "
-                           "RETURNING id").fetchone()[0]
+        rid = conn.execute(
+            "INSERT INTO job_runs (job_name, scheduled_for, started_at, finished_at, status, error) "
+            "VALUES ('campaign_optimization_generation', now(), now(), now(), 'failed', 'boom') "
+            "RETURNING id"
+        ).fetchone()[0]
     try:
         r = run_one("application.workers.execution", cfg)
     finally:
@@ -140,14 +164,20 @@ def test_a_failed_last_run_fails_execution(sandbox, cfg):
 def test_lock_mismatch_wrong_environment_and_broken_smoke_fail(cfg, tmp_path):
     lines = cfg.app.lock_file.read_text().splitlines()
     lock = tmp_path / "requirements.lock"
-    lock.write_text("\n".join([ln for ln in lines if not ln.lower().startswith("httpx==")]
-                              + ["starlette==0.0.1", "left-pad-py==1.0.0"]) + "\n")
+    lock.write_text(
+        "\n".join(
+            [ln for ln in lines if not ln.lower().startswith("httpx==")] + ["starlette==0.0.1", "left-pad-py==1.0.0"]
+        )
+        + "\n"
+    )
     r = run_one("application.runtime.packages", with_(cfg, "app", lock_file=str(lock)))
     assert r.status == Status.FAIL
     assert r.observed["missing"] == ["left-pad-py"] and "0.0.1 pinned" in r.observed["version_mismatch"]["starlette"]
     assert "httpx" in r.observed["not_in_lock"]
-    r = run_one("application.runtime.env_vars", with_(cfg, "app", expected_environment="staging",
-                                                      required_env=["SECRET_KEY", "SENTRY_DSN"]))
+    r = run_one(
+        "application.runtime.env_vars",
+        with_(cfg, "app", expected_environment="staging", required_env=["SECRET_KEY", "SENTRY_DSN"]),
+    )
     assert r.status == Status.FAIL and r.observed["missing"] == ["SENTRY_DSN"]
     assert r.observed["environment"] == "production"
     r = run_one("application.frontend.smoke", with_(cfg, "app", smoke_list_path="/api/health"))

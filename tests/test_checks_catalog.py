@@ -1,4 +1,5 @@
 """The catalog as a whole: well declared, every check passes on the healthy sandbox, and no secret ever leaks."""
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,23 @@ def test_every_check_is_well_declared():
 
 def test_the_seed_items_the_brief_assigns_are_covered():
     covered = {ref for spec in CATALOG.values() for ref in spec.seed}
-    for ref in ["1.1 Load Balancer: Load Balancer Status", "1.1 Frontend Server(s): SSL/TLS Certificate",
-                "2.1 PostgreSQL Database: Database Server Online", "2.2 Email Service (SMTP): Authentication",
-                "3.1 Table Row Counts", "3.2 Migration Status", "3.3 Incremental/WAL Backups", "4.1 Error Handling",
-                "5.1 CORS Configuration", "6.1 Response Times", "7.1 Prometheus", "2.3 Monitoring Agent",
-                "8.1 Database Backups", "9.1 Runbooks Available", "9.1 Team Contact Info"]:
+    for ref in [
+        "1.1 Load Balancer: Load Balancer Status",
+        "1.1 Frontend Server(s): SSL/TLS Certificate",
+        "2.1 PostgreSQL Database: Database Server Online",
+        "2.2 Email Service (SMTP): Authentication",
+        "3.1 Table Row Counts",
+        "3.2 Migration Status",
+        "3.3 Incremental/WAL Backups",
+        "4.1 Error Handling",
+        "5.1 CORS Configuration",
+        "6.1 Response Times",
+        "7.1 Prometheus",
+        "2.3 Monitoring Agent",
+        "8.1 Database Backups",
+        "9.1 Runbooks Available",
+        "9.1 Team Contact Info",
+    ]:
         assert ref in covered, ref
 
 
@@ -78,8 +91,14 @@ def test_wrong_secrets_everywhere_never_appear_in_results(cfg):
 
 
 def test_dependency_down_skips_across_sections_naming_the_root_cause(sandbox, cfg):
-    ids = ["dependencies.postgres.reachable", "dependencies.postgres.tables", "data.rows.counts",
-           "data.migrations.version", "backup.s3.reachable", "backup.s3.latest_full"]
+    ids = [
+        "dependencies.postgres.reachable",
+        "dependencies.postgres.tables",
+        "data.rows.counts",
+        "data.migrations.version",
+        "backup.s3.reachable",
+        "backup.s3.latest_full",
+    ]
     specs = {i: CATALOG[i] for i in ids}
     with sandbox.fault("postgres-down"):
         res = {r.id: r for r in run_plain(specs, cfg)}
@@ -104,12 +123,30 @@ def test_shared_probes_are_done_once_per_run(sandbox, cfg):
     (plus reachable's HeadObject of the newest backup: moto's server closes every connection after one answer).
     Counted as TCP connections through a proxy in front of each real server."""
     cases = [
-        ("https", "web", "base_url", "https://127.0.0.1:{port}/",
-         ["infrastructure.tls.chain", "infrastructure.tls.expiry"], 1),
-        ("redis", "redis", "url", "redis://127.0.0.1:{port}/0",
-         ["dependencies.redis.ping", "dependencies.redis.memory", "dependencies.redis.persistence"], 2),
-        ("s3", "backups", "endpoint_url", "http://127.0.0.1:{port}",
-         ["backup.s3.reachable", "backup.s3.latest_full", "backup.s3.size"], 2),
+        (
+            "https",
+            "web",
+            "base_url",
+            "https://127.0.0.1:{port}/",
+            ["infrastructure.tls.chain", "infrastructure.tls.expiry"],
+            1,
+        ),
+        (
+            "redis",
+            "redis",
+            "url",
+            "redis://127.0.0.1:{port}/0",
+            ["dependencies.redis.ping", "dependencies.redis.memory", "dependencies.redis.persistence"],
+            2,
+        ),
+        (
+            "s3",
+            "backups",
+            "endpoint_url",
+            "http://127.0.0.1:{port}",
+            ["backup.s3.reachable", "backup.s3.latest_full", "backup.s3.size"],
+            2,
+        ),
     ]
     for service, section, key, template, ids, connections in cases:
         stats: dict[str, int] = {}

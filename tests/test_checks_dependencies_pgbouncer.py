@@ -1,5 +1,6 @@
 """PgBouncer checks (section 2, dependencies) against real PgBouncers from Debian's package: the sandbox's (where it
 is installed) and ones of this module's own in front of the sandbox's PostgreSQL."""
+
 from __future__ import annotations
 
 import secrets
@@ -25,15 +26,27 @@ def cfg(sandbox):
 def own_pgbouncer(sandbox):
     """A real PgBouncer of this module's own in front of the sandbox's PostgreSQL: (port, admin password)."""
     admin_pw = "pgb-" + secrets.token_urlsafe(12)
-    with real_pgbouncer(pg_port=sandbox.ports["postgres"],
-                        dbname=postgres.DBNAME, app_user=postgres.APP_USER,
-                        app_password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"], admin_password=admin_pw) as (port, _):
+    with real_pgbouncer(
+        pg_port=sandbox.ports["postgres"],
+        dbname=postgres.DBNAME,
+        app_user=postgres.APP_USER,
+        app_password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"],
+        admin_password=admin_pw,
+    ) as (port, _):
         yield port, admin_pw
 
 
 def pgb(cfg, port: int, admin_pw: str, **extra):
-    return with_(cfg, "pgbouncer", host="127.0.0.1", port=port, admin_user=pgbouncer.ADMIN_USER,
-                 admin_password=admin_pw, sslmode="disable", **extra)
+    return with_(
+        cfg,
+        "pgbouncer",
+        host="127.0.0.1",
+        port=port,
+        admin_user=pgbouncer.ADMIN_USER,
+        admin_password=admin_pw,
+        sslmode="disable",
+        **extra,
+    )
 
 
 @pytest.mark.debian("pgbouncer")
@@ -51,8 +64,9 @@ def test_the_sandbox_pgbouncer_passes(cfg):
 def test_own_pgbouncer_passes_and_shows_the_pool(cfg, own_pgbouncer):
     port, pw = own_pgbouncer
     res = run_dag(PGB_IDS, pgb(cfg, port, pw))
-    assert {i: r.status for i, r in res.items() if i in PGB_IDS} == {i: Status.PASS for i in PGB_IDS}, \
-        {i: r.summary for i, r in res.items()}
+    assert {i: r.status for i, r in res.items() if i in PGB_IDS} == {i: Status.PASS for i in PGB_IDS}, {
+        i: r.summary for i, r in res.items()
+    }
     admin = res["dependencies.pgbouncer.admin"]
     assert admin.observed["max_client_conn"] == pgbouncer.MAX_CLIENT_CONN
     assert admin.expected.startswith("max_client_conn >= 50")
@@ -65,9 +79,14 @@ def test_own_pgbouncer_passes_and_shows_the_pool(cfg, own_pgbouncer):
 
 @pytest.mark.debian("pgbouncer")
 def test_too_few_client_connections_fail(sandbox, cfg, tmp_path):
-    with real_pgbouncer(pg_port=sandbox.ports["postgres"], dbname=postgres.DBNAME,
-                        app_user=postgres.APP_USER, app_password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"],
-                        admin_password="pgb-Adm1n-pw", max_client_conn=20) as (port, _):
+    with real_pgbouncer(
+        pg_port=sandbox.ports["postgres"],
+        dbname=postgres.DBNAME,
+        app_user=postgres.APP_USER,
+        app_password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"],
+        admin_password="pgb-Adm1n-pw",
+        max_client_conn=20,
+    ) as (port, _):
         r = run_one("dependencies.pgbouncer.admin", pgb(cfg, port, "pgb-Adm1n-pw"))
     assert r.status == Status.FAIL
     assert r.observed["problems"] == ["max_client_conn 20 < 50"]

@@ -1,5 +1,6 @@
 """Redis and SMTP checks (section 2, dependencies) against the sandbox's real servers and dedicated servers (the
 sandbox's Redis and SMTP faults against their checks: tests/test_faults.py, but for AOF off, here)."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,12 @@ from golive.tasks.core import Status
 from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
 from tests.support.servers import hung_server, redis_server, refused_port
 
-REDIS_IDS = ["dependencies.redis.ping", "dependencies.redis.memory", "dependencies.redis.persistence",
-             "dependencies.redis.replication"]
+REDIS_IDS = [
+    "dependencies.redis.ping",
+    "dependencies.redis.memory",
+    "dependencies.redis.persistence",
+    "dependencies.redis.replication",
+]
 SMTP_IDS = ["dependencies.smtp.session", "dependencies.smtp.capacity"]
 
 
@@ -24,10 +29,12 @@ def cfg(sandbox):
 
 # --------------------------------------------------------------------------- Redis
 
+
 def test_sandbox_redis_passes_every_check(cfg):
     res = run_ids(REDIS_IDS, cfg)
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in REDIS_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in REDIS_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     assert len(res["dependencies.redis.ping"].details["samples_ms"]) == 10
     mem = res["dependencies.redis.memory"].observed
     assert mem["maxmemory"] == 64 * 1024 * 1024 and mem["maxmemory_policy"] == "allkeys-lru" and mem["ratio"] < 0.8
@@ -55,8 +62,10 @@ def test_no_replicas_configured_is_not_applicable(cfg):
 
 def test_redis_without_maxmemory_fails_with_no_limit():
     with redis_server("maxmemory 0", "maxmemory-policy allkeys-lru", password="redis-t3st-Passw0rd") as port:
-        cfg = parse_config({"environment": "test", "redis": {"url": f"redis://127.0.0.1:{port}/0",
-                                                              "password": "redis-t3st-Passw0rd"}}, env={})
+        cfg = parse_config(
+            {"environment": "test", "redis": {"url": f"redis://127.0.0.1:{port}/0", "password": "redis-t3st-Passw0rd"}},
+            env={},
+        )
         r = run_one("dependencies.redis.memory", cfg)
     assert r.status == Status.FAIL and r.observed["problems"] == ["no limit (maxmemory 0)"]
 
@@ -84,6 +93,7 @@ def test_ping_threshold_is_compared_with_the_median(cfg):
 
 
 # --------------------------------------------------------------------------- SMTP
+
 
 def test_sandbox_smtp_passes(cfg):
     res = run_ids(SMTP_IDS, cfg)

@@ -3,6 +3,7 @@ and Docker / Kubernetes (`containers`), against local fakes that answer like the
 (sandbox/fakes/service_apis.py), each passing and failing for real. The unreachable, hung and absent cases cover
 every section-2 check beyond PostgreSQL, Redis and SMTP: PgBouncer's and the indexes' too. The sandbox's faults of
 these APIs against their checks: tests/test_faults.py."""
+
 from __future__ import annotations
 
 import secrets
@@ -18,10 +19,19 @@ from tests.support.checks import as_json, assert_no_secrets, run_dag, run_one, s
 from tests.support.servers import hung_server, refused_port
 
 PGB_IDS = ["dependencies.pgbouncer.admin", "dependencies.pgbouncer.pools"]
-SAAS_IDS = ["dependencies.twilio.api", "dependencies.twilio.account", "dependencies.stripe.api_key",
-            "dependencies.stripe.webhooks", "dependencies.sentry.events", "dependencies.analytics.tracking"]
-CONTAINER_IDS = ["dependencies.docker.containers", "dependencies.kubernetes.nodes",
-                 "dependencies.kubernetes.components"]
+SAAS_IDS = [
+    "dependencies.twilio.api",
+    "dependencies.twilio.account",
+    "dependencies.stripe.api_key",
+    "dependencies.stripe.webhooks",
+    "dependencies.sentry.events",
+    "dependencies.analytics.tracking",
+]
+CONTAINER_IDS = [
+    "dependencies.docker.containers",
+    "dependencies.kubernetes.nodes",
+    "dependencies.kubernetes.components",
+]
 ALL_IDS = PGB_IDS + ["dependencies.postgres.indexes"] + SAAS_IDS + CONTAINER_IDS
 
 
@@ -31,6 +41,7 @@ def cfg(sandbox):
 
 
 # --------------------------------------------------------------------------- the healthy sandbox
+
 
 def test_every_saas_and_container_check_passes_on_the_sandbox(cfg):
     ids = SAAS_IDS + CONTAINER_IDS
@@ -42,14 +53,19 @@ def test_every_saas_and_container_check_passes_on_the_sandbox(cfg):
     assert res["dependencies.twilio.account"].observed["status"] == "active"
     assert_no_secrets(res, cfg)
     blob = as_json(res)
-    for secret in (cfg.saas.stripe.secret_key, cfg.saas.sentry.dsn, cfg.saas.twilio.auth_token,
-                   cfg.containers.kubernetes.token):
+    for secret in (
+        cfg.saas.stripe.secret_key,
+        cfg.saas.sentry.dsn,
+        cfg.saas.twilio.auth_token,
+        cfg.containers.kubernetes.token,
+    ):
         assert secret.get_secret_value() not in blob
     assert "@127.0.0.1" in res["dependencies.sentry.events"].observed["dsn"]
     assert res["dependencies.sentry.events"].observed["dsn"].startswith("http://***@")
 
 
 # --------------------------------------------------------------------------- Twilio, Stripe, Sentry, Analytics
+
 
 def test_stripe_test_key_in_production_fails_and_live_key_passes(cfg, tmp_path):
     prod = cfg.model_copy(update={"production": True})
@@ -58,10 +74,20 @@ def test_stripe_test_key_in_production_fails_and_live_key_passes(cfg, tmp_path):
     assert r.observed["livemode"] is False and prod.saas.stripe.secret_key.get_secret_value() not in as_json(r)
     live = "sk_live_" + secrets.token_urlsafe(24)
     with own_fakes(tmp_path, stripe_key=live) as u:
-        live_cfg = parse_config({"environment": "production", "production": True,  # production: secrets by reference
-                                 "saas": {"stripe": {"api_url": u["stripe"], "secret_key": "${STRIPE_KEY}",
-                                                     "webhook_signing_secret": "${STRIPE_WHSEC}"}}},
-                                env={"STRIPE_KEY": live, "STRIPE_WHSEC": "whsec_" + "a" * 24})
+        live_cfg = parse_config(
+            {
+                "environment": "production",
+                "production": True,  # production: secrets by reference
+                "saas": {
+                    "stripe": {
+                        "api_url": u["stripe"],
+                        "secret_key": "${STRIPE_KEY}",
+                        "webhook_signing_secret": "${STRIPE_WHSEC}",
+                    }
+                },
+            },
+            env={"STRIPE_KEY": live, "STRIPE_WHSEC": "whsec_" + "a" * 24},
+        )
         res = run_dag(["dependencies.stripe.api_key", "dependencies.stripe.webhooks"], live_cfg)
     assert res["dependencies.stripe.api_key"].status == Status.PASS
     assert res["dependencies.stripe.api_key"].observed == {"key": "sk_live_…", "http": 200, "livemode": True}
@@ -70,14 +96,19 @@ def test_stripe_test_key_in_production_fails_and_live_key_passes(cfg, tmp_path):
 
 
 def test_stripe_wrong_key_and_missing_signing_secret_fail(cfg):
-    r = run_one("dependencies.stripe.api_key", with_(cfg, "saas", stripe={**_stripe(cfg), "secret_key":
-                                                                          "sk_test_Wr0ngKey0000000000"}))
+    r = run_one(
+        "dependencies.stripe.api_key",
+        with_(cfg, "saas", stripe={**_stripe(cfg), "secret_key": "sk_test_Wr0ngKey0000000000"}),
+    )
     assert r.status == Status.FAIL and r.observed["http"] == 401 and "Wr0ngKey" not in as_json(r)
-    r = run_one("dependencies.stripe.webhooks", with_(cfg, "saas", stripe={**_stripe(cfg),
-                                                                           "webhook_signing_secret": None}))
+    r = run_one(
+        "dependencies.stripe.webhooks", with_(cfg, "saas", stripe={**_stripe(cfg), "webhook_signing_secret": None})
+    )
     assert r.status == Status.FAIL and r.observed["signing_secret"] == "missing"
-    r = run_one("dependencies.stripe.webhooks", with_(cfg, "saas", stripe={
-        **_stripe(cfg), "webhook_url": "https://elsewhere.swipesavvy.test/hook"}))
+    r = run_one(
+        "dependencies.stripe.webhooks",
+        with_(cfg, "saas", stripe={**_stripe(cfg), "webhook_url": "https://elsewhere.swipesavvy.test/hook"}),
+    )
     assert r.status == Status.FAIL and r.observed["problems"][0].startswith("no enabled webhook endpoint for")
 
 
@@ -88,8 +119,9 @@ def test_twilio_wrong_token_and_slow_api_fail(cfg):
     assert r.status == Status.FAIL and r.observed == "HTTP 401: authentication refused" and "0" * 32 not in as_json(r)
     r = run_one("dependencies.twilio.api", with_(cfg, "saas", twilio={**_twilio(cfg), "max_latency_s": 1e-6}))
     assert r.status == Status.FAIL and r.expected == "< 1e-06 s"
-    r = run_one("dependencies.twilio.account", with_(cfg, "saas", twilio={**_twilio(cfg),
-                                                                          "sender_numbers": ["+14155550100"]}))
+    r = run_one(
+        "dependencies.twilio.account", with_(cfg, "saas", twilio={**_twilio(cfg), "sender_numbers": ["+14155550100"]})
+    )
     assert r.status == Status.FAIL and "sender +14155550100 is not on the account" in r.observed["problems"]
 
 
@@ -112,6 +144,7 @@ def _twilio(cfg) -> dict:
 
 def _plain(model) -> dict:
     from pydantic import SecretStr
+
     return {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in model}
 
 
@@ -133,10 +166,13 @@ def own_fakes(tmp_path, **overrides):
 
 # --------------------------------------------------------------------------- Docker, Kubernetes
 
+
 def test_docker_over_tcp_and_a_missing_container(tmp_path):
     with own_fakes(tmp_path) as u:
-        base = {"environment": "test", "containers": {"docker": {"url": u["docker"],
-                                                                 "expected_containers": ["api", "worker"]}}}
+        base = {
+            "environment": "test",
+            "containers": {"docker": {"url": u["docker"], "expected_containers": ["api", "worker"]}},
+        }
         assert run_one("dependencies.docker.containers", parse_config(base, env={})).status == Status.PASS
         base["containers"]["docker"]["expected_containers"] = ["api", "billing"]
         r = run_one("dependencies.docker.containers", parse_config(base, env={}))
@@ -149,6 +185,7 @@ def test_kubernetes_wrong_token_and_untrusted_ca_are_errors(cfg, tmp_path):
     r = run_one("dependencies.kubernetes.nodes", with_(cfg, "containers", kubernetes={**k, "token": "Wr0ng-k8s-t0ken"}))
     assert r.status == Status.ERROR and "401" in r.cause and "Wr0ng-k8s-t0ken" not in as_json(r)
     import trustme
+
     trustme.CA().cert_pem.write_to_path(str(tmp_path / "other.pem"))
     r = run_one("dependencies.kubernetes.nodes", with_(cfg, "containers", ca_file=str(tmp_path / "other.pem")))
     assert r.status == Status.ERROR and "certificate" in r.cause.lower()
@@ -166,23 +203,45 @@ def test_absent_subsections_are_not_applicable_with_the_reason():
 
 # --------------------------------------------------------------------------- unreachable, hung
 
+
 def unreachable(port: int, scheme: str = "http"):
     base = f"{scheme}://127.0.0.1:{port}"
-    return parse_config({
-        "environment": "nowhere",
-        "postgres": {"host": "127.0.0.1", "port": port, "dbname": "d", "user": "u", "password": "db-password-123",
-                     "sslmode": "disable"},
-        "pgbouncer": {"host": "127.0.0.1", "port": port, "admin_user": "a", "admin_password": "pgb-password-123",
-                      "sslmode": "disable"},
-        "indexes": {},
-        "saas": {"twilio": {"api_url": base, "account_sid": "AC" + "0" * 32, "auth_token": "twilio-token-123"},
-                 "stripe": {"api_url": base, "secret_key": "sk_live_stripe-key-123",
-                            "webhook_signing_secret": "whsec_signing-123"},
-                 "sentry": {"dsn": f"http://0123456789abcdef@127.0.0.1:{port}/42"},
-                 "analytics": {"measurement_id": "G-ABCDEF1", "page_url": base + "/", "collector_url": base}},
-        "containers": {"docker": {"url": base, "expected_containers": ["api"]},
-                       "kubernetes": {"api_url": base, "token": "k8s-token-123"}},
-    }, env={})
+    return parse_config(
+        {
+            "environment": "nowhere",
+            "postgres": {
+                "host": "127.0.0.1",
+                "port": port,
+                "dbname": "d",
+                "user": "u",
+                "password": "db-password-123",
+                "sslmode": "disable",
+            },
+            "pgbouncer": {
+                "host": "127.0.0.1",
+                "port": port,
+                "admin_user": "a",
+                "admin_password": "pgb-password-123",
+                "sslmode": "disable",
+            },
+            "indexes": {},
+            "saas": {
+                "twilio": {"api_url": base, "account_sid": "AC" + "0" * 32, "auth_token": "twilio-token-123"},
+                "stripe": {
+                    "api_url": base,
+                    "secret_key": "sk_live_stripe-key-123",
+                    "webhook_signing_secret": "whsec_signing-123",
+                },
+                "sentry": {"dsn": f"http://0123456789abcdef@127.0.0.1:{port}/42"},
+                "analytics": {"measurement_id": "G-ABCDEF1", "page_url": base + "/", "collector_url": base},
+            },
+            "containers": {
+                "docker": {"url": base, "expected_containers": ["api"]},
+                "kubernetes": {"api_url": base, "token": "k8s-token-123"},
+            },
+        },
+        env={},
+    )
 
 
 def test_refused_targets_are_errors_or_skipped():

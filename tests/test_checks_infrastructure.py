@@ -7,6 +7,7 @@ elbv2/autoscaling), its faults against their checks in tests/test_faults.py, and
 checks it skips, the port it names); the failure modes it has no switch for run against small dedicated servers
 started here (a Prometheus API serving overloaded hosts, an app reporting an old Python, a hung instance).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,10 @@ from tests.support.servers import ServerThread, hung_server, refused_port
 
 OWN = ("hosts", "network", "loadbalancer")
 ROLE_FACTS = ("status", "cores", "cpu", "memory", "disk", "link")
-IDS = sorted({i for i, s in CATALOG.items() if s.target_section in OWN and s.section == "infrastructure"} |
-             {f"infrastructure.{role}.{fact}" for role in ("frontend", "backend") for fact in ROLE_FACTS})
+IDS = sorted(
+    {i for i, s in CATALOG.items() if s.target_section in OWN and s.section == "infrastructure"}
+    | {f"infrastructure.{role}.{fact}" for role in ("frontend", "backend") for fact in ROLE_FACTS}
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +44,17 @@ def cfg(sandbox):
 
 # --------------------------------------------------------------------------- the healthy sandbox
 
+
 def test_sandbox_passes_every_infrastructure_check(cfg):
     assert len(IDS) == 24
     res = run_dag(IDS, cfg)
     assert_all_passed_with_evidence(res, IDS)
     pool = res["infrastructure.lb.backend_pool"].observed
-    assert pool["target_group"]["healthy"] == 3 and pool["instances"] == {**pool["instances"], "healthy": 3,
-                                                                           "failing": {}}
+    assert pool["target_group"]["healthy"] == 3 and pool["instances"] == {
+        **pool["instances"],
+        "healthy": 3,
+        "failing": {},
+    }
     assert res["infrastructure.dns.records"].observed["ttl_s"] == 300
     assert res["infrastructure.bastion.ssh"].observed.startswith("SSH-2.0-OpenSSH")
     assert "dig @127.0.0.1 -p" in res["infrastructure.dns.records"].evidence
@@ -106,17 +113,21 @@ def test_unreachable_targets_are_errors_within_the_timeout(cfg):
     r = run_one("infrastructure.backend.db_latency", with_(cfg, "hosts", database=f"127.0.0.1:{port}"))
     assert r.status == Status.ERROR and "refused" in r.cause.lower()
     t0 = time.monotonic()
-    r = run_one("infrastructure.dns.records", with_(cfg, "network", dns={"name": "app.swipesavvy.test",
-                                                                         "nameserver": f"127.0.0.1:{port}"}),
-                timeout=2)
+    r = run_one(
+        "infrastructure.dns.records",
+        with_(cfg, "network", dns={"name": "app.swipesavvy.test", "nameserver": f"127.0.0.1:{port}"}),
+        timeout=2,
+    )
     assert r.status == Status.ERROR and time.monotonic() - t0 < 3, r.cause
     with hung_server() as hung:
-        r = run_one("infrastructure.bastion.ssh", with_(cfg, "network", bastion={"host": "127.0.0.1", "port": hung}),
-                    timeout=2)
+        r = run_one(
+            "infrastructure.bastion.ssh", with_(cfg, "network", bastion={"host": "127.0.0.1", "port": hung}), timeout=2
+        )
     assert r.status in (Status.FAIL, Status.ERROR) and r.duration_s < 3, r.summary
 
 
 # --------------------------------------------------------------------------- direct probes of the instances
+
 
 def test_instance_probes_are_bounded_concurrent_and_each_timed_out_alone(sandbox, cfg):
     """Two hung instances fail on their own probe timeout (1 s each) while the others answer; the two timeouts
@@ -138,14 +149,17 @@ def test_instance_probes_are_bounded_concurrent_and_each_timed_out_alone(sandbox
 
 # --------------------------------------------------------------------------- hosts from a Prometheus API
 
+
 @pytest.fixture(scope="module")
 def busy_prometheus(tmp_path_factory):
     """The sandbox's own Prometheus-API app, serving one overloaded frontend and one healthy backend."""
     import golive.sandbox.parts.prometheus_api as prom
 
     GiB = prom.GiB
-    nodes = {"frontend-1": prom.Node(2, 0.55, 16 * GiB, 1 * GiB, 200 * GiB, 12 * GiB),
-             "backend-1": prom.Node(8, 0.09, 32 * GiB, 23 * GiB, 250 * GiB, 171 * GiB)}
+    nodes = {
+        "frontend-1": prom.Node(2, 0.55, 16 * GiB, 1 * GiB, 200 * GiB, 12 * GiB),
+        "backend-1": prom.Node(8, 0.09, 32 * GiB, 23 * GiB, 250 * GiB, 171 * GiB),
+    }
     faults = tmp_path_factory.mktemp("prom") / "faults.json"
     mp = pytest.MonkeyPatch()
     mp.setattr(prom, "NODES", nodes)
@@ -157,8 +171,9 @@ def busy_prometheus(tmp_path_factory):
 
 
 def test_role_thresholds_fail_the_overloaded_role_only(busy_prometheus):
-    c = parse_config({"environment": "t", "monitoring": {"prometheus_url": f"http://127.0.0.1:{busy_prometheus}"}},
-                     env={})
+    c = parse_config(
+        {"environment": "t", "monitoring": {"prometheus_url": f"http://127.0.0.1:{busy_prometheus}"}}, env={}
+    )
     res = run_dag([f"infrastructure.{role}.{f}" for role in ("frontend", "backend") for f in ROLE_FACTS], c)
     for f in ("cores", "cpu", "memory", "disk"):
         assert res[f"infrastructure.frontend.{f}"].status == Status.FAIL, f
@@ -169,16 +184,31 @@ def test_role_thresholds_fail_the_overloaded_role_only(busy_prometheus):
     assert res["infrastructure.frontend.disk"].observed == {"frontend-1": "12.0 GiB"}
     assert "count by (instance)" in res["infrastructure.frontend.cores"].evidence
     # a role with no instance at all is a failure, not a silent pass
-    c = parse_config({"environment": "t", "monitoring": {
-        "prometheus_url": f"http://127.0.0.1:{busy_prometheus}",
-        "roles": {"frontend": {"instance_regex": "web-.*", "min_cores": 4, "max_cpu_ratio": 0.3,
-                               "min_free_memory_bytes": 1, "min_free_disk_bytes": 1}}}}, env={})
+    c = parse_config(
+        {
+            "environment": "t",
+            "monitoring": {
+                "prometheus_url": f"http://127.0.0.1:{busy_prometheus}",
+                "roles": {
+                    "frontend": {
+                        "instance_regex": "web-.*",
+                        "min_cores": 4,
+                        "max_cpu_ratio": 0.3,
+                        "min_free_memory_bytes": 1,
+                        "min_free_disk_bytes": 1,
+                    }
+                },
+            },
+        },
+        env={},
+    )
     r = run_one("infrastructure.frontend.status", c)
     assert r.status == Status.FAIL and "no instance matches" in r.observed
     assert run_one("infrastructure.backend.status", c).status == Status.NOT_APPLICABLE
 
 
 # --------------------------------------------------------------------------- the backend's Python
+
 
 @pytest.fixture(scope="module")
 def python_app():
@@ -193,11 +223,15 @@ def python_app():
         yield srv.port
 
 
-@pytest.mark.parametrize("version, status", [("3.9.18", Status.FAIL), ("3.12.1", Status.WARN),
-                                             ("3.11.9", Status.PASS), ("unknown", Status.FAIL)])
+@pytest.mark.parametrize(
+    "version, status",
+    [("3.9.18", Status.FAIL), ("3.12.1", Status.WARN), ("3.11.9", Status.PASS), ("unknown", Status.FAIL)],
+)
 def test_backend_python_version(python_app, version, status):
-    c = parse_config({"environment": "t", "hosts": {
-        "backend_health_urls": [f"http://127.0.0.1:{python_app}/{version}/health"]}}, env={})
+    c = parse_config(
+        {"environment": "t", "hosts": {"backend_health_urls": [f"http://127.0.0.1:{python_app}/{version}/health"]}},
+        env={},
+    )
     r = run_one("infrastructure.backend.python", c)
     assert r.status == status, r.summary
     assert version in str(r.observed)
@@ -213,7 +247,7 @@ node_network_up{device="eth1"} 1
 node_network_speed_bytes{device="eth1"} -125000
 node_network_up{device="eth2"} 1
 node_network_speed_bytes{device="eth2"} 1.25e+07
-"""   # eth0: 1 Gb/s; ens5: AWS ENA (no speed series); eth1: virtio / veth (ethtool's -1); eth2: 100 Mb/s
+"""  # eth0: 1 Gb/s; ens5: AWS ENA (no speed series); eth1: virtio / veth (ethtool's -1); eth2: 100 Mb/s
 
 
 @pytest.fixture(scope="module")
@@ -228,27 +262,49 @@ def nic_prometheus(tmp_path_factory):
     async def metrics(_):
         return PlainTextResponse(NIC_METRICS)
 
-    with ServerThread(Starlette(routes=[Route("/metrics", metrics)])) as exporter, \
-            real_prometheus(tmp_path_factory.mktemp("nic-prom"), rules_text="groups: []\n",
-                            targets={"node": [f"127.0.0.1:{exporter.port}"]}) as prom:
+    with (
+        ServerThread(Starlette(routes=[Route("/metrics", metrics)])) as exporter,
+        real_prometheus(
+            tmp_path_factory.mktemp("nic-prom"),
+            rules_text="groups: []\n",
+            targets={"node": [f"127.0.0.1:{exporter.port}"]},
+        ) as prom,
+    ):
         prom.wait_targets({"node": "up"})
         yield prom.url
 
 
-@pytest.mark.parametrize("devices, declared, status, shown", [
-    ("eth0", None, Status.PASS, "up, 1000 Mb/s"),                                  # a NIC that reports its speed
-    ("ens5|eth1", 10000, Status.PASS, "speed not reported by the NIC, declared 10000 Mb/s"),   # virtual NICs
-    ("ens5|eth1", None, Status.FAIL, "set hosts.link_speed_mbps"),                 # ... nothing declared
-    ("eth2", 10000, Status.FAIL, "up, 100 Mb/s"),                                  # a declaration never overrides
-])
+@pytest.mark.parametrize(
+    "devices, declared, status, shown",
+    [
+        ("eth0", None, Status.PASS, "up, 1000 Mb/s"),  # a NIC that reports its speed
+        ("ens5|eth1", 10000, Status.PASS, "speed not reported by the NIC, declared 10000 Mb/s"),  # virtual NICs
+        ("ens5|eth1", None, Status.FAIL, "set hosts.link_speed_mbps"),  # ... nothing declared
+        ("eth2", 10000, Status.FAIL, "up, 100 Mb/s"),  # a declaration never overrides
+    ],
+)
 @pytest.mark.debian("prometheus")
 def test_link_speed_of_nics_that_report_none(nic_prometheus, devices, declared, status, shown):
     hosts = {"link_device_regex": devices, **({"link_speed_mbps": declared} if declared else {})}
-    c = parse_config({"environment": "t", "hosts": hosts, "monitoring": {"prometheus_url": nic_prometheus, "roles": {
-        "backend": {"instance_regex": r"127\.0\.0\.1:\d+", "min_cores": 1, "max_cpu_ratio": 1,
-                    "min_free_memory_bytes": 0, "min_free_disk_bytes": 0}}}}, env={})
+    c = parse_config(
+        {
+            "environment": "t",
+            "hosts": hosts,
+            "monitoring": {
+                "prometheus_url": nic_prometheus,
+                "roles": {
+                    "backend": {
+                        "instance_regex": r"127\.0\.0\.1:\d+",
+                        "min_cores": 1,
+                        "max_cpu_ratio": 1,
+                        "min_free_memory_bytes": 0,
+                        "min_free_disk_bytes": 0,
+                    }
+                },
+            },
+        },
+        env={},
+    )
     r = run_dag(["infrastructure.backend.link"], c)["infrastructure.backend.link"]
     assert r.status == status, r.observed
     assert len(r.observed) == len(devices.split("|")) and all(shown in v for v in r.observed.values()), r.observed
-
-

@@ -2,6 +2,7 @@
 from a real Alertmanager, scrape targets down for real; the sandbox's Prometheus and a stub of its API (targets,
 scrape intervals); Grafana and the logging stack through the sandbox's fakes. The sandbox's monitoring faults against
 their checks: tests/test_faults.py."""
+
 from __future__ import annotations
 
 import time
@@ -17,12 +18,20 @@ from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, s
 from tests.support.servers import PROM_TARGETS, PROM_YAML, ServerThread, hung_server, prometheus_app, refused_port
 from tests.support.servers_debian import real_alertmanager, real_prometheus, rules
 
-PROMETHEUS_IDS = ["monitoring.prometheus.reachable", "monitoring.prometheus.targets",
-                  "monitoring.prometheus.scrape_interval"]
+PROMETHEUS_IDS = [
+    "monitoring.prometheus.reachable",
+    "monitoring.prometheus.targets",
+    "monitoring.prometheus.scrape_interval",
+]
 PROM_IDS = [*PROMETHEUS_IDS, "monitoring.alerts.critical", "monitoring.alerts.warning"]
 AM_IDS = ["monitoring.alertmanager.reachable", "monitoring.alertmanager.routing"]
-OBS_IDS = ["monitoring.grafana.health", "monitoring.grafana.dashboards", "monitoring.elasticsearch.health",
-           "monitoring.kibana.status", "monitoring.logging.freshness"]
+OBS_IDS = [
+    "monitoring.grafana.health",
+    "monitoring.grafana.dashboards",
+    "monitoring.elasticsearch.health",
+    "monitoring.kibana.status",
+    "monitoring.logging.freshness",
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +59,14 @@ def cfg_for(prom_url: str, am_url: str | None = None, **monitoring):
 
 # --------------------------------------------------------------------------- real Prometheus: rules and targets
 
+
 @pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_real_prometheus_with_the_checklist_rules_passes(stack):
     prom, am_url = stack
     res = run_ids(PROM_IDS, cfg_for(prom.url))
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in PROM_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in PROM_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     crit = res["monitoring.alerts.critical"].observed
     assert crit["rules"]["error rate > 5%"].startswith("HighErrorRate: > 5%")
     assert crit["rules"]["API down"].startswith("APIDown: == 0")
@@ -89,8 +100,12 @@ def test_error_rate_at_10_percent_and_a_down_target_fail(stack):
 @pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_missing_and_mislabelled_warning_rules_fail(stack):
     prom, am_url = stack
-    prom.reconfigure(rules_text=rules(warning_severity="info", drop=("HighResponseTime",)), targets=prom.targets,
-                     alertmanager_url=am_url, wait_for="info")
+    prom.reconfigure(
+        rules_text=rules(warning_severity="info", drop=("HighResponseTime",)),
+        targets=prom.targets,
+        alertmanager_url=am_url,
+        wait_for="info",
+    )
     try:
         r = run_one("monitoring.alerts.warning", cfg_for(prom.url))
     finally:
@@ -105,12 +120,25 @@ def test_missing_and_mislabelled_warning_rules_fail(stack):
 MEM_USED = "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 85"
 
 
-@pytest.mark.parametrize("n, expr, status, seen", [
-    (1, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 15", Status.PASS, "> 85%"),  # share left
-    (2, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.15", Status.PASS, "> 85%"),
-    (3, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 10", Status.FAIL, "> 90%"),  # too late
-    (4, "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.15", Status.FAIL, "< 15%"),  # used < 15%
-])
+@pytest.mark.parametrize(
+    "n, expr, status, seen",
+    [
+        (
+            1,
+            "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 15",
+            Status.PASS,
+            "> 85%",
+        ),  # share left
+        (2, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.15", Status.PASS, "> 85%"),
+        (3, "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100 < 10", Status.FAIL, "> 90%"),  # too late
+        (
+            4,
+            "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes < 0.15",
+            Status.FAIL,
+            "< 15%",
+        ),  # used < 15%
+    ],
+)
 @pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_memory_alert_written_on_the_share_left(stack, n, expr, status, seen):
     prom, am_url = stack
@@ -119,8 +147,7 @@ def test_memory_alert_written_on_the_share_left(stack, n, expr, status, seen):
     try:
         r = run_one("monitoring.alerts.warning", cfg_for(prom.url))
     finally:
-        prom.reconfigure(rules_text=rules(), targets=prom.targets, alertmanager_url=am_url,
-                         wait_for="HighMemoryUsage")
+        prom.reconfigure(rules_text=rules(), targets=prom.targets, alertmanager_url=am_url, wait_for="HighMemoryUsage")
     assert r.status == status, r.observed
     assert r.observed["rules"]["memory > 85%"].startswith(f"HostMemoryLow{n}: {seen}"), r.observed
 
@@ -128,9 +155,18 @@ def test_memory_alert_written_on_the_share_left(stack, n, expr, status, seen):
 @pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_stricter_thresholds_pass_and_custom_expectations_apply(stack):
     prom, _ = stack
-    strict = {"critical": {"error rate > 2%": {"name_pattern": "error.?rate", "op": ">", "threshold": 0.02,
-                                               "unit": "ratio", "severity": "critical"}},
-              "require_alertmanager": False}
+    strict = {
+        "critical": {
+            "error rate > 2%": {
+                "name_pattern": "error.?rate",
+                "op": ">",
+                "threshold": 0.02,
+                "unit": "ratio",
+                "severity": "critical",
+            }
+        },
+        "require_alertmanager": False,
+    }
     r = run_one("monitoring.alerts.critical", cfg_for(prom.url, alert_rules=strict))
     assert r.status == Status.FAIL and "threshold > 5%, expected > 2%" in r.observed["problems"][0]
 
@@ -158,28 +194,35 @@ def test_prometheus_without_an_alertmanager_cannot_notify(stack):
     r = run_one("monitoring.alerts.critical", cfg_for(prom.url))
     assert r.status == Status.FAIL and r.observed["alertmanagers"] == "none active"
     assert r.observed["problems"] == ["Prometheus has no active Alertmanager: the alerts cannot notify"]
-    assert run_one("monitoring.alerts.critical", cfg_for(prom.url, alert_rules={"require_alertmanager": False})) \
-        .status == Status.PASS
+    assert (
+        run_one("monitoring.alerts.critical", cfg_for(prom.url, alert_rules={"require_alertmanager": False})).status
+        == Status.PASS
+    )
 
 
 # --------------------------------------------------------------------------- real Alertmanager: routing
+
 
 @pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_real_alertmanager_routes_to_slack_and_email(stack):
     prom, am_url = stack
     res = run_ids(AM_IDS, cfg_for(prom.url, am_url))
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in AM_IDS}, \
-        {i: r.summary for i, r in res.items()}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in AM_IDS}, {
+        i: r.summary for i, r in res.items()
+    }
     obs = res["monitoring.alertmanager.routing"].observed
     assert obs["slack_channels"] == {alertmanager.SLACK_CHANNEL: ["slack-critical"]}
     assert obs["email_recipients"] == {"email-oncall": [alertmanager.EMAIL_TO]}
     assert obs["version"]  # the real one says which
 
 
-@pytest.mark.parametrize("config, problem", [
-    ({"email_to": None}, "no receiver with email recipients"),
-    ({"slack_channel": "#alerts-staging"}, "no receiver posts to Slack #alerts-production"),
-])
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        ({"email_to": None}, "no receiver with email recipients"),
+        ({"slack_channel": "#alerts-staging"}, "no receiver posts to Slack #alerts-production"),
+    ],
+)
 @pytest.mark.debian("prometheus", "prometheus-alertmanager")
 def test_alertmanager_without_a_channel_fails(tmp_path, config, problem):
     with real_alertmanager(tmp_path, **config) as (url, _):
@@ -192,8 +235,7 @@ def test_hung_and_refused_alertmanager_and_prometheus_are_errors():
     with hung_server() as port:
         cfg = cfg_for(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}")
         t0 = time.monotonic()
-        res = run_ids(PROM_IDS[:1] + PROM_IDS[3:] + AM_IDS, cfg,
-                      timeouts={i: 1.5 for i in PROM_IDS + AM_IDS})
+        res = run_ids(PROM_IDS[:1] + PROM_IDS[3:] + AM_IDS, cfg, timeouts={i: 1.5 for i in PROM_IDS + AM_IDS})
         assert time.monotonic() - t0 < 1.5 + 2
     assert res["monitoring.alertmanager.reachable"].status == Status.ERROR
     assert "timed out" in res["monitoring.alertmanager.reachable"].cause
@@ -204,14 +246,16 @@ def test_hung_and_refused_alertmanager_and_prometheus_are_errors():
 
 # --------------------------------------------------------------------------- the sandbox: Grafana, logs
 
+
 @pytest.fixture(scope="session")
 def cfg(sandbox):
     return sandbox_config(sandbox)
 
 
 def test_sandbox_monitoring_passes(cfg):
-    res = run_ids(OBS_IDS + ["monitoring.prometheus.reachable", "monitoring.alerts.critical",
-                             "monitoring.alerts.warning"], cfg)
+    res = run_ids(
+        OBS_IDS + ["monitoring.prometheus.reachable", "monitoring.alerts.critical", "monitoring.alerts.warning"], cfg
+    )
     assert {r.status for r in res.values()} == {Status.PASS}, {i: r.summary for i, r in res.items()}
     assert res["monitoring.grafana.dashboards"].observed["found"] == "4/4"
     assert res["monitoring.elasticsearch.health"].observed["status"] == "green"
@@ -244,14 +288,29 @@ def test_grafana_refusing_the_token_fails(cfg):
 def test_observability_unreachable_errors_and_skips():
     port = refused_port()
     base = f"http://127.0.0.1:{port}"
-    cfg = parse_config({"environment": "t", "observability": {
-        "grafana": {"url": base, "api_token": "glsa-token-123", "dashboards": ["API"]},
-        "alertmanager": {"url": base},
-        "logging": {"elasticsearch_url": base, "kibana_url": base, "username": "u", "password": "es-password-123"}}},
-        env={})
+    cfg = parse_config(
+        {
+            "environment": "t",
+            "observability": {
+                "grafana": {"url": base, "api_token": "glsa-token-123", "dashboards": ["API"]},
+                "alertmanager": {"url": base},
+                "logging": {
+                    "elasticsearch_url": base,
+                    "kibana_url": base,
+                    "username": "u",
+                    "password": "es-password-123",
+                },
+            },
+        },
+        env={},
+    )
     res = run_ids(OBS_IDS + AM_IDS, cfg)
-    roots = {"monitoring.grafana.health", "monitoring.elasticsearch.health", "monitoring.kibana.status",
-             "monitoring.alertmanager.reachable"}
+    roots = {
+        "monitoring.grafana.health",
+        "monitoring.elasticsearch.health",
+        "monitoring.kibana.status",
+        "monitoring.alertmanager.reachable",
+    }
     for i, r in res.items():
         assert r.status == (Status.ERROR if i in roots else Status.SKIPPED), (i, r.status, r.summary)
     assert_no_secrets(res, cfg)
@@ -259,15 +318,18 @@ def test_observability_unreachable_errors_and_skips():
 
 def _plain(model) -> dict:
     from pydantic import SecretStr
+
     return {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in model}
 
 
 # --------------------------------------------------------------------------- Prometheus: the sandbox's, a stub of its API
 
+
 def test_sandbox_prometheus_passes(cfg):
     res = run_ids(PROMETHEUS_IDS, cfg)
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in PROMETHEUS_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in PROMETHEUS_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     assert res["monitoring.prometheus.targets"].observed.startswith("all ")
     assert res["monitoring.prometheus.scrape_interval"].observed == "15 s"
 
@@ -296,8 +358,9 @@ def test_scrape_interval_longer_than_allowed_fails(cfg):
 def test_prometheus_stub_intervals_health_and_targets():
     state = {"targets": PROM_TARGETS, "yaml": PROM_YAML}
     with ServerThread(prometheus_app(state)) as prom:
-        cfg = parse_config({"environment": "test",
-                            "monitoring": {"prometheus_url": f"http://127.0.0.1:{prom.port}"}}, env={})
+        cfg = parse_config(
+            {"environment": "test", "monitoring": {"prometheus_url": f"http://127.0.0.1:{prom.port}"}}, env={}
+        )
         assert run_one("monitoring.prometheus.scrape_interval", cfg).status == Status.PASS
         state["yaml"] = PROM_YAML.replace("scrape_interval: 10s", "scrape_interval: 2m")
         r = run_one("monitoring.prometheus.scrape_interval", cfg)
@@ -318,15 +381,17 @@ def test_prometheus_stub_intervals_health_and_targets():
 
 
 def test_prometheus_refused_is_an_error():
-    cfg = parse_config({"environment": "test",
-                        "monitoring": {"prometheus_url": f"http://127.0.0.1:{refused_port()}"}}, env={})
+    cfg = parse_config(
+        {"environment": "test", "monitoring": {"prometheus_url": f"http://127.0.0.1:{refused_port()}"}}, env={}
+    )
     res = run_ids(PROMETHEUS_IDS, cfg)
     assert res["monitoring.prometheus.reachable"].status == Status.ERROR
     assert all(res[i].status == Status.SKIPPED for i in PROMETHEUS_IDS[1:])
 
 
-@pytest.mark.parametrize("text, seconds", [("15s", 15), ("1m", 60), ("1m30s", 90), ("500ms", 0.5), ("1h", 3600),
-                                           ("2d", 172800)])
+@pytest.mark.parametrize(
+    "text, seconds", [("15s", 15), ("1m", 60), ("1m30s", 90), ("500ms", 0.5), ("1h", 3600), ("2d", 172800)]
+)
 def test_prometheus_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -339,17 +404,21 @@ def test_bad_prometheus_durations(text):
 
 # --------------------------------------------------------------------------- threshold parsing
 
-@pytest.mark.parametrize("expr, unit, parsed", [
-    ('sum(rate(x{status=~"5.."}[5m])) / sum(rate(x[5m])) > 0.05', "ratio", (">", 0.05)),
-    ("(1 - a / b) * 100 > 85", "ratio", (">", 0.85)),
-    ("100 * (1 - a / b) >= 85", "ratio", (">=", 0.85)),
-    ("histogram_quantile(0.95, sum by (le) (rate(h_bucket[5m]))) > 2", "seconds", (">", 2.0)),
-    ("histogram_quantile(0.95, rate(h_milliseconds_bucket[5m])) > 2000", "seconds", (">", 2.0)),
-    ('up{job="api"} == 0', "value", ("==", 0.0)),
-    ('(up{job="api"} < 1)', "value", ("<", 1.0)),
-    ("x > bool 0.8", "ratio", (">", 0.8)),
-    ("rate(x[5m])", "ratio", None),
-])
+
+@pytest.mark.parametrize(
+    "expr, unit, parsed",
+    [
+        ('sum(rate(x{status=~"5.."}[5m])) / sum(rate(x[5m])) > 0.05', "ratio", (">", 0.05)),
+        ("(1 - a / b) * 100 > 85", "ratio", (">", 0.85)),
+        ("100 * (1 - a / b) >= 85", "ratio", (">=", 0.85)),
+        ("histogram_quantile(0.95, sum by (le) (rate(h_bucket[5m]))) > 2", "seconds", (">", 2.0)),
+        ("histogram_quantile(0.95, rate(h_milliseconds_bucket[5m])) > 2000", "seconds", (">", 2.0)),
+        ('up{job="api"} == 0', "value", ("==", 0.0)),
+        ('(up{job="api"} < 1)', "value", ("<", 1.0)),
+        ("x > bool 0.8", "ratio", (">", 0.8)),
+        ("rate(x[5m])", "ratio", None),
+    ],
+)
 def test_parse_threshold(expr, unit, parsed):
     assert parse_threshold(expr, unit) == parsed
 

@@ -1,6 +1,7 @@
 """The PostgreSQL checks (the `postgres` and `indexes` components: section 2, dependencies, and section 3, data)
 against the sandbox's real PostgreSQL, its faults, and dedicated ports (its missing migration against its check:
 tests/test_faults.py)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,14 @@ from golive.tasks.core import RunContext, Status
 from tests.support.checks import CATALOG, as_json, assert_no_secrets, run_dag, run_ids, run_one, sandbox_config, with_
 from tests.support.servers import hung_server, refused_port
 
-PG_IDS = ["dependencies.postgres.reachable", "dependencies.postgres.latency", "dependencies.postgres.tables",
-          "data.rows.counts", "data.constraints.valid", "data.migrations.version"]
+PG_IDS = [
+    "dependencies.postgres.reachable",
+    "dependencies.postgres.latency",
+    "dependencies.postgres.tables",
+    "data.rows.counts",
+    "data.constraints.valid",
+    "data.migrations.version",
+]
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +43,9 @@ def db_change(sandbox, apply: str, undo: str):
 
 def test_sandbox_database_passes_every_check(cfg):
     res = run_ids(PG_IDS, cfg)
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in PG_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in PG_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     assert res["dependencies.postgres.reachable"].observed.startswith("PostgreSQL 18")
     assert len(res["dependencies.postgres.latency"].details["samples_ms"]) == 5
     counts = res["data.rows.counts"].observed
@@ -63,8 +71,11 @@ def test_postgres_down_is_an_error_and_skips_every_dependent(sandbox, cfg):
 
 
 def test_failed_migration_row_fails_even_at_the_right_version(sandbox, cfg):
-    with db_change(sandbox, "INSERT INTO schema_migrations (version, success) VALUES ('20251231090000', false)",
-                   "DELETE FROM schema_migrations WHERE version = '20251231090000'"):
+    with db_change(
+        sandbox,
+        "INSERT INTO schema_migrations (version, success) VALUES ('20251231090000', false)",
+        "DELETE FROM schema_migrations WHERE version = '20251231090000'",
+    ):
         r = run_one("data.migrations.version", cfg)
     assert r.status == Status.FAIL
     assert r.observed == {"version": "20251231080000", "failed_migrations": ["20251231090000"]}
@@ -76,8 +87,11 @@ def test_no_schema_version_configured_is_not_applicable(cfg):
 
 
 def test_not_valid_constraint_is_listed(sandbox, cfg):
-    with db_change(sandbox, "ALTER TABLE campaigns ADD CONSTRAINT golive_test_budget CHECK (id > 0) NOT VALID",
-                   "ALTER TABLE campaigns DROP CONSTRAINT golive_test_budget"):
+    with db_change(
+        sandbox,
+        "ALTER TABLE campaigns ADD CONSTRAINT golive_test_budget CHECK (id > 0) NOT VALID",
+        "ALTER TABLE campaigns DROP CONSTRAINT golive_test_budget",
+    ):
         r = run_one("data.constraints.valid", cfg)
     assert r.status == Status.FAIL
     assert r.observed == {"not_valid": ["public.campaigns.golive_test_budget (check)"]}
@@ -85,8 +99,10 @@ def test_not_valid_constraint_is_listed(sandbox, cfg):
 
 def test_missing_unreadable_and_empty_tables(sandbox, cfg):
     tables = [*cfg.postgres.required_tables, "golive_test_private", "golive_test_empty", "no_such_table"]
-    setup = ("CREATE TABLE golive_test_private (id int); INSERT INTO golive_test_private VALUES (1); "
-             "CREATE TABLE golive_test_empty (id int); GRANT SELECT ON golive_test_empty TO app_user")
+    setup = (
+        "CREATE TABLE golive_test_private (id int); INSERT INTO golive_test_private VALUES (1); "
+        "CREATE TABLE golive_test_empty (id int); GRANT SELECT ON golive_test_empty TO app_user"
+    )
     with db_change(sandbox, setup, "DROP TABLE golive_test_private, golive_test_empty"):
         c = with_(cfg, "postgres", required_tables=tables)
         r = run_one("dependencies.postgres.tables", c)
@@ -100,9 +116,15 @@ def test_missing_unreadable_and_empty_tables(sandbox, cfg):
         assert rows.details["empty"] == ["golive_test_empty"]
         assert set(rows.details["unreadable"]) == {"golive_test_private", "no_such_table"}
         assert rows.observed["users"] == 500  # the other counts are still documented
-        allowed = run_one("data.rows.counts", with_(c, "postgres", required_tables=[*cfg.postgres.required_tables,
-                                                                                     "golive_test_empty"],
-                                                    allow_empty_tables=["golive_test_empty"]))
+        allowed = run_one(
+            "data.rows.counts",
+            with_(
+                c,
+                "postgres",
+                required_tables=[*cfg.postgres.required_tables, "golive_test_empty"],
+                allow_empty_tables=["golive_test_empty"],
+            ),
+        )
         assert allowed.status == Status.PASS and allowed.observed["golive_test_empty"] == 0
 
 
@@ -167,16 +189,19 @@ def test_server_that_stops_answering_mid_session_ends_the_check_thread(sandbox, 
 def test_slow_query_is_cancelled_by_the_server_at_the_budget(sandbox, cfg):
     """A required "table" that takes 30 s to count: ERROR at the timeout, and the statement_timeout the check set
     makes PostgreSQL cancel it (no golive backend is left running)."""
-    with db_change(sandbox, "CREATE VIEW golive_test_slow AS SELECT pg_sleep(30)::text AS x; "
-                            "GRANT SELECT ON golive_test_slow TO app_user",
-                   "DROP VIEW golive_test_slow"):
+    with db_change(
+        sandbox,
+        "CREATE VIEW golive_test_slow AS SELECT pg_sleep(30)::text AS x; GRANT SELECT ON golive_test_slow TO app_user",
+        "DROP VIEW golive_test_slow",
+    ):
         r = run_one("data.rows.counts", with_(cfg, "postgres", required_tables=["golive_test_slow"]), timeout=1.5)
         assert r.status == Status.ERROR
         deadline = time.monotonic() + 3.0
         while True:
             with sandbox.admin_db() as conn:
-                left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'golive-check'"
-                                    ).fetchone()[0]
+                left = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'golive-check'"
+                ).fetchone()[0]
             if left == 0:
                 break
             assert time.monotonic() < deadline, f"{left} golive backend(s) still running"
@@ -184,6 +209,7 @@ def test_slow_query_is_cancelled_by_the_server_at_the_budget(sandbox, cfg):
 
 
 # --------------------------------------------------------------------------- indexes
+
 
 def test_dropped_index_makes_the_query_seq_scan(sandbox, cfg):
     with sandbox.fault("index-missing"):
@@ -199,13 +225,18 @@ def test_dropped_index_makes_the_query_seq_scan(sandbox, cfg):
 
 
 def test_small_tables_may_seq_scan_and_unknown_indexes_fail(cfg):
-    assert run_one("dependencies.postgres.indexes", with_(cfg, "indexes", large_table_rows=1_000_000,
-                                                          queries={"all users": "SELECT * FROM users"})).status \
+    assert (
+        run_one(
+            "dependencies.postgres.indexes",
+            with_(cfg, "indexes", large_table_rows=1_000_000, queries={"all users": "SELECT * FROM users"}),
+        ).status
         == Status.PASS
+    )
     r = run_one("dependencies.postgres.indexes", with_(cfg, "indexes", required=["users_phone_idx"]))
     assert r.status == Status.FAIL and r.details["missing"] == ["users_phone_idx"]
-    r = run_one("dependencies.postgres.indexes", with_(cfg, "indexes", queries={"all events": "SELECT * FROM "
-                                                                                             "campaign_events"}))
+    r = run_one(
+        "dependencies.postgres.indexes", with_(cfg, "indexes", queries={"all events": "SELECT * FROM campaign_events"})
+    )
     assert r.status == Status.FAIL and "Seq Scan on campaign_events" in r.observed["problems"][0]
 
 

@@ -4,6 +4,7 @@ supply-chain mirrors (an OSV API for pip-audit, a simple package index, npm's bu
 healthy sandbox, then each failing case through a config that expects something else (the sandbox's security faults
 against their checks: tests/test_faults.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,20 @@ from golive.tasks.core import Status
 from golive.tasks.security.data import classify_hash, hash_census_sql, looks_encrypted
 from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
 
-SEC_IDS = ["security.session.cookies", "security.passwords.hashing", "security.data.sensitive_columns",
-           "security.transit.tls", "security.secrets.repository", "security.admin.panel", "security.admin.mfa",
-           "security.network.db_exposure", "security.ratelimit.enforced", "security.audit.log",
-           "security.dependencies.vulnerabilities", "security.dependencies.outdated"]
+SEC_IDS = [
+    "security.session.cookies",
+    "security.passwords.hashing",
+    "security.data.sensitive_columns",
+    "security.transit.tls",
+    "security.secrets.repository",
+    "security.admin.panel",
+    "security.admin.mfa",
+    "security.network.db_exposure",
+    "security.ratelimit.enforced",
+    "security.audit.log",
+    "security.dependencies.vulnerabilities",
+    "security.dependencies.outdated",
+]
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +41,9 @@ def cfg(sandbox):
 
 def test_sandbox_security_checks_pass(sandbox, cfg):
     res = run_ids(["infrastructure.web.reachable", "dependencies.postgres.reachable", *SEC_IDS], cfg)
-    assert {i: r.status for i, r in res.items() if i in SEC_IDS} == {i: Status.PASS for i in SEC_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items() if i in SEC_IDS} == {i: Status.PASS for i in SEC_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     ck = res["security.session.cookies"].observed
     assert ck["secure"] and ck["httponly"] and ck["samesite"] == "lax" and ck["lifetime_h"] == 24.0
     assert ck["rotated_on_login"] is True
@@ -89,13 +101,21 @@ def test_hash_and_ciphertext_classifiers():
     assert classify_hash("5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8") == "sha1"
     assert classify_hash("hunter2") == "plaintext-or-unknown"
     assert looks_encrypted("v1:" + "q83vEjRWeJq8nN7/AQIDBAUGBwgJCgsMDQ4PEBESExQ=", None)[0]
-    assert not looks_encrypted("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", None)[0]   # a base32 TOTP secret
+    assert not looks_encrypted("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", None)[0]  # a base32 TOTP secret
     assert not looks_encrypted("alice@example.com", None)[0]
 
 
-SAMPLES = ["$2b$12$" + "a" * 53, "$2a$08$" + "b" * 53, "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQxMjM$" + "A" * 43,
-           "5f4dcc3b5aa765d61d8327deb882cf99", "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8", "hunter2", "",
-           "$6$salt$" + "x" * 86, "pbkdf2_sha256$600000$salt$hash"]
+SAMPLES = [
+    "$2b$12$" + "a" * 53,
+    "$2a$08$" + "b" * 53,
+    "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQxMjM$" + "A" * 43,
+    "5f4dcc3b5aa765d61d8327deb882cf99",
+    "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8",
+    "hunter2",
+    "",
+    "$6$salt$" + "x" * 86,
+    "pbkdf2_sha256$600000$salt$hash",
+]
 
 
 def test_the_database_classifies_hashes_as_golive_does(sandbox):
@@ -116,15 +136,36 @@ def test_npm_audit_runs_where_a_package_lock_exists(sandbox, cfg, tmp_path):
     registry = f"http://127.0.0.1:{sandbox.ports['advisories']}/"
 
     def lock(version: str) -> None:
-        (tmp_path / "package.json").write_text(json.dumps(
-            {"name": "swipesavvy-frontend", "version": "2.4.0", "private": True, "dependencies": {"lodash": version}}))
-        (tmp_path / "package-lock.json").write_text(json.dumps({
-            "name": "swipesavvy-frontend", "version": "2.4.0", "lockfileVersion": 3, "requires": True,
-            "packages": {"": {"name": "swipesavvy-frontend", "version": "2.4.0", "dependencies": {"lodash": version}},
-                         "node_modules/lodash": {"version": version}}}))
+        (tmp_path / "package.json").write_text(
+            json.dumps(
+                {
+                    "name": "swipesavvy-frontend",
+                    "version": "2.4.0",
+                    "private": True,
+                    "dependencies": {"lodash": version},
+                }
+            )
+        )
+        (tmp_path / "package-lock.json").write_text(
+            json.dumps(
+                {
+                    "name": "swipesavvy-frontend",
+                    "version": "2.4.0",
+                    "lockfileVersion": 3,
+                    "requires": True,
+                    "packages": {
+                        "": {"name": "swipesavvy-frontend", "version": "2.4.0", "dependencies": {"lodash": version}},
+                        "node_modules/lodash": {"version": version},
+                    },
+                }
+            )
+        )
 
-    deps = {**cfg.security.dependencies.model_dump(mode="json"), "npm_lock_dir": str(tmp_path),
-            "npm_registry": registry}
+    deps = {
+        **cfg.security.dependencies.model_dump(mode="json"),
+        "npm_lock_dir": str(tmp_path),
+        "npm_registry": registry,
+    }
     with_npm = with_(cfg, "security", dependencies=deps)
     lock("4.17.20")
     r = run_one("security.dependencies.vulnerabilities", with_npm)

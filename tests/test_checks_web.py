@@ -5,6 +5,7 @@ PASS cases run against the shared sandbox, its web faults in tests/test_faults.p
 expiry, here); the failure modes it has no switch for run against small dedicated servers started here (a hung port,
 a refused port, a slow app, a wrong CA, a certificate for another host, HTML error pages, a temporary redirect).
 """
+
 from __future__ import annotations
 
 import time
@@ -27,13 +28,24 @@ from tests.support.servers import (
     web_app,
 )
 
-WEB_IDS = ["infrastructure.web.reachable", "infrastructure.tls.chain", "infrastructure.tls.expiry",
-           "infrastructure.http.redirect", "application.api.health", "application.api.endpoints",
-           "application.api.errors", "application.frontend.title", "security.headers.hsts",
-           "security.api.auth_required", "security.cors.origins", "performance.api.latency_p95"]
+WEB_IDS = [
+    "infrastructure.web.reachable",
+    "infrastructure.tls.chain",
+    "infrastructure.tls.expiry",
+    "infrastructure.http.redirect",
+    "application.api.health",
+    "application.api.endpoints",
+    "application.api.errors",
+    "application.frontend.title",
+    "security.headers.hsts",
+    "security.api.auth_required",
+    "security.cors.origins",
+    "performance.api.latency_p95",
+]
 
 
 # --------------------------------------------------------------------------- the sandbox
+
 
 @pytest.fixture(scope="session")
 def cfg(sandbox):
@@ -42,8 +54,9 @@ def cfg(sandbox):
 
 def test_sandbox_web_passes_every_check(cfg):
     res = run_ids(WEB_IDS, cfg)
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in WEB_IDS}, \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in WEB_IDS}, {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     reach = res["infrastructure.web.reachable"].observed
     assert reach["status"] == 200 and len(reach["samples_ms"]) == 3
     chain = res["infrastructure.tls.chain"].observed
@@ -80,6 +93,7 @@ def test_sandbox_wrong_title_and_tight_thresholds_fail(cfg):
 
 # --------------------------------------------------------------------------- dedicated servers
 
+
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     return make_certs(tmp_path_factory.mktemp("certs"))
@@ -102,13 +116,20 @@ def own(own_server):
 
 
 def web_config(port: int, ca, **web):
-    data = {"base_url": f"https://127.0.0.1:{port}/", "ca_file": str(ca), "expected_title": "SwipeSavvy",
-            "approved_origins": [APPROVED_ORIGIN], "auth": {"username": APP_USER, "password": APP_PASSWORD},
-            "max_response_ms": 2000, **web}
+    data = {
+        "base_url": f"https://127.0.0.1:{port}/",
+        "ca_file": str(ca),
+        "expected_title": "SwipeSavvy",
+        "approved_origins": [APPROVED_ORIGIN],
+        "auth": {"username": APP_USER, "password": APP_PASSWORD},
+        "max_response_ms": 2000,
+        **web,
+    }
     return parse_config({"environment": "test", "web": data}, env={})
 
 
 # --------------------------------------------------------------------------- probe errors: hung, refused
+
 
 def test_hung_https_port_is_an_error_within_the_timeout(certs):
     ids = ["infrastructure.web.reachable", "infrastructure.tls.chain"]
@@ -136,8 +157,12 @@ def test_refused_port_is_an_error_never_a_pass(certs):
 def test_dependents_of_an_unreachable_web_are_skipped_naming_it(certs):
     with hung_server() as port:
         cfg = web_config(port, certs.ca)
-        ids = ["infrastructure.web.reachable", "application.api.health", "security.headers.hsts",
-               "performance.api.latency_p95"]
+        ids = [
+            "infrastructure.web.reachable",
+            "application.api.health",
+            "security.headers.hsts",
+            "performance.api.latency_p95",
+        ]
         res = run_ids(ids, cfg, timeouts={"infrastructure.web.reachable": 1.0})
     assert res["infrastructure.web.reachable"].status == Status.ERROR
     for cid in ids[1:]:
@@ -147,6 +172,7 @@ def test_dependents_of_an_unreachable_web_are_skipped_naming_it(certs):
 
 
 # --------------------------------------------------------------------------- dedicated: what the sandbox can't do
+
 
 def test_slow_first_response_fails_reachability(own, certs):
     port, state = own

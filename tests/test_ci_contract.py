@@ -1,5 +1,6 @@
 """What a CI system reads from golive: the JUnit file (one writer for `golive run --junit`, the report's junit.xml
 and `golive ci --junit`) and the idempotency key a CI job's run is created with (issue 14, point 7)."""
+
 from __future__ import annotations
 
 import re
@@ -16,18 +17,30 @@ from golive.tasks.core import CheckSpec, Observation, Severity, Status, run_plai
 def _spec(cid: str, status: Status, severity: str = "blocking", deps: tuple[str, ...] = ()) -> CheckSpec:
     def body(_t, _ctx):
         return Observation(status=status, observed=f"{cid} observed", expected="x", evidence=f"{cid} evidence")
-    return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity(severity), depends_on=deps, timeout=2.0,
-                     target=None, body=body)
+
+    return CheckSpec(
+        id=cid,
+        title=cid,
+        seed=("x",),
+        severity=Severity(severity),
+        depends_on=deps,
+        timeout=2.0,
+        target=None,
+        body=body,
+    )
 
 
 def _report():
-    specs = [_spec("infrastructure.a.pass", Status.PASS), _spec("infrastructure.a.warn", Status.WARN),
-             _spec("infrastructure.a.fail", Status.FAIL),
-             _spec("dependencies.b.error", Status.ERROR),
-             # SKIPPED because a prerequisite broke: blocking -> NO-GO, so a JUnit failure; advisory -> skipped
-             _spec("dependencies.b.blocked", Status.PASS, deps=("infrastructure.a.fail",)),
-             _spec("dependencies.b.advisory", Status.PASS, severity="advisory", deps=("infrastructure.a.fail",)),
-             _spec("team.c.na", Status.NOT_APPLICABLE)]
+    specs = [
+        _spec("infrastructure.a.pass", Status.PASS),
+        _spec("infrastructure.a.warn", Status.WARN),
+        _spec("infrastructure.a.fail", Status.FAIL),
+        _spec("dependencies.b.error", Status.ERROR),
+        # SKIPPED because a prerequisite broke: blocking -> NO-GO, so a JUnit failure; advisory -> skipped
+        _spec("dependencies.b.blocked", Status.PASS, deps=("infrastructure.a.fail",)),
+        _spec("dependencies.b.advisory", Status.PASS, severity="advisory", deps=("infrastructure.a.fail",)),
+        _spec("team.c.na", Status.NOT_APPLICABLE),
+    ]
     res = run_plain({s.id: s for s in specs}, None)
     return build_report(res, environment="ci-env", mode="ci", started_at=datetime.now(UTC))
 
@@ -41,9 +54,15 @@ def _outcomes(xml: str) -> dict[str, str]:
     return out
 
 
-EXPECTED = {"infrastructure.a.pass": "passed", "infrastructure.a.warn": "passed", "infrastructure.a.fail": "failure",
-            "dependencies.b.error": "error", "dependencies.b.blocked": "failure",
-            "dependencies.b.advisory": "skipped", "team.c.na": "skipped"}
+EXPECTED = {
+    "infrastructure.a.pass": "passed",
+    "infrastructure.a.warn": "passed",
+    "infrastructure.a.fail": "failure",
+    "dependencies.b.error": "error",
+    "dependencies.b.blocked": "failure",
+    "dependencies.b.advisory": "skipped",
+    "team.c.na": "skipped",
+}
 
 
 def test_junit_outcomes_follow_the_verdict_for_the_report_and_for_golive_ci():
@@ -70,8 +89,9 @@ def test_the_idempotency_key_tells_a_matrix_apart_and_keeps_a_retry(monkeypatch)
     prod = default_idempotency_key("go-live-readiness/ci", {"config": "envs/production.yaml"})
     assert staging != prod  # a matrix over environments: one run each, each with its own verdict
     # the same job retried keeps its key whatever the order the parameters were given in
-    assert default_idempotency_key("go-live-readiness/ci", {"mode": "ci", "config": "envs/staging.yaml"}) == \
-        default_idempotency_key("go-live-readiness/ci", {"config": "envs/staging.yaml", "mode": "ci"})
+    assert default_idempotency_key(
+        "go-live-readiness/ci", {"mode": "ci", "config": "envs/staging.yaml"}
+    ) == default_idempotency_key("go-live-readiness/ci", {"config": "envs/staging.yaml", "mode": "ci"})
     monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "2")  # a re-run of the workflow is a new attempt: a new run
     assert default_idempotency_key("go-live-readiness/ci", {"config": "envs/staging.yaml"}) != staging
     monkeypatch.delenv("GITHUB_RUN_ID")
@@ -81,21 +101,30 @@ def test_the_idempotency_key_tells_a_matrix_apart_and_keeps_a_retry(monkeypatch)
 
 @pytest.mark.parametrize("status", [Status.PASS, Status.WARN])
 def test_a_passing_check_has_no_failure_element(status):
-    rep = build_report(run_plain({"infrastructure.a.x": _spec("infrastructure.a.x", status)}, None),
-                       environment="e", mode="ci", started_at=datetime.now(UTC))
+    rep = build_report(
+        run_plain({"infrastructure.a.x": _spec("infrastructure.a.x", status)}, None),
+        environment="e",
+        mode="ci",
+        started_at=datetime.now(UTC),
+    )
     assert _outcomes(to_junit(rep)) == {"infrastructure.a.x": "passed"}
 
 
 def test_the_run_link_points_at_the_ui_of_the_api_the_job_called(monkeypatch):
     from golive.deployments.cli import ui_run_url
+
     rid = "0b7c8f6e-5c1a-4c59-9a59-2f3a1d2e4b10"
     monkeypatch.delenv("PREFECT_UI_URL", raising=False)
     assert ui_run_url("http://prefect.internal:4200/api", rid) == f"http://prefect.internal:4200/runs/flow-run/{rid}"
-    assert ui_run_url("https://api.prefect.cloud/api/accounts/a1/workspaces/w1", rid) == \
-        f"https://app.prefect.cloud/account/a1/workspace/w1/runs/flow-run/{rid}"
+    assert (
+        ui_run_url("https://api.prefect.cloud/api/accounts/a1/workspaces/w1", rid)
+        == f"https://app.prefect.cloud/account/a1/workspace/w1/runs/flow-run/{rid}"
+    )
     # credentials in the API URL never reach the printed link or the job summary
-    assert ui_run_url("https://ci:s3cret-pw@prefect.internal/api?token=t0k", rid) == \
-        f"https://prefect.internal/runs/flow-run/{rid}"
+    assert (
+        ui_run_url("https://ci:s3cret-pw@prefect.internal/api?token=t0k", rid)
+        == f"https://prefect.internal/runs/flow-run/{rid}"
+    )
     with pytest.raises(ValueError):
         ui_run_url("http://prefect.internal:4200/api", "x)[evil](https://evil.example")  # a run id is a UUID
     monkeypatch.setenv("PREFECT_UI_URL", "https://prefect.example.com/")  # behind a proxy: the operator says where
@@ -103,10 +132,16 @@ def test_the_run_link_points_at_the_ui_of_the_api_the_job_called(monkeypatch):
 
 
 def test_the_job_summary_shows_the_verdict_and_a_hostile_target_cannot_write_markdown_into_it():
-    verdict = {"environment": "prod", "verdict": "NO-GO", "sections": {"security": "NO-GO", "team": "GO"},
-               "blocking": ["security.headers.hsts FAIL: observed ![x](https://evil.example/p.png) "
-                            "[click](https://evil.example) <script>alert(1)</script>\n## Approved"],
-               "warnings": []}
+    verdict = {
+        "environment": "prod",
+        "verdict": "NO-GO",
+        "sections": {"security": "NO-GO", "team": "GO"},
+        "blocking": [
+            "security.headers.hsts FAIL: observed ![x](https://evil.example/p.png) "
+            "[click](https://evil.example) <script>alert(1)</script>\n## Approved"
+        ],
+        "warnings": [],
+    }
     out = ci_summary(verdict, "http://prefect.internal:4200/runs/flow-run/r1")
     assert out.startswith("### 🔴 golive: NO-GO for `prod`")
     assert "[The readiness run in Prefect](http://prefect.internal:4200/runs/flow-run/r1)" in out
@@ -127,6 +162,7 @@ def test_the_ci_examples_parse_and_their_golive_commands_are_valid():
     import yaml
 
     from golive.deployments.cli import build_parser
+
     docs = Path(__file__).resolve().parents[1] / "docs"
     gh = yaml.safe_load((docs / "github-actions.yml").read_text())
     assert gh["permissions"]["checks"] == "write"
@@ -143,8 +179,17 @@ def test_the_ci_examples_parse_and_their_golive_commands_are_valid():
 
 def test_junit_from_a_hostile_checks_artifact_is_well_formed_xml():
     """`golive ci` builds JUnit from the run's table artifact, which the server hands back: every attribute escaped."""
-    rows = [{"check": "secur\x1bity.a\x00.b", "status": "FAIL\x07", "severity": "blocking", "observed": "<x>",
-             "expected": "]]>", "evidence": "\x1b[31m", "seconds": 1}]
+    rows = [
+        {
+            "check": "secur\x1bity.a\x00.b",
+            "status": "FAIL\x07",
+            "severity": "blocking",
+            "observed": "<x>",
+            "expected": "]]>",
+            "evidence": "\x1b[31m",
+            "seconds": 1,
+        }
+    ]
     root = ET.fromstring(junit_xml(rows, "e\x1b").split("?>", 1)[1])
     case = next(root.iter("testcase"))
     assert case.get("name") == "secur\\x1bity.a\\x00.b" and next(root.iter("testsuite")).get("name") == "secur\\x1bity"

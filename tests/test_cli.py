@@ -1,4 +1,5 @@
 """The `golive` command line: config validation, schema, catalog, exit codes, and the demo end to end."""
+
 from __future__ import annotations
 
 import json
@@ -20,22 +21,34 @@ REPO = Path(__file__).resolve().parents[1]
 def golive(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=e, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "golive.deployments.cli", *args],
+        cwd=REPO,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_config_validate_names_every_bad_key_and_exits_3(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("environment: Prod!\nredis: {url: http://cache:6379, pasword: x}\n"
-                   "web: {base_url: http://a.example}\npostgres: {host: db, dbname: d, user: u, password: '${NOPE_X}'}\n")
+    bad.write_text(
+        "environment: Prod!\nredis: {url: http://cache:6379, pasword: x}\n"
+        "web: {base_url: http://a.example}\npostgres: {host: db, dbname: d, user: u, password: '${NOPE_X}'}\n"
+    )
     assert main(["config", "validate", str(bad)]) == 3
     err = capsys.readouterr().err.splitlines()
     assert f"{bad}: postgres.password: environment variable NOPE_X is not set" in err
     bad.write_text(bad.read_text().replace("${NOPE_X}", "pw"))
     assert main(["config", "validate", str(bad)]) == 3
     err = capsys.readouterr().err
-    for line in ("environment: String should match pattern", "redis.url: not a redis:// or rediss:// URL",
-                 "redis.pasword: unknown key (typo?)", "web.base_url: must be an https:// URL"):
+    for line in (
+        "environment: String should match pattern",
+        "redis.url: not a redis:// or rediss:// URL",
+        "redis.pasword: unknown key (typo?)",
+        "web.base_url: must be an https:// URL",
+    ):
         assert f"{bad}: {line}" in err
     assert len(err.strip().splitlines()) == 4  # one line per problem
 
@@ -50,20 +63,46 @@ def test_config_validate_yaml_syntax_error_and_missing_file(tmp_path, capsys):
 
 
 def test_example_production_config_is_valid(monkeypatch, tmp_path):
-    env = {k: "value-of-" + k for k in ("GOLIVE_WEB_PASSWORD", "GOLIVE_DB_PASSWORD", "GOLIVE_SMTP_PASSWORD",
-                                        "GOLIVE_BACKUP_ACCESS_KEY_ID", "GOLIVE_BACKUP_SECRET_ACCESS_KEY",
-                                        "GOLIVE_PGBOUNCER_PASSWORD")}
-    cfg = load_config(REPO / "examples" / "production.yaml", env=env,
-                      secret_loader=lambda name: f"block-value-of-{name}")
+    env = {
+        k: "value-of-" + k
+        for k in (
+            "GOLIVE_WEB_PASSWORD",
+            "GOLIVE_DB_PASSWORD",
+            "GOLIVE_SMTP_PASSWORD",
+            "GOLIVE_BACKUP_ACCESS_KEY_ID",
+            "GOLIVE_BACKUP_SECRET_ACCESS_KEY",
+            "GOLIVE_PGBOUNCER_PASSWORD",
+        )
+    }
+    cfg = load_config(
+        REPO / "examples" / "production.yaml", env=env, secret_loader=lambda name: f"block-value-of-{name}"
+    )
     assert cfg.environment == "production" and cfg.web.min_cert_days == 30
     assert cfg.redis.password.get_secret_value() == "block-value-of-golive-redis-password"
     assert "block-value-of-golive-redis-password" in cfg.secrets()
     assert "value-of-GOLIVE_DB_PASSWORD" not in repr(cfg)  # SecretStr never prints
     # every section of the checklist has its part of the example
-    assert all(getattr(cfg, k) is not None for k in ("hosts", "network", "loadbalancer", "loadtest", "app", "workers",
-                                                      "security", "pgbouncer", "saas", "containers", "observability",
-                                                      "notify", "deploy"))
-    assert "approval" in yaml.safe_load((REPO / "examples" / "production.yaml").read_text())  # written out, not defaulted
+    assert all(
+        getattr(cfg, k) is not None
+        for k in (
+            "hosts",
+            "network",
+            "loadbalancer",
+            "loadtest",
+            "app",
+            "workers",
+            "security",
+            "pgbouncer",
+            "saas",
+            "containers",
+            "observability",
+            "notify",
+            "deploy",
+        )
+    )
+    assert "approval" in yaml.safe_load(
+        (REPO / "examples" / "production.yaml").read_text()
+    )  # written out, not defaulted
 
 
 def test_golive_check_honours_checks_skip_like_the_flow(tmp_path, capsys):
@@ -112,8 +151,17 @@ def test_catalog_lists_every_check_with_known_seed_items():
     rows = json.loads(r.stdout)
     assert r.returncode == 0 and len(rows) >= 27
     sections = {row["section"] for row in rows}
-    assert sections == {"infrastructure", "dependencies", "data", "application", "security", "performance",
-                        "monitoring", "backup", "team"}
+    assert sections == {
+        "infrastructure",
+        "dependencies",
+        "data",
+        "application",
+        "security",
+        "performance",
+        "monitoring",
+        "backup",
+        "team",
+    }
     for row in rows:
         assert row["seed"] and row["timeout_s"] > 0 and row["severity"] in ("blocking", "advisory"), row["id"]
     assert unknown_seed_refs() == []
@@ -121,17 +169,26 @@ def test_catalog_lists_every_check_with_known_seed_items():
 
 
 def test_docs_checklist_is_generated_from_the_code():
-    assert (REPO / "docs" / "checklist.md").read_text() == render_catalog(fmt="md"), \
+    assert (REPO / "docs" / "checklist.md").read_text() == render_catalog(fmt="md"), (
         "docs/checklist.md is stale: run `golive catalog --format md > docs/checklist.md`"
+    )
 
 
 # the Foundation's acceptance: `golive demo --break tls-expiry` and at least four other faults print NO-GO naming the
 # failing check and its evidence (the four others in one demo run: each its own sandbox start otherwise)
-@pytest.mark.parametrize("faults", [
-    {"tls-expiry": "infrastructure.tls.expiry"},
-    {"hsts-short": "security.headers.hsts", "redis-noeviction": "dependencies.redis.memory",
-     "backup-unencrypted": "backup.s3.encrypted", "postgres-down": "dependencies.postgres.reachable"},
-], ids=["tls-expiry", "four-more"])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"tls-expiry": "infrastructure.tls.expiry"},
+        {
+            "hsts-short": "security.headers.hsts",
+            "redis-noeviction": "dependencies.redis.memory",
+            "backup-unencrypted": "backup.s3.encrypted",
+            "postgres-down": "dependencies.postgres.reachable",
+        },
+    ],
+    ids=["tls-expiry", "four-more"],
+)
 @pytest.mark.e2e
 def test_demo_break_prints_no_go_naming_the_check_and_evidence(faults, tmp_path):
     args = [a for f in faults for a in ("--break", f)]
@@ -148,8 +205,17 @@ def test_demo_break_prints_no_go_naming_the_check_and_evidence(faults, tmp_path)
 
 @pytest.mark.e2e
 def test_demo_signs_off_deploys_and_rolls_back_a_broken_release(tmp_path):
-    r = golive("demo", "--approve", "Samuel Adeyemi:CTO", "--approve", "Grace Liu:VP Engineering",
-               "--break-release", "--out", str(tmp_path), timeout=300)
+    r = golive(
+        "demo",
+        "--approve",
+        "Samuel Adeyemi:CTO",
+        "--approve",
+        "Grace Liu:VP Engineering",
+        "--break-release",
+        "--out",
+        str(tmp_path),
+        timeout=300,
+    )
     assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-3000:]
     assert "DECISION: GO" in r.stdout
     assert "DEPLOY: ROLLED-BACK" in r.stdout and "API not responding" in r.stdout

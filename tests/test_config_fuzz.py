@@ -6,6 +6,7 @@ Secret block references, anchors and aliases, duplicate keys, and byte damage (i
 truncation). Whatever comes in: a config or one `file: key.path: message` line per problem, exit 0 or 3, never a
 traceback or exit 4, and the secret in no output, in any of its simple encodings. Bounded to a few seconds.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,16 @@ from golive.tasks.core import Redactor
 
 SECRET = 'Fz-S3cr3t/"&<:%41+x'  # quotes, URL and HTML metacharacters: each encoding differs from the raw form
 ENV = {"FUZZ_SECRET": SECRET, "FUZZ_HOST": "cache.fuzz.example", "FUZZ_SHORT": "abc"}
-FORMS = {SECRET, quote(SECRET, safe=""), quote(SECRET), quote_plus(SECRET), json.dumps(SECRET)[1:-1],
-         html.escape(SECRET), base64.b64encode(SECRET.encode()).decode(), SECRET.encode().hex()}
+FORMS = {
+    SECRET,
+    quote(SECRET, safe=""),
+    quote(SECRET),
+    quote_plus(SECRET),
+    json.dumps(SECRET)[1:-1],
+    html.escape(SECRET),
+    base64.b64encode(SECRET.encode()).decode(),
+    SECRET.encode().hex(),
+}
 
 
 def block_secret(name: str) -> str:
@@ -47,15 +56,46 @@ def models_in(annotation: typing.Any) -> list[type[BaseModel]]:
     return [m for arg in typing.get_args(annotation) for m in models_in(arg)]
 
 
-REFS = ["${FUZZ_SECRET}", "http://${FUZZ_SECRET}@h.example:1", "${FUZZ_HOST}", "${FUZZ_SHORT}",
-        "${FUZZ_UNSET:-fallback-value}", "{{ prefect.blocks.secret.fuzz }}", "{{ prefect.blocks.secret.short }}",
-        "pre-${FUZZ_SECRET}-post", "${FUZZ_SECRET", "redis://${FUZZ_HOST}:6379/0", "https://${FUZZ_SECRET}.example"]
+REFS = [
+    "${FUZZ_SECRET}",
+    "http://${FUZZ_SECRET}@h.example:1",
+    "${FUZZ_HOST}",
+    "${FUZZ_SHORT}",
+    "${FUZZ_UNSET:-fallback-value}",
+    "{{ prefect.blocks.secret.fuzz }}",
+    "{{ prefect.blocks.secret.short }}",
+    "pre-${FUZZ_SECRET}-post",
+    "${FUZZ_SECRET",
+    "redis://${FUZZ_HOST}:6379/0",
+    "https://${FUZZ_SECRET}.example",
+]
 _SCALARS = [  # references that cannot resolve are rarer: they stop a document before validation
-    st.sampled_from(REFS), st.integers(-2, 70000), st.one_of(st.booleans(), st.none()), st.floats(allow_nan=True),
+    st.sampled_from(REFS),
+    st.integers(-2, 70000),
+    st.one_of(st.booleans(), st.none()),
+    st.floats(allow_nan=True),
     st.text(max_size=10),
-    st.sampled_from(["", " ", "127.0.0.1", "https://a.example", "redis://:1/0", "10.0.0.1:53", "x" * 9, "~",
-                     "2001-13-01", "!!int 0x", "[/oops]", "&a", "*a", "<<", "${FUZZ_UNSET}",
-                     "{{ prefect.blocks.secret.missing }}"])]
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "127.0.0.1",
+            "https://a.example",
+            "redis://:1/0",
+            "10.0.0.1:53",
+            "x" * 9,
+            "~",
+            "2001-13-01",
+            "!!int 0x",
+            "[/oops]",
+            "&a",
+            "*a",
+            "<<",
+            "${FUZZ_UNSET}",
+            "{{ prefect.blocks.secret.missing }}",
+        ]
+    ),
+]
 SCALARS = st.integers(-4, len(_SCALARS) - 1).flatmap(lambda i: _SCALARS[max(i, 0)])  # half of them references
 JUNK_KEYS = st.sampled_from(["<<", "", "${FUZZ_SECRET}", "x y", "1", "host", "password", "url"])
 
@@ -72,11 +112,15 @@ def value_for(model: type[BaseModel] | None, depth: int) -> st.SearchStrategy:
         inner = models_in(fields[key].annotation) if key in fields else []
         return st.tuples(st.just(key), value_for(inner[0] if inner else None, depth + 1))
 
-    some = (st.integers(0, 4).flatmap(lambda i: JUNK_KEYS if i == 0 or not fields else st.sampled_from(list(fields)))
-            .flatmap(pair))
-    mapping = st.tuples(st.tuples(*map(pair, required)),
-                        st.one_of(st.lists(some, max_size=5, unique_by=lambda p: p[0]), st.lists(some, max_size=3))) \
-        .map(lambda rs: ("map", [*rs[0], *rs[1]]))  # mostly distinct keys, sometimes a duplicate
+    some = (
+        st.integers(0, 4)
+        .flatmap(lambda i: JUNK_KEYS if i == 0 or not fields else st.sampled_from(list(fields)))
+        .flatmap(pair)
+    )
+    mapping = st.tuples(
+        st.tuples(*map(pair, required)),
+        st.one_of(st.lists(some, max_size=5, unique_by=lambda p: p[0]), st.lists(some, max_size=3)),
+    ).map(lambda rs: ("map", [*rs[0], *rs[1]]))  # mostly distinct keys, sometimes a duplicate
     if model is None:
         return st.one_of(SCALARS, st.lists(SCALARS, max_size=4).map(lambda xs: ("seq", xs)), mapping)
     return st.integers(0, 7).flatmap(lambda i: SCALARS if i == 0 else mapping)  # mostly shaped like the model
@@ -93,8 +137,11 @@ class Render:
         if next(self.draw_alias, False) and self.anchors:
             return f"*{self.anchors[-1]}"
         if isinstance(node, tuple) and node[0] in ("map", "seq"):
-            body = ", ".join(f"{self.scalar(k)}: {self(v)}" for k, v in node[1]) if node[0] == "map" else \
-                ", ".join(self(x) for x in node[1])
+            body = (
+                ", ".join(f"{self.scalar(k)}: {self(v)}" for k, v in node[1])
+                if node[0] == "map"
+                else ", ".join(self(x) for x in node[1])
+            )
             text = "{" + body + "}" if node[0] == "map" else "[" + body + "]"
             if next(self.draw_alias, False):
                 self.anchors.append(f"a{len(self.anchors)}")
@@ -124,8 +171,11 @@ def documents(draw) -> bytes:
     damage = draw(st.sampled_from(["none", "none", "none", "none", "insert", "truncate"]))
     if damage != "none":
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"\x1b[31m", b"\t", b": ", b"- "])) \
-            + data[at:] if damage == "insert" else data[:at]
+        data = (
+            data[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"\x1b[31m", b"\t", b": ", b"- "])) + data[at:]
+            if damage == "insert"
+            else data[:at]
+        )
     return data
 
 

@@ -5,6 +5,7 @@ Against the real sandbox (its URLs, its DSN with the password in it, not its own
 failures: an unreachable and a hung Prometheus, a database without the tables the defaults name, a crafted pickle in
 the job store, credentials in flags that have no secret field, an existing file.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,13 +41,20 @@ def free_port() -> int:
 
 def init_args(sb, out: Path, **override: str) -> list[str]:
     p, env = sb.ports, sb.env
-    flags = {"--environment": "sandbox-init", "--site-url": sb.urls["web"],
-             "--database-dsn": f"postgresql://app_user:{env['GOLIVE_SANDBOX_DB_PASSWORD']}@127.0.0.1:{p['postgres']}"
-                               "/merchants_prod",
-             "--redis-url": f"redis://:{env['GOLIVE_SANDBOX_REDIS_PASSWORD']}@127.0.0.1:{p['redis']}/0",
-             "--s3-bucket": "golive-backups", "--s3-endpoint": sb.urls["s3"],
-             "--prometheus-url": sb.urls["prometheus"], "--smtp-host": f"127.0.0.1:{p['smtp']}",
-             "--ca-file": str(sb.ca_file), "--out": str(out), **override}
+    flags = {
+        "--environment": "sandbox-init",
+        "--site-url": sb.urls["web"],
+        "--database-dsn": f"postgresql://app_user:{env['GOLIVE_SANDBOX_DB_PASSWORD']}@127.0.0.1:{p['postgres']}"
+        "/merchants_prod",
+        "--redis-url": f"redis://:{env['GOLIVE_SANDBOX_REDIS_PASSWORD']}@127.0.0.1:{p['redis']}/0",
+        "--s3-bucket": "golive-backups",
+        "--s3-endpoint": sb.urls["s3"],
+        "--prometheus-url": sb.urls["prometheus"],
+        "--smtp-host": f"127.0.0.1:{p['smtp']}",
+        "--ca-file": str(sb.ca_file),
+        "--out": str(out),
+        **override,
+    }
     return ["config", "init", *(x for kv in flags.items() for x in kv)]
 
 
@@ -63,7 +71,7 @@ def test_init_against_the_sandbox_validates_and_runs_go(sandbox, tmp_path):
     assert len(suites) >= 10
     for secret in (db_pw, redis_pw):
         assert_no_leak(secret, text, r.stdout, r.stderr, *(p.read_text() for p in suites))
-    assert '${GOLIVE_POSTGRES_PASSWORD}' in text and '${GOLIVE_REDIS_PASSWORD}' in text
+    assert "${GOLIVE_POSTGRES_PASSWORD}" in text and "${GOLIVE_REDIS_PASSWORD}" in text
     assert "GOLIVE_POSTGRES_PASSWORD" in r.stdout and "GOLIVE_REDIS_PASSWORD" in r.stdout
 
     secrets = {"GOLIVE_POSTGRES_PASSWORD": db_pw, "GOLIVE_REDIS_PASSWORD": redis_pw}
@@ -80,8 +88,11 @@ def test_init_against_the_sandbox_validates_and_runs_go(sandbox, tmp_path):
     assert set(cfg.backups.config_files) == {".env.production", "nginx.conf", "database.yml"}
     assert cfg.postgres.schema_version == sb.schema_version and "users" in cfg.postgres.required_tables
     assert cfg.web.expected_title == "SwipeSavvy"
-    for line in (f"schema_version: '{sb.schema_version}'  # discovered, review",
-                 "mfa_column: totp_enabled  # discovered, review", "# alert 'API down': APIDown (discovered, review)"):
+    for line in (
+        f"schema_version: '{sb.schema_version}'  # discovered, review",
+        "mfa_column: totp_enabled  # discovered, review",
+        "# alert 'API down': APIDown (discovered, review)",
+    ):
         assert line in text
 
     v = golive("config", "validate", str(out), env=user_env(**secrets))
@@ -103,8 +114,21 @@ def test_init_against_the_sandbox_validates_and_runs_go(sandbox, tmp_path):
 def test_unreachable_prometheus_leaves_a_valid_file_with_the_section_commented(tmp_path, capsys):
     out = tmp_path / "golive.yaml"
     port = free_port()
-    assert main(["config", "init", "--environment", "staging", "--prometheus-url", f"http://127.0.0.1:{port}",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "config",
+                "init",
+                "--environment",
+                "staging",
+                "--prometheus-url",
+                f"http://127.0.0.1:{port}",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert f"# monitoring: not enabled: http://127.0.0.1:{port} could not be read: ConnectError" in text
     assert "#   prometheus_url: http://127.0.0.1:" in text
@@ -119,8 +143,23 @@ def test_a_hung_prometheus_is_bounded_by_the_discovery_timeout(tmp_path, capsys)
         hung.bind(("127.0.0.1", 0))
         hung.listen(8)
         t0 = time.monotonic()
-        assert main(["config", "init", "--environment", "staging", "--timeout", "1", "--out", str(out),
-                     "--prometheus-url", f"http://127.0.0.1:{hung.getsockname()[1]}"]) == 0
+        assert (
+            main(
+                [
+                    "config",
+                    "init",
+                    "--environment",
+                    "staging",
+                    "--timeout",
+                    "1",
+                    "--out",
+                    str(out),
+                    "--prometheus-url",
+                    f"http://127.0.0.1:{hung.getsockname()[1]}",
+                ]
+            )
+            == 0
+        )
         elapsed = time.monotonic() - t0
     line = next(ln for ln in out.read_text().splitlines() if ln.startswith("# monitoring: not enabled"))
     assert elapsed < 5 and ("no answer within 1 s" in line or "Timeout" in line), line
@@ -130,14 +169,17 @@ def test_a_hung_prometheus_is_bounded_by_the_discovery_timeout(tmp_path, capsys)
 def test_secrets_in_bad_input_are_never_echoed(tmp_path, capsys):
     pw = "p@ss/w:rd%1 é"
     out = tmp_path / "x.yaml"
-    for flag, value in (("--smtp-host", f"mailer:{pw}@smtp.example.com:587"),
-                        ("--site-url", f"https://admin:{quote(pw, safe='')}@app.example.com")):
+    for flag, value in (
+        ("--smtp-host", f"mailer:{pw}@smtp.example.com:587"),
+        ("--site-url", f"https://admin:{quote(pw, safe='')}@app.example.com"),
+    ):
         assert main(["config", "init", "--environment", "x", flag, value, "--out", str(out)]) == 3
         err = capsys.readouterr().err
         assert flag in err and "credentials" in err
         assert_no_leak(pw, err)
-    assert main(["config", "init", "--environment", "x", "--site-url", "http://app.example.com", "--out",
-                 str(out)]) == 3
+    assert (
+        main(["config", "init", "--environment", "x", "--site-url", "http://app.example.com", "--out", str(out)]) == 3
+    )
     assert "--site-url: must be an https:// URL" in capsys.readouterr().err
     # an unreachable database: the DSN's password (URL-encoded in it) is in neither the file nor the output
     dsn = f"postgresql://app:{quote(pw, safe='')}@127.0.0.1:{free_port()}/app"
@@ -171,8 +213,10 @@ def test_defaults_never_name_tables_the_app_lacks_and_a_crafted_job_row_is_not_r
     info = pgs.admin_conninfo(sandbox.base_dir / "pgsock", sandbox.ports["postgres"], "bare_app", pgs.APP_USER)
     with psycopg.connect(info, autocommit=True) as c:
         c.execute("CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, password_hash text NOT NULL)")
-        c.execute("CREATE TABLE apscheduler_jobs (id varchar(191) PRIMARY KEY, next_run_time double precision, "
-                  "job_state bytea NOT NULL)")
+        c.execute(
+            "CREATE TABLE apscheduler_jobs (id varchar(191) PRIMARY KEY, next_run_time double precision, "
+            "job_state bytea NOT NULL)"
+        )
         c.execute("INSERT INTO apscheduler_jobs VALUES ('evil', 1e10, %s)", [pickle.dumps(_Pwn(marker))])
         from apscheduler.triggers.interval import (
             IntervalTrigger,  # what APScheduler pickles: the job's state dict
@@ -201,8 +245,19 @@ def test_interactive_prompts_on_a_terminal_only_and_hides_the_dsn(tmp_path):
     import select
 
     out, pw = tmp_path / "tty.yaml", "Sekr3t-pw-42"
-    argv = [sys.executable, "-m", "golive.deployments.cli", "config", "init", "--environment", "tty", "--interactive",
-            "--no-discover", "--out", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "golive.deployments.cli",
+        "config",
+        "init",
+        "--environment",
+        "tty",
+        "--interactive",
+        "--no-discover",
+        "--out",
+        str(out),
+    ]
     answers = [b"https://app.example.com\n", f"postgresql://u:{pw}@db.example.com/app\n".encode()] + [b"\n"] * 4
     pid, fd = pty.fork()
     if pid == 0:  # the child: a real terminal on stdin
@@ -237,13 +292,27 @@ def test_a_hostile_prometheus_cannot_add_keys_through_the_comments(tmp_path, cap
 
     evil_job = "app\nrestore:\n  host: evil.example\r\nteam: {}"
     answers = {
-        "/api/v1/targets": {"activeTargets": [
-            {"labels": {"job": evil_job, "instance": "i-1\u2028deploy: {}"}, "health": "up",
-             "scrapeUrl": "http://10.9.8.7:8080/metrics"},
-            {"labels": {"job": "node\x85saas: {}", "instance": "\x1b[2Jbackend-1"}, "health": "up"}]},
-        "/api/v1/rules": {"groups": [{"name": "g", "rules": [
-            {"type": "alerting", "name": "APIDown\u2029loadtest: {}", "query": "up == 0"},
-            {"type": "alerting", "name": "\x1b]0;pwned\x07HighCPU\nnetwork: {}", "query": "x > 0.8"}]}]},
+        "/api/v1/targets": {
+            "activeTargets": [
+                {
+                    "labels": {"job": evil_job, "instance": "i-1\u2028deploy: {}"},
+                    "health": "up",
+                    "scrapeUrl": "http://10.9.8.7:8080/metrics",
+                },
+                {"labels": {"job": "node\x85saas: {}", "instance": "\x1b[2Jbackend-1"}, "health": "up"},
+            ]
+        },
+        "/api/v1/rules": {
+            "groups": [
+                {
+                    "name": "g",
+                    "rules": [
+                        {"type": "alerting", "name": "APIDown\u2029loadtest: {}", "query": "up == 0"},
+                        {"type": "alerting", "name": "\x1b]0;pwned\x07HighCPU\nnetwork: {}", "query": "x > 0.8"},
+                    ],
+                }
+            ]
+        },
     }
 
     class Hostile(BaseHTTPRequestHandler):
@@ -262,8 +331,21 @@ def test_a_hostile_prometheus_cannot_add_keys_through_the_comments(tmp_path, cap
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     out = tmp_path / "golive.yaml"
     try:
-        assert main(["config", "init", "--environment", "hostile", "--out", str(out),
-                     "--prometheus-url", f"http://127.0.0.1:{srv.server_address[1]}"]) == 0
+        assert (
+            main(
+                [
+                    "config",
+                    "init",
+                    "--environment",
+                    "hostile",
+                    "--out",
+                    str(out),
+                    "--prometheus-url",
+                    f"http://127.0.0.1:{srv.server_address[1]}",
+                ]
+            )
+            == 0
+        )
     finally:
         srv.shutdown()
         srv.server_close()
@@ -286,10 +368,32 @@ def test_the_private_ca_reaches_every_tls_target_it_names(tmp_path):
 
     def init(dsn: str, name: str):
         out = tmp_path / name
-        assert main(["config", "init", "--environment", "x", "--no-discover", "--out", str(out), "--ca-file", str(ca),
-                     "--site-url", "https://app.example.com", "--database-dsn", dsn, "--s3-bucket", "b",
-                     "--redis-url", "rediss://cache.internal:6380/0",
-                     "--s3-endpoint", "https://minio.internal:9000"]) == 0
+        assert (
+            main(
+                [
+                    "config",
+                    "init",
+                    "--environment",
+                    "x",
+                    "--no-discover",
+                    "--out",
+                    str(out),
+                    "--ca-file",
+                    str(ca),
+                    "--site-url",
+                    "https://app.example.com",
+                    "--database-dsn",
+                    dsn,
+                    "--s3-bucket",
+                    "b",
+                    "--redis-url",
+                    "rediss://cache.internal:6380/0",
+                    "--s3-endpoint",
+                    "https://minio.internal:9000",
+                ]
+            )
+            == 0
+        )
         return load_config(out, env={})
 
     c = init("postgresql://app@db.internal/app?sslmode=verify-full", "a.yaml")
@@ -299,12 +403,20 @@ def test_the_private_ca_reaches_every_tls_target_it_names(tmp_path):
     assert init("postgresql://app@db.internal/app?sslmode=require", "c.yaml").postgres.sslrootcert is None
 
 
-@pytest.mark.parametrize("keys, found", [
-    (["pg/app/app_20261130.dump", "pg/app/app_20261201.dump", "pg/wal/0000000100000001", "etc/nginx.conf"],
-     ("pg/app/", "pg/wal/", "etc/")),                         # one folder per database host, WAL beside the dumps
-    (["backups/2026/11/30/app.dump", "backups/2026/12/01/app.dump", "wal/0000000100000001"],
-     ("backups/", "wal/", None)),                             # date folders under one prefix: the prefix itself
-], ids=["nested by kind", "nested by date"])
+@pytest.mark.parametrize(
+    "keys, found",
+    [
+        (
+            ["pg/app/app_20261130.dump", "pg/app/app_20261201.dump", "pg/wal/0000000100000001", "etc/nginx.conf"],
+            ("pg/app/", "pg/wal/", "etc/"),
+        ),  # one folder per database host, WAL beside the dumps
+        (
+            ["backups/2026/11/30/app.dump", "backups/2026/12/01/app.dump", "wal/0000000100000001"],
+            ("backups/", "wal/", None),
+        ),  # date folders under one prefix: the prefix itself
+    ],
+    ids=["nested by kind", "nested by date"],
+)
 def test_backup_prefixes_are_found_one_level_down_when_a_folder_groups_kinds(tmp_path, monkeypatch, keys, found):
     import boto3
     from moto.server import ThreadedMotoServer
@@ -313,16 +425,34 @@ def test_backup_prefixes_are_found_one_level_down_when_a_folder_groups_kinds(tmp
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        for k, v in {"AWS_ACCESS_KEY_ID": "AKIAINIT", "AWS_SECRET_ACCESS_KEY": "init", "AWS_DEFAULT_REGION":
-                     "us-east-1"}.items():
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "AKIAINIT",
+            "AWS_SECRET_ACCESS_KEY": "init",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
             monkeypatch.setenv(k, v)
         s3, bucket = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}"), f"dumps-{len(keys)}"  # moto's state
-        s3.create_bucket(Bucket=bucket)                                                     # is per process
+        s3.create_bucket(Bucket=bucket)  # is per process
         for k in keys:
             s3.put_object(Bucket=bucket, Key=k, Body=b"x" * 2048)
         out = tmp_path / "s3.yaml"
-        assert main(["config", "init", "--environment", "x", "--out", str(out), "--s3-bucket", bucket,
-                     "--s3-endpoint", f"http://127.0.0.1:{port}"]) == 0
+        assert (
+            main(
+                [
+                    "config",
+                    "init",
+                    "--environment",
+                    "x",
+                    "--out",
+                    str(out),
+                    "--s3-bucket",
+                    bucket,
+                    "--s3-endpoint",
+                    f"http://127.0.0.1:{port}",
+                ]
+            )
+            == 0
+        )
     finally:
         server.stop()
     b = load_config(out, env={}).backups

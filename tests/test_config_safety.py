@@ -3,6 +3,7 @@
 Each test is an attack on today's behaviour: an interpolated token in a plain field, an inline or short secret in a
 production config, a file that is not UTF-8, an alias bomb, a duplicate key, an empty host, an empty smoke-check list.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,12 +65,16 @@ def prometheus():
 
 # --------------------------------------------------------------------------- item 3: secrets outside secret fields
 
+
 def test_a_token_interpolated_into_a_plain_field_is_redacted_from_a_passing_check(tmp_path, prometheus):
     token = "tok" + secrets.token_hex(12)
-    path = write(tmp_path, f"""\
+    path = write(
+        tmp_path,
+        f"""\
         environment: staging
         monitoring: {{prometheus_url: "http://${{PROM_TOKEN}}@127.0.0.1:{prometheus}"}}
-        """)
+        """,
+    )
     cfg = load_config(path, env={"PROM_TOKEN": token})
     assert token in cfg.secrets()
     specs = select(load_catalog(), ids=["monitoring.prometheus.reachable"])
@@ -82,11 +87,14 @@ def test_a_token_interpolated_into_a_plain_field_is_redacted_from_a_passing_chec
 
 def test_a_validator_quoting_the_value_it_refused_does_not_leak_an_interpolated_secret(tmp_path, capsys):
     token = "Tk" + secrets.token_hex(12)
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         environment: staging
         hosts: {load_balancer: "${LB_TOKEN}"}
         network: {dns: {name: app.example.test, nameserver: "${LB_TOKEN}"}}
-        """)
+        """,
+    )
     with pytest.raises(ConfigError) as e:
         load_config(path, env={"LB_TOKEN": token})
     assert [p.split(":")[0] for p in e.value.problems] == ["hosts.load_balancer", "network.dns.nameserver"]
@@ -109,8 +117,15 @@ def test_production_refuses_a_secret_written_inline_naming_the_field(tmp_path, c
     code, _, err = validate(write(tmp_path, text.replace(inline, "${GOLIVE_T_UNSET:-" + inline + "}")), capsys)
     assert code == 3 and f"postgres.password: {SECRET_FIELDS_MSG}" in err and inline not in err
     # the same file outside production loads (the rule is production's), and a reference loads in production
-    code, out, _ = validate(write(tmp_path, text.replace("production: true", "production: false")
-                                  .replace("environment: production", "environment: staging")), capsys)
+    code, out, _ = validate(
+        write(
+            tmp_path,
+            text.replace("production: true", "production: false").replace(
+                "environment: production", "environment: staging"
+            ),
+        ),
+        capsys,
+    )
     assert code == 0 and "ok (environment staging, not production; sections: postgres)" in out
     monkeypatch.setenv("GOLIVE_T_DB_PASSWORD", inline)
     code, out, _ = validate(write(tmp_path, text.replace(inline, "${GOLIVE_T_DB_PASSWORD}")), capsys)
@@ -118,17 +133,26 @@ def test_production_refuses_a_secret_written_inline_naming_the_field(tmp_path, c
 
 
 def test_production_refuses_secrets_shorter_than_8_characters(tmp_path):
-    doc = {"environment": "production", "production": True,
-           "postgres": {"host": "db.example.test", "port": "${PGPORT}", "dbname": "app", "user": "app",
-                        "password": "${DB_PW}"},
-           "redis": {"url": "redis://cache.example.test:6379/0", "password": "{{ prefect.blocks.secret.redis-pw }}"}}
+    doc = {
+        "environment": "production",
+        "production": True,
+        "postgres": {
+            "host": "db.example.test",
+            "port": "${PGPORT}",
+            "dbname": "app",
+            "user": "app",
+            "password": "${DB_PW}",
+        },
+        "redis": {"url": "redis://cache.example.test:6379/0", "password": "{{ prefect.blocks.secret.redis-pw }}"},
+    }
     with pytest.raises(ConfigError) as e:
         parse_config(doc, env={"DB_PW": "hunter2", "PGPORT": "5432"}, secret_loader=lambda name: "abc12")
     assert e.value.problems == [
         "postgres.password: environment variable DB_PW holds a secret shorter than 8 characters (refused in "
         "production)",
         "redis.password: Prefect Secret block 'redis-pw' holds a secret shorter than 8 characters (refused in "
-        "production)"]
+        "production)",
+    ]
     assert "hunter2" not in str(e.value) and "abc12" not in str(e.value)
     # 8 characters pass; a short value in a plain field (a port) is not refused, and is still redacted everywhere
     cfg = parse_config(doc, env={"DB_PW": "hunter22", "PGPORT": "5432"}, secret_loader=lambda name: "abcd1234")
@@ -138,11 +162,11 @@ def test_production_refuses_secrets_shorter_than_8_characters(tmp_path):
 def test_an_environment_named_production_must_say_it_is_production():
     with pytest.raises(ConfigError) as e:
         parse_config({"environment": "production"}, env={})
-    assert e.value.problems == [
-        "(top): environment 'production' must set `production: true` (its rules apply to it)"]
+    assert e.value.problems == ["(top): environment 'production' must set `production: true` (its rules apply to it)"]
 
 
 # --------------------------------------------------------------------------- item 8: config loading
+
 
 def test_a_file_that_is_not_utf8_is_a_config_error_not_a_crash(tmp_path, capsys):
     path = tmp_path / "latin1.yaml"
@@ -154,12 +178,19 @@ def test_a_file_that_is_not_utf8_is_a_config_error_not_a_crash(tmp_path, capsys)
 
 def _validate_bounded(path: Path) -> tuple[subprocess.CompletedProcess, float]:
     """`golive config validate` in a child process held to 1 GiB of address space (today's loader needs ~3 GB)."""
+
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "golive.deployments.cli", "config", "validate", str(path)], cwd=REPO,
-                       preexec_fn=limit, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "golive.deployments.cli", "config", "validate", str(path)],
+        cwd=REPO,
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return r, time.monotonic() - t0
 
 
@@ -177,12 +208,16 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 """
 
 
-@pytest.mark.parametrize("text,problem", [
-    (BILLION_LAUGHS, "line 7: more than 100,000 values once aliases expand; refused"),
-    ("environment: x\na: &a [1]\n" + "".join(f"k{i}: *a\n" for i in range(101)), "more than 100 aliases; refused"),
-    ("environment: x\na: &a [*a]\n", "line 2: an alias inside its own anchor; refused"),
-    ("environment: x\nd: " + "[" * 200 + "]" * 200 + "\n", "nested deeper than 64 levels; refused"),
-], ids=["billion-laughs", "aliases", "recursive", "deep"])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        (BILLION_LAUGHS, "line 7: more than 100,000 values once aliases expand; refused"),
+        ("environment: x\na: &a [1]\n" + "".join(f"k{i}: *a\n" for i in range(101)), "more than 100 aliases; refused"),
+        ("environment: x\na: &a [*a]\n", "line 2: an alias inside its own anchor; refused"),
+        ("environment: x\nd: " + "[" * 200 + "]" * 200 + "\n", "nested deeper than 64 levels; refused"),
+    ],
+    ids=["billion-laughs", "aliases", "recursive", "deep"],
+)
 def test_alias_bombs_and_deep_nesting_are_refused_in_one_line(tmp_path, text, problem):
     path = tmp_path / "bomb.yaml"
     path.write_text(text)
@@ -200,39 +235,52 @@ def test_a_file_over_1_mib_is_refused_before_it_is_parsed(tmp_path, capsys):
 
 
 def test_a_duplicate_key_is_an_error_naming_the_key_and_its_lines(tmp_path, capsys):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         environment: staging
         restore:
           host: restore.example.test
           user: golive_restore
           host: db.example.test
-        """)
+        """,
+    )
     code, out, err = validate(path, capsys)
     assert code == 3 and out == ""
     assert err.splitlines() == [f"{path}: line 5: duplicate key 'host' (also on line 3); refused"]
     # a merge key is not a duplicate: the explicit key wins, as YAML says
-    merged = write(tmp_path, """\
+    merged = write(
+        tmp_path,
+        """\
         environment: staging
         postgres:
           <<: {host: a.example.test, dbname: app}
           user: app
           dbname: other
-        """, "merged.yaml")
+        """,
+        "merged.yaml",
+    )
     cfg = load_config(merged, env={})
     assert (cfg.postgres.host, cfg.postgres.dbname) == ("a.example.test", "other")
 
 
-@pytest.mark.parametrize("section,fields,problem", [
-    ("postgres", {"host": "", "dbname": "app", "user": "app"}, "postgres.host: must not be empty"),
-    ("postgres", {"host": "db.example.test", "dbname": " ", "user": "app"}, "postgres.dbname: must not be empty"),
-    ("postgres", {"host": "db.example.test", "dbname": "app", "user": ""}, "postgres.user: must not be empty"),
-    ("restore", {"host": "", "user": "golive_restore"}, "restore.host: must not be empty"),
-    ("restore", {"host": "r.example.test", "user": "u", "maintenance_dbname": ""},
-     "restore.maintenance_dbname: must not be empty"),
-    ("smtp", {"host": ""}, "smtp.host: must not be empty"),
-    ("pgbouncer", {"host": "", "admin_user": "stats"}, "pgbouncer.host: must not be empty"),
-    ("redis", {"url": "redis://:6379/0"}, "redis.url: no host in the URL"),
-])
+@pytest.mark.parametrize(
+    "section,fields,problem",
+    [
+        ("postgres", {"host": "", "dbname": "app", "user": "app"}, "postgres.host: must not be empty"),
+        ("postgres", {"host": "db.example.test", "dbname": " ", "user": "app"}, "postgres.dbname: must not be empty"),
+        ("postgres", {"host": "db.example.test", "dbname": "app", "user": ""}, "postgres.user: must not be empty"),
+        ("restore", {"host": "", "user": "golive_restore"}, "restore.host: must not be empty"),
+        (
+            "restore",
+            {"host": "r.example.test", "user": "u", "maintenance_dbname": ""},
+            "restore.maintenance_dbname: must not be empty",
+        ),
+        ("smtp", {"host": ""}, "smtp.host: must not be empty"),
+        ("pgbouncer", {"host": "", "admin_user": "stats"}, "pgbouncer.host: must not be empty"),
+        ("redis", {"url": "redis://:6379/0"}, "redis.url: no host in the URL"),
+    ],
+)
 def test_an_empty_host_or_database_name_is_refused(section, fields, problem):
     with pytest.raises(ConfigError) as e:
         parse_config({"environment": "staging", section: fields}, env={})
@@ -240,18 +288,30 @@ def test_an_empty_host_or_database_name_is_refused(section, fields, problem):
 
 
 def test_config_validate_lists_every_section_written(tmp_path, capsys):
-    code, out, _ = validate(write(tmp_path, """\
+    code, out, _ = validate(
+        write(
+            tmp_path,
+            """\
         environment: drill
         restore: {host: restore.example.test, user: golive_restore}
-        """), capsys)
+        """,
+        ),
+        capsys,
+    )
     assert code == 0 and out.endswith("ok (environment drill, not production; sections: restore)\n")
-    code, out, _ = validate(write(tmp_path, """\
+    code, out, _ = validate(
+        write(
+            tmp_path,
+            """\
         environment: drill
         network: {bastion: {host: bastion.example.test}}
         saas: {}
         deploy: {command: [./deploy.sh]}
         approval: {required_roles: [CTO]}
-        """), capsys)
+        """,
+        ),
+        capsys,
+    )
     assert code == 0 and out.endswith("sections: network, saas, approval, deploy)\n")
 
 
@@ -259,12 +319,16 @@ def test_an_empty_or_unknown_smoke_check_list_is_refused_before_anything_deploys
     base = {"environment": "staging", "deploy": {"command": ["./deploy.sh"]}}
     with pytest.raises(ConfigError) as e:
         parse_config({**base, "deploy": {**base["deploy"], "smoke_checks": []}}, env={})
-    assert e.value.problems == ["deploy.smoke_checks: empty: a deploy without a smoke test is refused (name at "
-                                "least one check id)"]
+    assert e.value.problems == [
+        "deploy.smoke_checks: empty: a deploy without a smoke test is refused (name at least one check id)"
+    ]
     with pytest.raises(ConfigError) as e:
-        parse_config({**base, "deploy": {**base["deploy"], "smoke_checks": ["application.api.helth"],
-                                         "high_checks": ["nope"]}}, env={})
+        parse_config(
+            {**base, "deploy": {**base["deploy"], "smoke_checks": ["application.api.helth"], "high_checks": ["nope"]}},
+            env={},
+        )
     assert e.value.problems == [
         "deploy.smoke_checks: unknown check id(s): application.api.helth (see `golive catalog`)",
-        "deploy.high_checks: unknown check id(s): nope (see `golive catalog`)"]
+        "deploy.high_checks: unknown check id(s): nope (see `golive catalog`)",
+    ]
     assert parse_config(base, env={}).deploy.smoke_checks  # the default stays the five smoke checks

@@ -1,5 +1,6 @@
 """Every TLS target takes its own trust anchor (`ca_file`, or libpq's `sslrootcert`), validated when the config
 loads: the file exists and holds a PEM certificate OpenSSL can load. One line naming the field otherwise."""
+
 from __future__ import annotations
 
 import pytest
@@ -47,8 +48,14 @@ def test_every_tls_target_accepts_a_private_ca_bundle(section, pem):
 
 
 @pytest.mark.parametrize("section", sorted(TARGETS))
-@pytest.mark.parametrize("bad, why", [("missing", "file not found"), ("junk", "does not load as a PEM CA bundle"),
-                                      ("key_only", "holds no PEM certificate")])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("missing", "file not found"),
+        ("junk", "does not load as a PEM CA bundle"),
+        ("key_only", "holds no PEM certificate"),
+    ],
+)
 def test_a_trust_anchor_that_is_not_a_ca_bundle_is_one_line_naming_the_field(section, bad, why, pem):
     with pytest.raises(ConfigError) as e:
         _config(section, str(pem[bad]))

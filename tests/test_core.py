@@ -1,4 +1,5 @@
 """The check framework itself: timeouts, errors, dependency skipping, redaction, selection, the verdict."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,16 @@ from golive.tasks.models import Target
 
 
 def spec(cid, body, *, deps=(), timeout=2.0, severity="blocking", target=None):
-    return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity(severity), depends_on=tuple(deps),
-                     timeout=timeout, target=target, body=body)
+    return CheckSpec(
+        id=cid,
+        title=cid,
+        seed=("x",),
+        severity=Severity(severity),
+        depends_on=tuple(deps),
+        timeout=timeout,
+        target=target,
+        body=body,
+    )
 
 
 def ok(_t, _ctx):
@@ -71,10 +80,12 @@ def test_hung_body_is_error_within_its_timeout():
 
 
 def test_failed_dependency_skips_dependents_with_root_cause():
-    res = run(spec("dependencies.db.up", boom),
-              spec("data.db.rows", ok, deps=["dependencies.db.up"]),
-              spec("data.db.more", ok, deps=["data.db.rows"]),
-              spec("data.other.ok", ok))
+    res = run(
+        spec("dependencies.db.up", boom),
+        spec("data.db.rows", ok, deps=["dependencies.db.up"]),
+        spec("data.db.more", ok, deps=["data.db.rows"]),
+        spec("data.other.ok", ok),
+    )
     assert res["dependencies.db.up"].status == Status.ERROR
     assert res["data.db.rows"].status == Status.SKIPPED
     assert "dependencies.db.up is ERROR" in res["data.db.rows"].cause
@@ -87,8 +98,11 @@ def test_missing_target_is_not_applicable_and_propagates_as_not_applicable():
     class Cfg:
         smtp = None
 
-    res = run(spec("dependencies.smtp.up", ok, target="smtp"),
-              spec("dependencies.smtp.auth", ok, target="smtp", deps=["dependencies.smtp.up"]), config=Cfg())
+    res = run(
+        spec("dependencies.smtp.up", ok, target="smtp"),
+        spec("dependencies.smtp.auth", ok, target="smtp", deps=["dependencies.smtp.up"]),
+        config=Cfg(),
+    )
     assert res["dependencies.smtp.up"].status == Status.NOT_APPLICABLE
     assert "no `smtp` section" in res["dependencies.smtp.up"].cause
     assert res["dependencies.smtp.auth"].status == Status.NOT_APPLICABLE
@@ -116,21 +130,35 @@ def test_the_runner_resolves_a_dotted_target_and_the_needs_and_hands_other_secti
 
     grafana = NS(url="http://g", dashboards=["a"])
     full = NS(name="full", observability=NS(grafana=grafana, ca_file=None), web=NS(auth=NS(user="u")), redis=None)
-    dotted = declared("monitoring.grafana.x", target="observability.grafana", needs={"web.auth": "it logs in"},
-                      uses=["redis"])
+    dotted = declared(
+        "monitoring.grafana.x", target="observability.grafana", needs={"web.auth": "it logs in"}, uses=["redis"]
+    )
     res = run(dotted, config=full)["monitoring.grafana.x"]
     assert res.status == Status.PASS
     assert seen["full"] == (grafana, {"web": full.web, "redis": None})
 
     for name, cfg, reason in (
-            ("no-section", NS(name="a", observability=None, web=full.web, redis=None),
-             "no `observability.grafana` configured"),
-            ("no-part", NS(name="b", observability=NS(grafana=None), web=full.web, redis=None),
-             "no `observability.grafana` configured"),
-            ("no-need", NS(name="c", observability=full.observability, web=NS(auth=None), redis=None),
-             "no `web.auth` configured: it logs in"),
-            ("no-web", NS(name="d", observability=full.observability, web=None, redis=None),
-             "no `web.auth` configured: it logs in")):
+        (
+            "no-section",
+            NS(name="a", observability=None, web=full.web, redis=None),
+            "no `observability.grafana` configured",
+        ),
+        (
+            "no-part",
+            NS(name="b", observability=NS(grafana=None), web=full.web, redis=None),
+            "no `observability.grafana` configured",
+        ),
+        (
+            "no-need",
+            NS(name="c", observability=full.observability, web=NS(auth=None), redis=None),
+            "no `web.auth` configured: it logs in",
+        ),
+        (
+            "no-web",
+            NS(name="d", observability=full.observability, web=None, redis=None),
+            "no `web.auth` configured: it logs in",
+        ),
+    ):
         r = run(dotted, config=cfg)["monitoring.grafana.x"]
         assert (r.status, r.cause) == (Status.NOT_APPLICABLE, reason), name
         assert cfg.name not in seen, f"{name}: the body ran"
@@ -168,8 +196,9 @@ def test_every_key_a_check_reads_is_a_field_of_the_config_model():
             model = model_of(field.annotation)
         return True
 
-    keys = {(s.id, k) for s in all_checks().values()
-            for k in (s.target, *(k for k, _ in s.needs), *s.uses) if k is not None}
+    keys = {
+        (s.id, k) for s in all_checks().values() for k in (s.target, *(k for k, _ in s.needs), *s.uses) if k is not None
+    }
     assert len(keys) > 250
     assert [(cid, k) for cid, k in sorted(keys) if not resolves(k)] == []
 
@@ -185,10 +214,13 @@ def test_dependents_run_concurrently_after_their_dependency():
             time.sleep(0.3)
             spans[name] = (t, time.monotonic())
             return ok(None, None)
+
         return body
 
-    run(spec("infrastructure.a.root", slow("root")),
-        *[spec(f"infrastructure.b.c{i}", slow(f"c{i}"), deps=["infrastructure.a.root"]) for i in range(5)])
+    run(
+        spec("infrastructure.a.root", slow("root")),
+        *[spec(f"infrastructure.b.c{i}", slow(f"c{i}"), deps=["infrastructure.a.root"]) for i in range(5)],
+    )
     root_end = spans.pop("root")[1]
     assert len(spans) == 5 and all(start >= root_end for start, _ in spans.values())
     assert max(start for start, _ in spans.values()) < min(end for _, end in spans.values()), spans
@@ -204,15 +236,19 @@ def test_secrets_are_redacted_from_results_even_when_a_body_leaks_them():
 
     def leaky(t, _ctx):
         pw = t.password.get_secret_value()
-        return Observation(status=Status.FAIL, observed=f"login as admin:{pw} failed",
-                           expected={"key": t.api_key.get_secret_value()},
-                           evidence=f"postgresql://app:{pw}@db:5432/x and redis://:other@h:6379")
+        return Observation(
+            status=Status.FAIL,
+            observed=f"login as admin:{pw} failed",
+            expected={"key": t.api_key.get_secret_value()},
+            evidence=f"postgresql://app:{pw}@db:5432/x and redis://:other@h:6379",
+        )
 
     def raiser(t, _ctx):
         raise RuntimeError(f"auth failed for password {t.password.get_secret_value()}")
 
-    res = run_plain({"security.a.leak": spec("security.a.leak", leaky),
-                     "security.a.raise": spec("security.a.raise", raiser)}, cfg)
+    res = run_plain(
+        {"security.a.leak": spec("security.a.leak", leaky), "security.a.raise": spec("security.a.raise", raiser)}, cfg
+    )
     blob = json.dumps([r.model_dump(mode="json") for r in res])
     assert "hunter2-very-secret" not in blob and "sk_live_abc123xyz" not in blob and ":other@" not in blob
     assert "***" in blob
@@ -235,8 +271,14 @@ def test_graph_validation_rejects_unknown_dependency_and_cycles():
 
 
 def test_select_pulls_in_dependencies():
-    specs = {s.id: s for s in [spec("dependencies.db.up", ok), spec("data.db.rows", ok, deps=["dependencies.db.up"]),
-                               spec("team.x.y", ok)]}
+    specs = {
+        s.id: s
+        for s in [
+            spec("dependencies.db.up", ok),
+            spec("data.db.rows", ok, deps=["dependencies.db.up"]),
+            spec("team.x.y", ok),
+        ]
+    }
     assert set(select(specs, sections=["data"])) == {"data.db.rows", "dependencies.db.up"}
     with pytest.raises(KeyError):
         select(specs, sections=["nope"])
@@ -247,13 +289,16 @@ def test_verdict_rules_and_renderers():
     assert verdict_of(list(res.values())) == Verdict.GO_WITH_WARNINGS
     res2 = run(spec("infrastructure.a.bad", boom))
     from datetime import datetime, timezone
-    rep = build_report(list(res.values()) + list(res2.values()), environment="t", mode="ci",
-                       started_at=datetime.now(UTC))
+
+    rep = build_report(
+        list(res.values()) + list(res2.values()), environment="t", mode="ci", started_at=datetime.now(UTC)
+    )
     assert rep.verdict == Verdict.NO_GO and rep.verdict.exit_code == 2
     assert [s.verdict for s in rep.sections] == [Verdict.NO_GO, Verdict.GO_WITH_WARNINGS]
     md = to_markdown(rep)
     assert "NO-GO" in md and "infrastructure.a.bad" in md
     import xml.etree.ElementTree as ET
+
     root = ET.fromstring(to_junit(rep).split("?>", 1)[1])
     assert root.get("tests") == "3"
     assert len(root.findall(".//error")) == 2 and len(root.findall(".//testcase")) == 3
@@ -267,10 +312,20 @@ def test_heavy_checks_wait_for_the_light_ones_that_do_not_need_them():
             time.sleep(delay)
             order.append(name)
             return ok(None, None)
+
         return body
 
-    heavy = CheckSpec(id="backup.restore.test", title="t", seed=("x",), severity=Severity.BLOCKING, depends_on=(),
-                      timeout=2, target=None, body=rec("heavy"), heavy=True)
+    heavy = CheckSpec(
+        id="backup.restore.test",
+        title="t",
+        seed=("x",),
+        severity=Severity.BLOCKING,
+        depends_on=(),
+        timeout=2,
+        target=None,
+        body=rec("heavy"),
+        heavy=True,
+    )
     after = spec("backup.recovery.rto", rec("rto"), deps=["backup.restore.test"])
     run(heavy, after, spec("infrastructure.web.latency", rec("latency", 0.3)), spec("team.a.b", rec("quick")))
     assert order.index("heavy") > order.index("latency") and order.index("heavy") > order.index("quick")
@@ -290,18 +345,31 @@ def test_timing_checks_run_alone_after_their_prerequisites_and_before_everything
             with lock:
                 events.append(("end", name))
             return ok(None, None)
+
         return body
 
     def timing(cid, body, deps=()):
-        return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=tuple(deps),
-                         timeout=2, target=None, body=body, timing=True)
+        return CheckSpec(
+            id=cid,
+            title=cid,
+            seed=("x",),
+            severity=Severity.BLOCKING,
+            depends_on=tuple(deps),
+            timeout=2,
+            target=None,
+            body=body,
+            timing=True,
+        )
 
-    specs = [spec("dependencies.pg.reachable", rec("reachable", 0.1)),
-             timing("dependencies.pg.latency", rec("pg-latency"), deps=["dependencies.pg.reachable"]),
-             timing("dependencies.redis.ping", rec("ping")),
-             timing("dependencies.redis.lag", rec("lag"), deps=["dependencies.redis.ping"]),  # timing on timing
-             spec("security.a.b", rec("other")), spec("team.a.b", rec("other2")),
-             spec("dependencies.pg.tables", rec("tables"), deps=["dependencies.pg.reachable"])]
+    specs = [
+        spec("dependencies.pg.reachable", rec("reachable", 0.1)),
+        timing("dependencies.pg.latency", rec("pg-latency"), deps=["dependencies.pg.reachable"]),
+        timing("dependencies.redis.ping", rec("ping")),
+        timing("dependencies.redis.lag", rec("lag"), deps=["dependencies.redis.ping"]),  # timing on timing
+        spec("security.a.b", rec("other")),
+        spec("team.a.b", rec("other2")),
+        spec("dependencies.pg.tables", rec("tables"), deps=["dependencies.pg.reachable"]),
+    ]
     res = run(*specs)
     assert all(r.status == Status.PASS for r in res.values()), res
     pos = {e: i for i, e in enumerate(events)}
@@ -318,10 +386,21 @@ def test_timing_checks_run_alone_after_their_prerequisites_and_before_everything
 
 
 def test_a_timing_check_whose_prerequisite_failed_is_skipped_without_waiting_for_the_window():
-    specs = [spec("dependencies.pg.reachable", boom),
-             CheckSpec(id="dependencies.pg.latency", title="t", seed=("x",), severity=Severity.BLOCKING,
-                       depends_on=("dependencies.pg.reachable",), timeout=2, target=None, body=ok, timing=True),
-             spec("team.a.b", ok)]
+    specs = [
+        spec("dependencies.pg.reachable", boom),
+        CheckSpec(
+            id="dependencies.pg.latency",
+            title="t",
+            seed=("x",),
+            severity=Severity.BLOCKING,
+            depends_on=("dependencies.pg.reachable",),
+            timeout=2,
+            target=None,
+            body=ok,
+            timing=True,
+        ),
+        spec("team.a.b", ok),
+    ]
     res = run(*specs)
     assert res["dependencies.pg.latency"].status == Status.SKIPPED
     assert res["team.a.b"].status == Status.PASS
@@ -342,15 +421,28 @@ def test_a_hung_timing_check_holds_the_quiet_window_only_briefly():
         def body(_t, _ctx):
             started[name] = time.monotonic() - t0
             return ok(None, None)
+
         return body
 
     def timing(cid, body, timeout=2.0):
-        return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=(),
-                         timeout=timeout, target=None, body=body, timing=True)
+        return CheckSpec(
+            id=cid,
+            title=cid,
+            seed=("x",),
+            severity=Severity.BLOCKING,
+            depends_on=(),
+            timeout=timeout,
+            target=None,
+            body=body,
+            timing=True,
+        )
 
     try:
-        res = run(timing("infrastructure.web.ttfb", hang, timeout=1.5), timing("dependencies.redis.ping", mark("ping")),
-                  spec("security.a.b", mark("other")))
+        res = run(
+            timing("infrastructure.web.ttfb", hang, timeout=1.5),
+            timing("dependencies.redis.ping", mark("ping")),
+            spec("security.a.b", mark("other")),
+        )
     finally:
         release.set()
     assert res["infrastructure.web.ttfb"].status == Status.ERROR

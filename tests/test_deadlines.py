@@ -7,6 +7,7 @@ abandons a timed-out body's thread, so the body must end on its own); `firing_al
 within their deadline; a watch poll ends within its budget, so the rollback criteria are evaluated every poll and a
 hung API rolls the release back on time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,14 @@ class Trickle:
     With `tls` (a server context), the TLS handshake is at full speed and the HTTP bytes trickle inside it.
     `released` records, per connection, how long after accepting it the client closed it."""
 
-    def __init__(self, mode: str, interval: float = 0.5, limit: float = 40.0,
-                 upstream: tuple[str, int] | None = None, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        interval: float = 0.5,
+        limit: float = 40.0,
+        upstream: tuple[str, int] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.mode, self.interval, self.limit, self.upstream, self.tls = mode, interval, limit, upstream, tls
         self.srv = socket.create_server(("127.0.0.1", 0))
         self.port = self.srv.getsockname()[1]
@@ -82,7 +89,7 @@ class Trickle:
                 if self.mode == "flood":
                     conn.sendall(b" " * 65536)
                     continue
-                data = up.recv(1) if up is not None else out[i:i + 1]
+                data = up.recv(1) if up is not None else out[i : i + 1]
                 if not data:
                     break
                 i += 1
@@ -176,6 +183,7 @@ def check_threads(check_id: str, by: float) -> list[threading.Thread]:
 
 # --------------------------------------------------------------------------- (a) every check, through the runner
 
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["headers", "body"])
 def test_a_trickling_server_is_an_error_at_the_timeout_and_the_check_lets_go_of_it(trickle, ca, mode):
@@ -186,8 +194,9 @@ def test_a_trickling_server_is_an_error_at_the_timeout_and_the_check_lets_go_of_
     assert r.status == Status.ERROR and took < 2.0 + SLACK, (r.status, r.summary, took)
     # the runner abandoned the body's thread at its timeout: the body itself must end there, not read on forever
     released = wait_released(srv, 1, by=SLACK)
-    assert released and released[0] < 2.0 + SLACK, \
+    assert released and released[0] < 2.0 + SLACK, (
         f"the abandoned check thread still held the trickling connection {time.monotonic() - t0:.1f}s after start"
+    )
     assert not check_threads("application.api.health", by=SLACK)
 
 
@@ -227,8 +236,9 @@ def test_a_trickled_tls_handshake_is_cut_at_the_deadline(trickle, ca):
             r = run(check_id, cfg, timeout=2.0)
             assert r.status == Status.ERROR and time.monotonic() - t0 < 2.0 + SLACK, (check_id, r.summary)
             wait_released(relay, 1, by=SLACK)
-            assert relay.released and time.monotonic() - t0 < 2.0 + 2 * SLACK, \
+            assert relay.released and time.monotonic() - t0 < 2.0 + 2 * SLACK, (
                 f"{check_id}: the abandoned thread still holds the trickled handshake"
+            )
     finally:
         tls_srv.close()
 
@@ -242,6 +252,7 @@ def _handshake_quietly(ctx: ssl.SSLContext, conn: socket.socket) -> None:
 
 
 # --------------------------------------------------------------------------- (b) the watch's Prometheus reads
+
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["headers", "body"])
@@ -291,6 +302,7 @@ def test_a_trickling_deploy_webhook_fails_the_step_at_its_timeout(trickle):
 
 # --------------------------------------------------------------------------- (c) the deploy watch, poll by poll
 
+
 @pytest.mark.timeout(120)
 def test_the_watch_evaluates_every_poll_and_rolls_back_a_hung_api_on_time(trickle, ca):
     """The watch's loop (flows/deploy.py), poll by poll, with the API and Prometheus both trickling: every poll ends
@@ -299,8 +311,11 @@ def test_the_watch_evaluates_every_poll_and_rolls_back_a_hung_api_on_time(trickl
     from golive.flows.watch import Watch, alert_signals, check_signals, poll_budget
 
     api, prom = trickle("headers", limit=60, tls=ca[0]), trickle("body", limit=60)
-    cfg = config(web={"base_url": api.url, "ca_file": ca[1]}, monitoring={"prometheus_url": prom.url},
-                 deploy={"command": ["true"], "poll_seconds": 0.5, "api_down_seconds": 1, "high_checks": []})
+    cfg = config(
+        web={"base_url": api.url, "ca_file": ca[1]},
+        monitoring={"prometheus_url": prom.url},
+        deploy={"command": ["true"], "poll_seconds": 0.5, "api_down_seconds": 1, "high_checks": []},
+    )
     pol, redact = cfg.deploy, Redactor()
     api_ids, db_ids = ["application.api.health"], ["dependencies.postgres.reachable"]
     specs: dict[str, CheckSpec] = select_checks(CATALOG, ids=[*api_ids, *db_ids])
@@ -309,11 +324,13 @@ def test_the_watch_evaluates_every_poll_and_rolls_back_a_hung_api_on_time(trickl
         watch, polls, start = Watch(pol), [], time.monotonic()
         while time.monotonic() - start < 60:
             t0 = time.monotonic()
-            results, firing = await asyncio.gather(_probe(specs, cfg, redact),
-                                                   _monitoring(cfg, pol, redact, watch, "alerts query", _firing))
+            results, firing = await asyncio.gather(
+                _probe(specs, cfg, redact), _monitoring(cfg, pol, redact, watch, "alerts query", _firing)
+            )
             polls.append(round(time.monotonic() - t0, 2))
-            trip = watch.evaluate(time.monotonic(), check_signals(pol, results, api_ids, db_ids)
-                                  + alert_signals(pol, firing or []), None)
+            trip = watch.evaluate(
+                time.monotonic(), check_signals(pol, results, api_ids, db_ids) + alert_signals(pol, firing or []), None
+            )
             if trip is not None:
                 return trip, polls, time.monotonic() - start, watch
             await asyncio.sleep(pol.poll_seconds)

@@ -5,6 +5,7 @@ flow run), create a `deploy-production` run with any parameters and idempotency 
 deploy command appends the release to a file: an attack that gets through leaves a line there. A real Prefect server
 on its own PostgreSQL and `golive serve` run the flows (tests/support/deploy_auth.py); the sign-offs are real pauses
 resumed through the REST API, as the UI does."""
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,12 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def signed_go(stack):
     """A real go-live run of 1.5.0: CTO GO, the same person again as VP (refused: one person counts once), VP GO."""
-    final = stack.go_live("1.5.0", ("Samuel Adeyemi", "CTO", "GO"), ("samuel  adeyemi", "VP Engineering", "GO"),
-                          ("Grace Liu", "VP Engineering", "GO"))
+    final = stack.go_live(
+        "1.5.0",
+        ("Samuel Adeyemi", "CTO", "GO"),
+        ("samuel  adeyemi", "VP Engineering", "GO"),
+        ("Grace Liu", "VP Engineering", "GO"),
+    )
     assert final["state"]["type"] == "COMPLETED", final["state"]
     decision = json_artifact(stack.api, f"golive-decision-{ENV}")
     deployed = wait_final(stack.api, decision["deploy_flow_run_id"], timeout=240)
@@ -39,8 +44,9 @@ def signed_go(stack):
 
 def refused(stack, run: dict, because: str, before: list[str]) -> None:
     assert run["state"]["type"] == "FAILED", run["state"]
-    assert run["state"]["message"].startswith("deploy refused:") and because in run["state"]["message"], \
-        run["state"]["message"]
+    assert run["state"]["message"].startswith("deploy refused:") and because in run["state"]["message"], run["state"][
+        "message"
+    ]
     assert stack.deployed() == before, "the deploy command ran"
     report = stack.deploy_report()
     assert report["outcome"] == "REFUSED" and report["release"] == run["parameters"]["release"]
@@ -61,8 +67,10 @@ def test_a_signed_off_go_deploys_its_release_once(stack, signed_go):
     assert deployed["idempotency_key"] == f"{DEPLOYMENT}:{run_id}" and deployed["run_count"] == 1
     verified = "sign-off verified: GO signed by Samuel Adeyemi (CTO), Grace Liu (VP Engineering)"
     deadline = time.monotonic() + 15  # run logs reach the API in batches
-    while not any(verified in x["message"] for x in stack.api.post("logs/filter", json={
-            "logs": {"flow_run_id": {"any_": [deployed["id"]]}}}).json()):
+    while not any(
+        verified in x["message"]
+        for x in stack.api.post("logs/filter", json={"logs": {"flow_run_id": {"any_": [deployed["id"]]}}}).json()
+    ):
         assert time.monotonic() < deadline, f"no log line {verified!r}"
         time.sleep(0.5)
 
@@ -80,8 +88,12 @@ def test_a_run_id_that_names_no_readiness_run_deploys_nothing(stack, signed_go, 
     rid = "1.5.0; rm -rf /" if which == "not a flow run id" else stack.timer_runs(signed_go[0])[0]["id"]
     stack.forge_go(rid, "1.5.0")
     run = stack.deploy(rid, "1.5.0", key=f"{DEPLOYMENT}:{rid}")
-    refused(stack, run, "is not a flow run id" if which == "not a flow run id" else "is a go-live-sign-off-timer run",
-            before)
+    refused(
+        stack,
+        run,
+        "is not a flow run id" if which == "not a flow run id" else "is a go-live-sign-off-timer run",
+        before,
+    )
 
 
 def test_a_go_replayed_for_another_release_deploys_nothing(stack, signed_go):
@@ -140,8 +152,12 @@ def test_a_no_go_run_forced_to_a_go_state_deploys_nothing(stack, signed_go, no_g
     stack.forge_go(no_go, "1.5.0")
     stack.force(forged, "SCHEDULED")  # now
     run = wait_final(stack.api, forged, timeout=240)
-    refused(stack, run, f"the sign-off input of readiness run {no_go} does not decide GO: NO-GO by Samuel Adeyemi "
-                        "(CTO): change freeze", before)
+    refused(
+        stack,
+        run,
+        f"the sign-off input of readiness run {no_go} does not decide GO: NO-GO by Samuel Adeyemi (CTO): change freeze",
+        before,
+    )
 
 
 def test_a_rehearsal_run_id_deploys_nothing(stack, signed_go):

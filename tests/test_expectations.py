@@ -3,6 +3,7 @@
 Every planted defect is made with the superuser connection and undone in a `finally` (the sandbox is shared by the
 whole session), and must fail EXACTLY the check that should catch it, across the whole data section.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,15 +41,16 @@ def run_data(cfg, only: str | None = None) -> dict:
     if only is not None:
         group = specs[only].group
         keep = {i for i, s in specs.items() if i == only or (group and s.group == group)}
-        while (more := {d for i in keep for d in specs[i].depends_on if d in specs} - keep):
+        while more := {d for i in keep for d in specs[i].depends_on if d in specs} - keep:
             keep |= more
         specs = {i: s for i, s in specs.items() if i in keep}
     return {r.id: r for r in run_plain(specs, cfg)}
 
 
 def failing(results: dict) -> set[str]:
-    assert not [r.id for r in results.values() if r.status == Status.ERROR], \
-        {r.id: r.summary for r in results.values() if r.status == Status.ERROR}
+    assert not [r.id for r in results.values() if r.status == Status.ERROR], {
+        r.id: r.summary for r in results.values() if r.status == Status.ERROR
+    }
     return {i for i, r in results.items() if r.status == Status.FAIL}
 
 
@@ -66,12 +68,23 @@ def planted(sandbox, apply: str, undo: str):
 
 # --------------------------------------------------------------------------- the suite files
 
+
 def test_every_shipped_suite_file_lints_and_maps_to_checks():
     good, errors = lint_dir(SUITES)
     assert errors == [] and len(good) == 11
-    assert {s.table for s in good} == {"campaigns", "users", "merchants", "notifications", "campaign_analytics_daily",
-                                       "campaign_events", "merchant_affinity_scores", "optimal_send_times",
-                                       "campaign_optimizations", "ml_model_versions", "job_runs"}
+    assert {s.table for s in good} == {
+        "campaigns",
+        "users",
+        "merchants",
+        "notifications",
+        "campaign_analytics_daily",
+        "campaign_events",
+        "merchant_affinity_scores",
+        "optimal_send_times",
+        "campaign_optimizations",
+        "ml_model_versions",
+        "job_runs",
+    }
     specs = catalog_specs()
     assert len(specs) == sum(len(s.expectations) for s in good)
     known = {i["ref"] for i in seed_items()}
@@ -84,8 +97,13 @@ def test_every_shipped_suite_file_lints_and_maps_to_checks():
     assert {"3.1 Data Quality Checks", "3.1 Referential Integrity", "3.1 Timestamp Consistency"} <= covered
     # no check twice: the suites add to the built-in checks, never replace or shadow one
     full = plan(sandbox_free_config(), ["data"])
-    assert {"data.rows.counts", "data.constraints.valid", "data.migrations.version", "data.timestamps.timezone",
-            "data.compat.queries"} <= set(full) and set(specs) <= set(full)
+    assert {
+        "data.rows.counts",
+        "data.constraints.valid",
+        "data.migrations.version",
+        "data.timestamps.timezone",
+        "data.compat.queries",
+    } <= set(full) and set(specs) <= set(full)
 
 
 def sandbox_free_config():
@@ -105,17 +123,26 @@ def test_a_typo_is_rejected_with_one_line_naming_the_file_and_the_field(tmp_path
     merchants.write_text(merchants.read_text().replace("match_regex", "match_regexp", 1))
     with pytest.raises(SuiteError) as e:
         from golive.expectations.suites import lint_suite
+
         lint_suite(read_suite(users))
-    assert str(e.value) == (f"{e.value.source}: expectations[0].kwargs.colum: unknown argument of "
-                            "expect_column_values_to_not_be_null (did you mean 'column'?)")
+    assert str(e.value) == (
+        f"{e.value.source}: expectations[0].kwargs.colum: unknown argument of "
+        "expect_column_values_to_not_be_null (did you mean 'column'?)"
+    )
     assert main(["expectations", "lint", str(tmp_path)]) == 3
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert len(lines) == 2, lines  # one line per bad file, naming it and the field
-    assert lines[1].endswith("users.json: expectations[0].kwargs.colum: unknown argument of "
-                             "expect_column_values_to_not_be_null (did you mean 'column'?)")
-    assert "merchants.json: expectations[" in lines[0] and ".type: unknown expectation type " \
-        "'expect_column_values_to_match_regexp' (did you mean 'expect_column_values_to_match_regex'?)" in lines[0]
+    assert lines[1].endswith(
+        "users.json: expectations[0].kwargs.colum: unknown argument of "
+        "expect_column_values_to_not_be_null (did you mean 'column'?)"
+    )
+    assert (
+        "merchants.json: expectations[" in lines[0]
+        and ".type: unknown expectation type "
+        "'expect_column_values_to_match_regexp' (did you mean 'expect_column_values_to_match_regex'?)"
+        in lines[0]
+    )
     assert "9 suite(s)" in out and "2 bad" in out
     # golive's own metadata is checked the same way, and a bad file fails the run's plan with that line
     users.write_text(users.read_text().replace('"seed": [', '"sed": [', 1))
@@ -130,6 +157,7 @@ def test_a_typo_is_rejected_with_one_line_naming_the_file_and_the_field(tmp_path
 
 
 # --------------------------------------------------------------------------- against the sandbox
+
 
 def test_every_suite_passes_on_the_healthy_sandbox(cfg):
     t0 = time.monotonic()
@@ -146,8 +174,10 @@ def test_every_suite_passes_on_the_healthy_sandbox(cfg):
     # suite parameters were resolved by golive before the suites ran side by side: concrete, current values
     from datetime import datetime, timedelta, timezone
 
-    for cid, delta in (("data.users.updated_at_not_future", timedelta(minutes=5)),
-                       ("data.notifications.recent_rows", -timedelta(days=7))):
+    for cid, delta in (
+        ("data.users.updated_at_not_future", timedelta(minutes=5)),
+        ("data.notifications.recent_rows", -timedelta(days=7)),
+    ):
         stamp = re.search(r"\d{4}-\d\d-\d\dT[\d:.]+Z", res[cid].expected).group(0)
         value = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         assert abs(value - (datetime.now(UTC) + delta)) < timedelta(minutes=1), (cid, res[cid].expected)
@@ -163,48 +193,61 @@ DEFECTS = {
         "created_at, updated_at) VALUES (1, 999999, 'email', 'sent', now() - interval "
         "'1 hour', now() - interval '1 hour'); SET session_replication_role = DEFAULT",
         "DELETE FROM notifications WHERE user_id = 999999",
-        "data.notifications.user_id_fk"),
+        "data.notifications.user_id_fk",
+    ),
     "NULL email": (
         "ALTER TABLE users ALTER COLUMN email DROP NOT NULL; "
         "CREATE TABLE golive_test_keep AS SELECT id, email FROM users WHERE id = 7; UPDATE users SET email = NULL "
         "WHERE id = 7",
         "UPDATE users u SET email = k.email FROM golive_test_keep k WHERE u.id = k.id; DROP TABLE golive_test_keep; "
         "ALTER TABLE users ALTER COLUMN email SET NOT NULL",
-        "data.users.email_not_null"),
+        "data.users.email_not_null",
+    ),
     "malformed phone": (
         "UPDATE users SET phone = '555-0100 ext. 7' WHERE id = 8",
         "UPDATE users SET phone = '+14155550008' WHERE id = 8",
-        "data.users.phone_format"),
+        "data.users.phone_format",
+    ),
     "future timestamp": (
         "CREATE TABLE golive_test_keep AS SELECT id, updated_at FROM notifications WHERE id = 5; "
         "UPDATE notifications SET updated_at = now() + interval '2 days' WHERE id = 5",
         "UPDATE notifications n SET updated_at = k.updated_at FROM golive_test_keep k WHERE n.id = k.id; "
         "DROP TABLE golive_test_keep",
-        "data.notifications.updated_at_not_future"),
+        "data.notifications.updated_at_not_future",
+    ),
     "created_at after updated_at": (
         "CREATE TABLE golive_test_keep AS SELECT id, created_at FROM campaigns WHERE id = 3; "
         "UPDATE campaigns SET created_at = updated_at + interval '1 minute' WHERE id = 3",
         "UPDATE campaigns c SET created_at = k.created_at FROM golive_test_keep k WHERE c.id = k.id; "
         "DROP TABLE golive_test_keep",
-        "data.campaigns.created_before_updated"),
+        "data.campaigns.created_before_updated",
+    ),
     "plaintext password": (
         "CREATE TABLE golive_test_keep AS SELECT id, password_hash FROM users WHERE id = 9; "
         f"UPDATE users SET password_hash = '{PLAINTEXT}' WHERE id = 9",
         "UPDATE users u SET password_hash = k.password_hash FROM golive_test_keep k WHERE u.id = k.id; "
         "DROP TABLE golive_test_keep",
-        "data.users.password_format"),
+        "data.users.password_format",
+    ),
     "NOT VALID constraint": (
         "ALTER TABLE notifications ADD CONSTRAINT golive_test_nv FOREIGN KEY (campaign_id) REFERENCES campaigns (id) "
         "NOT VALID",
         "ALTER TABLE notifications DROP CONSTRAINT golive_test_nv",
-        "data.constraints.valid"),
+        "data.constraints.valid",
+    ),
     "timestamp without time zone": (
         "ALTER TABLE job_runs ALTER COLUMN finished_at TYPE timestamp USING finished_at AT TIME ZONE 'UTC'",
         "ALTER TABLE job_runs ALTER COLUMN finished_at TYPE timestamptz USING finished_at AT TIME ZONE 'UTC'",
-        "data.timestamps.timezone"),
+        "data.timestamps.timezone",
+    ),
 }
-EXAMPLE_IDS = {"data.users.email_not_null": 7, "data.users.phone_format": 8, "data.notifications.updated_at_not_future":
-               5, "data.campaigns.created_before_updated": 3, "data.users.password_format": 9}
+EXAMPLE_IDS = {
+    "data.users.email_not_null": 7,
+    "data.users.phone_format": 8,
+    "data.notifications.updated_at_not_future": 5,
+    "data.campaigns.created_before_updated": 3,
+    "data.users.password_format": 9,
+}
 
 
 @pytest.mark.parametrize("defect", list(DEFECTS))
@@ -245,6 +288,7 @@ def test_sensitive_values_are_never_fetched_into_python(sandbox, cfg, monkeypatc
             rows = _orig(self, *a, **k)
             fetched.append(repr(rows))
             return rows
+
         monkeypatch.setattr(psycopg.Cursor, name, spy)
     apply, undo, _ = DEFECTS["plaintext password"]
     users = next(s for s in load_suites() if s.name == "users")
@@ -265,8 +309,9 @@ def test_suite_runs_dispose_their_engines_and_are_read_only(sandbox, cfg):
     deadline = time.monotonic() + 3
     while True:  # a backend exits a moment after its client closed the connection
         with sandbox.admin_db() as conn:
-            left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'golive-gx'"
-                                ).fetchone()[0]
+            left = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'golive-gx'"
+            ).fetchone()[0]
         if left == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -321,19 +366,28 @@ def _closed_port() -> int:
 def test_backward_compatibility_queries(cfg):
     from tests.support.checks import run_one
 
-    c = with_(cfg, "postgres", backward_compat_queries={
-        "old users": "SELECT id, created_at FROM users ORDER BY created_at LIMIT 3;",
-        "renamed column": "SELECT id, fullname FROM users", "nothing old": "SELECT * FROM users WHERE false"})
+    c = with_(
+        cfg,
+        "postgres",
+        backward_compat_queries={
+            "old users": "SELECT id, created_at FROM users ORDER BY created_at LIMIT 3;",
+            "renamed column": "SELECT id, fullname FROM users",
+            "nothing old": "SELECT * FROM users WHERE false",
+        },
+    )
     r = run_one("data.compat.queries", c)
     assert r.status == Status.FAIL
     assert r.observed["old users"] == "3 rows" and r.observed["nothing old"] == "0 rows"
     assert r.observed["renamed column"].startswith('error: column "fullname" does not exist')
     assert r.details["failing"] == ["nothing old", "renamed column"]
-    assert run_one("data.compat.queries", with_(cfg, "postgres", backward_compat_queries={})).status \
+    assert (
+        run_one("data.compat.queries", with_(cfg, "postgres", backward_compat_queries={})).status
         == Status.NOT_APPLICABLE
+    )
 
 
 # --------------------------------------------------------------------------- scaffolding
+
 
 def test_scaffold_writes_reviewable_suites_from_the_live_schema(sandbox, cfg, tmp_path, capsys):
     from golive.deployments.cli import main
@@ -346,7 +400,8 @@ def test_scaffold_writes_reviewable_suites_from_the_live_schema(sandbox, cfg, tm
         "GRANT SELECT ON gl_customers, gl_orders TO app_user; "
         "INSERT INTO gl_customers VALUES (1, 'a'); "
         "INSERT INTO gl_orders VALUES (1, 1, 1, 'a@example.com', 't', now(), now()), "
-        "(2, 42, 1, 'not-an-email', 't', now(), now())")
+        "(2, 42, 1, 'not-an-email', 't', now(), now())"
+    )
     with planted(sandbox, setup, "DROP TABLE gl_orders, gl_customers"):
         config = tmp_path / "env.yaml"
         config.write_text(Path(sandbox.config_path).read_text())
@@ -356,15 +411,25 @@ def test_scaffold_writes_reviewable_suites_from_the_live_schema(sandbox, cfg, tm
         # one suite per table the app user reads: the 11 of the checklist, the 2 planted here and the sandbox
         # app's own (the audit log, the scheduler's job store, heartbeat and run requests)
         written = sorted(p.stem for p in out.glob("*.json"))
-        assert set(written) == {*SEED_TABLES, "gl_customers", "gl_orders", "audit_log", "apscheduler_jobs",
-                                "scheduler_heartbeat", "job_run_requests"}, written
+        assert set(written) == {
+            *SEED_TABLES,
+            "gl_customers",
+            "gl_orders",
+            "audit_log",
+            "apscheduler_jobs",
+            "scheduler_heartbeat",
+            "job_run_requests",
+        }, written
         assert printed.count("wrote ") == len(written) == 17 and "golive expectations lint" in printed
         good, errors = lint_dir(out)
         assert errors == [] and len(good) == 17
         orders = read_suite(out / "gl_orders.json")
         facts = {e.fact: e for e in orders.expectations}
-        assert facts["gl_customer_id_fk"].kwargs == {"column": "gl_customer_id", "parent_table": "gl_customers",
-                                                     "parent_column": "id"}
+        assert facts["gl_customer_id_fk"].kwargs == {
+            "column": "gl_customer_id",
+            "parent_table": "gl_customers",
+            "parent_column": "id",
+        }
         assert "by naming convention" in facts["gl_customer_id_fk"].title
         assert "NOT VALID" in facts["shop_id_fk"].title
         assert facts["contact_email_format"].type == "expect_column_values_to_match_regex"
@@ -376,19 +441,21 @@ def test_scaffold_writes_reviewable_suites_from_the_live_schema(sandbox, cfg, tm
         picked = select({**load_catalog(), **specs}, ids=[i for i in specs if ".gl_orders." in i])  # + reachable
         res = {r.id: r for r in run_plain(picked, c)}
         assert {i for i, r in res.items() if r.status != Status.PASS} == {
-            "data.gl_orders.gl_customer_id_fk", "data.gl_orders.contact_email_format"}
+            "data.gl_orders.gl_customer_id_fk",
+            "data.gl_orders.contact_email_format",
+        }
         assert res["data.gl_orders.gl_customer_id_fk"].details["example_ids"] == [2]
         # the shipped suites are this scaffold, reviewed: the same checks for the checklist's 11 tables
         shipped = {(s.name, e.fact) for s in load_suites() for e in s.expectations}
         scaffolded = {(s.name, e.fact) for s in good if s.name in SEED_TABLES for e in s.expectations}
         assert shipped == scaffolded
         # an existing file is kept unless --force
-        assert main(["expectations", "scaffold", "--config", str(config), "--out", str(out),
-                     "--table", "users"]) == 0
+        assert main(["expectations", "scaffold", "--config", str(config), "--out", str(out), "--table", "users"]) == 0
         assert "kept  " in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- the flow, Data Docs and secrets
+
 
 def test_no_planted_secret_in_any_artifact_log_report_or_data_docs(sandbox, prefect_api, tmp_path, capfd):
     import asyncio
@@ -407,8 +474,9 @@ def test_no_planted_secret_in_any_artifact_log_report_or_data_docs(sandbox, pref
         report, state = run_flow(config, mode="ci", out=tmp_path / "reports", sections=["data"])
     res = {r.id: r for r in report.results}
     assert res["data.users.password_format"].status == Status.FAIL
-    assert {r.id for r in report.results if r.status not in (Status.PASS, Status.NOT_APPLICABLE)} == \
-        {"data.users.password_format"}
+    assert {r.id for r in report.results if r.status not in (Status.PASS, Status.NOT_APPLICABLE)} == {
+        "data.users.password_format"
+    }
     from golive.deployments.cli import _drain_prefect
 
     _drain_prefect()  # the log lines still queued in this process reach the server first
@@ -417,7 +485,7 @@ def test_no_planted_secret_in_any_artifact_log_report_or_data_docs(sandbox, pref
     assert any("data.users.password_format" in m for m in logs)
     link = asyncio.run(artifact("golive-data-docs-sandbox"))
     url = re.fullmatch(r"\[Data Docs: 11 suites\]\((file://\S+/index\.html)\)", link["data"]).group(1)
-    index = Path(url[len("file://"):])
+    index = Path(url[len("file://") :])
     assert index.is_file() and docs in index.parents
     pages = [p.read_text(errors="replace") for p in docs.rglob("*.html")]
     assert len(pages) == 1 + 2 * 11 and any("password_hash" in p for p in pages)  # index, suites, validations

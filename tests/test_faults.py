@@ -13,6 +13,7 @@ A fault whose failure needs more than this table says (a restore that must leave
 grow, a value read from the running sandbox) is tested next to its check instead: TESTED_ELSEWHERE names the file,
 and `test_every_sandbox_fault_is_tested_against_its_checks` keeps the two tables and the fault list the same set.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,10 @@ FAULT_CHECKS: dict[str, dict[str, tuple]] = {
     "web-hang": {"infrastructure.web.reachable": (ERROR, "timed out")},
     "dns-ttl-long": {"infrastructure.dns.records": (FAIL, "'ttl_s': 3600")},
     "dns-cname-chain": {"infrastructure.dns.records": (FAIL, "app.edge.swipesavvy-cdn.test.")},
-    "dns-single-a": {"infrastructure.dns.records": (FAIL, "['10.20.1.11']"),
-                     "infrastructure.dns.frontend_pool": (FAIL, "['10.20.1.11']")},
+    "dns-single-a": {
+        "infrastructure.dns.records": (FAIL, "['10.20.1.11']"),
+        "infrastructure.dns.frontend_pool": (FAIL, "['10.20.1.11']"),
+    },
     "bastion-no-banner": {"infrastructure.bastion.ssh": (FAIL, "no banner")},
     "cdn-ttl-long": {"infrastructure.cdn.cache_ttl": (FAIL, "'ttl_s': 86400")},
     "cdn-wrong-origin": {"infrastructure.cdn.origin": (FAIL, "DIFFERENT body")},
@@ -45,30 +48,42 @@ FAULT_CHECKS: dict[str, dict[str, tuple]] = {
     "lb-target-unhealthy": {"infrastructure.lb.backend_pool": (FAIL, "unused (Target.InvalidState)")},
     "node-target-down": {"infrastructure.backend.status": (FAIL, "'up': False")},
     # --- dependencies
-    "redis-noeviction": {"dependencies.redis.memory": (FAIL, "'maxmemory_policy': 'noeviction'",
-                                                       "eviction policy noeviction != allkeys-lru")},
-    "redis-replica-down": {"dependencies.redis.replication": (FAIL, "0 connected replicas", "'caught_up': False",
-                                                              "'unreachable'")},
+    "redis-noeviction": {
+        "dependencies.redis.memory": (
+            FAIL,
+            "'maxmemory_policy': 'noeviction'",
+            "eviction policy noeviction != allkeys-lru",
+        )
+    },
+    "redis-replica-down": {
+        "dependencies.redis.replication": (FAIL, "0 connected replicas", "'caught_up': False", "'unreachable'")
+    },
     "smtp-down": {"dependencies.smtp.session": (ERROR, "refused")},
-    "smtp-no-starttls": {"dependencies.smtp.session": (FAIL, "'starttls': 'not offered'",
-                                                       "'auth': 'not attempted")},  # AUTH never sent in the clear
+    "smtp-no-starttls": {
+        "dependencies.smtp.session": (FAIL, "'starttls': 'not offered'", "'auth': 'not attempted")
+    },  # AUTH never sent in the clear
     "twilio-suspended": {"dependencies.twilio.account": (FAIL, "account status 'suspended'")},
-    "stripe-webhook-event-missing": {"dependencies.stripe.webhooks": (FAIL,
-                                                                      "events not subscribed: charge.refunded")},
+    "stripe-webhook-event-missing": {"dependencies.stripe.webhooks": (FAIL, "events not subscribed: charge.refunded")},
     "sentry-rejects": {"dependencies.sentry.events": (FAIL, "'http': 403", "ProjectDisabled")},
-    "analytics-snippet-missing": {"dependencies.analytics.tracking": (
-        FAIL, "no gtag.js <script> for G-GOLIVE2026 on the page")},
+    "analytics-snippet-missing": {
+        "dependencies.analytics.tracking": (FAIL, "no gtag.js <script> for G-GOLIVE2026 on the page")
+    },
     "container-unhealthy": {"dependencies.docker.containers": (FAIL, "'problems': ['worker: unhealthy']")},
-    "k8s-node-notready": {"dependencies.kubernetes.nodes": (FAIL, "'worker-2': 'NotReady", "2 ready node(s) < 3"),
-                          "dependencies.kubernetes.components": (PASS,)},
+    "k8s-node-notready": {
+        "dependencies.kubernetes.nodes": (FAIL, "'worker-2': 'NotReady", "2 ready node(s) < 3"),
+        "dependencies.kubernetes.components": (PASS,),
+    },
     # --- data
-    "schema-version-wrong": {"data.migrations.version": (FAIL, "'version': '20251205160000'",
-                                                         "== 20251231080000")},
+    "schema-version-wrong": {"data.migrations.version": (FAIL, "'version': '20251205160000'", "== 20251231080000")},
     # --- application
-    "health-down": {"application.api.health": (FAIL, "503, status='unhealthy'"),
-                    "performance.api.latency_p95": (FAIL, "'non_200': 20")},
-    "auth-off": {"security.api.auth_required": (FAIL, "'without credentials': 200"),
-                 "application.api.errors": (FAIL, "'/api/campaigns': '200")},
+    "health-down": {
+        "application.api.health": (FAIL, "503, status='unhealthy'"),
+        "performance.api.latency_p95": (FAIL, "'non_200': 20"),
+    },
+    "auth-off": {
+        "security.api.auth_required": (FAIL, "'without credentials': 200"),
+        "application.api.errors": (FAIL, "'/api/campaigns': '200"),
+    },
     "env-missing": {"application.runtime.env_vars": (FAIL, "'missing': ['SECRET_KEY']")},
     "bundle-too-big": {"application.frontend.bundle": (FAIL, "'total_mb': 6.0")},
     "bundle-unminified": {"application.frontend.bundle": (FAIL, "/static/app.js")},
@@ -101,32 +116,57 @@ FAULT_CHECKS: dict[str, dict[str, tuple]] = {
     "es-red": {"monitoring.elasticsearch.health": (FAIL, "'status': 'red'")},
     "kibana-degraded": {"monitoring.kibana.status": (FAIL, "'overall': 'degraded'")},
     # --- backup
-    "backup-missing": {"backup.s3.reachable": (PASS, "listable: 0 object(s)"),
-                       **dict.fromkeys(["backup.s3.latest_full", "backup.s3.size", "backup.s3.encrypted"],
-                                       (FAIL, "no backup found under s3://golive-backups/backups/")),
-                       "backup.s3.wal_fresh": (PASS,)},
+    "backup-missing": {
+        "backup.s3.reachable": (PASS, "listable: 0 object(s)"),
+        **dict.fromkeys(
+            ["backup.s3.latest_full", "backup.s3.size", "backup.s3.encrypted"],
+            (FAIL, "no backup found under s3://golive-backups/backups/"),
+        ),
+        "backup.s3.wal_fresh": (PASS,),
+    },
     "wal-missing": {"backup.s3.wal_fresh": (FAIL, "no WAL/incremental backup found")},
-    "backup-retention-short": {"backup.s3.retention": (FAIL, "lifecycle expires backups too early: expire-backups: "
-                                                             "prefix 'backups/', expires after 7 days (covers backups/)")},
-    "backup-alert-missing": {"backup.automation.failure_alert": (
-        FAIL, "no alerting rule matches /(?i)backup/ (among 6 alerting rules)")},
-    "config-backup-missing": {"backup.s3.config_files": (FAIL, "'nginx.conf': 'missing'",
-                                                         "'problems': ['nginx.conf: no backup']")},
+    "backup-retention-short": {
+        "backup.s3.retention": (
+            FAIL,
+            "lifecycle expires backups too early: expire-backups: "
+            "prefix 'backups/', expires after 7 days (covers backups/)",
+        )
+    },
+    "backup-alert-missing": {
+        "backup.automation.failure_alert": (FAIL, "no alerting rule matches /(?i)backup/ (among 6 alerting rules)")
+    },
+    "config-backup-missing": {
+        "backup.s3.config_files": (FAIL, "'nginx.conf': 'missing'", "'problems': ['nginx.conf: no backup']")
+    },
     "rollback-rehearsal-stale": {"backup.rollback.rehearsal": (FAIL, "['the last rehearsal was 10.0 days ago']")},
     "release-tag-missing": {"backup.code.release_tag": (FAIL, "release tag v2.4.0 is missing in ")},
     # --- team: each fault of the Slack / PagerDuty fakes fails its own check only
     "runbook-missing": {"team.runbooks.reachable": (FAIL, "{'deployment': '200', 'rollback': '404'}")},
-    "slack-channel-archived": {"team.slack.channels": (FAIL, "#alerts-production", "archived"),
-                               "team.oncall.current": (PASS,), "team.comms.templates": (PASS,)},
-    "oncall-nobody": {"team.oncall.current": (FAIL, "nobody on call at level 1 now"),
-                      "team.slack.channels": (PASS,), "team.comms.templates": (PASS,)},
-    "oncall-escalation-slow": {"team.oncall.current": (FAIL, "escalates after 15 min (> 5)"),
-                               "team.slack.channels": (PASS,), "team.comms.templates": (PASS,)},
-    "comms-template-missing": {"team.comms.templates": (FAIL, "customer_email_template", "404"),
-                               "team.slack.channels": (PASS,), "team.oncall.current": (PASS,)},
-    "saas-bad-token": {"team.slack.channels": (ERROR, "Slack rejected the bot token (invalid_auth)"),
-                       "team.oncall.current": (ERROR, "rejected the token", "HTTP 401"),
-                       "team.comms.templates": (PASS,)},
+    "slack-channel-archived": {
+        "team.slack.channels": (FAIL, "#alerts-production", "archived"),
+        "team.oncall.current": (PASS,),
+        "team.comms.templates": (PASS,),
+    },
+    "oncall-nobody": {
+        "team.oncall.current": (FAIL, "nobody on call at level 1 now"),
+        "team.slack.channels": (PASS,),
+        "team.comms.templates": (PASS,),
+    },
+    "oncall-escalation-slow": {
+        "team.oncall.current": (FAIL, "escalates after 15 min (> 5)"),
+        "team.slack.channels": (PASS,),
+        "team.comms.templates": (PASS,),
+    },
+    "comms-template-missing": {
+        "team.comms.templates": (FAIL, "customer_email_template", "404"),
+        "team.slack.channels": (PASS,),
+        "team.oncall.current": (PASS,),
+    },
+    "saas-bad-token": {
+        "team.slack.channels": (ERROR, "Slack rejected the bot token (invalid_auth)"),
+        "team.oncall.current": (ERROR, "rejected the token", "HTTP 401"),
+        "team.comms.templates": (PASS,),
+    },
 }
 
 #: the deadline a fault's checks run under where the check's own would only make the test wait (a port that never
@@ -169,8 +209,9 @@ def run_alone(ids, config, timeout: float | None = None) -> dict[str, CheckResul
 
 def test_every_sandbox_fault_is_tested_against_its_checks():
     assert not set(FAULT_CHECKS) & set(TESTED_ELSEWHERE)
-    assert set(FAULT_CHECKS) | set(TESTED_ELSEWHERE) == set(FAULTS), \
+    assert set(FAULT_CHECKS) | set(TESTED_ELSEWHERE) == set(FAULTS), (
         "a fault neither in FAULT_CHECKS nor in TESTED_ELSEWHERE, or one the sandbox no longer has"
+    )
     here = Path(__file__).parent
     for fault, file in TESTED_ELSEWHERE.items():
         assert f'"{fault}"' in (here / file).read_text(), (fault, file)

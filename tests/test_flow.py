@@ -1,4 +1,5 @@
 """The readiness flow on a real Prefect server (PostgreSQL-backed) against the real sandbox."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,11 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     report, state = run_flow(sandbox.config_path, out=tmp_path)
     assert state.is_completed()
     assert [s.section for s in report.sections] == list(SECTIONS)
-    bad = [f"{r.id} {r.status.value} {r.summary}" for r in report.results if r.status not in (Status.PASS,
-                                                                                            Status.NOT_APPLICABLE)]
+    bad = [
+        f"{r.id} {r.status.value} {r.summary}"
+        for r in report.results
+        if r.status not in (Status.PASS, Status.NOT_APPLICABLE)
+    ]
     assert report.verdict == Verdict.GO, bad
     # every result carries evidence, and PASS results an observed and an expected value
     for r in report.results:
@@ -63,15 +67,17 @@ async def _task_run_names(flow_run_id, expected, wait_s=20.0):
     from prefect.client.orchestration import get_client
 
     async with get_client() as c:
-        children = await c._client.post("/flow_runs/filter", json={
-            "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+        children = await c._client.post(
+            "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+        )
         ids = [flow_run_id, *(r["id"] for r in children.json())]
         deadline = time.monotonic() + wait_s
         while True:
             runs, offset = [], 0
             while True:
-                page = await c._client.post("/task_runs/filter", json={
-                    "flow_runs": {"id": {"any_": ids}}, "limit": 200, "offset": offset})
+                page = await c._client.post(
+                    "/task_runs/filter", json={"flow_runs": {"id": {"any_": ids}}, "limit": 200, "offset": offset}
+                )
                 runs += page.json()
                 offset += 200
                 if len(page.json()) < 200:
@@ -135,8 +141,9 @@ def test_invalid_config_fails_the_run_with_the_field(prefect_api, tmp_path):
     assert "environment" in state.message or "redis.url" in state.message
 
 
-def test_a_section_with_timing_checks_may_need_a_check_that_waits_for_the_quiet_window(sandbox, prefect_api,
-                                                                                          monkeypatch):
+def test_a_section_with_timing_checks_may_need_a_check_that_waits_for_the_quiet_window(
+    sandbox, prefect_api, monkeypatch
+):
     """Section 1 holds timing checks (they open the quiet window) and may need a check of section 7 that waits for
     that window: the flow must not wait for it before starting section 1 (it did, and hung: found when the server
     role checks depended on monitoring.prometheus.reachable)."""
@@ -147,19 +154,34 @@ def test_a_section_with_timing_checks_may_need_a_check_that_waits_for_the_quiet_
         return passed("ok", "ok", "tests/test_flow.py")
 
     def spec(cid, deps=(), timing=False):
-        return CheckSpec(id=cid, title=cid, seed=("x",), severity=Severity.BLOCKING, depends_on=tuple(deps),
-                         timeout=5, target=None, body=ok, timing=timing)
+        return CheckSpec(
+            id=cid,
+            title=cid,
+            seed=("x",),
+            severity=Severity.BLOCKING,
+            depends_on=tuple(deps),
+            timeout=5,
+            target=None,
+            body=ok,
+            timing=timing,
+        )
 
-    specs = {s.id: s for s in [spec("infrastructure.web.ttfb", timing=True),
-                               spec("infrastructure.hosts.status", deps=["monitoring.prometheus.up"]),
-                               spec("monitoring.prometheus.up")]}
+    specs = {
+        s.id: s
+        for s in [
+            spec("infrastructure.web.ttfb", timing=True),
+            spec("infrastructure.hosts.status", deps=["monitoring.prometheus.up"]),
+            spec("monitoring.prometheus.up"),
+        ]
+    }
     monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
 
     async def bounded():
-        return await asyncio.wait_for(readiness.go_live_readiness(config=str(sandbox.config_path), mode="ci",
-                                                                  output_dir=None, return_state=True), 60)
+        return await asyncio.wait_for(
+            readiness.go_live_readiness(config=str(sandbox.config_path), mode="ci", output_dir=None, return_state=True),
+            60,
+        )
 
     state = asyncio.run(bounded())
     report = readiness.REPORTS.pop(str(state.state_details.flow_run_id))
-    assert report.verdict == Verdict.GO and {r.id: r.status for r in report.results} == \
-        {i: Status.PASS for i in specs}
+    assert report.verdict == Verdict.GO and {r.id: r.status for r in report.results} == {i: Status.PASS for i in specs}

@@ -1,6 +1,7 @@
 """The three ways golive is used, end to end on real processes: `golive serve` serving the deployments on a real
 Prefect server, `golive ci` through the REST API, and the go-live run with its sign-off pause and the deploy flow.
 The scenarios are the `e2e` suite (`pytest -m e2e`, which .ci/run runs after the default suite)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def golive(*args, prefect_api, timeout=240, env=None):
     env = {**os.environ, **prefect_api.client_env(), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "golive.deployments.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # the CI path is what these test (the whole catalog through Prefect is tests/test_flow.py's): two sections each
@@ -33,8 +40,19 @@ CI_SECTIONS = 'sections=["security", "application"]'
 @pytest.mark.e2e
 def test_ci_returns_0_on_go_and_writes_junit_and_the_job_summary(served, prefect_api, tmp_path):
     junit, summary = tmp_path / "readiness.xml", tmp_path / "step-summary.md"
-    r = golive("ci", "--deployment", "go-live-readiness/ci", "--param", CI_SECTIONS, "--junit", str(junit),
-               "--poll-seconds", "0.5", prefect_api=prefect_api, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    r = golive(
+        "ci",
+        "--deployment",
+        "go-live-readiness/ci",
+        "--param",
+        CI_SECTIONS,
+        "--junit",
+        str(junit),
+        "--poll-seconds",
+        "0.5",
+        prefect_api=prefect_api,
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "VERDICT: GO" in r.stdout
     root = ET.parse(junit).getroot()
@@ -50,8 +68,9 @@ def test_ci_returns_0_on_go_and_writes_junit_and_the_job_summary(served, prefect
 def test_ci_returns_2_on_no_go_naming_the_check(served, sandbox, prefect_api, tmp_path):
     junit = tmp_path / "readiness.xml"
     with sandbox.fault("hsts-short"):
-        r = golive("ci", "--param", CI_SECTIONS, "--junit", str(junit), "--poll-seconds", "0.5",
-                   prefect_api=prefect_api)
+        r = golive(
+            "ci", "--param", CI_SECTIONS, "--junit", str(junit), "--poll-seconds", "0.5", prefect_api=prefect_api
+        )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "VERDICT: NO-GO" in r.stdout and "security.headers.hsts" in r.stdout
     failures = ET.parse(junit).getroot().findall(".//testcase/failure/..")
@@ -71,8 +90,17 @@ def test_a_ci_matrix_over_two_environments_gets_a_run_and_a_verdict_each(served,
     ci_env = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1"}
 
     def job(config: Path):
-        return golive("ci", "--param", f"config={json.dumps(str(config))}", "--param", CI_SECTIONS,
-                      "--poll-seconds", "0.5", prefect_api=prefect_api, env=ci_env)
+        return golive(
+            "ci",
+            "--param",
+            f"config={json.dumps(str(config))}",
+            "--param",
+            CI_SECTIONS,
+            "--poll-seconds",
+            "0.5",
+            prefect_api=prefect_api,
+            env=ci_env,
+        )
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         a, b = pool.map(job, [golive_config, other])
@@ -80,8 +108,9 @@ def test_a_ci_matrix_over_two_environments_gets_a_run_and_a_verdict_each(served,
         assert r.returncode == 0, r.stdout + r.stderr
 
     def run_id(r):
-        return next(line.split("the run: ", 1)[1].strip() for line in r.stdout.splitlines()
-                    if "the run: " in line).rsplit("/", 1)[1]
+        return next(
+            line.split("the run: ", 1)[1].strip() for line in r.stdout.splitlines() if "the run: " in line
+        ).rsplit("/", 1)[1]
 
     assert run_id(a) != run_id(b)
     assert "VERDICT: GO for sandbox " in a.stdout and "VERDICT: GO for sandbox-b " in b.stdout, a.stdout + b.stdout
@@ -102,11 +131,15 @@ def test_ci_refuses_a_deployment_nothing_polls(prefect_api):
 LIGHT = ["infrastructure", "dependencies", "application", "security", "performance", "monitoring", "team"]
 
 
-def start_go_live(api: httpx.Client, release: str, sections: list[str] | None = None, config: Path | None = None
-                  ) -> str:
+def start_go_live(
+    api: httpx.Client, release: str, sections: list[str] | None = None, config: Path | None = None
+) -> str:
     dep = api.get("deployments/name/go-live-readiness/go-live").json()
-    params = {"release": release, **({"sections": sections} if sections else {}),
-              **({"config": str(config)} if config else {})}
+    params = {
+        "release": release,
+        **({"sections": sections} if sections else {}),
+        **({"config": str(config)} if config else {}),
+    }
     r = api.post(f"deployments/{dep['id']}/create_flow_run", json={"parameters": params})
     r.raise_for_status()
     return r.json()["id"]
@@ -175,8 +208,11 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     first = wait_paused_sign_off(api, set(), run_id=run)
     assert first.run_id == run and first.key == "sign-off-1"
     assert api.get(f"flow_runs/{run}").json()["state"]["name"] == "Suspended"
-    wait_for(lambda: not holders(run) and not any(alive(pid) for pid in running), 15,
-             f"a process still executes the waiting run: {holders(run)}, {[p for p in running if alive(p)]}")
+    wait_for(
+        lambda: not holders(run) and not any(alive(pid) for pid in running),
+        15,
+        f"a process still executes the waiting run: {holders(run)}, {[p for p in running if alive(p)]}",
+    )
     # both approvers are told, with a link that opens this form in the Prefect UI
     opened = wait_mail(sandbox, mails, lambda m: "waits for your sign-off" in m["Subject"])
     assert opened["X-Rcpt-To"] == "cto@swipesavvy.test, vpe@swipesavvy.test"
@@ -189,15 +225,17 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     assert api.get(f"flow_runs/{first}").json()["state"]["type"] == "PAUSED"
     # both roles sign from a terminal: `golive approve` (the same form model and rules as the UI)
     cto = golive("approve", run, "--as", "Samuel Adeyemi:CTO", "--go", "--attest", prefect_api=prefect_api)
-    assert cto.returncode == 0 and "GO by Samuel Adeyemi (CTO) recorded (sign-off 1 of go-live run" in cto.stdout, \
+    assert cto.returncode == 0 and "GO by Samuel Adeyemi (CTO) recorded (sign-off 1 of go-live run" in cto.stdout, (
         cto.stdout + cto.stderr
+    )
     second = wait_paused_sign_off(api, {first}, run_id=run)
     assert second.run_id == run and second.key == "sign-off-2"  # the same run, started again: its next round
     wait_for(lambda: not holders(run), 15, "a process still executes the run waiting for round 2")
     # the same person signing again (as another role) counts once: refused, the form opens again. Signed without
     # the UI: `golive approve` on the go-live run's id says the go-live run refused it, and why (exit 2)
-    again = golive("approve", run, "--as", "samuel  adeyemi:VP Engineering", "--go", "--attest",
-                   prefect_api=prefect_api)
+    again = golive(
+        "approve", run, "--as", "samuel  adeyemi:VP Engineering", "--go", "--attest", prefect_api=prefect_api
+    )
     assert again.returncode == 2 and "REFUSED by the go-live run" in again.stdout, again.stdout + again.stderr
     assert "already signed: one person counts once" in again.stdout
     third = wait_paused_sign_off(api, {first, second}, run_id=run)
@@ -228,8 +266,9 @@ def test_go_with_both_sign_offs_deploys_exactly_once(served, sandbox, prefect_ap
     again = asyncio.run(trigger_deploy("x.yaml", "1.5.0", run))
     assert again == new[0]["id"]
     assert len([r for r in deploy_runs(api) if r["id"] not in before]) == 1
-    subprocess.run([sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"], check=True
+    )
 
 
 @pytest.mark.e2e
@@ -260,8 +299,10 @@ def test_pause_timeout_is_a_recorded_no_go(served, sandbox, short_timeout_config
     # and is refused by the run itself, naming the one that waits (one go-live at a time)
     second = wait_final(api, start_go_live(api, "1.6.0", LIGHT, config=short_timeout_config), timeout=60)
     assert second["state"]["type"] == "FAILED", second["state"]
-    assert second["state"]["message"].startswith(f"refused: go-live run {run} ") and \
-        "one go-live at a time" in second["state"]["message"], second["state"]["message"]
+    assert (
+        second["state"]["message"].startswith(f"refused: go-live run {run} ")
+        and "one go-live at a time" in second["state"]["message"]
+    ), second["state"]["message"]
     # Prefect ends the suspended run at its deadline (approval timeout: 30 s in this config); with no go-live process
     # left, the sign-off timer (a scheduled run of its own) reminded the approvers at half the time and, after the
     # deadline, names the end a NO-GO, records the decision and tells the approvers
@@ -328,8 +369,20 @@ def _go_live_with_an_alert(api, sandbox, release: str, fault: str) -> dict:
 
 @pytest.mark.e2e
 def test_an_acknowledged_high_alert_keeps_the_release(served, sandbox, prefect_api):
-    ack = golive("ack", "--environment", "sandbox", "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
-                 "--reason", "payments fall back to the retry queue", "--criterion", "payment", prefect_api=prefect_api)
+    ack = golive(
+        "ack",
+        "--environment",
+        "sandbox",
+        "--release",
+        "1.5.0",
+        "--by",
+        "Dana Whitfield: Deployment Lead",
+        "--reason",
+        "payments fall back to the retry queue",
+        "--criterion",
+        "payment",
+        prefect_api=prefect_api,
+    )
     assert ack.returncode == 0, ack.stderr
     try:
         deployed = _go_live_with_an_alert(served, sandbox, "1.5.0", "alert-payments-down")
@@ -340,14 +393,25 @@ def test_an_acknowledged_high_alert_keeps_the_release(served, sandbox, prefect_a
     assert "HIGH acknowledged: payment processing down" in deployed["state"]["message"]
     assert report["outcome"] == "DEPLOYED" and report["acknowledged"][0]["by"] == "Dana Whitfield: Deployment Lead"
     assert "PaymentProcessingDown" in report["acknowledged"][0]["evidence"]
-    subprocess.run([sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"], check=True
+    )
 
 
 @pytest.mark.e2e
 def test_a_critical_alert_rolls_back_at_once_whatever_was_acknowledged(served, sandbox, prefect_api):
-    golive("ack", "--environment", "sandbox", "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
-           "--reason", "we accept every HIGH risk tonight", prefect_api=prefect_api)
+    golive(
+        "ack",
+        "--environment",
+        "sandbox",
+        "--release",
+        "1.5.0",
+        "--by",
+        "Dana Whitfield: Deployment Lead",
+        "--reason",
+        "we accept every HIGH risk tonight",
+        prefect_api=prefect_api,
+    )
     try:
         deployed = _go_live_with_an_alert(served, sandbox, "1.5.0", "alert-data-corruption")
     finally:

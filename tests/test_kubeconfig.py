@@ -1,6 +1,7 @@
 """Kubernetes through a kubeconfig file (issue 13, point 4): what kubectl reads (the cluster's CA, the user's token)
 reaches the sandbox's HTTPS Kubernetes API fake; a context that does not exist, a cluster that skips TLS verification
 and a config with both ways given are refused, each in one line naming the cause, never showing the token."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,25 +19,36 @@ def cfg(sandbox):
 
 
 def kubeconfig(path: Path, server: str, token: str, *, ca: str | None, insecure: bool = False) -> Path:
-    cluster = {"server": server, **({"certificate-authority": ca} if ca else {}),
-               **({"insecure-skip-tls-verify": True} if insecure else {})}
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "prod",
-        "clusters": [{"name": "prod", "cluster": cluster}],
-        "users": [{"name": "golive", "user": {"token": token}}],
-        "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "golive"}}]}))
+    cluster = {
+        "server": server,
+        **({"certificate-authority": ca} if ca else {}),
+        **({"insecure-skip-tls-verify": True} if insecure else {}),
+    }
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "prod",
+                "clusters": [{"name": "prod", "cluster": cluster}],
+                "users": [{"name": "golive", "user": {"token": token}}],
+                "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "golive"}}],
+            }
+        )
+    )
     return path
 
 
 def via(cfg, path: Path, **extra):
     k = cfg.containers.kubernetes
-    return with_(cfg, "containers", kubernetes={"kubeconfig": str(path), "min_ready_nodes": k.min_ready_nodes,
-                                                **extra})
+    return with_(cfg, "containers", kubernetes={"kubeconfig": str(path), "min_ready_nodes": k.min_ready_nodes, **extra})
 
 
 def test_a_kubeconfig_with_the_clusters_ca_and_a_token_reads_the_cluster(cfg, tmp_path):
     k = cfg.containers.kubernetes
-    path = kubeconfig(tmp_path / "kubeconfig", str(k.api_url), k.token.get_secret_value(), ca=str(cfg.containers.ca_file))
+    path = kubeconfig(
+        tmp_path / "kubeconfig", str(k.api_url), k.token.get_secret_value(), ca=str(cfg.containers.ca_file)
+    )
     for cid in ("dependencies.kubernetes.nodes", "dependencies.kubernetes.components"):
         r = run_one(cid, via(cfg, path))
         assert r.status == Status.PASS, (cid, r.summary)
@@ -62,10 +74,12 @@ def test_the_config_takes_one_way_to_the_cluster(cfg, tmp_path):
 
     path = tmp_path / "kubeconfig"
     path.write_text("apiVersion: v1\n")
-    for bad, why in (({"api_url": "https://k:6443", "kubeconfig": str(path)}, "either api_url"),
-                     ({}, "either api_url"),
-                     ({"kubeconfig": str(path), "token": "t"}, "token goes with api_url"),
-                     ({"api_url": "https://k:6443", "context": "x"}, "context is a kubeconfig's"),
-                     ({"kubeconfig": str(tmp_path / "nope")}, "file not found")):
+    for bad, why in (
+        ({"api_url": "https://k:6443", "kubeconfig": str(path)}, "either api_url"),
+        ({}, "either api_url"),
+        ({"kubeconfig": str(path), "token": "t"}, "token goes with api_url"),
+        ({"api_url": "https://k:6443", "context": "x"}, "context is a kubeconfig's"),
+        ({"kubeconfig": str(tmp_path / "nope")}, "file not found"),
+    ):
         with pytest.raises(ValueError, match=why):
             KubernetesTarget(**bad)

@@ -1,6 +1,7 @@
 """Approvers are told (issue #14, point 1): a sign-off opened, refused, half its time gone, timed out, decided. Email
 through the config's own SMTP (the sandbox's: STARTTLS + AUTH, messages kept in its mailbox) and each approver's
 Slack-compatible webhook (a real HTTP receiver); best effort, and no secret in any message or problem line."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,16 +17,29 @@ def config_with_approvers(sandbox, hook_url: str):
     from golive.flows.policies import ApprovalPolicy
 
     cfg = sandbox_config(sandbox)
-    approval = ApprovalPolicy(**{**cfg.approval.model_dump(), "mail_from": "golive@swipesavvy.test", "approvers": [
-        {"name": "Samuel Adeyemi", "role": "CTO", "email": "cto@swipesavvy.test", "slack_webhook": hook_url},
-        {"name": "Grace Liu", "role": "VP Engineering", "email": "vpe@swipesavvy.test"}]})
+    approval = ApprovalPolicy(
+        **{
+            **cfg.approval.model_dump(),
+            "mail_from": "golive@swipesavvy.test",
+            "approvers": [
+                {"name": "Samuel Adeyemi", "role": "CTO", "email": "cto@swipesavvy.test", "slack_webhook": hook_url},
+                {"name": "Grace Liu", "role": "VP Engineering", "email": "vpe@swipesavvy.test"},
+            ],
+        }
+    )
     return cfg.model_copy(update={"approval": approval})
 
 
 def a_notice(what: str, roles: list[str], **kw) -> Notice:
-    return Notice(what=what, environment="sandbox", round_no=2, link="http://127.0.0.1:4200/runs/flow-run/abc",
-                  summary="Readiness GO for sandbox, release 1.5.0: 273 checks, 0 blocking failure(s), 0 warning(s).",
-                  roles=roles, **kw)
+    return Notice(
+        what=what,
+        environment="sandbox",
+        round_no=2,
+        link="http://127.0.0.1:4200/runs/flow-run/abc",
+        summary="Readiness GO for sandbox, release 1.5.0: 273 checks, 0 blocking failure(s), 0 warning(s).",
+        roles=roles,
+        **kw,
+    )
 
 
 def test_the_approvers_still_needed_get_an_email_and_their_webhook_with_the_link(sandbox):
@@ -47,7 +61,7 @@ def test_the_approvers_still_needed_get_an_email_and_their_webhook_with_the_link
         # a decision goes to everyone, with the verdict in the subject
         problems = asyncio.run(notify(cfg, a_notice("decided", [], decision="GO"), Redactor(collect_secrets(cfg))))
         assert problems == []
-        decided = sandbox.mail()[before + 1:]
+        decided = sandbox.mail()[before + 1 :]
         assert sorted(d["X-Rcpt-To"] for d in decided) == ["cto@swipesavvy.test, vpe@swipesavvy.test"]
         assert decided[0]["Subject"].endswith("go-live decided GO")
 
@@ -56,8 +70,9 @@ def test_a_refusal_says_why_and_a_dead_webhook_is_a_redacted_problem_never_an_ex
     with Receiver(status=404) as hook:
         cfg = config_with_approvers(sandbox, hook.url)
         before = len(sandbox.mail())
-        n = a_notice("refused", ["CTO", "VP Engineering"],
-                     problems=["Samuel Adeyemi has already signed: one person counts once"])
+        n = a_notice(
+            "refused", ["CTO", "VP Engineering"], problems=["Samuel Adeyemi has already signed: one person counts once"]
+        )
         problems = asyncio.run(notify(cfg, n, Redactor(collect_secrets(cfg))))
     [line] = problems
     assert line.startswith("webhook of Samuel Adeyemi: HTTPStatusError") and "404" in line
@@ -73,8 +88,7 @@ def test_a_refusal_says_why_and_a_dead_webhook_is_a_redacted_problem_never_an_ex
 def test_without_smtp_the_email_is_one_problem_line_and_the_webhook_still_goes(sandbox):
     with Receiver() as hook:
         cfg = config_with_approvers(sandbox, hook.url).model_copy(update={"smtp": None})
-        problems = asyncio.run(notify(cfg, a_notice("timed-out", [], decision="NO-GO"),
-                                      Redactor(collect_secrets(cfg))))
+        problems = asyncio.run(notify(cfg, a_notice("timed-out", [], decision="NO-GO"), Redactor(collect_secrets(cfg))))
         assert problems == ["email: RuntimeError: approvers have email addresses but the config has no `smtp` section"]
         assert hook.posts and hook.posts[0]["json"]["golive"]["what"] == "timed-out"
 
@@ -93,8 +107,10 @@ def test_a_server_that_never_answers_cannot_hold_the_run_and_slack_markup_stays_
     try:
         with Receiver() as hook:
             cfg = config_with_approvers(sandbox, hook.url)
-            approvers = [*cfg.approval.model_dump()["approvers"],
-                         {"name": "Tar Pit", "role": "CTO", "slack_webhook": f"http://127.0.0.1:{tarpit.getsockname()[1]}/x"}]
+            approvers = [
+                *cfg.approval.model_dump()["approvers"],
+                {"name": "Tar Pit", "role": "CTO", "slack_webhook": f"http://127.0.0.1:{tarpit.getsockname()[1]}/x"},
+            ]
             approval = ApprovalPolicy(**{**cfg.approval.model_dump(), "approvers": approvers, "notify_timeout_s": 1})
             cfg = cfg.model_copy(update={"approval": approval, "smtp": None})
             n = a_notice("opened", ["CTO"], blocking=["security.x FAIL: <!channel> <https://evil.test|Sign-off form>"])

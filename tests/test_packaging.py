@@ -6,6 +6,7 @@ outside the source tree, on both ends of `requires-python`.
 Marked `packaging` (`pytest -m packaging`, run by .ci/run): about 3 min on 2 cores, most of it the two pip
 installs (side by side) and the demo, which runs on the newest interpreter (the other runs every other command).
 """
+
 from __future__ import annotations
 
 import glob
@@ -38,8 +39,15 @@ pytestmark = [pytest.mark.packaging, pytest.mark.timeout(900)]
 
 def _run(argv: list, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120, code: int = 0) -> str:
     """stdout of a command that must exit `code`; otherwise the test fails with the command and its output's tail."""
-    p = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [str(a) for a in argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     assert p.returncode == code, f"{' '.join(map(str, argv))}: exit {p.returncode}\n{(p.stdout + p.stderr)[-3000:]}"
     return p.stdout
 
@@ -79,8 +87,15 @@ def _interpreter(version: str) -> str | None:
     root, want = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv"), tuple(map(int, version.split(".")))
     pyenv = sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"))
     for cand in [shutil.which(f"python{version}"), *pyenv]:
-        if cand and subprocess.run([cand, "-c", f"import sys, venv; sys.exit(sys.version_info[:2] != {want})"],
-                                   capture_output=True, timeout=60).returncode == 0:
+        if (
+            cand
+            and subprocess.run(
+                [cand, "-c", f"import sys, venv; sys.exit(sys.version_info[:2] != {want})"],
+                capture_output=True,
+                timeout=60,
+            ).returncode
+            == 0
+        ):
             return cand
     return None
 
@@ -100,8 +115,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
                     return
         except OSError:
             pass
-        assert proc.poll() is None and time.monotonic() < deadline, \
+        assert proc.poll() is None and time.monotonic() < deadline, (
             f"the Prefect server did not come up (exit {proc.poll()}):\n{log.read_text()[-3000:]}"
+        )
         time.sleep(0.5)
 
 
@@ -121,11 +137,23 @@ def venvs(dists, tmp_path_factory) -> dict[str, Future]:
     """Per interpreter found, a fresh venv in a 0700 directory with the wheel and its sandbox extra installed (not
     editable): the installs run side by side (pip keeps one core busy), and all are done before any test goes on, so
     no pip competes with a demo's timing checks."""
+
     def install(python: str, home: Path) -> tuple[Path, float]:
         t, venv = time.monotonic(), home / "venv"
         _run([python, "-m", "venv", venv], cwd=home)
-        _run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              f"{dists['wheel']}[sandbox]"], cwd=home, timeout=600)
+        _run(
+            [
+                venv / "bin" / "python",
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                f"{dists['wheel']}[sandbox]",
+            ],
+            cwd=home,
+            timeout=600,
+        )
         return venv, round(time.monotonic() - t, 1)
 
     with ThreadPoolExecutor(len(PYTHONS)) as pool:
@@ -161,45 +189,80 @@ def test_installed_wheel_runs_outside_the_source_tree(version, venvs, dists, tmp
     # nothing cached by an earlier run can help, and everything goes with it
     scratch = Path(tempfile.mkdtemp(prefix="golive-packaging-"))
     scratch.chmod(0o755)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "GOLIVE_", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"))}
-    env |= {"PATH": f"{bindir}{os.pathsep}{env.get('PATH', '')}", "TMPDIR": str(scratch),
-            "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "GOLIVE_", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"))
+    }
+    env |= {
+        "PATH": f"{bindir}{os.pathsep}{env.get('PATH', '')}",
+        "TMPDIR": str(scratch),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     server = None
     try:
         # a Prefect server (SQLite) for the example's Secret blocks, starting while the quick commands run
         port, server_log = _free_port(), tmp_path / "prefect-server.log"
         with open(server_log, "wb") as log:
-            server = subprocess.Popen([bindir / "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                                       str(port), "--no-ui", "--no-services", "--analytics-off"], cwd=work, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      start_new_session=True)
+            server = subprocess.Popen(
+                [
+                    bindir / "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-ui",
+                    "--no-services",
+                    "--analytics-off",
+                ],
+                cwd=work,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
         show = _run([bindir / "python", "-m", "pip", "show", "-f", "golive"], cwd=work, env=env)
         files = [line.strip() for line in show.split("\nFiles:\n", 1)[1].splitlines() if line.startswith("  ")]
         dist_info = f"golive-{dists['wheel'].name.split('-')[1]}.dist-info"
         assert {f.split("/")[0] for f in files if not f.startswith("..")} == {"golive", dist_info}
-        where = _run([bindir / "python", "-c", "import golive.flows, golive.sandbox; print(*golive.__path__)"],
-                     cwd=work, env=env).split()
+        where = _run(
+            [bindir / "python", "-c", "import golive.flows, golive.sandbox; print(*golive.__path__)"], cwd=work, env=env
+        ).split()
         assert where and all(Path(p).is_relative_to(venv) for p in where), where
 
         assert "usage: golive" in _run([bindir / "golive", "--help"], cwd=work, env=env)
-        assert _run([bindir / "golive", "catalog", "--format", "md"], cwd=work, env=env) == \
-            (REPO / "docs" / "checklist.md").read_text()
+        assert (
+            _run([bindir / "golive", "catalog", "--format", "md"], cwd=work, env=env)
+            == (REPO / "docs" / "checklist.md").read_text()
+        )
         lap("help, catalog")
 
         # examples/production.yaml with its ${VAR}s set and its Secret blocks on the server
         example = REPO / "examples" / "production.yaml"
         text = json.dumps(yaml.safe_load(example.read_text()))  # values only: not the comments' ${VAR} examples
         variables = {name: f"packaging-test-{name}" for name in re.findall(r"\$\{(\w+)\}", text)}
-        blocks = {name: f"packaging-test-{name}"
-                  for name in re.findall(r"\{\{\s*prefect\.blocks\.secret\.([\w-]+)", text)}
+        blocks = {
+            name: f"packaging-test-{name}" for name in re.findall(r"\{\{\s*prefect\.blocks\.secret\.([\w-]+)", text)
+        }
         assert variables and blocks
         env_api = {**env, **variables, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
         _wait_healthy(f"http://127.0.0.1:{port}/api/health", server, server_log)
-        _run([bindir / "python", "-c", "import sys; from prefect.blocks.system import Secret\n"
-              "for n, v in zip(sys.argv[1::2], sys.argv[2::2]): Secret(value=v).save(n, overwrite=True)",
-              *[x for kv in blocks.items() for x in kv]], cwd=work, env=env_api)
+        _run(
+            [
+                bindir / "python",
+                "-c",
+                "import sys; from prefect.blocks.system import Secret\n"
+                "for n, v in zip(sys.argv[1::2], sys.argv[2::2]): Secret(value=v).save(n, overwrite=True)",
+                *[x for kv in blocks.items() for x in kv],
+            ],
+            cwd=work,
+            env=env_api,
+        )
         out = _run([bindir / "golive", "config", "validate", example], cwd=work, env=env_api)
         assert f"{example}: ok (environment production, production rules;" in out
         assert not any(v in out for v in [*variables.values(), *blocks.values()]), out
@@ -212,8 +275,9 @@ def test_installed_wheel_runs_outside_the_source_tree(version, venvs, dists, tmp
         # the sandbox's app runs on this interpreter and says so: seed 1.1 wants "Python 3.10+ (ideally 3.11.x)",
         # so on another minor that one check is a WARN (GO-WITH-WARNINGS, exit 1) and everything else passes
         warned = {} if version == "3.11" else {"infrastructure.backend.python": "WARN"}
-        out = _run([bindir / "golive", "demo", "--readiness-only"], cwd=work, env=env, timeout=540,
-                   code=1 if warned else 0)
+        out = _run(
+            [bindir / "golive", "demo", "--readiness-only"], cwd=work, env=env, timeout=540, code=1 if warned else 0
+        )
         report = json.loads((work / "golive-reports" / "sandbox" / "latest" / "report.json").read_text())
         assert {r["id"]: r["status"] for r in report["results"] if r["status"] != "PASS"} == warned, out[-3000:]
         verdict = "GO-WITH-WARNINGS" if warned else "GO"

@@ -1,6 +1,7 @@
 """Ports are reserved machine-wide: under pytest-xdist (and a demo beside a test run) two sandboxes start at once,
 and a port one process picked but has not bound yet is free to the kernel: another process's bind(0) may pick it
 too, and its service then talks to the other sandbox's (seen in CI: a demo's S3 user "already exists")."""
+
 from __future__ import annotations
 
 import socket

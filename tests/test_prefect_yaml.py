@@ -1,4 +1,5 @@
 """prefect.yaml declares the same four deployments `golive serve` serves, and Prefect accepts it for real."""
+
 from __future__ import annotations
 
 import importlib
@@ -31,8 +32,14 @@ def test_prefect_deploy_registers_them_with_the_schedule(prefect_api):
     r = api.post("work_pools/", json={"name": "golive", "type": "process"})
     assert r.status_code in (201, 409)
     env = {**os.environ, **prefect_api.client_env(), "GOLIVE_HOME": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name in DEPLOYMENTS:
         dep = api.get(f"deployments/name/{name}").json()

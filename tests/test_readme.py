@@ -1,4 +1,5 @@
 """The README's quick start stays true: its test command is what CI runs, and its commands exist."""
+
 from __future__ import annotations
 
 import re
@@ -23,6 +24,7 @@ def test_quick_start_installs_the_sandbox_extra_and_runs_the_demo():
     first = _blocks((REPO / "README.md").read_text())[0].strip()
     assert first == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[sandbox]' && .venv/bin/golive demo"
     import tomllib
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["golive"] == "golive.deployments.cli:main"
     assert "sandbox" in project["optional-dependencies"]

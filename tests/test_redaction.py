@@ -1,6 +1,7 @@
 """No secret survives the redactor in any encoding (issue #10, item 4): a property test over generated secrets (1 to 40
 characters, regex metacharacters, any Unicode) and every encoding a target or a driver applies, the net for a secret
 cut before redaction, and real servers that echo what golive sent them (HTTP Basic, a Sentry key) into the evidence."""
+
 from __future__ import annotations
 
 import base64
@@ -49,9 +50,11 @@ ENCODINGS = {
 }
 
 META = ".^$*+?{}[]\\|()%&<>\"'/:@=# \n\t"
-SECRETS = st.one_of(st.text(alphabet=META + "ab1", min_size=1, max_size=3),  # the short ones the config refuses
-                    st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40),
-                    st.text(alphabet=string.ascii_letters + string.digits + META, min_size=8, max_size=40))
+SECRETS = st.one_of(
+    st.text(alphabet=META + "ab1", min_size=1, max_size=3),  # the short ones the config refuses
+    st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40),
+    st.text(alphabet=string.ascii_letters + string.digits + META, min_size=8, max_size=40),
+)
 AROUND = st.text(alphabet=string.ascii_letters + " =:,", max_size=8)
 
 
@@ -76,17 +79,25 @@ def test_no_encoding_of_a_secret_survives(secret, before, after, encoding):
 
 
 @settings(max_examples=150, deadline=None)
-@given(secret=SECRETS, user=st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=12),
-       header=st.sampled_from(["Authorization: Basic ", '{"authorization": "Basic ', "basic "]))
+@given(
+    secret=SECRETS,
+    user=st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=12),
+    header=st.sampled_from(["Authorization: Basic ", '{"authorization": "Basic ', "basic "]),
+)
 def test_http_basic_credentials_are_masked_whatever_the_user(secret, user, header):
     token = _b64(f"{user}:{secret}")
     out = Redactor([secret]).text(f"{header}{token}")
-    assert not survives(token, out) and not survives(token[-4:].rstrip("="), out[len(header) - 1:]), out
+    assert not survives(token, out) and not survives(token[-4:].rstrip("="), out[len(header) - 1 :]), out
 
 
 @settings(max_examples=150, deadline=None)
-@given(secret=st.text(alphabet=string.ascii_letters + string.digits + "!@#$%^&*()[]{}-_=+;:,.<>?/|~", min_size=5,
-                      max_size=40), cut=st.integers(min_value=4), dots=st.sampled_from(["", "…", "...", "')"]))
+@given(
+    secret=st.text(
+        alphabet=string.ascii_letters + string.digits + "!@#$%^&*()[]{}-_=+;:,.<>?/|~", min_size=5, max_size=40
+    ),
+    cut=st.integers(min_value=4),
+    dots=st.sampled_from(["", "…", "...", "')"]),
+)
 def test_a_secret_cut_before_redaction_leaves_no_prefix(secret, cut, dots):
     kind = re.match(r"(?:[a-z]{2,6}[_-]){1,2}", secret)  # `sk_live_…` names a key's kind: evidence, not secret
     cut = min(max(cut, kind.end() + 1 if kind else 0), len(secret) - 1)
@@ -100,10 +111,14 @@ def test_a_secret_cut_before_redaction_leaves_no_prefix(secret, cut, dots):
 
 def test_secret_urls_give_their_parts_and_userinfo_is_masked():
     r = Redactor(["http://0123456789abcdef@sentry.example:9000/42", "https://hooks.example/services/T0/B0/XyZ123"])
-    out = r.text("sentry_key=0123456789abcdef; POST /services/T0/B0/XyZ123; ssh://tok3n@git.example/x; "
-                 "postgresql://app_user:pw@db/app; Basic authentication is on; Bearer <token>")
-    assert out == ("sentry_key=***; POST ***; ssh://***@git.example/x; postgresql://app_user:***@db/app; "
-                   "Basic authentication is on; Bearer <token>")
+    out = r.text(
+        "sentry_key=0123456789abcdef; POST /services/T0/B0/XyZ123; ssh://tok3n@git.example/x; "
+        "postgresql://app_user:pw@db/app; Basic authentication is on; Bearer <token>"
+    )
+    assert out == (
+        "sentry_key=***; POST ***; ssh://***@git.example/x; postgresql://app_user:***@db/app; "
+        "Basic authentication is on; Bearer <token>"
+    )
     key = Redactor(["sk_live_4eC39HqLyjWDarjtT1zdp7dc"])
     assert key.text("key sk_live_…") == "key sk_live_…" and key.text("key sk_live_4eC…") == "key ***…"
 
@@ -127,17 +142,28 @@ def echo_app() -> Starlette:
         pad = "x" * (200 - auth.index("sentry_key=") - len("sentry_key=") - 8)
         return JSONResponse({"detail": f"{pad}{auth}"}, status_code=403)
 
-    return Starlette(routes=[Route(f"/2010-04-01/Accounts/{SID}.json", account),
-                             Route(f"/2010-04-01/Accounts/{SID}/Balance.json", account),
-                             Route("/api/42/envelope/", envelope, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route(f"/2010-04-01/Accounts/{SID}.json", account),
+            Route(f"/2010-04-01/Accounts/{SID}/Balance.json", account),
+            Route("/api/42/envelope/", envelope, methods=["POST"]),
+        ]
+    )
 
 
 def test_servers_echoing_credentials_get_none_into_the_evidence():
     with ServerThread(echo_app()) as srv:
         base = f"http://127.0.0.1:{srv.port}"
-        cfg = parse_config({"environment": "echo", "saas": {
-            "twilio": {"api_url": base, "account_sid": SID, "auth_token": TOKEN},
-            "sentry": {"dsn": f"http://{SENTRY_KEY}@127.0.0.1:{srv.port}/42"}}}, env={})
+        cfg = parse_config(
+            {
+                "environment": "echo",
+                "saas": {
+                    "twilio": {"api_url": base, "account_sid": SID, "auth_token": TOKEN},
+                    "sentry": {"dsn": f"http://{SENTRY_KEY}@127.0.0.1:{srv.port}/42"},
+                },
+            },
+            env={},
+        )
         res = run_ids(["dependencies.twilio.api", "dependencies.twilio.account", "dependencies.sentry.events"], cfg)
     assert res["dependencies.twilio.account"].status == Status.FAIL  # the echoed "status" is not "active"
     sentry = res["dependencies.sentry.events"]

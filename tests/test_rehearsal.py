@@ -1,4 +1,5 @@
 """Nightly rehearsal: "what changed since last night", against a real Prefect server and the real sandbox."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,16 +25,28 @@ T0 = datetime(2025, 12, 30, 2, 0, tzinfo=UTC)
 
 # --------------------------------------------------------------------------- helpers
 
-def result(cid: str, status: Status, duration: float = 0.1, severity: Severity = Severity.BLOCKING,
-           summary: str = "") -> CheckResult:
-    return CheckResult(id=cid, title=cid, section=cid.split(".")[0], severity=severity, seed=["9.1 Team Briefing"],
-                       status=status, observed=summary or status.value, expected="ok", evidence="test",
-                       started_at=T0, finished_at=T0 + timedelta(seconds=duration), duration_s=duration)
+
+def result(
+    cid: str, status: Status, duration: float = 0.1, severity: Severity = Severity.BLOCKING, summary: str = ""
+) -> CheckResult:
+    return CheckResult(
+        id=cid,
+        title=cid,
+        section=cid.split(".")[0],
+        severity=severity,
+        seed=["9.1 Team Briefing"],
+        status=status,
+        observed=summary or status.value,
+        expected="ok",
+        evidence="test",
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=duration),
+        duration_s=duration,
+    )
 
 
 def report_of(*results: CheckResult, run_id: str = "run-2", started: datetime = T0):
-    return build_report(list(results), environment="nightly", mode="rehearsal", started_at=started,
-                        flow_run_id=run_id)
+    return build_report(list(results), environment="nightly", mode="rehearsal", started_at=started, flow_run_id=run_id)
 
 
 def env_config(sandbox, tmp_path: Path, environment: str, notify: dict | None = None) -> Path:
@@ -56,17 +69,26 @@ def notify_block(timeout_s: float = 5) -> dict:
 def section_of(markdown: str) -> str:
     start = markdown.index("## What changed since the last rehearsal")
     end = markdown.find("\n## ", start + 5)
-    return markdown[start:end if end > 0 else None]
+    return markdown[start : end if end > 0 else None]
 
 
 # --------------------------------------------------------------------------- the diff, without Prefect
 
+
 def test_diff_classifies_every_change():
-    before = rehearsal.snapshot_of(report_of(
-        result("dependencies.redis.memory", Status.PASS), result("backup.restore.test", Status.PASS, 10.0),
-        result("team.runbooks.reachable", Status.FAIL), result("team.contacts.complete", Status.ERROR),
-        result("security.headers.hsts", Status.PASS), result("data.rows.counts", Status.NOT_APPLICABLE),
-        result("team.pager.legacy", Status.PASS), run_id="run-1", started=T0 - timedelta(days=1)))
+    before = rehearsal.snapshot_of(
+        report_of(
+            result("dependencies.redis.memory", Status.PASS),
+            result("backup.restore.test", Status.PASS, 10.0),
+            result("team.runbooks.reachable", Status.FAIL),
+            result("team.contacts.complete", Status.ERROR),
+            result("security.headers.hsts", Status.PASS),
+            result("data.rows.counts", Status.NOT_APPLICABLE),
+            result("team.pager.legacy", Status.PASS),
+            run_id="run-1",
+            started=T0 - timedelta(days=1),
+        )
+    )
     now = report_of(
         result("dependencies.redis.memory", Status.FAIL, summary="noeviction"),
         result("backup.restore.test", Status.PASS, 16.0),  # +60 %, +6 s: slower
@@ -74,14 +96,15 @@ def test_diff_classifies_every_change():
         result("team.contacts.complete", Status.FAIL),
         result("security.headers.hsts", Status.WARN),
         result("data.rows.counts", Status.SKIPPED),
-        result("team.oncall.current", Status.PASS))
+        result("team.oncall.current", Status.PASS),
+    )
     d = rehearsal.diff(now, before)
     assert sorted(c.id for c in d.new_failures) == ["data.rows.counts", "dependencies.redis.memory"]
     assert [c.id for c in d.fixed] == ["team.runbooks.reachable"]
     assert [(c.id, c.before, c.after) for c in d.still_failing] == [
-        ("team.contacts.complete", Status.ERROR, Status.FAIL)]
-    assert [(c.id, c.before, c.after) for c in d.other_changes] == [
-        ("security.headers.hsts", Status.PASS, Status.WARN)]
+        ("team.contacts.complete", Status.ERROR, Status.FAIL)
+    ]
+    assert [(c.id, c.before, c.after) for c in d.other_changes] == [("security.headers.hsts", Status.PASS, Status.WARN)]
     assert [c.id for c in d.added] == ["team.oncall.current"]
     assert [c.id for c in d.removed] == ["team.pager.legacy"]
     assert [(s.id, s.before_s, s.after_s) for s in d.slower] == [("backup.restore.test", 10.0, 16.0)]
@@ -95,8 +118,10 @@ def test_diff_classifies_every_change():
 def test_slower_threshold_is_configurable_and_needs_both_factor_and_seconds():
     def slower(before_s, after_s, **kw):
         prev = rehearsal.snapshot_of(report_of(result("backup.restore.test", Status.PASS, before_s), run_id="a"))
-        return [s.id for s in rehearsal.diff(report_of(result("backup.restore.test", Status.PASS, after_s)), prev,
-                                             **kw).slower]
+        return [
+            s.id
+            for s in rehearsal.diff(report_of(result("backup.restore.test", Status.PASS, after_s)), prev, **kw).slower
+        ]
 
     assert slower(10.0, 16.0) == ["backup.restore.test"]
     assert slower(10.0, 14.0) == []  # +40 %: not > 50 %
@@ -115,16 +140,19 @@ def test_first_night_and_nothing_changed_say_so():
     assert first.first and first.changed
     assert "No previous rehearsal of `nightly` was found" in rehearsal.to_markdown(first)
     assert "first rehearsal" in rehearsal.to_slack(first)["text"]
-    same = rehearsal.diff(now, rehearsal.snapshot_of(report_of(result("dependencies.redis.memory", Status.PASS),
-                                                               run_id="run-1")))
+    same = rehearsal.diff(
+        now, rehearsal.snapshot_of(report_of(result("dependencies.redis.memory", Status.PASS), run_id="run-1"))
+    )
     assert not same.changed
     assert "No status changed and no check got slower" in rehearsal.to_markdown(same)
 
 
 def test_partial_previous_run_compares_only_shared_sections():
     prev = rehearsal.snapshot_of(report_of(result("dependencies.redis.memory", Status.PASS), run_id="a"))
-    d = rehearsal.diff(report_of(result("dependencies.redis.memory", Status.PASS),
-                                 result("team.runbooks.reachable", Status.PASS)), prev)
+    d = rehearsal.diff(
+        report_of(result("dependencies.redis.memory", Status.PASS), result("team.runbooks.reachable", Status.PASS)),
+        prev,
+    )
     assert d.added == [] and "covered sections dependencies" in d.scope_note
 
 
@@ -155,8 +183,9 @@ def test_slack_payload_respects_slack_limits():
 def test_notify_policy_is_validated_without_echoing_the_url():
     from golive.flows.config import ConfigError
 
-    cfg = parse_config({"environment": "nightly", "notify": {"webhook_url": "https://hooks.example.test/x/y/z"}},
-                       env={})
+    cfg = parse_config(
+        {"environment": "nightly", "notify": {"webhook_url": "https://hooks.example.test/x/y/z"}}, env={}
+    )
     assert cfg.notify.slow_factor == 1.5 and cfg.notify.slow_min_seconds == 1.0
     assert "https://hooks.example.test/x/y/z" in cfg.secrets()
     with pytest.raises(ConfigError) as e:
@@ -166,8 +195,8 @@ def test_notify_policy_is_validated_without_echoing_the_url():
 
 # --------------------------------------------------------------------------- the flow on a real Prefect server
 
-def test_rehearsals_report_new_failure_then_fixed_and_post_to_the_webhook(sandbox, prefect_api, tmp_path,
-                                                                         monkeypatch):
+
+def test_rehearsals_report_new_failure_then_fixed_and_post_to_the_webhook(sandbox, prefect_api, tmp_path, monkeypatch):
     with Receiver() as hook:
         monkeypatch.setenv(WEBHOOK_ENV, hook.url)
         cfg = env_config(sandbox, tmp_path, "nightly-a", notify_block())
@@ -184,7 +213,7 @@ def test_rehearsals_report_new_failure_then_fixed_and_post_to_the_webhook(sandbo
         assert s2.is_completed() and broken.verdict == Verdict.NO_GO
         md2 = (out / "nightly-a" / "latest" / "report.md").read_text()
         sec2 = section_of(md2)
-        new = sec2[sec2.index("New failures"):].split("\n\n**")[0]
+        new = sec2[sec2.index("New failures") :].split("\n\n**")[0]
         assert "`dependencies.redis.memory` PASS → FAIL" in new and "noeviction" in new
         assert f"flow run `{first.flow_run_id}`" in sec2 and "NO-GO" in sec2
         assert md2.index("## What changed") < md2.index("## Blocking")  # near the top, where it is read first
@@ -194,7 +223,7 @@ def test_rehearsals_report_new_failure_then_fixed_and_post_to_the_webhook(sandbo
 
         repaired, s3 = run_flow(cfg, mode="rehearsal", out=out, sections=SECTIONS)
         sec3 = section_of((out / "nightly-a" / "latest" / "report.md").read_text())
-        fixed = sec3[sec3.index("Fixed"):].split("\n\n**")[0]
+        fixed = sec3[sec3.index("Fixed") :].split("\n\n**")[0]
         assert "`dependencies.redis.memory` FAIL → PASS" in fixed
         assert "New failures" not in sec3
 
@@ -222,9 +251,11 @@ def test_dead_or_hung_webhook_never_fails_the_run_and_no_secret_leaks(sandbox, p
     secret_token = WEBHOOK_SECRET_PATH.rsplit("/", 1)[1]
     out = tmp_path / "reports"
     results = []
-    for env, url, timeout_s in [("nightly-dead", f"http://127.0.0.1:{refused_port()}{WEBHOOK_SECRET_PATH}", 5),
-                                ("nightly-hung", None, 1)]:
-        with (hung_server() if url is None else contextlib.nullcontext(None)) as port:
+    for env, url, timeout_s in [
+        ("nightly-dead", f"http://127.0.0.1:{refused_port()}{WEBHOOK_SECRET_PATH}", 5),
+        ("nightly-hung", None, 1),
+    ]:
+        with hung_server() if url is None else contextlib.nullcontext(None) as port:
             monkeypatch.setenv(WEBHOOK_ENV, url or f"http://127.0.0.1:{port}{WEBHOOK_SECRET_PATH}")
             cfg = env_config(sandbox, tmp_path, env, notify_block(timeout_s))
             report, state = run_flow(cfg, mode="rehearsal", out=out, sections=["dependencies"])
@@ -236,8 +267,11 @@ def test_dead_or_hung_webhook_never_fails_the_run_and_no_secret_leaks(sandbox, p
     _drain_prefect()
     logs, _ = asyncio.run(flow_run_logs(str(results[0][1].state_details.flow_run_id)))
     assert any("rehearsal webhook http://127.0.0.1:" in m and "failed" in m for m in logs)
-    artifacts = [json.dumps(asyncio.run(artifact(f"golive-{k}-{env}")))
-                 for k in ("report", "checks", "verdict", "rehearsal") for env in ("nightly-dead", "nightly-hung")]
+    artifacts = [
+        json.dumps(asyncio.run(artifact(f"golive-{k}-{env}")))
+        for k in ("report", "checks", "verdict", "rehearsal")
+        for env in ("nightly-dead", "nightly-hung")
+    ]
     files = [p.read_text() for p in out.rglob("*") if p.is_file()]
     haystack = "\n".join([*logs, *artifacts, *files, *(r.model_dump_json() for r, _ in results)])
     assert "webhook http://127.0.0.1:" in haystack

@@ -3,6 +3,7 @@ health probe with Rich markup (`[/oops]`, `[bold`), XML that would close the JUn
 escape, a markdown table breaker, a code span, HTML and a link: `golive run` and `golive check` still reach their
 verdict (before the fix: exit 4, no verdict), and the terminal, report.md / the markdown artifact, the table artifact,
 JUnit XML (parsed back), the sign-off form and the Slack webhook (received by a real server) show the text as text."""
+
 from __future__ import annotations
 
 import asyncio
@@ -68,14 +69,30 @@ def assert_junit_data(xml: str) -> None:
 def golive(prefect_api, *args: str) -> subprocess.CompletedProcess:
     # the session's Prefect server: an ephemeral one would take seconds to start in every run
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}, **prefect_api.client_env()}
-    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "golive.deployments.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def test_golive_run_reaches_its_verdict_and_every_file_shows_the_answer_as_data(prometheus, prefect_api, tmp_path):
     out, junit = tmp_path / "reports", tmp_path / "junit.xml"
-    p = golive(prefect_api, "run", "--config", str(config_file(tmp_path, prometheus)), "--section", "monitoring",
-               "--out", str(out), "--junit", str(junit))
+    p = golive(
+        prefect_api,
+        "run",
+        "--config",
+        str(config_file(tmp_path, prometheus)),
+        "--section",
+        "monitoring",
+        "--out",
+        str(out),
+        "--junit",
+        str(junit),
+    )
     assert p.returncode == 2, (p.returncode, p.stdout[-1500:], p.stderr[-1500:])
     assert "VERDICT: NO-GO" in p.stdout and "\x1b" not in p.stdout
     assert "observed: 503 [/oops] [bold \\x1b[31m</testcase>]]> | x | `t` <b>&amp;" in p.stdout
@@ -106,8 +123,12 @@ def test_artifacts_form_and_webhook_carry_the_answer_as_data(prometheus):
     assert "<b>" not in form and "[l](j:x)" not in form and "\x1b" not in form and "&lt;b&gt;" in form
 
     # the rehearsal's diff against a night where the check passed: markdown section and Slack webhook
-    before = build_report([r.model_copy(update={"status": Status.PASS}) for r in results], environment="hostile",
-                          mode="rehearsal", started_at=started)
+    before = build_report(
+        [r.model_copy(update={"status": Status.PASS}) for r in results],
+        environment="hostile",
+        mode="rehearsal",
+        started_at=started,
+    )
     d = rehearsal.diff(report, rehearsal.snapshot_of(before))
     assert [c.id for c in d.new_failures] == [CHECK, "monitoring.prometheus.targets"]
     section = rehearsal.to_markdown(d)

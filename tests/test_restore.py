@@ -3,6 +3,7 @@
 Every test runs under `nothing_left_behind`: afterwards no scratch database remains on the restore server and no
 pg_restore (or any other stray child process) is running.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,12 +49,17 @@ def throttled_s3(sandbox, rate: float) -> Forwarder:
 
 # --------------------------------------------------------------------------- a good backup
 
+
 def test_fresh_good_backup_restores_and_matches_the_source(sandbox, cfg):
     res = run_dag(RESTORE_IDS, cfg)
-    assert set(res) == set(RESTORE_IDS) | {"backup.s3.reachable", "backup.s3.latest_full",
-                                           "dependencies.postgres.reachable"}
-    assert all(r.status == Status.PASS for r in res.values()), \
-        {i: r.summary for i, r in res.items() if r.status != Status.PASS}
+    assert set(res) == set(RESTORE_IDS) | {
+        "backup.s3.reachable",
+        "backup.s3.latest_full",
+        "dependencies.postgres.reachable",
+    }
+    assert all(r.status == Status.PASS for r in res.values()), {
+        i: r.summary for i, r in res.items() if r.status != Status.PASS
+    }
     r = res["backup.restore.test"]
     obs = r.observed
     assert 0 < obs["restore_seconds"] < 30 and obs["dump_bytes"] == len(sandbox.dump) and obs["throughput_mib_s"] > 0
@@ -83,19 +89,28 @@ def test_the_restore_never_writes_to_the_source(sandbox, cfg):
         before = settled_write_stats(sandbox)
         r = run_one("backup.restore.test", cfg)
         assert r.status == Status.PASS, r.summary
-        assert settled_write_stats(sandbox) == before      # tup_inserted/updated/deleted, n_tup_* of every table
+        assert settled_write_stats(sandbox) == before  # tup_inserted/updated/deleted, n_tup_* of every table
     finally:
         sandbox.start_service("scheduler", wait=True)
     # ...and the measurement does see writes: one row in and out again moves the counters
-    with psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres"], dbname="merchants_prod",
-                         user="app_user", password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"], autocommit=True) as c:
-        c.execute("INSERT INTO job_runs (job_name, scheduled_for, started_at, status) "
-                  "VALUES ('golive_probe', now(), now(), 'success')")
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=sandbox.ports["postgres"],
+        dbname="merchants_prod",
+        user="app_user",
+        password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"],
+        autocommit=True,
+    ) as c:
+        c.execute(
+            "INSERT INTO job_runs (job_name, scheduled_for, started_at, status) "
+            "VALUES ('golive_probe', now(), now(), 'success')"
+        )
         c.execute("DELETE FROM job_runs WHERE job_name = 'golive_probe'")
     assert settled_write_stats(sandbox) != before
 
 
 # --------------------------------------------------------------------------- bad backups
+
 
 def test_three_day_old_backup_fails_and_is_not_restored(sandbox, cfg):
     with sandbox.fault("backup-stale"):
@@ -140,8 +155,9 @@ def test_object_that_is_not_a_dump_fails_before_anything_is_restored(sandbox, cf
     with sandbox.fault("backup-not-a-dump"):
         r = run_one("backup.restore.test", cfg)
     assert r.status == Status.FAIL
-    assert r.observed["problem"] == "not a pg_dump custom-format archive: gzip-compressed data (a gzipped " \
-                                    "plain-SQL dump?)"
+    assert (
+        r.observed["problem"] == "not a pg_dump custom-format archive: gzip-compressed data (a gzipped plain-SQL dump?)"
+    )
     assert "nothing was restored" in r.evidence
 
 
@@ -149,8 +165,10 @@ def test_dump_of_the_wrong_database_is_refused_or_fails_the_row_counts(sandbox, 
     with sandbox.fault("backup-wrong-db"):
         r = run_one("backup.restore.test", cfg)
         assert r.status == Status.FAIL and r.observed["dump"]["dbname"] == "merchants_staging"
-        assert r.observed["problem"] == "a dump of database 'merchants_staging', not 'merchants_prod': nothing was " \
-                                        "restored"
+        assert (
+            r.observed["problem"] == "a dump of database 'merchants_staging', not 'merchants_prod': nothing was "
+            "restored"
+        )
         # without the header check the restore runs, and the data gives it away
         r = run_one("backup.restore.test", with_(cfg, "restore", check_dump_dbname=False))
     assert r.status == Status.FAIL and r.observed["scratch_dropped"] is True
@@ -184,6 +202,7 @@ def test_s3_permission_error_is_one_failure_with_the_s3_answer(sandbox, cfg):
 
 
 # --------------------------------------------------------------------------- the restore server
+
 
 def test_restore_server_equal_to_the_source_is_refused(sandbox, cfg):
     pg = cfg.postgres
@@ -222,14 +241,18 @@ def test_unreachable_restore_server_is_an_error(cfg):
 
 # --------------------------------------------------------------------------- time bounds and cleanup
 
+
 def test_restore_slower_than_the_rto_is_killed_and_fails(sandbox, cfg):
     with throttled_s3(sandbox, rate=120_000) as fwd:
         slow = with_(cfg, "backups", endpoint_url=f"http://127.0.0.1:{fwd.port}")
         t0 = time.monotonic()
         r = run_one("backup.restore.test", with_(slow, "restore", restore_timeout_minutes=0.02))
     assert r.status == Status.FAIL and time.monotonic() - t0 < 6
-    assert re.fullmatch(r"the restore did not finish within 0.02 min \(RTO 30 min\): pg_restore killed after "
-                        r"\d\.\d s, [\d,]+ of [\d,]+ bytes streamed", r.observed["problem"]), r.observed["problem"]
+    assert re.fullmatch(
+        r"the restore did not finish within 0.02 min \(RTO 30 min\): pg_restore killed after "
+        r"\d\.\d s, [\d,]+ of [\d,]+ bytes streamed",
+        r.observed["problem"],
+    ), r.observed["problem"]
     assert r.observed["scratch_dropped"] is True and 0 < r.observed["dump_bytes"] < len(sandbox.dump)
 
 
@@ -270,19 +293,29 @@ sys.exit("the restore never started")
 
 
 def test_interpreter_exit_mid_restore_kills_pg_restore_and_drops_the_scratch_database(sandbox, cfg):
-    code = CHILD.format(repo=str(REPO), config=str(sandbox.config_path), s3_port=sandbox.ports["s3"],
-                        port=sandbox.ports["postgres_restore"])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, **sandbox.env})
+    code = CHILD.format(
+        repo=str(REPO),
+        config=str(sandbox.config_path),
+        s3_port=sandbox.ports["s3"],
+        port=sandbox.ports["postgres_restore"],
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ, **sandbox.env}
+    )
     assert out.returncode == 0 and out.stdout.startswith("restoring into golive_restore_"), out.stderr[-2000:]
     assert scratch_databases(sandbox) == [], out.stderr[-2000:]  # dropped at exit; pg_restore died with its thread
 
 
 def test_stale_scratch_databases_of_killed_runs_are_dropped_first(sandbox, cfg):
     stale = "golive_restore_20200101t000000z_abcdef"
-    with psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres_restore"], dbname="postgres",
-                         user="golive_restore", password=sandbox.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"],
-                         autocommit=True) as c:
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=sandbox.ports["postgres_restore"],
+        dbname="postgres",
+        user="golive_restore",
+        password=sandbox.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"],
+        autocommit=True,
+    ) as c:
         c.execute(f"CREATE DATABASE {stale}")
     r = run_one("backup.restore.test", cfg)
     assert r.status == Status.PASS and r.details["stale_scratch_dropped"] == [stale]
@@ -304,12 +337,18 @@ def test_scratch_database_is_dropped_while_a_session_the_restore_user_may_not_en
     t = cfg.restore
     for leaves_after in (1.0, None):
         name = f"golive_restore_20261202t000000z_{'a' if leaves_after else 'b'}bcdef"
-        with psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres_restore"], dbname="postgres",
-                             user="golive_restore", password=sandbox.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"],
-                             autocommit=True) as c:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=sandbox.ports["postgres_restore"],
+            dbname="postgres",
+            user="golive_restore",
+            password=sandbox.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"],
+            autocommit=True,
+        ) as c:
             c.execute(f"CREATE DATABASE {name}")
-        other = psycopg.connect(sbpg.admin_conninfo(sock, sandbox.ports["postgres_restore"], dbname=name),
-                                autocommit=True)
+        other = psycopg.connect(
+            sbpg.admin_conninfo(sock, sandbox.ports["postgres_restore"], dbname=name), autocommit=True
+        )
         other.execute("SELECT 1")
         timer = threading.Timer(leaves_after, other.close) if leaves_after else None
         if timer:
@@ -330,10 +369,18 @@ def test_scratch_database_is_dropped_while_a_session_the_restore_user_may_not_en
 
 
 def test_rows_written_since_the_backup_are_within_the_tolerance(sandbox, cfg):
-    with psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres"], dbname="merchants_prod",
-                         user="app_user", password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"], autocommit=True) as c:
-        c.execute("INSERT INTO job_runs (job_name, scheduled_for, started_at, status) "
-                  "VALUES ('golive_probe', now(), now(), 'success')")
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=sandbox.ports["postgres"],
+        dbname="merchants_prod",
+        user="app_user",
+        password=sandbox.env["GOLIVE_SANDBOX_DB_PASSWORD"],
+        autocommit=True,
+    ) as c:
+        c.execute(
+            "INSERT INTO job_runs (job_name, scheduled_for, started_at, status) "
+            "VALUES ('golive_probe', now(), now(), 'success')"
+        )
         try:
             ok = run_one("backup.restore.test", cfg)
             strict = run_one("backup.restore.test", with_(cfg, "restore", row_tolerance_pct=0))
@@ -342,8 +389,9 @@ def test_rows_written_since_the_backup_are_within_the_tolerance(sandbox, cfg):
     assert ok.status == Status.PASS and ok.observed["rows"]["job_runs"]["diff"] == 1
     assert strict.status == Status.FAIL
     n = ok.observed["rows"]["job_runs"]["restored"]
-    assert strict.observed["problems"] == [f"job_runs: {n:,} restored vs {n + 1:,} in the source (allowed "
-                                           "difference 0)"]
+    assert strict.observed["problems"] == [
+        f"job_runs: {n:,} restored vs {n + 1:,} in the source (allowed difference 0)"
+    ]
 
 
 def test_parallel_restore_spools_to_a_file_and_removes_it(sandbox, cfg):
@@ -396,10 +444,19 @@ def test_the_data_integrity_suites_validate_the_restored_copy(sandbox, cfg, tmp_
         for f in SUITES_DIR.glob("*.json"):
             (suites / f.name).write_text(f.read_text())
         users = json.loads((suites / "users.json").read_text())
-        users["expectations"].append({"type": "expect_table_row_count_to_be_between",
-                                      "kwargs": {"min_value": 1, "max_value": 10},
-                                      "meta": {"golive": {"fact": "at_most_ten", "title": "users has at most 10 rows",
-                                                          "seed": ["3.1 Data Quality Checks"]}}})
+        users["expectations"].append(
+            {
+                "type": "expect_table_row_count_to_be_between",
+                "kwargs": {"min_value": 1, "max_value": 10},
+                "meta": {
+                    "golive": {
+                        "fact": "at_most_ten",
+                        "title": "users has at most 10 rows",
+                        "seed": ["3.1 Data Quality Checks"],
+                    }
+                },
+            }
+        )
         (suites / "users.json").write_text(json.dumps(users))
         strict = cfg.model_copy(update={"postgres": cfg.postgres.model_copy(update={"suites_dir": str(suites)})})
         bad = run_one("backup.restore.test", strict)
@@ -415,21 +472,29 @@ def test_the_data_integrity_suites_validate_the_restored_copy(sandbox, cfg, tmp_
 
 # --------------------------------------------------------------------------- the archive header
 
+
 def test_dump_header_and_what_non_dumps_look_like(sandbox):
     h = parse_header(sandbox.dump[:4096])
-    assert (h.format, h.compression, h.dbname, h.server_version, h.pg_dump_version) == \
-        ("custom", "gzip", "merchants_prod", "18.6", "18.6")
+    assert (h.format, h.compression, h.dbname, h.server_version, h.pg_dump_version) == (
+        "custom",
+        "gzip",
+        "merchants_prod",
+        "18.6",
+        "18.6",
+    )
     assert h.archive_version.startswith("1.") and h.created[:2] == "20"
     with pytest.raises(NotADump, match="cut inside its header"):
         parse_header(sandbox.dump[:40])
-    cases = {b"": "an empty object (0 bytes)",
-             gzip.compress(b"select 1"): "gzip-compressed data (a gzipped plain-SQL dump?)",
-             b"--\n-- PostgreSQL database dump\n": "a plain-text SQL dump (psql restores those; pg_restore needs "
-                                                   "pg_dump -Fc)",
-             b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>": "an HTML/XML document (an error page "
-                                                                           "stored as the backup?)",
-             b"\x00\x01\x02\x03\xff\xfe\xfd\xfc": "unknown binary data (first bytes 00010203fffefdfc)",
-             b"x" * 257 + b"ustar\x0000": "a tar archive (pg_dump -Ft? golive streams custom-format -Fc archives)"}
+    cases = {
+        b"": "an empty object (0 bytes)",
+        gzip.compress(b"select 1"): "gzip-compressed data (a gzipped plain-SQL dump?)",
+        b"--\n-- PostgreSQL database dump\n": "a plain-text SQL dump (psql restores those; pg_restore needs "
+        "pg_dump -Fc)",
+        b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>": "an HTML/XML document (an error page "
+        "stored as the backup?)",
+        b"\x00\x01\x02\x03\xff\xfe\xfd\xfc": "unknown binary data (first bytes 00010203fffefdfc)",
+        b"x" * 257 + b"ustar\x0000": "a tar archive (pg_dump -Ft? golive streams custom-format -Fc archives)",
+    }
     for data, what in cases.items():
         assert sniff(data) == what, data[:20]
         with pytest.raises(NotADump):
@@ -441,7 +506,11 @@ def test_restore_config_is_validated(cfg):
 
     base = json.loads(json.dumps({"environment": "x", "restore": {"host": "h", "user": "u"}}))
     assert parse_config(base, env={}).restore.restore_limit_s == 1800
-    for bad, msg in ((({"rto_minutes": 600}), "must be <= 239"), ({"scratch_prefix": "Bad-Prefix"}, "should match"),
-                     ({"jobs": 0}, "greater than or equal to 1"), ({"restore_timeout_minutes": 0}, "greater than 0")):
+    for bad, msg in (
+        (({"rto_minutes": 600}), "must be <= 239"),
+        ({"scratch_prefix": "Bad-Prefix"}, "should match"),
+        ({"jobs": 0}, "greater than or equal to 1"),
+        ({"restore_timeout_minutes": 0}, "greater than 0"),
+    ):
         with pytest.raises(ConfigError, match=msg):
             parse_config({**base, "restore": {**base["restore"], **bad}}, env={})

@@ -7,6 +7,7 @@ ran on the production cluster. A restore server is now accepted only when proven
 does not change; otherwise refused, with what to grant. Real servers: the sandbox's production PostgreSQL and its
 separate restore server, privileges revoked as a hardened server has them.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -64,8 +65,10 @@ def test_production_by_another_address_without_pg_control_system_is_refused(sand
         server, restore = attempt(sandbox, alias)
     assert server.status == Status.FAIL, server.summary
     assert server.observed["system_identifier"] == {"restore": None, "source": None}
-    seen = ("the restore server is the production server: its pg_stat_activity lists golive's own session on the "
-            "source (the same postmaster reached by another address)")
+    seen = (
+        "the restore server is the production server: its pg_stat_activity lists golive's own session on the "
+        "source (the same postmaster reached by another address)"
+    )
     assert server.observed["refused"] == seen
     assert restore.status == Status.FAIL and restore.observed == f"REFUSED, nothing restored: {seen}"
     assert "pg_stat_activity" in restore.evidence
@@ -78,13 +81,17 @@ def test_production_by_another_address_with_no_proof_at_all_is_refused_naming_th
         server, restore = attempt(sandbox, alias)
     assert server.status == Status.FAIL and restore.status == Status.FAIL
     why = server.observed["refused"]
-    assert why.startswith("cannot prove the restore server is not the production cluster: system_identifier not "
-                          "readable on the restore server (permission denied for function pg_control_system); "
-                          "source (permission denied for function pg_control_system), and pg_stat_activity not "
-                          "readable on the restore server (permission denied for view pg_stat_activity)"), why
-    assert why.endswith("Grant `GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO golive_restore` on the "
-                        "restore server and `GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO app_user` "
-                        "on the source (pg_monitor does not include it)"), why
+    assert why.startswith(
+        "cannot prove the restore server is not the production cluster: system_identifier not "
+        "readable on the restore server (permission denied for function pg_control_system); "
+        "source (permission denied for function pg_control_system), and pg_stat_activity not "
+        "readable on the restore server (permission denied for view pg_stat_activity)"
+    ), why
+    assert why.endswith(
+        "Grant `GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO golive_restore` on the "
+        "restore server and `GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO app_user` "
+        "on the source (pg_monitor does not include it)"
+    ), why
     assert restore.observed == f"REFUSED, nothing restored: {why}"
 
 
@@ -96,10 +103,14 @@ def test_a_separate_restore_server_with_no_proof_is_refused_fail_closed(sandbox,
     ids = server.observed["system_identifier"]
     assert ids["restore"] is None and ids["source"] is not None
     why = server.observed["refused"]
-    assert "not readable on the restore server (permission denied for function pg_control_system), and " \
-           "pg_stat_activity not readable on the restore server" in why, why
-    assert why.endswith("Grant `GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO golive_restore` on the "
-                        "restore server (pg_monitor does not include it)"), why
+    assert (
+        "not readable on the restore server (permission denied for function pg_control_system), and "
+        "pg_stat_activity not readable on the restore server" in why
+    ), why
+    assert why.endswith(
+        "Grant `GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO golive_restore` on the "
+        "restore server (pg_monitor does not include it)"
+    ), why
     assert restore.observed.startswith("REFUSED, nothing restored: cannot prove")
 
 
@@ -113,27 +124,44 @@ def test_a_separate_restore_server_is_proven_by_system_identifier_else_by_pg_sta
     assert hardened[SERVER].observed["system_identifier"]["restore"] is None
 
 
-FACTS = {"system_identifier": None, "sysid_error": "permission denied for function pg_control_system",
-         "in_recovery": False, "sees_probe": False, "probe_error": None}
+FACTS = {
+    "system_identifier": None,
+    "sysid_error": "permission denied for function pg_control_system",
+    "in_recovery": False,
+    "sees_probe": False,
+    "probe_error": None,
+}
 
 
-@pytest.mark.parametrize(("restore", "source", "refused"), [
-    ({}, {"sees_probe": True}, None),
-    ({"system_identifier": "7", "sysid_error": None}, {"system_identifier": "7", "sysid_error": None},
-     "same system_identifier 7"),
-    ({"system_identifier": "7", "sysid_error": None}, {"system_identifier": "8", "sysid_error": None}, None),
-    # the source's marked session seen on the restore server: production, whatever else was read
-    ({"system_identifier": "7", "sysid_error": None, "sees_probe": True},
-     {"system_identifier": "8", "sysid_error": None, "sees_probe": True}, "lists golive's own session on the source"),
-    # a pooler that does not show golive's session marked on the source proves nothing
-    ({}, {"sees_probe": False}, "the source does not show golive's own session in its pg_stat_activity"),
-    # production's primary does not list a standby's sessions: a standby source proves nothing
-    ({}, {"sees_probe": True, "in_recovery": True}, "the source is a standby"),
-    # a physical replica has a pg_stat_activity of its own
-    ({"in_recovery": True}, {"sees_probe": True}, "the restore server is a standby (it may replicate production)"),
-    ({"sees_probe": None, "probe_error": "permission denied for view pg_stat_activity"}, {"sees_probe": True},
-     "pg_stat_activity not readable on the restore server (permission denied for view pg_stat_activity)"),
-])
+@pytest.mark.parametrize(
+    ("restore", "source", "refused"),
+    [
+        ({}, {"sees_probe": True}, None),
+        (
+            {"system_identifier": "7", "sysid_error": None},
+            {"system_identifier": "7", "sysid_error": None},
+            "same system_identifier 7",
+        ),
+        ({"system_identifier": "7", "sysid_error": None}, {"system_identifier": "8", "sysid_error": None}, None),
+        # the source's marked session seen on the restore server: production, whatever else was read
+        (
+            {"system_identifier": "7", "sysid_error": None, "sees_probe": True},
+            {"system_identifier": "8", "sysid_error": None, "sees_probe": True},
+            "lists golive's own session on the source",
+        ),
+        # a pooler that does not show golive's session marked on the source proves nothing
+        ({}, {"sees_probe": False}, "the source does not show golive's own session in its pg_stat_activity"),
+        # production's primary does not list a standby's sessions: a standby source proves nothing
+        ({}, {"sees_probe": True, "in_recovery": True}, "the source is a standby"),
+        # a physical replica has a pg_stat_activity of its own
+        ({"in_recovery": True}, {"sees_probe": True}, "the restore server is a standby (it may replicate production)"),
+        (
+            {"sees_probe": None, "probe_error": "permission denied for view pg_stat_activity"},
+            {"sees_probe": True},
+            "pg_stat_activity not readable on the restore server (permission denied for view pg_stat_activity)",
+        ),
+    ],
+)
 def test_what_counts_as_proof(restore, source, refused):
     why = identity_refusal({**FACTS, **restore}, {**FACTS, **source}, "golive_restore", "app_user")
     if refused is None:

@@ -1,5 +1,6 @@
 """One root cause reads as one failure (issue #11): a shared prerequisite broken in the real sandbox gives exactly one
 FAIL / ERROR across the whole catalog, and every check that needed it is SKIPPED naming it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -71,6 +72,7 @@ def test_a_table_only_a_suite_reads_is_checked_by_the_tables_check_too(sandbox, 
 
 # --------------------------------------------------------------------------- each shared prerequisite in turn
 
+
 @contextlib.contextmanager
 def broken(sandbox, cfg, how: str, what: str) -> Iterator[Any]:
     """The prerequisite broken (a sandbox fault, a service stopped, or the backup bucket's endpoint moved to a port
@@ -97,22 +99,54 @@ PG, WEB, S3 = "dependencies.postgres.reachable", "infrastructure.web.reachable",
 # prerequisite -> (how it is broken, the one check that fails, checks elsewhere that used to fail along and must now
 # be SKIPPED naming it)
 CASES = {
-    "postgres down": ("fault", "postgres-down", PG,
-                      {"infrastructure.backend.db_latency", "infrastructure.firewall.ports",
-                       "monitoring.prometheus.targets", "security.transit.tls", "backup.restore.test"}),
-    "redis down": ("stop", "redis", "dependencies.redis.ping",
-                   {"infrastructure.firewall.ports", "monitoring.prometheus.targets"}),
-    "web down": ("stop", "web", WEB,
-                 {"infrastructure.tls.chain", "infrastructure.tls.expiry", "infrastructure.http.redirect",
-                  "infrastructure.frontend.lb_latency", "infrastructure.backend.python", "infrastructure.cdn.origin",
-                  "infrastructure.firewall.ports", "monitoring.prometheus.targets", "team.runbooks.reachable"}),
-    "prometheus down": ("stop", "prometheus", "monitoring.prometheus.reachable",
-                        {"infrastructure.frontend.status", "infrastructure.backend.status",
-                         "backup.automation.failure_alert"}),
+    "postgres down": (
+        "fault",
+        "postgres-down",
+        PG,
+        {
+            "infrastructure.backend.db_latency",
+            "infrastructure.firewall.ports",
+            "monitoring.prometheus.targets",
+            "security.transit.tls",
+            "backup.restore.test",
+        },
+    ),
+    "redis down": (
+        "stop",
+        "redis",
+        "dependencies.redis.ping",
+        {"infrastructure.firewall.ports", "monitoring.prometheus.targets"},
+    ),
+    "web down": (
+        "stop",
+        "web",
+        WEB,
+        {
+            "infrastructure.tls.chain",
+            "infrastructure.tls.expiry",
+            "infrastructure.http.redirect",
+            "infrastructure.frontend.lb_latency",
+            "infrastructure.backend.python",
+            "infrastructure.cdn.origin",
+            "infrastructure.firewall.ports",
+            "monitoring.prometheus.targets",
+            "team.runbooks.reachable",
+        },
+    ),
+    "prometheus down": (
+        "stop",
+        "prometheus",
+        "monitoring.prometheus.reachable",
+        {"infrastructure.frontend.status", "infrastructure.backend.status", "backup.automation.failure_alert"},
+    ),
     "smtp down": ("fault", "smtp-down", "dependencies.smtp.session", set()),
     "backup bucket unreachable": ("endpoint", "backups", S3, {"backup.s3.latest_full", "backup.restore.test"}),
-    "backup objects forbidden": ("fault", "s3-forbidden", S3,
-                                 {"backup.s3.encrypted", "backup.s3.config_files", "backup.restore.test"}),
+    "backup objects forbidden": (
+        "fault",
+        "s3-forbidden",
+        S3,
+        {"backup.s3.encrypted", "backup.s3.config_files", "backup.restore.test"},
+    ),
 }
 
 
@@ -128,15 +162,25 @@ def root_of(res: dict[str, CheckResult], cid: str) -> str:
 # The heavy checks talk to few servers: the data-integrity suites to PostgreSQL only, the restore to PostgreSQL and
 # S3. A case whose fault cannot reach them runs the catalog without them (they are most of a whole-catalog run's
 # time, ~7 CPU-s each; they pass on the healthy sandbox in test_checks_catalog and test_flow).
-FAULT_REACHES = {"postgres down": {"postgres", "s3"}, "backup bucket unreachable": {"s3"},
-                 "backup objects forbidden": {"s3"}, "redis down": set(), "web down": set(), "prometheus down": set(),
-                 "smtp down": set()}
+FAULT_REACHES = {
+    "postgres down": {"postgres", "s3"},
+    "backup bucket unreachable": {"s3"},
+    "backup objects forbidden": {"s3"},
+    "redis down": set(),
+    "web down": set(),
+    "prometheus down": set(),
+    "smtp down": set(),
+}
 
 
 def without_heavy(specs: dict[str, Any], reaches: set[str]) -> dict[str, Any]:
     """`specs` less the heavy checks the fault cannot reach (`reaches`: postgres, s3), and what needs them."""
-    gone = {i for i, s in specs.items() if s.heavy and (
-        (i.startswith("data.") and "postgres" not in reaches) or (i == "backup.restore.test" and not reaches))}
+    gone = {
+        i
+        for i, s in specs.items()
+        if s.heavy
+        and ((i.startswith("data.") and "postgres" not in reaches) or (i == "backup.restore.test" and not reaches))
+    }
     changed = True
     while changed:
         changed = False

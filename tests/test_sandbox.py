@@ -1,4 +1,5 @@
 """The sandbox against its real processes: every service answers, every fault flips its fact, nothing leaks."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,19 @@ from tests.support.probes_dependencies import SANDBOX_PROBES as DEPENDENCY_PROBE
 from tests.support.probes_infrastructure import SANDBOX_PROBES as INFRA_PROBES
 
 REPO = Path(__file__).resolve().parent.parent
-TABLES = ["campaigns", "users", "merchants", "notifications", "campaign_analytics_daily", "campaign_events",
-          "merchant_affinity_scores", "optimal_send_times", "campaign_optimizations", "ml_model_versions", "job_runs"]
+TABLES = [
+    "campaigns",
+    "users",
+    "merchants",
+    "notifications",
+    "campaign_analytics_daily",
+    "campaign_events",
+    "merchant_affinity_scores",
+    "optimal_send_times",
+    "campaign_optimizations",
+    "ml_model_versions",
+    "job_runs",
+]
 CRITICAL = ["/api/campaigns", "/api/users", "/api/merchants", "/api/analytics/portfolio", "/api/phase4/health"]
 EVIL = "https://evil.example"
 
@@ -55,26 +67,40 @@ def get(sb: Sandbox, path: str, **kw) -> httpx.Response:
 
 def login(sb: Sandbox) -> httpx.Response:
     with web(sb) as c:
-        return c.post("/api/auth/login", json={"username": "ops@swipesavvy.test",
-                                               "password": sb.env["GOLIVE_SANDBOX_WEB_PASSWORD"]})
+        return c.post(
+            "/api/auth/login",
+            json={"username": "ops@swipesavvy.test", "password": sb.env["GOLIVE_SANDBOX_WEB_PASSWORD"]},
+        )
 
 
 def app_db(sb: Sandbox, **kw) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=sb.ports["postgres"], dbname="merchants_prod", user="app_user",
-                           password=sb.env["GOLIVE_SANDBOX_DB_PASSWORD"], connect_timeout=3, **kw)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=sb.ports["postgres"],
+        dbname="merchants_prod",
+        user="app_user",
+        password=sb.env["GOLIVE_SANDBOX_DB_PASSWORD"],
+        connect_timeout=3,
+        **kw,
+    )
 
 
 def rds(sb: Sandbox, port_name: str = "redis") -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=sb.ports[port_name], password=sb.env["GOLIVE_SANDBOX_REDIS_PASSWORD"],
-                       socket_timeout=3)
+    return redis.Redis(
+        host="127.0.0.1", port=sb.ports[port_name], password=sb.env["GOLIVE_SANDBOX_REDIS_PASSWORD"], socket_timeout=3
+    )
 
 
 def s3(sb: Sandbox):
     import boto3
 
-    return boto3.client("s3", endpoint_url=sb.urls["s3"], region_name="us-east-1",
-                        aws_access_key_id="golive-sandbox",
-                        aws_secret_access_key=sb.env["GOLIVE_SANDBOX_S3_SECRET"])
+    return boto3.client(
+        "s3",
+        endpoint_url=sb.urls["s3"],
+        region_name="us-east-1",
+        aws_access_key_id="golive-sandbox",
+        aws_secret_access_key=sb.env["GOLIVE_SANDBOX_S3_SECRET"],
+    )
 
 
 def objects(sb: Sandbox, prefix: str) -> list[dict]:
@@ -86,8 +112,10 @@ def prom(sb: Sandbox, path: str, **params) -> httpx.Response:
 
 
 def cert_days_left(sb: Sandbox) -> float:
-    with socket.create_connection(("127.0.0.1", sb.ports["https"]), timeout=3) as raw, \
-            tls_context(sb).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", sb.ports["https"]), timeout=3) as raw,
+        tls_context(sb).wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         not_after = ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"])
     return (not_after - time.time()) / 86400
 
@@ -118,8 +146,9 @@ def test_config_validates_against_the_golive_models(sandbox):
     assert cfg.restore.rollback_script == sandbox.rollback_script and cfg.restore.pg_restore.endswith("pg_restore")
     assert str(cfg.monitoring.prometheus_url).rstrip("/") == sandbox.urls["prometheus"]
     assert set(cfg.team.required_roles) <= {c.role for c in cfg.team.contacts}
-    assert all(c.name and re.fullmatch(r"\+[1-9]\d{7,14}", c.phone) and c.slack and "@" in c.email
-               for c in cfg.team.contacts)
+    assert all(
+        c.name and re.fullmatch(r"\+[1-9]\d{7,14}", c.phone) and c.slack and "@" in c.email for c in cfg.team.contacts
+    )
     # the secrets live in the env, not the file; without them the config does not load
     text = sandbox.config_path.read_text()
     assert not any(secret in text for secret in sandbox.env.values())
@@ -132,10 +161,16 @@ def test_postgres_serves_the_seeded_merchants_prod(sandbox):
     with app_db(sandbox) as conn:
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
         assert all(n > 0 for n in counts.values()), counts
-        assert (counts["users"], counts["merchants"], counts["campaigns"], counts["notifications"]) == \
-            (500, 50, 100, 2000)
-        assert conn.execute("SELECT version FROM schema_migrations ORDER BY version DESC LIMIT 1").fetchone()[0] \
+        assert (counts["users"], counts["merchants"], counts["campaigns"], counts["notifications"]) == (
+            500,
+            50,
+            100,
+            2000,
+        )
+        assert (
+            conn.execute("SELECT version FROM schema_migrations ORDER BY version DESC LIMIT 1").fetchone()[0]
             == "20251231080000"
+        )
         assert conn.execute("SELECT bool_and(success) FROM schema_migrations").fetchone()[0] is True
         owners = conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'").fetchall()
         assert owners == [("app_user",)]
@@ -155,14 +190,19 @@ def test_postgres_serves_the_seeded_merchants_prod(sandbox):
         assert bad == (0, 0, 0)
         assert conn.execute("SELECT count(*) FROM merchants WHERE website_url !~ '^https://'").fetchone()[0] == 0
         user_hash = conn.execute("SELECT password_hash FROM users WHERE id = 4").fetchone()[0]
-        assert bcrypt.checkpw(b"Summer2025!", user_hash.encode())   # a real bcrypt hash (of a known seed password)
+        assert bcrypt.checkpw(b"Summer2025!", user_hash.encode())  # a real bcrypt hash (of a known seed password)
         for t in TABLES:
             future, inverted = conn.execute(
                 f"SELECT count(*) FILTER (WHERE created_at > now() OR updated_at > now()), "
-                f"count(*) FILTER (WHERE created_at > updated_at) FROM {t}").fetchone()
+                f"count(*) FILTER (WHERE created_at > updated_at) FROM {t}"
+            ).fetchone()
             assert (t, future, inverted) == (t, 0, 0)
-        assert conn.execute("SELECT count(*) FROM notifications WHERE created_at > now() - interval '1 hour'"
-                            ).fetchone()[0] > 0
+        assert (
+            conn.execute("SELECT count(*) FROM notifications WHERE created_at > now() - interval '1 hour'").fetchone()[
+                0
+            ]
+            > 0
+        )
         assert conn.execute("SELECT count(DISTINCT job_name) FROM job_runs WHERE status = 'success'").fetchone()[0] == 5
         assert conn.execute("SHOW TimeZone").fetchone()[0] == "UTC"
         assert int(conn.execute("SHOW server_version_num").fetchone()[0]) >= 130000
@@ -170,10 +210,22 @@ def test_postgres_serves_the_seeded_merchants_prod(sandbox):
 
 def test_postgres_requires_the_password_and_has_a_superuser(sandbox):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres"], dbname="merchants_prod",
-                        user="app_user", password="wrong", connect_timeout=3)
-    with psycopg.connect(host="127.0.0.1", port=sandbox.ports["postgres"], dbname="merchants_prod", user="postgres",
-                         password=sandbox.superuser_password, connect_timeout=3) as conn:
+        psycopg.connect(
+            host="127.0.0.1",
+            port=sandbox.ports["postgres"],
+            dbname="merchants_prod",
+            user="app_user",
+            password="wrong",
+            connect_timeout=3,
+        )
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=sandbox.ports["postgres"],
+        dbname="merchants_prod",
+        user="postgres",
+        password=sandbox.superuser_password,
+        connect_timeout=3,
+    ) as conn:
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0] is True
 
 
@@ -194,7 +246,7 @@ def test_redis_primary_and_replica(sandbox):
     while replica.get(key) is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert replica.get(key) == b"replicated"
-    no_retry = Retry(NoBackoff(), 0)                                      # redis-py retries auth errors for seconds
+    no_retry = Retry(NoBackoff(), 0)  # redis-py retries auth errors for seconds
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host="127.0.0.1", port=sandbox.ports["redis"], password="wrong", retry=no_retry).ping()
     with pytest.raises(redis.AuthenticationError):
@@ -204,7 +256,7 @@ def test_redis_primary_and_replica(sandbox):
 # ---------------------------------------------------------------------------------------------------- s3
 def test_s3_holds_an_encrypted_restorable_backup_and_wal(sandbox):
     client = s3(sandbox)
-    assert urlparse(sandbox.urls["s3"]).hostname == "127.0.0.2"          # its own address: off the DB server
+    assert urlparse(sandbox.urls["s3"]).hostname == "127.0.0.2"  # its own address: off the DB server
     enc = client.get_bucket_encryption(Bucket="golive-backups")["ServerSideEncryptionConfiguration"]
     assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     backups = objects(sandbox, "backups/")
@@ -218,19 +270,28 @@ def test_s3_holds_an_encrypted_restorable_backup_and_wal(sandbox):
     head = client.head_object(Bucket="golive-backups", Key=backup["Key"])
     assert head["ServerSideEncryption"] == "AES256"
     body = client.get_object(Bucket="golive-backups", Key=backup["Key"])["Body"].read()
-    assert body.startswith(b"PGDMP")                                     # a real custom-format pg_dump
+    assert body.startswith(b"PGDMP")  # a real custom-format pg_dump
     pg_restore = Path(sandbox.services["postgres"].argv()[0]).with_name("pg_restore")
     listing = subprocess.run([str(pg_restore), "--list"], input=body, capture_output=True, check=True).stdout.decode()
     assert all(f"TABLE public {t} app_user" in listing for t in TABLES + ["schema_migrations"])
     wal = objects(sandbox, "wal/")
-    assert [o["Key"] for o in wal] == ["wal/000000010000000000000001", "wal/000000010000000000000002",
-                                       "wal/000000010000000000000003"]
+    assert [o["Key"] for o in wal] == [
+        "wal/000000010000000000000001",
+        "wal/000000010000000000000002",
+        "wal/000000010000000000000003",
+    ]
     assert max(wal, key=lambda o: (o["LastModified"], o["Key"]))["Key"].endswith("3")
     rules = client.get_bucket_lifecycle_configuration(Bucket="golive-backups")["Rules"]
-    assert {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules} == {"backups/": 35, "wal/": 35,
-                                                                               "config/": 365}
-    assert sorted(o["Key"] for o in objects(sandbox, "config/")) == \
-        ["config/.env.production", "config/database.yml", "config/nginx.conf"]
+    assert {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules} == {
+        "backups/": 35,
+        "wal/": 35,
+        "config/": 365,
+    }
+    assert sorted(o["Key"] for o in objects(sandbox, "config/")) == [
+        "config/.env.production",
+        "config/database.yml",
+        "config/nginx.conf",
+    ]
 
 
 def test_s3_auth_is_off_until_switched_on_and_golive_reads_with_an_iam_key(sandbox):
@@ -239,14 +300,24 @@ def test_s3_auth_is_off_until_switched_on_and_golive_reads_with_an_iam_key(sandb
 
     key_id, secret = sandbox.s3_reader
     assert key_id.startswith("AKIA") and secret == sandbox.env["GOLIVE_SANDBOX_S3_SECRET"]
-    reader = boto3.client("s3", endpoint_url=sandbox.urls["s3"], region_name="us-east-1", aws_access_key_id=key_id,
-                          aws_secret_access_key=secret)
+    reader = boto3.client(
+        "s3",
+        endpoint_url=sandbox.urls["s3"],
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
     assert reader.list_objects_v2(Bucket="golive-backups", Prefix="wal/")["KeyCount"] == 3
     with sandbox.fault("s3-forbidden"):
         assert reader.list_objects_v2(Bucket="golive-backups", Prefix="wal/")["KeyCount"] == 3
-        with pytest.raises(ClientError, match="SignatureDoesNotMatch"):             # signatures are verified
-            boto3.client("s3", endpoint_url=sandbox.urls["s3"], region_name="us-east-1", aws_access_key_id=key_id,
-                         aws_secret_access_key="wrong-secret").list_objects_v2(Bucket="golive-backups")
+        with pytest.raises(ClientError, match="SignatureDoesNotMatch"):  # signatures are verified
+            boto3.client(
+                "s3",
+                endpoint_url=sandbox.urls["s3"],
+                region_name="us-east-1",
+                aws_access_key_id=key_id,
+                aws_secret_access_key="wrong-secret",
+            ).list_objects_v2(Bucket="golive-backups")
         with pytest.raises(ClientError, match="InvalidAccessKeyId"):
             s3(sandbox).list_objects_v2(Bucket="golive-backups")
     assert s3(sandbox).list_objects_v2(Bucket="golive-backups", Prefix="wal/")["KeyCount"] == 3
@@ -254,15 +325,23 @@ def test_s3_auth_is_off_until_switched_on_and_golive_reads_with_an_iam_key(sandb
 
 # ---------------------------------------------------------------------------------------------------- restore server
 def restore_admin(sb: Sandbox, dbname: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=sb.ports["postgres_restore"], dbname=dbname, user="golive_restore",
-                           password=sb.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"], connect_timeout=3, autocommit=True)
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=sb.ports["postgres_restore"],
+        dbname=dbname,
+        user="golive_restore",
+        password=sb.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"],
+        connect_timeout=3,
+        autocommit=True,
+    )
 
 
 def test_restore_server_is_a_separate_cluster_where_golive_may_create_databases(sandbox):
     with restore_admin(sandbox) as conn:
         ident = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
-        su, createdb = conn.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
-                                    ).fetchone()
+        su, createdb = conn.execute(
+            "SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
         assert (su, createdb) == (False, True)
         conn.execute("CREATE DATABASE golive_sandbox_probe")
         conn.execute("DROP DATABASE golive_sandbox_probe")
@@ -274,8 +353,10 @@ def test_restore_server_is_a_separate_cluster_where_golive_may_create_databases(
 def test_dr_artifacts_git_tag_rollback_script_and_rehearsal(sandbox):
     repo = sandbox.repo
     git = ["git", "-C", str(repo)]
-    assert subprocess.run(git + ["rev-parse", "v2.4.0^{commit}"], capture_output=True, text=True).stdout.strip() \
+    assert (
+        subprocess.run(git + ["rev-parse", "v2.4.0^{commit}"], capture_output=True, text=True).stdout.strip()
         == subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    )
     remote = subprocess.run(git + ["ls-remote", "--tags", "origin"], capture_output=True, text=True).stdout
     assert "refs/tags/v2.4.0" in remote and "refs/tags/v2.3.2" in remote
     script = sandbox.rollback_script
@@ -292,9 +373,9 @@ def test_smtp_requires_starttls_then_authenticates(sandbox):
     user, password = "alerts@swipesavvy.test", sandbox.env["GOLIVE_SANDBOX_SMTP_PASSWORD"]
     with smtplib.SMTP("127.0.0.1", sandbox.ports["smtp"], timeout=5) as smtp:
         smtp.ehlo()
-        assert smtp.has_extn("starttls") and not smtp.has_extn("auth")   # no AUTH in the clear
+        assert smtp.has_extn("starttls") and not smtp.has_extn("auth")  # no AUTH in the clear
         code, _ = smtp.mail(user)
-        assert code == 530                                                 # STARTTLS first
+        assert code == 530  # STARTTLS first
         smtp.rset()
         smtp.starttls(context=tls_context(sandbox))
         smtp.ehlo()
@@ -310,30 +391,37 @@ def test_web_frontend_and_assets(sandbox):
     with web(sandbox) as c:
         page = c.get("/")
         assert page.status_code == 200 and "<title>SwipeSavvy</title>" in page.text
-        for path, ctype, magic in (("/static/app.css", "text/css", b":root"),
-                                   ("/static/app.js", "text/javascript", b"//"),
-                                   ("/static/logo.png", "image/png", b"\x89PNG\r\n\x1a\n")):
+        for path, ctype, magic in (
+            ("/static/app.css", "text/css", b":root"),
+            ("/static/app.js", "text/javascript", b"//"),
+            ("/static/logo.png", "image/png", b"\x89PNG\r\n\x1a\n"),
+        ):
             assert path in page.text
             r = c.get(path)
             assert r.status_code == 200 and r.headers["content-type"].startswith(ctype) and r.content.startswith(magic)
         health = c.get("/health")
         assert health.status_code == 200
-        assert health.json() == {"status": "healthy", "version": health.json()["version"],
-                                 "python": platform.python_version(), "database": "ok", "redis": "ok"}
+        assert health.json() == {
+            "status": "healthy",
+            "version": health.json()["version"],
+            "python": platform.python_version(),
+            "database": "ok",
+            "redis": "ok",
+        }
         assert c.get("/api/health").json()["status"] == "healthy"
         for name in ("deployment", "rollback"):
             r = c.get(f"/runbooks/{name}")
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown")
             assert r.text.startswith("# SwipeSavvy")
     days = cert_days_left(sandbox)
-    assert 364 < days <= 365                                               # explicit expiry, not trustme's year 3000
+    assert 364 < days <= 365  # explicit expiry, not trustme's year 3000
 
 
 def test_web_auth_sessions_and_errors(sandbox):
     first, second = login(sandbox), login(sandbox)
     assert first.status_code == second.status_code == 200
     token = first.json()["token"]
-    assert token != second.json()["token"]                                 # rotated on every login
+    assert token != second.json()["token"]  # rotated on every login
     cookie = first.headers["set-cookie"]
     assert cookie.startswith(f"session={token};")
     assert {"Secure", "HttpOnly", "SameSite=Lax", "Max-Age=86400"} <= {p.strip() for p in cookie.split(";")}
@@ -375,7 +463,7 @@ def test_web_http_redirects_and_cors_allows_only_approved_origins(sandbox):
 
 
 def test_web_rate_limit_per_client(sandbox):
-    token = login(sandbox).json()["token"]                                 # a fresh key: other tests are unaffected
+    token = login(sandbox).json()["token"]  # a fresh key: other tests are unaffected
     with web(sandbox) as c:
         headers = {"Authorization": f"Bearer {token}"}
         statuses = [c.get("/api/campaigns", headers=headers).status_code for _ in range(600)]
@@ -418,17 +506,30 @@ def test_prometheus_api(sandbox):
     assert all(avail[i] > 4 * 1024**3 and avail[i] < total[i] for i in total)
     disk = vector('node_filesystem_avail_bytes{mountpoint="/"}')
     assert len(disk) == 3 and all(v > 30 * 1024**3 for v in disk.values())
-    assert set(vector('up{job=~"node|app"}')) == {"frontend-1", "backend-1", "backend-2",
-                                                  f"127.0.0.1:{sandbox.ports['https']}"}
+    assert set(vector('up{job=~"node|app"}')) == {
+        "frontend-1",
+        "backend-1",
+        "backend-2",
+        f"127.0.0.1:{sandbox.ports['https']}",
+    }
     bad = prom(sandbox, "/api/v1/query", query="sum(rate(whatever[5m]))")
     assert bad.status_code == 400 and bad.json()["status"] == "error" and bad.json()["errorType"] == "bad_data"
     rules = {r["name"]: r for g in prom(sandbox, "/api/v1/rules").json()["data"]["groups"] for r in g["rules"]}
     assert {n: rules[n]["labels"]["severity"] for n in rules} == {
-        "APIDown": "critical", "DatabaseDown": "critical", "HighErrorRate": "critical",
-        "HighResponseTime": "warning", "HighMemoryUsage": "warning", "HighCPUUsage": "warning",
-        "BackupFailed": "critical"}
-    for name, threshold in (("HighErrorRate", "> 0.05"), ("HighResponseTime", "> 2"), ("HighMemoryUsage", "> 0.85"),
-                            ("HighCPUUsage", "> 0.8")):
+        "APIDown": "critical",
+        "DatabaseDown": "critical",
+        "HighErrorRate": "critical",
+        "HighResponseTime": "warning",
+        "HighMemoryUsage": "warning",
+        "HighCPUUsage": "warning",
+        "BackupFailed": "critical",
+    }
+    for name, threshold in (
+        ("HighErrorRate", "> 0.05"),
+        ("HighResponseTime", "> 2"),
+        ("HighMemoryUsage", "> 0.85"),
+        ("HighCPUUsage", "> 0.8"),
+    ):
         assert rules[name]["query"].endswith(threshold) and rules[name]["type"] == "alerting"
 
 
@@ -527,9 +628,11 @@ def _newest_backup_body(sb: Sandbox) -> tuple:
 
 def _restore_port_cluster(sb: Sandbox) -> str:
     def ident(port: int, user: str, password: str) -> int:
-        with psycopg.connect(host="127.0.0.1", port=port, dbname="postgres", user=user, password=password,
-                             connect_timeout=3) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=port, dbname="postgres", user=user, password=password, connect_timeout=3
+        ) as conn:
             return conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+
     restore = ident(sb.ports["postgres_restore"], "golive_restore", sb.env["GOLIVE_SANDBOX_RESTORE_PASSWORD"])
     source = ident(sb.ports["postgres"], "postgres", sb.superuser_password)
     return "production" if restore == source else "separate"
@@ -540,8 +643,13 @@ def _reader_get(sb: Sandbox) -> str:
     from botocore.exceptions import ClientError
 
     key_id, secret = sb.s3_reader
-    reader = boto3.client("s3", endpoint_url=sb.urls["s3"], region_name="us-east-1", aws_access_key_id=key_id,
-                          aws_secret_access_key=secret)
+    reader = boto3.client(
+        "s3",
+        endpoint_url=sb.urls["s3"],
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
     try:
         reader.get_object(Bucket="golive-backups", Key=sb.backup_key)["Body"].read()
         return "readable"
@@ -569,6 +677,7 @@ def _release_tag(sb: Sandbox) -> tuple:
     def tag(where: list[str]) -> str | None:
         out = subprocess.run(["git", "-C", str(sb.repo), *where], capture_output=True, text=True).stdout
         return "v2.4.0" if "refs/tags/v2.4.0" in out or out.strip() == "v2.4.0" else None
+
     return tag(["tag", "--list", "v2.4.0"]), tag(["ls-remote", "--tags", "origin"])
 
 
@@ -582,8 +691,9 @@ def _slack_archived(sb: Sandbox) -> bool:
 
     chans, cursor = [], ""
     while True:  # the fake pages like Slack does
-        page = _saas(sb, f"/slack/api/conversations.list?limit=1000&cursor={cursor}", saas.SLACK_TOKEN_ENV,
-                     "Bearer {}").json()
+        page = _saas(
+            sb, f"/slack/api/conversations.list?limit=1000&cursor={cursor}", saas.SLACK_TOKEN_ENV, "Bearer {}"
+        ).json()
         chans += page["channels"]
         cursor = page.get("response_metadata", {}).get("next_cursor", "")
         if not cursor:
@@ -595,17 +705,23 @@ def _oncall(sb: Sandbox, what: str):
     from golive.sandbox.fakes import team_apis as saas
 
     if what == "who":
-        r = _saas(sb, f"/pagerduty/oncalls?escalation_policy_ids[]={saas.ESCALATION_POLICY_ID}",
-                  saas.PAGERDUTY_TOKEN_ENV, "Token token={}")
+        r = _saas(
+            sb,
+            f"/pagerduty/oncalls?escalation_policy_ids[]={saas.ESCALATION_POLICY_ID}",
+            saas.PAGERDUTY_TOKEN_ENV,
+            "Token token={}",
+        )
         return r.status_code if r.status_code != 200 else len(r.json()["oncalls"]) > 0
-    r = _saas(sb, f"/pagerduty/escalation_policies/{saas.ESCALATION_POLICY_ID}", saas.PAGERDUTY_TOKEN_ENV,
-              "Token token={}")
+    r = _saas(
+        sb, f"/pagerduty/escalation_policies/{saas.ESCALATION_POLICY_ID}", saas.PAGERDUTY_TOKEN_ENV, "Token token={}"
+    )
     return max(rule["escalation_delay_in_minutes"] for rule in r.json()["escalation_policy"]["escalation_rules"])
 
 
 def _firing(sb: Sandbox) -> list[str]:
-    return sorted(a["labels"]["alertname"] for a in prom(sb, "/api/v1/alerts").json()["data"]["alerts"]
-                  if a["state"] == "firing")
+    return sorted(
+        a["labels"]["alertname"] for a in prom(sb, "/api/v1/alerts").json()["data"]["alerts"] if a["state"] == "firing"
+    )
 
 
 # fault -> (probe of the fact it breaks, healthy value, broken value)
@@ -616,18 +732,27 @@ PROBES = {
     "oncall-nobody": (lambda sb: _oncall(sb, "who"), True, False),
     "oncall-escalation-slow": (lambda sb: _oncall(sb, "delay"), 5, 15),
     "saas-bad-token": (lambda sb: _oncall(sb, "who"), True, 401),
-    "comms-template-missing": (lambda sb: httpx.get(f"http://127.0.0.1:{sb.ports['saas']}/docs/customer-email.txt",
-                                                    timeout=5).status_code, 200, 404),
+    "comms-template-missing": (
+        lambda sb: httpx.get(f"http://127.0.0.1:{sb.ports['saas']}/docs/customer-email.txt", timeout=5).status_code,
+        200,
+        404,
+    ),
     "tls-expiry": (_tls, "1 year", "10 days"),
-    "hsts-short": (lambda sb: get(sb, "/").headers["strict-transport-security"],
-                   "max-age=31536000; includeSubDomains", "max-age=3600"),
+    "hsts-short": (
+        lambda sb: get(sb, "/").headers["strict-transport-security"],
+        "max-age=31536000; includeSubDomains",
+        "max-age=3600",
+    ),
     "health-down": (_health, (200, 200, "healthy", "healthy"), (503, 503, "unhealthy", "unhealthy")),
     "auth-off": (lambda sb: get(sb, "/api/campaigns").status_code, 401, 200),
     "cors-wildcard": (_preflight_origin, None, "*"),
     "http-no-redirect": (_http, (301, True), (200, False)),
     "web-hang": (_web_answer, "answers", "accepts-silently"),
-    "redis-noeviction": (lambda sb: rds(sb).config_get("maxmemory-policy")["maxmemory-policy"],
-                         "allkeys-lru", "noeviction"),
+    "redis-noeviction": (
+        lambda sb: rds(sb).config_get("maxmemory-policy")["maxmemory-policy"],
+        "allkeys-lru",
+        "noeviction",
+    ),
     "redis-aof-off": (lambda sb: rds(sb).info("persistence")["aof_enabled"], 1, 0),
     "redis-replica-down": (lambda sb: rds(sb).info("replication")["connected_slaves"], 1, 0),
     "postgres-down": (_pg, "up", "refused"),
@@ -697,17 +822,24 @@ def test_children_outlive_the_thread_that_restarted_them(sandbox):
 
 def test_prefect_database_is_separate_from_the_product_database(sandbox):
     url = sandbox.prefect_database_url()
-    assert url == sandbox.prefect_database_url()                           # started once
+    assert url == sandbox.prefect_database_url()  # started once
     m = re.fullmatch(r"postgresql\+asyncpg://prefect:([^@]+)@127\.0\.0\.1:(\d+)/prefect", url)
     assert m and int(m.group(2)) != sandbox.ports["postgres"]
 
     def trgm() -> float:
-        with psycopg.connect(host="127.0.0.1", port=int(m.group(2)), dbname="prefect", user="prefect",
-                             password=m.group(1), connect_timeout=3) as conn:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=int(m.group(2)),
+            dbname="prefect",
+            user="prefect",
+            password=m.group(1),
+            connect_timeout=3,
+        ) as conn:
             return conn.execute("SELECT similarity('golive', 'golive-sandbox')").fetchone()[0]
-    assert trgm() > 0                                                      # pg_trgm, which Prefect's migrations need
+
+    assert trgm() > 0  # pg_trgm, which Prefect's migrations need
     with sandbox.fault("postgres-down"):
-        assert _pg(sandbox) == "refused" and trgm() > 0                    # the orchestrator's database stays up
+        assert _pg(sandbox) == "refused" and trgm() > 0  # the orchestrator's database stays up
     assert "prefect-db" in sandbox.pids()
 
 
@@ -720,7 +852,7 @@ def test_unknown_fault_is_rejected(sandbox):
 @pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 @pytest.mark.e2e  # a sandbox of its own
 def test_start_with_faults_in_a_given_base_dir_and_stop_cleans_up():
-    base = Path("/tmp") / f"golive-sandbox-test-{os.getpid()}"          # pytest's tmp dirs are 0700: not for nobody
+    base = Path("/tmp") / f"golive-sandbox-test-{os.getpid()}"  # pytest's tmp dirs are 0700: not for nobody
     with Sandbox.start(faults=["hsts-short", "smtp-no-starttls", "schema-version-wrong"], base_dir=base) as sb:
         assert sb.base_dir == base and sb.config_path.is_file()
         assert PROBES["hsts-short"][0](sb) == "max-age=3600"
@@ -731,13 +863,28 @@ def test_start_with_faults_in_a_given_base_dir_and_stop_cleans_up():
         assert set(sb.pids()) == SERVICES and all(identities)
     assert alive(identities) == []
     assert not base.exists()
-    sb.stop()                                                              # idempotent
+    sb.stop()  # idempotent
 
 
 #: every long-running process of a started sandbox (PgBouncer and Alertmanager from Debian's packages: .ci/run
 #: installs them; the prefect-db cluster starts only when asked for)
-SERVICES = {"postgres", "postgres-restore", "redis", "redis-replica", "s3", "smtp", "web", "prometheus", "saas",
-            "scheduler", "advisories", "netfakes", "saas2", "pgbouncer", "alertmanager"}
+SERVICES = {
+    "postgres",
+    "postgres-restore",
+    "redis",
+    "redis-replica",
+    "s3",
+    "smtp",
+    "web",
+    "prometheus",
+    "saas",
+    "scheduler",
+    "advisories",
+    "netfakes",
+    "saas2",
+    "pgbouncer",
+    "alertmanager",
+}
 
 
 @pytest.mark.e2e  # a sandbox of its own
@@ -761,18 +908,30 @@ def test_without_the_debian_packages_the_sandbox_runs_neither_and_says_so(monkey
         assert cfg.pgbouncer is None and cfg.observability.alertmanager is None
         assert cfg.monitoring.alert_rules.require_alertmanager is False
         pgb_ids = ["dependencies.pgbouncer.admin", "dependencies.pgbouncer.pools"]
-        ids = [*pgb_ids, "dependencies.postgres.indexes", "dependencies.twilio.api", "dependencies.twilio.account",
-               "dependencies.stripe.api_key", "dependencies.stripe.webhooks", "dependencies.sentry.events",
-               "dependencies.analytics.tracking", "dependencies.docker.containers", "dependencies.kubernetes.nodes",
-               "dependencies.kubernetes.components", "monitoring.alerts.critical", "monitoring.alerts.warning",
-               "monitoring.alertmanager.routing"]
+        ids = [
+            *pgb_ids,
+            "dependencies.postgres.indexes",
+            "dependencies.twilio.api",
+            "dependencies.twilio.account",
+            "dependencies.stripe.api_key",
+            "dependencies.stripe.webhooks",
+            "dependencies.sentry.events",
+            "dependencies.analytics.tracking",
+            "dependencies.docker.containers",
+            "dependencies.kubernetes.nodes",
+            "dependencies.kubernetes.components",
+            "monitoring.alerts.critical",
+            "monitoring.alerts.warning",
+            "monitoring.alertmanager.routing",
+        ]
         res = run_dag(ids, cfg)
         na = {i for i, r in res.items() if r.status == Status.NOT_APPLICABLE}
         assert na == {*pgb_ids, "monitoring.alertmanager.reachable", "monitoring.alertmanager.routing"}
         assert res["dependencies.pgbouncer.admin"].cause == "no `pgbouncer` section in the environment config"
         assert res["monitoring.alertmanager.routing"].cause.endswith("no `observability.alertmanager` configured")
-        assert all(r.status == Status.PASS for i, r in res.items() if i not in na), \
-            {i: r.summary for i, r in res.items() if i not in na and r.status != Status.PASS}
+        assert all(r.status == Status.PASS for i, r in res.items() if i not in na), {
+            i: r.summary for i, r in res.items() if i not in na and r.status != Status.PASS
+        }
         assert "alertmanagers" not in res["monitoring.alerts.critical"].observed
         with pytest.raises(RuntimeError, match="apt-get install pgbouncer"):
             sb.break_("pgbouncer-down")
@@ -793,8 +952,9 @@ time.sleep(600)
 @pytest.mark.debian("pgbouncer", "prometheus-alertmanager")
 @pytest.mark.e2e  # a sandbox of its own
 def test_sigkilled_parent_leaks_no_process():
-    child = procs.spawn([sys.executable, "-c", CHILD], cwd=REPO, capture=True,
-                        env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = procs.spawn(
+        [sys.executable, "-c", CHILD], cwd=REPO, capture=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     try:
         line = child.stdout.readline()
         assert line, child.stderr.read().decode()
@@ -802,7 +962,7 @@ def test_sigkilled_parent_leaks_no_process():
         pids = [p for ps in started["pids"].values() for p in ps]
         identities = [procs.proc_identity(p) for p in pids]
         assert set(started["pids"]) == SERVICES
-        assert len(pids) > 7 and all(identities)                          # postgres has helper processes too
+        assert len(pids) > 7 and all(identities)  # postgres has helper processes too
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
@@ -811,15 +971,19 @@ def test_sigkilled_parent_leaks_no_process():
         time.sleep(0.05)
     assert alive(identities) == []
     base = Path(started["base"])
-    assert base.exists() and base.parent == ROOT                           # a SIGKILL leaves the directory ...
+    assert base.exists() and base.parent == ROOT  # a SIGKILL leaves the directory ...
     _reap_stale(ROOT)
-    assert not base.exists()                                               # ... which the next start reaps
+    assert not base.exists()  # ... which the next start reaps
 
 
 @pytest.mark.e2e  # a sandbox of its own
 def test_cli_up_prints_the_config_and_env_and_stops_on_sigterm():
-    cli = procs.spawn([sys.executable, "-m", "golive.sandbox", "up", "--fault", "runbook-missing"], cwd=REPO, capture=True,
-                      env={**os.environ, "PYTHONPATH": str(REPO)})
+    cli = procs.spawn(
+        [sys.executable, "-m", "golive.sandbox", "up", "--fault", "runbook-missing"],
+        cwd=REPO,
+        capture=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     lines = []
     try:
         for raw in cli.stdout:

@@ -1,6 +1,7 @@
 """The sandbox runs PostgreSQL's binaries from a cache under a fixed, predictable name in the shared temp dir
 (/tmp/golive-sandbox): a directory someone else made there first, or can write, could hold planted binaries that
 would run as us (as root in CI). Refused, saying why (the review of issue 12's 0700-home change)."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Team readiness (seed section 9): the checks a machine can know, against local fakes of Slack and PagerDuty that
 answer like the real APIs and run for real on 127.0.0.1, and the runbooks and contacts against the sandbox; and the
 attestations, what only people can know."""
+
 from __future__ import annotations
 
 import json
@@ -52,12 +53,17 @@ def team_config(base: str, **team: object) -> GoliveConfig:
     section = {
         "comms": {k: u[k] for k in ("release_notes", "status_page_template", "customer_email_template")},
         "slack": {"bot_token": "${TEST_SLACK_TOKEN}", "api_url": u["slack_api_url"]},
-        "oncall": {"api_token": "${TEST_PD_TOKEN}", "api_url": u["pagerduty_api_url"],
-                   "escalation_policy_id": u["escalation_policy_id"], "schedule_ids": list(saas.SCHEDULE_IDS)},
+        "oncall": {
+            "api_token": "${TEST_PD_TOKEN}",
+            "api_url": u["pagerduty_api_url"],
+            "escalation_policy_id": u["escalation_policy_id"],
+            "schedule_ids": list(saas.SCHEDULE_IDS),
+        },
     }
     section.update(team)
-    return parse_config({"environment": "team-test", "team": section},
-                        env={"TEST_SLACK_TOKEN": SLACK_TOKEN, "TEST_PD_TOKEN": PD_TOKEN})
+    return parse_config(
+        {"environment": "team-test", "team": section}, env={"TEST_SLACK_TOKEN": SLACK_TOKEN, "TEST_PD_TOKEN": PD_TOKEN}
+    )
 
 
 def run(cfg: GoliveConfig, ids: list[str] = IDS) -> dict:
@@ -69,6 +75,7 @@ def blob(results: dict) -> str:
 
 
 # --------------------------------------------------------------------------- the checks
+
 
 def test_declared_with_seed_items_and_timeouts():
     seed = {i["ref"] for i in json.loads((REPO / "flows" / "seed_items.json").read_text())}
@@ -82,8 +89,9 @@ def test_declared_with_seed_items_and_timeouts():
 def test_all_pass_against_the_fakes_paginating_slack(fakes, faults):
     base, state, _ = fakes
     res = run(team_config(base))
-    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in IDS}, \
-        {i: r.summary for i, r in res.items()}
+    assert {i: r.status for i, r in res.items()} == {i: Status.PASS for i in IDS}, {
+        i: r.summary for i, r in res.items()
+    }
     slack = res["team.slack.channels"]
     assert all(slack.observed[c].startswith("exists") for c in ("#deployment", "#alerts-production"))
     pages = [p for m, p in state.requests if p.endswith("conversations.list")]
@@ -97,10 +105,20 @@ def test_all_pass_against_the_fakes_paginating_slack(fakes, faults):
 
 def test_wrong_tokens_are_errors_that_never_show_the_token(fakes, faults):
     base, _, _ = fakes
-    cfg = parse_config({"environment": "team-test", "team": {
-        "slack": {"bot_token": WRONG_TOKEN, "api_url": saas.urls(base)["slack_api_url"]},
-        "oncall": {"api_token": WRONG_TOKEN, "api_url": saas.urls(base)["pagerduty_api_url"],
-                   "escalation_policy_id": saas.ESCALATION_POLICY_ID}}}, env={})
+    cfg = parse_config(
+        {
+            "environment": "team-test",
+            "team": {
+                "slack": {"bot_token": WRONG_TOKEN, "api_url": saas.urls(base)["slack_api_url"]},
+                "oncall": {
+                    "api_token": WRONG_TOKEN,
+                    "api_url": saas.urls(base)["pagerduty_api_url"],
+                    "escalation_policy_id": saas.ESCALATION_POLICY_ID,
+                },
+            },
+        },
+        env={},
+    )
     res = run(cfg, IDS[1:])
     assert {r.status for r in res.values()} == {Status.ERROR}
     assert WRONG_TOKEN not in blob(res)
@@ -109,24 +127,53 @@ def test_wrong_tokens_are_errors_that_never_show_the_token(fakes, faults):
 def test_unknown_escalation_policy_and_uncovered_schedule_fail(fakes, faults):
     base, _, _ = fakes
     u = saas.urls(base)
-    res = run(team_config(base, oncall={"api_token": "${TEST_PD_TOKEN}", "api_url": u["pagerduty_api_url"],
-                                        "escalation_policy_id": "PNOSUCH"}), ["team.oncall.current"])
+    res = run(
+        team_config(
+            base,
+            oncall={
+                "api_token": "${TEST_PD_TOKEN}",
+                "api_url": u["pagerduty_api_url"],
+                "escalation_policy_id": "PNOSUCH",
+            },
+        ),
+        ["team.oncall.current"],
+    )
     r = res["team.oncall.current"]
     assert r.status == Status.FAIL and "escalation policy PNOSUCH not found" in json.dumps(r.observed)
-    res = run(team_config(base, oncall={"api_token": "${TEST_PD_TOKEN}", "api_url": u["pagerduty_api_url"],
-                                        "escalation_policy_id": saas.ESCALATION_POLICY_ID,
-                                        "schedule_ids": ["PSCHED01", "PWEEKEND"]}), ["team.oncall.current"])
+    res = run(
+        team_config(
+            base,
+            oncall={
+                "api_token": "${TEST_PD_TOKEN}",
+                "api_url": u["pagerduty_api_url"],
+                "escalation_policy_id": saas.ESCALATION_POLICY_ID,
+                "schedule_ids": ["PSCHED01", "PWEEKEND"],
+            },
+        ),
+        ["team.oncall.current"],
+    )
     assert "nobody on call now on schedule PWEEKEND" in json.dumps(res["team.oncall.current"].observed)
     faults.add("oncall-nobody")  # nobody on call at all: each schedule the config names is named in turn
     r = run(team_config(base), ["team.oncall.current"])["team.oncall.current"]
-    assert r.observed["problems"] == ["nobody on call at level 1 now",
-                                      *(f"nobody on call now on schedule {s}" for s in saas.SCHEDULE_IDS)]
+    assert r.observed["problems"] == [
+        "nobody on call at level 1 now",
+        *(f"nobody on call now on schedule {s}" for s in saas.SCHEDULE_IDS),
+    ]
 
 
 def test_missing_channel_fails_and_names_it(fakes, faults):
     base, _, _ = fakes
-    res = run(team_config(base, slack={"bot_token": "${TEST_SLACK_TOKEN}", "api_url": saas.urls(base)["slack_api_url"],
-                                       "channels": ["#deployment", "#war-room"]}), ["team.slack.channels"])
+    res = run(
+        team_config(
+            base,
+            slack={
+                "bot_token": "${TEST_SLACK_TOKEN}",
+                "api_url": saas.urls(base)["slack_api_url"],
+                "channels": ["#deployment", "#war-room"],
+            },
+        ),
+        ["team.slack.channels"],
+    )
     r = res["team.slack.channels"]
     assert r.status == Status.FAIL and r.observed["#war-room"].startswith("not found")
     assert r.details["failing"] == ["#war-room"]
@@ -138,8 +185,7 @@ def test_not_applicable_without_tokens_or_sections():
     assert {r.status for r in res.values()} == {Status.NOT_APPLICABLE}
     assert "team.slack.bot_token" in res["team.slack.channels"].cause
     assert "team.oncall" in res["team.oncall.current"].cause and "team.comms" in res["team.comms.templates"].cause
-    cfg = parse_config({"environment": "team-test",
-                        "team": {"oncall": {"escalation_policy_id": "P1"}}}, env={})
+    cfg = parse_config({"environment": "team-test", "team": {"oncall": {"escalation_policy_id": "P1"}}}, env={})
     assert "api_token" in run(cfg, ["team.oncall.current"])["team.oncall.current"].cause
 
 
@@ -148,13 +194,26 @@ def test_comms_templates_as_files(tmp_path):
     notes.write_text("# 1.4.0\n")
     empty = tmp_path / "status.md"
     empty.write_text("")
-    cfg = parse_config({"environment": "team-test", "team": {"comms": {
-        "release_notes": str(notes), "status_page_template": str(empty),
-        "customer_email_template": str(tmp_path / "nope.txt")}}}, env={})
+    cfg = parse_config(
+        {
+            "environment": "team-test",
+            "team": {
+                "comms": {
+                    "release_notes": str(notes),
+                    "status_page_template": str(empty),
+                    "customer_email_template": str(tmp_path / "nope.txt"),
+                }
+            },
+        },
+        env={},
+    )
     r = run(cfg, ["team.comms.templates"])["team.comms.templates"]
     assert r.status == Status.FAIL
-    assert r.observed == {"release_notes": "file, 8 bytes", "status_page_template": "file is empty",
-                          "customer_email_template": "file missing"}
+    assert r.observed == {
+        "release_notes": "file, 8 bytes",
+        "status_page_template": "file is empty",
+        "customer_email_template": "file missing",
+    }
     assert f"stat {notes}" in r.evidence
     cfg = parse_config({"environment": "team-test", "team": {"comms": {"release_notes": str(notes)}}}, env={})
     r = run(cfg, ["team.comms.templates"])["team.comms.templates"]
@@ -165,8 +224,16 @@ def test_config_rejects_bad_api_urls_and_channel_names():
     from golive.flows.config import ConfigError
 
     with pytest.raises(ConfigError) as e:
-        parse_config({"environment": "t", "team": {"slack": {"api_url": "slack.com/api", "channels": ["#Deploy"]},
-                                                   "oncall": {"api_token": "abcd1234"}}}, env={})
+        parse_config(
+            {
+                "environment": "t",
+                "team": {
+                    "slack": {"api_url": "slack.com/api", "channels": ["#Deploy"]},
+                    "oncall": {"api_token": "abcd1234"},
+                },
+            },
+            env={},
+        )
     problems = "\n".join(e.value.problems)
     assert "team.slack.api_url" in problems and "team.slack.channels" in problems
     assert "team.oncall.escalation_policy_id: required key is missing" in problems and "abcd1234" not in problems
@@ -196,8 +263,10 @@ def test_sandbox_runbooks_and_contacts_pass(sandbox_cfg):
 def test_runbook_on_an_untrusted_or_dead_host_fails(sandbox_cfg):
     r = run_one("team.runbooks.reachable", with_(sandbox_cfg, "team", ca_file=None))  # the sandbox CA is not trusted
     assert r.status == Status.FAIL and "CERTIFICATE_VERIFY_FAILED" in r.observed["deployment"]
-    r = run_one("team.runbooks.reachable",
-                with_(sandbox_cfg, "team", runbooks={"deployment": f"http://127.0.0.1:{refused_port()}/rb"}))
+    r = run_one(
+        "team.runbooks.reachable",
+        with_(sandbox_cfg, "team", runbooks={"deployment": f"http://127.0.0.1:{refused_port()}/rb"}),
+    )
     assert r.status == Status.FAIL and r.observed["deployment"].startswith("unreachable: ConnectError")
 
 
@@ -233,6 +302,7 @@ def test_incomplete_contacts_are_listed(sandbox_cfg):
 
 # --------------------------------------------------------------------------- the fakes answer like the APIs
 
+
 def test_fakes_answer_like_slack_and_pagerduty(fakes, faults):
     base, _, _ = fakes
     with httpx.Client(base_url=base, timeout=5) as c:
@@ -252,10 +322,14 @@ def test_fakes_answer_like_slack_and_pagerduty(fakes, faults):
             if not cursor:
                 break
         assert pages > 1 and "deployment" in names and "random-archive" not in names and "leadership" not in names
-        assert c.get("/slack/api/conversations.list", headers=auth, params={"cursor": "garbage!"}).json() == \
-            {"ok": False, "error": "invalid_cursor"}
-        assert c.get("/slack/api/conversations.list", headers=auth, params={"types": "bogus"}).json()["error"] == \
-            "invalid_types"
+        assert c.get("/slack/api/conversations.list", headers=auth, params={"cursor": "garbage!"}).json() == {
+            "ok": False,
+            "error": "invalid_cursor",
+        }
+        assert (
+            c.get("/slack/api/conversations.list", headers=auth, params={"types": "bogus"}).json()["error"]
+            == "invalid_types"
+        )
 
         r = c.get("/pagerduty/oncalls")
         assert r.status_code == 401 and r.json()["error"]["message"] == "Unauthorized"
@@ -279,14 +353,22 @@ def test_saas_main_serves_on_the_given_port_with_tokens_from_the_environment():
     port = s.getsockname()[1]
     s.close()
     env = {**os.environ, saas.SLACK_TOKEN_ENV: SLACK_TOKEN, saas.PAGERDUTY_TOKEN_ENV: PD_TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "golive.sandbox.fakes.team_apis", "--port", str(port)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "golive.sandbox.fakes.team_apis", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/pagerduty/oncalls", timeout=2,
-                              headers={"Authorization": f"Token token={PD_TOKEN}"})
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/pagerduty/oncalls",
+                    timeout=2,
+                    headers={"Authorization": f"Token token={PD_TOKEN}"},
+                )
                 break
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
@@ -300,6 +382,7 @@ def test_saas_main_serves_on_the_given_port_with_tokens_from_the_environment():
 
 # --------------------------------------------------------------------------- attestations
 
+
 def test_attestations_are_typed_owned_and_cover_known_seed_items():
     from golive.flows.attestations import ATTESTATIONS, EVERY_SIGNER, attestation, covering, for_role
     from golive.flows.catalog import coverage, render_catalog
@@ -312,8 +395,12 @@ def test_attestations_are_typed_owned_and_cover_known_seed_items():
     for a in ATTESTATIONS:
         assert set(a.seed) <= seed, a.id
         assert a.seed or a.source.startswith("10.3"), a.id  # only the personal 10.3 acknowledgements map to no item
-    for ref in ["9.1 Team Briefing", "9.2 Stakeholder Notification", "8.2 Rollback Decision",
-                "9.2 Post-Deployment Communication"]:
+    for ref in [
+        "9.1 Team Briefing",
+        "9.2 Stakeholder Notification",
+        "8.2 Rollback Decision",
+        "9.2 Post-Deployment Communication",
+    ]:
         assert ref in covering(), ref
     assert attestation("rollback_procedures_understood").role == EVERY_SIGNER
     assert {a.id for a in for_role(Role.PRODUCT_LEAD)} >= {"blog_post_drafted", "available_post_deployment"}
@@ -335,6 +422,7 @@ def test_no_secret_survives_the_redactor_in_evidence(fakes, faults):
 
 # --------------------------------------------------------------------------- through the flow, on a real Prefect server
 
+
 def test_team_section_through_the_flow_leaks_no_token(fakes, faults, prefect_api, tmp_path, monkeypatch):
     """The team section as Prefect task runs: the results land in the report, and neither token is in the logs,
     the artifacts, the report files or the report (the tokens travel only in Authorization headers)."""
@@ -349,10 +437,15 @@ def test_team_section_through_the_flow_leaks_no_token(fakes, faults, prefect_api
     u = saas.urls(base)
     monkeypatch.setenv("TEST_SLACK_TOKEN", SLACK_TOKEN)
     monkeypatch.setenv("TEST_PD_TOKEN", PD_TOKEN)
-    team = {"comms": {k: u[k] for k in ("release_notes", "status_page_template", "customer_email_template")},
-            "slack": {"bot_token": "${TEST_SLACK_TOKEN}", "api_url": u["slack_api_url"]},
-            "oncall": {"api_token": "${TEST_PD_TOKEN}", "api_url": u["pagerduty_api_url"],
-                       "escalation_policy_id": saas.ESCALATION_POLICY_ID}}
+    team = {
+        "comms": {k: u[k] for k in ("release_notes", "status_page_template", "customer_email_template")},
+        "slack": {"bot_token": "${TEST_SLACK_TOKEN}", "api_url": u["slack_api_url"]},
+        "oncall": {
+            "api_token": "${TEST_PD_TOKEN}",
+            "api_url": u["pagerduty_api_url"],
+            "escalation_policy_id": saas.ESCALATION_POLICY_ID,
+        },
+    }
     cfg = tmp_path / "team.yaml"
     cfg.write_text(yaml.safe_dump({"environment": "team-flow", "team": team}))
     out = tmp_path / "reports"

@@ -4,6 +4,7 @@ Marked `ui`: the README's test command deselects it (it needs a browser from the
 installs Chromium and runs it explicitly with `pytest -m ui`. It saves docs/ui-sign-off.png (the form) and
 docs/ui-notification.png (the approvers' email whose link it follows to the form).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -57,21 +58,34 @@ def test_sign_off_in_the_prefect_ui_triggers_the_deploy(served, prefect_api, san
     api = served
     seen: set = set()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(prefect_api.ui_url, wait_until="networkidle")  # warm: the UI's assets load once
         dep = api.get("deployments/name/go-live-readiness/go-live").json()
-        run = api.post(f"deployments/{dep['id']}/create_flow_run",
-                       json={"parameters": {"release": "1.5.0"}}).json()["id"]
+        run = api.post(f"deployments/{dep['id']}/create_flow_run", json={"parameters": {"release": "1.5.0"}}).json()[
+            "id"
+        ]
         for name, role in (("Samuel Adeyemi", "CTO"), ("Grace Liu", "VP Engineering")):
             mails = len(sandbox.mail())
             pid = wait_paused_sign_off(api, seen, timeout=90, run_id=run)
             seen.add(pid)
             # as an approver does: the link in the email that says the sign-off waits opens the form's page
-            told = wait_mail(sandbox, mails, lambda m, r=pid.round_no: "waits for your sign-off" in m["Subject"]
-                             and f"round {r}" in m.get_content())
+            told = wait_mail(
+                sandbox,
+                mails,
+                lambda m, r=pid.round_no: "waits for your sign-off" in m["Subject"] and f"round {r}" in m.get_content(),
+            )
             link = next(w for w in told.get_content().split() if "/runs/flow-run/" in w)
             assert link.endswith(f"/runs/flow-run/{run}"), link
             if role == "CTO":  # the README's picture of the approvers' email, as the sandbox's SMTP received it
@@ -93,5 +107,7 @@ def test_sign_off_in_the_prefect_ui_triggers_the_deploy(served, prefect_api, san
     assert deployed["state"]["type"] == "COMPLETED", deployed["state"]
     import subprocess
     import sys
-    subprocess.run([sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"],
-                   check=True)
+
+    subprocess.run(
+        [sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"], check=True
+    )

@@ -1,6 +1,7 @@
 """Verdicts Prefect can see (issue 14, point 5): a readiness run's final state is named by its verdict (a NO-GO
 rehearsal ends Completed named NO-GO, a NO-GO ci run Failed named NO-GO), and every run emits a `golive.verdict`
 event an Automation can trigger on. On a real Prefect server against the real sandbox, one section with a fault."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,9 +20,16 @@ async def _verdict_events(flow_run_id: str, deadline_s: float = 20.0) -> list[di
     end = time.monotonic() + deadline_s
     async with get_client() as c:
         while True:
-            r = await c._client.post("/events/filter", json={"filter": {
-                "event": {"name": ["golive.verdict"]},
-                "related": {"id": [f"prefect.flow-run.{flow_run_id}"]}}, "limit": 10})
+            r = await c._client.post(
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": ["golive.verdict"]},
+                        "related": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+                    },
+                    "limit": 10,
+                },
+            )
             r.raise_for_status()
             events = r.json()["events"]
             if events or time.monotonic() > end:
@@ -77,14 +85,30 @@ def test_a_no_go_rehearsal_triggers_an_automation_that_posts_to_a_webhook(sandbo
             block_id = Webhook(url=hook.url, allow_private_urls=True).save("golive-no-go-hook", overwrite=True)
             import httpx
 
-            r = httpx.post(server.api_url + "/automations/", json={
-                "name": "golive: tell the team about a NO-GO", "enabled": True,
-                "trigger": {"type": "event", "posture": "Reactive", "expect": ["golive.verdict"],
-                            "match": {"prefect.resource.id": "golive.environment.*", "golive.verdict": "NO-GO"},
-                            "threshold": 1, "within": 0},
-                "actions": [{"type": "call-webhook", "block_document_id": str(block_id),
-                             "payload": '{"text": "golive {{ event.resource[\'golive.verdict\'] }} for '
-                                        '{{ event.resource[\'prefect.resource.name\'] }}"}'}]}, timeout=10)
+            r = httpx.post(
+                server.api_url + "/automations/",
+                json={
+                    "name": "golive: tell the team about a NO-GO",
+                    "enabled": True,
+                    "trigger": {
+                        "type": "event",
+                        "posture": "Reactive",
+                        "expect": ["golive.verdict"],
+                        "match": {"prefect.resource.id": "golive.environment.*", "golive.verdict": "NO-GO"},
+                        "threshold": 1,
+                        "within": 0,
+                    },
+                    "actions": [
+                        {
+                            "type": "call-webhook",
+                            "block_document_id": str(block_id),
+                            "payload": '{"text": "golive {{ event.resource[\'golive.verdict\'] }} for '
+                            "{{ event.resource['prefect.resource.name'] }}\"}",
+                        }
+                    ],
+                },
+                timeout=10,
+            )
             assert r.status_code == 201, r.text
             time.sleep(2)  # the triggers service loads automations on a short loop
             with sandbox.fault("hsts-short"):

@@ -1,5 +1,6 @@
 """The deploy watch window's rollback criteria (flows/watch.py): the evaluation poll by poll, the firing alerts read
 from the sandbox's Prometheus API, and the operators' acknowledgement kept in a real Prefect server's Variable."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,12 @@ def test_critical_trips_once_failing_longer_than_allowed_and_recovery_resets_the
 
 
 def test_high_rolls_back_after_the_assessment_unless_acknowledged_and_critical_never_is():
-    ack = Ack(release="1.5.0", by="Dana Whitfield: Deployment Lead", reason="payments fall back to the queue",
-              criteria=["payment"])
+    ack = Ack(
+        release="1.5.0",
+        by="Dana Whitfield: Deployment Lead",
+        reason="payments fall back to the queue",
+        criteria=["payment"],
+    )
     w = Watch(POLICY)
     high = sig("HIGH", "payment processing down", True, 300)
     assert w.evaluate(0, [high], ack) is None
@@ -50,8 +55,10 @@ def test_high_rolls_back_after_the_assessment_unless_acknowledged_and_critical_n
     assert w.evaluate(801, [high, other], ack).criterion.startswith("campaign creation failing")
     # CRITICAL ignores any acknowledgement
     everything = Ack(release="1.5.0", by="Dana Whitfield", reason="we accept every HIGH risk")
-    assert Watch(POLICY).evaluate(0, [sig("CRITICAL", "data corruption detected", True)], everything).severity \
+    assert (
+        Watch(POLICY).evaluate(0, [sig("CRITICAL", "data corruption detected", True)], everything).severity
         == "CRITICAL"
+    )
     # without an acknowledgement, HIGH rolls back at the end of its assessment time
     assert Watch(POLICY).evaluate(0, [high], None) is None
     w2 = Watch(POLICY)
@@ -77,8 +84,14 @@ def test_an_acknowledgement_is_for_one_release_and_a_bad_one_is_named_in_one_lin
 
 
 def test_the_seed_alert_criteria_map_firing_alerts_to_signals():
-    firing = [{"labels": {"alertname": "DataCorruptionDetected", "severity": "critical"}, "state": "firing",
-               "activeAt": "2026-11-27T08:00:00Z", "annotations": {"summary": "checksums differ"}}]
+    firing = [
+        {
+            "labels": {"alertname": "DataCorruptionDetected", "severity": "critical"},
+            "state": "firing",
+            "activeAt": "2026-11-27T08:00:00Z",
+            "annotations": {"summary": "checksums differ"},
+        }
+    ]
     by_name = {s.criterion: s for s in alert_signals(POLICY, firing)}
     assert by_name["data corruption detected"].failing and by_name["data corruption detected"].severity == "CRITICAL"
     assert "checksums differ" in by_name["data corruption detected"].evidence
@@ -101,26 +114,47 @@ def test_firing_alerts_are_read_from_the_prometheus_api(sandbox):
 
 def golive(*args, prefect_api):
     env = {**os.environ, **prefect_api.client_env()}
-    return subprocess.run([sys.executable, "-m", "golive.deployments.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "golive.deployments.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_golive_ack_sets_the_variable_the_deploy_flow_reads_and_clear_removes_it(prefect_api):
     from golive.flows.deploy import _ack
 
     env = "ack-test"
-    out = golive("ack", "--environment", env, "--release", "1.5.0", "--by", "Dana Whitfield: Deployment Lead",
-                 "--reason", "payments fall back to the queue", "--criterion", "payment", prefect_api=prefect_api)
+    out = golive(
+        "ack",
+        "--environment",
+        env,
+        "--release",
+        "1.5.0",
+        "--by",
+        "Dana Whitfield: Deployment Lead",
+        "--reason",
+        "payments fall back to the queue",
+        "--criterion",
+        "payment",
+        prefect_api=prefect_api,
+    )
     assert out.returncode == 0, out.stderr
     assert f"Prefect Variable {ack_variable(env)}" in out.stdout
     w = Watch(POLICY)
     ack = asyncio.run(_ack(env, "1.5.0", w))
     assert ack.criteria == ["payment"] and ack.at is not None and w.medium == []
     assert asyncio.run(_ack(env, "1.6.0", w)) is None
-    bad = golive("ack", "--environment", env, "--release", "1.5.0", "--by", "Dana", "--reason", "short",
-                 prefect_api=prefect_api)
-    assert bad.returncode == 3 and bad.stderr.strip().splitlines()[-1] == \
-        "golive: error: --reason: String should have at least 10 characters"
+    bad = golive(
+        "ack", "--environment", env, "--release", "1.5.0", "--by", "Dana", "--reason", "short", prefect_api=prefect_api
+    )
+    assert (
+        bad.returncode == 3
+        and bad.stderr.strip().splitlines()[-1] == "golive: error: --reason: String should have at least 10 characters"
+    )
     assert golive("ack", "--environment", env, "--clear", prefect_api=prefect_api).returncode == 0
     assert asyncio.run(_ack(env, "1.5.0", w)) is None
 

@@ -5,6 +5,7 @@ collector that takes its hits.
 
 Served by sandbox/fakes/service_apis.py.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,8 +21,12 @@ FAULTS = {"analytics-snippet-missing": "the frontend page carries no analytics s
 
 def routes(on: Callable[[str], bool], events: list[dict[str, Any]]) -> list[Route]:
     """Each hit the collector accepts is appended to `events`; `on(fault)` tells whether a fault switch is on."""
+
     async def site(request: Request) -> Response:
-        snippet = "" if on("analytics-snippet-missing") else f"""
+        snippet = (
+            ""
+            if on("analytics-snippet-missing")
+            else f"""
   <script async src="/gtm/gtag/js?id={MEASUREMENT_ID}"></script>
   <script>
     window.dataLayer = window.dataLayer || [];
@@ -29,6 +34,7 @@ def routes(on: Callable[[str], bool], events: list[dict[str, Any]]) -> list[Rout
     gtag('js', new Date());
     gtag('config', '{MEASUREMENT_ID}');
   </script>"""
+        )
         return HTMLResponse(f"""<!doctype html>
 <html lang="en">
 <head>
@@ -42,13 +48,19 @@ def routes(on: Callable[[str], bool], events: list[dict[str, Any]]) -> list[Rout
     async def gtag_js(request: Request) -> Response:
         if request.query_params.get("id") != MEASUREMENT_ID:
             return PlainTextResponse("", status_code=404)
-        return Response("/* gtag.js (golive sandbox) */\n(function(){var d=window.dataLayer=window.dataLayer||[];"
-                        "d.push({'gtm.start':Date.now()});})();\n", media_type="application/javascript")
+        return Response(
+            "/* gtag.js (golive sandbox) */\n(function(){var d=window.dataLayer=window.dataLayer||[];"
+            "d.push({'gtm.start':Date.now()});})();\n",
+            media_type="application/javascript",
+        )
 
     async def collect(request: Request) -> Response:
         if request.query_params.get("tid", "").startswith(("G-", "UA-")):
             events.append({"ga": request.query_params.get("en")})
         return Response(status_code=204, headers={"access-control-allow-origin": "*"})
 
-    return [Route("/site/", site), Route("/gtm/gtag/js", gtag_js),
-            Route("/ga/g/collect", collect, methods=["GET", "POST"])]
+    return [
+        Route("/site/", site),
+        Route("/gtm/gtag/js", gtag_js),
+        Route("/ga/g/collect", collect, methods=["GET", "POST"]),
+    ]

@@ -1,4 +1,5 @@
 """The credentials the fakes read from a request (HTTP basic, bearer), and a constant-time comparison of secrets."""
+
 from __future__ import annotations
 
 import base64

@@ -13,6 +13,7 @@ Runtime faults (the fault file): `vuln-published` publishes an advisory against 
 Run as `python -m golive.sandbox.fakes.package_mirrors --port P --lock FILE --faults FILE`; the stack's `advisories`
 part (sandbox/part.py), started once the app's lock file is in its repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,36 +30,75 @@ from packaging.version import InvalidVersion, Version
 from ..part import Service, Stack, child_env, python
 from ..runtime import FaultFile
 
-VULN_PACKAGE = "starlette"      # `vuln-published`
+VULN_PACKAGE = "starlette"  # `vuln-published`
 OUTDATED_PACKAGE = "sqlalchemy"  # `package-outdated`
 PORTS = ("advisories",)
 
 #: advisories that exist whatever the faults: none affects what the sandbox pins (old releases only)
 ADVISORIES: list[dict] = [
-    {"schema_version": "1.6.0", "id": "GHSA-sbx1-jinja-2019", "aliases": ["CVE-2019-10906"],
-     "summary": "sandbox escape via str.format_map", "published": "2019-04-10T00:00:00Z",
-     "affected": [{"package": {"name": "jinja2", "ecosystem": "PyPI"},
-                   "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.10.1"}]}]}],
-     "database_specific": {"severity": "HIGH"}},
-    {"schema_version": "1.6.0", "id": "GHSA-sbx2-urllib3-2023", "aliases": ["CVE-2023-43804"],
-     "summary": "Cookie header not stripped on cross-origin redirects", "published": "2023-10-02T00:00:00Z",
-     "affected": [{"package": {"name": "urllib3", "ecosystem": "PyPI"},
-                   "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0.0"}, {"fixed": "2.0.6"}]}]}],
-     "database_specific": {"severity": "HIGH"}},
+    {
+        "schema_version": "1.6.0",
+        "id": "GHSA-sbx1-jinja-2019",
+        "aliases": ["CVE-2019-10906"],
+        "summary": "sandbox escape via str.format_map",
+        "published": "2019-04-10T00:00:00Z",
+        "affected": [
+            {
+                "package": {"name": "jinja2", "ecosystem": "PyPI"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.10.1"}]}],
+            }
+        ],
+        "database_specific": {"severity": "HIGH"},
+    },
+    {
+        "schema_version": "1.6.0",
+        "id": "GHSA-sbx2-urllib3-2023",
+        "aliases": ["CVE-2023-43804"],
+        "summary": "Cookie header not stripped on cross-origin redirects",
+        "published": "2023-10-02T00:00:00Z",
+        "affected": [
+            {
+                "package": {"name": "urllib3", "ecosystem": "PyPI"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0.0"}, {"fixed": "2.0.6"}]}],
+            }
+        ],
+        "database_specific": {"severity": "HIGH"},
+    },
 ]
 NPM_ADVISORIES: dict[str, list[dict]] = {
-    "lodash": [{"id": 1106913, "url": "https://github.com/advisories/GHSA-35jh-r3h4-6jhm",
-                "title": "Command Injection in lodash", "severity": "high", "vulnerable_versions": "<4.17.21",
-                "cwe": ["CWE-77"], "cvss": {"score": 7.2, "vectorString": None}}],
+    "lodash": [
+        {
+            "id": 1106913,
+            "url": "https://github.com/advisories/GHSA-35jh-r3h4-6jhm",
+            "title": "Command Injection in lodash",
+            "severity": "high",
+            "vulnerable_versions": "<4.17.21",
+            "cwe": ["CWE-77"],
+            "cvss": {"score": 7.2, "vectorString": None},
+        }
+    ],
 }
 
 
 def services(stack: Stack) -> list[Service]:
     """The `advisories` service, for the pins of the app's lock file (stack.app_lock)."""
     port = stack.ports["advisories"]
-    return [Service("advisories", lambda: python("golive.sandbox.fakes.package_mirrors", "--port", str(port), "--lock",
-                                                 str(stack.app_lock), "--faults", str(stack.fault_file)),
-                    (port,), env=child_env())]
+    return [
+        Service(
+            "advisories",
+            lambda: python(
+                "golive.sandbox.fakes.package_mirrors",
+                "--port",
+                str(port),
+                "--lock",
+                str(stack.app_lock),
+                "--faults",
+                str(stack.fault_file),
+            ),
+            (port,),
+            env=child_env(),
+        )
+    ]
 
 
 def read_lock(path: Path) -> dict[str, str]:
@@ -109,12 +149,27 @@ def create_app(lock: Path, faults: FaultFile):
     def advisories() -> list[dict]:
         out = list(ADVISORIES)
         if "vuln-published" in faults and VULN_PACKAGE in pins:
-            out.append({"schema_version": "1.6.0", "id": "GHSA-sbx3-starlette-2026", "aliases": ["CVE-2026-99999"],
-                        "summary": "multipart parser denial of service", "published": "2026-01-05T00:00:00Z",
-                        "affected": [{"package": {"name": VULN_PACKAGE, "ecosystem": "PyPI"}, "ranges": [
-                            {"type": "ECOSYSTEM", "events": [{"introduced": "0"},
-                                                             {"fixed": _bump(pins[VULN_PACKAGE], minor=False)}]}]}],
-                        "database_specific": {"severity": "HIGH"}})
+            out.append(
+                {
+                    "schema_version": "1.6.0",
+                    "id": "GHSA-sbx3-starlette-2026",
+                    "aliases": ["CVE-2026-99999"],
+                    "summary": "multipart parser denial of service",
+                    "published": "2026-01-05T00:00:00Z",
+                    "affected": [
+                        {
+                            "package": {"name": VULN_PACKAGE, "ecosystem": "PyPI"},
+                            "ranges": [
+                                {
+                                    "type": "ECOSYSTEM",
+                                    "events": [{"introduced": "0"}, {"fixed": _bump(pins[VULN_PACKAGE], minor=False)}],
+                                }
+                            ],
+                        }
+                    ],
+                    "database_specific": {"severity": "HIGH"},
+                }
+            )
         return out
 
     async def query(request: Request) -> Response:
@@ -146,11 +201,15 @@ def create_app(lock: Path, faults: FaultFile):
         name = canonicalize_name(request.path_params["name"])
         if name not in pins:
             return Response("not found", status_code=404)
-        links = "\n".join(f'<a href="../../files/{name}-{v}.tar.gz">{html.escape(name)}-{html.escape(v)}.tar.gz</a><br>'
-                          for v in releases(name))
-        return HTMLResponse(f"<!DOCTYPE html><html><head><meta name=\"pypi:repository-version\" content=\"1.0\">"
-                            f"<title>Links for {html.escape(name)}</title></head><body>"
-                            f"<h1>Links for {html.escape(name)}</h1>\n{links}\n</body></html>")
+        links = "\n".join(
+            f'<a href="../../files/{name}-{v}.tar.gz">{html.escape(name)}-{html.escape(v)}.tar.gz</a><br>'
+            for v in releases(name)
+        )
+        return HTMLResponse(
+            f'<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.0">'
+            f"<title>Links for {html.escape(name)}</title></head><body>"
+            f"<h1>Links for {html.escape(name)}</h1>\n{links}\n</body></html>"
+        )
 
     async def npm_bulk(request: Request) -> Response:
         raw = await request.body()
@@ -168,9 +227,13 @@ def create_app(lock: Path, faults: FaultFile):
                     out.setdefault(name, []).append(adv)
         return JSONResponse(out)
 
-    return Starlette(routes=[Route("/v1/query", query, methods=["POST"]),
-                             Route("/simple/{name}/", simple),
-                             Route("/-/npm/v1/security/advisories/bulk", npm_bulk, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/v1/query", query, methods=["POST"]),
+            Route("/simple/{name}/", simple),
+            Route("/-/npm/v1/security/advisories/bulk", npm_bulk, methods=["POST"]),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,8 +244,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lock", required=True, help="the app's requirements.lock (name==version lines)")
     p.add_argument("--faults", required=True, help="the runtime fault file")
     a = p.parse_args(argv)
-    uvicorn.run(create_app(Path(a.lock), FaultFile(a.faults)), host="127.0.0.1", port=a.port, log_level="warning",
-                access_log=False, lifespan="off", server_header=False)
+    uvicorn.run(
+        create_app(Path(a.lock), FaultFile(a.faults)),
+        host="127.0.0.1",
+        port=a.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":

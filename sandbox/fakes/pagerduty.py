@@ -6,6 +6,7 @@ policy, auth by `Authorization: Token token=<token>`.
 
 Served by sandbox/fakes/team_apis.py.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -30,20 +31,29 @@ def _iso(t: datetime) -> str:
 
 
 def _ref(kind: str, id_: str, summary: str, base: str) -> dict:
-    path = {"user_reference": "users", "schedule_reference": "schedules",
-            "escalation_policy_reference": "escalation_policies"}[kind]
-    return {"id": id_, "type": kind, "summary": summary, "self": f"{base}/{path}/{id_}",
-            "html_url": f"https://swipesavvy.pagerduty.com/{path}/{id_}"}
+    path = {
+        "user_reference": "users",
+        "schedule_reference": "schedules",
+        "escalation_policy_reference": "escalation_policies",
+    }[kind]
+    return {
+        "id": id_,
+        "type": kind,
+        "summary": summary,
+        "self": f"{base}/{path}/{id_}",
+        "html_url": f"https://swipesavvy.pagerduty.com/{path}/{id_}",
+    }
 
 
 def routes(accepts: Callable[[str], bool], on: Callable[[str], bool], requests: list[tuple[str, str]]) -> list[Route]:
     """`accepts(token)` tells whether an API token is good; `on(fault)` whether a fault switch is on; each request is
     logged in `requests` as (method, path)."""
+
     def pd_auth(request: Request) -> Response | None:
         requests.append((request.method, request.url.path))
         auth = request.headers.get("authorization", "")
         prefix = "token token="
-        given = auth[len(prefix):].strip() if auth.lower().startswith(prefix) else ""
+        given = auth[len(prefix) :].strip() if auth.lower().startswith(prefix) else ""
         if not accepts(given):
             return JSONResponse({"error": {"message": "Unauthorized", "code": 2006}}, status_code=401)
         return None
@@ -55,19 +65,34 @@ def routes(accepts: Callable[[str], bool], on: Callable[[str], bool], requests: 
         delay = 15 if on("oncall-escalation-slow") else 5
         rules = [(SCHEDULE_IDS[0], "Primary rotation"), (SCHEDULE_IDS[1], "Secondary rotation")]
         return {
-            "id": ESCALATION_POLICY_ID, "type": "escalation_policy", "summary": "Production On-Call",
-            "name": "Production On-Call", "description": "SwipeSavvy production",
+            "id": ESCALATION_POLICY_ID,
+            "type": "escalation_policy",
+            "summary": "Production On-Call",
+            "name": "Production On-Call",
+            "description": "SwipeSavvy production",
             "self": f"{base}/escalation_policies/{ESCALATION_POLICY_ID}",
             "html_url": f"https://swipesavvy.pagerduty.com/escalation_policies/{ESCALATION_POLICY_ID}",
-            "num_loops": 1, "on_call_handoff_notifications": "if_has_services",
+            "num_loops": 1,
+            "on_call_handoff_notifications": "if_has_services",
             "escalation_rules": [
-                *({"id": f"PRULE0{i}", "escalation_delay_in_minutes": delay,
-                   "targets": [_ref("schedule_reference", sid, name, base)]}
-                  for i, (sid, name) in enumerate(rules, 1)),
-                {"id": "PRULE03", "escalation_delay_in_minutes": delay,
-                 "targets": [_ref("user_reference", "PUSAMU3", USERS["PUSAMU3"], base)]}],
+                *(
+                    {
+                        "id": f"PRULE0{i}",
+                        "escalation_delay_in_minutes": delay,
+                        "targets": [_ref("schedule_reference", sid, name, base)],
+                    }
+                    for i, (sid, name) in enumerate(rules, 1)
+                ),
+                {
+                    "id": "PRULE03",
+                    "escalation_delay_in_minutes": delay,
+                    "targets": [_ref("user_reference", "PUSAMU3", USERS["PUSAMU3"], base)],
+                },
+            ],
             "services": [{"id": "PSVC001", "type": "service_reference", "summary": "SwipeSavvy API"}],
-            "teams": [], "privilege": None}
+            "teams": [],
+            "privilege": None,
+        }
 
     def oncall_entries(base: str) -> list[dict]:
         if on("oncall-nobody"):
@@ -78,14 +103,29 @@ def routes(accepts: Callable[[str], bool], on: Callable[[str], bool], requests: 
             shift -= timedelta(days=1)
         ep = _ref("escalation_policy_reference", ESCALATION_POLICY_ID, "Production On-Call", base)
         out = []
-        for level, (sid, name, uid) in enumerate([(SCHEDULE_IDS[0], "Primary rotation", "PUDANA1"),
-                                                  (SCHEDULE_IDS[1], "Secondary rotation", "PUMARC2")], 1):
-            out.append({"escalation_policy": ep, "escalation_level": level,
-                        "schedule": _ref("schedule_reference", sid, name, base),
-                        "user": _ref("user_reference", uid, USERS[uid], base),
-                        "start": _iso(shift), "end": _iso(shift + timedelta(days=7))})
-        out.append({"escalation_policy": ep, "escalation_level": 3, "schedule": None,
-                    "user": _ref("user_reference", "PUSAMU3", USERS["PUSAMU3"], base), "start": None, "end": None})
+        for level, (sid, name, uid) in enumerate(
+            [(SCHEDULE_IDS[0], "Primary rotation", "PUDANA1"), (SCHEDULE_IDS[1], "Secondary rotation", "PUMARC2")], 1
+        ):
+            out.append(
+                {
+                    "escalation_policy": ep,
+                    "escalation_level": level,
+                    "schedule": _ref("schedule_reference", sid, name, base),
+                    "user": _ref("user_reference", uid, USERS[uid], base),
+                    "start": _iso(shift),
+                    "end": _iso(shift + timedelta(days=7)),
+                }
+            )
+        out.append(
+            {
+                "escalation_policy": ep,
+                "escalation_level": 3,
+                "schedule": None,
+                "user": _ref("user_reference", "PUSAMU3", USERS["PUSAMU3"], base),
+                "start": None,
+                "end": None,
+            }
+        )
         return out
 
     async def oncalls(request: Request) -> Response:
@@ -96,16 +136,31 @@ def routes(accepts: Callable[[str], bool], on: Callable[[str], bool], requests: 
             limit = min(max(int(q.get("limit", PD_DEFAULT_LIMIT)), 1), 100)
             offset = max(int(q.get("offset", 0)), 0)
         except ValueError:
-            return JSONResponse({"error": {"message": "Invalid Input Provided", "code": 2001,
-                                           "errors": ["Limit and offset must be integers."]}}, status_code=400)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": "Invalid Input Provided",
+                        "code": 2001,
+                        "errors": ["Limit and offset must be integers."],
+                    }
+                },
+                status_code=400,
+            )
         entries = oncall_entries(pd_base(request))
         if eps := q.getlist("escalation_policy_ids[]"):
             entries = [e for e in entries if e["escalation_policy"]["id"] in eps]
         if sids := q.getlist("schedule_ids[]"):
             entries = [e for e in entries if e["schedule"] and e["schedule"]["id"] in sids]
-        page = entries[offset:offset + limit]
-        return JSONResponse({"oncalls": page, "limit": limit, "offset": offset,
-                             "more": offset + len(page) < len(entries), "total": None})
+        page = entries[offset : offset + limit]
+        return JSONResponse(
+            {
+                "oncalls": page,
+                "limit": limit,
+                "offset": offset,
+                "more": offset + len(page) < len(entries),
+                "total": None,
+            }
+        )
 
     async def escalation_policy(request: Request) -> Response:
         if (denied := pd_auth(request)) is not None:
@@ -117,6 +172,8 @@ def routes(accepts: Callable[[str], bool], on: Callable[[str], bool], requests: 
     async def pd_root(request: Request) -> Response:
         return JSONResponse({"error": {"message": "Not Found", "code": 2100}}, status_code=404)
 
-    return [Route("/pagerduty/", pd_root, name="pd_root"),
-            Route("/pagerduty/oncalls", oncalls),
-            Route("/pagerduty/escalation_policies/{id}", escalation_policy)]
+    return [
+        Route("/pagerduty/", pd_root, name="pd_root"),
+        Route("/pagerduty/oncalls", oncalls),
+        Route("/pagerduty/escalation_policies/{id}", escalation_policy),
+    ]

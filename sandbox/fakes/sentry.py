@@ -4,6 +4,7 @@
 
 Served by sandbox/fakes/service_apis.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ FAULTS = {"sentry-rejects": "Sentry rejects every event (403 ProjectDisabled)"}
 def routes(key: str, on: Callable[[str], bool], events: list[dict[str, Any]]) -> list[Route]:
     """Project SENTRY_PROJECT, accepting DSN key `key`; each accepted event is appended to `events`; `on(fault)` tells
     whether a fault switch is on."""
+
     async def envelope(request: Request) -> Response:
         auth = request.headers.get("x-sentry-auth", "")
         parts = dict(p.strip().split("=", 1) for p in auth.removeprefix("Sentry ").split(",") if "=" in p)
@@ -32,8 +34,7 @@ def routes(key: str, on: Callable[[str], bool], events: list[dict[str, Any]]) ->
         if not matches(given, key):
             return JSONResponse({"detail": "event submission rejected with_reason: ProjectKey"}, status_code=401)
         if on("sentry-rejects"):
-            return JSONResponse({"detail": "event submission rejected with_reason: ProjectDisabled"},
-                                status_code=403)
+            return JSONResponse({"detail": "event submission rejected with_reason: ProjectDisabled"}, status_code=403)
         lines = (await request.body()).decode("utf-8", "replace").splitlines()
         try:
             header = json.loads(lines[0])

@@ -20,6 +20,7 @@ in threads and the `faults` callable can change between requests.
 
 Never imported by `tasks/` or `flows/`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,25 @@ from .kubernetes import NOT_READY_NODE
 from .sentry import SENTRY_PROJECT
 from .twilio import SENDER, TWILIO_SID
 
-__all__ = ["DASHBOARDS", "FAULTS", "MEASUREMENT_ID", "NOT_READY_NODE", "PORTS", "SENDER", "SENTRY_PROJECT", "TOKENS",
-           "TWILIO_SID", "Fakes", "create_app", "docker_socket_path", "main", "new_credentials", "running", "services",
-           "urls"]
+__all__ = [
+    "DASHBOARDS",
+    "FAULTS",
+    "MEASUREMENT_ID",
+    "NOT_READY_NODE",
+    "PORTS",
+    "SENDER",
+    "SENTRY_PROJECT",
+    "TOKENS",
+    "TWILIO_SID",
+    "Fakes",
+    "create_app",
+    "docker_socket_path",
+    "main",
+    "new_credentials",
+    "running",
+    "services",
+    "urls",
+]
 
 TWILIO_TOKEN_ENV = "GOLIVE_SANDBOX_TWILIO_TOKEN"
 STRIPE_KEY_ENV = "GOLIVE_SANDBOX_STRIPE_KEY"
@@ -57,8 +74,16 @@ SENTRY_KEY_ENV = "GOLIVE_SANDBOX_SENTRY_KEY"
 GRAFANA_TOKEN_ENV = "GOLIVE_SANDBOX_GRAFANA_TOKEN"
 K8S_TOKEN_ENV = "GOLIVE_SANDBOX_K8S_TOKEN"
 TOKENS = (TWILIO_TOKEN_ENV, STRIPE_KEY_ENV, SENTRY_KEY_ENV, GRAFANA_TOKEN_ENV, K8S_TOKEN_ENV)
-FAULTS = {**twilio.FAULTS, **stripe.FAULTS, **sentry.FAULTS, **analytics.FAULTS, **grafana.FAULTS, **elastic.FAULTS,
-          **docker.FAULTS, **kubernetes.FAULTS}
+FAULTS = {
+    **twilio.FAULTS,
+    **stripe.FAULTS,
+    **sentry.FAULTS,
+    **analytics.FAULTS,
+    **grafana.FAULTS,
+    **elastic.FAULTS,
+    **docker.FAULTS,
+    **kubernetes.FAULTS,
+}
 PORTS = ("saas2", "saas2_k8s")
 
 
@@ -69,12 +94,25 @@ def services(stack: Stack) -> list[Service]:
 
     def argv() -> list[str]:
         assert stack.certs is not None
-        return python("golive.sandbox.fakes.service_apis", "--port", str(p["saas2"]),
-                      "--k8s-port", str(p["saas2_k8s"]), "--cert", str(stack.certs.cert), "--key", str(stack.certs.key),
-                      "--docker-socket", str(docker_socket_path(stack)), "--faults", str(stack.fault_file))
+        return python(
+            "golive.sandbox.fakes.service_apis",
+            "--port",
+            str(p["saas2"]),
+            "--k8s-port",
+            str(p["saas2_k8s"]),
+            "--cert",
+            str(stack.certs.cert),
+            "--key",
+            str(stack.certs.key),
+            "--docker-socket",
+            str(docker_socket_path(stack)),
+            "--faults",
+            str(stack.fault_file),
+        )
 
-    return [Service("saas2", argv, (p["saas2"], p["saas2_k8s"]),
-                    env={**child_env(), **{k: stack.env[k] for k in TOKENS}})]
+    return [
+        Service("saas2", argv, (p["saas2"], p["saas2_k8s"]), env={**child_env(), **{k: stack.env[k] for k in TOKENS}})
+    ]
 
 
 def docker_socket_path(stack: Stack) -> Path:
@@ -100,53 +138,85 @@ class Fakes:
 
     @classmethod
     def from_env(cls, env: dict[str, str], faults: Callable[[], Collection[str]] = lambda: ()) -> Fakes:
-        return cls(TWILIO_SID, env[TWILIO_TOKEN_ENV], env[STRIPE_KEY_ENV], env[SENTRY_KEY_ENV],
-                   env[GRAFANA_TOKEN_ENV], env[K8S_TOKEN_ENV], faults)
+        return cls(
+            TWILIO_SID,
+            env[TWILIO_TOKEN_ENV],
+            env[STRIPE_KEY_ENV],
+            env[SENTRY_KEY_ENV],
+            env[GRAFANA_TOKEN_ENV],
+            env[K8S_TOKEN_ENV],
+            faults,
+        )
 
 
 def new_credentials(token: Callable[[], str]) -> dict[str, str]:
     """Fresh credentials for a sandbox: {env name: value} (a test-mode Stripe key: the sandbox is not production)."""
     import secrets
 
-    return {TWILIO_TOKEN_ENV: secrets.token_hex(16),
-            STRIPE_KEY_ENV: "sk_test_" + token(), STRIPE_WHSEC_ENV: "whsec_" + token(),
-            SENTRY_KEY_ENV: secrets.token_hex(16), GRAFANA_TOKEN_ENV: "glsa_" + token(), K8S_TOKEN_ENV: token()}
+    return {
+        TWILIO_TOKEN_ENV: secrets.token_hex(16),
+        STRIPE_KEY_ENV: "sk_test_" + token(),
+        STRIPE_WHSEC_ENV: "whsec_" + token(),
+        SENTRY_KEY_ENV: secrets.token_hex(16),
+        GRAFANA_TOKEN_ENV: "glsa_" + token(),
+        K8S_TOKEN_ENV: token(),
+    }
 
 
 def create_app(f: Fakes) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"message": "not found", "path": request.url.path}, status_code=404)
 
-    return Starlette(routes=[
-        *twilio.routes(f.twilio_sid, f.twilio_token, f.on),
-        *stripe.routes(f.stripe_key, f.on),
-        *sentry.routes(f.sentry_key, f.on, f.events),
-        *analytics.routes(f.on, f.events),
-        *grafana.routes(f.grafana_token, f.on),
-        *elastic.routes(f.on),
-        *docker.routes(f.on),
-        *kubernetes.routes(f.k8s_token, f.on),
-    ], exception_handlers={404: not_found})
+    return Starlette(
+        routes=[
+            *twilio.routes(f.twilio_sid, f.twilio_token, f.on),
+            *stripe.routes(f.stripe_key, f.on),
+            *sentry.routes(f.sentry_key, f.on, f.events),
+            *analytics.routes(f.on, f.events),
+            *grafana.routes(f.grafana_token, f.on),
+            *elastic.routes(f.on),
+            *docker.routes(f.on),
+            *kubernetes.routes(f.k8s_token, f.on),
+        ],
+        exception_handlers={404: not_found},
+    )
 
 
 def urls(base: str, k8s_base: str, docker_socket: str | None = None) -> dict[str, str]:
     """The config values that point golive at the fakes (http base, https Kubernetes base)."""
-    return {"twilio": f"{base}/twilio", "stripe": f"{base}/stripe",
-            "sentry_dsn_host": base.split("://", 1)[1] + "/sentry", "sentry_project": SENTRY_PROJECT,
-            "site": f"{base}/site/", "collector": f"{base}/ga", "grafana": f"{base}/grafana",
-            "elasticsearch": f"{base}/es", "kibana": f"{base}/kibana",
-            "docker": f"unix://{docker_socket}" if docker_socket else f"{base}/docker", "kubernetes": k8s_base}
+    return {
+        "twilio": f"{base}/twilio",
+        "stripe": f"{base}/stripe",
+        "sentry_dsn_host": base.split("://", 1)[1] + "/sentry",
+        "sentry_project": SENTRY_PROJECT,
+        "site": f"{base}/site/",
+        "collector": f"{base}/ga",
+        "grafana": f"{base}/grafana",
+        "elasticsearch": f"{base}/es",
+        "kibana": f"{base}/kibana",
+        "docker": f"unix://{docker_socket}" if docker_socket else f"{base}/docker",
+        "kubernetes": k8s_base,
+    }
 
 
-def _servers(f: Fakes, tcp: socket.socket, tls: socket.socket, cert: str, key: str,
-             unix: socket.socket | None):
+def _servers(f: Fakes, tcp: socket.socket, tls: socket.socket, cert: str, key: str, unix: socket.socket | None):
     import uvicorn
 
     app = create_app(f)
-    plain = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                          server_header=False))
-    secure = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                           server_header=False, ssl_certfile=cert, ssl_keyfile=key))
+    plain = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
+    )
+    secure = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
+    )
     return plain, secure, [tcp] + ([unix] if unix is not None else []), [tls]
 
 
@@ -185,8 +255,9 @@ def running(f: Fakes, cert: str, key: str, docker_socket: str | None = None) -> 
             raise RuntimeError("the saas2 fakes did not start")
         time.sleep(0.01)
     try:
-        yield urls(f"http://127.0.0.1:{tcp.getsockname()[1]}", f"https://127.0.0.1:{tls.getsockname()[1]}",
-                   docker_socket)
+        yield urls(
+            f"http://127.0.0.1:{tcp.getsockname()[1]}", f"https://127.0.0.1:{tls.getsockname()[1]}", docker_socket
+        )
     finally:
         plain.should_exit = secure.should_exit = True
         thread.join(5)
@@ -196,8 +267,9 @@ def running(f: Fakes, cert: str, key: str, docker_socket: str | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m golive.sandbox.fakes.service_apis",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m golive.sandbox.fakes.service_apis", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--k8s-port", type=int, required=True)
     p.add_argument("--cert", required=True)
@@ -215,8 +287,9 @@ def main(argv: list[str] | None = None) -> None:
         faults = FaultFile(a.faults).current
     f = Fakes.from_env(dict(os.environ), faults)
     unix = _bind_unix(a.docker_socket) if a.docker_socket else None
-    plain, secure, socks, tls_socks = _servers(f, _bind("127.0.0.1", a.port), _bind("127.0.0.1", a.k8s_port),
-                                               a.cert, a.key, unix)
+    plain, secure, socks, tls_socks = _servers(
+        f, _bind("127.0.0.1", a.port), _bind("127.0.0.1", a.k8s_port), a.cert, a.key, unix
+    )
 
     import signal
 

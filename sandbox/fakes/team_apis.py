@@ -23,6 +23,7 @@ Fault switches (names in the runtime fault file, or in the `faults` set):
 
 Never imported by `tasks/` or `flows/`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,22 @@ from . import documents, pagerduty, slack
 from .pagerduty import ESCALATION_POLICY_ID, SCHEDULE_IDS
 from .slack import ARCHIVED_CHANNEL, SLACK_PAGE_CAP
 
-__all__ = ["ARCHIVED_CHANNEL", "ESCALATION_POLICY_ID", "FAULTS", "PAGERDUTY_TOKEN_ENV", "PORTS", "SCHEDULE_IDS",
-           "SLACK_PAGE_CAP", "SLACK_TOKEN_ENV", "Saas", "create_app", "main", "running", "services", "urls"]
+__all__ = [
+    "ARCHIVED_CHANNEL",
+    "ESCALATION_POLICY_ID",
+    "FAULTS",
+    "PAGERDUTY_TOKEN_ENV",
+    "PORTS",
+    "SCHEDULE_IDS",
+    "SLACK_PAGE_CAP",
+    "SLACK_TOKEN_ENV",
+    "Saas",
+    "create_app",
+    "main",
+    "running",
+    "services",
+    "urls",
+]
 
 SLACK_TOKEN_ENV = "GOLIVE_SANDBOX_SLACK_TOKEN"
 PAGERDUTY_TOKEN_ENV = "GOLIVE_SANDBOX_PAGERDUTY_TOKEN"
@@ -59,9 +74,14 @@ PORTS = ("saas",)
 def services(stack: Stack) -> list[Service]:
     """The `saas` service, with the stack's Slack and PagerDuty tokens."""
     port = stack.ports["saas"]
-    return [Service("saas", lambda: python("golive.sandbox.fakes.team_apis", "--port", str(port), "--faults",
-                                           str(stack.fault_file)),
-                    (port,), env={**child_env(), **{k: stack.env[k] for k in (SLACK_TOKEN_ENV, PAGERDUTY_TOKEN_ENV)}})]
+    return [
+        Service(
+            "saas",
+            lambda: python("golive.sandbox.fakes.team_apis", "--port", str(port), "--faults", str(stack.fault_file)),
+            (port,),
+            env={**child_env(), **{k: stack.env[k] for k in (SLACK_TOKEN_ENV, PAGERDUTY_TOKEN_ENV)}},
+        )
+    ]
 
 
 @dataclass
@@ -81,20 +101,25 @@ def create_app(saas: Saas) -> Starlette:
     def token_ok(given: str, want: str) -> bool:
         return bool(given) and not saas.on("saas-bad-token") and hmac.compare_digest(given.encode(), want.encode())
 
-    return Starlette(routes=[
-        *slack.routes(lambda token: token_ok(token, saas.slack_token), saas.on, saas.requests),
-        *pagerduty.routes(lambda token: token_ok(token, saas.pagerduty_token), saas.on, saas.requests),
-        *documents.routes(saas.on, saas.requests),
-    ])
+    return Starlette(
+        routes=[
+            *slack.routes(lambda token: token_ok(token, saas.slack_token), saas.on, saas.requests),
+            *pagerduty.routes(lambda token: token_ok(token, saas.pagerduty_token), saas.on, saas.requests),
+            *documents.routes(saas.on, saas.requests),
+        ]
+    )
 
 
 def urls(base: str) -> dict[str, str]:
     """The config values that point golive at the fakes served at `base` (http://127.0.0.1:PORT)."""
-    return {"slack_api_url": f"{base}/slack/api", "pagerduty_api_url": f"{base}/pagerduty",
-            "escalation_policy_id": ESCALATION_POLICY_ID,
-            "release_notes": f"{base}/docs/release-notes.md",
-            "status_page_template": f"{base}/docs/status-page-update.md",
-            "customer_email_template": f"{base}/docs/customer-email.txt"}
+    return {
+        "slack_api_url": f"{base}/slack/api",
+        "pagerduty_api_url": f"{base}/pagerduty",
+        "escalation_policy_id": ESCALATION_POLICY_ID,
+        "release_notes": f"{base}/docs/release-notes.md",
+        "status_page_template": f"{base}/docs/status-page-update.md",
+        "customer_email_template": f"{base}/docs/customer-email.txt",
+    }
 
 
 @contextlib.contextmanager
@@ -105,8 +130,9 @@ def running(saas: Saas, host: str = "127.0.0.1") -> Iterator[str]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(saas), log_level="warning", access_log=False, lifespan="off",
-                                           server_header=False))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(saas), log_level="warning", access_log=False, lifespan="off", server_header=False)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="saas-fakes", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -139,8 +165,9 @@ def main(argv: list[str] | None = None) -> None:
 
         faults = FaultFile(a.faults).current
     app = create_app(Saas(os.environ[SLACK_TOKEN_ENV], os.environ[PAGERDUTY_TOKEN_ENV], faults))
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False, lifespan="off",
-                server_header=False)
+    uvicorn.run(
+        app, host=a.host, port=a.port, log_level="warning", access_log=False, lifespan="off", server_header=False
+    )
 
 
 if __name__ == "__main__":

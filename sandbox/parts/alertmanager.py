@@ -4,6 +4,7 @@ Used by the sandbox (only when the binary is installed: the quick start needs pi
 config routes critical alerts to Slack #alerts-production and everything to the on-call email list; the Slack
 webhook and the SMTP smarthost point at local addresses (nothing is sent unless an alert fires).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,18 +16,28 @@ EMAIL_TO = "oncall@swipesavvy.test"
 
 
 def executable() -> str | None:
-    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or next(
-        (p for p in ("/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager") if os.access(p, os.X_OK)), None)
+    return (
+        shutil.which("prometheus-alertmanager")
+        or shutil.which("alertmanager")
+        or next(
+            (p for p in ("/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager") if os.access(p, os.X_OK)), None
+        )
+    )
 
 
-def config_yaml(*, slack_webhook: str, smarthost: str, slack_channel: str = SLACK_CHANNEL,
-                email_to: str | None = EMAIL_TO) -> str:
+def config_yaml(
+    *, slack_webhook: str, smarthost: str, slack_channel: str = SLACK_CHANNEL, email_to: str | None = EMAIL_TO
+) -> str:
     """Receivers `slack-critical` (the channel) and `email-oncall` (email_to; omitted when None), routed by severity."""
-    email_rx = f"""
+    email_rx = (
+        f"""
 - name: email-oncall
   email_configs:
   - to: {email_to}
-    send_resolved: true""" if email_to else ""
+    send_resolved: true"""
+        if email_to
+        else ""
+    )
     default = "email-oncall" if email_to else "slack-critical"
     return f"""\
 global:
@@ -68,5 +79,11 @@ def argv(config: Path, port: int, storage: Path) -> list[str]:
     if exe is None:
         raise FileNotFoundError("Alertmanager is not installed (Debian: apt-get install prometheus-alertmanager)")
     storage.mkdir(parents=True, exist_ok=True)
-    return [exe, f"--config.file={config}", f"--storage.path={storage}", f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=", "--log.level=warn"]
+    return [
+        exe,
+        f"--config.file={config}",
+        f"--storage.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
+    ]

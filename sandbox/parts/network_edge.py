@@ -16,6 +16,7 @@ app, and the backend instances behind the load balancer; and, as a part of its o
 Every request-level fault is read from the fault file on each request. The `firewall-port-open` fault starts the
 `forbidden-port` service: a forwarder (sandbox/tcpproxy.py) from the port the firewall must block to PostgreSQL.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,22 +47,47 @@ def services(stack: Stack) -> list[Service]:
 
     def argv() -> list[str]:
         assert stack.certs is not None
-        return python("golive.sandbox.parts.network_edge", "--faults", str(stack.fault_file),
-                      "--dns-port", str(p["dns"]), "--ssh-port", str(p["bastion"]), "--cdn-port", str(p["cdn"]),
-                      "--cdn-origin", f"https://127.0.0.1:{p['https']}", "--cert", str(stack.certs.cert),
-                      "--key", str(stack.certs.key), "--ca", str(stack.ca_file),
-                      *(arg for b in BACKENDS for arg in ("--backend-port", str(p[b]))))
+        return python(
+            "golive.sandbox.parts.network_edge",
+            "--faults",
+            str(stack.fault_file),
+            "--dns-port",
+            str(p["dns"]),
+            "--ssh-port",
+            str(p["bastion"]),
+            "--cdn-port",
+            str(p["cdn"]),
+            "--cdn-origin",
+            f"https://127.0.0.1:{p['https']}",
+            "--cert",
+            str(stack.certs.cert),
+            "--key",
+            str(stack.certs.key),
+            "--ca",
+            str(stack.ca_file),
+            *(arg for b in BACKENDS for arg in ("--backend-port", str(p[b]))),
+        )
 
     return [
         Service("netfakes", argv, (p["dns"], p["bastion"], p["cdn"], *(p[b] for b in BACKENDS)), env=child_env()),
         # the `firewall-port-open` fault: the port the firewall must block answers (it forwards to PostgreSQL)
-        Service("forbidden-port", lambda: python("golive.sandbox.tcpproxy", "--listen", f"127.0.0.1:{p['forbidden']}",
-                                                 "--to", f"127.0.0.1:{p['postgres']}"), (p["forbidden"],),
-                env=child_env()),
+        Service(
+            "forbidden-port",
+            lambda: python(
+                "golive.sandbox.tcpproxy",
+                "--listen",
+                f"127.0.0.1:{p['forbidden']}",
+                "--to",
+                f"127.0.0.1:{p['postgres']}",
+            ),
+            (p["forbidden"],),
+            env=child_env(),
+        ),
     ]
 
 
 # --------------------------------------------------------------------------- DNS (dnslib)
+
 
 class ZoneResolver:
     """dnslib resolver: the product's name, shaped by the current faults."""
@@ -82,7 +108,7 @@ class ZoneResolver:
         if qname not in chain:
             reply.header.rcode = RCODE.NXDOMAIN
             return reply
-        for name, target in zip(chain[chain.index(qname):], chain[chain.index(qname) + 1:]):
+        for name, target in zip(chain[chain.index(qname) :], chain[chain.index(qname) + 1 :]):
             reply.add_answer(RR(name, QTYPE.CNAME, rdata=CNAME(target), ttl=ttl))
         if qtype in ("A", "ANY"):
             for a in addresses:
@@ -102,6 +128,7 @@ def start_dns(port: int, faults: FaultFile) -> list[Any]:
 
 # --------------------------------------------------------------------------- tiny HTTP/1.1 (Connection: close)
 
+
 async def read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -111,11 +138,17 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
     return method, rest.split(" ", 1)[0]
 
 
-def response(status: int, body: bytes, headers: dict[str, str] | None = None,
-             content_type: str = "application/json") -> bytes:
+def response(
+    status: int, body: bytes, headers: dict[str, str] | None = None, content_type: str = "application/json"
+) -> bytes:
     reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error", 502: "Bad Gateway"}.get(status, "OK")
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
-             "Connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -130,6 +163,7 @@ async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
 
 
 # --------------------------------------------------------------------------- backend instances
+
 
 def backend_handler(index: int, faults: FaultFile, delay_s: float):
     name = f"backend-{index + 1}"
@@ -155,9 +189,11 @@ def backend_handler(index: int, faults: FaultFile, delay_s: float):
 
 # --------------------------------------------------------------------------- bastion
 
+
 def bastion_handler(faults: FaultFile):
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _send(writer, b"" if "bastion-no-banner" in faults else SSH_BANNER)
+
     return handle
 
 
@@ -187,8 +223,12 @@ def cdn_handler(origin: str, ca_file: str, faults: FaultFile):
         else:
             try:
                 r = await client.get(origin.rstrip("/") + path)
-                status, body, ctype, cc = (r.status_code, r.content, r.headers.get("content-type", "text/plain"),
-                                           r.headers.get("cache-control"))
+                status, body, ctype, cc = (
+                    r.status_code,
+                    r.content,
+                    r.headers.get("content-type", "text/plain"),
+                    r.headers.get("cache-control"),
+                )
                 if status == 200:
                     cache[path] = (status, body, ctype, cc)
             except httpx.HTTPError as e:
@@ -197,14 +237,25 @@ def cdn_handler(origin: str, ca_file: str, faults: FaultFile):
             cc = f"public, max-age={CDN_TTL_LONG_S}"
         elif not cc or "max-age" not in cc:
             cc = f"public, max-age={CDN_TTL_S}"
-        await _send(writer, response(status, body, {
-            "Cache-Control": cc, "Via": "1.1 edge-1.swipesavvy-cdn.test (golive-sandbox-cdn)",
-            "X-Cache": ("Hit" if hit else "Miss") + " from golive-sandbox-cdn"}, content_type=ctype))
+        await _send(
+            writer,
+            response(
+                status,
+                body,
+                {
+                    "Cache-Control": cc,
+                    "Via": "1.1 edge-1.swipesavvy-cdn.test (golive-sandbox-cdn)",
+                    "X-Cache": ("Hit" if hit else "Miss") + " from golive-sandbox-cdn",
+                },
+                content_type=ctype,
+            ),
+        )
 
     return handle
 
 
 # --------------------------------------------------------------------------- main
+
 
 async def serve(a: argparse.Namespace) -> None:
     faults = FaultFile(a.faults)
@@ -216,11 +267,15 @@ async def serve(a: argparse.Namespace) -> None:
     if a.cdn_port:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(a.cert, a.key)
-        servers.append(await asyncio.start_server(cdn_handler(a.cdn_origin, a.ca, faults), "127.0.0.1", a.cdn_port,
-                                                  ssl=tls))
+        servers.append(
+            await asyncio.start_server(cdn_handler(a.cdn_origin, a.ca, faults), "127.0.0.1", a.cdn_port, ssl=tls)
+        )
     for i, port in enumerate(a.backend_port):
-        servers.append(await asyncio.start_server(backend_handler(i, faults, a.backend_delay_ms / 1000),
-                                                  "127.0.0.1", port, backlog=256))
+        servers.append(
+            await asyncio.start_server(
+                backend_handler(i, faults, a.backend_delay_ms / 1000), "127.0.0.1", port, backlog=256
+            )
+        )
     await asyncio.Event().wait()
 
 

@@ -7,6 +7,7 @@ PostgreSQL) and its files are made readable by that user only.
     write_config(dir, listen_port=..., pg_port=..., dbname=..., users={name: password}, admin_user=...)
     argv(ini)  ->  ["pgbouncer", ini]       run_as() -> "nobody" | None
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ RUN_AS = "nobody"
 
 def executable() -> str | None:
     """The pgbouncer binary (Debian installs it in /usr/sbin, often not on a user's PATH), or None."""
-    return shutil.which("pgbouncer") or next((p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
-                                              if os.access(p, os.X_OK)), None)
+    return shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
+    )
 
 
 def run_as() -> str | None:
@@ -34,9 +36,19 @@ def _q(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
 
-def write_config(directory: Path, *, listen_port: int, pg_host: str = "127.0.0.1", pg_port: int, dbname: str,
-                 users: dict[str, str], admin_user: str = ADMIN_USER, max_client_conn: int = MAX_CLIENT_CONN,
-                 default_pool_size: int = DEFAULT_POOL_SIZE, pool_mode: str = "transaction") -> Path:
+def write_config(
+    directory: Path,
+    *,
+    listen_port: int,
+    pg_host: str = "127.0.0.1",
+    pg_port: int,
+    dbname: str,
+    users: dict[str, str],
+    admin_user: str = ADMIN_USER,
+    max_client_conn: int = MAX_CLIENT_CONN,
+    default_pool_size: int = DEFAULT_POOL_SIZE,
+    pool_mode: str = "transaction",
+) -> Path:
     """pgbouncer.ini + userlist.txt (plain passwords: PgBouncer then speaks SCRAM to both sides) in `directory`.
     `users` must include `admin_user`. Returns the ini path."""
     directory.mkdir(parents=True, exist_ok=True)

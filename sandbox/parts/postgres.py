@@ -9,6 +9,7 @@ database (seeded from sandbox/seed.sql), the restore server golive restores back
 (started on first use); plus the `restore-alias` forwarder, the `restore-is-source` fault's stand-in for the restore
 server.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,10 +34,10 @@ from ..part import Service, Stack, child_env, python
 DBNAME = "merchants_prod"
 APP_USER = "app_user"
 SUPERUSER = "postgres"
-SEED_SQL = Path(__file__).parents[1] / "seed.sql"   # package data of golive.sandbox
+SEED_SQL = Path(__file__).parents[1] / "seed.sql"  # package data of golive.sandbox
 STOP_SIGNAL = signal.SIGINT  # "fast" shutdown; SIGTERM ("smart") waits for every client to disconnect
 RUN_AS = "nobody"
-ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"   # 0755: PostgreSQL runs as nobody below it
+ROOT = Path(tempfile.gettempdir()) / "golive-sandbox"  # 0755: PostgreSQL runs as nobody below it
 PORTS = ("postgres", "postgres_restore", "prefect_db")
 
 
@@ -59,21 +60,45 @@ def services(stack: Stack) -> list[Service]:
     p, base, bindir = stack.ports, stack.base_dir, stack.pg_bindir
     pgdata, pgsock = product_dirs(base)
     return [
-        Service("postgres", lambda: server_argv(bindir, pgdata, pgsock, p["postgres"]), (p["postgres"],),
-                user=run_as(), stop_signal=STOP_SIGNAL, ready=lambda: accepting(pgsock, p["postgres"])),
+        Service(
+            "postgres",
+            lambda: server_argv(bindir, pgdata, pgsock, p["postgres"]),
+            (p["postgres"],),
+            user=run_as(),
+            stop_signal=STOP_SIGNAL,
+            ready=lambda: accepting(pgsock, p["postgres"]),
+        ),
         # started on first use by Sandbox.prefect_database_url(), on its own postmaster
-        Service("prefect-db", lambda: server_argv(bindir, *prefect_dirs(base), p["prefect_db"]),
-                (p["prefect_db"],), user=run_as(), stop_signal=STOP_SIGNAL,
-                ready=lambda: accepting(prefect_dirs(base)[1], p["prefect_db"])),
+        Service(
+            "prefect-db",
+            lambda: server_argv(bindir, *prefect_dirs(base), p["prefect_db"]),
+            (p["prefect_db"],),
+            user=run_as(),
+            stop_signal=STOP_SIGNAL,
+            ready=lambda: accepting(prefect_dirs(base)[1], p["prefect_db"]),
+        ),
         # where golive restores backups (a separate cluster); the `restore-is-source` fault replaces it by an
         # alias that forwards its address to the production primary
-        Service("postgres-restore", lambda: server_argv(bindir, *restore_dirs(base), p["postgres_restore"]),
-                (p["postgres_restore"],), user=run_as(), stop_signal=STOP_SIGNAL,
-                ready=lambda: accepting(restore_dirs(base)[1], p["postgres_restore"])),
-        Service("restore-alias", lambda: python("golive.sandbox.tcpproxy", "--listen",
-                                                f"127.0.0.1:{p['postgres_restore']}", "--to",
-                                                f"127.0.0.1:{p['postgres']}"),
-                (p["postgres_restore"],), env=child_env()),
+        Service(
+            "postgres-restore",
+            lambda: server_argv(bindir, *restore_dirs(base), p["postgres_restore"]),
+            (p["postgres_restore"],),
+            user=run_as(),
+            stop_signal=STOP_SIGNAL,
+            ready=lambda: accepting(restore_dirs(base)[1], p["postgres_restore"]),
+        ),
+        Service(
+            "restore-alias",
+            lambda: python(
+                "golive.sandbox.tcpproxy",
+                "--listen",
+                f"127.0.0.1:{p['postgres_restore']}",
+                "--to",
+                f"127.0.0.1:{p['postgres']}",
+            ),
+            (p["postgres_restore"],),
+            env=child_env(),
+        ),
     ]
 
 
@@ -119,8 +144,10 @@ def own_dir(path: Path, *, create: bool = True) -> Path:
         path.mkdir(mode=0o755, parents=True, exist_ok=True)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise PermissionError(f"{path} is not a directory of uid {os.geteuid()} that only it can write (owner uid "
-                              f"{st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}): refusing to use it; remove it")
+        raise PermissionError(
+            f"{path} is not a directory of uid {os.geteuid()} that only it can write (owner uid "
+            f"{st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}): refusing to use it; remove it"
+        )
     return path
 
 
@@ -160,18 +187,41 @@ def initdb(bindir: Path, data: Path, socket_dir: Path) -> None:
     for d in (data, socket_dir):
         d.mkdir(mode=0o700)
         _chown(d)
-    procs.run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth-local=trust",
-               "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-              user=run_as(), timeout=60)
+    procs.run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        user=run_as(),
+        timeout=60,
+    )
 
 
 def server_argv(bindir: Path, data: Path, socket_dir: Path, port: int) -> list[str]:
     settings = {
-        "listen_addresses": "127.0.0.1", "port": str(port), "unix_socket_directories": str(socket_dir),
-        "password_encryption": "scram-sha-256", "max_connections": "100", "shared_buffers": "32MB",
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": str(socket_dir),
+        "password_encryption": "scram-sha-256",
+        "max_connections": "100",
+        "shared_buffers": "32MB",
         "dynamic_shared_memory_type": "mmap",  # segments live in the data dir, not /dev/shm
-        "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-        "timezone": "UTC", "log_timezone": "UTC", "logging_collector": "off",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "timezone": "UTC",
+        "log_timezone": "UTC",
+        "logging_collector": "off",
     }
     argv = [str(bindir / "postgres"), "-D", str(data)]
     for k, v in settings.items():
@@ -192,14 +242,23 @@ def accepting(socket_dir: Path, port: int) -> bool:
         return False
 
 
-def create_database(socket_dir: Path, port: int, superuser_password: str, owner: str, owner_password: str,
-                    dbname: str, extensions: tuple[str, ...] = ()) -> None:
+def create_database(
+    socket_dir: Path,
+    port: int,
+    superuser_password: str,
+    owner: str,
+    owner_password: str,
+    dbname: str,
+    extensions: tuple[str, ...] = (),
+) -> None:
     """Set the superuser's password; create a login role and a database it owns (with `extensions`)."""
     with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER),
-                                                                sql.Literal(superuser_password)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(owner),
-                                                                       sql.Literal(owner_password)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(superuser_password))
+        )
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(owner), sql.Literal(owner_password))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(owner)))
     if extensions:
         with psycopg.connect(admin_conninfo(socket_dir, port, dbname), autocommit=True) as conn:
@@ -216,23 +275,28 @@ def seed(socket_dir: Path, port: int, superuser_password: str, app_password: str
 
 def dump(bindir: Path, socket_dir: Path, port: int) -> bytes:
     """`pg_dump -Fc` of merchants_prod (the backup the sandbox puts in S3)."""
-    return procs.run([str(bindir / "pg_dump"), "-Fc", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER,
-                      "-d", DBNAME], timeout=120)
+    return procs.run(
+        [str(bindir / "pg_dump"), "-Fc", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER, "-d", DBNAME],
+        timeout=120,
+    )
 
 
 # --------------------------------------------------------------------------- the restore server
 
-RESTORE_USER = "golive_restore"   # a login role that may create databases, nothing more (no superuser)
+RESTORE_USER = "golive_restore"  # a login role that may create databases, nothing more (no superuser)
 WRONG_DBNAME = "merchants_staging"
 
 
-def create_restore_role(socket_dir: Path, port: int, superuser_password: str, password: str,
-                        role: str = RESTORE_USER) -> None:
+def create_restore_role(
+    socket_dir: Path, port: int, superuser_password: str, password: str, role: str = RESTORE_USER
+) -> None:
     with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER),
-                                                                sql.Literal(superuser_password)))
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role),
-                                                                                sql.Literal(password)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(superuser_password))
+        )
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        )
 
 
 def drop_role(socket_dir: Path, port: int, role: str) -> None:
@@ -243,8 +307,9 @@ def drop_role(socket_dir: Path, port: int, role: str) -> None:
 def create_login_role(socket_dir: Path, port: int, role: str, password: str) -> None:
     """The restore role on the *source* (the `restore-is-source` fault: the restore credentials work there)."""
     with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role),
-                                                                                sql.Literal(password)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        )
 
 
 def wrong_database_dump(bindir: Path, socket_dir: Path, port: int) -> bytes:
@@ -255,12 +320,27 @@ def wrong_database_dump(bindir: Path, socket_dir: Path, port: int) -> bytes:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(WRONG_DBNAME)))
     try:
         with psycopg.connect(admin_conninfo(socket_dir, port, WRONG_DBNAME), autocommit=True) as conn:
-            conn.execute("CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);"
-                         "INSERT INTO users SELECT i, 'staging' || i || '@example.com' FROM generate_series(1, 10) i;"
-                         "CREATE TABLE campaigns (id int PRIMARY KEY, name text);"
-                         "INSERT INTO campaigns SELECT i, 'staging campaign ' || i FROM generate_series(1, 3) i;")
-        return procs.run([str(bindir / "pg_dump"), "-Fc", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER,
-                          "-d", WRONG_DBNAME], timeout=60)
+            conn.execute(
+                "CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);"
+                "INSERT INTO users SELECT i, 'staging' || i || '@example.com' FROM generate_series(1, 10) i;"
+                "CREATE TABLE campaigns (id int PRIMARY KEY, name text);"
+                "INSERT INTO campaigns SELECT i, 'staging campaign ' || i FROM generate_series(1, 3) i;"
+            )
+        return procs.run(
+            [
+                str(bindir / "pg_dump"),
+                "-Fc",
+                "-h",
+                str(socket_dir),
+                "-p",
+                str(port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                WRONG_DBNAME,
+            ],
+            timeout=60,
+        )
     finally:
         with psycopg.connect(admin_conninfo(socket_dir, port), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(WRONG_DBNAME)))
@@ -300,8 +380,13 @@ def scratch_cluster(prefix: str) -> Iterator[Cluster]:
         initdb(bindir, data, sock)
         port = procs.free_ports(1)[0]
         proc = procs.spawn(server_argv(bindir, data, sock, port), log=base / "postgres.log", user=run_as(), cwd=base)
-        procs.wait_until("postgres", lambda: procs.port_open(port) and accepting(sock, port), 60,
-                         alive=lambda: proc.poll() is None, log=base / "postgres.log")
+        procs.wait_until(
+            "postgres",
+            lambda: procs.port_open(port) and accepting(sock, port),
+            60,
+            alive=lambda: proc.poll() is None,
+            log=base / "postgres.log",
+        )
         yield Cluster(bindir, sock, port, base)
     finally:
         if proc is not None:

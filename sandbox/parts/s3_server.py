@@ -7,6 +7,7 @@ WAL segments from 8 hours ago), so this wrapper makes moto's S3 clock run `offse
 small JSON file (`{"offset_s": 86400}`) that the sandbox replaces atomically; the file is re-read when its inode or
 mtime changes. Everything else is moto's own server (`moto.server.main`), arguments passed through.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -11,6 +11,7 @@ UTC (`replace_existing`: a restart re-creates a deleted job), and two housekeepi
 Every job run records itself in `job_runs` (the table golive's data checks read): scheduled_for, started/finished,
 status, rows_affected.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ DB_URL_ENV = "SWIPESAVVY_SCHEDULER_DB_URL"
 HEARTBEAT_SECONDS = 2
 REQUEST_POLL_SECONDS = 1
 SCHEDULER_ID = "swipesavvy-phase4"
-PORTS = ()   # it listens on none: it is up once its jobs are registered and it has beaten (jobs_ready)
+PORTS = ()  # it listens on none: it is up once its jobs are registered and it has beaten (jobs_ready)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS scheduler_heartbeat (
@@ -54,11 +55,17 @@ CREATE TABLE IF NOT EXISTS job_run_requests (
 """
 
 
-
 def services(stack: Stack) -> list[Service]:
     """The Phase 4 scheduler, its job store in the product database (started once that is seeded)."""
-    return [Service("scheduler", lambda: python("golive.sandbox.parts.scheduler"), (),
-                    env={**child_env(), **scheduler_env(stack)}, ready=lambda: jobs_ready(stack))]
+    return [
+        Service(
+            "scheduler",
+            lambda: python("golive.sandbox.parts.scheduler"),
+            (),
+            env={**child_env(), **scheduler_env(stack)},
+            ready=lambda: jobs_ready(stack),
+        )
+    ]
 
 
 def scheduler_env(stack: Stack) -> dict[str, str]:
@@ -67,8 +74,10 @@ def scheduler_env(stack: Stack) -> dict[str, str]:
     from ..configfile import ENV_DB
     from .postgres import APP_USER, DBNAME
 
-    url = (f"postgresql+psycopg://{APP_USER}:{quote(stack.env[ENV_DB], safe='')}@127.0.0.1:"
-           f"{stack.ports['postgres']}/{DBNAME}")
+    url = (
+        f"postgresql+psycopg://{APP_USER}:{quote(stack.env[ENV_DB], safe='')}@127.0.0.1:"
+        f"{stack.ports['postgres']}/{DBNAME}"
+    )
     return {DB_URL_ENV: url}
 
 
@@ -105,26 +114,38 @@ def run_job(job_id: str) -> None:
     started = dt.datetime.now(dt.UTC)
     with _conn() as c:
         if job_id == "daily_analytics_aggregation":
-            n = c.execute(text("UPDATE campaign_analytics_daily SET updated_at = now() "
-                               "WHERE day = current_date - 1")).rowcount
+            n = c.execute(
+                text("UPDATE campaign_analytics_daily SET updated_at = now() WHERE day = current_date - 1")
+            ).rowcount
         elif job_id == "merchant_affinity_update":
-            n = c.execute(text("UPDATE merchant_affinity_scores SET computed_at = now(), updated_at = now() "
-                               "WHERE user_id % 50 = 0")).rowcount
+            n = c.execute(
+                text(
+                    "UPDATE merchant_affinity_scores SET computed_at = now(), updated_at = now() WHERE user_id % 50 = 0"
+                )
+            ).rowcount
         else:
             n = c.execute(text("SELECT count(*) FROM ml_model_versions WHERE is_active")).scalar_one()
-        c.execute(text("INSERT INTO job_runs (job_name, scheduled_for, started_at, finished_at, status, "
-                       "rows_affected, created_at, updated_at) VALUES (:j, :s, :s, now(), 'success', :n, :s, now())"),
-                  {"j": job_id, "s": started, "n": int(n or 0)})
+        c.execute(
+            text(
+                "INSERT INTO job_runs (job_name, scheduled_for, started_at, finished_at, status, "
+                "rows_affected, created_at, updated_at) VALUES (:j, :s, :s, now(), 'success', :n, :s, now())"
+            ),
+            {"j": job_id, "s": started, "n": int(n or 0)},
+        )
 
 
 def heartbeat() -> None:
     from sqlalchemy import text
 
     with _conn() as c:
-        c.execute(text("INSERT INTO scheduler_heartbeat (id, hostname, pid, started_at, beat_at) "
-                       "VALUES (:id, :h, :p, :s, now()) ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, "
-                       "pid = excluded.pid, started_at = excluded.started_at, beat_at = excluded.beat_at"),
-                  {"id": SCHEDULER_ID, "h": socket.gethostname(), "p": os.getpid(), "s": _started})
+        c.execute(
+            text(
+                "INSERT INTO scheduler_heartbeat (id, hostname, pid, started_at, beat_at) "
+                "VALUES (:id, :h, :p, :s, now()) ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, "
+                "pid = excluded.pid, started_at = excluded.started_at, beat_at = excluded.beat_at"
+            ),
+            {"id": SCHEDULER_ID, "h": socket.gethostname(), "p": os.getpid(), "s": _started},
+        )
 
 
 def make_run_requests(scheduler):
@@ -132,12 +153,14 @@ def make_run_requests(scheduler):
         from sqlalchemy import text
 
         with _conn() as c:
-            rows = c.execute(text("UPDATE job_run_requests SET picked_at = now() WHERE picked_at IS NULL "
-                                  "RETURNING job_id")).fetchall()
+            rows = c.execute(
+                text("UPDATE job_run_requests SET picked_at = now() WHERE picked_at IS NULL RETURNING job_id")
+            ).fetchall()
         for (job_id,) in rows:
             job = scheduler.get_job(job_id)
             if job is not None:
                 job.modify(next_run_time=dt.datetime.now(dt.UTC))
+
     return run_requests
 
 
@@ -154,16 +177,31 @@ def main(argv: list[str] | None = None) -> None:
 
     with _conn() as c:
         c.execute(text(DDL))
-    scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(engine=_engine),
-                                               "internal": MemoryJobStore()}, timezone="UTC",
-                                    job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=_engine), "internal": MemoryJobStore()},
+        timezone="UTC",
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
+    )
     for job_id, fields in JOBS.items():
-        scheduler.add_job("golive.sandbox.parts.scheduler:run_job", CronTrigger(timezone="UTC", **fields), id=job_id,
-                          name=job_id, args=(job_id,), replace_existing=True)
-    scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="scheduler_heartbeat",
-                      jobstore="internal", next_run_time=dt.datetime.now(dt.UTC))
-    scheduler.add_job(make_run_requests(scheduler), "interval", seconds=REQUEST_POLL_SECONDS, id="run_requests",
-                      jobstore="internal")
+        scheduler.add_job(
+            "golive.sandbox.parts.scheduler:run_job",
+            CronTrigger(timezone="UTC", **fields),
+            id=job_id,
+            name=job_id,
+            args=(job_id,),
+            replace_existing=True,
+        )
+    scheduler.add_job(
+        heartbeat,
+        "interval",
+        seconds=HEARTBEAT_SECONDS,
+        id="scheduler_heartbeat",
+        jobstore="internal",
+        next_run_time=dt.datetime.now(dt.UTC),
+    )
+    scheduler.add_job(
+        make_run_requests(scheduler), "interval", seconds=REQUEST_POLL_SECONDS, id="run_requests", jobstore="internal"
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

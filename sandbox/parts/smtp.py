@@ -3,6 +3,7 @@
 The password comes from the environment (GOLIVE_SANDBOX_SMTP_PASSWORD), never from argv. Accepted mail is counted and
 discarded. `--no-starttls` is the `smtp-no-starttls` fault: no TLS offered, and AUTH allowed in the clear.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,18 @@ def services(stack: Stack) -> list[Service]:
     def argv() -> list[str]:
         assert stack.certs is not None
         no_tls = ["--no-starttls"] if "smtp-no-starttls" in stack.faults else []
-        return python("golive.sandbox.parts.smtp", "--port", str(port), "--cert", str(stack.certs.cert),
-                      "--key", str(stack.certs.key), "--mailbox", str(stack.mailbox), *no_tls)
+        return python(
+            "golive.sandbox.parts.smtp",
+            "--port",
+            str(port),
+            "--cert",
+            str(stack.certs.cert),
+            "--key",
+            str(stack.certs.key),
+            "--mailbox",
+            str(stack.mailbox),
+            *no_tls,
+        )
 
     return [Service("smtp", argv, (port,), env={**child_env(), PASSWORD_ENV: stack.env[ENV_SMTP]})]
 
@@ -44,8 +55,10 @@ class CountingHandler:
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         self.accepted += 1
-        print(f"accepted message #{self.accepted} from {envelope.mail_from} to {len(envelope.rcpt_tos)} recipient(s)",
-              flush=True)
+        print(
+            f"accepted message #{self.accepted} from {envelope.mail_from} to {len(envelope.rcpt_tos)} recipient(s)",
+            flush=True,
+        )
         if self.mailbox:
             import os
 
@@ -56,7 +69,7 @@ class CountingHandler:
             tmp = os.path.join(self.mailbox, f".{name}.tmp")
             with open(tmp, "wb") as f:
                 f.write(b"X-Rcpt-To: " + ", ".join(envelope.rcpt_tos).encode() + b"\r\n")
-                f.write(bytes(envelope.original_content or envelope.content or b"")[:1 << 20])
+                f.write(bytes(envelope.original_content or envelope.content or b"")[: 1 << 20])
             os.replace(tmp, os.path.join(self.mailbox, f"{name}.eml"))
         return "250 Message accepted for delivery"
 
@@ -65,10 +78,13 @@ def authenticator(username: str, password: str):
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     def check(server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword)
-              and hmac.compare_digest(auth_data.login, username.encode())
-              and hmac.compare_digest(auth_data.password, password.encode()))
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and hmac.compare_digest(auth_data.login, username.encode())
+            and hmac.compare_digest(auth_data.password, password.encode())
+        )
         return AuthResult(success=ok, handled=False)
+
     return check
 
 
@@ -82,10 +98,16 @@ async def serve(port: int, cert: str | None, key: str | None, password: str, mai
     handler = CountingHandler(mailbox)
 
     def factory() -> SMTP:
-        return SMTP(handler, hostname="mail.swipesavvy.test", ident="SwipeSavvy Mail (golive sandbox)",
-                    tls_context=tls, require_starttls=tls is not None,
-                    authenticator=authenticator(USERNAME, password), auth_required=True,
-                    auth_require_tls=tls is not None)
+        return SMTP(
+            handler,
+            hostname="mail.swipesavvy.test",
+            ident="SwipeSavvy Mail (golive sandbox)",
+            tls_context=tls,
+            require_starttls=tls is not None,
+            authenticator=authenticator(USERNAME, password),
+            auth_required=True,
+            auth_require_tls=tls is not None,
+        )
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(factory, host="127.0.0.1", port=port)
@@ -109,8 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     password = os.environ.get(PASSWORD_ENV)
     if not password:
         sys.exit(f"{PASSWORD_ENV} is not set")
-    asyncio.run(serve(a.port, None if a.no_starttls else a.cert, None if a.no_starttls else a.key, password,
-                      a.mailbox))
+    asyncio.run(serve(a.port, None if a.no_starttls else a.cert, None if a.no_starttls else a.key, password, a.mailbox))
 
 
 if __name__ == "__main__":

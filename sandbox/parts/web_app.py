@@ -11,6 +11,7 @@ Besides the product API it has what a platform team probes before a go-live (sec
 (authenticated: the names of the process's environment variables, never their values, and its installed
 distributions), an admin panel (`/admin`, `/api/admin/users`) for the admin role only, and session cookies.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,21 @@ APPROVED_ORIGINS = ("https://app.swipesavvy.test", "https://admin.swipesavvy.tes
 SESSION_SECONDS = 86400
 HSTS = "max-age=31536000; includeSubDomains"
 HSTS_SHORT = "max-age=3600"
-STATIC = Path(__file__).parents[1] / "static"   # package data of golive.sandbox
+STATIC = Path(__file__).parents[1] / "static"  # package data of golive.sandbox
 ASSETS = {"app.css": "text/css", "app.js": "text/javascript", "logo.png": "image/png"}
-BLOATED_BYTES = 6 * 1024 * 1024   # the `bundle-too-big` fault: a 6 MB vendor bundle
-MISSING_ASSET = "logo.png"        # the `asset-missing` fault answers 404 for it
+BLOATED_BYTES = 6 * 1024 * 1024  # the `bundle-too-big` fault: a 6 MB vendor bundle
+MISSING_ASSET = "logo.png"  # the `asset-missing` fault answers 404 for it
 ADMIN_ROLE = "admin"
-USER_ROLE = "ops"                 # the role of USERNAME: not an admin
-MISSING_ENV = "SECRET_KEY"        # the `env-missing` fault starts the process without it
+USER_ROLE = "ops"  # the role of USERNAME: not an admin
+MISSING_ENV = "SECRET_KEY"  # the `env-missing` fault starts the process without it
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-                                "frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
     "Referrer-Policy": "strict-origin-when-cross-origin",
 }
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
@@ -78,12 +81,34 @@ def services(stack: Stack) -> list[Service]:
         short = "tls-expiry" in stack.faults
         cert, key = (stack.certs.short_cert, stack.certs.short_key) if short else (stack.certs.cert, stack.certs.key)
         hang = ["--hang"] if "web-hang" in stack.faults else []
-        return python("golive.sandbox.parts.web_app", "--https-port", str(p["https"]), "--http-port", str(p["http"]),
-                      "--cert", str(cert), "--key", str(key), "--faults", str(stack.fault_file), *hang)
+        return python(
+            "golive.sandbox.parts.web_app",
+            "--https-port",
+            str(p["https"]),
+            "--http-port",
+            str(p["http"]),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+            "--faults",
+            str(stack.fault_file),
+            *hang,
+        )
 
-    return [Service("web", argv, (p["https"], p["http"]),
-                    env={**child_env(), PASSWORD_ENV: stack.env[ENV_WEB], RATE_LIMIT_ENV: str(stack.rate_limit),
-                         **web_env(stack)})]
+    return [
+        Service(
+            "web",
+            argv,
+            (p["https"], p["http"]),
+            env={
+                **child_env(),
+                PASSWORD_ENV: stack.env[ENV_WEB],
+                RATE_LIMIT_ENV: str(stack.rate_limit),
+                **web_env(stack),
+            },
+        )
+    ]
 
 
 def web_env(stack: Stack) -> dict[str, str]:
@@ -102,6 +127,7 @@ def web_env(stack: Stack) -> dict[str, str]:
         "SMTP_URL": f"smtp://127.0.0.1:{p['smtp']}",
     }
 
+
 CAMPAIGNS = [
     {"id": 1, "merchant_id": 2, "name": "Loyalty Boost #1", "status": "active", "channel": "sms"},
     {"id": 2, "merchant_id": 3, "name": "Weekend Flash #2", "status": "active", "channel": "push"},
@@ -113,17 +139,31 @@ USERS = [
     {"id": 11, "email": "zoe.nguyen11@example.net", "role": "customer"},
 ]
 MERCHANTS = [
-    {"id": 1, "name": "Golden Market", "category": "apparel",
-     "website_url": "https://www.golden-market-1.example.com"},
-    {"id": 2, "name": "Urban Circuit", "category": "electronics",
-     "website_url": "https://www.urban-circuit-2.example.com"},
-    {"id": 3, "name": "Little Table", "category": "dining",
-     "website_url": "https://www.little-table-3.example.com"},
+    {"id": 1, "name": "Golden Market", "category": "apparel", "website_url": "https://www.golden-market-1.example.com"},
+    {
+        "id": 2,
+        "name": "Urban Circuit",
+        "category": "electronics",
+        "website_url": "https://www.urban-circuit-2.example.com",
+    },
+    {"id": 3, "name": "Little Table", "category": "dining", "website_url": "https://www.little-table-3.example.com"},
 ]
-PORTFOLIO = {"campaigns_active": 72, "impressions_30d": 8_412_000, "clicks_30d": 341_200, "conversions_30d": 33_900,
-             "revenue_cents_30d": 91_245_500, "ctr": 0.0406, "conversion_rate": 0.0994}
-PHASE4_JOBS = ["daily_analytics_aggregation", "weekly_model_retraining", "merchant_affinity_update",
-               "optimal_send_time_calculation", "campaign_optimization_generation"]
+PORTFOLIO = {
+    "campaigns_active": 72,
+    "impressions_30d": 8_412_000,
+    "clicks_30d": 341_200,
+    "conversions_30d": 33_900,
+    "revenue_cents_30d": 91_245_500,
+    "ctr": 0.0406,
+    "conversion_rate": 0.0994,
+}
+PHASE4_JOBS = [
+    "daily_analytics_aggregation",
+    "weekly_model_retraining",
+    "merchant_affinity_update",
+    "optimal_send_time_calculation",
+    "campaign_optimization_generation",
+]
 
 
 def _error(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -151,9 +191,11 @@ class RateLimiter:
         return None
 
 
-def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release: ReleaseFile | None = None) -> Starlette:
+def create_app(
+    password: str, faults: FaultFile, rate_limit: int = 600, release: ReleaseFile | None = None
+) -> Starlette:
     sessions: dict[str, float] = {}  # token -> expiry (monotonic)
-    roles: dict[str, str] = {}       # token -> role
+    roles: dict[str, str] = {}  # token -> role
     release = release or ReleaseFile(Path("/nonexistent/release.json"))
     limiter = RateLimiter(rate_limit)
 
@@ -168,18 +210,21 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
         return token if expiry is not None and expiry >= time.monotonic() else None
 
     def unauthorized() -> Response:
-        return _error(401, "unauthorized", "a valid bearer token is required",
-                      {"WWW-Authenticate": 'Bearer realm="swipesavvy"'})
+        return _error(
+            401, "unauthorized", "a valid bearer token is required", {"WWW-Authenticate": 'Bearer realm="swipesavvy"'}
+        )
 
     def protected(payload):
         async def endpoint(request: Request) -> Response:
             if "auth-off" not in faults and session_of(request) is None:
                 return unauthorized()
             return JSONResponse(payload() if callable(payload) else payload)
+
         return endpoint
 
     def admin_only(payload):
         """The admin panel: anonymous -> 401, a non-admin session -> 403 (`admin-open`: anyone gets it)."""
+
         async def endpoint(request: Request) -> Response:
             if "admin-open" not in faults:
                 token = session_of(request)
@@ -188,6 +233,7 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
                 if roles.get(token) != ADMIN_ROLE:
                     return _error(403, "forbidden", "the admin panel is for administrators only")
             return payload() if callable(payload) else JSONResponse(payload)
+
         return endpoint
 
     def admin_page() -> Response:
@@ -200,8 +246,11 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
             name = d.metadata["Name"]
             if name:
                 dists[name] = d.version
-        return {"environment": os.environ.get("APP_ENV"), "env": sorted(os.environ),
-                "packages": dict(sorted(dists.items(), key=lambda kv: kv[0].lower()))}
+        return {
+            "environment": os.environ.get("APP_ENV"),
+            "env": sorted(os.environ),
+            "packages": dict(sorted(dists.items(), key=lambda kv: kv[0].lower())),
+        }
 
     async def index(request: Request) -> Response:
         html = (STATIC / "index.html").read_text()
@@ -220,14 +269,21 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
             raise HTTPException(404)
         path = STATIC / name
         if name in ("app.js", "app.css") and "bundle-unminified" in faults:
-            path = STATIC / "src" / name   # the readable sources shipped instead of the build
+            path = STATIC / "src" / name  # the readable sources shipped instead of the build
         return FileResponse(path, media_type=ASSETS[name], headers=cache)
 
     async def health(request: Request) -> Response:
         if "health-down" in faults or release.broken:
             return JSONResponse({"status": "unhealthy", "version": release.version}, status_code=503)
-        return JSONResponse({"status": "healthy", "version": release.version, "python": platform.python_version(),
-                             "database": "ok", "redis": "ok"})
+        return JSONResponse(
+            {
+                "status": "healthy",
+                "version": release.version,
+                "python": platform.python_version(),
+                "database": "ok",
+                "redis": "ok",
+            }
+        )
 
     async def login(request: Request) -> Response:
         try:
@@ -235,8 +291,10 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
             username, given = str(body["username"]), str(body["password"])
         except (ValueError, KeyError, TypeError):
             return _error(400, "bad_request", 'expected JSON {"username": ..., "password": ...}')
-        if not (hmac.compare_digest(username.encode(), USERNAME.encode())
-                and hmac.compare_digest(given.encode(), password.encode())):
+        if not (
+            hmac.compare_digest(username.encode(), USERNAME.encode())
+            and hmac.compare_digest(given.encode(), password.encode())
+        ):
             return _error(401, "invalid_credentials", "invalid username or password")
         now = time.monotonic()
         for t in [t for t, exp in sessions.items() if exp < now]:
@@ -245,8 +303,14 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
         token = secrets.token_urlsafe(32)  # a new token on every login
         sessions[token] = now + SESSION_SECONDS
         roles[token] = USER_ROLE
-        response = JSONResponse({"token": token, "token_type": "Bearer", "expires_in": SESSION_SECONDS,
-                                 "user": {"email": USERNAME, "role": USER_ROLE}})
+        response = JSONResponse(
+            {
+                "token": token,
+                "token_type": "Bearer",
+                "expires_in": SESSION_SECONDS,
+                "user": {"email": USERNAME, "role": USER_ROLE},
+            }
+        )
         flags = "SameSite=Lax" if "cookie-insecure" in faults else "Secure; HttpOnly; SameSite=Lax"
         response.headers.append("set-cookie", f"session={token}; Path=/; Max-Age={SESSION_SECONDS}; {flags}")
         return response
@@ -264,8 +328,11 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
         return _error(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
 
     def phase4() -> dict:
-        return {"status": "healthy", "scheduler": "running", "jobs": [{"name": j, "last_status": "success"}
-                                                                      for j in PHASE4_JOBS]}
+        return {
+            "status": "healthy",
+            "scheduler": "running",
+            "jobs": [{"name": j, "last_status": "success"} for j in PHASE4_JOBS],
+        }
 
     routes = [
         Route("/", index),
@@ -298,15 +365,24 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
             key = bearer(request) or (request.client.host if request.client else "-")
             retry = limiter.hit(key)
             if retry is not None:
-                response = _error(429, "rate_limited", f"more than {limiter.per_minute} requests per minute",
-                                  {"Retry-After": str(retry)})
+                response = _error(
+                    429,
+                    "rate_limited",
+                    f"more than {limiter.per_minute} requests per minute",
+                    {"Retry-After": str(retry)},
+                )
                 return decorate(response, allowed)
         if request.method == "OPTIONS" and origin and "access-control-request-method" in request.headers:
             if allowed is None:
                 return decorate(_error(400, "cors_rejected", f"origin {origin} is not allowed"), None)
-            response = Response(status_code=204, headers={
-                "Access-Control-Allow-Methods": CORS_METHODS, "Access-Control-Allow-Headers": CORS_HEADERS,
-                "Access-Control-Max-Age": "600"})
+            response = Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Methods": CORS_METHODS,
+                    "Access-Control-Allow-Headers": CORS_HEADERS,
+                    "Access-Control-Max-Age": "600",
+                },
+            )
             return decorate(response, allowed)
         return decorate(await call_next(request), allowed)
 
@@ -322,22 +398,28 @@ def create_app(password: str, faults: FaultFile, rate_limit: int = 600, release:
                 h["Vary"] = "Origin"
         return response
 
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed},
-                     middleware=[Middleware(BaseHTTPMiddleware, dispatch=edge)])
+    return Starlette(
+        routes=routes,
+        exception_handlers={404: not_found, 405: not_allowed},
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=edge)],
+    )
 
 
 def create_redirect_app(https_base: str, faults: FaultFile):
     """The plain-HTTP listener: 301 to the same path over HTTPS (or 200 in the clear: `http-no-redirect`)."""
+
     async def app(scope, receive, send) -> None:
         if scope["type"] != "http":
             return
         if "http-no-redirect" in faults:
-            response: Response = Response("<!doctype html><title>SwipeSavvy</title><p>SwipeSavvy</p>",
-                                          media_type="text/html")
+            response: Response = Response(
+                "<!doctype html><title>SwipeSavvy</title><p>SwipeSavvy</p>", media_type="text/html"
+            )
         else:
             query = scope.get("query_string", b"").decode()
             response = RedirectResponse(https_base + scope["path"] + (f"?{query}" if query else ""), status_code=301)
         await response(scope, receive, send)
+
     return app
 
 
@@ -359,14 +441,23 @@ async def serve(args: argparse.Namespace) -> None:
             yield
 
     faults = FaultFile(args.faults)
-    if "env-missing" in faults:   # a deploy that forgot one variable: the process really starts without it
+    if "env-missing" in faults:  # a deploy that forgot one variable: the process really starts without it
         os.environ.pop(MISSING_ENV, None)
     password = os.environ.get(PASSWORD_ENV) or ""
     rate_limit = int(os.environ.get(RATE_LIMIT_ENV) or 600)
-    common = dict(host="127.0.0.1", log_level="warning", access_log=False, lifespan="off", server_header=False,
-                  timeout_graceful_shutdown=1)
-    http = Server(uvicorn.Config(create_redirect_app(f"https://127.0.0.1:{args.https_port}", faults),
-                                 port=args.http_port, **common))
+    common = dict(
+        host="127.0.0.1",
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=1,
+    )
+    http = Server(
+        uvicorn.Config(
+            create_redirect_app(f"https://127.0.0.1:{args.https_port}", faults), port=args.http_port, **common
+        )
+    )
     servers = [http]
     tasks = [http.serve()]
     hang_server = None
@@ -374,8 +465,15 @@ async def serve(args: argparse.Namespace) -> None:
         hang_server = await asyncio.start_server(_hang, "127.0.0.1", args.https_port)
     else:
         release = ReleaseFile(Path(args.faults).with_name("release.json"))
-        https = Server(uvicorn.Config(create_app(password, faults, rate_limit, release), port=args.https_port,
-                                      ssl_certfile=args.cert, ssl_keyfile=args.key, **common))
+        https = Server(
+            uvicorn.Config(
+                create_app(password, faults, rate_limit, release),
+                port=args.https_port,
+                ssl_certfile=args.cert,
+                ssl_keyfile=args.key,
+                **common,
+            )
+        )
         servers.append(https)
         tasks.append(https.serve())
 

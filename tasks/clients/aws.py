@@ -1,4 +1,5 @@
 """AWS API access shared by the load-balancer, auto-scaling and load-test checks (boto3; read-only calls only)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,12 +14,16 @@ class AwsAccess(Target):
     """How golive reaches the AWS APIs. Without keys, boto3's default chain (env, profile, instance role) is used."""
 
     region: str = Field("us-east-1", description="AWS region")
-    endpoint_url: AnyHttpUrl | None = Field(None, description="an API endpoint other than AWS's own (a VPC endpoint, "
-                                                              "a local emulator)")
+    endpoint_url: AnyHttpUrl | None = Field(
+        None, description="an API endpoint other than AWS's own (a VPC endpoint, a local emulator)"
+    )
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
-    ca_file: CaFile | None = Field(None, description="the CA bundle (PEM) an https endpoint_url is verified against "
-                                   "(a private CA), instead of botocore's default bundle")
+    ca_file: CaFile | None = Field(
+        None,
+        description="the CA bundle (PEM) an https endpoint_url is verified against "
+        "(a private CA), instead of botocore's default bundle",
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> AwsAccess:
@@ -37,13 +42,17 @@ def aws_client(a: AwsAccess, service: str, ctx: RunContext) -> Any:
     session = boto3.session.Session()  # a session per call: boto3's default session is not thread-safe
     kw: dict[str, Any] = {}
     if a.access_key_id and a.secret_access_key:
-        kw = {"aws_access_key_id": a.access_key_id,
-              "aws_secret_access_key": a.secret_access_key.get_secret_value()}
-    return session.client(service, region_name=a.region,
-                          endpoint_url=str(a.endpoint_url).rstrip("/") if a.endpoint_url else None,
-                          verify=str(a.ca_file) if a.ca_file else None,
-                          config=Config(connect_timeout=min(5.0, budget), read_timeout=budget,
-                                        retries={"max_attempts": 1, "mode": "standard"}), **kw)
+        kw = {"aws_access_key_id": a.access_key_id, "aws_secret_access_key": a.secret_access_key.get_secret_value()}
+    return session.client(
+        service,
+        region_name=a.region,
+        endpoint_url=str(a.endpoint_url).rstrip("/") if a.endpoint_url else None,
+        verify=str(a.ca_file) if a.ca_file else None,
+        config=Config(
+            connect_timeout=min(5.0, budget), read_timeout=budget, retries={"max_attempts": 1, "mode": "standard"}
+        ),
+        **kw,
+    )
 
 
 def cli(a: AwsAccess, command: str) -> str:

@@ -4,6 +4,7 @@ TLS, request, headers, body) ends at the check's deadline: httpx's own timeouts 
 trickling one byte per read would keep the check's thread (abandoned by the runner at its timeout) and its socket
 forever. Also `curl`, the re-run command a check's evidence shows.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -40,19 +41,31 @@ class _DeadlineBackend:
             raise exc("the check's deadline passed before the server finished answering")
         return left if timeout is None else min(timeout, left)
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> _DeadlineStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> _DeadlineStream:
         import httpcore
 
-        return _DeadlineStream(self, self.inner.connect_tcp(host, port, self.left(timeout, httpcore.ConnectTimeout),
-                                                            local_address, socket_options))
+        return _DeadlineStream(
+            self,
+            self.inner.connect_tcp(
+                host, port, self.left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+            ),
+        )
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> _DeadlineStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> _DeadlineStream:
         import httpcore
 
-        return _DeadlineStream(self, self.inner.connect_unix_socket(
-            path, self.left(timeout, httpcore.ConnectTimeout), socket_options))
+        return _DeadlineStream(
+            self, self.inner.connect_unix_socket(path, self.left(timeout, httpcore.ConnectTimeout), socket_options)
+        )
 
     def sleep(self, seconds: float) -> None:
         self.inner.sleep(seconds)
@@ -81,12 +94,15 @@ class _DeadlineStream:
     def close(self) -> None:
         self.inner.close()
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> _DeadlineStream:
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> _DeadlineStream:
         import httpcore
 
-        return _DeadlineStream(self.backend, self.inner.start_tls(
-            ssl_context, server_hostname, self.backend.left(timeout, httpcore.ConnectTimeout)))
+        return _DeadlineStream(
+            self.backend,
+            self.inner.start_tls(ssl_context, server_hostname, self.backend.left(timeout, httpcore.ConnectTimeout)),
+        )
 
     def get_extra_info(self, info: str) -> Any:
         return self.inner.get_extra_info(info)
@@ -113,8 +129,9 @@ def http_client(ctx: RunContext, ca_file: Path | str | None = None, *, max_bytes
     import httpx
 
     kw.setdefault("follow_redirects", False)
-    return bounded(httpx.Client(verify=trust_context(ca_file), timeout=httpx.Timeout(ctx.remaining), **kw),
-                   ctx.deadline, max_bytes)
+    return bounded(
+        httpx.Client(verify=trust_context(ca_file), timeout=httpx.Timeout(ctx.remaining), **kw), ctx.deadline, max_bytes
+    )
 
 
 def req_timeout(ctx: RunContext):

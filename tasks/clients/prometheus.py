@@ -1,6 +1,7 @@
 """Prometheus's HTTP API: the one client every reader uses (the monitoring checks' rules, targets and queries, the
 servers' node_exporter metrics, the backup-failure alert, `golive init`'s discovery, and the deploy flow's watch of
 firing alerts and the error-rate query). Every exchange ends at the caller's deadline (clients/http.py)."""
+
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -23,8 +24,9 @@ def api_url(t: PrometheusEndpoint, path: str) -> str:
     return str(t.prometheus_url).rstrip("/") + path
 
 
-def api_get(t: PrometheusEndpoint, ctx: RunContext, path: str, *, max_bytes: int = MAX_HTTP_BYTES,
-            **params: Any) -> Any:
+def api_get(
+    t: PrometheusEndpoint, ctx: RunContext, path: str, *, max_bytes: int = MAX_HTTP_BYTES, **params: Any
+) -> Any:
     """GET a Prometheus API path; returns `data` of a `status: success` answer, raises otherwise. At most `max_bytes`
     of answer are read (the deploy watch asks for less than a check may read)."""
     with http_client(ctx, t.ca_file, max_bytes=max_bytes) as c:
@@ -36,8 +38,9 @@ def api_get(t: PrometheusEndpoint, ctx: RunContext, path: str, *, max_bytes: int
     return body["data"]
 
 
-def instant_query(t: PrometheusEndpoint, ctx: RunContext, expr: str, *,
-                  max_bytes: int = MAX_HTTP_BYTES) -> list[tuple[dict[str, str], float]]:
+def instant_query(
+    t: PrometheusEndpoint, ctx: RunContext, expr: str, *, max_bytes: int = MAX_HTTP_BYTES
+) -> list[tuple[dict[str, str], float]]:
     """An instant PromQL query (`/api/v1/query`): [(labels, value)] of its vector."""
     data = api_get(t, ctx, "/api/v1/query", max_bytes=max_bytes, query=expr)
     if data.get("resultType") != "vector":

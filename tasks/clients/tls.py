@@ -1,5 +1,6 @@
 """TLS probing: a handshake verifying chain and host name, the leaf certificate read with `cryptography` even when
 the chain does not verify (the web endpoint's checks, `golive init`). The trust store is clients/http.py's."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -67,8 +68,9 @@ def _handshake(host: str, port: int, server_name: str, context: ssl.SSLContext, 
         raise
 
 
-def probe_tls(host: str, port: int, *, ca_file: Path | str | None, ctx: RunContext,
-              server_name: str | None = None) -> TlsProbe:
+def probe_tls(
+    host: str, port: int, *, ca_file: Path | str | None, ctx: RunContext, server_name: str | None = None
+) -> TlsProbe:
     """Handshake verifying chain + hostname; if verification fails, a second handshake without
     verification reads the leaf anyway (so expiry is known even for a broken chain)."""
     name = server_name or host
@@ -86,7 +88,15 @@ def probe_tls(host: str, port: int, *, ca_file: Path | str | None, ctx: RunConte
         if not der:
             raise ssl.SSLError(f"{host}:{port} presented no certificate")
         cipher = s.cipher()
-        return TlsProbe(host=host, port=port, server_name=name, verified=verified, verify_error=error,
-                        protocol=s.version(), cipher=cipher[0] if cipher else None, leaf_der=der)
+        return TlsProbe(
+            host=host,
+            port=port,
+            server_name=name,
+            verified=verified,
+            verify_error=error,
+            protocol=s.version(),
+            cipher=cipher[0] if cipher else None,
+            leaf_der=der,
+        )
     finally:
         s.close()

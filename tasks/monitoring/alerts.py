@@ -9,6 +9,7 @@ Alertmanager (`GET /api/v1/alertmanagers`).
 
 The expectations are `monitoring.alert_rules` (defaults: the checklist's six alerts).
 """
+
 from __future__ import annotations
 
 import re
@@ -27,15 +28,17 @@ class AlertExpectation(BaseModel):
     expr_pattern: str | None = Field(None, description="regex the expression must contain (e.g. \\bup\\b)")
     op: str = Field(pattern=r"^(>|>=|<|<=|==)$", description="the comparison the checklist means")
     threshold: float
-    unit: str = Field("value", pattern="^(ratio|seconds|value)$",
-                      description="ratio: 0.05 == 5 % (a rule written `* 100 > 5` is read as 0.05); seconds: "
-                                  "a *_milliseconds metric is converted")
+    unit: str = Field(
+        "value",
+        pattern="^(ratio|seconds|value)$",
+        description="ratio: 0.05 == 5 % (a rule written `* 100 > 5` is read as 0.05); seconds: "
+        "a *_milliseconds metric is converted",
+    )
     severity: str = Field(description="the `severity` label the rule must carry")
 
 
 def _crit(name: str, expr: str | None, op: str, thr: float, unit: str = "value") -> AlertExpectation:
-    return AlertExpectation(name_pattern=name, expr_pattern=expr, op=op, threshold=thr, unit=unit,
-                            severity="critical")
+    return AlertExpectation(name_pattern=name, expr_pattern=expr, op=op, threshold=thr, unit=unit, severity="critical")
 
 
 def _warn(name: str, op: str, thr: float, unit: str) -> AlertExpectation:
@@ -60,8 +63,9 @@ class AlertRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     critical: dict[str, AlertExpectation] = Field(default_factory=lambda: dict(CRITICAL))
     warning: dict[str, AlertExpectation] = Field(default_factory=lambda: dict(WARNING))
-    require_alertmanager: bool = Field(True, description="critical alerts must be able to notify: Prometheus has "
-                                                         "an active Alertmanager")
+    require_alertmanager: bool = Field(
+        True, description="critical alerts must be able to notify: Prometheus has an active Alertmanager"
+    )
 
 
 # --------------------------------------------------------------------------- threshold parsing
@@ -70,8 +74,8 @@ _CMP = re.compile(r"(==|!=|>=|<=|>|<)\s*(?:bool\s+)?(-?(?:\d+\.?\d*|\.\d+)(?:[eE
 _PERCENT = re.compile(r"\*\s*100\b|\b100\s*\*")
 
 
-_FREE_SHARE = re.compile(r"avail|free|idle", re.I)   # the expression measures what is left, not what is used
-_COMPLEMENT = re.compile(r"(?<![\w.])(?:1|100)\s*-")   # ... unless it subtracts that from the whole itself
+_FREE_SHARE = re.compile(r"avail|free|idle", re.I)  # the expression measures what is left, not what is used
+_COMPLEMENT = re.compile(r"(?<![\w.])(?:1|100)\s*-")  # ... unless it subtracts that from the whole itself
 _FLIP = {"<": ">", "<=": ">="}
 
 
@@ -88,7 +92,7 @@ def parse_threshold(expr: str, unit: str = "value") -> tuple[str, float] | None:
     if not m:
         return None
     op, value = m.group(1), float(m.group(2))
-    body = e[:m.start()]
+    body = e[: m.start()]
     if unit == "ratio" and (_PERCENT.search(body) or value > 1):
         value = value / 100
     if unit == "ratio" and op in _FLIP and _FREE_SHARE.search(body) and not _COMPLEMENT.search(body):
@@ -101,9 +105,11 @@ def parse_threshold(expr: str, unit: str = "value") -> tuple[str, float] | None:
 def meets(op: str, value: float, want: AlertExpectation) -> bool:
     """Does a rule `op value` fire at least as early as the checklist's `want.op want.threshold`?"""
     if want.op == "==":  # "down": up == 0 (or up < 1, up <= 0)
-        return ((op == "==" and value == want.threshold)
-                or (op == "<" and want.threshold < value <= want.threshold + 1)
-                or (op == "<=" and value == want.threshold))
+        return (
+            (op == "==" and value == want.threshold)
+            or (op == "<" and want.threshold < value <= want.threshold + 1)
+            or (op == "<=" and value == want.threshold)
+        )
     if want.op in (">", ">="):
         return op in (">", ">=") and value <= want.threshold + 1e-9
     return op in ("<", "<=") and value >= want.threshold - 1e-9
@@ -121,8 +127,12 @@ def _evaluate(rules: list[dict[str, Any]], wanted: dict[str, AlertExpectation]) 
     observed: dict[str, str] = {}
     problems: list[str] = []
     for label, want in wanted.items():
-        cands = [r for r in rules if re.search(want.name_pattern, r.get("name", ""), re.I)
-                 and (want.expr_pattern is None or re.search(want.expr_pattern, r.get("query", "")))]
+        cands = [
+            r
+            for r in rules
+            if re.search(want.name_pattern, r.get("name", ""), re.I)
+            and (want.expr_pattern is None or re.search(want.expr_pattern, r.get("query", "")))
+        ]
         if not cands:
             observed[label] = "no matching alerting rule"
             problems.append(f"{label}: no alerting rule named like /{want.name_pattern}/ is loaded")
@@ -159,25 +169,35 @@ def _alerting_rules(t: Any, ctx: RunContext) -> list[dict[str, Any]]:
     def load() -> list[dict[str, Any]]:
         data = api_get(t, ctx, "/api/v1/rules", type="alert")
         return [r for g in data.get("groups") or [] for r in g.get("rules") or [] if r.get("type") == "alerting"]
+
     return ctx.memo(("prom-alert-rules", str(t.prometheus_url)), load)
 
 
 def _expected(wanted: dict[str, AlertExpectation]) -> str:
-    return "; ".join(f"{label}: {w.op} {_fmt(w.threshold, w.unit)}, severity {w.severity}"
-                     for label, w in wanted.items())
+    return "; ".join(
+        f"{label}: {w.op} {_fmt(w.threshold, w.unit)}, severity {w.severity}" for label, w in wanted.items()
+    )
 
 
 def _evidence(t: Any) -> str:
     url = str(t.prometheus_url).rstrip("/") + "/api/v1/rules?type=alert"
-    return (f"GET {url} (the loaded rules; thresholds parsed from each expression); re-run: `curl -sS '{url}' | "
-            "jq '.data.groups[].rules[] | {name, query, labels, health}'`")
+    return (
+        f"GET {url} (the loaded rules; thresholds parsed from each expression); re-run: `curl -sS '{url}' | "
+        "jq '.data.groups[].rules[] | {name, query, labels, health}'`"
+    )
 
 
 REACHABLE = "monitoring.prometheus.reachable"
 
 
-@check("monitoring.alerts.critical", title="Critical alerts are loaded: API down, database down, error rate > 5%",
-       seed=["7.2 Critical Alerts"], depends_on=[REACHABLE], timeout=10, target="monitoring")
+@check(
+    "monitoring.alerts.critical",
+    title="Critical alerts are loaded: API down, database down, error rate > 5%",
+    seed=["7.2 Critical Alerts"],
+    depends_on=[REACHABLE],
+    timeout=10,
+    target="monitoring",
+)
 def alerts_critical(t: Any, ctx: RunContext) -> Observation:
     """Prometheus /api/v1/rules: an alerting rule per critical expectation (name regex, expression pattern), its
     threshold parsed from the PromQL and at least as strict as the checklist's, severity=critical, health ok; and
@@ -198,8 +218,14 @@ def alerts_critical(t: Any, ctx: RunContext) -> Observation:
     return failed_if(problems, out, expected, evidence)
 
 
-@check("monitoring.alerts.warning", title="Warning alerts are loaded: response time > 2 s, memory > 85%, CPU > 80%",
-       seed=["7.2 Warning Alerts"], depends_on=[REACHABLE], timeout=10, target="monitoring")
+@check(
+    "monitoring.alerts.warning",
+    title="Warning alerts are loaded: response time > 2 s, memory > 85%, CPU > 80%",
+    seed=["7.2 Warning Alerts"],
+    depends_on=[REACHABLE],
+    timeout=10,
+    target="monitoring",
+)
 def alerts_warning(t: Any, ctx: RunContext) -> Observation:
     """Prometheus /api/v1/rules: an alerting rule per warning expectation, threshold parsed from the PromQL and at
     least as strict as the checklist's, severity=warning, health ok. Accepted forms: a ratio or a percent

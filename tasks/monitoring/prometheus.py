@@ -1,5 +1,6 @@
 """The `monitoring` section's model and Prometheus itself: up, its scrape targets, its scrape interval (sections 2.3,
 7.1). The alerting rules are in alerts.py, the servers' node_exporter metrics in servers.py."""
+
 from __future__ import annotations
 
 import re
@@ -32,10 +33,16 @@ class MonitoringTarget(Target):
     prometheus_url: AnyHttpUrl
     ca_file: CaFile | None = Field(None, description="extra trust anchor (PEM) when prometheus_url is https")
     max_scrape_interval_s: float = Field(15.0, gt=0, description="seed 7.1: scrape every 15 s")
-    alert_rules: AlertRules = Field(default_factory=AlertRules, description="seed 7.2: the critical and warning "
-                                    "alerting rules Prometheus must have loaded (default: the checklist's six)")
-    roles: dict[str, HostRole] = Field(default_factory=default_roles, description="seed 1.1: the thresholds of each "
-                                       "server role (monitoring/servers.py checks `frontend` and `backend`)")
+    alert_rules: AlertRules = Field(
+        default_factory=AlertRules,
+        description="seed 7.2: the critical and warning "
+        "alerting rules Prometheus must have loaded (default: the checklist's six)",
+    )
+    roles: dict[str, HostRole] = Field(
+        default_factory=default_roles,
+        description="seed 1.1: the thresholds of each "
+        "server role (monitoring/servers.py checks `frontend` and `backend`)",
+    )
 
 
 # --------------------------------------------------------------------------- probes
@@ -56,11 +63,14 @@ def parse_duration(text: str) -> float:
 
 def active_targets(t: MonitoringTarget, ctx: RunContext) -> list[dict[str, Any]]:
     """One /api/v1/targets call per run."""
-    return ctx.memo(("prom-targets", str(t.prometheus_url)),
-                    lambda: api_get(t, ctx, "/api/v1/targets", state="active").get("activeTargets", []))
+    return ctx.memo(
+        ("prom-targets", str(t.prometheus_url)),
+        lambda: api_get(t, ctx, "/api/v1/targets", state="active").get("activeTargets", []),
+    )
 
 
 # --------------------------------------------------------------------------- checks
+
 
 @check(REACHABLE, title="Prometheus is up", seed=["7.1 Prometheus"], timeout=10, target="monitoring")
 def prometheus_reachable(t: MonitoringTarget, ctx: RunContext) -> Observation:
@@ -76,8 +86,14 @@ def prometheus_reachable(t: MonitoringTarget, ctx: RunContext) -> Observation:
 register_service(REACHABLE, lambda c: [url_address(m.prometheus_url)] if (m := getattr(c, "monitoring", None)) else [])
 
 
-@check("monitoring.prometheus.targets", title="All Prometheus scrape targets are up",
-       seed=["7.1 Prometheus", "2.3 Monitoring Agent"], depends_on=[REACHABLE], timeout=10, target="monitoring")
+@check(
+    "monitoring.prometheus.targets",
+    title="All Prometheus scrape targets are up",
+    seed=["7.1 Prometheus", "2.3 Monitoring Agent"],
+    depends_on=[REACHABLE],
+    timeout=10,
+    target="monitoring",
+)
 def prometheus_targets(t: MonitoringTarget, ctx: RunContext) -> Observation:
     """Every active target of /api/v1/targets has health "up"; the down ones are listed with lastError. A target
     down because a service golive checks itself is down (its scrape address is that service's, and it does not
@@ -89,21 +105,30 @@ def prometheus_targets(t: MonitoringTarget, ctx: RunContext) -> Observation:
         if x.get("health") == "up":
             continue
         labels = x.get("labels", {})
-        entry = {"job": labels.get("job") or x.get("scrapePool"), "instance": labels.get("instance"),
-                 "health": x.get("health"), "lastError": x.get("lastError") or ""}
+        entry = {
+            "job": labels.get("job") or x.get("scrapePool"),
+            "instance": labels.get("instance"),
+            "health": x.get("health"),
+            "lastError": x.get("lastError") or "",
+        }
         host, port = url_address(x.get("scrapeUrl") or f"http://{labels.get('instance', '')}")
         if (gone := service_down(ctx, host, port)) is not None:
             not_judged[f"{entry['job']} {entry['instance']}"] = gone.details["blocked_by"]
         else:
             down.append(entry)
     url = api_url(t, "/api/v1/targets?state=active")
-    evidence = (f"GET {url}; re-run: `curl -sS '{url}' | "
-                "jq '.data.activeTargets[] | {job: .labels.job, health, lastError}'`")
+    evidence = (
+        f"GET {url}; re-run: `curl -sS '{url}' | jq '.data.activeTargets[] | {{job: .labels.job, health, lastError}}'`"
+    )
     expected = "at least one active target, all with health == up"
     if not targets:
         return failed("no active targets", expected, evidence)
-    observed = {"down": down, "up": sum(x.get("health") == "up" for x in targets), "total": len(targets),
-                **({"not_judged": not_judged} if not_judged else {})}
+    observed = {
+        "down": down,
+        "up": sum(x.get("health") == "up" for x in targets),
+        "total": len(targets),
+        **({"not_judged": not_judged} if not_judged else {}),
+    }
     if down:
         return failed(observed, expected, evidence)
     if not_judged:
@@ -114,8 +139,14 @@ def prometheus_targets(t: MonitoringTarget, ctx: RunContext) -> Observation:
     return passed(f"all {len(targets)} targets up (jobs: {', '.join(jobs)})", expected, evidence)
 
 
-@check("monitoring.prometheus.scrape_interval", title="Prometheus scrapes often enough",
-       seed=["7.1 Prometheus"], depends_on=[REACHABLE], timeout=10, target="monitoring")
+@check(
+    "monitoring.prometheus.scrape_interval",
+    title="Prometheus scrapes often enough",
+    seed=["7.1 Prometheus"],
+    depends_on=[REACHABLE],
+    timeout=10,
+    target="monitoring",
+)
 def prometheus_scrape_interval(t: MonitoringTarget, ctx: RunContext) -> Observation:
     """The loaded config's (/api/v1/status/config) scrape interval <= max_scrape_interval_s: global.scrape_interval
     (Prometheus' default 1m when unset), or, when every job sets its own (a `1m` global that no job uses), the
@@ -135,11 +166,13 @@ def prometheus_scrape_interval(t: MonitoringTarget, ctx: RunContext) -> Observat
         if job.get("scrape_interval") and parse_duration(job["scrape_interval"]) > t.max_scrape_interval_s:
             slow_jobs[job.get("job_name", "?")] = job["scrape_interval"]
     url = api_url(t, "/api/v1/status/config")
-    evidence = (f"GET {url}, YAML global.scrape_interval and each job's ({raw!r} judged); re-run: "
-                f"`curl -sS {url} | jq -r .data.yaml`")
-    obs = compare(interval, "<=", t.max_scrape_interval_s, unit="s", evidence=evidence, raw=raw,
-                  slow_jobs=slow_jobs)
+    evidence = (
+        f"GET {url}, YAML global.scrape_interval and each job's ({raw!r} judged); re-run: "
+        f"`curl -sS {url} | jq -r .data.yaml`"
+    )
+    obs = compare(interval, "<=", t.max_scrape_interval_s, unit="s", evidence=evidence, raw=raw, slow_jobs=slow_jobs)
     if obs.status is Status.PASS and slow_jobs:
-        return warned(f"global {interval:g} s; jobs scraped less often: {slow_jobs}", obs.expected, evidence,
-                      slow_jobs=slow_jobs)
+        return warned(
+            f"global {interval:g} s; jobs scraped less often: {slow_jobs}", obs.expected, evidence, slow_jobs=slow_jobs
+        )
     return obs

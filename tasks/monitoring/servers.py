@@ -2,6 +2,7 @@
 backend) the instances are up, and each has the cores, CPU headroom, free memory, free disk and full-speed links the
 role's thresholds ask for (`monitoring.roles`, the seed's numbers by default). Declared from two tables, ROLES x
 METRICS; one body per kind of check. The uplink settings the Prometheus section has no place for are `hosts`'s."""
+
 from __future__ import annotations
 
 import re
@@ -50,21 +51,60 @@ MEMORY = "node_memory_MemAvailable_bytes"
 DISK = 'node_filesystem_avail_bytes{mountpoint="/"}'
 
 METRICS = (  # doc: {role} and {expr} filled in per role
-    Metric("cores", CORES, "min_cores", ">=", "cores", lambda v: f"{v:g}", "CPU cores", "CPU Resources",
-           "enough CPU cores", "`{expr}` >= monitoring.roles.{role}.min_cores on every {role} instance."),
-    Metric("cpu", CPU, "max_cpu_ratio", "<", "ratio", lambda v: f"{v * 100:.1f} %", "CPU busy over 5 min",
-           "CPU Resources", "CPU usage is low before traffic",
-           "`{expr}` < monitoring.roles.{role}.max_cpu_ratio on every {role} instance (before traffic)."),
-    Metric("memory", MEMORY, "min_free_memory_bytes", ">", "bytes", _gib, "available memory", "Memory Resources",
-           "enough free memory", "{expr} > monitoring.roles.{role}.min_free_memory_bytes on every {role} instance "
-           "(what `free -h` shows as available)."),
-    Metric("disk", DISK, "min_free_disk_bytes", ">", "bytes", _gib, "free space on /", "Disk Space",
-           "enough free disk on /", "{expr} > monitoring.roles.{role}.min_free_disk_bytes on every {role} instance "
-           "(`df -h /`)."),
+    Metric(
+        "cores",
+        CORES,
+        "min_cores",
+        ">=",
+        "cores",
+        lambda v: f"{v:g}",
+        "CPU cores",
+        "CPU Resources",
+        "enough CPU cores",
+        "`{expr}` >= monitoring.roles.{role}.min_cores on every {role} instance.",
+    ),
+    Metric(
+        "cpu",
+        CPU,
+        "max_cpu_ratio",
+        "<",
+        "ratio",
+        lambda v: f"{v * 100:.1f} %",
+        "CPU busy over 5 min",
+        "CPU Resources",
+        "CPU usage is low before traffic",
+        "`{expr}` < monitoring.roles.{role}.max_cpu_ratio on every {role} instance (before traffic).",
+    ),
+    Metric(
+        "memory",
+        MEMORY,
+        "min_free_memory_bytes",
+        ">",
+        "bytes",
+        _gib,
+        "available memory",
+        "Memory Resources",
+        "enough free memory",
+        "{expr} > monitoring.roles.{role}.min_free_memory_bytes on every {role} instance "
+        "(what `free -h` shows as available).",
+    ),
+    Metric(
+        "disk",
+        DISK,
+        "min_free_disk_bytes",
+        ">",
+        "bytes",
+        _gib,
+        "free space on /",
+        "Disk Space",
+        "enough free disk on /",
+        "{expr} > monitoring.roles.{role}.min_free_disk_bytes on every {role} instance (`df -h /`).",
+    ),
 )
 
 
 # --------------------------------------------------------------------------- PromQL
+
 
 def _query(t: MonitoringTarget, ctx: RunContext, expr: str) -> list[tuple[dict[str, str], float]]:
     """An instant query (memoized per run): [(labels, value)]."""
@@ -79,8 +119,7 @@ def _of_role(rows: list[tuple[dict[str, str], float]], regex: str) -> list[tuple
 
 def _evidence(t: MonitoringTarget, expr: str) -> str:
     url = api_url(t, "/api/v1/query")
-    return (f"PromQL `{expr}` via GET {url}; re-run: "
-            f"`curl -sS '{url}?query={quote(expr, safe='')}' | jq '.data.result'`")
+    return f"PromQL `{expr}` via GET {url}; re-run: `curl -sS '{url}?query={quote(expr, safe='')}' | jq '.data.result'`"
 
 
 def _role(t: MonitoringTarget, role: str) -> HostRole | Observation:
@@ -89,6 +128,7 @@ def _role(t: MonitoringTarget, role: str) -> HostRole | Observation:
 
 
 # --------------------------------------------------------------------------- the bodies
+
 
 def status(role: str, t: MonitoringTarget, ctx: RunContext) -> Observation:
     r = _role(t, role)
@@ -137,7 +177,9 @@ def links(role: str, t: MonitoringTarget, ctx: RunContext, *, hosts: HostsTarget
     sel = f'{{device=~"{h.link_device_regex}"}}'
     up_expr, speed_expr = f"node_network_up{sel}", f"node_network_speed_bytes{sel}"
     ups = _of_role(_query(t, ctx, up_expr), r.instance_regex)
-    speeds = {(m.get("instance"), m.get("device")): v for m, v in _of_role(_query(t, ctx, speed_expr), r.instance_regex)}
+    speeds = {
+        (m.get("instance"), m.get("device")): v for m, v in _of_role(_query(t, ctx, speed_expr), r.instance_regex)
+    }
     min_bytes = h.min_link_speed_mbps * 1_000_000 / 8
     declared = h.link_speed_mbps * 1_000_000 / 8 if h.link_speed_mbps else None
     observed: dict[str, str] = {}
@@ -149,8 +191,9 @@ def links(role: str, t: MonitoringTarget, ctx: RunContext, *, hosts: HostsTarget
             shown = f"{speed * 8 / 1e6:g} Mb/s"
         else:  # the driver reports no speed (-1 or no series): a virtual NIC; only a declared speed can count
             speed = declared
-            shown = "speed not reported by the NIC" + (f", declared {h.link_speed_mbps:g} Mb/s" if declared
-                                                       else " (virtual NIC? set hosts.link_speed_mbps)")
+            shown = "speed not reported by the NIC" + (
+                f", declared {h.link_speed_mbps:g} Mb/s" if declared else " (virtual NIC? set hosts.link_speed_mbps)"
+            )
         observed[f"{key[0]} {key[1]}"] = ("up" if v == 1 else "DOWN") + ", " + shown
         if v != 1 or speed is None or speed < min_bytes:
             bad.append(f"{key[0]} {key[1]}")
@@ -163,12 +206,16 @@ def links(role: str, t: MonitoringTarget, ctx: RunContext, *, hosts: HostsTarget
 
 # --------------------------------------------------------------------------- the declarations
 
-STATUS_DOC = ("Every `{role}` instance (monitoring.roles.{role}.instance_regex) has `up == 1` in Prometheus (the scrape "
-              "of its node_exporter answers); uptime from node_boot_time_seconds is documented.")
-LINK_DOC = ("node_network_up == 1 and node_network_speed_bytes >= hosts.min_link_speed_mbps on every uplink "
-            "(hosts.link_device_regex) of every {role} instance. Accepts a NIC that reports no speed (node_exporter's "
-            "-1 or no series: AWS ENA, virtio, veth) only with hosts.link_speed_mbps declared (reported as declared); "
-            "without it, FAIL naming that setting.")
+STATUS_DOC = (
+    "Every `{role}` instance (monitoring.roles.{role}.instance_regex) has `up == 1` in Prometheus (the scrape "
+    "of its node_exporter answers); uptime from node_boot_time_seconds is documented."
+)
+LINK_DOC = (
+    "node_network_up == 1 and node_network_speed_bytes >= hosts.min_link_speed_mbps on every uplink "
+    "(hosts.link_device_regex) of every {role} instance. Accepts a NIC that reports no speed (node_exporter's "
+    "-1 or no series: AWS ENA, virtio, veth) only with hosts.link_speed_mbps declared (reported as declared); "
+    "without it, FAIL naming that setting."
+)
 
 for _role_name, _heading in ROLES.items():
     _status_id = f"infrastructure.{_role_name}.status"
@@ -177,12 +224,31 @@ for _role_name, _heading in ROLES.items():
     # needs from other sections landed, and that one waits for the quiet window, which this section's timing
     # checks (connect times) are part of. An unreachable Prometheus makes this check ERROR and its dependents
     # SKIPPED with that root cause.
-    check(_status_id, title=f"{_name} servers are up", seed=[f"{_heading}: Server Status"], timeout=10,
-          target="monitoring", doc=STATUS_DOC.format(role=_role_name))(partial(status, _role_name))
+    check(
+        _status_id,
+        title=f"{_name} servers are up",
+        seed=[f"{_heading}: Server Status"],
+        timeout=10,
+        target="monitoring",
+        doc=STATUS_DOC.format(role=_role_name),
+    )(partial(status, _role_name))
     for _m in METRICS:
-        check(f"infrastructure.{_role_name}.{_m.fact}", title=f"{_name} servers: {_m.title}",
-              seed=[f"{_heading}: {_m.seed}"], depends_on=[_status_id], timeout=10, target="monitoring",
-              doc=_m.doc.format(role=_role_name, expr=_m.expr))(partial(per_instance, _role_name, _m))
-    check(f"infrastructure.{_role_name}.link", title=f"{_name} servers: network links up at full speed",
-          seed=[f"{_heading}: Network Connectivity"], depends_on=[_status_id], timeout=10, target="monitoring",
-          uses=["hosts"], doc=LINK_DOC.format(role=_role_name))(partial(links, _role_name))
+        check(
+            f"infrastructure.{_role_name}.{_m.fact}",
+            title=f"{_name} servers: {_m.title}",
+            seed=[f"{_heading}: {_m.seed}"],
+            depends_on=[_status_id],
+            timeout=10,
+            target="monitoring",
+            doc=_m.doc.format(role=_role_name, expr=_m.expr),
+        )(partial(per_instance, _role_name, _m))
+    check(
+        f"infrastructure.{_role_name}.link",
+        title=f"{_name} servers: network links up at full speed",
+        seed=[f"{_heading}: Network Connectivity"],
+        depends_on=[_status_id],
+        timeout=10,
+        target="monitoring",
+        uses=["hosts"],
+        doc=LINK_DOC.format(role=_role_name),
+    )(partial(links, _role_name))

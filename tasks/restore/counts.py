@@ -1,4 +1,5 @@
 """Row counts of the key tables: on the restored copy, and on the source in a READ ONLY transaction."""
+
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ from ..postgres import connect as source_connect
 from .target import RestoreTarget, restore_connect
 
 # --------------------------------------------------------------------------- row counts
+
 
 def _ident(name: str) -> Any:
     from psycopg import sql
@@ -32,8 +34,9 @@ def restored_counts(t: RestoreTarget, dbname: str, tables: list[str], timeout: f
     return out
 
 
-def source_counts(src: PostgresTarget, tables: list[str], ctx: RunContext) -> tuple[dict[str, int | str],
-                                                                                   dict[str, str]]:
+def source_counts(
+    src: PostgresTarget, tables: list[str], ctx: RunContext
+) -> tuple[dict[str, int | str], dict[str, str]]:
     """Row counts on the source in one READ ONLY transaction: count(*) below src.exact_count_limit estimated rows,
     the pg_class estimate above (never a write)."""
     from psycopg import sql
@@ -47,8 +50,9 @@ def source_counts(src: PostgresTarget, tables: list[str], ctx: RunContext) -> tu
             if access[name] != "ok":
                 counts[name] = access[name]
                 continue
-            est = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                               [_ident(name).as_string(conn)]).fetchone()[0]
+            est = conn.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [_ident(name).as_string(conn)]
+            ).fetchone()[0]
             if est is not None and est >= src.exact_count_limit:
                 counts[name], method[name] = int(est), "estimate"
             else:
@@ -57,8 +61,9 @@ def source_counts(src: PostgresTarget, tables: list[str], ctx: RunContext) -> tu
     return counts, method
 
 
-def compare_counts(t: RestoreTarget, source: dict[str, int | str], restored: dict[str, int | str]
-                   ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def compare_counts(
+    t: RestoreTarget, source: dict[str, int | str], restored: dict[str, int | str]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     rows: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     for name, s in source.items():

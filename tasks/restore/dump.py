@@ -1,11 +1,13 @@
 """The dump's header: what an S3 object is (a pg_dump custom/tar archive, a plain SQL script, something else), read
 from its first bytes before anything is restored."""
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
 # --------------------------------------------------------------------------- the dump's header
+
 
 class NotADump(ValueError):
     """The object is not a pg_dump custom-format archive (the message says what it looks like instead)."""
@@ -30,9 +32,13 @@ def sniff(buf: bytes) -> str:
     """What a non-dump object looks like (for the FAIL message)."""
     if not buf:
         return "an empty object (0 bytes)"
-    magic = {b"\x1f\x8b": "gzip-compressed data (a gzipped plain-SQL dump?)", b"BZh": "bzip2-compressed data",
-             b"\x28\xb5\x2f\xfd": "zstd-compressed data", b"\xfd7zXZ\x00": "xz-compressed data",
-             b"PK\x03\x04": "a zip archive"}
+    magic = {
+        b"\x1f\x8b": "gzip-compressed data (a gzipped plain-SQL dump?)",
+        b"BZh": "bzip2-compressed data",
+        b"\x28\xb5\x2f\xfd": "zstd-compressed data",
+        b"\xfd7zXZ\x00": "xz-compressed data",
+        b"PK\x03\x04": "a zip archive",
+    }
     for m, what in magic.items():
         if buf.startswith(m):
             return what
@@ -80,7 +86,7 @@ def parse_header(buf: bytes) -> DumpHeader:
         sign = byte()
         if pos + int_size > len(buf):
             raise NotADump("a pg_dump archive cut inside its header")
-        val = int.from_bytes(buf[pos:pos + int_size], "little")
+        val = int.from_bytes(buf[pos : pos + int_size], "little")
         pos += int_size
         return -val if sign else val
 
@@ -92,7 +98,7 @@ def parse_header(buf: bytes) -> DumpHeader:
         if pos + n > len(buf):
             raise NotADump("a pg_dump archive cut inside its header")
         pos += n
-        return buf[pos - n:pos].decode("utf-8", errors="replace")
+        return buf[pos - n : pos].decode("utf-8", errors="replace")
 
     if version >= (1, 15, 0):
         comp = _COMPRESSION.get(byte(), "unknown")
@@ -103,6 +109,12 @@ def parse_header(buf: bytes) -> DumpHeader:
     dbname = read_str()
     server, dumper = read_str(), read_str()
     created = f"{year + 1900:04d}-{mon + 1:02d}-{mday:02d} {hour:02d}:{minute:02d}:{sec:02d}"
-    return DumpHeader(archive_version=f"{vmaj}.{vmin}-{vrev}", format=_FORMATS.get(fmt, f"unknown ({fmt})"),
-                      compression=comp, created=created, dbname=dbname, server_version=server,
-                      pg_dump_version=dumper)
+    return DumpHeader(
+        archive_version=f"{vmaj}.{vmin}-{vrev}",
+        format=_FORMATS.get(fmt, f"unknown ({fmt})"),
+        compression=comp,
+        created=created,
+        dbname=dbname,
+        server_version=server,
+        pg_dump_version=dumper,
+    )

@@ -1,4 +1,5 @@
 """The guard: a restore server is used only once PROVEN not to be the production cluster (fail closed)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +15,11 @@ from .target import RestoreTarget, restore_dsn
 
 
 def guard_evidence(t: RestoreTarget, src: PostgresTarget) -> str:
-    return (f"restore server {restore_dsn(t, t.maintenance_dbname)} vs source {dsn_for_evidence(src)}: `SELECT "
-            "system_identifier FROM pg_control_system()` on both, else the restore server's pg_stat_activity "
-            "searched for the application_name of golive's open READ ONLY session on the source")
+    return (
+        f"restore server {restore_dsn(t, t.maintenance_dbname)} vs source {dsn_for_evidence(src)}: `SELECT "
+        "system_identifier FROM pg_control_system()` on both, else the restore server's pg_stat_activity "
+        "searched for the application_name of golive's open READ ONLY session on the source"
+    )
 
 
 # The restore server is accepted only when it is PROVEN not to be the production cluster, by a proof that does not
@@ -31,8 +34,9 @@ def guard_evidence(t: RestoreTarget, src: PostgresTarget) -> str:
 #    A standby on either side is refused (its primary does not list a standby's sessions, and a physical replica has
 #    its own pg_stat_activity), read in the same statement so that a load balancer cannot answer one and not the other.
 # Nothing proves it: refused, with what to grant. Nothing is ever written to either server by the proof.
-_PROBE_SQL = ("SELECT pg_is_in_recovery(), EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity "
-              "WHERE application_name = %s)")
+_PROBE_SQL = (
+    "SELECT pg_is_in_recovery(), EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE application_name = %s)"
+)
 _SYSID_SQL = "SELECT system_identifier::text FROM pg_catalog.pg_control_system()"
 GRANT_SYSID = "GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO {}"
 
@@ -50,13 +54,20 @@ def _may_read(conn: Any, query: str, params: list[Any] | None = None) -> tuple[A
 
 
 def _identity(conn: Any, probe: str) -> dict[str, Any]:
-    version, num, standby = conn.execute("SELECT current_setting('server_version'), "
-                                         "current_setting('server_version_num')::int, pg_is_in_recovery()").fetchone()
+    version, num, standby = conn.execute(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int, pg_is_in_recovery()"
+    ).fetchone()
     sysid, sysid_error = _may_read(conn, _SYSID_SQL)
     seen, seen_error = _may_read(conn, _PROBE_SQL, [probe])
-    return {"system_identifier": sysid and sysid[0], "sysid_error": sysid_error, "version": version,
-            "version_num": num, "in_recovery": seen[0] if seen else standby, "sees_probe": seen and seen[1],
-            "probe_error": seen_error}
+    return {
+        "system_identifier": sysid and sysid[0],
+        "sysid_error": sysid_error,
+        "version": version,
+        "version_num": num,
+        "in_recovery": seen[0] if seen else standby,
+        "sees_probe": seen and seen[1],
+        "probe_error": seen_error,
+    }
 
 
 @contextlib.contextmanager
@@ -73,8 +84,9 @@ def _source_probe(src: PostgresTarget, ctx: RunContext) -> Iterator[dict[str, An
         facts["sees_probe"] = bool(facts["sees_probe"] and again and again[1])
 
 
-def prove_not_production(t: RestoreTarget, src: PostgresTarget, ctx: RunContext,
-                         conn: Any) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+def prove_not_production(
+    t: RestoreTarget, src: PostgresTarget, ctx: RunContext, conn: Any
+) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """(restore server facts, source facts, refusal or None), read on `conn`: the restore server connection that
     then creates the scratch database, so what was proven is where the database is created."""
     with _source_probe(src, ctx) as sf:
@@ -98,8 +110,10 @@ def address_refusal(t: RestoreTarget, src: PostgresTarget) -> str | None:
         return f"the restore server {t.host}:{t.port} is the production database server (same host and port)"
     shared = sorted(_addresses(t.host, t.port) & _addresses(src.host, src.port))
     if shared:
-        return (f"the restore server {t.host}:{t.port} is the production database server {src.host}:{src.port} "
-                f"(both resolve to {', '.join(shared)})")
+        return (
+            f"the restore server {t.host}:{t.port} is the production database server {src.host}:{src.port} "
+            f"(both resolve to {', '.join(shared)})"
+        )
     return None
 
 
@@ -107,26 +121,44 @@ def identity_refusal(rf: dict[str, Any], sf: dict[str, Any], restore_role: str, 
     """Why the restore server is, or cannot be proven not to be, the production cluster (fail closed), or None."""
     rid, sid = rf.get("system_identifier"), sf.get("system_identifier")
     if rid and rid == sid:
-        return (f"the restore server is the production cluster: same system_identifier {rid} (the primary itself, "
-                "an alias of it, or one of its physical replicas)")
+        return (
+            f"the restore server is the production cluster: same system_identifier {rid} (the primary itself, "
+            "an alias of it, or one of its physical replicas)"
+        )
     if rf.get("sees_probe"):  # whatever else was read: this is production
-        return ("the restore server is the production server: its pg_stat_activity lists golive's own session on "
-                "the source (the same postmaster reached by another address)")
+        return (
+            "the restore server is the production server: its pg_stat_activity lists golive's own session on "
+            "the source (the same postmaster reached by another address)"
+        )
     if rid and sid:
         return None
-    unread = "; ".join(f"{side} ({err})" for side, err in (("restore server", rf.get("sysid_error")),
-                                                           ("source", sf.get("sysid_error"))) if err)
-    grant = " and ".join(f"`{GRANT_SYSID.format(role)}` on the {side}" for side, role, f in
-                         (("restore server", restore_role, rf), ("source", source_role, sf))
-                         if not f.get("system_identifier"))
-    why = [w for w, bad in (
-        (f"pg_stat_activity not readable on the restore server ({rf.get('probe_error')})", rf.get("probe_error")),
-        (f"pg_stat_activity not readable on the source ({sf.get('probe_error')})", sf.get("probe_error")),
-        ("the source does not show golive's own session in its pg_stat_activity (a pooler?)",
-         not sf.get("probe_error") and sf.get("sees_probe") is not True),
-        ("the source is a standby (its primary does not list its sessions)", sf.get("in_recovery")),
-        ("the restore server is a standby (it may replicate production)", rf.get("in_recovery"))) if bad]
+    unread = "; ".join(
+        f"{side} ({err})"
+        for side, err in (("restore server", rf.get("sysid_error")), ("source", sf.get("sysid_error")))
+        if err
+    )
+    grant = " and ".join(
+        f"`{GRANT_SYSID.format(role)}` on the {side}"
+        for side, role, f in (("restore server", restore_role, rf), ("source", source_role, sf))
+        if not f.get("system_identifier")
+    )
+    why = [
+        w
+        for w, bad in (
+            (f"pg_stat_activity not readable on the restore server ({rf.get('probe_error')})", rf.get("probe_error")),
+            (f"pg_stat_activity not readable on the source ({sf.get('probe_error')})", sf.get("probe_error")),
+            (
+                "the source does not show golive's own session in its pg_stat_activity (a pooler?)",
+                not sf.get("probe_error") and sf.get("sees_probe") is not True,
+            ),
+            ("the source is a standby (its primary does not list its sessions)", sf.get("in_recovery")),
+            ("the restore server is a standby (it may replicate production)", rf.get("in_recovery")),
+        )
+        if bad
+    ]
     if why:
-        return (f"cannot prove the restore server is not the production cluster: system_identifier not readable on "
-                f"the {unread}, and {'; '.join(why)}. Grant {grant} (pg_monitor does not include it)")
+        return (
+            f"cannot prove the restore server is not the production cluster: system_identifier not readable on "
+            f"the {unread}, and {'; '.join(why)}. Grant {grant} (pg_monitor does not include it)"
+        )
     return None

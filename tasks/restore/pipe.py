@@ -1,5 +1,6 @@
 """The pipe: the S3 object streamed into `pg_restore`'s stdin (memory flat whatever the dump size), bounded by a
 watchdog that kills pg_restore and closes the S3 stream at the deadline."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,7 @@ class StreamResult:
     seconds: float = 0.0
     download_seconds: float | None = None
     md5: str | None = None
-    killed: str | None = None        # "restore-timeout" | "check-budget"
+    killed: str | None = None  # "restore-timeout" | "check-budget"
     stream_error: str | None = None  # the S3 side failed mid-stream
 
 
@@ -49,6 +50,7 @@ def _die_with_parent() -> Callable[[], None] | None:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)
+
     return preexec
 
 
@@ -63,6 +65,7 @@ def pg_restore_version(t: RestoreTarget, timeout: float) -> str:
 
 # --------------------------------------------------------------------------- streaming
 
+
 def _stderr_reader(stream: Any, keep: deque, counts: dict[str, int]) -> threading.Thread:
     def run() -> None:
         size = 0
@@ -75,6 +78,7 @@ def _stderr_reader(stream: Any, keep: deque, counts: dict[str, int]) -> threadin
             while size > STDERR_KEEP and len(keep) > 1:
                 size -= len(keep.popleft())
         stream.close()
+
     th = threading.Thread(target=run, name="pg_restore-stderr", daemon=True)
     th.start()
     return th
@@ -87,18 +91,30 @@ def _grow_pipe(fd: int) -> None:
         fcntl.fcntl(fd, 1031, CHUNK)  # F_SETPIPE_SZ: fewer wake-ups per MB
 
 
-def run_pg_restore(argv: list[str], env: dict[str, str], chunks: Iterator[bytes] | None, deadline: float,
-                   limit_reason: str, on_abort: Callable[[], None] = lambda: None,
-                   verify_md5: bool = True) -> StreamResult:
+def run_pg_restore(
+    argv: list[str],
+    env: dict[str, str],
+    chunks: Iterator[bytes] | None,
+    deadline: float,
+    limit_reason: str,
+    on_abort: Callable[[], None] = lambda: None,
+    verify_md5: bool = True,
+) -> StreamResult:
     """Run pg_restore; feed it `chunks` on stdin (None: it reads a file named in argv). The watchdog kills it (and
     calls on_abort, which closes the S3 stream) at `deadline`, recording `limit_reason`."""
     res = StreamResult()
     keep: deque = deque()
     counts = {"errors": 0}
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if chunks is not None else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, close_fds=True,
-                            preexec_fn=_die_with_parent())  # noqa: PLW1509 - prctl only, async-signal-safe
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if chunks is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        close_fds=True,
+        preexec_fn=_die_with_parent(),
+    )  # noqa: PLW1509 - prctl only, async-signal-safe
     reader = _stderr_reader(proc.stderr, keep, counts)
 
     def abort() -> None:

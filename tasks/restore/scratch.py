@@ -1,5 +1,6 @@
 """Scratch databases: named per run, dropped on success, failure, timeout and interpreter exit, and stale ones of
 killed runs dropped by the next restore test."""
+
 from __future__ import annotations
 
 import atexit
@@ -69,8 +70,11 @@ def drop_scratch(t: RestoreTarget, name: str, budget: float = CLEANUP_BUDGET_S) 
                     if num >= 130000 and attempt == 1:
                         conn.execute(force)
                     else:
-                        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                                     "AND pid <> pg_backend_pid() AND usename = current_user", [name])
+                        conn.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                            "AND pid <> pg_backend_pid() AND usename = current_user",
+                            [name],
+                        )
                         conn.execute(drop)
                 except (errors.InsufficientPrivilege, errors.ObjectInUse) as e:
                     why = " ".join(f"{type(e).__name__}: {e}".split())
@@ -95,10 +99,14 @@ def drop_stale_scratch(t: RestoreTarget, conn: Any) -> list[str]:
 
     cutoff = time.time() - max(2 * t.restore_limit_s, 3600)
     dropped = []
-    names = [r[0] for r in conn.execute(
-        "SELECT datname FROM pg_database d WHERE datname LIKE %s AND NOT EXISTS "
-        "(SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
-        [t.scratch_prefix.replace("_", r"\_") + "%"]).fetchall()]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT datname FROM pg_database d WHERE datname LIKE %s AND NOT EXISTS "
+            "(SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+            [t.scratch_prefix.replace("_", r"\_") + "%"],
+        ).fetchall()
+    ]
     for name in names:
         m = _STAMP.search(name)
         if not m:

@@ -1,5 +1,6 @@
 """Integrity suites run on the restored copy before it is dropped: the extension point the data-integrity suites
 (GX, in `expectations/`) plug into without `tasks/` importing them."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from ..models import libpq_tls
 from ..postgres import PostgresTarget
 
 # --------------------------------------------------------------------------- integrity suites (extension point)
+
 
 @dataclass(frozen=True)
 class RestoredDatabase:
@@ -30,28 +32,46 @@ class RestoredDatabase:
 
     def as_target(self) -> PostgresTarget:
         """The scratch database as a PostgresTarget (the restore user's credentials), for suites that take one."""
-        extra = {} if self.source is None else {"suites_dir": self.source.suites_dir,
-                                                 "sensitive_columns": self.source.sensitive_columns}
-        return PostgresTarget(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                              password=self.password, **libpq_tls(self), **extra)
+        extra = (
+            {}
+            if self.source is None
+            else {"suites_dir": self.source.suites_dir, "sensitive_columns": self.source.sensitive_columns}
+        )
+        return PostgresTarget(
+            host=self.host,
+            port=self.port,
+            dbname=self.dbname,
+            user=self.user,
+            password=self.password,
+            **libpq_tls(self),
+            **extra,
+        )
 
     def conninfo(self) -> str:
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(host=self.host, port=self.port, dbname=self.dbname, user=self.user,
-                             password=self.password, **libpq_tls(self))
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=self.dbname,
+            user=self.user,
+            password=self.password,
+            **libpq_tls(self),
+        )
 
     def sqlalchemy_url(self) -> str:
         from urllib.parse import quote
 
         pw = f":{quote(self.password, safe='')}" if self.password else ""
-        return (f"postgresql+psycopg://{quote(self.user, safe='')}{pw}@{self.host}:{self.port}/"
-                f"{quote(self.dbname, safe='')}?" + "&".join(f"{k}={quote(v)}" for k, v in libpq_tls(self).items()))
+        return (
+            f"postgresql+psycopg://{quote(self.user, safe='')}{pw}@{self.host}:{self.port}/"
+            f"{quote(self.dbname, safe='')}?" + "&".join(f"{k}={quote(v)}" for k, v in libpq_tls(self).items())
+        )
 
 
 @dataclass
 class SuiteOutcome:
-    status: Status   # PASS / WARN / FAIL / ERROR
+    status: Status  # PASS / WARN / FAIL / ERROR
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
 

@@ -3,6 +3,7 @@ repository.
 
 Nothing here prints a secret: cookie values, tokens, password hashes and matched secret strings are compared or
 classified, and only their kind, a row id or a file:line is reported."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -70,14 +71,22 @@ def hash_census_sql(table: str, column: str, id_column: str) -> Any:
 
     c = sql.Identifier(column)
     scheme = sql.SQL(HASH_SCHEME_SQL).format(c=c)
-    return sql.SQL("SELECT scheme, cost, count(*), (array_agg(id ORDER BY id))[1:10] FROM (SELECT {i} AS id, {s} "
-                   "AS scheme, substring({c} FROM '^\\$2[abxy]?\\$([0-9]{{2}})\\$')::int AS cost FROM {t}) x "
-                   "GROUP BY scheme, cost ORDER BY scheme, cost").format(
-        i=sql.Identifier(id_column), s=scheme, c=c, t=_ident(table))
+    return sql.SQL(
+        "SELECT scheme, cost, count(*), (array_agg(id ORDER BY id))[1:10] FROM (SELECT {i} AS id, {s} "
+        "AS scheme, substring({c} FROM '^\\$2[abxy]?\\$([0-9]{{2}})\\$')::int AS cost FROM {t}) x "
+        "GROUP BY scheme, cost ORDER BY scheme, cost"
+    ).format(i=sql.Identifier(id_column), s=scheme, c=c, t=_ident(table))
 
 
-@check("security.passwords.hashing", title="Passwords are stored as bcrypt/argon2 hashes",
-       seed=["5.2 Password Hashing"], depends_on=[PG_REACHABLE], timeout=15, target="security", needs=["postgres"])
+@check(
+    "security.passwords.hashing",
+    title="Passwords are stored as bcrypt/argon2 hashes",
+    seed=["5.2 Password Hashing"],
+    depends_on=[PG_REACHABLE],
+    timeout=15,
+    target="security",
+    needs=["postgres"],
+)
 def password_hashing(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Every value of users_table.password_column is a hash of an accepted scheme (bcrypt with cost >=
     min_bcrypt_cost and its 22-character salt, or argon2); never plaintext, MD5 or SHA1. Classified and counted by
@@ -95,11 +104,12 @@ def password_hashing(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresTa
         elif scheme == "bcrypt" and cost is not None and cost < t.min_bcrypt_cost:
             bad_ids.setdefault(f"bcrypt cost < {t.min_bcrypt_cost}", []).extend(ids)
     total = sum(counts.values())
-    text = (f"SELECT left({t.password_column}, 7) AS prefix, count(*) FROM {t.users_table} GROUP BY 1 "
-            "ORDER BY 2 DESC")
-    evidence = (f"every row of {t.users_table}.{t.password_column} on {dsn_for_evidence(pg)} classified by format in "
-                f"SQL (bcrypt $2b$NN$ + 53 chars, $argon2id$..., 32/40 hex = MD5/SHA1, else plaintext); no value leaves "
-                f"the database; a quick look by hand: `{psql(pg, text)}`")
+    text = f"SELECT left({t.password_column}, 7) AS prefix, count(*) FROM {t.users_table} GROUP BY 1 ORDER BY 2 DESC"
+    evidence = (
+        f"every row of {t.users_table}.{t.password_column} on {dsn_for_evidence(pg)} classified by format in "
+        f"SQL (bcrypt $2b$NN$ + 53 chars, $argon2id$..., 32/40 hex = MD5/SHA1, else plaintext); no value leaves "
+        f"the database; a quick look by hand: `{psql(pg, text)}`"
+    )
     observed = {"rows": total, "schemes": counts, "offending_ids": {k: v[:10] for k, v in bad_ids.items()}}
     expected = {"schemes": f"only {t.hash_schemes}", "bcrypt_cost": f">= {t.min_bcrypt_cost}"}
     ok = total > 0 and not bad_ids
@@ -131,8 +141,11 @@ def looks_encrypted(value: Any, pattern: re.Pattern | None) -> tuple[bool, str]:
         return False, "base32 (a plaintext TOTP secret)"
     if "@" in body or re.fullmatch(r"[\w .,'-]{1,60}", body) and " " in body:
         return False, "readable text"
-    for decode in (lambda b: base64.b64decode(b, validate=True), binascii.unhexlify,
-                   lambda b: base64.urlsafe_b64decode(b + "=" * (-len(b) % 4))):
+    for decode in (
+        lambda b: base64.b64decode(b, validate=True),
+        binascii.unhexlify,
+        lambda b: base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)),
+    ):
         try:
             raw = decode(body)
         except (binascii.Error, ValueError):
@@ -142,9 +155,15 @@ def looks_encrypted(value: Any, pattern: re.Pattern | None) -> tuple[bool, str]:
     return False, "not base64/hex ciphertext"
 
 
-@check("security.data.sensitive_columns", title="Sensitive columns hold ciphertext, not plaintext",
-       seed=["5.2 Encryption at Rest", "5.2 Password Hashing"], depends_on=[PG_REACHABLE], timeout=15,
-       target="security", needs=["postgres", "security.sensitive_columns"])
+@check(
+    "security.data.sensitive_columns",
+    title="Sensitive columns hold ciphertext, not plaintext",
+    seed=["5.2 Encryption at Rest", "5.2 Password Hashing"],
+    depends_on=[PG_REACHABLE],
+    timeout=15,
+    target="security",
+    needs=["postgres", "security.sensitive_columns"],
+)
 def sensitive_columns(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresTarget) -> Observation:
     """Up to sample_rows non-NULL values of each sensitive column: each matches ciphertext_pattern, or (without one)
     is base64/hex of >= 16 bytes with >= 3.5 bits/byte of entropy, and is not a readable or base32 (TOTP) string.
@@ -158,21 +177,29 @@ def sensitive_columns(t: SecurityTarget, ctx: RunContext, *, postgres: PostgresT
     with connect(pg, ctx, read_only=True) as conn:
         for spec in t.sensitive_columns:
             table, col = spec.rsplit(".", 1)
-            rows = conn.execute(sql.SQL("SELECT {i}, {c} FROM {t} WHERE {c} IS NOT NULL LIMIT %s").format(
-                i=sql.Identifier(t.id_column), c=sql.Identifier(col), t=_ident(table)), [t.sample_rows]).fetchall()
+            rows = conn.execute(
+                sql.SQL("SELECT {i}, {c} FROM {t} WHERE {c} IS NOT NULL LIMIT %s").format(
+                    i=sql.Identifier(t.id_column), c=sql.Identifier(col), t=_ident(table)
+                ),
+                [t.sample_rows],
+            ).fetchall()
             plain = [(rid, why) for rid, v in rows for ok, why in [looks_encrypted(v, pattern)] if not ok]
-            observed[spec] = {"sampled": len(rows), "plaintext_looking": len(plain),
-                              "ids": [rid for rid, _ in plain[:10]],
-                              "why": sorted({why for _, why in plain})}
+            observed[spec] = {
+                "sampled": len(rows),
+                "plaintext_looking": len(plain),
+                "ids": [rid for rid, _ in plain[:10]],
+                "why": sorted({why for _, why in plain}),
+            }
             if plain or not rows:
                 bad.append(spec)
                 if not rows:
                     observed[spec]["note"] = "no non-NULL value to judge"
     method = f"match {t.ciphertext_pattern!r}" if pattern else "base64/hex of >= 16 bytes, entropy >= 3.5 bits/byte"
-    evidence = (f"up to {t.sample_rows} non-NULL values per column on {dsn_for_evidence(pg)}, each judged: {method}; "
-                "values never shown")
-    return failed_if(bad, observed, {c: "every sampled value ciphertext" for c in t.sensitive_columns},
-                                       evidence)
+    evidence = (
+        f"up to {t.sample_rows} non-NULL values per column on {dsn_for_evidence(pg)}, each judged: {method}; "
+        "values never shown"
+    )
+    return failed_if(bad, observed, {c: "every sampled value ciphertext" for c in t.sensitive_columns}, evidence)
 
 
 def _loopback(host: str) -> bool:
@@ -184,11 +211,18 @@ def _loopback(host: str) -> bool:
         return False
 
 
-@check("security.transit.tls", title="Connections are encrypted in transit (API, and PostgreSQL/Redis when remote)",
-       seed=["5.2 Encryption in Transit"], depends_on=[REACHABLE, PG_REACHABLE], timeout=15, target="security",
-       uses=["web", "postgres", "redis"])
-def transit_tls(t: SecurityTarget, ctx: RunContext, *, web: WebTarget | None, postgres: PostgresTarget | None,
-                redis: Any) -> Observation:
+@check(
+    "security.transit.tls",
+    title="Connections are encrypted in transit (API, and PostgreSQL/Redis when remote)",
+    seed=["5.2 Encryption in Transit"],
+    depends_on=[REACHABLE, PG_REACHABLE],
+    timeout=15,
+    target="security",
+    uses=["web", "postgres", "redis"],
+)
+def transit_tls(
+    t: SecurityTarget, ctx: RunContext, *, web: WebTarget | None, postgres: PostgresTarget | None, redis: Any
+) -> Observation:
     """The API answers over TLS >= 1.2 (one HTTPS request, the negotiated version read from the connection);
     PostgreSQL and Redis, when remote (not loopback), are reached with TLS: PostgreSQL sslmode require/verify-* and
     the connection's ssl_in_use, Redis a rediss:// URL. On loopback their part is not applicable (and says so)."""
@@ -226,18 +260,31 @@ def transit_tls(t: SecurityTarget, ctx: RunContext, *, web: WebTarget | None, po
             evidence.append(f"redis URL scheme of {u.hostname}:{u.port}")
     if not evidence:
         return not_applicable("nothing remote to measure: no `web`, and PostgreSQL/Redis are absent or on loopback")
-    expected = {"api": "TLSv1.2 or TLSv1.3", "postgres": "TLS (sslmode require/verify-*, ssl_in_use) when remote",
-                "redis": "rediss:// when remote"}
+    expected = {
+        "api": "TLSv1.2 or TLSv1.3",
+        "postgres": "TLS (sslmode require/verify-*, ssl_in_use) when remote",
+        "redis": "rediss:// when remote",
+    }
     return failed_if(bad, observed, expected, "; ".join(evidence), failing=bad)
 
 
 def _git(repo: Path, ctx: RunContext, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=max(1.0, ctx.remaining - 0.5),
-                          env={"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        timeout=max(1.0, ctx.remaining - 0.5),
+        env={"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin"},
+    )
 
 
-@check("security.secrets.repository", title="No secret files or secret-looking strings tracked in the app's git",
-       seed=["5.2 Secrets Management"], timeout=20, target="security", needs=["security.app_repo"])
+@check(
+    "security.secrets.repository",
+    title="No secret files or secret-looking strings tracked in the app's git",
+    seed=["5.2 Secrets Management"],
+    timeout=20,
+    target="security",
+    needs=["security.app_repo"],
+)
 def secrets_in_repo(t: SecurityTarget, ctx: RunContext) -> Observation:
     """`git ls-files` of app_repo: no tracked file matches forbidden_files (.env.production, keys, ...), and no
     tracked text file (<= max_scan_bytes) matches a secret rule (AWS keys, private keys, Slack/GitHub/Stripe tokens,
@@ -247,9 +294,12 @@ def secrets_in_repo(t: SecurityTarget, ctx: RunContext) -> Observation:
     if r.returncode != 0:
         raise RuntimeError(f"git ls-files failed in {repo}: {ctx.redact.clip(r.stderr.decode(errors='replace'), 200)}")
     files = [f for f in r.stdout.decode(errors="replace").split("\0") if f]
-    forbidden = [f for f in files
-                 if any(fnmatch.fnmatch(Path(f).name, p) for p in t.forbidden_files)
-                 and not any(fnmatch.fnmatch(Path(f).name, p) for p in t.allowed_files)]
+    forbidden = [
+        f
+        for f in files
+        if any(fnmatch.fnmatch(Path(f).name, p) for p in t.forbidden_files)
+        and not any(fnmatch.fnmatch(Path(f).name, p) for p in t.allowed_files)
+    ]
     rules = [(name, re.compile(rx)) for name, rx in SECRET_RULES]
     findings: list[str] = []
     scanned = skipped = 0
@@ -271,10 +321,17 @@ def secrets_in_repo(t: SecurityTarget, ctx: RunContext) -> Observation:
             for name, rx in rules:
                 if rx.search(line):
                     findings.append(f"{f}:{n} {name}")
-    observed = {"tracked_files": len(files), "scanned": scanned, "skipped": skipped,
-                "forbidden_files": forbidden, "secret_findings": findings[:30]}
+    observed = {
+        "tracked_files": len(files),
+        "scanned": scanned,
+        "skipped": skipped,
+        "forbidden_files": forbidden,
+        "secret_findings": findings[:30],
+    }
     expected = {"forbidden_files": f"none of {t.forbidden_files}", "secret_findings": "none"}
-    evidence = (f"`git -C {repo} ls-files`, then each tracked text file scanned with {len(rules)} rules "
-                f"({', '.join(n for n, _ in SECRET_RULES)}); matches reported as file:line + rule, never the text")
+    evidence = (
+        f"`git -C {repo} ls-files`, then each tracked text file scanned with {len(rules)} rules "
+        f"({', '.join(n for n, _ in SECRET_RULES)}); matches reported as file:line + rule, never the text"
+    )
     ok = not forbidden and not findings
     return passed_if(ok, observed, expected, evidence, findings_total=len(findings))

@@ -1,5 +1,6 @@
 """Running checks in the tests: one check or several through the real runner, a config with one section changed,
 the sandbox's config, and the assertions every check test makes on results (JSON, no secret). No tests in here."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +16,7 @@ CATALOG = load_catalog()
 
 
 # --------------------------------------------------------------------------- running checks
+
 
 def run_one(check_id: str, config: Any, *, timeout: float | None = None, memo: Any = None) -> CheckResult:
     """One check through the real runner (`execute`), optionally with a shorter timeout."""
@@ -88,6 +90,7 @@ def _unsecret(o: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- the shared sandbox
+
 
 def sandbox_config(sandbox: Any) -> Any:
     """The sandbox's environment config, loaded like production loads its own (YAML + ${VAR})."""

@@ -1,6 +1,7 @@
 """A small real stack for the deploy authorization tests, without the sandbox: Prefect's own server on its own
 embedded PostgreSQL, and `golive serve` serving a minimal environment whose deploy command only appends the release
 to a file (what "it deployed" means here), so an attack that gets through leaves a line there."""
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,9 @@ class Stack:
         return self.api.get(f"deployments/name/{name}").json()["id"]
 
     def start(self, deployment: str, **parameters) -> str:
-        r = self.api.post(f"deployments/{self.deployment_id(deployment)}/create_flow_run",
-                          json={"parameters": parameters})
+        r = self.api.post(
+            f"deployments/{self.deployment_id(deployment)}/create_flow_run", json={"parameters": parameters}
+        )
         r.raise_for_status()
         return r.json()["id"]
 
@@ -60,26 +62,50 @@ class Stack:
         for name, role, decision in signers:
             paused = wait_paused_sign_off(self.api, seen, timeout=120, stop_if_final=run, run_id=run)
             seen.add(paused)
-            answer = resume(self.api, paused, signoff_fields(name, role, decision,
-                                                             reason="" if decision == "GO" else "change freeze"))
+            answer = resume(
+                self.api,
+                paused,
+                signoff_fields(name, role, decision, reason="" if decision == "GO" else "change freeze"),
+            )
             assert answer["status"] == "ACCEPT", answer
         return wait_final(self.api, run, timeout=180)
 
     def forge_go(self, readiness_run_id: str, release: str) -> None:
         """What any API client can write outside any flow run: a decision artifact saying GO."""
-        record = {"environment": ENV, "release": release, "readiness_flow_run_id": readiness_run_id,
-                  "decision": "GO", "why": "GO signed by Mallory (CTO)", "signoffs": []}
-        r = self.api.post("artifacts/", json={"key": f"golive-decision-{ENV}", "type": "markdown",
-                                              "data": f"# GO\n\n```json\n{json.dumps(record)}\n```\n"})
+        record = {
+            "environment": ENV,
+            "release": release,
+            "readiness_flow_run_id": readiness_run_id,
+            "decision": "GO",
+            "why": "GO signed by Mallory (CTO)",
+            "signoffs": [],
+        }
+        r = self.api.post(
+            "artifacts/",
+            json={
+                "key": f"golive-decision-{ENV}",
+                "type": "markdown",
+                "data": f"# GO\n\n```json\n{json.dumps(record)}\n```\n",
+            },
+        )
         r.raise_for_status()
 
-    def create_deploy(self, readiness_run_id: str, release: str, key: str | None = None, *,
-                      hold: bool = False) -> str:
+    def create_deploy(self, readiness_run_id: str, release: str, key: str | None = None, *, hold: bool = False) -> str:
         """A deploy run created through the API, as an attacker would (`hold`: scheduled in an hour, not run yet)."""
-        body = {"parameters": {"release": release, "readiness_run_id": readiness_run_id},
-                **({"idempotency_key": key} if key else {}),
-                **({"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": (
-                    datetime.now(UTC) + timedelta(hours=1)).isoformat()}}} if hold else {})}
+        body = {
+            "parameters": {"release": release, "readiness_run_id": readiness_run_id},
+            **({"idempotency_key": key} if key else {}),
+            **(
+                {
+                    "state": {
+                        "type": "SCHEDULED",
+                        "state_details": {"scheduled_time": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
+                    }
+                }
+                if hold
+                else {}
+            ),
+        }
         r = self.api.post(f"deployments/{self.deployment_id(DEPLOYMENT)}/create_flow_run", json=body)
         r.raise_for_status()
         return r.json()["id"]
@@ -90,8 +116,9 @@ class Stack:
 
     def force(self, run_id: str, state: str, message: str | None = None) -> None:
         """Any API client can set any state on any run."""
-        r = self.api.post(f"flow_runs/{run_id}/set_state",
-                          json={"state": {"type": state, "message": message}, "force": True})
+        r = self.api.post(
+            f"flow_runs/{run_id}/set_state", json={"state": {"type": state, "message": message}, "force": True}
+        )
         assert r.json()["status"] == "ACCEPT", r.text
 
     def sign_off_rounds(self, readiness_run_id: str) -> list[str]:
@@ -109,12 +136,21 @@ class Stack:
 
 def _config(path: Path, marker: Path) -> Path:
     """Nothing to check (every check NOT_APPLICABLE: a GO report), two approvers, a deploy that appends a line."""
-    path.write_text(yaml.safe_dump({
-        "environment": ENV,
-        "approval": {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 2, "poll_seconds": 1},
-        "deploy": {"command": [sys.executable, "-c", APPEND, str(marker), "{release}"],
-                   "smoke_checks": ["application.api.health"],  # NOT_APPLICABLE here: nothing to probe
-                   "high_checks": [], "watch_seconds": 0, "alert_criteria": []}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "environment": ENV,
+                "approval": {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 2, "poll_seconds": 1},
+                "deploy": {
+                    "command": [sys.executable, "-c", APPEND, str(marker), "{release}"],
+                    "smoke_checks": ["application.api.health"],  # NOT_APPLICABLE here: nothing to probe
+                    "high_checks": [],
+                    "watch_seconds": 0,
+                    "alert_criteria": [],
+                },
+            }
+        )
+    )
     return path
 
 
@@ -125,8 +161,9 @@ def _postgres() -> Iterator[str]:
 
     with postgres.scratch_cluster("deployauth-") as pg:
         password = uuid.uuid4().hex
-        postgres.create_database(pg.sock, pg.port, uuid.uuid4().hex, "prefect", password, "prefect",
-                                 extensions=("pg_trgm",))
+        postgres.create_database(
+            pg.sock, pg.port, uuid.uuid4().hex, "prefect", password, "prefect", extensions=("pg_trgm",)
+        )
         yield f"postgresql+asyncpg://prefect:{password}@127.0.0.1:{pg.port}/prefect"
 
 
@@ -140,20 +177,37 @@ def authz_stack(home: Path) -> Iterator[Stack]:
 
     marker = home / "deployed.txt"
     config = _config(home / "authz.yaml", marker)
-    with _postgres() as url, PrefectServer(url, home / "prefect-home") as server, \
-            temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    with (
+        _postgres() as url,
+        PrefectServer(url, home / "prefect-home") as server,
+        temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+    ):
         FIXTURE_CHILDREN.add(server.proc.pid)
         log = home / "serve.log"
         env = {**os.environ, **server.client_env(), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(config),
-                                     "--poll-seconds", "1"], cwd=home, env={**env, "PYTHONPATH": str(REPO)},
-                                    stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "golive.deployments.cli",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--poll-seconds",
+                    "1",
+                ],
+                cwd=home,
+                env={**env, "PYTHONPATH": str(REPO)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         FIXTURE_CHILDREN.add(proc.pid)
         api = api_client(server.api_url)
         try:
             deadline = time.monotonic() + 90
             from golive.deployments.serve import DEPLOYMENTS as names
+
             while not all(api.get(f"deployments/name/{n}").json().get("status") == "READY" for n in names):
                 assert proc.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, f"deployments not READY\n{log.read_text()[-3000:]}"

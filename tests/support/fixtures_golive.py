@@ -1,4 +1,5 @@
 """`golive serve` on the sandbox with a real Prefect server: shared by the end-to-end and the UI tests."""
+
 from __future__ import annotations
 
 import os
@@ -20,13 +21,19 @@ def golive_config(sandbox, tmp_path_factory) -> Path:
 
     # a sign-off round waits 3 minutes: time for a browser to fill the form on a loaded CI machine (the timeout
     # test starts its run with `short_timeout_config`)
-    data["approval"] = {"required_roles": ["CTO", "VP Engineering"], "timeout_minutes": 3, "poll_seconds": 1,
-                        "mail_from": "golive@swipesavvy.test",  # told through the sandbox's SMTP (its mailbox)
-                        "approvers": [{"name": "Samuel Adeyemi", "role": "CTO", "email": "cto@swipesavvy.test"},
-                                      {"name": "Grace Liu", "role": "VP Engineering",
-                                       "email": "vpe@swipesavvy.test"}]}
-    data["deploy"] = deploy_section(sandbox.base_dir, watch_seconds=4, poll_seconds=0.5, api_down_seconds=1,
-                                    high_assess_seconds=2)
+    data["approval"] = {
+        "required_roles": ["CTO", "VP Engineering"],
+        "timeout_minutes": 3,
+        "poll_seconds": 1,
+        "mail_from": "golive@swipesavvy.test",  # told through the sandbox's SMTP (its mailbox)
+        "approvers": [
+            {"name": "Samuel Adeyemi", "role": "CTO", "email": "cto@swipesavvy.test"},
+            {"name": "Grace Liu", "role": "VP Engineering", "email": "vpe@swipesavvy.test"},
+        ],
+    }
+    data["deploy"] = deploy_section(
+        sandbox.base_dir, watch_seconds=4, poll_seconds=0.5, api_down_seconds=1, high_assess_seconds=2
+    )
     path = tmp_path_factory.mktemp("golive-e2e") / "sandbox-golive.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -47,11 +54,24 @@ def short_timeout_config(golive_config) -> Path:
 def served(sandbox, prefect_api, golive_config, tmp_path_factory):
     """`golive serve` as a real child process, with the deployments READY on the server."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, **sandbox.env, **prefect_api.client_env(),
-           "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+    env = {**os.environ, **sandbox.env, **prefect_api.client_env(), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(golive_config),
-                                 "--poll-seconds", "1"], cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "golive.deployments.cli",
+                "serve",
+                "--config",
+                str(golive_config),
+                "--poll-seconds",
+                "1",
+            ],
+            cwd=log.parent,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     from tests.support.fixtures_prefect import FIXTURE_CHILDREN
 
     FIXTURE_CHILDREN.add(proc.pid)

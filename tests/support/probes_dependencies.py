@@ -2,6 +2,7 @@
 sandbox/dependencies.py, sandbox/fakes/service_apis.py), for tests/test_sandbox.py's fault table: fault -> (probe,
 healthy value, broken value). Each reads the fake or the real server directly, never through golive's checks. No
 tests in here."""
+
 from __future__ import annotations
 
 import json
@@ -21,27 +22,34 @@ def _fakes(sb, path: str, **kw) -> httpx.Response:
 
 def _twilio_status(sb) -> str:
     sid = saas2.TWILIO_SID
-    return _fakes(sb, f"/twilio/2010-04-01/Accounts/{sid}.json",
-                  auth=(sid, sb.env[saas2.TWILIO_TOKEN_ENV])).json()["status"]
+    return _fakes(sb, f"/twilio/2010-04-01/Accounts/{sid}.json", auth=(sid, sb.env[saas2.TWILIO_TOKEN_ENV])).json()[
+        "status"
+    ]
 
 
 def _stripe_refunds(sb) -> bool:
-    eps = _fakes(sb, "/stripe/v1/webhook_endpoints",
-                 headers={"Authorization": f"Bearer {sb.env[saas2.STRIPE_KEY_ENV]}"}).json()["data"]
+    eps = _fakes(
+        sb, "/stripe/v1/webhook_endpoints", headers={"Authorization": f"Bearer {sb.env[saas2.STRIPE_KEY_ENV]}"}
+    ).json()["data"]
     return "charge.refunded" in eps[0]["enabled_events"]
 
 
 def _sentry(sb) -> int:
     eid = uuid.uuid4().hex
     body = "\n".join(json.dumps(x) for x in ({"event_id": eid}, {"type": "event"}, {"event_id": eid}))
-    return _fakes(sb, f"/sentry/api/{saas2.SENTRY_PROJECT}/envelope/", method="POST", content=body,
-                  headers={"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={sb.env[saas2.SENTRY_KEY_ENV]}"}
-                  ).status_code
+    return _fakes(
+        sb,
+        f"/sentry/api/{saas2.SENTRY_PROJECT}/envelope/",
+        method="POST",
+        content=body,
+        headers={"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={sb.env[saas2.SENTRY_KEY_ENV]}"},
+    ).status_code
 
 
 def _dashboards(sb) -> int:
-    return len(_fakes(sb, "/grafana/api/search",
-                      headers={"Authorization": f"Bearer {sb.env[saas2.GRAFANA_TOKEN_ENV]}"}).json())
+    return len(
+        _fakes(sb, "/grafana/api/search", headers={"Authorization": f"Bearer {sb.env[saas2.GRAFANA_TOKEN_ENV]}"}).json()
+    )
 
 
 def _newest_log_age_min(sb) -> int:
@@ -59,8 +67,12 @@ def _worker_status(sb) -> str:
 
 
 def _node_ready(sb) -> str:
-    r = httpx.get(f"https://127.0.0.1:{sb.ports['saas2_k8s']}/api/v1/nodes", verify=str(sb.ca_file), timeout=5,
-                  headers={"Authorization": f"Bearer {sb.env[saas2.K8S_TOKEN_ENV]}"})
+    r = httpx.get(
+        f"https://127.0.0.1:{sb.ports['saas2_k8s']}/api/v1/nodes",
+        verify=str(sb.ca_file),
+        timeout=5,
+        headers={"Authorization": f"Bearer {sb.env[saas2.K8S_TOKEN_ENV]}"},
+    )
     node = next(n for n in r.json()["items"] if n["metadata"]["name"] == saas2.NOT_READY_NODE)
     return next(c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready")
 
@@ -90,8 +102,11 @@ SANDBOX_PROBES = {
     "es-yellow": (lambda sb: _fakes(sb, "/es/_cluster/health").json()["status"], "green", "yellow"),
     "es-red": (lambda sb: _fakes(sb, "/es/_cluster/health").json()["status"], "green", "red"),
     "logs-stale": (_newest_log_age_min, 0, 120),
-    "kibana-degraded": (lambda sb: _fakes(sb, "/kibana/api/status").json()["status"]["overall"]["level"],
-                        "available", "degraded"),
+    "kibana-degraded": (
+        lambda sb: _fakes(sb, "/kibana/api/status").json()["status"]["overall"]["level"],
+        "available",
+        "degraded",
+    ),
     "container-unhealthy": (_worker_status, "Up 3 hours (healthy)", "Up 3 hours (unhealthy)"),
     "k8s-node-notready": (_node_ready, "True", "Unknown"),
     "index-missing": (_index_exists, True, False),

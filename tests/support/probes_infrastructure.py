@@ -2,6 +2,7 @@
 sandbox/infrastructure.py), for tests/test_sandbox.py's fault table: fault -> (probe, healthy value, broken value).
 Each reads the fact straight from the service (DNS, sockets, HTTP, the AWS API, the result files), not through
 golive's checks. No tests in here."""
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,7 @@ def _dns(sb: Any) -> tuple[list[int], int, int]:
     import dns.query
     import dns.rdatatype
 
-    ans = dns.query.udp(dns.message.make_query(netfakes.DNS_NAME, "A"), "127.0.0.1", timeout=3,
-                        port=sb.ports["dns"])
+    ans = dns.query.udp(dns.message.make_query(netfakes.DNS_NAME, "A"), "127.0.0.1", timeout=3, port=sb.ports["dns"])
     ttls = sorted({rr.ttl for rr in ans.answer})
     cnames = sum(1 for rr in ans.answer if rr.rdtype == dns.rdatatype.CNAME)
     a = sum(len(rr) for rr in ans.answer if rr.rdtype == dns.rdatatype.A)
@@ -40,8 +40,7 @@ def _cdn(sb: Any, path: str = "/") -> httpx.Response:
 
 
 def _backends(sb: Any) -> tuple[int, ...]:
-    return tuple(httpx.get(f"http://127.0.0.1:{sb.ports[b]}/api/health", timeout=5).status_code
-                 for b in infra.BACKENDS)
+    return tuple(httpx.get(f"http://127.0.0.1:{sb.ports[b]}/api/health", timeout=5).status_code for b in infra.BACKENDS)
 
 
 def _forbidden(sb: Any) -> str:
@@ -53,8 +52,9 @@ def _forbidden(sb: Any) -> str:
 def _tg_states(sb: Any) -> list[str]:
     elb = infra.admin(sb, "elbv2")
     arn = elb.describe_target_groups(Names=[infra.NAME])["TargetGroups"][0]["TargetGroupArn"]
-    return sorted(d["TargetHealth"]["State"] for d in elb.describe_target_health(TargetGroupArn=arn)
-                  ["TargetHealthDescriptions"])
+    return sorted(
+        d["TargetHealth"]["State"] for d in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    )
 
 
 def _algorithm(sb: Any) -> str:
@@ -65,8 +65,9 @@ def _algorithm(sb: Any) -> str:
 
 
 def _asg_min(sb: Any) -> int:
-    return infra.admin(sb, "autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[infra.NAME])["AutoScalingGroups"][0]["MinSize"]
+    return infra.admin(sb, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[infra.NAME])[
+        "AutoScalingGroups"
+    ][0]["MinSize"]
 
 
 def _k6(sb: Any, metric: str, key: str) -> float:
@@ -74,8 +75,12 @@ def _k6(sb: Any, metric: str, key: str) -> float:
 
 
 def _locust_rps(sb: Any) -> str:
-    body = infra.admin(sb, "s3").get_object(Bucket=infra.LOADTEST_BUCKET,
-                                            Key=f"{infra.LOCUST_PREFIX}_stats.csv")["Body"].read().decode()
+    body = (
+        infra.admin(sb, "s3")
+        .get_object(Bucket=infra.LOADTEST_BUCKET, Key=f"{infra.LOCUST_PREFIX}_stats.csv")["Body"]
+        .read()
+        .decode()
+    )
     return next(r["Requests/s"] for r in csv.DictReader(io.StringIO(body)) if r["Name"] == "Aggregated")
 
 

