@@ -23,11 +23,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 NOOP = "bench/profile_flow.py floor: body not run"
+REPO = Path(__file__).resolve().parents[1]
+OURS: set[str] = set()
 
 
 def _walk(frame: Any, own: Counter[str], total: Counter[str], seen: tuple[str, ...] = ()) -> None:
+    """Own time per frame, keyed with its two callers (a builtin like `urandom` is only useful with who called it);
+    total time per frame. pyinstrument's synthetic `[self]`/`[await]` frames count for their parent."""
+    if frame.function.startswith("["):
+        return
     name = f"{frame.function} ({Path(frame.file_path or '?').name}:{frame.line_no})"
-    own[name] += frame.total_self_time
+    path = str(frame.file_path)
+    if "/site-packages/" not in path and path.startswith(str(REPO) + "/") or "/site-packages/golive/" in path:
+        OURS.add(name)  # golive's own code, installed or in this checkout
+    own[" <- ".join((name, *reversed(seen[-2:])))] += frame.total_self_time
     if name not in seen:  # a recursive frame counts once in its own total
         total[name] += frame.time
     for child in frame.children:
@@ -98,8 +107,7 @@ def main() -> int:
     for name, t in own.most_common(args.top):
         print(f"  {t:7.2f} s  {100 * t / wall:5.1f} %  {name}")
     print(f"top {args.top} of golive's frames by total time:")
-    ours = Counter({k: v for k, v in total.items() if "golive" in k or any(
-        m in k for m in ("engine.py", "readiness.py", "report.py", "artifacts.py", "core.py", "rehearsal.py"))})  # fmt: skip
+    ours = Counter({k: v for k, v in total.items() if k in OURS})
     for name, t in ours.most_common(args.top):
         print(f"  {t:7.2f} s  {100 * t / wall:5.1f} %  {name}")
     if args.html:
