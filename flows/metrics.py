@@ -96,7 +96,9 @@ def render(report: Report, redact: Redactor | None = None, *, openmetrics: bool 
     """The exposition: Prometheus' text format 0.0.4 (what the Pushgateway and node_exporter's textfile collector
     parse), or OpenMetrics 1.0 text for a scraper that asks for it."""
     reg = registry_of(report, redact)
-    return (generate_openmetrics(reg) if openmetrics else generate_latest(reg)).decode("utf-8")
+    # (prometheus_client's OpenMetrics writer has no annotations)
+    text: bytes = generate_openmetrics(reg) if openmetrics else generate_latest(reg)  # type: ignore[no-untyped-call]
+    return text.decode("utf-8")
 
 
 # --------------------------------------------------------------------------- export
