@@ -66,7 +66,8 @@ class ChecksPolicy(BaseModel):
 
 
 class NotifyPolicy(BaseModel):
-    """Rehearsal mode: what counts as "slower", and where the "what changed since last night" message goes."""
+    """Rehearsal mode: what counts as "slower", and where the "what changed since last night" message goes; every
+    mode: where the run's metrics go (flows/metrics.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     webhook_url: SecretStr | None = Field(
@@ -80,11 +81,32 @@ class NotifyPolicy(BaseModel):
         description="post only when something changed (default: every night, so "
         "silence means the rehearsal did not run)",
     )
-    timeout_s: float = Field(5.0, gt=0, le=60, description="the webhook POST's whole budget; no retries")
+    timeout_s: float = Field(
+        5.0, gt=0, le=60, description="the webhook POST's and the Pushgateway PUT's whole budget each; no retries"
+    )
     slow_factor: float = Field(1.5, gt=1, description="slower: the duration grew more than this factor ...")
     slow_min_seconds: float = Field(1.0, ge=0, description="... and by more than this many seconds")
 
-    @field_validator("webhook_url")
+    pushgateway_url: SecretStr | None = Field(
+        None,
+        description="every run (any mode) pushes its metrics to this Prometheus Pushgateway, group "
+        'job="golive", environment=<env> (a secret: the URL may carry credentials, http(s)://user:pass@host:9091); '
+        "a failed push is a warning and a report note, never the run's failure",
+    )
+    metrics_textfile: Path | None = Field(
+        None,
+        description="every run (any mode) writes its metrics to this *.prom file in node_exporter's "
+        "--collector.textfile.directory (to a temporary name, then renamed: never read half-written)",
+    )
+
+    @field_validator("metrics_textfile")
+    @classmethod
+    def _prom(cls, v: Path | None) -> Path | None:
+        if v is not None and v.suffix != ".prom":
+            raise ValueError("must end in .prom (node_exporter's textfile collector reads only *.prom files)")
+        return v
+
+    @field_validator("webhook_url", "pushgateway_url")
     @classmethod
     def _http(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and not re.match(r"^https?://[^/\s]+", v.get_secret_value()):
@@ -143,7 +165,9 @@ class GoliveConfig(BaseModel):
         None, description="sessions, hashes, secrets, access control, audit log, dependencies (5.1-5.4)"
     )
     checks: ChecksPolicy = Field(default_factory=ChecksPolicy)
-    notify: NotifyPolicy | None = Field(None, description="rehearsal diff thresholds and webhook (rehearsal mode)")
+    notify: NotifyPolicy | None = Field(
+        None, description="rehearsal diff thresholds and webhook (rehearsal mode); metrics export (every mode)"
+    )
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     deploy: DeployPolicy | None = None
     _ref_secrets: list[str] = PrivateAttr(default_factory=list)

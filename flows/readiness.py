@@ -41,6 +41,7 @@ from .approval import binding, decide_and_deploy, load_report, save_report
 from .catalog import all_checks
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
+from .metrics import export_metrics
 from .rehearsal import since_last_rehearsal
 from .report import Report, Verdict, build_report, to_json, to_junit, to_markdown, to_table, verdict_of
 from .signoff_timer import begin
@@ -221,6 +222,7 @@ async def go_live_readiness(
         if report.flow_run_id:
             REPORTS[report.flow_run_id] = report
         diff_md = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else ""
+        await export_metrics(report, cfg, st.redact)  # before publishing: a failed export is a note in the report
         path = await publish(report, st.redact, Path(output_dir) if output_dir else None, diff_md)
         await publish_data_docs(cfg, st.specs, st.memo, report.started_at.strftime("%Y%m%dT%H%M%SZ"))
         logger.info(

