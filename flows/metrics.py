@@ -35,6 +35,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -62,6 +63,7 @@ METRICS = (
     "golive_last_run_timestamp_seconds",
 )
 JOB = "golive"
+ANSWER_BYTES = 4096  # of a Pushgateway's answer, read for the note (a push never reads a whole body)
 
 
 def registry_of(report: Report, redact: Redactor | None = None) -> CollectorRegistry:
@@ -131,24 +133,31 @@ def group_url(base: str, environment: str) -> str:
 async def push(url: str, report: Report, redact: Redactor, timeout: float) -> str | None:
     """PUT the report's metrics once, bounded by `timeout` as a whole (connect, send, answer). None on 2xx, else what
     went wrong, without the URL's credentials (redact the answer as well: it is the caller's to log)."""
-    import httpx
-
     body = render(report, redact).encode("utf-8")
     target = group_url(url, report.environment)
     label = gateway_label(url)
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False) as client:
-            r = await asyncio.wait_for(
-                client.put(target, content=body, headers={"Content-Type": CONTENT_TYPE_LATEST}), timeout
-            )
+            status, answer = await asyncio.wait_for(_put(client, target, body), timeout)
     except (TimeoutError, httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
     except Exception as e:  # noqa: BLE001 - refused, DNS, TLS, a bad URL: all a failed export
         return _one_line(f"{type(e).__name__}: {e}".rstrip(": ").replace(target, label).replace(url, label))
-    if 200 <= r.status_code < 300:
+    if 200 <= status < 300:
         return None
-    text = _one_line(r.text).replace(target, label).replace(url, label)
-    return f"HTTP {r.status_code}" + (f" {text}" if text else "")
+    text = _one_line(answer).replace(target, label).replace(url, label)
+    return f"HTTP {status}" + (f" {text}" if text else "")
+
+
+async def _put(client: httpx.AsyncClient, target: str, body: bytes) -> tuple[int, str]:
+    """(status, the first ANSWER_BYTES of the answer): whatever the Pushgateway sends, the gate reads no more."""
+    async with client.stream("PUT", target, content=body, headers={"Content-Type": CONTENT_TYPE_LATEST}) as r:
+        head = b""
+        async for chunk in r.aiter_raw():
+            head += chunk
+            if len(head) >= ANSWER_BYTES:
+                break
+        return r.status_code, head[:ANSWER_BYTES].decode("utf-8", "replace")
 
 
 def write_textfile(path: Path, report: Report, redact: Redactor) -> None:

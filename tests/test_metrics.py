@@ -417,6 +417,44 @@ def test_a_pushgateway_refusing_the_push_is_a_note_naming_its_status():
     assert "HTTP 400 text format parsing error" in note and PUSH_PASSWORD not in note
 
 
+def test_a_pushgateway_flooding_its_answer_is_read_no_further_than_the_cap():
+    """A hostile gateway answers 500 with an endless body: the note comes at once, from its first bytes only."""
+    import http.server
+    import threading
+
+    sent = []
+
+    class Flood(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500)
+            self.end_headers()
+            try:
+                for _ in range(100_000):  # up to 6.4 GB, if anyone read it
+                    self.wfile.write(b"x" * 65536)
+                    sent.append(1)
+            except OSError:
+                pass
+
+        def log_message(self, *a) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        report = report_of(EVERY_STATUS)
+        t0 = time.monotonic()
+        cfg = config({"pushgateway_url": f"http://127.0.0.1:{srv.server_port}", "timeout_s": 10})
+        asyncio.run(metrics.export_metrics(report, cfg, Redactor()))
+        elapsed = time.monotonic() - t0
+    finally:
+        srv.shutdown()
+    (note,) = report.notes
+    assert "HTTP 500 xxxx" in note and len(note) < 400, note
+    assert elapsed < 5, elapsed  # not the 10 s budget: it stopped reading, it did not time out
+    assert len(sent) < 1000, len(sent)  # the gateway could not push more than socket buffers' worth
+
+
 # --------------------------------------------------------------------------- the readiness flow's one call
 
 
