@@ -35,7 +35,7 @@ from prefect.input import RunInput
 from prefect.input.run_input import keyset_from_base_key
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from golive.tasks.core import Redactor
+from golive.tasks.core import Redactor, Severity
 
 from . import artifacts
 from .attestations import ATTESTATIONS
@@ -241,6 +241,16 @@ class DecisionRecord(BaseModel):
     identity: str = Field("", description="what the Prefect API says about who signed")
     waited_in: str = Field("", description="how the run waited: suspended (no process held) or paused (in process)")
     deploy_flow_run_id: str | None = None
+    evidence_oldest_at: datetime | None = Field(
+        None, description="when the oldest evidence of a blocking check was taken (its check's end)"
+    )
+    evidence_age_s: float | None = Field(None, description="that evidence's age when the decision was made")
+
+
+def oldest_blocking_evidence(report: Report) -> datetime | None:
+    """The end of the earliest blocking check of the report (its evidence is the oldest a GO rests on)."""
+    ends = [r.finished_at for r in report.results if r.severity == Severity.BLOCKING]
+    return min(ends) if ends else None
 
 
 def form_description(
@@ -619,7 +629,14 @@ def _public(s: SignOffBase, signed_at: datetime | None = None) -> dict[str, Any]
 def decision_people(d: DecisionRecord) -> str:
     """The decision artifact's text for people (the typed reasons in it are escaped: they are input)."""
     icon = "🟢" if d.decision == Verdict.GO else "🔴"
-    return f"# {icon} Decision: {d.decision.value}\n\n{md(d.why, 4000)}"
+    age = (
+        f"\n\nOldest blocking evidence: {d.evidence_oldest_at:%Y-%m-%d %H:%M:%S} UTC, {d.evidence_age_s / 60:.1f} min "
+        "old at the decision (a deploy starting later than `approval.max_evidence_age_minutes` after the checks "
+        "re-checks first)"
+        if d.evidence_oldest_at is not None and d.evidence_age_s is not None
+        else ""
+    )
+    return f"# {icon} Decision: {d.decision.value}\n\n{md(d.why, 4000)}{age}"
 
 
 async def publish_decision(d: DecisionRecord, flow_run_id: str | None = None) -> None:
@@ -722,6 +739,9 @@ async def decide_and_deploy(
     logger = get_run_logger()
     notify = notifier(cfg, logger)
     decision = await collect_decision(report, cfg.approval, release, notify, wait)
+    if (oldest := oldest_blocking_evidence(report)) is not None:
+        age = round(max(0.0, (decision.decided_at - oldest).total_seconds()), 1)
+        decision = decision.model_copy(update={"evidence_oldest_at": oldest, "evidence_age_s": age})
     if not decision.timed_out:  # told before anything deploys: the deploy run waits for this run's final state
         await notify(
             notice(

@@ -7,13 +7,14 @@ seed item is unmapped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from golive.tasks.catalog import load_catalog
-from golive.tasks.core import SECTIONS, CheckSpec, validate_graph
+from golive.tasks.core import SECTIONS, CheckSpec, Observation, RunContext, Severity, not_applicable, validate_graph
 
 from .policies import SIGNOFF_SEED
 
@@ -145,3 +146,25 @@ def render_catalog(fmt: str = "text") -> str:
     cells = {ref: [c if c.startswith((ATTESTATION, SIGN_OFF)) else f"`{c}`" for c in ids] for ref, ids in cov.items()}
     out += [f"| {ref} | {', '.join(cs) if cs else '— not yet'} |" for ref, cs in cells.items()]
     return "\n".join(out) + "\n"
+
+
+SKIP_REASON = "excluded by checks.skip in the environment config"
+
+
+def _excluded(target: Any, ctx: RunContext) -> Observation:
+    return not_applicable(SKIP_REASON)
+
+
+def with_policy(config: Any, specs: dict[str, CheckSpec]) -> dict[str, CheckSpec]:
+    """`specs` with the config's `checks` policy applied: `advisory` downgrades, `skip` exclusions. The same for the
+    readiness flow, `golive check` and the deploy flow's re-check of stale evidence."""
+    adv, skip = set(config.checks.advisory), set(config.checks.skip)
+    specs = {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
+    # excluded checks stay in the plan (their dependents still wait for them) and land NOT_APPLICABLE, saying why
+    # (their target and needs cleared: the reason is the exclusion, whatever is configured)
+    return {
+        i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None, target=None, needs=(), uses=())
+        if i in skip
+        else s
+        for i, s in specs.items()
+    }

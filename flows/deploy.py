@@ -42,6 +42,7 @@ from golive.tasks.core import (
     Memo,
     Redactor,
     RunContext,
+    Severity,
     Status,
     execute,
     run_checks,
@@ -50,9 +51,10 @@ from golive.tasks.core import (
 
 from . import artifacts, engine
 from .approval import DEPLOYMENT, RECORDED_DEPLOY, submitted_decision, trigger_deploy  # noqa: F401 (re-exported)
+from .catalog import with_policy
 from .config import ConfigError, GoliveConfig, load_config
 from .policies import DeployPolicy
-from .report import Verdict
+from .report import Verdict, md
 from .watch import (
     MAX_ANSWER_BYTES,
     Ack,
@@ -92,6 +94,13 @@ class DeployReport(BaseModel):
     time_to_rollback_s: float | None = None
     watched_seconds: float = 0.0
     polls: int = 0
+    evidence_age_s: float | None = Field(
+        None, description="at the deploy's start: time since the readiness run started (its oldest evidence is younger)"
+    )
+    evidence_window_s: float | None = Field(None, description="approval.max_evidence_age_minutes, in seconds")
+    recheck: dict[str, Any] | None = Field(
+        None, description="the stale-evidence re-check: how many checks, and each status that changed (before, now)"
+    )
 
 
 def _argv(argv: list[str], release: str) -> list[str]:
@@ -188,14 +197,28 @@ class DeployRun:
         )
 
 
+@dataclasses.dataclass
+class Proof:
+    """What the deploy flow proved about the GO it was triggered by (`_decision_allows`)."""
+
+    ok: bool
+    why: str
+    #: when the readiness run started, as Prefect's server recorded it: every check's evidence is younger than this,
+    #: so `now - evidence_from` bounds the age of the oldest evidence from above (never from a run's own artifact)
+    evidence_from: datetime | None = None
+    #: the blocking failures the readiness run's verdict listed (what the sign-off went over) and each status it
+    #: listed for a check (blocking failures and warnings: the rest were passing or not applicable)
+    signed_failures: list[str] = dataclasses.field(default_factory=list)
+    before: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 READINESS_FLOW = "go-live-readiness"
+RECHECK_TIMEOUT_S = 600.0  # the stale-evidence re-check as a whole (each check also has its own timeout)
 VERIFY_TIMEOUT_S = 180.0  # the whole proof, including the wait for the readiness run to end
 READINESS_END_S = 120.0  # a readiness run ends right after it triggers its deploy; one still running is not a GO
 
 
-async def _decision_allows(
-    cfg: GoliveConfig, config: str, release: str, readiness_run_id: str | None
-) -> tuple[bool, str]:
+async def _decision_allows(cfg: GoliveConfig, config: str, release: str, readiness_run_id: str | None) -> Proof:
     """Deploy only what was signed off, proven through the Prefect API; anything unproven or unreadable refuses.
 
     - the readiness run exists, is a `go-live-readiness` run in go-live mode of this config and this release, and
@@ -208,80 +231,99 @@ async def _decision_allows(
       blocking failures of its own verdict, decides GO. The decision artifact is not read: any API client can write one.
     """
     if not readiness_run_id:
-        return False, "no readiness_run_id: only a GO of a readiness run triggers a deploy"
+        return Proof(False, "no readiness_run_id: only a GO of a readiness run triggers a deploy")
     try:
         rid = UUID(readiness_run_id)
     except ValueError:
-        return False, f"readiness_run_id {readiness_run_id[:80]!r} is not a flow run id"
+        return Proof(False, f"readiness_run_id {readiness_run_id[:80]!r} is not a flow run id")
     try:
         return await asyncio.wait_for(_verify_sign_off(cfg, config, release, rid), VERIFY_TIMEOUT_S)
     except TimeoutError:
-        return False, f"the sign-off of readiness run {rid} could not be verified within {VERIFY_TIMEOUT_S:g}s"
+        return Proof(False, f"the sign-off of readiness run {rid} could not be verified within {VERIFY_TIMEOUT_S:g}s")
     except Exception as e:  # noqa: BLE001 - what cannot be read cannot be proven: refused
-        return False, f"the sign-off of readiness run {rid} could not be verified: {type(e).__name__}: {e}"
+        return Proof(False, f"the sign-off of readiness run {rid} could not be verified: {type(e).__name__}: {e}")
 
 
-async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UUID) -> tuple[bool, str]:
+async def _verify_sign_off(cfg: GoliveConfig, config: str, release: str, rid: UUID) -> Proof:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     pol, me = cfg.deploy, runtime_flow_run.id
     assert pol is not None  # deploy_production refuses a config without a deploy section before this
     if not me:
-        return False, "not running as a Prefect flow run: nothing binds it to a readiness run"
+        return Proof(False, "not running as a Prefect flow run: nothing binds it to a readiness run")
     async with get_client() as client:
         try:
             run = await client.read_flow_run(rid)
         except ObjectNotFound:
-            return False, f"no flow run {rid}"
+            return Proof(False, f"no flow run {rid}")
         flow_name, p = (await client.read_flow(run.flow_id)).name, run.parameters
         if flow_name != READINESS_FLOW or p.get("mode") != "go-live":
-            return False, f"flow run {rid} is a {flow_name} run in {p.get('mode')!r} mode, not a go-live readiness run"
+            return Proof(
+                False, f"flow run {rid} is a {flow_name} run in {p.get('mode')!r} mode, not a go-live readiness run"
+            )
         if p.get("config") != config:
-            return False, f"readiness run {rid} checked config {str(p.get('config'))[:200]!r}, not {config!r}"
+            return Proof(False, f"readiness run {rid} checked config {str(p.get('config'))[:200]!r}, not {config!r}")
         if (p.get("release") or "").strip() != release:
-            return False, (
-                f"readiness run {rid} was signed off for release {str(p.get('release'))[:80]!r}, not {release[:80]!r}"
+            return Proof(
+                False,
+                f"readiness run {rid} was signed off for release {str(p.get('release'))[:80]!r}, not {release[:80]!r}",
             )
         mine, dep = await asyncio.gather(
             client.read_flow_run(UUID(str(me))), client.read_deployment_by_name(pol.deployment)
         )
         if mine.deployment_id != dep.id or mine.idempotency_key != f"{pol.deployment}:{rid}":
-            return False, (
+            return Proof(
+                False,
                 f"this run is not the deploy readiness run {rid} triggered (a run of {pol.deployment} "
-                f"with idempotency key {pol.deployment}:{rid}): a decision deploys at most once"
+                f"with idempotency key {pol.deployment}:{rid}): a decision deploys at most once",
             )
         if mine.run_count != 1:
-            return False, f"this deploy run is executing again (run {mine.run_count}): a decision deploys at most once"
+            return Proof(
+                False, f"this deploy run is executing again (run {mine.run_count}): a decision deploys at most once"
+            )
         deadline = time.monotonic() + READINESS_END_S
         while not (run.state and run.state.is_final()) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             run = await client.read_flow_run(rid)
         if not (run.state and run.state.is_completed()):
             state = f"{run.state.type.value}: {(run.state.message or '')[:300]}" if run.state else "no state"
-            return False, f"readiness run {rid} did not complete with a GO ({state})"
+            return Proof(False, f"readiness run {rid} did not complete with a GO ({state})")
         if not (run.state.message or "").endswith(RECORDED_DEPLOY.format(me)):
-            return False, (
+            return Proof(
+                False,
                 f"readiness run {rid} recorded another deploy run than this one "
-                f"({(run.state.message or '')[-120:]!r}): a decision deploys at most once"
+                f"({(run.state.message or '')[-120:]!r}): a decision deploys at most once",
             )
-        blocking = await _blocking_reported(client, cfg.environment, rid)
+        blocking, before = await _blocking_reported(client, cfg.environment, rid)
         decision, why = await submitted_decision(client, rid, blocking, cfg.approval)
     if decision != Verdict.GO:
-        return False, f"the sign-off input of readiness run {rid} does not decide GO: {why}"
-    return True, f"{why} (readiness run {rid}, release {release}; verified from the submitted sign-off input)"
+        return Proof(False, f"the sign-off input of readiness run {rid} does not decide GO: {why}")
+    return Proof(
+        True,
+        f"{why} (readiness run {rid}, release {release}; verified from the submitted sign-off input)",
+        evidence_from=run.start_time or run.created,
+        signed_failures=blocking,
+        before=before,
+    )
 
 
-async def _blocking_reported(client: Any, env: str, rid: UUID) -> list[str]:
+async def _blocking_reported(client: Any, env: str, rid: UUID) -> tuple[list[str], dict[str, str]]:
     """The blocking failures the readiness run's verdict listed (the union over every version it carries: one more
-    written later can only add to them). Its sign-offs are re-checked against these."""
+    written later can only add to them), and the status it listed for each failing or warning check. Its sign-offs
+    are re-checked against the former; a stale GO's re-check shows the latter as "before"."""
     verdicts = await artifacts.run_json(client, "verdict", env, rid)
     if not verdicts:
         raise LookupError(f"readiness run {rid} published no verdict {artifacts.key('verdict', env)}")
     if not all(isinstance(v, dict) and isinstance(v.get("blocking"), list) for v in verdicts):
         # one that cannot be read might be the one that lists a failure: what cannot be read cannot be proven
         raise LookupError(f"a version of {artifacts.key('verdict', env)} on readiness run {rid} is not a verdict")
-    return sorted({str(b).split(" ", 1)[0] for v in verdicts for b in v["blocking"]})
+    before: dict[str, str] = {}
+    for v in verdicts:
+        for line in (*v["blocking"], *(v.get("warnings") if isinstance(v.get("warnings"), list) else ())):
+            cid, _, rest = str(line).partition(" ")
+            before.setdefault(cid, rest.split(":", 1)[0][:20])
+    return sorted({str(b).split(" ", 1)[0] for v in verdicts for b in v["blocking"]}), before
 
 
 async def _probe(specs: dict[str, CheckSpec], cfg: GoliveConfig, redact: Redactor) -> dict[str, CheckResult]:
@@ -326,14 +368,20 @@ async def deploy_production(config: str, release: str, readiness_run_id: str | N
     report = DeployReport(
         environment=cfg.environment, release=release, readiness_run_id=readiness_run_id, outcome="FAILED"
     )
-    allowed, why = await _decision_allows(cfg, config, release, readiness_run_id)
-    why = Redactor(cfg.secrets()).text(why)
-    if not allowed:
+    proof = await _decision_allows(cfg, config, release, readiness_run_id)
+    why = Redactor(cfg.secrets()).text(proof.why)
+    if not proof.ok:
         report.outcome = "REFUSED"
         logger.error("deploy refused: %s", why)
         await _publish(report, why)
         return Failed(message=f"deploy refused: {why}")
     logger.info("sign-off verified: %s", why)
+    stale = await _fresh_enough(cfg, proof, report, logger)
+    if stale:
+        report.outcome = "REFUSED"
+        logger.error("deploy refused: %s", stale)
+        await _publish(report, stale)
+        return Failed(name="NO-GO", message=f"deploy refused: {stale}")
     smoke_specs = select(load_catalog(), ids=pol.smoke_checks)
     with engine.registered_run(cfg, smoke_specs) as (run_key, _):
         run = DeployRun(
@@ -346,6 +394,90 @@ async def deploy_production(config: str, release: str, readiness_run_id: str | N
             logger=logger,
         )
         return await _deploy_and_watch(run)
+
+
+def evidence_age_s(evidence_from: datetime | None, now: datetime) -> float | None:
+    """Seconds since the readiness run started (an upper bound of its oldest evidence's age), None if unknown."""
+    if evidence_from is None:
+        return None
+    if evidence_from.tzinfo is None:
+        evidence_from = evidence_from.replace(tzinfo=UTC)
+    return max(0.0, (now - evidence_from).total_seconds())
+
+
+def recheck_specs(cfg: GoliveConfig) -> dict[str, CheckSpec]:
+    """The checks a stale GO re-runs: those of `approval.recheck_sections`, with the config's policy, without the heavy
+    ones (and what needs them) unless `approval.recheck_heavy`; their dependencies in other sections come along."""
+    pol = cfg.approval
+    specs = with_policy(cfg, load_catalog())
+    heavy: dict[str, bool] = {}
+
+    def needs_heavy(cid: str) -> bool:
+        if cid not in heavy:
+            spec = specs[cid]
+            heavy[cid] = spec.heavy or any(needs_heavy(d) for d in spec.depends_on if d in specs)
+        return heavy[cid]
+
+    picked = [i for i, sp in specs.items() if sp.section in pol.recheck_sections]
+    if not pol.recheck_heavy:
+        picked = [i for i in picked if not needs_heavy(i)]
+    return select(specs, ids=picked)
+
+
+def changed_since(signed_failures: list[str], before: dict[str, str], now: list[CheckResult]) -> list[dict[str, str]]:
+    """Every re-checked check whose status differs from what the readiness run listed, as before/now rows; a row is
+    `blocking` when a blocking check fails now (FAIL, ERROR, SKIPPED) that was not among the failures signed off."""
+    rows = []
+    for r in now:
+        was = before.get(r.id, "PASS")  # not listed as a failure or a warning: it passed (or was not applicable)
+        if r.status.value == was or (was == "PASS" and r.status == Status.NOT_APPLICABLE):
+            continue
+        failing = r.status in (Status.FAIL, Status.ERROR, Status.SKIPPED)
+        blocking = failing and r.severity == Severity.BLOCKING and r.id not in signed_failures
+        rows.append(
+            {"id": r.id, "before": was, "now": r.status.value, "summary": r.summary, "blocking": str(blocking).lower()}
+        )
+    return rows
+
+
+async def _fresh_enough(cfg: GoliveConfig, proof: Proof, report: DeployReport, logger: Any) -> str | None:
+    """None when the GO may deploy on its evidence: fresh enough, or re-checked and unchanged where it matters; else
+    why not. A re-check that cannot finish is a refusal (fail closed)."""
+    window = cfg.approval.max_evidence_age_minutes * 60
+    age = evidence_age_s(proof.evidence_from, datetime.now(UTC))
+    report.evidence_age_s = None if age is None else round(age, 1)
+    report.evidence_window_s = window
+    if age is not None and age <= window:
+        logger.info("evidence is %.0f s old (window %.0f s): no re-check", age, window)
+        return None
+    said = "of unknown age" if age is None else f"{age / 60:.1f} min old"
+    logger.warning("evidence is %s (window %g min): re-checking before the deploy", said, window / 60)
+    specs = recheck_specs(cfg)
+    try:
+        with engine.registered_run(cfg, specs) as (run_key, st):
+            results = await asyncio.wait_for(
+                run_checks(st.specs.values(), st.board, engine.prefect_executor(run_key)), RECHECK_TIMEOUT_S
+            )
+    except TimeoutError:
+        return f"the evidence is {said} and its re-check did not finish within {RECHECK_TIMEOUT_S:g}s: nothing deploys"
+    rows = changed_since(proof.signed_failures, proof.before, results)
+    report.recheck = {"checks": len(results), "changed": rows}
+    for row in rows:
+        logger.log(
+            40 if row["blocking"] == "true" else 20,
+            "re-check %s: %s -> %s: %s",
+            *(row[k] for k in ("id", "before", "now", "summary")),
+        )
+    worse = [row for row in rows if row["blocking"] == "true"]
+    if worse:
+        first = worse[0]
+        more = f" (+{len(worse) - 1} more)" if len(worse) > 1 else ""
+        return (
+            f"NO-GO: the evidence went stale ({said}) and changed: {first['id']} {first['before']} -> "
+            f"{first['now']}: {first['summary']}{more}"
+        )
+    logger.info("re-check of %d checks: no blocking check fails that passed at sign-off", len(results))
+    return None
 
 
 async def _deploy_and_watch(run: DeployRun) -> State:
@@ -477,11 +609,25 @@ async def _rollback(run: DeployRun, trip: Trip) -> State:
 async def _publish(report: DeployReport, why: str) -> None:
     icon = {"DEPLOYED": "🟢", "ROLLED-BACK": "🟠"}.get(report.outcome, "🔴")
     people = (
-        f"# {icon} {report.outcome}: release `{report.release}` to `{report.environment}`\n\n{why}\n\n"
+        f"# {icon} {report.outcome}: release `{report.release}` to `{report.environment}`\n\n{md(why, 2000)}\n\n"
         f"| deploy | time to detect | time to roll back | watched | polls |\n|---|---|---|---|---|\n"
         f"| {report.deploy_seconds} s | {report.time_to_detect_s} s | {report.time_to_rollback_s} s | "
         f"{report.watched_seconds} s | {report.polls} |"
     )
+    if report.evidence_age_s is not None and report.evidence_window_s is not None:
+        people += (
+            f"\n\nEvidence: {report.evidence_age_s / 60:.1f} min old at the deploy's start "
+            f"(window {report.evidence_window_s / 60:g} min)"
+        )
+    if report.recheck is not None:
+        rows = report.recheck.get("changed", [])
+        people += f"; re-checked {report.recheck.get('checks')} checks, {len(rows)} changed"
+        if rows:
+            people += "\n\n| check | at sign-off | now | blocks | summary |\n|---|---|---|---|---|\n" + "\n".join(
+                f"| `{r['id']}` | {r['before']} | {r['now']} | {'yes' if r['blocking'] == 'true' else 'no'} | "
+                f"{md(r['summary'], 300)} |"
+                for r in rows
+            )
     await artifacts.publish_json(
         "deploy",
         report.environment,

@@ -10,6 +10,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+RecheckSection = Literal[
+    "infrastructure", "dependencies", "data", "application", "security", "performance", "monitoring", "backup", "team"
+]
+#: The sections whose light checks a stale GO re-runs before it deploys (issue 15): what can change in minutes
+#: (hosts, services, the release, security settings, monitoring); not the data suites nor the restore test, unless asked.
+RECHECK_SECTIONS: tuple[RecheckSection, ...] = (
+    "infrastructure",
+    "dependencies",
+    "application",
+    "security",
+    "monitoring",
+)
+
 
 class Role(str, Enum):
     DEPLOYMENT_COORDINATOR = "Deployment Coordinator"
@@ -77,6 +90,22 @@ class ApprovalPolicy(BaseModel):
         False,
         description="false (the default): whoever requested the go-live (the run's `requested_by`, or the "
         "user the Prefect API reports as the run's creator) cannot be its only GO approver",
+    )
+    max_evidence_age_minutes: float = Field(
+        30.0,
+        gt=0,
+        le=10080,
+        description="a GO deploys on evidence at most this old: when the deploy starts later than this after the "
+        "readiness run started, the deploy flow first re-runs the light checks of `recheck_sections` and deploys "
+        "only if no blocking check fails that did not fail before (the signed-off ones)",
+    )
+    recheck_sections: list[RecheckSection] = Field(
+        default_factory=lambda: list(RECHECK_SECTIONS),
+        min_length=1,
+        description="the sections re-checked when the evidence is older than max_evidence_age_minutes",
+    )
+    recheck_heavy: bool = Field(
+        False, description="also re-run the heavy checks (restore, data suites) of `recheck_sections`"
     )
 
 

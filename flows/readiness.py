@@ -14,7 +14,6 @@ Design notes (measured, see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,18 +26,14 @@ from prefect.states import Completed, Failed
 from golive.tasks.core import (
     SECTIONS,
     CheckSpec,
-    Observation,
     Redactor,
-    RunContext,
-    Severity,
-    not_applicable,
     run_checks,
     select,
 )
 
 from . import artifacts, engine
 from .approval import binding, decide_and_deploy, load_report, save_report
-from .catalog import all_checks
+from .catalog import SKIP_REASON, all_checks, with_policy  # noqa: F401 (SKIP_REASON re-exported)
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
 from .metrics import export_metrics
@@ -55,26 +50,8 @@ REPORTS: dict[str, Report] = {}
 
 
 def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, CheckSpec]:
-    """The checks this environment runs, with the config's policy applied (advisory downgrades)."""
-    specs = select(all_checks(config), sections=sections)
-    adv, skip = set(config.checks.advisory), set(config.checks.skip)
-    specs = {i: dataclasses.replace(s, severity=Severity.ADVISORY) if i in adv else s for i, s in specs.items()}
-    # excluded checks stay in the plan (their dependents still wait for them) and land NOT_APPLICABLE, saying why:
-    # the same for the readiness flow and `golive check`
-    # (its target and needs cleared: the reason is the exclusion, whatever is configured)
-    return {
-        i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None, target=None, needs=(), uses=())
-        if i in skip
-        else s
-        for i, s in specs.items()
-    }
-
-
-SKIP_REASON = "excluded by checks.skip in the environment config"
-
-
-def _excluded(target: Any, ctx: RunContext) -> Observation:
-    return not_applicable(SKIP_REASON)
+    """The checks this environment runs, with the config's policy applied (advisory downgrades, exclusions)."""
+    return with_policy(config, select(all_checks(config), sections=sections))
 
 
 @flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)

@@ -335,6 +335,52 @@ def test_go_over_a_blocking_failure_needs_an_override_with_a_reason(served, sand
     assert form["state"]["type"] == "PAUSED"
 
 
+def sign_go(api: httpx.Client, run: str, first: str | None = None) -> None:
+    """Both required roles sign GO, each in its round (`first`: the first round's pause, when already waited for)."""
+    p = first or wait_paused_sign_off(api, set(), run_id=run)
+    resume(api, p, **all_signed("Samuel Adeyemi", "CTO"))
+    resume(api, wait_paused_sign_off(api, {p}, run_id=run), **all_signed("Grace Liu", "VP Engineering"))
+
+
+@pytest.mark.e2e
+def test_a_go_on_stale_evidence_deploys_only_if_a_re_check_still_passes(served, sandbox, stale_evidence_config):
+    """Issue 15, point 5: a GO signed after the evidence window (0.6 s here) re-runs the light checks first; a check
+    that broke while the run waited refuses the deploy, naming it; unchanged, the release deploys."""
+    api = served
+    version = lambda: httpx.get(sandbox.urls["web"] + "/health", verify=str(sandbox.ca_file)).json()["version"]  # noqa: E731
+    was = version()
+    run = start_go_live(api, "1.5.0", LIGHT, config=stale_evidence_config)
+    first = wait_paused_sign_off(api, set(), run_id=run)  # the checks are done: HSTS passed
+    with sandbox.fault("hsts-short"):  # ... and breaks while the run waits for its sign-off
+        sign_go(api, run, first)
+        assert wait_final(api, run)["state"]["type"] == "COMPLETED"
+        d = decision(api)
+        assert d["decision"] == "GO" and d["evidence_oldest_at"] and d["evidence_age_s"] > 0.6
+        refused = wait_final(api, d["deploy_flow_run_id"], timeout=180)
+    msg = refused["state"]["message"]
+    assert refused["state"]["type"] == "FAILED", refused["state"]
+    assert "the evidence went stale" in msg and "security.headers.hsts PASS -> FAIL" in msg, msg
+    report = json_artifact(api, "golive-deploy-sandbox")
+    assert report["outcome"] == "REFUSED" and report["evidence_age_s"] > report["evidence_window_s"] == 0.6
+    changed = {r["id"]: r for r in report["recheck"]["changed"]}
+    assert changed["security.headers.hsts"]["before"] == "PASS" and changed["security.headers.hsts"]["now"] == "FAIL"
+    assert report["recheck"]["checks"] > 50 and report["steps"] == []  # nothing ran: not even the deploy step
+    assert version() == was
+    # the same, with nothing broken meanwhile: the re-check passes and the release deploys, showing both
+    run = start_go_live(api, "1.5.0", LIGHT, config=stale_evidence_config)
+    sign_go(api, run)
+    assert wait_final(api, run)["state"]["type"] == "COMPLETED"
+    deployed = wait_final(api, decision(api)["deploy_flow_run_id"], timeout=180)
+    assert deployed["state"]["type"] == "COMPLETED", deployed["state"]
+    report = json_artifact(api, "golive-deploy-sandbox")
+    assert report["outcome"] == "DEPLOYED" and report["recheck"]["checks"] > 50
+    assert not [r for r in report["recheck"]["changed"] if r["blocking"] == "true"], report["recheck"]
+    assert version() == "1.5.0"
+    subprocess.run(
+        [sys.executable, "-m", "golive.sandbox.release", "--base-dir", str(sandbox.base_dir), "rollback"], check=True
+    )
+
+
 @pytest.mark.e2e
 def test_broken_release_is_rolled_back_on_its_own(served, sandbox):
     api = served

@@ -51,6 +51,16 @@ def short_timeout_config(golive_config) -> Path:
 
 
 @pytest.fixture(scope="session")
+def stale_evidence_config(golive_config) -> Path:
+    """The same config with a 0.6 s evidence window: any sign-off is slower, so the deploy flow re-checks first."""
+    data = yaml.safe_load(golive_config.read_text())
+    data["approval"]["max_evidence_age_minutes"] = 0.01
+    path = golive_config.with_name("sandbox-golive-stale.yaml")
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
 def served(sandbox, prefect_api, golive_config, tmp_path_factory):
     """`golive serve` as a real child process, with the deployments READY on the server."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
