@@ -342,6 +342,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config_or_usage(args.config)
     _quiet_prefect_console()
     console = _console()
+    _prefect_server_for(console)
     console.print(
         f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) "
         f"on {os.environ.get('PREFECT_API_URL') or 'an ephemeral Prefect server'}"
@@ -356,6 +357,78 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         Path(args.junit).write_text(to_junit(report))
     return report.verdict.exit_code
+
+
+# --------------------------------------------------------------------------- golive's local Prefect server
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d {s // 3600 % 24}h"
+    if s >= 3600:
+        return f"{s // 3600}h {s // 60 % 60}m"
+    return f"{s // 60}m {s % 60}s" if s >= 60 else f"{seconds:.1f}s"
+
+
+def _prefect_server_for(console: Console) -> None:
+    """With no PREFECT_API_URL: golive's local server (started if need be; deployments/local_server.py), said in one
+    line with its UI; if it cannot run, one line saying why, and Prefect's ephemeral server as before."""
+    if os.environ.get("PREFECT_API_URL"):
+        return  # the configured server always wins
+    from golive.deployments import local_server
+
+    try:
+        srv = local_server.ensure()
+    except Exception as e:  # noqa: BLE001 - the gate still runs, on Prefect's own fallback
+        why = _env_redactor().text(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        console.print(
+            f"golive: golive's local Prefect server is unavailable ({_t(why, 300)}): using Prefect's ephemeral "
+            "SQLite server (slower)",
+            markup=True,
+        )
+        return
+    os.environ["PREFECT_API_URL"] = srv.api_url
+    how = f"reused, up {_duration(srv.uptime_s)}" if srv.reused else f"started in {srv.seconds:.1f} s"
+    console.print(
+        f"golive: Prefect server: golive's local server (PostgreSQL; {how}; pid {srv.pid}), UI {srv.ui_url}",
+        markup=False,
+    )
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """`golive server start|status|stop`: golive's local Prefect server (used when PREFECT_API_URL is not set)."""
+    from golive.deployments import local_server
+
+    paths = local_server.Paths.default()
+    if args.server_cmd == "start":
+        try:
+            srv = local_server.ensure(paths)
+        except Exception as e:  # noqa: BLE001 - said in one line
+            print(f"golive: the local Prefect server could not start: {_env_redactor().text(str(e))}", file=sys.stderr)
+            return EXIT_GATE
+        print(
+            f"golive local Prefect server: {'already running' if srv.reused else f'started in {srv.seconds:.1f} s'}"
+            f" (pid {srv.pid})\n  UI   {srv.ui_url}\n  API  {srv.api_url}\n  data {paths.dir}"
+        )
+        return 0
+    if args.server_cmd == "status":
+        state, why = local_server.current(paths)
+        if state is None:
+            print(f"golive local Prefect server: not running ({why}); data {paths.dir}")
+            return 1
+        up = _duration(time.time() - float(state["started_at"]))
+        print(
+            f"golive local Prefect server: running, pid {state['pid']} (Prefect server pid {state['server_pid']})"
+            f"\n  UI     {state['ui_url']}\n  API    {state['api_url']}\n  data   {paths.dir}\n  uptime {up}"
+        )
+        return 0
+    stopped, why = local_server.stop(paths, purge=args.purge)
+    print(
+        (f"golive local Prefect server: stopped (pid {stopped['pid']})" if stopped else f"not running ({why})")
+        + (f"; removed its data ({paths.dir})" if args.purge else "")
+    )
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -413,6 +486,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _load_config_or_usage(args.config)
+    _prefect_server_for(_console())
     from golive.deployments.serve import serve
 
     serve(args.config, cron=args.cron, timezone=args.timezone, poll_seconds=args.poll_seconds)
@@ -680,6 +754,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="golive-reports")
     r.add_argument("--junit", help="also write JUnit XML here")
     r.set_defaults(fn=cmd_run)
+
+    so = sub.add_parser(
+        "server", help="golive's local Prefect server (PostgreSQL-backed), used when PREFECT_API_URL is not set"
+    )
+    sos = so.add_subparsers(dest="server_cmd", required=True, parser_class=_Parser)
+    sos.add_parser("start", help="start it (detached; later runs reuse it)")
+    sos.add_parser("status", help="pid, URL, data directory, uptime; exit 1 when not running")
+    st = sos.add_parser("stop", help="stop it")
+    st.add_argument("--purge", action="store_true", help="also delete its data (every run it recorded)")
+    so.set_defaults(fn=cmd_server)
 
     c = sub.add_parser("check", help="run checks in-process without Prefect (quick probing)")
     c.add_argument("--config", required=True)

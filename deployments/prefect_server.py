@@ -76,7 +76,9 @@ class PrefectServer:
         ui: bool = False,
         port: int | None = None,
         services: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
     ):
+        self.extra_env = dict(extra_env or {})  # e.g. prefect_db.FROM_TEMPLATE_ENV: nothing to migrate
         self.services = services  # of LEAN_OFF, those this server runs anyway (e.g. TRIGGERS, for Automations)
         self.database_url = database_url
         self.home = Path(home)
@@ -116,6 +118,7 @@ class PrefectServer:
             # a single-machine server for one gate: no schedules to run, no automations, no vacuuming; on 2
             # cores every background loop competes with the checks (the flow itself needs none of them)
             **{f"PREFECT_SERVER_SERVICES_{svc}_ENABLED": "false" for svc in LEAN_OFF if svc not in self.services},
+            **self.extra_env,
         }
         env.pop("PREFECT_API_URL", None)
         log = open(self.log_path, "ab")
