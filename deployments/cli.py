@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Coroutine
@@ -383,9 +382,10 @@ def _prefect_server_for(console: Console) -> None:
     except Exception as e:  # noqa: BLE001 - the gate still runs, on Prefect's own fallback
         why = _env_redactor().text(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         console.print(
-            f"golive: golive's local Prefect server is unavailable ({_t(why, 300)}): using Prefect's ephemeral "
-            "SQLite server (slower)",
+            f"golive: the local Prefect server is unavailable ({_t(why, 300)}); using Prefect's ephemeral SQLite "
+            "server (slower)",
             markup=True,
+            soft_wrap=True,
         )
         return
     os.environ["PREFECT_API_URL"] = srv.api_url
@@ -393,6 +393,7 @@ def _prefect_server_for(console: Console) -> None:
     console.print(
         f"golive: Prefect server: golive's local server (PostgreSQL; {how}; pid {srv.pid}), UI {srv.ui_url}",
         markup=False,
+        soft_wrap=True,
     )
 
 
@@ -458,30 +459,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "golive demo: starting the sandbox (PostgreSQL, Redis primary+replica, S3, SMTP, HTTPS app, "
         "Prometheus API)" + (f" with fault(s) {', '.join(args.break_)}" if args.break_ else "")
     )
-    with Sandbox.start(faults=args.break_) as sb:
-        t_sb = time.monotonic() - t0
-        os.environ.update(sb.env)
-        from golive.deployments.prefect_server import PrefectServer
+    from golive.deployments.demo import DemoPrefect
 
-        home = Path(tempfile.mkdtemp(prefix="golive-prefect-"))
-        console.print(f"  sandbox up in {t_sb:.1f} s; starting a Prefect server on the sandbox's PostgreSQL")
-        with PrefectServer(sb.prefect_database_url(), home) as server:
+    phases: dict[str, float] = {}
+    code = EXIT_GATE
+    # Prefect's database is a copy of a cached, migrated one (deployments/prefect_db.py); with the copy there, its
+    # server starts alongside the sandbox, else the template is built while the sandbox starts (the first demo)
+    prefect = DemoPrefect(console)
+    try:
+        t = time.monotonic()
+        if prefect.launch_cached():
+            phases["Prefect database (cached)"] = time.monotonic() - t
+        t = time.monotonic()
+        with Sandbox.start(faults=args.break_) as sb:
+            t_sb = phases["sandbox"] = time.monotonic() - t
+            os.environ.update(sb.env)
+            t = time.monotonic()
+            server = prefect.ready(sb)
+            phases[prefect.phase] = time.monotonic() - t
             os.environ.update(server.client_env())
-            console.print(f"  Prefect API {server.api_url} (up at {time.monotonic() - t0:.1f} s)")
-            if full_path:
-                return go_live(sb, server, args, console, _run_flow, render_report, t0)
             console.print(
-                "  running the checks (readiness only; sign-off and deploy: run it in a terminal, or "
-                "pass --approve 'NAME:ROLE' for each required role):"
+                f"  sandbox up in {t_sb:.1f} s; Prefect API {server.api_url} on {prefect.how} "
+                f"(up at {time.monotonic() - t0:.1f} s)"
             )
-            report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
-        if report is None:
-            console.print(f"[bold red]the gate failed:[/] {_t(state.message)}")
-            return EXIT_GATE
-        out = Path(args.out) / report.environment / "latest" if args.out else None
-        render_report(console, report, out_path=out)
-        console.print(f"[dim]demo total {time.monotonic() - t0:.1f} s (sandbox {t_sb:.1f} s); sandbox stopped[/]")
-    return report.verdict.exit_code
+            t = time.monotonic()
+            if full_path:
+                code = go_live(sb, server, args, console, _run_flow, render_report, t0)
+                phases["readiness, sign-off, deploy"] = time.monotonic() - t
+            else:
+                console.print(
+                    "  running the checks (readiness only; sign-off and deploy: run it in a terminal, or "
+                    "pass --approve 'NAME:ROLE' for each required role):"
+                )
+                report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
+                phases["checks"] = time.monotonic() - t
+                if report is None:
+                    console.print(f"[bold red]the gate failed:[/] {_t(state.message)}")
+                else:
+                    out = Path(args.out) / report.environment / "latest" if args.out else None
+                    render_report(console, report, out_path=out)
+                    code = report.verdict.exit_code
+            t = time.monotonic()
+            prefect.stop()
+            phases["Prefect stop"] = time.monotonic() - t
+            t = time.monotonic()
+    finally:
+        prefect.stop()
+    phases["sandbox stop"] = time.monotonic() - t
+    console.print(
+        "[dim]demo phases: "
+        + " | ".join(f"{name} {secs:.1f} s" for name, secs in phases.items())
+        + f" | total {time.monotonic() - t0:.1f} s; sandbox stopped[/]",
+        soft_wrap=True,
+    )
+    return code
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

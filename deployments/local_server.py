@@ -339,7 +339,7 @@ def supervise(directory: Path) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stopping.set())
-    pg_proc: subprocess.Popen[bytes] | None = None
+    db: prefect_db.Cluster | None = None
     server: PrefectServer | None = None
     try:
         bindir = prefect_db.pg_bindir()
@@ -350,23 +350,18 @@ def supervise(directory: Path) -> int:
             pg.own_dir(cluster).chmod(0o755)
         else:
             prefect_db.private_dir(cluster)
-        data, sock = cluster / "pgdata", cluster / "pgsock"
-        if not (data / "PG_VERSION").is_file():
-            shutil.rmtree(data, ignore_errors=True)
+        db = prefect_db.Cluster(bindir, cluster, paths.dir / "postgres.log")
+        if not (db.data / "PG_VERSION").is_file():
             entry, _ = prefect_db.template(bindir, log_dir=paths.dir)
-            partial = cluster / "pgdata.tmp"
-            shutil.rmtree(partial, ignore_errors=True)
-            prefect_db.clone(entry, partial)
-            partial.rename(data)
+            db.ensure_data(entry)
             paths.migrated.write_text(key)
-        prefect_db.socket_dir(sock)
-        pg_proc = prefect_db.start_cluster(bindir, data, sock, paths.dir / "postgres.log")
+        db.start()
         try:
             migrated = paths.migrated.read_text().strip() == key
         except OSError:
             migrated = False
         server = PrefectServer(
-            prefect_db.socket_url(sock),
+            db.url,
             paths.home,
             ui=True,
             port=_last_port(paths),
@@ -397,7 +392,7 @@ def supervise(directory: Path) -> int:
         )
         print(f"golive local server up: pid {os.getpid()}, {server.ui_url}", flush=True)
         while not stopping.wait(0.5):
-            if pg_proc.poll() is not None or server.proc is None or server.proc.poll() is not None:
+            if db.proc is None or db.proc.poll() is not None or server.proc is None or server.proc.poll() is not None:
                 print("PostgreSQL or the Prefect server exited: stopping", flush=True)
                 return 1
         return 0
@@ -410,7 +405,8 @@ def supervise(directory: Path) -> int:
     finally:
         if server is not None:
             server.stop()
-        prefect_db.stop_cluster(pg_proc)
+        if db is not None:
+            db.stop()
         state = read_state(paths)
         if state is not None and state["pid"] == os.getpid():
             paths.state.unlink(missing_ok=True)

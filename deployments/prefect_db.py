@@ -24,7 +24,6 @@ import fcntl
 import hashlib
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -38,6 +37,7 @@ import psycopg
 
 from golive.sandbox import procs
 from golive.sandbox.parts import postgres as pg
+from golive.sandbox.stack import run_dir
 
 from .prefect_server import PrefectServer
 
@@ -45,6 +45,7 @@ FORMAT = 1  # of the template's layout: a change builds new templates
 PG_ENV = "GOLIVE_PG_INSTALL"
 DBNAME = ROLE = "prefect"
 MARKER = "golive-template.json"
+PRUNE_DAYS = 14
 SOCKET_PORT = 5432  # names the socket file only: the clusters listen on no TCP port
 #: the server's environment when its database came from a template of this Prefect version: nothing to migrate
 #: or register (both were done when the template was built)
@@ -92,14 +93,12 @@ def pg_bindir() -> Path:
     return bindir
 
 
-def pg_work_root() -> Path:
-    """Where clusters can run: anywhere when we are not root; else a 0755 directory `nobody` can reach (the
-    sandbox's, in the temp dir)."""
+def scratch_dir() -> Path:
+    """A fresh directory to build a cluster in: as root, a sandbox run directory `nobody` can reach (removed by the
+    next sandbox start if this process dies); else a temporary one in the cache (0700 is enough)."""
     if pg.run_as() is None:
-        return xdg_dir("cache")
-    pg.own_dir(pg.ROOT)
-    pg.ROOT.chmod(0o755)
-    return pg.ROOT
+        return Path(tempfile.mkdtemp(prefix="prefect-build-", suffix=".tmp", dir=xdg_dir("cache")))
+    return run_dir()
 
 
 def template_key(bindir: Path) -> str:
@@ -176,21 +175,32 @@ def template(bindir: Path, log_dir: Path | None = None) -> tuple[Path, bool]:
     cache = xdg_dir("cache")
     entry = cache / key
     if _valid(entry, key):
+        with contextlib.suppress(OSError):
+            os.utime(entry / MARKER)  # used: kept by _prune
         return entry, True
     with file_lock(cache / f"{key}.lock"):
         if _valid(entry, key):  # another process built it while we waited
             return entry, True
-        for old in cache.glob("prefect-*"):  # a partial one, other versions' templates, stale temp dirs
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
+        _prune(cache, entry)
         _build(bindir, entry, key, log_dir)
     return entry, False
 
 
+def _prune(cache: Path, entry: Path) -> None:
+    """Remove this key's invalid entry, half-built ones (a crash while building: the lock is free now), and other
+    versions' templates unused for PRUNE_DAYS."""
+    shutil.rmtree(entry, ignore_errors=True)
+    for old in cache.glob("prefect-*"):
+        if not old.is_dir() or old == entry:
+            continue
+        with contextlib.suppress(OSError):
+            if old.name.endswith(".tmp") or time.time() - (old / MARKER).stat().st_mtime > PRUNE_DAYS * 86400:
+                shutil.rmtree(old, ignore_errors=True)
+
+
 def _build(bindir: Path, entry: Path, key: str, log_dir: Path | None) -> None:
-    work = Path(tempfile.mkdtemp(prefix="prefect-template-", dir=pg_work_root()))
+    work = scratch_dir()
     try:
-        work.chmod(0o755)
         data, sock = work / "pgdata", work / "pgsock"
         try:
             pg.initdb(bindir, data, sock)
@@ -237,18 +247,7 @@ def _first_line(e: BaseException) -> str:
 
 def clone(entry: Path, data: Path) -> None:
     """A copy of the template's cluster at `data` (absent before), owned by whoever runs PostgreSQL, 0700."""
-    shutil.copytree(entry / "pgdata", data, symlinks=True)
-    (data / MARKER).unlink(missing_ok=True)
-    for stale in ("postmaster.pid", "postmaster.opts"):
-        (data / stale).unlink(missing_ok=True)
-    data.chmod(0o700)
-    user = pg.run_as()
-    if user:
-        pw = pwd.getpwnam(user)
-        for d, dirs, files in os.walk(data):
-            for name in [*dirs, *files]:
-                os.lchown(os.path.join(d, name), pw.pw_uid, pw.pw_gid)
-        os.chown(data, pw.pw_uid, pw.pw_gid)
+    pg.clone_cluster(entry / "pgdata", data)
 
 
 def socket_dir(path: Path) -> Path:
@@ -256,9 +255,55 @@ def socket_dir(path: Path) -> Path:
     if len(str(path / f".s.PGSQL.{SOCKET_PORT}")) > 100:
         raise Unavailable(f"{path}: too long a path for PostgreSQL's Unix socket (set XDG_DATA_HOME shorter)")
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(mode=0o700)
-    user = pg.run_as()
-    if user:
-        pw = pwd.getpwnam(user)
-        os.chown(path, pw.pw_uid, pw.pw_gid)
+    pg.private_socket_dir(path)
     return path
+
+
+def sandbox_bindir() -> Path:
+    """The PostgreSQL the sandbox runs (the wheel's): its Prefect database's template must be of the same."""
+    return pg.pg_install(pg.ROOT / "cache") / "bin"
+
+
+def cached_template(bindir: Path) -> Path | None:
+    """The valid cached template for this bindir and these versions, if there is one (nothing is built)."""
+    entry = xdg_dir("cache") / template_key(bindir)
+    if not _valid(entry, template_key(bindir)):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(entry / MARKER)  # used: kept by _prune
+    return entry
+
+
+class Cluster:
+    """PostgreSQL holding Prefect's migrated database, cloned from the template on its first start, on its Unix
+    socket only: `url` is what Prefect's server connects with. `base` must be reachable by whoever runs PostgreSQL."""
+
+    def __init__(self, bindir: Path, base: Path, log: Path):
+        self.bindir, self.base, self.log = bindir, base, log
+        self.data, self.sock = base / "pgdata", base / "pgsock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return socket_url(self.sock)
+
+    def ensure_data(self, entry: Path) -> bool:
+        """Clone the template unless a cluster is there already; whether it was cloned now. Atomic: a half-copied
+        cluster is never taken for one."""
+        if (self.data / "PG_VERSION").is_file():
+            return False
+        shutil.rmtree(self.data, ignore_errors=True)
+        partial = self.base / "pgdata.tmp"
+        shutil.rmtree(partial, ignore_errors=True)
+        clone(entry, partial)
+        partial.rename(self.data)
+        return True
+
+    def start(self, timeout: float = 60.0) -> Cluster:
+        socket_dir(self.sock)
+        self.proc = start_cluster(self.bindir, self.data, self.sock, self.log, timeout)
+        return self
+
+    def stop(self) -> None:
+        stop_cluster(self.proc)
+        self.proc = None

@@ -105,6 +105,11 @@ class PrefectServer:
         }
 
     def start(self, timeout: float = 90.0) -> PrefectServer:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> PrefectServer:
+        """Start the process and return at once (it imports, migrates and binds while the caller goes on; the
+        process dies with the thread that called this: call it from one that outlives it)."""
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -146,6 +151,11 @@ class PrefectServer:
             preexec_fn=_die_with_parent,
         )
         log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> PrefectServer:
+        """Until /api/health answers 200; raises (after stopping it) if the process exits or the time is up."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as c:
             while time.monotonic() < deadline:
