@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -315,22 +314,13 @@ def stop(paths: Paths | None = None, *, purge: bool = False) -> tuple[dict[str, 
 # --------------------------------------------------------------------------- the supervisor
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _last_port(paths: Paths) -> int | None:
     """The port of the last start (the UI's address stays the same across restarts), if it is free."""
     try:
         port = int((paths.dir / "port").read_text())
     except (OSError, ValueError):
         return None
-    return port if 1024 <= port < 65536 and _port_free(port) else None
+    return port if 1024 <= port < 65536 and procs.reserve_port(port) else None
 
 
 def supervise(directory: Path) -> int:

@@ -145,8 +145,29 @@ def start_cluster(bindir: Path, data: Path, sock: Path, log: Path, timeout: floa
         )
     except (RuntimeError, TimeoutError) as e:
         stop_cluster(proc)
-        raise Unavailable(f"PostgreSQL did not start: {str(e).splitlines()[0]} (log: {log})") from None
+        said = [ln for ln in _tail_lines(log) if any(w in ln for w in ("FATAL", "PANIC", "ERROR"))]
+        why = said[-1].split(":  ", 1)[-1] if said else str(e).splitlines()[0]
+        raise Unavailable(f"PostgreSQL did not start: {why} (log: {log})") from None
     return proc
+
+
+def _tail_lines(log: Path, n: int = 4000) -> list[str]:
+    try:
+        return log.read_bytes()[-n:].decode(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _remove_stale_pid_file(data: Path) -> None:
+    """postmaster.pid of a postmaster that is gone (killed with its supervisor; a zombie where nothing reaps it):
+    PostgreSQL would take the pid for a live one and refuse to start."""
+    pid_file = data / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if procs.proc_identity(pid) is None:
+        pid_file.unlink(missing_ok=True)
 
 
 def stop_cluster(proc: subprocess.Popen[bytes] | None) -> None:
@@ -300,6 +321,7 @@ class Cluster:
         return True
 
     def start(self, timeout: float = 60.0) -> Cluster:
+        _remove_stale_pid_file(self.data)
         socket_dir(self.sock)
         self.proc = start_cluster(self.bindir, self.data, self.sock, self.log, timeout)
         return self
