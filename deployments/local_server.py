@@ -182,7 +182,7 @@ def _owns_listener(pid: int, port: int) -> bool:
     return False
 
 
-def verify(state: dict[str, Any], timeout: float = 3.0) -> str | None:
+def verify(state: dict[str, Any], timeout: float = 10.0) -> str | None:
     """None when the state file's server is ours and answers; else why not (one line)."""
     pid, port = state["pid"], state["port"]
     if not _alive(pid, state["pid_start"]):
@@ -226,6 +226,10 @@ def ensure(paths: Paths | None = None, timeout: float = START_TIMEOUT) -> Runnin
     paths = paths or Paths.default()
     with prefect_db.file_lock(paths.lock, timeout=timeout):
         state, why = current(paths)
+        busy_until = time.monotonic() + 30
+        while state is None and why.startswith("its /api/health") and time.monotonic() < busy_until:
+            time.sleep(1)  # ours by pid, start time and socket, but busy (a loaded machine): give it a moment
+            state, why = current(paths)
         if state is not None:
             return Running(state, True, time.monotonic() - t0)
         old = read_state(paths)

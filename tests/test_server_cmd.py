@@ -255,7 +255,7 @@ def test_a_server_killed_hard_is_found_stale_and_restarted(env, tmp_path):
     assert "started in" in server_line(out) and state(env)["pid"] != old["pid"]
 
 
-@pytest.mark.e2e  # slow: a run on Prefect's ephemeral server / a second start
+@pytest.mark.e2e  # slow: a whole run on Prefect's ephemeral server
 def test_without_the_embedded_postgresql_one_line_then_prefects_own_server(env, tmp_path):
     out = ok(run_ci({**env, "GOLIVE_PG_INSTALL": str(tmp_path / "no-such-postgresql")}, tmp_path))
     lines = [ln for ln in out.splitlines() if "unavailable" in ln]
