@@ -50,6 +50,7 @@ LETTER = {
     Status.NOT_APPLICABLE: "n",
 }
 MAX_RUNS = 200  # `golive history --last`: at most this many runs
+ENVIRONMENT = r"[a-z0-9][a-z0-9-]{0,62}"  # an environment name, as flows/config.py's `environment` field
 
 
 # --------------------------------------------------------------------------- the snapshot a rehearsal keeps
