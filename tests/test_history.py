@@ -57,9 +57,9 @@ def test_flaky_means_more_than_k_changes_with_no_config_change():
         "a.steady.fail": [F, F, F, F, F],
         "a.gap.three": [P, F, None, P, F],  # not run one night: 3 changes among the nights it ran
     }
-    snaps = [
-        snap(i, {c: s[i] for c, s in seqs.items() if s[i] is not None}) for i in range(5)
-    ][::-1]  # newest first, as Prefect returns them
+    snaps = [snap(i, {c: s[i] for c, s in seqs.items() if s[i] is not None}) for i in range(5)][
+        ::-1
+    ]  # newest first, as Prefect returns them
     found, looked = history.flaky_checks(snaps, runs=14, changes=2)
     assert looked == 5
     assert [(f.id, f.changes, f.letters()) for f in found] == [
@@ -257,8 +257,11 @@ def test_five_rehearsals_history_shows_the_sequence_and_flags_the_flaky_checks(p
     out = tmp_path / "reports"
     reports = asyncio.run(publish_nights(env, cfg, out))
     assert [r.verdict for r in reports] == [Verdict.GO, Verdict.NO_GO, Verdict.GO, Verdict.NO_GO, Verdict.GO]
+    report_md = asyncio.run(artifact(f"golive-report-{env}"))["data"]  # the fifth night's (read before the ci run)
     # a ci run in between: the history shows every mode, from its verdict artifact
-    ci = nightly_report(5, {c: P for c in NIGHTS}, env).model_copy(update={"mode": "ci", "flow_run_id": None})
+    ci = nightly_report(5, {c: P for c in NIGHTS}, env).model_copy(
+        update={"mode": "ci", "flow_run_id": None, "config_fingerprint": history.config_fingerprint(cfg)}
+    )
     asyncio.run(readiness.publish(ci, Redactor(), None))
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_api.api_url)
@@ -274,7 +277,7 @@ def test_five_rehearsals_history_shows_the_sequence_and_flags_the_flaky_checks(p
         ("rehearsal", "GO"),
         ("ci", "GO"),
     ]
-    assert runs[1]["counts"] == {"PASS": 3, "WARN": 0, "FAIL": 1, "ERROR": 0, "SKIPPED": 0, "NOT_APPLICABLE": 0}
+    assert runs[1]["counts"] == {"PASS": 2, "WARN": 0, "FAIL": 1, "ERROR": 0, "SKIPPED": 0, "NOT_APPLICABLE": 1}
     assert runs[2]["counts"]["NOT_APPLICABLE"] == 1 and all(r["duration_s"] is not None for r in runs)
     assert runs[0]["changed"] == "first rehearsal (the baseline)"
     assert runs[1]["changed"].startswith("GO → NO-GO; 1 new failure: dependencies.redis.memory")
@@ -297,7 +300,6 @@ def test_five_rehearsals_history_shows_the_sequence_and_flags_the_flaky_checks(p
     assert code == 0 and md_text.count("\n| 20") == 3 and "**Flaky checks**" in md_text
 
     # the report: the trend picture as an image the Prefect UI shows, the flaky checks named; trend.svg beside it
-    report_md = asyncio.run(artifact(f"golive-report-{env}"))["data"]
     assert "## Trend of the last 5 rehearsals" in report_md and "![trend of the last 5 rehearsals](data:" in report_md
     assert "`dependencies.redis.memory` P F P F P" not in report_md  # (ids are escaped text, not code spans)
     assert "dependencies.redis.memory P F P F P (4 changes)" in report_md.replace("\\", "")
