@@ -133,8 +133,15 @@ def render(snaps: Sequence[Snapshot], flaky: Iterable[str] = (), *, title: str =
         if d is None:
             text(col(i) + CELL / 2, y + bar_h, "?", 10, 'text-anchor="middle" fill="#888"')
             continue
-        h = max(1.0, bar_h * d / longest)
+        h = max(1.0, (bar_h - 12) * d / longest)
         rect(col(i) + 5, y + bar_h - h, CELL - 10, h, "#4a78c2")
+        text(
+            col(i) + CELL / 2,
+            y + bar_h - h - 3,
+            f"{d:.0f}s" if d < 1000 else f"{d / 60:.0f}m",
+            8,
+            'text-anchor="middle"',
+        )
     parts.append(f'<line x1="{LEFT}" y1="{y + bar_h}" x2="{col(n)}" y2="{y + bar_h}" stroke="#999"/>')
     y += bar_h + 26
     # per-check heat strip for the checks that changed status

@@ -220,13 +220,14 @@ def test_a_crafted_check_id_or_section_is_text_never_markup():
 
 def nightly_report(night: int, statuses: dict[str, Status], env: str):
     results = [result(cid, st, severity=Severity.BLOCKING) for cid, st in statuses.items()]
-    return build_report(
+    report = build_report(
         results,
         environment=env,
         mode="rehearsal",
         started_at=T0 + timedelta(days=night),
         flow_run_id=f"00000000-0000-4000-8000-{night:012d}",
     )
+    return report.model_copy(update={"duration_s": 30.0 + 6 * (night % 3)})  # as a night's run took
 
 
 NIGHTS = {  # five rehearsals, faults on nights 2 and 4
@@ -337,3 +338,48 @@ def test_five_sandbox_rehearsals_with_faults_on_nights_2_and_4(sandbox, prefect_
     assert memory["sequence"] == ["PASS", "FAIL", "PASS", "FAIL", "PASS"]
     root = ET.parse(out / env / "latest" / "trend.svg").getroot()
     assert "FLAKY dependencies.redis.memory" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+# --------------------------------------------------------------------------- the picture in the Prefect UI
+
+
+@pytest.mark.ui
+def test_the_trend_picture_shows_in_the_prefect_ui(prefect_api, tmp_path):
+    """The report artifact's data-URI image, as the Prefect UI's markdown renderer shows it: loaded, the SVG's size;
+    the page is saved as docs/ui-trend.png (the README's picture)."""
+    import shutil
+    import struct
+    from pathlib import Path
+
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(chromium).exists(), "the UI test needs Debian's chromium: apt-get install chromium"
+    env = "history-ui"
+    cfg = parse_config({"environment": env, "notify": {}}, env={})
+    asyncio.run(publish_nights(env, cfg, tmp_path / "reports"))
+    svg = ET.parse(tmp_path / "reports" / env / "latest" / "trend.svg").getroot()
+    found = httpx.post(  # the newest version's own id (`/artifacts/<key>/latest` answers the collection's)
+        f"{prefect_api.api_url}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": [f"golive-report-{env}"]}}, "sort": "CREATED_DESC", "limit": 1},
+        timeout=10,
+    ).json()[0]
+    shot = Path(__file__).resolve().parents[1] / "docs" / "ui-trend.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{prefect_api.ui_url}/artifacts/artifact/{found['id']}", wait_until="networkidle")
+        img = page.locator('img[src^="data:image/svg+xml;base64,"]').first
+        img.wait_for(timeout=30_000)
+        page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle(), timeout=10_000)
+        natural = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        assert natural == [int(svg.get("width")), int(svg.get("height"))]
+        assert img.get_attribute("alt") == "trend of the last 5 rehearsals"
+        page.get_by_role("heading", name="Trend of the last 5 rehearsals").evaluate("h => h.scrollIntoView()")
+        page.screenshot(path=str(shot))
+        browser.close()
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (1400, 1000) and len(png) > 20_000
