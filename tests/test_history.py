@@ -1,6 +1,7 @@
 """Readiness over time (issue 15, points 1-3): `golive history` from the artifacts Prefect keeps, the trend picture,
 flaky checks. The pure parts without Prefect; then five rehearsals' worth of snapshots and verdicts published to a
-real Prefect server and read back by the CLI; the whole rehearsal five times on the sandbox (e2e)."""
+real Prefect server and read back by the CLI; the whole rehearsal five times on the sandbox (its `dependencies`
+section: ~15 s, in the default suite); the picture in the Prefect UI (`pytest -m ui`)."""
 
 from __future__ import annotations
 
@@ -316,7 +317,6 @@ def test_five_rehearsals_history_shows_the_sequence_and_flags_the_flaky_checks(p
 # --------------------------------------------------------------------------- the whole rehearsal, five nights
 
 
-@pytest.mark.e2e
 def test_five_sandbox_rehearsals_with_faults_on_nights_2_and_4(sandbox, prefect_api, tmp_path, monkeypatch):
     env = "history-e2e"
     cfg = env_config(sandbox, tmp_path, env, {"flaky_changes": 2, "history_runs": 14})
