@@ -14,6 +14,11 @@ The diff is a markdown section of the report (artifact and report.md), a one-lin
 Slack-compatible message (`{"text", "blocks"}`) POSTed to `notify.webhook_url`: one attempt, bounded by
 `notify.timeout_s`; a failing webhook is a warning and a note, never a failed run.
 
+It reads the last `notify.history_runs` snapshots (not only the latest): the report also gets the trend picture of
+those rehearsals (flows/trend.py; trend.svg beside report.md) and names the flaky checks (flows/history.py), and
+tonight's snapshot keeps its counts, duration, config fingerprint, what changed and the flaky checks for
+`golive history`.
+
 The pure parts (snapshot, diff, renderers) need no Prefect; `since_last_rehearsal` is what the flow calls.
 """
 
@@ -315,12 +320,6 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- Prefect API and webhook
-
-
-async def read_previous(environment: str, *, timeout: float = 20.0) -> Snapshot | None:
-    """The latest `golive-rehearsal-<env>` snapshot (None: there is none). Raises when the API cannot be read."""
-    payload = await asyncio.wait_for(artifacts.latest_json("rehearsal", environment), timeout)
-    return snapshot_from(payload)
 
 
 async def publish_snapshot(report: Report, snap: Snapshot | None = None) -> None:

@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from golive.deployments.cli import main
-from golive.flows import history, readiness, rehearsal, trend
+from golive.flows import artifacts, history, readiness, rehearsal, trend
 from golive.flows.config import ConfigError, parse_config
 from golive.flows.report import Verdict, build_report
 from golive.tasks.core import Redactor, Severity, Status
@@ -120,6 +120,10 @@ def test_history_joins_verdicts_with_snapshots_and_reads_versions_from_before_is
     table = history.rows(h)
     assert table[1][3:9] == ["?", "?", "?", "?", "?", "12.5 s"]  # unknown, never a made-up zero
     assert [r.flow_run_id for r in history.build_history("nightly", payloads, snaps, last=1).runs] == ["run-4"]
+    # a new config between two runs of a mode is said (the fingerprints, never the config itself)
+    refit = [verdict(6, "ci", Verdict.NO_GO, ["dependencies.redis.memory"], config_fingerprint="sha256:bbbb")]
+    refit.append(verdict(5, "ci", Verdict.NO_GO, ["dependencies.redis.memory"], config_fingerprint="sha256:aaaa"))
+    assert history.build_history("nightly", refit, [], last=30).runs[0].changed == "config changed"
 
 
 def test_config_fingerprint_changes_with_the_config_never_with_a_secret():
@@ -266,10 +270,15 @@ def test_five_rehearsals_history_shows_the_sequence_and_flags_the_flaky_checks(p
     )
     asyncio.run(readiness.publish(ci, Redactor(), None))
 
+    # what anyone with API access may write under golive's keys: left out and counted, never a crash
+    asyncio.run(artifacts.publish("verdict", env, "# not golive JSON", "hostile"))
+    asyncio.run(artifacts.publish_json("rehearsal", env, "", {"version": 1, "checks": "<b>nope</b>"}, "hostile"))
+
     monkeypatch.setenv("PREFECT_API_URL", prefect_api.api_url)
     code, text, err = cli("history", "--environment", env, "--format", "json", "--last", "10")
     assert code == 0, err
     h = json.loads(text)
+    assert h["skipped"] == 2
     runs = h["runs"][::-1]  # oldest first
     assert [(r["mode"], r["verdict"]) for r in runs] == [
         ("rehearsal", "GO"),
