@@ -430,7 +430,11 @@ async def since_last_rehearsal(report: Report, config: GoliveConfig, redact: Red
         log.warning("the previous rehearsal could not be read (%s): nothing to compare with", why)
         report.notes.append(f"rehearsal: the previous snapshot could not be read ({why})")
     # this very run's snapshot (a retried publish): never compare a run with itself
-    past = [p for p in past if not (p.flow_run_id and p.flow_run_id == report.flow_run_id)]
+    past = [
+        p
+        for p in past
+        if p.environment == report.environment and not (p.flow_run_id and p.flow_run_id == report.flow_run_id)
+    ]
     previous = past[0] if past else None
     d = diff(report, previous, slow_factor=policy.slow_factor, slow_min_seconds=policy.slow_min_seconds)
     report.notes.append(redact.text(d.headline().replace("`", "")))
