@@ -670,9 +670,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     except TimeoutError:
         print(f"golive history: the Prefect API at {where} did not answer within {args.timeout:g} s", file=sys.stderr)
         return EXIT_GATE
-    except (httpx.HTTPError, OSError) as e:
+    except (httpx.HTTPError, OSError, ValueError) as e:  # ValueError: an answer that is not Prefect's JSON
         why = _env_redactor().text(f"{type(e).__name__}: {e}").replace(api_url, where)
-        print(f"golive history: the Prefect API at {where} could not be read: {_v(why)[:300]}", file=sys.stderr)
+        print(
+            f"golive history: the Prefect API at {where} could not be read: {_v(' '.join(why.split()))[:300]}",
+            file=sys.stderr,
+        )
         return EXIT_GATE
     if args.format == "json":
         print(json.dumps(history.to_json(h), indent=2, ensure_ascii=False))

@@ -178,6 +178,31 @@ def test_history_without_an_api_or_with_a_dead_one(monkeypatch):
     assert code == 4 and "could not be read" in err and "hunter2pw" not in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("answer", ["hung", "not json", "not artifacts", "error"])
+def test_history_survives_whatever_the_api_answers(answer):
+    """A hung API is bounded by --timeout; an answer that is not Prefect's is exit 4 with one line, never a crash."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.support.servers import ServerThread, hung_server
+
+    def reply(request):
+        if answer == "not json":
+            return PlainTextResponse("<html>proxy login</html>")
+        if answer == "not artifacts":
+            return JSONResponse([{"id": "x", "key": 5, "data": {"<b>": "?"}}])
+        return JSONResponse({"detail": "boom"}, status_code=500)
+
+    app = Starlette(routes=[Route("/api/{path:path}", reply, methods=["GET", "POST"])])
+    with hung_server() if answer == "hung" else ServerThread(app) as srv:
+        port = srv if answer == "hung" else srv.port
+        args = ("history", "--environment", "nightly", "--api-url", f"http://127.0.0.1:{port}/api", "--timeout", "2")
+        code, out, err = cli(*args)
+    assert code == 4 and out == "" and err.count("\n") == 1, err
+    assert ("did not answer within 2 s" if answer == "hung" else "could not be read") in err
+
+
 # --------------------------------------------------------------------------- the trend picture
 
 
