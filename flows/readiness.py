@@ -41,8 +41,9 @@ from .approval import binding, decide_and_deploy, load_report, save_report
 from .catalog import SKIP_REASON, all_checks, with_policy  # noqa: F401 (SKIP_REASON re-exported)
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
+from .history import config_fingerprint, counts_of
 from .metrics import export_metrics
-from .rehearsal import since_last_rehearsal
+from .rehearsal import Rehearsed, since_last_rehearsal
 from .report import Report, Verdict, build_report, to_json, to_junit, to_markdown, to_table, verdict_of
 from .signoff_timer import begin
 
@@ -90,11 +91,11 @@ async def _run_section(section: str, run_key: str) -> None:
                 st.board.post(make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=t0, cause=why))
 
 
-def _write_files(report: Report, markdown: str, output_dir: Path) -> Path:
+def _write_files(report: Report, markdown: str, output_dir: Path, extra: dict[str, str] | None = None) -> Path:
     stamp = report.started_at.strftime("%Y%m%dT%H%M%SZ")
     out = output_dir / report.environment / stamp
     out.mkdir(parents=True, exist_ok=True)
-    files = {"report.json": to_json(report), "report.md": markdown, "junit.xml": to_junit(report)}
+    files = {"report.json": to_json(report), "report.md": markdown, "junit.xml": to_junit(report), **(extra or {})}
     for name, text in files.items():
         tmp = out / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
@@ -118,13 +119,21 @@ def verdict_payload(report: Report) -> dict[str, Any]:
         "flow_run_id": report.flow_run_id,
         "started_at": report.started_at.isoformat(),
         "duration_s": report.duration_s,
+        "counts": counts_of(r.status for r in report.results),  # `golive history` (issue 15)
+        "config_fingerprint": report.config_fingerprint,
         "sections": {s.section: s.verdict.value for s in report.sections},
         "blocking": [f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
         "warnings": [f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings],
     }
 
 
-async def publish(report: Report, redact: Redactor, output_dir: Path | None, extra_section: str = "") -> Path | None:
+async def publish(
+    report: Report,
+    redact: Redactor,
+    output_dir: Path | None,
+    extra_section: str = "",
+    extra_files: dict[str, str] | None = None,
+) -> Path | None:
     md = to_markdown(report, redact)
     if extra_section:  # a markdown `## ` section (the rehearsal's diff), placed before the report's first section
         head, sep, tail = md.partition("\n## ")
@@ -139,11 +148,12 @@ async def publish(report: Report, redact: Redactor, output_dir: Path | None, ext
             "verdict", env, "", verdict_payload(report), f"verdict {report.verdict.value}", redact=redact.text
         ),
     )
-    return _write_files(report, md, output_dir) if output_dir else None
+    return _write_files(report, md, output_dir, extra_files) if output_dir else None
 
 
-async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redactor) -> str:
-    """Rehearsal mode: diff with the previous rehearsal, notify, publish tonight's snapshot (flows/rehearsal.py)."""
+async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redactor) -> Rehearsed:
+    """Rehearsal mode: diff with the previous rehearsal, notify, the trend and flaky checks, publish tonight's
+    snapshot (flows/rehearsal.py)."""
     return await since_last_rehearsal(report, cfg, redact)
 
 
@@ -205,11 +215,18 @@ async def go_live_readiness(
             started_at=started,
             flow_run_id=str(runtime_flow_run.id or "") or None,
         )
+        report.config_fingerprint = config_fingerprint(cfg)
         if report.flow_run_id:
             REPORTS[report.flow_run_id] = report
-        diff_md = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else ""
+        rehearsed = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else Rehearsed("")
         await export_metrics(report, cfg, st.redact)  # before publishing: a failed export is a note in the report
-        path = await publish(report, st.redact, Path(output_dir) if output_dir else None, diff_md)
+        path = await publish(
+            report,
+            st.redact,
+            Path(output_dir) if output_dir else None,
+            rehearsed.markdown,
+            {"trend.svg": rehearsed.trend_svg} if rehearsed.trend_svg else None,
+        )
         await publish_data_docs(cfg, st.specs, st.memo, report.started_at.strftime("%Y%m%dT%H%M%SZ"))
         logger.info(
             "verdict %s for %s (%d checks, %.1f s)%s",
