@@ -50,6 +50,18 @@ def prefect_client(api_url: str, api_key: str | None = None, timeout: float = 15
     )
 
 
+def prefect_async_client(api_url: str, api_key: str | None = None, timeout: float = 15.0) -> Any:
+    """`prefect_client`'s async twin (the readers of flows/artifacts.py are async): the same URL and credentials."""
+    from prefect.client.orchestration import PrefectClient
+
+    return PrefectClient(
+        api_url.rstrip("/"),
+        api_key=api_key or os.environ.get("PREFECT_API_KEY") or None,
+        auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None,
+        httpx_settings={"timeout": timeout},
+    )
+
+
 def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None = None) -> str:
     """Stable across retries of the same CI job where the CI system says who it is; unique otherwise. The parameters
     are part of it: a CI matrix over environments against one deployment gets one run per environment, not the first

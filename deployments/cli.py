@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from golive.flows.config import GoliveConfig
+    from golive.flows.history import History
     from golive.flows.report import Report
     from golive.tasks.core import CheckResult, Redactor
 
@@ -741,6 +742,80 @@ def cmd_ack(args: argparse.Namespace) -> int:
     return EXIT_GO
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """An environment's last runs, from the artifacts Prefect keeps (flows/history.py): no second store."""
+    import asyncio
+    import re
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from golive.deployments.ci_client import prefect_async_client
+    from golive.flows import history
+
+    if not re.fullmatch(history.ENVIRONMENT, args.environment):
+        raise UsageError(
+            f"--environment: expected an environment name (lowercase letters, digits, dashes), got {args.environment!r}"
+        )
+    if not 1 <= args.last <= history.MAX_RUNS:
+        raise UsageError(f"--last: expected 1 to {history.MAX_RUNS} runs, got {args.last}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout: expected seconds > 0, got {args.timeout:g}")
+    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        raise UsageError("--api-url or PREFECT_API_URL is required")
+    where = urlsplit(api_url).hostname or "?"
+
+    async def read() -> history.History:
+        async with prefect_async_client(api_url, timeout=args.timeout) as client:
+            return await history.read_history(args.environment, args.last, client=client, timeout=args.timeout)
+
+    try:
+        h = asyncio.run(read())
+    except TimeoutError:
+        print(f"golive history: the Prefect API at {where} did not answer within {args.timeout:g} s", file=sys.stderr)
+        return EXIT_GATE
+    except (httpx.HTTPError, OSError, ValueError) as e:  # ValueError: an answer that is not Prefect's JSON
+        why = _env_redactor().text(f"{type(e).__name__}: {e}").replace(api_url, where)
+        print(
+            f"golive history: the Prefect API at {where} could not be read: {_v(' '.join(why.split()))[:300]}",
+            file=sys.stderr,
+        )
+        return EXIT_GATE
+    if args.format == "json":
+        print(json.dumps(history.to_json(h), indent=2, ensure_ascii=False))
+    elif args.format == "md":
+        print(history.to_markdown(h), end="")
+    else:
+        _history_table(h, where)
+    return EXIT_GO
+
+
+def _history_table(h: History, where: str) -> None:
+    from rich.table import Table
+
+    from golive.flows import history
+
+    console = _console()
+    if not h.runs:
+        console.print(f"no golive runs of {_t(h.environment)} in the Prefect API at {_t(where)}")
+        return
+    t = Table(title=f"readiness history of {_t(h.environment)} (last {len(h.runs)} runs)", title_justify="left")
+    for col in history.HEADER:
+        t.add_column(
+            col, justify="right" if col in ("PASS", "WARN", "FAIL", "ERROR", "SKIPPED", "duration") else "left"
+        )
+    for row in history.rows(h):
+        verdict = f"[{STYLE.get(row[2], '')}]{_t(row[2])}[/]"
+        t.add_row(*(_t(c) for c in row[:2]), verdict, *(_t(c) for c in row[3:]))
+    console.print(t)
+    for line in history.flaky_lines(h):
+        flagged = line.startswith("  flaky ")
+        console.print(f"  [bold red]flaky[/] {_t(line.removeprefix('  flaky '))}" if flagged else _t(line))
+    if h.skipped:
+        console.print(f"[dim]{h.skipped} artifact version(s) were not golive JSON and were left out[/]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="golive",
@@ -828,6 +903,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ci.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
     ci.set_defaults(fn=cmd_ci)
+
+    hi = sub.add_parser(
+        "history",
+        help="an environment's last runs (every mode) from Prefect's artifacts: verdict, counts, duration, what "
+        "changed; flaky checks",
+    )
+    hi.add_argument("--environment", required=True, help="the config's `environment` name")
+    hi.add_argument("--last", type=int, default=30, help="how many runs, newest first (default 30, at most 200)")
+    hi.add_argument("--format", choices=["table", "json", "md"], default="table")
+    hi.add_argument("--timeout", type=float, default=30.0, help="seconds the Prefect API gets for the whole read")
+    hi.add_argument("--api-url", help="default: PREFECT_API_URL (PREFECT_API_KEY is sent when set)")
+    hi.set_defaults(fn=cmd_history)
 
     ap = sub.add_parser(
         "approve", help="sign off a go-live run waiting for its sign-off, without the UI (the same form and rules)"

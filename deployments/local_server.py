@@ -53,6 +53,7 @@ SERVICES = ("SCHEDULER", "LATE_RUNS", "TRIGGERS", "CANCELLATION_CLEANUP")
 ROOT_CLUSTERS = Path("/var/tmp/golive-server")  # as root: clusters `nobody` can reach (0755, ours)
 #: what the supervisor keeps of the environment of the command that started it (no secrets of a config's)
 KEEP_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+KEEP_PREFIXES = ("LC_", "PREFECT_SERVER_SERVICES_")  # the locale; an operator's tuning of the server's services
 START_TIMEOUT = 300.0
 
 
@@ -240,7 +241,9 @@ def ensure(paths: Paths | None = None, timeout: float = START_TIMEOUT) -> Runnin
 
 
 def _supervisor_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith("LC_") or k == prefect_db.PG_ENV}
+    env = {
+        k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith(KEEP_PREFIXES) or k == prefect_db.PG_ENV
+    }
     return env | {"PYTHONUNBUFFERED": "1"}
 
 

@@ -9,10 +9,10 @@ reading go through Prefect's client; the REST clients of `deployments/` parse wi
 |---|---|---|---|---|
 | report | `golive-report-<env>` | markdown | readiness | people |
 | checks | `golive-checks-<env>` | table | readiness | `golive ci` (JUnit) |
-| verdict | `golive-verdict-<env>` | JSON | readiness | `golive ci`, the deploy flow (blocking failures) |
+| verdict | `golive-verdict-<env>` | JSON | readiness | `golive ci`, the deploy flow (blocking failures), `golive history` |
 | decision | `golive-decision-<env>` | JSON | sign-off, timer | people, the demo (never the deploy flow) |
 | deploy | `golive-deploy-<env>` | JSON | deploy flow | people, the demo |
-| rehearsal | `golive-rehearsal-<env>` | JSON | rehearsal | the next rehearsal (what changed) |
+| rehearsal | `golive-rehearsal-<env>` | JSON | rehearsal | the next rehearsals (what changed, trend, flaky), `golive history` |
 | sign-off | `golive-sign-off-<env>` | markdown | sign-off | people (where to sign) |
 | data-docs | `golive-data-docs-<env>` | markdown (a link) | readiness | people |
 """
@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
 Kind = Literal["report", "checks", "verdict", "decision", "deploy", "rehearsal", "sign-off", "data-docs"]
@@ -173,3 +174,41 @@ async def run_json(client: Any, kind: Kind, environment: str, flow_run_id: UUID)
         )
     )
     return [parse_json(a.data) for a in arts]
+
+
+class Version(NamedTuple):
+    """One version of a JSON artifact: its payload (None: not golive JSON), when Prefect stored it, its flow run."""
+
+    payload: Any
+    created: datetime | None
+    flow_run_id: str | None
+
+
+PAGE = 200  # the Prefect server's largest page (PREFECT_API_DEFAULT_LIMIT)
+
+
+async def versions_json(kind: Kind, environment: str, limit: int, client: Any = None) -> list[Version]:
+    """The last `limit` versions of `kind`'s artifact for `environment`, newest first (Prefect keeps every version
+    of a key): what `golive history` and the rehearsal's trend read. The caller bounds the time it takes."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    flt = ArtifactFilter(key=ArtifactFilterKey(any_=[key(kind, environment)]))
+
+    async def read(c: Any) -> list[Version]:
+        out: list[Version] = []
+        while len(out) < limit:
+            want = min(PAGE, limit - len(out))
+            page = await c.read_artifacts(
+                artifact_filter=flt, sort=ArtifactSort.CREATED_DESC, limit=want, offset=len(out)
+            )
+            out += [Version(parse_json(a.data), a.created, str(a.flow_run_id) if a.flow_run_id else None) for a in page]
+            if len(page) < want:
+                break
+        return out
+
+    if client is None:
+        async with get_client() as c:
+            return await read(c)
+    return await read(client)

@@ -86,6 +86,21 @@ class NotifyPolicy(BaseModel):
     )
     slow_factor: float = Field(1.5, gt=1, description="slower: the duration grew more than this factor ...")
     slow_min_seconds: float = Field(1.0, ge=0, description="... and by more than this many seconds")
+    # history and trend (flows/history.py, flows/trend.py)
+    history_runs: int = Field(
+        14,
+        ge=2,
+        le=100,
+        description="rehearsal mode: the trend picture and the flaky-check window cover this many rehearsals "
+        "(tonight's included)",
+    )
+    flaky_changes: int = Field(
+        2,
+        ge=1,
+        le=99,
+        description="a check whose status changed more than this many times in the last `history_runs` "
+        "rehearsals, with no config change in between, is flagged flaky (it still counts)",
+    )
 
     pushgateway_url: SecretStr | None = Field(
         None,

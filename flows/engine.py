@@ -36,6 +36,7 @@ class RunState:
     memo: Memo = dataclasses.field(default_factory=Memo)
     landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
     groups: dict[str, asyncio.Future[State]] = dataclasses.field(default_factory=dict)  # group -> its task run
+    starting: set[str] = dataclasses.field(default_factory=set)  # sections whose subflow has not started yet
 
 
 _RUNS: dict[str, RunState] = {}
@@ -133,6 +134,22 @@ def registered_run(cfg: GoliveConfig, specs: dict[str, CheckSpec]) -> Iterator[t
         yield run_key, st
     finally:
         _RUNS.pop(run_key, None)
+
+
+def expect_sections(run_key: str, sections: list[str]) -> None:
+    """The run starts these section subflows together: its quiet window waits until each has started (or ended)."""
+    st = _RUNS[run_key]
+    st.starting = set(sections)
+    if st.starting:
+        st.board.all_started.clear()
+
+
+def section_started(run_key: str, section: str) -> None:
+    """`section`'s subflow is running (or will never run its checks): the last one opens the quiet window."""
+    st = _RUNS[run_key]
+    st.starting.discard(section)
+    if not st.starting:
+        st.board.all_started.set()
 
 
 def state(run_key: str) -> RunState:

@@ -3,9 +3,11 @@
 Design notes (measured, see docs/architecture.md):
 - sections are *async* subflows gathered concurrently: a sync subflow costs ~1 s (heartbeat join), and a
   blocking `future.result()` inside an async flow would serialise everything;
-- a section starts once the checks it needs from other sections have landed (data waits for
-  `dependencies.postgres.reachable`, application/security for `infrastructure.web.reachable`), so the UI
-  shows the order the checklist implies; inside a section checks run as concurrently as their deps allow;
+- every section's subflow starts at once, and each check starts when the checks it needs have landed, wherever
+  they are (data waits for `dependencies.postgres.reachable`, application/security for
+  `infrastructure.web.reachable`): the task runs show the order the checklist implies, and the subflows' own
+  start-up (about seven API calls each) is paid while the first checks run, not between them (it was: 0.4-2 s of
+  the floor). The quiet window opens once every subflow has started;
 - nothing secret crosses the Prefect API: flow/subflow parameters are a config path, a section name and an
   opaque run key; the loaded config, its secrets and the results stay in this process (flows/engine.py's
   registry, which also runs each check as a Prefect task run).
@@ -14,6 +16,7 @@ Design notes (measured, see docs/architecture.md):
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +30,8 @@ from golive.tasks.core import (
     SECTIONS,
     CheckSpec,
     Redactor,
+    Status,
+    make_result,
     run_checks,
     select,
 )
@@ -36,8 +41,9 @@ from .approval import binding, decide_and_deploy, load_report, save_report
 from .catalog import SKIP_REASON, all_checks, with_policy  # noqa: F401 (SKIP_REASON re-exported)
 from .config import ConfigError, GoliveConfig, load_config
 from .datadocs import publish_data_docs
+from .history import config_fingerprint, counts_of
 from .metrics import export_metrics
-from .rehearsal import since_last_rehearsal
+from .rehearsal import Rehearsed, since_last_rehearsal
 from .report import Report, Verdict, build_report, to_json, to_junit, to_markdown, to_table, verdict_of
 from .signoff_timer import begin
 
@@ -57,6 +63,7 @@ def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, C
 @flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)
 async def section_flow(section: str, run_key: str) -> State:
     """One checklist section: its checks as concurrent Prefect tasks, gated by their dependencies."""
+    engine.section_started(run_key, section)
     st = engine.state(run_key)
     specs = [s for s in st.specs.values() if s.section == section]
     results = await run_checks(specs, st.board, engine.prefect_executor(run_key))
@@ -66,27 +73,29 @@ async def section_flow(section: str, run_key: str) -> State:
 
 
 async def _run_section(section: str, run_key: str) -> None:
+    """The section's subflow; whatever becomes of it, every check of the section lands (checks of other sections
+    wait for them: a subflow that never ran its body must not leave them waiting forever)."""
     st = engine.state(run_key)
-    # (a dependency that itself waits for the quiet window is left to its check: this section may hold the timing
-    # checks that open that window, so waiting for it here would deadlock)
-    needs = {
-        d
-        for s in st.specs.values()
-        if s.section == section
-        for d in s.depends_on
-        if st.specs[d].section != section and not st.board.waits_for_quiet_window(d)
-    }
-    await st.board.wait(needs)  # the checklist's order: e.g. no data checks before the database answered
-    if all(st.board.waits_for_quiet_window(s.id) for s in st.specs.values() if s.section == section):
-        await st.board.wait_quiet_window()  # not even a subflow run starts during the quiet window
-    await section_flow(section=section, run_key=run_key, return_state=True)
+    why = "its section's subflow ended before running it"
+    try:
+        state = await section_flow(section=section, run_key=run_key, return_state=True)
+        why += f" ({state.type.value}: {' '.join(str(state.message or '').split())[:200]})"
+    except BaseException as e:  # a crash or a cancellation of the subflow call: still no check is left pending
+        why += f" ({type(e).__name__})"
+        raise
+    finally:
+        engine.section_started(run_key, section)  # (if it never did: the quiet window must not wait for it)
+        for spec in st.specs.values():
+            if spec.section == section and spec.id not in st.board.results:
+                t0 = time.monotonic()
+                st.board.post(make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=t0, cause=why))
 
 
-def _write_files(report: Report, markdown: str, output_dir: Path) -> Path:
+def _write_files(report: Report, markdown: str, output_dir: Path, extra: dict[str, str] | None = None) -> Path:
     stamp = report.started_at.strftime("%Y%m%dT%H%M%SZ")
     out = output_dir / report.environment / stamp
     out.mkdir(parents=True, exist_ok=True)
-    files = {"report.json": to_json(report), "report.md": markdown, "junit.xml": to_junit(report)}
+    files = {"report.json": to_json(report), "report.md": markdown, "junit.xml": to_junit(report), **(extra or {})}
     for name, text in files.items():
         tmp = out / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
@@ -110,13 +119,21 @@ def verdict_payload(report: Report) -> dict[str, Any]:
         "flow_run_id": report.flow_run_id,
         "started_at": report.started_at.isoformat(),
         "duration_s": report.duration_s,
+        "counts": counts_of(r.status for r in report.results),  # `golive history` (issue 15)
+        "config_fingerprint": report.config_fingerprint,
         "sections": {s.section: s.verdict.value for s in report.sections},
         "blocking": [f"{r.id} {r.status.value}: {r.summary}" for r in report.blocking_failures],
         "warnings": [f"{r.id} {r.status.value}: {r.summary}" for r in report.warnings],
     }
 
 
-async def publish(report: Report, redact: Redactor, output_dir: Path | None, extra_section: str = "") -> Path | None:
+async def publish(
+    report: Report,
+    redact: Redactor,
+    output_dir: Path | None,
+    extra_section: str = "",
+    extra_files: dict[str, str] | None = None,
+) -> Path | None:
     md = to_markdown(report, redact)
     if extra_section:  # a markdown `## ` section (the rehearsal's diff), placed before the report's first section
         head, sep, tail = md.partition("\n## ")
@@ -131,11 +148,12 @@ async def publish(report: Report, redact: Redactor, output_dir: Path | None, ext
             "verdict", env, "", verdict_payload(report), f"verdict {report.verdict.value}", redact=redact.text
         ),
     )
-    return _write_files(report, md, output_dir) if output_dir else None
+    return _write_files(report, md, output_dir, extra_files) if output_dir else None
 
 
-async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redactor) -> str:
-    """Rehearsal mode: diff with the previous rehearsal, notify, publish tonight's snapshot (flows/rehearsal.py)."""
+async def _since_last_rehearsal(report: Report, cfg: GoliveConfig, redact: Redactor) -> Rehearsed:
+    """Rehearsal mode: diff with the previous rehearsal, notify, the trend and flaky checks, publish tonight's
+    snapshot (flows/rehearsal.py)."""
     return await since_last_rehearsal(report, cfg, redact)
 
 
@@ -188,6 +206,7 @@ async def go_live_readiness(
             return await _resume_sign_off(cfg, config, (release or "").strip(), start)
     with engine.registered_run(cfg, specs) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
+        engine.expect_sections(run_key, present)
         await asyncio.gather(*(_run_section(s, run_key) for s in present))
         report = build_report(
             list(st.board.results.values()),
@@ -196,11 +215,18 @@ async def go_live_readiness(
             started_at=started,
             flow_run_id=str(runtime_flow_run.id or "") or None,
         )
+        report.config_fingerprint = config_fingerprint(cfg)
         if report.flow_run_id:
             REPORTS[report.flow_run_id] = report
-        diff_md = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else ""
+        rehearsed = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else Rehearsed("")
         await export_metrics(report, cfg, st.redact)  # before publishing: a failed export is a note in the report
-        path = await publish(report, st.redact, Path(output_dir) if output_dir else None, diff_md)
+        path = await publish(
+            report,
+            st.redact,
+            Path(output_dir) if output_dir else None,
+            rehearsed.markdown,
+            {"trend.svg": rehearsed.trend_svg} if rehearsed.trend_svg else None,
+        )
         await publish_data_docs(cfg, st.specs, st.memo, report.started_at.strftime("%Y%m%dT%H%M%SZ"))
         logger.info(
             "verdict %s for %s (%d checks, %.1f s)%s",

@@ -14,6 +14,11 @@ The diff is a markdown section of the report (artifact and report.md), a one-lin
 Slack-compatible message (`{"text", "blocks"}`) POSTed to `notify.webhook_url`: one attempt, bounded by
 `notify.timeout_s`; a failing webhook is a warning and a note, never a failed run.
 
+It reads the last `notify.history_runs` snapshots (not only the latest): the report also gets the trend picture of
+those rehearsals (flows/trend.py; trend.svg beside report.md) and names the flaky checks (flows/history.py), and
+tonight's snapshot keeps its counts, duration, config fingerprint, what changed and the flaky checks for
+`golive history`.
+
 The pure parts (snapshot, diff, renderers) need no Prefect; `since_last_rehearsal` is what the flow calls.
 """
 
@@ -23,20 +28,22 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
 from golive.tasks.core import CheckResult, Redactor, Status
 
-from . import artifacts
+from . import artifacts, trend
+from .history import SNAPSHOT_VERSION as SNAPSHOT_VERSION  # the snapshot model lives in flows/history.py
+from .history import Flaky, Snapshot, counts_of, flaky_checks, flaky_rule, read_snapshots
+from .history import snapshot_from as snapshot_from
 from .report import VICON, Report, Verdict, md, plain, slack_escape
 
 if TYPE_CHECKING:
     from .config import GoliveConfig
 
-SNAPSHOT_VERSION = 1
 GOOD = frozenset({Status.PASS, Status.WARN, Status.NOT_APPLICABLE})
 BAD = frozenset({Status.FAIL, Status.ERROR, Status.SKIPPED})
 RAN = frozenset({Status.PASS, Status.WARN, Status.FAIL, Status.ERROR})  # the duration measured the target
@@ -50,21 +57,6 @@ def snapshot_key(environment: str) -> str:
 # --------------------------------------------------------------------------- the snapshot
 
 
-class Snapshot(BaseModel):
-    """What the next rehearsal compares with: per check id `[status, duration_s]`."""
-
-    version: int = SNAPSHOT_VERSION
-    environment: str
-    flow_run_id: str | None = None
-    started_at: datetime
-    verdict: Verdict
-    checks: dict[str, tuple[Status, float]]
-
-    @property
-    def sections(self) -> set[str]:
-        return {cid.split(".", 1)[0] for cid in self.checks}
-
-
 def snapshot_of(report: Report) -> Snapshot:
     return Snapshot(
         environment=report.environment,
@@ -72,6 +64,10 @@ def snapshot_of(report: Report) -> Snapshot:
         started_at=report.started_at,
         verdict=report.verdict,
         checks={r.id: (r.status, round(r.duration_s, 3)) for r in report.results},
+        mode=report.mode,
+        duration_s=round(report.duration_s, 3),
+        counts=counts_of(r.status for r in report.results),
+        config_fingerprint=report.config_fingerprint,
     )
 
 
@@ -90,16 +86,6 @@ def snapshot_markdown(snap: Snapshot) -> str:
 def parse_snapshot(markdown: Any) -> Snapshot | None:
     """The snapshot inside an artifact's markdown, or None when it is not one (another format, a newer version)."""
     return snapshot_from(artifacts.parse_json(markdown))
-
-
-def snapshot_from(payload: Any) -> Snapshot | None:
-    if not isinstance(payload, dict):
-        return None
-    try:
-        snap = Snapshot.model_validate(payload)
-    except ValueError:
-        return None
-    return snap if snap.version == SNAPSHOT_VERSION else None
 
 
 # --------------------------------------------------------------------------- the diff
@@ -336,14 +322,8 @@ def to_slack(d: RehearsalDiff) -> dict[str, Any]:
 # --------------------------------------------------------------------------- Prefect API and webhook
 
 
-async def read_previous(environment: str, *, timeout: float = 20.0) -> Snapshot | None:
-    """The latest `golive-rehearsal-<env>` snapshot (None: there is none). Raises when the API cannot be read."""
-    payload = await asyncio.wait_for(artifacts.latest_json("rehearsal", environment), timeout)
-    return snapshot_from(payload)
-
-
-async def publish_snapshot(report: Report) -> None:
-    snap = snapshot_of(report)
+async def publish_snapshot(report: Report, snap: Snapshot | None = None) -> None:
+    snap = snap or snapshot_of(report)
     await artifacts.publish_json(
         "rehearsal",
         report.environment,
@@ -386,23 +366,76 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger("golive.rehearsal")
 
 
-async def since_last_rehearsal(report: Report, config: GoliveConfig, redact: Redactor) -> str:
-    """Rehearsal mode, after the report is built and before it is published: read the previous snapshot, diff,
-    notify, publish tonight's snapshot. Returns the markdown section for the report; adds notes to `report`.
-    Never raises: a rehearsal that cannot compare or notify still publishes its report."""
+class Rehearsed(NamedTuple):
+    """What the rehearsal adds to the report: its markdown (what changed, the trend, flaky checks) and the trend
+    picture (SVG text, already redacted) written beside report.md."""
+
+    markdown: str
+    trend_svg: str | None = None
+
+
+def change_summary(d: RehearsalDiff, shown: int = 3) -> str:
+    """One line of what changed since the previous rehearsal (kept in the snapshot: `golive history` shows it)."""
+    if d.first:
+        return "first rehearsal (the baseline)"
+    assert d.previous_verdict is not None  # set with previous_started_at, by diff()
+    parts = [f"{d.previous_verdict.value} → {d.verdict.value}"] if d.previous_verdict != d.verdict else []
+    groups: list[tuple[str, str, list[str]]] = [
+        ("new failure", "new failures", [c.id for c in d.new_failures]),
+        ("fixed", "fixed", [c.id for c in d.fixed]),
+        ("other change", "other changes", [c.id for c in d.other_changes]),
+        ("added", "added", [c.id for c in d.added]),
+        ("removed", "removed", [c.id for c in d.removed]),
+        ("slower", "slower", [s.id for s in d.slower]),
+    ]
+    for one, many, ids in groups:
+        if ids:
+            more = f" (+{len(ids) - shown})" if len(ids) > shown else ""
+            parts.append(f"{len(ids)} {one if len(ids) == 1 else many}: {', '.join(ids[:shown])}{more}")
+    if d.still_failing:
+        parts.append(f"{len(d.still_failing)} still failing")
+    return "; ".join(parts) or "no change"
+
+
+def trend_section(window: list[Snapshot], flaky: list[Flaky], rule: str, looked_at: int, svg: str) -> str:
+    """The report's trend section: the picture (an image the Prefect UI shows), then the flaky checks."""
+    out = [f"## Trend of the last {len(window)} rehearsals", "", trend.markdown(svg, len(window)), ""]
+    if flaky:
+        out += [f"**⚠️ Flaky checks ({len(flaky)})**: {rule} (looked at {looked_at}); they still count.", ""]
+        out += [f"- {md(f.id, 200)} {f.letters()} ({f.changes} changes)" for f in flaky]
+        out += [
+            "",
+            "Statuses oldest first: P pass, W warn, F fail, E error, S skipped, n not applicable, · not run.",
+            "",
+        ]
+    else:
+        out += [f"No flaky check ({rule}; looked at {looked_at}).", ""]
+    return "\n".join(out)
+
+
+async def since_last_rehearsal(report: Report, config: GoliveConfig, redact: Redactor) -> Rehearsed:
+    """Rehearsal mode, after the report is built and before it is published: read the last rehearsals' snapshots,
+    diff with the previous one, notify, find flaky checks, draw the trend, publish tonight's snapshot. Returns the
+    markdown for the report and the trend picture; adds notes to `report`. Never raises: a rehearsal that cannot
+    compare or notify still publishes its report."""
     from .config import NotifyPolicy
 
     policy: NotifyPolicy = config.notify or NotifyPolicy()
     log = _logger()
-    previous = None
+    past: list[Snapshot] = []
     try:
-        previous = await read_previous(report.environment)
+        past = await read_snapshots(report.environment, policy.history_runs)
     except Exception as e:  # noqa: BLE001 - the comparison is a bonus; the report is the product
         why = redact.text(_one_line(f"{type(e).__name__}: {e}", 200))
         log.warning("the previous rehearsal could not be read (%s): nothing to compare with", why)
         report.notes.append(f"rehearsal: the previous snapshot could not be read ({why})")
-    if previous is not None and previous.flow_run_id and previous.flow_run_id == report.flow_run_id:
-        previous = None  # this very run's snapshot: never compare a run with itself
+    # this very run's snapshot (a retried publish): never compare a run with itself
+    past = [
+        p
+        for p in past
+        if p.environment == report.environment and not (p.flow_run_id and p.flow_run_id == report.flow_run_id)
+    ]
+    previous = past[0] if past else None
     d = diff(report, previous, slow_factor=policy.slow_factor, slow_min_seconds=policy.slow_min_seconds)
     report.notes.append(redact.text(d.headline().replace("`", "")))
     if policy.webhook_url is not None and (d.changed or not policy.only_on_change):
@@ -414,8 +447,17 @@ async def since_last_rehearsal(report: Report, config: GoliveConfig, redact: Red
             report.notes.append(f"rehearsal: the webhook {webhook_label(url)} failed: {err}")
         else:
             log.info("rehearsal diff posted to %s", webhook_label(url))
+    tonight = snapshot_of(report)
+    window = [tonight, *past][: policy.history_runs]  # newest first
+    flaky, looked_at = flaky_checks(window, policy.history_runs, policy.flaky_changes)
+    rule = flaky_rule(policy.history_runs, policy.flaky_changes)
+    tonight = tonight.model_copy(update={"changed": change_summary(d), "flaky": flaky, "flaky_rule": rule})
+    for f in flaky:
+        report.notes.append(
+            redact.text(f"flaky: {f.id} changed status {f.changes} times ({f.letters()}); it still counts")
+        )
     try:
-        await publish_snapshot(report)
+        await publish_snapshot(report, tonight)
     except Exception as e:  # noqa: BLE001
         why = redact.text(_one_line(f"{type(e).__name__}: {e}", 200))
         log.warning("the rehearsal snapshot could not be published (%s)", why)
@@ -423,4 +465,14 @@ async def since_last_rehearsal(report: Report, config: GoliveConfig, redact: Red
             f"rehearsal: tonight's snapshot could not be published ({why}): "
             "the next rehearsal will compare with an older one"
         )
-    return redact.text(to_markdown(d))
+    oldest_first = window[::-1]
+    # redacted before it is encoded: base64 would hide a secret from the report's redaction
+    svg = redact.text(
+        trend.render(
+            oldest_first,
+            [f.id for f in flaky],
+            title=f"golive: the last {len(window)} rehearsals of {report.environment}",
+        )
+    )
+    md_out = to_markdown(d).rstrip() + "\n\n" + trend_section(window, flaky, rule, looked_at, svg)
+    return Rehearsed(redact.text(md_out), svg)

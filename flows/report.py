@@ -62,6 +62,7 @@ class Report(BaseModel):
     results: list[CheckResult]
     flow_run_id: str | None = None
     notes: list[str] = Field(default_factory=list)
+    config_fingerprint: str | None = None  # flows/history.config_fingerprint: which config (never its secrets) ran
 
     @property
     def blocking_failures(self) -> list[CheckResult]:

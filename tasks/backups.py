@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator
 
+from .clients.aws import new_client
 from .clients.prometheus import api_get, api_url
 from .core import (
     Observation,
@@ -97,11 +98,10 @@ def s3_client(t: BackupTarget, ctx: RunContext, read_timeout: float | None = Non
     """boto3 S3 client: endpoint/credentials from the model, connect and read timeouts = remaining budget (or
     `read_timeout`, per socket read, for long streams), exactly one attempt (no retries: a hung endpoint must end
     within the check's timeout)."""
-    import boto3
     from botocore.config import Config
 
     remaining = ctx.remaining
-    return boto3.session.Session().client(
+    return new_client(
         "s3",
         endpoint_url=t.endpoint_url or None,
         region_name=t.region,

@@ -904,6 +904,10 @@ class Board:
         self._light: list[str] | None = None
         self._quiet_before: frozenset[str] | None = None
         self.quiet = asyncio.Lock()  # one timing check at a time
+        # set once everything of the run that starts together has started (the readiness flow's section subflows:
+        # it clears this first): the quiet window opens only then, so no start-up competes with a timing probe
+        self.all_started = asyncio.Event()
+        self.all_started.set()
         self._released: dict[str, asyncio.Event] = {}  # timing check -> done with the quiet window
 
     def _event(self, cid: str) -> asyncio.Event:
@@ -1012,9 +1016,10 @@ QUIET_HOLD_S = 0.5
 async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executor) -> list[CheckResult]:
     """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections).
 
-    Order: what timing checks need, then the timing checks one at a time (the quiet window), then every other light
-    check concurrently, then the heavy ones. A timing check holds the window for at most QUIET_HOLD_S: one still
-    running after that (a hung or slow target) is far past any millisecond threshold, so the rest go on."""
+    Order: what timing checks need, then the timing checks one at a time (the quiet window, which opens once
+    `board.all_started` is set), then every other light check concurrently, then the heavy ones. A timing check
+    holds the window for at most QUIET_HOLD_S: one still running after that (a hung or slow target) is far past
+    any millisecond threshold, so the rest go on."""
 
     async def one(spec: CheckSpec) -> CheckResult:
         if board.waits_for_quiet_window(spec.id):
@@ -1025,6 +1030,7 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
         res = gate(spec, deps, board)
         if res is None and spec.timing:
             await board.wait(board.quiet_before())
+            await board.all_started.wait()
             async with board.quiet:
                 run = asyncio.ensure_future(executor(spec))
                 await asyncio.wait({run}, timeout=QUIET_HOLD_S)

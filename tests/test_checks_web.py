@@ -275,3 +275,27 @@ def test_slow_api_fails_the_p95_probe(own, certs):
     assert r.status == Status.FAIL and r.severity.value == "advisory"
     assert r.details["requests"] == 5 and min(r.details["samples_ms"]) >= 30
     assert "connections used: 1" in r.evidence  # one keep-alive connection
+
+
+def test_the_trust_store_is_loaded_once_per_ca_file_version(tmp_path):
+    """Loading the system store costs ~19 ms of CPU: one shared context per CA file's content, a new one when the
+    file changes (a CA replaced while golive runs is trusted as it is now), and a bad file still refused."""
+    import os
+    import ssl
+
+    from golive.tasks.clients.http import trust_context
+
+    assert trust_context() is trust_context()
+    ca_file = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    first = trust_context(ca_file)
+    assert first is trust_context(str(ca_file)) and first is not trust_context()
+    trustme.CA().cert_pem.write_to_path(str(ca_file))  # another CA under the same name
+    st = ca_file.stat()
+    os.utime(ca_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    second = trust_context(ca_file)
+    assert second is not first
+    assert len(second.get_ca_certs()) == len(first.get_ca_certs())  # one extra CA each, not both
+    ca_file.write_text("not a certificate")
+    with pytest.raises(ssl.SSLError):
+        trust_context(ca_file)

@@ -185,3 +185,103 @@ def test_a_section_with_timing_checks_may_need_a_check_that_waits_for_the_quiet_
     state = asyncio.run(bounded())
     report = readiness.REPORTS.pop(str(state.state_details.flow_run_id))
     assert report.verdict == Verdict.GO and {r.id: r.status for r in report.results} == {i: Status.PASS for i in specs}
+
+
+def _specs(*items):
+    """CheckSpecs from (id, depends_on, timing) triples, each body a quick PASS."""
+    from golive.tasks.core import CheckSpec, Severity, passed
+
+    def ok(_t, _ctx):
+        return passed("ok", "ok", "tests/test_flow.py")
+
+    return {
+        cid: CheckSpec(
+            id=cid,
+            title=cid,
+            seed=("x",),
+            severity=Severity.BLOCKING,
+            depends_on=tuple(deps),
+            timeout=5,
+            target=None,
+            body=ok,
+            timing=timing,
+        )
+        for cid, deps, timing in items
+    }
+
+
+def _bounded_run(config_path, seconds=60):
+    from golive.flows import readiness
+
+    async def bounded():
+        return await asyncio.wait_for(
+            readiness.go_live_readiness(config=str(config_path), mode="ci", output_dir=None, return_state=True),
+            seconds,
+        )
+
+    state = asyncio.run(bounded())
+    return readiness.REPORTS.pop(str(state.state_details.flow_run_id)), state
+
+
+def test_the_quiet_window_opens_only_once_every_section_subflow_has_started(sandbox, prefect_api, monkeypatch):
+    """Section subflows start together (their start-up off the checks' critical path); a timing probe must not
+    share the machine with their start-up, so it starts after the last subflow has (Prefect's own start times)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    from golive.flows import readiness
+
+    specs = _specs(
+        ("infrastructure.web.ttfb", (), True),
+        *((f"{s}.a.b", (), False) for s in SECTIONS if s != "signoff"),
+    )
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    report, state = _bounded_run(sandbox.config_path)
+    assert report.verdict == Verdict.GO
+
+    async def subflow_starts():
+        async with get_client() as c:
+            parent = await c.read_flow_run(state.state_details.flow_run_id)
+            runs = await c.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id]))
+            )
+            return {r.name: r.start_time for r in runs}
+
+    starts = asyncio.run(subflow_starts())
+    assert len(starts) == len({s.section for s in specs.values()}), starts
+    timing = next(r for r in report.results if r.id == "infrastructure.web.ttfb")
+    assert all(t is not None and timing.started_at >= t for t in starts.values()), (timing.started_at, starts)
+
+
+def test_a_section_subflow_that_never_runs_its_checks_leaves_nothing_waiting(sandbox, prefect_api, monkeypatch):
+    """A section whose subflow ends without running its body (the API refused it, it crashed): its checks land as
+    ERROR naming why, the checks of other sections that need them are SKIPPED, and the run reaches its verdict
+    (before, they waited for those checks forever)."""
+    from prefect import flow
+    from prefect.states import Failed
+
+    from golive.flows import readiness
+
+    specs = _specs(
+        ("dependencies.postgres.reachable", (), False),
+        ("data.users.rows", ("dependencies.postgres.reachable",), False),
+        ("infrastructure.web.ttfb", (), True),
+    )
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    real = readiness.section_flow
+
+    @flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)
+    async def refused_for_dependencies(section: str, run_key: str):
+        if section == "dependencies":
+            return Failed(message="refused by the test before its body ran")
+        return await real.fn(section, run_key)
+
+    monkeypatch.setattr(readiness, "section_flow", refused_for_dependencies)
+    report, state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    assert res["dependencies.postgres.reachable"].status == Status.ERROR
+    assert "subflow ended before running it" in res["dependencies.postgres.reachable"].cause
+    assert "refused by the test" in res["dependencies.postgres.reachable"].cause
+    assert res["data.users.rows"].status == Status.SKIPPED
+    assert res["infrastructure.web.ttfb"].status == Status.PASS  # the quiet window did not wait for it either
+    assert report.verdict == Verdict.NO_GO and state.is_failed()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
@@ -32,18 +33,33 @@ class AwsAccess(Target):
         return self
 
 
+_SESSION_LOCK = threading.Lock()
+_SESSION: Any = None
+
+
+def new_client(service: str, **kw: Any) -> Any:
+    """A boto3 client made from one process-wide session, under a lock (a boto3 session is not thread-safe; its
+    clients are): the session's loaded service models are shared, so a client costs ~25 ms of CPU instead of ~70 ms
+    with a session of its own. Credentials are passed per client; without them, the session's default chain."""
+    global _SESSION
+    import boto3
+
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        return _SESSION.client(service, **kw)
+
+
 def aws_client(a: AwsAccess, service: str, ctx: RunContext) -> Any:
     """A boto3 client whose connect/read timeouts follow the check's remaining budget; one attempt, no retries
     (a retry loop would outlive the check's timeout)."""
-    import boto3
     from botocore.config import Config
 
     budget = max(0.5, ctx.remaining - 0.3)
-    session = boto3.session.Session()  # a session per call: boto3's default session is not thread-safe
     kw: dict[str, Any] = {}
     if a.access_key_id and a.secret_access_key:
         kw = {"aws_access_key_id": a.access_key_id, "aws_secret_access_key": a.secret_access_key.get_secret_value()}
-    return session.client(
+    return new_client(
         service,
         region_name=a.region,
         endpoint_url=str(a.endpoint_url).rstrip("/") if a.endpoint_url else None,
