@@ -247,8 +247,16 @@ def _supervisor_env() -> dict[str, str]:
     return env | {"PYTHONUNBUFFERED": "1"}
 
 
+def _rotate(log: Path, keep: int = 5 << 20) -> None:
+    """A log past `keep` bytes becomes `<name>.1` (the one before is dropped): a long-lived server's logs stay small."""
+    with contextlib.suppress(OSError):
+        if log.stat().st_size > keep:
+            os.replace(log, log.with_name(log.name + ".1"))
+
+
 def _start(paths: Paths, timeout: float) -> dict[str, Any]:
     paths.error.unlink(missing_ok=True)
+    _rotate(paths.log)
     with open(paths.log, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "golive.deployments.local_server", "supervise", str(paths.dir)],
@@ -347,6 +355,8 @@ def supervise(directory: Path) -> int:
             pg.own_dir(cluster).chmod(0o755)
         else:
             prefect_db.private_dir(cluster)
+        for log in (paths.dir / "postgres.log", paths.home / "prefect-server.log"):
+            _rotate(log)
         db = prefect_db.Cluster(bindir, cluster, paths.dir / "postgres.log")
         if not (db.data / "PG_VERSION").is_file():
             entry, _ = prefect_db.template(bindir, log_dir=paths.dir)
