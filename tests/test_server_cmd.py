@@ -83,6 +83,8 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     # bound to the loopback only
     assert all(addr == "127.0.0.1" for addr in listening_addresses(first["port"]))
 
+    page = httpx.get(ui, timeout=30)
+    assert page.status_code == 200 and "<html" in page.text  # the UI the run's line points at
     status = ok(golive("server", "status", env=env))
     for what in (f"pid {first['pid']}", ui, str(d), "uptime"):
         assert what in status
