@@ -290,3 +290,31 @@ def test_an_initdb_that_fails_is_said_in_one_line(env, tmp_path, request):
     )
     assert not (server_dir(env) / "server.json").exists()
     assert [c.name for c in (tmp_path / "cache" / "golive").iterdir() if not c.name.endswith(".lock")] == []
+
+
+@pytest.mark.e2e  # the same path as `golive run` (proven above), with `golive serve`'s deployments on it
+def test_golive_serve_serves_its_deployments_on_the_local_server(env, tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(config)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def ready() -> bool:
+            if not (server_dir(env) / "server.json").exists():
+                return False
+            deployments = httpx.post(f"{state(env)['api_url']}/deployments/filter", json={}, timeout=10).json()
+            return {d["name"] for d in deployments if d["status"] == "READY"} >= {"go-live", "nightly-rehearsal", "ci"}
+
+        procs.wait_until("golive serve", ready, 180, alive=lambda: serve.poll() is None, log=log)
+        assert "golive's local server" in server_line(log.read_text())
+    finally:
+        serve.terminate()
+        serve.wait(30)
