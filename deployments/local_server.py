@@ -255,6 +255,7 @@ def _rotate(log: Path, keep: int = 5 << 20) -> None:
 
 
 def _start(paths: Paths, timeout: float) -> dict[str, Any]:
+    prefect_db.pg_bindir()  # no PostgreSQL to run (e.g. the sandbox extra is not installed): said at once
     paths.error.unlink(missing_ok=True)
     _rotate(paths.log)
     with open(paths.log, "ab") as log:

@@ -37,7 +37,6 @@ import psycopg
 
 from golive.sandbox import procs
 from golive.sandbox.parts import postgres as pg
-from golive.sandbox.stack import run_dir
 
 from .prefect_server import PrefectServer
 
@@ -98,6 +97,8 @@ def scratch_dir() -> Path:
     next sandbox start if this process dies); else a temporary one in the cache (0700 is enough)."""
     if pg.run_as() is None:
         return Path(tempfile.mkdtemp(prefix="prefect-build-", suffix=".tmp", dir=xdg_dir("cache")))
+    from golive.sandbox.stack import run_dir  # the whole sandbox (its extra's packages): only when needed
+
     return run_dir()
 
 
