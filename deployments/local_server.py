@@ -231,13 +231,20 @@ def ensure(paths: Paths | None = None, timeout: float = START_TIMEOUT) -> Runnin
         while state is None and why.startswith("its /api/health") and time.monotonic() < busy_until:
             time.sleep(1)  # ours by pid, start time and socket, but busy (a loaded machine): give it a moment
             state, why = current(paths)
-        if state is not None:
+        if state is not None and _versions(state) == _versions():
             return Running(state, True, time.monotonic() - t0)
         old = read_state(paths)
-        if old is not None:  # our supervisor lives but its server does not answer: replace it
+        if old is not None:  # ours, but it does not answer or runs another Prefect / golive (upgraded): replace it
             _stop_supervisor(old, paths)
         state = _start(paths, timeout)
         return Running(state, False, time.monotonic() - t0)
+
+
+def _versions(state: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(Prefect's, golive's) version: of the running server's code if `state`, else of the installed packages."""
+    if state is not None:
+        return str(state.get("prefect")), str(state.get("golive"))
+    return metadata.version("prefect"), metadata.version("golive")
 
 
 def _supervisor_env() -> dict[str, str]:
@@ -394,8 +401,8 @@ def supervise(directory: Path) -> int:
                 "ui_url": server.ui_url,
                 "data_dir": str(paths.dir),
                 "started_at": time.time(),
-                "prefect": metadata.version("prefect"),
-                "golive": metadata.version("golive"),
+                "prefect": _versions()[0],
+                "golive": _versions()[1],
             },
         )
         print(f"golive local server up: pid {os.getpid()}, {server.ui_url}", flush=True)

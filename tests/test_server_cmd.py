@@ -153,6 +153,14 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def test_a_server_of_other_versions_is_replaced(env):
+    ok(golive("server", "start", env=env))
+    old = state(env)
+    (server_dir(env) / "server.json").write_text(json.dumps({**old, "prefect": "3.0.0"}))  # before an upgrade
+    out = ok(golive("server", "start", env=env))
+    assert "started in" in out and state(env)["pid"] != old["pid"] and procs.proc_identity(old["pid"]) is None
+
+
 def test_configured_prefect_api_url_wins(env, tmp_path):
     # a Prefect server the user configured (here: golive's server of another user directory)
     other = {**env, "XDG_DATA_HOME": str(tmp_path / "other-data")}
