@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Coroutine
@@ -343,6 +342,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config_or_usage(args.config)
     _quiet_prefect_console()
     console = _console()
+    _prefect_server_for(console)
     console.print(
         f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) "
         f"on {os.environ.get('PREFECT_API_URL') or 'an ephemeral Prefect server'}"
@@ -357,6 +357,80 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         Path(args.junit).write_text(to_junit(report))
     return report.verdict.exit_code
+
+
+# --------------------------------------------------------------------------- golive's local Prefect server
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d {s // 3600 % 24}h"
+    if s >= 3600:
+        return f"{s // 3600}h {s // 60 % 60}m"
+    return f"{s // 60}m {s % 60}s" if s >= 60 else f"{seconds:.1f}s"
+
+
+def _prefect_server_for(console: Console) -> None:
+    """With no PREFECT_API_URL: golive's local server (started if need be; deployments/local_server.py), said in one
+    line with its UI; if it cannot run, one line saying why, and Prefect's ephemeral server as before."""
+    if os.environ.get("PREFECT_API_URL"):
+        return  # the configured server always wins
+    from golive.deployments import local_server
+
+    try:
+        srv = local_server.ensure()
+    except Exception as e:  # noqa: BLE001 - the gate still runs, on Prefect's own fallback
+        why = _env_redactor().text(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        console.print(
+            f"golive: the local Prefect server is unavailable ({_t(why, 300)}); using Prefect's ephemeral SQLite "
+            "server (slower)",
+            markup=True,
+            soft_wrap=True,
+        )
+        return
+    os.environ["PREFECT_API_URL"] = srv.api_url
+    how = f"reused, up {_duration(srv.uptime_s)}" if srv.reused else f"started in {srv.seconds:.1f} s"
+    console.print(
+        f"golive: Prefect server: golive's local server (PostgreSQL; {how}; pid {srv.pid}), UI {srv.ui_url}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """`golive server start|status|stop`: golive's local Prefect server (used when PREFECT_API_URL is not set)."""
+    from golive.deployments import local_server
+
+    paths = local_server.Paths.default()
+    if args.server_cmd == "start":
+        try:
+            srv = local_server.ensure(paths)
+        except Exception as e:  # noqa: BLE001 - said in one line
+            print(f"golive: the local Prefect server could not start: {_env_redactor().text(str(e))}", file=sys.stderr)
+            return EXIT_GATE
+        print(
+            f"golive local Prefect server: {'already running' if srv.reused else f'started in {srv.seconds:.1f} s'}"
+            f" (pid {srv.pid})\n  UI   {srv.ui_url}\n  API  {srv.api_url}\n  data {paths.dir}"
+        )
+        return 0
+    if args.server_cmd == "status":
+        state, why = local_server.current(paths)
+        if state is None:
+            print(f"golive local Prefect server: not running ({why}); data {paths.dir}")
+            return 1
+        up = _duration(time.time() - float(state["started_at"]))
+        print(
+            f"golive local Prefect server: running, pid {state['pid']} (Prefect server pid {state['server_pid']})"
+            f"\n  UI     {state['ui_url']}\n  API    {state['api_url']}\n  data   {paths.dir}\n  uptime {up}"
+        )
+        return 0
+    stopped, why = local_server.stop(paths, purge=args.purge)
+    print(
+        (f"golive local Prefect server: stopped (pid {stopped['pid']})" if stopped else f"not running ({why})")
+        + (f"; removed its data ({paths.dir})" if args.purge else "")
+    )
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -386,34 +460,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "golive demo: starting the sandbox (PostgreSQL, Redis primary+replica, S3, SMTP, HTTPS app, "
         "Prometheus API)" + (f" with fault(s) {', '.join(args.break_)}" if args.break_ else "")
     )
-    with Sandbox.start(faults=args.break_) as sb:
-        t_sb = time.monotonic() - t0
-        os.environ.update(sb.env)
-        from golive.deployments.prefect_server import PrefectServer
+    from golive.deployments.demo import DemoPrefect
 
-        home = Path(tempfile.mkdtemp(prefix="golive-prefect-"))
-        console.print(f"  sandbox up in {t_sb:.1f} s; starting a Prefect server on the sandbox's PostgreSQL")
-        with PrefectServer(sb.prefect_database_url(), home) as server:
+    phases: dict[str, float] = {}
+    code = EXIT_GATE
+    # Prefect's database is a copy of a cached, migrated one (deployments/prefect_db.py); with the copy there, its
+    # server starts alongside the sandbox, else the template is built while the sandbox starts (the first demo)
+    prefect = DemoPrefect(console)
+    try:
+        t = time.monotonic()
+        if prefect.launch_cached():
+            phases["Prefect database (cached)"] = time.monotonic() - t
+        t = time.monotonic()
+        with Sandbox.start(faults=args.break_) as sb:
+            t_sb = phases["sandbox"] = time.monotonic() - t
+            os.environ.update(sb.env)
+            t = time.monotonic()
+            server = prefect.ready(sb)
+            phases[prefect.phase] = time.monotonic() - t
             os.environ.update(server.client_env())
-            console.print(f"  Prefect API {server.api_url} (up at {time.monotonic() - t0:.1f} s)")
-            if full_path:
-                return go_live(sb, server, args, console, _run_flow, render_report, t0)
             console.print(
-                "  running the checks (readiness only; sign-off and deploy: run it in a terminal, or "
-                "pass --approve 'NAME:ROLE' for each required role):"
+                f"  sandbox up in {t_sb:.1f} s; Prefect API {server.api_url} on {prefect.how} "
+                f"(up at {time.monotonic() - t0:.1f} s)"
             )
-            report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
-        if report is None:
-            console.print(f"[bold red]the gate failed:[/] {_t(state.message)}")
-            return EXIT_GATE
-        out = Path(args.out) / report.environment / "latest" if args.out else None
-        render_report(console, report, out_path=out)
-        console.print(f"[dim]demo total {time.monotonic() - t0:.1f} s (sandbox {t_sb:.1f} s); sandbox stopped[/]")
-    return report.verdict.exit_code
+            t = time.monotonic()
+            if full_path:
+                code = go_live(sb, server, args, console, _run_flow, render_report, t0)
+                phases["readiness, sign-off, deploy"] = time.monotonic() - t
+            else:
+                console.print(
+                    "  running the checks (readiness only; sign-off and deploy: run it in a terminal, or "
+                    "pass --approve 'NAME:ROLE' for each required role):"
+                )
+                report, state = _run_flow(str(sb.config_path), "rehearsal", None, args.out, console)
+                phases["checks"] = time.monotonic() - t
+                if report is None:
+                    console.print(f"[bold red]the gate failed:[/] {_t(state.message)}")
+                else:
+                    out = Path(args.out) / report.environment / "latest" if args.out else None
+                    render_report(console, report, out_path=out)
+                    code = report.verdict.exit_code
+            t = time.monotonic()
+            prefect.stop()
+            phases["Prefect stop"] = time.monotonic() - t
+            t = time.monotonic()
+    finally:
+        prefect.stop()
+    phases["sandbox stop"] = time.monotonic() - t
+    console.print(
+        "[dim]demo phases: "
+        + " | ".join(f"{name} {secs:.1f} s" for name, secs in phases.items())
+        + f" | total {time.monotonic() - t0:.1f} s; sandbox stopped[/]",
+        soft_wrap=True,
+    )
+    return code
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _load_config_or_usage(args.config)
+    _prefect_server_for(_console())
     from golive.deployments.serve import serve
 
     serve(args.config, cron=args.cron, timezone=args.timezone, poll_seconds=args.poll_seconds)
@@ -755,6 +860,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="golive-reports")
     r.add_argument("--junit", help="also write JUnit XML here")
     r.set_defaults(fn=cmd_run)
+
+    so = sub.add_parser(
+        "server", help="golive's local Prefect server (PostgreSQL-backed), used when PREFECT_API_URL is not set"
+    )
+    sos = so.add_subparsers(dest="server_cmd", required=True, parser_class=_Parser)
+    sos.add_parser("start", help="start it (detached; later runs reuse it)")
+    sos.add_parser("status", help="pid, URL, data directory, uptime; exit 1 when not running")
+    st = sos.add_parser("stop", help="stop it")
+    st.add_argument("--purge", action="store_true", help="also delete its data (every run it recorded)")
+    so.set_defaults(fn=cmd_server)
 
     c = sub.add_parser("check", help="run checks in-process without Prefect (quick probing)")
     c.add_argument("--config", required=True)

@@ -7,17 +7,20 @@ Prefect UI gives it.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import yaml
 
-from .prefect_server import stop_child
+from . import prefect_db
+from .prefect_server import PrefectServer, stop_child
 from .signoff_client import (
     Waiting,
     api_client,
@@ -33,6 +36,121 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from golive.flows.report import Report
+
+T = TypeVar("T")
+
+
+class DemoPrefect:
+    """The demo's Prefect server and its PostgreSQL: a copy of the cached migrated database (deployments/prefect_db.py)
+    on its own cluster, so neither initdb nor Prefect's migrations run; with the copy there, both start before the
+    sandbox does and come up alongside it. Without a cached template, it is built while the sandbox starts (the first
+    demo on a machine, or after an upgrade); if that fails, the sandbox's PostgreSQL and Prefect's migrations, as
+    before (said in the line that shows the API)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.home = Path(tempfile.mkdtemp(prefix="golive-prefect-"))
+        self.db: prefect_db.Cluster | None = None
+        self.server: PrefectServer | None = None
+        self.template_job: Callable[[], tuple[Path, bool]] | None = None
+        self.phase = "Prefect server"
+        self.how = ""
+        self.note = ""
+
+    def launch_cached(self) -> bool:
+        """Start the copy of a cached template and launch the server (returns at once): True; else start building
+        the template in the background: False."""
+        try:
+            bindir = prefect_db.sandbox_bindir()
+            entry = prefect_db.cached_template(bindir)
+            if entry is None:
+                self.template_job = _in_background(lambda: prefect_db.template(bindir))
+                return False
+            self._start_db(bindir, entry)
+            assert self.db is not None
+            self.server = PrefectServer(self.db.url, self.home, extra_env=prefect_db.FROM_TEMPLATE_ENV).launch()
+        except Exception as e:  # noqa: BLE001 - the demo runs on without the cache
+            self.note = _one_line(e)
+            self.stop()
+            return False
+        self.how = "a copy of the cached migrated database"
+        self.phase = "Prefect server (after the sandbox)"
+        return True
+
+    def ready(self, sb: Any) -> PrefectServer:
+        """The server, up."""
+        if self.server is not None:
+            try:
+                return self.server.wait_ready(120)
+            except RuntimeError as e:
+                self.note, self.server = _one_line(e), None
+                self.stop()
+        elif self.template_job is not None:
+            try:
+                entry, cached = self.template_job()
+                self._start_db(prefect_db.sandbox_bindir(), entry)
+                assert self.db is not None
+                server = PrefectServer(self.db.url, self.home, extra_env=prefect_db.FROM_TEMPLATE_ENV)
+                self.server = server.start()
+                self.how = "a migrated database" + ("" if cached else ", now cached for the next demo")
+                self.phase = "Prefect database and server" + (
+                    "" if cached else " (template built while the sandbox started)"
+                )
+                return server
+            except Exception as e:  # noqa: BLE001 - as before: the sandbox's PostgreSQL, migrated now
+                self.note = _one_line(e)
+                self.stop()
+        self.server = PrefectServer(sb.prefect_database_url(), self.home).start()
+        self.how = f"the sandbox's PostgreSQL, migrated now (no cached template: {self.note})"
+        self.phase = "Prefect database and server (migrations)"
+        return self.server
+
+    def _start_db(self, bindir: Path, entry: Path) -> None:
+        from golive.sandbox.stack import run_dir  # the sandbox extra: not for `golive approve`'s import of this module
+
+        base = run_dir()
+        self.db = prefect_db.Cluster(bindir, base, base / "postgres.log")
+        self.db.ensure_data(entry)
+        self.db.start()
+
+    def stop(self) -> None:
+        """Stop the server and the cluster, remove their directories. Idempotent."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.db is not None:
+            self.db.stop()
+            shutil.rmtree(self.db.base, ignore_errors=True)
+            self.db = None
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _in_background(fn: Callable[[], T]) -> Callable[[], T]:
+    """Start fn() in a daemon thread; the returned callable waits for it and returns its result (or raises its
+    error)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["err"] = e
+
+    thread = threading.Thread(target=run, name="golive-demo-template", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if "err" in box:
+            raise box["err"]
+        return cast("T", box["out"])
+
+    return result
 
 
 def parse_approvals(values: list[str]) -> list[tuple[str, str]]:

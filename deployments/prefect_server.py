@@ -87,7 +87,9 @@ class PrefectServer:
         ui: bool = False,
         port: int | None = None,
         services: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
     ):
+        self.extra_env = dict(extra_env or {})  # e.g. prefect_db.FROM_TEMPLATE_ENV: nothing to migrate
         self.services = services  # of LEAN_OFF, those this server runs anyway (e.g. TRIGGERS, for Automations)
         self.database_url = database_url
         self.home = Path(home)
@@ -114,6 +116,11 @@ class PrefectServer:
         }
 
     def start(self, timeout: float = 90.0) -> PrefectServer:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> PrefectServer:
+        """Start the process and return at once (it imports, migrates and binds while the caller goes on; the
+        process dies with the thread that called this: call it from one that outlives it)."""
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             **SERVER_TUNING,  # (an operator's own setting, in the environment, wins)
@@ -128,6 +135,7 @@ class PrefectServer:
             # a single-machine server for one gate: no schedules to run, no automations, no vacuuming; on 2
             # cores every background loop competes with the checks (the flow itself needs none of them)
             **{f"PREFECT_SERVER_SERVICES_{svc}_ENABLED": "false" for svc in LEAN_OFF if svc not in self.services},
+            **self.extra_env,
         }
         env.pop("PREFECT_API_URL", None)
         log = open(self.log_path, "ab")
@@ -155,6 +163,11 @@ class PrefectServer:
             preexec_fn=_die_with_parent,
         )
         log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> PrefectServer:
+        """Until /api/health answers 200; raises (after stopping it) if the process exits or the time is up."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as c:
             while time.monotonic() < deadline:

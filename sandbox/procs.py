@@ -172,6 +172,21 @@ def _reserve(registry: Path, port: int) -> bool:
     return False
 
 
+def reserve_port(port: int) -> bool:
+    """Claim a given port for this process machine-wide (see _port_registry), if no live process holds it and it can
+    be bound (SO_REUSEADDR, as servers bind: a port in TIME_WAIT is free)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    try:
+        return _reserve(_port_registry(), port)
+    except OSError:
+        return True
+
+
 def release_ports(ports: Iterable[int]) -> None:
     """Give back ports this process reserved (a stopped sandbox); a dead process's are reclaimed on their own."""
     try:

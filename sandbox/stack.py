@@ -449,6 +449,12 @@ def _in_thread(fn: Callable, *args):
     return fut.result
 
 
+def run_dir() -> Path:
+    """A fresh 0755 run directory beside the sandboxes' (PostgreSQL can run as nobody inside it), removed by the next
+    sandbox start once this process is gone (e.g. the demo's Prefect database, when the demo is killed)."""
+    return _make_base_dir(None)
+
+
 def _make_base_dir(base_dir: str | Path | None) -> Path:
     """A fresh 0755 directory (PostgreSQL runs as nobody inside it); stale ones of dead owners are removed."""
     postgres.own_dir(ROOT)  # ours and only ours to write, before anything runs from below it

@@ -207,6 +207,28 @@ def initdb(bindir: Path, data: Path, socket_dir: Path) -> None:
     )
 
 
+def private_socket_dir(path: Path) -> None:
+    """A new 0700 directory owned by whoever runs PostgreSQL (for its Unix socket)."""
+    path.mkdir(mode=0o700)
+    _chown(path)
+
+
+def clone_cluster(src: Path, data: Path) -> None:
+    """A copy of a stopped cluster's data directory `src` at `data` (absent before), owned by whoever runs PostgreSQL,
+    0700 (the server refuses anything else)."""
+    shutil.copytree(src, data, symlinks=True)
+    for stale in ("postmaster.pid", "postmaster.opts"):
+        (data / stale).unlink(missing_ok=True)
+    data.chmod(0o700)
+    user = run_as()
+    if user:
+        pw = pwd.getpwnam(user)
+        for d, dirs, files in os.walk(data):
+            for name in [*dirs, *files]:
+                os.lchown(os.path.join(d, name), pw.pw_uid, pw.pw_gid)
+        os.chown(data, pw.pw_uid, pw.pw_gid)
+
+
 def server_argv(bindir: Path, data: Path, socket_dir: Path, port: int) -> list[str]:
     settings = {
         "listen_addresses": "127.0.0.1",

@@ -1,0 +1,328 @@
+"""golive's local Prefect server (issue 16, point 1): with no PREFECT_API_URL, `golive run` uses a PostgreSQL-backed
+Prefect server that golive starts once (detached), reuses, and stops with `golive server stop`.
+
+Every test runs `golive` as a user does (a subprocess) with its own temporary XDG directories (never the real
+user's), and stops (and purges) whatever server it started in its teardown. The migrated template of Prefect's
+database is built once for the module (its own temporary cache), as a user's first start builds it once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from golive.sandbox import procs
+from tests.support.cli import REPO, golive
+
+SMALL = "environment: small\n"  # every check NOT_APPLICABLE: a GO in a few seconds, all through Prefect
+
+
+@pytest.fixture(scope="module")
+def cache_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture
+def env(tmp_path, cache_home):
+    """The environment of a user with no PREFECT_API_URL, whose XDG data directory is this test's own."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GOLIVE_PG_", "XDG_"))}
+    e |= {
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CACHE_HOME": str(cache_home),
+        "PREFECT_HOME": str(tmp_path / "prefect-client-home"),
+    }
+    yield e
+    golive("server", "stop", "--purge", env=e, timeout=60)
+
+
+def server_dir(env: dict[str, str]) -> Path:
+    return Path(env["XDG_DATA_HOME"]) / "golive" / "server"
+
+
+def state(env: dict[str, str]) -> dict:
+    return json.loads((server_dir(env) / "server.json").read_text())
+
+
+def run_ci(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    return golive("run", "--mode", "ci", "--config", str(config), "--out", str(tmp_path / "reports"), env=env)
+
+
+def ok(p: subprocess.CompletedProcess, code: int = 0) -> str:
+    assert p.returncode == code, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    return p.stdout
+
+
+def server_line(out: str) -> str:
+    [line] = [ln for ln in out.splitlines() if ln.startswith("golive: Prefect server:")]
+    return line
+
+
+def test_start_status_run_reuse_stop(env, tmp_path):
+    out = ok(golive("server", "start", env=env))
+    first = state(env)
+    ui = first["ui_url"]
+    assert ui.startswith("http://127.0.0.1:") and f"pid {first['pid']}" in out and str(server_dir(env)) in out
+    d = server_dir(env)
+    assert d.stat().st_mode & 0o777 == 0o700 and d.parent.stat().st_mode & 0o777 == 0o700
+    assert (d / "server.json").stat().st_mode & 0o777 == 0o600
+    # detached: it outlived the command that started it, in a session of its own
+    assert procs.proc_identity(first["pid"]) == (first["pid"], first["pid_start"])
+    assert os.getsid(first["pid"]) == first["pid"]
+    # bound to the loopback only
+    assert all(addr == "127.0.0.1" for addr in listening_addresses(first["port"]))
+
+    page = httpx.get(ui, timeout=30)
+    assert page.status_code == 200 and "<html" in page.text  # the UI the run's line points at
+    status = ok(golive("server", "status", env=env))
+    for what in (f"pid {first['pid']}", ui, str(d), "uptime"):
+        assert what in status
+
+    run1 = ok(run_ci(env, tmp_path))
+    line = server_line(run1)
+    assert "golive's local server" in line and "reused" in line and f"UI {ui}" in line
+    assert f"on {first['api_url']}" in run1 and "VERDICT: GO" in run1
+    # the run is recorded on that server (its PostgreSQL), for the UI
+    assert [r["state"]["type"] for r in readiness_runs(first["api_url"])] == ["COMPLETED"]
+
+    run2 = ok(run_ci(env, tmp_path))
+    assert "reused" in server_line(run2) and state(env)["pid"] == first["pid"]
+    assert len(readiness_runs(first["api_url"])) == 2
+
+    stopped = ok(golive("server", "stop", env=env))
+    assert f"stopped (pid {first['pid']})" in stopped
+    assert procs.proc_identity(first["pid"]) is None and procs.proc_identity(first["server_pid"]) is None
+    assert not (d / "server.json").exists()
+    gone = golive("server", "status", env=env)
+    assert gone.returncode == 1 and "not running" in gone.stdout
+
+    # started again by a run: the data (both runs) kept, on the same port
+    run3 = ok(run_ci(env, tmp_path))
+    assert "started in" in server_line(run3) and state(env)["port"] == first["port"]
+    assert len(readiness_runs(first["api_url"])) == 3
+    purged = ok(golive("server", "stop", "--purge", env=env))
+    assert "removed its data" in purged and not (d / "prefect-home").exists()
+
+
+def readiness_runs(api: str) -> list[dict]:
+    """The server's top-level flow runs (a readiness run's sections are subflow runs)."""
+    body = {"flow_runs": {"parent_task_run_id": {"is_null_": True}}}
+    return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+
+
+def listening_addresses(port: int) -> list[str]:
+    out = []
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = row.split()
+        addr, p = cols[1].split(":")
+        if cols[3] == "0A" and int(p, 16) == port:
+            out.append(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    assert out, f"nothing listens on {port}"
+    return out
+
+
+def test_two_concurrent_starts_make_one_server(env):
+    cmd = [sys.executable, "-m", "golive.deployments.cli", "server", "start"]
+    a, b = (subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True) for _ in range(2))
+    outs = [p.communicate(timeout=300)[0] for p in (a, b)]
+    assert a.returncode == b.returncode == 0, outs
+    pid = state(env)["pid"]
+    assert all(f"(pid {pid})" in out for out in outs)
+    assert sorted("already running" in out for out in outs) == [False, True]
+    supervisors = [
+        p for p in Path("/proc").iterdir() if p.name.isdigit() and str(server_dir(env)) in cmdline(int(p.name))
+    ]
+    assert [int(p.name) for p in supervisors] == [pid]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_server_of_other_versions_is_replaced(env):
+    ok(golive("server", "start", env=env))
+    old = state(env)
+    (server_dir(env) / "server.json").write_text(json.dumps({**old, "prefect": "3.0.0"}))  # before an upgrade
+    out = ok(golive("server", "start", env=env))
+    assert "started in" in out and state(env)["pid"] != old["pid"] and procs.proc_identity(old["pid"]) is None
+
+
+def test_configured_prefect_api_url_wins(env, tmp_path):
+    # a Prefect server the user configured (here: golive's server of another user directory)
+    other = {**env, "XDG_DATA_HOME": str(tmp_path / "other-data")}
+    try:
+        ok(golive("server", "start", env=other))
+        api = json.loads((server_dir(other) / "server.json").read_text())["api_url"]
+        out = ok(run_ci({**env, "PREFECT_API_URL": api}, tmp_path))
+        assert f"on {api}" in out and "golive: Prefect server:" not in out and "unavailable" not in out
+        assert not (server_dir(env) / "server.json").exists()  # nothing started for this user
+        assert len(readiness_runs(api)) == 1
+    finally:
+        golive("server", "stop", "--purge", env=other, timeout=60)
+
+
+@pytest.fixture
+def impostor(tmp_path):
+    """Another program on a port, answering /api/health 200 (a static file server): never to be talked to."""
+    root = tmp_path / "www"
+    (root / "api").mkdir(parents=True)
+    (root / "api" / "health").write_text("true")
+    port = procs.free_ports(1)[0]
+    log = open(tmp_path / "impostor.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root), str(port)],
+        stdout=log,
+        stderr=log,
+    )
+    procs.wait_until("impostor", lambda: procs.port_open(port), 30)
+    assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code == 200
+    seen = len((tmp_path / "impostor.log").read_bytes())  # that request's log line
+
+    def asked() -> str:
+        """What the impostor was asked since."""
+        return (tmp_path / "impostor.log").read_bytes()[seen:].decode(errors="replace")
+
+    yield port, asked
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+    procs.release_ports([port])
+
+
+def dead_pid() -> tuple[int, int]:
+    p = subprocess.Popen(["true"])
+    ident = procs.proc_identity(p.pid) or (p.pid, 1)
+    p.wait()
+    return ident
+
+
+def test_a_stale_state_file_is_removed_and_its_port_never_trusted(env, tmp_path, impostor):
+    port, asked = impostor
+    d = server_dir(env)
+    d.mkdir(parents=True, mode=0o700)
+    (d.parent).chmod(0o700)
+    pid, start = dead_pid()
+    stale = {
+        "pid": pid,
+        "pid_start": start,
+        "server_pid": pid,
+        "server_start": start,
+        "port": port,
+        "api_url": f"http://127.0.0.1:{port}/api",
+        "ui_url": f"http://127.0.0.1:{port}",
+        "started_at": time.time() - 60,
+    }
+    (d / "server.json").write_text(json.dumps(stale))
+    status = golive("server", "status", env=env)
+    assert status.returncode == 1 and "removed a stale state file" in status.stdout
+    assert not (d / "server.json").exists()
+
+    (d / "server.json").write_text(json.dumps(stale))
+    out = ok(run_ci(env, tmp_path))
+    assert "started in" in server_line(out) and f":{port}" not in server_line(out)
+    assert state(env)["port"] != port
+    assert "/api/" not in asked()  # the impostor was never asked anything
+
+
+def test_a_live_server_whose_port_is_another_programs_is_not_trusted(env, tmp_path, impostor):
+    port, asked = impostor
+    ok(golive("server", "start", env=env))
+    real = state(env)
+    forged = {**real, "port": port, "api_url": f"http://127.0.0.1:{port}/api", "ui_url": f"http://127.0.0.1:{port}"}
+    (server_dir(env) / "server.json").write_text(json.dumps(forged))
+    status = golive("server", "status", env=env)
+    assert status.returncode == 1 and f"port {port} is not held by its Prefect server" in status.stdout
+    # a run replaces the server it cannot verify (ours by pid and start time) with a new one
+    out = ok(run_ci(env, tmp_path))
+    assert "started in" in server_line(out)
+    new = state(env)
+    assert new["pid"] != real["pid"] and new["port"] != port
+    assert procs.proc_identity(real["pid"]) is None
+    assert "/api/" not in asked()
+
+
+@pytest.mark.e2e  # a second start after a crash; stale state files are covered above
+def test_a_server_killed_hard_is_found_stale_and_restarted(env, tmp_path):
+    ok(golive("server", "start", env=env))
+    old = state(env)
+    os.kill(old["pid"], signal.SIGKILL)  # its PostgreSQL and Prefect server die with it
+    procs.wait_until("the server's death", lambda: procs.proc_identity(old["server_pid"]) is None, 30)
+    out = ok(run_ci(env, tmp_path))
+    assert "started in" in server_line(out) and state(env)["pid"] != old["pid"]
+
+
+@pytest.mark.e2e  # slow: a whole run on Prefect's ephemeral server
+def test_without_the_embedded_postgresql_one_line_then_prefects_own_server(env, tmp_path):
+    out = ok(run_ci({**env, "GOLIVE_PG_INSTALL": str(tmp_path / "no-such-postgresql")}, tmp_path))
+    lines = [ln for ln in out.splitlines() if "unavailable" in ln]
+    assert lines == [
+        f"golive: the local Prefect server is unavailable (no executable {tmp_path}/no-such-postgresql/bin/initdb "
+        f"(GOLIVE_PG_INSTALL={tmp_path}/no-such-postgresql)); using Prefect's ephemeral SQLite server (slower)"
+    ]
+    assert "on an ephemeral Prefect server" in out and "VERDICT: GO" in out
+    assert not (server_dir(env) / "server.json").exists()
+
+
+def test_an_initdb_that_fails_is_said_in_one_line(env, tmp_path, request):
+    # where PostgreSQL's user (nobody, when the tests run as root) can run it from, as from any installation
+    base = Path(tempfile.mkdtemp(prefix="golive-test-broken-pg-"))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base.chmod(0o755)
+    fake = base / "bin"
+    fake.mkdir(mode=0o755)
+    for exe in ("initdb", "postgres"):
+        (fake / exe).write_text(
+            "#!/bin/sh\necho 'initdb: error: could not create directory: No space left' >&2\nexit 1\n"
+        )
+        (fake / exe).chmod(0o755)
+    own_cache = {**env, "XDG_CACHE_HOME": str(tmp_path / "cache"), "GOLIVE_PG_INSTALL": str(fake.parent)}
+    p = golive("server", "start", env=own_cache)
+    assert p.returncode == 4
+    assert p.stderr.strip() == (
+        "golive: the local Prefect server could not start: initdb failed: exit 1: initdb: error: could not create "
+        "directory: No space left"
+    )
+    assert not (server_dir(env) / "server.json").exists()
+    assert [c.name for c in (tmp_path / "cache" / "golive").iterdir() if not c.name.endswith(".lock")] == []
+
+
+@pytest.mark.e2e  # the same path as `golive run` (proven above), with `golive serve`'s deployments on it
+def test_golive_serve_serves_its_deployments_on_the_local_server(env, tmp_path):
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "golive.deployments.cli", "serve", "--config", str(config)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def ready() -> bool:
+            if not (server_dir(env) / "server.json").exists():
+                return False
+            deployments = httpx.post(f"{state(env)['api_url']}/deployments/filter", json={}, timeout=10).json()
+            return {d["name"] for d in deployments if d["status"] == "READY"} >= {"go-live", "nightly-rehearsal", "ci"}
+
+        procs.wait_until("golive serve", ready, 180, alive=lambda: serve.poll() is None, log=log)
+        assert "golive's local server" in server_line(log.read_text())
+    finally:
+        serve.terminate()
+        serve.wait(30)
