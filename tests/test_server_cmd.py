@@ -326,3 +326,22 @@ def test_golive_serve_serves_its_deployments_on_the_local_server(env, tmp_path):
     finally:
         serve.terminate()
         serve.wait(30)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(kv.decode().split("=", 1) for kv in raw if b"=" in kv)
+
+
+def test_every_server_golive_starts_batches_its_task_run_recorder(prefect_api, sandbox, tmp_path, monkeypatch):
+    """The recorder's default (one transaction per task-run event) cost the server 6.3 CPU-s per readiness run,
+    batched 2.0: golive's servers run batched, and an operator's own value in the environment wins."""
+    from golive.deployments.prefect_server import SERVER_TUNING, PrefectServer
+
+    env = _environ(prefect_api.proc.pid)
+    assert SERVER_TUNING and all(env.get(k) == v for k, v in SERVER_TUNING.items()), env
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "7")
+    with PrefectServer(sandbox.prefect_database_url(), tmp_path / "home") as other:
+        env = _environ(other.proc.pid)
+    assert env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] == "7"
+    assert env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"] == "1"
