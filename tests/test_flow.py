@@ -148,42 +148,14 @@ def test_a_section_with_timing_checks_may_need_a_check_that_waits_for_the_quiet_
     that window: the flow must not wait for it before starting section 1 (it did, and hung: found when the server
     role checks depended on monitoring.prometheus.reachable)."""
     from golive.flows import readiness
-    from golive.tasks.core import CheckSpec, Severity, passed
 
-    def ok(_t, _ctx):
-        return passed("ok", "ok", "tests/test_flow.py")
-
-    def spec(cid, deps=(), timing=False):
-        return CheckSpec(
-            id=cid,
-            title=cid,
-            seed=("x",),
-            severity=Severity.BLOCKING,
-            depends_on=tuple(deps),
-            timeout=5,
-            target=None,
-            body=ok,
-            timing=timing,
-        )
-
-    specs = {
-        s.id: s
-        for s in [
-            spec("infrastructure.web.ttfb", timing=True),
-            spec("infrastructure.hosts.status", deps=["monitoring.prometheus.up"]),
-            spec("monitoring.prometheus.up"),
-        ]
-    }
+    specs = _specs(
+        ("infrastructure.web.ttfb", (), True),
+        ("infrastructure.hosts.status", ("monitoring.prometheus.up",), False),
+        ("monitoring.prometheus.up", (), False),
+    )
     monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
-
-    async def bounded():
-        return await asyncio.wait_for(
-            readiness.go_live_readiness(config=str(sandbox.config_path), mode="ci", output_dir=None, return_state=True),
-            60,
-        )
-
-    state = asyncio.run(bounded())
-    report = readiness.REPORTS.pop(str(state.state_details.flow_run_id))
+    report, _state = _bounded_run(sandbox.config_path)
     assert report.verdict == Verdict.GO and {r.id: r.status for r in report.results} == {i: Status.PASS for i in specs}
 
 
