@@ -88,7 +88,8 @@ async def _run_section(section: str, run_key: str) -> None:
         for spec in st.specs.values():
             if spec.section == section and spec.id not in st.board.results:
                 t0 = time.monotonic()
-                st.board.post(make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=t0, cause=why))
+                cause = st.redact.text(why)  # (a crash's message is Prefect's, or an exception's: redacted)
+                st.board.post(make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=t0, cause=cause))
 
 
 def _write_files(report: Report, markdown: str, output_dir: Path, extra: dict[str, str] | None = None) -> Path:
