@@ -390,6 +390,7 @@ def _prefect_server_for(console: Console) -> None:
         )
         return
     os.environ["PREFECT_API_URL"] = srv.api_url
+    os.environ["PREFECT_API_AUTH_STRING"] = srv.auth_string  # its API asks for it (deployments/local_server.py)
     how = f"reused, up {_duration(srv.uptime_s)}" if srv.reused else f"started in {srv.seconds:.1f} s"
     console.print(
         f"golive: Prefect server: golive's local server (PostgreSQL; {how}; pid {srv.pid}), UI {srv.ui_url}",
@@ -423,6 +424,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         print(
             f"golive local Prefect server: running, pid {state['pid']} (Prefect server pid {state['server_pid']})"
             f"\n  UI     {state['ui_url']}\n  API    {state['api_url']}\n  data   {paths.dir}\n  uptime {up}"
+            f"\n  auth   basic auth: the string in {paths.auth} (PREFECT_API_AUTH_STRING; the UI asks for it)"
         )
         return 0
     stopped, why = local_server.stop(paths, purge=args.purge)

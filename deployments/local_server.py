@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -46,7 +47,7 @@ from golive.sandbox.parts import postgres as pg
 from . import prefect_db
 from .prefect_server import PrefectServer
 
-STATE, LOCK, LOG, ERROR = "server.json", "server.lock", "server.log", "start-error"
+STATE, LOCK, LOG, ERROR, AUTH = "server.json", "server.lock", "server.log", "start-error", "api-auth"
 #: Prefect's background services this long-lived server runs (prefect_server.LEAN_OFF lists those the throwaway
 #: servers leave off): schedules (`golive serve`'s nightly rehearsal), late runs, automations, cancellations
 SERVICES = ("SCHEDULER", "LATE_RUNS", "TRIGGERS", "CANCELLATION_CLEANUP")
@@ -86,6 +87,11 @@ class Paths:
         return self.dir / ERROR
 
     @property
+    def auth(self) -> Path:
+        """The API's basic-auth string (0600, a new one per start): without it, no local user can drive the API."""
+        return self.dir / AUTH
+
+    @property
     def home(self) -> Path:
         return self.dir / "prefect-home"
 
@@ -119,6 +125,11 @@ class Running:
     @property
     def pid(self) -> int:
         return int(self.state["pid"])
+
+    @property
+    def auth_string(self) -> str:
+        """What clients send (PREFECT_API_AUTH_STRING): read from the 0600 file the supervisor wrote."""
+        return Path(str(self.state["data_dir"]), AUTH).read_text().strip()
 
     @property
     def uptime_s(self) -> float:
@@ -192,6 +203,8 @@ def verify(state: dict[str, Any], timeout: float = 10.0) -> str | None:
         return f"its Prefect server (pid {state['server_pid']}) is gone"
     if not _owns_listener(state["server_pid"], port):
         return f"port {port} is not held by its Prefect server (pid {state['server_pid']})"
+    if not Path(str(state.get("data_dir", "")), AUTH).is_file():
+        return "its API auth string is missing (a server started before the API asked for one)"
     try:
         code = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=timeout).status_code
     except httpx.HTTPError as e:
@@ -375,13 +388,25 @@ def supervise(directory: Path) -> int:
             migrated = paths.migrated.read_text().strip() == key
         except OSError:
             migrated = False
+        # the API asks for basic auth (a new random string per start, in a 0600 file of the 0700 data directory):
+        # a server on 127.0.0.1 is reachable by every local user, and its API resumes a paused go-live run, i.e.
+        # signs it off; the UI asks for the string once per browser
+        auth = f"golive:{secrets.token_urlsafe(32)}"
+        tmp = paths.auth.with_name(f".{AUTH}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(auth + "\n")
+        os.replace(tmp, paths.auth)
         server = PrefectServer(
             db.url,
             paths.home,
             ui=True,
             port=_last_port(paths),
             services=SERVICES,
-            extra_env=prefect_db.FROM_TEMPLATE_ENV if migrated else {},
+            extra_env={
+                **(prefect_db.FROM_TEMPLATE_ENV if migrated else {}),
+                "PREFECT_SERVER_API_AUTH_STRING": auth,
+            },
         ).start(timeout=START_TIMEOUT)
         assert server.proc is not None
         paths.migrated.write_text(key)

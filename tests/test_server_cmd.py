@@ -89,16 +89,25 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     for what in (f"pid {first['pid']}", ui, str(d), "uptime"):
         assert what in status
 
+    # its API asks for basic auth: the string is in a 0600 file of the 0700 data directory, new per start
+    auth = (d / "api-auth").read_text().strip()
+    assert (d / "api-auth").stat().st_mode & 0o777 == 0o600 and len(auth) > 40
+    body = {"flow_runs": {}, "limit": 1}
+    assert httpx.post(f"{first['api_url']}/flow_runs/filter", json=body, timeout=10).status_code == 401
+    forged = httpx.post(f"{first['api_url']}/flow_runs/filter", json=body, auth=("golive", "guess"), timeout=10)
+    assert forged.status_code == 401
+    assert auth not in status  # said where it is, never printed
+
     run1 = ok(run_ci(env, tmp_path))
     line = server_line(run1)
     assert "golive's local server" in line and "reused" in line and f"UI {ui}" in line
     assert f"on {first['api_url']}" in run1 and "VERDICT: GO" in run1
     # the run is recorded on that server (its PostgreSQL), for the UI
-    assert [r["state"]["type"] for r in readiness_runs(first["api_url"])] == ["COMPLETED"]
+    assert [r["state"]["type"] for r in readiness_runs(first["api_url"], env)] == ["COMPLETED"]
 
     run2 = ok(run_ci(env, tmp_path))
     assert "reused" in server_line(run2) and state(env)["pid"] == first["pid"]
-    assert len(readiness_runs(first["api_url"])) == 2
+    assert len(readiness_runs(first["api_url"], env)) == 2
 
     stopped = ok(golive("server", "stop", env=env))
     assert f"stopped (pid {first['pid']})" in stopped
@@ -110,15 +119,16 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     # started again by a run: the data (both runs) kept, on the same port
     run3 = ok(run_ci(env, tmp_path))
     assert "started in" in server_line(run3) and state(env)["port"] == first["port"]
-    assert len(readiness_runs(first["api_url"])) == 3
+    assert len(readiness_runs(first["api_url"], env)) == 3
     purged = ok(golive("server", "stop", "--purge", env=env))
     assert "removed its data" in purged and not (d / "prefect-home").exists()
 
 
-def readiness_runs(api: str) -> list[dict]:
-    """The server's top-level flow runs (a readiness run's sections are subflow runs)."""
+def readiness_runs(api: str, env: dict[str, str]) -> list[dict]:
+    """The server's top-level flow runs (a readiness run's sections are subflow runs), with its API auth."""
     body = {"flow_runs": {"parent_task_run_id": {"is_null_": True}}}
-    return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+    token = (server_dir(env) / "api-auth").read_text().strip()
+    return httpx.post(f"{api}/flow_runs/filter", json=body, auth=tuple(token.split(":", 1)), timeout=10).json()
 
 
 def listening_addresses(port: int) -> list[str]:
@@ -167,10 +177,11 @@ def test_configured_prefect_api_url_wins(env, tmp_path):
     try:
         ok(golive("server", "start", env=other))
         api = json.loads((server_dir(other) / "server.json").read_text())["api_url"]
-        out = ok(run_ci({**env, "PREFECT_API_URL": api}, tmp_path))
+        auth = (server_dir(other) / "api-auth").read_text().strip()
+        out = ok(run_ci({**env, "PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": auth}, tmp_path))
         assert f"on {api}" in out and "golive: Prefect server:" not in out and "unavailable" not in out
         assert not (server_dir(env) / "server.json").exists()  # nothing started for this user
-        assert len(readiness_runs(api)) == 1
+        assert len(readiness_runs(api, other)) == 1
     finally:
         golive("server", "stop", "--purge", env=other, timeout=60)
 
@@ -318,7 +329,10 @@ def test_golive_serve_serves_its_deployments_on_the_local_server(env, tmp_path):
         def ready() -> bool:
             if not (server_dir(env) / "server.json").exists():
                 return False
-            deployments = httpx.post(f"{state(env)['api_url']}/deployments/filter", json={}, timeout=10).json()
+            token = (server_dir(env) / "api-auth").read_text().strip()
+            deployments = httpx.post(
+                f"{state(env)['api_url']}/deployments/filter", json={}, auth=tuple(token.split(":", 1)), timeout=10
+            ).json()
             return {d["name"] for d in deployments if d["status"] == "READY"} >= {"go-live", "nightly-rehearsal", "ci"}
 
         procs.wait_until("golive serve", ready, 180, alive=lambda: serve.poll() is None, log=log)
