@@ -88,7 +88,8 @@ class Paths:
 
     @property
     def auth(self) -> Path:
-        """The API's basic-auth string (0600, a new one per start): without it, no local user can drive the API."""
+        """The API's basic-auth string (0600; kept across restarts, new after a purge): without it, no local user
+        can drive the API."""
         return self.dir / AUTH
 
     @property
@@ -359,6 +360,23 @@ def _last_port(paths: Paths) -> int | None:
     return port if 1024 <= port < 65536 and procs.reserve_port(port) else None
 
 
+def _auth_string(paths: Paths) -> str:
+    """The API's basic-auth string: kept across restarts (a running `golive serve` holds it), made anew when the
+    file is missing, unreadable, or readable by others; `stop --purge` removes it."""
+    with contextlib.suppress(OSError):
+        st = paths.auth.stat()
+        kept = paths.auth.read_text().strip()
+        if st.st_mode & 0o077 == 0 and st.st_uid == os.getuid() and kept.startswith("golive:") and len(kept) > 40:
+            return kept
+    auth = f"golive:{secrets.token_urlsafe(32)}"
+    tmp = paths.auth.with_name(f".{AUTH}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(auth + "\n")
+    os.replace(tmp, paths.auth)
+    return auth
+
+
 def supervise(directory: Path) -> int:
     """Run PostgreSQL and Prefect's server until SIGTERM (or until either dies); the state file says it is up."""
     paths = Paths(directory)
@@ -388,15 +406,10 @@ def supervise(directory: Path) -> int:
             migrated = paths.migrated.read_text().strip() == key
         except OSError:
             migrated = False
-        # the API asks for basic auth (a new random string per start, in a 0600 file of the 0700 data directory):
+        # the API asks for basic auth (a random string, kept across restarts, in a 0600 file of the data directory):
         # a server on 127.0.0.1 is reachable by every local user, and its API resumes a paused go-live run, i.e.
         # signs it off; the UI asks for the string once per browser
-        auth = f"golive:{secrets.token_urlsafe(32)}"
-        tmp = paths.auth.with_name(f".{AUTH}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(auth + "\n")
-        os.replace(tmp, paths.auth)
+        auth = _auth_string(paths)
         server = PrefectServer(
             db.url,
             paths.home,

@@ -65,7 +65,7 @@ def parse_json(markdown: Any) -> Any | None:
     end = body.rfind(CLOSE)
     try:
         return json.loads(body[:end] if end >= 0 else body)
-    except ValueError:
+    except (ValueError, RecursionError):  # (JSON nested thousands deep raises RecursionError)
         return None
 
 

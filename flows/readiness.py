@@ -80,10 +80,10 @@ async def _run_section(section: str, run_key: str) -> None:
     try:
         state = await section_flow(section=section, run_key=run_key, return_state=True)
         why += f" ({state.type.value}: {' '.join(str(state.message or '').split())[:200]})"
-    except BaseException as e:  # a crash or a cancellation of the subflow call: still no check is left pending
-        why += f" ({type(e).__name__})"
-        raise
-    finally:
+    except Exception as e:  # noqa: BLE001 - the subflow call itself failed (e.g. the API refused to create it):
+        # its checks land as ERROR below and the run goes on to its verdict (re-raising ended the run without one)
+        why += f" ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+    finally:  # (a cancellation propagates; its section's checks land all the same)
         engine.section_started(run_key, section)  # (if it never did: the quiet window must not wait for it)
         for spec in st.specs.values():
             if spec.section == section and spec.id not in st.board.results:

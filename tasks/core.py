@@ -959,6 +959,10 @@ class Board:
             await self._released.setdefault(cid, asyncio.Event()).wait()
 
     def post(self, result: CheckResult) -> None:
+        """The first result of a check is its result: a late second one (a check still running when its section
+        was given up on and landed as ERROR) changes nothing already reported."""
+        if result.id in self.results:
+            return
         self.results[result.id] = result
         self.release(result.id)
         self._event(result.id).set()

@@ -299,3 +299,13 @@ def test_the_trust_store_is_loaded_once_per_ca_file_version(tmp_path):
     ca_file.write_text("not a certificate")
     with pytest.raises(ssl.SSLError):
         trust_context(ca_file)
+    # the httpx clients' own: ALPN set once, never again (OpenSSL copies it without the GIL, threads share it)
+    http = trust_context(http=True)
+    assert http is trust_context(http=True) and http is not trust_context()
+    http.set_alpn_protocols(["http/1.1"])  # what httpcore does at every connection: accepted, nothing changes
+    with pytest.raises(ValueError):
+        http.set_alpn_protocols(["h2", "http/1.1"])
+    with pytest.raises(ValueError):
+        http.load_cert_chain(str(ca_file))  # a client certificate would go to every later connection
+    assert http.check_hostname and http.verify_mode == ssl.CERT_REQUIRED
+    assert http.verify_flags == ssl.create_default_context().verify_flags

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
@@ -450,3 +450,17 @@ def test_a_hung_timing_check_holds_the_quiet_window_only_briefly():
     # the other timing check and the rest did not wait for the hung one's 1.5 s timeout
     assert started["ping"] < 1.2 and started["other"] < 1.2, started
     assert min(started.values()) >= QUIET_HOLD_S * 0.9, started
+
+
+def test_the_first_result_of_a_check_is_its_result():
+    """A check still running when its section was given up on (landed ERROR) must not change the report later."""
+    from golive.tasks.core import Board, make_result
+
+    s = spec("team.a.b", ok)
+    board = Board({s.id: s})
+    seen = []
+    board.listeners.append(seen.append)
+    first = make_result(s, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause="given up on")
+    board.post(first)
+    board.post(make_result(s, Status.PASS, started=datetime.now(UTC), t0=time.monotonic()))
+    assert board.results[s.id] is first and seen == [first]

@@ -257,3 +257,25 @@ def test_a_section_subflow_that_never_runs_its_checks_leaves_nothing_waiting(san
     assert res["data.users.rows"].status == Status.SKIPPED
     assert res["infrastructure.web.ttfb"].status == Status.PASS  # the quiet window did not wait for it either
     assert report.verdict == Verdict.NO_GO and state.is_failed()
+
+
+def test_a_section_subflow_call_that_raises_still_ends_in_a_verdict(sandbox, prefect_api, monkeypatch):
+    """The subflow call itself failing (e.g. the API refusing to create it) lands that section's checks as ERROR
+    naming why, and the run still builds its report (it used to end with no verdict at all)."""
+    from golive.flows import readiness
+
+    specs = _specs(("dependencies.postgres.reachable", (), False), ("team.a.b", (), False))
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    real = readiness.section_flow
+
+    def refusing(*, section, run_key, return_state):
+        if section == "dependencies":
+            raise RuntimeError("the API refused the subflow run (test)")
+        return real(section=section, run_key=run_key, return_state=return_state)
+
+    monkeypatch.setattr(readiness, "section_flow", refusing)
+    report, state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    assert res["dependencies.postgres.reachable"].status == Status.ERROR
+    assert "RuntimeError: the API refused the subflow run" in res["dependencies.postgres.reachable"].cause
+    assert res["team.a.b"].status == Status.PASS and report.verdict == Verdict.NO_GO and state.is_failed()

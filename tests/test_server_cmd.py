@@ -89,7 +89,7 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     for what in (f"pid {first['pid']}", ui, str(d), "uptime"):
         assert what in status
 
-    # its API asks for basic auth: the string is in a 0600 file of the 0700 data directory, new per start
+    # its API asks for basic auth: the string is in a 0600 file of the 0700 data directory
     auth = (d / "api-auth").read_text().strip()
     assert (d / "api-auth").stat().st_mode & 0o777 == 0o600 and len(auth) > 40
     body = {"flow_runs": {}, "limit": 1}

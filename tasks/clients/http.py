@@ -17,30 +17,53 @@ from typing import Any
 from ..core import RunContext
 
 
-def trust_context(ca_file: Path | str | None = None) -> ssl.SSLContext:
-    """The system trust store plus `ca_file` (PEM), hostname checking on.
+def trust_context(ca_file: Path | str | None = None, *, http: bool = False) -> ssl.SSLContext:
+    """The system trust store plus `ca_file` (PEM), hostname checking on; `http=True`: the one for httpx clients
+    (`http_client`), whose ALPN is fixed at HTTP/1.1.
 
     Shared, never to be modified (a check that needs other settings makes its own context): loading the system
     store costs ~19 ms of CPU, and a run used to load it once per HTTPS check (58 times on the sandbox: over a
-    CPU-second). One per CA file's content version (path, mtime, size): a CA file replaced while golive runs is
-    read again. (httpcore sets ALPN on the context at each connection: every golive client speaks HTTP/1.1 only,
-    so they all set the same value.)"""
+    CPU-second). One per CA file's content version (path, inode, mtime, ctime, size): a CA file replaced while
+    golive runs is read again. httpcore sets ALPN on its context at every connection, and OpenSSL copies that list
+    into each new connection without the GIL: on a context shared by threads, setting it again (even to the same
+    value) frees what another thread may be copying. So the HTTP context is set once, at creation, and refuses
+    any change; the plain one (TLS probes, STARTTLS) advertises no ALPN at all, as before."""
     if not ca_file:
-        return _trust_context(None, 0, 0)
+        return _trust_context(None, (), http)
     try:
         st = Path(ca_file).stat()
     except OSError:  # let OpenSSL say what is wrong with it
-        return _load_trust(str(ca_file))
-    return _trust_context(str(ca_file), st.st_mtime_ns, st.st_size)
+        return _load_trust(str(ca_file), http)
+    return _trust_context(str(ca_file), (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size), http)
+
+
+class _Http11Context(ssl.SSLContext):
+    """A shared client context whose ALPN is HTTP/1.1, set once (see `trust_context`)."""
+
+    def set_alpn_protocols(self, alpn_protocols: Any) -> None:
+        if list(alpn_protocols) != ["http/1.1"]:
+            raise ValueError("golive's shared HTTPS context speaks HTTP/1.1 only")
+        # already set at creation: setting it again would free the list a concurrent handshake may be copying
+
+    def load_cert_chain(self, *args: Any, **kwargs: Any) -> None:
+        raise ValueError("golive's shared HTTPS context holds no client certificate: make a context of your own")
 
 
 @functools.lru_cache(maxsize=32)
-def _trust_context(ca_file: str | None, _mtime_ns: int, _size: int) -> ssl.SSLContext:
-    return _load_trust(ca_file)
+def _trust_context(ca_file: str | None, _version: tuple[int, ...], http: bool) -> ssl.SSLContext:
+    return _load_trust(ca_file, http)
 
 
-def _load_trust(ca_file: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
+def _load_trust(ca_file: str | None, http: bool = False) -> ssl.SSLContext:
+    if not http:
+        ctx = ssl.create_default_context()
+    else:  # create_default_context's settings, on the subclass
+        base = ssl.create_default_context()
+        ctx = _Http11Context(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.options, ctx.verify_flags = base.options, base.verify_flags
+        ctx.check_hostname, ctx.verify_mode = True, ssl.CERT_REQUIRED
+        ctx.load_default_certs()
+        ssl.SSLContext.set_alpn_protocols(ctx, ["http/1.1"])
     if ca_file:
         ctx.load_verify_locations(cafile=ca_file)
     return ctx
@@ -152,7 +175,9 @@ def http_client(ctx: RunContext, ca_file: Path | str | None = None, *, max_bytes
 
     kw.setdefault("follow_redirects", False)
     return bounded(
-        httpx.Client(verify=trust_context(ca_file), timeout=httpx.Timeout(ctx.remaining), **kw), ctx.deadline, max_bytes
+        httpx.Client(verify=trust_context(ca_file, http=True), timeout=httpx.Timeout(ctx.remaining), **kw),
+        ctx.deadline,
+        max_bytes,
     )
 
 
