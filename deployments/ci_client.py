@@ -37,29 +37,28 @@ class CiOutcome:
     checks: list[dict[str, Any]]
 
 
+def _client_kwargs(api_url: str, api_key: str | None, timeout: float) -> dict[str, Any]:
+    return {
+        "api": api_url.rstrip("/"),
+        "api_key": api_key or os.environ.get("PREFECT_API_KEY") or None,
+        "auth_string": os.environ.get("PREFECT_API_AUTH_STRING") or None,
+        "httpx_settings": {"timeout": timeout},
+    }
+
+
 def prefect_client(api_url: str, api_key: str | None = None, timeout: float = 15.0) -> Any:
     """Prefect's own client for `api_url` (a server behind basic auth: PREFECT_API_AUTH_STRING; Prefect Cloud or
     a keyed server: `api_key`, by default PREFECT_API_KEY)."""
     from prefect.client.orchestration import SyncPrefectClient
 
-    return SyncPrefectClient(
-        api_url.rstrip("/"),
-        api_key=api_key or os.environ.get("PREFECT_API_KEY") or None,
-        auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None,
-        httpx_settings={"timeout": timeout},
-    )
+    return SyncPrefectClient(**_client_kwargs(api_url, api_key, timeout))
 
 
 def prefect_async_client(api_url: str, api_key: str | None = None, timeout: float = 15.0) -> Any:
     """`prefect_client`'s async twin (the readers of flows/artifacts.py are async): the same URL and credentials."""
     from prefect.client.orchestration import PrefectClient
 
-    return PrefectClient(
-        api_url.rstrip("/"),
-        api_key=api_key or os.environ.get("PREFECT_API_KEY") or None,
-        auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None,
-        httpx_settings={"timeout": timeout},
-    )
+    return PrefectClient(**_client_kwargs(api_url, api_key, timeout))
 
 
 def default_idempotency_key(deployment: str, parameters: dict[str, Any] | None = None) -> str:

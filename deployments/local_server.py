@@ -153,12 +153,17 @@ def read_state(paths: Paths) -> dict[str, Any] | None:
     return state
 
 
-def _write_state(paths: Paths, state: dict[str, Any]) -> None:
-    tmp = paths.state.with_name(f".{STATE}.{os.getpid()}.tmp")
+def _write_private(path: Path, text: str) -> None:
+    """`text` into `path`, 0600 from its creation, written under a temporary name and renamed (never half-written)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=1)
-    os.replace(tmp, paths.state)
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _write_state(paths: Paths, state: dict[str, Any]) -> None:
+    _write_private(paths.state, json.dumps(state, indent=1))
 
 
 def _alive(pid: int, start: int) -> bool:
@@ -369,11 +374,7 @@ def _auth_string(paths: Paths) -> str:
         if st.st_mode & 0o077 == 0 and st.st_uid == os.getuid() and kept.startswith("golive:") and len(kept) > 40:
             return kept
     auth = f"golive:{secrets.token_urlsafe(32)}"
-    tmp = paths.auth.with_name(f".{AUTH}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(auth + "\n")
-    os.replace(tmp, paths.auth)
+    _write_private(paths.auth, auth + "\n")
     return auth
 
 
