@@ -54,7 +54,7 @@ LEAN_OFF = (
 
 
 #: Prefect's task run recorder writes each task-run event in its own transaction by default (batch size 1): a
-#: readiness run's 134 task runs cost the server 6.3 CPU-s; read and written 50 at a time (flushed at least every
+#: readiness run's 134 task runs cost the server 3.9 CPU-s; read and written 50 at a time (flushed at least every
 #: second, so the UI is at most a second behind), 2.0 CPU-s, on 2 cores shared with the checks
 #: (`bench/overhead.py` prints it). Recommended for any Prefect server golive runs on (README, "Prefect server").
 SERVER_TUNING = {
