@@ -1,6 +1,9 @@
 """The run engine: checks run as Prefect task runs (one per check, or one per group of checks), over one shared
 dependency board, for every flow that runs checks (the readiness sections, the deploy flow's smoke tests).
 
+A check's result goes on the board the moment its body is done, so the checks waiting for it start then, not once
+Prefect has finished its task run's bookkeeping (with a hundred task runs ending together that queue is long).
+
 Nothing secret crosses the Prefect API: a task run's parameters are a check id and an opaque run key; the loaded
 config, its secrets, the board and the results stay in this process, in one registry (`registered_run`), which the
 deploy flow's steps also read their redactor from.
@@ -47,6 +50,7 @@ LISTENERS: list[Callable[[CheckResult], None]] = []
 async def _run_one(st: RunState, check_id: str) -> CheckResult:
     res = await execute(st.specs[check_id], st.config, redact=st.redact, memo=st.memo)
     st.landed[check_id] = res
+    st.board.post(res)  # its dependents go now (the executor's caller posting it again changes nothing)
     return res
 
 
@@ -123,11 +127,42 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
     return via_prefect
 
 
+def by_subject(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec]:
+    """`specs` with the checks of one subject (`backup.s3.*`, `infrastructure.backend.*`) that wait for the same
+    checks, the same way, grouped: one Prefect task run named by the subject (each check still has its own result,
+    evidence and log line in it). Each task run costs the flow a few milliseconds of its process and the Prefect
+    server three events: 134 task runs of a sandbox run become 69. Left alone: groups already made (a suite's
+    expectations), timing checks and what they need (the quiet window runs them one by one), single checks."""
+    quiet_first = board.quiet_before()
+    subjects: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
+    for i, s in specs.items():
+        if s.group is None and not s.timing and i not in quiet_first:
+            subjects.setdefault((i.rsplit(".", 1)[0], s.depends_on, s.heavy), []).append(i)
+    out = dict(specs)
+    names = {s.group for s in specs.values() if s.group}
+    for (subject, _, _), ids in subjects.items():
+        if len(ids) < 2:
+            continue
+        name, n = subject, 1
+        while name in names or name in specs:  # (two sets of one subject waiting for different checks)
+            n += 1
+            name = f"{subject} #{n}"
+        names.add(name)
+        for i in ids:
+            out[i] = dataclasses.replace(specs[i], group=name)
+    return out
+
+
 @contextlib.contextmanager
-def registered_run(cfg: GoliveConfig, specs: dict[str, CheckSpec]) -> Iterator[tuple[str, RunState]]:
-    """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs."""
+def registered_run(
+    cfg: GoliveConfig, specs: dict[str, CheckSpec], *, group_by_subject: bool = False
+) -> Iterator[tuple[str, RunState]]:
+    """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs.
+    `group_by_subject`: run the checks of one subject as one task run (`by_subject`)."""
     run_key = uuid.uuid4().hex
     board = Board(specs)
+    if group_by_subject:
+        specs = by_subject(specs, board)
     board.listeners.extend(LISTENERS)
     _RUNS[run_key] = st = RunState(config=cfg, redact=Redactor(cfg.secrets()), specs=specs, board=board)
     try:
@@ -150,6 +185,17 @@ def section_started(run_key: str, section: str) -> None:
     st.starting.discard(section)
     if not st.starting:
         st.board.all_started.set()
+
+
+def first_wave(st: RunState, sections: list[str]) -> list[str]:
+    """The sections whose subflows start first: those of the timing checks and of what they need (the quiet window
+    opens once these have started, and no other subflow starts until it closes: a subflow's start-up is about seven
+    API calls, and none may compete with a latency probe), and those of the light `slow` checks (so they start
+    the moment it closes). The others start when the quiet window closes, while the first wave's checks run."""
+    first = st.board.quiet_before() | set(st.board.timing_ids())
+    first |= {i for i in st.board.light_ids() if st.specs[i].slow}
+    wanted = {i.split(".", 1)[0] for i in first}
+    return [s for s in sections if s in wanted]
 
 
 def state(run_key: str) -> RunState:

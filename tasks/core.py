@@ -343,6 +343,10 @@ class CheckSpec:
     #: checks of one group share one unit of work (the expectations of one GX suite: one validation of the table):
     #: the readiness flow runs a group as one Prefect task; members must share their dependencies
     group: str | None = None
+    #: the body usually takes long (a subprocess that resolves a dependency tree, a restore): among the checks
+    #: released together (when the quiet window closes, when the light checks have landed) it starts first, so the
+    #: run does not end up waiting for it alone
+    slow: bool = False
 
     @property
     def section(self) -> str:
@@ -370,6 +374,7 @@ def check(
     target: str | None = None,
     heavy: bool = False,
     timing: bool = False,
+    slow: bool = False,
     doc: str | None = None,
     needs: Iterable[str] | Mapping[str, str] = (),
     uses: Iterable[str] = (),
@@ -404,6 +409,7 @@ def check(
             description=(doc or fn.__doc__ or "").strip(),
             heavy=heavy,
             timing=timing,
+            slow=slow,
             needs=needed,
             uses=tuple(uses),
         )
@@ -893,6 +899,50 @@ async def execute(
     )
 
 
+def _topological(specs: Mapping[str, CheckSpec]) -> list[str]:
+    """Check ids, every check after the ones it depends on (Kahn's algorithm; dependencies outside `specs` are
+    ignored, a cycle's members are left out: validate_graph reports cycles)."""
+    waiting = {i: {d for d in s.depends_on if d in specs} for i, s in specs.items()}
+    below: dict[str, list[str]] = {}
+    for i, deps in waiting.items():
+        for d in deps:
+            below.setdefault(d, []).append(i)
+    ready = [i for i, deps in waiting.items() if not deps]
+    order: list[str] = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for j in below.get(i, ()):
+            waiting[j].discard(i)
+            if not waiting[j]:
+                ready.append(j)
+    return order
+
+
+class _Turns:
+    """Checks held until a moment (the quiet window closing, the last light check landing), then let go together,
+    in priority order: the order they resume in is the order they start in (and, in the readiness flow, the order
+    their Prefect task runs are set up in, which takes a few milliseconds each)."""
+
+    def __init__(self, is_open: bool):
+        self.is_open = is_open
+        self._held: dict[str, asyncio.Event] = {}
+        self.opened = asyncio.Event()
+        if is_open:
+            self.opened.set()
+
+    async def wait(self, cid: str) -> None:
+        if not self.is_open:
+            await self._held.setdefault(cid, asyncio.Event()).wait()
+
+    def open(self, priority: Callable[[str], Any]) -> None:
+        if not self.is_open:
+            self.is_open = True
+            self.opened.set()
+            for cid in sorted(self._held, key=priority):
+                self._held[cid].set()
+
+
 class Board:
     """The shared state of one run: results as they land, and an event per check for its dependents."""
 
@@ -903,12 +953,16 @@ class Board:
         self.listeners: list[Callable[[CheckResult], None]] = []
         self._light: list[str] | None = None
         self._quiet_before: frozenset[str] | None = None
+        self._height: dict[str, int] | None = None
         self.quiet = asyncio.Lock()  # one timing check at a time
         # set once everything of the run that starts together has started (the readiness flow's section subflows:
         # it clears this first): the quiet window opens only then, so no start-up competes with a timing probe
         self.all_started = asyncio.Event()
         self.all_started.set()
-        self._released: dict[str, asyncio.Event] = {}  # timing check -> done with the quiet window
+        self._timing_left = set(self.timing_ids())  # timing checks not yet done with the quiet window
+        self._light_left = set(self.light_ids())  # light checks not yet landed (heavy ones wait for them)
+        self._after_window = _Turns(is_open=not self._timing_left)
+        self._after_light = _Turns(is_open=not self._light_left)
 
     def _event(self, cid: str) -> asyncio.Event:
         ev = self._events.get(cid)
@@ -952,11 +1006,37 @@ class Board:
 
     def release(self, cid: str) -> None:
         """The timing check `cid` is done with the quiet window (finished, gated, or past QUIET_HOLD_S)."""
-        self._released.setdefault(cid, asyncio.Event()).set()
+        self._timing_left.discard(cid)
+        if not self._timing_left:
+            self._after_window.open(self.priority)
 
-    async def wait_quiet_window(self) -> None:
-        for cid in self.timing_ids():
-            await self._released.setdefault(cid, asyncio.Event()).wait()
+    async def wait_quiet_window(self, cid: str) -> None:
+        """Until every timing check is done with the quiet window; the checks waiting then go in priority order."""
+        await self._after_window.wait(cid)
+
+    async def quiet_window_closed(self) -> None:
+        """Until every timing check is done with the quiet window (at once when there is none)."""
+        await self._after_window.opened.wait()
+
+    async def wait_light(self, cid: str) -> None:
+        """Until every light check has landed (heavy checks wait for that); then in priority order."""
+        await self._after_light.wait(cid)
+
+    def priority(self, cid: str) -> tuple[bool, int, str]:
+        """Sort key, first first: `slow` checks, then those with the longest chain of checks waiting on them (the
+        critical path: a check three others wait for in turn goes before one nothing waits for)."""
+        if self._height is None:
+            below: dict[str, list[str]] = {}
+            for s in self.specs.values():
+                for d in s.depends_on:
+                    below.setdefault(d, []).append(s.id)
+            height: dict[str, int] = {}
+            # (iterative, dependents before the checks they wait for: the graph is acyclic, validate_graph says so)
+            for c in reversed(_topological(self.specs)):
+                height[c] = 1 + max((height[d] for d in below.get(c, ())), default=0)
+            self._height = height
+        spec = self.specs.get(cid)
+        return (not (spec is not None and spec.slow), -self._height.get(cid, 1), cid)
 
     def post(self, result: CheckResult) -> None:
         """The first result of a check is its result: a late second one (a check still running when its section
@@ -964,7 +1044,11 @@ class Board:
         if result.id in self.results:
             return
         self.results[result.id] = result
-        self.release(result.id)
+        if result.id in self._timing_left:
+            self.release(result.id)
+        self._light_left.discard(result.id)
+        if not self._light_left:
+            self._after_light.open(self.priority)
         self._event(result.id).set()
         for fn in self.listeners:
             fn(result)
@@ -1027,9 +1111,9 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
 
     async def one(spec: CheckSpec) -> CheckResult:
         if board.waits_for_quiet_window(spec.id):
-            await board.wait_quiet_window()
+            await board.wait_quiet_window(spec.id)
         if spec.heavy:
-            await board.wait(board.light_ids())
+            await board.wait_light(spec.id)
         deps = await board.wait(spec.depends_on)
         res = gate(spec, deps, board)
         if res is None and spec.timing:

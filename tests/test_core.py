@@ -464,3 +464,91 @@ def test_the_first_result_of_a_check_is_its_result():
     board.post(first)
     board.post(make_result(s, Status.PASS, started=datetime.now(UTC), t0=time.monotonic()))
     assert board.results[s.id] is first and seen == [first]
+
+
+def test_checks_let_go_together_start_slow_ones_first_then_the_longest_chain():
+    """When the quiet window closes, and when the last light check lands (the heavy ones), the checks waiting start
+    in priority order: `slow` ones first, then those with the longest chain of checks waiting on them (the run's
+    critical path), whatever their order in the plan."""
+    import asyncio
+    import dataclasses
+
+    from golive.tasks.core import Board, make_result, run_checks
+
+    started: list[str] = []
+
+    async def executor(s):  # records the order checks are handed to the executor (the order their bodies start)
+        started.append(s.id)
+        await asyncio.sleep(0.01)
+        return make_result(s, Status.PASS, started=datetime.now(UTC), t0=time.monotonic(), observed=1, expected=1)
+
+    def mk(cid, deps=(), **flags):
+        return dataclasses.replace(spec(cid, ok, deps=deps), **flags)
+
+    plan = [
+        mk("application.a.leaf"),  # first in the plan and by name: nothing waits for it
+        mk("monitoring.a.head"),
+        mk("monitoring.a.mid", deps=["monitoring.a.head"]),
+        mk("monitoring.a.tail", deps=["monitoring.a.mid"]),
+        mk("security.a.audit", slow=True),
+        mk("backup.a.small", heavy=True),
+        mk("backup.a.after", deps=["backup.a.small"]),
+        mk("backup.a.big", heavy=True, slow=True),
+        mk("infrastructure.web.ttfb", timing=True),
+    ]
+    specs = {s.id: s for s in plan}
+
+    async def main():
+        return await run_checks(plan, Board(specs), executor)
+
+    asyncio.run(main())
+    assert started[0] == "infrastructure.web.ttfb"  # the quiet window first
+    light = [i for i in started if i in ("application.a.leaf", "monitoring.a.head", "security.a.audit")]
+    assert light == ["security.a.audit", "monitoring.a.head", "application.a.leaf"], started
+    heavy = [i for i in started if i in ("backup.a.small", "backup.a.big")]
+    assert heavy == ["backup.a.big", "backup.a.small"], started
+    assert started.index("backup.a.big") > started.index("monitoring.a.tail")  # heavy after every light check
+
+
+def test_the_engine_groups_a_subjects_checks_that_wait_for_the_same_checks():
+    """One Prefect task run per subject (`backup.s3.*`) whose checks wait for the same checks the same way; timing
+    checks, what they need, a suite's expectations and a subject's only check keep their own."""
+    import dataclasses
+
+    from golive.flows.engine import by_subject
+    from golive.tasks.core import Board
+
+    def mk(cid, deps=(), **flags):
+        return dataclasses.replace(spec(cid, ok, deps=deps), **flags)
+
+    plan = [
+        mk("backup.s3.reachable"),
+        mk("backup.s3.size", deps=["backup.s3.reachable"]),
+        mk("backup.s3.encrypted", deps=["backup.s3.reachable"]),
+        mk("backup.s3.retention", deps=["backup.s3.reachable"]),
+        mk("backup.s3.restore", deps=["backup.s3.reachable"], heavy=True),  # heavy: not with the light ones
+        mk("backup.code.tag"),
+        mk("dependencies.redis.up"),
+        mk("dependencies.redis.config", deps=["dependencies.redis.up"]),
+        mk("dependencies.redis.ping", deps=["dependencies.redis.up"], timing=True),
+        mk("data.users.a", deps=["dependencies.redis.up"], group="data.users"),
+        mk("data.users.b", deps=["dependencies.redis.up"], group="data.users"),
+        mk("team.a.x"),
+        mk("team.a.y", deps=["team.a.x"]),
+        mk("team.a.z", deps=["team.a.x"]),
+        mk("team.a.w"),
+        mk("team.a.v"),
+    ]
+    specs = {s.id: s for s in plan}
+    grouped = by_subject(specs, Board(specs))
+    groups = {i: s.group for i, s in grouped.items()}
+    assert groups["backup.s3.size"] == groups["backup.s3.encrypted"] == groups["backup.s3.retention"] == "backup.s3"
+    # a heavy check, a timing check and what it needs, a subject's only check: alone
+    for alone in ("backup.s3.reachable", "backup.s3.restore", "backup.code.tag", "dependencies.redis.ping"):
+        assert groups[alone] is None, alone
+    assert groups["dependencies.redis.up"] is None and groups["dependencies.redis.config"] is None
+    assert groups["data.users.a"] == groups["data.users.b"] == "data.users"  # a suite's group is kept
+    # two sets of one subject waiting for different checks: two groups, both named by the subject
+    assert {groups["team.a.y"], groups["team.a.x"]} == {"team.a", "team.a #2"}
+    assert groups["team.a.y"] == groups["team.a.z"] and groups["team.a.x"] == groups["team.a.w"] == groups["team.a.v"]
+    validate_graph(grouped)  # members of a group share dependencies, heavy and timing flags

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 
@@ -38,13 +39,22 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     assert payload["verdict"] == "GO" and payload["flow_run_id"] == str(state.state_details.flow_run_id)
     table = asyncio.run(artifact("golive-checks-sandbox"))
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
-    # one task run per check, except the expectations of a suite: one task run per suite (one validation)
+    # one task run per suite (its expectations: one validation), per subject (`backup.s3.*` waiting for the same
+    # checks) and per check left alone (timing checks, what they need, a subject's only check)
     names = asyncio.run(_task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs()))
     names = [n for n in names if not re.fullmatch(r"readiness-section-\d+", n)]  # subflows' own task runs
     suites = {f"data.{s}" for s in _suite_names()}
     expectation_ids = {r.id for r in report.results if r.id.rsplit(".", 1)[0] in suites}
     assert len(expectation_ids) > 100 and suites <= set(names) and not expectation_ids & set(names)
-    assert "infrastructure.web.reachable" in names and len(names) == len(set(names)) == _expected_task_runs()
+    assert {"backup.s3", "infrastructure.backend", "application.frontend"} <= set(names)
+    from golive.flows import readiness
+    from golive.flows.config import load_config
+
+    timing = {i for i, s in readiness.plan(load_config(sandbox.config_path)).items() if s.timing}
+    assert "infrastructure.web.reachable" in timing and timing <= set(names)  # each alone, in the quiet window
+    # every check is in the task run of its subject (or its own), and there are as many as the engine makes
+    assert all(r.id in names or r.id.rsplit(".", 1)[0] in names for r in report.results)
+    assert len(names) == len(set(names)) == _expected_task_runs() < len(report.results) - 100
 
 
 def _suite_names() -> set[str]:
@@ -55,8 +65,11 @@ def _suite_names() -> set[str]:
 
 def _expected_task_runs() -> int:
     from golive.flows.catalog import all_checks
+    from golive.flows.engine import by_subject
+    from golive.tasks.core import Board
 
     specs = all_checks()
+    specs = by_subject(specs, Board(specs))
     return sum(1 for s in specs.values() if not s.group) + len({s.group for s in specs.values() if s.group})
 
 
@@ -195,9 +208,10 @@ def _bounded_run(config_path, seconds=60):
     return readiness.REPORTS.pop(str(state.state_details.flow_run_id)), state
 
 
-def test_the_quiet_window_opens_only_once_every_section_subflow_has_started(sandbox, prefect_api, monkeypatch):
-    """Section subflows start together (their start-up off the checks' critical path); a timing probe must not
-    share the machine with their start-up, so it starts after the last subflow has (Prefect's own start times)."""
+def test_no_section_subflow_starts_while_a_timing_check_runs(sandbox, prefect_api, monkeypatch):
+    """A timing probe must not share the machine with a subflow's start-up: the sections of the timing checks (and
+    of what they need, and of `slow` light checks) start first, the quiet window opens once they all have, and the
+    other sections start only once it has closed (Prefect's own start times)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
@@ -205,8 +219,14 @@ def test_the_quiet_window_opens_only_once_every_section_subflow_has_started(sand
 
     specs = _specs(
         ("infrastructure.web.ttfb", (), True),
+        ("dependencies.redis.ping", ("monitoring.a.up",), True),  # needs a check of section 7: first wave
         *((f"{s}.a.b", (), False) for s in SECTIONS if s != "signoff"),
+        ("monitoring.a.up", (), False),
     )
+    specs = {
+        **specs,
+        "security.a.audit": dataclasses.replace(specs["security.a.b"], id="security.a.audit", slow=True),
+    }
     monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
     report, state = _bounded_run(sandbox.config_path)
     assert report.verdict == Verdict.GO
@@ -221,8 +241,15 @@ def test_the_quiet_window_opens_only_once_every_section_subflow_has_started(sand
 
     starts = asyncio.run(subflow_starts())
     assert len(starts) == len({s.section for s in specs.values()}), starts
-    timing = next(r for r in report.results if r.id == "infrastructure.web.ttfb")
-    assert all(t is not None and timing.started_at >= t for t in starts.values()), (timing.started_at, starts)
+    res = {r.id: r for r in report.results}
+    first = {"infrastructure", "dependencies", "monitoring", "security"}
+    window = (
+        min(res[i].started_at for i in ("infrastructure.web.ttfb", "dependencies.redis.ping")),
+        max(res[i].finished_at for i in ("infrastructure.web.ttfb", "dependencies.redis.ping")),
+    )
+    assert all(starts[s] is not None and starts[s] <= window[0] for s in first), (window, starts)
+    later = set(starts) - first
+    assert later and all(starts[s] is not None and starts[s] >= window[1] for s in later), (window, starts)
 
 
 def test_a_section_subflow_that_never_runs_its_checks_leaves_nothing_waiting(sandbox, prefect_api, monkeypatch):
@@ -279,3 +306,28 @@ def test_a_section_subflow_call_that_raises_still_ends_in_a_verdict(sandbox, pre
     assert res["dependencies.postgres.reachable"].status == Status.ERROR
     assert "RuntimeError: the API refused the subflow run" in res["dependencies.postgres.reachable"].cause
     assert res["team.a.b"].status == Status.PASS and report.verdict == Verdict.NO_GO and state.is_failed()
+
+
+def test_a_check_s_dependents_start_when_its_body_ends_not_when_its_task_run_does(sandbox, prefect_api, monkeypatch):
+    """`team.a.quick` shares a task run with `team.a.lag` (one subject, the same dependencies); what waits for the
+    quick one starts as soon as its body is done, not once the whole task run (held by the lag) has ended."""
+    import time
+
+    from golive.flows import readiness
+    from golive.tasks.core import passed
+
+    def lag(_t, _ctx):
+        time.sleep(2)
+        return passed("ok", "ok", "tests/test_flow.py")
+
+    specs = _specs(
+        ("team.a.quick", (), False), ("team.a.lag", (), False), ("monitoring.b.after", ("team.a.quick",), False)
+    )
+    specs["team.a.lag"] = dataclasses.replace(specs["team.a.lag"], body=lag)
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    report, _state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    assert report.verdict == Verdict.GO
+    names = asyncio.run(_task_run_names(str(_state.state_details.flow_run_id), expected=2))
+    assert "team.a" in names and "team.a.quick" not in names  # the two share one task run
+    assert res["monitoring.b.after"].started_at < res["team.a.lag"].finished_at, res

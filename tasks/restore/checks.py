@@ -134,6 +134,7 @@ def _evidence(t: RestoreTarget, b: BackupTarget, key: str, src: PostgresTarget, 
     timeout=RESTORE_CHECK_TIMEOUT,
     target="restore",
     heavy=True,
+    slow=True,  # a download, a pg_restore and the suites on the copy: the longest check of a run
     needs=["backups", "postgres"],
 )
 def restore_test(t: RestoreTarget, ctx: RunContext, *, backups: BackupTarget, postgres: PostgresTarget) -> Observation:

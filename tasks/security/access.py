@@ -146,6 +146,7 @@ def db_exposure(t: SecurityTarget, ctx: RunContext) -> Observation:
     timeout=30,
     target="security",
     heavy=True,
+    slow=True,  # paced requests until a 429: seconds
     uses=["web"],
 )
 def rate_limit(t: SecurityTarget, ctx: RunContext, *, web: WebTarget | None) -> Observation:

@@ -109,6 +109,7 @@ def _npm_audit(d: DependencyAudit, ctx: RunContext) -> tuple[dict[str, Any], str
     seed=["5.4 Dependency Vulnerabilities"],
     timeout=30,
     target="security.dependencies",
+    slow=True,  # a pip-audit (and npm audit) subprocess: about a second, the longest light check
 )
 def vulnerabilities(d: DependencyAudit, ctx: RunContext) -> Observation:
     """`pip-audit -r <lock_file> --no-deps --disable-pip -s osv [--osv-url ...] -f json`: no pinned package has a known
