@@ -371,6 +371,25 @@ def _duration(seconds: float) -> str:
     return f"{s // 60}m {s % 60}s" if s >= 60 else f"{seconds:.1f}s"
 
 
+def _api_url(args: argparse.Namespace) -> str:
+    """The Prefect API a client command talks to: --api-url, else PREFECT_API_URL, else golive's local server when it
+    runs (the one `golive run` used; never started by a command that only reads or answers). Its credentials go
+    into the environment for Prefect's client (PREFECT_API_AUTH_STRING)."""
+    api_url: str | None = getattr(args, "api_url", None) or os.environ.get("PREFECT_API_URL")
+    if api_url:
+        return api_url
+    from golive.deployments import local_server
+
+    state, why = local_server.status(local_server.Paths.default())
+    if state is None:
+        need = "--api-url or PREFECT_API_URL" if hasattr(args, "api_url") else "PREFECT_API_URL"
+        raise UsageError(f"{need} is required (golive's local Prefect server is not running: {why})")
+    srv = local_server.Running(state, True, 0.0)
+    os.environ["PREFECT_API_URL"] = srv.api_url
+    os.environ["PREFECT_API_AUTH_STRING"] = srv.auth_string
+    return srv.api_url
+
+
 def _prefect_server_for(console: Console) -> None:
     """With no PREFECT_API_URL: golive's local server (started if need be; deployments/local_server.py), said in one
     line with its UI; if it cannot run, one line saying why, and Prefect's ephemeral server as before."""
@@ -416,7 +435,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         )
         return 0
     if args.server_cmd == "status":
-        state, why = local_server.current(paths)
+        state, why = local_server.status(paths)
         if state is None:
             print(f"golive local Prefect server: not running ({why}); data {paths.dir}")
             return 1
@@ -572,9 +591,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
     from golive.deployments.ci_client import CiError, trigger_and_wait
     from golive.flows.report import ci_summary, junit_xml
 
-    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
-    if not api_url:
-        raise UsageError("--api-url or PREFECT_API_URL is required")
+    api_url = _api_url(args)
     console = _console()
     try:
         out = trigger_and_wait(
@@ -642,9 +659,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
         uuid.UUID(args.run)
     except ValueError:
         raise UsageError(f"RUN: expected a flow run id (a UUID), got {args.run!r}") from None
-    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
-    if not api_url:
-        raise UsageError("--api-url or PREFECT_API_URL is required")
+    api_url = _api_url(args)
     try:
         [(name, role)] = parse_approvals([args.as_])
     except ValueError as e:
@@ -720,6 +735,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
     if args.clear:
         from prefect.variables import Variable
 
+        _api_url(args)  # (Prefect's own client reads PREFECT_API_URL: never its throwaway ephemeral server)
         Variable.unset(name)
         print(f"cleared {name}: HIGH rollback criteria of {args.environment} roll back again after their assessment")
         return EXIT_GO
@@ -735,6 +751,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
         raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from None
     from prefect.variables import Variable
 
+    _api_url(args)
     Variable.set(name, ack.model_dump(mode="json"), overwrite=True)
     what = ", ".join(ack.criteria) if ack.criteria else "every HIGH criterion"
     print(
@@ -763,9 +780,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise UsageError(f"--last: expected 1 to {history.MAX_RUNS} runs, got {args.last}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout: expected seconds > 0, got {args.timeout:g}")
-    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
-    if not api_url:
-        raise UsageError("--api-url or PREFECT_API_URL is required")
+    api_url = _api_url(args)
     where = urlsplit(api_url).hostname or "?"
 
     async def read() -> history.History:

@@ -236,6 +236,19 @@ def current(paths: Paths) -> tuple[dict[str, Any] | None, str]:
     return None, why
 
 
+def status(paths: Paths) -> tuple[dict[str, Any] | None, str]:
+    """`current`, under the lock without waiting for it: a state file judged stale is removed only by whoever holds
+    the lock (never while another golive, starting the server, is about to write it); a start or stop in progress is
+    said instead."""
+    if not paths.dir.is_dir():
+        return None, "no state file"
+    try:
+        with prefect_db.file_lock(paths.lock, timeout=0):
+            return current(paths)
+    except TimeoutError:
+        return None, "another golive is starting or stopping it right now; ask again in a moment"
+
+
 # --------------------------------------------------------------------------- start / stop
 
 

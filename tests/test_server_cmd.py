@@ -8,6 +8,7 @@ database is built once for the module (its own temporary cache), as a user's fir
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -108,6 +109,9 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     run2 = ok(run_ci(env, tmp_path))
     assert "reused" in server_line(run2) and state(env)["pid"] == first["pid"]
     assert len(readiness_runs(first["api_url"], env)) == 2
+    # the client commands read the server the runs used (with no PREFECT_API_URL, not a throwaway one of Prefect's)
+    hist = json.loads(ok(golive("history", "--environment", "small", "--format", "json", env=env)))
+    assert [r["verdict"] for r in hist["runs"]] == ["GO", "GO"], hist
 
     stopped = ok(golive("server", "stop", env=env))
     assert f"stopped (pid {first['pid']})" in stopped
@@ -115,6 +119,8 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     assert not (d / "server.json").exists()
     gone = golive("server", "status", env=env)
     assert gone.returncode == 1 and "not running" in gone.stdout
+    nowhere = golive("history", "--environment", "small", env=env)  # (never starts one to read an empty database)
+    assert nowhere.returncode == 3 and "local Prefect server is not running" in nowhere.stderr, nowhere.stderr
 
     # started again by a run: the data (both runs) kept, on the same port
     run3 = ok(run_ci(env, tmp_path))
@@ -238,6 +244,15 @@ def test_a_stale_state_file_is_removed_and_its_port_never_trusted(env, tmp_path,
         "started_at": time.time() - 60,
     }
     (d / "server.json").write_text(json.dumps(stale))
+    # while another golive holds the lock (starting the server: about to write this file), status only says so
+    fd = os.open(d / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        busy = golive("server", "status", env=env)
+    finally:
+        os.close(fd)
+    assert busy.returncode == 1 and "starting or stopping it right now" in busy.stdout, busy.stdout
+    assert (d / "server.json").exists()
     status = golive("server", "status", env=env)
     assert status.returncode == 1 and "removed a stale state file" in status.stdout
     assert not (d / "server.json").exists()
