@@ -446,7 +446,11 @@ def cmd_server(args: argparse.Namespace) -> int:
             f"\n  auth   basic auth: the string in {paths.auth} (PREFECT_API_AUTH_STRING; the UI asks for it)"
         )
         return 0
-    stopped, why = local_server.stop(paths, purge=args.purge)
+    try:
+        stopped, why = local_server.stop(paths, purge=args.purge)
+    except local_server.ServerError as e:
+        print(f"golive local Prefect server: not stopped: {e}", file=sys.stderr)
+        return EXIT_GATE
     print(
         (f"golive local Prefect server: stopped (pid {stopped['pid']})" if stopped else f"not running ({why})")
         + (f"; removed its data ({paths.dir})" if args.purge else "")

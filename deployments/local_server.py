@@ -58,6 +58,10 @@ KEEP_PREFIXES = ("LC_", "PREFECT_SERVER_SERVICES_")  # the locale; an operator's
 START_TIMEOUT = 300.0
 
 
+#: how long `stop` waits for the supervisor after SIGKILL (a process in uninterruptible sleep ignores it for now)
+KILL_WAIT_S = 10.0
+
+
 class ServerError(RuntimeError):
     """golive's local server could not be started or used (one line: why)."""
 
@@ -340,7 +344,10 @@ def _stop_supervisor(state: dict[str, Any], paths: Paths, grace: float = 30.0) -
     if _alive(pid, start):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
+        deadline = time.monotonic() + KILL_WAIT_S
         while _alive(pid, start):
+            if time.monotonic() > deadline:  # (stuck in the kernel, uninterruptible: never wait for ever)
+                raise ServerError(f"its supervisor (pid {pid}) did not exit {KILL_WAIT_S:g} s after SIGKILL")
             time.sleep(0.05)
     return True
 

@@ -374,3 +374,19 @@ def test_every_server_golive_starts_batches_its_task_run_recorder(prefect_api, s
         env = _environ(other.proc.pid)
     assert env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] == "7"
     assert env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"] == "1"
+
+
+def test_stop_never_waits_for_ever_for_a_supervisor_that_outlives_sigkill(monkeypatch, tmp_path):
+    """A process in uninterruptible sleep ignores SIGKILL for as long as it sleeps: `stop` gives up after
+    KILL_WAIT_S and says so instead of hanging (a stand-in process that cannot be made to die: its signals are
+    intercepted here, since a real D-state process cannot be made on demand)."""
+    from golive.deployments import local_server
+
+    sent: list[int] = []
+    monkeypatch.setattr(local_server, "_alive", lambda pid, start: True)
+    monkeypatch.setattr(local_server.os, "kill", lambda pid, sig: sent.append(sig))
+    monkeypatch.setattr(local_server, "KILL_WAIT_S", 0.3)
+    t0 = time.monotonic()
+    with pytest.raises(local_server.ServerError, match="did not exit 0.3 s after SIGKILL"):
+        local_server._stop_supervisor({"pid": 4242, "pid_start": 1}, local_server.Paths(tmp_path), grace=0.2)
+    assert sent == [signal.SIGTERM, signal.SIGKILL] and time.monotonic() - t0 < 5
