@@ -163,7 +163,9 @@ def with_policy(config: Any, specs: dict[str, CheckSpec]) -> dict[str, CheckSpec
     # excluded checks stay in the plan (their dependents still wait for them) and land NOT_APPLICABLE, saying why
     # (their target and needs cleared: the reason is the exclusion, whatever is configured)
     return {
-        i: dataclasses.replace(s, body=_excluded, heavy=False, timing=False, group=None, target=None, needs=(), uses=())
+        i: dataclasses.replace(
+            s, body=_excluded, heavy=False, timing=False, slow=False, group=None, target=None, needs=(), uses=()
+        )
         if i in skip
         else s
         for i, s in specs.items()

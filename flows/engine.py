@@ -131,7 +131,7 @@ def by_subject(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec
     """`specs` with the checks of one subject (`backup.s3.*`, `infrastructure.backend.*`) that wait for the same
     checks, the same way, grouped: one Prefect task run named by the subject (each check still has its own result,
     evidence and log line in it). Each task run costs the flow a few milliseconds of its process and the Prefect
-    server three events: 134 task runs of a sandbox run become 69. Left alone: groups already made (a suite's
+    server three events: 134 task runs of a sandbox run become 98. Left alone: groups already made (a suite's
     expectations), timing checks and what they need (the quiet window runs them one by one), single checks."""
     quiet_first = board.quiet_before()
     subjects: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}

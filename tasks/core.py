@@ -938,9 +938,9 @@ class _Turns:
     def open(self, priority: Callable[[str], Any]) -> None:
         if not self.is_open:
             self.is_open = True
-            self.opened.set()
             for cid in sorted(self._held, key=priority):
                 self._held[cid].set()
+            self.opened.set()  # last: what waits for the moment itself (the second wave of subflows) goes after them
 
 
 class Board:
@@ -1033,7 +1033,7 @@ class Board:
             height: dict[str, int] = {}
             # (iterative, dependents before the checks they wait for: the graph is acyclic, validate_graph says so)
             for c in reversed(_topological(self.specs)):
-                height[c] = 1 + max((height[d] for d in below.get(c, ())), default=0)
+                height[c] = 1 + max((height.get(d, 1) for d in below.get(c, ())), default=0)
             self._height = height
         spec = self.specs.get(cid)
         return (not (spec is not None and spec.slow), -self._height.get(cid, 1), cid)
@@ -1050,8 +1050,11 @@ class Board:
         if not self._light_left:
             self._after_light.open(self.priority)
         self._event(result.id).set()
-        for fn in self.listeners:
-            fn(result)
+        for fn in self.listeners:  # (display only: the CLI's progress lines)
+            try:
+                fn(result)
+            except Exception:  # noqa: BLE001 - a progress line that cannot be written (a closed pipe) changes no result
+                pass
 
     async def wait(self, ids: Iterable[str]) -> dict[str, CheckResult]:
         ids = list(ids)

@@ -552,3 +552,61 @@ def test_the_engine_groups_a_subjects_checks_that_wait_for_the_same_checks():
     assert {groups["team.a.y"], groups["team.a.x"]} == {"team.a", "team.a #2"}
     assert groups["team.a.y"] == groups["team.a.z"] and groups["team.a.x"] == groups["team.a.w"] == groups["team.a.v"]
     validate_graph(grouped)  # members of a group share dependencies, heavy and timing flags
+
+
+def test_a_check_excluded_by_the_config_loses_its_scheduling_flags():
+    """`checks.skip` lands a check NOT_APPLICABLE at once: it is no longer heavy, timing or slow (a skipped restore
+    must not pull its section into the first wave or go first among the light checks)."""
+    from golive.flows.catalog import all_checks, with_policy
+    from golive.flows.config import parse_config
+
+    skip = ["backup.restore.test", "security.dependencies.vulnerabilities", "infrastructure.web.reachable"]
+    specs = with_policy(parse_config({"environment": "t", "checks": {"skip": skip}}), all_checks())
+    assert all(all_checks()[i].slow or all_checks()[i].timing for i in skip)  # (what the test is about)
+    for i in skip:
+        assert not (specs[i].slow or specs[i].heavy or specs[i].timing or specs[i].group), i
+
+
+def test_what_waits_for_the_window_itself_goes_after_the_checks_it_lets_go():
+    """The second wave of subflows waits for the quiet window to close, as the held checks do: it resumes after them,
+    so the `slow` checks' task runs are set up before five subflows' start-ups."""
+    import asyncio
+    import dataclasses
+
+    from golive.tasks.core import Board
+
+    plan = [
+        dataclasses.replace(spec("infrastructure.web.ttfb", ok), timing=True),
+        dataclasses.replace(spec("security.a.audit", ok), slow=True),
+    ]
+    board = Board({s.id: s for s in plan})
+    order: list[str] = []
+
+    async def main():
+        async def wave2():
+            await board.quiet_window_closed()
+            order.append("second wave")
+
+        async def held():
+            await board.wait_quiet_window("security.a.audit")
+            order.append("slow check")
+
+        tasks = [asyncio.ensure_future(wave2()), asyncio.ensure_future(held())]
+        await asyncio.sleep(0)
+        board.release("infrastructure.web.ttfb")
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    assert order == ["slow check", "second wave"]
+
+
+def test_a_listener_that_raises_changes_no_result():
+    """Board listeners only display (the CLI's progress lines): one that fails, say on a closed pipe, neither breaks
+    the run nor keeps a result from its dependents."""
+
+    def broken(_r):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    specs = {s.id: s for s in (spec("team.a.b", ok), spec("team.a.c", ok, deps=["team.a.b"]))}
+    res = {r.id: r for r in run_plain(specs, None, on_result=broken)}
+    assert res["team.a.b"].status == res["team.a.c"].status == Status.PASS
