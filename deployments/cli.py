@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from prefect import State
     from rich.console import Console
 
+    from golive.deployments.local_server import Running
     from golive.flows.config import GoliveConfig
     from golive.flows.history import History
     from golive.flows.report import Report
@@ -384,9 +385,13 @@ def _api_url(args: argparse.Namespace) -> str:
     if state is None:
         need = "--api-url or PREFECT_API_URL" if hasattr(args, "api_url") else "PREFECT_API_URL"
         raise UsageError(f"{need} is required (golive's local Prefect server is not running: {why})")
-    srv = local_server.Running(state, True, 0.0)
+    return _talk_to(local_server.Running(state, True, 0.0))
+
+
+def _talk_to(srv: Running) -> str:
+    """Point Prefect's client (this process, and what it starts) at golive's running local server `srv`."""
     os.environ["PREFECT_API_URL"] = srv.api_url
-    os.environ["PREFECT_API_AUTH_STRING"] = srv.auth_string
+    os.environ["PREFECT_API_AUTH_STRING"] = srv.auth_string  # its API asks for it (deployments/local_server.py)
     return srv.api_url
 
 
@@ -408,8 +413,7 @@ def _prefect_server_for(console: Console) -> None:
             soft_wrap=True,
         )
         return
-    os.environ["PREFECT_API_URL"] = srv.api_url
-    os.environ["PREFECT_API_AUTH_STRING"] = srv.auth_string  # its API asks for it (deployments/local_server.py)
+    _talk_to(srv)
     how = f"reused, up {_duration(srv.uptime_s)}" if srv.reused else f"started in {srv.seconds:.1f} s"
     console.print(
         f"golive: Prefect server: golive's local server (PostgreSQL; {how}; pid {srv.pid}), UI {srv.ui_url}",

@@ -899,9 +899,10 @@ async def execute(
     )
 
 
-def _topological(specs: Mapping[str, CheckSpec]) -> list[str]:
-    """Check ids, every check after the ones it depends on (Kahn's algorithm; dependencies outside `specs` are
-    ignored, a cycle's members are left out: validate_graph reports cycles)."""
+def _heights(specs: Mapping[str, CheckSpec]) -> dict[str, int]:
+    """Per check, the length of the longest chain of checks waiting on it in turn (1: nothing waits for it).
+    Iterative (Kahn's algorithm, then dependents before the checks they wait for); dependencies outside `specs` are
+    ignored, and a cycle's members (validate_graph reports cycles) are left out: they count 1."""
     waiting = {i: {d for d in s.depends_on if d in specs} for i, s in specs.items()}
     below: dict[str, list[str]] = {}
     for i, deps in waiting.items():
@@ -916,7 +917,10 @@ def _topological(specs: Mapping[str, CheckSpec]) -> list[str]:
             waiting[j].discard(i)
             if not waiting[j]:
                 ready.append(j)
-    return order
+    height: dict[str, int] = {}
+    for c in reversed(order):
+        height[c] = 1 + max((height.get(d, 1) for d in below.get(c, ())), default=0)
+    return height
 
 
 class _Turns:
@@ -951,7 +955,7 @@ class Board:
         self.results: dict[str, CheckResult] = {}
         self._events: dict[str, asyncio.Event] = {}
         self.listeners: list[Callable[[CheckResult], None]] = []
-        self._light: list[str] | None = None
+        self._light = self._light_checks()  # (fixed for the run: computed once)
         self._quiet_before: frozenset[str] | None = None
         self._height: dict[str, int] | None = None
         self.quiet = asyncio.Lock()  # one timing check at a time
@@ -960,7 +964,7 @@ class Board:
         self.all_started = asyncio.Event()
         self.all_started.set()
         self._timing_left = set(self.timing_ids())  # timing checks not yet done with the quiet window
-        self._light_left = set(self.light_ids())  # light checks not yet landed (heavy ones wait for them)
+        self._light_left = set(self._light)  # light checks not yet landed (heavy ones wait for them)
         self._after_window = _Turns(is_open=not self._timing_left)
         self._after_light = _Turns(is_open=not self._light_left)
 
@@ -972,17 +976,18 @@ class Board:
 
     def light_ids(self) -> list[str]:
         """The light checks that heavy ones wait for: those that do not (transitively) need a heavy check."""
-        if self._light is None:
-            needs_heavy: dict[str, bool] = {}
+        return list(self._light)
 
-            def heavy_below(cid: str) -> bool:
-                if cid not in needs_heavy:
-                    spec = self.specs.get(cid)
-                    needs_heavy[cid] = spec is not None and (spec.heavy or any(heavy_below(d) for d in spec.depends_on))
-                return needs_heavy[cid]
+    def _light_checks(self) -> list[str]:
+        needs_heavy: dict[str, bool] = {}
 
-            self._light = [cid for cid in self.specs if not heavy_below(cid)]
-        return self._light
+        def heavy_below(cid: str) -> bool:
+            if cid not in needs_heavy:
+                spec = self.specs.get(cid)
+                needs_heavy[cid] = spec is not None and (spec.heavy or any(heavy_below(d) for d in spec.depends_on))
+            return needs_heavy[cid]
+
+        return [cid for cid in self.specs if not heavy_below(cid)]
 
     def timing_ids(self) -> list[str]:
         return [cid for cid, s in self.specs.items() if s.timing]
@@ -1026,15 +1031,7 @@ class Board:
         """Sort key, first first: `slow` checks, then those with the longest chain of checks waiting on them (the
         critical path: a check three others wait for in turn goes before one nothing waits for)."""
         if self._height is None:
-            below: dict[str, list[str]] = {}
-            for s in self.specs.values():
-                for d in s.depends_on:
-                    below.setdefault(d, []).append(s.id)
-            height: dict[str, int] = {}
-            # (iterative, dependents before the checks they wait for: the graph is acyclic, validate_graph says so)
-            for c in reversed(_topological(self.specs)):
-                height[c] = 1 + max((height.get(d, 1) for d in below.get(c, ())), default=0)
-            self._height = height
+            self._height = _heights(self.specs)
         spec = self.specs.get(cid)
         return (not (spec is not None and spec.slow), -self._height.get(cid, 1), cid)
 
