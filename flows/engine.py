@@ -40,6 +40,7 @@ class RunState:
     landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
     groups: dict[str, asyncio.Future[State]] = dataclasses.field(default_factory=dict)  # group -> its task run
     starting: set[str] = dataclasses.field(default_factory=set)  # sections whose subflow has not started yet
+    later: set[str] = dataclasses.field(default_factory=set)  # the same, of the second wave (engine.expect_later)
 
 
 _RUNS: dict[str, RunState] = {}
@@ -127,26 +128,45 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
     return via_prefect
 
 
-def by_subject(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec]:
-    """`specs` with the checks of one subject (`backup.s3.*`, `infrastructure.backend.*`) that wait for the same
-    checks, the same way, grouped: one Prefect task run named by the subject (each check still has its own result,
-    evidence and log line in it). Each task run costs the flow a few milliseconds of its process and the Prefect
-    server three events: 134 task runs of a sandbox run become 98. Left alone: groups already made (a suite's
-    expectations), timing checks and what they need (the quiet window runs them one by one), single checks."""
+def _group_name(section: str, ids: list[str]) -> str:
+    """A group's task-run name: its subject (`backup.s3`) when it has one, else its section and subjects
+    (`team: comms, contacts, oncall`), at most about 60 characters (`+2 more`)."""
+    subjects = list(dict.fromkeys(i.rsplit(".", 1)[0] for i in ids))
+    if len(subjects) == 1:
+        return subjects[0]
+    tails = [sub.split(".", 1)[1] if "." in sub else sub for sub in subjects]
+    shown: list[str] = []
+    for k, tail in enumerate(tails):
+        if shown and len(section) + len(", ".join([*shown, tail])) > 56:
+            return f"{section}: {', '.join(shown)} +{len(tails) - k} more"
+        shown.append(tail)
+    return f"{section}: {', '.join(shown)}"
+
+
+def by_section(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec]:
+    """`specs` with the checks of one section that wait for the same checks, the same way, grouped: one Prefect
+    task run named by their subject (`backup.s3`) or by the section and its subjects (`team: comms, contacts, ...`);
+    each check still has its own result, evidence and log line in it, and its own line in the report, the checks
+    table and the JUnit file. Each task run costs the flow's process several milliseconds of CPU and the Prefect
+    server three events, on the critical path of a run: 134 task runs of a sandbox run become 55. Left alone: groups
+    already made (a suite's expectations), timing checks and what they need (the quiet window runs them one by
+    one), a check with nothing to share a task run with. Members of a group wait for the same checks, are all light
+    or all heavy, all `slow` or not: a group starts the moment its first member may, which is when any may."""
     quiet_first = board.quiet_before()
-    subjects: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
+    sets: dict[tuple[str, tuple[str, ...], bool, bool], list[str]] = {}
     for i, s in specs.items():
         if s.group is None and not s.timing and i not in quiet_first:
-            subjects.setdefault((i.rsplit(".", 1)[0], s.depends_on, s.heavy), []).append(i)
+            sets.setdefault((s.section, s.depends_on, s.heavy, s.slow), []).append(i)
     out = dict(specs)
     names = {s.group for s in specs.values() if s.group}
-    for (subject, _, _), ids in subjects.items():
+    for (section, _, _, _), ids in sets.items():
         if len(ids) < 2:
             continue
-        name, n = subject, 1
-        while name in names or name in specs:  # (two sets of one subject waiting for different checks)
+        base = _group_name(section, ids)
+        name, n = base, 1
+        while name in names or name in specs:  # (two sets of one section waiting for different checks)
             n += 1
-            name = f"{subject} #{n}"
+            name = f"{base} #{n}"
         names.add(name)
         for i in ids:
             out[i] = dataclasses.replace(specs[i], group=name)
@@ -155,14 +175,15 @@ def by_subject(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec
 
 @contextlib.contextmanager
 def registered_run(
-    cfg: GoliveConfig, specs: dict[str, CheckSpec], *, group_by_subject: bool = False
+    cfg: GoliveConfig, specs: dict[str, CheckSpec], *, group_by_section: bool = False
 ) -> Iterator[tuple[str, RunState]]:
     """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs.
-    `group_by_subject`: run the checks of one subject as one task run (`by_subject`)."""
+    `group_by_section`: run the checks of one section that wait for the same checks as one task run
+    (`by_section`)."""
     run_key = uuid.uuid4().hex
     board = Board(specs)
-    if group_by_subject:
-        specs = by_subject(specs, board)
+    if group_by_section:
+        specs = by_section(specs, board)
     board.listeners.extend(LISTENERS)
     _RUNS[run_key] = st = RunState(config=cfg, redact=Redactor(cfg.secrets()), specs=specs, board=board)
     try:
@@ -179,12 +200,26 @@ def expect_sections(run_key: str, sections: list[str]) -> None:
         st.board.all_started.clear()
 
 
+def expect_later(run_key: str, sections: list[str]) -> None:
+    """The run starts these section subflows once the quiet window has closed: until each has started (or ended),
+    the checks let go by the window wait (Board.hold_until_all_in), `slow` ones excepted."""
+    st = _RUNS[run_key]
+    st.later = set(sections)
+    if st.later:
+        st.board.hold_until_all_in()
+
+
 def section_started(run_key: str, section: str) -> None:
-    """`section`'s subflow is running (or will never run its checks): the last one opens the quiet window."""
+    """`section`'s subflow is running (or will never run its checks): the last of the first wave opens the quiet
+    window, the last of the second lets the checks waiting for it go."""
     st = _RUNS[run_key]
     st.starting.discard(section)
     if not st.starting:
         st.board.all_started.set()
+    if section in st.later:
+        st.later.discard(section)
+        if not st.later:
+            st.board.all_in()
 
 
 def first_wave(st: RunState, sections: list[str]) -> list[str]:

@@ -9,8 +9,9 @@ Design notes (measured, see docs/architecture.md):
   timing checks, what they need and the light `slow` checks; the quiet window opens once it has started, and the
   other subflows start once it has closed (a subflow's start-up is about seven API calls: none competes with a
   latency probe, and the window no longer waits for all nine; engine.first_wave);
-- the checks of one subject that wait for the same checks run as one task run named by the subject
-  (engine.by_subject: 134 task runs -> 98 on the sandbox), and a check's dependents start when its body ends;
+- the checks of one section that wait for the same checks run as one task run named by their subject or
+  subjects (engine.by_section: 134 task runs -> 55 on the sandbox), and a check's dependents start when its
+  body ends;
 - nothing secret crosses the Prefect API: flow/subflow parameters are a config path, a section name and an
   opaque run key; the loaded config, its secrets and the results stay in this process (flows/engine.py's
   registry, which also runs each check as a Prefect task run).
@@ -208,10 +209,11 @@ async def go_live_readiness(
             return Failed(message=f"refused: {start.refused}")
         if start.resumed:
             return await _resume_sign_off(cfg, config, (release or "").strip(), start)
-    with engine.registered_run(cfg, specs, group_by_subject=True) as (run_key, st):
+    with engine.registered_run(cfg, specs, group_by_section=True) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         first = engine.first_wave(st, present)
         engine.expect_sections(run_key, first)
+        engine.expect_later(run_key, [s for s in present if s not in first])
 
         async def after_quiet_window(section: str) -> None:
             await st.board.quiet_window_closed()

@@ -967,6 +967,7 @@ class Board:
         self._light_left = set(self._light)  # light checks not yet landed (heavy ones wait for them)
         self._after_window = _Turns(is_open=not self._timing_left)
         self._after_light = _Turns(is_open=not self._light_left)
+        self._all_in = _Turns(is_open=True)  # (closed by hold_until_all_in: the readiness flow's second wave)
 
     def _event(self, cid: str) -> asyncio.Event:
         ev = self._events.get(cid)
@@ -1016,8 +1017,23 @@ class Board:
             self._after_window.open(self.priority)
 
     async def wait_quiet_window(self, cid: str) -> None:
-        """Until every timing check is done with the quiet window; the checks waiting then go in priority order."""
+        """Until every timing check is done with the quiet window; the checks waiting then go in priority order.
+        A check that is not `slow` also waits until everything of the run has started (`hold_until_all_in`)."""
         await self._after_window.wait(cid)
+        spec = self.specs.get(cid)
+        if not (spec is not None and spec.slow):
+            await self._all_in.wait(cid)
+
+    def hold_until_all_in(self) -> None:
+        """Before the run starts: the checks that wait for the quiet window also wait for `all_in()` (the `slow`
+        ones excepted). The readiness flow starts its second wave of section subflows when the window closes; its
+        start-up (API calls, and the Prefect server's time) goes first, then every light check, in priority order,
+        instead of a hundred task runs being set up in front of it."""
+        self._all_in = _Turns(is_open=False)
+
+    def all_in(self) -> None:
+        """Everything of the run has started (or will never start): the held checks go, in priority order."""
+        self._all_in.open(self.priority)
 
     async def quiet_window_closed(self) -> None:
         """Until every timing check is done with the quiet window (at once when there is none)."""

@@ -510,12 +510,13 @@ def test_checks_let_go_together_start_slow_ones_first_then_the_longest_chain():
     assert started.index("backup.a.big") > started.index("monitoring.a.tail")  # heavy after every light check
 
 
-def test_the_engine_groups_a_subjects_checks_that_wait_for_the_same_checks():
-    """One Prefect task run per subject (`backup.s3.*`) whose checks wait for the same checks the same way; timing
-    checks, what they need, a suite's expectations and a subject's only check keep their own."""
+def test_the_engine_groups_a_sections_checks_that_wait_for_the_same_checks():
+    """One Prefect task run per section and set of checks waited for (all light or all heavy, all `slow` or not),
+    named by its subject (`backup.s3`) or by its section and subjects; timing checks, what they need, a suite's
+    expectations and a check with nothing to share a task run with keep their own."""
     import dataclasses
 
-    from golive.flows.engine import by_subject
+    from golive.flows.engine import by_section
     from golive.tasks.core import Board
 
     def mk(cid, deps=(), **flags):
@@ -537,21 +538,47 @@ def test_the_engine_groups_a_subjects_checks_that_wait_for_the_same_checks():
         mk("team.a.y", deps=["team.a.x"]),
         mk("team.a.z", deps=["team.a.x"]),
         mk("team.a.w"),
-        mk("team.a.v"),
+        mk("team.b.v"),
+        mk("team.c.audit", slow=True),  # slow: not with the others (they wait for the second wave, it does not)
     ]
     specs = {s.id: s for s in plan}
-    grouped = by_subject(specs, Board(specs))
+    grouped = by_section(specs, Board(specs))
     groups = {i: s.group for i, s in grouped.items()}
     assert groups["backup.s3.size"] == groups["backup.s3.encrypted"] == groups["backup.s3.retention"] == "backup.s3"
-    # a heavy check, a timing check and what it needs, a subject's only check: alone
-    for alone in ("backup.s3.reachable", "backup.s3.restore", "backup.code.tag", "dependencies.redis.ping"):
+    assert groups["backup.s3.reachable"] == groups["backup.code.tag"] == "backup: s3, code"  # waiting for nothing
+    # a heavy check, a slow one, a timing check and what it needs, a check with nothing alike: alone
+    for alone in ("backup.s3.restore", "team.c.audit", "dependencies.redis.ping", "dependencies.redis.up"):
         assert groups[alone] is None, alone
-    assert groups["dependencies.redis.up"] is None and groups["dependencies.redis.config"] is None
+    assert groups["dependencies.redis.config"] is None
     assert groups["data.users.a"] == groups["data.users.b"] == "data.users"  # a suite's group is kept
-    # two sets of one subject waiting for different checks: two groups, both named by the subject
-    assert {groups["team.a.y"], groups["team.a.x"]} == {"team.a", "team.a #2"}
-    assert groups["team.a.y"] == groups["team.a.z"] and groups["team.a.x"] == groups["team.a.w"] == groups["team.a.v"]
+    assert groups["team.a.x"] == groups["team.a.w"] == groups["team.b.v"] == "team: a, b"
+    assert groups["team.a.y"] == groups["team.a.z"] == "team.a"
     validate_graph(grouped)  # members of a group share dependencies, heavy and timing flags
+
+
+def test_a_groups_name_stays_short_and_unique():
+    import dataclasses
+
+    from golive.flows.engine import _group_name, by_section
+    from golive.tasks.core import Board
+
+    name = _group_name("dependencies", [f"dependencies.service{n}.up" for n in range(12)])
+    assert name.startswith("dependencies: service0, service1") and name.endswith(" more") and len(name) <= 70
+    # a name already taken (a suite's group, a check id) gets a number
+    plan = [
+        dataclasses.replace(spec("team.a.x", ok), group="team.a"),
+        dataclasses.replace(spec("team.a.y", ok), group="team.a"),
+        spec("team.b.x", ok, deps=["team.a.x"]),
+        spec("team.a.z", ok, deps=["team.a.x"]),
+        spec("team.a.w", ok, deps=["team.a.x"]),
+    ]
+    specs = {s.id: s for s in plan}
+    groups = {i: s.group for i, s in by_section(specs, Board(specs)).items()}
+    assert groups["team.b.x"] == groups["team.a.z"] == groups["team.a.w"] == "team: b, a"
+    plan[2] = spec("team.a.v", ok, deps=["team.a.x"])
+    specs = {s.id: s for s in plan}
+    groups = {i: s.group for i, s in by_section(specs, Board(specs)).items()}
+    assert groups["team.a.v"] == groups["team.a.z"] == "team.a #2" and groups["team.a.x"] == "team.a"
 
 
 def test_a_check_excluded_by_the_config_loses_its_scheduling_flags():
@@ -598,6 +625,49 @@ def test_what_waits_for_the_window_itself_goes_after_the_checks_it_lets_go():
 
     asyncio.run(main())
     assert order == ["slow check", "second wave"]
+
+
+def test_the_checks_the_window_lets_go_wait_for_the_second_wave_but_slow_ones():
+    """With a second wave of subflows (Board.hold_until_all_in), the checks the quiet window lets go wait until it
+    has started, then go in priority order; `slow` ones go at once (their bodies are long: they start first)."""
+    import asyncio
+    import dataclasses
+
+    from golive.tasks.core import Board
+
+    plan = [
+        dataclasses.replace(spec("infrastructure.web.ttfb", ok), timing=True),
+        spec("application.a.leaf", ok),
+        spec("monitoring.a.head", ok),
+        spec("monitoring.a.tail", ok, deps=["monitoring.a.head"]),
+        dataclasses.replace(spec("security.a.audit", ok), slow=True),
+    ]
+    board = Board({s.id: s for s in plan})
+    board.hold_until_all_in()
+    order: list[str] = []
+
+    async def main():
+        async def held(cid):
+            await board.wait_quiet_window(cid)
+            order.append(cid)
+
+        tasks = [
+            asyncio.ensure_future(held(i)) for i in ("application.a.leaf", "monitoring.a.head", "security.a.audit")
+        ]
+        await asyncio.sleep(0)
+        board.release("infrastructure.web.ttfb")  # the window closes: only the slow one goes
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert order == ["security.a.audit"]
+        board.all_in()  # the second wave has started: the rest, the longest chain first
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    assert order == ["security.a.audit", "monitoring.a.head", "application.a.leaf"]
+    # without a second wave, nothing waits for it
+    board = Board({s.id: s for s in plan})
+    board.release("infrastructure.web.ttfb")
+    asyncio.run(asyncio.wait_for(board.wait_quiet_window("application.a.leaf"), 1))
 
 
 def test_a_listener_that_raises_changes_no_result():

@@ -39,21 +39,22 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     assert payload["verdict"] == "GO" and payload["flow_run_id"] == str(state.state_details.flow_run_id)
     table = asyncio.run(artifact("golive-checks-sandbox"))
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
-    # one task run per suite (its expectations: one validation), per subject (`backup.s3.*` waiting for the same
-    # checks) and per check left alone (timing checks, what they need, a subject's only check)
+    # one task run per suite (its expectations: one validation), per section and set of checks waited for (named
+    # by its subject or subjects) and per check left alone (timing checks, what they need, a check with none alike)
     names = asyncio.run(_task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs()))
     names = [n for n in names if not re.fullmatch(r"readiness-section-\d+", n)]  # subflows' own task runs
     suites = {f"data.{s}" for s in _suite_names()}
     expectation_ids = {r.id for r in report.results if r.id.rsplit(".", 1)[0] in suites}
     assert len(expectation_ids) > 100 and suites <= set(names) and not expectation_ids & set(names)
-    assert {"backup.s3", "infrastructure.backend", "application.frontend"} <= set(names)
+    assert {"infrastructure.backend", "team: comms, contacts, oncall, runbooks, slack"} <= set(names)
     from golive.flows import readiness
     from golive.flows.config import load_config
 
     timing = {i for i, s in readiness.plan(load_config(sandbox.config_path)).items() if s.timing}
     assert "infrastructure.web.reachable" in timing and timing <= set(names)  # each alone, in the quiet window
-    # every check is in the task run of its subject (or its own), and there are as many as the engine makes
-    assert all(r.id in names or r.id.rsplit(".", 1)[0] in names for r in report.results)
+    # every check is in the task run of its group (or its own), and there are as many as the engine makes
+    task_run = _task_run_of()
+    assert all(task_run[r.id] in names for r in report.results)
     assert len(names) == len(set(names)) == _expected_task_runs() < len(report.results) - 100
 
 
@@ -63,14 +64,18 @@ def _suite_names() -> set[str]:
     return {s.name for s in load_suites()}
 
 
-def _expected_task_runs() -> int:
+def _task_run_of() -> dict[str, str]:
+    """Per check id, the name of the task run the readiness flow runs it in (its group's, or its own)."""
     from golive.flows.catalog import all_checks
-    from golive.flows.engine import by_subject
+    from golive.flows.engine import by_section
     from golive.tasks.core import Board
 
     specs = all_checks()
-    specs = by_subject(specs, Board(specs))
-    return sum(1 for s in specs.values() if not s.group) + len({s.group for s in specs.values() if s.group})
+    return {i: s.group or i for i, s in by_section(specs, Board(specs)).items()}
+
+
+def _expected_task_runs() -> int:
+    return len(set(_task_run_of().values()))
 
 
 async def _task_run_names(flow_run_id, expected, wait_s=20.0):
