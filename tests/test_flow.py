@@ -41,7 +41,9 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
     # one task run per suite (its expectations: one validation), per section and set of checks waited for (named
     # by its subject or subjects) and per check left alone (timing checks, what they need, a check with none alike)
-    names = asyncio.run(_task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs()))
+    names = asyncio.run(
+        _task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs(sandbox.config_path))
+    )
     names = [n for n in names if not re.fullmatch(r"readiness-section-\d+", n)]  # subflows' own task runs
     suites = {f"data.{s}" for s in _suite_names()}
     expectation_ids = {r.id for r in report.results if r.id.rsplit(".", 1)[0] in suites}
@@ -53,9 +55,9 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     timing = {i for i, s in readiness.plan(load_config(sandbox.config_path)).items() if s.timing}
     assert "infrastructure.web.reachable" in timing and timing <= set(names)  # each alone, in the quiet window
     # every check is in the task run of its group (or its own), and there are as many as the engine makes
-    task_run = _task_run_of()
+    task_run = _task_run_of(sandbox.config_path)
     assert all(task_run[r.id] in names for r in report.results)
-    assert len(names) == len(set(names)) == _expected_task_runs() < len(report.results) - 100
+    assert len(names) == len(set(names)) == _expected_task_runs(sandbox.config_path) < len(report.results) - 100
 
 
 def _suite_names() -> set[str]:
@@ -64,18 +66,20 @@ def _suite_names() -> set[str]:
     return {s.name for s in load_suites()}
 
 
-def _task_run_of() -> dict[str, str]:
-    """Per check id, the name of the task run the readiness flow runs it in (its group's, or its own)."""
-    from golive.flows.catalog import all_checks
+def _task_run_of(config_path) -> dict[str, str]:
+    """Per check id, the name of the task run the readiness flow runs it in (its group's, or its own): the plan of
+    the run's config (its policy can change a check's flags, and so its group)."""
+    from golive.flows import readiness
+    from golive.flows.config import load_config
     from golive.flows.engine import by_section
     from golive.tasks.core import Board
 
-    specs = all_checks()
+    specs = readiness.plan(load_config(config_path))
     return {i: s.group or i for i, s in by_section(specs, Board(specs)).items()}
 
 
-def _expected_task_runs() -> int:
-    return len(set(_task_run_of().values()))
+def _expected_task_runs(config_path) -> int:
+    return len(set(_task_run_of(config_path).values()))
 
 
 async def _task_run_names(flow_run_id, expected, wait_s=20.0):
