@@ -8,7 +8,9 @@ Design notes (measured, see docs/architecture.md):
   `infrastructure.web.reachable`): the task runs show the order the checklist implies. The first wave holds the
   timing checks, what they need and the light `slow` checks; the quiet window opens once it has started, and the
   other subflows start once it has closed (a subflow's start-up is about seven API calls: none competes with a
-  latency probe, and the window no longer waits for all nine; engine.first_wave);
+  latency probe, and the window no longer waits for all nine; engine.first_wave); the checks the window lets go,
+  `slow` ones excepted, wait until that second wave has started (engine.expect_later), so its start-up does not
+  queue behind their task runs;
 - the checks of one section that wait for the same checks run as one task run named by their subject or
   subjects (engine.by_section: 134 task runs -> 55 on the sandbox), and a check's dependents start when its
   body ends;

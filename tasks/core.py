@@ -1028,7 +1028,7 @@ class Board:
         """Before the run starts: the checks that wait for the quiet window also wait for `all_in()` (the `slow`
         ones excepted). The readiness flow starts its second wave of section subflows when the window closes; its
         start-up (API calls, and the Prefect server's time) goes first, then every light check, in priority order,
-        instead of a hundred task runs being set up in front of it."""
+        instead of some sixty task runs being set up in front of it."""
         self._all_in = _Turns(is_open=False)
 
     def all_in(self) -> None:
