@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from golive.sandbox.application import heartbeat_age
 from golive.tasks.core import Status
 from golive.tasks.workers import SafeUnpickler, cron_next, decode_job_state, parse_cron
 from tests.support.checks import as_json, assert_no_secrets, run_ids, run_one, sandbox_config, with_
@@ -88,6 +89,18 @@ def test_stopped_scheduler_fails_liveness_and_overdue_jobs_are_named(sandbox, cf
         with sandbox.admin_db() as conn:
             conn.execute("DROP TABLE golive_test_overdue")
     assert r.status == Status.FAIL and list(r.observed["overdue"]) == ["optimal_send_time_calculation"]
+
+
+def test_a_restarted_scheduler_is_up_only_once_the_new_process_has_beaten(sandbox):
+    # its heartbeat row outlives it: a restart that counted the stopped process's row returned before the new one
+    # had beaten, and the next test read a stale heartbeat (CI: "assert 96.4 < 30" in test_sandbox_app_checks_pass)
+    sandbox.stop_service("scheduler")
+    try:
+        with sandbox.admin_db() as conn:
+            conn.execute("UPDATE scheduler_heartbeat SET beat_at = now() - interval '1 hour'")
+    finally:
+        sandbox.start_service("scheduler", wait=True)
+    assert heartbeat_age(sandbox) < 30
 
 
 def test_wrong_cadence_fails_and_an_unsafe_job_state_is_refused_not_run(sandbox, cfg, tmp_path):

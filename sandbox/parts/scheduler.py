@@ -82,13 +82,22 @@ def scheduler_env(stack: Stack) -> dict[str, str]:
 
 
 def jobs_ready(stack: Stack) -> bool:
-    """The scheduler has registered its five jobs and beaten once."""
+    """The scheduler process just started has registered its five jobs and beaten once.
+
+    Both tables outlive the process (its job store and heartbeat are in the product database), so a row alone proves
+    nothing after a restart: the heartbeat must carry this process's pid. (Counting any row let a restart return
+    before the new process had beaten, and a test run right after it saw the stopped process's stale heartbeat.)"""
     import psycopg
 
+    proc = stack.services["scheduler"].proc
+    if proc is None:
+        return False
     try:
         with stack.admin_db() as conn:
             n = conn.execute("SELECT count(*) FROM apscheduler_jobs WHERE id = ANY(%s)", (list(JOBS),)).fetchone()[0]
-            beat = conn.execute("SELECT count(*) FROM scheduler_heartbeat").fetchone()[0]
+            beat = conn.execute(
+                "SELECT count(*) FROM scheduler_heartbeat WHERE id = %s AND pid = %s", (SCHEDULER_ID, proc.pid)
+            ).fetchone()[0]
         return n == len(JOBS) and beat > 0
     except psycopg.Error:
         return False
