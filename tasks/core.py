@@ -453,6 +453,23 @@ def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
 
     for i in specs:
         visit(i, ())
+    # heavy checks wait for the light ones, which wait for the quiet window, which waits for every timing check: a
+    # timing check that is heavy, or needs a heavy one, would wait for itself (the run would hang until its deadline)
+    needs_heavy: dict[str, str | None] = {}
+
+    def heavy_below(i: str) -> str | None:
+        if i not in needs_heavy:
+            s = specs[i]
+            needs_heavy[i] = i if s.heavy else next((h for d in s.depends_on if (h := heavy_below(d))), None)
+        return needs_heavy[i]
+
+    for s in specs.values():
+        if s.timing and (h := heavy_below(s.id)):
+            raise ValueError(
+                f"timing check {s.id!r} "
+                + ("is heavy" if h == s.id else f"needs the heavy check {h!r}")
+                + ": heavy checks start after the quiet window that timing checks make, so it would wait for itself"
+            )
 
 
 def select(

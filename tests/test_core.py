@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -268,6 +269,21 @@ def test_graph_validation_rejects_unknown_dependency_and_cycles():
     b = spec("infrastructure.a.b", ok, deps=["infrastructure.a.a"])
     with pytest.raises(ValueError, match="cycle"):
         validate_graph({a.id: a, b.id: b})
+
+
+def test_graph_validation_rejects_a_timing_check_that_would_wait_for_itself():
+    # heavy checks wait for the light ones, the light ones for the quiet window, the window for every timing check
+    h = dataclasses.replace(spec("infrastructure.a.heavy", ok), heavy=True)
+    mid = spec("infrastructure.a.mid", ok, deps=[h.id])
+    t = dataclasses.replace(spec("infrastructure.a.timing", ok, deps=[mid.id]), timing=True)
+    with pytest.raises(
+        ValueError, match=r"timing check 'infrastructure.a.timing' needs the heavy check 'infrastructure.a.heavy'"
+    ):
+        validate_graph({x.id: x for x in (h, mid, t)})
+    both = dataclasses.replace(t, depends_on=(), heavy=True)
+    with pytest.raises(ValueError, match="'infrastructure.a.timing' is heavy"):
+        validate_graph({both.id: both})
+    validate_graph({x.id: x for x in (h, mid, dataclasses.replace(t, depends_on=()))})  # apart, they are fine
 
 
 def test_select_pulls_in_dependencies():
