@@ -229,3 +229,46 @@ def test_demo_approve_needs_name_and_known_role_and_a_known_release():
     assert r.returncode == 3 and "--approve: expected 'NAME:ROLE'" in r.stderr
     r = golive("demo", "--approve", "Samuel Adeyemi:CTO", "--release", "9.9.9")
     assert r.returncode == 3 and "--release: unknown sandbox release '9.9.9'" in r.stderr
+
+
+def test_progress_lines_never_hold_the_run_up_and_all_come_out_in_order():
+    # the board calls the listener on the run's event loop: it hands each line over and goes on, even while the
+    # terminal takes nothing; leaving the block writes every queued line, in order, before the report
+    import datetime as dt
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from golive.deployments.cli import _Progress
+    from golive.tasks.core import CheckResult, Severity, Status
+
+    taken = threading.Event()
+
+    class StuckTerminal(io.StringIO):
+        def write(self, s: str) -> int:
+            taken.wait(20)
+            return super().write(s)
+
+    out = StuckTerminal()
+    now = dt.datetime.now(dt.UTC)
+    results = [
+        CheckResult(
+            id=f"infrastructure.web.check_{i}",
+            title=f"check {i}",
+            section="infrastructure",
+            severity=Severity.BLOCKING,
+            seed=["1.1"],
+            status=Status.PASS,
+            started_at=now,
+            finished_at=now,
+            duration_s=0.01,
+        )
+        for i in range(5)
+    ]
+    with _Progress(Console(file=out, width=160, highlight=False, emoji=False)) as listener:
+        for r in results:
+            listener(r)  # (written synchronously, the first call would wait for the terminal)
+        assert out.getvalue() == "" and not taken.is_set()
+        taken.set()
+    assert [line.split()[2] for line in out.getvalue().splitlines()] == [r.id for r in results]
