@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 import socket
 import threading
@@ -641,6 +642,11 @@ class Redactor:
     def add(self, *secrets: str) -> Redactor:
         return Redactor([*self._secrets, *secrets])
 
+    def holds(self, value: str) -> bool:
+        """`value` is a known secret (in any encoding `_derived` knows), or holds one of 6 characters or more (a URL
+        with the password in it). Shorter secrets count only whole: a 1-character test secret is not in every PATH."""
+        return any(s == value or (len(s) >= 6 and s in value) for s in self._secrets)
+
     def text(self, value: str) -> str:
         value = _AUTH.sub(lambda m: f"{m.group(1)} {MASK}", value)  # first: a secret masked inside it would split it
         if self._raw is not None and self._enc is not None:
@@ -724,6 +730,11 @@ def collect_secrets(obj: Any) -> list[str]:
 # --------------------------------------------------------------------------- running
 
 
+#: never in a check's child process: the Prefect API's credentials (golive's local server's basic auth, a Prefect
+#: Cloud key). With them a child could act on the API as golive does, e.g. resume a run paused for its sign-off
+CHILD_NEVER = frozenset({"PREFECT_API_AUTH_STRING", "PREFECT_API_KEY"})
+
+
 class RunContext:
     """What a body gets besides its target: its time budget, a per-run memo for shared probes, and the run's redactor
     (`ctx.redact.clip(text, n)` before cutting what a target said: the runner's redaction comes too late for a cut)."""
@@ -739,6 +750,13 @@ class RunContext:
 
     def with_timeout(self, timeout: float) -> RunContext:
         return RunContext(self.config, self._memo, timeout, self.redact)
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a child process a body starts (git, bash -n, pip-audit, pg_restore): this process's,
+        less the Prefect API's credentials (CHILD_NEVER) and every variable that holds a secret of the run (the
+        redactor's): a child gets only the secret it is handed in `extra` (pg_restore: the restore user's password)."""
+        env = {k: v for k, v in os.environ.items() if k not in CHILD_NEVER and not self.redact.holds(v)}
+        return {**env, **extra}
 
     @property
     def remaining(self) -> float:

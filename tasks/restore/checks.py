@@ -97,7 +97,7 @@ def restore_server(t: RestoreTarget, ctx: RunContext, *, postgres: PostgresTarge
     }
     if refusal:
         return failed({**observed, "refused": refusal}, expected, evidence)
-    observed["pg_restore"] = pg_restore_version(t, ctx.remaining)
+    observed["pg_restore"] = pg_restore_version(t, ctx.remaining, ctx.child_env())
     problems = []
     if not observed["can_create_databases"]:
         problems.append(f"{t.user} may not create databases (needs CREATEDB)")
@@ -296,7 +296,7 @@ def _restore_into_scratch(
     outcome: Observation | None = None
     error: BaseException | None = None
     try:
-        env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "golive-restore"}
+        env = ctx.child_env(PGCONNECT_TIMEOUT="10", PGAPPNAME="golive-restore")
         env.pop("PGPASSWORD", None)
         if t.password is not None:
             env["PGPASSWORD"] = t.password.get_secret_value()

@@ -54,10 +54,10 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def pg_restore_version(t: RestoreTarget, timeout: float) -> str:
+def pg_restore_version(t: RestoreTarget, timeout: float, env: dict[str, str]) -> str:
     exe = shutil.which(t.pg_restore) or t.pg_restore
     try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=max(1.0, timeout))
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=max(1.0, timeout), env=env)
     except FileNotFoundError:
         raise FileNotFoundError(f"pg_restore not found: {t.pg_restore!r} (restore.pg_restore)") from None
     return (out.stdout or out.stderr).strip()

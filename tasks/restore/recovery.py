@@ -128,7 +128,9 @@ def rollback_script(t: RestoreTarget, ctx: RunContext) -> Observation:
         "interpreter": first[2:].strip() if first.startswith("#!") else "none (no #!)",
     }
     if size and (p.suffix in (".sh", ".bash") or any(x in first for x in ("sh", "bash"))):
-        r = subprocess.run(["bash", "-n", str(p)], capture_output=True, text=True, timeout=max(1.0, ctx.remaining))
+        r = subprocess.run(
+            ["bash", "-n", str(p)], capture_output=True, text=True, timeout=max(1.0, ctx.remaining), env=ctx.child_env()
+        )
         observed["syntax"] = "ok" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["error"])[-1]
         if r.returncode != 0:
             problems.append(f"syntax error: {observed['syntax']}")
@@ -216,7 +218,7 @@ def rollback_rehearsal(t: RestoreTarget, ctx: RunContext) -> Observation:
 
 
 def _git(repo: Path, ctx: RunContext, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+    env = ctx.child_env(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", LC_ALL="C")
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, timeout=max(1.0, ctx.remaining - 0.5)
     )

@@ -140,7 +140,7 @@ def vulnerabilities(d: DependencyAudit, ctx: RunContext) -> Observation:
             capture_output=True,
             text=True,
             timeout=max(1.0, ctx.remaining - 1),
-            env={**os.environ, "PIP_NO_INPUT": "1"},
+            env=ctx.child_env(PIP_NO_INPUT="1"),
         )
     command = f"{Path(exe).name} " + " ".join(args)
     try:
