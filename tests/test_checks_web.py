@@ -277,6 +277,26 @@ def test_slow_api_fails_the_p95_probe(own, certs):
     assert "connections used: 1" in r.evidence  # one keep-alive connection
 
 
+def test_a_ca_the_system_store_gains_while_golive_runs_is_trusted_by_the_next_check(tmp_path, monkeypatch):
+    # `golive serve` runs for weeks: an OS update (update-ca-certificates) that adds the company's new CA must not
+    # leave every HTTPS check failing until someone restarts it
+    from cryptography import x509
+
+    from golive.tasks.clients.http import trust_context
+
+    bundle = tmp_path / "ca-certificates.crt"
+    trustme.CA().cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # the system store OpenSSL reads (its documented override)
+    before = trust_context(http=True)
+    assert before is trust_context(http=True) and len(before.get_ca_certs()) == 1
+    new_ca = trustme.CA()
+    bundle.write_bytes(bundle.read_bytes() + new_ca.cert_pem.bytes())
+    after = trust_context(http=True)
+    assert after is not before and len(after.get_ca_certs()) == 2
+    serial = x509.load_pem_x509_certificate(new_ca.cert_pem.bytes()).serial_number
+    assert int(after.get_ca_certs()[1]["serialNumber"], 16) == serial
+
+
 def test_the_trust_store_is_loaded_once_per_ca_file_version(tmp_path):
     """Loading the system store costs ~19 ms of CPU: one shared context per CA file's content, a new one when the
     file changes (a CA replaced while golive runs is trusted as it is now), and a bad file still refused."""

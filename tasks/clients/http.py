@@ -8,6 +8,7 @@ forever. Also `curl`, the re-run command a check's evidence shows.
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import ssl
 import time
@@ -27,14 +28,29 @@ def trust_context(ca_file: Path | str | None = None, *, http: bool = False) -> s
     golive runs is read again. httpcore sets ALPN on its context at every connection, and OpenSSL copies that list
     into each new connection without the GIL: on a context shared by threads, setting it again (even to the same
     value) frees what another thread may be copying. So the HTTP context is set once, at creation, and refuses
-    any change; the plain one (TLS probes, STARTTLS) advertises no ALPN at all, as before."""
+    any change; the plain one (TLS probes, STARTTLS) advertises no ALPN at all, as before. The system store is
+    versioned the same way (its bundle file and directory, `SSL_CERT_FILE` / `SSL_CERT_DIR` honoured): a CA the
+    operating system adds while `golive serve` runs is trusted by the next run, not after a restart."""
     if not ca_file:
-        return _trust_context(None, (), http)
+        return _trust_context(None, _system_store_version(), http)
     try:
         st = Path(ca_file).stat()
     except OSError:  # let OpenSSL say what is wrong with it
         return _load_trust(str(ca_file), http)
     return _trust_context(str(ca_file), (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size), http)
+
+
+def _system_store_version() -> tuple[object, ...]:
+    """Where the system store is and what its bundle file and directory are now (two stats)."""
+    paths = ssl.get_default_verify_paths()
+    version: list[object] = [paths.cafile, paths.capath]
+    for p in (paths.cafile, paths.capath):
+        try:
+            st = os.stat(p) if p else None
+        except OSError:
+            st = None
+        version += [st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size] if st else [None]
+    return tuple(version)
 
 
 class _Http11Context(ssl.SSLContext):
@@ -50,7 +66,7 @@ class _Http11Context(ssl.SSLContext):
 
 
 @functools.lru_cache(maxsize=32)
-def _trust_context(ca_file: str | None, _version: tuple[int, ...], http: bool) -> ssl.SSLContext:
+def _trust_context(ca_file: str | None, _version: tuple[object, ...], http: bool) -> ssl.SSLContext:
     return _load_trust(ca_file, http)
 
 
