@@ -18,9 +18,7 @@ to start, and slow and lock-prone under the flow's concurrent subflows (deployme
   the server's process owns the socket listening on the port, and `/api/health` answers: a state file whose processes
   are gone is removed, and a port now held by another program is never talked to.
 
-No password exists: as another user, PostgreSQL trusts its 0700 socket directory; as root (PostgreSQL runs as `nobody`,
-whose socket directory other daemons running as `nobody` could enter) it lets root in only, by peer credentials
-(`prefect_db.only_us`).
+No password exists: PostgreSQL trusts its 0700 socket directory only.
 """
 
 from __future__ import annotations

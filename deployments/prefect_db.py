@@ -9,11 +9,9 @@ migrating. The template is built in a temporary directory and renamed into place
 written last says which key it holds); one without its marker, with another key or without a cluster is removed and
 built again. Builds are serialised by a lock file beside it.
 
-The clusters listen on their Unix socket only (`listen_addresses=''`): no TCP port, no password. As another user,
-PostgreSQL runs as that user and trusts its 0700 socket directory: only that user gets in. PostgreSQL refuses to run
-as root: when we are root it runs as `nobody` (as the sandbox's do), from a directory `nobody` can reach; then the
-socket directory is `nobody`'s, which other daemons may run as, so the cluster authenticates by peer credentials
-(`only_us`): root, mapped to the two roles golive uses, and nobody else.
+The clusters listen on their Unix socket only (`listen_addresses=''`, trust in a 0700 socket directory): no TCP port,
+no password. PostgreSQL refuses to run as root: when we are root it runs as `nobody` (as the sandbox's do), from a
+directory `nobody` can reach.
 
 `GOLIVE_PG_INSTALL` names another PostgreSQL installation (its bin/ has initdb and postgres), e.g. a distribution's
 /usr/lib/postgresql/NN; the wheel's otherwise.
@@ -26,7 +24,6 @@ import fcntl
 import hashlib
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -131,8 +128,7 @@ def file_lock(path: Path, timeout: float = 600.0) -> Iterator[None]:
 
 
 def socket_url(sock: Path) -> str:
-    """Prefect's connection URL to the `prefect` database over the cluster's Unix socket (no password: trust as
-    another user, peer as root, see `only_us`)."""
+    """Prefect's connection URL to the `prefect` database over the cluster's Unix socket (trust: no password)."""
     return f"postgresql+asyncpg://{ROLE}@/{DBNAME}?host={sock}"
 
 
@@ -141,36 +137,8 @@ def argv(bindir: Path, data: Path, sock: Path) -> list[str]:
     return [*pg.server_argv(bindir, data, sock, SOCKET_PORT), "-c", "listen_addresses="]
 
 
-def only_us(data: Path) -> None:
-    """As root, let only root in. PostgreSQL then runs as `nobody`, its socket directory is `nobody`'s, and any other
-    process running as `nobody` (daemons do) could enter it; the trust the template was built with would make it
-    `prefect`, free to rewrite Prefect's database: flow run states, the input a sign-off resumed a run with. So the
-    cluster's pg_hba.conf allows Unix-socket peer authentication only, through a map that names this OS user for the
-    superuser and `prefect` roles; every other OS user is refused. Written before each start (the template's copy
-    included). As another user nothing changes: PostgreSQL runs as that user, whose 0700 socket directory is the
-    guard."""
-    user = pg.run_as()
-    if user is None:
-        return
-    me = pwd.getpwuid(os.geteuid()).pw_name
-    files = {
-        "pg_hba.conf": "# golive (as root): Unix-socket peer authentication, the OS users of pg_ident.conf only\n"
-        "local all all peer map=golive\n",
-        "pg_ident.conf": "".join(f"golive {me} {role}\n" for role in (pg.SUPERUSER, ROLE)),
-    }
-    owner = pwd.getpwnam(user)
-    for name, text in files.items():
-        path = data / name
-        path.unlink(missing_ok=True)  # never written through a link planted in its place
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chown(path, owner.pw_uid, owner.pw_gid)
-
-
 def start_cluster(bindir: Path, data: Path, sock: Path, log: Path, timeout: float = 60.0) -> subprocess.Popen[bytes]:
     """The postmaster as a child that dies with this process, once it accepts connections (or Unavailable)."""
-    only_us(data)
     proc: subprocess.Popen[bytes] = procs.spawn(argv(bindir, data, sock), log=log, user=pg.run_as(), cwd=data.parent)
     try:
         procs.wait_until(
