@@ -110,11 +110,9 @@ class _Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.queue.put(None)
-        self.thread.join(PROGRESS_DRAIN_S)  # bounded: a stdout nobody reads must not hold the verdict back
-
-
-#: how long the end of a run waits for the progress lines still queued
-PROGRESS_DRAIN_S = 30.0
+        # every line out before the report, which writes to the same stdout: a bound here would only let the two
+        # interleave, or leave a daemon thread writing while the interpreter exits
+        self.thread.join()
 
 
 def _t(text: Any, n: int = 100_000) -> str:

@@ -753,9 +753,15 @@ class RunContext:
 
     def child_env(self, **extra: str) -> dict[str, str]:
         """The environment of a child process a body starts (git, bash -n, pip-audit, pg_restore): this process's,
-        less the Prefect API's credentials (CHILD_NEVER) and every variable that holds a secret of the run (the
-        redactor's): a child gets only the secret it is handed in `extra` (pg_restore: the restore user's password)."""
-        env = {k: v for k, v in os.environ.items() if k not in CHILD_NEVER and not self.redact.holds(v)}
+        less Prefect's settings (CHILD_NEVER and every PREFECT_*: a URL or header may carry a credential) and every
+        variable that holds a secret of the run (the redactor's): a child gets only the secret it is handed in
+        `extra` (pg_restore: the restore user's password). Hygiene, not a sandbox: a child running as this user can
+        still read this process's environment in /proc."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in CHILD_NEVER and not k.startswith("PREFECT_") and not self.redact.holds(v)
+        }
         return {**env, **extra}
 
     @property

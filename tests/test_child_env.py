@@ -34,12 +34,14 @@ def recorded(record: Path) -> list[dict[str, str]]:
 def test_child_env_drops_prefects_credentials_and_whatever_holds_a_secret(monkeypatch):
     monkeypatch.setenv("PREFECT_API_AUTH_STRING", AUTH)
     monkeypatch.setenv("PREFECT_API_KEY", "pnu_key")
+    monkeypatch.setenv("PREFECT_API_URL", "https://user:pw@prefect.example/api")  # any Prefect setting stays home
     monkeypatch.setenv("COPY_OF_SECRET", "s3cret-db-password")
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cret-db-password@db/prod")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxyuser:proxypass@proxy:3128")  # not a secret of the run: kept
     ctx = RunContext(redact=Redactor(["s3cret-db-password", "x"]))  # a 1-character secret matches whole values only
     env = ctx.child_env(PGPASSWORD="handed-to-the-child")
-    assert not CHILD_NEVER & set(env) and "COPY_OF_SECRET" not in env and "DATABASE_URL" not in env
+    assert not CHILD_NEVER & set(env) and not [k for k in env if k.startswith("PREFECT_")]
+    assert "COPY_OF_SECRET" not in env and "DATABASE_URL" not in env
     assert env["PATH"] == os.environ["PATH"] and env["HTTPS_PROXY"].startswith("http://proxyuser")
     assert env["PGPASSWORD"] == "handed-to-the-child"
 

@@ -37,7 +37,8 @@ def trust_context(ca_file: Path | str | None = None, *, http: bool = False) -> s
         st = Path(ca_file).stat()
     except OSError:  # let OpenSSL say what is wrong with it
         return _load_trust(str(ca_file), http)
-    return _trust_context(str(ca_file), (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size), http)
+    version = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, *_system_store_version())
+    return _trust_context(str(ca_file), version, http)  # (the CA file is added to the system store)
 
 
 def _system_store_version() -> tuple[object, ...]:
