@@ -456,21 +456,35 @@ def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
         visit(i, ())
     # heavy checks wait for the light ones, which wait for the quiet window, which waits for every timing check: a
     # timing check that is heavy, or needs a heavy one, would wait for itself (the run would hang until its deadline)
-    needs_heavy: dict[str, str | None] = {}
-
-    def heavy_below(i: str) -> str | None:
-        if i not in needs_heavy:
-            s = specs[i]
-            needs_heavy[i] = i if s.heavy else next((h for d in s.depends_on if (h := heavy_below(d))), None)
-        return needs_heavy[i]
-
+    needs_heavy = heavy_needed(specs)
     for s in specs.values():
-        if s.timing and (h := heavy_below(s.id)):
+        if s.timing and (h := needs_heavy[s.id]):
             raise ValueError(
                 f"timing check {s.id!r} "
                 + ("is heavy" if h == s.id else f"needs the heavy check {h!r}")
                 + ": heavy checks start after the quiet window that timing checks make, so it would wait for itself"
             )
+
+
+def heavy_needed(specs: Mapping[str, CheckSpec]) -> dict[str, str | None]:
+    """For each check, a heavy check it is or (transitively) depends on, else None. (A dependency outside `specs`
+    counts as light; the graph must be acyclic.)"""
+    found: dict[str, str | None] = {}
+
+    def below(cid: str) -> str | None:
+        if cid not in found:
+            spec = specs.get(cid)
+            if spec is None:
+                found[cid] = None
+            elif spec.heavy:
+                found[cid] = cid
+            else:
+                found[cid] = next((h for d in spec.depends_on if (h := below(d))), None)
+        return found[cid]
+
+    for cid in specs:
+        below(cid)
+    return found
 
 
 def select(
@@ -730,9 +744,10 @@ def collect_secrets(obj: Any) -> list[str]:
 # --------------------------------------------------------------------------- running
 
 
-#: never in a check's child process: the Prefect API's credentials (golive's local server's basic auth, a Prefect
-#: Cloud key). With them a child could act on the API as golive does, e.g. resume a run paused for its sign-off
-CHILD_NEVER = frozenset({"PREFECT_API_AUTH_STRING", "PREFECT_API_KEY"})
+#: never in a check's child process: Prefect's settings, its API's credentials among them (golive's local server's
+#: basic auth, a Prefect Cloud key; a URL or header may carry one). With them a child could act on the API as golive
+#: does, e.g. resume a run paused for its sign-off
+CHILD_NEVER_PREFIX = "PREFECT_"
 
 
 class RunContext:
@@ -753,15 +768,11 @@ class RunContext:
 
     def child_env(self, **extra: str) -> dict[str, str]:
         """The environment of a child process a body starts (git, bash -n, pip-audit, pg_restore): this process's,
-        less Prefect's settings (CHILD_NEVER and every PREFECT_*: a URL or header may carry a credential) and every
+        less Prefect's settings (every PREFECT_*: CHILD_NEVER_PREFIX) and every
         variable that holds a secret of the run (the redactor's): a child gets only the secret it is handed in
         `extra` (pg_restore: the restore user's password). Hygiene, not a sandbox: a child running as this user can
         still read this process's environment in /proc."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in CHILD_NEVER and not k.startswith("PREFECT_") and not self.redact.holds(v)
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(CHILD_NEVER_PREFIX) and not self.redact.holds(v)}
         return {**env, **extra}
 
     @property
@@ -1021,15 +1032,8 @@ class Board:
         return list(self._light)
 
     def _light_checks(self) -> list[str]:
-        needs_heavy: dict[str, bool] = {}
-
-        def heavy_below(cid: str) -> bool:
-            if cid not in needs_heavy:
-                spec = self.specs.get(cid)
-                needs_heavy[cid] = spec is not None and (spec.heavy or any(heavy_below(d) for d in spec.depends_on))
-            return needs_heavy[cid]
-
-        return [cid for cid in self.specs if not heavy_below(cid)]
+        needs_heavy = heavy_needed(self.specs)
+        return [cid for cid in self.specs if needs_heavy[cid] is None]
 
     def timing_ids(self) -> list[str]:
         return [cid for cid, s in self.specs.items() if s.timing]
