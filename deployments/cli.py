@@ -302,10 +302,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run checks without Prefect (quick local probing)."""
     from datetime import datetime
 
+    from golive.expectations import prestart_worker
     from golive.flows.config import ConfigError
     from golive.flows.readiness import plan
     from golive.flows.report import build_report
-    from golive.tasks.core import Redactor, run_plain
+    from golive.tasks.core import Redactor, RunContext, run_plain
 
     cfg = _load_config_or_usage(args.config)
     try:
@@ -320,6 +321,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(e.problems)) from None
     console = _console()
     started = datetime.now(UTC)
+    prestart_worker(specs, RunContext(cfg))  # GX's import, in its own process, while the light checks run
     with _Progress(console) as progress:
         results = run_plain(specs, cfg, redact=Redactor(cfg.secrets()), on_result=progress)
     report = build_report(results, environment=cfg.environment, mode="check", started_at=started)
@@ -533,6 +535,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     phases: dict[str, float] = {}
     code = EXIT_GATE
+
     # Prefect's database is a copy of a cached, migrated one (deployments/prefect_db.py); with the copy there, its
     # server starts alongside the sandbox, else the template is built while the sandbox starts (the first demo)
     prefect = DemoPrefect(console)

@@ -20,7 +20,16 @@ from golive.tasks.postgres import REACHABLE, PostgresTarget, dsn_for_evidence, r
 
 from .suites import SUITES_DIR, Expect, Suite, SuiteError, load_suites
 
-__all__ = ["SUITES_DIR", "Suite", "SuiteError", "catalog_specs", "load_suites", "suite_names", "suite_run_key"]
+__all__ = [
+    "SUITES_DIR",
+    "Suite",
+    "SuiteError",
+    "catalog_specs",
+    "load_suites",
+    "prestart_worker",
+    "suite_names",
+    "suite_run_key",
+]
 
 
 def suite_run_key(suite_name: str, t: PostgresTarget) -> tuple[str, str, str]:
@@ -38,16 +47,27 @@ def suite_names(specs: Mapping[str, CheckSpec]) -> set[str]:
 
 
 def _check_body(suite: Suite, fact: str, t: PostgresTarget, ctx: RunContext) -> Observation:
-    from .runner import run_suite
+    from .worker import run_suite
 
     missing = table_prerequisite(t, ctx, suite.table)  # one failure (dependencies.postgres.tables), not one per fact
     if missing is not None:
         return missing
     run = ctx.memo(
         suite_run_key(suite.name, t),
-        lambda: run_suite(suite, t, timeout=ctx.remaining, sensitive_columns=t.sensitive_columns),
+        lambda: run_suite(suite, t, timeout=ctx.remaining, sensitive_columns=t.sensitive_columns, ctx=ctx),
     )
     return run.observation(fact)
+
+
+def prestart_worker(specs: Mapping[str, CheckSpec], ctx: RunContext) -> None:
+    """Start the suite worker process now if `specs` will validate suites (a data check, or the restore test's
+    suites on its copy): it imports Great Expectations while the run's light checks go on (expectations/worker.py)."""
+    from golive.tasks.restore.target import TEST
+
+    if suite_names(specs) or TEST in specs:
+        from .worker import prestart
+
+        prestart(ctx)
 
 
 def suite_tables(t: PostgresTarget) -> list[str]:

@@ -75,6 +75,9 @@ class SuiteError(ValueError):
         self.message = message
         super().__init__(f"{display_path(self.path)}: {self.problem}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # (it crosses from the suite worker process: expectations/worker.py)
+        return (type(self), (self.path, self.where, self.message))
+
     @property
     def source(self) -> str:
         return display_path(self.path)

@@ -32,10 +32,12 @@ from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed
 
+from golive.expectations import prestart_worker
 from golive.tasks.core import (
     SECTIONS,
     CheckSpec,
     Redactor,
+    RunContext,
     Status,
     make_result,
     run_checks,
@@ -211,6 +213,7 @@ async def go_live_readiness(
             return Failed(message=f"refused: {start.refused}")
         if start.resumed:
             return await _resume_sign_off(cfg, config, (release or "").strip(), start)
+    prestart_worker(specs, RunContext(cfg))  # GX's import, in its own process, while the light checks run
     with engine.registered_run(cfg, specs, group_by_section=True) as (run_key, st):
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         first = engine.first_wave(st, present)

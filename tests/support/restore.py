@@ -49,7 +49,10 @@ def stray_children(sb: Any) -> list[int]:
     service = {p for pids in sb.pids().values() for p in pids}
     from tests.support.fixtures_prefect import FIXTURE_CHILDREN
 
-    for root in FIXTURE_CHILDREN:
+    from golive.expectations import worker
+
+    gx = worker._WORKER  # the suite worker lives as long as this process (expectations/worker.py), by design
+    for root in [*FIXTURE_CHILDREN, *([gx.proc.pid] if gx is not None else [])]:
         service |= {root, *procs.descendants(root)}
     return sorted(p for p in mine - service if procs.proc_identity(p) is not None)
 

@@ -1,0 +1,180 @@
+"""The suite worker process (expectations/worker.py): Great Expectations validates in a child process of the gate.
+
+Against the sandbox's real PostgreSQL: the worker's results are the in-process runner's; a worker that dies or stops
+answering never holds a suite past its deadline and says why; it never holds a secret in its environment; and where
+it cannot start, the suites run in the gate's own process.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from golive.expectations import load_suites, worker
+from golive.expectations.runner import SuiteRunError
+from golive.expectations.runner import run_suite as in_process
+from golive.expectations.suites import SuiteError
+from golive.tasks.core import RunContext
+from tests.support.checks import sandbox_config, with_
+from tests.support.servers import hung_server
+
+
+@pytest.fixture(scope="module")
+def cfg(sandbox):
+    return sandbox_config(sandbox)
+
+
+@pytest.fixture
+def fresh():
+    """No worker before the test (it starts one under the test's environment), none left after it."""
+    worker.stop()
+    worker._UNAVAILABLE = ""
+    yield
+    worker.stop()
+    worker._UNAVAILABLE = ""
+
+
+def started(cfg) -> worker._Worker:
+    worker.prestart(RunContext(cfg))
+    w = worker._WORKER
+    assert w is not None and w.ready.wait(60) and w.gx_version, worker._UNAVAILABLE or (w and w.exit_reason)
+    return w
+
+
+def group(pgid: int) -> list[int]:
+    """The live processes of a process group (zombies left out)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(p.name))
+    return out
+
+
+def facts(run) -> dict:
+    return {
+        k: (type(v).__name__, str(v))
+        if isinstance(v, Exception)
+        else (v.status, v.observed, v.expected, v.evidence, v.details)
+        for k, v in run.outcomes.items()
+    }
+
+
+def test_the_worker_validates_every_suite_as_the_gate_itself_would_on_several_cores(cfg, fresh):
+    w = started(cfg)
+    assert len(group(w.proc.pid)) == min(2, os.cpu_count() or 1)  # the first process and what it forked
+    ctx, now, sensitive = RunContext(cfg), datetime.now(UTC), cfg.postgres.sensitive_columns
+    for suite in load_suites():
+        there = worker.run_suite(suite, cfg.postgres, ctx=ctx, now=now, sensitive_columns=sensitive)
+        here = in_process(suite, cfg.postgres, now=now, sensitive_columns=sensitive)
+        assert facts(there) == facts(here), suite.name
+        for part in ("results", "statistics", "success"):  # what Data Docs are built from: samples already removed
+            assert there.validation[part] == here.validation[part]  # (its meta holds each run's load time)
+    assert worker._WORKER is w  # one worker for the whole process, started once
+
+
+def in_flight(t, cfg, timeout: float = 30.0) -> tuple[threading.Thread, dict]:
+    """One suite sent to the worker against `t` (a server that never answers): it stays in flight."""
+    out: dict = {}
+    suite = next(s for s in load_suites() if s.name == "users")
+
+    def go() -> None:
+        t0 = time.monotonic()
+        try:
+            out["run"] = worker.run_suite(suite, t, timeout=timeout, ctx=RunContext(cfg))
+        except Exception as e:  # noqa: BLE001
+            out["error"] = e
+        out["took"] = time.monotonic() - t0
+
+    th = threading.Thread(target=go, daemon=True)
+    th.start()
+    time.sleep(1.0)  # sent, and taken by a validator (connecting to the silent port)
+    return th, out
+
+
+@pytest.mark.parametrize("which", ["first process", "forked validator"])
+def test_a_worker_process_that_dies_fails_what_it_ran_at_once_naming_it_and_the_next_suite_gets_a_new_worker(
+    cfg, fresh, which
+):
+    w = started(cfg)
+    with hung_server() as port:
+        th, out = in_flight(with_(cfg, "postgres", port=port).postgres, cfg)
+        members = group(w.proc.pid)
+        victim = w.proc.pid if which == "first process" else next(p for p in members if p != w.proc.pid)
+        os.kill(victim, signal.SIGKILL)
+        th.join(10)
+    assert not th.is_alive() and out["took"] < 10  # not the suite's 30 s
+    assert isinstance(out["error"], SuiteRunError)
+    code = -9 if which == "first process" else 70  # (the first process exits 70 when a validator it forked dies)
+    assert f"the Great Expectations worker process (pid {w.proc.pid}) ended with exit code {code}" in str(out["error"])
+    deadline = time.monotonic() + 5
+    while group(w.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert group(w.proc.pid) == []  # the whole group ended: no validator left behind
+    users = next(s for s in load_suites() if s.name == "users")
+    run = worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg))
+    assert run.observation("email_not_null").status.value == "PASS"
+    assert worker._WORKER is not w and worker._WORKER.alive
+
+
+def test_a_worker_that_stops_answering_cannot_hold_a_suite_past_its_deadline(cfg, fresh):
+    w = started(cfg)
+    os.killpg(w.proc.pid, signal.SIGSTOP)
+    try:
+        users = next(s for s in load_suites() if s.name == "users")
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"no answer from the Great Expectations worker within the suite's 1s"):
+            worker.run_suite(users, cfg.postgres, timeout=1.0, ctx=RunContext(cfg))
+        assert time.monotonic() - t0 < 1.0 + worker.GRACE + 1.5  # + a busy 2-core machine's slack
+    finally:
+        os.killpg(w.proc.pid, signal.SIGCONT)
+
+
+def test_the_worker_holds_no_secret_and_no_prefect_setting(cfg, fresh, monkeypatch):
+    """The password travels in each request over the pipe; the worker's environment and argv hold no secret of the
+    run and none of Prefect's settings (an API credential among them)."""
+    password = cfg.postgres.password.get_secret_value()
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "admin:prefect-Secret-9f2")
+    monkeypatch.setenv("APP_DB_PASSWORD_COPY", password)
+    w = started(cfg)
+    for pid in group(w.proc.pid):
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        for blob in (environ, argv):
+            assert password.encode() not in blob
+            assert b"prefect-Secret-9f2" not in blob and b"PREFECT_" not in blob
+    users = next(s for s in load_suites() if s.name == "users")
+    assert worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg)).observation("email_not_null").status.value == "PASS"
+
+
+def test_where_the_worker_cannot_start_the_suites_run_in_the_gate_saying_why_once(
+    cfg, fresh, tmp_path, monkeypatch, caplog
+):
+    (tmp_path / "great_expectations.py").write_text("raise ImportError('GX broken on purpose in the worker')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the worker's import of GX fails; this process has its own
+    users = next(s for s in load_suites() if s.name == "users")
+    with caplog.at_level("WARNING", logger="golive.expectations.worker"):
+        for _ in range(2):
+            run = worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg))
+            assert run.observation("email_not_null").status.value == "PASS"
+    assert "GX broken on purpose in the worker" in worker._UNAVAILABLE
+    lines = [r.getMessage() for r in caplog.records if r.name == "golive.expectations.worker"]
+    assert len(lines) == 1 and "run in the gate's own process" in lines[0] and "GX broken on purpose" in lines[0]
+
+
+def test_a_suite_file_error_crosses_the_process_boundary_whole():
+    e = SuiteError(Path("expectations/suites/users.json"), "expectations[2].kwargs.column", "unknown column 'mail'")
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is SuiteError and str(back) == str(e) and back.where == e.where
