@@ -15,7 +15,8 @@ What keeps it cheap and safe (measured; see docs/architecture.md and expectation
   engines GX creates are disposed at the end, whatever happened;
 - at most `MAX_CONCURRENT_SUITES` suites validate at the same time in one process.
 
-Great Expectations is imported inside the functions: importing it costs 2-3 s.
+Great Expectations is imported inside the functions: importing it costs 2-3 s. The checks call this runner through
+`worker.run_suite`, which runs it in the suite worker process (expectations/worker.py).
 """
 
 from __future__ import annotations
