@@ -321,9 +321,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(e.problems)) from None
     console = _console()
     started = datetime.now(UTC)
-    prestart_worker(specs, RunContext(cfg))  # GX's import, in its own process, while the light checks run
+    redact = Redactor(cfg.secrets())
+    prestart_worker(specs, RunContext(cfg, redact=redact))  # GX imports in its own process while light checks run
     with _Progress(console) as progress:
-        results = run_plain(specs, cfg, redact=Redactor(cfg.secrets()), on_result=progress)
+        results = run_plain(specs, cfg, redact=redact, on_result=progress)
     report = build_report(results, environment=cfg.environment, mode="check", started_at=started)
     render_report(console, report)
     return report.verdict.exit_code

@@ -55,9 +55,13 @@ MAX_FRAME = 64 * 1024 * 1024
 _LEN = struct.Struct("!I")
 
 
-def _write(out: IO[bytes], obj: Any) -> None:
+def _frame(obj: Any) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_LEN.pack(len(data)) + data)
+    return _LEN.pack(len(data)) + data
+
+
+def _write(out: IO[bytes], obj: Any) -> None:
+    out.write(_frame(obj))
     out.flush()
 
 
@@ -115,12 +119,15 @@ def serve(inp: IO[bytes], out: IO[bytes], processes: int = 1) -> None:
     locks = multiprocessing.get_context("fork")
     reading, writing = locks.Lock(), locks.Lock()
     n = processes if threading.active_count() == 1 else 1  # never fork a process that runs threads
+    children: list[int] = []
     first = True
     for _ in range(n - 1):
         child = os.fork()
         if child == 0:
-            first = False
+            first, children = False, []
             break
+        children.append(child)
+    for child in children:  # (threads only once every fork is done)
         # a validator that dies takes the first process with it: the gate then ends the whole group and fails
         # what was in flight, naming the exit (instead of waiting for answers that will never come)
         threading.Thread(target=_exit_with, args=(child,), daemon=True).start()
@@ -146,8 +153,13 @@ def serve(inp: IO[bytes], out: IO[bytes], processes: int = 1) -> None:
             reply = ("err", _portable(e))
         finally:
             slots.release()
+        try:
+            frame = _frame((rid, *reply))
+        except Exception as e:  # noqa: BLE001 - something in the result would not pickle: the caller hears why
+            frame = _frame((rid, "err", SuiteRunError(f"the result could not be sent back: {runner._one_line(e)}")))
         with writing:
-            _write(out, (rid, *reply))
+            out.write(frame)
+            out.flush()
 
     while True:
         slots.acquire()

@@ -213,8 +213,8 @@ async def go_live_readiness(
             return Failed(message=f"refused: {start.refused}")
         if start.resumed:
             return await _resume_sign_off(cfg, config, (release or "").strip(), start)
-    prestart_worker(specs, RunContext(cfg))  # GX's import, in its own process, while the light checks run
     with engine.registered_run(cfg, specs, group_by_section=True) as (run_key, st):
+        prestart_worker(specs, RunContext(cfg, redact=st.redact))  # GX imports in its process while light checks run
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         first = engine.first_wave(st, present)
         engine.expect_sections(run_key, first)
