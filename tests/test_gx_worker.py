@@ -156,7 +156,9 @@ def test_the_worker_holds_no_secret_and_no_prefect_setting(cfg, fresh, monkeypat
             assert password.encode() not in blob
             assert b"prefect-Secret-9f2" not in blob and b"PREFECT_" not in blob
     users = next(s for s in load_suites() if s.name == "users")
-    assert worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg)).observation("email_not_null").status.value == "PASS"
+    assert (
+        worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg)).observation("email_not_null").status.value == "PASS"
+    )
 
 
 def test_where_the_worker_cannot_start_the_suites_run_in_the_gate_saying_why_once(

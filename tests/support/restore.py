@@ -47,9 +47,8 @@ def stray_children(sb: Any) -> list[int]:
     """Processes under this test process that belong to no sandbox service (a leaked pg_restore, a helper...)."""
     mine = set(procs.descendants(os.getpid()))
     service = {p for pids in sb.pids().values() for p in pids}
-    from tests.support.fixtures_prefect import FIXTURE_CHILDREN
-
     from golive.expectations import worker
+    from tests.support.fixtures_prefect import FIXTURE_CHILDREN
 
     gx = worker._WORKER  # the suite worker lives as long as this process (expectations/worker.py), by design
     for root in [*FIXTURE_CHILDREN, *([gx.proc.pid] if gx is not None else [])]:
