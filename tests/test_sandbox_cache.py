@@ -81,17 +81,12 @@ def test_clusters_are_copies_of_one_initdb_template_that_only_we_can_change(reac
     from golive.sandbox.parts.postgres import initdb_cached, run_as
 
     cache = tmp_path / "cache"
-    initdb_cached(_bindir(), tmp_path / "a", tmp_path / "a-sock", cache, "product")
+    initdb_cached(_bindir(), tmp_path / "a", tmp_path / "a-sock", cache)
     (template,) = cache.glob("initdb-*")
     assert _owner_and_mode(template) == (os.geteuid(), 0o700)  # root's when root: not `nobody`'s, who runs PostgreSQL
     assert {os.lstat(p).st_uid for p in template.rglob("*")} == {os.geteuid()}
-    initdb_cached(_bindir(), tmp_path / "b", tmp_path / "b-sock", cache, "product")
+    initdb_cached(_bindir(), tmp_path / "b", tmp_path / "b-sock", cache)
     assert list(cache.glob("initdb-*")) == [template]  # built once, copied twice
-    initdb_cached(_bindir(), tmp_path / "c", tmp_path / "c-sock", cache, "restore")
-    assert len(list(cache.glob("initdb-*"))) == 2  # another role, another template: another system identifier
-    assert (tmp_path / "c" / "global" / "pg_control").read_bytes()[:8] != (
-        template / "global" / "pg_control"
-    ).read_bytes()[:8]
     runs_as = pwd.getpwnam(run_as()).pw_uid if run_as() else os.geteuid()
     for cluster in ("a", "b"):
         data = tmp_path / cluster
@@ -106,11 +101,11 @@ def test_a_template_others_could_have_changed_is_never_copied(reachable):
     from golive.sandbox.parts.postgres import initdb_cached
 
     cache = tmp_path / "cache"
-    initdb_cached(_bindir(), tmp_path / "a", tmp_path / "a-sock", cache, "product")
+    initdb_cached(_bindir(), tmp_path / "a", tmp_path / "a-sock", cache)
     (template,) = cache.glob("initdb-*")
     (template / "pg_hba.conf").write_text("host all all 0.0.0.0/0 trust\n")  # planted...
     template.chmod(0o777)  # ...by anyone, through a directory anyone can write
-    initdb_cached(_bindir(), tmp_path / "b", tmp_path / "b-sock", cache, "product")
+    initdb_cached(_bindir(), tmp_path / "b", tmp_path / "b-sock", cache)
     hba = (tmp_path / "b" / "pg_hba.conf").read_text()
     assert "0.0.0.0/0" not in hba and "scram-sha-256" in hba  # initdb's own, not the planted one
     assert _owner_and_mode(template) == (os.geteuid(), 0o700)  # built again

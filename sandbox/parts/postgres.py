@@ -205,18 +205,16 @@ def initdb(bindir: Path, data: Path, socket_dir: Path) -> None:
     procs.run([str(bindir / "initdb"), "-D", str(data), *INITDB_ARGS], user=run_as(), timeout=60)
 
 
-def initdb_cached(bindir: Path, data: Path, socket_dir: Path, cache: Path, role: str) -> None:
+def initdb_cached(bindir: Path, data: Path, socket_dir: Path, cache: Path) -> None:
     """What `initdb` makes, copied from a template under `cache` (which `own_dir` vouches for): one initdb per
-    `role`, PostgreSQL build, user and arguments, then a copy per cluster (two per sandbox start: their initdb took
-    1.8 s side by side on a busy 2-core machine, a copy takes about 0.2 s). Each role has its own template, so the
-    product's and the restore server's clusters keep different system identifiers (the restore guard tells a
-    separate server from the source by it, tasks/restore/guard.py). The template is this user's (when root: chowned
+    PostgreSQL build, user and arguments, then a copy per cluster (two per sandbox start: their initdb took 1.8 s side
+    by side on a busy 2-core machine, a copy takes about 0.2 s). The template is this user's (when root: chowned
     from `nobody`, who ran initdb, to root, so that no process running as nobody can change what later clusters
     start from); it is built in a temporary directory and renamed into place, so a half-built one is never used,
     and two sandboxes starting at once each build their own and one rename wins."""
     st = (bindir / "postgres").stat()
     ident = f"1:{bindir.resolve()}:{st.st_size}:{st.st_mtime_ns}:{run_as()}:{' '.join(INITDB_ARGS)}"
-    entry = own_dir(cache) / f"initdb-{role}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
+    entry = own_dir(cache) / f"initdb-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
     if not _template_ok(entry):
         _build_template(bindir, entry)
     socket_dir.mkdir(mode=0o700)
