@@ -156,9 +156,9 @@ class Sandbox:
 
         for name in ("redis", "redis-replica", "s3", "smtp", "web", "prometheus", "saas"):
             self.start_service(name, wait=False)
-        # the two clusters (copies of one initdb's, cached) made side by side, while the other services start up
-        restore_init = _in_thread(postgres.initdb_cached, bindir, *restore_dirs(base), ROOT / "cache")
-        postgres.initdb_cached(bindir, pgdata, pgsock, ROOT / "cache")
+        # the two clusters' initdb run side by side, overlapping with the other services starting up
+        restore_init = _in_thread(postgres.initdb, bindir, *restore_dirs(base))
+        postgres.initdb(bindir, pgdata, pgsock)
         restore_init()
         self.start_service("postgres", wait=False)
         self.start_service("postgres-restore", wait=False)
@@ -338,7 +338,7 @@ class Sandbox:
         """
         if self._prefect_url is None:
             (data, sock), port = prefect_dirs(self.base_dir), self.ports["prefect_db"]
-            postgres.initdb_cached(self.pg_bindir, data, sock, ROOT / "cache")
+            postgres.initdb(self.pg_bindir, data, sock)
             self.start_service("prefect-db", wait=True)
             postgres.create_database(
                 sock,

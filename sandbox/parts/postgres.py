@@ -22,7 +22,6 @@ import shutil
 import signal
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,86 +182,29 @@ def _chown(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-INITDB_ARGS = (
-    "-U",
-    SUPERUSER,
-    "--auth-local=trust",
-    "--auth-host=scram-sha-256",
-    "-E",
-    "UTF8",
-    "--locale=C",
-    "--no-sync",
-    "--no-instructions",
-)
-TEMPLATE_PRUNE_DAYS = 14
-
-
 def initdb(bindir: Path, data: Path, socket_dir: Path) -> None:
     """An empty cluster: trust on the unix socket (0700, ours), scram-sha-256 on TCP."""
     for d in (data, socket_dir):
         d.mkdir(mode=0o700)
         _chown(d)
-    procs.run([str(bindir / "initdb"), "-D", str(data), *INITDB_ARGS], user=run_as(), timeout=60)
-
-
-def initdb_cached(bindir: Path, data: Path, socket_dir: Path, cache: Path) -> None:
-    """What `initdb` makes, copied from a template under `cache` (which `own_dir` vouches for): one initdb per
-    PostgreSQL build, user and arguments, then a copy per cluster (two per sandbox start: their initdb took 1.8 s side
-    by side on a busy 2-core machine, a copy takes about 0.2 s). The template is this user's (when root: chowned
-    from `nobody`, who ran initdb, to root, so that no process running as nobody can change what later clusters
-    start from); it is built in a temporary directory and renamed into place, so a half-built one is never used,
-    and two sandboxes starting at once each build their own and one rename wins."""
-    st = (bindir / "postgres").stat()
-    ident = f"1:{bindir.resolve()}:{st.st_size}:{st.st_mtime_ns}:{run_as()}:{' '.join(INITDB_ARGS)}"
-    entry = own_dir(cache) / f"initdb-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
-    if not _template_ok(entry):
-        _build_template(bindir, entry)
-    socket_dir.mkdir(mode=0o700)
-    _chown(socket_dir)
-    clone_cluster(entry, data)
-    with contextlib.suppress(OSError):
-        os.utime(entry)  # used: kept by the pruning of templates
-
-
-def _template_ok(entry: Path) -> bool:
-    try:
-        st = os.lstat(entry)
-    except OSError:
-        return False
-    return (
-        stat.S_ISDIR(st.st_mode)
-        and st.st_uid == os.geteuid()
-        and not st.st_mode & 0o077
-        and (entry / "PG_VERSION").is_file()
-        and (entry / "global" / "pg_control").is_file()
+    procs.run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        user=run_as(),
+        timeout=60,
     )
-
-
-def _build_template(bindir: Path, entry: Path) -> None:
-    work = Path(tempfile.mkdtemp(prefix="initdb.", suffix=".tmp", dir=entry.parent))
-    try:
-        work.chmod(0o755)  # (initdb runs as `nobody` when we are root: it must reach its directory)
-        data = work / "pgdata"
-        initdb(bindir, data, work / "pgsock")
-        uid, gid = os.geteuid(), os.getegid()
-        for d, dirs, files in os.walk(data):
-            for name in [*dirs, *files]:
-                os.lchown(os.path.join(d, name), uid, gid)
-        os.chown(data, uid, gid)
-        data.chmod(0o700)
-        for stale in entry.parent.glob("initdb-*"):  # other builds' templates, unused for a while
-            with contextlib.suppress(OSError):
-                if stale != entry and time.time() - stale.stat().st_mtime > TEMPLATE_PRUNE_DAYS * 86400:
-                    shutil.rmtree(stale, ignore_errors=True)
-        if not _template_ok(entry):  # (else another sandbox's rename won: its template is as good as ours)
-            if os.path.lexists(entry):  # one that is not ours or not whole: out of the way, atomically
-                aside = work / "invalid"
-                with contextlib.suppress(OSError):
-                    os.rename(entry, aside)
-            with contextlib.suppress(OSError):  # (another sandbox's rename won meanwhile)
-                data.rename(entry)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def private_socket_dir(path: Path) -> None:
