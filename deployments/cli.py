@@ -536,7 +536,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     phases: dict[str, float] = {}
     code = EXIT_GATE
-
     # Prefect's database is a copy of a cached, migrated one (deployments/prefect_db.py); with the copy there, its
     # server starts alongside the sandbox, else the template is built while the sandbox starts (the first demo)
     prefect = DemoPrefect(console)

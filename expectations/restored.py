@@ -19,14 +19,14 @@ from golive.tasks.core import RunContext, Severity, Status
 from golive.tasks.postgres import TABLES, table_status
 from golive.tasks.restore.suites import RestoredDatabase, SuiteOutcome
 
-from .suites import load_suites
+from .suites import Suite, load_suites
 
 NAME = "great-expectations"
 
 
 def gx_on_restored_copy(db: RestoredDatabase, ctx: RunContext) -> SuiteOutcome:
     """Every suite file against the scratch database, side by side, within the restore test's remaining time."""
-    from .runner import MAX_CONCURRENT_SUITES
+    from .runner import SuiteRun
     from .worker import run_suite
 
     target = db.as_target()
@@ -44,13 +44,15 @@ def gx_on_restored_copy(db: RestoredDatabase, ctx: RunContext) -> SuiteOutcome:
     checked = 0
     if suites and ctx.remaining < 1.0:
         return SuiteOutcome(Status.ERROR, f"no time left for the {len(suites)} suites", {"suites": not_run})
-    budget = max(1.0, ctx.remaining - 0.5)
+    deadline = time.monotonic() + max(1.0, ctx.remaining - 0.5)  # one deadline for all of them
+
+    def one(suite: Suite) -> SuiteRun:
+        left = max(0.05, deadline - time.monotonic())
+        return run_suite(suite, target, timeout=left, sensitive_columns=target.sensitive_columns, ctx=ctx)
+
     # side by side (the suite worker's slots bound how many validate at once); their results in file order
-    with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_SUITES, thread_name_prefix="restored-suite") as pool:
-        futures = [
-            pool.submit(run_suite, suite, target, timeout=budget, sensitive_columns=target.sensitive_columns, ctx=ctx)
-            for suite in suites
-        ]
+    with ThreadPoolExecutor(max_workers=max(1, len(suites)), thread_name_prefix="restored-suite") as pool:
+        futures = [pool.submit(one, suite) for suite in suites]
     for suite, fut in zip(suites, futures):
         run = fut.result()  # (a suite that could not run: the restore test says why, tasks.restore.checks)
         bad = []

@@ -348,7 +348,7 @@ def _examples(execution_engine: Any, suite: Suite, e: Expect, r: Any) -> tuple[l
     with execution_engine.engine.connect() as conn, conn.begin():  # begin: _guard's READ ONLY + statement_timeout
         rows = conn.connection.driver_connection.execute(sql).fetchall()  # no parameters: `%` stays literal
     ids = [
-        _jsonable(row[0]) if len(suite.key_columns) == 1 else {k: _jsonable(v) for k, v in zip(suite.key_columns, row)}
+        _clipped(row[0]) if len(suite.key_columns) == 1 else {k: _clipped(v) for k, v in zip(suite.key_columns, row)}
         for row in rows
     ]
     return ids, " ".join(listing.split())
@@ -371,6 +371,12 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (list, tuple, set)):
         return [_jsonable(x) for x in v]
     return str(v)
+
+
+def _clipped(v: Any, limit: int = 200) -> Any:
+    """A key value as evidence: an id, not a document (a key column could hold megabytes)."""
+    v = _jsonable(v)
+    return v[:limit] + "..." if isinstance(v, str) and len(v) > limit else v
 
 
 def _fmt(v: Any) -> str:

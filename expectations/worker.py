@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
+import fcntl
 import logging
 import os
 import pickle
@@ -44,11 +46,12 @@ from golive.tasks.postgres import PostgresTarget
 
 from . import runner
 from .runner import SuiteRun, SuiteRunError
-from .suites import Suite
+from .suites import Suite, SuiteError
 
 log = logging.getLogger(__name__)
 
-#: how long past a suite's deadline the caller still waits for the child's answer (its watchdog fires at +0.25 s)
+#: the child's deadline is this much before the caller's (a quarter of a shorter budget, 0.6 s at least), so that its
+#: own answer, a timeout naming the target included (its watchdog fires 0.25 s after its deadline), comes back in time
 GRACE = 2.0
 #: no frame is ever this big (a suite's results are kilobytes): a larger length is a broken stream
 MAX_FRAME = 64 * 1024 * 1024
@@ -86,12 +89,15 @@ def _read(inp: IO[bytes]) -> Any:
 
 
 def _portable(e: BaseException) -> BaseException:
-    """`e` itself if it survives a pickle round trip, else a SuiteRunError with its one-line message."""
+    """`e` itself if it is golive's or Python's own and survives a pickle round trip, else a SuiteRunError with its
+    one-line message (unpickling a library's exception would import that library in the gate: GX's, say)."""
     try:
-        pickle.loads(pickle.dumps(e))  # noqa: S301 - our own bytes
-        return e
-    except Exception:  # noqa: BLE001
+        if isinstance(e, (SuiteError, SuiteRunError)) or type(e).__module__ == "builtins":
+            pickle.loads(pickle.dumps(e))  # noqa: S301 - our own bytes
+            return e
         return SuiteRunError(f"{type(e).__name__}: {runner._one_line(e)}")
+    except Exception:  # noqa: BLE001
+        return SuiteRunError(type(e).__name__)
 
 
 def _detached(run: SuiteRun) -> SuiteRun:
@@ -155,7 +161,9 @@ def serve(inp: IO[bytes], out: IO[bytes], processes: int = 1) -> None:
             slots.release()
         try:
             frame = _frame((rid, *reply))
-        except Exception as e:  # noqa: BLE001 - something in the result would not pickle: the caller hears why
+            if len(frame) > MAX_FRAME:
+                raise ValueError(f"{len(frame)} bytes")
+        except Exception as e:  # noqa: BLE001 - the result would not pickle, or is absurdly big: the caller hears why
             frame = _frame((rid, "err", SuiteRunError(f"the result could not be sent back: {runner._one_line(e)}")))
         with writing:
             out.write(frame)
@@ -184,6 +192,7 @@ def main() -> None:
     os.dup2(2, 1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
+    os.close(devnull)
     sys.stdout = sys.stderr
     serve(inp, out, processes=min(2, os.cpu_count() or 1))
 
@@ -202,18 +211,22 @@ class _Worker:
             close_fds=True,
             start_new_session=True,  # its own process group: the gate ends every validator of it at once
         )
+        with contextlib.suppress(OSError, AttributeError):  # room for ~200 queued requests (Linux; 64 KiB otherwise)
+            fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[union-attr]
         self.ready = threading.Event()
         self.gx_version = ""
         self.exit_reason = ""
         self._pending: dict[int, Future[SuiteRun]] = {}
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one request at a time into the pipe (never under _lock: a write can wait)
         self._reaping = threading.Lock()  # the group is signalled only while its first process is not reaped
         self._gone = threading.Event()  # the first process is reaped
         self._next = 0
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+        self._drained = threading.Thread(target=self._drain_stderr, name="gx-worker-stderr", daemon=True)
+        self._drained.start()
         threading.Thread(target=self._answers, name="gx-worker-answers", daemon=True).start()
         threading.Thread(target=self._reap, name="gx-worker-reaper", daemon=True).start()
-        threading.Thread(target=self._drain_stderr, name="gx-worker-stderr", daemon=True).start()
 
     @property
     def alive(self) -> bool:
@@ -227,11 +240,15 @@ class _Worker:
             self._next += 1
             rid = self._next
             self._pending[rid] = fut
-            try:
-                _write(self.proc.stdin, (rid, req))  # type: ignore[arg-type]
-            except (OSError, ValueError):
-                self._pending.pop(rid, None)
-                raise SuiteRunError(self._why_gone()) from None
+        try:
+            frame = _frame((rid, req))
+            with self._writing:
+                self.proc.stdin.write(frame)  # type: ignore[union-attr]
+                self.proc.stdin.flush()  # type: ignore[union-attr]
+        except Exception as e:  # noqa: BLE001 - the worker is gone (a closed pipe), or the request would not pickle
+            self.forget(rid)
+            gone = isinstance(e, (OSError, ValueError)) and not isinstance(e, pickle.PicklingError)
+            raise SuiteRunError(self._why_gone() if gone else f"the suite could not be sent: {e}") from None
         return rid, fut
 
     def forget(self, rid: int) -> None:
@@ -258,6 +275,7 @@ class _Worker:
             pass
         self._end_group()
         self._gone.wait()
+        self._drained.join(1.0)  # (the last line of a traceback says why)
         with self._lock:
             self.exit_reason = self._why_gone()
             pending, self._pending = self._pending, {}
@@ -273,6 +291,8 @@ class _Worker:
             os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOWAIT)
         except ChildProcessError:
             pass
+        except AttributeError:  # (no waitid: macOS before Python 3.13) reaped first, then the group, a moment after
+            self.proc.wait()
         with self._reaping:
             self._signal_group()
             self.proc.wait()
@@ -290,9 +310,13 @@ class _Worker:
         except OSError:  # (already gone)
             pass
 
+    def kill(self) -> None:
+        """End every process of the worker now: what was in flight fails, naming it; the next suite starts another."""
+        self._end_group()
+
     def _why_gone(self) -> str:
         code = self.proc.returncode
-        last = next((line for line in reversed(self._stderr) if line.strip()), "")
+        last = next((line for line in reversed(list(self._stderr)) if line.strip()), "")
         return (
             f"the Great Expectations worker process (pid {self.proc.pid}) ended"
             + (f" with exit code {code}" if code is not None else "")
@@ -304,13 +328,21 @@ class _Worker:
             self._stderr.append(raw.decode("utf-8", "replace"))
 
     def stop(self) -> None:
-        try:
-            self.proc.stdin.close()  # type: ignore[union-attr]  (EOF: every process of it exits)
-        except OSError:
-            pass
-        if not self._gone.wait(2):
-            self._end_group()
-            self._gone.wait()
+        """EOF to a worker that is ready and idle (it exits at once); otherwise, or if it has not exited within 2 s,
+        SIGKILL to its group. Waits at most 5 s more for it to be reaped."""
+        with self._lock:
+            busy = bool(self._pending)
+        if self.ready.is_set() and not busy and self._writing.acquire(timeout=0.5):
+            try:
+                self.proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+            finally:
+                self._writing.release()
+            if self._gone.wait(2):
+                return
+        self._end_group()
+        self._gone.wait(5)
 
 
 _LOCK = threading.Lock()
@@ -369,6 +401,7 @@ def run_suite(
     """`runner.run_suite`, in the worker process (in this one when the worker is unavailable here); `ctx` is the
     check's (the worker, if it starts now, gets `ctx.child_env()`)."""
     deadline = time.monotonic() + timeout
+    inner = deadline - max(0.6, min(GRACE, timeout / 4))  # the worker's deadline: its answer comes back before ours
     now = now or datetime.now(UTC)
     sensitive = set(sensitive_columns)
     try:
@@ -379,7 +412,7 @@ def run_suite(
     if w is not None:
         # not ready yet: wait for it (it is importing GX); one that dies before it is ready means this machine
         # cannot run it, and this process validates instead
-        w.ready.wait(max(0.0, deadline - time.monotonic()))
+        w.ready.wait(max(0.0, inner - time.monotonic()))
         if not w.gx_version and w.exit_reason:
             _fall_back(w.exit_reason)
             w = None
@@ -387,15 +420,20 @@ def run_suite(
         return runner.run_suite(
             suite, t, timeout=max(0.05, deadline - time.monotonic()), now=now, sensitive_columns=sensitive
         )
-    rid, fut = w.submit({"suite": suite, "target": t, "deadline": deadline, "now": now, "sensitive": sensitive})
+    rid, fut = w.submit({"suite": suite, "target": t, "deadline": inner, "now": now, "sensitive": sensitive})
     try:
-        return fut.result(timeout=max(0.0, deadline - time.monotonic()) + GRACE)
+        # until just before the check's own deadline, so that what is said here is what the check reports
+        return fut.result(timeout=max(0.0, deadline - time.monotonic() - 0.1))
     except TimeoutError:
-        if fut.done():  # the suite's own timeout, from the worker
-            raise
+        if fut.done():  # the answer came meanwhile (or it is the suite's own timeout, from the worker)
+            return fut.result()
+        # the worker's watchdog would have answered by now: it is wedged; end it (what it was running fails,
+        # naming it) so that the next suite gets a new one
         w.forget(rid)
+        w.kill()
         raise TimeoutError(
-            f"no answer from the Great Expectations worker within the suite's {timeout:g}s (+{GRACE:g}s)"
+            f"no answer from the Great Expectations worker within the suite's {timeout:g}s "
+            "(the worker was stopped; the next suite starts a new one)"
         ) from None
 
 

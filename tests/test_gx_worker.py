@@ -7,6 +7,7 @@ it cannot start, the suites run in the gate's own process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -104,7 +105,16 @@ def in_flight(t, cfg, timeout: float = 30.0) -> tuple[threading.Thread, dict]:
     return th, out
 
 
-@pytest.mark.parametrize("which", ["first process", "forked validator"])
+@pytest.mark.parametrize(
+    "which",
+    [
+        "first process",
+        pytest.param(
+            "forked validator",
+            marks=pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: the worker forks no validator"),
+        ),
+    ],
+)
 def test_a_worker_process_that_dies_fails_what_it_ran_at_once_naming_it_and_the_next_suite_gets_a_new_worker(
     cfg, fresh, which
 ):
@@ -129,17 +139,21 @@ def test_a_worker_process_that_dies_fails_what_it_ran_at_once_naming_it_and_the_
     assert worker._WORKER is not w and worker._WORKER.alive
 
 
-def test_a_worker_that_stops_answering_cannot_hold_a_suite_past_its_deadline(cfg, fresh):
+def test_a_worker_that_stops_answering_cannot_hold_a_suite_past_its_deadline_and_is_replaced(cfg, fresh):
     w = started(cfg)
     os.killpg(w.proc.pid, signal.SIGSTOP)
     try:
         users = next(s for s in load_suites() if s.name == "users")
         t0 = time.monotonic()
-        with pytest.raises(TimeoutError, match=r"no answer from the Great Expectations worker within the suite's 1s"):
-            worker.run_suite(users, cfg.postgres, timeout=1.0, ctx=RunContext(cfg))
-        assert time.monotonic() - t0 < 1.0 + worker.GRACE + 1.5  # + a busy 2-core machine's slack
+        with pytest.raises(TimeoutError, match=r"no answer from the Great Expectations worker within the suite's 2s"):
+            worker.run_suite(users, cfg.postgres, timeout=2.0, ctx=RunContext(cfg))
+        assert time.monotonic() - t0 < 2.0  # within the check's own budget: what it says is what the check reports
     finally:
-        os.killpg(w.proc.pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(w.proc.pid, signal.SIGCONT)
+    assert w._gone.wait(5) and group(w.proc.pid) == []  # a wedged worker is ended...
+    run = worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg))  # ...and the next suite gets a new one
+    assert run.observation("email_not_null").status.value == "PASS" and worker._WORKER is not w
 
 
 def test_the_worker_holds_no_secret_and_no_prefect_setting(cfg, fresh, monkeypatch):
@@ -153,8 +167,8 @@ def test_the_worker_holds_no_secret_and_no_prefect_setting(cfg, fresh, monkeypat
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         argv = Path(f"/proc/{pid}/cmdline").read_bytes()
         for blob in (environ, argv):
-            assert password.encode() not in blob
-            assert b"prefect-Secret-9f2" not in blob and b"PREFECT_" not in blob
+            assert password.encode() not in blob and b"prefect-Secret-9f2" not in blob
+        assert not [v for v in environ.split(b"\0") if v.startswith(b"PREFECT_")]  # no Prefect setting at all
     users = next(s for s in load_suites() if s.name == "users")
     assert (
         worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg)).observation("email_not_null").status.value == "PASS"
