@@ -427,9 +427,13 @@ def run_suite(
     except TimeoutError:
         if fut.done():  # the answer came meanwhile (or it is the suite's own timeout, from the worker)
             return fut.result()
-        # the worker's watchdog would have answered by now: it is wedged; end it (what it was running fails,
-        # naming it) so that the next suite gets a new one
         w.forget(rid)
+        if not w.ready.is_set():  # still importing GX past this suite's budget: slow, not wedged
+            raise TimeoutError(
+                f"the Great Expectations worker was not ready within the suite's {timeout:g}s (still importing GX)"
+            ) from None
+        # ready, and its watchdog would have answered by now: it is wedged; end it (what it was running fails,
+        # naming it) so that the next suite gets a new one
         w.kill()
         raise TimeoutError(
             f"no answer from the Great Expectations worker within the suite's {timeout:g}s "
