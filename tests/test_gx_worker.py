@@ -21,7 +21,7 @@ import pytest
 from golive.expectations import load_suites, worker
 from golive.expectations.runner import SuiteRunError
 from golive.expectations.runner import run_suite as in_process
-from golive.expectations.suites import SuiteError
+from golive.expectations.suites import SuiteError, parse_suite
 from golive.tasks.core import RunContext
 from tests.support.checks import sandbox_config, with_
 from tests.support.servers import hung_server
@@ -198,3 +198,45 @@ def test_a_suite_file_error_crosses_the_process_boundary_whole():
     e = SuiteError(Path("expectations/suites/users.json"), "expectations[2].kwargs.column", "unknown column 'mail'")
     back = pickle.loads(pickle.dumps(e))
     assert type(back) is SuiteError and str(back) == str(e) and back.where == e.where
+
+
+LONG_KEYS = (
+    "CREATE TABLE golive_test_long_keys (k text, v int); "
+    "INSERT INTO golive_test_long_keys SELECT repeat(chr(64 + i), 1048576), NULL FROM generate_series(1, 3) AS i; "
+    "GRANT SELECT ON golive_test_long_keys TO PUBLIC"
+)
+
+
+def test_a_crafted_key_column_of_megabyte_values_is_evidence_of_200_characters_each(sandbox, cfg, fresh, tmp_path):
+    """A key column is whatever the suite names: a target's row can hold megabytes in it. Each example key is clipped
+    to 200 characters where it is fetched, so neither the frame the worker answers with nor the evidence carries it."""
+    data = {
+        "name": "golive_test_long_keys",
+        "meta": {"golive": {"table": "golive_test_long_keys", "title": "Long keys", "key_columns": ["k"]}},
+        "expectations": [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "v"},
+                "meta": {
+                    "golive": {"fact": "v_not_null", "title": "v has no NULLs", "seed": ["3.1 Data Quality Checks"]}
+                },
+            }
+        ],
+    }
+    suite = parse_suite(data, tmp_path / "golive_test_long_keys.json")
+    try:
+        with sandbox.admin_db() as conn:
+            conn.execute(LONG_KEYS)
+        started(cfg)
+        there = worker.run_suite(suite, cfg.postgres, ctx=RunContext(cfg))
+        here = in_process(suite, cfg.postgres)
+    finally:
+        with sandbox.admin_db() as conn:
+            conn.execute("DROP TABLE IF EXISTS golive_test_long_keys")
+    for run in (there, here):
+        obs = run.observation("v_not_null")
+        assert obs.status.value == "FAIL" and obs.details["unexpected_count"] == 3
+        assert obs.details["example_ids"] == [c * 200 + "..." for c in "ABC"]
+    assert facts(there) == facts(here)
+    assert len(pickle.dumps(there)) < 64 * 1024  # the worker's whole answer, validation JSON included: no megabyte
+    assert len(pickle.dumps(worker._detached(here))) < 64 * 1024  # (what it would answer for the in-process run)
