@@ -696,3 +696,61 @@ def test_a_listener_that_raises_changes_no_result():
     specs = {s.id: s for s in (spec("team.a.b", ok), spec("team.a.c", ok, deps=["team.a.b"]))}
     res = {r.id: r for r in run_plain(specs, None, on_result=broken)}
     assert res["team.a.b"].status == res["team.a.c"].status == Status.PASS
+
+
+# --------------------------------------------------------------------------- the threads check bodies run in
+
+
+def _idle_soon(t: threading.Thread) -> None:
+    end = time.monotonic() + 5
+    while t.name != "golive-check-idle" and time.monotonic() < end:
+        time.sleep(0.01)
+    assert t.name == "golive-check-idle"
+
+
+def test_check_bodies_reuse_idle_threads_and_a_body_that_hangs_keeps_its_own():
+    """Starting a thread per body blocked the event loop on each start; bodies now go to idle daemon threads. A
+    thread is named for the check it runs (what the deadline tests look for), and a hung body holds only its own."""
+    from golive.tasks.core import _BODIES
+
+    release, seen = threading.Event(), []
+    _BODIES.submit(lambda: (seen.append(threading.current_thread().name), release.wait(10)), "check:test.hang")
+    try:
+        for k in range(3):  # warm: threads to reuse
+            done = threading.Event()
+            _BODIES.submit(done.set, f"check:test.warm{k}")
+            assert done.wait(5)
+        ours = lambda: {t for t in threading.enumerate() if t.name.startswith(("golive-check", "check:"))}  # noqa: E731
+        before = ours()
+        ran: list[threading.Thread] = []
+        for k in range(20):  # one after the other: each finds an idle thread
+            done = threading.Event()
+            _BODIES.submit(lambda d=done: (ran.append(threading.current_thread()), d.set()), f"check:test.q{k}")
+            assert done.wait(5)
+            _idle_soon(ran[-1])
+        assert ours() == before  # no thread started for them
+        assert [t.name for t in threading.enumerate() if t.name == "check:test.hang"] == ["check:test.hang"]
+        assert seen == ["check:test.hang"]
+    finally:
+        release.set()
+
+
+def test_a_forked_child_runs_check_bodies_on_threads_of_its_own():
+    """The threads are not copied by fork(): a child that kept the parent's count of idle threads would hand its
+    bodies to nobody (and every check would time out)."""
+    import os
+
+    from golive.tasks.core import _BODIES
+
+    done = threading.Event()
+    _BODIES.submit(done.set, "check:test.parent")
+    assert done.wait(5)
+    ran = [t for t in threading.enumerate() if t.name == "golive-check-idle"]
+    assert ran  # the parent has an idle thread: the case a stale count gets wrong
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        ok = threading.Event()
+        _BODIES.submit(ok.set, "check:test.child")
+        os._exit(0 if ok.wait(5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
