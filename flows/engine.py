@@ -37,7 +37,7 @@ class RunState:
     specs: dict[str, CheckSpec]
     board: Board
     memo: Memo = dataclasses.field(default_factory=Memo)
-    landed: dict[str, CheckResult] = dataclasses.field(default_factory=dict)
+    bodies: dict[str, asyncio.Future[CheckResult]] = dataclasses.field(default_factory=dict)  # check -> its body
     groups: dict[str, asyncio.Future[State]] = dataclasses.field(default_factory=dict)  # group -> its task run
     starting: set[str] = dataclasses.field(default_factory=set)  # sections whose subflow has not started yet
     later: set[str] = dataclasses.field(default_factory=set)  # the same, of the second wave (engine.expect_later)
@@ -50,9 +50,17 @@ LISTENERS: list[Callable[[CheckResult], None]] = []
 
 async def _run_one(st: RunState, check_id: str) -> CheckResult:
     res = await execute(st.specs[check_id], st.config, redact=st.redact, memo=st.memo)
-    st.landed[check_id] = res
     st.board.post(res)  # its dependents go now (the executor's caller posting it again changes nothing)
     return res
+
+
+def _body(st: RunState, check_id: str) -> asyncio.Future[CheckResult]:
+    """The check's body, started the first time it is asked for (by the executor, the moment the board lets the
+    check go; its task run, set up alongside, awaits the same future)."""
+    fut = st.bodies.get(check_id)
+    if fut is None:
+        fut = st.bodies[check_id] = asyncio.ensure_future(_run_one(st, check_id))
+    return fut
 
 
 def _log(res: CheckResult) -> None:
@@ -65,7 +73,7 @@ def _log(res: CheckResult) -> None:
 @task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
 async def check_task(check_id: str, run_key: str) -> State:
     """One check as a Prefect task run: FAIL/ERROR show as Failed runs in the UI, the rest Completed."""
-    res = await _run_one(_RUNS[run_key], check_id)
+    res = await _body(_RUNS[run_key], check_id)
     _log(res)
     if res.status in (Status.FAIL, Status.ERROR):
         return Failed(message=f"{res.status.value}: {res.summary}"[:500])
@@ -77,7 +85,7 @@ async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
     """The checks of one group (the expectations of one suite: one validation of its table) as one task run;
     each check keeps its own result, evidence and log line."""
     st = _RUNS[run_key]
-    results = await asyncio.gather(*(_run_one(st, i) for i in check_ids))
+    results = await asyncio.gather(*(_body(st, i) for i in check_ids))
     for res in results:
         _log(res)
     counts = ", ".join(f"{n} {s.value}" for s in Status if (n := sum(r.status == s for r in results)))
@@ -98,30 +106,57 @@ def _named_group_task(group: str) -> Task[[str, list[str], str], Coroutine[Any, 
 
 
 def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResult]]:
-    """Runs one check as a Prefect task run (named by its id) and returns its result."""
+    """Runs one check as a Prefect task run (named by its id) and returns its result.
+
+    The body starts at once, and the task run is set up alongside it and records it: a task run's setup is several
+    milliseconds of this process's event loop, and with a section's checks let go together, each body waiting for
+    its own setup made the last of them start most of a second late. The evidence carries the body's own times."""
     st = _RUNS[run_key]
 
     # (the casts: Prefect types an async task's `return_state=True` call as its State; called in a flow's event loop,
     # as here, it is a coroutine of that State)
     async def via_prefect(spec: CheckSpec) -> CheckResult:
-        if spec.group:  # the first member to get here starts the group's one task run; the others await it
+        if spec.group:  # the first member to get here starts the group's bodies and its one task run
             run = st.groups.get(spec.group)
             if run is None:
                 ids = sorted(i for i, s in st.specs.items() if s.group == spec.group)
+                for i in ids:
+                    _body(st, i)
                 run = st.groups[spec.group] = asyncio.ensure_future(
                     cast("Awaitable[State]", _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
                 )
-            await run
+            body = _body(st, spec.id)
         else:
-            await cast("Awaitable[State]", _named_task(spec.id)(spec.id, run_key, return_state=True))
-        res = st.landed.pop(spec.id, None)
-        if res is None:  # the task run crashed before it could record anything: that is an ERROR, never a pass
+            body = _body(st, spec.id)
+            run = asyncio.ensure_future(
+                cast("Awaitable[State]", _named_task(spec.id)(spec.id, run_key, return_state=True))
+            )
+        try:
+            res = await body
+        except asyncio.CancelledError:
+            run.cancel()  # (as it would be were it awaited: a cancelled section ends its task runs)
+            raise
+        except Exception as e:  # noqa: BLE001 - (execute never raises: a bug of ours is an ERROR, never a pass)
             res = make_result(
                 spec,
                 Status.ERROR,
                 started=datetime.now(UTC),
                 t0=time.monotonic(),
-                cause="the Prefect task run crashed before recording a result",
+                cause=st.redact.text(f"golive's engine failed running it: {type(e).__name__}: {e}"[:300]),
+            )
+        try:
+            state: State | BaseException = await run
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - Prefect could not run the task run: the check's own result stands
+            state = e
+        if not isinstance(state, State) or state.is_crashed():
+            why = " ".join(f"{type(state).__name__}: {getattr(state, 'message', state)}".split())[:300]
+            get_run_logger().warning(
+                "%s: its Prefect task run did not record it (%s); its result stands: %s",
+                spec.id,
+                st.redact.text(why),
+                res.status.value,
             )
         return res
 

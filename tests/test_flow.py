@@ -339,3 +339,40 @@ def test_a_check_s_dependents_start_when_its_body_ends_not_when_its_task_run_doe
     names = asyncio.run(_task_run_names(str(_state.state_details.flow_run_id), expected=2))
     assert "team.a" in names and "team.a.quick" not in names  # the two share one task run
     assert res["monitoring.b.after"].started_at < res["team.a.lag"].finished_at, res
+
+
+def test_a_check_whose_task_run_prefect_cannot_start_keeps_its_own_result_and_the_log_says_so(
+    sandbox, prefect_api, monkeypatch
+):
+    """A check's body starts the moment the board lets it go, and its task run is set up alongside to record it: a
+    task run that cannot start (here its call fails) leaves the check's own result, which its dependents already
+    used, and the section's log names the task run that did not record it."""
+    from golive.flows import engine, readiness
+
+    specs = _specs(("team.a.one", (), False), ("monitoring.b.two", ("team.a.one",), False))
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    real = engine._named_task
+
+    def refusing(check_id):
+        if check_id != "team.a.one":
+            return real(check_id)
+
+        def call(*_a, **_k):
+            async def refused():
+                raise RuntimeError("the API refused the task run (test)")
+
+            return refused()
+
+        return call
+
+    monkeypatch.setattr(engine, "_named_task", refusing)
+    report, state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    assert res["team.a.one"].status == Status.PASS and res["monitoring.b.two"].status == Status.PASS
+    assert report.verdict == Verdict.GO and state.is_completed()
+    from golive.deployments.cli import _drain_prefect
+
+    _drain_prefect()  # (the logs are sent in batches)
+    logs, _ids = asyncio.run(flow_run_logs(str(state.state_details.flow_run_id)))
+    line = "team.a.one: its Prefect task run did not record it (RuntimeError: the API refused the task run (test))"
+    assert any(m.startswith(line) and m.endswith("its result stands: PASS") for m in logs), logs
