@@ -112,11 +112,12 @@ def counts_of(statuses: Iterable[Status]) -> dict[str, int]:
     return out
 
 
-def config_fingerprint(cfg: GoliveConfig) -> str:
+def config_fingerprint(cfg: GoliveConfig, redact: Redactor | None = None) -> str:
     """A short hash of the config's non-secret content: every SecretStr dumps masked and every secret value (whatever
     field it landed in: `${VAR}`, a Secret block) is masked in every string before hashing, so no secret is ever
-    hashed (a hash of a short secret can be guessed back). A rotated secret is no config change."""
-    redact = Redactor(cfg.secrets())
+    hashed (a hash of a short secret can be guessed back). A rotated secret is no config change. `redact`: the
+    run's own redactor (it knows the config's secrets), saving building another."""
+    redact = redact or Redactor(cfg.secrets())
     canon = json.dumps(
         _each_string(cfg.model_dump(mode="json"), redact.text), sort_keys=True, separators=(",", ":"), default=str
     )

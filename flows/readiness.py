@@ -215,6 +215,7 @@ async def go_live_readiness(
             return await _resume_sign_off(cfg, config, (release or "").strip(), start)
     with engine.registered_run(cfg, specs, group_by_section=True) as (run_key, st):
         prestart_worker(specs, RunContext(cfg, redact=st.redact))  # GX imports in its process while light checks run
+        fingerprint = config_fingerprint(cfg, st.redact)  # (now, not at the end: the report waits for nothing else)
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
         first = engine.first_wave(st, present)
         engine.expect_sections(run_key, first)
@@ -232,7 +233,7 @@ async def go_live_readiness(
             started_at=started,
             flow_run_id=str(runtime_flow_run.id or "") or None,
         )
-        report.config_fingerprint = config_fingerprint(cfg)
+        report.config_fingerprint = fingerprint
         if report.flow_run_id:
             REPORTS[report.flow_run_id] = report
         rehearsed = await _since_last_rehearsal(report, cfg, st.redact) if mode == "rehearsal" else Rehearsed("")
