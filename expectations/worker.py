@@ -194,7 +194,8 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     sys.stdout = sys.stderr
-    serve(inp, out, processes=min(2, os.cpu_count() or 1))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    serve(inp, out, processes=min(2, usable))  # (the cores this process may run on: a container's cpuset, taskset)
 
 
 # --------------------------------------------------------------------------- the gate's side

@@ -75,7 +75,7 @@ def facts(run) -> dict:
 
 def test_the_worker_validates_every_suite_as_the_gate_itself_would_on_several_cores(cfg, fresh):
     w = started(cfg)
-    assert len(group(w.proc.pid)) == min(2, os.cpu_count() or 1)  # the first process and what it forked
+    assert len(group(w.proc.pid)) == min(2, len(os.sched_getaffinity(0)))  # the first process and what it forked
     ctx, now, sensitive = RunContext(cfg), datetime.now(UTC), cfg.postgres.sensitive_columns
     for suite in load_suites():
         there = worker.run_suite(suite, cfg.postgres, ctx=ctx, now=now, sensitive_columns=sensitive)
@@ -111,7 +111,9 @@ def in_flight(t, cfg, timeout: float = 30.0) -> tuple[threading.Thread, dict]:
         "first process",
         pytest.param(
             "forked validator",
-            marks=pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: the worker forks no validator"),
+            marks=pytest.mark.skipif(
+                len(os.sched_getaffinity(0)) < 2, reason="one core: the worker forks no validator"
+            ),
         ),
     ],
 )
@@ -192,6 +194,22 @@ def test_where_the_worker_cannot_start_the_suites_run_in_the_gate_saying_why_onc
     assert "GX broken on purpose in the worker" in worker._UNAVAILABLE
     lines = [r.getMessage() for r in caplog.records if r.name == "golive.expectations.worker"]
     assert len(lines) == 1 and "run in the gate's own process" in lines[0] and "GX broken on purpose" in lines[0]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core already: nothing to narrow")
+def test_a_worker_allowed_one_core_forks_no_second_validator(cfg, fresh):
+    """A container's cpuset or `taskset` leaves the gate fewer cores than the machine has: the worker counts the
+    cores it may run on (a second validator on a core it may not use only competes with the first)."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # this thread's: the worker's process inherits it
+    try:
+        w = started(cfg)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert len(group(w.proc.pid)) == 1
+    users = next(s for s in load_suites() if s.name == "users")
+    run = worker.run_suite(users, cfg.postgres, ctx=RunContext(cfg))
+    assert run.observation("email_not_null").status.value == "PASS"
 
 
 def test_a_suite_file_error_crosses_the_process_boundary_whole():
