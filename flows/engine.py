@@ -82,12 +82,17 @@ async def check_task(check_id: str, run_key: str) -> State:
 
 @task(name="check group", cache_policy=NO_CACHE, persist_result=False, retries=0)
 async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
-    """The checks of one group (the expectations of one suite: one validation of its table) as one task run;
-    each check keeps its own result, evidence and log line."""
+    """The checks of one group (the expectations of one suite: one validation of its table; the checks of one
+    section, `by_section`) as one task run; each check keeps its own result, evidence and log line, logged as it
+    lands."""
     st = _RUNS[run_key]
-    results = await asyncio.gather(*(_body(st, i) for i in check_ids))
-    for res in results:
+
+    async def landed(check_id: str) -> CheckResult:  # (a member's body starts when the board lets it go, or the
+        res = (await st.board.wait([check_id]))[check_id]  # board lands it SKIPPED without one)
         _log(res)
+        return res
+
+    results = await asyncio.gather(*(landed(i) for i in check_ids))
     counts = ", ".join(f"{n} {s.value}" for s in Status if (n := sum(r.status == s for r in results)))
     bad = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
     msg = f"{group}: {counts}" + (f"; {bad[0].id} {bad[0].status.value}: {bad[0].summary}" if bad else "")
@@ -116,12 +121,10 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
     # (the casts: Prefect types an async task's `return_state=True` call as its State; called in a flow's event loop,
     # as here, it is a coroutine of that State)
     async def via_prefect(spec: CheckSpec) -> CheckResult:
-        if spec.group:  # the first member to get here starts the group's bodies and its one task run
+        if spec.group:  # the first member to get here starts the group's one task run
             run = st.groups.get(spec.group)
             if run is None:
                 ids = sorted(i for i, s in st.specs.items() if s.group == spec.group)
-                for i in ids:
-                    _body(st, i)
                 run = st.groups[spec.group] = asyncio.ensure_future(
                     cast("Awaitable[State]", _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
                 )
@@ -179,19 +182,21 @@ def _group_name(section: str, ids: list[str]) -> str:
 
 
 def by_section(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec]:
-    """`specs` with the checks of one section that wait for the same checks, the same way, grouped: one Prefect
-    task run named by their subject (`backup.s3`) or by the section and its subjects (`team: comms, contacts, ...`);
-    each check still has its own result, evidence and log line in it, and its own line in the report, the checks
-    table and the JUnit file. Each task run costs the flow's process several milliseconds of CPU and the Prefect
-    server three events, on the critical path of a run: 134 task runs of a sandbox run become 55. Left alone: groups
-    already made (a suite's expectations), timing checks and what they need (the quiet window runs them one by
-    one), a check with nothing to share a task run with. Members of a group wait for the same checks, are all light
-    or all heavy, all `slow` or not: a group starts the moment its first member may, which is when any may."""
+    """`specs` with the checks of one section grouped: one Prefect task run named by their subject (`backup.s3`) or
+    by the section and its subjects (`team: comms, contacts, ...`); each check still has its own result, evidence
+    and log line in it, and its own line in the report, the checks table and the JUnit file. Each task run costs the
+    flow's process several milliseconds of CPU and the Prefect server three events, on 2 cores shared with the
+    checks: 134 task runs of a sandbox run become 34. Left alone: groups already made (a suite's expectations),
+    timing checks and what they need (the quiet window runs them one by one), a check with nothing to share a task
+    run with. Members of a group are all light or all needing a heavy check, all heavy or not, all `slow` or not;
+    they may wait for different checks: each member's body starts when its own checks allow (the group's task run
+    starts with its first member, logs each one as it lands, and ends with its last)."""
     quiet_first = board.quiet_before()
-    sets: dict[tuple[str, tuple[str, ...], bool, bool], list[str]] = {}
+    light = set(board.light_ids())
+    sets: dict[tuple[str, bool, bool, bool], list[str]] = {}
     for i, s in specs.items():
         if s.group is None and not s.timing and i not in quiet_first:
-            sets.setdefault((s.section, s.depends_on, s.heavy, s.slow), []).append(i)
+            sets.setdefault((s.section, i in light, s.heavy, s.slow), []).append(i)
     out = dict(specs)
     names = {s.group for s in specs.values() if s.group}
     for (section, _, _, _), ids in sets.items():

@@ -48,7 +48,10 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     suites = {f"data.{s}" for s in _suite_names()}
     expectation_ids = {r.id for r in report.results if r.id.rsplit(".", 1)[0] in suites}
     assert len(expectation_ids) > 100 and suites <= set(names) and not expectation_ids & set(names)
-    assert {"infrastructure.backend", "team: comms, contacts, oncall, runbooks, slack"} <= set(names)
+    assert {
+        "infrastructure: backend, bastion, cdn, dns, firewall +5 more",
+        "team: comms, contacts, oncall, runbooks, slack",
+    } <= set(names)
     from golive.flows import readiness
     from golive.flows.config import load_config
 
@@ -376,3 +379,37 @@ def test_a_check_whose_task_run_prefect_cannot_start_keeps_its_own_result_and_th
     logs, _ids = asyncio.run(flow_run_logs(str(state.state_details.flow_run_id)))
     line = "team.a.one: its Prefect task run did not record it (RuntimeError: the API refused the task run (test))"
     assert any(m.startswith(line) and m.endswith("its result stands: PASS") for m in logs), logs
+
+
+def test_one_task_run_holds_a_sections_checks_that_wait_for_each_other_or_for_a_failed_one(
+    sandbox, prefect_api, monkeypatch
+):
+    """The checks of a section share one task run whatever they wait for: one waiting for another member starts
+    when that member's body ends, one whose prerequisite failed lands SKIPPED in it, and the task run ends with
+    its last member (none of them waits for the task run itself)."""
+    import time
+
+    from golive.flows import readiness
+    from golive.tasks.core import failed
+
+    def lag(_t, _ctx):
+        time.sleep(1)
+        return failed("late", "on time", "tests/test_flow.py")
+
+    specs = _specs(
+        ("team.a.first", (), False),
+        ("team.b.after", ("team.a.first",), False),
+        ("team.c.lag", (), False),
+        ("team.d.skipped", ("team.c.lag",), False),
+    )
+    specs["team.c.lag"] = dataclasses.replace(specs["team.c.lag"], body=lag)
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    report, state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    assert (
+        res["team.b.after"].status == Status.PASS and res["team.b.after"].started_at >= res["team.a.first"].finished_at
+    )
+    assert res["team.b.after"].finished_at < res["team.c.lag"].finished_at  # it did not wait for the lag
+    assert res["team.c.lag"].status == Status.FAIL and res["team.d.skipped"].status == Status.SKIPPED
+    names = asyncio.run(_task_run_names(str(state.state_details.flow_run_id), expected=1))
+    assert [n for n in names if not re.fullmatch(r"readiness-section-\d+", n)] == ["team: a, b, c, d"]
