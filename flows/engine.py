@@ -186,7 +186,7 @@ def by_section(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec
     by the section and its subjects (`team: comms, contacts, ...`); each check still has its own result, evidence
     and log line in it, and its own line in the report, the checks table and the JUnit file. Each task run costs the
     flow's process several milliseconds of CPU and the Prefect server three events, on 2 cores shared with the
-    checks: 134 task runs of a sandbox run become 34. Left alone: groups already made (a suite's expectations),
+    checks: 134 task runs of a sandbox run become 33. Left alone: groups already made (a suite's expectations),
     timing checks and what they need (the quiet window runs them one by one), a check with nothing to share a task
     run with. Members of a group are all light or all needing a heavy check, all heavy or not, all `slow` or not;
     they may wait for different checks: each member's body starts when its own checks allow (the group's task run

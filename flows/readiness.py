@@ -11,9 +11,9 @@ Design notes (measured, see docs/architecture.md):
   latency probe, and the window no longer waits for all nine; engine.first_wave); the checks the window lets go,
   `slow` ones excepted, wait until that second wave has started (engine.expect_later), so its start-up does not
   queue behind their task runs;
-- the checks of one section that wait for the same checks run as one task run named by their subject or
-  subjects (engine.by_section: 134 task runs -> 55 on the sandbox), and a check's dependents start when its
-  body ends;
+- the checks of one section and phase run as one task run named by their subject or subjects
+  (engine.by_section: 134 task runs -> 33 on the sandbox); each check's body starts when the board lets it go,
+  its task run alongside, and a check's dependents start when its body ends;
 - nothing secret crosses the Prefect API: flow/subflow parameters are a config path, a section name and an
   opaque run key; the loaded config, its secrets and the results stay in this process (flows/engine.py's
   registry, which also runs each check as a Prefect task run).
