@@ -120,7 +120,15 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
 
     # (the casts: Prefect types an async task's `return_state=True` call as its State; called in a flow's event loop,
     # as here, it is a coroutine of that State)
-    async def via_prefect(spec: CheckSpec) -> CheckResult:
+    async def settled(run: asyncio.Future[State]) -> State | BaseException:
+        try:
+            return await run
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - Prefect could not run the task run: the check's own result stands
+            return e
+
+    def start_run(spec: CheckSpec) -> asyncio.Future[State]:
         if spec.group:  # the first member to get here starts the group's one task run
             run = st.groups.get(spec.group)
             if run is None:
@@ -128,37 +136,44 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
                 run = st.groups[spec.group] = asyncio.ensure_future(
                     cast("Awaitable[State]", _named_group_task(spec.group)(spec.group, ids, run_key, return_state=True))
                 )
-            body = _body(st, spec.id)
+            return run
+        return asyncio.ensure_future(
+            cast("Awaitable[State]", _named_task(spec.id)(spec.id, run_key, return_state=True))
+        )
+
+    async def via_prefect(spec: CheckSpec) -> CheckResult:
+        state: State | BaseException | None = None
+        if spec.timing:  # its task run's setup is this process's CPU: before its probe (which it starts), not during
+            run = start_run(spec)
+            state = await settled(run)
+            body = _body(st, spec.id)  # (done by then; started here only if its task run never ran)
         else:
             body = _body(st, spec.id)
-            run = asyncio.ensure_future(
-                cast("Awaitable[State]", _named_task(spec.id)(spec.id, run_key, return_state=True))
-            )
+            await asyncio.sleep(0)  # the bodies let go in one pass all start before the first task run's setup
+            run = start_run(spec)
         try:
             res = await body
         except asyncio.CancelledError:
-            run.cancel()  # (as it would be were it awaited: a cancelled section ends its task runs)
+            if not spec.group:  # (a group's run ends with its members, which the section lands whatever happens)
+                run.cancel()
             raise
         except Exception as e:  # noqa: BLE001 - (execute never raises: a bug of ours is an ERROR, never a pass)
+            cause = " ".join(st.redact.text(f"golive's engine failed running it: {type(e).__name__}: {e}").split())
             res = make_result(
-                spec,
-                Status.ERROR,
-                started=datetime.now(UTC),
-                t0=time.monotonic(),
-                cause=st.redact.text(f"golive's engine failed running it: {type(e).__name__}: {e}"[:300]),
+                spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=cause[:300], redact=st.redact
             )
-        try:
-            state: State | BaseException = await run
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - Prefect could not run the task run: the check's own result stands
-            state = e
+        if state is None:
+            state = await settled(run)
         if not isinstance(state, State) or state.is_crashed():
-            why = " ".join(f"{type(state).__name__}: {getattr(state, 'message', state)}".split())[:300]
+            what = (
+                f"{state.type.value}: {state.message}"
+                if isinstance(state, State)
+                else f"{type(state).__name__}: {state}"
+            )
             get_run_logger().warning(
                 "%s: its Prefect task run did not record it (%s); its result stands: %s",
                 spec.id,
-                st.redact.text(why),
+                " ".join(st.redact.text(what).split())[:300],
                 res.status.value,
             )
         return res
@@ -204,7 +219,7 @@ def by_section(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec
             continue
         base = _group_name(section, ids)
         name, n = base, 1
-        while name in names or name in specs:  # (two sets of one section waiting for different checks)
+        while name in names or name in specs:  # (a section's light and heavy-needing sets, or a name taken)
             n += 1
             name = f"{base} #{n}"
         names.add(name)
@@ -218,8 +233,7 @@ def registered_run(
     cfg: GoliveConfig, specs: dict[str, CheckSpec], *, group_by_section: bool = False
 ) -> Iterator[tuple[str, RunState]]:
     """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs.
-    `group_by_section`: run the checks of one section that wait for the same checks as one task run
-    (`by_section`)."""
+    `group_by_section`: run the checks of one section and phase as one task run (`by_section`)."""
     run_key = uuid.uuid4().hex
     board = Board(specs)
     if group_by_section:

@@ -438,7 +438,7 @@ def validate_graph(specs: Mapping[str, CheckSpec]) -> None:
         if (first.depends_on, first.heavy, first.timing) != (s.depends_on, s.heavy, s.timing):
             raise ValueError(
                 f"check {s.id!r} of group {s.group!r} must have the dependencies, heavy and timing "
-                f"flags of {first.id!r} (a group runs as one task)"
+                f"flags of {first.id!r} (a declared group is one unit of work: one suite's validation)"
             )
     # cycle detection
     state: dict[str, int] = {}
@@ -900,24 +900,33 @@ class _BodyThreads:
         self._work: queue.SimpleQueue[tuple[Callable[[], None], str]] = queue.SimpleQueue()
         self._spawns: queue.SimpleQueue[None] | None = None
         self._idle = 0  # threads that will take the next body without a new one being started
+        self.start_failure = ""  # why the last thread start failed, until one succeeds
 
     def submit(self, fn: Callable[[], None], name: str) -> None:
+        """Hand `fn` to a thread. Raises RuntimeError only when no thread exists yet to start others (the caller
+        reports it); a later failure to start a thread is retried by the spawner and kept in `start_failure`."""
         with self._lock:
+            if self._spawns is None:
+                spawns: queue.SimpleQueue[None] = queue.SimpleQueue()
+                threading.Thread(target=self._spawner, args=(spawns,), name="golive-check-spawner", daemon=True).start()
+                self._spawns = spawns  # (only once it runs: a spawner that failed to start is tried again)
             self._work.put((fn, name))
             if self._idle:
                 self._idle -= 1
                 return
-            if self._spawns is None:
-                self._spawns = queue.SimpleQueue()
-                threading.Thread(
-                    target=self._spawner, args=(self._spawns,), name="golive-check-spawner", daemon=True
-                ).start()
             self._spawns.put(None)
 
     def _spawner(self, spawns: queue.SimpleQueue[None]) -> None:
         while True:
             spawns.get()
-            threading.Thread(target=self._serve, name="golive-check-idle", daemon=True).start()
+            while True:
+                try:
+                    threading.Thread(target=self._serve, name="golive-check-idle", daemon=True).start()
+                    self.start_failure = ""
+                    break
+                except RuntimeError as e:  # ("can't start new thread": a pids limit) the body waits; its check
+                    self.start_failure = str(e)  # says why if its deadline comes first
+                    time.sleep(0.1)
 
     def _serve(self) -> None:
         me = threading.current_thread()
@@ -927,11 +936,12 @@ class _BodyThreads:
                 fn()
             except BaseException:  # noqa: BLE001, S110 - (the body's own wrapper reports; nothing may end this thread)
                 pass
-            me.name = "golive-check-idle"
+            del fn  # (an idle thread holds no run's context, config or results)
             with self._lock:
                 if self._idle >= self.IDLE_MAX:
                     return
                 self._idle += 1
+            me.name = "golive-check-idle"  # (after it counts as idle: a body handed over now starts no new thread)
 
 
 _BODIES = _BodyThreads()
@@ -956,7 +966,13 @@ async def execute(
         if not fut.done():
             fut.set_result((kind, value))
 
+    taken: list[bool] = []  # a thread took the body
+    abandoned = threading.Event()  # the check has ended (timed out, cancelled) before a thread took its body
+
     def worker() -> None:
+        if abandoned.is_set():
+            return  # (never start a body the run has given up on: a restore long after its check's deadline)
+        taken.append(True)
         try:
             obs = spec.body(target, ctx, **others)
             loop.call_soon_threadsafe(settle, "ok", obs)
@@ -970,11 +986,22 @@ async def execute(
             except RuntimeError:  # loop closed after a timeout: nobody is waiting any more
                 pass
 
-    _BODIES.submit(worker, f"check:{spec.id}")
+    try:
+        _BODIES.submit(worker, f"check:{spec.id}")
+    except RuntimeError as e:  # no thread could be started at all
+        msg = f"no thread could be started for the check's body: {e}"
+        return make_result(spec, Status.ERROR, started=started, t0=t0, cause=msg, evidence=msg, redact=redact)
     try:
         kind, value = await asyncio.wait_for(fut, timeout=spec.timeout)
+    except asyncio.CancelledError:
+        abandoned.set()
+        raise
     except TimeoutError:
+        abandoned.set()
         msg = f"timed out after {spec.timeout:g}s: the target did not answer in time"
+        if not taken:
+            why = _BODIES.start_failure or "every thread busy"
+            msg = f"timed out after {spec.timeout:g}s before a thread could run the body ({why})"
         return make_result(
             spec,
             Status.ERROR,

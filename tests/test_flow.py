@@ -39,7 +39,7 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     assert payload["verdict"] == "GO" and payload["flow_run_id"] == str(state.state_details.flow_run_id)
     table = asyncio.run(artifact("golive-checks-sandbox"))
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
-    # one task run per suite (its expectations: one validation), per section and set of checks waited for (named
+    # one task run per suite (its expectations: one validation), per section and phase (named
     # by its subject or subjects) and per check left alone (timing checks, what they need, a check with none alike)
     names = asyncio.run(
         _task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs(sandbox.config_path))
