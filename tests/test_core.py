@@ -761,3 +761,37 @@ def test_a_forked_child_runs_check_bodies_on_threads_of_its_own():
         os.kill(pid, 9)
         os.waitpid(pid, 0)
     assert status is not None and os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_body_no_thread_could_take_is_an_error_saying_so_and_never_runs_after_its_deadline(monkeypatch):
+    """Where no thread can be started (a pids limit), the check is ERROR at its deadline naming why, not "the target
+    did not answer" (it was never asked); and once a thread can start, the body given up on is not run late."""
+    import asyncio
+
+    from golive.tasks import core
+
+    pool = core._BodyThreads()
+    monkeypatch.setattr(core, "_BODIES", pool)
+    real_start = threading.Thread.start
+
+    def start(self):
+        if self.name == "golive-check-idle":
+            raise RuntimeError("can't start new thread")
+        return real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    ran = threading.Event()
+
+    def body(_t, _ctx):
+        ran.set()
+        return core.passed("ok", "ok", "tests/test_core.py")
+
+    r = asyncio.run(core.execute(spec("team.a.starved", body, timeout=0.5), None))
+    assert r.status == Status.ERROR and "before a thread could run the body (can't start new thread)" in r.cause
+    monkeypatch.setattr(threading.Thread, "start", real_start)  # threads can start again: the spawner retries
+    end = time.monotonic() + 5
+    while time.monotonic() < end and not (
+        pool.start_failure == "" and any(t.name == "golive-check-idle" for t in threading.enumerate())
+    ):
+        time.sleep(0.05)
+    assert pool.start_failure == "" and not ran.wait(0.5)  # the thread took the abandoned body and did not run it

@@ -87,6 +87,11 @@ def _expected_task_runs(config_path) -> int:
 
 async def _task_run_names(flow_run_id, expected, wait_s=20.0):
     """The task run names of a readiness run and its section subflows (task runs are recorded from events: poll)."""
+    return [r["name"] for r in await _task_runs(flow_run_id, expected, wait_s)]
+
+
+async def _task_runs(flow_run_id, expected, wait_s=20.0):
+    """The task runs (the API's JSON) of a readiness run and its section subflows."""
     import time
 
     from prefect.client.orchestration import get_client
@@ -108,7 +113,7 @@ async def _task_run_names(flow_run_id, expected, wait_s=20.0):
                 if len(page.json()) < 200:
                     break
             if len(runs) >= expected + len(ids) - 1 or time.monotonic() > deadline:
-                return [r["name"] for r in runs]
+                return runs
             await asyncio.sleep(0.5)
 
 
@@ -413,3 +418,19 @@ def test_one_task_run_holds_a_sections_checks_that_wait_for_each_other_or_for_a_
     assert res["team.c.lag"].status == Status.FAIL and res["team.d.skipped"].status == Status.SKIPPED
     names = asyncio.run(_task_run_names(str(state.state_details.flow_run_id), expected=1))
     assert [n for n in names if not re.fullmatch(r"readiness-section-\d+", n)] == ["team: a, b, c, d"]
+
+
+def test_a_timing_checks_task_run_is_set_up_before_its_probe_starts(sandbox, prefect_api, monkeypatch):
+    """A task run's setup is milliseconds of this process's CPU: a timing check's is done before its body starts
+    (the quiet window keeps that CPU out of the probe), while other checks' bodies start alongside theirs."""
+    from datetime import datetime
+
+    from golive.flows import readiness
+
+    specs = _specs(("infrastructure.web.ttfb", (), True), ("team.a.b", (), False))
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    report, state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    runs = {r["name"]: r for r in asyncio.run(_task_runs(str(state.state_details.flow_run_id), expected=2))}
+    ttfb = runs["infrastructure.web.ttfb"]
+    assert datetime.fromisoformat(ttfb["start_time"]) <= res["infrastructure.web.ttfb"].started_at, ttfb
