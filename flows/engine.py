@@ -143,7 +143,8 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
 
     async def via_prefect(spec: CheckSpec) -> CheckResult:
         state: State | BaseException | None = None
-        if spec.timing:  # its task run's setup is this process's CPU: before its probe (which it starts), not during
+        if spec.timing and not spec.group:  # its task run's setup is this process's CPU: before its probe (which
+            # it starts), not during it. (A group's task run starts no body: it awaits its members')
             run = start_run(spec)
             state = await settled(run)
             body = _body(st, spec.id)  # (done by then; started here only if its task run never ran)
