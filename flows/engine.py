@@ -1,8 +1,10 @@
-"""The run engine: checks run as Prefect task runs (one per check, or one per group of checks), over one shared
-dependency board, for every flow that runs checks (the readiness sections, the deploy flow's smoke tests).
+"""The run engine: checks run over one shared dependency board and are recorded as Prefect task runs (one per check,
+or one per group of checks), for every flow that runs checks (the readiness sections, the deploy flow's smoke tests).
 
 A check's result goes on the board the moment its body is done, so the checks waiting for it start then, not once
 Prefect has finished its task run's bookkeeping (with a hundred task runs ending together that queue is long).
+The readiness flow runs every body from its own board (`run_bodies`) and its section subflows record them
+(`record`); the deploy flow sets a task run up alongside each body (`prefect_executor`).
 
 Nothing secret crosses the Prefect API: a task run's parameters are a check id and an opaque run key; the loaded
 config, its secrets, the board and the results stay in this process, in one registry (`registered_run`), which the
@@ -25,7 +27,7 @@ from prefect import State, Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
-from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, make_result
+from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, make_result, run_checks
 
 from .config import GoliveConfig
 
@@ -39,8 +41,8 @@ class RunState:
     memo: Memo = dataclasses.field(default_factory=Memo)
     bodies: dict[str, asyncio.Future[CheckResult]] = dataclasses.field(default_factory=dict)  # check -> its body
     groups: dict[str, asyncio.Future[State]] = dataclasses.field(default_factory=dict)  # group -> its task run
-    starting: set[str] = dataclasses.field(default_factory=set)  # sections whose subflow has not started yet
-    later: set[str] = dataclasses.field(default_factory=set)  # the same, of the second wave (engine.expect_later)
+    recorded: set[str] = dataclasses.field(default_factory=set)  # sections whose subflow recorded all its checks
+    unrecorded: dict[str, str] = dataclasses.field(default_factory=dict)  # section -> why its subflow did not
 
 
 _RUNS: dict[str, RunState] = {}
@@ -55,8 +57,8 @@ async def _run_one(st: RunState, check_id: str) -> CheckResult:
 
 
 def _body(st: RunState, check_id: str) -> asyncio.Future[CheckResult]:
-    """The check's body, started the first time it is asked for (by the executor, the moment the board lets the
-    check go; its task run, set up alongside, awaits the same future)."""
+    """The check's body, started the first time it is asked for: the moment the board lets the check go
+    (`run_bodies`; the deploy flow's `prefect_executor`, whose task run, set up alongside, awaits the same future)."""
     fut = st.bodies.get(check_id)
     if fut is None:
         fut = st.bodies[check_id] = asyncio.ensure_future(_run_one(st, check_id))
@@ -70,14 +72,26 @@ def _log(res: CheckResult) -> None:
     level.get(res.status, logger.info)(line)
 
 
-@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
-async def check_task(check_id: str, run_key: str) -> State:
-    """One check as a Prefect task run: FAIL/ERROR show as Failed runs in the UI, the rest Completed."""
-    res = await _body(_RUNS[run_key], check_id)
+def _state_of(res: CheckResult) -> State:
+    """A check's log line, and its task run's final state: FAIL/ERROR show as Failed runs in the UI, the rest
+    Completed."""
     _log(res)
     if res.status in (Status.FAIL, Status.ERROR):
         return Failed(message=f"{res.status.value}: {res.summary}"[:500])
     return Completed(message=f"{res.status.value}: {res.summary}"[:500])
+
+
+@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def check_task(check_id: str, run_key: str) -> State:
+    """One check as a Prefect task run that runs its body (`prefect_executor`)."""
+    return _state_of(await _body(_RUNS[run_key], check_id))
+
+
+@task(name="check", cache_policy=NO_CACHE, persist_result=False, retries=0)
+async def record_task(check_id: str, run_key: str) -> State:
+    """One check as a Prefect task run that records it: it ends when the check lands on the board (its body run
+    by `run_bodies`, or SKIPPED without one)."""
+    return _state_of((await _RUNS[run_key].board.wait([check_id]))[check_id])
 
 
 @task(name="check group", cache_policy=NO_CACHE, persist_result=False, retries=0)
@@ -105,9 +119,36 @@ def _named_task(check_id: str) -> Task[[str, str], Coroutine[Any, Any, State]]:
     return check_task.with_options(task_run_name=check_id)
 
 
+@functools.lru_cache(maxsize=4096)
+def _named_record_task(check_id: str) -> Task[[str, str], Coroutine[Any, Any, State]]:
+    return record_task.with_options(task_run_name=check_id)
+
+
 @functools.lru_cache(maxsize=1024)
 def _named_group_task(group: str) -> Task[[str, list[str], str], Coroutine[Any, Any, State]]:
     return group_task.with_options(task_run_name=group)
+
+
+async def _settled(run: asyncio.Future[State]) -> State | BaseException:
+    try:
+        return await run
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Prefect could not run the task run: the check's own result stands
+        return e
+
+
+def _warn_unrecorded(st: RunState, state: State | BaseException, results: list[CheckResult]) -> None:
+    """A task run Prefect could not run (its call failed, it crashed) leaves its checks' own results (their
+    dependents already used them): the section's log says which task run did not record which result."""
+    if isinstance(state, State) and not state.is_crashed():
+        return
+    what = f"{state.type.value}: {state.message}" if isinstance(state, State) else f"{type(state).__name__}: {state}"
+    what = " ".join(st.redact.text(what).split())[:300]
+    for res in results:
+        get_run_logger().warning(
+            "%s: its Prefect task run did not record it (%s); its result stands: %s", res.id, what, res.status.value
+        )
 
 
 def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResult]]:
@@ -120,14 +161,6 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
 
     # (the casts: Prefect types an async task's `return_state=True` call as its State; called in a flow's event loop,
     # as here, it is a coroutine of that State)
-    async def settled(run: asyncio.Future[State]) -> State | BaseException:
-        try:
-            return await run
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - Prefect could not run the task run: the check's own result stands
-            return e
-
     def start_run(spec: CheckSpec) -> asyncio.Future[State]:
         if spec.group:  # the first member to get here starts the group's one task run
             run = st.groups.get(spec.group)
@@ -146,7 +179,7 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
         if spec.timing and not spec.group:  # its task run's setup is this process's CPU: before its probe (which
             # it starts), not during it. (A group's task run starts no body: it awaits its members')
             run = start_run(spec)
-            state = await settled(run)
+            state = await _settled(run)
             body = _body(st, spec.id)  # (done by then; started here only if its task run never ran)
         else:
             body = _body(st, spec.id)
@@ -164,19 +197,8 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
                 spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=cause[:300], redact=st.redact
             )
         if state is None:
-            state = await settled(run)
-        if not isinstance(state, State) or state.is_crashed():
-            what = (
-                f"{state.type.value}: {state.message}"
-                if isinstance(state, State)
-                else f"{type(state).__name__}: {state}"
-            )
-            get_run_logger().warning(
-                "%s: its Prefect task run did not record it (%s); its result stands: %s",
-                spec.id,
-                " ".join(st.redact.text(what).split())[:300],
-                res.status.value,
-            )
+            state = await _settled(run)
+        _warn_unrecorded(st, state, [res])
         return res
 
     return via_prefect
@@ -197,30 +219,26 @@ def _group_name(section: str, ids: list[str]) -> str:
     return f"{section}: {', '.join(shown)}"
 
 
-def by_section(specs: dict[str, CheckSpec], board: Board) -> dict[str, CheckSpec]:
-    """`specs` with the checks of one section grouped: one Prefect task run named by their subject (`backup.s3`) or
-    by the section and its subjects (`team: comms, contacts, ...`); each check still has its own result, evidence
-    and log line in it, and its own line in the report, the checks table and the JUnit file. Each task run costs the
-    flow's process several milliseconds of CPU and the Prefect server three events, on 2 cores shared with the
-    checks: 134 task runs of a sandbox run become 33. Left alone: groups already made (a suite's expectations),
-    timing checks and what they need (the quiet window runs them one by one), a check with nothing to share a task
-    run with. Members of a group are all light or all needing a heavy check, all heavy or not, all `slow` or not;
-    they may wait for different checks: each member's body starts when its own checks allow (the group's task run
-    starts with its first member, logs each one as it lands, and ends with its last)."""
-    quiet_first = board.quiet_before()
-    light = set(board.light_ids())
-    sets: dict[tuple[str, bool, bool, bool], list[str]] = {}
+def by_section(specs: dict[str, CheckSpec]) -> dict[str, CheckSpec]:
+    """`specs` with the checks of one section recorded as one Prefect task run, named by their subject
+    (`backup.s3`) or by the section and its subjects (`team: comms, contacts, ...`); each check still has its own
+    result, evidence and log line in it, and its own line in the report, the checks table and the JUnit file. A task
+    run only records (`record`: the bodies run from the run's board), so what its checks wait for, their phase or
+    timing, does not matter to it. Each task run costs the flow's process and the Prefect server about 20 ms of CPU,
+    on 2 cores shared with the checks: 134 task runs of a sandbox run become 20. Left alone: groups already made (a
+    suite's expectations: one task run per table), and a check alone in its section."""
+    sets: dict[str, list[str]] = {}
     for i, s in specs.items():
-        if s.group is None and not s.timing and i not in quiet_first:
-            sets.setdefault((s.section, i in light, s.heavy, s.slow), []).append(i)
+        if s.group is None:
+            sets.setdefault(s.section, []).append(i)
     out = dict(specs)
     names = {s.group for s in specs.values() if s.group}
-    for (section, _, _, _), ids in sets.items():
+    for section, ids in sets.items():
         if len(ids) < 2:
             continue
         base = _group_name(section, ids)
         name, n = base, 1
-        while name in names or name in specs:  # (a section's light and heavy-needing sets, or a name taken)
+        while name in names or name in specs:  # (a name a suite or a check already has)
             n += 1
             name = f"{base} #{n}"
         names.add(name)
@@ -234,11 +252,11 @@ def registered_run(
     cfg: GoliveConfig, specs: dict[str, CheckSpec], *, group_by_section: bool = False
 ) -> Iterator[tuple[str, RunState]]:
     """Keep a run's config, secrets and board in this process (never in Prefect parameters) while it runs.
-    `group_by_section`: run the checks of one section and phase as one task run (`by_section`)."""
+    `group_by_section`: record the checks of one section as one task run (`by_section`)."""
     run_key = uuid.uuid4().hex
     board = Board(specs)
     if group_by_section:
-        specs = by_section(specs, board)
+        specs = by_section(specs)
     board.listeners.extend(LISTENERS)
     _RUNS[run_key] = st = RunState(config=cfg, redact=Redactor(cfg.secrets()), specs=specs, board=board)
     try:
@@ -247,45 +265,58 @@ def registered_run(
         _RUNS.pop(run_key, None)
 
 
-def expect_sections(run_key: str, sections: list[str]) -> None:
-    """The run starts these section subflows together: its quiet window waits until each has started (or ended)."""
+async def run_bodies(run_key: str) -> None:
+    """Run every check of the run from its board, in the run's own process and event loop, as `run_plain` does;
+    `record` sets up their Prefect task runs. Whatever becomes of it (a cancellation, a bug of ours), every check
+    lands: a section subflow recording one waits for it."""
     st = _RUNS[run_key]
-    st.starting = set(sections)
-    if st.starting:
-        st.board.all_started.clear()
+    try:
+        await run_checks(st.specs.values(), st.board, lambda spec: _body(st, spec.id))
+    finally:
+        for spec in st.specs.values():
+            if spec.id not in st.board.results:
+                why = "the run ended before running it"
+                st.board.post(
+                    make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=why)
+                )
 
 
-def expect_later(run_key: str, sections: list[str]) -> None:
-    """The run starts these section subflows once the quiet window has closed: until each has started (or ended),
-    the checks let go by the window wait (Board.hold_until_all_in), `slow` ones excepted."""
+async def record(run_key: str, check_ids: list[str]) -> list[CheckResult]:
+    """Record the checks `check_ids` (a section's) as Prefect task runs: one per group, one per other check, each
+    ending once its checks have landed on the board and logging each as it lands. Returns their results. A task run
+    Prefect cannot run leaves its checks' results, and the log says so (`_warn_unrecorded`)."""
     st = _RUNS[run_key]
-    st.later = set(sections)
-    if st.later:
-        st.board.hold_until_all_in()
+    runs: list[tuple[list[str], Awaitable[State]]] = []
+    seen: set[str] = set()
+    for i in check_ids:
+        group = st.specs[i].group
+        if group is None:
+            runs.append(([i], cast("Awaitable[State]", _named_record_task(i)(i, run_key, return_state=True))))
+        elif group not in seen:
+            seen.add(group)
+            ids = [j for j in check_ids if st.specs[j].group == group]
+            runs.append(
+                (ids, cast("Awaitable[State]", _named_group_task(group)(group, ids, run_key, return_state=True)))
+            )
+    states = await asyncio.gather(*(_settled(asyncio.ensure_future(run)) for _, run in runs))
+    results = await st.board.wait(check_ids)
+    for (ids, _), state in zip(runs, states, strict=True):
+        _warn_unrecorded(st, state, [results[i] for i in ids])
+    return [results[i] for i in check_ids]
 
 
-def section_started(run_key: str, section: str) -> None:
-    """`section`'s subflow is running (or will never run its checks): the last of the first wave opens the quiet
-    window, the last of the second lets the checks waiting for it go."""
-    st = _RUNS[run_key]
-    st.starting.discard(section)
-    if not st.starting:
-        st.board.all_started.set()
-    if section in st.later:
-        st.later.discard(section)
-        if not st.later:
-            st.board.all_in()
-
-
-def first_wave(st: RunState, sections: list[str]) -> list[str]:
-    """The sections whose subflows start first: those of the timing checks and of what they need (the quiet window
-    opens once these have started, and no other subflow starts until it closes: a subflow's start-up is about seven
-    API calls, and none may compete with a latency probe), and those of the light `slow` checks (so they start
-    the moment it closes). The others start when the quiet window closes, while the first wave's checks run."""
-    first = st.board.quiet_before() | set(st.board.timing_ids())
-    first |= {i for i in st.board.light_ids() if st.specs[i].slow}
-    wanted = {i.split(".", 1)[0] for i in first}
-    return [s for s in sections if s in wanted]
+def results(st: RunState) -> list[CheckResult]:
+    """The run's results, for its report. The checks of a section whose subflow did not record them (the API
+    refused it, it crashed: `RunState.unrecorded`) count as ERROR, naming why and what each found: the approvers
+    sign a section off from its record in Prefect, and a section without one is not proven."""
+    out = []
+    for r in st.board.results.values():
+        why = st.unrecorded.get(r.section)
+        if why is not None:
+            cause = " ".join(st.redact.text(f"{why}; it found {r.status.value}: {r.summary}").split())[:500]
+            r = r.model_copy(update={"status": Status.ERROR, "cause": cause})
+        out.append(r)
+    return out
 
 
 def state(run_key: str) -> RunState:

@@ -3,26 +3,23 @@
 Design notes (measured, see docs/architecture.md):
 - sections are *async* subflows gathered concurrently: a sync subflow costs ~1 s (heartbeat join), and a
   blocking `future.result()` inside an async flow would serialise everything;
-- section subflows start in two waves, and each check starts when the checks it needs have landed, wherever
-  they are (data waits for `dependencies.postgres.reachable`, application/security for
-  `infrastructure.web.reachable`): the task runs show the order the checklist implies. The first wave holds the
-  timing checks, what they need and the light `slow` checks; the quiet window opens once it has started, and the
-  other subflows start once it has closed (a subflow's start-up is about seven API calls: none competes with a
-  latency probe, and the window no longer waits for all nine; engine.first_wave); the checks the window lets go,
-  `slow` ones excepted, wait until that second wave has started (engine.expect_later), so its start-up does not
-  queue behind their task runs;
-- the checks of one section and phase run as one task run named by their subject or subjects
-  (engine.by_section: 134 task runs -> 33 on the sandbox); each check's body starts when the board lets it go,
-  its task run alongside, and a check's dependents start when its body ends;
+- the run's board runs every check from the flow's start, in the flow's own process and event loop, as the plain
+  runner does (engine.run_bodies): each check starts when the checks it needs have landed, wherever they are
+  (data waits for `dependencies.postgres.reachable`, application/security for `infrastructure.web.reachable`),
+  timing checks one at a time in the quiet window, heavy ones once the light ones have landed;
+- the section subflows start once the quiet window has closed (a subflow's start-up is about seven API calls: none
+  competes with a latency probe) and record their checks as task runs as they land (engine.record): one per
+  section, named by its subject or subjects, and one per suite (engine.by_section: 134 task runs -> 20 on the
+  sandbox); a check's dependents never wait for Prefect's bookkeeping. A section whose subflow did not record its
+  checks makes them ERROR in the report (engine.results);
 - nothing secret crosses the Prefect API: flow/subflow parameters are a config path, a section name and an
   opaque run key; the loaded config, its secrets and the results stay in this process (flows/engine.py's
-  registry, which also runs each check as a Prefect task run).
+  registry).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +35,6 @@ from golive.tasks.core import (
     CheckSpec,
     Redactor,
     RunContext,
-    Status,
-    make_result,
-    run_checks,
     select,
 )
 
@@ -70,34 +64,28 @@ def plan(config: GoliveConfig, sections: list[str] | None = None) -> dict[str, C
 
 @flow(name="readiness-section", flow_run_name="{section}", persist_result=False, validate_parameters=False)
 async def section_flow(section: str, run_key: str) -> State:
-    """One checklist section: its checks as concurrent Prefect tasks, gated by their dependencies."""
-    engine.section_started(run_key, section)
+    """One checklist section: its checks recorded as Prefect task runs as they land (the run's board runs them)."""
     st = engine.state(run_key)
-    specs = [s for s in st.specs.values() if s.section == section]
-    results = await run_checks(specs, st.board, engine.prefect_executor(run_key))
+    results = await engine.record(run_key, [i for i, s in st.specs.items() if s.section == section])
+    st.recorded.add(section)
     v = verdict_of(results)
     msg = f"{SECTIONS[section]}: {v.value} ({len(results)} checks)"
     return Failed(message=msg) if v == Verdict.NO_GO else Completed(message=msg)
 
 
 async def _run_section(section: str, run_key: str) -> None:
-    """The section's subflow; whatever becomes of it, every check of the section lands (checks of other sections
-    wait for them: a subflow that never ran its body must not leave them waiting forever)."""
+    """The section's subflow. One that did not record all its checks (the API refused it, it crashed) makes them
+    ERROR in the report, naming why (engine.results)."""
     st = engine.state(run_key)
-    why = "its section's subflow ended before running it"
     try:
         state = await section_flow(section=section, run_key=run_key, return_state=True)
-        why += f" ({state.type.value}: {' '.join(str(state.message or '').split())[:200]})"
+        what = f"{state.type.value}: {state.message or ''}"
     except Exception as e:  # noqa: BLE001 - the subflow call itself failed (e.g. the API refused to create it):
-        # its checks land as ERROR below and the run goes on to its verdict (re-raising ended the run without one)
-        why += f" ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
-    finally:  # (a cancellation propagates; its section's checks land all the same)
-        engine.section_started(run_key, section)  # (if it never did: the quiet window must not wait for it)
-        for spec in st.specs.values():
-            if spec.section == section and spec.id not in st.board.results:
-                t0 = time.monotonic()
-                cause = st.redact.text(why)  # (a crash's message is Prefect's, or an exception's: redacted)
-                st.board.post(make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=t0, cause=cause))
+        # the run goes on to its verdict (re-raising ended the run without one)
+        what = f"{type(e).__name__}: {e}"
+    if section not in st.recorded:  # (a crash's message is Prefect's, or an exception's: redacted)
+        what = " ".join(st.redact.text(what).split())[:200]
+        st.unrecorded[section] = f"its section's subflow did not record it ({what})"
 
 
 def _write_files(report: Report, markdown: str, output_dir: Path, extra: dict[str, str] | None = None) -> Path:
@@ -217,17 +205,15 @@ async def go_live_readiness(
         prestart_worker(specs, RunContext(cfg, redact=st.redact))  # GX imports in its process while light checks run
         fingerprint = config_fingerprint(cfg, st.redact)  # (now, not at the end: the report waits for nothing else)
         present = [s for s in SECTIONS if any(sp.section == s for sp in specs.values())]
-        first = engine.first_wave(st, present)
-        engine.expect_sections(run_key, first)
-        engine.expect_later(run_key, [s for s in present if s not in first])
-
-        async def after_quiet_window(section: str) -> None:
+        bodies = asyncio.ensure_future(engine.run_bodies(run_key))
+        try:  # the subflows start once the quiet window has closed: no start-up shares the machine with a probe
             await st.board.quiet_window_closed()
-            await _run_section(section, run_key)
-
-        await asyncio.gather(*(_run_section(s, run_key) if s in first else after_quiet_window(s) for s in present))
+            await asyncio.gather(*(_run_section(s, run_key) for s in present))
+            await bodies
+        finally:
+            bodies.cancel()  # (done by then, unless the run is being cancelled)
         report = build_report(
-            list(st.board.results.values()),
+            engine.results(st),
             environment=cfg.environment,
             mode=mode,
             started_at=started,

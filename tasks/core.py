@@ -1061,8 +1061,7 @@ def _heights(specs: Mapping[str, CheckSpec]) -> dict[str, int]:
 
 class _Turns:
     """Checks held until a moment (the quiet window closing, the last light check landing), then let go together,
-    in priority order: the order they resume in is the order they start in (and, in the readiness flow, the order
-    their Prefect task runs are set up in, which takes a few milliseconds each)."""
+    in priority order: the order they resume in is the order they start in."""
 
     def __init__(self, is_open: bool):
         self.is_open = is_open
@@ -1080,7 +1079,7 @@ class _Turns:
             self.is_open = True
             for cid in sorted(self._held, key=priority):
                 self._held[cid].set()
-            self.opened.set()  # last: what waits for the moment itself (the second wave of subflows) goes after them
+            self.opened.set()  # last: what waits for the moment itself (the readiness flow's subflows) goes after them
 
 
 class Board:
@@ -1095,15 +1094,10 @@ class Board:
         self._quiet_before: frozenset[str] | None = None
         self._height: dict[str, int] | None = None
         self.quiet = asyncio.Lock()  # one timing check at a time
-        # set once everything of the run that starts together has started (the readiness flow's section subflows:
-        # it clears this first): the quiet window opens only then, so no start-up competes with a timing probe
-        self.all_started = asyncio.Event()
-        self.all_started.set()
         self._timing_left = set(self.timing_ids())  # timing checks not yet done with the quiet window
         self._light_left = set(self._light)  # light checks not yet landed (heavy ones wait for them)
         self._after_window = _Turns(is_open=not self._timing_left)
         self._after_light = _Turns(is_open=not self._light_left)
-        self._all_in = _Turns(is_open=True)  # (closed by hold_until_all_in: the readiness flow's second wave)
 
     def _event(self, cid: str) -> asyncio.Event:
         ev = self._events.get(cid)
@@ -1146,23 +1140,8 @@ class Board:
             self._after_window.open(self.priority)
 
     async def wait_quiet_window(self, cid: str) -> None:
-        """Until every timing check is done with the quiet window; the checks waiting then go in priority order.
-        A check that is not `slow` also waits until everything of the run has started (`hold_until_all_in`)."""
+        """Until every timing check is done with the quiet window; the checks waiting then go in priority order."""
         await self._after_window.wait(cid)
-        spec = self.specs.get(cid)
-        if not (spec is not None and spec.slow):
-            await self._all_in.wait(cid)
-
-    def hold_until_all_in(self) -> None:
-        """Before the run starts: the checks that wait for the quiet window also wait for `all_in()` (the `slow`
-        ones excepted). The readiness flow starts its second wave of section subflows when the window closes; its
-        start-up (API calls, and the Prefect server's time) goes first, then every light check, in priority order,
-        instead of some sixty task runs being set up in front of it."""
-        self._all_in = _Turns(is_open=False)
-
-    def all_in(self) -> None:
-        """Everything of the run has started (or will never start): the held checks go, in priority order."""
-        self._all_in.open(self.priority)
 
     async def quiet_window_closed(self) -> None:
         """Until every timing check is done with the quiet window (at once when there is none)."""
@@ -1249,8 +1228,8 @@ QUIET_HOLD_S = 0.5
 async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executor) -> list[CheckResult]:
     """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections).
 
-    Order: what timing checks need, then the timing checks one at a time (the quiet window, which opens once
-    `board.all_started` is set), then every other light check concurrently, then the heavy ones. A timing check
+    Order: what timing checks need, then the timing checks one at a time (the quiet window), then every other
+    light check concurrently, then the heavy ones. A timing check
     holds the window for at most QUIET_HOLD_S: one still running after that (a hung or slow target) is far past
     any millisecond threshold, so the rest go on."""
 
@@ -1263,7 +1242,6 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
         res = gate(spec, deps, board)
         if res is None and spec.timing:
             await board.wait(board.quiet_before())
-            await board.all_started.wait()
             async with board.quiet:
                 run = asyncio.ensure_future(executor(spec))
                 await asyncio.wait({run}, timeout=QUIET_HOLD_S)

@@ -527,14 +527,12 @@ def test_checks_let_go_together_start_slow_ones_first_then_the_longest_chain():
 
 
 def test_the_engine_groups_a_sections_checks_whatever_they_wait_for():
-    """One Prefect task run per section and phase (light, or needing a heavy check; heavy or not; `slow` or not),
-    named by its subject (`backup.s3`) or by its section and subjects; timing checks, what they need, a suite's
-    expectations and a check with nothing to share a task run with keep their own. Members may wait for different
-    checks (each body starts when its own checks allow)."""
+    """One Prefect task run per section, named by its subject (`backup.s3`) or by its section and subjects, whatever
+    its checks wait for and whatever their phase (the task runs only record: the bodies run from the run's board); a
+    suite's expectations keep their own, and so does a check alone in its section."""
     import dataclasses
 
     from golive.flows.engine import by_section
-    from golive.tasks.core import Board
 
     def mk(cid, deps=(), **flags):
         return dataclasses.replace(spec(cid, ok, deps=deps), **flags)
@@ -542,42 +540,32 @@ def test_the_engine_groups_a_sections_checks_whatever_they_wait_for():
     plan = [
         mk("backup.s3.reachable"),
         mk("backup.s3.size", deps=["backup.s3.reachable"]),
-        mk("backup.s3.encrypted", deps=["backup.s3.reachable"]),
-        mk("backup.s3.retention", deps=["backup.s3.reachable"]),
-        mk("backup.s3.restore", deps=["backup.s3.reachable"], heavy=True),  # heavy: not with the light ones
+        mk("backup.s3.restore", deps=["backup.s3.reachable"], heavy=True),
+        mk("backup.s3.report", deps=["backup.s3.restore"]),  # needs a heavy one
         mk("backup.code.tag"),
         mk("dependencies.redis.up"),
-        mk("dependencies.redis.config", deps=["dependencies.redis.up"]),
         mk("dependencies.redis.ping", deps=["dependencies.redis.up"], timing=True),
         mk("data.users.a", deps=["dependencies.redis.up"], group="data.users"),
         mk("data.users.b", deps=["dependencies.redis.up"], group="data.users"),
+        mk("data.rows.count", deps=["dependencies.redis.up"]),
         mk("team.a.x"),
         mk("team.a.y", deps=["team.a.x"]),
-        mk("team.a.z", deps=["team.a.x"]),
-        mk("team.a.w"),
-        mk("team.b.v"),
-        mk("team.c.audit", slow=True),  # slow: not with the others (they wait for the second wave, it does not)
+        mk("team.c.audit", slow=True),
     ]
     specs = {s.id: s for s in plan}
-    grouped = by_section(specs, Board(specs))
-    groups = {i: s.group for i, s in grouped.items()}
-    backup = ("backup.s3.reachable", "backup.s3.size", "backup.s3.encrypted", "backup.s3.retention", "backup.code.tag")
-    assert {groups[i] for i in backup} == {"backup: s3, code"}  # waiting for nothing, or for one of them
-    # a heavy check, a slow one, a timing check and what it needs, a check with nothing alike: alone
-    for alone in ("backup.s3.restore", "team.c.audit", "dependencies.redis.ping", "dependencies.redis.up"):
-        assert groups[alone] is None, alone
-    assert groups["dependencies.redis.config"] is None
+    groups = {i: s.group for i, s in by_section(specs).items()}
+    backup = ("backup.s3.reachable", "backup.s3.size", "backup.s3.restore", "backup.s3.report", "backup.code.tag")
+    assert {groups[i] for i in backup} == {"backup: s3, code"}  # light, heavy, and needing a heavy one: together
+    assert groups["dependencies.redis.up"] == groups["dependencies.redis.ping"] == "dependencies.redis"  # timing too
+    assert {groups[i] for i in ("team.a.x", "team.a.y", "team.c.audit")} == {"team: a, c"}  # and `slow`
     assert groups["data.users.a"] == groups["data.users.b"] == "data.users"  # a suite's group is kept
-    assert {groups[i] for i in ("team.a.x", "team.a.w", "team.b.v", "team.a.y", "team.a.z")} == {"team: a, b"}
-    mixed = {**specs, "backup.s3.report": mk("backup.s3.report", deps=["backup.s3.restore"])}  # needs a heavy one
-    assert by_section(mixed, Board(mixed))["backup.s3.report"].group is None  # not with the light ones
+    assert groups["data.rows.count"] is None  # alone in its section (beside the suite): its own task run
 
 
 def test_a_groups_name_stays_short_and_unique():
     import dataclasses
 
     from golive.flows.engine import _group_name, by_section
-    from golive.tasks.core import Board
 
     name = _group_name("dependencies", [f"dependencies.service{n}.up" for n in range(12)])
     assert name.startswith("dependencies: service0, service1") and name.endswith(" more") and len(name) <= 70
@@ -590,17 +578,17 @@ def test_a_groups_name_stays_short_and_unique():
         spec("team.a.w", ok, deps=["team.a.x"]),
     ]
     specs = {s.id: s for s in plan}
-    groups = {i: s.group for i, s in by_section(specs, Board(specs)).items()}
+    groups = {i: s.group for i, s in by_section(specs).items()}
     assert groups["team.b.x"] == groups["team.a.z"] == groups["team.a.w"] == "team: b, a"
     plan[2] = spec("team.a.v", ok, deps=["team.a.x"])
     specs = {s.id: s for s in plan}
-    groups = {i: s.group for i, s in by_section(specs, Board(specs)).items()}
+    groups = {i: s.group for i, s in by_section(specs).items()}
     assert groups["team.a.v"] == groups["team.a.z"] == "team.a #2" and groups["team.a.x"] == "team.a"
 
 
 def test_a_check_excluded_by_the_config_loses_its_scheduling_flags():
     """`checks.skip` lands a check NOT_APPLICABLE at once: it is no longer heavy, timing or slow (a skipped restore
-    must not pull its section into the first wave or go first among the light checks)."""
+    must not hold the quiet window or go first among the light checks)."""
     from golive.flows.catalog import all_checks, with_policy
     from golive.flows.config import parse_config
 
@@ -612,8 +600,8 @@ def test_a_check_excluded_by_the_config_loses_its_scheduling_flags():
 
 
 def test_what_waits_for_the_window_itself_goes_after_the_checks_it_lets_go():
-    """The second wave of subflows waits for the quiet window to close, as the held checks do: it resumes after them,
-    so the `slow` checks' task runs are set up before five subflows' start-ups."""
+    """The readiness flow starts its section subflows once the quiet window has closed: what waits for the window
+    itself resumes after the checks it lets go, so their bodies start before nine subflows' start-ups."""
     import asyncio
     import dataclasses
 
@@ -627,26 +615,26 @@ def test_what_waits_for_the_window_itself_goes_after_the_checks_it_lets_go():
     order: list[str] = []
 
     async def main():
-        async def wave2():
+        async def subflows():
             await board.quiet_window_closed()
-            order.append("second wave")
+            order.append("subflows")
 
         async def held():
             await board.wait_quiet_window("security.a.audit")
             order.append("slow check")
 
-        tasks = [asyncio.ensure_future(wave2()), asyncio.ensure_future(held())]
+        tasks = [asyncio.ensure_future(subflows()), asyncio.ensure_future(held())]
         await asyncio.sleep(0)
         board.release("infrastructure.web.ttfb")
         await asyncio.gather(*tasks)
 
     asyncio.run(main())
-    assert order == ["slow check", "second wave"]
+    assert order == ["slow check", "subflows"]
 
 
-def test_the_checks_the_window_lets_go_wait_for_the_second_wave_but_slow_ones():
-    """With a second wave of subflows (Board.hold_until_all_in), the checks the quiet window lets go wait until it
-    has started, then go in priority order; `slow` ones go at once (their bodies are long: they start first)."""
+def test_the_checks_the_window_lets_go_go_slow_first_then_the_longest_chain_first():
+    """When the quiet window closes, the checks it held go in priority order: `slow` ones first (their bodies are
+    long), then those with the longest chain of checks waiting on them."""
     import asyncio
     import dataclasses
 
@@ -660,7 +648,6 @@ def test_the_checks_the_window_lets_go_wait_for_the_second_wave_but_slow_ones():
         dataclasses.replace(spec("security.a.audit", ok), slow=True),
     ]
     board = Board({s.id: s for s in plan})
-    board.hold_until_all_in()
     order: list[str] = []
 
     async def main():
@@ -672,19 +659,12 @@ def test_the_checks_the_window_lets_go_wait_for_the_second_wave_but_slow_ones():
             asyncio.ensure_future(held(i)) for i in ("application.a.leaf", "monitoring.a.head", "security.a.audit")
         ]
         await asyncio.sleep(0)
-        board.release("infrastructure.web.ttfb")  # the window closes: only the slow one goes
-        for _ in range(3):
-            await asyncio.sleep(0)
-        assert order == ["security.a.audit"]
-        board.all_in()  # the second wave has started: the rest, the longest chain first
+        assert order == []  # the window has not closed: they wait
+        board.release("infrastructure.web.ttfb")
         await asyncio.gather(*tasks)
 
     asyncio.run(main())
     assert order == ["security.a.audit", "monitoring.a.head", "application.a.leaf"]
-    # without a second wave, nothing waits for it
-    board = Board({s.id: s for s in plan})
-    board.release("infrastructure.web.ttfb")
-    asyncio.run(asyncio.wait_for(board.wait_quiet_window("application.a.leaf"), 1))
 
 
 def test_a_listener_that_raises_changes_no_result():

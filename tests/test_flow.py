@@ -39,8 +39,8 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     assert payload["verdict"] == "GO" and payload["flow_run_id"] == str(state.state_details.flow_run_id)
     table = asyncio.run(artifact("golive-checks-sandbox"))
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == len(report.results)
-    # one task run per suite (its expectations: one validation), per section and phase (named
-    # by its subject or subjects) and per check left alone (timing checks, what they need, a check with none alike)
+    # one task run per suite (its expectations: one validation) and per section (named by its subject or subjects),
+    # timing checks included; a check alone in its section keeps its own
     names = asyncio.run(
         _task_run_names(str(state.state_details.flow_run_id), expected=_expected_task_runs(sandbox.config_path))
     )
@@ -49,18 +49,18 @@ def test_healthy_sandbox_is_go_with_every_section(sandbox, prefect_api, tmp_path
     expectation_ids = {r.id for r in report.results if r.id.rsplit(".", 1)[0] in suites}
     assert len(expectation_ids) > 100 and suites <= set(names) and not expectation_ids & set(names)
     assert {
-        "infrastructure: backend, bastion, cdn, dns, firewall +5 more",
+        "infrastructure: backend, bastion, cdn, dns, firewall +6 more",
         "team: comms, contacts, oncall, runbooks, slack",
     } <= set(names)
     from golive.flows import readiness
     from golive.flows.config import load_config
 
     timing = {i for i, s in readiness.plan(load_config(sandbox.config_path)).items() if s.timing}
-    assert "infrastructure.web.reachable" in timing and timing <= set(names)  # each alone, in the quiet window
+    assert "infrastructure.web.reachable" in timing and not timing & set(names)  # in their sections' task runs
     # every check is in the task run of its group (or its own), and there are as many as the engine makes
     task_run = _task_run_of(sandbox.config_path)
     assert all(task_run[r.id] in names for r in report.results)
-    assert len(names) == len(set(names)) == _expected_task_runs(sandbox.config_path) < len(report.results) - 100
+    assert len(names) == len(set(names)) == _expected_task_runs(sandbox.config_path) <= 25
 
 
 def _suite_names() -> set[str]:
@@ -75,10 +75,8 @@ def _task_run_of(config_path) -> dict[str, str]:
     from golive.flows import readiness
     from golive.flows.config import load_config
     from golive.flows.engine import by_section
-    from golive.tasks.core import Board
 
-    specs = readiness.plan(load_config(config_path))
-    return {i: s.group or i for i, s in by_section(specs, Board(specs)).items()}
+    return {i: s.group or i for i, s in by_section(readiness.plan(load_config(config_path))).items()}
 
 
 def _expected_task_runs(config_path) -> int:
@@ -226,9 +224,9 @@ def _bounded_run(config_path, seconds=60):
 
 
 def test_no_section_subflow_starts_while_a_timing_check_runs(sandbox, prefect_api, monkeypatch):
-    """A timing probe must not share the machine with a subflow's start-up: the sections of the timing checks (and
-    of what they need, and of `slow` light checks) start first, the quiet window opens once they all have, and the
-    other sections start only once it has closed (Prefect's own start times)."""
+    """A timing probe must not share the machine with a subflow's start-up: the run's board runs the checks from
+    the flow's start, and the section subflows, which record them, start once the quiet window has closed
+    (Prefect's own start times)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
@@ -236,7 +234,7 @@ def test_no_section_subflow_starts_while_a_timing_check_runs(sandbox, prefect_ap
 
     specs = _specs(
         ("infrastructure.web.ttfb", (), True),
-        ("dependencies.redis.ping", ("monitoring.a.up",), True),  # needs a check of section 7: first wave
+        ("dependencies.redis.ping", ("monitoring.a.up",), True),  # needs a check of another section
         *((f"{s}.a.b", (), False) for s in SECTIONS if s != "signoff"),
         ("monitoring.a.up", (), False),
     )
@@ -257,21 +255,21 @@ def test_no_section_subflow_starts_while_a_timing_check_runs(sandbox, prefect_ap
             return {r.name: r.start_time for r in runs}
 
     starts = asyncio.run(subflow_starts())
-    assert len(starts) == len({s.section for s in specs.values()}), starts
+    assert len(starts) == len({s.section for s in specs.values()}) and None not in starts.values(), starts
     res = {r.id: r for r in report.results}
-    first = {"infrastructure", "dependencies", "monitoring", "security"}
     probes = [res[i] for i in ("infrastructure.web.ttfb", "dependencies.redis.ping")]
-    assert all(starts[s] is not None and starts[s] <= min(p.started_at for p in probes) for s in first), starts
-    # the others once the window has closed: after the last probe started (and ended, unless it held the window
-    # past QUIET_HOLD_S, a probe far past any threshold; not asserted, a loaded machine may take that long)
-    later = set(starts) - first
-    assert later and all(starts[s] is not None and starts[s] >= max(p.started_at for p in probes) for s in later)
+    # every subflow once the window has closed: after the last probe started (and ended, unless it held the
+    # window past QUIET_HOLD_S, a probe far past any threshold; not asserted, a loaded machine may take that long)
+    assert all(t >= max(p.started_at for p in probes) for t in starts.values()), starts
+    assert res["monitoring.a.up"].finished_at <= min(starts.values())  # what a probe needs ran before any subflow
 
 
-def test_a_section_subflow_that_never_runs_its_checks_leaves_nothing_waiting(sandbox, prefect_api, monkeypatch):
-    """A section whose subflow ends without running its body (the API refused it, it crashed): its checks land as
-    ERROR naming why, the checks of other sections that need them are SKIPPED, and the run reaches its verdict
-    (before, they waited for those checks forever)."""
+def test_a_section_subflow_that_does_not_record_its_checks_makes_them_error_naming_why(
+    sandbox, prefect_api, monkeypatch
+):
+    """A section whose subflow ends without recording its checks (the API refused it, it crashed): the run's
+    board ran them all the same, but they count as ERROR in the report, naming why and what each found (a
+    section is signed off from its record in Prefect), and the run reaches its verdict: NO-GO."""
     from prefect import flow
     from prefect.states import Failed
 
@@ -294,16 +292,17 @@ def test_a_section_subflow_that_never_runs_its_checks_leaves_nothing_waiting(san
     monkeypatch.setattr(readiness, "section_flow", refused_for_dependencies)
     report, state = _bounded_run(sandbox.config_path)
     res = {r.id: r for r in report.results}
-    assert res["dependencies.postgres.reachable"].status == Status.ERROR
-    assert "subflow ended before running it" in res["dependencies.postgres.reachable"].cause
-    assert "refused by the test" in res["dependencies.postgres.reachable"].cause
-    assert res["data.users.rows"].status == Status.SKIPPED
-    assert res["infrastructure.web.ttfb"].status == Status.PASS  # the quiet window did not wait for it either
+    reachable = res["dependencies.postgres.reachable"]
+    assert reachable.status == Status.ERROR
+    assert reachable.cause.startswith("its section's subflow did not record it (FAILED: refused by the test")
+    assert reachable.cause.endswith("it found PASS: observed ok (expected ok)")
+    assert res["data.users.rows"].status == Status.PASS  # its own section recorded it
+    assert res["infrastructure.web.ttfb"].status == Status.PASS
     assert report.verdict == Verdict.NO_GO and state.is_failed()
 
 
 def test_a_section_subflow_call_that_raises_still_ends_in_a_verdict(sandbox, prefect_api, monkeypatch):
-    """The subflow call itself failing (e.g. the API refusing to create it) lands that section's checks as ERROR
+    """The subflow call itself failing (e.g. the API refusing to create it) makes that section's checks ERROR
     naming why, and the run still builds its report (it used to end with no verdict at all)."""
     from golive.flows import readiness
 
@@ -352,14 +351,14 @@ def test_a_check_s_dependents_start_when_its_body_ends_not_when_its_task_run_doe
 def test_a_check_whose_task_run_prefect_cannot_start_keeps_its_own_result_and_the_log_says_so(
     sandbox, prefect_api, monkeypatch
 ):
-    """A check's body starts the moment the board lets it go, and its task run is set up alongside to record it: a
-    task run that cannot start (here its call fails) leaves the check's own result, which its dependents already
-    used, and the section's log names the task run that did not record it."""
+    """A check's body starts the moment the board lets it go, and its section's subflow sets a task run up to record
+    it: a task run that cannot start (here its call fails) leaves the check's own result, which its dependents
+    already used, and the section's log names the task run that did not record it."""
     from golive.flows import engine, readiness
 
     specs = _specs(("team.a.one", (), False), ("monitoring.b.two", ("team.a.one",), False))
     monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
-    real = engine._named_task
+    real = engine._named_record_task
 
     def refusing(check_id):
         if check_id != "team.a.one":
@@ -373,7 +372,7 @@ def test_a_check_whose_task_run_prefect_cannot_start_keeps_its_own_result_and_th
 
         return call
 
-    monkeypatch.setattr(engine, "_named_task", refusing)
+    monkeypatch.setattr(engine, "_named_record_task", refusing)
     report, state = _bounded_run(sandbox.config_path)
     res = {r.id: r for r in report.results}
     assert res["team.a.one"].status == Status.PASS and res["monitoring.b.two"].status == Status.PASS
@@ -420,9 +419,11 @@ def test_one_task_run_holds_a_sections_checks_that_wait_for_each_other_or_for_a_
     assert [n for n in names if not re.fullmatch(r"readiness-section-\d+", n)] == ["team: a, b, c, d"]
 
 
-def test_a_timing_checks_task_run_is_set_up_before_its_probe_starts(sandbox, prefect_api, monkeypatch):
-    """A task run's setup is milliseconds of this process's CPU: a timing check's is done before its body starts
-    (the quiet window keeps that CPU out of the probe), while other checks' bodies start alongside theirs."""
+def test_a_timing_checks_task_run_is_set_up_after_its_probe_and_bodies_do_not_wait_for_prefect(
+    sandbox, prefect_api, monkeypatch
+):
+    """A task run's setup is milliseconds of this process's CPU: none is set up while a probe runs (a timing
+    check's task run records it once the quiet window has closed), and no body waits for its task run."""
     from datetime import datetime
 
     from golive.flows import readiness
@@ -432,5 +433,6 @@ def test_a_timing_checks_task_run_is_set_up_before_its_probe_starts(sandbox, pre
     report, state = _bounded_run(sandbox.config_path)
     res = {r.id: r for r in report.results}
     runs = {r["name"]: r for r in asyncio.run(_task_runs(str(state.state_details.flow_run_id), expected=2))}
-    ttfb = runs["infrastructure.web.ttfb"]
-    assert datetime.fromisoformat(ttfb["start_time"]) <= res["infrastructure.web.ttfb"].started_at, ttfb
+    ttfb, team = runs["infrastructure.web.ttfb"], runs["team.a.b"]
+    assert datetime.fromisoformat(ttfb["start_time"]) >= res["infrastructure.web.ttfb"].finished_at, ttfb
+    assert datetime.fromisoformat(team["start_time"]) >= res["team.a.b"].started_at, team

@@ -33,10 +33,14 @@ async def artifact(key):
 
 
 async def flow_run_logs(flow_run_id):
-    """The log messages of one readiness run and of its section / sign-off subflows."""
+    """The log messages of one readiness run and of its section / sign-off subflows (those still queued in this
+    process are sent first: Prefect sends logs in batches)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
+    from golive.deployments.cli import _drain_prefect
+
+    await asyncio.to_thread(_drain_prefect)
     async with get_client() as c:
         children = await c._client.post(
             "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
