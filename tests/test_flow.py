@@ -436,3 +436,32 @@ def test_a_timing_checks_task_run_is_set_up_after_its_probe_and_bodies_do_not_wa
     ttfb, team = runs["infrastructure.web.ttfb"], runs["team.a.b"]
     assert datetime.fromisoformat(ttfb["start_time"]) >= res["infrastructure.web.ttfb"].finished_at, ttfb
     assert datetime.fromisoformat(team["start_time"]) >= res["team.a.b"].started_at, team
+
+
+def test_checks_landing_together_are_logged_in_one_record_and_none_is_lost(sandbox, prefect_api, monkeypatch):
+    """A task run logs each of its checks as it lands; those landing together (here the three skipped when their
+    prerequisite fails) go in one log record, a line each: a record costs Prefect's log handler and the server
+    about a millisecond, and a suite's checks land together."""
+    from golive.flows import readiness
+    from golive.tasks.core import failed
+
+    def bad(_t, _ctx):
+        return failed("down", "up", "tests/test_flow.py")
+
+    specs = _specs(("team.a.root", (), False), *((f"team.b.{n}", ("team.a.root",), False) for n in ("x", "y", "z")))
+    specs["team.a.root"] = dataclasses.replace(specs["team.a.root"], body=bad)
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    report, state = _bounded_run(sandbox.config_path)
+    assert {r.id: r.status for r in report.results} == {
+        "team.a.root": Status.FAIL,
+        **{f"team.b.{n}": Status.SKIPPED for n in ("x", "y", "z")},
+    }
+    logs, _ids = asyncio.run(flow_run_logs(str(state.state_details.flow_run_id)))
+    lines = [ln for m in logs for ln in m.splitlines() if re.match(r"(FAIL|SKIPPED) team\.", ln)]
+    assert sorted(ln.split(":")[0] for ln in lines) == [
+        "FAIL team.a.root",
+        "SKIPPED team.b.x",
+        "SKIPPED team.b.y",
+        "SKIPPED team.b.z",
+    ]
+    assert any(all(f"SKIPPED team.b.{n}:" in m for n in ("x", "y", "z")) for m in logs), logs
