@@ -56,11 +56,16 @@ LEAN_OFF = (
 #: Prefect's task run recorder writes each task-run event in its own transaction by default (batch size 1): a
 #: readiness run's 134 task runs cost the server 3.9 CPU-s; read and written 50 at a time (flushed at least every
 #: second, so the UI is at most a second behind), 2.0 CPU-s, on 2 cores shared with the checks
-#: (`bench/overhead.py` prints it). Recommended for any Prefect server golive runs on (README, "Prefect server").
+#: (`bench/overhead.py` prints it). And its SQLAlchemy pool keeps 5 connections to its database by default (10 more
+#: opened and closed on demand): a readiness run's concurrent API calls overflowed it, opening and closing about 10
+#: PostgreSQL sessions a run (`pg_stat_database.sessions`), each a backend fork and authentication; a pool of 20 keeps
+#: them open (0 new sessions a run; the no-op floor of `bench/overhead.py` 1.3-1.5 -> 1.0 s). Recommended for any
+#: Prefect server golive runs on (README, "Prefect server").
 SERVER_TUNING = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "50",
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "50",
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
 }
 
 
