@@ -44,6 +44,8 @@ class RunState:
     groups: dict[str, asyncio.Future[State]] = dataclasses.field(default_factory=dict)  # group -> its task run
     recorded: set[str] = dataclasses.field(default_factory=set)  # sections whose subflow recorded all its checks
     unrecorded: dict[str, str] = dataclasses.field(default_factory=dict)  # section -> why its subflow did not
+    logged: set[str] = dataclasses.field(default_factory=set)  # checks a task run of ours logged and ended with
+    unrecorded_checks: dict[str, str] = dataclasses.field(default_factory=dict)  # check -> why its task run did not
 
 
 _RUNS: dict[str, RunState] = {}
@@ -52,7 +54,14 @@ LISTENERS: list[Callable[[CheckResult], None]] = []
 
 
 async def _run_one(st: RunState, check_id: str) -> CheckResult:
-    res = await execute(st.specs[check_id], st.config, redact=st.redact, memo=st.memo)
+    spec = st.specs[check_id]
+    try:
+        res = await execute(spec, st.config, redact=st.redact, memo=st.memo)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - (execute never raises: a bug of ours is an ERROR, never a pass)
+        cause = st.redact.clip(f"golive's engine failed running it: {type(e).__name__}: {e}", 300)
+        res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=cause)
     st.board.post(res)  # its dependents go now (the executor's caller posting it again changes nothing)
     return res
 
@@ -96,7 +105,10 @@ async def check_task(check_id: str, run_key: str) -> State:
 async def record_task(check_id: str, run_key: str) -> State:
     """One check as a Prefect task run that records it: it ends when the check lands on the board (its body run
     by `run_bodies`, or SKIPPED without one)."""
-    return _state_of((await _RUNS[run_key].board.wait([check_id]))[check_id])
+    st = _RUNS[run_key]
+    state = _state_of((await st.board.wait([check_id]))[check_id])
+    st.logged.add(check_id)  # (what `record` requires of a task run that recorded its check)
+    return state
 
 
 @task(name="check group", cache_policy=NO_CACHE, persist_result=False, retries=0)
@@ -125,7 +137,9 @@ async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
     counts = ", ".join(f"{n} {s.value}" for s in Status if (n := sum(r.status == s for r in results)))
     bad = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
     msg = f"{group}: {counts}" + (f"; {bad[0].id} {bad[0].status.value}: {bad[0].summary}" if bad else "")
-    return (Failed if bad else Completed)(message=msg[:500])
+    state: State = (Failed if bad else Completed)(message=msg[:500])
+    st.logged.update(check_ids)  # (what `record` requires of a task run that recorded its checks)
+    return state
 
 
 @functools.lru_cache(maxsize=4096)
@@ -154,12 +168,13 @@ async def _settled(run: asyncio.Future[State]) -> State | BaseException:
 
 
 def _warn_unrecorded(st: RunState, state: State | BaseException, results: list[CheckResult]) -> None:
-    """A task run Prefect could not run (its call failed, it crashed) leaves its checks' own results (their
-    dependents already used them): the section's log says which task run did not record which result."""
+    """The deploy flow's checks (`prefect_executor`): a task run Prefect could not run (its call failed, it crashed)
+    leaves the check's own result, and the log says so. (A smoke test decides a rollback on what it found; the
+    readiness flow's checks are another matter: `record`.)"""
     if isinstance(state, State) and not state.is_crashed():
         return
     what = f"{state.type.value}: {state.message}" if isinstance(state, State) else f"{type(state).__name__}: {state}"
-    what = " ".join(st.redact.text(what).split())[:300]
+    what = st.redact.clip(what, 300)
     for res in results:
         get_run_logger().warning(
             "%s: its Prefect task run did not record it (%s); its result stands: %s", res.id, what, res.status.value
@@ -282,15 +297,26 @@ def registered_run(
 
 async def run_bodies(run_key: str) -> None:
     """Run every check of the run from its board, in the run's own process and event loop, as `run_plain` does;
-    `record` sets up their Prefect task runs. Whatever becomes of it (a cancellation, a bug of ours), every check
-    lands: a section subflow recording one waits for it."""
+    `record` sets up their Prefect task runs. Never raises but a cancellation (a bug of ours running a check is its
+    ERROR: `_run_one`, `run_checks`); whatever becomes of it, every check lands (a section subflow recording one
+    waits for it) and no body outlives it."""
     st = _RUNS[run_key]
+    why = "the run ended before running it"
     try:
-        await run_checks(st.specs.values(), st.board, lambda spec: _body(st, spec.id))
+        await run_checks(st.specs.values(), st.board, lambda spec: _body(st, spec.id), redact=st.redact)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - (run_checks never raises: a bug of ours ends in a verdict, not a crash)
+        why = st.redact.clip(f"golive's engine failed: {type(e).__name__}: {e}", 300)
+        try:
+            get_run_logger().error("%s", why)
+        except Exception:  # noqa: BLE001 - (no run context: the checks' causes still say it)
+            logging.getLogger("golive.engine").error("%s", why)
     finally:
+        for body in st.bodies.values():
+            body.cancel()  # (done by now, unless the run was cancelled or the engine failed)
         for spec in st.specs.values():
             if spec.id not in st.board.results:
-                why = "the run ended before running it"
                 st.board.post(
                     make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=why)
                 )
@@ -298,8 +324,12 @@ async def run_bodies(run_key: str) -> None:
 
 async def record(run_key: str, check_ids: list[str]) -> list[CheckResult]:
     """Record the checks `check_ids` (a section's) as Prefect task runs: one per group, one per other check, each
-    ending once its checks have landed on the board and logging each as it lands. Returns their results. A task run
-    Prefect cannot run leaves its checks' results, and the log says so (`_warn_unrecorded`)."""
+    ending once its checks have landed on the board and logging each as it lands. Returns their results as the
+    report counts them (`reported`). A task run that did not record its checks (its call failed, it crashed, it
+    failed by an exception before logging them, it did not end in the state it returned) makes them ERROR, naming
+    why and what each found (`RunState.unrecorded_checks`): the approvers sign a section off from its record in
+    Prefect, and a check without one is not proven. Its dependents ran on what it found, and keep their own results
+    and records."""
     st = _RUNS[run_key]
     runs: list[tuple[list[str], Awaitable[State]]] = []
     seen: set[str] = set()
@@ -316,22 +346,36 @@ async def record(run_key: str, check_ids: list[str]) -> list[CheckResult]:
     states = await asyncio.gather(*(_settled(asyncio.ensure_future(run)) for _, run in runs))
     results = await st.board.wait(check_ids)
     for (ids, _), state in zip(runs, states, strict=True):
-        _warn_unrecorded(st, state, [results[i] for i in ids])
-    return [results[i] for i in check_ids]
+        ended = isinstance(state, State) and (state.is_completed() or state.is_failed())
+        if ended and all(i in st.logged for i in ids):
+            continue
+        what = (
+            f"{state.type.value}: {state.message or ''}"
+            if isinstance(state, State)
+            else f"{type(state).__name__}: {state}"
+        )
+        why = f"its Prefect task run did not record it ({st.redact.clip(what, 300)})"
+        for i in ids:
+            st.unrecorded_checks[i] = why
+            get_run_logger().error("%s: %s: ERROR in the report (it found %s)", i, why, results[i].status.value)
+    return [reported(st, results[i]) for i in check_ids]
+
+
+def reported(st: RunState, r: CheckResult) -> CheckResult:
+    """A check's result as the report counts it: ERROR, naming why and what it found, when its section's subflow
+    (`RunState.unrecorded`: the API refused it, it crashed) or its own task run (`RunState.unrecorded_checks`)
+    did not record it: the approvers sign a section off from its record in Prefect, and a check without one is not
+    proven."""
+    why = st.unrecorded.get(r.section) or st.unrecorded_checks.get(r.id)
+    if why is None:
+        return r
+    cause = st.redact.clip(f"{why}; it found {r.status.value}: {r.summary}", 500)
+    return r.model_copy(update={"status": Status.ERROR, "cause": cause})
 
 
 def results(st: RunState) -> list[CheckResult]:
-    """The run's results, for its report. The checks of a section whose subflow did not record them (the API
-    refused it, it crashed: `RunState.unrecorded`) count as ERROR, naming why and what each found: the approvers
-    sign a section off from its record in Prefect, and a section without one is not proven."""
-    out = []
-    for r in st.board.results.values():
-        why = st.unrecorded.get(r.section)
-        if why is not None:
-            cause = " ".join(st.redact.text(f"{why}; it found {r.status.value}: {r.summary}").split())[:500]
-            r = r.model_copy(update={"status": Status.ERROR, "cause": cause})
-        out.append(r)
-    return out
+    """The run's results, for its report, as it counts them (`reported`)."""
+    return [reported(st, r) for r in st.board.results.values()]
 
 
 def state(run_key: str) -> RunState:

@@ -1225,15 +1225,18 @@ def gate(spec: CheckSpec, deps: Mapping[str, CheckResult], board: Board) -> Chec
 QUIET_HOLD_S = 0.5
 
 
-async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executor) -> list[CheckResult]:
+async def run_checks(
+    specs: Iterable[CheckSpec], board: Board, executor: Executor, redact: Redactor | None = None
+) -> list[CheckResult]:
     """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections).
 
     Order: what timing checks need, then the timing checks one at a time (the quiet window), then every other
     light check concurrently, then the heavy ones. A timing check
     holds the window for at most QUIET_HOLD_S: one still running after that (a hung or slow target) is far past
-    any millisecond threshold, so the rest go on."""
+    any millisecond threshold, so the rest go on. Never raises but a cancellation: a bug of ours running one check
+    (its executor or its gate raised) is that check's ERROR, its cause redacted with `redact`, and the others go on."""
 
-    async def one(spec: CheckSpec) -> CheckResult:
+    async def run(spec: CheckSpec) -> CheckResult:
         if board.waits_for_quiet_window(spec.id):
             await board.wait_quiet_window(spec.id)
         if spec.heavy:
@@ -1242,13 +1245,28 @@ async def run_checks(specs: Iterable[CheckSpec], board: Board, executor: Executo
         res = gate(spec, deps, board)
         if res is None and spec.timing:
             await board.wait(board.quiet_before())
-            async with board.quiet:
-                run = asyncio.ensure_future(executor(spec))
-                await asyncio.wait({run}, timeout=QUIET_HOLD_S)
-            board.release(spec.id)
-            res = await run
+            try:
+                async with board.quiet:
+                    body = asyncio.ensure_future(executor(spec))
+                    await asyncio.wait({body}, timeout=QUIET_HOLD_S)
+            finally:
+                board.release(spec.id)
+            res = await body
         elif res is None:
             res = await executor(spec)
+        return res
+
+    async def one(spec: CheckSpec) -> CheckResult:
+        try:
+            res = await run(spec)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug of ours is the check's ERROR, never a pass nor a lost verdict
+            if spec.timing:
+                board.release(spec.id)  # (the checks after the quiet window still go)
+            r = redact or Redactor()
+            cause = r.clip(f"golive's engine failed running it: {type(e).__name__}: {e}", 300)
+            res = make_result(spec, Status.ERROR, started=_now(), t0=time.monotonic(), cause=cause, redact=r)
         board.post(res)
         return res
 
@@ -1270,6 +1288,8 @@ def run_plain(
         board = Board(specs)
         if on_result:
             board.listeners.append(on_result)
-        return await run_checks(specs.values(), board, lambda s: execute(s, config, redact=redact, memo=memo))
+        return await run_checks(
+            specs.values(), board, lambda s: execute(s, config, redact=redact, memo=memo), redact=redact
+        )
 
     return asyncio.run(main())

@@ -422,6 +422,29 @@ def test_a_timing_check_whose_prerequisite_failed_is_skipped_without_waiting_for
     assert res["team.a.b"].status == Status.PASS
 
 
+def test_a_bug_in_the_runner_is_the_checks_error_redacted_and_the_others_still_run(monkeypatch):
+    """The runner itself raising for one check (here its gate, for a timing check holding the quiet window's turn)
+    is that check's ERROR, the text redacted, and every other check still runs: `run_plain` used to raise out of
+    the run with no result at all (the flow with no verdict)."""
+    from golive.tasks import core
+
+    secret = "s3cr3t-token-for-the-runner-test"
+    real_gate = core.gate
+
+    def gate(spec_, deps, board):
+        if spec_.id == "dependencies.pg.latency":
+            raise ValueError(f"bug near {secret}")
+        return real_gate(spec_, deps, board)
+
+    monkeypatch.setattr(core, "gate", gate)
+    latency = dataclasses.replace(spec("dependencies.pg.latency", ok), timing=True)
+    res = run(latency, spec("team.a.b", ok), spec("team.a.c", ok, deps=("team.a.b",)), redact=Redactor([secret]))
+    bad = res["dependencies.pg.latency"]
+    assert bad.status == Status.ERROR and bad.cause.startswith("golive's engine failed running it: ValueError: bug")
+    assert secret not in json.dumps([r.model_dump(mode="json") for r in res.values()])
+    assert res["team.a.b"].status == Status.PASS and res["team.a.c"].status == Status.PASS
+
+
 def test_a_hung_timing_check_holds_the_quiet_window_only_briefly():
     from golive.tasks.core import QUIET_HOLD_S
 

@@ -258,9 +258,14 @@ def test_no_section_subflow_starts_while_a_timing_check_runs(sandbox, prefect_ap
     assert len(starts) == len({s.section for s in specs.values()}) and None not in starts.values(), starts
     res = {r.id: r for r in report.results}
     probes = [res[i] for i in ("infrastructure.web.ttfb", "dependencies.redis.ping")]
-    # every subflow once the window has closed: after the last probe started (and ended, unless it held the
-    # window past QUIET_HOLD_S, a probe far past any threshold; not asserted, a loaded machine may take that long)
-    assert all(t >= max(p.started_at for p in probes) for t in starts.values()), starts
+    # every subflow once the window has closed: after each probe ended, or held the window QUIET_HOLD_S (a probe
+    # still running then is far past any threshold, and the rest go on)
+    from datetime import timedelta
+
+    from golive.tasks.core import QUIET_HOLD_S
+
+    closed = max(min(p.finished_at, p.started_at + timedelta(seconds=QUIET_HOLD_S)) for p in probes)
+    assert all(t >= closed for t in starts.values()), (starts, closed)
     assert res["monitoring.a.up"].finished_at <= min(starts.values())  # what a probe needs ran before any subflow
 
 
@@ -348,12 +353,13 @@ def test_a_check_s_dependents_start_when_its_body_ends_not_when_its_task_run_doe
     assert res["monitoring.b.after"].started_at < res["team.a.lag"].finished_at, res
 
 
-def test_a_check_whose_task_run_prefect_cannot_start_keeps_its_own_result_and_the_log_says_so(
+def test_a_check_whose_task_run_prefect_cannot_start_is_error_naming_why_and_the_log_says_so(
     sandbox, prefect_api, monkeypatch
 ):
     """A check's body starts the moment the board lets it go, and its section's subflow sets a task run up to record
-    it: a task run that cannot start (here its call fails) leaves the check's own result, which its dependents
-    already used, and the section's log names the task run that did not record it."""
+    it: a task run that cannot start (here its call fails) leaves the check without a record in Prefect, which the
+    approvers sign off from: it counts as ERROR, naming why and what it found (the run's verdict NO-GO), and the
+    section's log says so. Its dependent ran on what it found and keeps its own result and record."""
     from golive.flows import engine, readiness
 
     specs = _specs(("team.a.one", (), False), ("monitoring.b.two", ("team.a.one",), False))
@@ -375,14 +381,103 @@ def test_a_check_whose_task_run_prefect_cannot_start_keeps_its_own_result_and_th
     monkeypatch.setattr(engine, "_named_record_task", refusing)
     report, state = _bounded_run(sandbox.config_path)
     res = {r.id: r for r in report.results}
-    assert res["team.a.one"].status == Status.PASS and res["monitoring.b.two"].status == Status.PASS
-    assert report.verdict == Verdict.GO and state.is_completed()
+    why = "its Prefect task run did not record it (RuntimeError: the API refused the task run (test))"
+    assert res["team.a.one"].status == Status.ERROR
+    assert res["team.a.one"].cause == f"{why}; it found PASS: observed ok (expected ok)"
+    assert res["monitoring.b.two"].status == Status.PASS
+    assert report.verdict == Verdict.NO_GO and state.is_failed()
     from golive.deployments.cli import _drain_prefect
 
     _drain_prefect()  # (the logs are sent in batches)
     logs, _ids = asyncio.run(flow_run_logs(str(state.state_details.flow_run_id)))
-    line = "team.a.one: its Prefect task run did not record it (RuntimeError: the API refused the task run (test))"
-    assert any(m.startswith(line) and m.endswith("its result stands: PASS") for m in logs), logs
+    assert f"team.a.one: {why}: ERROR in the report (it found PASS)" in logs, logs
+
+
+def test_a_check_whose_task_run_failed_by_an_exception_before_recording_it_is_error(sandbox, prefect_api, monkeypatch):
+    """A task run Prefect did run, that ended Failed by an exception before it logged its check (a bug of ours, a
+    registry it could not read), is no record either: the check counts as ERROR naming the exception. (A Failed
+    state is also what a recorded FAIL ends in: what tells them apart is whether the task run logged its check.)"""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    from golive.flows import engine, readiness
+
+    specs = _specs(("team.a.one", (), False), ("monitoring.b.two", (), False))
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    real = engine._named_record_task
+
+    @task(name="check", task_run_name="team.a.one", cache_policy=NO_CACHE, persist_result=False)
+    async def broken(check_id: str, run_key: str):
+        raise KeyError(f"no run {run_key} (test)")
+
+    monkeypatch.setattr(engine, "_named_record_task", lambda i: broken if i == "team.a.one" else real(i))
+    report, state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    assert res["team.a.one"].status == Status.ERROR, res["team.a.one"]
+    assert res["team.a.one"].cause.startswith("its Prefect task run did not record it (FAILED: "), res["team.a.one"]
+    assert "KeyError" in res["team.a.one"].cause
+    assert res["team.a.one"].cause.endswith("; it found PASS: observed ok (expected ok)")
+    assert res["monitoring.b.two"].status == Status.PASS
+    assert report.verdict == Verdict.NO_GO and state.is_failed()
+
+
+@pytest.mark.parametrize("where", ["execute", "gate"])
+def test_a_bug_of_ours_running_a_check_is_its_error_redacted_and_the_run_reaches_its_verdict(
+    sandbox, prefect_api, monkeypatch, where
+):
+    """golive's own engine raising while it runs one check (its executor, or the gate that decides whether it
+    runs) makes that check ERROR, the exception's text redacted, and every other check and the verdict go on. It
+    used to end the flow with no verdict, and the exception, secret and all, in Prefect's logs."""
+    from golive.flows import engine, readiness
+    from golive.tasks import core
+
+    secret = next(iter(sandbox.env.values()))
+    specs = _specs(
+        ("infrastructure.web.ttfb", (), True),
+        ("team.a.one", (), False),
+        ("team.a.two", ("team.a.one",), False),
+        ("monitoring.b.three", (), False),
+    )
+    monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
+    victim = "infrastructure.web.ttfb" if where == "gate" else "team.a.one"
+
+    def bug(spec):
+        if spec.id == victim:
+            raise ValueError(f"a bug with {secret} in it (test)")
+
+    if where == "execute":
+        real_execute = engine.execute
+
+        async def execute(spec, *a, **k):
+            bug(spec)
+            return await real_execute(spec, *a, **k)
+
+        monkeypatch.setattr(engine, "execute", execute)
+    else:
+        real_gate = core.gate
+
+        def gate(spec, deps, board):
+            bug(spec)
+            return real_gate(spec, deps, board)
+
+        monkeypatch.setattr(core, "gate", gate)
+    report, state = _bounded_run(sandbox.config_path)
+    res = {r.id: r for r in report.results}
+    assert set(res) == set(specs)
+    hit = res[victim]
+    assert hit.status == Status.ERROR
+    assert hit.cause.startswith("golive's engine failed running it: ValueError: a bug with "), hit.cause
+    assert secret not in report.model_dump_json()
+    rest = {i: r.status for i, r in res.items() if i != victim}
+    if where == "execute":  # its dependent: SKIPPED naming it
+        assert rest.pop("team.a.two") == Status.SKIPPED and "team.a.one" in res["team.a.two"].cause
+    assert set(rest.values()) == {Status.PASS}, rest
+    assert report.verdict == Verdict.NO_GO and state.is_failed()
+    from golive.deployments.cli import _drain_prefect
+
+    _drain_prefect()
+    logs, _ids = asyncio.run(flow_run_logs(str(state.state_details.flow_run_id)))
+    assert any("golive's engine failed running it" in m for m in logs) and not any(secret in m for m in logs)
 
 
 def test_one_task_run_holds_a_sections_checks_that_wait_for_each_other_or_for_a_failed_one(
@@ -438,14 +533,19 @@ def test_a_timing_checks_task_run_is_set_up_after_its_probe_and_bodies_do_not_wa
     assert datetime.fromisoformat(team["start_time"]) >= res["team.a.b"].started_at, team
 
 
-def test_checks_landing_together_are_logged_in_one_record_and_none_is_lost(sandbox, prefect_api, monkeypatch):
+@pytest.mark.parametrize("lag", [0, 1.5], ids=["landed-before-its-task-run", "landing-while-it-waits"])
+def test_checks_landing_together_are_logged_in_one_record_and_none_is_lost(sandbox, prefect_api, monkeypatch, lag):
     """A task run logs each of its checks as it lands; those landing together (here the three skipped when their
     prerequisite fails) go in one log record, a line each: a record costs Prefect's log handler and the server
-    about a millisecond, and a suite's checks land together."""
+    about a millisecond, and a suite's checks land together. Whether they landed before the task run started or
+    land while it waits for them."""
+    import time
+
     from golive.flows import readiness
     from golive.tasks.core import failed
 
     def bad(_t, _ctx):
+        time.sleep(lag)  # (the section's task run is set up and waiting by then)
         return failed("down", "up", "tests/test_flow.py")
 
     specs = _specs(("team.a.root", (), False), *((f"team.b.{n}", ("team.a.root",), False) for n in ("x", "y", "z")))
