@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,32 @@ SERVER_TUNING = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
     "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
 }
+
+
+def _aliases(key: str) -> set[str]:
+    """Every environment variable Prefect reads for the setting `key` (its name and its older names: Prefect takes
+    its own name first, so setting it would override an operator's `PREFECT_SQLALCHEMY_POOL_SIZE`)."""
+    from prefect.settings.models.root import Settings
+    from pydantic import AliasChoices, BaseModel
+
+    def fields(model: type[BaseModel]) -> Any:
+        for f in model.model_fields.values():
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+                yield from fields(f.annotation)
+            else:
+                yield f
+
+    for f in fields(Settings):
+        va = f.validation_alias
+        names = {c.upper() for c in va.choices if isinstance(c, str)} if isinstance(va, AliasChoices) else set()
+        if key in names:
+            return names
+    return {key}
+
+
+def server_tuning(environ: Mapping[str, str]) -> dict[str, str]:
+    """SERVER_TUNING less what the operator set in `environ`, under the setting's name or an older one of it."""
+    return {k: v for k, v in SERVER_TUNING.items() if not _aliases(k) & environ.keys()}
 
 
 def stop_child(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
@@ -128,7 +155,7 @@ class PrefectServer:
         process dies with the thread that called this: call it from one that outlives it)."""
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
-            **SERVER_TUNING,  # (an operator's own setting, in the environment, wins)
+            **server_tuning(os.environ),  # (an operator's own setting, in the environment, wins)
             **os.environ,
             "PREFECT_HOME": str(self.home),
             "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,

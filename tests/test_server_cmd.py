@@ -375,6 +375,14 @@ def test_every_server_golive_starts_batches_its_task_run_recorder(prefect_api, s
         env = _environ(other.proc.pid)
     assert env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] == "7"
     assert env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"] == "1"
+    # an operator's setting under Prefect's older name of it wins too (Prefect reads its own name first)
+    monkeypatch.setenv("PREFECT_SQLALCHEMY_POOL_SIZE", "3")
+    with PrefectServer(sandbox.prefect_database_url(), tmp_path / "home2") as other:
+        env = _environ(other.proc.pid)
+    assert "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE" not in env and env["PREFECT_SQLALCHEMY_POOL_SIZE"] == "3"
+    read = "from prefect.settings import get_current_settings as s; print(s().server.database.sqlalchemy.pool_size)"
+    seen = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=60)
+    assert seen.stdout.strip() == "3", seen  # what that server's own settings made of its environment
 
 
 def test_stop_never_waits_for_ever_for_a_supervisor_that_outlives_sigkill(monkeypatch, tmp_path):
