@@ -337,7 +337,9 @@ async def _probe(specs: dict[str, CheckSpec], cfg: GoliveConfig, redact: Redacto
     def in_poll(s: CheckSpec) -> CheckSpec:
         return dataclasses.replace(s, timeout=max(0.05, min(s.timeout, deadline - time.monotonic())))
 
-    results = await run_checks(specs.values(), board, lambda s: execute(in_poll(s), cfg, redact=redact, memo=memo))
+    results = await run_checks(
+        specs.values(), board, lambda s: execute(in_poll(s), cfg, redact=redact, memo=memo), redact=redact
+    )
     return {r.id: r for r in results}
 
 
@@ -456,7 +458,8 @@ async def _fresh_enough(cfg: GoliveConfig, proof: Proof, report: DeployReport, l
     try:
         with engine.registered_run(cfg, specs) as (run_key, st):
             results = await asyncio.wait_for(
-                run_checks(st.specs.values(), st.board, engine.prefect_executor(run_key)), RECHECK_TIMEOUT_S
+                run_checks(st.specs.values(), st.board, engine.prefect_executor(run_key), redact=st.redact),
+                RECHECK_TIMEOUT_S,
             )
     except TimeoutError:
         return f"the evidence is {said} and its re-check did not finish within {RECHECK_TIMEOUT_S:g}s: nothing deploys"
@@ -499,7 +502,7 @@ async def _deploy_and_watch(run: DeployRun) -> State:
         )
     # smoke tests: the existing checks, as Prefect tasks (the engine's, on this run's board)
     st = engine.state(run.run_key)
-    smoke = await run_checks(st.specs.values(), st.board, engine.prefect_executor(run.run_key))
+    smoke = await run_checks(st.specs.values(), st.board, engine.prefect_executor(run.run_key), redact=redact)
     report.smoke = [{"id": r.id, "status": r.status.value, "summary": r.summary} for r in smoke]
     broken = [r for r in smoke if r.status not in (Status.PASS, Status.WARN, Status.NOT_APPLICABLE)]
     if broken:

@@ -26,9 +26,21 @@ from typing import Any, cast
 
 from prefect import State, Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import StateType
 from prefect.states import Completed, Failed
 
-from golive.tasks.core import Board, CheckResult, CheckSpec, Memo, Redactor, Status, execute, make_result, run_checks
+from golive.tasks.core import (
+    Board,
+    CheckResult,
+    CheckSpec,
+    Memo,
+    Redactor,
+    Status,
+    exc_text,
+    execute,
+    make_result,
+    run_checks,
+)
 
 from .config import GoliveConfig
 
@@ -44,7 +56,8 @@ class RunState:
     groups: dict[str, asyncio.Future[State]] = dataclasses.field(default_factory=dict)  # group -> its task run
     recorded: set[str] = dataclasses.field(default_factory=set)  # sections whose subflow recorded all its checks
     unrecorded: dict[str, str] = dataclasses.field(default_factory=dict)  # section -> why its subflow did not
-    logged: set[str] = dataclasses.field(default_factory=set)  # checks a task run of ours logged and ended with
+    # check -> the state its task run of ours returned once it had logged it (`record` wants the run to end in it)
+    logged: dict[str, tuple[StateType, str | None]] = dataclasses.field(default_factory=dict)
     unrecorded_checks: dict[str, str] = dataclasses.field(default_factory=dict)  # check -> why its task run did not
 
 
@@ -107,7 +120,7 @@ async def record_task(check_id: str, run_key: str) -> State:
     by `run_bodies`, or SKIPPED without one)."""
     st = _RUNS[run_key]
     state = _state_of((await st.board.wait([check_id]))[check_id])
-    st.logged.add(check_id)  # (what `record` requires of a task run that recorded its check)
+    st.logged[check_id] = (state.type, state.message)  # (what `record` requires of a task run that recorded it)
     return state
 
 
@@ -138,7 +151,7 @@ async def group_task(group: str, check_ids: list[str], run_key: str) -> State:
     bad = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
     msg = f"{group}: {counts}" + (f"; {bad[0].id} {bad[0].status.value}: {bad[0].summary}" if bad else "")
     state: State = (Failed if bad else Completed)(message=msg[:500])
-    st.logged.update(check_ids)  # (what `record` requires of a task run that recorded its checks)
+    st.logged.update(dict.fromkeys(check_ids, (state.type, state.message)))  # (what `record` requires of it)
     return state
 
 
@@ -163,7 +176,7 @@ async def _settled(run: asyncio.Future[State]) -> State | BaseException:
         return await run
     except asyncio.CancelledError:
         raise
-    except Exception as e:  # noqa: BLE001 - Prefect could not run the task run: the check's own result stands
+    except Exception as e:  # noqa: BLE001 - Prefect could not run the task run: its caller says what that means
         return e
 
 
@@ -173,7 +186,7 @@ def _warn_unrecorded(st: RunState, state: State | BaseException, results: list[C
     readiness flow's checks are another matter: `record`.)"""
     if isinstance(state, State) and not state.is_crashed():
         return
-    what = f"{state.type.value}: {state.message}" if isinstance(state, State) else f"{type(state).__name__}: {state}"
+    what = f"{state.type.value}: {state.message}" if isinstance(state, State) else exc_text(state)
     what = st.redact.clip(what, 300)
     for res in results:
         get_run_logger().warning(
@@ -222,7 +235,7 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
                 run.cancel()
             raise
         except Exception as e:  # noqa: BLE001 - (execute never raises: a bug of ours is an ERROR, never a pass)
-            cause = " ".join(st.redact.text(f"golive's engine failed running it: {type(e).__name__}: {e}").split())
+            cause = " ".join(st.redact.text(f"golive's engine failed running it: {exc_text(e)}").split())
             res = make_result(
                 spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=cause[:300], redact=st.redact
             )
@@ -346,14 +359,9 @@ async def record(run_key: str, check_ids: list[str]) -> list[CheckResult]:
     states = await asyncio.gather(*(_settled(asyncio.ensure_future(run)) for _, run in runs))
     results = await st.board.wait(check_ids)
     for (ids, _), state in zip(runs, states, strict=True):
-        ended = isinstance(state, State) and (state.is_completed() or state.is_failed())
-        if ended and all(i in st.logged for i in ids):
-            continue
-        what = (
-            f"{state.type.value}: {state.message or ''}"
-            if isinstance(state, State)
-            else f"{type(state).__name__}: {state}"
-        )
+        if isinstance(state, State) and all(st.logged.get(i) == (state.type, state.message) for i in ids):
+            continue  # (it logged them and ended in the state it returned: Completed, or Failed with a FAIL)
+        what = f"{state.type.value}: {state.message or ''}" if isinstance(state, State) else exc_text(state)
         why = f"its Prefect task run did not record it ({st.redact.clip(what, 300)})"
         for i in ids:
             st.unrecorded_checks[i] = why

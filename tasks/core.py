@@ -1226,7 +1226,7 @@ QUIET_HOLD_S = 0.5
 
 
 async def run_checks(
-    specs: Iterable[CheckSpec], board: Board, executor: Executor, redact: Redactor | None = None
+    specs: Iterable[CheckSpec], board: Board, executor: Executor, *, redact: Redactor
 ) -> list[CheckResult]:
     """Run `specs` as concurrently as their dependencies allow (dependencies may be on other sections).
 
@@ -1234,7 +1234,8 @@ async def run_checks(
     light check concurrently, then the heavy ones. A timing check
     holds the window for at most QUIET_HOLD_S: one still running after that (a hung or slow target) is far past
     any millisecond threshold, so the rest go on. Never raises but a cancellation: a bug of ours running one check
-    (its executor or its gate raised) is that check's ERROR, its cause redacted with `redact`, and the others go on."""
+    (its executor or its gate raised) is that check's ERROR, its cause redacted with `redact`, and the others go on.
+    Cancelled or not, nothing it started outlives it: every check still running is cancelled on the way out."""
 
     async def run(spec: CheckSpec) -> CheckResult:
         if board.waits_for_quiet_window(spec.id):
@@ -1262,15 +1263,25 @@ async def run_checks(
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a bug of ours is the check's ERROR, never a pass nor a lost verdict
-            if spec.timing:
-                board.release(spec.id)  # (the checks after the quiet window still go)
-            r = redact or Redactor()
-            cause = r.clip(f"golive's engine failed running it: {type(e).__name__}: {e}", 300)
-            res = make_result(spec, Status.ERROR, started=_now(), t0=time.monotonic(), cause=cause, redact=r)
+            cause = redact.clip(f"golive's engine failed running it: {exc_text(e)}", 300)
+            res = make_result(spec, Status.ERROR, started=_now(), t0=time.monotonic(), cause=cause, redact=redact)
         board.post(res)
         return res
 
-    return list(await asyncio.gather(*(one(s) for s in specs)))
+    tasks = [asyncio.ensure_future(one(s)) for s in specs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+def exc_text(e: BaseException) -> str:
+    """`Type: message` of an exception whose own str() may itself raise (a bug of ours must not hide the first one)."""
+    try:
+        return f"{type(e).__name__}: {e}"
+    except Exception:  # noqa: BLE001
+        return f"{type(e).__name__} (its message could not be rendered)"
 
 
 def run_plain(

@@ -422,27 +422,40 @@ def test_a_timing_check_whose_prerequisite_failed_is_skipped_without_waiting_for
     assert res["team.a.b"].status == Status.PASS
 
 
+@pytest.mark.timeout(30)  # a quiet window never released would hang the second timing check: fail, not hang
 def test_a_bug_in_the_runner_is_the_checks_error_redacted_and_the_others_still_run(monkeypatch):
     """The runner itself raising for one check (here its gate, for a timing check holding the quiet window's turn)
-    is that check's ERROR, the text redacted, and every other check still runs: `run_plain` used to raise out of
-    the run with no result at all (the flow with no verdict)."""
+    is that check's ERROR, the text redacted, and every other check still runs, the next timing check too (the
+    window's turn is given back); an exception whose message itself cannot be rendered is still named. `run_plain`
+    used to raise out of the run with no result at all (the flow with no verdict)."""
     from golive.tasks import core
 
     secret = "s3cr3t-token-for-the-runner-test"
     real_gate = core.gate
 
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no str either")
+
     def gate(spec_, deps, board):
         if spec_.id == "dependencies.pg.latency":
             raise ValueError(f"bug near {secret}")
+        if spec_.id == "team.a.d":
+            raise Unprintable()
         return real_gate(spec_, deps, board)
 
     monkeypatch.setattr(core, "gate", gate)
     latency = dataclasses.replace(spec("dependencies.pg.latency", ok), timing=True)
-    res = run(latency, spec("team.a.b", ok), spec("team.a.c", ok, deps=("team.a.b",)), redact=Redactor([secret]))
+    ping = dataclasses.replace(spec("dependencies.redis.ping", ok), timing=True)
+    plan = (latency, ping, spec("team.a.b", ok), spec("team.a.c", ok, deps=("team.a.b",)), spec("team.a.d", ok))
+    res = run(*plan, redact=Redactor([secret]))
     bad = res["dependencies.pg.latency"]
     assert bad.status == Status.ERROR and bad.cause.startswith("golive's engine failed running it: ValueError: bug")
     assert secret not in json.dumps([r.model_dump(mode="json") for r in res.values()])
-    assert res["team.a.b"].status == Status.PASS and res["team.a.c"].status == Status.PASS
+    assert res["team.a.d"].status == Status.ERROR and "Unprintable (its message could not be rendered)" in (
+        res["team.a.d"].cause
+    )
+    assert [res[i].status for i in ("dependencies.redis.ping", "team.a.b", "team.a.c")] == [Status.PASS] * 3
 
 
 def test_a_hung_timing_check_holds_the_quiet_window_only_briefly():
@@ -538,7 +551,7 @@ def test_checks_let_go_together_start_slow_ones_first_then_the_longest_chain():
     specs = {s.id: s for s in plan}
 
     async def main():
-        return await run_checks(plan, Board(specs), executor)
+        return await run_checks(plan, Board(specs), executor, redact=Redactor())
 
     asyncio.run(main())
     assert started[0] == "infrastructure.web.ttfb"  # the quiet window first

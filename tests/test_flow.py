@@ -357,9 +357,10 @@ def test_a_check_whose_task_run_prefect_cannot_start_is_error_naming_why_and_the
     sandbox, prefect_api, monkeypatch
 ):
     """A check's body starts the moment the board lets it go, and its section's subflow sets a task run up to record
-    it: a task run that cannot start (here its call fails) leaves the check without a record in Prefect, which the
-    approvers sign off from: it counts as ERROR, naming why and what it found (the run's verdict NO-GO), and the
-    section's log says so. Its dependent ran on what it found and keeps its own result and record."""
+    it: a task run that cannot start (here its call fails: a stand-in, since Prefect 3.9 creates an in-flow task
+    run in the flow's own engine, not by an API call that could be refused) leaves the check without a record in
+    Prefect, which the approvers sign off from: it counts as ERROR, naming why and what it found (the run's verdict
+    NO-GO), and the section's log says so. Its dependent ran on what it found and keeps its own result and record."""
     from golive.flows import engine, readiness
 
     specs = _specs(("team.a.one", (), False), ("monitoring.b.two", ("team.a.one",), False))
@@ -393,10 +394,13 @@ def test_a_check_whose_task_run_prefect_cannot_start_is_error_naming_why_and_the
     assert f"team.a.one: {why}: ERROR in the report (it found PASS)" in logs, logs
 
 
-def test_a_check_whose_task_run_failed_by_an_exception_before_recording_it_is_error(sandbox, prefect_api, monkeypatch):
-    """A task run Prefect did run, that ended Failed by an exception before it logged its check (a bug of ours, a
-    registry it could not read), is no record either: the check counts as ERROR naming the exception. (A Failed
-    state is also what a recorded FAIL ends in: what tells them apart is whether the task run logged its check.)"""
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_check_whose_task_run_failed_by_an_exception_is_error(sandbox, prefect_api, monkeypatch, when):
+    """A task run Prefect did run, that ended Failed by an exception (a bug of ours, a registry it could not read),
+    is no record either, whether it raised before logging its check or after (Prefect's own handling of the state
+    it returned can fail too): the check counts as ERROR naming the exception. (A Failed state is also what a
+    recorded FAIL ends in: what tells them apart is that the task run logged its check and ended in the very state
+    it returned.)"""
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
@@ -408,6 +412,8 @@ def test_a_check_whose_task_run_failed_by_an_exception_before_recording_it_is_er
 
     @task(name="check", task_run_name="team.a.one", cache_policy=NO_CACHE, persist_result=False)
     async def broken(check_id: str, run_key: str):
+        if when == "after":
+            await engine.record_task.fn(check_id, run_key)  # logs it, then fails
         raise KeyError(f"no run {run_key} (test)")
 
     monkeypatch.setattr(engine, "_named_record_task", lambda i: broken if i == "team.a.one" else real(i))
