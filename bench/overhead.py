@@ -39,10 +39,16 @@ def main() -> int:
         os.environ.update(sb.env)
         with PrefectServer(sb.prefect_database_url(), Path(tempfile.mkdtemp(prefix="golive-bench-"))) as srv:
             os.environ.update(srv.client_env())
+            from prefect.settings import get_current_settings
+
             from golive.deployments.cli import _drain_prefect
             from golive.flows import readiness
             from golive.flows.config import load_config
             from golive.tasks.core import Redactor, Status, make_result, run_plain
+
+            if get_current_settings().api.url != srv.api_url:  # (settings read before the URL was exported)
+                print(f"overhead.py: Prefect would not use the bench's server {srv.api_url}", file=sys.stderr)
+                return 1
 
             cfg = load_config(sb.config_path)
             specs = readiness.plan(cfg)

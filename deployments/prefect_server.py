@@ -70,30 +70,20 @@ SERVER_TUNING = {
 }
 
 
-def _aliases(key: str) -> set[str]:
-    """Every environment variable Prefect reads for the setting `key` (its name and its older names: Prefect takes
-    its own name first, so setting it would override an operator's `PREFECT_SQLALCHEMY_POOL_SIZE`)."""
-    from prefect.settings.models.root import Settings
-    from pydantic import AliasChoices, BaseModel
-
-    def fields(model: type[BaseModel]) -> Any:
-        for f in model.model_fields.values():
-            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
-                yield from fields(f.annotation)
-            else:
-                yield f
-
-    for f in fields(Settings):
-        va = f.validation_alias
-        names = {c.upper() for c in va.choices if isinstance(c, str)} if isinstance(va, AliasChoices) else set()
-        if key in names:
-            return names
-    return {key}
+#: Older names Prefect still reads for a SERVER_TUNING setting, after its own name (tests/test_server_cmd.py checks
+#: this against Prefect's settings model). Not read from Prefect here: importing prefect freezes its settings, and
+#: the callers set `PREFECT_API_URL` only once this server is up (a flow would then run on Prefect's ephemeral
+#: server: bench/overhead.py's floor went from 1.0 to 7-16 s when this module imported it).
+OLDER_NAMES: dict[str, tuple[str, ...]] = {
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": ("PREFECT_SQLALCHEMY_POOL_SIZE",)
+}
 
 
 def server_tuning(environ: Mapping[str, str]) -> dict[str, str]:
-    """SERVER_TUNING less what the operator set in `environ`, under the setting's name or an older one of it."""
-    return {k: v for k, v in SERVER_TUNING.items() if not _aliases(k) & environ.keys()}
+    """SERVER_TUNING less what the operator set in `environ`, under the setting's name or an older one of it, in
+    any case (Prefect reads its own name first, so setting it would override an operator's older one)."""
+    theirs = {k.upper() for k in environ}
+    return {k: v for k, v in SERVER_TUNING.items() if not {k, *OLDER_NAMES.get(k, ())} & theirs}
 
 
 def stop_child(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:

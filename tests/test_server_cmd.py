@@ -385,6 +385,57 @@ def test_every_server_golive_starts_batches_its_task_run_recorder(prefect_api, s
     assert seen.stdout.strip() == "3", seen  # what that server's own settings made of its environment
 
 
+def test_the_server_tuning_knows_every_older_name_prefect_reads_and_any_case():
+    """`OLDER_NAMES` is golive's copy of Prefect's aliases for the tuned settings (prefect_server must not import
+    prefect: next test), checked here against Prefect's settings model so an upgrade that adds or renames one
+    fails here, not silently on an operator's server; and an operator's setting wins in any case, as in Prefect."""
+    from prefect.settings.models.root import Settings
+    from pydantic import AliasChoices, BaseModel
+
+    from golive.deployments.prefect_server import OLDER_NAMES, SERVER_TUNING, server_tuning
+
+    def fields(model):
+        for f in model.model_fields.values():
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+                yield from fields(f.annotation)
+            else:
+                yield f
+
+    names = {}
+    for f in fields(Settings):
+        va = f.validation_alias
+        choices = [c.upper() for c in va.choices if isinstance(c, str)] if isinstance(va, AliasChoices) else []
+        for c in choices:
+            names[c] = choices
+    for key in SERVER_TUNING:
+        assert set(names.get(key, [key])) == {key, *OLDER_NAMES.get(key, ())}, key
+        assert names.get(key, [key])[0] == key  # (Prefect's own name is read first: why an older one must win here)
+    assert "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE" not in server_tuning({"prefect_sqlalchemy_pool_size": "4"})
+    assert "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE" not in server_tuning(
+        {"prefect_server_services_task_run_recorder_batch_size": "4"}
+    )
+    assert server_tuning({"PATH": "/bin"}) == SERVER_TUNING
+
+
+def test_starting_a_server_leaves_prefects_settings_to_the_caller(sandbox, tmp_path):
+    """The demo and the benchmarks start a PrefectServer, then export its URL, then run flows: a server start that
+    imported prefect froze Prefect's settings with no API URL, and every flow ran on Prefect's ephemeral SQLite
+    server instead (bench/overhead.py's no-op floor 1.0 -> 7-16 s, and nothing said so)."""
+    code = f"""
+import os, sys
+from pathlib import Path
+from golive.deployments.prefect_server import PrefectServer
+with PrefectServer({sandbox.prefect_database_url()!r}, Path({str(tmp_path / "home")!r})) as srv:
+    before = "prefect" in sys.modules
+    os.environ.update(srv.client_env())
+    from prefect.settings import get_current_settings
+    print(before, get_current_settings().api.url == srv.api_url)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "True"], out
+
+
 def test_stop_never_waits_for_ever_for_a_supervisor_that_outlives_sigkill(monkeypatch, tmp_path):
     """A process in uninterruptible sleep ignores SIGKILL for as long as it sleeps: `stop` gives up after
     KILL_WAIT_S and says so instead of hanging (a stand-in process that cannot be made to die: its signals are
