@@ -73,7 +73,7 @@ async def _run_one(st: RunState, check_id: str) -> CheckResult:
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001 - (execute never raises: a bug of ours is an ERROR, never a pass)
-        cause = st.redact.clip(f"golive's engine failed running it: {type(e).__name__}: {e}", 300)
+        cause = st.redact.clip(f"golive's engine failed running it: {exc_text(e)}", 300)
         res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=cause)
     st.board.post(res)  # its dependents go now (the executor's caller posting it again changes nothing)
     return res
@@ -320,7 +320,7 @@ async def run_bodies(run_key: str) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001 - (run_checks never raises: a bug of ours ends in a verdict, not a crash)
-        why = st.redact.clip(f"golive's engine failed: {type(e).__name__}: {e}", 300)
+        why = st.redact.clip(f"golive's engine failed: {exc_text(e)}", 300)
         try:
             get_run_logger().error("%s", why)
         except Exception:  # noqa: BLE001 - (no run context: the checks' causes still say it)

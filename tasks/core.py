@@ -1246,13 +1246,18 @@ async def run_checks(
         res = gate(spec, deps, board)
         if res is None and spec.timing:
             await board.wait(board.quiet_before())
+            body: asyncio.Future[CheckResult] | None = None
             try:
                 async with board.quiet:
                     body = asyncio.ensure_future(executor(spec))
                     await asyncio.wait({body}, timeout=QUIET_HOLD_S)
+            except BaseException:
+                if body is not None:
+                    body.cancel()  # (cancelled while holding the window: its probe goes too)
+                raise
             finally:
                 board.release(spec.id)
-            res = await body
+            res = await body  # (cancelled while awaiting it, so is the probe: asyncio cancels what a task awaits)
         elif res is None:
             res = await executor(spec)
         return res
@@ -1274,6 +1279,7 @@ async def run_checks(
     finally:
         for t in tasks:
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # (cancelled: gone before it returns)
 
 
 def exc_text(e: BaseException) -> str:

@@ -425,9 +425,10 @@ def test_a_timing_check_whose_prerequisite_failed_is_skipped_without_waiting_for
 @pytest.mark.timeout(30)  # a quiet window never released would hang the second timing check: fail, not hang
 def test_a_bug_in_the_runner_is_the_checks_error_redacted_and_the_others_still_run(monkeypatch):
     """The runner itself raising for one check (here its gate, for a timing check holding the quiet window's turn)
-    is that check's ERROR, the text redacted, and every other check still runs, the next timing check too (the
-    window's turn is given back); an exception whose message itself cannot be rendered is still named. `run_plain`
-    used to raise out of the run with no result at all (the flow with no verdict)."""
+    is that check's ERROR, the text redacted, and every other check still runs (the light ones wait for every
+    timing check to be done with the quiet window: the failed one's result, posted, gives its turn back; the
+    timeout makes that a failure, not a hang); an exception whose message itself cannot be rendered is still named.
+    `run_plain` used to raise out of the run with no result at all (the flow with no verdict)."""
     from golive.tasks import core
 
     secret = "s3cr3t-token-for-the-runner-test"
@@ -456,6 +457,37 @@ def test_a_bug_in_the_runner_is_the_checks_error_redacted_and_the_others_still_r
         res["team.a.d"].cause
     )
     assert [res[i].status for i in ("dependencies.redis.ping", "team.a.b", "team.a.c")] == [Status.PASS] * 3
+
+
+@pytest.mark.timeout(30)
+def test_nothing_run_checks_started_outlives_it():
+    """Cancelled (the deploy flow's re-check past its deadline), `run_checks` takes every check it started with it,
+    a timing check's probe holding the quiet window too (the hold's wait did not pass the cancellation on: the
+    probe went on after "nothing deploys"), and they are gone by the time it returns."""
+    import asyncio
+
+    from golive.tasks.core import Board, make_result, run_checks
+
+    seen: dict[str, str] = {}
+
+    async def executor(s):
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            seen[s.id] = "cancelled"
+            raise
+        seen[s.id] = "finished"
+        return make_result(s, Status.PASS, started=datetime.now(UTC), t0=time.monotonic())
+
+    ttfb = dataclasses.replace(spec("infrastructure.web.ttfb", ok), timing=True)
+    specs = {s.id: s for s in (ttfb, spec("dependencies.redis.up", ok))}
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(run_checks(specs.values(), Board(specs), executor, redact=Redactor()), 0.2)
+        return dict(seen)
+
+    assert asyncio.run(main()) == {"infrastructure.web.ttfb": "cancelled"}  # (the other one never started)
 
 
 def test_a_hung_timing_check_holds_the_quiet_window_only_briefly():

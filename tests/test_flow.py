@@ -427,13 +427,14 @@ def test_a_check_whose_task_run_failed_by_an_exception_is_error(sandbox, prefect
     assert report.verdict == Verdict.NO_GO and state.is_failed()
 
 
-@pytest.mark.parametrize("where", ["execute", "gate"])
+@pytest.mark.parametrize("where", ["execute", "gate", "unprintable"])
 def test_a_bug_of_ours_running_a_check_is_its_error_redacted_and_the_run_reaches_its_verdict(
     sandbox, prefect_api, monkeypatch, where
 ):
     """golive's own engine raising while it runs one check (its executor, or the gate that decides whether it
     runs) makes that check ERROR, the exception's text redacted, and every other check and the verdict go on. It
-    used to end the flow with no verdict, and the exception, secret and all, in Prefect's logs."""
+    used to end the flow with no verdict, and the exception, secret and all, in Prefect's logs. An exception whose
+    message cannot itself be rendered is still named (not replaced by the error rendering it raised)."""
     from golive.flows import engine, readiness
     from golive.tasks import core
 
@@ -447,11 +448,15 @@ def test_a_bug_of_ours_running_a_check_is_its_error_redacted_and_the_run_reaches
     monkeypatch.setattr(readiness, "plan", lambda config, sections=None: specs)
     victim = "infrastructure.web.ttfb" if where == "gate" else "team.a.one"
 
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("its str() fails too (test)")
+
     def bug(spec):
         if spec.id == victim:
-            raise ValueError(f"a bug with {secret} in it (test)")
+            raise Unprintable() if where == "unprintable" else ValueError(f"a bug with {secret} in it (test)")
 
-    if where == "execute":
+    if where != "gate":
         real_execute = engine.execute
 
         async def execute(spec, *a, **k):
@@ -472,10 +477,11 @@ def test_a_bug_of_ours_running_a_check_is_its_error_redacted_and_the_run_reaches
     assert set(res) == set(specs)
     hit = res[victim]
     assert hit.status == Status.ERROR
-    assert hit.cause.startswith("golive's engine failed running it: ValueError: a bug with "), hit.cause
+    said = "Unprintable (its message could not be rendered)" if where == "unprintable" else "ValueError: a bug with "
+    assert hit.cause.startswith(f"golive's engine failed running it: {said}"), hit.cause
     assert secret not in report.model_dump_json()
     rest = {i: r.status for i, r in res.items() if i != victim}
-    if where == "execute":  # its dependent: SKIPPED naming it
+    if where != "gate":  # its dependent: SKIPPED naming it
         assert rest.pop("team.a.two") == Status.SKIPPED and "team.a.one" in res["team.a.two"].cause
     assert set(rest.values()) == {Status.PASS}, rest
     assert report.verdict == Verdict.NO_GO and state.is_failed()
