@@ -1235,7 +1235,8 @@ async def run_checks(
     holds the window for at most QUIET_HOLD_S: one still running after that (a hung or slow target) is far past
     any millisecond threshold, so the rest go on. Never raises but a cancellation: a bug of ours running one check
     (its executor or its gate raised) is that check's ERROR, its cause redacted with `redact`, and the others go on.
-    Cancelled or not, nothing it started outlives it: every check still running is cancelled on the way out."""
+    Cancelled or not, nothing it started outlives it: every check still running is cancelled on the way out and
+    has ended when it returns (a check body on a thread of its own runs on to its own timeout: `execute`)."""
 
     async def run(spec: CheckSpec) -> CheckResult:
         if board.waits_for_quiet_window(spec.id):
@@ -1252,8 +1253,9 @@ async def run_checks(
                     body = asyncio.ensure_future(executor(spec))
                     await asyncio.wait({body}, timeout=QUIET_HOLD_S)
             except BaseException:
-                if body is not None:
-                    body.cancel()  # (cancelled while holding the window: its probe goes too)
+                if body is not None:  # (cancelled while holding the window: its probe goes too, and is gone
+                    body.cancel()  # before this returns)
+                    await asyncio.gather(body, return_exceptions=True)
                 raise
             finally:
                 board.release(spec.id)
@@ -1276,10 +1278,11 @@ async def run_checks(
     tasks = [asyncio.ensure_future(one(s)) for s in specs]
     try:
         return list(await asyncio.gather(*tasks))
-    finally:
+    finally:  # (cancelled, gather ends at its first cancelled check: the others may still be cleaning up)
         for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)  # (cancelled: gone before it returns)
+            if not t.done() and not t.cancelling():  # (once: a second cancel would cut their clean-up short)
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # (gone before it returns)
 
 
 def exc_text(e: BaseException) -> str:

@@ -463,7 +463,7 @@ def test_a_bug_in_the_runner_is_the_checks_error_redacted_and_the_others_still_r
 def test_nothing_run_checks_started_outlives_it():
     """Cancelled (the deploy flow's re-check past its deadline), `run_checks` takes every check it started with it,
     a timing check's probe holding the quiet window too (the hold's wait did not pass the cancellation on: the
-    probe went on after "nothing deploys"), and they are gone by the time it returns."""
+    probe went on after "nothing deploys"), and they have ended by the time it returns."""
     import asyncio
 
     from golive.tasks.core import Board, make_result, run_checks
@@ -474,6 +474,8 @@ def test_nothing_run_checks_started_outlives_it():
         try:
             await asyncio.sleep(5)
         except asyncio.CancelledError:
+            seen[s.id] = "cancelling"
+            await asyncio.sleep(0.05)  # (its clean-up takes a moment: run_checks must wait for it)
             seen[s.id] = "cancelled"
             raise
         seen[s.id] = "finished"
