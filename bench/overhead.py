@@ -32,13 +32,13 @@ def main() -> int:
     if args.runs < 1:
         ap.error("--runs must be >= 1")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    from golive.deployments.prefect_server import PrefectServer
+    from golive.deployments.prefect_server import PrefectServer, export_client_env
     from golive.sandbox import Sandbox
 
     with Sandbox.start() as sb:
         os.environ.update(sb.env)
         with PrefectServer(sb.prefect_database_url(), Path(tempfile.mkdtemp(prefix="golive-bench-"))) as srv:
-            os.environ.update(srv.client_env())
+            export_client_env(srv.client_env())
             from prefect.settings import get_current_settings
 
             from golive.deployments.cli import _drain_prefect

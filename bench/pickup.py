@@ -30,7 +30,7 @@ def main() -> int:
         ap.error("--runs must be >= 1")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from golive.deployments.demo import start_serve
-    from golive.deployments.prefect_server import PrefectServer, stop_child
+    from golive.deployments.prefect_server import PrefectServer, export_client_env, stop_child
     from golive.deployments.signoff_client import api_client, wait_final
     from golive.sandbox import Sandbox
 
@@ -38,7 +38,7 @@ def main() -> int:
     with Sandbox.start() as sb:
         os.environ.update(sb.env)
         with PrefectServer(sb.prefect_database_url(), Path(tempfile.mkdtemp(prefix="golive-pickup-"))) as srv:
-            os.environ.update(srv.client_env())
+            export_client_env(srv.client_env())
             serve = start_serve(Path(sb.config_path), Path(sb.base_dir) / "serve.log", srv.api_url)
             try:
                 with api_client(srv.api_url) as api:

@@ -55,13 +55,13 @@ def main() -> int:
         print("bench/profile_flow.py needs pyinstrument: .venv/bin/python -m pip install pyinstrument", file=sys.stderr)
         return 3
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    from golive.deployments.prefect_server import PrefectServer
+    from golive.deployments.prefect_server import PrefectServer, export_client_env
     from golive.sandbox import Sandbox
 
     with Sandbox.start() as sb:
         os.environ.update(sb.env)
         with PrefectServer(sb.prefect_database_url(), Path(tempfile.mkdtemp(prefix="golive-bench-"))) as srv:
-            os.environ.update(srv.client_env())
+            export_client_env(srv.client_env())
             from golive.deployments.cli import _drain_prefect
             from golive.flows import engine, readiness
             from golive.tasks.core import Status, make_result

@@ -47,13 +47,13 @@ def main() -> int:
     if args.runs < 1:
         ap.error("--runs must be >= 1")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    from golive.deployments.prefect_server import PrefectServer
+    from golive.deployments.prefect_server import PrefectServer, export_client_env
     from golive.sandbox import Sandbox
 
     with Sandbox.start() as sb:
         os.environ.update(sb.env)
         with PrefectServer(sb.prefect_database_url(), Path(tempfile.mkdtemp(prefix="golive-bench-"))) as _srv:
-            os.environ.update(_srv.client_env())
+            export_client_env(_srv.client_env())
             from golive.deployments.cli import _drain_prefect
             from golive.flows import readiness
             from golive.flows.config import load_config

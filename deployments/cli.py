@@ -386,10 +386,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_config_or_usage(args.config)
     _quiet_prefect_console()
     console = _console()
-    _prefect_server_for(console)
+    api = _prefect_server_for(console)
     console.print(
-        f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) "
-        f"on {os.environ.get('PREFECT_API_URL') or 'an ephemeral Prefect server'}"
+        f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) on {api or 'an ephemeral Prefect server'}"
     )
     report, state = _run_flow(args.config, args.mode, args.section, args.out, console)
     if report is None:
@@ -422,6 +421,14 @@ def _api_url(args: argparse.Namespace) -> str:
     api_url: str | None = getattr(args, "api_url", None) or os.environ.get("PREFECT_API_URL")
     if api_url:
         return api_url
+    if profiled := _configured_api_url():  # (Prefect's own settings: its active profile, a .env, prefect.toml)
+        if not hasattr(args, "api_url"):
+            return profiled  # (`ack`: Prefect's own client, which reads the profile's URL and key itself)
+        raise UsageError(  # (golive's readers take credentials from the environment, never a profile's key
+            # to a server it was not meant for): not golive's local server either, which is not the team's
+            "Prefect's own settings (its active profile, a .env or prefect.toml) set the API URL: export "
+            "PREFECT_API_URL (and PREFECT_API_KEY or PREFECT_API_AUTH_STRING) or pass --api-url"
+        )
     from golive.deployments import local_server
 
     state, why = local_server.status(local_server.Paths.default())
@@ -433,16 +440,33 @@ def _api_url(args: argparse.Namespace) -> str:
 
 def _talk_to(srv: Running) -> str:
     """Point Prefect's client (this process, and what it starts) at golive's running local server `srv`."""
-    os.environ["PREFECT_API_URL"] = srv.api_url
-    os.environ["PREFECT_API_AUTH_STRING"] = srv.auth_string  # its API asks for it (deployments/local_server.py)
+    from golive.deployments.prefect_server import export_client_env
+
+    # (its API asks for basic auth: deployments/local_server.py; Prefect, if imported already, reads both again)
+    export_client_env({"PREFECT_API_URL": srv.api_url, "PREFECT_API_AUTH_STRING": srv.auth_string})
     return srv.api_url
 
 
-def _prefect_server_for(console: Console) -> None:
-    """With no PREFECT_API_URL: golive's local server (started if need be; deployments/local_server.py), said in one
-    line with its UI; if it cannot run, one line saying why, and Prefect's ephemeral server as before."""
+def _configured_api_url() -> str | None:
+    """The Prefect API the operator configured, which always wins over golive's local server: PREFECT_API_URL in
+    the environment, else in Prefect's own settings (the active profile, as `prefect config set` and `prefect cloud
+    login` leave it; a .env or prefect.toml). Importing prefect to read them is harmless: `_talk_to` has them read
+    again (`export_client_env`)."""
     if os.environ.get("PREFECT_API_URL"):
-        return  # the configured server always wins
+        return os.environ["PREFECT_API_URL"]
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return str(url) if url else None
+
+
+def _prefect_server_for(console: Console) -> str | None:
+    """The Prefect API the run talks to (None: Prefect's ephemeral server). The configured one (`_configured_api_url`)
+    if any; else golive's local server (started if need be; deployments/local_server.py), said in one line with its
+    UI; if it cannot run, one line saying why, and Prefect's ephemeral server as before."""
+    configured = _configured_api_url()
+    if configured:
+        return configured  # the configured server always wins
     from golive.deployments import local_server
 
     try:
@@ -455,7 +479,7 @@ def _prefect_server_for(console: Console) -> None:
             markup=True,
             soft_wrap=True,
         )
-        return
+        return None
     _talk_to(srv)
     how = f"reused, up {_duration(srv.uptime_s)}" if srv.reused else f"started in {srv.seconds:.1f} s"
     console.print(
@@ -463,6 +487,7 @@ def _prefect_server_for(console: Console) -> None:
         markup=False,
         soft_wrap=True,
     )
+    return srv.api_url
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -533,6 +558,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "Prometheus API)" + (f" with fault(s) {', '.join(args.break_)}" if args.break_ else "")
     )
     from golive.deployments.demo import DemoPrefect
+    from golive.deployments.prefect_server import export_client_env
 
     phases: dict[str, float] = {}
     code = EXIT_GATE
@@ -550,7 +576,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             t = time.monotonic()
             server = prefect.ready(sb)
             phases[prefect.phase] = time.monotonic() - t
-            os.environ.update(server.client_env())
+            export_client_env(server.client_env())
             console.print(
                 f"  sandbox up in {t_sb:.1f} s; Prefect API {server.api_url} on {prefect.how} "
                 f"(up at {time.monotonic() - t0:.1f} s)"
@@ -784,9 +810,9 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
     name = ack_variable(args.environment)
     if args.clear:
+        _api_url(args)  # (Prefect's own client reads PREFECT_API_URL: never its throwaway ephemeral server)
         from prefect.variables import Variable
 
-        _api_url(args)  # (Prefect's own client reads PREFECT_API_URL: never its throwaway ephemeral server)
         Variable.unset(name)
         print(f"cleared {name}: HIGH rollback criteria of {args.environment} roll back again after their assessment")
         return EXIT_GO
@@ -800,9 +826,9 @@ def cmd_ack(args: argparse.Namespace) -> int:
     except ValidationError as e:
         err = e.errors()[0]
         raise UsageError(f"--{err['loc'][0]}: {err['msg']}") from None
+    _api_url(args)  # (the server's URL and auth for Prefect's client: `_talk_to`)
     from prefect.variables import Variable
 
-    _api_url(args)
     Variable.set(name, ack.model_dump(mode="json"), overwrite=True)
     what = ", ".join(ack.criteria) if ack.criteria else "every HIGH criterion"
     print(

@@ -45,7 +45,7 @@ from golive.sandbox import procs
 from golive.sandbox.parts import postgres as pg
 
 from . import prefect_db
-from .prefect_server import PrefectServer
+from .prefect_server import OLDER_NAMES, SERVER_TUNING, PrefectServer
 
 STATE, LOCK, LOG, ERROR, AUTH = "server.json", "server.lock", "server.log", "start-error", "api-auth"
 #: Prefect's background services this long-lived server runs (prefect_server.LEAN_OFF lists those the throwaway
@@ -54,7 +54,9 @@ SERVICES = ("SCHEDULER", "LATE_RUNS", "TRIGGERS", "CANCELLATION_CLEANUP")
 ROOT_CLUSTERS = Path("/var/tmp/golive-server")  # as root: clusters `nobody` can reach (0755, ours)
 #: what the supervisor keeps of the environment of the command that started it (no secrets of a config's)
 KEEP_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "XDG_DATA_HOME", "XDG_CACHE_HOME")
-KEEP_PREFIXES = ("LC_", "PREFECT_SERVER_SERVICES_")  # the locale; an operator's tuning of the server's services
+KEEP_PREFIXES = ("LC_",)  # the locale
+#: and an operator's tuning of the server, in any case as Prefect reads it: its services, and what golive tunes
+TUNING_PREFIXES = ("PREFECT_SERVER_SERVICES_",)
 START_TIMEOUT = 300.0
 
 
@@ -284,8 +286,15 @@ def _versions(state: dict[str, Any] | None = None) -> tuple[str, str]:
 
 
 def _supervisor_env() -> dict[str, str]:
+    tuning = {n for k in SERVER_TUNING for n in (k, *OLDER_NAMES.get(k, ()))}  # (an operator's own, in any case)
     env = {
-        k: v for k, v in os.environ.items() if k in KEEP_ENV or k.startswith(KEEP_PREFIXES) or k == prefect_db.PG_ENV
+        k: v
+        for k, v in os.environ.items()
+        if k in KEEP_ENV
+        or k.startswith(KEEP_PREFIXES)
+        or k.upper().startswith(TUNING_PREFIXES)
+        or k.upper() in tuning
+        or k == prefect_db.PG_ENV
     }
     return env | {"PYTHONUNBUFFERED": "1"}
 

@@ -86,6 +86,17 @@ def server_tuning(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in SERVER_TUNING.items() if not {k, *OLDER_NAMES.get(k, ())} & theirs}
 
 
+def export_client_env(env: Mapping[str, str]) -> None:
+    """Export a server's client settings (`PrefectServer.client_env`: its URL, its auth) to this process and what
+    it starts, and have Prefect read its settings again where it was already imported: it reads them once, when
+    first imported, and its flows would otherwise run on its ephemeral server without a word."""
+    os.environ.update(env)
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
+
+
 def stop_child(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
     """SIGTERM, wait up to `grace` seconds, then SIGKILL; always reaped. A child already gone is fine."""
     if proc is None or proc.poll() is not None:

@@ -167,11 +167,14 @@ def test_history_usage_errors_are_one_line_and_exit_3(args, field, monkeypatch):
 
 
 def test_history_without_an_api_or_with_a_dead_one(monkeypatch, tmp_path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from tests.support.servers import refused_port
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # no local server either
-    code, _, err = cli("history", "--environment", "nightly")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # (nor one in this process's Prefect settings)
+        code, _, err = cli("history", "--environment", "nightly")
     assert code == 3 and "PREFECT_API_URL" in err and "local Prefect server is not running" in err
     code, _, err = cli(
         "history", "--environment", "nightly", "--api-url", f"http://u:hunter2pw@127.0.0.1:{refused_port()}/api"

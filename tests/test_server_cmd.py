@@ -112,6 +112,16 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     # the client commands read the server the runs used (with no PREFECT_API_URL, not a throwaway one of Prefect's)
     hist = json.loads(ok(golive("history", "--environment", "small", "--format", "json", env=env)))
     assert [r["verdict"] for r in hist["runs"]] == ["GO", "GO"], hist
+    # and an acknowledgement lands on it, where the deploy flow reads it (it went to a throwaway ephemeral server of
+    # Prefect's, imported before the local server's URL was exported, and the command said "acknowledged")
+    by, why = "Ada Ops: SRE lead", "the p95 alert is a known false positive"
+    said = ok(golive("ack", "--environment", "small", "--release", "r1", "--by", by, "--reason", why, env=env))
+    assert said.startswith("acknowledged every HIGH criterion for release r1")
+    var = httpx.get(f"{first['api_url']}/variables/name/golive-ack-small", auth=creds(env), timeout=10)
+    assert var.status_code == 200 and var.json()["value"]["by"] == by, var.text
+    ok(golive("ack", "--environment", "small", "--clear", env=env))
+    gone = httpx.get(f"{first['api_url']}/variables/name/golive-ack-small", auth=creds(env), timeout=10)
+    assert gone.status_code == 404
 
     stopped = ok(golive("server", "stop", env=env))
     assert f"stopped (pid {first['pid']})" in stopped
@@ -130,11 +140,16 @@ def test_start_status_run_reuse_stop(env, tmp_path):
     assert "removed its data" in purged and not (d / "prefect-home").exists()
 
 
+def creds(env: dict[str, str]) -> tuple[str, str]:
+    """The local server's API credentials (basic auth) of the user whose environment `env` is."""
+    user, _, password = (server_dir(env) / "api-auth").read_text().strip().partition(":")
+    return user, password
+
+
 def readiness_runs(api: str, env: dict[str, str]) -> list[dict]:
     """The server's top-level flow runs (a readiness run's sections are subflow runs), with its API auth."""
     body = {"flow_runs": {"parent_task_run_id": {"is_null_": True}}}
-    token = (server_dir(env) / "api-auth").read_text().strip()
-    return httpx.post(f"{api}/flow_runs/filter", json=body, auth=tuple(token.split(":", 1)), timeout=10).json()
+    return httpx.post(f"{api}/flow_runs/filter", json=body, auth=creds(env), timeout=10).json()
 
 
 def listening_addresses(port: int) -> list[str]:
@@ -177,17 +192,37 @@ def test_a_server_of_other_versions_is_replaced(env):
     assert "started in" in out and state(env)["pid"] != old["pid"] and procs.proc_identity(old["pid"]) is None
 
 
-def test_configured_prefect_api_url_wins(env, tmp_path):
-    # a Prefect server the user configured (here: golive's server of another user directory)
+@pytest.mark.parametrize("where", ["environment", "profile"])
+def test_configured_prefect_api_url_wins(env, tmp_path, where):
+    """A Prefect server the user configured (here: golive's server of another user directory) always wins, set in
+    the environment or in Prefect's active profile (as `prefect config set PREFECT_API_URL=...` and `prefect cloud
+    login` leave it: golive used to start its local server over it)."""
     other = {**env, "XDG_DATA_HOME": str(tmp_path / "other-data")}
     try:
         ok(golive("server", "start", env=other))
         api = json.loads((server_dir(other) / "server.json").read_text())["api_url"]
         auth = (server_dir(other) / "api-auth").read_text().strip()
-        out = ok(run_ci({**env, "PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": auth}, tmp_path))
+        if where == "environment":
+            theirs = {**env, "PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": auth}
+        else:
+            home = Path(env["PREFECT_HOME"])
+            home.mkdir(parents=True, exist_ok=True)
+            profile = (
+                f'active = "team"\n\n[profiles.team]\nPREFECT_API_URL = "{api}"\nPREFECT_API_AUTH_STRING = "{auth}"\n'
+            )
+            (home / "profiles.toml").write_text(profile)
+            theirs = env
+        out = ok(run_ci(theirs, tmp_path))
         assert f"on {api}" in out and "golive: Prefect server:" not in out and "unavailable" not in out
         assert not (server_dir(env) / "server.json").exists()  # nothing started for this user
         assert len(readiness_runs(api, other)) == 1
+        if where == "profile":  # the client commands: `ack` through Prefect's own client, the readers refuse
+            by, why = "Ada Ops: SRE lead", "the p95 alert is a known false positive"
+            ok(golive("ack", "--environment", "small", "--release", "r1", "--by", by, "--reason", why, env=env))
+            var = httpx.get(f"{api}/variables/name/golive-ack-small", auth=creds(other), timeout=10)
+            assert var.status_code == 200 and var.json()["value"]["by"] == by, var.text
+            hist = golive("history", "--environment", "small", env=env)
+            assert hist.returncode == 3 and "Prefect's own settings (its active profile" in hist.stderr
     finally:
         golive("server", "stop", "--purge", env=other, timeout=60)
 
@@ -394,19 +429,21 @@ def test_the_server_tuning_knows_every_older_name_prefect_reads_and_any_case():
 
     from golive.deployments.prefect_server import OLDER_NAMES, SERVER_TUNING, server_tuning
 
-    def fields(model):
-        for f in model.model_fields.values():
+    def fields(model):  # (each setting's environment name, and the field)
+        for n, f in model.model_fields.items():
             if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
                 yield from fields(f.annotation)
             else:
-                yield f
+                yield (model.model_config.get("env_prefix", "") + n).upper(), f
 
-    names = {}
-    for f in fields(Settings):
+    names, settings = {}, set()
+    for name, f in fields(Settings):
+        settings.add(name)
         va = f.validation_alias
         choices = [c.upper() for c in va.choices if isinstance(c, str)] if isinstance(va, AliasChoices) else []
         for c in choices:
             names[c] = choices
+    assert set(SERVER_TUNING) <= settings, set(SERVER_TUNING) - settings  # (each a setting of this Prefect's)
     for key in SERVER_TUNING:
         assert set(names.get(key, [key])) == {key, *OLDER_NAMES.get(key, ())}, key
         assert names.get(key, [key])[0] == key  # (Prefect's own name is read first: why an older one must win here)
@@ -415,6 +452,28 @@ def test_the_server_tuning_knows_every_older_name_prefect_reads_and_any_case():
         {"prefect_server_services_task_run_recorder_batch_size": "4"}
     )
     assert server_tuning({"PATH": "/bin"}) == SERVER_TUNING
+
+
+def test_the_local_server_gets_the_operators_tuning_and_nothing_else_of_theirs(monkeypatch):
+    """The local server's supervisor keeps of the starting command's environment only what it needs: an operator's
+    tuning of the server reaches it, under any name Prefect reads it by and in any case (the pool size never did),
+    and nothing else of theirs (a database URL, a config's secrets)."""
+    from golive.deployments.local_server import _supervisor_env
+
+    for k, v in {
+        "prefect_sqlalchemy_pool_size": "4",
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "6",
+        "Prefect_Server_Services_Scheduler_Enabled": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": "postgresql://u:hunter2@db/prefect",
+        "SANDBOX_DB_PASSWORD": "hunter2",
+        "LC_ALL": "C.UTF-8",
+    }.items():
+        monkeypatch.setenv(k, v)
+    kept = _supervisor_env()
+    for k in ("prefect_sqlalchemy_pool_size", "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE", "LC_ALL"):
+        assert k in kept, k
+    assert kept["Prefect_Server_Services_Scheduler_Enabled"] == "false"
+    assert "hunter2" not in json.dumps(kept)
 
 
 def test_starting_a_server_leaves_prefects_settings_to_the_caller(sandbox, tmp_path):
