@@ -388,7 +388,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _console()
     api = _prefect_server_for(console)
     console.print(
-        f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) on {api or 'an ephemeral Prefect server'}"
+        f"golive: readiness of [bold]{_t(cfg.environment)}[/] ({args.mode}) "
+        f"on {_t(_bare_url(api)) if api else 'an ephemeral Prefect server'}"
     )
     report, state = _run_flow(args.config, args.mode, args.section, args.out, console)
     if report is None:
@@ -454,9 +455,16 @@ def _configured_api_url() -> str | None:
     again (`export_client_env`)."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
-    from prefect.settings import get_current_settings
+    from pydantic import ValidationError
 
-    url = get_current_settings().api.url
+    try:
+        from prefect.settings import get_current_settings
+
+        url = get_current_settings().api.url
+    except ValidationError as e:  # (a profile's bad value: one line naming it, not the value)
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "?"
+        raise UsageError(f"Prefect's settings (profile, .env or prefect.toml): {field}: {err['msg']}") from None
     return str(url) if url else None
 
 
@@ -648,19 +656,26 @@ def _stdout_gone() -> bool:
         return False
 
 
+def _bare_url(url: str) -> str:
+    """`url` with no userinfo, query or fragment: a URL that is shown (its password, a token in its query never)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        u = urlsplit(url)
+        port = u.port
+    except ValueError:  # (a port that is not a number: nothing of it is shown)
+        return "(a URL that does not parse)"
+    return urlunsplit((u.scheme, (u.hostname or "") + (f":{port}" if port else ""), u.path.rstrip("/"), "", ""))
+
+
 def ui_run_url(api_url: str, flow_run_id: str) -> str:
     """The run's page in the Prefect UI: `PREFECT_UI_URL` where set, else what Prefect derives from the API URL
     (a self-hosted server's origin; Prefect Cloud's app.prefect.cloud/account/.../workspace/...)."""
     import uuid
-    from urllib.parse import urlsplit, urlunsplit
 
     from prefect.settings import Settings
 
-    def bare(url: str) -> str:  # no userinfo, query or fragment: the URL is shown
-        u = urlsplit(url)
-        return urlunsplit((u.scheme, (u.hostname or "") + (f":{u.port}" if u.port else ""), u.path.rstrip("/"), "", ""))
-
-    base = bare(str(Settings(api={"url": bare(api_url)}).ui_url))
+    base = _bare_url(str(Settings(api={"url": _bare_url(api_url)}).ui_url))
     return f"{base}/runs/flow-run/{uuid.UUID(str(flow_run_id))}"
 
 

@@ -87,7 +87,10 @@ def build_deployments(config_path: str, *, cron: str = "0 2 * * *", timezone: st
 
 def serve(config_path: str, *, cron: str = "0 2 * * *", timezone: str = "UTC", poll_seconds: float = 1.0) -> None:
     """Blocks, serving the deployments; a triggered run starts within about `poll_seconds`."""
-    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", str(max(1, int(poll_seconds))))
+    from golive.deployments.prefect_server import export_client_env
+
+    if "PREFECT_RUNNER_POLL_FREQUENCY" not in os.environ:  # (Prefect may be imported: it reads it again)
+        export_client_env({"PREFECT_RUNNER_POLL_FREQUENCY": str(max(1, int(poll_seconds)))})
     from prefect import serve as prefect_serve
 
     prefect_serve(

@@ -202,7 +202,9 @@ def test_configured_prefect_api_url_wins(env, tmp_path, where):
         ok(golive("server", "start", env=other))
         api = json.loads((server_dir(other) / "server.json").read_text())["api_url"]
         auth = (server_dir(other) / "api-auth").read_text().strip()
-        if where == "environment":
+        if where == "environment":  # (its credentials in the URL too: never printed)
+            user, _, password = auth.partition(":")
+            api = api.replace("http://", f"http://{user}:{password}@")
             theirs = {**env, "PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": auth}
         else:
             home = Path(env["PREFECT_HOME"])
@@ -213,7 +215,9 @@ def test_configured_prefect_api_url_wins(env, tmp_path, where):
             (home / "profiles.toml").write_text(profile)
             theirs = env
         out = ok(run_ci(theirs, tmp_path))
-        assert f"on {api}" in out and "golive: Prefect server:" not in out and "unavailable" not in out
+        [said] = [ln for ln in out.splitlines() if ln.startswith("golive: readiness of")]
+        assert said.startswith("golive: readiness of small (ci) on http://") and said.endswith(api.split("@")[-1])
+        assert "golive: Prefect server:" not in out and "unavailable" not in out and auth.partition(":")[2] not in out
         assert not (server_dir(env) / "server.json").exists()  # nothing started for this user
         assert len(readiness_runs(api, other)) == 1
         if where == "profile":  # the client commands: `ack` through Prefect's own client, the readers refuse
@@ -225,6 +229,22 @@ def test_configured_prefect_api_url_wins(env, tmp_path, where):
             assert hist.returncode == 3 and "Prefect's own settings (its active profile" in hist.stderr
     finally:
         golive("server", "stop", "--purge", env=other, timeout=60)
+
+
+def test_a_bad_value_in_prefects_profile_is_one_line_naming_it(env, tmp_path):
+    """Reading Prefect's own settings (where a configured API URL may be) meets whatever its profile holds: a value
+    it refuses is exit 3 and one line of golive's naming the setting, without the value (it was golive's multi-line
+    "the gate itself failed", exit 4, the value echoed; Prefect's own import still prints its error on stderr)."""
+    home = Path(env["PREFECT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "profiles.toml").write_text(
+        'active = "team"\n\n[profiles.team]\nPREFECT_API_REQUEST_TIMEOUT = "s3cr3t-ish"\n'
+    )
+    p = run_ci(env, tmp_path)
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("golive:")]
+    assert p.returncode == 3 and lines == [lines[0]] and "Prefect's settings (profile" in lines[0], p.stderr
+    assert "request_timeout" in lines[0] and "s3cr3t-ish" not in lines[0]  # (Prefect's own import prints it)
+    assert not (server_dir(env) / "server.json").exists()
 
 
 @pytest.fixture
