@@ -416,9 +416,10 @@ def _duration(seconds: float) -> str:
 
 
 def _api_url(args: argparse.Namespace) -> str:
-    """The Prefect API a client command talks to: --api-url, else PREFECT_API_URL, else golive's local server when it
-    runs (the one `golive run` used; never started by a command that only reads or answers). Its credentials go
-    into the environment for Prefect's client (PREFECT_API_AUTH_STRING)."""
+    """The Prefect API a client command talks to: --api-url, else PREFECT_API_URL, else one in Prefect's own settings
+    (`ack` uses it; the readers refuse it, saying why), else golive's local server when it runs (the one `golive run`
+    used; never started by a command that only reads or answers). Its credentials go into the environment for
+    Prefect's client (PREFECT_API_AUTH_STRING)."""
     api_url: str | None = getattr(args, "api_url", None) or os.environ.get("PREFECT_API_URL")
     if api_url:
         return api_url
