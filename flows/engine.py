@@ -36,6 +36,7 @@ from golive.tasks.core import (
     Memo,
     Redactor,
     Status,
+    engine_error,
     exc_text,
     execute,
     make_result,
@@ -73,8 +74,7 @@ async def _run_one(st: RunState, check_id: str) -> CheckResult:
     except asyncio.CancelledError:
         raise
     except Exception as e:  # noqa: BLE001 - (execute never raises: a bug of ours is an ERROR, never a pass)
-        cause = st.redact.clip(f"golive's engine failed running it: {exc_text(e)}", 300)
-        res = make_result(spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=cause)
+        res = engine_error(spec, e, st.redact)
     st.board.post(res)  # its dependents go now (the executor's caller posting it again changes nothing)
     return res
 
@@ -235,10 +235,7 @@ def prefect_executor(run_key: str) -> Callable[[CheckSpec], Awaitable[CheckResul
                 run.cancel()
             raise
         except Exception as e:  # noqa: BLE001 - (execute never raises: a bug of ours is an ERROR, never a pass)
-            cause = " ".join(st.redact.text(f"golive's engine failed running it: {exc_text(e)}").split())
-            res = make_result(
-                spec, Status.ERROR, started=datetime.now(UTC), t0=time.monotonic(), cause=cause[:300], redact=st.redact
-            )
+            res = engine_error(spec, e, st.redact)
         if state is None:
             state = await _settled(run)
         _warn_unrecorded(st, state, [res])

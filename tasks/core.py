@@ -1270,8 +1270,7 @@ async def run_checks(
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a bug of ours is the check's ERROR, never a pass nor a lost verdict
-            cause = redact.clip(f"golive's engine failed running it: {exc_text(e)}", 300)
-            res = make_result(spec, Status.ERROR, started=_now(), t0=time.monotonic(), cause=cause, redact=redact)
+            res = engine_error(spec, e, redact)
         board.post(res)
         return res
 
@@ -1283,6 +1282,13 @@ async def run_checks(
             if not t.done() and not t.cancelling():  # (once: a second cancel would cut their clean-up short)
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # (gone before it returns)
+
+
+def engine_error(spec: CheckSpec, e: Exception, redact: Redactor) -> CheckResult:
+    """The ERROR of a check golive's own engine failed running (a bug of ours: never a pass, nor a lost verdict),
+    naming the exception, redacted and on one line."""
+    cause = redact.clip(f"golive's engine failed running it: {exc_text(e)}", 300)
+    return make_result(spec, Status.ERROR, started=_now(), t0=time.monotonic(), cause=cause, redact=redact)
 
 
 def exc_text(e: BaseException) -> str:
